@@ -1,0 +1,91 @@
+/**
+ * The shape of the effective configuration. See `config.ts` for how it is
+ * loaded from flags, the environment and env.conf.
+ *
+ * @module
+ */
+
+/** Log levels accepted by LOG_LEVEL and `--log-level` (after normalisation). */
+export type LogLevelName = "DEBUG" | "INFO" | "WARNING" | "ERROR" | "CRITICAL";
+
+/** How to reach one Redis server, and how hard to try. */
+export interface RedisServerConfig {
+  /** Host name or IP address. */
+  host: string;
+  /** TCP port, 1-65535. */
+  port: number;
+  /** ACL user name; undefined when not set (the `default` user). */
+  username?: string;
+  /** Password; undefined when empty. Never printed. */
+  password?: string;
+  /** Attempts of one operation (and of the start-up check) before backing off / giving up. */
+  maxRetries: number;
+  /** First backoff delay, in seconds (> 0). */
+  backoffBase: number;
+  /** Largest backoff delay, in seconds (>= backoffBase). */
+  backoffMax: number;
+  /** Seconds between PINGs on an idle connection (> 0). */
+  healthCheckInterval: number;
+  /** Connections in the pool (>= 1). */
+  poolSize: number;
+  /** Seconds without a reply after which a connection is taken as hung and closed (> 0). */
+  commandTimeout: number;
+}
+
+/** A stream named in REDIS_STREAMS. */
+export interface ManualStream {
+  /** The source DB: from a `dbN:` prefix, else SOURCE_REDIS_DB. */
+  db: number;
+  /** The key, as written in the configuration. */
+  key: string;
+}
+
+/** The effective configuration of the service. */
+export interface Config {
+  source: RedisServerConfig & {
+    /** SOURCE_REDIS_DB: DB of bare keys in REDIS_STREAMS, and the connection's default DB. */
+    db: number;
+  };
+  target: RedisServerConfig & {
+    /** TARGET_REDIS_DB: a DB number, or "same" (each stream to its source DB number). */
+    db: number | "same";
+  };
+  /** TARGET_STREAM_PREFIX, prepended to every source key on the target. */
+  targetStreamPrefix: string;
+  /** REDIS_STREAMS, parsed. */
+  streams: ManualStream[];
+  /** REDIS_STREAMS_ENABLED. */
+  streamsEnabled: boolean;
+  /** STREAM_CONSUMER_GROUP. */
+  consumerGroup: string;
+  /** STREAM_CONSUMER_NAME (used as is: no PID is appended). */
+  consumerName: string;
+  /** STREAM_BATCH_SIZE, entries per read (>= 1). */
+  batchSize: number;
+  /** STREAM_POLL_INTERVAL, seconds a read blocks (> 0). */
+  pollInterval: number;
+  /** STREAM_START_ID: where a new consumer group starts: "0", "$" or an explicit ID. */
+  startId: string;
+  /** STREAM_AUTO_DISCOVERY. */
+  autoDiscovery: boolean;
+  /** STREAM_DISCOVERY_PATTERNS, Redis glob patterns. */
+  discoveryPatterns: string[];
+  /** STREAM_DISCOVERY_INTERVAL, seconds (> 0). */
+  discoveryInterval: number;
+  /** STREAM_AUTO_CREATE_CONSUMER_GROUPS. */
+  autoCreateGroups: boolean;
+  /** REDIS_DB_SEARCH_RANGE, expanded, sorted, unique. */
+  dbSearchRange: number[];
+  /** LOG_LEVEL (or --log-level), normalised (WARN -> WARNING). */
+  logLevel: LogLevelName;
+  /** LOG_FORMAT: a Python-style format string, or "json" (also set by --log-format json). */
+  logFormat: string;
+  /** METRICS_HOST. */
+  metricsHost: string;
+  /** METRICS_PORT; 0 = no metrics listener. */
+  metricsPort: number;
+  /** REGISTRY, for scripts/build_image.sh. */
+  registry: string;
+  /** TAG, for scripts/build_image.sh. */
+  tag: string;
+}

@@ -1,0 +1,151 @@
+/**
+ * Error classes shared by the whole service, and the one place that decides
+ * which failures are worth retrying.
+ *
+ * @module
+ */
+
+/** Process exit codes, documented in the README and in `--help`. */
+export const EXIT_CODES = {
+  /** Success. */
+  OK: 0,
+  /** Failure at run time, or differences found by `verify`. */
+  FAILURE: 1,
+  /** Bad command-line usage. */
+  USAGE: 2,
+  /** A Redis server unreachable at start-up after the configured retries (EX_UNAVAILABLE). */
+  UNAVAILABLE: 69,
+  /** Configuration error, including a failed authentication (EX_CONFIG). */
+  CONFIG: 78,
+} as const;
+
+/** Bad command-line usage: an unknown flag or command, a missing flag value. Exit code 2. */
+export class UsageError extends Error {
+  /** The process exit code for this error. */
+  readonly exitCode: number = EXIT_CODES.USAGE;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "UsageError";
+  }
+}
+
+/**
+ * A configuration that cannot work: invalid values, a missing named config
+ * file, a failed authentication. Carries every problem found, one per line,
+ * and exits with code 78.
+ */
+export class ConfigError extends Error {
+  /** The process exit code for this error. */
+  readonly exitCode: number = EXIT_CODES.CONFIG;
+  /** Each problem found, one sentence each. */
+  readonly problems: readonly string[];
+  constructor(problems: string | readonly string[], options?: ErrorOptions) {
+    const list = typeof problems === "string" ? [problems] : problems;
+    super(list.join("\n"), options);
+    this.name = "ConfigError";
+    this.problems = list;
+  }
+}
+
+/** Redis refused the credentials (WRONGPASS, NOAUTH, NOPERM on AUTH). Exit code 78. */
+export class AuthError extends ConfigError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "AuthError";
+  }
+}
+
+/** A Redis server could not be reached at start-up after every retry. Exit code 69. */
+export class UnreachableError extends Error {
+  /** The process exit code for this error. */
+  readonly exitCode: number = EXIT_CODES.UNAVAILABLE;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "UnreachableError";
+  }
+}
+
+/** The connection to a Redis server failed, closed or timed out. Always retriable. */
+export class ConnectionError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConnectionError";
+  }
+}
+
+/** A command got no reply within its deadline; the connection was closed. Retriable. */
+export class TimeoutError extends ConnectionError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TimeoutError";
+  }
+}
+
+/**
+ * An error reply from a Redis server. `code` is its first word (`ERR`,
+ * `NOGROUP`, `WRONGTYPE`, `OOM`...).
+ */
+export class RedisReplyError extends Error {
+  /** The first word of the reply, e.g. `WRONGTYPE`. */
+  readonly code: string;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RedisReplyError";
+    this.code = message.split(" ", 1)[0] ?? "ERR";
+  }
+}
+
+/**
+ * A stream cannot be replicated safely and was stopped: its target is of
+ * another type, or something else writes into its target stream. Other
+ * streams go on; the stream is retried on the next discovery pass.
+ */
+export class StreamStoppedError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StreamStoppedError";
+  }
+}
+
+/** The source stream or its consumer group is gone (NOGROUP, or the key changed type). */
+export class StreamGoneError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StreamGoneError";
+  }
+}
+
+/** Reply codes that mean "the server is there but cannot serve this now": retry later. */
+const RETRIABLE_REPLY_CODES = new Set([
+  "LOADING",
+  "BUSY",
+  "TRYAGAIN",
+  "OOM",
+  "READONLY",
+  "MISCONF",
+  "CLUSTERDOWN",
+  "MOVED",
+  "ASK",
+  "MASTERDOWN",
+  "NOREPLICAS",
+  "NOAUTH",
+  "WRONGPASS",
+]);
+
+/**
+ * Whether an operation that failed with `error` may succeed if retried
+ * later: lost or hung connections, and server states that pass (loading,
+ * out of memory, read-only, misconfigured persistence, a password being
+ * changed). Everything else is a bug, bad data or a stream-level condition.
+ */
+export function isRetriableError(error: unknown): boolean {
+  if (error instanceof ConnectionError) return true;
+  if (error instanceof RedisReplyError) return RETRIABLE_REPLY_CODES.has(error.code);
+  return false;
+}
+
+/** The error's message, without a stack, for one-line logs. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
