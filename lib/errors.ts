@@ -136,10 +136,12 @@ const RETRIABLE_REPLY_CODES = new Set([
  * Whether an operation that failed with `error` may succeed if retried
  * later: lost or hung connections, and server states that pass (loading,
  * out of memory, read-only, misconfigured persistence, a password being
- * changed). Everything else is a bug, bad data or a stream-level condition.
+ * changed, so a refused AUTH is retriable while running; the start-up check
+ * treats {@linkcode AuthError} as fatal before it asks this). Everything else
+ * is a bug, bad data or a stream-level condition.
  */
 export function isRetriableError(error: unknown): boolean {
-  if (error instanceof ConnectionError) return true;
+  if (error instanceof ConnectionError || error instanceof AuthError) return true;
   if (error instanceof RedisReplyError) return RETRIABLE_REPLY_CODES.has(error.code);
   return false;
 }

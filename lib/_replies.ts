@@ -1,0 +1,94 @@
+/**
+ * Parsers for the RESP2 replies the replicator reads, as node-redis returns
+ * them with bulk strings mapped to Buffers.
+ *
+ * @module
+ */
+
+const DECODER = new TextDecoder();
+
+/** One stream entry: its ID and its raw field/value bytes, alternating. */
+export interface StreamEntry {
+  /** `ms-seq`. */
+  id: string;
+  /** Field, value, field, value... as raw bytes. */
+  fields: Uint8Array[];
+}
+
+/** Text of a bulk string reply (IDs and other ASCII values). */
+export function text(value: unknown): string {
+  if (value instanceof Uint8Array) return DECODER.decode(value);
+  return String(value);
+}
+
+/** Entries of one stream from an `[[id, [f, v, ...]], ...]` reply; entries without fields are skipped. */
+export function parseEntries(reply: unknown): { entries: StreamEntry[]; deleted: string[] } {
+  const entries: StreamEntry[] = [];
+  const deleted: string[] = [];
+  if (!Array.isArray(reply)) return { entries, deleted };
+  for (const item of reply) {
+    if (!Array.isArray(item)) continue;
+    const id = text(item[0]);
+    const fields = item[1];
+    if (!Array.isArray(fields)) {
+      deleted.push(id);
+      continue;
+    }
+    entries.push({ id, fields: fields as Uint8Array[] });
+  }
+  return { entries, deleted };
+}
+
+/** The `[[key, entries], ...]` reply of XREAD/XREADGROUP, or null. */
+export function parseMultiRead(
+  reply: unknown,
+): Array<{ key: Uint8Array; entries: StreamEntry[]; deleted: string[] }> {
+  if (!Array.isArray(reply)) return [];
+  return reply.map((item) => {
+    const [key, entries] = item as [Uint8Array, unknown];
+    return { key: new Uint8Array(key), ...parseEntries(entries) };
+  });
+}
+
+/** XAUTOCLAIM's `[cursor, entries, deletedIds]`. */
+export function parseAutoClaim(
+  reply: unknown,
+): { cursor: string; entries: StreamEntry[]; deleted: string[] } {
+  const [cursor, entries, deletedIds] = reply as [unknown, unknown, unknown];
+  const parsed = parseEntries(entries);
+  const deleted = Array.isArray(deletedIds) ? deletedIds.map(text) : [];
+  return {
+    cursor: text(cursor),
+    entries: parsed.entries,
+    deleted: [...parsed.deleted, ...deleted],
+  };
+}
+
+/** A flat `[name, value, name, value...]` reply as a Map with text names. */
+export function parseFlatMap(reply: unknown): Map<string, unknown> {
+  const map = new Map<string, unknown>();
+  if (!Array.isArray(reply)) return map;
+  for (let i = 0; i + 1 < reply.length; i += 2) map.set(text(reply[i]), reply[i + 1]);
+  return map;
+}
+
+/** Compares two stream IDs `ms-seq` (canonical decimal): negative, 0 or positive. */
+export function compareIds(a: string, b: string): number {
+  const ai = a.indexOf("-");
+  const bi = b.indexOf("-");
+  const am = ai < 0 ? a : a.slice(0, ai);
+  const bm = bi < 0 ? b : b.slice(0, bi);
+  const byMs = compareDecimal(am, bm);
+  if (byMs !== 0) return byMs;
+  return compareDecimal(ai < 0 ? "0" : a.slice(ai + 1), bi < 0 ? "0" : b.slice(bi + 1));
+}
+
+function compareDecimal(a: string, b: string): number {
+  if (a.length !== b.length) return a.length - b.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The millisecond time inside a stream ID. */
+export function idTime(id: string): number {
+  return Number(id.split("-")[0]);
+}

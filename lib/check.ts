@@ -1,0 +1,152 @@
+/**
+ * The start-up check: both servers answer, with bounded retries and
+ * exponential backoff, before anything else happens. Used by `check` and
+ * before `run`.
+ *
+ * @module
+ */
+import { backoffDelay, sleep } from "./backoff.ts";
+import type { Config, RedisServerConfig } from "./config_types.ts";
+import { AuthError, ConfigError, errorMessage, UnreachableError } from "./errors.ts";
+import { isMissingDbError } from "./discovery.ts";
+import { getLog } from "./log.ts";
+import { RedisConnection, serverAddress } from "./redis_connection.ts";
+
+const log = getLog("check");
+
+/** Options for {@linkcode checkConnectivity}. */
+export interface CheckOptions {
+  /**
+   * Stops the retries early.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+}
+
+/** What the check found. */
+export interface CheckResult {
+  /** The source DBs (search range and manual streams) that the server has. */
+  sourceDbs: number[];
+  /** The source DBs it does not have. */
+  missingSourceDbs: number[];
+  /** Server versions, e.g. `7.0.15`. */
+  sourceVersion: string;
+  /** Target server version. */
+  targetVersion: string;
+}
+
+/**
+ * Checks that the target and at least one source DB answer. Retries each
+ * server up to its MAX_RETRIES times with backoff; throws
+ * {@linkcode UnreachableError} (exit 69) when a server never answered,
+ * {@linkcode AuthError} (exit 78) at once when it refused the credentials,
+ * {@linkcode ConfigError} (78) when the source has none of the DBs asked for.
+ */
+export async function checkConnectivity(
+  config: Config,
+  options: CheckOptions = {},
+): Promise<CheckResult> {
+  const targetDb = config.target.db === "same" ? 0 : config.target.db;
+  const target = await connectWithRetries("target", config.target, targetDb, options.signal);
+  let targetVersion: string;
+  try {
+    targetVersion = await serverVersion(target);
+  } finally {
+    target.close();
+  }
+  const source = await connectWithRetries("source", config.source, 0, options.signal);
+  try {
+    const sourceVersion = await serverVersion(source);
+    const wanted = new Set<number>(config.dbSearchRange);
+    for (const s of config.streams) wanted.add(s.db);
+    wanted.add(config.source.db);
+    const sourceDbs: number[] = [];
+    const missingSourceDbs: number[] = [];
+    for (const db of [...wanted].sort((a, b) => a - b)) {
+      try {
+        await source.send(db, ["PING"]);
+        sourceDbs.push(db);
+      } catch (error) {
+        if (!isMissingDbError(error)) throw error;
+        missingSourceDbs.push(db);
+      }
+    }
+    if (sourceDbs.length === 0) {
+      throw new ConfigError(
+        `Source "${serverAddress(config.source)}" has none of the DBs ${
+          [...wanted].join(",")
+        } (REDIS_DB_SEARCH_RANGE, REDIS_STREAMS)`,
+      );
+    }
+    return { sourceDbs, missingSourceDbs, sourceVersion, targetVersion };
+  } finally {
+    source.close();
+  }
+}
+
+async function connectWithRetries(
+  role: string,
+  server: RedisServerConfig,
+  db: number,
+  signal: AbortSignal | undefined,
+): Promise<RedisConnection> {
+  const address = serverAddress(server);
+  for (let attempt = 0;; attempt++) {
+    const conn = new RedisConnection(role, {
+      host: server.host,
+      port: server.port,
+      username: server.username,
+      password: server.password,
+      db,
+      commandTimeoutMs: server.commandTimeout * 1000,
+      clientName: `redis-stream-sync-check`,
+    });
+    try {
+      await conn.connect();
+      await conn.send(undefined, ["PING"]);
+      return conn;
+    } catch (error) {
+      conn.close();
+      if (error instanceof AuthError) throw error;
+      if (isMissingDbError(error)) {
+        throw new ConfigError(
+          `${
+            role === "target" ? "TARGET" : "SOURCE"
+          }_REDIS_DB ${db}: ${role} "${address}" has no such DB`,
+          {
+            cause: error,
+          },
+        );
+      }
+      if (attempt >= server.maxRetries || signal?.aborted) {
+        throw new UnreachableError(
+          `Cannot connect to ${role} "${address}" after ${attempt + 1} attempt${
+            attempt === 0 ? "" : "s"
+          }: ${errorMessage(error).replace(/^Cannot connect to \w+ "[^"]*": /, "")}`,
+          { cause: error },
+        );
+      }
+      const delay = backoffDelay(attempt, {
+        baseMs: server.backoffBase * 1000,
+        maxMs: server.backoffMax * 1000,
+      });
+      log.warning(
+        "Cannot connect to {role} {address} yet ({error}); retry {attempt} of {max} in {seconds} s",
+        {
+          role,
+          address,
+          error: errorMessage(error).replace(/^Cannot connect to \w+ "[^"]*": /, ""),
+          attempt: attempt + 1,
+          max: server.maxRetries,
+          seconds: (delay / 1000).toFixed(1),
+        },
+      );
+      await sleep(delay, signal);
+    }
+  }
+}
+
+async function serverVersion(conn: RedisConnection): Promise<string> {
+  const info = String(await conn.send(undefined, ["INFO", "server"]));
+  return /redis_version:([^\r\n]+)/.exec(info)?.[1] ?? "unknown";
+}

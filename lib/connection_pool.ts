@@ -1,0 +1,121 @@
+/**
+ * A bounded set of connections to one Redis server. Non-blocking commands
+ * share connections (node-redis pipelines them); blocking readers take a
+ * connection of their own. The pool never opens more than `size`.
+ *
+ * @module
+ */
+import type { RedisServerConfig } from "./config_types.ts";
+import { RedisConnection } from "./redis_connection.ts";
+import type { ServerHealth } from "./server_health.ts";
+
+/** Options for {@linkcode ConnectionPool}. */
+export interface ConnectionPoolOptions {
+  /** Shared health of the server. */
+  health: ServerHealth;
+  /**
+   * Prefix of each connection's CLIENT SETNAME.
+   * @default {"redis-stream-sync"}
+   */
+  clientName?: string;
+  /**
+   * Connections at most; defaults to the server's pool size.
+   * @default {server.poolSize}
+   */
+  size?: number;
+}
+
+/** A bounded, lazily filled pool of connections to one server. */
+export class ConnectionPool {
+  #role: string;
+  #server: RedisServerConfig & { db?: number | "same" };
+  #options: ConnectionPoolOptions;
+  #shared: RedisConnection[] = [];
+  #dedicated: RedisConnection[] = [];
+  #size: number;
+
+  constructor(
+    role: string,
+    server: RedisServerConfig & { db?: number | "same" },
+    options: ConnectionPoolOptions,
+  ) {
+    this.#role = role;
+    this.#server = server;
+    this.#options = options;
+    this.#size = options.size ?? server.poolSize;
+  }
+
+  /** Connections opened or reserved so far. */
+  get count(): number {
+    return this.#shared.length + this.#dedicated.length;
+  }
+
+  /** The pool's bound. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Whether a dedicated connection can still be taken. */
+  get canDedicate(): boolean {
+    return this.count < this.#size;
+  }
+
+  /**
+   * A connection for non-blocking commands on `db`: an idle one already on
+   * that DB, else a new one while the pool has room, else the least busy.
+   */
+  pick(db: number): RedisConnection {
+    let best: RedisConnection | undefined;
+    for (const conn of this.#shared) {
+      if (conn.db !== db) continue;
+      if (conn.inflight === 0) return conn;
+      if (!best || conn.inflight < best.inflight) best = conn;
+    }
+    if (this.count < this.#size) {
+      const conn = this.#create(db, `${this.#role}-w${this.#shared.length}`);
+      this.#shared.push(conn);
+      return conn;
+    }
+    if (best) return best;
+    let least = this.#shared[0];
+    for (const conn of this.#shared) if (conn.inflight < least.inflight) least = conn;
+    if (!least) throw new Error(`The ${this.#role} pool has no connection to share`);
+    return least;
+  }
+
+  /** Takes a connection that only its taker uses (for blocking reads). */
+  dedicate(db: number, name: string): RedisConnection {
+    if (!this.canDedicate) throw new Error(`The ${this.#role} pool is full (${this.#size})`);
+    const conn = this.#create(db, name, true);
+    this.#dedicated.push(conn);
+    return conn;
+  }
+
+  /** A connection outside the bound, for control work (discovery, health, unblocking). */
+  extra(db: number, name: string): RedisConnection {
+    return this.#create(db, name, true);
+  }
+
+  /** Closes every connection of the pool. */
+  close(): void {
+    for (const conn of [...this.#shared, ...this.#dedicated]) conn.close();
+    this.#shared = [];
+    this.#dedicated = [];
+  }
+
+  #create(db: number, name: string, trackClientId = false): RedisConnection {
+    const s = this.#server;
+    return new RedisConnection(this.#role, {
+      host: s.host,
+      port: s.port,
+      username: s.username,
+      password: s.password,
+      db,
+      commandTimeoutMs: s.commandTimeout * 1000,
+      healthCheckIntervalMs: s.healthCheckInterval * 1000,
+      clientName: `${this.#options.clientName ?? "redis-stream-sync"}-${name}`,
+      health: this.#options.health,
+      trackClientId,
+    });
+  }
+}

@@ -1,0 +1,469 @@
+/**
+ * The orchestrator: runs discovery on a timer, owns a `Map` of per-stream
+ * loops, shares a bounded set of reader connections among them, and shuts
+ * everything down in order when its signal aborts.
+ *
+ * @module
+ */
+import { Backoff, sleep } from "./backoff.ts";
+import type { Config } from "./config_types.ts";
+import { ConnectionPool } from "./connection_pool.ts";
+import { discoverStreams, isMissingDbError } from "./discovery.ts";
+import { errorMessage, isRetriableError } from "./errors.ts";
+import { getLog } from "./log.ts";
+import type { RedisConnection } from "./redis_connection.ts";
+import { serverAddress } from "./redis_connection.ts";
+import { ServerHealth, type ServerHealthStatus } from "./server_health.ts";
+import { StreamReader } from "./stream_reader.ts";
+import { makeStreamRef, type StreamRef } from "./stream_ref.ts";
+import { type StreamOutcome, StreamReplicator, type StreamStatus } from "./stream_replicator.ts";
+import { text } from "./_replies.ts";
+
+const log = getLog("orchestrator");
+
+/** Options for {@linkcode Orchestrator.run}. */
+export interface RunOptions {
+  /**
+   * `run --once`: one discovery pass, copy until every stream is caught up, then return.
+   * @default {false}
+   */
+  once?: boolean;
+  /**
+   * After the signal aborts, how long batches in flight may take to finish
+   * (write and ack) before they are abandoned (they stay pending and are
+   * re-delivered safely on the next start).
+   * @default {5000}
+   */
+  graceMs?: number;
+}
+
+/** Per-batch and per-error hooks, for metrics. */
+export interface OrchestratorHooks {
+  /** A batch was written and acked. */
+  onBatch?: (stream: StreamRef, written: number, skipped: number, ms: number) => void;
+  /** An attempt failed (and will be retried). */
+  onError?: (stream: StreamRef, kind: string) => void;
+  /** A stream's loop ended. */
+  onStreamEnd?: (stream: StreamRef, outcome: StreamOutcome) => void;
+}
+
+/** What a run ended with. */
+export interface RunResult {
+  /** Whether every stream ended well (for `--once`: caught up, nothing pending). */
+  ok: boolean;
+  /** Status of every stream seen. */
+  streams: StreamStatus[];
+  /** Streams that could not be brought up to date, with why. */
+  failures: Array<{ stream: string; reason: string }>;
+}
+
+/** A snapshot of the whole service, for `status` and metrics. */
+export interface OrchestratorStatus {
+  /** Whether both servers answered and the first discovery pass finished. */
+  ready: boolean;
+  /** Why not ready, when not. */
+  reason?: string;
+  /** Source server health. */
+  source: ServerHealthStatus;
+  /** Target server health. */
+  target: ServerHealthStatus;
+  /** Every stream seen, active or ended. */
+  streams: StreamStatus[];
+}
+
+interface ReaderSlot {
+  reader: StreamReader;
+  run: Promise<void>;
+  /** Streams assigned, per DB. */
+  dbs: Map<number, number>;
+}
+
+interface Loop {
+  stream: StreamRef;
+  replicator: StreamReplicator;
+  reader: StreamReader;
+  promise: Promise<StreamOutcome>;
+}
+
+/** Replicates every configured and discovered stream. */
+export class Orchestrator {
+  #config: Config;
+  #hooks: OrchestratorHooks;
+  #sourceHealth: ServerHealth;
+  #targetHealth: ServerHealth;
+  #control: RedisConnection;
+  #readerPool: ConnectionPool;
+  #targetPool: ConnectionPool;
+  #readers: ReaderSlot[] = [];
+  #loops = new Map<string, Loop>();
+  #targets = new Map<string, string>();
+  #ended = new Map<string, { ref: StreamRef; status: StreamStatus }>();
+  #outcomes = new Map<string, StreamOutcome>();
+  #warned = new Map<string, string>();
+  #ready = false;
+  #notReadyReason = "starting";
+  #readerController = new AbortController();
+  #hardSignal: AbortSignal = new AbortController().signal;
+  #once = false;
+
+  constructor(config: Config, hooks: OrchestratorHooks = {}) {
+    this.#config = config;
+    this.#hooks = hooks;
+    this.#sourceHealth = new ServerHealth("source", serverAddress(config.source));
+    this.#targetHealth = new ServerHealth("target", serverAddress(config.target));
+    const controlPool = new ConnectionPool("source", config.source, {
+      health: this.#sourceHealth,
+      size: 0,
+    });
+    this.#control = controlPool.extra(config.source.db, "control");
+    this.#readerPool = new ConnectionPool("source", config.source, { health: this.#sourceHealth });
+    const targetDb = config.target.db === "same" ? 0 : config.target.db;
+    this.#targetPool = new ConnectionPool("target", { ...config.target, db: targetDb }, {
+      health: this.#targetHealth,
+    });
+  }
+
+  /** A snapshot of every stream and both servers. */
+  status(): OrchestratorStatus {
+    const streams = [...this.#ended.values()].map((e) => e.status);
+    for (const loop of this.#loops.values()) streams.push(loop.replicator.status);
+    streams.sort((a, b) => a.db - b.db || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const reason = this.#ready
+      ? (!this.#sourceHealth.up
+        ? "source unreachable"
+        : !this.#targetHealth.up
+        ? "target unreachable"
+        : undefined)
+      : this.#notReadyReason;
+    return {
+      ready: reason === undefined,
+      reason,
+      source: this.#sourceHealth.status(),
+      target: this.#targetHealth.status(),
+      streams,
+    };
+  }
+
+  /**
+   * Replicates until `signal` aborts (or, with `once`, until every stream
+   * is caught up). Closes every connection before it returns.
+   */
+  async run(signal: AbortSignal, options: RunOptions = {}): Promise<RunResult> {
+    const { once = false, graceMs = 5000 } = options;
+    this.#once = once;
+    const hard = new AbortController();
+    this.#hardSignal = hard.signal;
+    let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    const onAbort = () => {
+      log.info("Stopping: no new reads; finishing the batches in flight");
+      this.#readerController.abort();
+      graceTimer = setTimeout(() => hard.abort(), graceMs);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      if (!this.#config.streamsEnabled) {
+        log.info(
+          "Stream processing is disabled (REDIS_STREAMS_ENABLED=false); idling until stopped",
+        );
+        this.#ready = true;
+        if (!once) await sleepUntilAborted(signal);
+        return this.#result();
+      }
+      await this.#firstPass(signal);
+      if (once) {
+        await this.#settleLoops();
+        await this.#checkNothingPending();
+        return this.#result();
+      }
+      while (!signal.aborted) {
+        await sleep(this.#config.discoveryInterval * 1000, signal);
+        if (signal.aborted) break;
+        try {
+          await this.#pass(signal);
+        } catch (error) {
+          this.#logDiscoveryError(error);
+        }
+      }
+      await this.#settleLoops();
+      return this.#result();
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      this.#readerController.abort();
+      await Promise.allSettled(this.#readers.map((r) => r.run));
+      await Promise.allSettled([...this.#loops.values()].map((l) => l.promise));
+      if (graceTimer !== undefined) clearTimeout(graceTimer);
+      this.#control.close();
+      this.#readerPool.close();
+      this.#targetPool.close();
+      log.info("Stopped");
+    }
+  }
+
+  async #firstPass(signal: AbortSignal): Promise<void> {
+    const backoff = new Backoff({
+      baseMs: this.#config.source.backoffBase * 1000,
+      maxMs: this.#config.source.backoffMax * 1000,
+    });
+    while (!signal.aborted) {
+      try {
+        await this.#pass(signal);
+        this.#ready = true;
+        this.#notReadyReason = "";
+        return;
+      } catch (error) {
+        if (!isRetriableError(error)) throw error;
+        this.#notReadyReason = `first discovery pass failed: ${errorMessage(error)}`;
+        this.#logDiscoveryError(error);
+        await sleep(backoff.next(), signal);
+      }
+    }
+  }
+
+  /** Waits for every loop to end (they end on abort, or in once mode when caught up). */
+  async #settleLoops(): Promise<void> {
+    while (this.#loops.size > 0) {
+      await Promise.allSettled([...this.#loops.values()].map((l) => l.promise));
+    }
+  }
+
+  /** One discovery pass: find streams, start a loop for each new one. */
+  async #pass(signal: AbortSignal): Promise<void> {
+    const config = this.#config;
+    const refOptions = { targetDb: config.target.db, prefix: config.targetStreamPrefix };
+    const candidates: StreamRef[] = [];
+    for (const manual of config.streams) {
+      const ref = makeStreamRef(manual.db, manual.key, { ...refOptions, manual: true });
+      if (this.#loops.has(ref.id)) continue;
+      let type: string;
+      try {
+        type = text(await this.#control.send(ref.db, ["TYPE", ref.key]));
+      } catch (error) {
+        if (isMissingDbError(error)) {
+          this.#warnOnce(
+            `db:${ref.db}`,
+            "",
+            `Source has no DB ${ref.db} (stream ${ref.label} is skipped)`,
+          );
+          continue;
+        }
+        throw error;
+      }
+      if (type === "none") {
+        this.#warnOnce(
+          ref.id,
+          "none",
+          `Stream ${ref.label} does not exist yet; it is copied once it does`,
+          "info",
+        );
+        continue;
+      }
+      if (type !== "stream") {
+        this.#warnOnce(ref.id, type, `Key ${ref.label} is a ${type}, not a stream; skipped`);
+        continue;
+      }
+      candidates.push(ref);
+    }
+    if (config.autoDiscovery) {
+      const found = await discoverStreams(this.#control, {
+        dbs: config.dbSearchRange,
+        patterns: config.discoveryPatterns,
+        signal,
+      });
+      for (const db of found.missingDbs) {
+        this.#warnOnce(
+          `db:${db}`,
+          "",
+          `Source has no DB ${db} (REDIS_DB_SEARCH_RANGE); it is not scanned`,
+        );
+      }
+      for (const s of found.streams) candidates.push(makeStreamRef(s.db, s.key, refOptions));
+    }
+    for (const ref of candidates) {
+      if (signal.aborted) return;
+      if (this.#loops.has(ref.id)) continue;
+      const owner = this.#targets.get(ref.targetId);
+      if (owner !== undefined && owner !== ref.id) {
+        const other = this.#loops.get(owner)?.stream.label ?? owner;
+        this.#warnOnce(
+          `collision:${ref.id}`,
+          owner,
+          `Streams ${other} and ${ref.label} would both be written to target stream ${ref.targetLabel}; ${ref.label} is skipped, ${other} keeps replicating`,
+          "error",
+        );
+        continue;
+      }
+      this.#start(ref, signal);
+    }
+  }
+
+  #start(ref: StreamRef, signal: AbortSignal): void {
+    const config = this.#config;
+    const reader = this.#readerFor(ref);
+    const replicator = new StreamReplicator(ref, {
+      reader,
+      source: this.#control,
+      target: this.#targetPool,
+      group: config.consumerGroup,
+      consumer: config.consumerName,
+      startId: config.startId,
+      autoCreateGroup: config.autoCreateGroups,
+      batchSize: config.batchSize,
+      backoffBaseMs: config.target.backoffBase * 1000,
+      backoffMaxMs: config.target.backoffMax * 1000,
+      once: this.#once,
+      hardSignal: this.#hardSignal,
+      onBatch: this.#hooks.onBatch,
+      onError: this.#hooks.onError,
+    });
+    this.#targets.set(ref.targetId, ref.id);
+    this.#ended.delete(ref.id);
+    log.debug("Replicating {stream} to {target}", { stream: ref.label, target: ref.targetLabel });
+    const promise = replicator.run(signal).then((outcome) => {
+      this.#loops.delete(ref.id);
+      if (this.#targets.get(ref.targetId) === ref.id) this.#targets.delete(ref.targetId);
+      reader.release(ref);
+      const entry = this.#readers.find((r) => r.reader === reader);
+      if (entry) {
+        const n = (entry.dbs.get(ref.db) ?? 1) - 1;
+        if (n <= 0) entry.dbs.delete(ref.db);
+        else entry.dbs.set(ref.db, n);
+      }
+      this.#ended.set(ref.id, { ref, status: replicator.status });
+      this.#outcomes.set(ref.id, outcome);
+      this.#reportOutcome(ref, outcome, replicator.status);
+      this.#hooks.onStreamEnd?.(ref, outcome);
+      return outcome;
+    });
+    this.#loops.set(ref.id, { stream: ref, replicator, reader, promise });
+  }
+
+  #reportOutcome(ref: StreamRef, outcome: StreamOutcome, status: StreamStatus): void {
+    if (outcome === "error") {
+      this.#warnOnce(
+        ref.id,
+        status.lastError ?? "",
+        `Stopped replicating ${ref.label}: ${status.lastError}`,
+        "error",
+      );
+    } else if (outcome === "skipped") {
+      this.#warnOnce(
+        ref.id,
+        "skipped",
+        `Stream ${ref.label} has no consumer group "${this.#config.consumerGroup}" and STREAM_AUTO_CREATE_CONSUMER_GROUPS=false; skipped`,
+      );
+    } else if (outcome === "gone") {
+      log.warning("Stream {stream} is gone ({reason}); its loop ended", {
+        stream: ref.label,
+        reason: status.lastError,
+      });
+    } else if (outcome === "caught-up" || outcome === "stopped") {
+      this.#warned.delete(ref.id);
+    }
+  }
+
+  /** The reader for a new stream: a new connection while the pool has room, else the least loaded. */
+  #readerFor(ref: StreamRef): StreamReader {
+    let best: ReaderSlot | undefined;
+    for (const r of this.#readers) {
+      const sameDb = r.dbs.has(ref.db) || r.dbs.size === 0;
+      if (!sameDb) continue;
+      if (!best || r.reader.load < best.reader.load) best = r;
+    }
+    const needNew = !best || best.reader.load > 0;
+    if (needNew && this.#readerPool.canDedicate) {
+      const conn = this.#readerPool.dedicate(ref.db, `reader${this.#readers.length}`);
+      const reader = new StreamReader(conn, {
+        group: this.#config.consumerGroup,
+        consumer: this.#config.consumerName,
+        batchSize: this.#config.batchSize,
+        blockMs: Math.max(1, Math.round(this.#config.pollInterval * 1000)),
+        once: this.#once,
+        backoffBaseMs: this.#config.source.backoffBase * 1000,
+        backoffMaxMs: this.#config.source.backoffMax * 1000,
+        unblock: (id) => {
+          this.#control.send(undefined, ["CLIENT", "UNBLOCK", id]).catch(() => {
+            // The reader wakes up at the end of its block anyway.
+          });
+        },
+      });
+      best = { reader, run: reader.run(this.#readerController.signal), dbs: new Map() };
+      this.#readers.push(best);
+    }
+    if (!best) {
+      for (const r of this.#readers) if (!best || r.reader.load < best.reader.load) best = r;
+    }
+    const chosen = best!;
+    chosen.reader.assign(ref);
+    chosen.dbs.set(ref.db, (chosen.dbs.get(ref.db) ?? 0) + 1);
+    return chosen.reader;
+  }
+
+  /** `run --once`: every stream that caught up must have nothing pending in its group. */
+  async #checkNothingPending(): Promise<void> {
+    for (const [id, outcome] of this.#outcomes) {
+      const ended = this.#ended.get(id);
+      if (outcome !== "caught-up" || !ended) continue;
+      const { ref, status } = ended;
+      try {
+        const reply = await this.#control.send(ref.db, [
+          "XPENDING",
+          ref.key,
+          this.#config.consumerGroup,
+        ]);
+        const count = Array.isArray(reply) ? Number(reply[0]) : 0;
+        if (count > 0) {
+          status.state = "error";
+          status.lastError =
+            `${count} entries still pending in group "${this.#config.consumerGroup}"`;
+          this.#outcomes.set(id, "error");
+        }
+      } catch (error) {
+        status.lastError = `Could not check pending entries: ${errorMessage(error)}`;
+        this.#outcomes.set(id, "error");
+      }
+    }
+  }
+
+  #result(): RunResult {
+    const failures: RunResult["failures"] = [];
+    for (const [id, outcome] of this.#outcomes) {
+      if (outcome === "caught-up" || outcome === "stopped" || outcome === "gone") continue;
+      const ended = this.#ended.get(id);
+      const status = ended?.status;
+      const label = ended?.ref.label ?? id;
+      const reason = outcome === "skipped"
+        ? `no consumer group "${this.#config.consumerGroup}" (STREAM_AUTO_CREATE_CONSUMER_GROUPS=false)`
+        : status?.lastError ?? outcome;
+      failures.push({ stream: label, reason });
+    }
+    return { ok: failures.length === 0, streams: this.status().streams, failures };
+  }
+
+  #logDiscoveryError(error: unknown): void {
+    if (isRetriableError(error)) {
+      log.debug("Discovery pass failed: {error}", { error: errorMessage(error) });
+    } else {
+      log.error("Discovery pass failed: {error}", { error: errorMessage(error) });
+    }
+  }
+
+  /** Logs `message` once per `(key, variant)`; a new variant logs again. */
+  #warnOnce(
+    key: string,
+    variant: string,
+    message: string,
+    level: "info" | "warning" | "error" = "warning",
+  ): void {
+    if (this.#warned.get(key) === variant) return;
+    this.#warned.set(key, variant);
+    log[level]("{message}", { message });
+  }
+}
+
+function sleepUntilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) =>
+    signal.addEventListener("abort", () => resolve(), { once: true })
+  );
+}

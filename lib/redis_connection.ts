@@ -1,0 +1,511 @@
+/**
+ * One connection to a Redis server, on top of node-redis, with what a
+ * replicator needs and the client does not give: a hard deadline on every
+ * reply (a hung connection is closed, not waited on forever), safe switching
+ * between DBs on a pipelined connection, binary replies, errors mapped to
+ * the service's classes, and a lazy reconnect on the next command.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { createClient, ErrorReply, RESP_TYPES } from "@redis/client";
+import { AuthError, ConnectionError, RedisReplyError, TimeoutError } from "./errors.ts";
+import type { ServerHealth } from "./server_health.ts";
+
+/** One argument of a Redis command: text or raw bytes. */
+export type RedisArg = string | Uint8Array;
+
+/** Where a connection goes and how it behaves. */
+export interface RedisConnectionOptions {
+  /** Host name or address. */
+  host: string;
+  /** TCP port. */
+  port: number;
+  /**
+   * ACL user name.
+   * @default {undefined}
+   */
+  username?: string;
+  /**
+   * Password; never logged.
+   * @default {undefined}
+   */
+  password?: string;
+  /**
+   * The DB selected when the connection opens.
+   * @default {0}
+   */
+  db?: number;
+  /**
+   * Milliseconds without a reply after which the connection counts as hung
+   * and is closed. Blocking commands get their block time on top.
+   * @default {10000}
+   */
+  commandTimeoutMs?: number;
+  /**
+   * Milliseconds of idleness after which a PING checks the connection; 0 = never.
+   * @default {0}
+   */
+  healthCheckIntervalMs?: number;
+  /**
+   * CLIENT SETNAME value, visible in CLIENT LIST.
+   * @default {undefined}
+   */
+  clientName?: string;
+  /**
+   * Shared up/down bookkeeping for all connections to one server.
+   * @default {undefined}
+   */
+  health?: ServerHealth;
+  /**
+   * Fetch the server's CLIENT ID after each connect (needed to CLIENT UNBLOCK it).
+   * @default {false}
+   */
+  trackClientId?: boolean;
+}
+
+/** Options of one command. */
+export interface SendOptions {
+  /**
+   * Return bulk strings as `Uint8Array` (Buffer) instead of text.
+   * @default {false}
+   */
+  buffers?: boolean;
+  /**
+   * Extra milliseconds to wait on top of the command timeout (a BLOCK time).
+   * @default {0}
+   */
+  blockMs?: number;
+}
+
+// deno-lint-ignore no-explicit-any
+type Client = any;
+
+const BUFFER_MAPPING = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } };
+
+/** `host:port` as used in messages. */
+export function serverAddress(options: { host: string; port: number }): string {
+  return options.host.includes(":")
+    ? `[${options.host}]:${options.port}`
+    : `${options.host}:${options.port}`;
+}
+
+/** Maps anything node-redis or the socket throws to the service's error classes. */
+export function toRedisError(error: unknown, where: string): Error {
+  if (error instanceof ConnectionError || error instanceof RedisReplyError) return error;
+  if (error instanceof ErrorReply) {
+    return new RedisReplyError(error.message, { cause: error });
+  }
+  const err = error as { code?: string; message?: string } | undefined;
+  const message = describeSocketError(err);
+  return new ConnectionError(`Connection to ${where} lost: ${message}`, { cause: error });
+}
+
+function describeSocketError(err: { code?: string; message?: string } | undefined): string {
+  switch (err?.code) {
+    case "ECONNREFUSED":
+      return "connection refused";
+    case "ECONNRESET":
+      return "connection reset";
+    case "ETIMEDOUT":
+      return "timed out";
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return "host not found";
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      return "host unreachable";
+  }
+  const message = err?.message ?? String(err);
+  if (/closed unexpectedly/i.test(message)) return "connection closed by the server";
+  if (/client is closed|disconnects client/i.test(message)) return "connection closed";
+  if (/connection timeout/i.test(message)) return "connect timed out";
+  return message;
+}
+
+function isAuthReply(error: unknown): boolean {
+  if (!(error instanceof ErrorReply) && !(error instanceof RedisReplyError)) return false;
+  const message = (error as Error).message;
+  return /^(WRONGPASS|NOAUTH|NOPERM)\b/.test(message) || /^ERR AUTH\b/.test(message) ||
+    /invalid (username-)?password/i.test(message);
+}
+
+/**
+ * A lazily (re)connecting Redis connection. Commands on the current DB are
+ * pipelined; a command for another DB waits until the connection is idle,
+ * then SELECTs (so no command can ever run in the wrong DB, even if SELECT
+ * fails).
+ */
+export class RedisConnection {
+  #options:
+    & Required<Omit<RedisConnectionOptions, "username" | "password" | "clientName" | "health">>
+    & RedisConnectionOptions;
+  #where: string;
+  #client: Client | null = null;
+  #connecting: Promise<Client> | null = null;
+  #db: number;
+  #inflight = 0;
+  #idleWaiters: Array<() => void> = [];
+  #gate: Promise<void> | null = null;
+  #closed = false;
+  #lastActivity = Date.now();
+  #healthTimer: ReturnType<typeof setInterval> | undefined;
+  #clientId: string | undefined;
+
+  /**
+   * @param role "source" or "target", for messages.
+   * @param options where to connect and how.
+   */
+  constructor(role: string, options: RedisConnectionOptions) {
+    this.#options = {
+      db: 0,
+      commandTimeoutMs: 10_000,
+      healthCheckIntervalMs: 0,
+      trackClientId: false,
+      ...options,
+    };
+    this.#db = this.#options.db;
+    this.#where = `${role} "${serverAddress(options)}"`;
+    if (this.#options.healthCheckIntervalMs > 0) {
+      const every = Math.max(100, Math.min(this.#options.healthCheckIntervalMs, 60_000));
+      this.#healthTimer = setInterval(() => this.#healthCheck(), every);
+    }
+  }
+
+  /** `source "host:port"`, for messages. */
+  get where(): string {
+    return this.#where;
+  }
+
+  /** The DB the connection is on (or will be on once opened). */
+  get db(): number {
+    return this.#db;
+  }
+
+  /** Commands sent and not yet answered. */
+  get inflight(): number {
+    return this.#inflight;
+  }
+
+  /** Whether an underlying connection is open now. */
+  get connected(): boolean {
+    return this.#client !== null;
+  }
+
+  /** The server's CLIENT ID of the current connection (with `trackClientId`). */
+  get clientId(): string | undefined {
+    return this.#client ? this.#clientId : undefined;
+  }
+
+  /** Opens the connection now (otherwise the first command does). */
+  async connect(): Promise<void> {
+    await this.#ensure();
+  }
+
+  /**
+   * Sends one command and returns its reply. `db` undefined runs it on
+   * whatever DB the connection is on (for DB-independent commands).
+   * Throws {@linkcode RedisReplyError} for an error reply,
+   * {@linkcode ConnectionError} (or {@linkcode TimeoutError}) when the
+   * connection failed; the connection is then reopened by the next command.
+   */
+  async send(
+    db: number | undefined,
+    args: readonly RedisArg[],
+    options: SendOptions = {},
+  ): Promise<unknown> {
+    while (true) {
+      if (this.#closed) throw new ConnectionError(`Connection to ${this.#where} is closed`);
+      if (this.#gate) {
+        await this.#gate.catch(() => {});
+        continue;
+      }
+      if (db === undefined || db === this.#db) {
+        const client = await this.#ensure();
+        // A DB switch or a reconnect may have happened while we waited.
+        if (this.#gate || client !== this.#client || (db !== undefined && db !== this.#db)) {
+          continue;
+        }
+        return await this.#exec(client, args, options);
+      }
+      const gate = this.#switchDb(db);
+      this.#gate = gate;
+      try {
+        await gate;
+      } finally {
+        if (this.#gate === gate) this.#gate = null;
+      }
+    }
+  }
+
+  /**
+   * Sends several commands on the current connection in one pipeline, all
+   * on `db`, and returns each one's outcome in order (a reply or an error).
+   * Throws only when the connection itself failed before anything was sent.
+   */
+  async pipeline(
+    db: number | undefined,
+    commands: readonly (readonly RedisArg[])[],
+    options: SendOptions = {},
+  ): Promise<PromiseSettledResult<unknown>[]> {
+    while (true) {
+      if (this.#closed) throw new ConnectionError(`Connection to ${this.#where} is closed`);
+      if (this.#gate) {
+        await this.#gate.catch(() => {});
+        continue;
+      }
+      if (db === undefined || db === this.#db) {
+        const client = await this.#ensure();
+        if (this.#gate || client !== this.#client || (db !== undefined && db !== this.#db)) {
+          continue;
+        }
+        // All sendCommand calls happen in this one synchronous block, so the
+        // commands leave back to back, in order, in one write.
+        return await Promise.allSettled(commands.map((args) => this.#exec(client, args, options)));
+      }
+      const gate = this.#switchDb(db);
+      this.#gate = gate;
+      try {
+        await gate;
+      } finally {
+        if (this.#gate === gate) this.#gate = null;
+      }
+    }
+  }
+
+  /**
+   * Runs `commands` as one MULTI/EXEC transaction on `db` (sent in one
+   * pipeline) and returns each command's outcome in order. The server runs
+   * them back to back, so a state change (out of memory, read-only) cannot
+   * split the batch: either the transaction is refused as a whole (thrown,
+   * e.g. OOM) or every command ran, each with its own reply or error.
+   */
+  async transaction(
+    db: number | undefined,
+    commands: readonly (readonly RedisArg[])[],
+    options: SendOptions = {},
+  ): Promise<PromiseSettledResult<unknown>[]> {
+    const results = await this.pipeline(db, [["MULTI"], ...commands, ["EXEC"]], options);
+    const exec = results[results.length - 1];
+    if (exec.status === "rejected") {
+      // EXECABORT: the reason is the first command that was refused while queued.
+      const queued = results.slice(0, -1).find((r) => r.status === "rejected") as
+        | PromiseRejectedResult
+        | undefined;
+      throw queued?.reason ?? exec.reason;
+    }
+    const replies = exec.value;
+    if (!Array.isArray(replies)) {
+      throw new ConnectionError(`Transaction on ${this.#where} was discarded`);
+    }
+    return replies.map((reply): PromiseSettledResult<unknown> =>
+      reply instanceof ErrorReply
+        ? { status: "rejected", reason: new RedisReplyError(reply.message, { cause: reply }) }
+        : { status: "fulfilled", value: reply }
+    );
+  }
+
+  /** Closes the connection now; commands in flight fail with a ConnectionError. */
+  close(): void {
+    this.#closed = true;
+    if (this.#healthTimer !== undefined) clearInterval(this.#healthTimer);
+    this.#healthTimer = undefined;
+    this.#drop();
+  }
+
+  /** Drops the current socket (e.g. after a timeout); the next command reconnects. */
+  reset(): void {
+    this.#drop();
+  }
+
+  async #switchDb(db: number): Promise<void> {
+    while (this.#inflight > 0) {
+      await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    }
+    const client = await this.#ensure();
+    await this.#exec(client, ["SELECT", String(db)], {});
+    this.#db = db;
+  }
+
+  #ensure(): Promise<Client> {
+    if (this.#client) return Promise.resolve(this.#client);
+    if (this.#connecting) return this.#connecting;
+    this.#connecting = this.#open().finally(() => {
+      this.#connecting = null;
+    });
+    return this.#connecting;
+  }
+
+  async #open(): Promise<Client> {
+    const o = this.#options;
+    const client = createClient({
+      socket: {
+        host: o.host,
+        port: o.port,
+        connectTimeout: o.commandTimeoutMs,
+        reconnectStrategy: false,
+        noDelay: true,
+        keepAlive: true,
+      },
+      username: o.username,
+      password: o.password,
+      database: this.#db === 0 ? undefined : this.#db,
+      name: o.clientName,
+      disableOfflineQueue: true,
+    });
+    client.on("error", () => {
+      // Every failure also rejects the command that saw it; the listener
+      // only keeps node-redis from treating the error as unhandled.
+    });
+    client.on("end", () => {
+      if (this.#client === client) this.#client = null;
+    });
+    try {
+      await withDeadline(client.connect(), o.commandTimeoutMs, () => {
+        client.destroy();
+      });
+      if (o.trackClientId) {
+        this.#clientId = String(await client.sendCommand(["CLIENT", "ID"]));
+      }
+    } catch (error) {
+      try {
+        client.destroy();
+      } catch {
+        // already closed
+      }
+      if (this.#closed) throw new ConnectionError(`Connection to ${this.#where} is closed`);
+      if (isAuthReply(error)) {
+        const reply = (error as Error).message.split("\n")[0];
+        const err = new AuthError(`Authentication to ${this.#where} failed: ${reply}`, {
+          cause: error,
+        });
+        o.health?.reportDown(err);
+        throw err;
+      }
+      if (error instanceof ErrorReply) {
+        // e.g. SELECT of a DB the server does not have, or LOADING
+        const err = new RedisReplyError(error.message, { cause: error });
+        o.health?.reportDown(err);
+        throw err;
+      }
+      const err = error instanceof DeadlineError
+        ? new TimeoutError(
+          `Cannot connect to ${this.#where}: no answer within ${o.commandTimeoutMs} ms`,
+        )
+        : new ConnectionError(
+          `Cannot connect to ${this.#where}: ${describeSocketError(error as Error)}`,
+          {
+            cause: error,
+          },
+        );
+      o.health?.reportDown(err);
+      throw err;
+    }
+    if (this.#closed) {
+      client.destroy();
+      throw new ConnectionError(`Connection to ${this.#where} is closed`);
+    }
+    this.#client = client;
+    this.#lastActivity = Date.now();
+    o.health?.reportUp();
+    return client;
+  }
+
+  async #exec(client: Client, args: readonly RedisArg[], options: SendOptions): Promise<unknown> {
+    this.#inflight++;
+    this.#lastActivity = Date.now();
+    const deadline = this.#options.commandTimeoutMs + (options.blockMs ?? 0);
+    try {
+      const reply = client.sendCommand(
+        args.map(toClientArg),
+        options.buffers ? BUFFER_MAPPING : undefined,
+      );
+      return await withDeadline(reply, deadline, () => {
+        if (this.#client === client) this.#drop();
+        else client.destroy();
+      });
+    } catch (error) {
+      if (error instanceof DeadlineError) {
+        const err = new TimeoutError(
+          `No reply from ${this.#where} within ${deadline} ms to ${
+            commandName(args)
+          }; connection closed`,
+        );
+        this.#options.health?.reportDown(err);
+        throw err;
+      }
+      if (error instanceof ErrorReply) throw new RedisReplyError(error.message, { cause: error });
+      if (error instanceof TypeError || error instanceof RangeError) throw error; // a bug, not an outage
+      if (this.#client === client) this.#drop();
+      const err = toRedisError(error, this.#where);
+      if (!this.#closed) this.#options.health?.reportDown(err);
+      throw err;
+    } finally {
+      this.#inflight--;
+      this.#lastActivity = Date.now();
+      if (this.#inflight === 0) {
+        const waiters = this.#idleWaiters;
+        this.#idleWaiters = [];
+        for (const resolve of waiters) resolve();
+      }
+    }
+  }
+
+  #drop(): void {
+    const client = this.#client;
+    this.#client = null;
+    this.#db = this.#options.db;
+    if (client) {
+      try {
+        client.destroy();
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  #healthCheck(): void {
+    if (!this.#client || this.#inflight > 0 || this.#gate) return;
+    if (Date.now() - this.#lastActivity < this.#options.healthCheckIntervalMs) return;
+    this.send(undefined, ["PING"]).catch(() => {
+      // The failure was reported to the server's health; the next command reconnects.
+    });
+  }
+}
+
+class DeadlineError extends Error {
+  constructor() {
+    super("deadline exceeded");
+    this.name = "DeadlineError";
+  }
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      onTimeout();
+      reject(new DeadlineError());
+    }, ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** node-redis takes strings and Buffers only. */
+function toClientArg(arg: RedisArg): string | Buffer {
+  if (typeof arg === "string" || arg instanceof Buffer) return arg;
+  return Buffer.from(arg.buffer, arg.byteOffset, arg.byteLength);
+}
+
+function commandName(args: readonly RedisArg[]): string {
+  const first = args[0];
+  return typeof first === "string" ? first.toUpperCase() : "command";
+}

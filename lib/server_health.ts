@@ -1,0 +1,102 @@
+/**
+ * Up/down bookkeeping for one Redis server, shared by all its connections:
+ * an outage is logged once when it starts and once when it ends (with how
+ * long it lasted), not once per failed command.
+ *
+ * @module
+ */
+import { errorMessage } from "./errors.ts";
+import { getLog } from "./log.ts";
+
+const log = getLog("connection");
+
+/** A snapshot of one server's health, for status and metrics. */
+export interface ServerHealthStatus {
+  /** "source" or "target". */
+  role: string;
+  /** `host:port`. */
+  address: string;
+  /** Whether the last connection attempt or command succeeded. */
+  up: boolean;
+  /** Connections (re)opened after a failure. */
+  reconnects: number;
+  /** Outages seen so far. */
+  outages: number;
+  /** The last failure's message. */
+  lastError?: string;
+}
+
+/** Shared health of one server. */
+export class ServerHealth {
+  #role: string;
+  #address: string;
+  #up = true;
+  #everUp = false;
+  #downSince = 0;
+  #reconnects = 0;
+  #outages = 0;
+  #lastError: string | undefined;
+  #lastRepeat = 0;
+
+  constructor(role: string, address: string) {
+    this.#role = role;
+    this.#address = address;
+  }
+
+  /** A connection opened. */
+  reportUp(): void {
+    if (this.#everUp) this.#reconnects++;
+    this.#everUp = true;
+    if (this.#up) return;
+    this.#up = true;
+    const seconds = ((Date.now() - this.#downSince) / 1000).toFixed(1);
+    log.info("Connection to {role} {address} restored after {seconds} s", {
+      role: this.#role,
+      address: this.#address,
+      seconds,
+    });
+  }
+
+  /** A connection failed or a command found the server gone. */
+  reportDown(error: unknown): void {
+    const message = errorMessage(error);
+    this.#lastError = message;
+    if (this.#up) {
+      this.#up = false;
+      this.#outages++;
+      this.#downSince = Date.now();
+      this.#lastRepeat = Date.now();
+      log.warning("{error}; retrying with backoff", {
+        role: this.#role,
+        address: this.#address,
+        error: message,
+      });
+    } else if (Date.now() - this.#lastRepeat >= 60_000) {
+      this.#lastRepeat = Date.now();
+      const seconds = ((Date.now() - this.#downSince) / 1000).toFixed(0);
+      log.warning("The {role} server {address} is still unavailable after {seconds} s: {error}", {
+        role: this.#role,
+        address: this.#address,
+        seconds,
+        error: message,
+      });
+    }
+  }
+
+  /** Whether the server is taken as up. */
+  get up(): boolean {
+    return this.#up;
+  }
+
+  /** A snapshot for status and metrics. */
+  status(): ServerHealthStatus {
+    return {
+      role: this.#role,
+      address: this.#address,
+      up: this.#up,
+      reconnects: this.#reconnects,
+      outages: this.#outages,
+      lastError: this.#lastError,
+    };
+  }
+}

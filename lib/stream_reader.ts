@@ -1,0 +1,270 @@
+/**
+ * A reader owns one source connection and serves many streams with one
+ * `XREADGROUP ... STREAMS k1 k2 ... > > ...` at a time, so hundreds of
+ * streams make progress over a handful of connections. A stream asks for
+ * its next batch with {@linkcode StreamReader.read} only once its previous
+ * batch is written and acked (backpressure, and order per stream).
+ *
+ * @module
+ */
+import { Backoff, sleep } from "./backoff.ts";
+import { errorMessage, isRetriableError, RedisReplyError, StreamGoneError } from "./errors.ts";
+import { getLog } from "./log.ts";
+import type { RedisConnection } from "./redis_connection.ts";
+import { parseMultiRead, type StreamEntry } from "./_replies.ts";
+import { type StreamRef, toHex } from "./stream_ref.ts";
+
+const log = getLog("reader");
+
+/** Options for {@linkcode StreamReader}. */
+export interface StreamReaderOptions {
+  /** Consumer group name. */
+  group: string;
+  /** Consumer name. */
+  consumer: string;
+  /** Entries per stream per read (COUNT). */
+  batchSize: number;
+  /** Milliseconds a read blocks when nothing is ready (BLOCK). */
+  blockMs: number;
+  /**
+   * `run --once`: never block; a stream with nothing to read gets an empty batch.
+   * @default {false}
+   */
+  once?: boolean;
+  /** Backoff bounds after a failed read, milliseconds. */
+  backoffBaseMs: number;
+  /** Backoff bounds after a failed read, milliseconds. */
+  backoffMaxMs: number;
+  /** Sends CLIENT UNBLOCK for the reader's connection (from another connection). */
+  unblock: (clientId: string) => void;
+}
+
+interface Waiter {
+  stream: StreamRef;
+  resolve: (entries: StreamEntry[] | null) => void;
+  reject: (error: unknown) => void;
+}
+
+/** Reads batches for the streams assigned to it, over one connection. */
+export class StreamReader {
+  #conn: RedisConnection;
+  #options: StreamReaderOptions;
+  #assigned = new Set<string>();
+  #waiting = new Map<string, Waiter>();
+  #wake: (() => void) | null = null;
+  #blockingOn: Set<string> | null = null;
+  #rotation = 0;
+  #backoff: Backoff;
+
+  constructor(conn: RedisConnection, options: StreamReaderOptions) {
+    this.#conn = conn;
+    this.#options = options;
+    this.#backoff = new Backoff({ baseMs: options.backoffBaseMs, maxMs: options.backoffMaxMs });
+  }
+
+  /** Streams assigned to this reader. */
+  get load(): number {
+    return this.#assigned.size;
+  }
+
+  /** The reader's connection. */
+  get connection(): RedisConnection {
+    return this.#conn;
+  }
+
+  /** Assigns a stream to this reader. */
+  assign(stream: StreamRef): void {
+    this.#assigned.add(stream.id);
+  }
+
+  /** Releases a stream (its loop ended). */
+  release(stream: StreamRef): void {
+    this.#assigned.delete(stream.id);
+    const waiter = this.#waiting.get(stream.id);
+    if (waiter) {
+      this.#waiting.delete(stream.id);
+      waiter.resolve(null);
+    }
+  }
+
+  /**
+   * The next batch of new entries of `stream` (never empty, except in
+   * once mode where empty means "nothing left"), or null once `signal`
+   * aborts. Rejects with {@linkcode StreamGoneError} when the stream or its
+   * group no longer exists, or with the error of a non-retriable failure.
+   */
+  read(stream: StreamRef, signal: AbortSignal): Promise<StreamEntry[] | null> {
+    if (signal.aborted) return Promise.resolve(null);
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        if (this.#waiting.get(stream.id)?.resolve === done) this.#waiting.delete(stream.id);
+        resolve(null);
+      };
+      const done = (entries: StreamEntry[] | null) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(entries);
+      };
+      const fail = (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#waiting.set(stream.id, { stream, resolve: done, reject: fail });
+      this.#poke(stream.id);
+    });
+  }
+
+  /** The read loop; returns once `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    const onAbort = () => this.#poke(null);
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      while (!signal.aborted) {
+        if (this.#waiting.size === 0) {
+          await new Promise<void>((resolve) => (this.#wake = resolve));
+          this.#wake = null;
+          continue;
+        }
+        try {
+          await this.#pass(signal);
+          this.#backoff.reset();
+        } catch (error) {
+          if (signal.aborted) break;
+          if (!isRetriableError(error)) {
+            log.error("Read failed on {connection}: {error}", {
+              connection: this.#conn.where,
+              error: errorMessage(error),
+            });
+          } else {
+            log.debug("Read failed on {connection}: {error}", {
+              connection: this.#conn.where,
+              error: errorMessage(error),
+            });
+          }
+          await sleep(this.#backoff.next(), signal);
+        }
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      for (const waiter of this.#waiting.values()) waiter.resolve(null);
+      this.#waiting.clear();
+    }
+  }
+
+  /** One pass: a non-blocking read of every waiting stream; if none had anything, one blocking read. */
+  async #pass(signal: AbortSignal): Promise<void> {
+    const byDb = new Map<number, Waiter[]>();
+    for (const waiter of this.#waiting.values()) {
+      const list = byDb.get(waiter.stream.db);
+      if (list) list.push(waiter);
+      else byDb.set(waiter.stream.db, [waiter]);
+    }
+    let got = false;
+    for (const [db, waiters] of byDb) {
+      if (signal.aborted) return;
+      if (await this.#readDb(db, waiters, 0)) got = true;
+    }
+    if (got || signal.aborted) return;
+    if (this.#options.once) {
+      for (const waiters of byDb.values()) {
+        for (const waiter of waiters) this.#settle(waiter, []);
+      }
+      return;
+    }
+    // Nothing ready anywhere: block on one DB (rotating when several share this reader).
+    const dbs = [...byDb.keys()];
+    const db = dbs[this.#rotation++ % dbs.length];
+    const blockMs = dbs.length === 1
+      ? this.#options.blockMs
+      : Math.max(50, Math.floor(this.#options.blockMs / dbs.length));
+    const waiters = byDb.get(db)!.filter((w) => this.#waiting.get(w.stream.id) === w);
+    if (waiters.length === 0) return;
+    await this.#readDb(db, waiters, blockMs);
+  }
+
+  /** Reads `waiters`' streams in `db`; resolves the ones that got entries. Whether any did. */
+  async #readDb(db: number, waiters: Waiter[], blockMs: number): Promise<boolean> {
+    const { group, consumer, batchSize } = this.#options;
+    const args: (string | Uint8Array)[] = [
+      "XREADGROUP",
+      "GROUP",
+      group,
+      consumer,
+      "COUNT",
+      String(batchSize),
+    ];
+    if (blockMs > 0) args.push("BLOCK", String(blockMs));
+    args.push("STREAMS");
+    for (const w of waiters) args.push(w.stream.key);
+    for (let i = 0; i < waiters.length; i++) args.push(">");
+    let reply: unknown;
+    if (blockMs > 0) this.#blockingOn = new Set(waiters.map((w) => w.stream.id));
+    try {
+      reply = await this.#conn.send(db, args, { buffers: true, blockMs });
+    } catch (error) {
+      if (
+        error instanceof RedisReplyError && (error.code === "NOGROUP" || error.code === "WRONGTYPE")
+      ) {
+        // One of the streams is gone or changed type: find which, one by one.
+        return await this.#isolate(db, waiters);
+      }
+      throw error;
+    } finally {
+      this.#blockingOn = null;
+    }
+    const byKey = new Map(waiters.map((w) => [toHex(w.stream.key), w]));
+    let got = false;
+    for (const item of parseMultiRead(reply)) {
+      const waiter = byKey.get(toHex(item.key));
+      if (!waiter || item.entries.length === 0) continue;
+      got = true;
+      this.#settle(waiter, item.entries);
+    }
+    return got;
+  }
+
+  async #isolate(db: number, waiters: Waiter[]): Promise<boolean> {
+    let got = false;
+    for (const waiter of waiters) {
+      if (this.#waiting.get(waiter.stream.id) !== waiter) continue;
+      try {
+        if (await this.#readDb(db, [waiter], 0)) got = true;
+      } catch (error) {
+        if (
+          error instanceof RedisReplyError &&
+          (error.code === "NOGROUP" || error.code === "WRONGTYPE")
+        ) {
+          this.#waiting.delete(waiter.stream.id);
+          waiter.reject(
+            new StreamGoneError(`Stream ${waiter.stream.label} is gone: ${error.message}`, {
+              cause: error,
+            }),
+          );
+        } else {
+          throw error;
+        }
+      }
+    }
+    return got;
+  }
+
+  #settle(waiter: Waiter, entries: StreamEntry[]): void {
+    if (this.#waiting.get(waiter.stream.id) !== waiter) return;
+    this.#waiting.delete(waiter.stream.id);
+    waiter.resolve(entries);
+  }
+
+  /** Wakes the loop: a stream started waiting (or the reader is stopping). */
+  #poke(streamId: string | null): void {
+    if (this.#wake) {
+      this.#wake();
+      return;
+    }
+    const blocking = this.#blockingOn;
+    if (blocking && (streamId === null || !blocking.has(streamId))) {
+      const id = this.#conn.clientId;
+      this.#blockingOn = null;
+      if (id !== undefined) this.#options.unblock(id);
+    }
+  }
+}

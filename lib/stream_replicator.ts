@@ -1,0 +1,516 @@
+/**
+ * The replication loop of one stream: make sure the consumer group exists,
+ * take over entries left pending by earlier runs, then read, write, ack,
+ * one batch at a time, for as long as it runs.
+ *
+ * One batch, safely (see DESIGN.md): entries whose ID is not above the
+ * target's last ID were copied before (a crash between write and ack) and
+ * are only acked, after checking that the target really holds them; the
+ * rest are written in one pipeline with their original IDs; only when the
+ * target confirmed every write is the whole batch acked. A batch that is
+ * re-delivered therefore leaves the target unchanged.
+ *
+ * @module
+ */
+import { Backoff, sleep } from "./backoff.ts";
+import type { ConnectionPool } from "./connection_pool.ts";
+import {
+  errorMessage,
+  isRetriableError,
+  RedisReplyError,
+  StreamGoneError,
+  StreamStoppedError,
+} from "./errors.ts";
+import { getLog } from "./log.ts";
+import type { RedisArg, RedisConnection } from "./redis_connection.ts";
+import {
+  compareIds,
+  parseAutoClaim,
+  parseEntries,
+  parseFlatMap,
+  type StreamEntry,
+  text,
+} from "./_replies.ts";
+import type { StreamReader } from "./stream_reader.ts";
+import type { StreamRef } from "./stream_ref.ts";
+
+const log = getLog("replicator");
+
+/** Where a stream's loop is. */
+export type StreamState =
+  | "starting"
+  | "recovering"
+  | "replicating"
+  | "retrying"
+  | "caught-up"
+  | "stopped"
+  | "error"
+  | "gone"
+  | "skipped";
+
+/** A stream loop's small status object, read by metrics and `status`. */
+export interface StreamStatus {
+  /** Source DB. */
+  db: number;
+  /** Source key, escaped. */
+  key: string;
+  /** Target DB. */
+  targetDb: number;
+  /** Target key, escaped. */
+  target: string;
+  /** Where the loop is. */
+  state: StreamState;
+  /** Entries written to the target by this process. */
+  copied: number;
+  /** Entries found already on the target (re-deliveries) and acked. */
+  skipped: number;
+  /** Entries deleted from the source while pending, acked without copying. */
+  deleted: number;
+  /** Batches written. */
+  batches: number;
+  /** Pending entries taken over from earlier runs or other consumers. */
+  recovered: number;
+  /** The ID of the last entry known to be on the target. */
+  lastCopiedId: string;
+  /** Failed attempts so far. */
+  errors: number;
+  /** The last error, if any. */
+  lastError?: string;
+  /** Time (ms since epoch) of the last batch written. */
+  lastBatchAt?: number;
+}
+
+/** What a loop needs from the outside. */
+export interface StreamReplicatorOptions {
+  /** The reader serving this stream. */
+  reader: StreamReader;
+  /** Source connection for group management, claims and acks. */
+  source: ConnectionPool | RedisConnection;
+  /** Target connections. */
+  target: ConnectionPool;
+  /** Consumer group. */
+  group: string;
+  /** This process's consumer name. */
+  consumer: string;
+  /** Where a newly created group starts: "0", "$" or an ID. */
+  startId: string;
+  /** Create the group when missing. */
+  autoCreateGroup: boolean;
+  /** Entries per batch. */
+  batchSize: number;
+  /** Retry backoff, milliseconds. */
+  backoffBaseMs: number;
+  /** Retry backoff cap, milliseconds. */
+  backoffMaxMs: number;
+  /**
+   * `run --once`: end when nothing is left to read.
+   * @default {false}
+   */
+  once?: boolean;
+  /**
+   * Aborted when the batch in flight must be abandoned (it stays pending
+   * and is re-delivered safely). Defaults to the run signal.
+   * @default {undefined}
+   */
+  hardSignal?: AbortSignal;
+  /** Called after each batch written (for metrics). */
+  onBatch?: (stream: StreamRef, written: number, skipped: number, ms: number) => void;
+  /** Called for each failed attempt (for metrics). */
+  onError?: (stream: StreamRef, kind: string) => void;
+}
+
+/** How a loop ended. */
+export type StreamOutcome = "stopped" | "caught-up" | "gone" | "skipped" | "error";
+
+const DUPLICATE_ID = /equal or smaller than the target stream top item/i;
+
+/** The replication loop of one stream. */
+export class StreamReplicator {
+  readonly stream: StreamRef;
+  readonly status: StreamStatus;
+  #o: StreamReplicatorOptions;
+  /** The target's last generated ID (XADD refuses anything not above it). */
+  #targetTop = "0-0";
+  #warnedDeleted = false;
+  /** Extra XADD arguments before the ID (e.g. MAXLEN ~ n). */
+  #xaddOptions: string[] = [];
+
+  constructor(stream: StreamRef, options: StreamReplicatorOptions) {
+    this.stream = stream;
+    this.#o = options;
+    this.status = {
+      db: stream.db,
+      key: stream.label.slice(stream.label.indexOf(":") + 1),
+      targetDb: stream.targetDb,
+      target: stream.targetLabel.slice(stream.targetLabel.indexOf(":") + 1),
+      state: "starting",
+      copied: 0,
+      skipped: 0,
+      deleted: 0,
+      batches: 0,
+      recovered: 0,
+      lastCopiedId: "0-0",
+      errors: 0,
+    };
+  }
+
+  /**
+   * Runs until `signal` aborts, the stream is gone, it must stop, or (once
+   * mode) nothing is left to read. Never throws: the outcome says how it
+   * ended, `status.lastError` why.
+   */
+  async run(signal: AbortSignal): Promise<StreamOutcome> {
+    const hard = this.#o.hardSignal ?? signal;
+    try {
+      if (!(await this.#retrying(() => this.#ensureGroup(), signal))) {
+        this.status.state = "skipped";
+        return "skipped";
+      }
+      if (signal.aborted) return this.#stopped();
+      await this.#retrying(() => this.#loadTargetTop(), signal);
+      if (signal.aborted) return this.#stopped();
+      this.status.state = "recovering";
+      await this.#recoverPending(signal, hard);
+      if (signal.aborted) return this.#stopped();
+      this.status.state = "replicating";
+      while (!signal.aborted) {
+        const entries = await this.#o.reader.read(this.stream, signal);
+        if (entries === null) break;
+        if (entries.length === 0) {
+          this.status.state = "caught-up";
+          return "caught-up";
+        }
+        await this.#copyBatch(entries, [], hard);
+      }
+      return this.#stopped();
+    } catch (error) {
+      if (error instanceof StreamGoneError) {
+        this.status.state = "gone";
+        this.status.lastError = error.message;
+        return "gone";
+      }
+      if (error instanceof AbortedError) return this.#stopped();
+      this.status.state = "error";
+      this.status.lastError = errorMessage(error);
+      return "error";
+    }
+  }
+
+  #stopped(): StreamOutcome {
+    this.status.state = "stopped";
+    return "stopped";
+  }
+
+  #sourceConn(): RedisConnection {
+    const s = this.#o.source;
+    return "pick" in s ? s.pick(this.stream.db) : s;
+  }
+
+  #sendSource(args: RedisArg[], buffers = false): Promise<unknown> {
+    return this.#sourceConn().send(this.stream.db, args, { buffers });
+  }
+
+  #sendTarget(args: RedisArg[], buffers = false): Promise<unknown> {
+    return this.#o.target.pick(this.stream.targetDb).send(this.stream.targetDb, args, { buffers });
+  }
+
+  /** Creates the group if allowed; false when the stream must be skipped. */
+  async #ensureGroup(): Promise<boolean> {
+    const { group, startId, autoCreateGroup } = this.#o;
+    if (autoCreateGroup) {
+      try {
+        await this.#sendSource(["XGROUP", "CREATE", this.stream.key, group, startId]);
+        log.info("Created consumer group {group} on {stream} at {startId}", {
+          group,
+          stream: this.stream.label,
+          startId,
+        });
+        return true;
+      } catch (error) {
+        if (error instanceof RedisReplyError && error.code === "BUSYGROUP") return true;
+        if (error instanceof RedisReplyError && /requires the key to exist/i.test(error.message)) {
+          throw new StreamGoneError(`Stream ${this.stream.label} does not exist`, { cause: error });
+        }
+        if (error instanceof RedisReplyError && error.code === "WRONGTYPE") {
+          throw new StreamGoneError(`Key ${this.stream.label} is not a stream`, { cause: error });
+        }
+        throw error;
+      }
+    }
+    let groups: unknown;
+    try {
+      groups = await this.#sendSource(["XINFO", "GROUPS", this.stream.key]);
+    } catch (error) {
+      if (error instanceof RedisReplyError && /no such key/i.test(error.message)) {
+        throw new StreamGoneError(`Stream ${this.stream.label} does not exist`, { cause: error });
+      }
+      throw error;
+    }
+    const exists = Array.isArray(groups) &&
+      groups.some((g) => parseFlatMap(g).get("name") === group);
+    return exists;
+  }
+
+  async #loadTargetTop(): Promise<void> {
+    try {
+      const info = parseFlatMap(await this.#sendTarget(["XINFO", "STREAM", this.stream.targetKey]));
+      this.#targetTop = text(info.get("last-generated-id") ?? "0-0");
+    } catch (error) {
+      if (error instanceof RedisReplyError && /no such key/i.test(error.message)) {
+        this.#targetTop = "0-0";
+        return;
+      }
+      if (error instanceof RedisReplyError && error.code === "WRONGTYPE") {
+        throw new StreamStoppedError(this.#wrongTypeMessage(), { cause: error });
+      }
+      throw error;
+    }
+    if (compareIds(this.#targetTop, this.status.lastCopiedId) > 0) {
+      this.status.lastCopiedId = this.#targetTop;
+    }
+  }
+
+  /** Takes over every pending entry of the group (ours and other consumers'), oldest first, and copies it. */
+  async #recoverPending(signal: AbortSignal, hard: AbortSignal): Promise<void> {
+    const { group, consumer, batchSize } = this.#o;
+    let cursor = "0-0";
+    do {
+      if (signal.aborted) return;
+      const reply = await this.#retrying(
+        () =>
+          this.#sendSource(
+            [
+              "XAUTOCLAIM",
+              this.stream.key,
+              group,
+              consumer,
+              "0",
+              cursor,
+              "COUNT",
+              String(batchSize),
+            ],
+            true,
+          ),
+        signal,
+      );
+      if (reply === undefined) return;
+      const claimed = parseAutoClaim(reply);
+      cursor = claimed.cursor;
+      if (claimed.entries.length > 0 || claimed.deleted.length > 0) {
+        this.status.recovered += claimed.entries.length;
+        await this.#copyBatch(claimed.entries, claimed.deleted, hard);
+      }
+    } while (cursor !== "0-0");
+    if (this.status.recovered > 0) {
+      log.info("Recovered {count} pending entries of {stream}", {
+        count: this.status.recovered,
+        stream: this.stream.label,
+      });
+    }
+  }
+
+  /**
+   * Writes `entries` (ID order) to the target and acks them, plus `deleted`
+   * IDs (pending entries deleted from the source). Retries retriable
+   * failures with backoff until it succeeds or `hard` aborts.
+   */
+  async #copyBatch(entries: StreamEntry[], deleted: string[], hard: AbortSignal): Promise<void> {
+    const backoff = new Backoff({ baseMs: this.#o.backoffBaseMs, maxMs: this.#o.backoffMaxMs });
+    let lastLogged = "";
+    let lastLoggedAt = 0;
+    while (true) {
+      if (hard.aborted) throw new AbortedError();
+      try {
+        const started = performance.now();
+        const { written, skipped } = await this.#writeBatch(entries);
+        const ids = [...entries.map((e) => e.id), ...deleted];
+        if (ids.length > 0) {
+          try {
+            await this.#sendSource(["XACK", this.stream.key, this.#o.group, ...ids]);
+          } catch (error) {
+            if (
+              error instanceof RedisReplyError &&
+              (error.code === "NOGROUP" || error.code === "WRONGTYPE")
+            ) {
+              throw new StreamGoneError(`Stream ${this.stream.label} is gone: ${error.message}`, {
+                cause: error,
+              });
+            }
+            throw error;
+          }
+        }
+        this.status.copied += written;
+        this.status.skipped += skipped;
+        if (deleted.length > 0) {
+          this.status.deleted += deleted.length;
+          if (!this.#warnedDeleted) {
+            this.#warnedDeleted = true;
+            log.warning(
+              "{count} pending entries of {stream} were deleted from the source before they were copied; acked",
+              {
+                count: deleted.length,
+                stream: this.stream.label,
+                ids: deleted.slice(0, 5),
+              },
+            );
+          }
+        }
+        if (written > 0) {
+          this.status.batches++;
+          this.status.lastBatchAt = Date.now();
+        }
+        if (this.status.state === "retrying") {
+          this.status.state = "replicating";
+          log.info("Replication of {stream} resumed", { stream: this.stream.label });
+        }
+        this.#o.onBatch?.(this.stream, written, skipped, performance.now() - started);
+        return;
+      } catch (error) {
+        if (error instanceof StreamStoppedError || error instanceof StreamGoneError) throw error;
+        if (!isRetriableError(error)) {
+          throw new StreamStoppedError(
+            `Copy of a batch of ${this.stream.label} to ${this.stream.targetLabel} failed: ${
+              errorMessage(error)
+            }`,
+            { cause: error },
+          );
+        }
+        this.status.errors++;
+        this.status.lastError = errorMessage(error);
+        this.#o.onError?.(
+          this.stream,
+          error instanceof RedisReplyError ? error.code : "connection",
+        );
+        if (this.status.state !== "recovering") this.status.state = "retrying";
+        const message = errorMessage(error);
+        if (message !== lastLogged || Date.now() - lastLoggedAt > 60_000) {
+          lastLogged = message;
+          lastLoggedAt = Date.now();
+          log.warning("Batch of {stream} not copied yet (nothing acked): {error}; retrying", {
+            stream: this.stream.label,
+            error: message,
+          });
+        }
+        await sleep(backoff.next(), hard);
+      }
+    }
+  }
+
+  /**
+   * Steps 2 and 3 of a batch: skip what the target already holds, write
+   * the rest in one transaction. Returns how many entries were written and
+   * how many were found already copied.
+   */
+  async #writeBatch(entries: StreamEntry[]): Promise<{ written: number; skipped: number }> {
+    let written = 0;
+    for (let round = 0;; round++) {
+      let split = 0;
+      while (split < entries.length && compareIds(entries[split].id, this.#targetTop) <= 0) split++;
+      if (split > 0) await this.#confirmOnTarget(entries.slice(0, split));
+      const fresh = entries.slice(split);
+      if (fresh.length === 0) return { written, skipped: entries.length - written };
+      const results = await this.#o.target.pick(this.stream.targetDb).transaction(
+        this.stream.targetDb,
+        fresh.map((e) => ["XADD", this.stream.targetKey, ...this.#xaddOptions, e.id, ...e.fields]),
+      );
+      let duplicate = false;
+      for (let i = 0; i < results.length; i++) {
+        const r = results[i];
+        if (r.status === "fulfilled") {
+          written++;
+          this.#advance(fresh[i].id);
+          continue;
+        }
+        const error = r.reason;
+        if (error instanceof RedisReplyError && DUPLICATE_ID.test(error.message)) {
+          duplicate = true;
+          continue;
+        }
+        if (error instanceof RedisReplyError && error.code === "WRONGTYPE") {
+          throw new StreamStoppedError(this.#wrongTypeMessage(), { cause: error });
+        }
+        throw error;
+      }
+      if (!duplicate) return { written, skipped: entries.length - written };
+      // The target's top moved behind our back (another delivery of these
+      // entries, or another writer): reload it and check the rest again.
+      if (round >= 3) {
+        throw new StreamStoppedError(
+          `Target stream ${this.stream.targetLabel} keeps refusing IDs of ${this.stream.label} as not above its top item: something else writes into it`,
+        );
+      }
+      await this.#loadTargetTop();
+    }
+  }
+
+  #wrongTypeMessage(): string {
+    return `Target key ${this.stream.targetLabel} exists and is not a stream (WRONGTYPE); nothing of ${this.stream.label} is copied until it is removed or renamed`;
+  }
+
+  #advance(id: string): void {
+    if (compareIds(id, this.#targetTop) > 0) this.#targetTop = id;
+    if (compareIds(id, this.status.lastCopiedId) > 0) this.status.lastCopiedId = id;
+  }
+
+  /**
+   * Entries at or below the target's top were copied before, unless
+   * something else wrote into the target stream. Confirms the target holds
+   * each of them (or trimmed it: older than its first entry); otherwise the
+   * stream must stop, because the entry can no longer be inserted.
+   */
+  async #confirmOnTarget(old: StreamEntry[]): Promise<void> {
+    const first = old[0].id;
+    const last = old[old.length - 1].id;
+    const reply = await this.#sendTarget(
+      ["XRANGE", this.stream.targetKey, first, last, "COUNT", String(old.length * 2 + 10)],
+      true,
+    );
+    const present = new Set(parseEntries(reply).entries.map((e) => e.id));
+    const missing = old.filter((e) => !present.has(e.id));
+    if (missing.length === 0) {
+      log.debug("{count} entries of {stream} are already on the target; acking them", {
+        count: old.length,
+        stream: this.stream.label,
+        ids: [first, last],
+      });
+      return;
+    }
+    const head = parseEntries(
+      await this.#sendTarget(["XRANGE", this.stream.targetKey, "-", "+", "COUNT", "1"], true),
+    );
+    const firstOnTarget = head.entries[0]?.id;
+    const lost = missing.filter((e) =>
+      firstOnTarget !== undefined && compareIds(e.id, firstOnTarget) >= 0
+    );
+    if (lost.length > 0) {
+      throw new StreamStoppedError(
+        `Entry ${
+          lost[0].id
+        } of ${this.stream.label} is not on target stream ${this.stream.targetLabel}, whose last ID is already ${this.#targetTop}: something else wrote into the target stream, and the entry can no longer be inserted in order. Nothing was acked; fix the target stream (e.g. delete it to copy again) and the stream resumes on the next discovery pass`,
+      );
+    }
+  }
+
+  /** Runs `op`, retrying retriable failures with backoff until `signal` aborts (then undefined). */
+  async #retrying<T>(op: () => Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+    const backoff = new Backoff({ baseMs: this.#o.backoffBaseMs, maxMs: this.#o.backoffMaxMs });
+    while (true) {
+      if (signal.aborted) return undefined;
+      try {
+        return await op();
+      } catch (error) {
+        if (!isRetriableError(error)) throw error;
+        this.status.errors++;
+        this.status.lastError = errorMessage(error);
+        await sleep(backoff.next(), signal);
+      }
+    }
+  }
+}
+
+class AbortedError extends Error {
+  constructor() {
+    super("aborted");
+    this.name = "AbortedError";
+  }
+}

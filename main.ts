@@ -1,0 +1,168 @@
+/**
+ * redis-stream-sync's entry point: parse flags, load the configuration,
+ * wire signals, run the command, and map errors to exit codes (here only).
+ *
+ * @module
+ */
+import denoJson from "./deno.json" with { type: "json" };
+import { checkConnectivity } from "./lib/check.ts";
+import { type CliArgs, helpText, parseCliArgs } from "./lib/cli.ts";
+import { formatConfig, loadConfig } from "./lib/config.ts";
+import type { Config } from "./lib/config_types.ts";
+import { ConfigError, errorMessage, EXIT_CODES } from "./lib/errors.ts";
+import { flushLogging, getLog, setupLogging } from "./lib/log.ts";
+import { Orchestrator } from "./lib/orchestrator.ts";
+import { serverAddress } from "./lib/redis_connection.ts";
+
+const VERSION: string = denoJson.version;
+const DEFAULT_CONFIG_FILE = "env.conf";
+const log = getLog("main");
+
+type Command = (config: Config, args: CliArgs, signal: AbortSignal) => Promise<number>;
+
+const COMMAND_HANDLERS: Record<string, Command> = {
+  run: runCommand,
+  check: checkCommand,
+};
+
+async function runCommand(config: Config, args: CliArgs, signal: AbortSignal): Promise<number> {
+  log.info("redis-stream-sync {version} starting: source {source}, target {target}", {
+    version: VERSION,
+    source: serverAddress(config.source),
+    target: serverAddress(config.target),
+  });
+  await checkConnectivity(config, { signal });
+  if (signal.aborted) return EXIT_CODES.OK;
+  const orchestrator = new Orchestrator(config);
+  const result = await orchestrator.run(signal, {
+    once: args.once,
+    graceMs: Math.max(1000, Math.min(5000, config.pollInterval * 1000 + 4000)),
+  });
+  if (args.once) {
+    const copied = result.streams.reduce((n, s) => n + s.copied, 0);
+    log.info("Done: {streams} streams, {copied} entries copied", {
+      streams: result.streams.length,
+      copied,
+    });
+    for (const failure of result.failures) {
+      log.error("Not up to date: {stream}: {reason}", failure);
+    }
+  }
+  return result.ok ? EXIT_CODES.OK : EXIT_CODES.FAILURE;
+}
+
+async function checkCommand(config: Config, _args: CliArgs, signal: AbortSignal): Promise<number> {
+  const result = await checkConnectivity(config, { signal });
+  const targetDb = config.target.db === "same" ? "same as source" : `DB ${config.target.db}`;
+  console.log("Configuration OK");
+  console.log(
+    `Target "${serverAddress(config.target)}" answers (Redis ${result.targetVersion}), ${targetDb}`,
+  );
+  console.log(
+    `Source "${serverAddress(config.source)}" answers (Redis ${result.sourceVersion}), DBs ${
+      result.sourceDbs.join(",")
+    }` +
+      (result.missingSourceDbs.length ? `; missing DBs ${result.missingSourceDbs.join(",")}` : ""),
+  );
+  return EXIT_CODES.OK;
+}
+
+async function readConfigFile(path: string | undefined): Promise<{ text?: string; name: string }> {
+  const name = path ?? DEFAULT_CONFIG_FILE;
+  try {
+    return { text: await Deno.readTextFile(name), name };
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound && path === undefined) return { name };
+    if (error instanceof Deno.errors.NotFound) {
+      throw new ConfigError(`Config file "${name}" not found`);
+    }
+    throw new ConfigError(`Cannot read config file "${name}": ${errorMessage(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+/** Runs the CLI with `argv`; returns the exit code. */
+async function main(argv: string[]): Promise<number> {
+  const args = parseCliArgs(argv);
+  if (args.help) {
+    console.log(helpText(VERSION));
+    return EXIT_CODES.OK;
+  }
+  if (args.version) {
+    console.log(`redis-stream-sync ${VERSION}`);
+    return EXIT_CODES.OK;
+  }
+  const file = await readConfigFile(args.config);
+  const { config, warnings } = loadConfig(
+    { logLevel: args.logLevel, logFormat: args.logFormat },
+    Deno.env.toObject(),
+    file.text,
+    { fileName: file.name },
+  );
+  await setupLogging({
+    level: config.logLevel,
+    format: config.logFormat,
+    secrets: [config.source.password ?? "", config.target.password ?? ""],
+  });
+  for (const warning of warnings) log.warning("{warning}", { warning });
+  if (args.printConfig) {
+    console.log(formatConfig(config));
+    return EXIT_CODES.OK;
+  }
+
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (name: Deno.Signal) => {
+    signals++;
+    if (signals === 1) {
+      log.info("Received {signal}; shutting down (send it again to exit at once)", {
+        signal: name,
+      });
+      controller.abort();
+    } else {
+      log.warning(
+        "Received {signal} again; exiting now (entries in flight stay pending and are copied on the next start)",
+        {
+          signal: name,
+        },
+      );
+      Deno.exit(name === "SIGINT" ? 130 : 143);
+    }
+  };
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((name) => {
+    const handler = () => onSignal(name);
+    Deno.addSignalListener(name, handler);
+    return [name, handler] as const;
+  });
+  try {
+    return await COMMAND_HANDLERS[args.command](config, args, controller.signal);
+  } finally {
+    for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
+  }
+}
+
+/** Maps any error to its exit code, with a message on stderr (the one place this happens). */
+function exitCodeFor(error: unknown): number {
+  const code = (error as { exitCode?: unknown })?.exitCode;
+  if (error instanceof ConfigError && error.name === "ConfigError") {
+    console.error(`Configuration error:\n${error.problems.map((p) => `  - ${p}`).join("\n")}`);
+  } else if (typeof code === "number") {
+    console.error(`Error: ${errorMessage(error)}`);
+  } else {
+    console.error(`Error: ${errorMessage(error)}`);
+    if (error instanceof Error && error.stack) log.debug("{stack}", { stack: error.stack });
+  }
+  return typeof code === "number" ? code : EXIT_CODES.FAILURE;
+}
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (error) {
+    code = exitCodeFor(error);
+  }
+  await flushLogging().catch(() => {});
+  Deno.exit(code);
+}

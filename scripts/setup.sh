@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Makes sure this machine has what the tests need: Deno 2.9.6 and redis-server.
+# Installs what is missing (Deno with npm, redis-server with apt-get) when it
+# can: as root, or with password-less sudo. Otherwise, or with
+# SETUP_NO_INSTALL=1, only reports what is missing and how to install it.
+# Quiet when everything is there. Exit code: 0 when all is present, 1 if not.
+set -euo pipefail
+
+readonly DENO_VERSION="2.9.6"
+no_install="${SETUP_NO_INSTALL:-0}"
+missing=0
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+# Whether `$1` (a deno binary) is Deno $DENO_VERSION.
+deno_is_wanted() {
+  local version
+  version="$("$1" --version 2>/dev/null)" || return 1
+  [[ "${version%%$'\n'*}" == "deno ${DENO_VERSION} "* ]]
+}
+
+# The bin directory of npm's global prefix, where `npm install -g` puts deno.
+npm_bin_dir() {
+  local prefix
+  prefix="$(npm prefix -g 2>/dev/null)" || return 1
+  printf '%s/bin\n' "$prefix"
+}
+
+# Runs a command as root: directly when root, else with password-less sudo.
+as_root() {
+  if [[ "$(id -u)" -eq 0 ]]; then
+    "$@"
+  else
+    sudo -n "$@"
+  fi
+}
+
+can_be_root() {
+  [[ "$(id -u)" -eq 0 ]] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }
+}
+
+ensure_deno() {
+  if command -v deno >/dev/null 2>&1 && deno_is_wanted deno; then
+    return 0
+  fi
+  local found="none"
+  if command -v deno >/dev/null 2>&1; then
+    found="$(deno --version 2>/dev/null | sed -n 1p)"
+  fi
+  local command="npm install -g deno@${DENO_VERSION}"
+  if [[ "$no_install" == "1" ]]; then
+    say "Deno ${DENO_VERSION} is needed (found: ${found:-none}); install it with: ${command}"
+    missing=1
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    say "Deno ${DENO_VERSION} is needed (found: ${found:-none}), and npm to install it: install Node.js, then run: ${command}"
+    missing=1
+    return 0
+  fi
+  say "installing Deno ${DENO_VERSION} (found: ${found:-none}): ${command}"
+  local log
+  log="$(mktemp)"
+  if ! npm install -g "deno@${DENO_VERSION}" >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    say "could not install Deno ${DENO_VERSION}; as another user than root, try: sudo ${command}"
+    missing=1
+    return 0
+  fi
+  rm -f "$log"
+  if command -v deno >/dev/null 2>&1 && deno_is_wanted deno; then
+    return 0
+  fi
+  local bin
+  bin="$(npm_bin_dir)" || bin=""
+  if [[ -n "$bin" && -x "$bin/deno" ]] && deno_is_wanted "$bin/deno"; then
+    say "Deno ${DENO_VERSION} is in ${bin}: put that directory first on PATH (scripts/test.sh does)"
+    return 0
+  fi
+  say "installed Deno ${DENO_VERSION} with npm, but cannot find it; check: npm prefix -g"
+  missing=1
+}
+
+ensure_redis() {
+  if command -v redis-server >/dev/null 2>&1; then
+    return 0
+  fi
+  local command="apt-get update && apt-get install -y redis-server redis-tools"
+  if [[ "$no_install" == "1" ]]; then
+    say "redis-server is needed for the tests; install it with: ${command} (as root)"
+    missing=1
+    return 0
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "redis-server is needed for the tests, and this machine has no apt-get: install Redis 7 with its package manager, so that redis-server is on PATH"
+    missing=1
+    return 0
+  fi
+  if ! can_be_root; then
+    say "redis-server is needed for the tests; install it with: sudo sh -c '${command}'"
+    missing=1
+    return 0
+  fi
+  say "installing redis-server: ${command}"
+  local log
+  log="$(mktemp)"
+  if ! {
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server redis-tools
+  } >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    say "could not install redis-server"
+    missing=1
+    return 0
+  fi
+  rm -f "$log"
+  # Debian's package may start a redis-server service on port 6379: the tests never use it.
+  if ! command -v redis-server >/dev/null 2>&1; then
+    say "installed redis-server, but it is not on PATH"
+    missing=1
+  fi
+}
+
+ensure_deno
+ensure_redis
+exit "$missing"

@@ -1,0 +1,354 @@
+/**
+ * Runs the real command-line program (`main.ts`) in a subprocess, with the
+ * permission flags of the `start` task and a clean environment, plus small
+ * helpers for end-to-end tests.
+ *
+ * @example
+ * ```ts
+ * import { runCli } from "./_cli.ts";
+ *
+ * Deno.test("--help", async () => {
+ *   const { code, stdout } = await runCli(["--help"]);
+ *   console.log(code, stdout);
+ * });
+ * ```
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const CONFIG_PATH = fileURLToPath(new URL("../deno.json", import.meta.url));
+const MAIN_PATH = fileURLToPath(new URL("../main.ts", import.meta.url));
+const DEFAULT_TIMEOUT_MS = 60_000;
+
+/**
+ * The permission flags of the `start` task in deno.json (every word of it
+ * that starts with `--allow-` or `--deny-`), so that tests run main.ts with
+ * exactly the permissions users give it.
+ */
+export const PERMISSION_FLAGS: string[] = permissionFlags();
+
+function permissionFlags(): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(CONFIG_PATH)) as {
+    tasks?: Record<string, string | { command?: string }>;
+  };
+  const task = config.tasks?.start;
+  const command = typeof task === "string" ? task : task?.command;
+  if (!command) throw new Error(`${CONFIG_PATH} has no "start" task`);
+  return command.split(/\s+/).filter((word) =>
+    word.startsWith("--allow-") || word.startsWith("--deny-")
+  );
+}
+
+/** Options for {@linkcode runCli} and {@linkcode spawnCli}. */
+export interface RunCliOptions {
+  /**
+   * Environment variables for the program, on top of PATH and HOME (the only
+   * ones taken from this process; these may be overridden here too).
+   * @default {{}}
+   */
+  env?: Record<string, string>;
+  /**
+   * The working directory of the program.
+   * @default {this process' working directory}
+   */
+  cwd?: string;
+  /**
+   * Kill the program (SIGKILL) after this many milliseconds, and fail.
+   * @default {60000}
+   */
+  timeoutMs?: number;
+  /**
+   * Text written to the program's standard input, which is then closed.
+   * @default {no standard input (/dev/null)}
+   */
+  stdin?: string;
+  /**
+   * The script to run instead of main.ts: for testing these helpers.
+   * @default {the repository's main.ts}
+   */
+  script?: string;
+}
+
+/** How a program ended, and all it printed. */
+export interface CliResult {
+  /** The exit code (128 + the signal's number if it was killed by a signal). */
+  code: number;
+  /** Everything written to standard output. */
+  stdout: string;
+  /** Everything written to standard error. */
+  stderr: string;
+  /** The signal that ended the program, if one did. */
+  signal: Deno.Signal | null;
+}
+
+/**
+ * Runs `deno run <PERMISSION_FLAGS> main.ts ...args` with a clean
+ * environment (PATH, HOME, and `options.env`), and waits for it to exit.
+ *
+ * @throws {Error} if the program has not exited after `options.timeoutMs`:
+ * it is killed, and the message shows what it printed.
+ */
+export async function runCli(args: string[], options: RunCliOptions = {}): Promise<CliResult> {
+  await using cli = spawnCli(args, options);
+  return await cli.wait();
+}
+
+/**
+ * A program started by {@linkcode spawnCli}, whose output is collected as it
+ * comes. `await using` it: disposal kills it (SIGKILL) if it still runs.
+ */
+export class CliProcess implements AsyncDisposable {
+  /** The subprocess. */
+  readonly process: Deno.ChildProcess;
+  readonly #description: string;
+  readonly #timeoutMs: number;
+  #stdout = "";
+  #stderr = "";
+  #exitStatus: Deno.CommandStatus | null = null;
+  #timedOut = false;
+  readonly #timer: ReturnType<typeof setTimeout>;
+  readonly #done: Promise<Deno.CommandStatus>;
+  readonly #listeners = new Set<() => void>();
+
+  /** Use {@linkcode spawnCli}. */
+  constructor(command: Deno.Command, description: string, options: RunCliOptions) {
+    this.#description = description;
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.process = command.spawn();
+    const stdout = collect(this.process.stdout, (text) => {
+      this.#stdout += text;
+      this.#notify();
+    });
+    const stderr = collect(this.process.stderr, (text) => {
+      this.#stderr += text;
+      this.#notify();
+    });
+    const stdin = writeStdin(this.process, options.stdin);
+    this.#timer = setTimeout(() => {
+      this.#timedOut = true;
+      this.#kill("SIGKILL");
+    }, this.#timeoutMs);
+    this.#done = Promise.all([this.process.status, stdout, stderr, stdin]).then(([status]) => {
+      clearTimeout(this.#timer);
+      this.#exitStatus = status;
+      this.#notify();
+      return status;
+    });
+  }
+
+  /** Standard output so far. */
+  stdout(): string {
+    return this.#stdout;
+  }
+
+  /** Standard error so far. */
+  stderr(): string {
+    return this.#stderr;
+  }
+
+  /** Whether the program has exited (and all its output was read). */
+  get exited(): boolean {
+    return this.#exitStatus !== null;
+  }
+
+  /**
+   * Waits until standard output or standard error matches `pattern`.
+   *
+   * @throws {Error} after `timeoutMs` (default 10 s), or if the program exits
+   * first; the message shows what it printed.
+   */
+  waitForOutput(pattern: RegExp, timeoutMs = 10_000): Promise<void> {
+    const matches = () => matchesText(pattern, this.#stdout) || matchesText(pattern, this.#stderr);
+    if (matches()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const finish = (error?: Error) => {
+        clearTimeout(timer);
+        this.#listeners.delete(check);
+        if (error) reject(error);
+        else resolve();
+      };
+      const check = () => {
+        if (matches()) finish();
+        else if (this.#exitStatus) {
+          finish(
+            new Error(
+              `${this.#description} exited (${this.#statusText()}) before printing ${pattern}${this.#output()}`,
+            ),
+          );
+        }
+      };
+      const timer = setTimeout(() => {
+        finish(
+          new Error(
+            `${this.#description} did not print ${pattern} within ${timeoutMs} ms${this.#output()}`,
+          ),
+        );
+      }, timeoutMs);
+      this.#listeners.add(check);
+      check();
+    });
+  }
+
+  /** Sends `signal` to the program; does nothing if it has exited. */
+  signal(signal: Deno.Signal): void {
+    this.#kill(signal);
+  }
+
+  /**
+   * Waits for the program to exit and returns how, with all it printed.
+   *
+   * @throws {Error} if it was killed for running longer than `timeoutMs`.
+   */
+  async wait(): Promise<CliResult> {
+    const status = await this.#done;
+    if (this.#timedOut) {
+      throw new Error(
+        `${this.#description} timed out after ${this.#timeoutMs} ms and was killed${this.#output()}`,
+      );
+    }
+    return { code: status.code, stdout: this.#stdout, stderr: this.#stderr, signal: status.signal };
+  }
+
+  /** Kills the program (SIGKILL) if it still runs, and waits for it to exit. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#kill("SIGKILL");
+    await this.#done;
+  }
+
+  #kill(signal: Deno.Signal): void {
+    if (this.#exitStatus) return;
+    try {
+      this.process.kill(signal);
+    } catch {
+      // Already exited.
+    }
+  }
+
+  #notify(): void {
+    for (const listener of [...this.#listeners]) listener();
+  }
+
+  #statusText(): string {
+    const status = this.#exitStatus;
+    if (!status) return "running";
+    return status.signal ? `signal ${status.signal}` : `exit code ${status.code}`;
+  }
+
+  #output(): string {
+    return `\n--- stdout ---\n${this.#stdout}\n--- stderr ---\n${this.#stderr}`;
+  }
+}
+
+/**
+ * Starts `deno run <PERMISSION_FLAGS> main.ts ...args` (clean environment,
+ * like {@linkcode runCli}) without waiting for it: for long-running `run`
+ * tests. Both output streams are read continuously.
+ */
+export function spawnCli(args: string[], options: RunCliOptions = {}): CliProcess {
+  const script = options.script ?? MAIN_PATH;
+  const env: Record<string, string> = { DENO_NO_UPDATE_CHECK: "1" };
+  for (const name of ["PATH", "HOME", "DENO_DIR"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  const command = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--config", CONFIG_PATH, ...PERMISSION_FLAGS, script, ...args],
+    cwd: options.cwd,
+    clearEnv: true,
+    env: { ...env, ...options.env },
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  return new CliProcess(command, `deno run ${[script, ...args].join(" ")}`, options);
+}
+
+/** Writes `text` to `dir`/env.conf and returns that file's path. */
+export async function writeConfig(dir: string, text: string): Promise<string> {
+  const path = join(dir, "env.conf");
+  await Deno.writeTextFile(path, text);
+  return path;
+}
+
+/** Options for {@linkcode waitFor}. */
+export interface WaitForOptions {
+  /**
+   * Give up after this many milliseconds.
+   * @default {10000}
+   */
+  timeoutMs?: number;
+  /**
+   * Milliseconds between two calls of the predicate.
+   * @default {50}
+   */
+  intervalMs?: number;
+  /**
+   * What is awaited, for the error message.
+   * @default {"the condition"}
+   */
+  message?: string;
+}
+
+/**
+ * Calls `predicate` every `intervalMs` until it returns true. A predicate
+ * that throws counts as false (its last error is shown on timeout).
+ *
+ * @throws {Error} `Timed out after N ms waiting for <message>` if it never does.
+ */
+export async function waitFor(
+  predicate: () => Promise<boolean> | boolean,
+  options: WaitForOptions = {},
+): Promise<void> {
+  const { timeoutMs = 10_000, intervalMs = 50, message = "the condition" } = options;
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      if (await predicate()) return;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() >= deadline) {
+      const cause = lastError === undefined ? "" : ` (last error: ${errorText(lastError)})`;
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${message}${cause}`, {
+        cause: lastError,
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function matchesText(pattern: RegExp, text: string): boolean {
+  pattern.lastIndex = 0;
+  return pattern.test(text);
+}
+
+async function collect(
+  stream: ReadableStream<Uint8Array>,
+  onText: (text: string) => void,
+): Promise<void> {
+  try {
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) onText(text);
+  } catch {
+    // The process is gone; what was read is kept.
+  }
+}
+
+async function writeStdin(process: Deno.ChildProcess, text: string | undefined): Promise<void> {
+  if (text === undefined) return;
+  const writer = process.stdin.getWriter();
+  try {
+    await writer.write(new TextEncoder().encode(text));
+    await writer.close();
+  } catch {
+    // The program exited without reading all of it.
+    await writer.abort().catch(() => {});
+  }
+}
