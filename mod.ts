@@ -1,14 +1,42 @@
 /**
- * redis-stream-sync: replicate Redis Streams from a source Redis to a target Redis.
+ * redis-stream-sync: replicate Redis Streams from a source Redis to a
+ * target Redis, with original IDs and exact bytes, crash-safe and
+ * idempotent.
+ *
+ * Embed the replicator in a Deno program:
+ *
+ * ```ts
+ * import { loadConfig, Orchestrator } from "./mod.ts";
+ *
+ * const { config } = loadConfig({}, Deno.env.toObject(), await Deno.readTextFile("env.conf"));
+ * const controller = new AbortController();
+ * Deno.addSignalListener("SIGTERM", () => controller.abort());
+ * const orchestrator = new Orchestrator(config);
+ * const running = orchestrator.run(controller.signal);
+ * // Per-stream status at any time:
+ * for (const s of orchestrator.status().streams) console.log(s.db, s.key, s.state, s.copied);
+ * await running;
+ * ```
  *
  * @module
  */
-export { backoffDelay, sleep } from "./lib/backoff.ts";
+export { Backoff, backoffDelay, sleep } from "./lib/backoff.ts";
 export type { BackoffOptions } from "./lib/backoff.ts";
+export { checkConnectivity } from "./lib/check.ts";
+export type { CheckOptions, CheckResult } from "./lib/check.ts";
+export { CONFIG_KEYS, formatConfig, loadConfig } from "./lib/config.ts";
+export type {
+  ConfigFlags,
+  ConfigKeyInfo,
+  LoadConfigOptions,
+  LoadConfigResult,
+} from "./lib/config.ts";
+export type { Config, LogLevelName, ManualStream, RedisServerConfig } from "./lib/config_types.ts";
 export {
   AuthError,
   ConfigError,
   ConnectionError,
+  errorMessage,
   EXIT_CODES,
   isRetriableError,
   RedisReplyError,
@@ -18,4 +46,18 @@ export {
   UnreachableError,
   UsageError,
 } from "./lib/errors.ts";
-export type { Config, LogLevelName, ManualStream, RedisServerConfig } from "./lib/config_types.ts";
+export { getLog, setupLogging } from "./lib/log.ts";
+export type { SetupLoggingOptions } from "./lib/log.ts";
+export { Orchestrator } from "./lib/orchestrator.ts";
+export type {
+  OrchestratorHooks,
+  OrchestratorStatus,
+  RunOptions,
+  RunResult,
+} from "./lib/orchestrator.ts";
+export type { ServerHealthStatus } from "./lib/server_health.ts";
+export { makeStreamRef } from "./lib/stream_ref.ts";
+export type { StreamRef, StreamRefOptions } from "./lib/stream_ref.ts";
+export type { StreamOutcome, StreamState, StreamStatus } from "./lib/stream_replicator.ts";
+export { compareStream } from "./lib/verify.ts";
+export type { CompareOptions, StreamComparison } from "./lib/verify.ts";

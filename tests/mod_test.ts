@@ -1,0 +1,40 @@
+import assert from "node:assert/strict";
+import { loadConfig, Orchestrator, setupLogging } from "../mod.ts";
+import { connect, RedisServer } from "./_redis.ts";
+import { waitFor } from "./_cli.ts";
+
+// Mirrors the "Library use" example of the README (checked by `deno task check`
+// with `deno check --doc-only README.md`): the same imports, the same calls.
+Deno.test("mod.ts embeds the replicator as the README example shows", async () => {
+  await setupLogging({ level: "CRITICAL" });
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  for (let i = 1; i <= 25; i++) await src.xadd("orders-stream", `1-${i}`, { n: String(i) });
+  const envConf = `SOURCE_REDIS_HOST=127.0.0.1\nSOURCE_REDIS_PORT=${source.port}\n` +
+    `TARGET_REDIS_HOST=127.0.0.1\nTARGET_REDIS_PORT=${target.port}\nSTREAM_POLL_INTERVAL=0.2\n`;
+  const { config } = loadConfig({}, {}, envConf);
+  const controller = new AbortController();
+  const orchestrator = new Orchestrator(config);
+  const running = orchestrator.run(controller.signal);
+  await waitFor(async () => Number(await dst.send(["XLEN", "orders-stream"])) === 25, {
+    timeoutMs: 20_000,
+    message: "orders-stream was not copied",
+  });
+  await waitFor(() => orchestrator.status().streams.some((s) => s.copied === 25), {
+    timeoutMs: 5000,
+  });
+  const status = orchestrator.status().streams.find((s) => s.key === "orders-stream");
+  assert.ok(status);
+  assert.equal(status.db, 0);
+  assert.equal(status.copied, 25);
+  assert.equal(status.lastCopiedId, "1-25");
+  controller.abort();
+  const result = await running;
+  assert.equal(result.ok, true);
+  assert.deepEqual(
+    (await dst.xrangeAll("orders-stream")).map(([id]) => id),
+    (await src.xrangeAll("orders-stream")).map(([id]) => id),
+  );
+});
