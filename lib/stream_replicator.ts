@@ -479,9 +479,17 @@ export class StreamReplicator {
       await this.#sendTarget(["XRANGE", this.stream.targetKey, "-", "+", "COUNT", "1"], true),
     );
     const firstOnTarget = head.entries[0]?.id;
-    const lost = missing.filter((e) =>
+    let lost = missing.filter((e) =>
       firstOnTarget !== undefined && compareIds(e.id, firstOnTarget) >= 0
     );
+    if (lost.length === 0) {
+      // Missing entries older than the target's first entry pass as trimmed
+      // only if the target lost at least that many entries (Redis >= 7:
+      // entries-added - length); a target that never lost any (e.g. holding
+      // only a higher ID someone else wrote) never held them.
+      const removed = await this.#removedFromTarget();
+      if (removed !== undefined && missing.length > removed) lost = missing;
+    }
     if (lost.length > 0) {
       throw new StreamStoppedError(
         `Entry ${
@@ -489,6 +497,20 @@ export class StreamReplicator {
         } of ${this.stream.label} is not on target stream ${this.stream.targetLabel}, whose last ID is already ${this.#targetTop}: something else wrote into the target stream, and the entry can no longer be inserted in order. Nothing was acked; fix the target stream (e.g. delete it to copy again) and the stream resumes on the next discovery pass`,
       );
     }
+  }
+
+  /** How many entries were ever trimmed or deleted from the target stream; undefined before Redis 7. */
+  async #removedFromTarget(): Promise<number | undefined> {
+    let info: Map<string, unknown>;
+    try {
+      info = parseFlatMap(await this.#sendTarget(["XINFO", "STREAM", this.stream.targetKey]));
+    } catch (error) {
+      if (error instanceof RedisReplyError && /no such key/i.test(error.message)) return 0;
+      throw error;
+    }
+    const added = info.get("entries-added");
+    if (added === undefined) return undefined;
+    return Number(added) - Number(info.get("length") ?? 0);
   }
 
   /** Runs `op`, retrying retriable failures with backoff until `signal` aborts (then undefined). */

@@ -258,7 +258,7 @@ Deno.test("check reports every bad key of env.conf and the environment in one ru
   await using dir = await tempDir();
   const file = await writeConfig(
     dir.path,
-    "# bad values\nSOURCE_REDIS_POOL_SIZE=0\nTARGET_REDIS_PORT=70000\n" +
+    "# bad values\nSOURCE_REDIS_POOL_SIZE=0\nTARGET_REDIS_DB=16\n" +
       "STREAM_BATCH_SIZE=0 # too small\nLOG_LEVEL=LOUD\n",
   );
   const result = await runCli(["check", "--config", file], {
@@ -270,7 +270,7 @@ Deno.test("check reports every bad key of env.conf and the environment in one ru
   const problems = configProblems(result.stderr);
   const expected = [
     `SOURCE_REDIS_POOL_SIZE must be an integer >= 1: got "0" (${file} line 2)`,
-    `TARGET_REDIS_PORT must be an integer from 1 to 65535: got "70000" (${file} line 3)`,
+    `TARGET_REDIS_DB must be a DB number from 0 to 15, or "same": got "16" (${file} line 3)`,
     `STREAM_BATCH_SIZE must be an integer from 1 to 100000: got "0" (${file} line 4)`,
     `STREAM_START_ID must be "0", "$" or a stream ID like "1700000000000-0": got "abc" ` +
     "(from the environment)",

@@ -1,0 +1,709 @@
+/**
+ * End-to-end tests of what the replicator copies and how safely: bytes and
+ * IDs copied exactly, odd key names, idempotent re-delivery, a target that
+ * something else wrote into, hundreds of streams over a bounded pool,
+ * graceful shutdown of the real CLI, and both servers restarted while it
+ * runs. Real `redis-server` processes, no mocks.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { loadConfig } from "../lib/config.ts";
+import { setupLogging } from "../lib/log.ts";
+import { Orchestrator, type RunResult } from "../lib/orchestrator.ts";
+import { runCli, spawnCli, waitFor, writeConfig } from "./_cli.ts";
+import { connect, type RedisArg, RedisServer, type TestClient } from "./_redis.ts";
+
+const GROUP = "redis-sync-group";
+const ENCODER = new TextEncoder();
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+/** A double-quoted env.conf value (escapes `\`, `"` and newlines). */
+function quote(value: string): string {
+  return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`;
+}
+
+/** env.conf text for `source` -> `target`, fast timings, plus `extra`. */
+function envConf(
+  source: RedisServer,
+  target: RedisServer,
+  extra: Record<string, string> = {},
+): string {
+  const values: Record<string, string> = {
+    SOURCE_REDIS_HOST: source.host,
+    SOURCE_REDIS_PORT: String(source.port),
+    TARGET_REDIS_HOST: target.host,
+    TARGET_REDIS_PORT: String(target.port),
+    SOURCE_REDIS_BACKOFF_BASE: "0.05",
+    SOURCE_REDIS_BACKOFF_MAX: "0.5",
+    TARGET_REDIS_BACKOFF_BASE: "0.05",
+    TARGET_REDIS_BACKOFF_MAX: "0.5",
+    STREAM_POLL_INTERVAL: "0.2",
+    STREAM_DISCOVERY_INTERVAL: "0.3",
+    STREAM_DISCOVERY_PATTERNS: "*",
+    REDIS_DB_SEARCH_RANGE: "0",
+    LOG_LEVEL: "ERROR",
+    METRICS_PORT: "0",
+    ...extra,
+  };
+  return Object.entries(values).map(([key, value]) => `${key}=${quote(value)}\n`).join("");
+}
+
+/** Log lines of the service, captured (and kept off the test output). */
+async function captureLogs(level: "ERROR" | "WARNING" | "INFO" = "ERROR"): Promise<string[]> {
+  const lines: string[] = [];
+  await setupLogging({ level, format: "%(levelname)s %(message)s", write: (l) => lines.push(l) });
+  return lines;
+}
+
+/** `run --once` in-process. */
+async function runOnce(envText: string): Promise<RunResult> {
+  const { config } = loadConfig({}, {}, envText);
+  return await new Orchestrator(config).run(new AbortController().signal, { once: true });
+}
+
+/** A continuous in-process `run`; stop() (or disposal) aborts it and waits for it. */
+class Running implements AsyncDisposable {
+  readonly orchestrator: Orchestrator;
+  readonly promise: Promise<RunResult>;
+  #controller = new AbortController();
+  #settled = false;
+
+  constructor(envText: string) {
+    const { config } = loadConfig({}, {}, envText);
+    this.orchestrator = new Orchestrator(config);
+    this.promise = this.orchestrator.run(this.#controller.signal);
+    this.promise.then(() => (this.#settled = true), () => (this.#settled = true));
+  }
+
+  /** Whether run() returned (or threw) already. */
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  async stop(): Promise<RunResult> {
+    this.#controller.abort();
+    return await this.promise;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#controller.abort();
+    await this.promise.catch(() => {});
+  }
+}
+
+type Entry = [string, Uint8Array[]];
+
+function bytes(value: RedisArg): Uint8Array {
+  return typeof value === "string" ? ENCODER.encode(value) : value;
+}
+
+function show(key: RedisArg): string {
+  return JSON.stringify(typeof key === "string" ? key : Buffer.from(key).toString("latin1"));
+}
+
+/** Where `a` and `b` first differ (IDs, field count, bytes), or undefined when equal. */
+function firstDifference(
+  a: Entry[],
+  b: Entry[],
+  limit = Math.max(a.length, b.length),
+): string | undefined {
+  const n = Math.min(a.length, b.length, limit);
+  for (let i = 0; i < n; i++) {
+    const [idA, fieldsA] = a[i];
+    const [idB, fieldsB] = b[i];
+    if (idA !== idB) return `entry #${i}: ID ${idA} vs ${idB}`;
+    if (fieldsA.length !== fieldsB.length) {
+      return `entry ${idA}: ${fieldsA.length} vs ${fieldsB.length} fields/values`;
+    }
+    for (let j = 0; j < fieldsA.length; j++) {
+      if (Buffer.compare(fieldsA[j], fieldsB[j]) !== 0) {
+        return `entry ${idA}: field/value #${j} differs (${fieldsA[j].length} vs ${
+          fieldsB[j].length
+        } bytes)`;
+      }
+    }
+  }
+  if (n < limit && a.length !== b.length) return `${a.length} vs ${b.length} entries`;
+  return undefined;
+}
+
+/** Asserts that target stream `targetKey` equals source stream `key`: same IDs, same bytes. */
+async function assertSameStream(
+  source: TestClient,
+  target: TestClient,
+  key: RedisArg,
+  targetKey: RedisArg = key,
+): Promise<Entry[]> {
+  const a = await source.xrangeAll(key);
+  const b = await target.xrangeAll(targetKey);
+  assert.ok(a.length > 0, `source stream ${show(key)} is empty`);
+  const diff = firstDifference(a, b);
+  assert.equal(
+    diff,
+    undefined,
+    `target ${show(targetKey)} differs from source ${show(key)}: ${diff}`,
+  );
+  return b;
+}
+
+/** Whether the target stream already equals the source stream (for polling). */
+async function sameStream(
+  source: TestClient,
+  target: TestClient,
+  key: RedisArg,
+  targetKey: RedisArg = key,
+): Promise<boolean> {
+  const a = await source.xrangeAll(key);
+  const b = await target.xrangeAll(targetKey);
+  return a.length > 0 && firstDifference(a, b) === undefined;
+}
+
+/** Pending entries of the group on `key`. */
+async function pendingCount(client: TestClient, key: RedisArg, group = GROUP): Promise<number> {
+  const reply = await client.send(["XPENDING", key, group]) as unknown[];
+  return Number(reply[0]);
+}
+
+function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let at = 0; at < n; at += 65_536) crypto.getRandomValues(out.subarray(at, at + 65_536));
+  return out;
+}
+
+/** Every key of the server's DB 0, as hex. */
+async function keysHex(client: TestClient): Promise<string[]> {
+  const keys = await client.sendBuffers(["KEYS", "*"]) as Uint8Array[];
+  return keys.map((k) => Buffer.from(k).toString("hex")).sort();
+}
+
+function hex(key: RedisArg): string {
+  return Buffer.from(bytes(key)).toString("hex");
+}
+
+/**
+ * Adds entries to `key` on `server` as fast as it can (XADD *), until
+ * stopped; survives the server going away (reconnects when it is back).
+ */
+class Producer {
+  readonly #server: RedisServer;
+  readonly #key: string;
+  readonly #pauseMs: number;
+  #stopped = false;
+  #loop: Promise<void>;
+  added = 0;
+  failures = 0;
+
+  constructor(server: RedisServer, key: string, pauseMs = 2) {
+    this.#server = server;
+    this.#key = key;
+    this.#pauseMs = pauseMs;
+    this.#loop = this.#run();
+  }
+
+  async #run(): Promise<void> {
+    let client: TestClient | null = null;
+    while (!this.#stopped) {
+      try {
+        client ??= await connect(this.#server);
+        const n = this.added + 1;
+        await client.xadd(this.#key, "*", ["n", String(n), "payload", randomBytes(64 + (n % 200))]);
+        this.added = n;
+      } catch {
+        this.failures++;
+        await client?.close();
+        client = null;
+        await delay(50);
+        continue;
+      }
+      await delay(this.#pauseMs);
+    }
+    await client?.close();
+  }
+
+  /** Stops producing; resolves with the number of entries added. */
+  async stop(): Promise<number> {
+    this.#stopped = true;
+    await this.#loop;
+    return this.added;
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// ---------------------------------------------------------------------------
+// Byte-exact copies
+
+Deno.test("binary field names and values are copied byte for byte", async () => {
+  await captureLogs();
+  await using sourceServer = await RedisServer.start();
+  await using targetServer = await RedisServer.start();
+  await using source = await connect(sourceServer);
+  await using target = await connect(targetServer);
+
+  const allBytes = new Uint8Array(256).map((_, i) => i);
+  const high = new Uint8Array(128).map((_, i) => 0x80 + i);
+  const thousand: RedisArg[] = [];
+  for (let i = 0; i < 1000; i++) thousand.push(`field-${i}`, i % 7 === 0 ? high : `value-${i}`);
+  const entries: Array<[string, RedisArg[]]> = [
+    ["1-0", [high, allBytes]],
+    ["1-1", [new Uint8Array([0x61, 0x00, 0x62]), new Uint8Array([0, 0, 0]), "nul\0inside", "\0"]],
+    ["2-0", ["", "empty field name", "empty value", ""]],
+    ["2-1", ["", ""]],
+    ["3-0", ["dup", "1", "dup", "2"]],
+    ["1700000000000-0", ["big", randomBytes(1024 * 1024)]],
+    ["1700000000000-1", ["bigger", randomBytes(2 * 1024 * 1024), "tail", high]],
+    ["1700000000001-7", thousand],
+    ["1700000000002-0", [new Uint8Array([0xc3, 0x28, 0xff, 0xfe]), "\u6d41\u{1f600}"]],
+  ];
+  for (const [id, fields] of entries) await source.xadd("bin-stream", id, fields);
+  // Extreme IDs: the smallest possible and the largest possible.
+  await source.xadd("edge-ids", "0-1", ["a", "b"]);
+  await source.xadd("edge-ids", "18446744073709551615-18446744073709551615", ["z", "y"]);
+
+  const result = await runOnce(envConf(sourceServer, targetServer, { STREAM_BATCH_SIZE: "4" }));
+  assert.deepEqual(result.failures, []);
+  assert.ok(result.ok);
+
+  const copied = await assertSameStream(source, target, "bin-stream");
+  assert.deepEqual(copied.map(([id]) => id), entries.map(([id]) => id));
+  // Spot checks against what was written (not only against the source).
+  assert.deepEqual(copied[0][1], [high, allBytes]);
+  assert.equal(copied[4][1].length, 4);
+  assert.equal(copied[5][1][1].length, 1024 * 1024);
+  assert.equal(copied[6][1][1].length, 2 * 1024 * 1024);
+  assert.equal(copied[7][1].length, 2000);
+  assert.deepEqual(copied[2][1].map((b) => b.length), [0, 16, 11, 0]);
+  const edges = await assertSameStream(source, target, "edge-ids");
+  assert.deepEqual(edges.map(([id]) => id), ["0-1", "18446744073709551615-18446744073709551615"]);
+
+  for (const key of ["bin-stream", "edge-ids"]) assert.equal(await pendingCount(source, key), 0);
+});
+
+// ---------------------------------------------------------------------------
+// Odd key names
+
+const ODD_TEXT_KEYS = ["my stream", "line\nbreak", "{braces}:x", "\u6d41-stream", "tab\there"];
+const RAW_KEY = new Uint8Array([0xff, 0xfe, 0x00, 0x80, 0x6b]);
+
+/** Five entries in each of `keys[from]..keys[to - 1]` (IDs from the key's index, so distinct per key). */
+async function seedOddKeys(
+  source: TestClient,
+  keys: RedisArg[],
+  from = 0,
+  to = keys.length,
+): Promise<void> {
+  for (let i = from; i < to; i++) {
+    for (let n = 1; n <= 5; n++) {
+      await source.xadd(keys[i], `${i + 1}-${n}`, [
+        "key#",
+        String(i),
+        "bin",
+        new Uint8Array([n, 0, 255]),
+      ]);
+    }
+  }
+}
+
+Deno.test("odd key names named in REDIS_STREAMS are copied to the same bytes (with prefix)", async () => {
+  await captureLogs();
+  await using sourceServer = await RedisServer.start();
+  await using targetServer = await RedisServer.start();
+  await using source = await connect(sourceServer);
+  await using target = await connect(targetServer);
+  await seedOddKeys(source, ODD_TEXT_KEYS);
+
+  const result = await runOnce(envConf(sourceServer, targetServer, {
+    STREAM_AUTO_DISCOVERY: "false",
+    REDIS_STREAMS: ODD_TEXT_KEYS.join(","),
+    TARGET_STREAM_PREFIX: "copy:",
+  }));
+  assert.deepEqual(result.failures, []);
+  for (const key of ODD_TEXT_KEYS) {
+    await assertSameStream(source, target, key, `copy:${key}`);
+    assert.equal(await pendingCount(source, key), 0);
+  }
+  assert.deepEqual(await keysHex(target), ODD_TEXT_KEYS.map((k) => hex(`copy:${k}`)).sort());
+});
+
+Deno.test("odd key names, raw non-UTF-8 bytes included, are discovered and copied", async () => {
+  await captureLogs();
+  await using sourceServer = await RedisServer.start();
+  await using targetServer = await RedisServer.start();
+  await using source = await connect(sourceServer);
+  await using target = await connect(targetServer);
+  const keys: RedisArg[] = [...ODD_TEXT_KEYS, RAW_KEY];
+  await seedOddKeys(source, keys, 0, 3);
+
+  await using run = new Running(envConf(sourceServer, targetServer));
+  // Streams created while it runs are discovered too.
+  await seedOddKeys(source, keys, 3);
+  await waitFor(async () => {
+    for (const key of keys) if (!(await sameStream(source, target, key))) return false;
+    return true;
+  }, { timeoutMs: 20_000, message: "every odd-named stream on the target" });
+  await run.stop();
+
+  for (const key of keys) {
+    await assertSameStream(source, target, key);
+    assert.equal(await pendingCount(source, key), 0);
+  }
+  assert.deepEqual(await keysHex(target), keys.map(hex).sort());
+});
+
+// ---------------------------------------------------------------------------
+// Idempotency
+
+Deno.test("re-delivered and other consumers' pending entries leave the target unchanged", async () => {
+  await captureLogs();
+  await using sourceServer = await RedisServer.start();
+  await using targetServer = await RedisServer.start();
+  await using source = await connect(sourceServer);
+  await using target = await connect(targetServer);
+  for (let i = 1; i <= 50; i++) await source.xadd("idem-stream", `${i}-0`, ["i", String(i)]);
+  const env = envConf(sourceServer, targetServer, { STREAM_BATCH_SIZE: "8" });
+
+  const first = await runOnce(env);
+  assert.ok(first.ok, JSON.stringify(first.failures));
+  const before = await assertSameStream(source, target, "idem-stream");
+  assert.equal(before.length, 50);
+
+  // Everything is delivered again, and 20 entries are held by another consumer.
+  await source.send(["XGROUP", "SETID", "idem-stream", GROUP, "0"]);
+  await source.send([
+    "XREADGROUP",
+    "GROUP",
+    GROUP,
+    "intruder",
+    "COUNT",
+    "20",
+    "STREAMS",
+    "idem-stream",
+    ">",
+  ]);
+  assert.equal(await pendingCount(source, "idem-stream"), 20);
+
+  const second = await runOnce(env);
+  assert.ok(second.ok, JSON.stringify(second.failures));
+  const status = second.streams.find((s) => s.key === "idem-stream");
+  assert.ok(status);
+  assert.equal(status.copied, 0);
+  assert.equal(status.skipped, 50);
+  assert.equal(status.recovered, 20);
+  const after = await target.xrangeAll("idem-stream");
+  assert.equal(firstDifference(before, after), undefined);
+  assert.equal(await pendingCount(source, "idem-stream"), 0);
+
+  // New entries, some of them taken (not acked) by another consumer: copied once each.
+  for (let i = 51; i <= 60; i++) await source.xadd("idem-stream", `${i}-0`, ["i", String(i)]);
+  await source.send([
+    "XREADGROUP",
+    "GROUP",
+    GROUP,
+    "intruder",
+    "COUNT",
+    "4",
+    "STREAMS",
+    "idem-stream",
+    ">",
+  ]);
+  const third = await runOnce(env);
+  assert.ok(third.ok, JSON.stringify(third.failures));
+  const final = await assertSameStream(source, target, "idem-stream");
+  assert.equal(final.length, 60);
+  assert.equal(new Set(final.map(([id]) => id)).size, 60);
+  assert.equal(await pendingCount(source, "idem-stream"), 0);
+});
+
+Deno.test("a target that already holds entries 1..N gets exactly N+1..N+M, in order", async () => {
+  await captureLogs();
+  await using sourceServer = await RedisServer.start();
+  await using targetServer = await RedisServer.start();
+  await using source = await connect(sourceServer);
+  await using target = await connect(targetServer);
+  const N = 30;
+  const M = 20;
+  for (let i = 1; i <= N + M; i++) {
+    const fields = ["i", String(i), "b", new Uint8Array([i, 0, 0xff])];
+    await source.xadd("resume-stream", `1000-${i}`, fields);
+    if (i <= N) await target.xadd("resume-stream", `1000-${i}`, fields);
+  }
+  // Batches of 7: one batch straddles the entries the target has and the new ones.
+  const result = await runOnce(envConf(sourceServer, targetServer, { STREAM_BATCH_SIZE: "7" }));
+  assert.ok(result.ok, JSON.stringify(result.failures));
+  const copied = await assertSameStream(source, target, "resume-stream");
+  assert.equal(copied.length, N + M);
+  const status = result.streams.find((s) => s.key === "resume-stream");
+  assert.equal(status?.copied, M);
+  assert.equal(status?.skipped, N);
+  assert.equal(await pendingCount(source, "resume-stream"), 0);
+});
+
+// ---------------------------------------------------------------------------
+// Something else wrote into the target stream
+
+Deno.test("a target stream written by something else stops that stream, unacked; others go on", async () => {
+  const logs = await captureLogs();
+  await using sourceServer = await RedisServer.start();
+  await using targetServer = await RedisServer.start();
+  await using source = await connect(sourceServer);
+  await using target = await connect(targetServer);
+  for (let i = 1; i <= 5; i++) {
+    await source.xadd("broken-stream", `${i}-0`, ["i", String(i)]);
+    await source.xadd("fine-stream", `${i}-0`, ["i", String(i)]);
+  }
+  // Someone else wrote a higher ID into the target stream: 1-0..5-0 can never be inserted.
+  await target.xadd("broken-stream", "100-0", ["foreign", "writer"]);
+  const env = envConf(sourceServer, targetServer);
+
+  const once = await runOnce(env);
+  assert.equal(once.ok, false);
+  assert.equal(once.failures.length, 1, JSON.stringify(once.failures));
+  assert.match(once.failures[0].stream, /broken-stream/);
+  assert.match(once.failures[0].reason, /something else wrote into the target stream/);
+  assert.match(once.failures[0].reason, /1-0/);
+  assert.equal(await pendingCount(source, "broken-stream"), 5);
+  assert.deepEqual((await target.xrangeAll("broken-stream")).map(([id]) => id), ["100-0"]);
+  await assertSameStream(source, target, "fine-stream");
+  assert.equal(await pendingCount(source, "fine-stream"), 0);
+
+  // Running continuously: the broken stream keeps failing (logged, named), the other flows.
+  await using run = new Running(env);
+  for (let i = 6; i <= 9; i++) {
+    await source.xadd("broken-stream", `${i}-0`, ["i", String(i)]);
+    await source.xadd("fine-stream", `${i}-0`, ["i", String(i)]);
+  }
+  await waitFor(() => sameStream(source, target, "fine-stream"), {
+    timeoutMs: 10_000,
+    message: "fine-stream to keep replicating",
+  });
+  await waitFor(
+    () => logs.some((l) => l.startsWith("ERROR") && /broken-stream.*something else wrote/s.test(l)),
+    { timeoutMs: 10_000, message: "an error naming broken-stream" },
+  );
+  await run.stop();
+  assert.equal(run.settled, true);
+  assert.deepEqual((await target.xrangeAll("broken-stream")).map(([id]) => id), ["100-0"]);
+  const pending = await source.send(["XPENDING", "broken-stream", GROUP]) as unknown[];
+  assert.equal(Number(pending[0]), 5, "nothing of the refused batch may be acked");
+  await assertSameStream(source, target, "fine-stream");
+  assert.equal(await pendingCount(source, "fine-stream"), 0);
+});
+
+Deno.test("a foreign entry above copied ones stops the stream instead of losing entries", async () => {
+  await captureLogs();
+  await using sourceServer = await RedisServer.start();
+  await using targetServer = await RedisServer.start();
+  await using source = await connect(sourceServer);
+  await using target = await connect(targetServer);
+  for (let i = 1; i <= 3; i++) await source.xadd("mixed-stream", `${i}-0`, ["i", String(i)]);
+  const env = envConf(sourceServer, targetServer);
+  assert.ok((await runOnce(env)).ok);
+  // Entries 4..6 come on the source, but a foreign 50-0 lands on the target first.
+  for (let i = 4; i <= 6; i++) await source.xadd("mixed-stream", `${i}-0`, ["i", String(i)]);
+  await target.xadd("mixed-stream", "50-0", ["foreign", "writer"]);
+
+  const result = await runOnce(env);
+  assert.equal(result.ok, false);
+  assert.match(result.failures[0]?.reason ?? "", /4-0 of db0:mixed-stream is not on target/);
+  assert.equal(await pendingCount(source, "mixed-stream"), 3);
+  assert.deepEqual(
+    (await target.xrangeAll("mixed-stream")).map(([id]) => id),
+    ["1-0", "2-0", "3-0", "50-0"],
+  );
+});
+
+// ---------------------------------------------------------------------------
+// Many streams over a bounded pool
+
+Deno.test("300 streams are all replicated within pools of 10 connections", async () => {
+  await captureLogs();
+  await using sourceServer = await RedisServer.start();
+  await using targetServer = await RedisServer.start();
+  await using source = await connect(sourceServer);
+  await using target = await connect(targetServer);
+  const keys = Array.from({ length: 300 }, (_, i) => `many-${String(i).padStart(3, "0")}`);
+  await Promise.all(keys.map(async (key, i) => {
+    for (let n = 1; n <= 4; n++) await source.xadd(key, `${i + 1}-${n}`, ["n", String(n)]);
+  }));
+
+  const ours = async (client: TestClient) =>
+    (await client.clientList()).filter((c) => (c.name ?? "").startsWith("redis-stream-sync"))
+      .length;
+  let maxSource = 0;
+  let maxTarget = 0;
+  let samples = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const [s, t] = await Promise.all([ours(source), ours(target)]);
+      maxSource = Math.max(maxSource, s);
+      maxTarget = Math.max(maxTarget, t);
+      samples++;
+      await delay(25);
+    }
+  })();
+
+  const lengthsMatch = async (expected: Map<string, number>) => {
+    const lengths = await Promise.all(keys.map((key) => target.send(["XLEN", key])));
+    return keys.every((key, i) => Number(lengths[i]) === expected.get(key));
+  };
+  try {
+    await using run = new Running(envConf(sourceServer, targetServer, {
+      SOURCE_REDIS_POOL_SIZE: "10",
+      TARGET_REDIS_POOL_SIZE: "10",
+      STREAM_DISCOVERY_PATTERNS: "many-*",
+    }));
+    const expected = new Map(keys.map((key) => [key, 4]));
+    await waitFor(() => lengthsMatch(expected), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      message: "all 300 streams on the target",
+    });
+    // Entries written while running, to 50 random streams, keep flowing.
+    const shuffled = [...keys].sort(() => Math.random() - 0.5).slice(0, 50);
+    await Promise.all(shuffled.map(async (key) => {
+      for (let n = 0; n < 3; n++) await source.xadd(key, "*", ["late", String(n)]);
+      expected.set(key, 7);
+    }));
+    await waitFor(() => lengthsMatch(expected), {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      message: "the entries added to 50 streams while running",
+    });
+    await run.stop();
+  } finally {
+    sampling = false;
+    await sampler;
+  }
+  for (const key of keys) await assertSameStream(source, target, key);
+  const pending = await Promise.all(keys.map((key) => pendingCount(source, key)));
+  assert.equal(pending.reduce((a, b) => a + b, 0), 0);
+  assert.ok(samples >= 5, `only ${samples} CLIENT LIST samples`);
+  assert.ok(maxSource >= 2, `sampling saw ${maxSource} source connections`);
+  assert.ok(maxSource <= 11, `${maxSource} source connections (pool 10 + 1 control)`);
+  assert.ok(maxTarget <= 10, `${maxTarget} target connections (pool 10)`);
+});
+
+// ---------------------------------------------------------------------------
+// Process level: graceful shutdown, outages
+
+Deno.test("SIGTERM with entries in flight exits 0 quickly; run --once then completes the copy", async () => {
+  await using sourceServer = await RedisServer.start();
+  await using targetServer = await RedisServer.start();
+  await using source = await connect(sourceServer);
+  await using target = await connect(targetServer);
+  const dir = await Deno.makeTempDir({ prefix: "redis-stream-sync-data-" });
+  try {
+    const configPath = await writeConfig(
+      dir,
+      envConf(sourceServer, targetServer, { STREAM_BATCH_SIZE: "20", LOG_LEVEL: "INFO" }),
+    );
+    const producer = new Producer(sourceServer, "live-stream", 1);
+    let stopped = false;
+    try {
+      await using cli = spawnCli(["run", "--config", configPath], { timeoutMs: 60_000 });
+      await waitFor(async () => Number(await target.send(["XLEN", "live-stream"])) >= 200, {
+        timeoutMs: 30_000,
+        message: "the CLI to copy 200 entries",
+      });
+      const before = producer.added;
+      await waitFor(() => producer.added >= before + 50, { message: "more entries produced" });
+      const started = Date.now();
+      cli.signal("SIGTERM");
+      const result = await cli.wait();
+      const elapsed = Date.now() - started;
+      assert.equal(result.code, 0, result.stderr);
+      assert.ok(elapsed < 20_000, `exit took ${elapsed} ms`);
+      assert.match(result.stderr, /Stopped/);
+      await producer.stop();
+      stopped = true;
+    } finally {
+      if (!stopped) await producer.stop();
+    }
+
+    // Whatever was copied is an exact prefix of the source: nothing corrupted or reordered.
+    const src = await source.xrangeAll("live-stream");
+    const tgt = await target.xrangeAll("live-stream");
+    assert.ok(tgt.length >= 200 && tgt.length <= src.length, `${tgt.length} of ${src.length}`);
+    assert.equal(firstDifference(src, tgt, tgt.length), undefined);
+
+    const once = await runCli(["run", "--once", "--config", configPath], { timeoutMs: 30_000 });
+    assert.equal(once.code, 0, once.stderr);
+    const copied = await assertSameStream(source, target, "live-stream");
+    assert.equal(copied.length, src.length);
+    assert.equal(await pendingCount(source, "live-stream"), 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("source and target restarted while running: nothing lost, nothing duplicated", async () => {
+  await captureLogs();
+  await using sourceServer = await RedisServer.start({ appendOnly: true });
+  await using targetServer = await RedisServer.start({ appendOnly: true });
+  const env = envConf(sourceServer, targetServer, {
+    STREAM_BATCH_SIZE: "25",
+    SOURCE_REDIS_COMMAND_TIMEOUT: "2",
+    TARGET_REDIS_COMMAND_TIMEOUT: "2",
+  });
+  await using run = new Running(env);
+  const producer = new Producer(sourceServer, "outage-stream", 2);
+  let produced: number;
+  try {
+    const targetLength = async () => {
+      await using target = await connect(targetServer);
+      return Number(await target.send(["XLEN", "outage-stream"]));
+    };
+    await waitFor(async () => (await targetLength()) >= 50, {
+      timeoutMs: 15_000,
+      message: "first entries on the target",
+    });
+
+    // Target down while the producer goes on writing to the source.
+    await targetServer.stop();
+    const duringTargetOutage = producer.added;
+    await delay(1500);
+    assert.ok(producer.added > duringTargetOutage + 20, "the producer kept writing");
+    await targetServer.start();
+    const afterTarget = producer.added;
+    await waitFor(async () => (await targetLength()) >= afterTarget, {
+      timeoutMs: 20_000,
+      message: "the target to catch up after its restart",
+    });
+
+    // Source down (the producer fails and retries), then back.
+    await sourceServer.stop();
+    await delay(1000);
+    await sourceServer.start();
+    const afterSource = producer.added;
+    await waitFor(() => producer.added >= afterSource + 100, {
+      timeoutMs: 15_000,
+      message: "the producer to write again after the source restart",
+    });
+    assert.equal(run.settled, false, "the replicator must keep running through outages");
+  } finally {
+    produced = await producer.stop();
+  }
+
+  await using source = await connect(sourceServer);
+  await using target = await connect(targetServer);
+  await waitFor(
+    async () =>
+      (await sameStream(source, target, "outage-stream")) &&
+      (await pendingCount(source, "outage-stream")) === 0,
+    { timeoutMs: 30_000, intervalMs: 100, message: "target == source with nothing pending" },
+  );
+  assert.equal(run.settled, false, "the replicator must keep running through outages");
+  await run.stop();
+  const copied = await assertSameStream(source, target, "outage-stream");
+  // An XADD whose reply was lost in the outage may still have been applied.
+  assert.ok(copied.length >= produced, `${copied.length} entries copied, ${produced} produced`);
+  assert.equal(new Set(copied.map(([id]) => id)).size, copied.length);
+  assert.equal(await pendingCount(source, "outage-stream"), 0);
+});
