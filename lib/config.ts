@@ -216,6 +216,22 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = Object.freeze([
     true,
   ),
   info(
+    "Streams",
+    "STREAM_PENDING_CHECK_INTERVAL",
+    "60",
+    "Seconds between checks of each stream's consumer group: entries left pending by other " +
+      "consumers are claimed and copied, idle consumers with nothing pending are removed (> 0).",
+    true,
+  ),
+  info(
+    "Streams",
+    "STREAM_CONSUMER_IDLE_TIMEOUT",
+    "3600",
+    "Seconds after which another consumer of the group with nothing pending counts as dead and " +
+      "is removed (XGROUP DELCONSUMER) (> 0).",
+    true,
+  ),
+  info(
     "Discovery",
     "STREAM_AUTO_DISCOVERY",
     "true",
@@ -348,6 +364,8 @@ export function loadConfig(
     batchSize: read(ctx, "STREAM_BATCH_SIZE", integer(1, MAX_BATCH_SIZE)),
     pollInterval: read(ctx, "STREAM_POLL_INTERVAL", parseSeconds),
     startId: read(ctx, "STREAM_START_ID", parseStartId),
+    pendingCheckInterval: read(ctx, "STREAM_PENDING_CHECK_INTERVAL", parseSeconds),
+    consumerIdleTimeout: read(ctx, "STREAM_CONSUMER_IDLE_TIMEOUT", parseSeconds),
     autoDiscovery: read(ctx, "STREAM_AUTO_DISCOVERY", parseBoolean),
     discoveryPatterns: read(ctx, "STREAM_DISCOVERY_PATTERNS", parseList),
     discoveryInterval: read(ctx, "STREAM_DISCOVERY_INTERVAL", parseSeconds),
@@ -413,6 +431,8 @@ function configValues(config: Config): Record<string, string> {
     STREAM_BATCH_SIZE: String(config.batchSize),
     STREAM_POLL_INTERVAL: String(config.pollInterval),
     STREAM_START_ID: config.startId,
+    STREAM_PENDING_CHECK_INTERVAL: String(config.pendingCheckInterval),
+    STREAM_CONSUMER_IDLE_TIMEOUT: String(config.consumerIdleTimeout),
     STREAM_AUTO_DISCOVERY: String(config.autoDiscovery),
     STREAM_DISCOVERY_PATTERNS: config.discoveryPatterns.join(","),
     STREAM_DISCOVERY_INTERVAL: String(config.discoveryInterval),

@@ -66,6 +66,10 @@ export interface Config {
   pollInterval: number;
   /** STREAM_START_ID: where a new consumer group starts: "0", "$" or an explicit ID. */
   startId: string;
+  /** STREAM_PENDING_CHECK_INTERVAL, seconds between group maintenance passes of each stream (> 0). */
+  pendingCheckInterval: number;
+  /** STREAM_CONSUMER_IDLE_TIMEOUT, seconds after which an idle consumer with nothing pending is removed. */
+  consumerIdleTimeout: number;
   /** STREAM_AUTO_DISCOVERY. */
   autoDiscovery: boolean;
   /** STREAM_DISCOVERY_PATTERNS, Redis glob patterns. */

@@ -313,6 +313,8 @@ export class Orchestrator {
       backoffMaxMs: config.target.backoffMax * 1000,
       once: this.#once,
       hardSignal: this.#hardSignal,
+      pendingCheckIntervalMs: config.pendingCheckInterval * 1000,
+      consumerIdleMs: config.consumerIdleTimeout * 1000,
       onBatch: this.#hooks.onBatch,
       onError: this.#hooks.onError,
     });

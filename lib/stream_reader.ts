@@ -51,6 +51,12 @@ export class StreamReader {
   #options: StreamReaderOptions;
   #assigned = new Set<string>();
   #waiting = new Map<string, Waiter>();
+  /**
+   * Entries read for a stream whose waiter had left (it was woken for
+   * maintenance) are delivered to its next read, so nothing read is ever
+   * skipped out of order.
+   */
+  #stash = new Map<string, StreamEntry[]>();
   #wake: (() => void) | null = null;
   #blockingOn: Set<string> | null = null;
   #rotation = 0;
@@ -80,6 +86,7 @@ export class StreamReader {
   /** Releases a stream (its loop ended). */
   release(stream: StreamRef): void {
     this.#assigned.delete(stream.id);
+    this.#stash.delete(stream.id); // still pending: the next loop's recovery copies them first
     const waiter = this.#waiting.get(stream.id);
     if (waiter) {
       this.#waiting.delete(stream.id);
@@ -90,11 +97,17 @@ export class StreamReader {
   /**
    * The next batch of new entries of `stream` (never empty, except in
    * once mode where empty means "nothing left"), or null once `signal`
-   * aborts. Rejects with {@linkcode StreamGoneError} when the stream or its
+   * aborts (the caller may read again later with a fresh signal: entries
+   * read meanwhile are kept for it). Rejects with {@linkcode StreamGoneError} when the stream or its
    * group no longer exists, or with the error of a non-retriable failure.
    */
   read(stream: StreamRef, signal: AbortSignal): Promise<StreamEntry[] | null> {
     if (signal.aborted) return Promise.resolve(null);
+    const stashed = this.#stash.get(stream.id);
+    if (stashed) {
+      this.#stash.delete(stream.id);
+      return Promise.resolve(stashed);
+    }
     return new Promise((resolve, reject) => {
       const onAbort = () => {
         if (this.#waiting.get(stream.id)?.resolve === done) this.#waiting.delete(stream.id);
@@ -248,10 +261,24 @@ export class StreamReader {
     return got;
   }
 
+  /**
+   * Hands `entries` to the stream's current waiter. A waiter that left
+   * (woken for maintenance) may have been replaced by a new one while the
+   * read was in flight: the entries go to whoever waits now, or are kept
+   * for the next read, in order.
+   */
   #settle(waiter: Waiter, entries: StreamEntry[]): void {
-    if (this.#waiting.get(waiter.stream.id) !== waiter) return;
-    this.#waiting.delete(waiter.stream.id);
-    waiter.resolve(entries);
+    const id = waiter.stream.id;
+    const current = this.#waiting.get(id);
+    if (current) {
+      this.#waiting.delete(id);
+      current.resolve(entries);
+      return;
+    }
+    if (entries.length === 0 || !this.#assigned.has(id)) return;
+    const stashed = this.#stash.get(id);
+    if (stashed) stashed.push(...entries);
+    else this.#stash.set(id, entries);
   }
 
   /** Wakes the loop: a stream started waiting (or the reader is stopping). */

@@ -113,6 +113,17 @@ export interface StreamReplicatorOptions {
    * @default {undefined}
    */
   hardSignal?: AbortSignal;
+  /**
+   * Milliseconds between group maintenance passes (claim what other
+   * consumers left pending, remove dead consumers).
+   * @default {60000}
+   */
+  pendingCheckIntervalMs?: number;
+  /**
+   * Another consumer idle this long with nothing pending is removed from the group.
+   * @default {3600000}
+   */
+  consumerIdleMs?: number;
   /** Called after each batch written (for metrics). */
   onBatch?: (stream: StreamRef, written: number, skipped: number, ms: number) => void;
   /** Called for each failed attempt (for metrics). */
@@ -162,25 +173,34 @@ export class StreamReplicator {
   async run(signal: AbortSignal): Promise<StreamOutcome> {
     const hard = this.#o.hardSignal ?? signal;
     try {
-      if (!(await this.#retrying(() => this.#ensureGroup(), signal))) {
+      const hasGroup = await this.#retrying(() => this.#ensureGroup(), signal);
+      if (signal.aborted) return this.#stopped();
+      if (!hasGroup) {
         this.status.state = "skipped";
         return "skipped";
       }
-      if (signal.aborted) return this.#stopped();
       await this.#retrying(() => this.#loadTargetTop(), signal);
       if (signal.aborted) return this.#stopped();
       this.status.state = "recovering";
-      await this.#recoverPending(signal, hard);
+      await this.#maintain(signal, hard);
       if (signal.aborted) return this.#stopped();
       this.status.state = "replicating";
+      const every = this.#o.pendingCheckIntervalMs ?? 60_000;
+      let nextMaintenance = Date.now() + every;
       while (!signal.aborted) {
-        const entries = await this.#o.reader.read(this.stream, signal);
-        if (entries === null) break;
-        if (entries.length === 0) {
+        const entries = await this.#readUntil(signal, nextMaintenance);
+        if (entries === null) {
+          if (signal.aborted) break;
+        } else if (entries.length === 0) {
           this.status.state = "caught-up";
           return "caught-up";
+        } else {
+          await this.#copyBatch(entries, [], hard);
         }
-        await this.#copyBatch(entries, [], hard);
+        if (!this.#o.once && Date.now() >= nextMaintenance) {
+          await this.#maintain(signal, hard);
+          nextMaintenance = Date.now() + every;
+        }
       }
       return this.#stopped();
     } catch (error) {
@@ -270,10 +290,70 @@ export class StreamReplicator {
     }
   }
 
+  /** The next batch, or null when `signal` aborts or `deadline` (ms since epoch) passes. */
+  async #readUntil(signal: AbortSignal, deadline: number): Promise<StreamEntry[] | null> {
+    if (this.#o.once) return await this.#o.reader.read(this.stream, signal);
+    const wake = new AbortController();
+    const timer = setTimeout(() => wake.abort(), Math.max(0, deadline - Date.now()));
+    const onAbort = () => wake.abort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await this.#o.reader.read(this.stream, wake.signal);
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Group maintenance: copy what is pending (any consumer), then remove dead consumers. */
+  async #maintain(signal: AbortSignal, hard: AbortSignal): Promise<void> {
+    await this.#recoverPending(signal, hard);
+    if (signal.aborted) return;
+    try {
+      await this.#removeDeadConsumers();
+    } catch (error) {
+      if (
+        error instanceof RedisReplyError &&
+        (error.code === "NOGROUP" || /no such key/i.test(error.message))
+      ) {
+        throw new StreamGoneError(`Stream ${this.stream.label} is gone: ${error.message}`, {
+          cause: error,
+        });
+      }
+      if (!isRetriableError(error)) throw error;
+      // Not worth a retry loop: the next maintenance pass tries again.
+    }
+  }
+
+  /** Removes other consumers that have nothing pending and were idle longer than the threshold. */
+  async #removeDeadConsumers(): Promise<void> {
+    const { group, consumer, consumerIdleMs = 3_600_000 } = this.#o;
+    const reply = await this.#sendSource(["XINFO", "CONSUMERS", this.stream.key, group]);
+    if (!Array.isArray(reply)) return;
+    for (const item of reply) {
+      const info = parseFlatMap(item);
+      const name = text(info.get("name"));
+      const pending = Number(info.get("pending") ?? 0);
+      const idle = Number(info.get("idle") ?? 0);
+      if (name === consumer || pending > 0 || idle < consumerIdleMs) continue;
+      await this.#sendSource(["XGROUP", "DELCONSUMER", this.stream.key, group, name]);
+      log.info(
+        "Removed consumer {name} from group {group} of {stream}: idle {seconds} s, nothing pending",
+        {
+          name,
+          group,
+          stream: this.stream.label,
+          seconds: Math.round(idle / 1000),
+        },
+      );
+    }
+  }
+
   /** Takes over every pending entry of the group (ours and other consumers'), oldest first, and copies it. */
   async #recoverPending(signal: AbortSignal, hard: AbortSignal): Promise<void> {
     const { group, consumer, batchSize } = this.#o;
     let cursor = "0-0";
+    let recovered = 0;
     do {
       if (signal.aborted) return;
       const reply = await this.#retrying(
@@ -297,13 +377,14 @@ export class StreamReplicator {
       const claimed = parseAutoClaim(reply);
       cursor = claimed.cursor;
       if (claimed.entries.length > 0 || claimed.deleted.length > 0) {
-        this.status.recovered += claimed.entries.length;
+        recovered += claimed.entries.length;
         await this.#copyBatch(claimed.entries, claimed.deleted, hard);
       }
     } while (cursor !== "0-0");
-    if (this.status.recovered > 0) {
+    if (recovered > 0) {
+      this.status.recovered += recovered;
       log.info("Recovered {count} pending entries of {stream}", {
-        count: this.status.recovered,
+        count: recovered,
         stream: this.stream.label,
       });
     }

@@ -92,6 +92,8 @@ const SEED_CONFIG: Config = {
   batchSize: 100,
   pollInterval: 1,
   startId: "0",
+  pendingCheckInterval: 60,
+  consumerIdleTimeout: 3600,
   autoDiscovery: true,
   discoveryPatterns: ["*-stream", "device:*:stream", "biosignal-*"],
   discoveryInterval: 10,
@@ -160,7 +162,7 @@ Deno.test("loadConfig() gives the seed's values when there is no file and no env
 Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
   const keys = CONFIG_KEYS.map((entry) => entry.key);
   assert.equal(new Set(keys).size, keys.length);
-  assert.equal(keys.length, 41);
+  assert.equal(keys.length, 43);
   const file = CONFIG_KEYS.map((entry) => `${entry.key}=${entry.default}`).join("\n");
   assert.deepStrictEqual(fromFile(file), SEED_CONFIG);
   for (const entry of CONFIG_KEYS) assert.ok(entry.description.length > 10, entry.key);
@@ -176,6 +178,8 @@ Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
       "TARGET_REDIS_USERNAME",
       "TARGET_REDIS_COMMAND_TIMEOUT",
       "STREAM_START_ID",
+      "STREAM_PENDING_CHECK_INTERVAL",
+      "STREAM_CONSUMER_IDLE_TIMEOUT",
       "METRICS_HOST",
       "METRICS_PORT",
     ],
@@ -780,5 +784,21 @@ Deno.test("formatConfig() output loads back to the same configuration but for pa
   assert.deepStrictEqual(
     { ...reloaded, source: { ...reloaded.source, password: PASSWORD } },
     config,
+  );
+});
+
+Deno.test("loadConfig() reads and validates the group maintenance keys", () => {
+  const { config } = loadConfig(
+    {},
+    {},
+    "STREAM_PENDING_CHECK_INTERVAL=2.5\nSTREAM_CONSUMER_IDLE_TIMEOUT=120\n",
+  );
+  assert.equal(config.pendingCheckInterval, 2.5);
+  assert.equal(config.consumerIdleTimeout, 120);
+  assert.throws(
+    () => loadConfig({}, {}, "STREAM_PENDING_CHECK_INTERVAL=0\nSTREAM_CONSUMER_IDLE_TIMEOUT=x\n"),
+    (error: Error) =>
+      /STREAM_PENDING_CHECK_INTERVAL must be .*: got "0"/.test(error.message) &&
+      /STREAM_CONSUMER_IDLE_TIMEOUT must be .*: got "x"/.test(error.message),
   );
 });
