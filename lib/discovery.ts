@@ -5,10 +5,11 @@
  *
  * @module
  */
+import type { Config } from "./config_types.ts";
 import { RedisReplyError } from "./errors.ts";
 import type { RedisConnection } from "./redis_connection.ts";
 import { text } from "./_replies.ts";
-import { toHex } from "./stream_ref.ts";
+import { makeStreamRef, type StreamRef, toHex } from "./stream_ref.ts";
 
 /** Options for {@linkcode discoverStreams}. */
 export interface DiscoveryOptions {
@@ -81,4 +82,104 @@ export async function discoverStreams(
 /** Whether `error` says the DB does not exist on the server. */
 export function isMissingDbError(error: unknown): boolean {
   return error instanceof RedisReplyError && DB_OUT_OF_RANGE.test(error.message);
+}
+
+/** Something worth telling the operator about a stream or DB, once. */
+export interface StreamNotice {
+  /** What it is about (a stream id or `db:N`), for logging it once. */
+  subject: string;
+  /** Which variant of the notice; a new variant is logged again. */
+  variant: string;
+  /** The sentence to log. */
+  message: string;
+  /** Its level. */
+  level: "info" | "warning";
+}
+
+/** Options for {@linkcode findStreams}. */
+export interface FindStreamsOptions {
+  /**
+   * Stops the scan early.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+  /**
+   * Manual streams for which this returns true are not checked again.
+   * @default {() => false}
+   */
+  skip?: (ref: StreamRef) => boolean;
+}
+
+/**
+ * Every stream to replicate: the manual ones (REDIS_STREAMS) that exist
+ * and are streams, first, then the discovered ones, each with where it goes
+ * on the target. Collisions are not resolved here.
+ */
+export async function findStreams(
+  conn: RedisConnection,
+  config: Config,
+  options: FindStreamsOptions = {},
+): Promise<{ streams: StreamRef[]; notices: StreamNotice[] }> {
+  const { signal, skip = () => false } = options;
+  const refOptions = { targetDb: config.target.db, prefix: config.targetStreamPrefix };
+  const streams: StreamRef[] = [];
+  const notices: StreamNotice[] = [];
+  for (const manual of config.streams) {
+    const ref = makeStreamRef(manual.db, manual.key, { ...refOptions, manual: true });
+    if (skip(ref)) {
+      streams.push(ref);
+      continue;
+    }
+    let type: string;
+    try {
+      type = text(await conn.send(ref.db, ["TYPE", ref.key]));
+    } catch (error) {
+      if (!isMissingDbError(error)) throw error;
+      notices.push({
+        subject: `db:${ref.db}`,
+        variant: "",
+        message: `Source has no DB ${ref.db} (stream ${ref.label} is skipped)`,
+        level: "warning",
+      });
+      continue;
+    }
+    if (type === "stream") {
+      streams.push(ref);
+    } else if (type === "none") {
+      notices.push({
+        subject: ref.id,
+        variant: "none",
+        message: `Stream ${ref.label} does not exist yet; it is copied once it does`,
+        level: "info",
+      });
+    } else {
+      notices.push({
+        subject: ref.id,
+        variant: type,
+        message: `Key ${ref.label} is a ${type}, not a stream; skipped`,
+        level: "warning",
+      });
+    }
+  }
+  if (config.autoDiscovery) {
+    const found = await discoverStreams(conn, {
+      dbs: config.dbSearchRange,
+      patterns: config.discoveryPatterns,
+      signal,
+    });
+    for (const db of found.missingDbs) {
+      notices.push({
+        subject: `db:${db}`,
+        variant: "",
+        message: `Source has no DB ${db} (REDIS_DB_SEARCH_RANGE); it is not scanned`,
+        level: "warning",
+      });
+    }
+    const seen = new Set(streams.map((r) => r.id));
+    for (const s of found.streams) {
+      const ref = makeStreamRef(s.db, s.key, refOptions);
+      if (!seen.has(ref.id)) streams.push(ref);
+    }
+  }
+  return { streams, notices };
 }

@@ -8,16 +8,15 @@
 import { Backoff, sleep } from "./backoff.ts";
 import type { Config } from "./config_types.ts";
 import { ConnectionPool } from "./connection_pool.ts";
-import { discoverStreams, isMissingDbError } from "./discovery.ts";
+import { findStreams } from "./discovery.ts";
 import { errorMessage, isRetriableError } from "./errors.ts";
 import { getLog } from "./log.ts";
 import type { RedisConnection } from "./redis_connection.ts";
 import { serverAddress } from "./redis_connection.ts";
 import { ServerHealth, type ServerHealthStatus } from "./server_health.ts";
 import { StreamReader } from "./stream_reader.ts";
-import { makeStreamRef, type StreamRef } from "./stream_ref.ts";
+import type { StreamRef } from "./stream_ref.ts";
 import { type StreamOutcome, StreamReplicator, type StreamStatus } from "./stream_replicator.ts";
-import { text } from "./_replies.ts";
 
 const log = getLog("orchestrator");
 
@@ -229,56 +228,12 @@ export class Orchestrator {
 
   /** One discovery pass: find streams, start a loop for each new one. */
   async #pass(signal: AbortSignal): Promise<void> {
-    const config = this.#config;
-    const refOptions = { targetDb: config.target.db, prefix: config.targetStreamPrefix };
-    const candidates: StreamRef[] = [];
-    for (const manual of config.streams) {
-      const ref = makeStreamRef(manual.db, manual.key, { ...refOptions, manual: true });
-      if (this.#loops.has(ref.id)) continue;
-      let type: string;
-      try {
-        type = text(await this.#control.send(ref.db, ["TYPE", ref.key]));
-      } catch (error) {
-        if (isMissingDbError(error)) {
-          this.#warnOnce(
-            `db:${ref.db}`,
-            "",
-            `Source has no DB ${ref.db} (stream ${ref.label} is skipped)`,
-          );
-          continue;
-        }
-        throw error;
-      }
-      if (type === "none") {
-        this.#warnOnce(
-          ref.id,
-          "none",
-          `Stream ${ref.label} does not exist yet; it is copied once it does`,
-          "info",
-        );
-        continue;
-      }
-      if (type !== "stream") {
-        this.#warnOnce(ref.id, type, `Key ${ref.label} is a ${type}, not a stream; skipped`);
-        continue;
-      }
-      candidates.push(ref);
-    }
-    if (config.autoDiscovery) {
-      const found = await discoverStreams(this.#control, {
-        dbs: config.dbSearchRange,
-        patterns: config.discoveryPatterns,
-        signal,
-      });
-      for (const db of found.missingDbs) {
-        this.#warnOnce(
-          `db:${db}`,
-          "",
-          `Source has no DB ${db} (REDIS_DB_SEARCH_RANGE); it is not scanned`,
-        );
-      }
-      for (const s of found.streams) candidates.push(makeStreamRef(s.db, s.key, refOptions));
-    }
+    const found = await findStreams(this.#control, this.#config, {
+      signal,
+      skip: (ref) => this.#loops.has(ref.id),
+    });
+    for (const n of found.notices) this.#warnOnce(n.subject, n.variant, n.message, n.level);
+    const candidates = found.streams;
     for (const ref of candidates) {
       if (signal.aborted) return;
       if (this.#loops.has(ref.id)) continue;
