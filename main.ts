@@ -31,7 +31,13 @@ async function runCommand(config: Config, args: CliArgs, signal: AbortSignal): P
     source: serverAddress(config.source),
     target: serverAddress(config.target),
   });
-  await checkConnectivity(config, { signal });
+  try {
+    await checkConnectivity(config, { signal });
+  } catch (error) {
+    // Stopped (SIGTERM/SIGINT) while waiting for a server: a clean stop, not "unreachable".
+    if (signal.aborted) return EXIT_CODES.OK;
+    throw error;
+  }
   if (signal.aborted) return EXIT_CODES.OK;
   const orchestrator = new Orchestrator(config);
   const result = await orchestrator.run(signal, {

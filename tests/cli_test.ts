@@ -407,6 +407,10 @@ Deno.test("check with a wrong password exits 78, says authentication failed, hid
     env: {
       ...serversEnv(source, target),
       SOURCE_REDIS_PASSWORD: WRONG_PASSWORD,
+      // A refused password is fatal at once: retrying it would be a bug (and slow here).
+      SOURCE_REDIS_MAX_RETRIES: "3",
+      SOURCE_REDIS_BACKOFF_BASE: "0.1",
+      SOURCE_REDIS_BACKOFF_MAX: "0.2",
       LOG_LEVEL: "DEBUG",
     },
     timeoutMs: TIMEOUT_MS,
@@ -416,6 +420,7 @@ Deno.test("check with a wrong password exits 78, says authentication failed, hid
     result.stderr,
     new RegExp(`Authentication to source "127\\.0\\.0\\.1:${source.port}" failed`),
   );
+  assert.doesNotMatch(result.stderr, /retry \d/, "a refused password is not retried");
   for (const text of [result.stdout, result.stderr]) {
     assert.ok(!text.includes(WRONG_PASSWORD), output(result));
     assert.ok(!text.includes(SECRET), output(result));
@@ -600,14 +605,24 @@ Deno.test("an unknown command exits 2", async () => {
 });
 
 Deno.test("an unknown flag exits 2", async () => {
-  const result = await runCli(["check", "--frobnicate"], { timeoutMs: TIMEOUT_MS });
+  await using dir = await tempDir();
+  const result = await runCli(["check", "--frobnicate"], {
+    cwd: dir.path,
+    env: unreachableEnv(),
+    timeoutMs: TIMEOUT_MS,
+  });
   assert.equal(result.code, 2, output(result));
   assert.match(result.stderr, /Unknown option '--frobnicate'/);
   assert.match(result.stderr, /--help/);
 });
 
 Deno.test("--once with check exits 2", async () => {
-  const result = await runCli(["check", "--once"], { timeoutMs: TIMEOUT_MS });
+  await using dir = await tempDir();
+  const result = await runCli(["check", "--once"], {
+    cwd: dir.path,
+    env: unreachableEnv(),
+    timeoutMs: TIMEOUT_MS,
+  });
   assert.equal(result.code, 2, output(result));
   assert.match(result.stderr, /The flag --once does not apply to the "check" command/);
 });
@@ -632,4 +647,21 @@ Deno.test("run with REDIS_STREAMS_ENABLED=false idles and exits 0 on SIGTERM", a
   assert.equal(result.signal, null);
   assert.match(result.stderr, /Received SIGTERM; shutting down/);
   assert.match(result.stderr, /- INFO - Stopped$/m);
+});
+
+Deno.test("run stopped by SIGTERM while waiting for the target exits 0, not 69", async () => {
+  await using dir = await tempDir();
+  const env = {
+    ...unreachableEnv(),
+    TARGET_REDIS_MAX_RETRIES: "5",
+    TARGET_REDIS_BACKOFF_BASE: "20",
+    TARGET_REDIS_BACKOFF_MAX: "30",
+  };
+  await using cli = spawnCli(["run"], { cwd: dir.path, env, timeoutMs: TIMEOUT_MS });
+  await cli.waitForOutput(/Cannot connect to target 127\.0\.0\.1:\d+ yet .*retry 1 of 5/);
+  cli.signal("SIGTERM");
+  const result = await cli.wait();
+  assert.equal(result.code, 0, output(result));
+  assert.match(result.stderr, /Received SIGTERM; shutting down/);
+  assert.doesNotMatch(result.stderr, /^Error:/m, output(result));
 });
