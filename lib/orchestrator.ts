@@ -9,14 +9,16 @@ import { Backoff, sleep } from "./backoff.ts";
 import type { Config } from "./config_types.ts";
 import { ConnectionPool } from "./connection_pool.ts";
 import { findStreams } from "./discovery.ts";
-import { errorMessage, isRetriableError } from "./errors.ts";
+import { errorMessage, isRetriableError, RedisReplyError } from "./errors.ts";
 import { getLog } from "./log.ts";
 import type { RedisConnection } from "./redis_connection.ts";
 import { serverAddress } from "./redis_connection.ts";
 import { ServerHealth, type ServerHealthStatus } from "./server_health.ts";
 import { StreamReader } from "./stream_reader.ts";
 import type { StreamRef } from "./stream_ref.ts";
+import { readStreamStats, type StreamStats } from "./stream_stats.ts";
 import { type StreamOutcome, StreamReplicator, type StreamStatus } from "./stream_replicator.ts";
+import { parseFlatMap, text } from "./_replies.ts";
 
 const log = getLog("orchestrator");
 
@@ -44,6 +46,8 @@ export interface OrchestratorHooks {
   onError?: (stream: StreamRef, kind: string) => void;
   /** A stream's loop ended. */
   onStreamEnd?: (stream: StreamRef, outcome: StreamOutcome) => void;
+  /** A read from the source failed (and will be retried). */
+  onReadError?: (kind: string) => void;
 }
 
 /** What a run ended with. */
@@ -99,6 +103,7 @@ export class Orchestrator {
   #ended = new Map<string, { ref: StreamRef; status: StreamStatus }>();
   #outcomes = new Map<string, StreamOutcome>();
   #warned = new Map<string, string>();
+  #stats = new Map<string, StreamStats>();
   #ready = false;
   #notReadyReason = "starting";
   #readerController = new AbortController();
@@ -124,8 +129,17 @@ export class Orchestrator {
 
   /** A snapshot of every stream and both servers. */
   status(): OrchestratorStatus {
-    const streams = [...this.#ended.values()].map((e) => e.status);
-    for (const loop of this.#loops.values()) streams.push(loop.replicator.status);
+    const entries: Array<{ id: string; status: StreamStatus }> = [...this.#ended.entries()].map((
+      [id, e],
+    ) => ({
+      id,
+      status: e.status,
+    }));
+    for (const [id, loop] of this.#loops) entries.push({ id, status: loop.replicator.status });
+    const streams = entries.map(({ id, status }) => {
+      const stats = this.#stats.get(id);
+      return stats ? { ...status, stats } : status;
+    });
     streams.sort((a, b) => a.db - b.db || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const reason = this.#ready
       ? (!this.#sourceHealth.up
@@ -180,6 +194,7 @@ export class Orchestrator {
         if (signal.aborted) break;
         try {
           await this.#pass(signal);
+          await this.#refreshStats();
         } catch (error) {
           this.#logDiscoveryError(error);
         }
@@ -209,6 +224,9 @@ export class Orchestrator {
         await this.#pass(signal);
         this.#ready = true;
         this.#notReadyReason = "";
+        if (!this.#once) {
+          await this.#refreshStats().catch((error) => this.#logDiscoveryError(error));
+        }
         return;
       } catch (error) {
         if (!isRetriableError(error)) throw error;
@@ -217,6 +235,23 @@ export class Orchestrator {
         await sleep(backoff.next(), signal);
       }
     }
+  }
+
+  /** Reads lengths, last IDs, pending and lag of every stream seen (for status and metrics). */
+  async #refreshStats(): Promise<void> {
+    const refs = [...this.#loops.values()].map((l) => l.stream);
+    for (const { ref } of this.#ended.values()) refs.push(ref);
+    if (refs.length === 0) {
+      this.#stats.clear();
+      return;
+    }
+    const stats = await readStreamStats(
+      this.#control,
+      this.#targetPool.pick(0),
+      refs,
+      this.#config.consumerGroup,
+    );
+    this.#stats = stats;
   }
 
   /** Waits for every loop to end (they end on abort, or in once mode when caught up). */
@@ -233,7 +268,7 @@ export class Orchestrator {
       skip: (ref) => this.#loops.has(ref.id),
     });
     for (const n of found.notices) this.#warnOnce(n.subject, n.variant, n.message, n.level);
-    const candidates = found.streams;
+    const candidates = await this.#previousOwnersFirst(found.streams);
     for (const ref of candidates) {
       if (signal.aborted) return;
       if (this.#loops.has(ref.id)) continue;
@@ -249,6 +284,48 @@ export class Orchestrator {
         continue;
       }
       this.#start(ref, signal);
+    }
+  }
+
+  /**
+   * Of streams that would share a target stream no loop owns now, puts the
+   * one that already has the consumer group first: it wrote that target
+   * stream before (before a restart, or before its loop ended), so it must
+   * keep it, or the target would mix the entries of two streams. Without
+   * such a stream the first found (lowest DB) wins, as on a first start.
+   */
+  async #previousOwnersFirst(candidates: StreamRef[]): Promise<StreamRef[]> {
+    const byTarget = new Map<string, StreamRef[]>();
+    for (const ref of candidates) {
+      if (this.#loops.has(ref.id) || this.#targets.has(ref.targetId)) continue;
+      byTarget.set(ref.targetId, [...(byTarget.get(ref.targetId) ?? []), ref]);
+    }
+    const first = new Set<string>();
+    for (const refs of byTarget.values()) {
+      if (refs.length < 2) continue;
+      for (const ref of refs) {
+        if (await this.#hasGroup(ref)) {
+          first.add(ref.id);
+          break;
+        }
+      }
+    }
+    if (first.size === 0) return candidates;
+    return [
+      ...candidates.filter((r) => first.has(r.id)),
+      ...candidates.filter((r) => !first.has(r.id)),
+    ];
+  }
+
+  /** Whether the source stream has the consumer group (false when it cannot tell: no such key...). */
+  async #hasGroup(ref: StreamRef): Promise<boolean> {
+    try {
+      const groups = await this.#control.send(ref.db, ["XINFO", "GROUPS", ref.key]);
+      return Array.isArray(groups) &&
+        groups.some((g) => text(parseFlatMap(g).get("name")) === this.#config.consumerGroup);
+    } catch (error) {
+      if (error instanceof RedisReplyError) return false;
+      throw error;
     }
   }
 
@@ -286,7 +363,9 @@ export class Orchestrator {
         if (n <= 0) entry.dbs.delete(ref.db);
         else entry.dbs.set(ref.db, n);
       }
-      this.#ended.set(ref.id, { ref, status: replicator.status });
+      // A stream that is gone disappears from status and metrics; others stay visible.
+      if (outcome === "gone") this.#stats.delete(ref.id);
+      else this.#ended.set(ref.id, { ref, status: replicator.status });
       this.#outcomes.set(ref.id, outcome);
       this.#reportOutcome(ref, outcome, replicator.status);
       this.#hooks.onStreamEnd?.(ref, outcome);
@@ -338,6 +417,7 @@ export class Orchestrator {
         once: this.#once,
         backoffBaseMs: this.#config.source.backoffBase * 1000,
         backoffMaxMs: this.#config.source.backoffMax * 1000,
+        onError: this.#hooks.onReadError,
         unblock: (id) => {
           this.#control.send(undefined, ["CLIENT", "UNBLOCK", id]).catch(() => {
             // The reader wakes up at the end of its block anyway.

@@ -151,6 +151,7 @@ export class RedisConnection {
   #lastActivity = Date.now();
   #healthTimer: ReturnType<typeof setInterval> | undefined;
   #clientId: string | undefined;
+  #everConnected = false;
 
   /**
    * @param role "source" or "target", for messages.
@@ -407,7 +408,8 @@ export class RedisConnection {
     }
     this.#client = client;
     this.#lastActivity = Date.now();
-    o.health?.reportUp();
+    o.health?.reportUp(this.#everConnected);
+    this.#everConnected = true;
     return client;
   }
 

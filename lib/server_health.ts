@@ -31,7 +31,6 @@ export class ServerHealth {
   #role: string;
   #address: string;
   #up = true;
-  #everUp = false;
   #downSince = 0;
   #reconnects = 0;
   #outages = 0;
@@ -43,10 +42,9 @@ export class ServerHealth {
     this.#address = address;
   }
 
-  /** A connection opened. */
-  reportUp(): void {
-    if (this.#everUp) this.#reconnects++;
-    this.#everUp = true;
+  /** A connection opened; `reconnect` when it replaces one that failed. */
+  reportUp(reconnect = false): void {
+    if (reconnect) this.#reconnects++;
     if (this.#up) return;
     this.#up = true;
     const seconds = ((Date.now() - this.#downSince) / 1000).toFixed(1);

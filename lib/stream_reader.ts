@@ -35,6 +35,11 @@ export interface StreamReaderOptions {
   backoffBaseMs: number;
   /** Backoff bounds after a failed read, milliseconds. */
   backoffMaxMs: number;
+  /**
+   * Called for each failed read, with the error's kind (reply code or "connection").
+   * @default {undefined}
+   */
+  onError?: (kind: string) => void;
   /** Sends CLIENT UNBLOCK for the reader's connection (from another connection). */
   unblock: (clientId: string) => void;
 }
@@ -143,6 +148,7 @@ export class StreamReader {
           this.#backoff.reset();
         } catch (error) {
           if (signal.aborted) break;
+          this.#options.onError?.(error instanceof RedisReplyError ? error.code : "connection");
           if (!isRetriableError(error)) {
             log.error("Read failed on {connection}: {error}", {
               connection: this.#conn.where,

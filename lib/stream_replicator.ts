@@ -33,6 +33,7 @@ import {
 } from "./_replies.ts";
 import type { StreamReader } from "./stream_reader.ts";
 import type { StreamRef } from "./stream_ref.ts";
+import type { StreamStats } from "./stream_stats.ts";
 
 const log = getLog("replicator");
 
@@ -78,6 +79,8 @@ export interface StreamStatus {
   lastError?: string;
   /** Time (ms since epoch) of the last batch written. */
   lastBatchAt?: number;
+  /** Lengths, last IDs, pending and lag, refreshed every discovery interval (absent until the first refresh). */
+  stats?: StreamStats;
 }
 
 /** What a loop needs from the outside. */

@@ -249,7 +249,9 @@ export class CliProcess implements AsyncDisposable {
  */
 export function spawnCli(args: string[], options: RunCliOptions = {}): CliProcess {
   const script = options.script ?? MAIN_PATH;
-  const env: Record<string, string> = { DENO_NO_UPDATE_CHECK: "1" };
+  // METRICS_PORT=0 unless the test sets it (in env: it outranks env.conf),
+  // so runs never compete for the default port 9108.
+  const env: Record<string, string> = { DENO_NO_UPDATE_CHECK: "1", METRICS_PORT: "0" };
   for (const name of ["PATH", "HOME", "DENO_DIR"]) {
     const value = Deno.env.get(name);
     if (value !== undefined) env[name] = value;

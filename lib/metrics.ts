@@ -1,0 +1,247 @@
+/**
+ * Prometheus metrics of a running replicator (prom-client). Counters are
+ * fed by the orchestrator's hooks; gauges are read from its status when
+ * scraped, so a stream that disappears drops its series.
+ *
+ * @module
+ */
+import process from "node:process";
+import client from "prom-client";
+import type { OrchestratorHooks, OrchestratorStatus } from "./orchestrator.ts";
+import type { StreamRef } from "./stream_ref.ts";
+
+const PREFIX = "redis_stream_sync_";
+const STREAM_LABELS = ["db", "stream"] as const;
+
+/** The service's metrics registry and the hooks that feed it. */
+export class Metrics {
+  /** The registry served on /metrics. */
+  readonly registry: client.Registry;
+  #status: () => OrchestratorStatus | undefined = () => undefined;
+  #replicated: client.Counter<"db" | "stream">;
+  #skipped: client.Counter<"db" | "stream">;
+  #writeErrors: client.Counter<"db" | "stream" | "kind">;
+  #readErrors: client.Counter<"kind">;
+  #batchSeconds: client.Histogram<never>;
+  #errorKinds = new Map<string, Set<string>>();
+
+  constructor() {
+    const registry = new client.Registry();
+    this.registry = registry;
+    const registers = [registry];
+    this.#replicated = new client.Counter({
+      name: `${PREFIX}entries_replicated_total`,
+      help: "Entries written to the target (and acknowledged on the source)",
+      labelNames: STREAM_LABELS,
+      registers,
+    });
+    this.#skipped = new client.Counter({
+      name: `${PREFIX}entries_skipped_total`,
+      help: "Entries found already on the target (re-deliveries) and only acknowledged",
+      labelNames: STREAM_LABELS,
+      registers,
+    });
+    this.#writeErrors = new client.Counter({
+      name: `${PREFIX}write_errors_total`,
+      help:
+        "Failed attempts to copy a batch, by kind (reply code such as OOM or READONLY, or connection)",
+      labelNames: ["db", "stream", "kind"],
+      registers,
+    });
+    this.#readErrors = new client.Counter({
+      name: `${PREFIX}read_errors_total`,
+      help: "Failed reads from the source, by kind",
+      labelNames: ["kind"],
+      registers,
+    });
+    this.#batchSeconds = new client.Histogram({
+      name: `${PREFIX}batch_write_seconds`,
+      help: "Time to write one batch to the target and acknowledge it on the source",
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    const status = () => this.#status();
+    new client.Gauge({
+      name: `${PREFIX}reconnects_total`,
+      help:
+        "Connections reopened after a failure, per server (a counter, exposed from the servers' health)",
+      labelNames: ["server"],
+      registers,
+      collect() {
+        this.reset();
+        const s = status();
+        if (!s) return;
+        this.set({ server: "source" }, s.source.reconnects);
+        this.set({ server: "target" }, s.target.reconnects);
+      },
+    });
+    new client.Gauge({
+      name: `${PREFIX}server_up`,
+      help: "1 when the server answers, 0 during an outage",
+      labelNames: ["server"],
+      registers,
+      collect() {
+        this.reset();
+        const s = status();
+        if (!s) return;
+        this.set({ server: "source" }, s.source.up ? 1 : 0);
+        this.set({ server: "target" }, s.target.up ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: `${PREFIX}streams`,
+      help: "Streams known to the replicator, by state",
+      labelNames: ["state"],
+      registers,
+      collect() {
+        this.reset();
+        const counts = new Map<string, number>();
+        for (const st of status()?.streams ?? []) {
+          counts.set(st.state, (counts.get(st.state) ?? 0) + 1);
+        }
+        for (const [state, n] of counts) this.set({ state }, n);
+      },
+    });
+    const perStream = (
+      name: string,
+      help: string,
+      value: (st: StreamStatusLike) => number | null,
+    ) =>
+      new client.Gauge({
+        name: `${PREFIX}${name}`,
+        help,
+        labelNames: STREAM_LABELS,
+        registers,
+        collect() {
+          this.reset();
+          for (const st of status()?.streams ?? []) {
+            const v = value(st);
+            if (v !== null) this.set({ db: String(st.db), stream: st.key }, v);
+          }
+        },
+      });
+    perStream(
+      "pending_entries",
+      "Entries delivered to the consumer group and not yet acknowledged",
+      (st) => st.stats ? st.stats.pending : null,
+    );
+    perStream(
+      "lag_entries",
+      "Entries of the source stream not yet delivered to the group (XINFO GROUPS lag)",
+      (st) => st.stats?.lag ?? null,
+    );
+    perStream(
+      "lag_seconds",
+      "Time between the newest source entry and the last copied one, from the times inside their IDs",
+      (st) => st.stats ? st.stats.lagSeconds : null,
+    );
+    perStream(
+      "source_length_entries",
+      "Entries in the source stream",
+      (st) => st.stats ? st.stats.sourceLength : null,
+    );
+    perStream(
+      "target_length_entries",
+      "Entries in the target stream",
+      (st) => st.stats ? st.stats.targetLength : null,
+    );
+    registerProcessMetrics(registry);
+  }
+
+  /** Where gauges read the service's state from. */
+  setStatusSource(status: () => OrchestratorStatus | undefined): void {
+    this.#status = status;
+  }
+
+  /** Hooks to pass to the orchestrator. */
+  hooks(): OrchestratorHooks {
+    return {
+      onBatch: (stream, written, skipped, ms) => {
+        const labels = streamLabels(stream);
+        if (written > 0) this.#replicated.inc(labels, written);
+        if (skipped > 0) this.#skipped.inc(labels, skipped);
+        this.#batchSeconds.observe(ms / 1000);
+      },
+      onError: (stream, kind) => {
+        const labels = streamLabels(stream);
+        this.#writeErrors.inc({ ...labels, kind });
+        const kinds = this.#errorKinds.get(stream.id) ?? new Set();
+        kinds.add(kind);
+        this.#errorKinds.set(stream.id, kinds);
+      },
+      onReadError: (kind) => this.#readErrors.inc({ kind }),
+      onStreamEnd: (stream, outcome) => {
+        if (outcome !== "gone") return;
+        const labels = streamLabels(stream);
+        this.#replicated.remove(labels);
+        this.#skipped.remove(labels);
+        for (const kind of this.#errorKinds.get(stream.id) ?? []) {
+          this.#writeErrors.remove({ ...labels, kind });
+        }
+        this.#errorKinds.delete(stream.id);
+      },
+    };
+  }
+
+  /** The Prometheus text exposition. */
+  async text(): Promise<string> {
+    return await this.registry.metrics();
+  }
+
+  /** The content type of {@linkcode Metrics.text}. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+type StreamStatusLike = OrchestratorStatus["streams"][number];
+
+function streamLabels(stream: StreamRef): { db: string; stream: string } {
+  return { db: String(stream.db), stream: stream.label.slice(stream.label.indexOf(":") + 1) };
+}
+
+function registerProcessMetrics(registry: client.Registry): void {
+  const registers = [registry];
+  const startTime = Math.round(Date.now() / 1000 - performance.now() / 1000);
+  new client.Gauge({
+    name: "process_resident_memory_bytes",
+    help: "Resident memory size in bytes",
+    registers,
+    collect() {
+      this.set(Deno.memoryUsage().rss);
+    },
+  });
+  new client.Gauge({
+    name: "process_heap_used_bytes",
+    help: "V8 heap in use, in bytes",
+    registers,
+    collect() {
+      this.set(Deno.memoryUsage().heapUsed);
+    },
+  });
+  new client.Gauge({
+    name: "process_heap_total_bytes",
+    help: "V8 heap size, in bytes",
+    registers,
+    collect() {
+      this.set(Deno.memoryUsage().heapTotal);
+    },
+  });
+  new client.Gauge({
+    name: "process_cpu_seconds_total",
+    help: "User and system CPU time spent, in seconds",
+    registers,
+    collect() {
+      const { user, system } = process.cpuUsage();
+      this.set((user + system) / 1e6);
+    },
+  });
+  new client.Gauge({
+    name: "process_start_time_seconds",
+    help: "Start time of the process since the Unix epoch, in seconds",
+    registers,
+    collect() {
+      this.set(startTime);
+    },
+  });
+}
