@@ -15,6 +15,8 @@ import { type HttpServer, startHttpServer } from "./lib/http_server.ts";
 import { Metrics } from "./lib/metrics.ts";
 import { Orchestrator } from "./lib/orchestrator.ts";
 import { serverAddress } from "./lib/redis_connection.ts";
+import { collectStatus, formatStatusTable } from "./lib/status.ts";
+import { formatVerifiedStream, formatVerifySummary, verifyAll } from "./lib/verify.ts";
 
 const VERSION: string = denoJson.version;
 const DEFAULT_CONFIG_FILE = "env.conf";
@@ -25,6 +27,8 @@ type Command = (config: Config, args: CliArgs, signal: AbortSignal) => Promise<n
 const COMMAND_HANDLERS: Record<string, Command> = {
   run: runCommand,
   check: checkCommand,
+  status: statusCommand,
+  verify: verifyCommand,
 };
 
 async function runCommand(config: Config, args: CliArgs, signal: AbortSignal): Promise<number> {
@@ -117,6 +121,21 @@ async function checkCommand(config: Config, _args: CliArgs, signal: AbortSignal)
       (result.missingSourceDbs.length ? `; missing DBs ${result.missingSourceDbs.join(",")}` : ""),
   );
   return EXIT_CODES.OK;
+}
+
+async function statusCommand(config: Config, args: CliArgs, signal: AbortSignal): Promise<number> {
+  const rows = await collectStatus(config, { signal });
+  console.log(args.json ? JSON.stringify({ streams: rows }) : formatStatusTable(rows));
+  return EXIT_CODES.OK;
+}
+
+async function verifyCommand(config: Config, args: CliArgs, signal: AbortSignal): Promise<number> {
+  const report = await verifyAll(config, {
+    signal,
+    onStream: args.json ? undefined : (s) => console.log(formatVerifiedStream(s)),
+  });
+  console.log(args.json ? JSON.stringify(report) : formatVerifySummary(report));
+  return report.summary.different === 0 ? EXIT_CODES.OK : EXIT_CODES.FAILURE;
 }
 
 async function readConfigFile(path: string | undefined): Promise<{ text?: string; name: string }> {

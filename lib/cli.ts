@@ -19,6 +19,14 @@ export interface CommandInfo {
 export const COMMANDS: Readonly<Record<string, CommandInfo>> = {
   run: { summary: "Replicate until stopped (the default command)", flags: ["once"] },
   check: { summary: "Validate the configuration and check that both servers answer", flags: [] },
+  status: {
+    summary: "Show each stream's lengths, last IDs, lag and pending entries",
+    flags: ["json"],
+  },
+  verify: {
+    summary: "Compare every stream with its target, entry by entry (exit 1 on differences)",
+    flags: ["json"],
+  },
 };
 
 /** Parsed command line. */
@@ -114,6 +122,7 @@ Flags:
       --log-format FMT    text or json (json overrides LOG_FORMAT)
       --print-config      print the effective configuration (passwords as ***) and exit
       --once              run: copy until every stream is caught up, then exit
+      --json              status, verify: machine-readable output
   -h, --help              show this help
   -V, --version           show the version
 
@@ -121,7 +130,8 @@ Configuration: flags > environment variables > env.conf > defaults (keys as in e
 
 Exit codes:
   0   success
-  1   failure at run time (run --once: a stream could not be brought up to date)
+  1   failure at run time (run --once: a stream could not be brought up to date;
+      verify: differences found)
   2   bad command-line usage
   69  a Redis server unreachable at start-up after the configured retries
   78  configuration error (including a failed authentication)

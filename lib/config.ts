@@ -181,6 +181,22 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = Object.freeze([
     "Prefix added to every stream key on the target (e.g. `synced:`); empty = none.",
   ),
   info(
+    "Target",
+    "TARGET_STREAM_MAXLEN",
+    "0",
+    "Caps each target stream at about this many entries (`XADD ... MAXLEN ~ n`, trimmed as " +
+      "part of the writes); 0 = no cap (integer >= 0).",
+    true,
+  ),
+  info(
+    "Target",
+    "MIRROR_SOURCE_TRIM",
+    "false",
+    "Mirrors source trimming (XTRIM, MAXLEN on XADD, XDEL at the head) onto the target: every " +
+      "discovery interval the target is trimmed to the source's first ID (XTRIM MINID).",
+    true,
+  ),
+  info(
     "Streams",
     "REDIS_STREAMS",
     "",
@@ -357,6 +373,8 @@ export function loadConfig(
     source,
     target,
     targetStreamPrefix,
+    targetStreamMaxlen: read(ctx, "TARGET_STREAM_MAXLEN", integer(0, Number.MAX_SAFE_INTEGER)),
+    mirrorSourceTrim: read(ctx, "MIRROR_SOURCE_TRIM", parseBoolean),
     streams: streams.map(({ db, key }) => ({ db, key })),
     streamsEnabled: read(ctx, "REDIS_STREAMS_ENABLED", parseBoolean),
     consumerGroup: read(ctx, "STREAM_CONSUMER_GROUP", nonEmpty("a non-empty consumer group name")),
@@ -424,6 +442,8 @@ export function formatConfig(config: Config): string {
 function configValues(config: Config): Record<string, string> {
   const values: Record<string, string> = {
     TARGET_STREAM_PREFIX: config.targetStreamPrefix,
+    TARGET_STREAM_MAXLEN: String(config.targetStreamMaxlen),
+    MIRROR_SOURCE_TRIM: String(config.mirrorSourceTrim),
     REDIS_STREAMS: config.streams.map(({ db, key }) => `db${db}:${key}`).join(","),
     REDIS_STREAMS_ENABLED: String(config.streamsEnabled),
     STREAM_CONSUMER_GROUP: config.consumerGroup,

@@ -52,6 +52,10 @@ export interface Config {
   };
   /** TARGET_STREAM_PREFIX, prepended to every source key on the target. */
   targetStreamPrefix: string;
+  /** TARGET_STREAM_MAXLEN: approximate cap of each target stream; 0 = none. */
+  targetStreamMaxlen: number;
+  /** MIRROR_SOURCE_TRIM: trim the target to the source's first ID every discovery interval. */
+  mirrorSourceTrim: boolean;
   /** REDIS_STREAMS, parsed. */
   streams: ManualStream[];
   /** REDIS_STREAMS_ENABLED. */

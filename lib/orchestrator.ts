@@ -195,6 +195,7 @@ export class Orchestrator {
         try {
           await this.#pass(signal);
           await this.#refreshStats();
+          if (this.#config.mirrorSourceTrim) await this.#mirrorTrims();
         } catch (error) {
           this.#logDiscoveryError(error);
         }
@@ -252,6 +253,42 @@ export class Orchestrator {
       this.#config.consumerGroup,
     );
     this.#stats = stats;
+  }
+
+  /**
+   * MIRROR_SOURCE_TRIM: trims each target stream to its source's first ID
+   * (XTRIM MINID), so entries trimmed or deleted at the head of the source
+   * leave the target too. Uses the stats of the last refresh.
+   */
+  async #mirrorTrims(): Promise<void> {
+    for (const loop of this.#loops.values()) {
+      const ref = loop.stream;
+      const stats = this.#stats.get(ref.id);
+      if (!stats?.sourceIsStream || stats.targetWrongType) continue;
+      let minId = stats.firstSourceId;
+      if (!minId) {
+        // Empty source: everything up to its last ID was trimmed.
+        const info = parseFlatMap(await this.#control.send(ref.db, ["XINFO", "STREAM", ref.key]));
+        const top = text(info.get("last-generated-id") ?? "0-0");
+        if (top === "0-0") continue;
+        minId = nextId(top);
+      }
+      const removed = Number(
+        await this.#targetPool.pick(ref.targetDb).send(ref.targetDb, [
+          "XTRIM",
+          ref.targetKey,
+          "MINID",
+          minId,
+        ]),
+      );
+      if (removed > 0) {
+        log.debug("Trimmed {count} entries of {target} below {minId}, as on the source", {
+          count: removed,
+          target: ref.targetLabel,
+          minId,
+        });
+      }
+    }
   }
 
   /** Waits for every loop to end (they end on abort, or in once mode when caught up). */
@@ -346,6 +383,7 @@ export class Orchestrator {
       once: this.#once,
       hardSignal: this.#hardSignal,
       pendingCheckIntervalMs: config.pendingCheckInterval * 1000,
+      targetMaxlen: config.targetStreamMaxlen,
       consumerIdleMs: config.consumerIdleTimeout * 1000,
       onBatch: this.#hooks.onBatch,
       onError: this.#hooks.onError,
@@ -503,4 +541,10 @@ function sleepUntilAborted(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) =>
     signal.addEventListener("abort", () => resolve(), { once: true })
   );
+}
+
+/** The smallest stream ID above `id`. */
+function nextId(id: string): string {
+  const [ms, seq = "0"] = id.split("-");
+  return `${ms}-${BigInt(seq) + 1n}`;
 }

@@ -11,7 +11,7 @@ import { Backoff, sleep } from "./backoff.ts";
 import { errorMessage, isRetriableError, RedisReplyError, StreamGoneError } from "./errors.ts";
 import { getLog } from "./log.ts";
 import type { RedisConnection } from "./redis_connection.ts";
-import { parseMultiRead, type StreamEntry } from "./_replies.ts";
+import { compareIds, parseMultiRead, type StreamEntry } from "./_replies.ts";
 import { type StreamRef, toHex } from "./stream_ref.ts";
 
 const log = getLog("reader");
@@ -62,6 +62,14 @@ export class StreamReader {
    * skipped out of order.
    */
   #stash = new Map<string, StreamEntry[]>();
+  /**
+   * Streams whose last read failed on the connection: the server may have
+   * delivered entries whose reply was lost (they are pending for this
+   * consumer). Until their own pending entries are read again (from the
+   * cursor, "0" first), they are not read with ">", so no later entry can
+   * overtake them on the target.
+   */
+  #history = new Map<string, string>();
   #wake: (() => void) | null = null;
   #blockingOn: Set<string> | null = null;
   #rotation = 0;
@@ -92,6 +100,7 @@ export class StreamReader {
   release(stream: StreamRef): void {
     this.#assigned.delete(stream.id);
     this.#stash.delete(stream.id); // still pending: the next loop's recovery copies them first
+    this.#history.delete(stream.id);
     const waiter = this.#waiting.get(stream.id);
     if (waiter) {
       this.#waiting.delete(stream.id);
@@ -215,7 +224,7 @@ export class StreamReader {
     if (blockMs > 0) args.push("BLOCK", String(blockMs));
     args.push("STREAMS");
     for (const w of waiters) args.push(w.stream.key);
-    for (let i = 0; i < waiters.length; i++) args.push(">");
+    for (const w of waiters) args.push(this.#history.get(w.stream.id) ?? ">");
     let reply: unknown;
     if (blockMs > 0) this.#blockingOn = new Set(waiters.map((w) => w.stream.id));
     try {
@@ -227,13 +236,29 @@ export class StreamReader {
         // One of the streams is gone or changed type: find which, one by one.
         return await this.#isolate(db, waiters);
       }
+      if (!(error instanceof RedisReplyError)) {
+        for (const w of waiters) {
+          if (!this.#history.has(w.stream.id)) this.#history.set(w.stream.id, "0");
+        }
+      }
       throw error;
     } finally {
       this.#blockingOn = null;
     }
     const byKey = new Map(waiters.map((w) => [toHex(w.stream.key), w]));
     let got = false;
-    for (const item of parseMultiRead(reply)) {
+    const items = parseMultiRead(reply);
+    for (const w of waiters) {
+      if (!this.#history.has(w.stream.id)) continue;
+      // A re-read of this consumer's pending entries: go on from the last
+      // one returned (deleted ones included) until none is left.
+      const item = items.find((i) => toHex(i.key) === toHex(w.stream.key));
+      const last = [...(item?.entries.map((e) => e.id) ?? []), ...(item?.deleted ?? [])]
+        .sort(compareIds).at(-1);
+      if (last === undefined) this.#history.delete(w.stream.id);
+      else this.#history.set(w.stream.id, last);
+    }
+    for (const item of items) {
       const waiter = byKey.get(toHex(item.key));
       if (!waiter || item.entries.length === 0) continue;
       got = true;

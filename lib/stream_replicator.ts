@@ -117,6 +117,11 @@ export interface StreamReplicatorOptions {
    */
   hardSignal?: AbortSignal;
   /**
+   * TARGET_STREAM_MAXLEN: cap the target stream at about this many entries; 0 = none.
+   * @default {0}
+   */
+  targetMaxlen?: number;
+  /**
    * Milliseconds between group maintenance passes (claim what other
    * consumers left pending, remove dead consumers).
    * @default {60000}
@@ -152,6 +157,7 @@ export class StreamReplicator {
   constructor(stream: StreamRef, options: StreamReplicatorOptions) {
     this.stream = stream;
     this.#o = options;
+    if (options.targetMaxlen) this.#xaddOptions = ["MAXLEN", "~", String(options.targetMaxlen)];
     this.status = {
       db: stream.db,
       key: stream.label.slice(stream.label.indexOf(":") + 1),

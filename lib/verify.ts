@@ -6,7 +6,11 @@
  * @module
  */
 import type { RedisConnection } from "./redis_connection.ts";
-import { compareIds, parseEntries, type StreamEntry } from "./_replies.ts";
+import type { Config } from "./config_types.ts";
+import { findStreams } from "./discovery.ts";
+import { RedisReplyError } from "./errors.ts";
+import { connectOrThrow, openConnection } from "./status.ts";
+import { compareIds, parseEntries, parseFlatMap, type StreamEntry, text } from "./_replies.ts";
 import type { StreamRef } from "./stream_ref.ts";
 
 /** Options for {@linkcode compareStream}. */
@@ -22,11 +26,12 @@ export interface CompareOptions {
    */
   maxIds?: number;
   /**
-   * Ignore target entries older than the source's first entry (the source
-   * was trimmed and the target keeps history).
+   * The target is trimmed on purpose (TARGET_STREAM_MAXLEN): source entries
+   * older than the target's first entry are counted as `trimmedOnTarget`,
+   * not as missing.
    * @default {false}
    */
-  ignoreTrimmedHead?: boolean;
+  targetTrimmed?: boolean;
   /**
    * Stops the walk early.
    * @default {undefined}
@@ -48,6 +53,14 @@ export interface StreamComparison {
   extra: number;
   /** Count of entries present on both sides with different fields. */
   changed: number;
+  /**
+   * Target entries older than the source's first entry (or, for an empty
+   * source, not above its last ID): history the source trimmed and the
+   * target kept. Not a difference.
+   */
+  historyOnTarget: number;
+  /** Source entries older than the target's first entry while the target is trimmed on purpose. */
+  trimmedOnTarget: number;
   /** The first few IDs of each kind. */
   missingIds: string[];
   /** The first few extra IDs. */
@@ -119,7 +132,18 @@ export async function compareStream(
   ref: StreamRef,
   options: CompareOptions = {},
 ): Promise<StreamComparison> {
-  const { windowSize = 1000, maxIds = 10, ignoreTrimmedHead = false, signal } = options;
+  const { windowSize = 1000, maxIds = 10, targetTrimmed = false, signal } = options;
+  const [sourceFirst, sourceTop, targetFirst] = await Promise.all([
+    firstId(source, ref.db, ref.key),
+    lastGeneratedId(source, ref.db, ref.key),
+    firstId(target, ref.targetDb, ref.targetKey),
+  ]);
+  const isHistory = (id: string) =>
+    sourceFirst
+      ? compareIds(id, sourceFirst) < 0
+      : sourceTop !== "" && compareIds(id, sourceTop) <= 0;
+  const isTrimmed = (id: string) =>
+    targetTrimmed && targetFirst !== "" && compareIds(id, targetFirst) < 0;
   const src = new WindowCursor(source, ref.db, ref.key, windowSize);
   const dst = new WindowCursor(target, ref.targetDb, ref.targetKey, windowSize);
   const result: StreamComparison = {
@@ -129,6 +153,8 @@ export async function compareStream(
     missing: 0,
     extra: 0,
     changed: 0,
+    historyOnTarget: 0,
+    trimmedOnTarget: 0,
     missingIds: [],
     extraIds: [],
     changedIds: [],
@@ -152,12 +178,17 @@ export async function compareStream(
       src.take();
       dst.take();
     } else if (order < 0) {
-      result.missing++;
-      note(result.missingIds, a!.id);
+      if (isTrimmed(a!.id)) {
+        result.trimmedOnTarget++;
+      } else {
+        result.missing++;
+        note(result.missingIds, a!.id);
+      }
       src.take();
     } else {
-      const trimmed = ignoreTrimmedHead && src.count === 0 && a !== undefined;
-      if (!trimmed) {
+      if (isHistory(b!.id)) {
+        result.historyOnTarget++;
+      } else {
         result.extra++;
         note(result.extraIds, b!.id);
       }
@@ -174,6 +205,25 @@ export async function compareStream(
   return result;
 }
 
+async function firstId(conn: RedisConnection, db: number, key: Uint8Array): Promise<string> {
+  const reply = await conn.send(db, ["XRANGE", key, "-", "+", "COUNT", "1"], { buffers: true });
+  return parseEntries(reply).entries[0]?.id ?? "";
+}
+
+async function lastGeneratedId(
+  conn: RedisConnection,
+  db: number,
+  key: Uint8Array,
+): Promise<string> {
+  try {
+    const info = parseFlatMap(await conn.send(db, ["XINFO", "STREAM", key], { buffers: true }));
+    return text(info.get("last-generated-id") ?? "");
+  } catch (error) {
+    if (error instanceof RedisReplyError && /no such key/i.test(error.message)) return "";
+    throw error;
+  }
+}
+
 function sameFields(a: Uint8Array[], b: Uint8Array[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
@@ -183,4 +233,142 @@ function sameFields(a: Uint8Array[], b: Uint8Array[]): boolean {
     for (let j = 0; j < x.length; j++) if (x[j] !== y[j]) return false;
   }
   return true;
+}
+
+/** One stream's line of a `verify` report. */
+export interface VerifiedStream extends Partial<StreamComparison> {
+  /** Source DB. */
+  db: number;
+  /** Source key, escaped. */
+  key: string;
+  /** Target DB. */
+  targetDb: number;
+  /** Target key, escaped. */
+  target: string;
+  /** Whether both sides hold the same entries. */
+  identical: boolean;
+  /** Why the stream could not be compared (e.g. the target key is not a stream). */
+  error?: string;
+}
+
+/** The result of `verify`. */
+export interface VerifyReport {
+  /** One entry per stream. */
+  streams: VerifiedStream[];
+  /** Totals. */
+  summary: {
+    streams: number;
+    identical: number;
+    different: number;
+    /** Source entries compared. */
+    entries: number;
+    seconds: number;
+    entriesPerSecond: number;
+  };
+}
+
+/** Options for {@linkcode verifyAll}. */
+export interface VerifyOptions {
+  /**
+   * Stops early.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+  /**
+   * Entries per XRANGE window.
+   * @default {1000}
+   */
+  windowSize?: number;
+  /**
+   * Called after each stream (for progress).
+   * @default {undefined}
+   */
+  onStream?: (stream: VerifiedStream) => void;
+}
+
+/** Compares every stream the configuration covers with its target. */
+export async function verifyAll(
+  config: Config,
+  options: VerifyOptions = {},
+): Promise<VerifyReport> {
+  const started = performance.now();
+  const source = openConnection("source", config.source, config.source.db);
+  const target = openConnection(
+    "target",
+    config.target,
+    config.target.db === "same" ? 0 : config.target.db,
+  );
+  const streams: VerifiedStream[] = [];
+  try {
+    await connectOrThrow(source, "source", config.source);
+    await connectOrThrow(target, "target", config.target);
+    const { streams: refs } = await findStreams(source, config, { signal: options.signal });
+    for (const ref of refs) {
+      if (options.signal?.aborted) break;
+      const base = {
+        db: ref.db,
+        key: ref.label.slice(ref.label.indexOf(":") + 1),
+        targetDb: ref.targetDb,
+        target: ref.targetLabel.slice(ref.targetLabel.indexOf(":") + 1),
+      };
+      let line: VerifiedStream;
+      try {
+        const c = await compareStream(source, target, ref, {
+          windowSize: options.windowSize,
+          targetTrimmed: config.targetStreamMaxlen > 0,
+          signal: options.signal,
+        });
+        line = { ...base, ...c };
+      } catch (error) {
+        if (!(error instanceof RedisReplyError)) throw error;
+        line = { ...base, identical: false, error: error.message };
+      }
+      streams.push(line);
+      options.onStream?.(line);
+    }
+  } finally {
+    source.close();
+    target.close();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const entries = streams.reduce((n, s) => n + (s.sourceEntries ?? 0), 0);
+  const identical = streams.filter((s) => s.identical).length;
+  return {
+    streams,
+    summary: {
+      streams: streams.length,
+      identical,
+      different: streams.length - identical,
+      entries,
+      seconds: Math.round(seconds * 1000) / 1000,
+      entriesPerSecond: seconds > 0 ? Math.round(entries / seconds) : entries,
+    },
+  };
+}
+
+/** One human-readable line for a verified stream. */
+export function formatVerifiedStream(s: VerifiedStream): string {
+  const name = `db${s.db}:${s.key} -> db${s.targetDb}:${s.target}`;
+  if (s.error) return `ERROR ${name}: ${s.error}`;
+  const notes: string[] = [];
+  if (s.historyOnTarget) notes.push(`${s.historyOnTarget} older entries kept on the target`);
+  if (s.trimmedOnTarget) notes.push(`${s.trimmedOnTarget} trimmed on the target`);
+  const extra = notes.length ? ` (${notes.join(", ")})` : "";
+  if (s.identical) return `ok    ${name}: ${s.sourceEntries} entries identical${extra}`;
+  const parts: string[] = [];
+  const ids = (list: string[] | undefined, n: number) =>
+    `${(list ?? []).slice(0, 5).join(", ")}${n > 5 ? ", ..." : ""}`;
+  if (s.missing) parts.push(`${s.missing} missing on target (${ids(s.missingIds, s.missing)})`);
+  if (s.extra) parts.push(`${s.extra} extra on target (${ids(s.extraIds, s.extra)})`);
+  if (s.changed) parts.push(`${s.changed} changed (${ids(s.changedIds, s.changed)})`);
+  return `DIFF  ${name}: ${
+    parts.join("; ")
+  }; source ${s.sourceEntries} entries, target ${s.targetEntries}${extra}`;
+}
+
+/** The summary line of `verify`. */
+export function formatVerifySummary(report: VerifyReport): string {
+  const { summary: s } = report;
+  return `verify: ${s.streams} streams, ${s.identical} identical, ${s.different} different; ` +
+    `${s.entries} entries compared in ${s.seconds.toFixed(1)} s (${s.entriesPerSecond} entries/s)`;
 }

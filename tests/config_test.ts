@@ -85,6 +85,8 @@ const SEED_CONFIG: Config = {
     commandTimeout: 10,
   },
   targetStreamPrefix: "",
+  targetStreamMaxlen: 0,
+  mirrorSourceTrim: false,
   streams: [],
   streamsEnabled: true,
   consumerGroup: "redis-sync-group",
@@ -162,7 +164,7 @@ Deno.test("loadConfig() gives the seed's values when there is no file and no env
 Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
   const keys = CONFIG_KEYS.map((entry) => entry.key);
   assert.equal(new Set(keys).size, keys.length);
-  assert.equal(keys.length, 43);
+  assert.equal(keys.length, 45);
   const file = CONFIG_KEYS.map((entry) => `${entry.key}=${entry.default}`).join("\n");
   assert.deepStrictEqual(fromFile(file), SEED_CONFIG);
   for (const entry of CONFIG_KEYS) assert.ok(entry.description.length > 10, entry.key);
@@ -177,6 +179,8 @@ Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
       "SOURCE_REDIS_COMMAND_TIMEOUT",
       "TARGET_REDIS_USERNAME",
       "TARGET_REDIS_COMMAND_TIMEOUT",
+      "TARGET_STREAM_MAXLEN",
+      "MIRROR_SOURCE_TRIM",
       "STREAM_START_ID",
       "STREAM_PENDING_CHECK_INTERVAL",
       "STREAM_CONSUMER_IDLE_TIMEOUT",

@@ -1,0 +1,180 @@
+/**
+ * `status`: where each stream's copy stands, read from Redis directly (so
+ * it works whether or not a replicator is running).
+ *
+ * @module
+ */
+import type { Config } from "./config_types.ts";
+import { findStreams } from "./discovery.ts";
+import { UnreachableError } from "./errors.ts";
+import { RedisConnection, serverAddress } from "./redis_connection.ts";
+import { readStreamStats, type StreamStats } from "./stream_stats.ts";
+import { type StreamRef, toHex } from "./stream_ref.ts";
+
+/** One row of `status`. Field names are the `status --json` format. */
+export interface StatusRow {
+  /** Source DB. */
+  db: number;
+  /** Source key (bytes outside printable ASCII escaped as \xNN). */
+  key: string;
+  /** Source key as hex, exact. */
+  keyHex: string;
+  /** Target key (escaped like `key`). */
+  target: string;
+  /** Target DB. */
+  targetDb: number;
+  /** Entries in the source stream. */
+  sourceLength: number;
+  /** Entries in the target stream. */
+  targetLength: number;
+  /** Newest source ID ("" when empty). */
+  lastSourceId: string;
+  /** Newest target ID: the last copied entry ("" when none). */
+  lastCopiedId: string;
+  /** Entries not yet delivered to the group (0 when the group is missing and the target is in sync). */
+  lag: number;
+  /** Seconds of source data not yet copied, from the times inside the IDs. */
+  lagSeconds: number;
+  /** Entries delivered and not acknowledged. */
+  pending: number;
+  /**
+   * `in-sync` (nothing to copy), `behind` (entries to copy), `no-group`
+   * (the consumer group does not exist yet), `target-wrong-type` (the
+   * target key is not a stream), `unknown` (Redis cannot tell the lag).
+   */
+  state: string;
+  /** The consumer group's last delivered ID. */
+  lastDeliveredId: string;
+}
+
+/** Options for {@linkcode collectStatus}. */
+export interface StatusOptions {
+  /**
+   * Stops early.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+}
+
+/** Reads the status of every stream the configuration covers (manual and discovered). */
+export async function collectStatus(
+  config: Config,
+  options: StatusOptions = {},
+): Promise<StatusRow[]> {
+  const source = openConnection("source", config.source, config.source.db);
+  const target = openConnection(
+    "target",
+    config.target,
+    config.target.db === "same" ? 0 : config.target.db,
+  );
+  try {
+    await connectOrThrow(source, "source", config.source);
+    await connectOrThrow(target, "target", config.target);
+    const { streams } = await findStreams(source, config, { signal: options.signal });
+    const stats = await readStreamStats(source, target, streams, config.consumerGroup);
+    return streams.map((ref) => toRow(ref, stats.get(ref.id)!));
+  } finally {
+    source.close();
+    target.close();
+  }
+}
+
+/** Opens a connection to `server` for a one-shot command. */
+export function openConnection(
+  role: string,
+  server: Config["source"] | Config["target"],
+  db: number,
+): RedisConnection {
+  return new RedisConnection(role, {
+    host: server.host,
+    port: server.port,
+    username: server.username,
+    password: server.password,
+    db,
+    commandTimeoutMs: server.commandTimeout * 1000,
+    clientName: `redis-stream-sync-${role}-cli`,
+  });
+}
+
+/** Connects once; an unreachable server is {@linkcode UnreachableError} (exit 69). */
+export async function connectOrThrow(
+  conn: RedisConnection,
+  role: string,
+  server: { host: string; port: number },
+): Promise<void> {
+  try {
+    await conn.connect();
+  } catch (error) {
+    if ((error as Error).name === "AuthError") throw error;
+    throw new UnreachableError(
+      `Cannot connect to ${role} "${serverAddress(server)}": ${
+        (error as Error).message.replace(/^Cannot connect to \w+ "[^"]*": /, "")
+      }`,
+      { cause: error },
+    );
+  }
+}
+
+function toRow(ref: StreamRef, s: StreamStats): StatusRow {
+  const inSync = s.lastSourceId === "" || s.lastCopiedId === s.lastSourceId;
+  let state: string;
+  if (s.targetWrongType) state = "target-wrong-type";
+  else if (!s.groupExists) state = inSync && s.sourceLength > 0 ? "in-sync" : "no-group";
+  else if (s.lag === null) state = s.pending > 0 || !inSync ? "behind" : "unknown";
+  else state = s.lag === 0 && s.pending === 0 && inSync ? "in-sync" : "behind";
+  const lag = s.lag ?? 0;
+  return {
+    db: ref.db,
+    key: ref.label.slice(ref.label.indexOf(":") + 1),
+    keyHex: toHex(ref.key),
+    target: ref.targetLabel.slice(ref.targetLabel.indexOf(":") + 1),
+    targetDb: ref.targetDb,
+    sourceLength: s.sourceLength,
+    targetLength: s.targetLength,
+    lastSourceId: s.lastSourceId,
+    lastCopiedId: s.lastCopiedId,
+    lag,
+    lagSeconds: Math.round(s.lagSeconds * 1000) / 1000,
+    pending: s.pending,
+    state,
+    lastDeliveredId: s.lastDeliveredId,
+  };
+}
+
+/** The human-readable table of `status`. */
+export function formatStatusTable(rows: readonly StatusRow[]): string {
+  const header = [
+    "SOURCE",
+    "TARGET",
+    "SRC LEN",
+    "TGT LEN",
+    "LAST SOURCE ID",
+    "LAST COPIED ID",
+    "LAG",
+    "LAG S",
+    "PENDING",
+    "STATE",
+  ];
+  const body = rows.map((r) => [
+    `db${r.db}:${r.key}`,
+    `db${r.targetDb}:${r.target}`,
+    String(r.sourceLength),
+    String(r.targetLength),
+    r.lastSourceId || "-",
+    r.lastCopiedId || "-",
+    String(r.lag),
+    r.lagSeconds.toFixed(1),
+    String(r.pending),
+    r.state,
+  ]);
+  const numeric = new Set([2, 3, 6, 7, 8]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => numeric.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i])).join("  ")
+      .trimEnd();
+  const behind = rows.filter((r) => r.state !== "in-sync").length;
+  const summary = rows.length === 0
+    ? "No streams found (check REDIS_STREAMS, STREAM_DISCOVERY_PATTERNS and REDIS_DB_SEARCH_RANGE)."
+    : `${rows.length} streams, ${rows.length - behind} in sync, ${behind} not in sync.`;
+  return [line(header), ...body.map(line), "", summary].join("\n");
+}
