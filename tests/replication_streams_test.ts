@@ -255,7 +255,9 @@ Deno.test("STREAM_START_ID=$ copies only the entries added after the group is cr
   await waitForEntries(dst, "a-stream", 5);
   const result = await replicator.stop();
   assert.ok(result.ok, JSON.stringify(result.failures));
-  assert.ok(sameEntries(await dst.xrangeAll("a-stream"), (await src.xrangeAll("a-stream")).slice(5)));
+  assert.ok(
+    sameEntries(await dst.xrangeAll("a-stream"), (await src.xrangeAll("a-stream")).slice(5)),
+  );
 });
 
 Deno.test("STREAM_AUTO_CREATE_CONSUMER_GROUPS=false skips a stream without the group, warning once", async () => {
@@ -441,6 +443,33 @@ Deno.test("a discovered collision skips one stream with an error naming both; th
   assert.equal(errors.length, 1, logs.toString());
 });
 
+Deno.test("a stream that collides with one replicated before a restart is skipped; the target never mixes them", async () => {
+  const logs = await captureLogs("WARNING");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src0 = await connect(source, { db: 0 });
+  await using src1 = await connect(source, { db: 1 });
+  await using dst = await connect(target);
+  const config = replicationConfig(source, target, { REDIS_DB_SEARCH_RANGE: "0-1" });
+  // First run: only db1 has x-stream, so it owns target x-stream.
+  for (const ms of [1, 2]) await src1.xadd("x-stream", `${ms}-1`, { from: "db1" });
+  assert.ok((await runOnce(config)).ok);
+  assert.ok(sameEntries(await dst.xrangeAll("x-stream"), await src1.xrangeAll("x-stream")));
+  // Meanwhile db0 gets an x-stream of its own, with newer IDs (lower DB: found first).
+  for (const ms of [10, 11]) await src0.xadd("x-stream", `${ms}-1`, { from: "db0" });
+  await src1.xadd("x-stream", "12-1", { from: "db1" });
+  await using replicator = startReplicator(config);
+  await waitForCopy(src1, "x-stream", dst);
+  await src1.xadd("x-stream", "13-1", { from: "db1" });
+  await waitForCopy(src1, "x-stream", dst);
+  await delay(SOME_PASSES_MS);
+  await replicator.stop();
+  assert.ok(sameEntries(await dst.xrangeAll("x-stream"), await src1.xrangeAll("x-stream")));
+  assert.deepEqual(await groupNames(src0, "x-stream"), []);
+  const errors = logs.at("ERROR", /db0:x-stream/).filter((l) => l.message.includes("db1:x-stream"));
+  assert.equal(errors.length, 1, logs.toString());
+});
+
 Deno.test("a target key of another type stops only that stream, which resumes once the key is removed", async () => {
   const logs = await captureLogs("WARNING");
   await using source = await RedisServer.start();
@@ -482,7 +511,17 @@ Deno.test("run --once succeeds when every stream is caught up and nothing is pen
   await addEntries(src, "b-stream", 250);
   // Entries left pending by another consumer (an earlier, crashed run).
   await src.send(["XGROUP", "CREATE", "a-stream", GROUP, "0"]);
-  await src.send(["XREADGROUP", "GROUP", GROUP, "crashed", "COUNT", "3", "STREAMS", "a-stream", ">"]);
+  await src.send([
+    "XREADGROUP",
+    "GROUP",
+    GROUP,
+    "crashed",
+    "COUNT",
+    "3",
+    "STREAMS",
+    "a-stream",
+    ">",
+  ]);
   assert.equal(await pendingCount(src, "a-stream", GROUP), 3);
   const config = replicationConfig(source, target, { STREAM_BATCH_SIZE: 100 });
   const result = await runOnce(config);

@@ -246,7 +246,7 @@ Deno.test("PERMISSION_FLAGS are the start task's permission flags", async () => 
   assert.ok(!PERMISSION_FLAGS.includes("--allow-all"));
 });
 
-Deno.test("runCli: passes arguments, stdin, cwd and only PATH, HOME and the given env", async () => {
+Deno.test("runCli: passes arguments, stdin, cwd and only PATH, HOME, METRICS_PORT=0 and the given env", async () => {
   await using dir = await tempDir();
   const script = await writeScript(
     dir.path,
@@ -271,7 +271,15 @@ Deno.exit(3);`,
   assert.equal(seen.cwd, await Deno.realPath(dir.path));
   assert.equal(seen.env.REDIS_SOURCE_URL, "redis://x");
   assert.equal(seen.env.PATH, Deno.env.get("PATH"));
-  const allowed = new Set(["PATH", "HOME", "DENO_DIR", "DENO_NO_UPDATE_CHECK", "REDIS_SOURCE_URL"]);
+  assert.equal(seen.env.METRICS_PORT, "0");
+  const allowed = new Set([
+    "PATH",
+    "HOME",
+    "DENO_DIR",
+    "DENO_NO_UPDATE_CHECK",
+    "METRICS_PORT",
+    "REDIS_SOURCE_URL",
+  ]);
   assert.deepEqual(Object.keys(seen.env).filter((name) => !allowed.has(name)), []);
 });
 
