@@ -14,6 +14,7 @@ import { flushLogging, getLog, setupLogging } from "./lib/log.ts";
 import { type HttpServer, startHttpServer } from "./lib/http_server.ts";
 import { Metrics } from "./lib/metrics.ts";
 import { Orchestrator } from "./lib/orchestrator.ts";
+import { shouldShowProgress, startProgress } from "./lib/progress.ts";
 import { serverAddress } from "./lib/redis_connection.ts";
 import { collectStatus, formatStatusTable } from "./lib/status.ts";
 import { formatVerifiedStream, formatVerifySummary, verifyAll } from "./lib/verify.ts";
@@ -63,11 +64,20 @@ async function runCommand(config: Config, args: CliArgs, signal: AbortSignal): P
       throw error;
     }
     if (signal.aborted) return EXIT_CODES.OK;
-    orchestrator = new Orchestrator(config, metrics.hooks());
-    const result = await orchestrator.run(signal, {
-      once: args.once,
-      graceMs: Math.max(1000, Math.min(5000, config.pollInterval * 1000 + 4000)),
-    });
+    const current = new Orchestrator(config, metrics.hooks());
+    orchestrator = current;
+    const stopProgress = args.once && shouldShowProgress(Deno.stderr.isTerminal(), config.logFormat)
+      ? startProgress(() => current.status())
+      : undefined;
+    let result;
+    try {
+      result = await current.run(signal, {
+        once: args.once,
+        graceMs: Math.max(1000, Math.min(5000, config.pollInterval * 1000 + 4000)),
+      });
+    } finally {
+      stopProgress?.();
+    }
     if (args.once) {
       const copied = result.streams.reduce((n, s) => n + s.copied, 0);
       log.info("Done: {streams} streams, {copied} entries copied", {

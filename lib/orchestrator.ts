@@ -225,9 +225,7 @@ export class Orchestrator {
         await this.#pass(signal);
         this.#ready = true;
         this.#notReadyReason = "";
-        if (!this.#once) {
-          await this.#refreshStats().catch((error) => this.#logDiscoveryError(error));
-        }
+        await this.#refreshStats().catch((error) => this.#logDiscoveryError(error));
         return;
       } catch (error) {
         if (!isRetriableError(error)) throw error;
@@ -246,12 +244,19 @@ export class Orchestrator {
       this.#stats.clear();
       return;
     }
+    // Entries handled so far, taken before the read, so that handled + lag + pending
+    // (what progress shows as the total) counts no entry twice.
+    const handled = new Map<string, number>();
+    for (const [id, loop] of this.#loops) {
+      handled.set(id, loop.replicator.status.copied + loop.replicator.status.skipped);
+    }
     const stats = await readStreamStats(
       this.#control,
       this.#targetPool.pick(0),
       refs,
       this.#config.consumerGroup,
     );
+    for (const [id, s] of stats) s.handledAtRefresh = handled.get(id) ?? 0;
     this.#stats = stats;
   }
 

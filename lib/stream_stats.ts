@@ -36,6 +36,8 @@ export interface StreamStats {
   targetWrongType: boolean;
   /** Seconds between the newest source entry and the last copied one (by the time in their IDs). */
   lagSeconds: number;
+  /** Entries the running replicator had handled when these stats were read (set by the orchestrator). */
+  handledAtRefresh?: number;
 }
 
 /** Reads the stats of `refs`: source side on `source`, target side on `target`. */

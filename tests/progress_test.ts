@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import type { OrchestratorStatus } from "../lib/orchestrator.ts";
+import { formatProgress, progressOf, shouldShowProgress, startProgress } from "../lib/progress.ts";
+import type { StreamStatus } from "../lib/stream_replicator.ts";
+
+function status(streams: Array<Partial<StreamStatus>>): OrchestratorStatus {
+  const health = { role: "source", address: "127.0.0.1:1", up: true, reconnects: 0, outages: 0 };
+  return {
+    ready: true,
+    source: health,
+    target: { ...health, role: "target" },
+    streams: streams.map((s) => ({
+      db: 0,
+      key: "k",
+      targetDb: 0,
+      target: "k",
+      state: "replicating",
+      copied: 0,
+      skipped: 0,
+      deleted: 0,
+      batches: 0,
+      recovered: 0,
+      lastCopiedId: "0-0",
+      errors: 0,
+      ...s,
+    })),
+  };
+}
+
+Deno.test("shouldShowProgress() draws only on a terminal with text logs", () => {
+  assert.equal(shouldShowProgress(true, "%(message)s"), true);
+  assert.equal(shouldShowProgress(false, "%(message)s"), false);
+  assert.equal(shouldShowProgress(true, "json"), false);
+  assert.equal(shouldShowProgress(true, " JSON "), false);
+});
+
+Deno.test("progressOf() counts copied and skipped entries and derives rate and ETA", () => {
+  const p = progressOf(
+    status([{ copied: 600, skipped: 400 }, { key: "b", copied: 1000 }]),
+    2000,
+    4000,
+  );
+  assert.deepEqual(p, { done: 2000, total: 4000, rate: 1000, etaSeconds: 2 });
+  assert.equal(progressOf(status([]), 0, 0).etaSeconds, null);
+});
+
+Deno.test("formatProgress() shows done of total, percentage, rate and ETA", () => {
+  assert.equal(
+    formatProgress({ done: 12345, total: 50000, rate: 45000.4, etaSeconds: 0.84 }),
+    "copied 12,345 of 50,000 entries (24.7%), 45,000 entries/s, ETA 1 s",
+  );
+  assert.equal(
+    formatProgress({ done: 5, total: 0, rate: 0, etaSeconds: null }),
+    "copied 5 entries, 0 entries/s",
+  );
+  assert.match(
+    formatProgress({ done: 1, total: 100000, rate: 10, etaSeconds: 9999 }),
+    /ETA 2 h 46 min$/,
+  );
+});
+
+Deno.test("startProgress() fixes each stream's total from its first stats and ends the line", () => {
+  const stats = {
+    sourceLength: 100,
+    lastSourceId: "1-100",
+    firstSourceId: "1-1",
+    sourceIsStream: true,
+    groupExists: true,
+    pending: 10,
+    lag: 60,
+    lastDeliveredId: "1-40",
+    targetLength: 30,
+    lastCopiedId: "1-30",
+    targetWrongType: false,
+    lagSeconds: 0,
+    handledAtRefresh: 30,
+  };
+  let current = status([{ copied: 35, stats }]);
+  const lines: string[] = [];
+  const stop = startProgress(() => current, { intervalMs: 60_000, write: (t) => lines.push(t) });
+  assert.match(lines[0], /^\r\x1b\[2Kcopied 35 of 100 entries \(35\.0%\)/);
+  // Later stats (less left) must not change the total fixed at the first draw.
+  current = status([{ copied: 80, stats: { ...stats, lag: 0, pending: 0, handledAtRefresh: 80 } }]);
+  stop();
+  assert.equal(lines.at(-1), "\n");
+  assert.match(lines.at(-2)!, /^\r\x1b\[2Kcopied 80 of 100 entries \(80\.0%\)/);
+});
