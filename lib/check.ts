@@ -10,7 +10,7 @@ import type { Config, RedisServerConfig } from "./config_types.ts";
 import { AuthError, ConfigError, errorMessage, UnreachableError } from "./errors.ts";
 import { isMissingDbError } from "./discovery.ts";
 import { getLog } from "./log.ts";
-import { RedisConnection, serverAddress } from "./redis_connection.ts";
+import { connectionFor, type RedisConnection, serverAddress } from "./redis_connection.ts";
 
 const log = getLog("check");
 
@@ -92,15 +92,7 @@ async function connectWithRetries(
 ): Promise<RedisConnection> {
   const address = serverAddress(server);
   for (let attempt = 0;; attempt++) {
-    const conn = new RedisConnection(role, {
-      host: server.host,
-      port: server.port,
-      username: server.username,
-      password: server.password,
-      db,
-      commandTimeoutMs: server.commandTimeout * 1000,
-      clientName: `redis-stream-sync-check`,
-    });
+    const conn = connectionFor(role, server, db, "check");
     try {
       await conn.connect();
       await conn.send(undefined, ["PING"]);
@@ -149,4 +141,23 @@ async function connectWithRetries(
 async function serverVersion(conn: RedisConnection): Promise<string> {
   const info = String(await conn.send(undefined, ["INFO", "server"]));
   return /redis_version:([^\r\n]+)/.exec(info)?.[1] ?? "unknown";
+}
+
+/** Connects once; an unreachable server is {@linkcode UnreachableError} (exit 69). */
+export async function connectOrThrow(
+  conn: RedisConnection,
+  role: string,
+  server: { host: string; port: number },
+): Promise<void> {
+  try {
+    await conn.connect();
+  } catch (error) {
+    if ((error as Error).name === "AuthError") throw error;
+    throw new UnreachableError(
+      `Cannot connect to ${role} "${serverAddress(server)}": ${
+        (error as Error).message.replace(/^Cannot connect to \w+ "[^"]*": /, "")
+      }`,
+      { cause: error },
+    );
+  }
 }

@@ -9,6 +9,7 @@
  */
 import { Buffer } from "node:buffer";
 import { createClient, ErrorReply, RESP_TYPES } from "@redis/client";
+import type { RedisServerConfig } from "./config_types.ts";
 import { AuthError, ConnectionError, RedisReplyError, TimeoutError } from "./errors.ts";
 import type { ServerHealth } from "./server_health.ts";
 
@@ -88,6 +89,27 @@ export function serverAddress(options: { host: string; port: number }): string {
   return options.host.includes(":")
     ? `[${options.host}]:${options.port}`
     : `${options.host}:${options.port}`;
+}
+
+/**
+ * A connection for a one-shot command (`check`, `status`, `verify`) to a
+ * configured server, named `redis-stream-sync-<role>-<purpose>`.
+ */
+export function connectionFor(
+  role: string,
+  server: RedisServerConfig,
+  db: number,
+  purpose = "cli",
+): RedisConnection {
+  return new RedisConnection(role, {
+    host: server.host,
+    port: server.port,
+    username: server.username,
+    password: server.password,
+    db,
+    commandTimeoutMs: server.commandTimeout * 1000,
+    clientName: `redis-stream-sync-${role}-${purpose}`,
+  });
 }
 
 /** Maps anything node-redis or the socket throws to the service's error classes. */
@@ -210,11 +232,38 @@ export class RedisConnection {
    * {@linkcode ConnectionError} (or {@linkcode TimeoutError}) when the
    * connection failed; the connection is then reopened by the next command.
    */
-  async send(
+  send(
     db: number | undefined,
     args: readonly RedisArg[],
     options: SendOptions = {},
   ): Promise<unknown> {
+    return this.#onDb(db, (client) => this.#exec(client, args, options));
+  }
+
+  /**
+   * Sends several commands on the current connection in one pipeline, all
+   * on `db`, and returns each one's outcome in order (a reply or an error).
+   * Throws only when the connection itself failed before anything was sent.
+   */
+  pipeline(
+    db: number | undefined,
+    commands: readonly (readonly RedisArg[])[],
+    options: SendOptions = {},
+  ): Promise<PromiseSettledResult<unknown>[]> {
+    // Every sendCommand call happens in one synchronous block, so the
+    // commands leave back to back, in order, in one write.
+    return this.#onDb(
+      db,
+      (client) => Promise.allSettled(commands.map((args) => this.#exec(client, args, options))),
+    );
+  }
+
+  /**
+   * Waits until the connection is open and on `db` (switching DB only when
+   * no command is in flight), then calls `send` with the client. `send`
+   * must issue its commands synchronously, before its first await.
+   */
+  async #onDb<T>(db: number | undefined, send: (client: Client) => Promise<T>): Promise<T> {
     while (true) {
       if (this.#closed) throw new ConnectionError(`Connection to ${this.#where} is closed`);
       if (this.#gate) {
@@ -227,42 +276,7 @@ export class RedisConnection {
         if (this.#gate || client !== this.#client || (db !== undefined && db !== this.#db)) {
           continue;
         }
-        return await this.#exec(client, args, options);
-      }
-      const gate = this.#switchDb(db);
-      this.#gate = gate;
-      try {
-        await gate;
-      } finally {
-        if (this.#gate === gate) this.#gate = null;
-      }
-    }
-  }
-
-  /**
-   * Sends several commands on the current connection in one pipeline, all
-   * on `db`, and returns each one's outcome in order (a reply or an error).
-   * Throws only when the connection itself failed before anything was sent.
-   */
-  async pipeline(
-    db: number | undefined,
-    commands: readonly (readonly RedisArg[])[],
-    options: SendOptions = {},
-  ): Promise<PromiseSettledResult<unknown>[]> {
-    while (true) {
-      if (this.#closed) throw new ConnectionError(`Connection to ${this.#where} is closed`);
-      if (this.#gate) {
-        await this.#gate.catch(() => {});
-        continue;
-      }
-      if (db === undefined || db === this.#db) {
-        const client = await this.#ensure();
-        if (this.#gate || client !== this.#client || (db !== undefined && db !== this.#db)) {
-          continue;
-        }
-        // All sendCommand calls happen in this one synchronous block, so the
-        // commands leave back to back, in order, in one write.
-        return await Promise.allSettled(commands.map((args) => this.#exec(client, args, options)));
+        return await send(client);
       }
       const gate = this.#switchDb(db);
       this.#gate = gate;

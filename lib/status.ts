@@ -6,8 +6,8 @@
  */
 import type { Config } from "./config_types.ts";
 import { findStreams } from "./discovery.ts";
-import { UnreachableError } from "./errors.ts";
-import { RedisConnection, serverAddress } from "./redis_connection.ts";
+import { connectOrThrow } from "./check.ts";
+import { connectionFor } from "./redis_connection.ts";
 import { readStreamStats, type StreamStats } from "./stream_stats.ts";
 import { type StreamRef, toHex } from "./stream_ref.ts";
 
@@ -61,8 +61,8 @@ export async function collectStatus(
   config: Config,
   options: StatusOptions = {},
 ): Promise<StatusRow[]> {
-  const source = openConnection("source", config.source, config.source.db);
-  const target = openConnection(
+  const source = connectionFor("source", config.source, config.source.db);
+  const target = connectionFor(
     "target",
     config.target,
     config.target.db === "same" ? 0 : config.target.db,
@@ -76,42 +76,6 @@ export async function collectStatus(
   } finally {
     source.close();
     target.close();
-  }
-}
-
-/** Opens a connection to `server` for a one-shot command. */
-export function openConnection(
-  role: string,
-  server: Config["source"] | Config["target"],
-  db: number,
-): RedisConnection {
-  return new RedisConnection(role, {
-    host: server.host,
-    port: server.port,
-    username: server.username,
-    password: server.password,
-    db,
-    commandTimeoutMs: server.commandTimeout * 1000,
-    clientName: `redis-stream-sync-${role}-cli`,
-  });
-}
-
-/** Connects once; an unreachable server is {@linkcode UnreachableError} (exit 69). */
-export async function connectOrThrow(
-  conn: RedisConnection,
-  role: string,
-  server: { host: string; port: number },
-): Promise<void> {
-  try {
-    await conn.connect();
-  } catch (error) {
-    if ((error as Error).name === "AuthError") throw error;
-    throw new UnreachableError(
-      `Cannot connect to ${role} "${serverAddress(server)}": ${
-        (error as Error).message.replace(/^Cannot connect to \w+ "[^"]*": /, "")
-      }`,
-      { cause: error },
-    );
   }
 }
 

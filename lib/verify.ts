@@ -5,11 +5,11 @@
  *
  * @module
  */
-import type { RedisConnection } from "./redis_connection.ts";
 import type { Config } from "./config_types.ts";
 import { findStreams } from "./discovery.ts";
 import { RedisReplyError } from "./errors.ts";
-import { connectOrThrow, openConnection } from "./status.ts";
+import { connectOrThrow } from "./check.ts";
+import { connectionFor, type RedisConnection } from "./redis_connection.ts";
 import { compareIds, parseEntries, parseFlatMap, type StreamEntry, text } from "./_replies.ts";
 import type { StreamRef } from "./stream_ref.ts";
 
@@ -292,8 +292,8 @@ export async function verifyAll(
   options: VerifyOptions = {},
 ): Promise<VerifyReport> {
   const started = performance.now();
-  const source = openConnection("source", config.source, config.source.db);
-  const target = openConnection(
+  const source = connectionFor("source", config.source, config.source.db);
+  const target = connectionFor(
     "target",
     config.target,
     config.target.db === "same" ? 0 : config.target.db,
