@@ -22,6 +22,8 @@ import { formatVerifiedStream, formatVerifySummary, verifyAll } from "./lib/veri
 const VERSION: string = denoJson.version;
 const DEFAULT_CONFIG_FILE = "env.conf";
 const log = getLog("main");
+/** Set once logging is configured for JSON lines: the final error is then a JSON line too. */
+let jsonLogs = false;
 
 type Command = (config: Config, args: CliArgs, signal: AbortSignal) => Promise<number>;
 
@@ -186,6 +188,7 @@ async function main(argv: string[]): Promise<number> {
     format: config.logFormat,
     secrets: [config.source.password ?? "", config.target.password ?? ""],
   });
+  jsonLogs = config.logFormat.trim().toLowerCase() === "json";
   for (const warning of warnings) log.warning("{warning}", { warning });
   if (args.printConfig) {
     console.log(formatConfig(config));
@@ -228,6 +231,8 @@ function exitCodeFor(error: unknown): number {
   const code = (error as { exitCode?: unknown })?.exitCode;
   if (error instanceof ConfigError && error.name === "ConfigError") {
     console.error(`Configuration error:\n${error.problems.map((p) => `  - ${p}`).join("\n")}`);
+  } else if (jsonLogs) {
+    log.fatal("{error}", { error: errorMessage(error), exitCode: typeof code === "number" ? code : 1 });
   } else if (typeof code === "number") {
     console.error(`Error: ${errorMessage(error)}`);
   } else {
