@@ -231,9 +231,12 @@ export class StreamReader {
       reply = await this.#conn.send(db, args, { buffers: true, blockMs });
     } catch (error) {
       if (
-        error instanceof RedisReplyError && (error.code === "NOGROUP" || error.code === "WRONGTYPE")
+        error instanceof RedisReplyError &&
+        (error.code === "NOGROUP" || error.code === "WRONGTYPE" || error.code === "UNBLOCKED")
       ) {
-        // One of the streams is gone or changed type: find which, one by one.
+        // One of the streams is gone or changed type (a blocked read is
+        // woken with "UNBLOCKED the stream key no longer exists" when its
+        // key is deleted): find which, one by one.
         return await this.#isolate(db, waiters);
       }
       if (!(error instanceof RedisReplyError)) {

@@ -316,19 +316,29 @@ export class StreamReplicator {
 
   /** Group maintenance: copy what is pending (any consumer), then remove dead consumers. */
   async #maintain(signal: AbortSignal, hard: AbortSignal): Promise<void> {
-    await this.#recoverPending(signal, hard);
+    // The source stream (or its group) may be deleted or replaced by another
+    // type at any time, also during maintenance: XAUTOCLAIM and XINFO then
+    // fail with NOGROUP / no such key / WRONGTYPE, which ends the loop as
+    // "gone" (rediscovered later), like the same failure of a read or an ack.
+    const gone = (error: unknown) =>
+      error instanceof RedisReplyError &&
+        (error.code === "NOGROUP" || error.code === "WRONGTYPE" ||
+          /no such key/i.test(error.message))
+        ? new StreamGoneError(`Stream ${this.stream.label} is gone: ${error.message}`, {
+          cause: error,
+        })
+        : error;
+    try {
+      await this.#recoverPending(signal, hard);
+    } catch (error) {
+      throw gone(error);
+    }
     if (signal.aborted) return;
     try {
       await this.#removeDeadConsumers();
     } catch (error) {
-      if (
-        error instanceof RedisReplyError &&
-        (error.code === "NOGROUP" || /no such key/i.test(error.message))
-      ) {
-        throw new StreamGoneError(`Stream ${this.stream.label} is gone: ${error.message}`, {
-          cause: error,
-        });
-      }
+      const mapped = gone(error);
+      if (mapped !== error) throw mapped;
       if (!isRetriableError(error)) throw error;
       // Not worth a retry loop: the next maintenance pass tries again.
     }
