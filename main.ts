@@ -232,7 +232,10 @@ function exitCodeFor(error: unknown): number {
   if (error instanceof ConfigError && error.name === "ConfigError") {
     console.error(`Configuration error:\n${error.problems.map((p) => `  - ${p}`).join("\n")}`);
   } else if (jsonLogs) {
-    log.fatal("{error}", { error: errorMessage(error), exitCode: typeof code === "number" ? code : 1 });
+    log.fatal("{error}", {
+      error: errorMessage(error),
+      exitCode: typeof code === "number" ? code : 1,
+    });
   } else if (typeof code === "number") {
     console.error(`Error: ${errorMessage(error)}`);
   } else {

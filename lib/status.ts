@@ -31,7 +31,10 @@ export interface StatusRow {
   lastSourceId: string;
   /** Newest target ID: the last copied entry ("" when none). */
   lastCopiedId: string;
-  /** Entries not yet delivered to the group (0 when the group is missing and the target is in sync). */
+  /**
+   * Entries not yet delivered to the group. Without a group: what a group
+   * created at STREAM_START_ID would deliver (the source length for `0`, 0 for `$`).
+   */
   lag: number;
   /** Seconds of source data not yet copied, from the times inside the IDs. */
   lagSeconds: number;
@@ -72,21 +75,27 @@ export async function collectStatus(
     await connectOrThrow(target, "target", config.target);
     const { streams } = await findStreams(source, config, { signal: options.signal });
     const stats = await readStreamStats(source, target, streams, config.consumerGroup);
-    return streams.map((ref) => toRow(ref, stats.get(ref.id)!));
+    return streams.map((ref) => toRow(ref, stats.get(ref.id)!, config.startId));
   } finally {
     source.close();
     target.close();
   }
 }
 
-function toRow(ref: StreamRef, s: StreamStats): StatusRow {
+function toRow(ref: StreamRef, s: StreamStats, startId: string): StatusRow {
   const inSync = s.lastSourceId === "" || s.lastCopiedId === s.lastSourceId;
   let state: string;
   if (s.targetWrongType) state = "target-wrong-type";
   else if (!s.groupExists) state = inSync && s.sourceLength > 0 ? "in-sync" : "no-group";
   else if (s.lag === null) state = s.pending > 0 || !inSync ? "behind" : "unknown";
   else state = s.lag === 0 && s.pending === 0 && inSync ? "in-sync" : "behind";
-  const lag = s.lag ?? 0;
+  // Without a group, the lag is what a group created now at STREAM_START_ID would deliver
+  // (the whole stream for 0, at most the whole stream for an explicit ID, nothing for $).
+  const lag = s.groupExists
+    ? s.lag ?? 0
+    : state === "in-sync" || startId === "$"
+    ? 0
+    : s.sourceLength;
   return {
     db: ref.db,
     key: ref.label.slice(ref.label.indexOf(":") + 1),

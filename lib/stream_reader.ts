@@ -210,8 +210,12 @@ export class StreamReader {
     await this.#readDb(db, waiters, blockMs);
   }
 
-  /** Reads `waiters`' streams in `db`; resolves the ones that got entries. Whether any did. */
-  async #readDb(db: number, waiters: Waiter[], blockMs: number): Promise<boolean> {
+  /**
+   * Reads `waiters`' streams in `db`; resolves the ones that got entries. Whether any did.
+   * `isolate`: on NOGROUP/WRONGTYPE/UNBLOCKED, find the stream at fault one by one (false
+   * for those single reads, which throw instead, or they would isolate again for ever).
+   */
+  async #readDb(db: number, waiters: Waiter[], blockMs: number, isolate = true): Promise<boolean> {
     const { group, consumer, batchSize } = this.#options;
     const args: (string | Uint8Array)[] = [
       "XREADGROUP",
@@ -231,7 +235,7 @@ export class StreamReader {
       reply = await this.#conn.send(db, args, { buffers: true, blockMs });
     } catch (error) {
       if (
-        error instanceof RedisReplyError &&
+        isolate && error instanceof RedisReplyError &&
         (error.code === "NOGROUP" || error.code === "WRONGTYPE" || error.code === "UNBLOCKED")
       ) {
         // One of the streams is gone or changed type (a blocked read is
@@ -275,7 +279,7 @@ export class StreamReader {
     for (const waiter of waiters) {
       if (this.#waiting.get(waiter.stream.id) !== waiter) continue;
       try {
-        if (await this.#readDb(db, [waiter], 0)) got = true;
+        if (await this.#readDb(db, [waiter], 0, false)) got = true;
       } catch (error) {
         if (
           error instanceof RedisReplyError &&

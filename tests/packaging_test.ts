@@ -1,0 +1,308 @@
+/**
+ * Packaging: the systemd unit (checked by `systemd-analyze verify`),
+ * scripts/install.sh into a staging root, the Dockerfile, and the compile
+ * task. That the compile task has exactly the start task's permission flags,
+ * and that they suffice to replicate, is tested once, in
+ * tests/operability_test.ts.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const UNIT_PATH = join(ROOT, "scripts", "redis-stream-sync.service");
+const UNIT_NAME = "redis-stream-sync.service";
+const INSTALL_SH = join(ROOT, "scripts", "install.sh");
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+/** Whether an executable named `name` is on PATH. */
+function onPath(name: string): boolean {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":").filter((d) => d)) {
+    try {
+      const info = Deno.statSync(join(dir, name));
+      if (info.isFile && ((info.mode ?? 0) & 0o111) !== 0) return true;
+    } catch {
+      // Not in this directory.
+    }
+  }
+  return false;
+}
+
+const hasSystemdAnalyze = onPath("systemd-analyze");
+
+/** A fresh temporary directory, removed on disposal. */
+async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "redis-stream-sync-pkg-" });
+  return {
+    path,
+    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }).catch(() => {}),
+  };
+}
+
+/** Writes an executable shell script that prints a version, like the real binary's `--version`. */
+async function fakeBinary(path: string): Promise<string> {
+  await Deno.writeTextFile(path, '#!/bin/sh\necho "redis-stream-sync 0.0.0-fake"\n');
+  await Deno.chmod(path, 0o755);
+  return path;
+}
+
+/** Runs a program; returns its exit code and output. */
+async function run(
+  program: string,
+  args: string[],
+  cwd = ROOT,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(program, {
+    args,
+    cwd,
+    stdin: "null",
+    signal: AbortSignal.timeout(60_000),
+  }).output();
+  const decoder = new TextDecoder();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+/** The settings of a systemd unit: section -> key -> values (in order). */
+function parseUnit(text: string): Map<string, Map<string, string[]>> {
+  const sections = new Map<string, Map<string, string[]>>();
+  let current: Map<string, string[]> | undefined;
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
+    const section = /^\[(.+)\]$/.exec(line);
+    if (section) {
+      current = new Map();
+      sections.set(section[1], current);
+      continue;
+    }
+    const at = line.indexOf("=");
+    assert.ok(current && at > 0, `not a setting of a section: ${raw}`);
+    const key = line.slice(0, at).trim();
+    current.set(key, [...(current.get(key) ?? []), line.slice(at + 1).trim()]);
+  }
+  return sections;
+}
+
+/** The words of a deno.json task. */
+function taskWords(task: string): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(join(ROOT, "deno.json"))) as {
+    tasks: Record<string, string>;
+  };
+  const command = config.tasks[task];
+  assert.equal(typeof command, "string", `deno.json has no "${task}" task`);
+  return command.trim().split(/\s+/);
+}
+
+/** The value of `--output` (or `-o`) in the compile task. */
+function compileOutput(): string {
+  const words = taskWords("compile");
+  const at = words.findIndex((w) => w === "--output" || w === "-o");
+  if (at >= 0) return words[at + 1];
+  const joined = words.find((w) => w.startsWith("--output="));
+  assert.ok(joined, `the compile task has no --output: ${words.join(" ")}`);
+  return joined.slice("--output=".length);
+}
+
+// ---------------------------------------------------------------------------
+// systemd unit
+
+Deno.test({
+  name: "the systemd unit passes systemd-analyze verify and has the hardening and restart settings",
+  ignore: !hasSystemdAnalyze,
+  fn: async () => {
+    const text = await Deno.readTextFile(UNIT_PATH);
+    const unit = parseUnit(text);
+    const service = unit.get("Service");
+    assert.ok(service, "no [Service] section");
+    assert.deepEqual(service.get("Restart"), ["on-failure"]);
+    assert.deepEqual(service.get("DynamicUser"), ["yes"]);
+    assert.deepEqual(service.get("ProtectSystem"), ["strict"]);
+    assert.deepEqual(service.get("NoNewPrivileges"), ["yes"]);
+    // A configuration error (78) or bad usage (2) does not heal by restarting.
+    assert.deepEqual(service.get("RestartPreventExitStatus")?.[0].split(/\s+/).sort(), ["2", "78"]);
+    const [execStart] = service.get("ExecStart") ?? [];
+    assert.ok(execStart, "no ExecStart");
+    const [binary, ...args] = execStart.split(/\s+/);
+    assert.equal(binary, "/usr/local/bin/redis-stream-sync");
+    assert.deepEqual(args, ["run", "--config", "/etc/redis-stream-sync/env.conf"]);
+    assert.deepEqual(unit.get("Install")?.get("WantedBy"), ["multi-user.target"]);
+
+    await using dir = await tempDir();
+    // The binary is not installed here: point ExecStart at a stand-in executable,
+    // so that verify checks everything else of the unit.
+    const fake = await fakeBinary(join(dir.path, "redis-stream-sync"));
+    const lines = text.split("\n");
+    const execLine = lines.findIndex((l) => l.startsWith("ExecStart="));
+    lines[execLine] = lines[execLine].replace(binary, fake);
+    const staged = join(dir.path, UNIT_NAME);
+    await Deno.writeTextFile(staged, lines.join("\n"));
+    const result = await run("systemd-analyze", ["verify", staged]);
+    assert.equal(result.code, 0, result.stderr);
+    // Unknown keys and unparsable values are only warnings (exit code 0): the
+    // unit must get none.
+    const warnings = (result.stdout + result.stderr).split("\n").filter((l) =>
+      l.includes(UNIT_NAME)
+    );
+    assert.deepEqual(warnings, [], result.stderr);
+
+    // The check above does see mistakes: the same unit with a misspelt key is warned about.
+    const broken = join(dir.path, "broken", UNIT_NAME);
+    await Deno.mkdir(join(dir.path, "broken"));
+    await Deno.writeTextFile(broken, lines.join("\n").replace("\nRestart=", "\nRestrt="));
+    const check = await run("systemd-analyze", ["verify", broken]);
+    assert.match(check.stdout + check.stderr, /Unknown key 'Restrt'/);
+  },
+});
+
+// ---------------------------------------------------------------------------
+// install.sh
+
+Deno.test("install.sh --destdir stages the binary, the unit and env.conf, and keeps an edited env.conf", async () => {
+  await using dir = await tempDir();
+  const binary = await fakeBinary(join(dir.path, "built-binary"));
+  const root = join(dir.path, "root");
+
+  const first = await run("bash", [INSTALL_SH, "--destdir", root, "--binary", binary]);
+  assert.equal(first.code, 0, first.stderr);
+  const installed = join(root, "usr/local/bin/redis-stream-sync");
+  assert.equal(await Deno.readTextFile(installed), await Deno.readTextFile(binary));
+  assert.equal((await Deno.stat(installed)).mode! & 0o777, 0o755);
+  assert.match(first.stdout, /redis-stream-sync 0\.0\.0-fake/, "it runs the installed --version");
+  assert.equal(
+    await Deno.readTextFile(join(root, "etc/systemd/system", UNIT_NAME)),
+    await Deno.readTextFile(UNIT_PATH),
+    "with the default prefix the unit is installed unchanged",
+  );
+  const envConf = join(root, "etc/redis-stream-sync/env.conf");
+  assert.equal(
+    await Deno.readTextFile(envConf),
+    await Deno.readTextFile(join(ROOT, "env.conf.example")),
+  );
+  const environment = join(root, "etc/redis-stream-sync/environment");
+  assert.equal((await Deno.stat(environment)).mode! & 0o777, 0o600, "environment holds passwords");
+  // Nothing lands outside the staging root's usr/ and etc/.
+  const top = [];
+  for await (const entry of Deno.readDir(root)) top.push(entry.name);
+  assert.deepEqual(top.sort(), ["etc", "usr"]);
+
+  // A second run keeps the edited configuration and the environment file.
+  const edited = (await Deno.readTextFile(envConf)) + "SOURCE_REDIS_HOST=10.1.2.3\n";
+  await Deno.writeTextFile(envConf, edited);
+  await Deno.writeTextFile(environment, "SOURCE_REDIS_PASSWORD=secret\n");
+  const second = await run("bash", [INSTALL_SH, "--destdir", root, "--binary", binary]);
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stdout, /Kept the existing \/etc\/redis-stream-sync\/env\.conf/);
+  assert.equal(await Deno.readTextFile(envConf), edited);
+  assert.equal(await Deno.readTextFile(environment), "SOURCE_REDIS_PASSWORD=secret\n");
+
+  // Another prefix: the unit's ExecStart follows it.
+  const other = join(dir.path, "other");
+  const third = await run("bash", [
+    INSTALL_SH,
+    "--destdir",
+    other,
+    "--binary",
+    binary,
+    "--prefix",
+    "/opt/rss",
+  ]);
+  assert.equal(third.code, 0, third.stderr);
+  await Deno.stat(join(other, "opt/rss/bin/redis-stream-sync"));
+  const unit = parseUnit(await Deno.readTextFile(join(other, "etc/systemd/system", UNIT_NAME)));
+  assert.deepEqual(unit.get("Service")?.get("ExecStart"), [
+    "/opt/rss/bin/redis-stream-sync run --config /etc/redis-stream-sync/env.conf",
+  ]);
+
+  // A missing binary is an error that says what to do.
+  const missing = await run("bash", [
+    INSTALL_SH,
+    "--destdir",
+    join(dir.path, "none"),
+    "--binary",
+    join(dir.path, "no-such-binary"),
+  ]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /deno task compile/);
+});
+
+// ---------------------------------------------------------------------------
+// Dockerfile and the compile task
+
+/** The instructions of a Dockerfile (continuation lines joined, comments dropped). */
+function dockerInstructions(text: string): Array<{ op: string; args: string }> {
+  const joined = text.split("\n").filter((l) => !/^\s*#/.test(l)).join("\n").replace(
+    /\\\n/g,
+    " ",
+  );
+  return joined.split("\n").map((l) => l.trim()).filter((l) => l).map((l) => {
+    const [op, ...rest] = l.split(/\s+/);
+    return { op: op.toUpperCase(), args: rest.join(" ") };
+  });
+}
+
+/** The source paths and the destination of a COPY (shell or JSON form), without its flags. */
+function copyPaths(args: string): { flags: string[]; sources: string[]; dest: string } {
+  const words = args.split(/\s+/);
+  const flags = words.filter((w) => w.startsWith("--"));
+  const rest = words.filter((w) => !w.startsWith("--")).join(" ");
+  const paths = rest.startsWith("[") ? JSON.parse(rest) as string[] : rest.split(/\s+/);
+  return { flags, sources: paths.slice(0, -1), dest: paths[paths.length - 1] };
+}
+
+Deno.test("the Dockerfile builds with deno task compile in one stage and runs as non-root from distroless", async () => {
+  const steps = dockerInstructions(await Deno.readTextFile(join(ROOT, "Dockerfile")));
+  const froms = steps.map((s, i) => ({ ...s, i })).filter((s) => s.op === "FROM");
+  assert.equal(froms.length, 2, "two stages");
+  const [build, final] = froms;
+  assert.match(build.args, /^\S+ AS build$/i);
+  assert.match(final.args, /^(gcr\.io\/distroless\/\S+|scratch)$/);
+  const buildSteps = steps.slice(build.i + 1, final.i);
+  const finalSteps = steps.slice(final.i + 1);
+  assert.ok(
+    buildSteps.some((s) => s.op === "RUN" && /\bdeno task compile\b/.test(s.args)),
+    "the build stage runs deno task compile",
+  );
+  const users = finalSteps.filter((s) => s.op === "USER");
+  assert.equal(users.length, 1, "the final stage sets USER");
+  assert.doesNotMatch(users[0].args, /^(root|0)(:|$)/);
+
+  // Every path the build stage COPYs exists and is not excluded by .dockerignore.
+  const ignored = (await Deno.readTextFile(join(ROOT, ".dockerignore"))).split("\n")
+    .map((l) => l.trim().replace(/^\/|\/$/g, "")).filter((l) => l && !l.startsWith("#"));
+  let copied = 0;
+  for (const step of steps.filter((s) => s.op === "COPY")) {
+    const { flags, sources } = copyPaths(step.args);
+    if (flags.some((f) => f.startsWith("--from="))) continue;
+    for (const source of sources) {
+      const path = source.replace(/\/$/, "");
+      await Deno.stat(join(ROOT, path)).catch(() => assert.fail(`COPY ${source}: not in the repo`));
+      const hit = ignored.find((p) => path === p || path.startsWith(`${p}/`));
+      assert.equal(hit, undefined, `COPY ${source} is excluded by .dockerignore (${hit})`);
+      copied++;
+    }
+  }
+  assert.ok(copied >= 3, `only ${copied} paths copied`);
+
+  // The final stage takes the compile task's output from the build stage, and runs it.
+  const workdir = buildSteps.filter((s) => s.op === "WORKDIR").at(-1)?.args ?? "/";
+  const fromBuild = finalSteps.filter((s) => s.op === "COPY").map((s) => copyPaths(s.args))
+    .find((c) => c.flags.includes("--from=build"));
+  assert.ok(fromBuild, "no COPY --from=build");
+  assert.deepEqual(fromBuild.sources, [join(workdir, compileOutput())]);
+  const entrypoint = finalSteps.find((s) => s.op === "ENTRYPOINT");
+  assert.ok(entrypoint, "no ENTRYPOINT");
+  assert.deepEqual(JSON.parse(entrypoint.args), [fromBuild.dest]);
+});
+
+Deno.test("the compile task builds main.ts into dist/redis-stream-sync", () => {
+  const words = taskWords("compile");
+  assert.deepEqual(words.slice(0, 2), ["deno", "compile"]);
+  assert.equal(compileOutput(), "dist/redis-stream-sync");
+  assert.equal(words.at(-1), "main.ts");
+  // Its permission flags are those of the start task: asserted (and exercised)
+  // in tests/operability_test.ts, "the compile task has the start task's permission flags...".
+});
