@@ -6,15 +6,12 @@
  */
 import denoJson from "./deno.json" with { type: "json" };
 import { checkConnectivity } from "./lib/check.ts";
+import { runService } from "./lib/service.ts";
 import { type CliArgs, helpText, parseCliArgs } from "./lib/cli.ts";
 import { formatConfig, loadConfig } from "./lib/config.ts";
 import type { Config } from "./lib/config_types.ts";
 import { ConfigError, errorMessage, EXIT_CODES } from "./lib/errors.ts";
 import { flushLogging, getLog, setupLogging } from "./lib/log.ts";
-import { type HttpServer, startHttpServer } from "./lib/http_server.ts";
-import { Metrics } from "./lib/metrics.ts";
-import { Orchestrator } from "./lib/orchestrator.ts";
-import { shouldShowProgress, startProgress } from "./lib/progress.ts";
 import { serverAddress } from "./lib/redis_connection.ts";
 import { collectStatus, formatStatusTable } from "./lib/status.ts";
 import { formatVerifiedStream, formatVerifySummary, verifyAll } from "./lib/verify.ts";
@@ -40,83 +37,8 @@ async function runCommand(config: Config, args: CliArgs, signal: AbortSignal): P
     source: serverAddress(config.source),
     target: serverAddress(config.target),
   });
-  const metrics = new Metrics();
-  let orchestrator: Orchestrator | undefined;
-  metrics.setStatusSource(() => orchestrator?.status());
-  // `run --once` is a batch job: no listener. `run` serves metrics and health from the start,
-  // so /readyz says "not ready" while the servers are still being waited for.
-  const http = args.once || config.metricsPort === 0
-    ? undefined
-    : listen(config, metrics, () =>
-      orchestrator?.status() ??
-        { ready: false, reason: "waiting for the source and target to answer" });
-  try {
-    return await replicate();
-  } finally {
-    http?.controller.abort();
-    await http?.server.finished;
-  }
-
-  async function replicate(): Promise<number> {
-    try {
-      await checkConnectivity(config, { signal });
-    } catch (error) {
-      // Stopped (SIGTERM/SIGINT) while waiting for a server: a clean stop, not "unreachable".
-      if (signal.aborted) return EXIT_CODES.OK;
-      throw error;
-    }
-    if (signal.aborted) return EXIT_CODES.OK;
-    const current = new Orchestrator(config, metrics.hooks());
-    orchestrator = current;
-    const stopProgress = args.once && shouldShowProgress(Deno.stderr.isTerminal(), config.logFormat)
-      ? startProgress(() => current.status())
-      : undefined;
-    let result;
-    try {
-      result = await current.run(signal, {
-        once: args.once,
-        graceMs: Math.max(1000, Math.min(5000, config.pollInterval * 1000 + 4000)),
-      });
-    } finally {
-      stopProgress?.();
-    }
-    if (args.once) {
-      const copied = result.streams.reduce((n, s) => n + s.copied, 0);
-      log.info("Done: {streams} streams, {copied} entries copied", {
-        streams: result.streams.length,
-        copied,
-      });
-      for (const failure of result.failures) {
-        log.error("Not up to date: {stream}: {reason}", failure);
-      }
-    }
-    return result.ok ? EXIT_CODES.OK : EXIT_CODES.FAILURE;
-  }
-}
-
-function listen(
-  config: Config,
-  metrics: Metrics,
-  readiness: () => { ready: boolean; reason?: string },
-): { server: HttpServer; controller: AbortController } {
-  const controller = new AbortController();
-  try {
-    const server = startHttpServer({
-      hostname: config.metricsHost,
-      port: config.metricsPort,
-      metrics,
-      readiness,
-      signal: controller.signal,
-    });
-    return { server, controller };
-  } catch (error) {
-    throw new ConfigError(
-      `Cannot listen on METRICS_HOST:METRICS_PORT "${config.metricsHost}:${config.metricsPort}": ${
-        errorMessage(error)
-      } (set METRICS_PORT=0 to turn the listener off)`,
-      { cause: error },
-    );
-  }
+  const result = await runService(config, { signal, once: args.once });
+  return result.ok ? EXIT_CODES.OK : EXIT_CODES.FAILURE;
 }
 
 async function checkCommand(config: Config, _args: CliArgs, signal: AbortSignal): Promise<number> {

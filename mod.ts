@@ -56,8 +56,18 @@ export type {
   RunResult,
 } from "./lib/orchestrator.ts";
 export type { ServerHealthStatus } from "./lib/server_health.ts";
+export { runService } from "./lib/service.ts";
+export type { ServiceOptions } from "./lib/service.ts";
+export { collectStatus, formatStatusTable } from "./lib/status.ts";
+export type { StatusOptions, StatusRow } from "./lib/status.ts";
 export { makeStreamRef } from "./lib/stream_ref.ts";
 export type { StreamRef, StreamRefOptions } from "./lib/stream_ref.ts";
 export type { StreamOutcome, StreamState, StreamStatus } from "./lib/stream_replicator.ts";
-export { compareStream } from "./lib/verify.ts";
-export type { CompareOptions, StreamComparison } from "./lib/verify.ts";
+export { compareStream, verifyAll } from "./lib/verify.ts";
+export type {
+  CompareOptions,
+  StreamComparison,
+  VerifiedStream,
+  VerifyOptions,
+  VerifyReport,
+} from "./lib/verify.ts";

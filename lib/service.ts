@@ -1,0 +1,116 @@
+/**
+ * The `run` command as a whole: the metrics and health listener, the
+ * start-up check, the orchestrator, and (for `--once` on a terminal) the
+ * progress line, wired together and torn down in order.
+ *
+ * @module
+ */
+import { checkConnectivity } from "./check.ts";
+import type { Config } from "./config_types.ts";
+import { ConfigError, errorMessage } from "./errors.ts";
+import { type HttpServer, startHttpServer } from "./http_server.ts";
+import { getLog } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import { Orchestrator, type RunResult } from "./orchestrator.ts";
+import { shouldShowProgress, startProgress } from "./progress.ts";
+
+const log = getLog("service");
+
+/** Options for {@linkcode runService}. */
+export interface ServiceOptions {
+  /** Aborts on SIGINT/SIGTERM: stop reading, finish the batches in flight, return. */
+  signal: AbortSignal;
+  /**
+   * `run --once`: copy until caught up, then return; no metrics listener.
+   * @default {false}
+   */
+  once?: boolean;
+  /**
+   * Whether standard error is a terminal (for the `--once` progress line).
+   * @default {Deno.stderr.isTerminal()}
+   */
+  terminal?: boolean;
+}
+
+/**
+ * Runs the service until `signal` aborts (or, with `once`, until every
+ * stream is caught up). A stop requested during the start-up check returns
+ * `ok: true` with no streams. Throws the start-up check's errors
+ * (unreachable, authentication, configuration).
+ */
+export async function runService(config: Config, options: ServiceOptions): Promise<RunResult> {
+  const { signal, once = false, terminal = Deno.stderr.isTerminal() } = options;
+  const metrics = new Metrics();
+  let orchestrator: Orchestrator | undefined;
+  metrics.setStatusSource(() => orchestrator?.status());
+  // `run --once` is a batch job: no listener. `run` serves metrics and health from the start,
+  // so /readyz says "not ready" while the servers are still being waited for.
+  const http = once || config.metricsPort === 0
+    ? undefined
+    : listen(config, metrics, () =>
+      orchestrator?.status() ??
+        { ready: false, reason: "waiting for the source and target to answer" });
+  try {
+    try {
+      await checkConnectivity(config, { signal });
+    } catch (error) {
+      // Stopped (SIGTERM/SIGINT) while waiting for a server: a clean stop, not "unreachable".
+      if (signal.aborted) return { ok: true, streams: [], failures: [] };
+      throw error;
+    }
+    if (signal.aborted) return { ok: true, streams: [], failures: [] };
+    const current = new Orchestrator(config, metrics.hooks());
+    orchestrator = current;
+    const stopProgress = once && shouldShowProgress(terminal, config.logFormat)
+      ? startProgress(() => current.status())
+      : undefined;
+    let result: RunResult;
+    try {
+      result = await current.run(signal, {
+        once,
+        graceMs: Math.max(1000, Math.min(5000, config.pollInterval * 1000 + 4000)),
+      });
+    } finally {
+      stopProgress?.();
+    }
+    if (once) {
+      const copied = result.streams.reduce((n, s) => n + s.copied, 0);
+      log.info("Done: {streams} streams, {copied} entries copied", {
+        streams: result.streams.length,
+        copied,
+      });
+      for (const failure of result.failures) {
+        log.error("Not up to date: {stream}: {reason}", failure);
+      }
+    }
+    return result;
+  } finally {
+    http?.controller.abort();
+    await http?.server.finished;
+  }
+}
+
+function listen(
+  config: Config,
+  metrics: Metrics,
+  readiness: () => { ready: boolean; reason?: string },
+): { server: HttpServer; controller: AbortController } {
+  const controller = new AbortController();
+  try {
+    const server = startHttpServer({
+      hostname: config.metricsHost,
+      port: config.metricsPort,
+      metrics,
+      readiness,
+      signal: controller.signal,
+    });
+    return { server, controller };
+  } catch (error) {
+    throw new ConfigError(
+      `Cannot listen on METRICS_HOST:METRICS_PORT "${config.metricsHost}:${config.metricsPort}": ${
+        errorMessage(error)
+      } (set METRICS_PORT=0 to turn the listener off)`,
+      { cause: error },
+    );
+  }
+}
