@@ -96,6 +96,16 @@ export class StreamReader {
     this.#assigned.add(stream.id);
   }
 
+  /**
+   * Makes the next reads of `stream` re-read this consumer's own pending
+   * entries from the start (in ID order) before new ones: for entries that
+   * a read delivered while its reply never arrived.
+   */
+  rewind(stream: StreamRef): void {
+    this.#stash.delete(stream.id); // they are pending too, and come back in order
+    this.#history.set(stream.id, "0");
+  }
+
   /** Releases a stream (its loop ended). */
   release(stream: StreamRef): void {
     this.#assigned.delete(stream.id);

@@ -203,6 +203,14 @@ export class StreamReplicator {
         } else if (entries.length === 0) {
           this.status.state = "caught-up";
           return "caught-up";
+        } else if (await this.#deliveredEarlier(entries[0].id, signal)) {
+          // A read whose reply never arrived (it reached the server late, after a
+          // reconnect) delivered older entries to this consumer: copy those first.
+          log.warning(
+            "Entries of {stream} below {id} were delivered by a read whose reply was lost; re-reading them in order",
+            { stream: this.stream.label, id: entries[0].id },
+          );
+          this.#o.reader.rewind(this.stream);
         } else {
           await this.#copyBatch(entries, [], hard);
         }
@@ -314,30 +322,54 @@ export class StreamReplicator {
     }
   }
 
+  /**
+   * Whether this consumer has pending entries below `firstId` that it never
+   * received: a stale read executed by the server after the replicator had
+   * moved on. Writing the batch first would make them impossible to insert.
+   */
+  async #deliveredEarlier(firstId: string, signal: AbortSignal): Promise<boolean> {
+    const { group, consumer } = this.#o;
+    const reply = await this.#retrying(
+      () =>
+        this.#sendSource(["XPENDING", this.stream.key, group, "-", `(${firstId}`, "1", consumer]),
+      signal,
+    );
+    return Array.isArray(reply) && reply.length > 0;
+  }
+
+  /**
+   * The source stream (or its group) may be deleted or replaced by another
+   * type at any time: NOGROUP, WRONGTYPE and "no such key" become
+   * {@linkcode StreamGoneError} (the loop ends, discovery picks it up again).
+   */
+  #gone(error: unknown): unknown {
+    if (
+      error instanceof RedisReplyError &&
+      (error.code === "NOGROUP" || error.code === "WRONGTYPE" || /no such key/i.test(error.message))
+    ) {
+      return new StreamGoneError(`Stream ${this.stream.label} is gone: ${error.message}`, {
+        cause: error,
+      });
+    }
+    return error;
+  }
+
   /** Group maintenance: copy what is pending (any consumer), then remove dead consumers. */
   async #maintain(signal: AbortSignal, hard: AbortSignal): Promise<void> {
     // The source stream (or its group) may be deleted or replaced by another
     // type at any time, also during maintenance: XAUTOCLAIM and XINFO then
     // fail with NOGROUP / no such key / WRONGTYPE, which ends the loop as
     // "gone" (rediscovered later), like the same failure of a read or an ack.
-    const gone = (error: unknown) =>
-      error instanceof RedisReplyError &&
-        (error.code === "NOGROUP" || error.code === "WRONGTYPE" ||
-          /no such key/i.test(error.message))
-        ? new StreamGoneError(`Stream ${this.stream.label} is gone: ${error.message}`, {
-          cause: error,
-        })
-        : error;
     try {
       await this.#recoverPending(signal, hard);
     } catch (error) {
-      throw gone(error);
+      throw this.#gone(error);
     }
     if (signal.aborted) return;
     try {
       await this.#removeDeadConsumers();
     } catch (error) {
-      const mapped = gone(error);
+      const mapped = this.#gone(error);
       if (mapped !== error) throw mapped;
       if (!isRetriableError(error)) throw error;
       // Not worth a retry loop: the next maintenance pass tries again.

@@ -567,6 +567,52 @@ Deno.test("entries delivered by a read whose reply was lost are copied before la
   assert.equal(await pendingCount(source, "lost-reply"), 0);
 });
 
+Deno.test("entries delivered by a stale read that ran after a reconnect are copied before later ones", async () => {
+  const logs = await captureLogs("WARNING");
+  await using sourceServer = await RedisServer.start();
+  await using targetServer = await RedisServer.start();
+  await using source = await connect(sourceServer);
+  await using target = await connect(targetServer);
+  for (let i = 1; i <= 5; i++) await source.xadd("stale-read", `${i}-0`, ["i", String(i)]);
+  await using run = new Running(envConf(sourceServer, targetServer, { STREAM_POLL_INTERVAL: "5" }));
+  await waitFor(() => sameStream(source, target, "stale-read"), { message: "entries 1..5" });
+
+  // A read the replicator sent on a connection it has since given up on, held
+  // by the network and run by the server late: it delivers 6..8 to the
+  // replicator's consumer, and nobody ever receives them. The replicator's
+  // connection stays up, so only its check before each write can notice.
+  // (MULTI: the blocked reader is served only after EXEC, so the stale read wins.)
+  await source.send(["MULTI"]);
+  for (let i = 6; i <= 8; i++) await source.send(["XADD", "stale-read", `${i}-0`, "i", String(i)]);
+  await source.send([
+    "XREADGROUP",
+    "GROUP",
+    GROUP,
+    "redis-sync-consumer",
+    "COUNT",
+    "10",
+    "STREAMS",
+    "stale-read",
+    ">",
+  ]);
+  await source.send(["EXEC"]);
+  await source.xadd("stale-read", "9-0", ["i", "9"]);
+
+  await waitFor(async () => (await target.xrangeAll("stale-read")).at(-1)?.[0] === "9-0", {
+    timeoutMs: 15_000,
+    message: "entry 9 on the target",
+  });
+  await run.stop();
+  const ids = (await target.xrangeAll("stale-read")).map(([id]) => id);
+  assert.deepEqual(ids, Array.from({ length: 9 }, (_, i) => `${i + 1}-0`));
+  await assertSameStream(source, target, "stale-read");
+  assert.equal(await pendingCount(source, "stale-read"), 0);
+  assert.ok(
+    logs.some((line) => /read whose reply was lost/.test(line)),
+    "a warning says why",
+  );
+});
+
 // ---------------------------------------------------------------------------
 // Many streams over a bounded pool
 
