@@ -16,6 +16,13 @@ import { type StreamRef, toHex } from "./stream_ref.ts";
 
 const log = getLog("reader");
 
+/**
+ * How long after a failed read a copy of it may still reach the server:
+ * a closed socket's unsent data is retransmitted by the kernel for minutes
+ * (tcp_orphan_retries), so stay careful for a generous quarter of an hour.
+ */
+const STALE_READ_WINDOW_MS = 15 * 60_000;
+
 /** Options for {@linkcode StreamReader}. */
 export interface StreamReaderOptions {
   /** Consumer group name. */
@@ -70,6 +77,7 @@ export class StreamReader {
    * overtake them on the target.
    */
   #history = new Map<string, string>();
+  #staleReadsPossibleUntil = 0;
   #wake: (() => void) | null = null;
   #blockingOn: Set<string> | null = null;
   #rotation = 0;
@@ -94,6 +102,14 @@ export class StreamReader {
   /** Assigns a stream to this reader. */
   assign(stream: StreamRef): void {
     this.#assigned.add(stream.id);
+  }
+
+  /**
+   * Whether a read of this reader failed recently enough that the server
+   * may still run a copy of it (delivering entries nobody receives).
+   */
+  get staleReadsPossible(): boolean {
+    return Date.now() < this.#staleReadsPossibleUntil;
   }
 
   /**
@@ -257,6 +273,9 @@ export class StreamReader {
         for (const w of waiters) {
           if (!this.#history.has(w.stream.id)) this.#history.set(w.stream.id, "0");
         }
+        // The abandoned connection may still hold this read in a socket
+        // buffer or in the network, and the server may run it later.
+        this.#staleReadsPossibleUntil = Date.now() + STALE_READ_WINDOW_MS;
       }
       throw error;
     } finally {

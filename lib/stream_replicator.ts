@@ -203,7 +203,9 @@ export class StreamReplicator {
         } else if (entries.length === 0) {
           this.status.state = "caught-up";
           return "caught-up";
-        } else if (await this.#deliveredEarlier(entries[0].id, signal)) {
+        } else if (
+          this.#o.reader.staleReadsPossible && await this.#deliveredEarlier(entries[0].id, signal)
+        ) {
           // A read whose reply never arrived (it reached the server late, after a
           // reconnect) delivered older entries to this consumer: copy those first.
           log.warning(
@@ -326,6 +328,8 @@ export class StreamReplicator {
    * Whether this consumer has pending entries below `firstId` that it never
    * received: a stale read executed by the server after the replicator had
    * moved on. Writing the batch first would make them impossible to insert.
+   * Asked only while the reader had a failed read recently (only a read on
+   * an abandoned connection can do this), so it costs nothing normally.
    */
   async #deliveredEarlier(firstId: string, signal: AbortSignal): Promise<boolean> {
     const { group, consumer } = this.#o;

@@ -577,11 +577,24 @@ Deno.test("entries delivered by a stale read that ran after a reconnect are copi
   await using run = new Running(envConf(sourceServer, targetServer, { STREAM_POLL_INTERVAL: "5" }));
   await waitFor(() => sameStream(source, target, "stale-read"), { message: "entries 1..5" });
 
-  // A read the replicator sent on a connection it has since given up on, held
-  // by the network and run by the server late: it delivers 6..8 to the
-  // replicator's consumer, and nobody ever receives them. The replicator's
-  // connection stays up, so only its check before each write can notice.
-  // (MULTI: the blocked reader is served only after EXEC, so the stale read wins.)
+  // The reader's connection dies (the replicator reconnects and reads on)...
+  const readerIds = async () =>
+    (await source.clientList()).filter((c) =>
+      (c.name ?? "").startsWith("redis-stream-sync-reader") && c.cmd === "xreadgroup" &&
+      (c.flags ?? "").includes("b") // blocked: back to reading new entries
+    ).map((c) => c.id);
+  let before: string[] = [];
+  await waitFor(async () => (before = await readerIds()).length > 0, {
+    message: "a blocked reader",
+  });
+  for (const id of before) await source.send(["CLIENT", "KILL", "ID", id]);
+  await waitFor(async () => (await readerIds()).some((id) => !before.includes(id)), {
+    message: "the reader reconnected and blocked again",
+  });
+  // ...and a read it had sent on the dead connection, held by the network,
+  // is run by the server late: it delivers 6..8 to the replicator's consumer,
+  // and nobody ever receives them. Only the check before each write can
+  // notice. (MULTI: the blocked reader is served only after EXEC.)
   await source.send(["MULTI"]);
   for (let i = 6; i <= 8; i++) await source.send(["XADD", "stale-read", `${i}-0`, "i", String(i)]);
   await source.send([

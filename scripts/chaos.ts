@@ -1,0 +1,517 @@
+/**
+ * `deno task chaos [--duration SECONDS] [--seed N] [--streams N] [--rate N]`:
+ * a long randomised fault run. Starts a source and a target
+ * `redis-server` (AOF, appendfsync always), a TCP proxy in front of each
+ * (tests/_proxy.ts), a producer writing into `--streams` streams, and the
+ * replicator as a real CLI process (main.ts with the `start` task's
+ * permission flags) connected through the proxies. For `--duration`
+ * seconds it injects random faults chosen by a PRNG seeded with `--seed`:
+ * SIGKILL of the replicator (restarted), SIGKILL or graceful restart of
+ * either server, and, on either proxy, a cut of every connection, a
+ * black hole (a hang) or added latency. Then it stops the faults and the
+ * producer, stops the replicator with SIGTERM (it must exit 0), runs
+ * `run --once`, and checks that every target stream is an exact copy of its
+ * source (IDs, bytes, order; lib/verify.ts compareStream) with nothing
+ * pending. Fault log on stderr; one summary line on stdout:
+ *
+ * ```
+ * chaos: seed=1 duration=300s faults=97 (kills=29 source-restarts=14 target-restarts=15 net=39) entries=750000 streams=8 result=PASS
+ * ```
+ *
+ * Exits 0 on PASS, 1 on FAIL (the differences are printed above the summary).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { RedisConnection } from "../lib/redis_connection.ts";
+import { makeStreamRef } from "../lib/stream_ref.ts";
+import { compareStream } from "../lib/verify.ts";
+import { type CliProcess, runCli, spawnCli } from "../tests/_cli.ts";
+import { TcpProxy } from "../tests/_proxy.ts";
+import { connect, type RedisArg, RedisServer, type TestClient } from "../tests/_redis.ts";
+
+const GROUP = "redis-sync-group";
+const START = performance.now();
+
+/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function note(message: string): void {
+  const seconds = ((performance.now() - START) / 1000).toFixed(1).padStart(6);
+  console.error(`chaos [${seconds}s] ${message}`);
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+const BINARY_FIELD = new Uint8Array([0x62, 0x00, 0xff, 0x0d, 0x0a]);
+
+/** 1-4 fields: text, random bytes (NUL, 0xff, CR LF...), sometimes empty or 4 KiB values. */
+function payload(random: () => number, n: number): RedisArg[] {
+  const size = random() < 0.01 ? 4096 : 1 + Math.floor(random() * 64);
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = Math.floor(random() * 256);
+  bytes[0] = [0x00, 0xff, 0x0d, 0x80][n % 4];
+  const fields: RedisArg[] = ["n", String(n), "bin", bytes];
+  if (n % 3 === 0) fields.push("empty", "");
+  if (n % 5 === 0) fields.push(BINARY_FIELD, bytes.subarray(0, n % 11));
+  return fields;
+}
+
+/**
+ * Writes `XADD key * ...` round-robin over `keys` at about `rate` entries
+ * per second, in pipelined chunks, straight to the source server (not
+ * through the proxy). A write the server did not confirm (it was killed)
+ * is not counted; the connection is reopened until the server is back.
+ */
+class Producer {
+  acked = 0;
+  failed = 0;
+  readonly #server: RedisServer;
+  readonly #keys: string[];
+  readonly #random: () => number;
+  #client: TestClient | null = null;
+  #n = 0;
+  #stopped = false;
+
+  constructor(server: RedisServer, keys: string[], random: () => number) {
+    this.#server = server;
+    this.#keys = keys;
+    this.#random = random;
+  }
+
+  async run(rate: number): Promise<void> {
+    const chunk = Math.max(1, Math.min(500, Math.round(rate / 25)));
+    const started = performance.now();
+    while (!this.#stopped) {
+      await this.#chunk(chunk);
+      const due = started + (this.#n / rate) * 1000;
+      await delay(Math.max(1, due - performance.now()));
+    }
+    await this.#client?.close();
+    this.#client = null;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  async #chunk(size: number): Promise<void> {
+    const client = await this.#connection();
+    if (!client) return;
+    const writes: Promise<unknown>[] = [];
+    for (let i = 0; i < size; i++) {
+      const n = this.#n++;
+      const key = this.#keys[n % this.#keys.length];
+      writes.push(client.send(["XADD", key, "*", ...payload(this.#random, n)]));
+    }
+    let lost = false;
+    for (const result of await Promise.allSettled(writes)) {
+      if (result.status === "fulfilled") this.acked++;
+      else {
+        this.failed++;
+        lost = true;
+      }
+    }
+    if (lost) {
+      await this.#client?.close();
+      this.#client = null;
+    }
+  }
+
+  async #connection(): Promise<TestClient | null> {
+    while (!this.#stopped) {
+      if (this.#client?.isOpen) return this.#client;
+      await this.#client?.close();
+      this.#client = null;
+      try {
+        this.#client = await connect(this.#server);
+      } catch {
+        await delay(100);
+      }
+    }
+    return null;
+  }
+}
+
+interface Options {
+  duration: number;
+  seed: number;
+  streams: number;
+  rate: number;
+}
+
+function parseOptions(): Options {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      duration: { type: "string", default: "60" },
+      seed: { type: "string" },
+      streams: { type: "string", default: "8" },
+      rate: { type: "string", default: "2500" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(
+      "deno task chaos [--duration SECONDS=60] [--seed N] [--streams N=8] [--rate ENTRIES_PER_S=2500]",
+    );
+    Deno.exit(0);
+  }
+  const number = (name: string, text: string, min: number): number => {
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < min) {
+      console.error(`--${name} must be an integer >= ${min}, not "${text}"`);
+      Deno.exit(2);
+    }
+    return value;
+  };
+  return {
+    duration: number("duration", values.duration!, 1),
+    seed: values.seed === undefined
+      ? Math.floor(Math.random() * 2 ** 31)
+      : number("seed", values.seed, 0),
+    streams: number("streams", values.streams!, 1),
+    rate: number("rate", values.rate!, 1),
+  };
+}
+
+/** The replicator: one CLI process at a time, restarted after each kill. */
+class Replicator {
+  readonly #env: Record<string, string>;
+  #cli: CliProcess | null = null;
+  /** Exits that were not ours (SIGKILL) and not the final SIGTERM. */
+  readonly unexpectedExits: string[] = [];
+  starts = 0;
+
+  constructor(env: Record<string, string>) {
+    this.#env = env;
+  }
+
+  start(): void {
+    this.starts++;
+    this.#cli = spawnCli(["run"], { env: this.#env, timeoutMs: 24 * 3600_000 });
+  }
+
+  /** Restarts it if it exited on its own (recorded as a failure). */
+  async checkAlive(): Promise<void> {
+    const cli = this.#cli;
+    if (!cli || !cli.exited) return;
+    const result = await cli.wait();
+    const what = `replicator exited on its own (code ${result.code}, signal ${result.signal})`;
+    note(`${what}; restarting it`);
+    this.unexpectedExits.push(`${what}:\n${tail(result.stderr, 30)}`);
+    await cli[Symbol.asyncDispose]();
+    this.start();
+  }
+
+  async kill(): Promise<void> {
+    await this.checkAlive();
+    const cli = this.#cli;
+    if (!cli) return;
+    cli.signal("SIGKILL");
+    await cli.wait();
+    await cli[Symbol.asyncDispose]();
+    this.#cli = null;
+  }
+
+  /** SIGTERM; returns its exit code and the tail of its log. */
+  async stop(): Promise<{ code: number; stderr: string }> {
+    await this.checkAlive();
+    const cli = this.#cli!;
+    cli.signal("SIGTERM");
+    const timer = setTimeout(() => cli.signal("SIGKILL"), 30_000);
+    const result = await cli.wait();
+    clearTimeout(timer);
+    await cli[Symbol.asyncDispose]();
+    this.#cli = null;
+    return { code: result.code, stderr: tail(result.stderr, 40) };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#cli?.[Symbol.asyncDispose]();
+  }
+}
+
+function tail(text: string, lines: number): string {
+  return text.trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+async function startServer(server: RedisServer, name: string): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      await server.start();
+      return;
+    } catch (error) {
+      if (attempt >= 5) throw error;
+      note(`${name} server did not start (${errorText(error).split("\n")[0]}); retrying`);
+      await delay(500);
+    }
+  }
+}
+
+async function totalLength(server: RedisServer, keys: string[]): Promise<number | undefined> {
+  try {
+    await using client = await connect(server);
+    let total = 0;
+    for (const key of keys) total += Number(await client.send(["XLEN", key]));
+    return total;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Waits until every target stream has the same last entry as its source and
+ * nothing is pending in the group (the replicator caught up).
+ */
+async function waitForCatchUp(
+  source: RedisServer,
+  target: RedisServer,
+  keys: string[],
+  timeoutMs: number,
+): Promise<{ ok: boolean; seconds: number; detail: string }> {
+  const started = performance.now();
+  let detail = "";
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  while (performance.now() - started < timeoutMs) {
+    detail = "";
+    for (const key of keys) {
+      const [a, b, p] = await Promise.all([
+        src.send(["XREVRANGE", key, "+", "-", "COUNT", "1"]),
+        dst.send(["XREVRANGE", key, "+", "-", "COUNT", "1"]),
+        src.send(["XPENDING", key, GROUP]).catch((error) => [errorText(error)]),
+      ]) as [unknown[], unknown[], unknown[]];
+      const last = (reply: unknown[]) => String((reply[0] as unknown[] | undefined)?.[0] ?? "-");
+      if (last(a) !== last(b) || String(p[0]) !== "0") {
+        detail += ` ${key}: source last ${last(a)}, target last ${last(b)}, pending ${p[0]};`;
+      }
+    }
+    if (detail === "") return { ok: true, seconds: (performance.now() - started) / 1000, detail };
+    await delay(250);
+  }
+  return { ok: false, seconds: (performance.now() - started) / 1000, detail };
+}
+
+async function main(): Promise<number> {
+  const options = parseOptions();
+  const { duration, seed, streams } = options;
+  const random = prng(seed);
+  const keys = Array.from({ length: streams }, (_, i) => `chaos-${i}-stream`);
+  const counts = { kills: 0, source: 0, target: 0, net: 0 };
+  const problems: string[] = [];
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+
+  note(
+    `seed=${seed} duration=${duration}s streams=${streams} rate=${options.rate}/s; starting servers`,
+  );
+  await using source = await RedisServer.start({ appendOnly: true });
+  await using target = await RedisServer.start({ appendOnly: true });
+  await using sourceProxy = await TcpProxy.start(source);
+  await using targetProxy = await TcpProxy.start(target);
+  const proxies = { source: sourceProxy, target: targetProxy };
+  const servers = { source, target };
+
+  const env: Record<string, string> = {
+    SOURCE_REDIS_HOST: sourceProxy.host,
+    SOURCE_REDIS_PORT: String(sourceProxy.port),
+    TARGET_REDIS_HOST: targetProxy.host,
+    TARGET_REDIS_PORT: String(targetProxy.port),
+    REDIS_DB_SEARCH_RANGE: "0",
+    STREAM_POLL_INTERVAL: "0.2",
+    STREAM_DISCOVERY_INTERVAL: "1",
+    STREAM_PENDING_CHECK_INTERVAL: "5",
+    LOG_LEVEL: "WARNING",
+    METRICS_PORT: "0",
+  };
+  for (const side of ["SOURCE", "TARGET"]) {
+    env[`${side}_REDIS_MAX_RETRIES`] = "100000";
+    env[`${side}_REDIS_BACKOFF_BASE`] = "0.05";
+    env[`${side}_REDIS_BACKOFF_MAX`] = "1";
+    env[`${side}_REDIS_COMMAND_TIMEOUT`] = "2";
+    env[`${side}_REDIS_HEALTH_CHECK_INTERVAL`] = "1";
+  }
+
+  const producer = new Producer(source, keys, prng(seed ^ 0x5eed));
+  const producing = producer.run(options.rate);
+  await using replicator = new Replicator(env);
+  replicator.start();
+
+  const end = performance.now() + duration * 1000;
+  let nextReport = performance.now() + 30_000;
+  while (performance.now() < end && !interrupted) {
+    await delay(500 + random() * 2500);
+    if (performance.now() >= end || interrupted) break;
+    await replicator.checkAlive();
+    const pick = random();
+    if (pick < 0.3) {
+      counts.kills++;
+      const pause = Math.floor(random() * 500);
+      note(`replicator SIGKILL (restart after ${pause} ms)`);
+      await replicator.kill();
+      await delay(pause);
+      replicator.start();
+    } else if (pick < 0.6) {
+      const name = pick < 0.45 ? "source" : "target";
+      const server = servers[name];
+      const graceful = random() < 0.3;
+      const down = 200 + Math.floor(random() * 2000);
+      counts[name]++;
+      note(`${name} server ${graceful ? "stop" : "SIGKILL"}, down ${down} ms`);
+      if (graceful) await server.stop();
+      else await server.kill();
+      if (random() < 0.25) {
+        // The replicator also restarts while the server is down: its start-up must wait.
+        counts.kills++;
+        note(`replicator SIGKILL while the ${name} server is down (restarted at once)`);
+        await replicator.kill();
+        replicator.start();
+      }
+      await delay(down);
+      await startServer(server, name);
+    } else {
+      counts.net++;
+      const name = random() < 0.5 ? "source" : "target";
+      const proxy = proxies[name];
+      const kind = random();
+      if (kind < 0.4) {
+        note(`${name} proxy cut (${proxy.connections} connections)`);
+        proxy.cut();
+      } else if (kind < 0.7) {
+        const ms = 300 + Math.floor(random() * 4000);
+        note(`${name} proxy black hole for ${ms} ms`);
+        proxy.blackhole(true);
+        await delay(ms);
+        proxy.blackhole(false);
+      } else {
+        const ms = 10 + Math.floor(random() * 400);
+        const forMs = 1000 + Math.floor(random() * 4000);
+        note(`${name} proxy delay ${ms} ms for ${forMs} ms`);
+        proxy.delay(ms);
+        await delay(forMs);
+        proxy.delay(0);
+      }
+    }
+    if (performance.now() >= nextReport) {
+      nextReport += 30_000;
+      note(
+        `progress: produced ${producer.acked} (failed writes ${producer.failed}), on the target ${
+          (await totalLength(target, keys)) ?? "?"
+        }`,
+      );
+    }
+  }
+  Deno.removeSignalListener("SIGINT", onSigint);
+
+  note("faults stopped; stopping the producer");
+  for (const proxy of [sourceProxy, targetProxy]) {
+    proxy.blackhole(false);
+    proxy.delay(0);
+  }
+  for (const [name, server] of Object.entries(servers)) {
+    if (!server.running) await startServer(server, name);
+  }
+  await replicator.checkAlive();
+  producer.stop();
+  await producing;
+  note("waiting for the running replicator to catch up");
+  const caughtUp = await waitForCatchUp(source, target, keys, 180_000);
+  if (!caughtUp.ok) {
+    problems.push(`the running replicator did not catch up within 180 s: ${caughtUp.detail}`);
+  } else {
+    note(`caught up in ${caughtUp.seconds.toFixed(1)} s`);
+  }
+  await replicator.checkAlive();
+  problems.push(...replicator.unexpectedExits);
+
+  note("stopping the replicator (SIGTERM)");
+  const stopped = await replicator.stop();
+  if (stopped.code !== 0) {
+    problems.push(`run exited ${stopped.code} on SIGTERM (expected 0):\n${stopped.stderr}`);
+  }
+
+  note("run --once");
+  const once = await runCli(["run", "--once"], { env, timeoutMs: 900_000 }).catch((error) => ({
+    code: -1,
+    stdout: "",
+    stderr: errorText(error),
+    signal: null,
+  }));
+  if (once.code !== 0) {
+    problems.push(`run --once exited ${once.code} (expected 0):\n${tail(once.stderr, 40)}`);
+  }
+
+  note("comparing every stream");
+  let entries = 0;
+  const src = new RedisConnection("source", { host: source.host, port: source.port });
+  const dst = new RedisConnection("target", { host: target.host, port: target.port });
+  await using client = await connect(source);
+  try {
+    for (const key of keys) {
+      const cmp = await compareStream(src, dst, makeStreamRef(0, key), { windowSize: 2000 });
+      entries += cmp.sourceEntries;
+      if (!cmp.identical || cmp.sourceEntries !== cmp.targetEntries) {
+        problems.push(
+          `${key}: source ${cmp.sourceEntries} entries (${cmp.sourceFirstId}..${cmp.sourceLastId}), target ${cmp.targetEntries} (${cmp.targetFirstId}..${cmp.targetLastId}); missing ${cmp.missing} ${
+            JSON.stringify(cmp.missingIds)
+          }, extra ${cmp.extra} ${JSON.stringify(cmp.extraIds)}, changed ${cmp.changed} ${
+            JSON.stringify(cmp.changedIds)
+          }`,
+        );
+      }
+      try {
+        const pending = Number((await client.send(["XPENDING", key, GROUP]) as unknown[])[0]);
+        if (pending !== 0) problems.push(`${key}: ${pending} entries pending in ${GROUP}`);
+      } catch (error) {
+        problems.push(`${key}: XPENDING failed: ${errorText(error)}`);
+      }
+    }
+  } finally {
+    src.close();
+    dst.close();
+  }
+  if (entries < producer.acked) {
+    problems.push(`the source holds ${entries} entries, fewer than the ${producer.acked} acked`);
+  }
+  if (interrupted) problems.push("interrupted (SIGINT) before the end of the fault phase");
+
+  for (const problem of problems) console.log(`FAIL: ${problem}`);
+  const faults = counts.kills + counts.source + counts.target + counts.net;
+  const result = problems.length === 0 ? "PASS" : "FAIL";
+  console.log(
+    `chaos: seed=${seed} duration=${duration}s faults=${faults} (kills=${counts.kills} source-restarts=${counts.source} target-restarts=${counts.target} net=${counts.net}) entries=${entries} streams=${streams} result=${result}`,
+  );
+  return problems.length === 0 ? 0 : 1;
+}
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await main();
+  } catch (error) {
+    console.error(error);
+    console.log(`chaos: result=FAIL (${errorText(error).split("\n")[0]})`);
+    code = 1;
+  }
+  Deno.exit(code);
+}
