@@ -58,14 +58,24 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** Options for {@linkcode Backoff}. */
+export interface BackoffLoopOptions extends BackoffOptions {
+  /**
+   * Failures retried at once (*_MAX_RETRIES) before the delays start.
+   * @default {0}
+   */
+  immediateRetries?: number;
+}
+
 /**
  * Counts consecutive failures of one loop and says how long to wait before
- * the next attempt. Reset it after a success.
+ * the next attempt: the first `immediateRetries` at once, then exponential
+ * backoff with jitter. Reset it after a success.
  */
 export class Backoff {
   #attempt = 0;
-  #options: BackoffOptions;
-  constructor(options: BackoffOptions = {}) {
+  #options: BackoffLoopOptions;
+  constructor(options: BackoffLoopOptions = {}) {
     this.#options = options;
   }
   /** Consecutive failures so far. */
@@ -74,7 +84,9 @@ export class Backoff {
   }
   /** The delay for the next retry; counts one more failure. */
   next(): number {
-    return backoffDelay(this.#attempt++, this.#options);
+    const immediate = this.#options.immediateRetries ?? 0;
+    const attempt = this.#attempt++;
+    return attempt < immediate ? 0 : backoffDelay(attempt - immediate, this.#options);
   }
   /** Call after a success. */
   reset(): void {

@@ -136,8 +136,9 @@ function redisServerKeys(side: "SOURCE" | "TARGET"): ConfigKeyInfo[] {
     entry(
       "MAX_RETRIES",
       "5",
-      "Retries of a failed operation, and of the start-up connection check, before giving up " +
-        "(integer >= 0).",
+      "Start-up: connection attempts after the first before giving up (exit 69). While " +
+        "running: failed operations retried at once before backing off; the service itself " +
+        "never gives up (integer >= 0).",
     ),
     entry(
       "BACKOFF_BASE",

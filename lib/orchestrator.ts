@@ -385,6 +385,7 @@ export class Orchestrator {
       batchSize: config.batchSize,
       backoffBaseMs: config.target.backoffBase * 1000,
       backoffMaxMs: config.target.backoffMax * 1000,
+      maxRetries: config.target.maxRetries,
       once: this.#once,
       hardSignal: this.#hardSignal,
       pendingCheckIntervalMs: config.pendingCheckInterval * 1000,
@@ -460,6 +461,7 @@ export class Orchestrator {
         once: this.#once,
         backoffBaseMs: this.#config.source.backoffBase * 1000,
         backoffMaxMs: this.#config.source.backoffMax * 1000,
+        maxRetries: this.#config.source.maxRetries,
         onError: this.#hooks.onReadError,
         unblock: (id) => {
           this.#control.send(undefined, ["CLIENT", "UNBLOCK", id]).catch(() => {

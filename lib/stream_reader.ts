@@ -43,6 +43,11 @@ export interface StreamReaderOptions {
   /** Backoff bounds after a failed read, milliseconds. */
   backoffMaxMs: number;
   /**
+   * Failed reads retried at once before backing off (SOURCE_REDIS_MAX_RETRIES).
+   * @default {0}
+   */
+  maxRetries?: number;
+  /**
    * Called for each failed read, with the error's kind (reply code or "connection").
    * @default {undefined}
    */
@@ -86,7 +91,11 @@ export class StreamReader {
   constructor(conn: RedisConnection, options: StreamReaderOptions) {
     this.#conn = conn;
     this.#options = options;
-    this.#backoff = new Backoff({ baseMs: options.backoffBaseMs, maxMs: options.backoffMaxMs });
+    this.#backoff = new Backoff({
+      baseMs: options.backoffBaseMs,
+      maxMs: options.backoffMaxMs,
+      immediateRetries: options.maxRetries,
+    });
   }
 
   /** Streams assigned to this reader. */

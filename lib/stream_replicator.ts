@@ -106,6 +106,11 @@ export interface StreamReplicatorOptions {
   /** Retry backoff cap, milliseconds. */
   backoffMaxMs: number;
   /**
+   * Failed attempts retried at once before backing off (TARGET_REDIS_MAX_RETRIES).
+   * @default {0}
+   */
+  maxRetries?: number;
+  /**
    * `run --once`: end when nothing is left to read.
    * @default {false}
    */
@@ -451,7 +456,11 @@ export class StreamReplicator {
    * failures with backoff until it succeeds or `hard` aborts.
    */
   async #copyBatch(entries: StreamEntry[], deleted: string[], hard: AbortSignal): Promise<void> {
-    const backoff = new Backoff({ baseMs: this.#o.backoffBaseMs, maxMs: this.#o.backoffMaxMs });
+    const backoff = new Backoff({
+      baseMs: this.#o.backoffBaseMs,
+      maxMs: this.#o.backoffMaxMs,
+      immediateRetries: this.#o.maxRetries,
+    });
     let lastLogged = "";
     let lastLoggedAt = 0;
     while (true) {
@@ -651,7 +660,11 @@ export class StreamReplicator {
 
   /** Runs `op`, retrying retriable failures with backoff until `signal` aborts (then undefined). */
   async #retrying<T>(op: () => Promise<T>, signal: AbortSignal): Promise<T | undefined> {
-    const backoff = new Backoff({ baseMs: this.#o.backoffBaseMs, maxMs: this.#o.backoffMaxMs });
+    const backoff = new Backoff({
+      baseMs: this.#o.backoffBaseMs,
+      maxMs: this.#o.backoffMaxMs,
+      immediateRetries: this.#o.maxRetries,
+    });
     while (true) {
       if (signal.aborted) return undefined;
       try {
