@@ -27,23 +27,12 @@ import { RedisConnection } from "../lib/redis_connection.ts";
 import { makeStreamRef } from "../lib/stream_ref.ts";
 import { compareStream } from "../lib/verify.ts";
 import { type CliProcess, runCli, spawnCli } from "../tests/_cli.ts";
+import { prng, Producer } from "../tests/_producer.ts";
 import { TcpProxy } from "../tests/_proxy.ts";
-import { connect, type RedisArg, RedisServer, type TestClient } from "../tests/_redis.ts";
+import { connect, RedisServer } from "../tests/_redis.ts";
 
 const GROUP = "redis-sync-group";
 const START = performance.now();
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -56,96 +45,6 @@ function note(message: string): void {
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-const BINARY_FIELD = new Uint8Array([0x62, 0x00, 0xff, 0x0d, 0x0a]);
-
-/** 1-4 fields: text, random bytes (NUL, 0xff, CR LF...), sometimes empty or 4 KiB values. */
-function payload(random: () => number, n: number): RedisArg[] {
-  const size = random() < 0.01 ? 4096 : 1 + Math.floor(random() * 64);
-  const bytes = new Uint8Array(size);
-  for (let i = 0; i < size; i++) bytes[i] = Math.floor(random() * 256);
-  bytes[0] = [0x00, 0xff, 0x0d, 0x80][n % 4];
-  const fields: RedisArg[] = ["n", String(n), "bin", bytes];
-  if (n % 3 === 0) fields.push("empty", "");
-  if (n % 5 === 0) fields.push(BINARY_FIELD, bytes.subarray(0, n % 11));
-  return fields;
-}
-
-/**
- * Writes `XADD key * ...` round-robin over `keys` at about `rate` entries
- * per second, in pipelined chunks, straight to the source server (not
- * through the proxy). A write the server did not confirm (it was killed)
- * is not counted; the connection is reopened until the server is back.
- */
-class Producer {
-  acked = 0;
-  failed = 0;
-  readonly #server: RedisServer;
-  readonly #keys: string[];
-  readonly #random: () => number;
-  #client: TestClient | null = null;
-  #n = 0;
-  #stopped = false;
-
-  constructor(server: RedisServer, keys: string[], random: () => number) {
-    this.#server = server;
-    this.#keys = keys;
-    this.#random = random;
-  }
-
-  async run(rate: number): Promise<void> {
-    const chunk = Math.max(1, Math.min(500, Math.round(rate / 25)));
-    const started = performance.now();
-    while (!this.#stopped) {
-      await this.#chunk(chunk);
-      const due = started + (this.#n / rate) * 1000;
-      await delay(Math.max(1, due - performance.now()));
-    }
-    await this.#client?.close();
-    this.#client = null;
-  }
-
-  stop(): void {
-    this.#stopped = true;
-  }
-
-  async #chunk(size: number): Promise<void> {
-    const client = await this.#connection();
-    if (!client) return;
-    const writes: Promise<unknown>[] = [];
-    for (let i = 0; i < size; i++) {
-      const n = this.#n++;
-      const key = this.#keys[n % this.#keys.length];
-      writes.push(client.send(["XADD", key, "*", ...payload(this.#random, n)]));
-    }
-    let lost = false;
-    for (const result of await Promise.allSettled(writes)) {
-      if (result.status === "fulfilled") this.acked++;
-      else {
-        this.failed++;
-        lost = true;
-      }
-    }
-    if (lost) {
-      await this.#client?.close();
-      this.#client = null;
-    }
-  }
-
-  async #connection(): Promise<TestClient | null> {
-    while (!this.#stopped) {
-      if (this.#client?.isOpen) return this.#client;
-      await this.#client?.close();
-      this.#client = null;
-      try {
-        this.#client = await connect(this.#server);
-      } catch {
-        await delay(100);
-      }
-    }
-    return null;
-  }
 }
 
 interface Options {
@@ -353,7 +252,7 @@ async function main(): Promise<number> {
   }
 
   const producer = new Producer(source, keys, prng(seed ^ 0x5eed));
-  const producing = producer.run(options.rate);
+  const producing = producer.runRate(options.rate);
   await using replicator = new Replicator(env);
   replicator.start();
 

@@ -16,7 +16,8 @@ import { RedisConnection } from "../lib/redis_connection.ts";
 import { makeStreamRef } from "../lib/stream_ref.ts";
 import { compareStream } from "../lib/verify.ts";
 import { type CliProcess, runCli, spawnCli } from "./_cli.ts";
-import { connect, type RedisArg, RedisServer, type TestClient } from "./_redis.ts";
+import { connect, RedisServer, type TestClient } from "./_redis.ts";
+import { prng, Producer } from "./_producer.ts";
 import { delay, replicationEnv, waitFor } from "./_replication.ts";
 
 const GROUP = "redis-sync-group";
@@ -39,104 +40,6 @@ function crashEnv(source: RedisServer, target: RedisServer): Record<string, stri
     TARGET_REDIS_BACKOFF_MAX: "0.5",
     METRICS_PORT: "0",
   });
-}
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const BINARY_FIELD = new Uint8Array([0x66, 0x00, 0xff, 0x0d, 0x0a]); // "f\0\xff\r\n"
-
-/** Fields of entry `n`: text, random bytes (NUL, 0xff, CR LF...), an empty value, a binary field name. */
-function payload(random: () => number, n: number): RedisArg[] {
-  const bytes = new Uint8Array(1 + Math.floor(random() * 48));
-  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(random() * 256);
-  bytes[0] = [0x00, 0xff, 0x0d, 0x80][n % 4];
-  return ["n", String(n), "bin", bytes, "empty", "", BINARY_FIELD, bytes.subarray(0, n % 7)];
-}
-
-/**
- * Writes entries with `XADD key * ...`, pipelined, round-robin over `keys`.
- * Survives its server going away: a failed write is not counted (it may or
- * may not have been stored), and the connection is reopened until the
- * server is back.
- */
-class Producer {
-  /** Writes the server confirmed. */
-  acked = 0;
-  /** Writes that failed (server gone). */
-  failed = 0;
-  readonly #server: RedisServer;
-  readonly #keys: string[];
-  readonly #random: () => number;
-  #client: TestClient | null = null;
-  #n = 0;
-  #stopped = false;
-
-  constructor(server: RedisServer, keys: string[], random: () => number) {
-    this.#server = server;
-    this.#keys = keys;
-    this.#random = random;
-  }
-
-  /** Writes `total` entries (or until stopped) in pipelined chunks, pausing between chunks. */
-  async run(total: number, chunk: number, pauseMs: number): Promise<void> {
-    while (!this.#stopped && this.acked < total) {
-      await this.#chunk(Math.min(chunk, total - this.acked));
-      await delay(pauseMs);
-    }
-    await this.#client?.close();
-    this.#client = null;
-  }
-
-  stop(): void {
-    this.#stopped = true;
-  }
-
-  async #chunk(size: number): Promise<void> {
-    const client = await this.#connection();
-    if (!client) return;
-    const writes: Promise<unknown>[] = [];
-    for (let i = 0; i < size; i++) {
-      const n = this.#n++;
-      const key = this.#keys[n % this.#keys.length];
-      writes.push(client.send(["XADD", key, "*", ...payload(this.#random, n)]));
-    }
-    let lost = false;
-    for (const result of await Promise.allSettled(writes)) {
-      if (result.status === "fulfilled") this.acked++;
-      else {
-        this.failed++;
-        lost = true;
-      }
-    }
-    if (lost) {
-      await client.close();
-      this.#client = null;
-    }
-  }
-
-  async #connection(): Promise<TestClient | null> {
-    while (!this.#stopped) {
-      if (this.#client?.isOpen) return this.#client;
-      await this.#client?.close();
-      this.#client = null;
-      try {
-        this.#client = await connect(this.#server);
-      } catch {
-        await delay(50);
-      }
-    }
-    return null;
-  }
 }
 
 async function streamLength(client: TestClient, key: string): Promise<number> {
@@ -218,7 +121,7 @@ Deno.test("crash: SIGKILL of `run` at random moments, at least 15 times while 50
 
   // Separate random sequences, so that the kill delays do not depend on the producer's timing.
   const producer = new Producer(source, KEYS, prng(SEED ^ 0x5eed));
-  const producing = producer.run(TOTAL, 250, 40);
+  const producing = producer.runCount(TOTAL, 250, 40);
   let producerDone = false;
   producing.then(() => (producerDone = true), () => (producerDone = true));
 
@@ -288,7 +191,7 @@ Deno.test("crash: `run` survives SIGKILL and graceful restarts of the source and
   await using target = await RedisServer.start({ appendOnly: true });
   const env = crashEnv(source, target);
   const producer = new Producer(source, KEYS, prng(SEED));
-  const producing = producer.run(Number.MAX_SAFE_INTEGER, 100, 20);
+  const producing = producer.runCount(Number.MAX_SAFE_INTEGER, 100, 20);
   await using cli = spawnCli(["run"], { env, timeoutMs: 180_000 });
   const steps: string[] = [];
   const context = () =>
