@@ -38,7 +38,9 @@ async function runCommand(config: Config, args: CliArgs, signal: AbortSignal): P
     target: serverAddress(config.target),
   });
   const result = await runService(config, { signal, once: args.once });
-  return result.ok ? EXIT_CODES.OK : EXIT_CODES.FAILURE;
+  // `run` stopped by a signal exits 0 (streams in error were logged); `run --once`
+  // exits 1 when a stream could not be brought up to date.
+  return !args.once || result.ok ? EXIT_CODES.OK : EXIT_CODES.FAILURE;
 }
 
 async function checkCommand(config: Config, _args: CliArgs, signal: AbortSignal): Promise<number> {

@@ -15,6 +15,14 @@ export interface StreamEntry {
   fields: Uint8Array[];
 }
 
+/** What one read hands to a stream's loop: new entries, and IDs of pending entries deleted from the stream. */
+export interface ReadBatch {
+  /** Entries, in ID order. */
+  entries: StreamEntry[];
+  /** Pending entries that no longer exist (deleted or trimmed): to be acknowledged, not copied. */
+  deleted: string[];
+}
+
 /** Text of a bulk string reply (IDs and other ASCII values). */
 export function text(value: unknown): string {
   if (value instanceof Uint8Array) return DECODER.decode(value);

@@ -82,11 +82,17 @@ export class Backoff {
   get attempt(): number {
     return this.#attempt;
   }
-  /** The delay for the next retry; counts one more failure. */
-  next(): number {
+  /**
+   * The delay for the next retry; counts one more failure. `atOnce`: the
+   * failure may pass with an immediate retry (a dropped connection); false
+   * for a server that refused (out of memory, read-only), which only a
+   * delay helps.
+   */
+  next(atOnce = true): number {
     const immediate = this.#options.immediateRetries ?? 0;
     const attempt = this.#attempt++;
-    return attempt < immediate ? 0 : backoffDelay(attempt - immediate, this.#options);
+    if (attempt < immediate && atOnce) return 0;
+    return backoffDelay(Math.max(0, attempt - immediate), this.#options);
   }
   /** Call after a success. */
   reset(): void {

@@ -50,13 +50,23 @@ export async function checkConnectivity(
   const target = await connectWithRetries("target", config.target, targetDb, options.signal);
   let targetVersion: string;
   try {
-    targetVersion = await serverVersion(target);
+    const info = String(await target.send(undefined, ["INFO", "server"]));
+    targetVersion = versionOf(info);
+    requireVersion("target", config.target, targetVersion);
+    const replication = String(await target.send(undefined, ["INFO", "replication"]));
+    if (/^role:slave\b/m.test(replication)) {
+      log.warning(
+        "The target {address} is a replica: it refuses writes (READONLY) until it is promoted; the service keeps retrying",
+        { address: serverAddress(config.target) },
+      );
+    }
   } finally {
     target.close();
   }
   const source = await connectWithRetries("source", config.source, 0, options.signal);
   try {
-    const sourceVersion = await serverVersion(source);
+    const sourceVersion = versionOf(String(await source.send(undefined, ["INFO", "server"])));
+    requireVersion("source", config.source, sourceVersion);
     const wanted = new Set<number>(config.dbSearchRange);
     for (const s of config.streams) wanted.add(s.db);
     wanted.add(config.source.db);
@@ -84,6 +94,14 @@ export async function checkConnectivity(
   }
 }
 
+/** Closes `conn` when `signal` aborts (a hanging connect or command then fails at once). */
+function closeOnAbort(conn: RedisConnection, signal: AbortSignal | undefined): () => void {
+  if (!signal) return () => {};
+  const onAbort = () => conn.close();
+  signal.addEventListener("abort", onAbort, { once: true });
+  return () => signal.removeEventListener("abort", onAbort);
+}
+
 async function connectWithRetries(
   role: string,
   server: RedisServerConfig,
@@ -93,11 +111,15 @@ async function connectWithRetries(
   const address = serverAddress(server);
   for (let attempt = 0;; attempt++) {
     const conn = connectionFor(role, server, db, "check");
+    // Until the caller closes it, a stop request closes it, so no connect or
+    // command of the check can hang a shutdown.
+    const release = closeOnAbort(conn, signal);
     try {
       await conn.connect();
       await conn.send(undefined, ["PING"]);
       return conn;
     } catch (error) {
+      release();
       conn.close();
       if (error instanceof AuthError) throw error;
       if (isMissingDbError(error)) {
@@ -138,9 +160,19 @@ async function connectWithRetries(
   }
 }
 
-async function serverVersion(conn: RedisConnection): Promise<string> {
-  const info = String(await conn.send(undefined, ["INFO", "server"]));
+function versionOf(info: string): string {
   return /redis_version:([^\r\n]+)/.exec(info)?.[1] ?? "unknown";
+}
+
+/** XAUTOCLAIM and XPENDING's exclusive ranges need Redis 6.2; stream `lag` needs 7.0. */
+function requireVersion(role: string, server: RedisServerConfig, version: string): void {
+  const [major, minor] = version.split(".").map(Number);
+  if (Number.isNaN(major) || major > 6 || (major === 6 && minor >= 2)) return;
+  throw new ConfigError(
+    `The ${role} "${
+      serverAddress(server)
+    }" runs Redis ${version}: redis-stream-sync needs Redis 6.2 or newer (XAUTOCLAIM)`,
+  );
 }
 
 /** Connects once; an unreachable server is {@linkcode UnreachableError} (exit 69). */
@@ -152,7 +184,7 @@ export async function connectOrThrow(
   try {
     await conn.connect();
   } catch (error) {
-    if ((error as Error).name === "AuthError") throw error;
+    if (error instanceof AuthError) throw error;
     throw new UnreachableError(
       `Cannot connect to ${role} "${serverAddress(server)}": ${
         (error as Error).message.replace(/^Cannot connect to \w+ "[^"]*": /, "")

@@ -50,11 +50,6 @@ export class ConnectionPool {
     return this.#shared.length + this.#dedicated.length;
   }
 
-  /** The pool's bound. */
-  get size(): number {
-    return this.#size;
-  }
-
   /** Whether a dedicated connection can still be taken. */
   get canDedicate(): boolean {
     return this.count < this.#size;
@@ -93,7 +88,7 @@ export class ConnectionPool {
 
   /** A connection outside the bound, for control work (discovery, health, unblocking). */
   extra(db: number, name: string): RedisConnection {
-    return this.#create(db, name, true);
+    return this.#create(db, name);
   }
 
   /** Closes every connection of the pool. */

@@ -73,6 +73,17 @@ export class ConnectionError extends Error {
   }
 }
 
+/**
+ * A connection could not be opened (refused, timed out, closed): no command
+ * was sent on it. Retriable.
+ */
+export class ConnectError extends ConnectionError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConnectError";
+  }
+}
+
 /** A command got no reply within its deadline; the connection was closed. Retriable. */
 export class TimeoutError extends ConnectionError {
   constructor(message: string, options?: ErrorOptions) {

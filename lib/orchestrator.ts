@@ -109,18 +109,18 @@ export class Orchestrator {
   #readerController = new AbortController();
   #hardSignal: AbortSignal = new AbortController().signal;
   #once = false;
+  #started = false;
+  #goneBefore = new Set<string>();
+  #warnedUnblock = false;
 
   constructor(config: Config, hooks: OrchestratorHooks = {}) {
     this.#config = config;
     this.#hooks = hooks;
     this.#sourceHealth = new ServerHealth("source", serverAddress(config.source));
     this.#targetHealth = new ServerHealth("target", serverAddress(config.target));
-    const controlPool = new ConnectionPool("source", config.source, {
-      health: this.#sourceHealth,
-      size: 0,
-    });
-    this.#control = controlPool.extra(config.source.db, "control");
     this.#readerPool = new ConnectionPool("source", config.source, { health: this.#sourceHealth });
+    // Outside the pool's bound: discovery, health, group management, acks.
+    this.#control = this.#readerPool.extra(config.source.db, "control");
     const targetDb = config.target.db === "same" ? 0 : config.target.db;
     this.#targetPool = new ConnectionPool("target", { ...config.target, db: targetDb }, {
       health: this.#targetHealth,
@@ -162,6 +162,10 @@ export class Orchestrator {
    * is caught up). Closes every connection before it returns.
    */
   async run(signal: AbortSignal, options: RunOptions = {}): Promise<RunResult> {
+    if (this.#started) {
+      throw new Error("Orchestrator.run() may be called once; make a new Orchestrator");
+    }
+    this.#started = true;
     const { once = false, graceMs = 5000 } = options;
     this.#once = once;
     const hard = new AbortController();
@@ -170,7 +174,15 @@ export class Orchestrator {
     const onAbort = () => {
       log.info("Stopping: no new reads; finishing the batches in flight");
       this.#readerController.abort();
-      graceTimer = setTimeout(() => hard.abort(), graceMs);
+      // A read in flight is cut: what it delivered stays pending and is copied on the next start.
+      this.#readerPool.close();
+      graceTimer = setTimeout(() => {
+        // Batches still in flight are abandoned: their commands fail at once, their
+        // entries stay pending (re-delivered safely on the next start).
+        hard.abort();
+        this.#control.close();
+        this.#targetPool.close();
+      }, graceMs);
     };
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
@@ -252,7 +264,7 @@ export class Orchestrator {
     }
     const stats = await readStreamStats(
       this.#control,
-      this.#targetPool.pick(0),
+      this.#targetPool.pick(refs[0].targetDb),
       refs,
       this.#config.consumerGroup,
     );
@@ -267,32 +279,43 @@ export class Orchestrator {
    */
   async #mirrorTrims(): Promise<void> {
     for (const loop of this.#loops.values()) {
-      const ref = loop.stream;
-      const stats = this.#stats.get(ref.id);
-      if (!stats?.sourceIsStream || stats.targetWrongType) continue;
-      let minId = stats.firstSourceId;
-      if (!minId) {
-        // Empty source: everything up to its last ID was trimmed.
-        const info = parseFlatMap(await this.#control.send(ref.db, ["XINFO", "STREAM", ref.key]));
-        const top = text(info.get("last-generated-id") ?? "0-0");
-        if (top === "0-0") continue;
-        minId = nextId(top);
-      }
-      const removed = Number(
-        await this.#targetPool.pick(ref.targetDb).send(ref.targetDb, [
-          "XTRIM",
-          ref.targetKey,
-          "MINID",
-          minId,
-        ]),
-      );
-      if (removed > 0) {
-        log.debug("Trimmed {count} entries of {target} below {minId}, as on the source", {
-          count: removed,
-          target: ref.targetLabel,
-          minId,
+      try {
+        await this.#mirrorTrim(loop.stream);
+      } catch (error) {
+        // One stream's failure does not keep the others from being trimmed.
+        log.debug("Mirroring the trim of {stream} failed: {error}", {
+          stream: loop.stream.label,
+          error: errorMessage(error),
         });
       }
+    }
+  }
+
+  async #mirrorTrim(ref: StreamRef): Promise<void> {
+    const stats = this.#stats.get(ref.id);
+    if (!stats?.sourceIsStream || stats.targetWrongType) return;
+    let minId = stats.firstSourceId;
+    if (!minId) {
+      // Empty source: everything up to its last ID was trimmed.
+      const info = parseFlatMap(await this.#control.send(ref.db, ["XINFO", "STREAM", ref.key]));
+      const top = text(info.get("last-generated-id") ?? "0-0");
+      if (top === "0-0") return;
+      minId = nextId(top);
+    }
+    const removed = Number(
+      await this.#targetPool.pick(ref.targetDb).send(ref.targetDb, [
+        "XTRIM",
+        ref.targetKey,
+        "MINID",
+        minId,
+      ]),
+    );
+    if (removed > 0) {
+      log.debug("Trimmed {count} entries of {target} below {minId}, as on the source", {
+        count: removed,
+        target: ref.targetLabel,
+        minId,
+      });
     }
   }
 
@@ -380,7 +403,9 @@ export class Orchestrator {
       target: this.#targetPool,
       group: config.consumerGroup,
       consumer: config.consumerName,
-      startId: config.startId,
+      // A stream that was deleted and came back is new: copy it whole, whatever STREAM_START_ID
+      // says (with "$", entries written before the next discovery pass would be skipped).
+      startId: this.#goneBefore.has(ref.id) ? "0" : config.startId,
       autoCreateGroup: config.autoCreateGroups,
       batchSize: config.batchSize,
       backoffBaseMs: config.target.backoffBase * 1000,
@@ -408,8 +433,10 @@ export class Orchestrator {
         else entry.dbs.set(ref.db, n);
       }
       // A stream that is gone disappears from status and metrics; others stay visible.
-      if (outcome === "gone") this.#stats.delete(ref.id);
-      else this.#ended.set(ref.id, { ref, status: replicator.status });
+      if (outcome === "gone") {
+        this.#stats.delete(ref.id);
+        this.#goneBefore.add(ref.id);
+      } else this.#ended.set(ref.id, { ref, status: replicator.status });
       this.#outcomes.set(ref.id, outcome);
       this.#reportOutcome(ref, outcome, replicator.status);
       this.#hooks.onStreamEnd?.(ref, outcome);
@@ -464,8 +491,15 @@ export class Orchestrator {
         maxRetries: this.#config.source.maxRetries,
         onError: this.#hooks.onReadError,
         unblock: (id) => {
-          this.#control.send(undefined, ["CLIENT", "UNBLOCK", id]).catch(() => {
-            // The reader wakes up at the end of its block anyway.
+          this.#control.send(undefined, ["CLIENT", "UNBLOCK", id]).catch((error) => {
+            // The reader wakes up at the end of its block anyway, only later.
+            // Only a refusal is worth a word (a lost connection is reported elsewhere).
+            if (this.#warnedUnblock || !(error instanceof RedisReplyError)) return;
+            this.#warnedUnblock = true;
+            log.warning(
+              "CLIENT UNBLOCK failed ({error}); new entries may wait up to STREAM_POLL_INTERVAL (the ACL user needs CLIENT UNBLOCK)",
+              { error: errorMessage(error) },
+            );
           });
         },
       });
@@ -510,12 +544,15 @@ export class Orchestrator {
   #result(): RunResult {
     const failures: RunResult["failures"] = [];
     for (const [id, outcome] of this.#outcomes) {
-      if (outcome === "caught-up" || outcome === "stopped" || outcome === "gone") continue;
+      if (outcome === "caught-up" || outcome === "gone") continue;
+      if (outcome === "stopped" && !this.#once) continue;
       const ended = this.#ended.get(id);
       const status = ended?.status;
       const label = ended?.ref.label ?? id;
       const reason = outcome === "skipped"
         ? `no consumer group "${this.#config.consumerGroup}" (STREAM_AUTO_CREATE_CONSUMER_GROUPS=false)`
+        : outcome === "stopped"
+        ? "interrupted before it was up to date"
         : status?.lastError ?? outcome;
       failures.push({ stream: label, reason });
     }

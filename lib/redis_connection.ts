@@ -10,7 +10,13 @@
 import { Buffer } from "node:buffer";
 import { createClient, ErrorReply, RESP_TYPES } from "@redis/client";
 import type { RedisServerConfig } from "./config_types.ts";
-import { AuthError, ConnectionError, RedisReplyError, TimeoutError } from "./errors.ts";
+import {
+  AuthError,
+  ConnectError,
+  ConnectionError,
+  RedisReplyError,
+  TimeoutError,
+} from "./errors.ts";
 import type { ServerHealth } from "./server_health.ts";
 
 /** One argument of a Redis command: text or raw bytes. */
@@ -113,13 +119,17 @@ export function connectionFor(
 }
 
 /** Maps anything node-redis or the socket throws to the service's error classes. */
-export function toRedisError(error: unknown, where: string): Error {
+function toRedisError(error: unknown, where: string): Error {
   if (error instanceof ConnectionError || error instanceof RedisReplyError) return error;
   if (error instanceof ErrorReply) {
     return new RedisReplyError(error.message, { cause: error });
   }
   const err = error as { code?: string; message?: string } | undefined;
   const message = describeSocketError(err);
+  if (/client is (closed|offline)/i.test(err?.message ?? "")) {
+    // node-redis refused to send: the command never left.
+    return new ConnectError(`Connection to ${where} lost: ${message}`, { cause: error });
+  }
   return new ConnectionError(`Connection to ${where} lost: ${message}`, { cause: error });
 }
 
@@ -145,10 +155,22 @@ function describeSocketError(err: { code?: string; message?: string } | undefine
   return message;
 }
 
+function isPermissionReply(error: unknown): boolean {
+  return error instanceof ErrorReply && /^NOPERM\b/.test(error.message);
+}
+
+function destroyQuietly(client: Client): void {
+  try {
+    client.destroy();
+  } catch {
+    // already closed
+  }
+}
+
 function isAuthReply(error: unknown): boolean {
   if (!(error instanceof ErrorReply) && !(error instanceof RedisReplyError)) return false;
   const message = (error as Error).message;
-  return /^(WRONGPASS|NOAUTH|NOPERM)\b/.test(message) || /^ERR AUTH\b/.test(message) ||
+  return /^(WRONGPASS|NOAUTH)\b/.test(message) || /^ERR AUTH\b/.test(message) ||
     /invalid (username-)?password/i.test(message);
 }
 
@@ -174,6 +196,8 @@ export class RedisConnection {
   #healthTimer: ReturnType<typeof setInterval> | undefined;
   #clientId: string | undefined;
   #everConnected = false;
+  /** The client being opened, so that close() can cut a hanging connect too. */
+  #opening: Client | null = null;
 
   /**
    * @param role "source" or "target", for messages.
@@ -208,11 +232,6 @@ export class RedisConnection {
   /** Commands sent and not yet answered. */
   get inflight(): number {
     return this.#inflight;
-  }
-
-  /** Whether an underlying connection is open now. */
-  get connected(): boolean {
-    return this.#client !== null;
   }
 
   /** The server's CLIENT ID of the current connection (with `trackClientId`). */
@@ -323,13 +342,9 @@ export class RedisConnection {
   /** Closes the connection now; commands in flight fail with a ConnectionError. */
   close(): void {
     this.#closed = true;
+    if (this.#opening) destroyQuietly(this.#opening);
     if (this.#healthTimer !== undefined) clearInterval(this.#healthTimer);
     this.#healthTimer = undefined;
-    this.#drop();
-  }
-
-  /** Drops the current socket (e.g. after a timeout); the next command reconnects. */
-  reset(): void {
     this.#drop();
   }
 
@@ -369,26 +384,34 @@ export class RedisConnection {
       disableOfflineQueue: true,
     });
     client.on("error", () => {
-      // Every failure also rejects the command that saw it; the listener
-      // only keeps node-redis from treating the error as unhandled.
+      // Every failure also rejects the command that saw it. Without a
+      // reconnect strategy node-redis closes the client on a socket error
+      // without emitting "end": forget it, so the next command reconnects.
+      if (this.#client === client && !client.isOpen) this.#client = null;
     });
     client.on("end", () => {
       if (this.#client === client) this.#client = null;
     });
     try {
-      await withDeadline(client.connect(), o.commandTimeoutMs, () => {
-        client.destroy();
-      });
-      if (o.trackClientId) {
-        this.#clientId = String(await client.sendCommand(["CLIENT", "ID"]));
-      }
+      this.#opening = client;
+      const handshake = async () => {
+        await client.connect();
+        if (o.trackClientId) this.#clientId = String(await client.sendCommand(["CLIENT", "ID"]));
+      };
+      await withDeadline(handshake(), o.commandTimeoutMs, () => destroyQuietly(client));
     } catch (error) {
-      try {
-        client.destroy();
-      } catch {
-        // already closed
+      this.#opening = null;
+      destroyQuietly(client);
+      if (this.#closed) throw new ConnectError(`Connection to ${this.#where} is closed`);
+      if (isPermissionReply(error)) {
+        const reply = (error as Error).message.split("\n")[0];
+        const err = new AuthError(
+          `Permission denied on ${this.#where} while connecting: ${reply} (the ACL user needs CLIENT SETNAME/ID, SELECT and the stream commands)`,
+          { cause: error },
+        );
+        o.health?.reportDown(err);
+        throw err;
       }
-      if (this.#closed) throw new ConnectionError(`Connection to ${this.#where} is closed`);
       if (isAuthReply(error)) {
         const reply = (error as Error).message.split("\n")[0];
         const err = new AuthError(`Authentication to ${this.#where} failed: ${reply}`, {
@@ -397,17 +420,20 @@ export class RedisConnection {
         o.health?.reportDown(err);
         throw err;
       }
-      if (error instanceof ErrorReply) {
-        // e.g. SELECT of a DB the server does not have, or LOADING
+      if (error instanceof ErrorReply && /DB index is out of range|LOADING/.test(error.message)) {
+        // A DB the server does not have (callers tell it apart), or a server still loading.
         const err = new RedisReplyError(error.message, { cause: error });
         o.health?.reportDown(err);
         throw err;
       }
       const err = error instanceof DeadlineError
-        ? new TimeoutError(
+        ? new ConnectError(
           `Cannot connect to ${this.#where}: no answer within ${o.commandTimeoutMs} ms`,
         )
-        : new ConnectionError(
+        : error instanceof ErrorReply
+        // Any other refusal during the handshake (e.g. max number of clients reached) passes.
+        ? new ConnectError(`Cannot connect to ${this.#where}: ${error.message}`, { cause: error })
+        : new ConnectError(
           `Cannot connect to ${this.#where}: ${describeSocketError(error as Error)}`,
           {
             cause: error,
@@ -416,9 +442,10 @@ export class RedisConnection {
       o.health?.reportDown(err);
       throw err;
     }
+    this.#opening = null;
     if (this.#closed) {
-      client.destroy();
-      throw new ConnectionError(`Connection to ${this.#where} is closed`);
+      destroyQuietly(client);
+      throw new ConnectError(`Connection to ${this.#where} is closed`);
     }
     this.#client = client;
     this.#lastActivity = Date.now();
@@ -438,7 +465,7 @@ export class RedisConnection {
       );
       return await withDeadline(reply, deadline, () => {
         if (this.#client === client) this.#drop();
-        else client.destroy();
+        else destroyQuietly(client);
       });
     } catch (error) {
       if (error instanceof DeadlineError) {
@@ -471,13 +498,7 @@ export class RedisConnection {
     const client = this.#client;
     this.#client = null;
     this.#db = this.#options.db;
-    if (client) {
-      try {
-        client.destroy();
-      } catch {
-        // already closed
-      }
-    }
+    if (client) destroyQuietly(client);
   }
 
   #healthCheck(): void {

@@ -35,7 +35,7 @@ export interface ServiceOptions {
 /**
  * Runs the service until `signal` aborts (or, with `once`, until every
  * stream is caught up). A stop requested during the start-up check returns
- * `ok: true` with no streams. Throws the start-up check's errors
+ * no streams, `ok` unless `once`. Throws the start-up check's errors
  * (unreachable, authentication, configuration).
  */
 export async function runService(config: Config, options: ServiceOptions): Promise<RunResult> {
@@ -55,10 +55,10 @@ export async function runService(config: Config, options: ServiceOptions): Promi
       await checkConnectivity(config, { signal });
     } catch (error) {
       // Stopped (SIGTERM/SIGINT) while waiting for a server: a clean stop, not "unreachable".
-      if (signal.aborted) return { ok: true, streams: [], failures: [] };
+      if (signal.aborted) return stoppedDuringStartUp(once);
       throw error;
     }
-    if (signal.aborted) return { ok: true, streams: [], failures: [] };
+    if (signal.aborted) return stoppedDuringStartUp(once);
     const current = new Orchestrator(config, metrics.hooks());
     orchestrator = current;
     const stopProgress = once && shouldShowProgress(terminal, config.logFormat)
@@ -88,6 +88,12 @@ export async function runService(config: Config, options: ServiceOptions): Promi
     http?.controller.abort();
     await http?.server.finished;
   }
+}
+
+/** `run` stopped before it began is a clean stop; `run --once` has then copied nothing. */
+function stoppedDuringStartUp(once: boolean): RunResult {
+  const failures = once ? [{ stream: "*", reason: "interrupted before replication started" }] : [];
+  return { ok: failures.length === 0, streams: [], failures };
 }
 
 function listen(

@@ -8,10 +8,17 @@
  * @module
  */
 import { Backoff, sleep } from "./backoff.ts";
-import { errorMessage, isRetriableError, RedisReplyError, StreamGoneError } from "./errors.ts";
+import {
+  ConnectError,
+  ConnectionError,
+  errorMessage,
+  isRetriableError,
+  RedisReplyError,
+  StreamGoneError,
+} from "./errors.ts";
 import { getLog } from "./log.ts";
 import type { RedisConnection } from "./redis_connection.ts";
-import { compareIds, parseMultiRead, type StreamEntry } from "./_replies.ts";
+import { compareIds, parseMultiRead, type ReadBatch } from "./_replies.ts";
 import { type StreamRef, toHex } from "./stream_ref.ts";
 
 const log = getLog("reader");
@@ -58,7 +65,7 @@ export interface StreamReaderOptions {
 
 interface Waiter {
   stream: StreamRef;
-  resolve: (entries: StreamEntry[] | null) => void;
+  resolve: (batch: ReadBatch | null) => void;
   reject: (error: unknown) => void;
 }
 
@@ -73,7 +80,7 @@ export class StreamReader {
    * maintenance) are delivered to its next read, so nothing read is ever
    * skipped out of order.
    */
-  #stash = new Map<string, StreamEntry[]>();
+  #stash = new Map<string, ReadBatch>();
   /**
    * Streams whose last read failed on the connection: the server may have
    * delivered entries whose reply was lost (they are pending for this
@@ -83,6 +90,8 @@ export class StreamReader {
    */
   #history = new Map<string, string>();
   #staleReadsPossibleUntil = 0;
+  /** A stream started waiting after the current pass took its list: do not block. */
+  #pokedDuringPass = false;
   #wake: (() => void) | null = null;
   #blockingOn: Set<string> | null = null;
   #rotation = 0;
@@ -101,11 +110,6 @@ export class StreamReader {
   /** Streams assigned to this reader. */
   get load(): number {
     return this.#assigned.size;
-  }
-
-  /** The reader's connection. */
-  get connection(): RedisConnection {
-    return this.#conn;
   }
 
   /** Assigns a stream to this reader. */
@@ -150,7 +154,7 @@ export class StreamReader {
    * read meanwhile are kept for it). Rejects with {@linkcode StreamGoneError} when the stream or its
    * group no longer exists, or with the error of a non-retriable failure.
    */
-  read(stream: StreamRef, signal: AbortSignal): Promise<StreamEntry[] | null> {
+  read(stream: StreamRef, signal: AbortSignal): Promise<ReadBatch | null> {
     if (signal.aborted) return Promise.resolve(null);
     const stashed = this.#stash.get(stream.id);
     if (stashed) {
@@ -162,9 +166,9 @@ export class StreamReader {
         if (this.#waiting.get(stream.id)?.resolve === done) this.#waiting.delete(stream.id);
         resolve(null);
       };
-      const done = (entries: StreamEntry[] | null) => {
+      const done = (batch: ReadBatch | null) => {
         signal.removeEventListener("abort", onAbort);
-        resolve(entries);
+        resolve(batch);
       };
       const fail = (error: unknown) => {
         signal.removeEventListener("abort", onAbort);
@@ -204,7 +208,7 @@ export class StreamReader {
               error: errorMessage(error),
             });
           }
-          await sleep(this.#backoff.next(), signal);
+          await sleep(this.#backoff.next(error instanceof ConnectionError), signal);
         }
       }
     } finally {
@@ -216,6 +220,9 @@ export class StreamReader {
 
   /** One pass: a non-blocking read of every waiting stream; if none had anything, one blocking read. */
   async #pass(signal: AbortSignal): Promise<void> {
+    this.#pokedDuringPass = false;
+    // Streams whose first read in this pass re-reads their own pending entries.
+    const fromHistory = new Set(this.#history.keys());
     const byDb = new Map<number, Waiter[]>();
     for (const waiter of this.#waiting.values()) {
       const list = byDb.get(waiter.stream.db);
@@ -229,11 +236,18 @@ export class StreamReader {
     }
     if (got || signal.aborted) return;
     if (this.#options.once) {
+      // Nothing new for streams read with ">": they are caught up. A stream that
+      // re-read its pending entries has not been asked for new ones yet.
       for (const waiters of byDb.values()) {
-        for (const waiter of waiters) this.#settle(waiter, []);
+        for (const waiter of waiters) {
+          if (!fromHistory.has(waiter.stream.id)) {
+            this.#settle(waiter, { entries: [], deleted: [] });
+          }
+        }
       }
       return;
     }
+    if (this.#pokedDuringPass) return; // a new waiter is not in this pass's list: no blocking
     // Nothing ready anywhere: block on one DB (rotating when several share this reader).
     const dbs = [...byDb.keys()];
     const db = dbs[this.#rotation++ % dbs.length];
@@ -278,36 +292,37 @@ export class StreamReader {
         // key is deleted): find which, one by one.
         return await this.#isolate(db, waiters);
       }
-      if (!(error instanceof RedisReplyError)) {
+      if (!(error instanceof RedisReplyError) && !(error instanceof ConnectError)) {
+        // The read may have been sent: the server may have delivered entries
+        // whose reply was lost, or may still run it later (the abandoned
+        // connection's data can sit in a socket buffer or in the network).
         for (const w of waiters) {
           if (!this.#history.has(w.stream.id)) this.#history.set(w.stream.id, "0");
         }
-        // The abandoned connection may still hold this read in a socket
-        // buffer or in the network, and the server may run it later.
         this.#staleReadsPossibleUntil = Date.now() + STALE_READ_WINDOW_MS;
       }
       throw error;
     } finally {
       this.#blockingOn = null;
     }
-    const byKey = new Map(waiters.map((w) => [toHex(w.stream.key), w]));
-    let got = false;
-    const items = parseMultiRead(reply);
+    const byKey = new Map(waiters.map((w) => [keyHex(w.stream), w]));
+    const items = parseMultiRead(reply).map((item) => ({ ...item, hex: toHex(item.key) }));
     for (const w of waiters) {
       if (!this.#history.has(w.stream.id)) continue;
       // A re-read of this consumer's pending entries: go on from the last
       // one returned (deleted ones included) until none is left.
-      const item = items.find((i) => toHex(i.key) === toHex(w.stream.key));
+      const item = items.find((i) => i.hex === keyHex(w.stream));
       const last = [...(item?.entries.map((e) => e.id) ?? []), ...(item?.deleted ?? [])]
         .sort(compareIds).at(-1);
       if (last === undefined) this.#history.delete(w.stream.id);
       else this.#history.set(w.stream.id, last);
     }
+    let got = false;
     for (const item of items) {
-      const waiter = byKey.get(toHex(item.key));
-      if (!waiter || item.entries.length === 0) continue;
+      const waiter = byKey.get(item.hex);
+      if (!waiter || (item.entries.length === 0 && item.deleted.length === 0)) continue;
       got = true;
-      this.#settle(waiter, item.entries);
+      this.#settle(waiter, { entries: item.entries, deleted: item.deleted });
     }
     return got;
   }
@@ -343,18 +358,24 @@ export class StreamReader {
    * read was in flight: the entries go to whoever waits now, or are kept
    * for the next read, in order.
    */
-  #settle(waiter: Waiter, entries: StreamEntry[]): void {
+  #settle(waiter: Waiter, batch: ReadBatch): void {
     const id = waiter.stream.id;
     const current = this.#waiting.get(id);
     if (current) {
       this.#waiting.delete(id);
-      current.resolve(entries);
+      current.resolve(batch);
       return;
     }
-    if (entries.length === 0 || !this.#assigned.has(id)) return;
+    if ((batch.entries.length === 0 && batch.deleted.length === 0) || !this.#assigned.has(id)) {
+      return;
+    }
     const stashed = this.#stash.get(id);
-    if (stashed) stashed.push(...entries);
-    else this.#stash.set(id, entries);
+    if (stashed) {
+      stashed.entries.push(...batch.entries);
+      stashed.deleted.push(...batch.deleted);
+    } else {
+      this.#stash.set(id, batch);
+    }
   }
 
   /** Wakes the loop: a stream started waiting (or the reader is stopping). */
@@ -364,10 +385,19 @@ export class StreamReader {
       return;
     }
     const blocking = this.#blockingOn;
-    if (blocking && (streamId === null || !blocking.has(streamId))) {
+    if (!blocking) {
+      this.#pokedDuringPass = true;
+      return;
+    }
+    if (streamId === null || !blocking.has(streamId)) {
       const id = this.#conn.clientId;
       this.#blockingOn = null;
       if (id !== undefined) this.#options.unblock(id);
     }
   }
+}
+
+/** The hex of a stream's key, taken from its id (`db:hex`). */
+function keyHex(stream: StreamRef): string {
+  return stream.id.slice(stream.id.indexOf(":") + 1);
 }

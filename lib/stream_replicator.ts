@@ -15,6 +15,7 @@
 import { Backoff, sleep } from "./backoff.ts";
 import type { ConnectionPool } from "./connection_pool.ts";
 import {
+  ConnectionError,
   errorMessage,
   isRetriableError,
   RedisReplyError,
@@ -28,6 +29,7 @@ import {
   parseAutoClaim,
   parseEntries,
   parseFlatMap,
+  type ReadBatch,
   type StreamEntry,
   text,
 } from "./_replies.ts";
@@ -156,6 +158,7 @@ export class StreamReplicator {
   /** The target's last generated ID (XADD refuses anything not above it). */
   #targetTop = "0-0";
   #warnedDeleted = false;
+  #warnedCleanup = false;
   /** Extra XADD arguments before the ID (e.g. MAXLEN ~ n). */
   #xaddOptions: string[] = [];
 
@@ -202,24 +205,28 @@ export class StreamReplicator {
       const every = this.#o.pendingCheckIntervalMs ?? 60_000;
       let nextMaintenance = Date.now() + every;
       while (!signal.aborted) {
-        const entries = await this.#readUntil(signal, nextMaintenance);
-        if (entries === null) {
+        const batch = await this.#readUntil(signal, nextMaintenance);
+        if (batch === null) {
           if (signal.aborted) break;
-        } else if (entries.length === 0) {
+        } else if (batch.entries.length === 0 && batch.deleted.length === 0) {
           this.status.state = "caught-up";
           return "caught-up";
-        } else if (
-          this.#o.reader.staleReadsPossible && await this.#deliveredEarlier(entries[0].id, signal)
-        ) {
-          // A read whose reply never arrived (it reached the server late, after a
-          // reconnect) delivered older entries to this consumer: copy those first.
-          log.warning(
-            "Entries of {stream} below {id} were delivered by a read whose reply was lost; re-reading them in order",
-            { stream: this.stream.label, id: entries[0].id },
-          );
-          this.#o.reader.rewind(this.stream);
+        } else if (batch.entries.length > 0 && this.#o.reader.staleReadsPossible) {
+          // A read whose reply never arrived may have reached the server late,
+          // after a reconnect, delivering older entries to this consumer.
+          const earlier = await this.#deliveredEarlier(batch.entries[0].id, signal);
+          if (signal.aborted) break; // not checked: leave the batch pending
+          if (earlier) {
+            log.warning(
+              "Entries of {stream} below {id} were delivered by a read whose reply was lost; re-reading them in order",
+              { stream: this.stream.label, id: batch.entries[0].id },
+            );
+            this.#o.reader.rewind(this.stream);
+          } else {
+            await this.#copyBatch(batch.entries, batch.deleted, hard);
+          }
         } else {
-          await this.#copyBatch(entries, [], hard);
+          await this.#copyBatch(batch.entries, batch.deleted, hard);
         }
         if (!this.#o.once && Date.now() >= nextMaintenance) {
           await this.#maintain(signal, hard);
@@ -285,10 +292,7 @@ export class StreamReplicator {
     try {
       groups = await this.#sendSource(["XINFO", "GROUPS", this.stream.key]);
     } catch (error) {
-      if (error instanceof RedisReplyError && /no such key/i.test(error.message)) {
-        throw new StreamGoneError(`Stream ${this.stream.label} does not exist`, { cause: error });
-      }
-      throw error;
+      throw this.#gone(error);
     }
     const exists = Array.isArray(groups) &&
       groups.some((g) => parseFlatMap(g).get("name") === group);
@@ -315,7 +319,7 @@ export class StreamReplicator {
   }
 
   /** The next batch, or null when `signal` aborts or `deadline` (ms since epoch) passes. */
-  async #readUntil(signal: AbortSignal, deadline: number): Promise<StreamEntry[] | null> {
+  async #readUntil(signal: AbortSignal, deadline: number): Promise<ReadBatch | null> {
     if (this.#o.once) return await this.#o.reader.read(this.stream, signal);
     const wake = new AbortController();
     const timer = setTimeout(() => wake.abort(), Math.max(0, deadline - Date.now()));
@@ -380,8 +384,15 @@ export class StreamReplicator {
     } catch (error) {
       const mapped = this.#gone(error);
       if (mapped !== error) throw mapped;
-      if (!isRetriableError(error)) throw error;
-      // Not worth a retry loop: the next maintenance pass tries again.
+      // Housekeeping only (e.g. the ACL user may not run XGROUP DELCONSUMER):
+      // never a reason to stop copying. The next maintenance pass tries again.
+      if (!this.#warnedCleanup) {
+        this.#warnedCleanup = true;
+        log.warning("Could not remove idle consumers of {stream}: {error}", {
+          stream: this.stream.label,
+          error: errorMessage(error),
+        });
+      }
     }
   }
 
@@ -536,7 +547,7 @@ export class StreamReplicator {
             error: message,
           });
         }
-        await sleep(backoff.next(), hard);
+        await sleep(backoff.next(error instanceof ConnectionError), hard);
       }
     }
   }
@@ -606,12 +617,18 @@ export class StreamReplicator {
   async #confirmOnTarget(old: StreamEntry[]): Promise<void> {
     const first = old[0].id;
     const last = old[old.length - 1].id;
-    const reply = await this.#sendTarget(
-      ["XRANGE", this.stream.targetKey, first, last, "COUNT", String(old.length * 2 + 10)],
-      true,
+    // One XRANGE per ID, in one pipeline: the IDs may lie far apart on a
+    // target that holds many entries between them (claimed batches).
+    const replies = await this.#o.target.pick(this.stream.targetDb).pipeline(
+      this.stream.targetDb,
+      old.map((e) => ["XRANGE", this.stream.targetKey, e.id, e.id]),
+      { buffers: true },
     );
-    const present = new Set(parseEntries(reply).entries.map((e) => e.id));
-    const missing = old.filter((e) => !present.has(e.id));
+    const missing = old.filter((_, i) => {
+      const r = replies[i];
+      if (r.status === "rejected") throw r.reason;
+      return parseEntries(r.value).entries.length === 0;
+    });
     if (missing.length === 0) {
       log.debug("{count} entries of {stream} are already on the target; acking them", {
         count: old.length,
@@ -639,7 +656,7 @@ export class StreamReplicator {
       throw new StreamStoppedError(
         `Entry ${
           lost[0].id
-        } of ${this.stream.label} is not on target stream ${this.stream.targetLabel}, whose last ID is already ${this.#targetTop}: something else wrote into the target stream, and the entry can no longer be inserted in order. Nothing was acked; fix the target stream (e.g. delete it to copy again) and the stream resumes on the next discovery pass`,
+        } of ${this.stream.label} is not on target stream ${this.stream.targetLabel}, whose last ID is already ${this.#targetTop}: something else wrote into the target stream, and the entry can no longer be inserted in order. Nothing was acked; fix the target stream (see "Something else writes into a target stream" in the README) and the stream resumes on the next discovery pass`,
       );
     }
   }
@@ -673,7 +690,7 @@ export class StreamReplicator {
         if (!isRetriableError(error)) throw error;
         this.status.errors++;
         this.status.lastError = errorMessage(error);
-        await sleep(backoff.next(), signal);
+        await sleep(backoff.next(error instanceof ConnectionError), signal);
       }
     }
   }

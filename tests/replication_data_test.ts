@@ -836,3 +836,74 @@ Deno.test("source and target restarted while running: nothing lost, nothing dupl
   assert.equal(new Set(copied.map(([id]) => id)).size, copied.length);
   assert.equal(await pendingCount(source, "outage-stream"), 0);
 });
+
+// ---------------------------------------------------------------------------
+// Found in review
+
+Deno.test("pending entries far apart, with other copied entries between them, are recognised as copied", async () => {
+  await captureLogs();
+  await using sourceServer = await RedisServer.start();
+  await using targetServer = await RedisServer.start();
+  await using source = await connect(sourceServer);
+  await using target = await connect(targetServer);
+  // Source: 1000-x, 2000-x (50 of them) and 5000-x; the target already holds all of them
+  // (an earlier service copied them), but 1000-x and 5000-x were never acked: pending
+  // for the original service's consumer, in one XAUTOCLAIM batch.
+  const ids = [
+    ...Array.from({ length: 10 }, (_, i) => `1000-${i}`),
+    ...Array.from({ length: 50 }, (_, i) => `2000-${i}`),
+    ...Array.from({ length: 10 }, (_, i) => `5000-${i}`),
+  ];
+  for (const id of ids) {
+    await source.xadd("far-stream", id, ["id", id]);
+    await target.xadd("far-stream", id, ["id", id]);
+  }
+  await source.send(["XGROUP", "CREATE", "far-stream", GROUP, "0"]);
+  await source.send([
+    "XREADGROUP",
+    "GROUP",
+    GROUP,
+    "old-consumer-4242",
+    "COUNT",
+    "100",
+    "STREAMS",
+    "far-stream",
+    ">",
+  ]);
+  await source.send(["XACK", "far-stream", GROUP, ...ids.filter((id) => id.startsWith("2000-"))]);
+  assert.equal(await pendingCount(source, "far-stream"), 20);
+
+  const result = await runOnce(envConf(sourceServer, targetServer));
+  assert.equal(result.ok, true, JSON.stringify(result.failures));
+  const status = result.streams.find((s) => s.key === "far-stream");
+  assert.equal(status?.skipped, 20);
+  assert.equal(status?.copied, 0);
+  assert.equal(await pendingCount(source, "far-stream"), 0);
+  await assertSameStream(source, target, "far-stream");
+});
+
+Deno.test("a stream deleted and created again is copied whole, even with STREAM_START_ID=$", async () => {
+  await captureLogs();
+  await using sourceServer = await RedisServer.start();
+  await using targetServer = await RedisServer.start();
+  await using source = await connect(sourceServer);
+  await using target = await connect(targetServer);
+  await source.send(["XGROUP", "CREATE", "again-stream", GROUP, "$", "MKSTREAM"]);
+  await source.xadd("again-stream", "1-0", ["n", "1"]);
+  await using run = new Running(envConf(sourceServer, targetServer, { STREAM_START_ID: "$" }));
+  await waitFor(async () => (await target.xrangeAll("again-stream")).length === 1, {
+    message: "entry 1-0 copied",
+  });
+  await source.send(["DEL", "again-stream"]);
+  // Written right away, before any discovery pass can see the new stream.
+  for (let i = 10; i < 15; i++) await source.xadd("again-stream", `${i}-0`, ["n", String(i)]);
+  await waitFor(async () => (await target.xrangeAll("again-stream")).length === 6, {
+    timeoutMs: 15_000,
+    message: "the recreated stream's entries copied",
+  });
+  await run.stop();
+  assert.deepEqual(
+    (await target.xrangeAll("again-stream")).map(([id]) => id),
+    ["1-0", "10-0", "11-0", "12-0", "13-0", "14-0"],
+  );
+});
