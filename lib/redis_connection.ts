@@ -256,7 +256,10 @@ export class RedisConnection {
     args: readonly RedisArg[],
     options: SendOptions = {},
   ): Promise<unknown> {
-    return this.#onDb(db, (client) => this.#exec(client, args, options));
+    return this.#onDb(
+      db,
+      (client) => this.#exec(client, args, options, transferAllowanceMs(argBytes(args))),
+    );
   }
 
   /**
@@ -271,10 +274,15 @@ export class RedisConnection {
   ): Promise<PromiseSettledResult<unknown>[]> {
     // Every sendCommand call happens in one synchronous block, so the
     // commands leave back to back, in order, in one write.
-    return this.#onDb(
-      db,
-      (client) => Promise.allSettled(commands.map((args) => this.#exec(client, args, options))),
-    );
+    return this.#onDb(db, (client) => {
+      // A command's reply comes after everything sent before it in the
+      // pipeline: its deadline grows with the bytes queued ahead of it.
+      let queued = 0;
+      return Promise.allSettled(commands.map((args) => {
+        queued += argBytes(args);
+        return this.#exec(client, args, options, transferAllowanceMs(queued));
+      }));
+    });
   }
 
   /**
@@ -454,10 +462,15 @@ export class RedisConnection {
     return client;
   }
 
-  async #exec(client: Client, args: readonly RedisArg[], options: SendOptions): Promise<unknown> {
+  async #exec(
+    client: Client,
+    args: readonly RedisArg[],
+    options: SendOptions,
+    allowanceMs = 0,
+  ): Promise<unknown> {
     this.#inflight++;
     this.#lastActivity = Date.now();
-    const deadline = this.#options.commandTimeoutMs + (options.blockMs ?? 0);
+    const deadline = this.#options.commandTimeoutMs + (options.blockMs ?? 0) + allowanceMs;
     try {
       const reply = client.sendCommand(
         args.map(toClientArg),
@@ -534,6 +547,20 @@ function withDeadline<T>(promise: Promise<T>, ms: number, onTimeout: () => void)
       },
     );
   });
+}
+
+/**
+ * Time granted on top of the command timeout to transfer `bytes`: a link of
+ * 1 MB/s at least, so big batches are not taken for a hung connection.
+ */
+function transferAllowanceMs(bytes: number): number {
+  return Math.floor(bytes / 1000);
+}
+
+function argBytes(args: readonly RedisArg[]): number {
+  let n = 0;
+  for (const arg of args) n += typeof arg === "string" ? arg.length : arg.byteLength;
+  return n;
 }
 
 /** node-redis takes strings and Buffers only. */
