@@ -656,7 +656,7 @@ export class StreamReplicator {
       throw new StreamStoppedError(
         `Entry ${
           lost[0].id
-        } of ${this.stream.label} is not on target stream ${this.stream.targetLabel}, whose last ID is already ${this.#targetTop}: something else wrote into the target stream, and the entry can no longer be inserted in order. Nothing was acked; fix the target stream (see "Something else writes into a target stream" in the README) and the stream resumes on the next discovery pass`,
+        } of ${this.stream.label} is not on target stream ${this.stream.targetLabel}, whose last ID is already ${this.#targetTop}: something else wrote into the target stream, and the entry can no longer be inserted in order. Nothing was acked; fix the target stream (see "Copying a stream again" in the README) and the stream resumes on the next discovery pass`,
       );
     }
   }
