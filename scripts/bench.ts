@@ -65,7 +65,13 @@ async function runSeed(
   return { entries, seconds: entries / rate };
 }
 
-async function runOurs(sourcePort: number, targetPort: number, batch: number, pool: number) {
+async function runOurs(
+  sourcePort: number,
+  targetPort: number,
+  batch: number,
+  pool: number,
+  extra: Record<string, string> = {},
+) {
   const { config } = loadConfig({}, {
     SOURCE_REDIS_HOST: "127.0.0.1",
     SOURCE_REDIS_PORT: String(sourcePort),
@@ -77,6 +83,7 @@ async function runOurs(sourcePort: number, targetPort: number, batch: number, po
     STREAM_DISCOVERY_PATTERNS: "bench-*",
     REDIS_DB_SEARCH_RANGE: "0",
     METRICS_PORT: "0",
+    ...extra,
   }, undefined);
   const t0 = performance.now();
   const result = await new Orchestrator(config).run(new AbortController().signal, { once: true });
@@ -137,6 +144,22 @@ async function main(): Promise<void> {
     for (let i = 0; i < streams; i++) await fill(src, `bench-${i}`, per);
     const r = await runOurs(source.port, target.port, batch, 10);
     rows.push({ name: `redis-stream-sync, ${streams} streams, pool 10`, ...r });
+  }
+
+  // 3. The same again, over 16 DBs (4 streams each), TARGET_REDIS_DB=same.
+  {
+    await using source = await RedisServer.start();
+    await using target = await RedisServer.start();
+    const per = Math.floor(entries / 64);
+    for (let db = 0; db < 16; db++) {
+      await using src = await connect(source, { db });
+      for (let i = 0; i < 4; i++) await fill(src, `bench-${i}`, per);
+    }
+    const r = await runOurs(source.port, target.port, batch, 10, {
+      REDIS_DB_SEARCH_RANGE: "0-15",
+      TARGET_REDIS_DB: "same",
+    });
+    rows.push({ name: "redis-stream-sync, 16 DBs x 4 streams", ...r });
   }
 
   console.log(
