@@ -62,7 +62,12 @@ export { collectStatus, formatStatusTable } from "./lib/status.ts";
 export type { StatusOptions, StatusRow } from "./lib/status.ts";
 export { makeStreamRef } from "./lib/stream_ref.ts";
 export type { StreamRef, StreamRefOptions } from "./lib/stream_ref.ts";
-export type { StreamOutcome, StreamState, StreamStatus } from "./lib/stream_replicator.ts";
+export type {
+  CopiedBatch,
+  StreamOutcome,
+  StreamState,
+  StreamStatus,
+} from "./lib/stream_replicator.ts";
 export { compareStream, verifyAll } from "./lib/verify.ts";
 export type {
   CompareOptions,

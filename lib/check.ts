@@ -110,7 +110,7 @@ async function connectWithRetries(
 ): Promise<RedisConnection> {
   const address = serverAddress(server);
   for (let attempt = 0;; attempt++) {
-    const conn = connectionFor(role, server, db, "check");
+    const conn = connectionFor(role, server, { db, purpose: "check" });
     // Until the caller closes it, a stop request closes it, so no connect or
     // command of the check can hang a shutdown.
     const release = closeOnAbort(conn, signal);
@@ -175,12 +175,20 @@ function requireVersion(role: string, server: RedisServerConfig, version: string
   );
 }
 
+/** Options for {@linkcode connectOrThrow}. */
+export interface ConnectOrThrowOptions {
+  /** "source" or "target", for the message. */
+  role: string;
+  /** The server `conn` goes to, for the message. */
+  server: { host: string; port: number };
+}
+
 /** Connects once; an unreachable server is {@linkcode UnreachableError} (exit 69). */
 export async function connectOrThrow(
   conn: RedisConnection,
-  role: string,
-  server: { host: string; port: number },
+  options: ConnectOrThrowOptions,
 ): Promise<void> {
+  const { role, server } = options;
   try {
     await conn.connect();
   } catch (error) {

@@ -13,6 +13,7 @@
 import type { Config, LogLevelName, ManualStream, RedisServerConfig } from "./config_types.ts";
 import { ConfigError } from "./errors.ts";
 import { type EnvFile, parseEnvFile } from "./env_file.ts";
+import { DEFAULT_LOG_FORMAT } from "./log.ts";
 
 /** Command-line overrides of configuration keys. */
 export interface ConfigFlags {
@@ -64,9 +65,6 @@ export interface ConfigKeyInfo {
   /** True for keys whose value is never printed (passwords). */
   readonly secret: boolean;
 }
-
-/** The default of LOG_FORMAT: the format string of the original service. */
-export const DEFAULT_LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s";
 
 /** Redis' default `databases` count: DB numbers are 0 to this minus one. */
 const DB_COUNT = 16;

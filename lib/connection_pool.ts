@@ -1,7 +1,7 @@
 /**
  * A bounded set of connections to one Redis server. Non-blocking commands
  * share connections (node-redis pipelines them); blocking readers take a
- * connection of their own. The pool never opens more than `size`.
+ * connection of their own. The pool never opens more than the server's `poolSize`.
  *
  * @module
  */
@@ -13,36 +13,20 @@ import type { ServerHealth } from "./server_health.ts";
 export interface ConnectionPoolOptions {
   /** Shared health of the server. */
   health: ServerHealth;
-  /**
-   * Prefix of each connection's CLIENT SETNAME.
-   * @default {"redis-stream-sync"}
-   */
-  clientName?: string;
-  /**
-   * Connections at most; defaults to the server's pool size.
-   * @default {server.poolSize}
-   */
-  size?: number;
 }
 
 /** A bounded, lazily filled pool of connections to one server. */
 export class ConnectionPool {
   #role: string;
-  #server: RedisServerConfig & { db?: number | "same" };
+  #server: RedisServerConfig;
   #options: ConnectionPoolOptions;
   #shared: RedisConnection[] = [];
   #dedicated: RedisConnection[] = [];
-  #size: number;
 
-  constructor(
-    role: string,
-    server: RedisServerConfig & { db?: number | "same" },
-    options: ConnectionPoolOptions,
-  ) {
+  constructor(role: string, server: RedisServerConfig, options: ConnectionPoolOptions) {
     this.#role = role;
     this.#server = server;
     this.#options = options;
-    this.#size = options.size ?? server.poolSize;
   }
 
   /** Connections opened or reserved so far. */
@@ -52,7 +36,7 @@ export class ConnectionPool {
 
   /** Whether a dedicated connection can still be taken. */
   get canDedicate(): boolean {
-    return this.count < this.#size;
+    return this.count < this.#server.poolSize;
   }
 
   /**
@@ -66,7 +50,7 @@ export class ConnectionPool {
       if (conn.inflight === 0) return conn;
       if (!best || conn.inflight < best.inflight) best = conn;
     }
-    if (this.count < this.#size) {
+    if (this.count < this.#server.poolSize) {
       const conn = this.#create(db, `${this.#role}-w${this.#shared.length}`);
       this.#shared.push(conn);
       return conn;
@@ -80,7 +64,9 @@ export class ConnectionPool {
 
   /** Takes a connection that only its taker uses (for blocking reads). */
   dedicate(db: number, name: string): RedisConnection {
-    if (!this.canDedicate) throw new Error(`The ${this.#role} pool is full (${this.#size})`);
+    if (!this.canDedicate) {
+      throw new Error(`The ${this.#role} pool is full (${this.#server.poolSize})`);
+    }
     const conn = this.#create(db, name, true);
     this.#dedicated.push(conn);
     return conn;
@@ -108,7 +94,7 @@ export class ConnectionPool {
       db,
       commandTimeoutMs: s.commandTimeout * 1000,
       healthCheckIntervalMs: s.healthCheckInterval * 1000,
-      clientName: `${this.#options.clientName ?? "redis-stream-sync"}-${name}`,
+      clientName: `redis-stream-sync-${name}`,
       health: this.#options.health,
       trackClientId,
     });

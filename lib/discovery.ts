@@ -22,11 +22,6 @@ export interface DiscoveryOptions {
    * @default {undefined}
    */
   signal?: AbortSignal;
-  /**
-   * SCAN's COUNT hint: keys looked at per call.
-   * @default {1000}
-   */
-  scanCount?: number;
 }
 
 /** What one discovery pass found. */
@@ -38,13 +33,15 @@ export interface DiscoveryResult {
 }
 
 const DB_OUT_OF_RANGE = /DB index is out of range|invalid DB index/i;
+/** SCAN's COUNT hint: keys looked at per call. */
+const SCAN_COUNT = 1000;
 
 /** Finds the streams matching `patterns` in each DB of `dbs`. */
 export async function discoverStreams(
   conn: RedisConnection,
   options: DiscoveryOptions,
 ): Promise<DiscoveryResult> {
-  const { dbs, patterns, signal, scanCount = 1000 } = options;
+  const { dbs, patterns, signal } = options;
   const streams: DiscoveryResult["streams"] = [];
   const missingDbs: number[] = [];
   for (const db of dbs) {
@@ -56,7 +53,7 @@ export async function discoverStreams(
           if (signal?.aborted) return { streams, missingDbs };
           const reply = await conn.send(
             db,
-            ["SCAN", cursor, "MATCH", pattern, "COUNT", String(scanCount), "TYPE", "stream"],
+            ["SCAN", cursor, "MATCH", pattern, "COUNT", String(SCAN_COUNT), "TYPE", "stream"],
             { buffers: true },
           ) as [Uint8Array, Uint8Array[]];
           cursor = text(reply[0]);

@@ -156,7 +156,7 @@ export class Metrics {
   /** Hooks to pass to the orchestrator. */
   hooks(): OrchestratorHooks {
     return {
-      onBatch: (stream, written, skipped, ms) => {
+      onBatch: (stream, { written, skipped, ms }) => {
         const labels = streamLabels(stream);
         if (written > 0) this.#replicated.inc(labels, written);
         if (skipped > 0) this.#skipped.inc(labels, skipped);
@@ -197,7 +197,7 @@ export class Metrics {
 type StreamStatusLike = OrchestratorStatus["streams"][number];
 
 function streamLabels(stream: StreamRef): { db: string; stream: string } {
-  return { db: String(stream.db), stream: stream.label.slice(stream.label.indexOf(":") + 1) };
+  return { db: String(stream.db), stream: stream.keyLabel };
 }
 
 function registerProcessMetrics(registry: client.Registry): void {

@@ -17,7 +17,12 @@ import { ServerHealth, type ServerHealthStatus } from "./server_health.ts";
 import { StreamReader } from "./stream_reader.ts";
 import type { StreamRef } from "./stream_ref.ts";
 import { readStreamStats, type StreamStats } from "./stream_stats.ts";
-import { type StreamOutcome, StreamReplicator, type StreamStatus } from "./stream_replicator.ts";
+import {
+  type CopiedBatch,
+  type StreamOutcome,
+  StreamReplicator,
+  type StreamStatus,
+} from "./stream_replicator.ts";
 import { parseFlatMap, text } from "./_replies.ts";
 
 const log = getLog("orchestrator");
@@ -40,13 +45,25 @@ export interface RunOptions {
 
 /** Per-batch and per-error hooks, for metrics. */
 export interface OrchestratorHooks {
-  /** A batch was written and acked. */
-  onBatch?: (stream: StreamRef, written: number, skipped: number, ms: number) => void;
-  /** An attempt failed (and will be retried). */
+  /**
+   * A batch was written and acked.
+   * @default {undefined}
+   */
+  onBatch?: (stream: StreamRef, batch: CopiedBatch) => void;
+  /**
+   * An attempt failed (and will be retried).
+   * @default {undefined}
+   */
   onError?: (stream: StreamRef, kind: string) => void;
-  /** A stream's loop ended. */
+  /**
+   * A stream's loop ended.
+   * @default {undefined}
+   */
   onStreamEnd?: (stream: StreamRef, outcome: StreamOutcome) => void;
-  /** A read from the source failed (and will be retried). */
+  /**
+   * A read from the source failed (and will be retried).
+   * @default {undefined}
+   */
   onReadError?: (kind: string) => void;
 }
 
@@ -121,10 +138,7 @@ export class Orchestrator {
     this.#readerPool = new ConnectionPool("source", config.source, { health: this.#sourceHealth });
     // Outside the pool's bound: discovery, health, group management, acks.
     this.#control = this.#readerPool.extra(config.source.db, "control");
-    const targetDb = config.target.db === "same" ? 0 : config.target.db;
-    this.#targetPool = new ConnectionPool("target", { ...config.target, db: targetDb }, {
-      health: this.#targetHealth,
-    });
+    this.#targetPool = new ConnectionPool("target", config.target, { health: this.#targetHealth });
   }
 
   /** A snapshot of every stream and both servers. */
@@ -263,10 +277,9 @@ export class Orchestrator {
       handled.set(id, loop.replicator.status.copied + loop.replicator.status.skipped);
     }
     const stats = await readStreamStats(
-      this.#control,
-      this.#targetPool.pick(refs[0].targetDb),
+      { source: this.#control, target: this.#targetPool.pick(refs[0].targetDb) },
       refs,
-      this.#config.consumerGroup,
+      { group: this.#config.consumerGroup },
     );
     for (const [id, s] of stats) s.handledAtRefresh = handled.get(id) ?? 0;
     this.#stats = stats;

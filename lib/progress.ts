@@ -24,12 +24,20 @@ export interface ProgressSnapshot {
   etaSeconds: number | null;
 }
 
+/** Options for {@linkcode progressOf}. */
+export interface ProgressOfOptions {
+  /** Milliseconds since the start. */
+  elapsedMs: number;
+  /** Entries to handle in all, as known (0 when unknown yet). */
+  total: number;
+}
+
 /** Computes progress from a status snapshot and the elapsed time. */
 export function progressOf(
   status: OrchestratorStatus,
-  elapsedMs: number,
-  total: number,
+  options: ProgressOfOptions,
 ): ProgressSnapshot {
+  const { elapsedMs, total } = options;
   let done = 0;
   for (const s of status.streams) done += s.copied + s.skipped;
   const rate = elapsedMs > 0 ? done / (elapsedMs / 1000) : 0;
@@ -95,7 +103,8 @@ export function startProgress(
       }
       total += totals.get(id) ?? 0;
     }
-    write(`\r\x1b[2K${formatProgress(progressOf(s, performance.now() - started, total))}`);
+    const elapsedMs = performance.now() - started;
+    write(`\r\x1b[2K${formatProgress(progressOf(s, { elapsedMs, total }))}`);
   };
   draw();
   const timer = setInterval(draw, options.intervalMs ?? 250);

@@ -97,6 +97,17 @@ export function serverAddress(options: { host: string; port: number }): string {
     : `${options.host}:${options.port}`;
 }
 
+/** Options for {@linkcode connectionFor}. */
+export interface ConnectionForOptions {
+  /** The DB selected when the connection opens. */
+  db: number;
+  /**
+   * What the connection is for, the last part of its CLIENT SETNAME.
+   * @default {"cli"}
+   */
+  purpose?: string;
+}
+
 /**
  * A connection for a one-shot command (`check`, `status`, `verify`) to a
  * configured server, named `redis-stream-sync-<role>-<purpose>`.
@@ -104,9 +115,9 @@ export function serverAddress(options: { host: string; port: number }): string {
 export function connectionFor(
   role: string,
   server: RedisServerConfig,
-  db: number,
-  purpose = "cli",
+  options: ConnectionForOptions,
 ): RedisConnection {
+  const { db, purpose = "cli" } = options;
   return new RedisConnection(role, {
     host: server.host,
     port: server.port,

@@ -64,17 +64,17 @@ export async function collectStatus(
   config: Config,
   options: StatusOptions = {},
 ): Promise<StatusRow[]> {
-  const source = connectionFor("source", config.source, config.source.db);
-  const target = connectionFor(
-    "target",
-    config.target,
-    config.target.db === "same" ? 0 : config.target.db,
-  );
+  const source = connectionFor("source", config.source, { db: config.source.db });
+  const target = connectionFor("target", config.target, {
+    db: config.target.db === "same" ? 0 : config.target.db,
+  });
   try {
-    await connectOrThrow(source, "source", config.source);
-    await connectOrThrow(target, "target", config.target);
+    await connectOrThrow(source, { role: "source", server: config.source });
+    await connectOrThrow(target, { role: "target", server: config.target });
     const { streams } = await findStreams(source, config, { signal: options.signal });
-    const stats = await readStreamStats(source, target, streams, config.consumerGroup);
+    const stats = await readStreamStats({ source, target }, streams, {
+      group: config.consumerGroup,
+    });
     return streams.map((ref) => toRow(ref, stats.get(ref.id)!, config.startId));
   } finally {
     source.close();
@@ -98,9 +98,9 @@ function toRow(ref: StreamRef, s: StreamStats, startId: string): StatusRow {
     : s.sourceLength;
   return {
     db: ref.db,
-    key: ref.label.slice(ref.label.indexOf(":") + 1),
+    key: ref.keyLabel,
     keyHex: toHex(ref.key),
-    target: ref.targetLabel.slice(ref.targetLabel.indexOf(":") + 1),
+    target: ref.targetKeyLabel,
     targetDb: ref.targetDb,
     sourceLength: s.sourceLength,
     targetLength: s.targetLength,

@@ -45,9 +45,9 @@ export interface StreamReaderOptions {
    * @default {false}
    */
   once?: boolean;
-  /** Backoff bounds after a failed read, milliseconds. */
+  /** First backoff delay after a failed read, milliseconds. */
   backoffBaseMs: number;
-  /** Backoff bounds after a failed read, milliseconds. */
+  /** Largest backoff delay after failed reads, milliseconds. */
   backoffMaxMs: number;
   /**
    * Failed reads retried at once before backing off (SOURCE_REDIS_MAX_RETRIES).

@@ -25,8 +25,12 @@ export interface StreamRef {
   readonly targetId: string;
   /** `db0:orders` with unprintable bytes escaped, for logs and status. */
   readonly label: string;
-  /** The target key, escaped, for logs and status. */
+  /** `db0:` + the target key, escaped like `label`, for logs and status. */
   readonly targetLabel: string;
+  /** The source key, escaped like `label`, without the `dbN:` prefix. */
+  readonly keyLabel: string;
+  /** The target key, escaped like `label`, without the `dbN:` prefix. */
+  readonly targetKeyLabel: string;
   /** Whether the stream was named in REDIS_STREAMS. */
   readonly manual: boolean;
 }
@@ -63,6 +67,8 @@ export function makeStreamRef(
   targetKey.set(prefixBytes, 0);
   targetKey.set(keyBytes, prefixBytes.length);
   const tdb = targetDb === "same" ? db : targetDb;
+  const keyLabel = escapeBytes(keyBytes);
+  const targetKeyLabel = escapeBytes(targetKey);
   return {
     db,
     key: keyBytes,
@@ -70,8 +76,10 @@ export function makeStreamRef(
     targetKey,
     id: `${db}:${toHex(keyBytes)}`,
     targetId: `${tdb}:${toHex(targetKey)}`,
-    label: `db${db}:${escapeBytes(keyBytes)}`,
-    targetLabel: `db${tdb}:${escapeBytes(targetKey)}`,
+    label: `db${db}:${keyLabel}`,
+    targetLabel: `db${tdb}:${targetKeyLabel}`,
+    keyLabel,
+    targetKeyLabel,
     manual,
   };
 }

@@ -90,7 +90,7 @@ export interface StreamReplicatorOptions {
   /** The reader serving this stream. */
   reader: StreamReader;
   /** Source connection for group management, claims and acks. */
-  source: ConnectionPool | RedisConnection;
+  source: RedisConnection;
   /** Target connections. */
   target: ConnectionPool;
   /** Consumer group. */
@@ -139,10 +139,26 @@ export interface StreamReplicatorOptions {
    * @default {3600000}
    */
   consumerIdleMs?: number;
-  /** Called after each batch written (for metrics). */
-  onBatch?: (stream: StreamRef, written: number, skipped: number, ms: number) => void;
-  /** Called for each failed attempt (for metrics). */
+  /**
+   * Called after each batch written (for metrics).
+   * @default {undefined}
+   */
+  onBatch?: (stream: StreamRef, batch: CopiedBatch) => void;
+  /**
+   * Called for each failed attempt (for metrics).
+   * @default {undefined}
+   */
   onError?: (stream: StreamRef, kind: string) => void;
+}
+
+/** What one batch did, as passed to {@linkcode StreamReplicatorOptions.onBatch}. */
+export interface CopiedBatch {
+  /** Entries written to the target. */
+  written: number;
+  /** Entries found already on the target (re-deliveries) and only acked. */
+  skipped: number;
+  /** Milliseconds the batch took to write and ack. */
+  ms: number;
 }
 
 /** How a loop ended. */
@@ -168,9 +184,9 @@ export class StreamReplicator {
     if (options.targetMaxlen) this.#xaddOptions = ["MAXLEN", "~", String(options.targetMaxlen)];
     this.status = {
       db: stream.db,
-      key: stream.label.slice(stream.label.indexOf(":") + 1),
+      key: stream.keyLabel,
       targetDb: stream.targetDb,
-      target: stream.targetLabel.slice(stream.targetLabel.indexOf(":") + 1),
+      target: stream.targetKeyLabel,
       state: "starting",
       copied: 0,
       skipped: 0,
@@ -252,13 +268,8 @@ export class StreamReplicator {
     return "stopped";
   }
 
-  #sourceConn(): RedisConnection {
-    const s = this.#o.source;
-    return "pick" in s ? s.pick(this.stream.db) : s;
-  }
-
   #sendSource(args: RedisArg[], buffers = false): Promise<unknown> {
-    return this.#sourceConn().send(this.stream.db, args, { buffers });
+    return this.#o.source.send(this.stream.db, args, { buffers });
   }
 
   #sendTarget(args: RedisArg[], buffers = false): Promise<unknown> {
@@ -519,7 +530,7 @@ export class StreamReplicator {
           this.status.state = "replicating";
           log.info("Replication of {stream} resumed", { stream: this.stream.label });
         }
-        this.#o.onBatch?.(this.stream, written, skipped, performance.now() - started);
+        this.#o.onBatch?.(this.stream, { written, skipped, ms: performance.now() - started });
         return;
       } catch (error) {
         if (error instanceof StreamStoppedError || error instanceof StreamGoneError) throw error;

@@ -40,13 +40,20 @@ export interface StreamStats {
   handledAtRefresh?: number;
 }
 
+/** Options for {@linkcode readStreamStats}. */
+export interface ReadStreamStatsOptions {
+  /** The consumer group whose pending count and lag are read. */
+  group: string;
+}
+
 /** Reads the stats of `refs`: source side on `source`, target side on `target`. */
 export async function readStreamStats(
-  source: RedisConnection,
-  target: RedisConnection,
+  connections: { source: RedisConnection; target: RedisConnection },
   refs: readonly StreamRef[],
-  group: string,
+  options: ReadStreamStatsOptions,
 ): Promise<Map<string, StreamStats>> {
+  const { source, target } = connections;
+  const { group } = options;
   const out = new Map<string, StreamStats>();
   for (const [db, list] of groupBy(refs, (r) => r.db)) {
     const results = await source.pipeline(

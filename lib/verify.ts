@@ -123,15 +123,16 @@ class WindowCursor {
 }
 
 /**
- * Compares `ref`'s source stream (on `source`) with its target stream (on
- * `target`), reading both in windows of `windowSize` entries.
+ * Compares `ref`'s source stream (on `connections.source`) with its target
+ * stream (on `connections.target`), reading both in windows of `windowSize`
+ * entries.
  */
 export async function compareStream(
-  source: RedisConnection,
-  target: RedisConnection,
+  connections: { source: RedisConnection; target: RedisConnection },
   ref: StreamRef,
   options: CompareOptions = {},
 ): Promise<StreamComparison> {
+  const { source, target } = connections;
   const { windowSize = 1000, maxIds = 10, targetTrimmed = false, signal } = options;
   const [sourceFirst, sourceTop, targetFirst] = await Promise.all([
     firstId(source, ref.db, ref.key),
@@ -292,28 +293,26 @@ export async function verifyAll(
   options: VerifyOptions = {},
 ): Promise<VerifyReport> {
   const started = performance.now();
-  const source = connectionFor("source", config.source, config.source.db);
-  const target = connectionFor(
-    "target",
-    config.target,
-    config.target.db === "same" ? 0 : config.target.db,
-  );
+  const source = connectionFor("source", config.source, { db: config.source.db });
+  const target = connectionFor("target", config.target, {
+    db: config.target.db === "same" ? 0 : config.target.db,
+  });
   const streams: VerifiedStream[] = [];
   try {
-    await connectOrThrow(source, "source", config.source);
-    await connectOrThrow(target, "target", config.target);
+    await connectOrThrow(source, { role: "source", server: config.source });
+    await connectOrThrow(target, { role: "target", server: config.target });
     const { streams: refs } = await findStreams(source, config, { signal: options.signal });
     for (const ref of refs) {
       if (options.signal?.aborted) break;
       const base = {
         db: ref.db,
-        key: ref.label.slice(ref.label.indexOf(":") + 1),
+        key: ref.keyLabel,
         targetDb: ref.targetDb,
-        target: ref.targetLabel.slice(ref.targetLabel.indexOf(":") + 1),
+        target: ref.targetKeyLabel,
       };
       let line: VerifiedStream;
       try {
-        const c = await compareStream(source, target, ref, {
+        const c = await compareStream({ source, target }, ref, {
           windowSize: options.windowSize,
           targetTrimmed: config.targetStreamMaxlen > 0,
           signal: options.signal,

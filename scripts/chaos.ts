@@ -367,7 +367,9 @@ async function main(): Promise<number> {
   await using client = await connect(source);
   try {
     for (const key of keys) {
-      const cmp = await compareStream(src, dst, makeStreamRef(0, key), { windowSize: 2000 });
+      const cmp = await compareStream({ source: src, target: dst }, makeStreamRef(0, key), {
+        windowSize: 2000,
+      });
       entries += cmp.sourceEntries;
       if (!cmp.identical || cmp.sourceEntries !== cmp.targetEntries) {
         problems.push(

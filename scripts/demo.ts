@@ -194,7 +194,7 @@ async function main(): Promise<number> {
     try {
       for (const s of STREAMS) {
         const ref = makeStreamRef(s.db, s.key, { targetDb: "same" });
-        const c = await compareStream(src, dst, ref);
+        const c = await compareStream({ source: src, target: dst }, ref);
         if (c.identical) identical++;
         const verdict = c.identical
           ? "identical (IDs and bytes)"

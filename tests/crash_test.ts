@@ -82,7 +82,7 @@ async function assertExactCopy(
   let entries = 0;
   try {
     for (const key of KEYS) {
-      const cmp = await compareStream(src, dst, makeStreamRef(0, key));
+      const cmp = await compareStream({ source: src, target: dst }, makeStreamRef(0, key));
       assert.ok(
         cmp.identical && cmp.sourceEntries === cmp.targetEntries,
         `${key} differs on the target: ${JSON.stringify(cmp)}\n${context}`,

@@ -37,11 +37,10 @@ Deno.test("shouldShowProgress() draws only on a terminal with text logs", () => 
 Deno.test("progressOf() counts copied and skipped entries and derives rate and ETA", () => {
   const p = progressOf(
     status([{ copied: 600, skipped: 400 }, { key: "b", copied: 1000 }]),
-    2000,
-    4000,
+    { elapsedMs: 2000, total: 4000 },
   );
   assert.deepEqual(p, { done: 2000, total: 4000, rate: 1000, etaSeconds: 2 });
-  assert.equal(progressOf(status([]), 0, 0).etaSeconds, null);
+  assert.equal(progressOf(status([]), { elapsedMs: 0, total: 0 }).etaSeconds, null);
 });
 
 Deno.test("formatProgress() shows done of total, percentage, rate and ETA", () => {
