@@ -495,15 +495,7 @@ export class StreamReplicator {
           try {
             await this.#sendSource(["XACK", this.stream.key, this.#o.group, ...ids]);
           } catch (error) {
-            if (
-              error instanceof RedisReplyError &&
-              (error.code === "NOGROUP" || error.code === "WRONGTYPE")
-            ) {
-              throw new StreamGoneError(`Stream ${this.stream.label} is gone: ${error.message}`, {
-                cause: error,
-              });
-            }
-            throw error;
+            throw this.#gone(error);
           }
         }
         this.status.copied += written;
@@ -553,7 +545,7 @@ export class StreamReplicator {
         if (message !== lastLogged || Date.now() - lastLoggedAt > 60_000) {
           lastLogged = message;
           lastLoggedAt = Date.now();
-          log.warning("Batch of {stream} not copied yet (nothing acked): {error}; retrying", {
+          log.warning("Batch of {stream} not acknowledged yet: {error}; retrying", {
             stream: this.stream.label,
             error: message,
           });
