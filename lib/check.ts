@@ -47,7 +47,24 @@ export async function checkConnectivity(
   options: CheckOptions = {},
 ): Promise<CheckResult> {
   const targetDb = config.target.db === "same" ? 0 : config.target.db;
-  const target = await connectWithRetries("target", config.target, targetDb, options.signal);
+  const open = new Set<RedisConnection>();
+  const onAbort = () => {
+    for (const conn of open) conn.close();
+  };
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    return await check(config, { ...options, open, targetDb });
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+async function check(
+  config: Config,
+  options: CheckOptions & { open: Set<RedisConnection>; targetDb: number },
+): Promise<CheckResult> {
+  const { open, targetDb, signal } = options;
+  const target = await connectWithRetries("target", config.target, { db: targetDb, signal, open });
   let targetVersion: string;
   try {
     const info = String(await target.send(undefined, ["INFO", "server"]));
@@ -63,7 +80,7 @@ export async function checkConnectivity(
   } finally {
     target.close();
   }
-  const source = await connectWithRetries("source", config.source, 0, options.signal);
+  const source = await connectWithRetries("source", config.source, { db: 0, signal, open });
   try {
     const sourceVersion = versionOf(String(await source.send(undefined, ["INFO", "server"])));
     requireVersion("source", config.source, sourceVersion);
@@ -94,32 +111,25 @@ export async function checkConnectivity(
   }
 }
 
-/** Closes `conn` when `signal` aborts (a hanging connect or command then fails at once). */
-function closeOnAbort(conn: RedisConnection, signal: AbortSignal | undefined): () => void {
-  if (!signal) return () => {};
-  const onAbort = () => conn.close();
-  signal.addEventListener("abort", onAbort, { once: true });
-  return () => signal.removeEventListener("abort", onAbort);
-}
-
 async function connectWithRetries(
   role: string,
   server: RedisServerConfig,
-  db: number,
-  signal: AbortSignal | undefined,
+  options: { db: number; signal?: AbortSignal; open: Set<RedisConnection> },
 ): Promise<RedisConnection> {
+  const { db, signal, open } = options;
   const address = serverAddress(server);
   for (let attempt = 0;; attempt++) {
+    if (signal?.aborted) {
+      throw new UnreachableError(`Stopped while connecting to ${role} "${address}"`);
+    }
     const conn = connectionFor(role, server, { db, purpose: "check" });
-    // Until the caller closes it, a stop request closes it, so no connect or
-    // command of the check can hang a shutdown.
-    const release = closeOnAbort(conn, signal);
+    open.add(conn); // a stop request closes it: no connect or command can hang a shutdown
     try {
       await conn.connect();
       await conn.send(undefined, ["PING"]);
       return conn;
     } catch (error) {
-      release();
+      open.delete(conn);
       conn.close();
       if (error instanceof AuthError) throw error;
       if (isMissingDbError(error)) {

@@ -150,7 +150,9 @@ function redisServerKeys(side: "SOURCE" | "TARGET"): ConfigKeyInfo[] {
     entry(
       "COMMAND_TIMEOUT",
       "10",
-      "Seconds without a reply after which a connection is taken as hung and closed (> 0).",
+      "Seconds without a reply after which a connection is taken as hung and closed (> 0). " +
+        "Sending gets 1 ms more per KB written; a reply gets no more, so on a slow link keep it " +
+        "above the time one batch (STREAM_BATCH_SIZE entries) takes to arrive.",
       true,
     ),
   ];

@@ -6,6 +6,7 @@
  * @module
  */
 import type { RedisServerConfig } from "./config_types.ts";
+import { ConnectError } from "./errors.ts";
 import { RedisConnection } from "./redis_connection.ts";
 import type { ServerHealth } from "./server_health.ts";
 
@@ -22,6 +23,7 @@ export class ConnectionPool {
   #options: ConnectionPoolOptions;
   #shared: RedisConnection[] = [];
   #dedicated: RedisConnection[] = [];
+  #closed = false;
 
   constructor(role: string, server: RedisServerConfig, options: ConnectionPoolOptions) {
     this.#role = role;
@@ -44,6 +46,7 @@ export class ConnectionPool {
    * that DB, else a new one while the pool has room, else the least busy.
    */
   pick(db: number): RedisConnection {
+    if (this.#closed) throw new ConnectError(`The ${this.#role} connections are closed`);
     let best: RedisConnection | undefined;
     for (const conn of this.#shared) {
       if (conn.db !== db) continue;
@@ -64,6 +67,7 @@ export class ConnectionPool {
 
   /** Takes a connection that only its taker uses (for blocking reads). */
   dedicate(db: number, name: string): RedisConnection {
+    if (this.#closed) throw new ConnectError(`The ${this.#role} connections are closed`);
     if (!this.canDedicate) {
       throw new Error(`The ${this.#role} pool is full (${this.#server.poolSize})`);
     }
@@ -79,6 +83,7 @@ export class ConnectionPool {
 
   /** Closes every connection of the pool. */
   close(): void {
+    this.#closed = true;
     for (const conn of [...this.#shared, ...this.#dedicated]) conn.close();
     this.#shared = [];
     this.#dedicated = [];

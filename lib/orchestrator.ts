@@ -9,7 +9,7 @@ import { Backoff, sleep } from "./backoff.ts";
 import type { Config } from "./config_types.ts";
 import { ConnectionPool } from "./connection_pool.ts";
 import { findStreams } from "./discovery.ts";
-import { errorMessage, isRetriableError, RedisReplyError } from "./errors.ts";
+import { ConnectionError, errorMessage, isRetriableError, RedisReplyError } from "./errors.ts";
 import { getLog } from "./log.ts";
 import type { RedisConnection } from "./redis_connection.ts";
 import { serverAddress } from "./redis_connection.ts";
@@ -221,7 +221,7 @@ export class Orchestrator {
         try {
           await this.#pass(signal);
           await this.#refreshStats();
-          if (this.#config.mirrorSourceTrim) await this.#mirrorTrims();
+          if (this.#config.mirrorSourceTrim) await this.#mirrorTrims(signal);
         } catch (error) {
           this.#logDiscoveryError(error);
         }
@@ -290,12 +290,14 @@ export class Orchestrator {
    * (XTRIM MINID), so entries trimmed or deleted at the head of the source
    * leave the target too. Uses the stats of the last refresh.
    */
-  async #mirrorTrims(): Promise<void> {
+  async #mirrorTrims(signal: AbortSignal): Promise<void> {
     for (const loop of this.#loops.values()) {
+      if (signal.aborted) return;
       try {
         await this.#mirrorTrim(loop.stream);
       } catch (error) {
-        // One stream's failure does not keep the others from being trimmed.
+        if (error instanceof ConnectionError) throw error; // the server is gone: next pass
+        // One stream's refusal does not keep the others from being trimmed.
         log.debug("Mirroring the trim of {stream} failed: {error}", {
           stream: loop.stream.label,
           error: errorMessage(error),

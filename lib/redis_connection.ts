@@ -371,12 +371,15 @@ export class RedisConnection {
     while (this.#inflight > 0) {
       await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     }
-    const client = await this.#ensure();
+    const client = await this.#ensure(); // rejects once the connection is closed
     await this.#exec(client, ["SELECT", String(db)], {});
     this.#db = db;
   }
 
   #ensure(): Promise<Client> {
+    if (this.#closed) {
+      return Promise.reject(new ConnectError(`Connection to ${this.#where} is closed`));
+    }
     if (this.#client) return Promise.resolve(this.#client);
     if (this.#connecting) return this.#connecting;
     this.#connecting = this.#open().finally(() => {

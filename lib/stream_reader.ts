@@ -202,6 +202,11 @@ export class StreamReader {
               connection: this.#conn.where,
               error: errorMessage(error),
             });
+            // Retrying will not help (e.g. NOPERM): the streams waiting end with
+            // the error (and are tried again at the next discovery pass).
+            const waiters = [...this.#waiting.values()];
+            this.#waiting.clear();
+            for (const waiter of waiters) waiter.reject(error);
           } else {
             log.debug("Read failed on {connection}: {error}", {
               connection: this.#conn.where,
@@ -391,8 +396,9 @@ export class StreamReader {
     }
     if (streamId === null || !blocking.has(streamId)) {
       const id = this.#conn.clientId;
+      if (id === undefined) return; // still connecting: a later poke unblocks it
       this.#blockingOn = null;
-      if (id !== undefined) this.#options.unblock(id);
+      this.#options.unblock(id);
     }
   }
 }

@@ -229,13 +229,15 @@ export class StreamReplicator {
           return "caught-up";
         } else if (batch.entries.length > 0 && this.#o.reader.staleReadsPossible) {
           // A read whose reply never arrived may have reached the server late,
-          // after a reconnect, delivering older entries to this consumer.
-          const earlier = await this.#deliveredEarlier(batch.entries[0].id, signal);
+          // after a reconnect, delivering older entries to this consumer. Below
+          // the batch's lowest ID, deleted ones included (they are acked with it).
+          const lowest = [batch.entries[0].id, ...batch.deleted].sort(compareIds)[0];
+          const earlier = await this.#deliveredEarlier(lowest, signal);
           if (signal.aborted) break; // not checked: leave the batch pending
           if (earlier) {
             log.warning(
               "Entries of {stream} below {id} were delivered by a read whose reply was lost; re-reading them in order",
-              { stream: this.stream.label, id: batch.entries[0].id },
+              { stream: this.stream.label, id: lowest },
             );
             this.#o.reader.rewind(this.stream);
           } else {
@@ -353,11 +355,16 @@ export class StreamReplicator {
    */
   async #deliveredEarlier(firstId: string, signal: AbortSignal): Promise<boolean> {
     const { group, consumer } = this.#o;
-    const reply = await this.#retrying(
-      () =>
-        this.#sendSource(["XPENDING", this.stream.key, group, "-", `(${firstId}`, "1", consumer]),
-      signal,
-    );
+    let reply: unknown;
+    try {
+      reply = await this.#retrying(
+        () =>
+          this.#sendSource(["XPENDING", this.stream.key, group, "-", `(${firstId}`, "1", consumer]),
+        signal,
+      );
+    } catch (error) {
+      throw this.#gone(error);
+    }
     return Array.isArray(reply) && reply.length > 0;
   }
 
@@ -526,6 +533,8 @@ export class StreamReplicator {
         return;
       } catch (error) {
         if (error instanceof StreamStoppedError || error instanceof StreamGoneError) throw error;
+        // Abandoned at shutdown: the batch stays pending and is skipped as copied next time.
+        if (hard.aborted) throw new AbortedError();
         if (!isRetriableError(error)) {
           throw new StreamStoppedError(
             `Copy of a batch of ${this.stream.label} to ${this.stream.targetLabel} failed: ${
