@@ -118,11 +118,11 @@ export class CliProcess implements AsyncDisposable {
     this.#description = description;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.process = command.spawn();
-    const stdout = collect(this.process.stdout, (text) => {
+    const stdout = collectText(this.process.stdout, (text) => {
       this.#stdout += text;
       this.#notify();
     });
-    const stderr = collect(this.process.stderr, (text) => {
+    const stderr = collectText(this.process.stderr, (text) => {
       this.#stderr += text;
       this.#notify();
     });
@@ -332,7 +332,8 @@ function matchesText(pattern: RegExp, text: string): boolean {
   return pattern.test(text);
 }
 
-async function collect(
+/** Reads `stream` as text until it ends (or the process is gone), passing each chunk on. */
+export async function collectText(
   stream: ReadableStream<Uint8Array>,
   onText: (text: string) => void,
 ): Promise<void> {

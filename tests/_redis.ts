@@ -20,6 +20,7 @@
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { createClient, RESP_TYPES } from "@redis/client";
+import { collectText } from "./_cli.ts";
 
 const LOOPBACK = "127.0.0.1";
 const READY_TIMEOUT_MS = 10_000;
@@ -269,7 +270,7 @@ export class RedisServer implements AsyncDisposable {
     this.#child = child;
     this.#running = true;
     this.#stderr = "";
-    const drained = drainText(child.stderr, (text) => {
+    const drained = collectText(child.stderr, (text) => {
       this.#stderr += text;
     });
     const status = child.status.then((status) => {
@@ -387,17 +388,6 @@ function encodeCommand(args: string[]): string {
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let written = 0;
   while (written < bytes.length) written += await conn.write(bytes.subarray(written));
-}
-
-async function drainText(
-  stream: ReadableStream<Uint8Array>,
-  onText: (text: string) => void,
-): Promise<void> {
-  try {
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) onText(text);
-  } catch {
-    // The process is gone; what was read is kept.
-  }
 }
 
 async function fileSize(path: string): Promise<number> {
