@@ -8,6 +8,7 @@
 import process from "node:process";
 import client from "prom-client";
 import type { OrchestratorHooks, OrchestratorStatus } from "./orchestrator.ts";
+import type { ServerHealthStatus } from "./server_health.ts";
 import type { StreamRef } from "./stream_ref.ts";
 
 const PREFIX = "redis_stream_sync_";
@@ -61,33 +62,26 @@ export class Metrics {
       registers,
     });
     const status = () => this.#status();
-    new client.Gauge({
-      name: `${PREFIX}reconnects_total`,
-      help:
-        "Connections reopened after a failure, per server (a counter, exposed from the servers' health)",
-      labelNames: ["server"],
-      registers,
-      collect() {
-        this.reset();
-        const s = status();
-        if (!s) return;
-        this.set({ server: "source" }, s.source.reconnects);
-        this.set({ server: "target" }, s.target.reconnects);
-      },
-    });
-    new client.Gauge({
-      name: `${PREFIX}server_up`,
-      help: "1 when the server answers, 0 during an outage",
-      labelNames: ["server"],
-      registers,
-      collect() {
-        this.reset();
-        const s = status();
-        if (!s) return;
-        this.set({ server: "source" }, s.source.up ? 1 : 0);
-        this.set({ server: "target" }, s.target.up ? 1 : 0);
-      },
-    });
+    const perServer = (name: string, help: string, value: (h: ServerHealthStatus) => number) =>
+      new client.Gauge({
+        name: `${PREFIX}${name}`,
+        help,
+        labelNames: ["server"],
+        registers,
+        collect() {
+          this.reset();
+          const s = status();
+          if (!s) return;
+          this.set({ server: "source" }, value(s.source));
+          this.set({ server: "target" }, value(s.target));
+        },
+      });
+    perServer(
+      "reconnects_total",
+      "Connections reopened after a failure, per server (a counter, exposed from the servers' health)",
+      (h) => h.reconnects,
+    );
+    perServer("server_up", "1 when the server answers, 0 during an outage", (h) => (h.up ? 1 : 0));
     new client.Gauge({
       name: `${PREFIX}streams`,
       help: "Streams known to the replicator, by state",
