@@ -923,3 +923,26 @@ Deno.test("a stream deleted and created again is copied whole, even with STREAM_
     ["1-0", "10-0", "11-0", "12-0", "13-0", "14-0"],
   );
 });
+
+Deno.test("idle connections are checked with PING every *_HEALTH_CHECK_INTERVAL", async () => {
+  await captureLogs();
+  await using sourceServer = await RedisServer.start();
+  await using targetServer = await RedisServer.start();
+  await using source = await connect(sourceServer);
+  await using target = await connect(targetServer);
+  await source.xadd("ping-stream", "1-0", ["n", "1"]);
+  await using run = new Running(envConf(sourceServer, targetServer, {
+    TARGET_REDIS_HEALTH_CHECK_INTERVAL: "0.2",
+    SOURCE_REDIS_HEALTH_CHECK_INTERVAL: "0.2",
+  }));
+  await waitFor(() => sameStream(source, target, "ping-stream"), { message: "copied" });
+  // The target's writer connection is idle from now on: its last command becomes PING.
+  await waitFor(
+    async () =>
+      (await target.clientList()).some((c) =>
+        (c.name ?? "").startsWith("redis-stream-sync-target") && c.cmd === "ping"
+      ),
+    { timeoutMs: 10_000, message: "a PING on the idle target connection" },
+  );
+  await run.stop();
+});
