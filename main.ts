@@ -18,6 +18,11 @@ import { formatVerifiedStream, formatVerifySummary, verifyAll } from "./lib/veri
 
 const VERSION: string = denoJson.version;
 const DEFAULT_CONFIG_FILE = "env.conf";
+/**
+ * A signal repeated within this many milliseconds of the first is the same
+ * request (a process group signalled as a whole, `deno task` forwarding it).
+ */
+const SIGNAL_REPEAT_WINDOW_MS = 1000;
 const log = getLog("main");
 /** Set once logging is configured for JSON lines: the final error is then a JSON line too. */
 let jsonLogs = false;
@@ -120,20 +125,26 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const controller = new AbortController();
-  let signals = 0;
+  let first: { name: Deno.Signal; at: number } | undefined;
   const onSignal = (name: Deno.Signal) => {
-    signals++;
-    if (signals === 1) {
+    const now = performance.now();
+    if (first === undefined) {
+      first = { name, at: now };
       log.info("Received {signal}; shutting down (send it again to exit at once)", {
         signal: name,
       });
       controller.abort();
+    } else if (name === first.name && now - first.at < SIGNAL_REPEAT_WINDOW_MS) {
+      // The same signal twice within a moment is one request: `kill -TERM -PGID` reaches
+      // this process directly and through `deno task`, which forwards it too.
+      log.debug("Received {signal} again within {ms} ms; taken as the same request", {
+        signal: name,
+        ms: SIGNAL_REPEAT_WINDOW_MS,
+      });
     } else {
       log.warning(
         "Received {signal} again; exiting now (entries in flight stay pending and are copied on the next start)",
-        {
-          signal: name,
-        },
+        { signal: name },
       );
       Deno.exit(name === "SIGINT" ? 130 : 143);
     }

@@ -72,6 +72,16 @@ export interface RunCliOptions {
   script?: string;
 }
 
+/** Options for {@linkcode CliProcess}'s constructor. */
+interface CliProcessOptions extends RunCliOptions {
+  /**
+   * The program leads a process group of its own: signals and the final
+   * kill go to the whole group.
+   * @default {false}
+   */
+  group?: boolean;
+}
+
 /** How a program ended, and all it printed. */
 export interface CliResult {
   /** The exit code (128 + the signal's number if it was killed by a signal). */
@@ -112,10 +122,12 @@ export class CliProcess implements AsyncDisposable {
   readonly #timer: ReturnType<typeof setTimeout>;
   readonly #done: Promise<Deno.CommandStatus>;
   readonly #listeners = new Set<() => void>();
+  readonly #group: boolean;
 
-  /** Use {@linkcode spawnCli}. */
-  constructor(command: Deno.Command, description: string, options: RunCliOptions) {
+  /** Use {@linkcode spawnCli} or {@linkcode spawnTask}. */
+  constructor(command: Deno.Command, description: string, options: CliProcessOptions) {
     this.#description = description;
+    this.#group = options.group ?? false;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.process = command.spawn();
     const stdout = collectText(this.process.stdout, (text) => {
@@ -198,6 +210,20 @@ export class CliProcess implements AsyncDisposable {
   }
 
   /**
+   * Sends `signal` to the program's whole process group, as `kill -SIG -PGID`
+   * does (for a {@linkcode spawnTask} program: `deno task` and its child).
+   */
+  signalGroup(signal: Deno.Signal): void {
+    if (!this.#group) throw new Error(`${this.#description} has no process group of its own`);
+    if (this.#exitStatus) return;
+    try {
+      Deno.kill(-this.process.pid, signal);
+    } catch {
+      // Already exited.
+    }
+  }
+
+  /**
    * Waits for the program to exit and returns how, with all it printed.
    *
    * @throws {Error} if it was killed for running longer than `timeoutMs`.
@@ -221,7 +247,8 @@ export class CliProcess implements AsyncDisposable {
   #kill(signal: Deno.Signal): void {
     if (this.#exitStatus) return;
     try {
-      this.process.kill(signal);
+      if (this.#group) Deno.kill(-this.process.pid, signal);
+      else this.process.kill(signal);
     } catch {
       // Already exited.
     }
@@ -249,23 +276,53 @@ export class CliProcess implements AsyncDisposable {
  */
 export function spawnCli(args: string[], options: RunCliOptions = {}): CliProcess {
   const script = options.script ?? MAIN_PATH;
-  // METRICS_PORT=0 unless the test sets it (in env: it outranks env.conf),
-  // so runs never compete for the default port 9108.
-  const env: Record<string, string> = { DENO_NO_UPDATE_CHECK: "1", METRICS_PORT: "0" };
-  for (const name of ["PATH", "HOME", "DENO_DIR"]) {
-    const value = Deno.env.get(name);
-    if (value !== undefined) env[name] = value;
-  }
   const command = new Deno.Command(Deno.execPath(), {
     args: ["run", "--config", CONFIG_PATH, ...PERMISSION_FLAGS, script, ...args],
     cwd: options.cwd,
     clearEnv: true,
-    env: { ...env, ...options.env },
+    env: childEnv(options),
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
   });
   return new CliProcess(command, `deno run ${[script, ...args].join(" ")}`, options);
+}
+
+/**
+ * The environment of a program: PATH, HOME and DENO_DIR from this process,
+ * METRICS_PORT=0 unless the test sets it (in env: it outranks env.conf, so
+ * runs never compete for the default port 9108), then `options.env`.
+ */
+function childEnv(options: RunCliOptions): Record<string, string> {
+  const env: Record<string, string> = { DENO_NO_UPDATE_CHECK: "1", METRICS_PORT: "0" };
+  for (const name of ["PATH", "HOME", "DENO_DIR"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  return { ...env, ...options.env };
+}
+
+/**
+ * Starts `deno task <task> ...args` as a user does (the repository's
+ * deno.json, its directory as working directory, a clean environment like
+ * {@linkcode spawnCli}), leading a new process group (`setsid`), so that a
+ * test can signal the group as a whole.
+ */
+export function spawnTask(task: string, args: string[], options: RunCliOptions = {}): CliProcess {
+  // setsid execs the program (a child of this process is no group leader): its PID is the group's.
+  const command = new Deno.Command("setsid", {
+    args: [Deno.execPath(), "task", "--config", CONFIG_PATH, task, ...args],
+    cwd: options.cwd,
+    clearEnv: true,
+    env: childEnv(options),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  return new CliProcess(command, `deno task ${[task, ...args].join(" ")}`, {
+    ...options,
+    group: true,
+  });
 }
 
 /** Writes `text` to `dir`/env.conf and returns that file's path. */
