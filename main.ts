@@ -5,16 +5,17 @@
  * @module
  */
 import denoJson from "./deno.json" with { type: "json" };
-import { checkConnectivity } from "./lib/check.ts";
-import { runService } from "./lib/service.ts";
-import { type CliArgs, helpText, parseCliArgs } from "./lib/cli.ts";
-import { formatConfig, loadConfig } from "./lib/config.ts";
-import type { Config } from "./lib/config_types.ts";
+import { checkConnectivity } from "./lib/ops/check.ts";
+import { runService } from "./lib/ops/service.ts";
+import { type CliArgs, helpText, parseCliArgs } from "./lib/ops/cli.ts";
+import { formatConfig } from "./lib/config/format_config.ts";
+import { loadConfig } from "./lib/config/load_config.ts";
+import type { Config } from "./lib/config/types.ts";
 import { ConfigError, errorMessage, EXIT_CODES } from "./lib/errors.ts";
 import { flushLogging, getLog, setupLogging } from "./lib/log.ts";
-import { serverAddress } from "./lib/redis_connection.ts";
-import { collectStatus, formatStatusTable } from "./lib/status.ts";
-import { formatVerifiedStream, formatVerifySummary, verifyAll } from "./lib/verify.ts";
+import { serverAddress } from "./lib/redis/connection.ts";
+import { collectStatus, formatStatusTable } from "./lib/ops/status.ts";
+import { formatVerifiedStream, formatVerifySummary, verifyAll } from "./lib/ops/verify.ts";
 
 const VERSION: string = denoJson.version;
 const DEFAULT_CONFIG_FILE = "env.conf";

@@ -22,16 +22,14 @@
  */
 export { Backoff, backoffDelay, sleep } from "./lib/backoff.ts";
 export type { BackoffOptions } from "./lib/backoff.ts";
-export { checkConnectivity } from "./lib/check.ts";
-export type { CheckOptions, CheckResult } from "./lib/check.ts";
-export { CONFIG_KEYS, formatConfig, loadConfig } from "./lib/config.ts";
-export type {
-  ConfigFlags,
-  ConfigKeyInfo,
-  LoadConfigOptions,
-  LoadConfigResult,
-} from "./lib/config.ts";
-export type { Config, LogLevelName, ManualStream, RedisServerConfig } from "./lib/config_types.ts";
+export { checkConnectivity } from "./lib/ops/check.ts";
+export type { CheckOptions, CheckResult } from "./lib/ops/check.ts";
+export { CONFIG_KEYS } from "./lib/config/keys.ts";
+export { formatConfig } from "./lib/config/format_config.ts";
+export { loadConfig } from "./lib/config/load_config.ts";
+export type { ConfigFlags, LoadConfigOptions, LoadConfigResult } from "./lib/config/load_config.ts";
+export type { ConfigKeyInfo } from "./lib/config/keys.ts";
+export type { Config, LogLevelName, ManualStream, RedisServerConfig } from "./lib/config/types.ts";
 export {
   AuthError,
   ConfigError,
@@ -48,31 +46,31 @@ export {
 } from "./lib/errors.ts";
 export { getLog, setupLogging } from "./lib/log.ts";
 export type { SetupLoggingOptions } from "./lib/log.ts";
-export { Orchestrator } from "./lib/orchestrator.ts";
+export { Orchestrator } from "./lib/replication/orchestrator.ts";
 export type {
   OrchestratorHooks,
   OrchestratorStatus,
   RunOptions,
   RunResult,
-} from "./lib/orchestrator.ts";
-export type { ServerHealthStatus } from "./lib/server_health.ts";
-export { runService } from "./lib/service.ts";
-export type { ServiceOptions } from "./lib/service.ts";
-export { collectStatus, formatStatusTable } from "./lib/status.ts";
-export type { StatusOptions, StatusRow } from "./lib/status.ts";
-export { makeStreamRef } from "./lib/stream_ref.ts";
-export type { StreamRef, StreamRefOptions } from "./lib/stream_ref.ts";
+} from "./lib/replication/orchestrator.ts";
+export type { ServerHealthStatus } from "./lib/redis/server_health.ts";
+export { runService } from "./lib/ops/service.ts";
+export type { ServiceOptions } from "./lib/ops/service.ts";
+export { collectStatus, formatStatusTable } from "./lib/ops/status.ts";
+export type { StatusOptions, StatusRow } from "./lib/ops/status.ts";
+export { makeStreamRef } from "./lib/replication/stream_ref.ts";
+export type { StreamRef, StreamRefOptions } from "./lib/replication/stream_ref.ts";
 export type {
   CopiedBatch,
   StreamOutcome,
   StreamState,
   StreamStatus,
-} from "./lib/stream_replicator.ts";
-export { compareStream, verifyAll } from "./lib/verify.ts";
+} from "./lib/replication/replicator.ts";
+export { compareStream, verifyAll } from "./lib/ops/verify.ts";
 export type {
   CompareOptions,
   StreamComparison,
   VerifiedStream,
   VerifyOptions,
   VerifyReport,
-} from "./lib/verify.ts";
+} from "./lib/ops/verify.ts";

@@ -20,9 +20,11 @@
 
 import { compareLogLevel, configure, dispose, getLogger } from "@logtape/logtape";
 import type { Logger, LogLevel, LogRecord, Sink } from "@logtape/logtape";
-import type { LogLevelName } from "./config_types.ts";
 
 export type { Logger } from "@logtape/logtape";
+
+/** Log levels accepted by LOG_LEVEL and `--log-level` (after normalisation). */
+export type LogLevelName = "DEBUG" | "INFO" | "WARNING" | "ERROR" | "CRITICAL";
 
 /** The category every logger of the service lives under. */
 export const ROOT_CATEGORY = "redis-stream-sync";

@@ -9,9 +9,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { loadConfig } from "../lib/config.ts";
+import { loadConfig } from "../lib/config/load_config.ts";
 import { setupLogging } from "../lib/log.ts";
-import { Orchestrator } from "../lib/orchestrator.ts";
+import { Orchestrator } from "../lib/replication/orchestrator.ts";
 import { connect, RedisServer, type TestClient } from "../tests/_redis.ts";
 
 const SEED_BASELINE = new URL("../../shared/bench/seed_baseline.py", import.meta.url).pathname;

@@ -23,9 +23,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { RedisConnection } from "../lib/redis_connection.ts";
-import { makeStreamRef } from "../lib/stream_ref.ts";
-import { compareStream } from "../lib/verify.ts";
+import { RedisConnection } from "../lib/redis/connection.ts";
+import { makeStreamRef } from "../lib/replication/stream_ref.ts";
+import { compareStream } from "../lib/ops/verify.ts";
 import { type CliProcess, runCli, spawnCli } from "../tests/_cli.ts";
 import { prng, Producer } from "../tests/_producer.ts";
 import { TcpProxy } from "../tests/_proxy.ts";

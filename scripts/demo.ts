@@ -8,12 +8,12 @@
  *
  * @module
  */
-import { loadConfig } from "../lib/config.ts";
+import { loadConfig } from "../lib/config/load_config.ts";
 import { setupLogging } from "../lib/log.ts";
-import { Orchestrator } from "../lib/orchestrator.ts";
-import { RedisConnection } from "../lib/redis_connection.ts";
-import { makeStreamRef } from "../lib/stream_ref.ts";
-import { compareStream } from "../lib/verify.ts";
+import { Orchestrator } from "../lib/replication/orchestrator.ts";
+import { RedisConnection } from "../lib/redis/connection.ts";
+import { makeStreamRef } from "../lib/replication/stream_ref.ts";
+import { compareStream } from "../lib/ops/verify.ts";
 import { connect, RedisServer, type TestClient } from "../tests/_redis.ts";
 
 const LIVE_SECONDS = 5;

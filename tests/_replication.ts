@@ -24,15 +24,15 @@
  * @module
  */
 
-import { loadConfig } from "../lib/config.ts";
-import type { Config, LogLevelName } from "../lib/config_types.ts";
+import { loadConfig } from "../lib/config/load_config.ts";
+import type { Config, LogLevelName } from "../lib/config/types.ts";
 import { setupLogging } from "../lib/log.ts";
 import {
   Orchestrator,
   type OrchestratorHooks,
   type RunOptions,
   type RunResult,
-} from "../lib/orchestrator.ts";
+} from "../lib/replication/orchestrator.ts";
 import { waitFor } from "./_cli.ts";
 import type { RedisArg, TestClient } from "./_redis.ts";
 

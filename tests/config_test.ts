@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
-import { CONFIG_KEYS, type ConfigFlags, formatConfig, loadConfig } from "../lib/config.ts";
-import type { Config } from "../lib/config_types.ts";
+import { CONFIG_KEYS } from "../lib/config/keys.ts";
+import { type ConfigFlags, loadConfig } from "../lib/config/load_config.ts";
+import { formatConfig } from "../lib/config/format_config.ts";
+import type { Config } from "../lib/config/types.ts";
 import { ConfigError } from "../lib/errors.ts";
-import { parseEnvFile } from "../lib/env_file.ts";
+import { parseEnvFile } from "../lib/config/env_file.ts";
 import { SEED_ENV_CONF } from "./_fixtures.ts";
 
 /** What the seed's env.conf (and the defaults) give. */

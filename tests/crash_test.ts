@@ -12,9 +12,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { RedisConnection } from "../lib/redis_connection.ts";
-import { makeStreamRef } from "../lib/stream_ref.ts";
-import { compareStream } from "../lib/verify.ts";
+import { RedisConnection } from "../lib/redis/connection.ts";
+import { makeStreamRef } from "../lib/replication/stream_ref.ts";
+import { compareStream } from "../lib/ops/verify.ts";
 import { type CliProcess, runCli, spawnCli } from "./_cli.ts";
 import { connect, RedisServer, type TestClient } from "./_redis.ts";
 import { prng, Producer } from "./_producer.ts";

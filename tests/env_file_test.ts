@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseEnvFile } from "../lib/env_file.ts";
+import { parseEnvFile } from "../lib/config/env_file.ts";
 
 /** The values of `text` as a plain object, asserting that it parses without problems. */
 function valuesOf(text: string): Record<string, string> {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CONFIG_KEYS } from "../lib/config.ts";
+import { CONFIG_KEYS } from "../lib/config/keys.ts";
 import { updateReadme } from "../scripts/config_docs.ts";
 
 const README = await Deno.readTextFile(new URL("../README.md", import.meta.url));

@@ -9,9 +9,9 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { loadConfig } from "../lib/config.ts";
+import { loadConfig } from "../lib/config/load_config.ts";
 import { setupLogging } from "../lib/log.ts";
-import { Orchestrator, type RunResult } from "../lib/orchestrator.ts";
+import { Orchestrator, type RunResult } from "../lib/replication/orchestrator.ts";
 import { runCli, spawnCli, waitFor, writeConfig } from "./_cli.ts";
 import { connect, type RedisArg, RedisServer, type TestClient } from "./_redis.ts";
 

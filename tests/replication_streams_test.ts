@@ -8,7 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { loadConfig } from "../lib/config.ts";
+import { loadConfig } from "../lib/config/load_config.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { runCli } from "./_cli.ts";
 import { connect, RedisServer, type TestClient } from "./_redis.ts";

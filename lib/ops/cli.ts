@@ -5,7 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
 
 /** A command of the CLI. */
 export interface CommandInfo {

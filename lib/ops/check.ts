@@ -5,12 +5,12 @@
  *
  * @module
  */
-import { backoffDelay, sleep } from "./backoff.ts";
-import type { Config, RedisServerConfig } from "./config_types.ts";
-import { AuthError, ConfigError, errorMessage, UnreachableError } from "./errors.ts";
-import { isMissingDbError } from "./discovery.ts";
-import { getLog } from "./log.ts";
-import { connectionFor, type RedisConnection, serverAddress } from "./redis_connection.ts";
+import { backoffDelay, sleep } from "../backoff.ts";
+import type { Config, RedisServerConfig } from "../config/types.ts";
+import { AuthError, ConfigError, errorMessage, UnreachableError } from "../errors.ts";
+import { isMissingDbError } from "../replication/discover.ts";
+import { getLog } from "../log.ts";
+import { connectionFor, type RedisConnection, serverAddress } from "../redis/connection.ts";
 
 const log = getLog("check");
 

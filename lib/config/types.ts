@@ -5,8 +5,9 @@
  * @module
  */
 
-/** Log levels accepted by LOG_LEVEL and `--log-level` (after normalisation). */
-export type LogLevelName = "DEBUG" | "INFO" | "WARNING" | "ERROR" | "CRITICAL";
+import type { LogLevelName } from "../log.ts";
+
+export type { LogLevelName };
 
 /** How to reach one Redis server, and how hard to try. */
 export interface RedisServerConfig {

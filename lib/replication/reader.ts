@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { Backoff, sleep } from "./backoff.ts";
+import { Backoff, sleep } from "../backoff.ts";
 import {
   ConnectError,
   ConnectionError,
@@ -15,10 +15,10 @@ import {
   isRetriableError,
   RedisReplyError,
   StreamGoneError,
-} from "./errors.ts";
-import { getLog } from "./log.ts";
-import type { RedisConnection } from "./redis_connection.ts";
-import { compareIds, parseMultiRead, type ReadBatch } from "./_replies.ts";
+} from "../errors.ts";
+import { getLog } from "../log.ts";
+import type { RedisConnection } from "../redis/connection.ts";
+import { compareIds, parseMultiRead, type ReadBatch } from "../redis/replies.ts";
 import { type StreamRef, toHex } from "./stream_ref.ts";
 
 const log = getLog("reader");

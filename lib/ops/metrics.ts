@@ -7,9 +7,9 @@
  */
 import process from "node:process";
 import client from "prom-client";
-import type { OrchestratorHooks, OrchestratorStatus } from "./orchestrator.ts";
-import type { ServerHealthStatus } from "./server_health.ts";
-import type { StreamRef } from "./stream_ref.ts";
+import type { OrchestratorHooks, OrchestratorStatus } from "../replication/orchestrator.ts";
+import type { ServerHealthStatus } from "../redis/server_health.ts";
+import type { StreamRef } from "../replication/stream_ref.ts";
 
 const PREFIX = "redis_stream_sync_";
 const STREAM_LABELS = ["db", "stream"] as const;

@@ -9,14 +9,14 @@
  */
 import { Buffer } from "node:buffer";
 import { createClient, ErrorReply, RESP_TYPES } from "@redis/client";
-import type { RedisServerConfig } from "./config_types.ts";
+import type { RedisServerConfig } from "../config/types.ts";
 import {
   AuthError,
   ConnectError,
   ConnectionError,
   RedisReplyError,
   TimeoutError,
-} from "./errors.ts";
+} from "../errors.ts";
 import type { ServerHealth } from "./server_health.ts";
 
 /** One argument of a Redis command: text or raw bytes. */

@@ -12,8 +12,8 @@
  *
  * @module
  */
-import { Backoff, sleep } from "./backoff.ts";
-import type { ConnectionPool } from "./connection_pool.ts";
+import { Backoff, sleep } from "../backoff.ts";
+import type { ConnectionPool } from "../redis/pool.ts";
 import {
   ConnectionError,
   errorMessage,
@@ -21,9 +21,9 @@ import {
   RedisReplyError,
   StreamGoneError,
   StreamStoppedError,
-} from "./errors.ts";
-import { getLog } from "./log.ts";
-import type { RedisArg, RedisConnection } from "./redis_connection.ts";
+} from "../errors.ts";
+import { getLog } from "../log.ts";
+import type { RedisArg, RedisConnection } from "../redis/connection.ts";
 import {
   compareIds,
   parseAutoClaim,
@@ -32,10 +32,10 @@ import {
   type ReadBatch,
   type StreamEntry,
   text,
-} from "./_replies.ts";
-import type { StreamReader } from "./stream_reader.ts";
+} from "../redis/replies.ts";
+import type { StreamReader } from "./reader.ts";
 import type { StreamRef } from "./stream_ref.ts";
-import type { StreamStats } from "./stream_stats.ts";
+import type { StreamStats } from "./stats.ts";
 
 const log = getLog("replicator");
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { OrchestratorStatus } from "./orchestrator.ts";
+import type { OrchestratorStatus } from "../replication/orchestrator.ts";
 
 /** Whether to draw the progress line. */
 export function shouldShowProgress(isTerminal: boolean, logFormat: string): boolean {

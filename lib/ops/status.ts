@@ -4,12 +4,12 @@
  *
  * @module
  */
-import type { Config } from "./config_types.ts";
-import { findStreams } from "./discovery.ts";
+import type { Config } from "../config/types.ts";
+import { findStreams } from "../replication/discover.ts";
 import { connectOrThrow } from "./check.ts";
-import { connectionFor } from "./redis_connection.ts";
-import { readStreamStats, type StreamStats } from "./stream_stats.ts";
-import { type StreamRef, toHex } from "./stream_ref.ts";
+import { connectionFor } from "../redis/connection.ts";
+import { readStreamStats, type StreamStats } from "../replication/stats.ts";
+import { type StreamRef, toHex } from "../replication/stream_ref.ts";
 
 /** One row of `status`. Field names are the `status --json` format. */
 export interface StatusRow {

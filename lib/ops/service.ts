@@ -6,12 +6,12 @@
  * @module
  */
 import { checkConnectivity } from "./check.ts";
-import type { Config } from "./config_types.ts";
-import { ConfigError, errorMessage } from "./errors.ts";
-import { type HttpServer, startHttpServer } from "./http_server.ts";
-import { getLog } from "./log.ts";
+import type { Config } from "../config/types.ts";
+import { ConfigError, errorMessage } from "../errors.ts";
+import { type HttpServer, startHttpServer } from "./http.ts";
+import { getLog } from "../log.ts";
 import { Metrics } from "./metrics.ts";
-import { Orchestrator, type RunResult } from "./orchestrator.ts";
+import { Orchestrator, type RunResult } from "../replication/orchestrator.ts";
 import { shouldShowProgress, startProgress } from "./progress.ts";
 
 const log = getLog("service");

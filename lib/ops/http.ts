@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { getLog } from "./log.ts";
+import { getLog } from "../log.ts";
 import type { Metrics } from "./metrics.ts";
 
 const log = getLog("http");

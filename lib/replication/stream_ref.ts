@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { escapeBytes } from "./log.ts";
+import { escapeBytes } from "../log.ts";
 
 const ENCODER = new TextEncoder();
 

@@ -5,13 +5,19 @@
  *
  * @module
  */
-import type { Config } from "./config_types.ts";
-import { findStreams } from "./discovery.ts";
-import { RedisReplyError } from "./errors.ts";
+import type { Config } from "../config/types.ts";
+import { findStreams } from "../replication/discover.ts";
+import { RedisReplyError } from "../errors.ts";
 import { connectOrThrow } from "./check.ts";
-import { connectionFor, type RedisConnection } from "./redis_connection.ts";
-import { compareIds, parseEntries, parseFlatMap, type StreamEntry, text } from "./_replies.ts";
-import type { StreamRef } from "./stream_ref.ts";
+import { connectionFor, type RedisConnection } from "../redis/connection.ts";
+import {
+  compareIds,
+  parseEntries,
+  parseFlatMap,
+  type StreamEntry,
+  text,
+} from "../redis/replies.ts";
+import type { StreamRef } from "../replication/stream_ref.ts";
 
 /** Options for {@linkcode compareStream}. */
 export interface CompareOptions {

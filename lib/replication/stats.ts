@@ -6,8 +6,8 @@
  *
  * @module
  */
-import type { RedisConnection } from "./redis_connection.ts";
-import { idTime, parseEntries, parseFlatMap, text } from "./_replies.ts";
+import type { RedisConnection } from "../redis/connection.ts";
+import { idTime, parseEntries, parseFlatMap, text } from "../redis/replies.ts";
 import type { StreamRef } from "./stream_ref.ts";
 
 /** Where one stream's copy stands. */

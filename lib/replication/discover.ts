@@ -5,10 +5,10 @@
  *
  * @module
  */
-import type { Config } from "./config_types.ts";
-import { RedisReplyError } from "./errors.ts";
-import type { RedisConnection } from "./redis_connection.ts";
-import { text } from "./_replies.ts";
+import type { Config } from "../config/types.ts";
+import { RedisReplyError } from "../errors.ts";
+import type { RedisConnection } from "../redis/connection.ts";
+import { text } from "../redis/replies.ts";
 import { makeStreamRef, type StreamRef, toHex } from "./stream_ref.ts";
 
 /** Options for {@linkcode discoverStreams}. */

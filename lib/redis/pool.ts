@@ -5,9 +5,9 @@
  *
  * @module
  */
-import type { RedisServerConfig } from "./config_types.ts";
-import { ConnectError } from "./errors.ts";
-import { RedisConnection } from "./redis_connection.ts";
+import type { RedisServerConfig } from "../config/types.ts";
+import { ConnectError } from "../errors.ts";
+import { RedisConnection } from "./connection.ts";
 import type { ServerHealth } from "./server_health.ts";
 
 /** Options for {@linkcode ConnectionPool}. */

@@ -5,25 +5,25 @@
  *
  * @module
  */
-import { Backoff, sleep } from "./backoff.ts";
-import type { Config } from "./config_types.ts";
-import { ConnectionPool } from "./connection_pool.ts";
-import { findStreams } from "./discovery.ts";
-import { ConnectionError, errorMessage, isRetriableError, RedisReplyError } from "./errors.ts";
-import { getLog } from "./log.ts";
-import type { RedisConnection } from "./redis_connection.ts";
-import { serverAddress } from "./redis_connection.ts";
-import { ServerHealth, type ServerHealthStatus } from "./server_health.ts";
-import { StreamReader } from "./stream_reader.ts";
+import { Backoff, sleep } from "../backoff.ts";
+import type { Config } from "../config/types.ts";
+import { ConnectionPool } from "../redis/pool.ts";
+import { findStreams } from "./discover.ts";
+import { ConnectionError, errorMessage, isRetriableError, RedisReplyError } from "../errors.ts";
+import { getLog } from "../log.ts";
+import type { RedisConnection } from "../redis/connection.ts";
+import { serverAddress } from "../redis/connection.ts";
+import { ServerHealth, type ServerHealthStatus } from "../redis/server_health.ts";
+import { StreamReader } from "./reader.ts";
 import type { StreamRef } from "./stream_ref.ts";
-import { readStreamStats, type StreamStats } from "./stream_stats.ts";
+import { readStreamStats, type StreamStats } from "./stats.ts";
 import {
   type CopiedBatch,
   type StreamOutcome,
   StreamReplicator,
   type StreamStatus,
-} from "./stream_replicator.ts";
-import { parseFlatMap, text } from "./_replies.ts";
+} from "./replicator.ts";
+import { parseFlatMap, text } from "../redis/replies.ts";
 
 const log = getLog("orchestrator");
 

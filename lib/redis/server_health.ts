@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { errorMessage } from "./errors.ts";
-import { getLog } from "./log.ts";
+import { errorMessage } from "../errors.ts";
+import { getLog } from "../log.ts";
 
 const log = getLog("connection");
 

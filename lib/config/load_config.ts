@@ -1,0 +1,365 @@
+/**
+ * Loads and validates the configuration (`loadConfig`).
+ *
+ * Every key is read, in order of precedence, from a command-line flag (for
+ * the few keys that have one), the process environment (same key names),
+ * the env file (`env.conf`, see `env_file.ts`) and finally its default. The
+ * keys and defaults of the original Python service are kept, so an env.conf
+ * written for it loads unchanged.
+ *
+ * @module
+ */
+import type { Config, ManualStream, RedisServerConfig } from "./types.ts";
+import { ConfigError } from "../errors.ts";
+import { type EnvFile, parseEnvFile } from "./env_file.ts";
+import { DEFAULT_LOG_FORMAT } from "../log.ts";
+import { CONFIG_KEYS, KEY_INFO } from "./keys.ts";
+import {
+  integer,
+  MAX_BATCH_SIZE,
+  nonEmpty,
+  parseBoolean,
+  type Parsed,
+  parseDb,
+  parseDbRange,
+  parseHost,
+  parseList,
+  parseLogFormat,
+  parseLogLevel,
+  parseSeconds,
+  parseStartId,
+  parseStreamList,
+  parseTargetDb,
+  type StreamEntry,
+} from "./parsers.ts";
+
+/** Command-line overrides of configuration keys. */
+export interface ConfigFlags {
+  /** `--log-level`: overrides LOG_LEVEL; same values. */
+  logLevel?: string;
+  /** `--log-format`: `text` or `json`. `text` keeps LOG_FORMAT unless it is `json`. */
+  logFormat?: string;
+}
+
+/** Options for {@linkcode loadConfig}. */
+export interface LoadConfigOptions {
+  /**
+   * The name of the env file, used in messages.
+   * @default {"env.conf"}
+   */
+  fileName?: string;
+}
+
+/** The result of {@linkcode loadConfig}. */
+export interface LoadConfigResult {
+  /** The effective, validated configuration. */
+  config: Config;
+  /** Things worth telling the user that do not stop the service (unknown keys...). */
+  warnings: string[];
+}
+
+/** Where a raw value comes from, for messages. */
+interface RawValue {
+  text: string;
+  /** " (env.conf line 3)", " (from the environment)", " (default)", or "" for a flag. */
+  origin: string;
+}
+
+/** The state of one {@linkcode loadConfig} call. */
+interface LoadContext {
+  env: Record<string, string | undefined>;
+  file: EnvFile | undefined;
+  fileName: string;
+  problems: string[];
+  /** Keys whose value was invalid (their fallback must not be used for cross-checks). */
+  invalid: Set<string>;
+}
+
+/**
+ * Loads the configuration from the command-line `flags`, the process
+ * environment `env` and the text of the env file (undefined when there is
+ * none), validates every value and returns the configuration with warnings
+ * (unknown keys in the file...). Pure: reads nothing else.
+ *
+ * @throws {ConfigError} listing every problem found, when any value is invalid.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from "./load_config.ts";
+ * const { config } = loadConfig({ logLevel: "debug" }, { SOURCE_REDIS_HOST: "10.0.0.5" }, "TAG=v1\n");
+ * config.source.host; // "10.0.0.5"
+ * config.logLevel; // "DEBUG"
+ * ```
+ */
+export function loadConfig(
+  flags: ConfigFlags,
+  env: Record<string, string | undefined>,
+  fileText: string | undefined,
+  options: LoadConfigOptions = {},
+): LoadConfigResult {
+  const fileName = options.fileName ?? "env.conf";
+  const warnings: string[] = [];
+  const problems: string[] = [];
+  let file: EnvFile | undefined;
+  if (fileText !== undefined) {
+    file = parseEnvFile(fileText, { fileName });
+    problems.push(...file.problems);
+    warnings.push(...file.warnings);
+    for (const [key, line] of file.lines) {
+      if (!KEY_INFO.has(key)) warnings.push(unknownKeyWarning(key, fileName, line));
+    }
+  }
+  const ctx: LoadContext = { env, file, fileName, problems, invalid: new Set() };
+
+  const source = readServer(ctx, "SOURCE", parseDb);
+  const target = readServer(ctx, "TARGET", parseTargetDb);
+  const targetStreamPrefix = lookUp(ctx, "TARGET_STREAM_PREFIX").text;
+  const streams = resolveStreams(read(ctx, "REDIS_STREAMS", parseStreamList), source.db);
+  const config: Config = {
+    source,
+    target,
+    targetStreamPrefix,
+    targetStreamMaxlen: read(ctx, "TARGET_STREAM_MAXLEN", integer(0, Number.MAX_SAFE_INTEGER)),
+    mirrorSourceTrim: read(ctx, "MIRROR_SOURCE_TRIM", parseBoolean),
+    streams: streams.map(({ db, key }) => ({ db, key })),
+    streamsEnabled: read(ctx, "REDIS_STREAMS_ENABLED", parseBoolean),
+    consumerGroup: read(ctx, "STREAM_CONSUMER_GROUP", nonEmpty("a non-empty consumer group name")),
+    consumerName: read(ctx, "STREAM_CONSUMER_NAME", nonEmpty("a non-empty consumer name")),
+    batchSize: read(ctx, "STREAM_BATCH_SIZE", integer(1, MAX_BATCH_SIZE)),
+    pollInterval: read(ctx, "STREAM_POLL_INTERVAL", parseSeconds),
+    startId: read(ctx, "STREAM_START_ID", parseStartId),
+    pendingCheckInterval: read(ctx, "STREAM_PENDING_CHECK_INTERVAL", parseSeconds),
+    consumerIdleTimeout: read(ctx, "STREAM_CONSUMER_IDLE_TIMEOUT", parseSeconds),
+    autoDiscovery: read(ctx, "STREAM_AUTO_DISCOVERY", parseBoolean),
+    discoveryPatterns: read(ctx, "STREAM_DISCOVERY_PATTERNS", parseList),
+    discoveryInterval: read(ctx, "STREAM_DISCOVERY_INTERVAL", parseSeconds),
+    autoCreateGroups: read(ctx, "STREAM_AUTO_CREATE_CONSUMER_GROUPS", parseBoolean),
+    dbSearchRange: read(ctx, "REDIS_DB_SEARCH_RANGE", parseDbRange),
+    logLevel: flags.logLevel === undefined
+      ? read(ctx, "LOG_LEVEL", parseLogLevel)
+      : readFlag(ctx, "--log-level", flags.logLevel, parseLogLevel, "INFO"),
+    logFormat: readLogFormat(ctx, flags.logFormat),
+    metricsHost: read(ctx, "METRICS_HOST", nonEmpty("a non-empty host name or IP address")),
+    metricsPort: read(ctx, "METRICS_PORT", integer(0, 65535)),
+    registry: read(ctx, "REGISTRY", nonEmpty("a non-empty registry address")),
+    tag: read(ctx, "TAG", nonEmpty("a non-empty image tag")),
+  };
+
+  // Rules that involve several keys, checked only when each of those keys is valid.
+  checkBackoff(ctx, "SOURCE", config.source);
+  checkBackoff(ctx, "TARGET", config.target);
+  if (!ctx.invalid.has("SOURCE_REDIS_DB") && !ctx.invalid.has("TARGET_REDIS_DB")) {
+    checkCollisions(ctx, streams, config.target.db, targetStreamPrefix);
+  }
+  if (
+    config.autoDiscovery && config.discoveryPatterns.length === 0 &&
+    !ctx.invalid.has("STREAM_AUTO_DISCOVERY")
+  ) {
+    const raw = lookUp(ctx, "STREAM_DISCOVERY_PATTERNS");
+    problems.push(
+      `STREAM_DISCOVERY_PATTERNS must list at least one pattern when STREAM_AUTO_DISCOVERY is ` +
+        `on: got ${JSON.stringify(raw.text)}${raw.origin}`,
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  if (config.streamsEnabled && !config.autoDiscovery && config.streams.length === 0) {
+    warnings.push(
+      "No stream to replicate: REDIS_STREAMS is empty and STREAM_AUTO_DISCOVERY is off",
+    );
+  }
+  return { config, warnings };
+}
+
+/** The raw value of a known key: from the environment, else the file, else its default. */
+function lookUp(ctx: LoadContext, key: string): RawValue {
+  const fromEnv = ctx.env[key];
+  if (fromEnv !== undefined) return { text: fromEnv, origin: " (from the environment)" };
+  const fromFile = ctx.file?.values.get(key);
+  if (fromFile !== undefined) {
+    return { text: fromFile, origin: ` (${ctx.fileName} line ${ctx.file?.lines.get(key)})` };
+  }
+  return { text: KEY_INFO.get(key)?.default ?? "", origin: " (default)" };
+}
+
+/**
+ * Reads and parses one key. On failure, records a problem and returns the
+ * parsed default so that loading can go on and report every problem.
+ */
+export function read<T>(ctx: LoadContext, key: string, parse: (text: string) => Parsed<T>): T {
+  const raw = lookUp(ctx, key);
+  const parsed = parse(raw.text);
+  if (parsed.ok) return parsed.value;
+  ctx.invalid.add(key);
+  ctx.problems.push(describeProblem(key, raw, parsed));
+  const fallback = parse(KEY_INFO.get(key)?.default ?? "");
+  if (!fallback.ok) throw new Error(`The default of ${key} is invalid`);
+  return fallback.value;
+}
+
+/** Reads a command-line flag's value; on failure, records a problem and returns `fallback`. */
+function readFlag<T>(
+  ctx: LoadContext,
+  flag: string,
+  text: string,
+  parse: (text: string) => Parsed<T>,
+  fallback: T,
+): T {
+  const parsed = parse(text);
+  if (parsed.ok) return parsed.value;
+  ctx.problems.push(describeProblem(flag, { text, origin: "" }, parsed));
+  return fallback;
+}
+
+/** `KEY must be <expected>: got "<value>"[, <detail>][ (<origin>)]`; secrets are not shown. */
+function describeProblem(
+  key: string,
+  raw: RawValue,
+  failure: { expected: string; detail?: string },
+): string {
+  if (KEY_INFO.get(key)?.secret) return `${key} must be ${failure.expected}${raw.origin}`;
+  const detail = failure.detail === undefined ? "" : `, ${failure.detail}`;
+  return `${key} must be ${failure.expected}: got ${
+    JSON.stringify(raw.text)
+  }${detail}${raw.origin}`;
+}
+
+/** The settings of the source or the target Redis; `parseDb` reads its `*_REDIS_DB`. */
+function readServer<Db>(
+  ctx: LoadContext,
+  side: "SOURCE" | "TARGET",
+  parseDb: (text: string) => Parsed<Db>,
+): RedisServerConfig & { db: Db } {
+  const prefix = `${side}_REDIS_`;
+  const host = read(ctx, `${prefix}HOST`, parseHost);
+  const port = read(ctx, `${prefix}PORT`, integer(1, 65535));
+  const username = lookUp(ctx, `${prefix}USERNAME`).text;
+  const password = lookUp(ctx, `${prefix}PASSWORD`).text;
+  return {
+    host,
+    port,
+    ...(username === "" ? {} : { username }),
+    ...(password === "" ? {} : { password }),
+    db: read(ctx, `${prefix}DB`, parseDb),
+    maxRetries: read(ctx, `${prefix}MAX_RETRIES`, integer(0)),
+    backoffBase: read(ctx, `${prefix}BACKOFF_BASE`, parseSeconds),
+    backoffMax: read(ctx, `${prefix}BACKOFF_MAX`, parseSeconds),
+    healthCheckInterval: read(ctx, `${prefix}HEALTH_CHECK_INTERVAL`, parseSeconds),
+    poolSize: read(ctx, `${prefix}POOL_SIZE`, integer(1)),
+    commandTimeout: read(ctx, `${prefix}COMMAND_TIMEOUT`, parseSeconds),
+  };
+}
+
+/** Reports a backoff base larger than the backoff max. */
+function checkBackoff(
+  ctx: LoadContext,
+  side: "SOURCE" | "TARGET",
+  server: RedisServerConfig,
+): void {
+  const baseKey = `${side}_REDIS_BACKOFF_BASE`;
+  const maxKey = `${side}_REDIS_BACKOFF_MAX`;
+  if (server.backoffBase <= server.backoffMax) return;
+  if (ctx.invalid.has(baseKey) || ctx.invalid.has(maxKey)) return;
+  const base = lookUp(ctx, baseKey);
+  const max = lookUp(ctx, maxKey);
+  ctx.problems.push(
+    `${baseKey} must be <= ${maxKey}: got ${JSON.stringify(base.text)}${base.origin} and ` +
+      `${JSON.stringify(max.text)}${max.origin}`,
+  );
+}
+
+/** LOG_FORMAT, with `--log-format` applied. */
+function readLogFormat(ctx: LoadContext, flag: string | undefined): string {
+  if (flag === undefined) return read(ctx, "LOG_FORMAT", parseLogFormat);
+  const choice = flag.trim().toLowerCase();
+  if (choice === "json") return "json";
+  if (choice === "text") {
+    const configured = read(ctx, "LOG_FORMAT", parseLogFormat);
+    return configured === "json" ? DEFAULT_LOG_FORMAT : configured;
+  }
+  ctx.problems.push(`--log-format must be "text" or "json": got ${JSON.stringify(flag)}`);
+  return DEFAULT_LOG_FORMAT;
+}
+
+/** The warning for a key of the env file that is not a configuration key. */
+function unknownKeyWarning(key: string, fileName: string, line: number): string {
+  const suggestion = nearestKey(key);
+  const where = `Unknown key ${JSON.stringify(key)} in ${fileName} (line ${line})`;
+  return suggestion === undefined
+    ? `${where}, ignored`
+    : `${where}: did you mean ${JSON.stringify(suggestion)}?`;
+}
+
+/** The known key closest to `key` (ignoring case), when it is close enough to be a typo. */
+function nearestKey(key: string): string | undefined {
+  const wanted = key.toUpperCase();
+  const limit = Math.max(2, Math.floor(wanted.length / 5));
+  let best: string | undefined;
+  let bestDistance = limit + 1;
+  for (const { key: candidate } of CONFIG_KEYS) {
+    const distance = editDistance(wanted, candidate);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+/** The Levenshtein distance between two strings. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost);
+    }
+    previous = current;
+  }
+  return previous[b.length];
+}
+
+// ---------------------------------------------------------------------------
+// Value parsers
+
+/** A manual stream, with the entry of REDIS_STREAMS it comes from. */
+interface ResolvedStream extends ManualStream {
+  text: string;
+}
+
+/** Gives bare keys the source DB and drops duplicates (same DB and key). */
+function resolveStreams(entries: readonly StreamEntry[], sourceDb: number): ResolvedStream[] {
+  const seen = new Set<string>();
+  const streams: ResolvedStream[] = [];
+  for (const { text, db, key } of entries) {
+    const resolved = { text, db: db ?? sourceDb, key };
+    const id = `${resolved.db}\n${key}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    streams.push(resolved);
+  }
+  return streams;
+}
+
+/** Reports manual streams of different source DBs that would share one target stream. */
+function checkCollisions(
+  ctx: LoadContext,
+  streams: readonly ResolvedStream[],
+  targetDb: number | "same",
+  prefix: string,
+): void {
+  if (targetDb === "same") return;
+  const firstByKey = new Map<string, ResolvedStream>();
+  for (const stream of streams) {
+    const first = firstByKey.get(stream.key);
+    if (first === undefined) {
+      firstByKey.set(stream.key, stream);
+      continue;
+    }
+    ctx.problems.push(
+      `REDIS_STREAMS entries ${JSON.stringify(first.text)} and ${JSON.stringify(stream.text)} ` +
+        `would both be written to target stream ${JSON.stringify(prefix + stream.key)} ` +
+        `in DB ${targetDb}`,
+    );
+  }
+}

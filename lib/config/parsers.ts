@@ -1,0 +1,200 @@
+/**
+ * Value parsers of the configuration keys: each turns the text of one value
+ * into a typed value, or says what was expected.
+ *
+ * @module
+ */
+import type { LogLevelName } from "./types.ts";
+
+/** Redis' default `databases` count: DB numbers are 0 to this minus one. */
+const DB_COUNT = 16;
+
+/** The largest STREAM_BATCH_SIZE. */
+export const MAX_BATCH_SIZE = 100_000;
+
+/** The smallest duration in seconds: a 0 ms XREADGROUP BLOCK would block for ever. */
+const MIN_SECONDS = 0.001;
+
+/** The largest duration in seconds that a timer can wait (2^31 - 1 ms). */
+const MAX_SECONDS = 2_147_483;
+
+/** The largest part of a stream ID (unsigned 64-bit). */
+const MAX_ID_PART = 2n ** 64n - 1n;
+
+const LOG_LEVELS: ReadonlyMap<string, LogLevelName> = new Map([
+  ["DEBUG", "DEBUG"],
+  ["INFO", "INFO"],
+  ["WARNING", "WARNING"],
+  ["WARN", "WARNING"],
+  ["ERROR", "ERROR"],
+  ["CRITICAL", "CRITICAL"],
+]);
+
+const BOOLEANS: ReadonlyMap<string, boolean> = new Map([
+  ["true", true],
+  ["1", true],
+  ["yes", true],
+  ["on", true],
+  ["false", false],
+  ["0", false],
+  ["no", false],
+  ["off", false],
+]);
+
+/** The outcome of parsing one value: the value, or what was expected. */
+export type Parsed<T> = { ok: true; value: T } | { ok: false; expected: string; detail?: string };
+
+function ok<T>(value: T): Parsed<T> {
+  return { ok: true, value };
+}
+
+function fail<T>(expected: string, detail?: string): Parsed<T> {
+  return detail === undefined ? { ok: false, expected } : { ok: false, expected, detail };
+}
+
+/** A plain decimal integer (optional sign, surrounding whitespace allowed), or undefined. */
+function toInteger(text: string): number | undefined {
+  const trimmed = text.trim();
+  if (!/^[+-]?\d+$/.test(trimmed)) return undefined;
+  const value = Number(trimmed);
+  return Number.isSafeInteger(value) ? value : undefined;
+}
+
+/** A parser of integers in `[min, max]` (no upper bound when `max` is undefined). */
+export function integer(min: number, max?: number): (text: string) => Parsed<number> {
+  const expected = max === undefined ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
+  return (text) => {
+    const value = toInteger(text);
+    if (value === undefined || value < min || (max !== undefined && value > max)) {
+      return fail(expected);
+    }
+    return ok(value);
+  };
+}
+
+export function parseDb(text: string): Parsed<number> {
+  const value = toInteger(text);
+  if (value === undefined || value < 0 || value >= DB_COUNT) {
+    return fail(`a DB number from 0 to ${DB_COUNT - 1}`);
+  }
+  return ok(value);
+}
+
+export function parseTargetDb(text: string): Parsed<number | "same"> {
+  if (text.trim().toLowerCase() === "same") return ok("same");
+  const value = toInteger(text);
+  if (value === undefined || value < 0 || value >= DB_COUNT) {
+    return fail(`a DB number from 0 to ${DB_COUNT - 1}, or "same"`);
+  }
+  return ok(value);
+}
+
+/** A duration in seconds: a decimal number > 0, fractions allowed. */
+export function parseSeconds(text: string): Parsed<number> {
+  const expected = "a number of seconds > 0";
+  const trimmed = text.trim();
+  if (!/^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/.test(trimmed)) return fail(expected);
+  const value = Number(trimmed);
+  if (!(value > 0)) return fail(expected);
+  if (value < MIN_SECONDS) return fail(expected, `the smallest is ${MIN_SECONDS}`);
+  if (value > MAX_SECONDS) return fail(expected, `the largest is ${MAX_SECONDS}`);
+  return ok(value);
+}
+
+export function parseBoolean(text: string): Parsed<boolean> {
+  const value = BOOLEANS.get(text.trim().toLowerCase());
+  return value === undefined ? fail("true or false (or 1/0, yes/no, on/off)") : ok(value);
+}
+
+export function parseHost(text: string): Parsed<string> {
+  const trimmed = text.trim();
+  if (trimmed === "" || /\s/.test(trimmed)) {
+    return fail("a non-empty host name or IP address, without spaces");
+  }
+  return ok(trimmed);
+}
+
+export function nonEmpty(expected: string): (text: string) => Parsed<string> {
+  return (text) => (text.trim() === "" ? fail(expected) : ok(text));
+}
+
+export function parseLogLevel(text: string): Parsed<LogLevelName> {
+  const level = LOG_LEVELS.get(text.trim().toUpperCase());
+  return level === undefined
+    ? fail("one of DEBUG, INFO, WARNING (or WARN), ERROR, CRITICAL")
+    : ok(level);
+}
+
+export function parseLogFormat(text: string): Parsed<string> {
+  if (text.trim() === "") return fail('a Python logging format string, or "json"');
+  return ok(text.trim().toLowerCase() === "json" ? "json" : text);
+}
+
+/** `0`, `$`, `ms` or `ms-seq` (each part an unsigned 64-bit integer). */
+export function parseStartId(text: string): Parsed<string> {
+  const trimmed = text.trim();
+  if (trimmed === "$") return ok(trimmed);
+  const match = /^(\d+)(?:-(\d+))?$/.exec(trimmed);
+  if (match && BigInt(match[1]) <= MAX_ID_PART && BigInt(match[2] ?? "0") <= MAX_ID_PART) {
+    return ok(trimmed);
+  }
+  return fail('"0", "$" or a stream ID like "1700000000000-0"');
+}
+
+/** A comma-separated list: entries trimmed, empty ones and duplicates dropped. */
+export function parseList(text: string): Parsed<string[]> {
+  return ok([...new Set(text.split(",").map((part) => part.trim()).filter((part) => part))]);
+}
+
+export function parseDbRange(text: string): Parsed<number[]> {
+  const expected = 'DB numbers from 0 to 15 and ascending ranges, like "0-15", "0,1,5" or "0-3,7"';
+  const dbs = new Set<number>();
+  const errors: string[] = [];
+  const parts = text.split(",").map((part) => part.trim()).filter((part) => part);
+  if (parts.length === 0) return fail(expected);
+  for (const part of parts) {
+    const match = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(part);
+    if (!match) {
+      errors.push(`${JSON.stringify(part)} is not a DB number or range`);
+      continue;
+    }
+    const low = Number(match[1]);
+    const high = match[2] === undefined ? low : Number(match[2]);
+    if (low >= DB_COUNT || high >= DB_COUNT) {
+      errors.push(`${JSON.stringify(part)} is beyond DB ${DB_COUNT - 1}`);
+    } else if (low > high) {
+      errors.push(`${JSON.stringify(part)} is not ascending`);
+    } else {
+      for (let db = low; db <= high; db++) dbs.add(db);
+    }
+  }
+  if (errors.length > 0) return fail(expected, `where ${errors.join(", ")}`);
+  return ok([...dbs].sort((a, b) => a - b));
+}
+
+/** One entry of REDIS_STREAMS, as written, with its explicit DB if any. */
+export interface StreamEntry {
+  text: string;
+  db: number | undefined;
+  key: string;
+}
+
+export function parseStreamList(text: string): Parsed<StreamEntry[]> {
+  const expected = 'a comma-separated list of "key" or "dbN:key" with N from 0 to 15';
+  const entries: StreamEntry[] = [];
+  const errors: string[] = [];
+  for (const part of text.split(",").map((entry) => entry.trim()).filter((entry) => entry)) {
+    const match = /^db(\d+):(.*)$/s.exec(part);
+    if (!match) {
+      entries.push({ text: part, db: undefined, key: part });
+      continue;
+    }
+    const db = Number(match[1]);
+    const key = match[2].trim();
+    if (db >= DB_COUNT) errors.push(`${JSON.stringify(part)} names DB ${match[1]}`);
+    else if (key === "") errors.push(`${JSON.stringify(part)} has no key`);
+    else entries.push({ text: part, db, key });
+  }
+  if (errors.length > 0) return fail(expected, `where ${errors.join(", ")}`);
+  return ok(entries);
+}
