@@ -362,8 +362,8 @@ async function main(): Promise<number> {
 
   note("comparing every stream");
   let entries = 0;
-  const src = new RedisConnection("source", { host: source.host, port: source.port });
-  const dst = new RedisConnection("target", { host: target.host, port: target.port });
+  const src = new RedisConnection({ role: "source", host: source.host, port: source.port });
+  const dst = new RedisConnection({ role: "target", host: target.host, port: target.port });
   await using client = await connect(source);
   try {
     for (const key of keys) {

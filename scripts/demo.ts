@@ -187,8 +187,8 @@ async function main(): Promise<number> {
     const result = await running;
     const elapsed = (performance.now() - started) / 1000;
 
-    const src = new RedisConnection("source", { host: "127.0.0.1", port: source.port });
-    const dst = new RedisConnection("target", { host: "127.0.0.1", port: target.port });
+    const src = new RedisConnection({ role: "source", host: "127.0.0.1", port: source.port });
+    const dst = new RedisConnection({ role: "target", host: "127.0.0.1", port: target.port });
     let identical = 0;
     console.log("\nStream                    entries  compare");
     try {

@@ -76,8 +76,8 @@ async function assertExactCopy(
   target: RedisServer,
   context: string,
 ): Promise<number> {
-  const src = new RedisConnection("source", { host: source.host, port: source.port });
-  const dst = new RedisConnection("target", { host: target.host, port: target.port });
+  const src = new RedisConnection({ role: "source", host: source.host, port: source.port });
+  const dst = new RedisConnection({ role: "target", host: target.host, port: target.port });
   await using client = await connect(source);
   let entries = 0;
   try {

@@ -1,64 +1,42 @@
 /**
- * One connection to a Redis server, on top of node-redis, with what a
- * replicator needs and the client does not give: a hard deadline on every
- * reply (a hung connection is closed, not waited on forever), safe switching
- * between DBs on a pipelined connection, binary replies, errors mapped to
- * the service's classes, and a lazy reconnect on the next command.
+ * One connection to a Redis server, speaking RESP2 itself over a TCP socket:
+ * commands are encoded into one buffer and leave in one write per tick,
+ * replies are parsed straight from the socket's buffers. On top of that it
+ * gives what a replicator needs: a hard deadline on every reply (a hung
+ * connection is closed, not waited on for ever; one timer per connection),
+ * safe switching between DBs on a pipelined connection, binary replies,
+ * errors mapped to the service's classes, and a lazy reconnect on the next
+ * command.
  *
  * @module
  */
-import { Buffer } from "node:buffer";
-import { createClient, ErrorReply, RESP_TYPES } from "@redis/client";
-import type { RedisServerConfig } from "../config/types.ts";
-import {
-  AuthError,
-  ConnectError,
-  ConnectionError,
-  RedisReplyError,
-  TimeoutError,
-} from "../errors.ts";
+import { AuthError, ConnectError, ConnectionError, RedisReplyError } from "../errors.ts";
+import { clientName, type Endpoint, serverAddress } from "./endpoint.ts";
+export { serverAddress };
+import type { RespValue } from "./resp_parser.ts";
+import type { RedisArg, RespWriter } from "./resp_writer.ts";
 import type { ServerHealth } from "./server_health.ts";
+import { describeSocketError, type PendingOptions, Socket } from "./_socket.ts";
+import type { RedisServerConfig } from "../config/types.ts";
+import { endpointFor } from "./endpoint.ts";
 
-/** One argument of a Redis command: text or raw bytes. */
-export type RedisArg = string | Uint8Array;
+export type { RedisArg } from "./resp_writer.ts";
 
-/** Where a connection goes and how it behaves. */
+/** What a connection needs to know about its server: an {@linkcode Endpoint}, or just an address. */
+export type EndpointLike = Pick<Endpoint, "role" | "host" | "port"> & Partial<Endpoint>;
+
+/** How one connection behaves. */
 export interface RedisConnectionOptions {
-  /** Host name or address. */
-  host: string;
-  /** TCP port. */
-  port: number;
-  /**
-   * ACL user name.
-   * @default {undefined}
-   */
-  username?: string;
-  /**
-   * Password; never logged.
-   * @default {undefined}
-   */
-  password?: string;
   /**
    * The DB selected when the connection opens.
    * @default {0}
    */
   db?: number;
   /**
-   * Milliseconds without a reply after which the connection counts as hung
-   * and is closed. Blocking commands get their block time on top.
-   * @default {10000}
-   */
-  commandTimeoutMs?: number;
-  /**
-   * Milliseconds of idleness after which a PING checks the connection; 0 = never.
-   * @default {0}
-   */
-  healthCheckIntervalMs?: number;
-  /**
-   * CLIENT SETNAME value, visible in CLIENT LIST.
+   * What the connection is for: its CLIENT SETNAME is `redis-stream-sync-<name>`.
    * @default {undefined}
    */
-  clientName?: string;
+  name?: string;
   /**
    * Shared up/down bookkeeping for all connections to one server.
    * @default {undefined}
@@ -74,7 +52,7 @@ export interface RedisConnectionOptions {
 /** Options of one command. */
 export interface SendOptions {
   /**
-   * Return bulk strings as `Uint8Array` (Buffer) instead of text.
+   * Return bulk strings as `Uint8Array` views instead of text.
    * @default {false}
    */
   buffers?: boolean;
@@ -83,18 +61,392 @@ export interface SendOptions {
    * @default {0}
    */
   blockMs?: number;
+  /**
+   * The command's name in a timeout message.
+   * @default {the first argument, or "pipeline"}
+   */
+  name?: string;
+  /**
+   * Keep the arrays at this depth of the reply as `RawArray`s
+   * (stream entry fields: 4 for XREADGROUP, 3 for XAUTOCLAIM, 2 for XRANGE); -1 = none.
+   * @default {-1}
+   */
+  rawDepth?: number;
 }
 
-// deno-lint-ignore no-explicit-any
-type Client = any;
+const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 
-const BUFFER_MAPPING = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } };
+/**
+ * A lazily (re)connecting Redis connection. Commands on the current DB are
+ * pipelined; a command for another DB waits until the connection is idle,
+ * then SELECTs (so no command can ever run in the wrong DB, even if SELECT
+ * fails).
+ */
+export class RedisConnection {
+  readonly #endpoint: EndpointLike;
+  readonly #options: RedisConnectionOptions;
+  readonly #where: string;
+  readonly #timeoutMs: number;
+  #socket: Socket | null = null;
+  #connecting: Promise<Socket> | null = null;
+  #openController: AbortController | null = null;
+  #db: number;
+  #idleWaiters: Array<() => void> = [];
+  #gate: Promise<void> | null = null;
+  #closed = false;
+  #lastActivity = Date.now();
+  #healthTimer: ReturnType<typeof setInterval> | undefined;
+  #clientId: string | undefined;
+  #everConnected = false;
 
-/** `host:port` as used in messages. */
-export function serverAddress(options: { host: string; port: number }): string {
-  return options.host.includes(":")
-    ? `[${options.host}]:${options.port}`
-    : `${options.host}:${options.port}`;
+  /**
+   * @param endpoint where to connect and who to be (see `endpointFor`).
+   * @param options how this connection is used.
+   */
+  constructor(endpoint: EndpointLike, options: RedisConnectionOptions = {}) {
+    this.#endpoint = endpoint;
+    this.#options = options;
+    this.#db = options.db ?? 0;
+    this.#timeoutMs = endpoint.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    this.#where = `${endpoint.role} "${serverAddress(endpoint)}"`;
+    const every = endpoint.healthCheckIntervalMs ?? 0;
+    if (every > 0) {
+      this.#healthTimer = setInterval(
+        () => this.#healthCheck(every),
+        Math.max(100, Math.min(every, 60_000)),
+      );
+    }
+  }
+
+  /** `source "host:port"`, for messages. */
+  get where(): string {
+    return this.#where;
+  }
+
+  /** The DB the connection is on (or will be on once opened). */
+  get db(): number {
+    return this.#db;
+  }
+
+  /** Commands sent and not yet answered. */
+  get inflight(): number {
+    return this.#socket?.inflight ?? 0;
+  }
+
+  /** The server's CLIENT ID of the current connection (with `trackClientId`). */
+  get clientId(): string | undefined {
+    return this.#socket ? this.#clientId : undefined;
+  }
+
+  /** Opens the connection now (otherwise the first command does). */
+  async connect(): Promise<void> {
+    await this.#ensure();
+  }
+
+  /**
+   * Sends one command and returns its reply. `db` undefined runs it on
+   * whatever DB the connection is on (for DB-independent commands).
+   * Throws {@linkcode RedisReplyError} for an error reply,
+   * {@linkcode ConnectionError} (or {@linkcode TimeoutError}) when the
+   * connection failed; the connection is then reopened by the next command.
+   */
+  async send(
+    db: number | undefined,
+    args: readonly RedisArg[],
+    options: SendOptions = {},
+  ): Promise<unknown> {
+    const name = options.name ?? commandName(args);
+    const [reply] = await this.batch(db, 1, (w) => w.command(args), { ...options, name });
+    if (reply instanceof RedisReplyError) throw reply;
+    return reply;
+  }
+
+  /**
+   * Sends `count` commands, encoded by `encode` (synchronously, into the
+   * connection's buffer), in one pipeline on `db`, and returns their
+   * replies in order; error replies are {@linkcode RedisReplyError} values
+   * in the array, not thrown. Throws when the connection failed.
+   */
+  batch(
+    db: number | undefined,
+    count: number,
+    encode: (writer: RespWriter) => void,
+    options: SendOptions = {},
+  ): Promise<RespValue[]> {
+    return this.#onDb(db, (socket) => socket.send(count, encode, this.#pending(options, count)));
+  }
+
+  #pending(options: SendOptions, count: number): PendingOptions {
+    return {
+      count,
+      buffers: options.buffers ?? false,
+      rawDepth: options.rawDepth ?? -1,
+      limitMs: this.#timeoutMs + (options.blockMs ?? 0),
+      name: options.name ?? "pipeline",
+    };
+  }
+
+  /**
+   * Sends several commands on the current connection in one pipeline, all
+   * on `db`, and returns each one's outcome in order (a reply or an error).
+   * Throws only when the connection itself failed.
+   */
+  async pipeline(
+    db: number | undefined,
+    commands: readonly (readonly RedisArg[])[],
+    options: SendOptions = {},
+  ): Promise<PromiseSettledResult<unknown>[]> {
+    if (commands.length === 0) return [];
+    const replies = await this.batch(db, commands.length, (w) => {
+      for (const args of commands) w.command(args);
+    }, options);
+    return replies.map(settled);
+  }
+
+  /**
+   * Runs `commands` as one MULTI/EXEC transaction on `db` (sent in one
+   * pipeline) and returns each command's outcome in order. The server runs
+   * them back to back, so a state change (out of memory, read-only) cannot
+   * split the batch: either the transaction is refused as a whole (thrown,
+   * e.g. OOM) or every command ran, each with its own reply or error.
+   */
+  async transaction(
+    db: number | undefined,
+    commands: readonly (readonly RedisArg[])[],
+    options: SendOptions = {},
+  ): Promise<PromiseSettledResult<unknown>[]> {
+    const replies = await this.batch(db, commands.length + 2, (w) => {
+      w.command(["MULTI"]);
+      for (const args of commands) w.command(args);
+      w.command(["EXEC"]);
+    }, options);
+    return execReplies(replies, this.#where).map(settled);
+  }
+
+  /** Closes the connection now; commands in flight fail with a ConnectionError. */
+  close(): void {
+    this.#closed = true;
+    this.#openController?.abort();
+    if (this.#healthTimer !== undefined) clearInterval(this.#healthTimer);
+    this.#healthTimer = undefined;
+    this.#drop(new ConnectionError(`Connection to ${this.#where} is closed`));
+  }
+
+  /**
+   * Waits until the connection is open and on `db` (switching DB only when
+   * no command is in flight), then calls `send` with the socket. `send`
+   * must issue its commands synchronously.
+   */
+  async #onDb<T>(db: number | undefined, send: (socket: Socket) => Promise<T>): Promise<T> {
+    while (true) {
+      if (this.#closed) throw new ConnectError(`Connection to ${this.#where} is closed`);
+      if (this.#gate) {
+        await this.#gate.catch(() => {});
+        continue;
+      }
+      if (db === undefined || db === this.#db) {
+        const socket = await this.#ensure();
+        // A DB switch or a reconnect may have happened while we waited.
+        if (this.#gate || socket !== this.#socket || (db !== undefined && db !== this.#db)) {
+          continue;
+        }
+        this.#lastActivity = Date.now();
+        return await send(socket);
+      }
+      const gate = this.#switchDb(db);
+      this.#gate = gate;
+      try {
+        await gate;
+      } finally {
+        if (this.#gate === gate) this.#gate = null;
+      }
+    }
+  }
+
+  async #switchDb(db: number): Promise<void> {
+    while ((this.#socket?.inflight ?? 0) > 0) {
+      await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    }
+    const socket = await this.#ensure(); // rejects once the connection is closed
+    const [reply] = await socket.send(
+      1,
+      (w) => w.command(["SELECT", String(db)]),
+      this.#pending({ name: "SELECT" }, 1),
+    );
+    if (reply instanceof RedisReplyError) throw reply;
+    this.#db = db;
+  }
+
+  #ensure(): Promise<Socket> {
+    if (this.#closed) {
+      return Promise.reject(new ConnectError(`Connection to ${this.#where} is closed`));
+    }
+    if (this.#socket) return Promise.resolve(this.#socket);
+    if (this.#connecting) return this.#connecting;
+    this.#connecting = this.#open().finally(() => {
+      this.#connecting = null;
+    });
+    return this.#connecting;
+  }
+
+  async #open(): Promise<Socket> {
+    const e = this.#endpoint;
+    const controller = new AbortController();
+    this.#openController = controller;
+    const timer = setTimeout(() => controller.abort(), this.#timeoutMs);
+    let socket: Socket | undefined;
+    try {
+      socket = await Socket.connect(e.host, e.port, {
+        signal: controller.signal,
+        where: this.#where,
+        onIdle: () => this.#onIdle(),
+        onLost: (s, error) => this.#lost(s, error),
+      });
+      // close() or the connect deadline cuts a handshake that hangs, too.
+      const opened = socket;
+      controller.signal.addEventListener(
+        "abort",
+        () => opened.destroy(new ConnectError(`Connection to ${this.#where} is closed`)),
+        { once: true },
+      );
+      this.#checkHandshake(await this.#handshake(socket));
+    } catch (error) {
+      socket?.destroy(error instanceof Error ? error : new Error(String(error)));
+      throw this.#openError(error, controller.signal.aborted);
+    } finally {
+      clearTimeout(timer);
+      if (this.#openController === controller) this.#openController = null;
+    }
+    if (this.#closed) {
+      socket.destroy(new ConnectError(`Connection to ${this.#where} is closed`));
+      throw new ConnectError(`Connection to ${this.#where} is closed`);
+    }
+    this.#socket = socket;
+    this.#lastActivity = Date.now();
+    this.#options.health?.reportUp(this.#everConnected);
+    this.#everConnected = true;
+    return socket;
+  }
+
+  /** AUTH, CLIENT SETNAME, SELECT and CLIENT ID, in one pipeline. */
+  #handshake(socket: Socket): Promise<RespValue[]> {
+    const e = this.#endpoint;
+    const commands: RedisArg[][] = [];
+    if (e.password !== undefined && e.password !== "") {
+      commands.push(e.username ? ["AUTH", e.username, e.password] : ["AUTH", e.password]);
+    }
+    if (this.#options.name) commands.push(["CLIENT", "SETNAME", clientName(this.#options.name)]);
+    if (this.#db !== 0) commands.push(["SELECT", String(this.#db)]);
+    if (this.#options.trackClientId) commands.push(["CLIENT", "ID"]);
+    if (commands.length === 0) commands.push(["PING"]);
+    return socket.send(commands.length, (w) => {
+      for (const args of commands) w.command(args);
+    }, this.#pending({ name: "the handshake" }, commands.length));
+  }
+
+  #checkHandshake(replies: RespValue[]): void {
+    for (const reply of replies) if (reply instanceof RedisReplyError) throw reply;
+    if (this.#options.trackClientId) this.#clientId = String(replies[replies.length - 1]);
+  }
+
+  #openError(error: unknown, timedOut: boolean): Error {
+    const health = this.#options.health;
+    if (this.#closed) return new ConnectError(`Connection to ${this.#where} is closed`);
+    let err: Error;
+    if (error instanceof RedisReplyError && error.code === "NOPERM") {
+      err = new AuthError(
+        `Permission denied on ${this.#where} while connecting: ${
+          firstLine(error)
+        } (the ACL user needs CLIENT SETNAME/ID, SELECT and the stream commands)`,
+        { cause: error },
+      );
+    } else if (error instanceof RedisReplyError && isAuthReply(error)) {
+      err = new AuthError(`Authentication to ${this.#where} failed: ${firstLine(error)}`, {
+        cause: error,
+      });
+    } else if (
+      error instanceof RedisReplyError && /DB index is out of range|LOADING/.test(error.message)
+    ) {
+      // A DB the server does not have (callers tell it apart), or a server still loading.
+      err = error;
+    } else if (timedOut) {
+      err = new ConnectError(
+        `Cannot connect to ${this.#where}: no answer within ${this.#timeoutMs} ms`,
+      );
+    } else if (error instanceof RedisReplyError) {
+      // Any other refusal during the handshake (e.g. max number of clients reached) passes.
+      err = new ConnectError(`Cannot connect to ${this.#where}: ${error.message}`, {
+        cause: error,
+      });
+    } else {
+      err = new ConnectError(`Cannot connect to ${this.#where}: ${describeSocketError(error)}`, {
+        cause: error,
+      });
+    }
+    health?.reportDown(err);
+    return err;
+  }
+
+  /** The socket failed (or timed out): forget it; the next command reconnects. */
+  #lost(socket: Socket, error: Error): void {
+    if (this.#socket !== socket) return;
+    this.#socket = null;
+    this.#db = this.#options.db ?? 0;
+    if (!this.#closed) this.#options.health?.reportDown(error);
+    this.#onIdle();
+  }
+
+  #drop(error: Error): void {
+    const socket = this.#socket;
+    this.#socket = null;
+    this.#db = this.#options.db ?? 0;
+    socket?.destroy(error);
+  }
+
+  #onIdle(): void {
+    this.#lastActivity = Date.now();
+    if ((this.#socket?.inflight ?? 0) > 0) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  #healthCheck(every: number): void {
+    if (!this.#socket || this.#socket.inflight > 0 || this.#gate) return;
+    if (Date.now() - this.#lastActivity < every) return;
+    this.send(undefined, ["PING"]).catch(() => {
+      // The failure was reported to the server's health; the next command reconnects.
+    });
+  }
+}
+
+/** EXEC's replies of a MULTI/.../EXEC batch, or what made it fail. */
+export function execReplies(replies: RespValue[], where: string): RespValue[] {
+  const exec = replies[replies.length - 1];
+  if (exec instanceof RedisReplyError) {
+    // EXECABORT: the reason is the first command that was refused while queued.
+    const queued = replies.slice(1, -1).find((r) => r instanceof RedisReplyError);
+    throw queued ?? exec;
+  }
+  if (replies[0] instanceof RedisReplyError) throw replies[0];
+  if (!Array.isArray(exec)) throw new ConnectionError(`Transaction on ${where} was discarded`);
+  return exec;
+}
+
+function settled(reply: RespValue): PromiseSettledResult<unknown> {
+  return reply instanceof RedisReplyError
+    ? { status: "rejected", reason: reply }
+    : { status: "fulfilled", value: reply };
+}
+
+function firstLine(error: Error): string {
+  return error.message.split("\n")[0];
+}
+
+function isAuthReply(error: RedisReplyError): boolean {
+  const message = error.message;
+  return /^(WRONGPASS|NOAUTH)\b/.test(message) || /^ERR AUTH\b/.test(message) ||
+    /invalid (username-)?password/i.test(message);
 }
 
 /** Options for {@linkcode connectionFor}. */
@@ -118,469 +470,7 @@ export function connectionFor(
   options: ConnectionForOptions,
 ): RedisConnection {
   const { db, purpose = "cli" } = options;
-  return new RedisConnection(role, {
-    host: server.host,
-    port: server.port,
-    username: server.username,
-    password: server.password,
-    db,
-    commandTimeoutMs: server.commandTimeout * 1000,
-    clientName: `redis-stream-sync-${role}-${purpose}`,
-  });
-}
-
-/** Maps anything node-redis or the socket throws to the service's error classes. */
-function toRedisError(error: unknown, where: string): Error {
-  if (error instanceof ConnectionError || error instanceof RedisReplyError) return error;
-  if (error instanceof ErrorReply) {
-    return new RedisReplyError(error.message, { cause: error });
-  }
-  const err = error as { code?: string; message?: string } | undefined;
-  const message = describeSocketError(err);
-  if (/client is (closed|offline)/i.test(err?.message ?? "")) {
-    // node-redis refused to send: the command never left.
-    return new ConnectError(`Connection to ${where} lost: ${message}`, { cause: error });
-  }
-  return new ConnectionError(`Connection to ${where} lost: ${message}`, { cause: error });
-}
-
-function describeSocketError(err: { code?: string; message?: string } | undefined): string {
-  switch (err?.code) {
-    case "ECONNREFUSED":
-      return "connection refused";
-    case "ECONNRESET":
-      return "connection reset";
-    case "ETIMEDOUT":
-      return "timed out";
-    case "ENOTFOUND":
-    case "EAI_AGAIN":
-      return "host not found";
-    case "EHOSTUNREACH":
-    case "ENETUNREACH":
-      return "host unreachable";
-  }
-  const message = err?.message ?? String(err);
-  if (/closed unexpectedly/i.test(message)) return "connection closed by the server";
-  if (/client is closed|disconnects client/i.test(message)) return "connection closed";
-  if (/connection timeout/i.test(message)) return "connect timed out";
-  return message;
-}
-
-function isPermissionReply(error: unknown): boolean {
-  return error instanceof ErrorReply && /^NOPERM\b/.test(error.message);
-}
-
-function destroyQuietly(client: Client): void {
-  try {
-    client.destroy();
-  } catch {
-    // already closed
-  }
-}
-
-function isAuthReply(error: unknown): boolean {
-  if (!(error instanceof ErrorReply) && !(error instanceof RedisReplyError)) return false;
-  const message = (error as Error).message;
-  return /^(WRONGPASS|NOAUTH)\b/.test(message) || /^ERR AUTH\b/.test(message) ||
-    /invalid (username-)?password/i.test(message);
-}
-
-/**
- * A lazily (re)connecting Redis connection. Commands on the current DB are
- * pipelined; a command for another DB waits until the connection is idle,
- * then SELECTs (so no command can ever run in the wrong DB, even if SELECT
- * fails).
- */
-export class RedisConnection {
-  #options:
-    & Required<Omit<RedisConnectionOptions, "username" | "password" | "clientName" | "health">>
-    & RedisConnectionOptions;
-  #where: string;
-  #client: Client | null = null;
-  #connecting: Promise<Client> | null = null;
-  #db: number;
-  #inflight = 0;
-  #idleWaiters: Array<() => void> = [];
-  #gate: Promise<void> | null = null;
-  #closed = false;
-  #lastActivity = Date.now();
-  #healthTimer: ReturnType<typeof setInterval> | undefined;
-  #clientId: string | undefined;
-  #everConnected = false;
-  /** The client being opened, so that close() can cut a hanging connect too. */
-  #opening: Client | null = null;
-
-  /**
-   * @param role "source" or "target", for messages.
-   * @param options where to connect and how.
-   */
-  constructor(role: string, options: RedisConnectionOptions) {
-    this.#options = {
-      db: 0,
-      commandTimeoutMs: 10_000,
-      healthCheckIntervalMs: 0,
-      trackClientId: false,
-      ...options,
-    };
-    this.#db = this.#options.db;
-    this.#where = `${role} "${serverAddress(options)}"`;
-    if (this.#options.healthCheckIntervalMs > 0) {
-      const every = Math.max(100, Math.min(this.#options.healthCheckIntervalMs, 60_000));
-      this.#healthTimer = setInterval(() => this.#healthCheck(), every);
-    }
-  }
-
-  /** `source "host:port"`, for messages. */
-  get where(): string {
-    return this.#where;
-  }
-
-  /** The DB the connection is on (or will be on once opened). */
-  get db(): number {
-    return this.#db;
-  }
-
-  /** Commands sent and not yet answered. */
-  get inflight(): number {
-    return this.#inflight;
-  }
-
-  /** The server's CLIENT ID of the current connection (with `trackClientId`). */
-  get clientId(): string | undefined {
-    return this.#client ? this.#clientId : undefined;
-  }
-
-  /** Opens the connection now (otherwise the first command does). */
-  async connect(): Promise<void> {
-    await this.#ensure();
-  }
-
-  /**
-   * Sends one command and returns its reply. `db` undefined runs it on
-   * whatever DB the connection is on (for DB-independent commands).
-   * Throws {@linkcode RedisReplyError} for an error reply,
-   * {@linkcode ConnectionError} (or {@linkcode TimeoutError}) when the
-   * connection failed; the connection is then reopened by the next command.
-   */
-  send(
-    db: number | undefined,
-    args: readonly RedisArg[],
-    options: SendOptions = {},
-  ): Promise<unknown> {
-    return this.#onDb(
-      db,
-      (client) => this.#exec(client, args, options, transferAllowanceMs(argBytes(args))),
-    );
-  }
-
-  /**
-   * Sends several commands on the current connection in one pipeline, all
-   * on `db`, and returns each one's outcome in order (a reply or an error).
-   * Throws only when the connection itself failed before anything was sent.
-   */
-  pipeline(
-    db: number | undefined,
-    commands: readonly (readonly RedisArg[])[],
-    options: SendOptions = {},
-  ): Promise<PromiseSettledResult<unknown>[]> {
-    // Every sendCommand call happens in one synchronous block, so the
-    // commands leave back to back, in order, in one write.
-    return this.#onDb(db, (client) => {
-      // A command's reply comes after everything sent before it in the
-      // pipeline: its deadline grows with the bytes queued ahead of it.
-      let queued = 0;
-      return Promise.allSettled(commands.map((args) => {
-        queued += argBytes(args);
-        return this.#exec(client, args, options, transferAllowanceMs(queued));
-      }));
-    });
-  }
-
-  /**
-   * Waits until the connection is open and on `db` (switching DB only when
-   * no command is in flight), then calls `send` with the client. `send`
-   * must issue its commands synchronously, before its first await.
-   */
-  async #onDb<T>(db: number | undefined, send: (client: Client) => Promise<T>): Promise<T> {
-    while (true) {
-      if (this.#closed) throw new ConnectionError(`Connection to ${this.#where} is closed`);
-      if (this.#gate) {
-        await this.#gate.catch(() => {});
-        continue;
-      }
-      if (db === undefined || db === this.#db) {
-        const client = await this.#ensure();
-        // A DB switch or a reconnect may have happened while we waited.
-        if (this.#gate || client !== this.#client || (db !== undefined && db !== this.#db)) {
-          continue;
-        }
-        return await send(client);
-      }
-      const gate = this.#switchDb(db);
-      this.#gate = gate;
-      try {
-        await gate;
-      } finally {
-        if (this.#gate === gate) this.#gate = null;
-      }
-    }
-  }
-
-  /**
-   * Runs `commands` as one MULTI/EXEC transaction on `db` (sent in one
-   * pipeline) and returns each command's outcome in order. The server runs
-   * them back to back, so a state change (out of memory, read-only) cannot
-   * split the batch: either the transaction is refused as a whole (thrown,
-   * e.g. OOM) or every command ran, each with its own reply or error.
-   */
-  async transaction(
-    db: number | undefined,
-    commands: readonly (readonly RedisArg[])[],
-    options: SendOptions = {},
-  ): Promise<PromiseSettledResult<unknown>[]> {
-    const results = await this.pipeline(db, [["MULTI"], ...commands, ["EXEC"]], options);
-    const exec = results[results.length - 1];
-    if (exec.status === "rejected") {
-      // EXECABORT: the reason is the first command that was refused while queued.
-      const queued = results.slice(0, -1).find((r) => r.status === "rejected") as
-        | PromiseRejectedResult
-        | undefined;
-      throw queued?.reason ?? exec.reason;
-    }
-    const replies = exec.value;
-    if (!Array.isArray(replies)) {
-      throw new ConnectionError(`Transaction on ${this.#where} was discarded`);
-    }
-    return replies.map((reply): PromiseSettledResult<unknown> =>
-      reply instanceof ErrorReply
-        ? { status: "rejected", reason: new RedisReplyError(reply.message, { cause: reply }) }
-        : { status: "fulfilled", value: reply }
-    );
-  }
-
-  /** Closes the connection now; commands in flight fail with a ConnectionError. */
-  close(): void {
-    this.#closed = true;
-    if (this.#opening) destroyQuietly(this.#opening);
-    if (this.#healthTimer !== undefined) clearInterval(this.#healthTimer);
-    this.#healthTimer = undefined;
-    this.#drop();
-  }
-
-  async #switchDb(db: number): Promise<void> {
-    while (this.#inflight > 0) {
-      await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
-    }
-    const client = await this.#ensure(); // rejects once the connection is closed
-    await this.#exec(client, ["SELECT", String(db)], {});
-    this.#db = db;
-  }
-
-  #ensure(): Promise<Client> {
-    if (this.#closed) {
-      return Promise.reject(new ConnectError(`Connection to ${this.#where} is closed`));
-    }
-    if (this.#client) return Promise.resolve(this.#client);
-    if (this.#connecting) return this.#connecting;
-    this.#connecting = this.#open().finally(() => {
-      this.#connecting = null;
-    });
-    return this.#connecting;
-  }
-
-  async #open(): Promise<Client> {
-    const o = this.#options;
-    const client = createClient({
-      socket: {
-        host: o.host,
-        port: o.port,
-        connectTimeout: o.commandTimeoutMs,
-        reconnectStrategy: false,
-        noDelay: true,
-        keepAlive: true,
-      },
-      username: o.username,
-      password: o.password,
-      database: this.#db === 0 ? undefined : this.#db,
-      name: o.clientName,
-      disableOfflineQueue: true,
-    });
-    client.on("error", () => {
-      // Every failure also rejects the command that saw it. Without a
-      // reconnect strategy node-redis closes the client on a socket error
-      // without emitting "end": forget it, so the next command reconnects.
-      if (this.#client === client && !client.isOpen) this.#client = null;
-    });
-    client.on("end", () => {
-      if (this.#client === client) this.#client = null;
-    });
-    try {
-      this.#opening = client;
-      const handshake = async () => {
-        await client.connect();
-        if (o.trackClientId) this.#clientId = String(await client.sendCommand(["CLIENT", "ID"]));
-      };
-      await withDeadline(handshake(), o.commandTimeoutMs, () => destroyQuietly(client));
-    } catch (error) {
-      this.#opening = null;
-      destroyQuietly(client);
-      if (this.#closed) throw new ConnectError(`Connection to ${this.#where} is closed`);
-      if (isPermissionReply(error)) {
-        const reply = (error as Error).message.split("\n")[0];
-        const err = new AuthError(
-          `Permission denied on ${this.#where} while connecting: ${reply} (the ACL user needs CLIENT SETNAME/ID, SELECT and the stream commands)`,
-          { cause: error },
-        );
-        o.health?.reportDown(err);
-        throw err;
-      }
-      if (isAuthReply(error)) {
-        const reply = (error as Error).message.split("\n")[0];
-        const err = new AuthError(`Authentication to ${this.#where} failed: ${reply}`, {
-          cause: error,
-        });
-        o.health?.reportDown(err);
-        throw err;
-      }
-      if (error instanceof ErrorReply && /DB index is out of range|LOADING/.test(error.message)) {
-        // A DB the server does not have (callers tell it apart), or a server still loading.
-        const err = new RedisReplyError(error.message, { cause: error });
-        o.health?.reportDown(err);
-        throw err;
-      }
-      const err = error instanceof DeadlineError
-        ? new ConnectError(
-          `Cannot connect to ${this.#where}: no answer within ${o.commandTimeoutMs} ms`,
-        )
-        : error instanceof ErrorReply
-        // Any other refusal during the handshake (e.g. max number of clients reached) passes.
-        ? new ConnectError(`Cannot connect to ${this.#where}: ${error.message}`, { cause: error })
-        : new ConnectError(
-          `Cannot connect to ${this.#where}: ${describeSocketError(error as Error)}`,
-          {
-            cause: error,
-          },
-        );
-      o.health?.reportDown(err);
-      throw err;
-    }
-    this.#opening = null;
-    if (this.#closed) {
-      destroyQuietly(client);
-      throw new ConnectError(`Connection to ${this.#where} is closed`);
-    }
-    this.#client = client;
-    this.#lastActivity = Date.now();
-    o.health?.reportUp(this.#everConnected);
-    this.#everConnected = true;
-    return client;
-  }
-
-  async #exec(
-    client: Client,
-    args: readonly RedisArg[],
-    options: SendOptions,
-    allowanceMs = 0,
-  ): Promise<unknown> {
-    this.#inflight++;
-    this.#lastActivity = Date.now();
-    const deadline = this.#options.commandTimeoutMs + (options.blockMs ?? 0) + allowanceMs;
-    try {
-      const reply = client.sendCommand(
-        args.map(toClientArg),
-        options.buffers ? BUFFER_MAPPING : undefined,
-      );
-      return await withDeadline(reply, deadline, () => {
-        if (this.#client === client) this.#drop();
-        else destroyQuietly(client);
-      });
-    } catch (error) {
-      if (error instanceof DeadlineError) {
-        const err = new TimeoutError(
-          `No reply from ${this.#where} within ${deadline} ms to ${
-            commandName(args)
-          }; connection closed`,
-        );
-        this.#options.health?.reportDown(err);
-        throw err;
-      }
-      if (error instanceof ErrorReply) throw new RedisReplyError(error.message, { cause: error });
-      if (error instanceof TypeError || error instanceof RangeError) throw error; // a bug, not an outage
-      if (this.#client === client) this.#drop();
-      const err = toRedisError(error, this.#where);
-      if (!this.#closed) this.#options.health?.reportDown(err);
-      throw err;
-    } finally {
-      this.#inflight--;
-      this.#lastActivity = Date.now();
-      if (this.#inflight === 0) {
-        const waiters = this.#idleWaiters;
-        this.#idleWaiters = [];
-        for (const resolve of waiters) resolve();
-      }
-    }
-  }
-
-  #drop(): void {
-    const client = this.#client;
-    this.#client = null;
-    this.#db = this.#options.db;
-    if (client) destroyQuietly(client);
-  }
-
-  #healthCheck(): void {
-    if (!this.#client || this.#inflight > 0 || this.#gate) return;
-    if (Date.now() - this.#lastActivity < this.#options.healthCheckIntervalMs) return;
-    this.send(undefined, ["PING"]).catch(() => {
-      // The failure was reported to the server's health; the next command reconnects.
-    });
-  }
-}
-
-class DeadlineError extends Error {
-  constructor() {
-    super("deadline exceeded");
-    this.name = "DeadlineError";
-  }
-}
-
-function withDeadline<T>(promise: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      onTimeout();
-      reject(new DeadlineError());
-    }, ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
-}
-
-/**
- * Time granted on top of the command timeout to transfer `bytes`: a link of
- * 1 MB/s at least, so big batches are not taken for a hung connection.
- */
-function transferAllowanceMs(bytes: number): number {
-  return Math.floor(bytes / 1000);
-}
-
-function argBytes(args: readonly RedisArg[]): number {
-  let n = 0;
-  for (const arg of args) n += typeof arg === "string" ? arg.length : arg.byteLength;
-  return n;
-}
-
-/** node-redis takes strings and Buffers only. */
-function toClientArg(arg: RedisArg): string | Buffer {
-  if (typeof arg === "string" || arg instanceof Buffer) return arg;
-  return Buffer.from(arg.buffer, arg.byteOffset, arg.byteLength);
+  return new RedisConnection(endpointFor(role, server), { db, name: `${role}-${purpose}` });
 }
 
 function commandName(args: readonly RedisArg[]): string {

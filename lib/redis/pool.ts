@@ -8,6 +8,7 @@
 import type { RedisServerConfig } from "../config/types.ts";
 import { ConnectError } from "../errors.ts";
 import { RedisConnection } from "./connection.ts";
+import { type Endpoint, endpointFor } from "./endpoint.ts";
 import type { ServerHealth } from "./server_health.ts";
 
 /** Options for {@linkcode ConnectionPool}. */
@@ -20,6 +21,7 @@ export interface ConnectionPoolOptions {
 export class ConnectionPool {
   #role: string;
   #server: RedisServerConfig;
+  #endpoint: Endpoint;
   #options: ConnectionPoolOptions;
   #shared: RedisConnection[] = [];
   #dedicated: RedisConnection[] = [];
@@ -28,6 +30,7 @@ export class ConnectionPool {
   constructor(role: string, server: RedisServerConfig, options: ConnectionPoolOptions) {
     this.#role = role;
     this.#server = server;
+    this.#endpoint = endpointFor(role, server, { healthChecks: true });
     this.#options = options;
   }
 
@@ -90,16 +93,9 @@ export class ConnectionPool {
   }
 
   #create(db: number, name: string, trackClientId = false): RedisConnection {
-    const s = this.#server;
-    return new RedisConnection(this.#role, {
-      host: s.host,
-      port: s.port,
-      username: s.username,
-      password: s.password,
+    return new RedisConnection(this.#endpoint, {
       db,
-      commandTimeoutMs: s.commandTimeout * 1000,
-      healthCheckIntervalMs: s.healthCheckInterval * 1000,
-      clientName: `redis-stream-sync-${name}`,
+      name,
       health: this.#options.health,
       trackClientId,
     });

@@ -1,0 +1,66 @@
+/**
+ * Where a connection goes and who it is: the ONE place where a server's
+ * configuration becomes connection options (address, credentials, DB,
+ * timeouts, name). Pools, one-shot commands and the start-up check all take
+ * their options from here, so they cannot differ.
+ *
+ * @module
+ */
+import type { RedisServerConfig } from "../config/types.ts";
+
+/** How to reach one server and how to behave on a connection to it. */
+export interface Endpoint {
+  /** "source" or "target", for messages. */
+  readonly role: string;
+  /** Host name or address. */
+  readonly host: string;
+  /** TCP port. */
+  readonly port: number;
+  /** ACL user name (undefined: the `default` user). */
+  readonly username?: string;
+  /** Password; never logged. */
+  readonly password?: string;
+  /** Milliseconds without a reply after which a connection counts as hung and is closed. */
+  readonly commandTimeoutMs: number;
+  /** Milliseconds of idleness after which a PING checks a connection; 0 = never. */
+  readonly healthCheckIntervalMs: number;
+}
+
+/** Options for {@linkcode endpointFor}. */
+export interface EndpointOptions {
+  /**
+   * Send health-check PINGs on idle connections (long-running pools; not
+   * one-shot commands).
+   * @default {false}
+   */
+  healthChecks?: boolean;
+}
+
+/** The endpoint of a configured server. */
+export function endpointFor(
+  role: string,
+  server: RedisServerConfig,
+  options: EndpointOptions = {},
+): Endpoint {
+  return {
+    role,
+    host: server.host,
+    port: server.port,
+    username: server.username,
+    password: server.password,
+    commandTimeoutMs: server.commandTimeout * 1000,
+    healthCheckIntervalMs: options.healthChecks ? server.healthCheckInterval * 1000 : 0,
+  };
+}
+
+/** `host:port` as used in messages (`[::1]:6379` for IPv6). */
+export function serverAddress(options: { host: string; port: number }): string {
+  return options.host.includes(":")
+    ? `[${options.host}]:${options.port}`
+    : `${options.host}:${options.port}`;
+}
+
+/** The CLIENT SETNAME of a connection: `redis-stream-sync-<name>`. */
+export function clientName(name: string): string {
+  return `redis-stream-sync-${name}`;
+}
