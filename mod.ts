@@ -65,7 +65,7 @@ export type {
   StreamOutcome,
   StreamState,
   StreamStatus,
-} from "./lib/replication/replicator.ts";
+} from "./lib/replication/stream.ts";
 export { compareStream, verifyAll } from "./lib/ops/verify.ts";
 export type {
   CompareOptions,

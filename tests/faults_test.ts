@@ -11,7 +11,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { StreamStatus } from "../lib/replication/replicator.ts";
+import type { StreamStatus } from "../lib/replication/stream.ts";
 import { TcpProxy } from "./_proxy.ts";
 import { connect, freePort, RedisServer, type TestClient } from "./_redis.ts";
 import {

@@ -6,7 +6,7 @@ import {
   shouldShowProgress,
   startProgress,
 } from "../lib/ops/progress.ts";
-import type { StreamStatus } from "../lib/replication/replicator.ts";
+import type { StreamStatus } from "../lib/replication/stream.ts";
 
 function status(streams: Array<Partial<StreamStatus>>): OrchestratorStatus {
   const health = { role: "source", address: "127.0.0.1:1", up: true, reconnects: 0, outages: 0 };

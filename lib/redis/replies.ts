@@ -1,9 +1,11 @@
 /**
- * Parsers for the RESP2 replies the replicator reads, as node-redis returns
- * them with bulk strings mapped to Buffers.
+ * Parsers for the RESP2 replies the replicator reads, as the connection returns
+ * them with bulk strings as Uint8Array views.
  *
  * @module
  */
+
+import { RawArray } from "./resp_parser.ts";
 
 const DECODER = new TextDecoder();
 
@@ -99,4 +101,68 @@ function compareDecimal(a: string, b: string): number {
 /** The millisecond time inside a stream ID. */
 export function idTime(id: string): number {
   return Number(id.split("-")[0]);
+}
+
+/**
+ * One stream entry as it came from the server: its ID as text and its
+ * fields and values as the RESP bytes they arrived in (written back into
+ * an XADD as they are). Views of the read buffer: do not keep them longer
+ * than the copy takes.
+ */
+export interface RawEntry {
+  /** `ms-seq`. */
+  id: string;
+  /** Fields and values. */
+  fields: RawArray;
+}
+
+/** Entries of a reply read with `rawDepth` (fields as {@linkcode RawArray}), and IDs without fields (deleted). */
+export interface RawEntries {
+  /** Entries in ID order. */
+  entries: RawEntry[];
+  /** IDs whose entry no longer exists. */
+  deleted: string[];
+  /** Bytes of the entries' fields. */
+  bytes: number;
+}
+
+/** `[[id, fields], ...]` with fields as RawArray (XRANGE: rawDepth 2). */
+export function parseRawEntries(reply: unknown): RawEntries {
+  const out: RawEntries = { entries: [], deleted: [], bytes: 0 };
+  if (!Array.isArray(reply)) return out;
+  for (const item of reply) {
+    if (!Array.isArray(item)) continue;
+    const id = ascii(item[0]);
+    const fields = item[1];
+    if (fields instanceof RawArray) {
+      out.entries.push({ id, fields });
+      out.bytes += fields.bytes.byteLength;
+    } else out.deleted.push(id);
+  }
+  return out;
+}
+
+/** XREADGROUP's `[[key, entries], ...]` read with rawDepth 4: per key (a copy), its entries. */
+export function parseRawMultiRead(reply: unknown): Array<{ key: Uint8Array } & RawEntries> {
+  if (!Array.isArray(reply)) return [];
+  return reply.map((item) => {
+    const [key, entries] = item as [Uint8Array, unknown];
+    return { key, ...parseRawEntries(entries) };
+  });
+}
+
+/** XAUTOCLAIM's `[cursor, entries, deletedIds]` read with rawDepth 3. */
+export function parseRawAutoClaim(reply: unknown): { cursor: string } & RawEntries {
+  const [cursor, entries, deletedIds] = reply as [unknown, unknown, unknown];
+  const parsed = parseRawEntries(entries);
+  if (Array.isArray(deletedIds)) { for (const id of deletedIds) parsed.deleted.push(ascii(id)); }
+  return { cursor: ascii(cursor), ...parsed };
+}
+
+/** An ASCII bulk string (an ID) as text, without a decoder. */
+export function ascii(value: unknown): string {
+  if (!(value instanceof Uint8Array)) return String(value);
+  let out = "";
+  for (let i = 0; i < value.length; i++) out += String.fromCharCode(value[i]);
+  return out;
 }

@@ -246,7 +246,8 @@ export class RespParser {
       if (frame.items === undefined && frame.rawStart < keep) keep = frame.rawStart;
     }
     const carried = this.#end - keep;
-    const next = new Uint8Array(Math.max(READ_SIZE, carried + need + MIN_FREE));
+    // Doubling: a raw array far bigger than a read is copied O(log n) times, not once per read.
+    const next = new Uint8Array(Math.max(READ_SIZE, 2 * carried + need + MIN_FREE));
     next.set(this.#buf.subarray(keep, this.#end));
     for (const frame of this.#stack) if (frame.items === undefined) frame.rawStart -= keep;
     this.#buf = next;
@@ -263,7 +264,12 @@ const PONG = "PONG";
 function status(buf: Uint8Array, start: number, end: number): string {
   const n = end - start;
   if (n === 2 && buf[start] === 79 && buf[start + 1] === 75) return OK;
-  if (n === 6 && buf[start] === 81 && buf[start + 1] === 85) return QUEUED;
-  if (n === 4 && buf[start] === 80 && buf[start + 1] === 79) return PONG;
+  if (n === 6 && equals(buf, start, QUEUED)) return QUEUED;
+  if (n === 4 && equals(buf, start, PONG)) return PONG;
   return UTF8.decode(buf.subarray(start, end));
+}
+
+function equals(buf: Uint8Array, start: number, word: string): boolean {
+  for (let i = 0; i < word.length; i++) if (buf[start + i] !== word.charCodeAt(i)) return false;
+  return true;
 }

@@ -25,7 +25,7 @@ export class RespWriter {
   #spare: Uint8Array | null = null;
 
   constructor(initialSize = INITIAL_SIZE) {
-    this.#buf = new Uint8Array(initialSize);
+    this.#buf = new Uint8Array(Math.max(64, initialSize));
   }
 
   /** Bytes encoded and not taken yet. */
@@ -94,7 +94,8 @@ export class RespWriter {
 
   /**
    * The bytes encoded so far; the writer starts empty again. The returned
-   * view stays valid until the next-but-one take() (two buffers alternate).
+   * view stays valid until the next take(): two buffers alternate, so write
+   * it out before taking the next one.
    */
   take(): Uint8Array {
     const out = this.#buf.subarray(0, this.#len);

@@ -1,31 +1,34 @@
 /**
- * The orchestrator: runs discovery on a timer, owns a `Map` of per-stream
- * loops, shares a bounded set of reader connections among them, and shuts
+ * The orchestrator: the supervisor of a run. It discovers streams on a
+ * timer and hands the new ones to the replication engine (collisions on the
+ * target resolved first), refreshes the streams' stats, mirrors trims,
+ * drives group maintenance, serves the status snapshot, and shuts
  * everything down in order when its signal aborts.
  *
  * @module
  */
-import { Backoff, sleep } from "../backoff.ts";
+import { Backoff } from "../backoff.ts";
 import type { Config } from "../config/types.ts";
-import { ConnectionPool } from "../redis/pool.ts";
-import { findStreams } from "./discover.ts";
-import { ConnectionError, errorMessage, isRetriableError, RedisReplyError } from "../errors.ts";
+import { errorMessage, isRetriableError, RedisReplyError } from "../errors.ts";
 import { getLog } from "../log.ts";
 import type { RedisConnection } from "../redis/connection.ts";
-import { serverAddress } from "../redis/connection.ts";
-import { ServerHealth, type ServerHealthStatus } from "../redis/server_health.ts";
-import { StreamReader } from "./reader.ts";
-import type { StreamRef } from "./stream_ref.ts";
-import { readStreamStats, type StreamStats } from "./stats.ts";
-import {
-  type CopiedBatch,
-  type StreamOutcome,
-  StreamReplicator,
-  type StreamStatus,
-} from "./replicator.ts";
+import { serverAddress } from "../redis/endpoint.ts";
+import { ConnectionPool } from "../redis/pool.ts";
 import { parseFlatMap, text } from "../redis/replies.ts";
+import { ServerHealth, type ServerHealthStatus } from "../redis/server_health.ts";
+import { findStreams } from "./discover.ts";
+import { type EngineHooks, ReplicationEngine } from "./engine.ts";
+import { pendingCounts } from "./group.ts";
+import { Scheduler } from "./scheduler.ts";
+import { readStreamStats, type StreamStats } from "./stats.ts";
+import type { ReplicatedStream, StreamOutcome, StreamStatus } from "./stream.ts";
+import type { StreamRef } from "./stream_ref.ts";
+import { mirrorTrims } from "./trim.ts";
 
 const log = getLog("orchestrator");
+
+/** How often group maintenance looks for the streams whose turn it is. */
+const MAINTENANCE_TICK_MS = 1000;
 
 /** Options for {@linkcode Orchestrator.run}. */
 export interface RunOptions {
@@ -35,7 +38,7 @@ export interface RunOptions {
    */
   once?: boolean;
   /**
-   * After the signal aborts, how long batches in flight may take to finish
+   * After the signal aborts, how long writes in flight may take to finish
    * (write and ack) before they are abandoned (they stay pending and are
    * re-delivered safely on the next start).
    * @default {5000}
@@ -44,28 +47,7 @@ export interface RunOptions {
 }
 
 /** Per-batch and per-error hooks, for metrics. */
-export interface OrchestratorHooks {
-  /**
-   * A batch was written and acked.
-   * @default {undefined}
-   */
-  onBatch?: (stream: StreamRef, batch: CopiedBatch) => void;
-  /**
-   * An attempt failed (and will be retried).
-   * @default {undefined}
-   */
-  onError?: (stream: StreamRef, kind: string) => void;
-  /**
-   * A stream's loop ended.
-   * @default {undefined}
-   */
-  onStreamEnd?: (stream: StreamRef, outcome: StreamOutcome) => void;
-  /**
-   * A read from the source failed (and will be retried).
-   * @default {undefined}
-   */
-  onReadError?: (kind: string) => void;
-}
+export type OrchestratorHooks = EngineHooks;
 
 /** What a run ended with. */
 export interface RunResult {
@@ -91,44 +73,35 @@ export interface OrchestratorStatus {
   streams: StreamStatus[];
 }
 
-interface ReaderSlot {
-  reader: StreamReader;
-  run: Promise<void>;
-  /** Streams assigned, per DB. */
-  dbs: Map<number, number>;
-}
-
-interface Loop {
-  stream: StreamRef;
-  replicator: StreamReplicator;
-  reader: StreamReader;
-  promise: Promise<StreamOutcome>;
-}
-
 /** Replicates every configured and discovered stream. */
 export class Orchestrator {
-  #config: Config;
-  #hooks: OrchestratorHooks;
-  #sourceHealth: ServerHealth;
-  #targetHealth: ServerHealth;
-  #control: RedisConnection;
-  #readerPool: ConnectionPool;
-  #targetPool: ConnectionPool;
-  #readers: ReaderSlot[] = [];
-  #loops = new Map<string, Loop>();
-  #targets = new Map<string, string>();
-  #ended = new Map<string, { ref: StreamRef; status: StreamStatus }>();
-  #outcomes = new Map<string, StreamOutcome>();
-  #warned = new Map<string, string>();
+  readonly #config: Config;
+  readonly #hooks: OrchestratorHooks;
+  readonly #sourceHealth: ServerHealth;
+  readonly #targetHealth: ServerHealth;
+  readonly #control: RedisConnection;
+  readonly #readerPool: ConnectionPool;
+  readonly #targetPool: ConnectionPool;
+  readonly #scheduler = new Scheduler();
+  #engine: ReplicationEngine | undefined;
+  /** Streams replicating now, by id. */
+  readonly #active = new Map<string, ReplicatedStream>();
+  /** Which stream writes each target stream (collisions), by target id. */
+  readonly #targets = new Map<string, StreamRef>();
+  /** Streams that ended (but gone ones), for status and the result. */
+  readonly #ended = new Map<string, ReplicatedStream>();
+  readonly #outcomes = new Map<string, StreamOutcome>();
+  readonly #warned = new Map<string, string>();
   #stats = new Map<string, StreamStats>();
   #ready = false;
   #notReadyReason = "starting";
-  #readerController = new AbortController();
-  #hardSignal: AbortSignal = new AbortController().signal;
   #once = false;
   #started = false;
-  #goneBefore = new Set<string>();
-  #warnedUnblock = false;
+  #stopped = false;
+  #graceTimer: ReturnType<typeof setTimeout> | undefined;
+  #endHardStop!: () => void;
+  readonly #hardStopped = new Promise<void>((resolve) => (this.#endHardStop = resolve));
+  readonly #goneBefore = new Set<string>();
 
   constructor(config: Config, hooks: OrchestratorHooks = {}) {
     this.#config = config;
@@ -143,17 +116,11 @@ export class Orchestrator {
 
   /** A snapshot of every stream and both servers. */
   status(): OrchestratorStatus {
-    const entries: Array<{ id: string; status: StreamStatus }> = [...this.#ended.entries()].map((
-      [id, e],
-    ) => ({
-      id,
-      status: e.status,
-    }));
-    for (const [id, loop] of this.#loops) entries.push({ id, status: loop.replicator.status });
-    const streams = entries.map(({ id, status }) => {
-      const stats = this.#stats.get(id);
-      return stats ? { ...status, stats } : status;
-    });
+    const streams: StreamStatus[] = [];
+    for (const s of [...this.#ended.values(), ...this.#active.values()]) {
+      const stats = this.#stats.get(s.ref.id);
+      streams.push(stats ? { ...s.status, stats } : s.status);
+    }
     streams.sort((a, b) => a.db - b.db || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const reason = this.#ready
       ? (!this.#sourceHealth.up
@@ -182,21 +149,25 @@ export class Orchestrator {
     this.#started = true;
     const { once = false, graceMs = 5000 } = options;
     this.#once = once;
-    const hard = new AbortController();
-    this.#hardSignal = hard.signal;
-    let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    const readers = new AbortController();
+    const engine = new ReplicationEngine(this.#config, {
+      control: this.#control,
+      readers: this.#readerPool,
+      target: this.#targetPool,
+      scheduler: this.#scheduler,
+      hooks: this.#hooks,
+      once,
+      readSignal: readers.signal,
+    });
+    this.#engine = engine;
     const onAbort = () => {
-      log.info("Stopping: no new reads; finishing the batches in flight");
-      this.#readerController.abort();
+      log.info("Stopping: no new reads; finishing the writes in flight");
+      readers.abort();
       // A read in flight is cut: what it delivered stays pending and is copied on the next start.
       this.#readerPool.close();
-      graceTimer = setTimeout(() => {
-        // Batches still in flight are abandoned: their commands fail at once, their
-        // entries stay pending (re-delivered safely on the next start).
-        hard.abort();
-        this.#control.close();
-        this.#targetPool.close();
-      }, graceMs);
+      // After the grace period whatever still waits on a server is cut too (writes in flight
+      // stay pending and are re-delivered safely on the next start).
+      this.#graceTimer = setTimeout(() => this.#hardStop(), graceMs);
     };
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
@@ -206,38 +177,83 @@ export class Orchestrator {
           "Stream processing is disabled (REDIS_STREAMS_ENABLED=false); idling until stopped",
         );
         this.#ready = true;
-        if (!once) await sleepUntilAborted(signal);
-        return this.#result();
-      }
-      await this.#firstPass(signal);
-      if (once) {
-        await this.#settleLoops();
-        await this.#checkNothingPending();
-        return this.#result();
-      }
-      while (!signal.aborted) {
-        await sleep(this.#config.discoveryInterval * 1000, signal);
-        if (signal.aborted) break;
-        try {
-          await this.#pass(signal);
-          await this.#refreshStats();
-          if (this.#config.mirrorSourceTrim) await this.#mirrorTrims(signal);
-        } catch (error) {
-          this.#logDiscoveryError(error);
+        if (!once) await this.#scheduler.sleep(2 ** 31 - 1, signal);
+      } else {
+        await this.#firstPass(signal);
+        if (once) {
+          await this.#settle(signal);
+          await engine.acksDone();
+          await this.#checkNothingPending();
+        } else {
+          const maintenance = this.#maintenanceLoop(signal);
+          await this.#discoveryLoop(signal);
+          await maintenance;
         }
       }
-      await this.#settleLoops();
+      await this.#shutdown(readers, graceMs);
       return this.#result();
     } finally {
       signal.removeEventListener("abort", onAbort);
-      this.#readerController.abort();
-      await Promise.allSettled(this.#readers.map((r) => r.run));
-      await Promise.allSettled([...this.#loops.values()].map((l) => l.promise));
-      if (graceTimer !== undefined) clearTimeout(graceTimer);
-      this.#control.close();
-      this.#readerPool.close();
-      this.#targetPool.close();
-      log.info("Stopped");
+      await this.#shutdown(readers, graceMs);
+    }
+  }
+
+  async #discoveryLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      await this.#scheduler.sleep(this.#config.discoveryInterval * 1000, signal);
+      if (signal.aborted) break;
+      try {
+        await this.#pass(signal);
+        await this.#refreshStats();
+        if (this.#config.mirrorSourceTrim) {
+          await mirrorTrims(this.#control, [...this.#active.values()], {
+            target: this.#targetPool,
+            stats: this.#stats,
+            signal,
+          });
+        }
+      } catch (error) {
+        this.#logDiscoveryError(error);
+      }
+    }
+  }
+
+  /** Readers stop; writes in flight get `graceMs` to finish (and their acks); then all closes. */
+  async #shutdown(readers: AbortController, graceMs: number): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    const engine = this.#engine!;
+    readers.abort();
+    this.#readerPool.close();
+    await Promise.allSettled(engine.readers);
+    this.#graceTimer ??= setTimeout(() => this.#hardStop(), graceMs);
+    await Promise.race([engine.finish(), this.#hardStopped]);
+    clearTimeout(this.#graceTimer);
+    this.#hardStop();
+    const ending = [...this.#active.values()].map((s) => s.done);
+    engine.stopAll();
+    await Promise.allSettled(ending); // their end handlers ran
+    this.#scheduler.close();
+    log.info("Stopped");
+  }
+
+  /** Closes every connection: whatever still waits on a server fails at once. */
+  #hardStop(): void {
+    this.#control.close();
+    this.#readerPool.close();
+    this.#targetPool.close();
+    this.#endHardStop();
+  }
+
+  async #maintenanceLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      await this.#scheduler.sleep(MAINTENANCE_TICK_MS, signal);
+      if (signal.aborted) return;
+      try {
+        await this.#engine!.maintain();
+      } catch (error) {
+        log.debug("Group maintenance failed: {error}", { error: errorMessage(error) });
+      }
     }
   }
 
@@ -257,15 +273,24 @@ export class Orchestrator {
         if (!isRetriableError(error)) throw error;
         this.#notReadyReason = `first discovery pass failed: ${errorMessage(error)}`;
         this.#logDiscoveryError(error);
-        await sleep(backoff.next(), signal);
+        await this.#scheduler.sleep(backoff.next(), signal);
       }
+    }
+  }
+
+  /** Waits for every stream to end (they end on abort, or in once mode when caught up). */
+  async #settle(signal: AbortSignal): Promise<void> {
+    while (this.#active.size > 0 && !signal.aborted) {
+      const aborted = new Promise<void>((resolve) =>
+        signal.addEventListener("abort", () => resolve(), { once: true })
+      );
+      await Promise.race([Promise.all([...this.#active.values()].map((s) => s.done)), aborted]);
     }
   }
 
   /** Reads lengths, last IDs, pending and lag of every stream seen (for status and metrics). */
   async #refreshStats(): Promise<void> {
-    const refs = [...this.#loops.values()].map((l) => l.stream);
-    for (const { ref } of this.#ended.values()) refs.push(ref);
+    const refs = [...this.#active.values(), ...this.#ended.values()].map((s) => s.ref);
     if (refs.length === 0) {
       this.#stats.clear();
       return;
@@ -273,9 +298,7 @@ export class Orchestrator {
     // Entries handled so far, taken before the read, so that handled + lag + pending
     // (what progress shows as the total) counts no entry twice.
     const handled = new Map<string, number>();
-    for (const [id, loop] of this.#loops) {
-      handled.set(id, loop.replicator.status.copied + loop.replicator.status.skipped);
-    }
+    for (const [id, s] of this.#active) handled.set(id, s.status.copied + s.status.skipped);
     const stats = await readStreamStats(
       { source: this.#control, target: this.#targetPool.pick(refs[0].targetDb) },
       refs,
@@ -285,99 +308,93 @@ export class Orchestrator {
     this.#stats = stats;
   }
 
-  /**
-   * MIRROR_SOURCE_TRIM: trims each target stream to its source's first ID
-   * (XTRIM MINID), so entries trimmed or deleted at the head of the source
-   * leave the target too. Uses the stats of the last refresh.
-   */
-  async #mirrorTrims(signal: AbortSignal): Promise<void> {
-    for (const loop of this.#loops.values()) {
-      if (signal.aborted) return;
-      try {
-        await this.#mirrorTrim(loop.stream);
-      } catch (error) {
-        if (error instanceof ConnectionError) throw error; // the server is gone: next pass
-        // One stream's refusal does not keep the others from being trimmed.
-        log.debug("Mirroring the trim of {stream} failed: {error}", {
-          stream: loop.stream.label,
-          error: errorMessage(error),
-        });
-      }
-    }
-  }
-
-  async #mirrorTrim(ref: StreamRef): Promise<void> {
-    const stats = this.#stats.get(ref.id);
-    if (!stats?.sourceIsStream || stats.targetWrongType) return;
-    let minId = stats.firstSourceId;
-    if (!minId) {
-      // Empty source: everything up to its last ID was trimmed.
-      const info = parseFlatMap(await this.#control.send(ref.db, ["XINFO", "STREAM", ref.key]));
-      const top = text(info.get("last-generated-id") ?? "0-0");
-      if (top === "0-0") return;
-      minId = nextId(top);
-    }
-    const removed = Number(
-      await this.#targetPool.pick(ref.targetDb).send(ref.targetDb, [
-        "XTRIM",
-        ref.targetKey,
-        "MINID",
-        minId,
-      ]),
-    );
-    if (removed > 0) {
-      log.debug("Trimmed {count} entries of {target} below {minId}, as on the source", {
-        count: removed,
-        target: ref.targetLabel,
-        minId,
-      });
-    }
-  }
-
-  /** Waits for every loop to end (they end on abort, or in once mode when caught up). */
-  async #settleLoops(): Promise<void> {
-    while (this.#loops.size > 0) {
-      await Promise.allSettled([...this.#loops.values()].map((l) => l.promise));
-    }
-  }
-
-  /** One discovery pass: find streams, start a loop for each new one. */
+  /** One discovery pass: find streams, start replicating the new ones. */
   async #pass(signal: AbortSignal): Promise<void> {
     const found = await findStreams(this.#control, this.#config, {
       signal,
-      skip: (ref) => this.#loops.has(ref.id),
+      skip: (ref) => this.#active.has(ref.id),
     });
     for (const n of found.notices) this.#warnOnce(n.subject, n.variant, n.message, n.level);
     const candidates = await this.#previousOwnersFirst(found.streams);
+    const fresh: StreamRef[] = [];
     for (const ref of candidates) {
-      if (signal.aborted) return;
-      if (this.#loops.has(ref.id)) continue;
+      if (this.#active.has(ref.id)) continue;
       const owner = this.#targets.get(ref.targetId);
-      if (owner !== undefined && owner !== ref.id) {
-        const other = this.#loops.get(owner)?.stream.label ?? owner;
+      if (owner !== undefined && owner.id !== ref.id) {
+        const other = owner.label;
         this.#warnOnce(
           `collision:${ref.id}`,
-          owner,
+          owner.id,
           `Streams ${other} and ${ref.label} would both be written to target stream ${ref.targetLabel}; ${ref.label} is skipped, ${other} keeps replicating`,
           "error",
         );
         continue;
       }
-      this.#start(ref, signal);
+      this.#targets.set(ref.targetId, ref);
+      fresh.push(ref);
+    }
+    if (fresh.length === 0 || signal.aborted) return;
+    const { created, streams } = await this.#engine!.start(fresh, {
+      // A stream that was deleted and came back is new: copy it whole, whatever STREAM_START_ID
+      // says (with "$", entries written before the next discovery pass would be skipped).
+      startId: (ref) => this.#goneBefore.has(ref.id) ? "0" : this.#config.startId,
+    });
+    for (const s of streams) {
+      this.#ended.delete(s.ref.id);
+      this.#active.set(s.ref.id, s);
+      s.done.then((outcome) => this.#onEnd(s, outcome));
+    }
+    log.info("Replicating {count} new streams ({created} consumer groups created)", {
+      count: streams.filter((s) => !s.ended).length,
+      created,
+    });
+  }
+
+  #onEnd(stream: ReplicatedStream, outcome: StreamOutcome): void {
+    const ref = stream.ref;
+    if (this.#active.get(ref.id) === stream) this.#active.delete(ref.id);
+    if (this.#targets.get(ref.targetId)?.id === ref.id) this.#targets.delete(ref.targetId);
+    // A stream that is gone disappears from status and metrics; others stay visible.
+    if (outcome === "gone") {
+      this.#stats.delete(ref.id);
+      this.#goneBefore.add(ref.id);
+    } else this.#ended.set(ref.id, stream);
+    this.#outcomes.set(ref.id, outcome);
+    const status = stream.status;
+    if (outcome === "error") {
+      this.#warnOnce(
+        ref.id,
+        status.lastError ?? "",
+        `Stopped replicating ${ref.label}: ${status.lastError}`,
+        "error",
+      );
+    } else if (outcome === "skipped") {
+      this.#warnOnce(
+        ref.id,
+        "skipped",
+        `Stream ${ref.label} has no consumer group "${this.#config.consumerGroup}" and STREAM_AUTO_CREATE_CONSUMER_GROUPS=false; skipped`,
+      );
+    } else if (outcome === "gone") {
+      log.warning("Stream {stream} is gone ({reason}); its replication ended", {
+        stream: ref.label,
+        reason: status.lastError,
+      });
+    } else if (outcome === "caught-up" || outcome === "stopped") {
+      this.#warned.delete(ref.id);
     }
   }
 
   /**
-   * Of streams that would share a target stream no loop owns now, puts the
-   * one that already has the consumer group first: it wrote that target
-   * stream before (before a restart, or before its loop ended), so it must
-   * keep it, or the target would mix the entries of two streams. Without
-   * such a stream the first found (lowest DB) wins, as on a first start.
+   * Of streams that would share a target stream no stream owns now, puts
+   * the one that already has the consumer group first: it wrote that target
+   * stream before (before a restart, or before it ended), so it must keep
+   * it, or the target would mix the entries of two streams. Without such a
+   * stream the first found (lowest DB) wins, as on a first start.
    */
   async #previousOwnersFirst(candidates: StreamRef[]): Promise<StreamRef[]> {
     const byTarget = new Map<string, StreamRef[]>();
     for (const ref of candidates) {
-      if (this.#loops.has(ref.id) || this.#targets.has(ref.targetId)) continue;
+      if (this.#active.has(ref.id) || this.#targets.has(ref.targetId)) continue;
       byTarget.set(ref.targetId, [...(byTarget.get(ref.targetId) ?? []), ref]);
     }
     const first = new Set<string>();
@@ -409,149 +426,30 @@ export class Orchestrator {
     }
   }
 
-  #start(ref: StreamRef, signal: AbortSignal): void {
-    const config = this.#config;
-    const reader = this.#readerFor(ref);
-    const replicator = new StreamReplicator(ref, {
-      reader,
-      source: this.#control,
-      target: this.#targetPool,
-      group: config.consumerGroup,
-      consumer: config.consumerName,
-      // A stream that was deleted and came back is new: copy it whole, whatever STREAM_START_ID
-      // says (with "$", entries written before the next discovery pass would be skipped).
-      startId: this.#goneBefore.has(ref.id) ? "0" : config.startId,
-      autoCreateGroup: config.autoCreateGroups,
-      batchSize: config.batchSize,
-      backoffBaseMs: config.target.backoffBase * 1000,
-      backoffMaxMs: config.target.backoffMax * 1000,
-      maxRetries: config.target.maxRetries,
-      once: this.#once,
-      hardSignal: this.#hardSignal,
-      pendingCheckIntervalMs: config.pendingCheckInterval * 1000,
-      targetMaxlen: config.targetStreamMaxlen,
-      consumerIdleMs: config.consumerIdleTimeout * 1000,
-      onBatch: this.#hooks.onBatch,
-      onError: this.#hooks.onError,
-    });
-    this.#targets.set(ref.targetId, ref.id);
-    this.#ended.delete(ref.id);
-    log.debug("Replicating {stream} to {target}", { stream: ref.label, target: ref.targetLabel });
-    const promise = replicator.run(signal).then((outcome) => {
-      this.#loops.delete(ref.id);
-      if (this.#targets.get(ref.targetId) === ref.id) this.#targets.delete(ref.targetId);
-      reader.release(ref);
-      const entry = this.#readers.find((r) => r.reader === reader);
-      if (entry) {
-        const n = (entry.dbs.get(ref.db) ?? 1) - 1;
-        if (n <= 0) entry.dbs.delete(ref.db);
-        else entry.dbs.set(ref.db, n);
-      }
-      // A stream that is gone disappears from status and metrics; others stay visible.
-      if (outcome === "gone") {
-        this.#stats.delete(ref.id);
-        this.#goneBefore.add(ref.id);
-      } else this.#ended.set(ref.id, { ref, status: replicator.status });
-      this.#outcomes.set(ref.id, outcome);
-      this.#reportOutcome(ref, outcome, replicator.status);
-      this.#hooks.onStreamEnd?.(ref, outcome);
-      return outcome;
-    });
-    this.#loops.set(ref.id, { stream: ref, replicator, reader, promise });
-  }
-
-  #reportOutcome(ref: StreamRef, outcome: StreamOutcome, status: StreamStatus): void {
-    if (outcome === "error") {
-      this.#warnOnce(
-        ref.id,
-        status.lastError ?? "",
-        `Stopped replicating ${ref.label}: ${status.lastError}`,
-        "error",
-      );
-    } else if (outcome === "skipped") {
-      this.#warnOnce(
-        ref.id,
-        "skipped",
-        `Stream ${ref.label} has no consumer group "${this.#config.consumerGroup}" and STREAM_AUTO_CREATE_CONSUMER_GROUPS=false; skipped`,
-      );
-    } else if (outcome === "gone") {
-      log.warning("Stream {stream} is gone ({reason}); its loop ended", {
-        stream: ref.label,
-        reason: status.lastError,
-      });
-    } else if (outcome === "caught-up" || outcome === "stopped") {
-      this.#warned.delete(ref.id);
-    }
-  }
-
-  /** The reader for a new stream: a new connection while the pool has room, else the least loaded. */
-  #readerFor(ref: StreamRef): StreamReader {
-    let best: ReaderSlot | undefined;
-    for (const r of this.#readers) {
-      const sameDb = r.dbs.has(ref.db) || r.dbs.size === 0;
-      if (!sameDb) continue;
-      if (!best || r.reader.load < best.reader.load) best = r;
-    }
-    const needNew = !best || best.reader.load > 0;
-    if (needNew && this.#readerPool.canDedicate) {
-      const conn = this.#readerPool.dedicate(ref.db, `reader${this.#readers.length}`);
-      const reader = new StreamReader(conn, {
-        group: this.#config.consumerGroup,
-        consumer: this.#config.consumerName,
-        batchSize: this.#config.batchSize,
-        blockMs: Math.max(1, Math.round(this.#config.pollInterval * 1000)),
-        once: this.#once,
-        backoffBaseMs: this.#config.source.backoffBase * 1000,
-        backoffMaxMs: this.#config.source.backoffMax * 1000,
-        maxRetries: this.#config.source.maxRetries,
-        onError: this.#hooks.onReadError,
-        unblock: (id) => {
-          this.#control.send(undefined, ["CLIENT", "UNBLOCK", id]).catch((error) => {
-            // The reader wakes up at the end of its block anyway, only later.
-            // Only a refusal is worth a word (a lost connection is reported elsewhere).
-            if (this.#warnedUnblock || !(error instanceof RedisReplyError)) return;
-            this.#warnedUnblock = true;
-            log.warning(
-              "CLIENT UNBLOCK failed ({error}); new entries may wait up to STREAM_POLL_INTERVAL (the ACL user needs CLIENT UNBLOCK)",
-              { error: errorMessage(error) },
-            );
-          });
-        },
-      });
-      best = { reader, run: reader.run(this.#readerController.signal), dbs: new Map() };
-      this.#readers.push(best);
-    }
-    if (!best) {
-      for (const r of this.#readers) if (!best || r.reader.load < best.reader.load) best = r;
-    }
-    const chosen = best!;
-    chosen.reader.assign(ref);
-    chosen.dbs.set(ref.db, (chosen.dbs.get(ref.db) ?? 0) + 1);
-    return chosen.reader;
-  }
-
   /** `run --once`: every stream that caught up must have nothing pending in its group. */
   async #checkNothingPending(): Promise<void> {
-    for (const [id, outcome] of this.#outcomes) {
-      const ended = this.#ended.get(id);
-      if (outcome !== "caught-up" || !ended) continue;
-      const { ref, status } = ended;
-      try {
-        const reply = await this.#control.send(ref.db, [
-          "XPENDING",
-          ref.key,
-          this.#config.consumerGroup,
-        ]);
-        const count = Array.isArray(reply) ? Number(reply[0]) : 0;
-        if (count > 0) {
-          status.state = "error";
-          status.lastError =
-            `${count} entries still pending in group "${this.#config.consumerGroup}"`;
-          this.#outcomes.set(id, "error");
-        }
-      } catch (error) {
-        status.lastError = `Could not check pending entries: ${errorMessage(error)}`;
-        this.#outcomes.set(id, "error");
+    const caughtUp = [...this.#outcomes].filter(([, o]) => o === "caught-up")
+      .map(([id]) => this.#ended.get(id)).filter((s) => s !== undefined);
+    if (caughtUp.length === 0) return;
+    let counts: Map<ReplicatedStream, number | Error>;
+    try {
+      counts = await pendingCounts(this.#control, caughtUp, { group: this.#config.consumerGroup });
+    } catch (error) {
+      for (const s of caughtUp) {
+        s.status.lastError = `Could not check pending entries: ${errorMessage(error)}`;
+        this.#outcomes.set(s.ref.id, "error");
+      }
+      return;
+    }
+    for (const [s, count] of counts) {
+      if (count instanceof Error) {
+        s.status.lastError = `Could not check pending entries: ${errorMessage(count)}`;
+        this.#outcomes.set(s.ref.id, "error");
+      } else if (count > 0) {
+        s.status.state = "error";
+        s.status.lastError =
+          `${count} entries still pending in group "${this.#config.consumerGroup}"`;
+        this.#outcomes.set(s.ref.id, "error");
       }
     }
   }
@@ -561,15 +459,19 @@ export class Orchestrator {
     for (const [id, outcome] of this.#outcomes) {
       if (outcome === "caught-up" || outcome === "gone") continue;
       if (outcome === "stopped" && !this.#once) continue;
-      const ended = this.#ended.get(id);
-      const status = ended?.status;
-      const label = ended?.ref.label ?? id;
+      const stream = this.#ended.get(id);
+      const label = stream?.ref.label ?? id;
       const reason = outcome === "skipped"
         ? `no consumer group "${this.#config.consumerGroup}" (STREAM_AUTO_CREATE_CONSUMER_GROUPS=false)`
         : outcome === "stopped"
         ? "interrupted before it was up to date"
-        : status?.lastError ?? outcome;
+        : stream?.status.lastError ?? outcome;
       failures.push({ stream: label, reason });
+    }
+    if (this.#once) {
+      for (const s of this.#active.values()) {
+        failures.push({ stream: s.ref.label, reason: "interrupted before it was up to date" });
+      }
     }
     return { ok: failures.length === 0, streams: this.status().streams, failures };
   }
@@ -593,17 +495,4 @@ export class Orchestrator {
     this.#warned.set(key, variant);
     log[level]("{message}", { message });
   }
-}
-
-function sleepUntilAborted(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) =>
-    signal.addEventListener("abort", () => resolve(), { once: true })
-  );
-}
-
-/** The smallest stream ID above `id`. */
-function nextId(id: string): string {
-  const [ms, seq = "0"] = id.split("-");
-  return `${ms}-${BigInt(seq) + 1n}`;
 }

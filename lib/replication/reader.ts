@@ -1,9 +1,11 @@
 /**
- * A reader owns one source connection and serves many streams with one
- * `XREADGROUP ... STREAMS k1 k2 ... > > ...` at a time, so hundreds of
- * streams make progress over a handful of connections. A stream asks for
- * its next batch with {@linkcode StreamReader.read} only once its previous
- * batch is written and acked (backpressure, and order per stream).
+ * A reader owns one source connection and serves many streams with
+ * `XREADGROUP ... STREAMS k1 k2 ... > > ...`: a stream is read while it has
+ * room for more entries (read-ahead, bounded), so the source is read while
+ * the target writes; streams with a backlog are read without blocking,
+ * several reads in one round trip; when nothing is ready the reader blocks
+ * on all its streams at once, and is woken (CLIENT UNBLOCK) when a stream
+ * it does not block on wants entries. No timer or promise per stream.
  *
  * @module
  */
@@ -18,8 +20,11 @@ import {
 } from "../errors.ts";
 import { getLog } from "../log.ts";
 import type { RedisConnection } from "../redis/connection.ts";
-import { compareIds, parseMultiRead, type ReadBatch } from "../redis/replies.ts";
-import { type StreamRef, toHex } from "./stream_ref.ts";
+import { compareIds, parseRawMultiRead, type RawEntry } from "../redis/replies.ts";
+import type { RespValue } from "../redis/resp_parser.ts";
+import type { RespWriter } from "../redis/resp_writer.ts";
+import type { ReplicatedStream } from "./stream.ts";
+import { toHex } from "./stream_ref.ts";
 
 const log = getLog("reader");
 
@@ -29,6 +34,30 @@ const log = getLog("reader");
  * (tcp_orphan_retries), so stay careful for a generous quarter of an hour.
  */
 const STALE_READ_WINDOW_MS = 15 * 60_000;
+/** Keys in one non-blocking XREADGROUP. */
+const MAX_KEYS_PER_READ = 500;
+/** Reads of the streams with a backlog sent together in one round trip. */
+const MAX_READS_PER_ROUND_TRIP = 4;
+/** While streams with a backlog are read, the others are looked at this often. */
+const SWEEP_INTERVAL_MS = 10;
+/** Depth of the entries' field lists in an XREADGROUP reply. */
+const READ_RAW_DEPTH = 4;
+
+/** What the reader tells about the streams it reads. */
+export interface ReaderHooks {
+  /** Entries (and IDs of pending entries found deleted) read for `stream`, in ID order. */
+  deliver(stream: ReplicatedStream, entries: RawEntry[], deleted: string[], bytes: number): void;
+  /** once mode: a read found nothing more for `stream`. */
+  drained(stream: ReplicatedStream): void;
+  /** The stream or its group is gone (NOGROUP, WRONGTYPE). */
+  gone(stream: ReplicatedStream, error: StreamGoneError): void;
+  /** Reading `stream` failed for good (e.g. NOPERM). */
+  failed(stream: ReplicatedStream, error: unknown): void;
+  /** No read including `stream` is in flight any more. */
+  idle(stream: ReplicatedStream): void;
+  /** Whether `stream` wants entries now (room in its read-ahead, replicating). */
+  wants(stream: ReplicatedStream): boolean;
+}
 
 /** Options for {@linkcode StreamReader}. */
 export interface StreamReaderOptions {
@@ -36,12 +65,12 @@ export interface StreamReaderOptions {
   group: string;
   /** Consumer name. */
   consumer: string;
-  /** Entries per stream per read (COUNT). */
+  /** Entries per stream per read (COUNT, STREAM_BATCH_SIZE). */
   batchSize: number;
   /** Milliseconds a read blocks when nothing is ready (BLOCK). */
   blockMs: number;
   /**
-   * `run --once`: never block; a stream with nothing to read gets an empty batch.
+   * `run --once`: never block; a stream with nothing to read is drained.
    * @default {false}
    */
   once?: boolean;
@@ -63,42 +92,23 @@ export interface StreamReaderOptions {
   unblock: (clientId: string) => void;
 }
 
-interface Waiter {
-  stream: StreamRef;
-  resolve: (batch: ReadBatch | null) => void;
-  reject: (error: unknown) => void;
-}
-
-/** Reads batches for the streams assigned to it, over one connection. */
+/** Reads entries for the streams assigned to it, over one connection. */
 export class StreamReader {
-  #conn: RedisConnection;
-  #options: StreamReaderOptions;
-  #assigned = new Set<string>();
-  #waiting = new Map<string, Waiter>();
-  /**
-   * Entries read for a stream whose waiter had left (it was woken for
-   * maintenance) are delivered to its next read, so nothing read is ever
-   * skipped out of order.
-   */
-  #stash = new Map<string, ReadBatch>();
-  /**
-   * Streams whose last read failed on the connection: the server may have
-   * delivered entries whose reply was lost (they are pending for this
-   * consumer). Until their own pending entries are read again (from the
-   * cursor, "0" first), they are not read with ">", so no later entry can
-   * overtake them on the target.
-   */
-  #history = new Map<string, string>();
-  #staleReadsPossibleUntil = 0;
-  /** A stream started waiting after the current pass took its list: do not block. */
-  #pokedDuringPass = false;
+  readonly #conn: RedisConnection;
+  readonly #options: StreamReaderOptions;
+  readonly #hooks: ReaderHooks;
+  readonly #streams = new Set<ReplicatedStream>();
+  readonly #backoff: Backoff;
   #wake: (() => void) | null = null;
-  #blockingOn: Set<string> | null = null;
+  #blockingOn: Set<ReplicatedStream> | null = null;
+  #unblockSent = false;
+  #staleReadsPossibleUntil = 0;
+  #lastSweep = 0;
   #rotation = 0;
-  #backoff: Backoff;
 
-  constructor(conn: RedisConnection, options: StreamReaderOptions) {
+  constructor(conn: RedisConnection, hooks: ReaderHooks, options: StreamReaderOptions) {
     this.#conn = conn;
+    this.#hooks = hooks;
     this.#options = options;
     this.#backoff = new Backoff({
       baseMs: options.backoffBaseMs,
@@ -109,12 +119,7 @@ export class StreamReader {
 
   /** Streams assigned to this reader. */
   get load(): number {
-    return this.#assigned.size;
-  }
-
-  /** Assigns a stream to this reader. */
-  assign(stream: StreamRef): void {
-    this.#assigned.add(stream.id);
+    return this.#streams.size;
   }
 
   /**
@@ -125,227 +130,246 @@ export class StreamReader {
     return Date.now() < this.#staleReadsPossibleUntil;
   }
 
-  /**
-   * Makes the next reads of `stream` re-read this consumer's own pending
-   * entries from the start (in ID order) before new ones: for entries that
-   * a read delivered while its reply never arrived.
-   */
-  rewind(stream: StreamRef): void {
-    this.#stash.delete(stream.id); // they are pending too, and come back in order
-    this.#history.set(stream.id, "0");
+  /** Assigns a stream to this reader. */
+  assign(stream: ReplicatedStream): void {
+    this.#streams.add(stream);
+    this.poke(stream);
   }
 
-  /** Releases a stream (its loop ended). */
-  release(stream: StreamRef): void {
-    this.#assigned.delete(stream.id);
-    this.#stash.delete(stream.id); // still pending: the next loop's recovery copies them first
-    this.#history.delete(stream.id);
-    const waiter = this.#waiting.get(stream.id);
-    if (waiter) {
-      this.#waiting.delete(stream.id);
-      waiter.resolve(null);
-    }
+  /** Releases a stream (it ended). */
+  release(stream: ReplicatedStream): void {
+    this.#streams.delete(stream);
   }
 
   /**
-   * The next batch of new entries of `stream` (never empty, except in
-   * once mode where empty means "nothing left"), or null once `signal`
-   * aborts (the caller may read again later with a fresh signal: entries
-   * read meanwhile are kept for it). Rejects with {@linkcode StreamGoneError} when the stream or its
-   * group no longer exists, or with the error of a non-retriable failure.
+   * `stream` wants entries (again), or stopped wanting them while a
+   * blocking read includes it: wake the loop, or unblock its read.
    */
-  read(stream: StreamRef, signal: AbortSignal): Promise<ReadBatch | null> {
-    if (signal.aborted) return Promise.resolve(null);
-    const stashed = this.#stash.get(stream.id);
-    if (stashed) {
-      this.#stash.delete(stream.id);
-      return Promise.resolve(stashed);
+  poke(stream?: ReplicatedStream): void {
+    if (this.#wake) {
+      this.#wake();
+      return;
     }
-    return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        if (this.#waiting.get(stream.id)?.resolve === done) this.#waiting.delete(stream.id);
-        resolve(null);
-      };
-      const done = (batch: ReadBatch | null) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(batch);
-      };
-      const fail = (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.#waiting.set(stream.id, { stream, resolve: done, reject: fail });
-      this.#poke(stream.id);
-    });
+    const blocking = this.#blockingOn;
+    if (!blocking || this.#unblockSent) return;
+    const wanted = stream === undefined ? undefined : this.#hooks.wants(stream);
+    // Unblock when a stream it does not block on wants entries, or one it blocks on must stop.
+    if (stream !== undefined && blocking.has(stream) === wanted) return;
+    const id = this.#conn.clientId;
+    if (id === undefined) return; // still connecting: its read starts after this
+    this.#unblockSent = true;
+    this.#options.unblock(id);
   }
 
   /** The read loop; returns once `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    const onAbort = () => this.#poke(null);
+    const onAbort = () => this.poke();
     signal.addEventListener("abort", onAbort, { once: true });
     try {
       while (!signal.aborted) {
-        if (this.#waiting.size === 0) {
+        const wanting: ReplicatedStream[] = [];
+        for (const s of this.#streams) if (this.#hooks.wants(s)) wanting.push(s);
+        if (wanting.length === 0) {
           await new Promise<void>((resolve) => (this.#wake = resolve));
           this.#wake = null;
           continue;
         }
         try {
-          await this.#pass(signal);
+          await this.#pass(wanting);
           this.#backoff.reset();
         } catch (error) {
           if (signal.aborted) break;
-          this.#options.onError?.(error instanceof RedisReplyError ? error.code : "connection");
-          if (!isRetriableError(error)) {
-            log.error("Read failed on {connection}: {error}", {
-              connection: this.#conn.where,
-              error: errorMessage(error),
-            });
-            // Retrying will not help (e.g. NOPERM): the streams waiting end with
-            // the error (and are tried again at the next discovery pass).
-            const waiters = [...this.#waiting.values()];
-            this.#waiting.clear();
-            for (const waiter of waiters) waiter.reject(error);
-          } else {
-            log.debug("Read failed on {connection}: {error}", {
-              connection: this.#conn.where,
-              error: errorMessage(error),
-            });
-          }
-          await sleep(this.#backoff.next(error instanceof ConnectionError), signal);
+          await this.#failedRead(error, wanting, signal);
         }
       }
     } finally {
       signal.removeEventListener("abort", onAbort);
-      for (const waiter of this.#waiting.values()) waiter.resolve(null);
-      this.#waiting.clear();
     }
   }
 
-  /** One pass: a non-blocking read of every waiting stream; if none had anything, one blocking read. */
-  async #pass(signal: AbortSignal): Promise<void> {
-    this.#pokedDuringPass = false;
-    // Streams whose first read in this pass re-reads their own pending entries.
-    const fromHistory = new Set(this.#history.keys());
-    const byDb = new Map<number, Waiter[]>();
-    for (const waiter of this.#waiting.values()) {
-      const list = byDb.get(waiter.stream.db);
-      if (list) list.push(waiter);
-      else byDb.set(waiter.stream.db, [waiter]);
+  async #pass(wanting: ReplicatedStream[]): Promise<void> {
+    if (this.#options.once) return await this.#readNow(wanting, 1);
+    const now = Date.now();
+    const hot = wanting.filter((s) => s.hot || s.history !== undefined);
+    if (hot.length === 0) return await this.#readBlocking(wanting);
+    if (now - this.#lastSweep >= SWEEP_INTERVAL_MS && hot.length < wanting.length) {
+      this.#lastSweep = now;
+      return await this.#readNow(wanting, 1);
     }
-    let got = false;
-    for (const [db, waiters] of byDb) {
-      if (signal.aborted) return;
-      if (await this.#readDb(db, waiters, 0)) got = true;
-    }
-    if (got || signal.aborted) return;
-    if (this.#options.once) {
-      // Nothing new for streams read with ">": they are caught up. A stream that
-      // re-read its pending entries has not been asked for new ones yet.
-      for (const waiters of byDb.values()) {
-        for (const waiter of waiters) {
-          if (!fromHistory.has(waiter.stream.id)) {
-            this.#settle(waiter, { entries: [], deleted: [] });
-          }
+    // Streams with a backlog: several reads in one round trip, within their read-ahead room.
+    return await this.#readNow(hot, MAX_READS_PER_ROUND_TRIP);
+  }
+
+  /** Non-blocking reads of `streams` (`repeat` times over for ">" reads), one round trip per DB. */
+  async #readNow(streams: ReplicatedStream[], repeat: number): Promise<void> {
+    for (const [db, list] of byDb(streams)) {
+      const commands: Array<{ streams: ReplicatedStream[]; fromHistory: boolean }> = [];
+      const fresh = list.filter((s) => s.history === undefined);
+      const history = list.filter((s) => s.history !== undefined);
+      for (let i = 0; i < history.length; i += MAX_KEYS_PER_READ) {
+        commands.push({ streams: history.slice(i, i + MAX_KEYS_PER_READ), fromHistory: true });
+      }
+      for (let r = 0; r < repeat; r++) {
+        for (let i = 0; i < fresh.length; i += MAX_KEYS_PER_READ) {
+          commands.push({ streams: fresh.slice(i, i + MAX_KEYS_PER_READ), fromHistory: false });
         }
       }
-      return;
+      const replies = await this.#send(db, commands, 0);
+      const got = new Set<ReplicatedStream>();
+      for (let i = 0; i < commands.length; i++) {
+        this.#dispatch(commands[i].streams, replies[i], commands[i].fromHistory, got);
+      }
+      if (this.#options.once) { for (const s of fresh) if (!got.has(s)) this.#hooks.drained(s); }
     }
-    if (this.#pokedDuringPass) return; // a new waiter is not in this pass's list: no blocking
-    // Nothing ready anywhere: block on one DB (rotating when several share this reader).
-    const dbs = [...byDb.keys()];
-    const db = dbs[this.#rotation++ % dbs.length];
-    const blockMs = dbs.length === 1
+  }
+
+  /** One blocking read of `wanting` (of one DB, rotating when several share this reader). */
+  async #readBlocking(wanting: ReplicatedStream[]): Promise<void> {
+    const dbs = byDb(wanting);
+    const keys = [...dbs.keys()];
+    const db = keys[this.#rotation++ % keys.length];
+    const blockMs = keys.length === 1
       ? this.#options.blockMs
-      : Math.max(50, Math.floor(this.#options.blockMs / dbs.length));
-    const waiters = byDb.get(db)!.filter((w) => this.#waiting.get(w.stream.id) === w);
-    if (waiters.length === 0) return;
-    await this.#readDb(db, waiters, blockMs);
+      : Math.max(50, Math.floor(this.#options.blockMs / keys.length));
+    const streams = dbs.get(db)!;
+    this.#blockingOn = new Set(streams);
+    this.#unblockSent = false;
+    try {
+      const [reply] = await this.#send(db, [{ streams }], blockMs);
+      this.#dispatch(streams, reply, false, new Set());
+    } finally {
+      this.#blockingOn = null;
+    }
   }
 
-  /**
-   * Reads `waiters`' streams in `db`; resolves the ones that got entries. Whether any did.
-   * `isolate`: on NOGROUP/WRONGTYPE/UNBLOCKED, find the stream at fault one by one (false
-   * for those single reads, which throw instead, or they would isolate again for ever).
-   */
-  async #readDb(db: number, waiters: Waiter[], blockMs: number, isolate = true): Promise<boolean> {
+  /** Sends one XREADGROUP per command, in one round trip; error replies are thrown. */
+  async #send(
+    db: number,
+    commands: Array<{ streams: ReplicatedStream[] }>,
+    blockMs: number,
+  ): Promise<RespValue[]> {
     const { group, consumer, batchSize } = this.#options;
-    const args: (string | Uint8Array)[] = [
-      "XREADGROUP",
-      "GROUP",
-      group,
-      consumer,
-      "COUNT",
-      String(batchSize),
-    ];
-    if (blockMs > 0) args.push("BLOCK", String(blockMs));
-    args.push("STREAMS");
-    for (const w of waiters) args.push(w.stream.key);
-    for (const w of waiters) args.push(this.#history.get(w.stream.id) ?? ">");
-    let reply: unknown;
-    if (blockMs > 0) this.#blockingOn = new Set(waiters.map((w) => w.stream.id));
+    for (const c of commands) for (const s of c.streams) s.readsInFlight++;
     try {
-      reply = await this.#conn.send(db, args, { buffers: true, blockMs });
-    } catch (error) {
-      if (
-        isolate && error instanceof RedisReplyError &&
-        (error.code === "NOGROUP" || error.code === "WRONGTYPE" || error.code === "UNBLOCKED")
-      ) {
-        // One of the streams is gone or changed type (a blocked read is
-        // woken with "UNBLOCKED the stream key no longer exists" when its
-        // key is deleted): find which, one by one.
-        return await this.#isolate(db, waiters);
-      }
-      if (!(error instanceof RedisReplyError) && !(error instanceof ConnectError)) {
-        // The read may have been sent: the server may have delivered entries
-        // whose reply was lost, or may still run it later (the abandoned
-        // connection's data can sit in a socket buffer or in the network).
-        for (const w of waiters) {
-          if (!this.#history.has(w.stream.id)) this.#history.set(w.stream.id, "0");
+      const replies = await this.#conn.batch(db, commands.length, (w: RespWriter) => {
+        for (const { streams } of commands) {
+          w.arrayHeader(6 + (blockMs > 0 ? 2 : 0) + 1 + 2 * streams.length);
+          w.bulk("XREADGROUP");
+          w.bulk("GROUP");
+          w.bulk(group);
+          w.bulk(consumer);
+          w.bulk("COUNT");
+          w.bulkInteger(batchSize);
+          if (blockMs > 0) {
+            w.bulk("BLOCK");
+            w.bulkInteger(blockMs);
+          }
+          w.bulk("STREAMS");
+          for (const s of streams) w.bulk(s.ref.key);
+          for (const s of streams) w.bulk(s.history ?? ">");
         }
+      }, { buffers: true, blockMs, rawDepth: READ_RAW_DEPTH, name: "XREADGROUP" });
+      const failed = replies.find((r) => r instanceof RedisReplyError);
+      if (failed) throw failed;
+      return replies;
+    } catch (error) {
+      if (!(error instanceof RedisReplyError) && !(error instanceof ConnectError)) {
+        // The reads may have been executed: the server may have delivered entries whose
+        // reply was lost, or may still run them later (the abandoned connection's data can
+        // sit in a socket buffer or in the network).
+        for (const c of commands) for (const s of c.streams) s.history ??= "0";
         this.#staleReadsPossibleUntil = Date.now() + STALE_READ_WINDOW_MS;
       }
       throw error;
     } finally {
-      this.#blockingOn = null;
+      for (const c of commands) {
+        for (const s of c.streams) if (--s.readsInFlight === 0) this.#hooks.idle(s);
+      }
     }
-    const byKey = new Map(waiters.map((w) => [keyHex(w.stream), w]));
-    const items = parseMultiRead(reply).map((item) => ({ ...item, hex: toHex(item.key) }));
-    for (const w of waiters) {
-      if (!this.#history.has(w.stream.id)) continue;
-      // A re-read of this consumer's pending entries: go on from the last
-      // one returned (deleted ones included) until none is left.
-      const item = items.find((i) => i.hex === keyHex(w.stream));
-      const last = [...(item?.entries.map((e) => e.id) ?? []), ...(item?.deleted ?? [])]
-        .sort(compareIds).at(-1);
-      if (last === undefined) this.#history.delete(w.stream.id);
-      else this.#history.set(w.stream.id, last);
-    }
-    let got = false;
-    for (const item of items) {
-      const waiter = byKey.get(item.hex);
-      if (!waiter || (item.entries.length === 0 && item.deleted.length === 0)) continue;
-      got = true;
-      this.#settle(waiter, { entries: item.entries, deleted: item.deleted });
-    }
-    return got;
   }
 
-  async #isolate(db: number, waiters: Waiter[]): Promise<boolean> {
-    let got = false;
-    for (const waiter of waiters) {
-      if (this.#waiting.get(waiter.stream.id) !== waiter) continue;
+  /** Hands the entries of one XREADGROUP reply to their streams; adds those that got some to `got`. */
+  #dispatch(
+    streams: ReplicatedStream[],
+    reply: RespValue,
+    fromHistory: boolean,
+    got: Set<ReplicatedStream>,
+  ): void {
+    const items = parseRawMultiRead(reply);
+    const byKey = new Map<string, ReplicatedStream>();
+    for (const s of streams) byKey.set(keyHex(s), s);
+    const seen = new Set<ReplicatedStream>();
+    for (const item of items) {
+      const stream = byKey.get(toHex(item.key));
+      if (!stream) continue;
+      seen.add(stream);
+      const n = item.entries.length + item.deleted.length;
+      if (fromHistory) {
+        // A re-read of this consumer's pending entries: go on from the last one returned
+        // (deleted ones included) until none is left.
+        const last = [...(item.entries.map((e) => e.id)), ...item.deleted].sort(compareIds).at(-1);
+        stream.history = last;
+      } else {
+        stream.hot = item.entries.length + item.deleted.length >= this.#options.batchSize;
+      }
+      if (n === 0) continue;
+      got.add(stream);
+      this.#hooks.deliver(stream, item.entries, item.deleted, item.bytes);
+    }
+    for (const s of streams) {
+      if (seen.has(s)) continue;
+      if (fromHistory) s.history = undefined;
+      else s.hot = false;
+    }
+  }
+
+  async #failedRead(
+    error: unknown,
+    wanting: ReplicatedStream[],
+    signal: AbortSignal,
+  ): Promise<void> {
+    this.#options.onError?.(error instanceof RedisReplyError ? error.code : "connection");
+    if (
+      error instanceof RedisReplyError &&
+      (error.code === "NOGROUP" || error.code === "WRONGTYPE" || error.code === "UNBLOCKED")
+    ) {
+      // One of the streams is gone or changed type (a blocked read is woken with
+      // "UNBLOCKED the stream key no longer exists" when its key is deleted): find which.
+      await this.#isolate(wanting);
+      return;
+    }
+    if (!isRetriableError(error)) {
+      log.error("Read failed on {connection}: {error}", {
+        connection: this.#conn.where,
+        error: errorMessage(error),
+      });
+      // Retrying will not help (e.g. NOPERM): the streams end with the error (and are
+      // tried again at the next discovery pass).
+      for (const s of wanting) this.#hooks.failed(s, error);
+    } else {
+      log.debug("Read failed on {connection}: {error}", {
+        connection: this.#conn.where,
+        error: errorMessage(error),
+      });
+    }
+    await sleep(this.#backoff.next(error instanceof ConnectionError), signal);
+  }
+
+  /** Reads each stream alone (non-blocking) to find those that are gone. */
+  async #isolate(streams: ReplicatedStream[]): Promise<void> {
+    for (const stream of streams) {
+      if (!this.#streams.has(stream)) continue;
       try {
-        if (await this.#readDb(db, [waiter], 0, false)) got = true;
+        const [reply] = await this.#send(stream.ref.db, [{ streams: [stream] }], 0);
+        this.#dispatch([stream], reply, stream.history !== undefined, new Set());
       } catch (error) {
         if (
           error instanceof RedisReplyError &&
           (error.code === "NOGROUP" || error.code === "WRONGTYPE")
         ) {
-          this.#waiting.delete(waiter.stream.id);
-          waiter.reject(
-            new StreamGoneError(`Stream ${waiter.stream.label} is gone: ${error.message}`, {
+          this.#hooks.gone(
+            stream,
+            new StreamGoneError(`Stream ${stream.ref.label} is gone: ${error.message}`, {
               cause: error,
             }),
           );
@@ -354,56 +378,20 @@ export class StreamReader {
         }
       }
     }
-    return got;
-  }
-
-  /**
-   * Hands `entries` to the stream's current waiter. A waiter that left
-   * (woken for maintenance) may have been replaced by a new one while the
-   * read was in flight: the entries go to whoever waits now, or are kept
-   * for the next read, in order.
-   */
-  #settle(waiter: Waiter, batch: ReadBatch): void {
-    const id = waiter.stream.id;
-    const current = this.#waiting.get(id);
-    if (current) {
-      this.#waiting.delete(id);
-      current.resolve(batch);
-      return;
-    }
-    if ((batch.entries.length === 0 && batch.deleted.length === 0) || !this.#assigned.has(id)) {
-      return;
-    }
-    const stashed = this.#stash.get(id);
-    if (stashed) {
-      stashed.entries.push(...batch.entries);
-      stashed.deleted.push(...batch.deleted);
-    } else {
-      this.#stash.set(id, batch);
-    }
-  }
-
-  /** Wakes the loop: a stream started waiting (or the reader is stopping). */
-  #poke(streamId: string | null): void {
-    if (this.#wake) {
-      this.#wake();
-      return;
-    }
-    const blocking = this.#blockingOn;
-    if (!blocking) {
-      this.#pokedDuringPass = true;
-      return;
-    }
-    if (streamId === null || !blocking.has(streamId)) {
-      const id = this.#conn.clientId;
-      if (id === undefined) return; // still connecting: a later poke unblocks it
-      this.#blockingOn = null;
-      this.#options.unblock(id);
-    }
   }
 }
 
+function byDb(streams: ReplicatedStream[]): Map<number, ReplicatedStream[]> {
+  const map = new Map<number, ReplicatedStream[]>();
+  for (const s of streams) {
+    const list = map.get(s.ref.db);
+    if (list) list.push(s);
+    else map.set(s.ref.db, [s]);
+  }
+  return map;
+}
+
 /** The hex of a stream's key, taken from its id (`db:hex`). */
-function keyHex(stream: StreamRef): string {
-  return stream.id.slice(stream.id.indexOf(":") + 1);
+function keyHex(stream: ReplicatedStream): string {
+  return stream.ref.id.slice(stream.ref.id.indexOf(":") + 1);
 }

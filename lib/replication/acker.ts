@@ -1,0 +1,121 @@
+/**
+ * Acknowledgements on the source: an entry is acked (XACK) once it, and
+ * every earlier entry of its stream, is confirmed on the target (the writer
+ * hands over whole writes, in order, one at a time per stream). The acks of
+ * every stream finished in the same tick leave in one pipeline (one per DB).
+ *
+ * @module
+ */
+import { errorMessage, isRetriableError, RedisReplyError } from "../errors.ts";
+import { getLog } from "../log.ts";
+import type { RedisConnection } from "../redis/connection.ts";
+import type { RespWriter } from "../redis/resp_writer.ts";
+import type { ReplicatedStream } from "./stream.ts";
+
+const log = getLog("replicator");
+
+/** What the acknowledger tells the engine. */
+export interface AckHooks {
+  /** `count` acks of `stream` were applied on the source. */
+  acked(stream: ReplicatedStream, count: number): void;
+  /** Acks of `stream` failed: its entries stay pending (claimed again and found on the target). */
+  failed(stream: ReplicatedStream, error: unknown): void;
+}
+
+interface Ack {
+  stream: ReplicatedStream;
+  ids: string[];
+}
+
+/** Sends the streams' acks, coalesced per tick. */
+export class Acknowledger {
+  readonly #conn: RedisConnection;
+  readonly #group: string;
+  readonly #hooks: AckHooks;
+  #queue = new Map<ReplicatedStream, string[]>();
+  #flushQueued = false;
+  #inflight = 0;
+  #idleWaiters: Array<() => void> = [];
+
+  constructor(conn: RedisConnection, group: string, hooks: AckHooks) {
+    this.#conn = conn;
+    this.#group = group;
+    this.#hooks = hooks;
+  }
+
+  /** Acks of `stream` sent or queued and not answered yet. */
+  get inflight(): number {
+    return this.#inflight + this.#queue.size;
+  }
+
+  /** Queues the acks of `ids` (of `stream`), sent at the end of the tick. */
+  ack(stream: ReplicatedStream, ids: readonly string[]): void {
+    if (ids.length === 0) return;
+    const list = this.#queue.get(stream);
+    if (list) { for (const id of ids) list.push(id); }
+    else this.#queue.set(stream, [...ids]);
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  /** Resolves once every ack queued so far was answered. */
+  whenIdle(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #flush(): void {
+    this.#flushQueued = false;
+    const byDb = new Map<number, Ack[]>();
+    for (const [stream, ids] of this.#queue) {
+      const list = byDb.get(stream.ref.db);
+      if (list) list.push({ stream, ids });
+      else byDb.set(stream.ref.db, [{ stream, ids }]);
+    }
+    this.#queue = new Map();
+    for (const [db, acks] of byDb) this.#send(db, acks);
+  }
+
+  async #send(db: number, acks: Ack[]): Promise<void> {
+    this.#inflight++;
+    const group = this.#group;
+    try {
+      let replies;
+      try {
+        replies = await this.#conn.batch(db, acks.length, (w: RespWriter) => {
+          for (const { stream, ids } of acks) {
+            w.arrayHeader(3 + ids.length);
+            w.bulk("XACK");
+            w.bulk(stream.ref.key);
+            w.bulk(group);
+            for (const id of ids) w.bulk(id);
+          }
+        }, { name: "XACK" });
+      } catch (error) {
+        for (const { stream } of acks) this.#hooks.failed(stream, error);
+        return;
+      }
+      acks.forEach(({ stream, ids }, i) => {
+        const reply = replies[i];
+        if (reply instanceof RedisReplyError) {
+          if (!isRetriableError(reply) && reply.code !== "NOGROUP" && reply.code !== "WRONGTYPE") {
+            log.error("XACK on {stream} failed: {error}", {
+              stream: stream.ref.label,
+              error: errorMessage(reply),
+            });
+          }
+          this.#hooks.failed(stream, reply);
+        } else this.#hooks.acked(stream, ids.length);
+      });
+    } finally {
+      this.#inflight--;
+      if (this.inflight === 0) {
+        const waiters = this.#idleWaiters;
+        this.#idleWaiters = [];
+        for (const resolve of waiters) resolve();
+      }
+    }
+  }
+}

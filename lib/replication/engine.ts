@@ -1,0 +1,330 @@
+/**
+ * The replication engine: the life of every stream, from its start (group,
+ * target top and pending entries, for all new streams in pipelines) through
+ * reading, writing and acknowledging (event-driven: what a reader delivers
+ * is written in the same tick, what the target confirmed is acked in the
+ * next) to its end. Recovery and group maintenance are in `recovery.ts`.
+ *
+ * @module
+ */
+import type { Config } from "../config/types.ts";
+import { errorMessage, StreamGoneError } from "../errors.ts";
+import { getLog } from "../log.ts";
+import type { RedisConnection } from "../redis/connection.ts";
+import type { ConnectionPool } from "../redis/pool.ts";
+import type { RawEntry } from "../redis/replies.ts";
+import { Acknowledger } from "./acker.ts";
+import { ensureGroups, goneOr, pendingBelow } from "./group.ts";
+import { Placement } from "./placement.ts";
+import { Recovery } from "./recovery.ts";
+import type { ReaderHooks } from "./reader.ts";
+import type { Scheduler } from "./scheduler.ts";
+import { type CopiedBatch, ReplicatedStream, type StreamOutcome } from "./stream.ts";
+import type { StreamRef } from "./stream_ref.ts";
+import { loadTargetTops } from "./target_check.ts";
+import { TargetWriter, WRITE_MAX_BYTES, WRITE_MAX_ENTRIES, type WriterHooks } from "./writer.ts";
+
+const log = getLog("replicator");
+
+/** Entries a stream may have read and not written yet. */
+const READ_AHEAD_ENTRIES = 2 * WRITE_MAX_ENTRIES;
+/** Bytes a stream may have read and not written yet. */
+const READ_AHEAD_BYTES = 2 * WRITE_MAX_BYTES;
+/** Bytes all streams together may have read and not written yet. */
+const READ_AHEAD_TOTAL_BYTES = 64 * 1024 * 1024;
+
+/** Per-batch and per-error hooks, for metrics. */
+export interface EngineHooks {
+  /**
+   * A write finished and its entries were acked.
+   * @default {undefined}
+   */
+  onBatch?: (stream: StreamRef, batch: CopiedBatch) => void;
+  /**
+   * A write failed (and will be retried).
+   * @default {undefined}
+   */
+  onError?: (stream: StreamRef, kind: string) => void;
+  /**
+   * A stream ended.
+   * @default {undefined}
+   */
+  onStreamEnd?: (stream: StreamRef, outcome: StreamOutcome) => void;
+  /**
+   * A read from the source failed (and will be retried).
+   * @default {undefined}
+   */
+  onReadError?: (kind: string) => void;
+}
+
+/** What the engine works with. */
+export interface EngineOptions {
+  /** Source connection for group management and acks (outside the pool's bound). */
+  control: RedisConnection;
+  /** Source pool: one dedicated connection per reader. */
+  readers: ConnectionPool;
+  /** Target pool. */
+  target: ConnectionPool;
+  /** The one timer for retries and periodic work. */
+  scheduler: Scheduler;
+  /** Metrics hooks. */
+  hooks: EngineHooks;
+  /** `run --once`. */
+  once: boolean;
+  /** Aborted when reading must stop (shutdown). */
+  readSignal: AbortSignal;
+}
+
+/** The streams being replicated, and the machinery that moves their entries. */
+export class ReplicationEngine {
+  readonly #config: Config;
+  readonly #o: EngineOptions;
+  readonly #writer: TargetWriter;
+  readonly #acker: Acknowledger;
+  readonly #placement: Placement;
+  readonly #recovery: Recovery;
+  readonly #memory = { bytes: 0 };
+  readonly #streams = new Set<ReplicatedStream>();
+  #stopping = false;
+  #warnedDeleted = new Set<ReplicatedStream>();
+
+  constructor(config: Config, options: EngineOptions) {
+    this.#config = config;
+    this.#o = options;
+    this.#writer = new TargetWriter(options.target, this.#writerHooks(), {
+      scheduler: options.scheduler,
+      targetMaxlen: config.targetStreamMaxlen,
+      backoffBaseMs: config.target.backoffBase * 1000,
+      backoffMaxMs: config.target.backoffMax * 1000,
+      maxRetries: config.target.maxRetries,
+      onError: (stream, kind) => options.hooks.onError?.(stream.ref, kind),
+    });
+    this.#acker = new Acknowledger(options.control, config.consumerGroup, {
+      acked: () => {},
+      failed: (stream, error) => this.#ackFailed(stream, error),
+    });
+    this.#placement = new Placement(options.readers, options.control, {
+      config,
+      once: options.once,
+      hooks: this.#readerHooks(),
+      onReadError: options.hooks.onReadError,
+      signal: options.readSignal,
+    });
+    this.#recovery = new Recovery(options.control, {
+      config,
+      scheduler: options.scheduler,
+      once: options.once,
+      push: (stream, entries, deleted, bytes) => this.#deliver(stream, entries, deleted, bytes),
+      quiet: (stream) => this.#quiet(stream),
+      end: (stream, outcome, error) => this.#end(stream, outcome, error),
+      resume: (stream) => this.#resume(stream),
+    });
+  }
+
+  /** Every stream that has not ended. */
+  get streams(): ReadonlySet<ReplicatedStream> {
+    return this.#streams;
+  }
+
+  /** The readers' loops (they end once the read signal aborts). */
+  get readers(): Promise<void>[] {
+    return this.#placement.runs;
+  }
+
+  /**
+   * Starts replicating `refs`: creates their groups and loads their targets'
+   * last IDs (in pipelines), then takes over what is pending and reads on.
+   * Resolves once they are placed on readers; what each did so far is in
+   * the returned summary.
+   */
+  async start(
+    refs: readonly StreamRef[],
+    options: { startId: (ref: StreamRef) => string },
+  ): Promise<{ created: number; streams: ReplicatedStream[] }> {
+    const streams = refs.map((ref) => new ReplicatedStream(ref, this.#memory));
+    for (const s of streams) this.#streams.add(s);
+    const groups = await ensureGroups(this.#o.control, streams, {
+      group: this.#config.consumerGroup,
+      autoCreate: this.#config.autoCreateGroups,
+      startId: (s) => options.startId(s.ref),
+    });
+    for (const s of groups.created) {
+      log.debug("Created consumer group {group} on {stream} at {startId}", {
+        group: this.#config.consumerGroup,
+        stream: s.ref.label,
+        startId: options.startId(s.ref),
+      });
+    }
+    for (const s of groups.skipped) this.#end(s, "skipped");
+    for (const [s, error] of groups.gone) this.#end(s, "gone", error.message);
+    const live = streams.filter((s) => !s.ended);
+    const stopped = await loadTargetTops(this.#o.target.pick(0), live);
+    for (const [s, error] of stopped) this.#end(s, "error", error.message);
+    const started = live.filter((s) => !s.ended);
+    for (const s of started) this.#placement.place(s);
+    for (const s of started) this.#recovery.recover(s, { reason: "start" });
+    return { created: groups.created.length, streams };
+  }
+
+  /** Group maintenance of a slice of the streams (called by the orchestrator's timer). */
+  maintain(): Promise<void> {
+    return this.#recovery.maintain([...this.#streams].filter((s) => s.active));
+  }
+
+  /**
+   * Shutdown: no new writes; resolves once the writes in flight and their
+   * acks are done (the caller bounds the wait with its grace period).
+   */
+  async finish(): Promise<void> {
+    this.#stopping = true;
+    await this.#writer.whenIdle();
+    await this.#acker.whenIdle();
+  }
+
+  /** Resolves once every ack sent so far was answered. */
+  acksDone(): Promise<void> {
+    return this.#acker.whenIdle();
+  }
+
+  /** Ends every stream still running as "stopped". */
+  stopAll(): void {
+    for (const s of [...this.#streams]) this.#end(s, "stopped");
+  }
+
+  #readerHooks(): ReaderHooks {
+    return {
+      deliver: (stream, entries, deleted, bytes) => this.#deliver(stream, entries, deleted, bytes),
+      drained: (stream) => this.#drained(stream),
+      gone: (stream, error) => this.#end(stream, "gone", error.message),
+      failed: (stream, error) => this.#end(stream, "error", errorMessage(error)),
+      idle: (stream) => this.#recovery.wake(stream),
+      wants: (stream) => this.#wants(stream),
+    };
+  }
+
+  #writerHooks(): WriterHooks {
+    return {
+      canWrite: (stream) => !this.#stopping && !stream.ended && stream.status.state !== "starting",
+      written: (stream, result) => {
+        const s = stream.status;
+        s.copied += result.written;
+        s.skipped += result.skipped;
+        s.deleted += result.deleted;
+        if (result.written > 0) {
+          s.batches++;
+          s.lastBatchAt = Date.now();
+        }
+        if (result.deleted > 0 && !this.#warnedDeleted.has(stream)) {
+          this.#warnedDeleted.add(stream);
+          log.warning(
+            "{count} pending entries of {stream} were deleted from the source before they were copied; acked",
+            { count: result.deleted, stream: stream.ref.label },
+          );
+        }
+        stream.outstanding = Math.max(0, stream.outstanding - result.ids.length);
+        this.#acker.ack(stream, result.ids);
+        this.#o.hooks.onBatch?.(stream.ref, {
+          written: result.written,
+          skipped: result.skipped,
+          ms: result.ms,
+        });
+        this.#afterWrite(stream);
+      },
+      stopped: (stream, error) => {
+        this.#end(stream, error instanceof StreamGoneError ? "gone" : "error", error.message);
+        this.#recovery.wake(stream);
+      },
+      released: (stream) => {
+        this.#recovery.wake(stream);
+        this.#afterWrite(stream);
+      },
+      staleReadsPossible: (stream) => this.#placement.readerOf(stream)?.staleReadsPossible ?? false,
+      deliveredEarlier: async (stream, lowestId) =>
+        await pendingBelow(this.#o.control, stream, {
+          group: this.#config.consumerGroup,
+          consumer: this.#config.consumerName,
+          id: lowestId,
+        }),
+      rewind: (stream) => {
+        log.warning(
+          "Entries of {stream} were delivered by a read whose reply was lost; re-reading them in order",
+          { stream: stream.ref.label },
+        );
+        this.#recovery.recover(stream, { reason: "stale read" });
+      },
+    };
+  }
+
+  /** Whether `stream` should be read now. */
+  #wants(stream: ReplicatedStream): boolean {
+    if (!stream.active || stream.needsRecovery || this.#stopping) return false;
+    if (this.#o.once && stream.drained) return false;
+    if (stream.buffered >= READ_AHEAD_ENTRIES || stream.bufferedBytes >= READ_AHEAD_BYTES) {
+      return false;
+    }
+    return this.#memory.bytes < READ_AHEAD_TOTAL_BYTES;
+  }
+
+  #deliver(stream: ReplicatedStream, entries: RawEntry[], deleted: string[], bytes: number): void {
+    if (stream.ended) return; // still pending: the next start takes it over
+    stream.outstanding += entries.length + deleted.length;
+    if (entries.length > 0) stream.push(entries, bytes);
+    for (const id of deleted) stream.deleted.push(id);
+    this.#writer.schedule(stream);
+  }
+
+  #drained(stream: ReplicatedStream): void {
+    stream.drained = true;
+    this.#maybeCaughtUp(stream);
+  }
+
+  /** After a write ended: more to write, room to read again, or (once mode) caught up. */
+  #afterWrite(stream: ReplicatedStream): void {
+    if (stream.ended) return;
+    if (this.#wants(stream)) this.#placement.readerOf(stream)?.poke(stream);
+    if (this.#memory.bytes < READ_AHEAD_TOTAL_BYTES / 2) this.#placement.pokeAll();
+    this.#maybeCaughtUp(stream);
+  }
+
+  #maybeCaughtUp(stream: ReplicatedStream): void {
+    if (!this.#o.once || !stream.drained || stream.ended) return;
+    if (stream.status.state !== "replicating" || stream.needsRecovery) return;
+    if (stream.buffered > 0 || stream.writing || stream.deleted.length > 0) return;
+    this.#end(stream, "caught-up");
+  }
+
+  #ackFailed(stream: ReplicatedStream, error: unknown): void {
+    const mapped = goneOr(stream, error);
+    if (mapped instanceof StreamGoneError) {
+      this.#end(stream, "gone", mapped.message);
+      return;
+    }
+    // The entries are on the target and still pending: taken over again and acked.
+    stream.status.errors++;
+    stream.status.lastError = errorMessage(error);
+    this.#recovery.recover(stream, { reason: "ack failed" });
+  }
+
+  /** Resolves once no read or write of `stream` is in flight. */
+  #quiet(stream: ReplicatedStream): boolean {
+    if (stream.readsInFlight > 0) this.#placement.readerOf(stream)?.poke(stream);
+    return stream.readsInFlight === 0 && !stream.writing;
+  }
+
+  /** After recovery: read on. */
+  #resume(stream: ReplicatedStream): void {
+    this.#placement.readerOf(stream)?.poke(stream);
+    if (stream.buffered > 0 || stream.deleted.length > 0) this.#writer.schedule(stream);
+    this.#maybeCaughtUp(stream);
+  }
+
+  #end(stream: ReplicatedStream, outcome: StreamOutcome, error?: string): void {
+    if (stream.ended) return;
+    stream.end(outcome, error);
+    this.#streams.delete(stream);
+    this.#warnedDeleted.delete(stream);
+    this.#placement.release(stream);
+    this.#recovery.wake(stream);
+    this.#o.hooks.onStreamEnd?.(stream.ref, outcome);
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * The consumer group on the source: created for many streams in one
+ * pipeline, its pending entries taken over (XAUTOCLAIM) on start and when a
+ * loss is suspected, its dead consumers removed, and what is still pending
+ * checked at the end of `run --once`. Everything for many streams at once
+ * is pipelined.
+ *
+ * @module
+ */
+import { RedisReplyError, StreamGoneError } from "../errors.ts";
+import type { RedisConnection } from "../redis/connection.ts";
+import { parseFlatMap, parseRawAutoClaim, type RawEntries, text } from "../redis/replies.ts";
+import type { ReplicatedStream } from "./stream.ts";
+
+/** Streams per pipeline when many are asked about at once. */
+const CHUNK = 1000;
+/** Depth of the entries' field lists in an XAUTOCLAIM reply. */
+const CLAIM_RAW_DEPTH = 3;
+
+/** Options for {@linkcode ensureGroups}. */
+export interface EnsureGroupsOptions {
+  /** Consumer group name. */
+  group: string;
+  /** Create the group where missing (STREAM_AUTO_CREATE_CONSUMER_GROUPS). */
+  autoCreate: boolean;
+  /** Where a new group starts, per stream ("0", "$" or an ID). */
+  startId: (stream: ReplicatedStream) => string;
+}
+
+/** What {@linkcode ensureGroups} found for each stream. */
+export interface EnsureGroupsResult {
+  /** Streams whose group was created now. */
+  created: ReplicatedStream[];
+  /** Streams without the group (and not allowed to create it): skipped. */
+  skipped: ReplicatedStream[];
+  /** Streams that do not exist or are not streams. */
+  gone: Map<ReplicatedStream, StreamGoneError>;
+}
+
+/** Makes sure each stream has the consumer group (one pipeline per DB and chunk). */
+export async function ensureGroups(
+  conn: RedisConnection,
+  streams: readonly ReplicatedStream[],
+  options: EnsureGroupsOptions,
+): Promise<EnsureGroupsResult> {
+  const { group, autoCreate, startId } = options;
+  const result: EnsureGroupsResult = { created: [], skipped: [], gone: new Map() };
+  for (const [db, chunk] of chunks(streams, (s) => s.ref.db)) {
+    const replies = await conn.pipeline(
+      db,
+      chunk.map((s) =>
+        autoCreate
+          ? ["XGROUP", "CREATE", s.ref.key, group, startId(s)]
+          : ["XINFO", "GROUPS", s.ref.key]
+      ),
+    );
+    chunk.forEach((s, i) => {
+      const r = replies[i];
+      if (r.status === "fulfilled") {
+        if (autoCreate) result.created.push(s);
+        else if (!hasGroup(r.value, group)) result.skipped.push(s);
+        return;
+      }
+      const error = r.reason;
+      if (!(error instanceof RedisReplyError)) throw error;
+      if (error.code === "BUSYGROUP") return;
+      if (/requires the key to exist|no such key/i.test(error.message)) {
+        result.gone.set(
+          s,
+          new StreamGoneError(`Stream ${s.ref.label} does not exist`, { cause: error }),
+        );
+      } else if (error.code === "WRONGTYPE") {
+        result.gone.set(
+          s,
+          new StreamGoneError(`Key ${s.ref.label} is not a stream`, { cause: error }),
+        );
+      } else {
+        throw error;
+      }
+    });
+  }
+  return result;
+}
+
+function hasGroup(reply: unknown, group: string): boolean {
+  return Array.isArray(reply) && reply.some((g) => text(parseFlatMap(g).get("name")) === group);
+}
+
+/** Options for {@linkcode claimPending}. */
+export interface ClaimOptions {
+  /** Consumer group name. */
+  group: string;
+  /** This process's consumer name (the claimer). */
+  consumer: string;
+  /** Entries per XAUTOCLAIM. */
+  count: number;
+}
+
+/**
+ * One XAUTOCLAIM step: takes over up to `count` pending entries of the
+ * group (any consumer's) from `cursor` on. NOGROUP, WRONGTYPE or a missing
+ * key become {@linkcode StreamGoneError}.
+ */
+export async function claimPending(
+  conn: RedisConnection,
+  stream: ReplicatedStream,
+  options: ClaimOptions & { cursor: string },
+): Promise<{ cursor: string } & RawEntries> {
+  const { group, consumer, count, cursor } = options;
+  try {
+    const reply = await conn.send(
+      stream.ref.db,
+      ["XAUTOCLAIM", stream.ref.key, group, consumer, "0", cursor, "COUNT", String(count)],
+      { buffers: true, rawDepth: CLAIM_RAW_DEPTH },
+    );
+    return parseRawAutoClaim(reply);
+  } catch (error) {
+    throw goneOr(stream, error);
+  }
+}
+
+/** One consumer of a group, as XINFO CONSUMERS tells. */
+export interface ConsumerInfo {
+  /** Its name. */
+  name: string;
+  /** Entries pending for it. */
+  pending: number;
+  /** Milliseconds since it last read. */
+  idle: number;
+}
+
+/**
+ * The consumers of each stream's group (one pipeline per DB and chunk);
+ * a stream whose group or key is gone gets a {@linkcode StreamGoneError}.
+ */
+export async function readConsumers(
+  conn: RedisConnection,
+  streams: readonly ReplicatedStream[],
+  options: { group: string },
+): Promise<Map<ReplicatedStream, ConsumerInfo[] | Error>> {
+  const out = new Map<ReplicatedStream, ConsumerInfo[] | Error>();
+  for (const [db, chunk] of chunks(streams, (s) => s.ref.db)) {
+    const replies = await conn.pipeline(
+      db,
+      chunk.map((s) => ["XINFO", "CONSUMERS", s.ref.key, options.group]),
+    );
+    chunk.forEach((s, i) => {
+      const r = replies[i];
+      if (r.status === "rejected") {
+        out.set(s, goneOr(s, r.reason) as Error);
+        return;
+      }
+      const list = Array.isArray(r.value) ? r.value : [];
+      out.set(
+        s,
+        list.map((item) => {
+          const info = parseFlatMap(item);
+          return {
+            name: text(info.get("name")),
+            pending: Number(info.get("pending") ?? 0),
+            idle: Number(info.get("idle") ?? 0),
+          };
+        }),
+      );
+    });
+  }
+  return out;
+}
+
+/** Removes consumers (name per stream) from the group, in one pipeline per DB; the replies in order. */
+export async function removeConsumers(
+  conn: RedisConnection,
+  removals: ReadonlyArray<{ stream: ReplicatedStream; name: string }>,
+  options: { group: string },
+): Promise<PromiseSettledResult<unknown>[]> {
+  const out: PromiseSettledResult<unknown>[] = [];
+  const byDb = new Map<number, Array<{ stream: ReplicatedStream; name: string }>>();
+  for (const r of removals) byDb.set(r.stream.ref.db, [...(byDb.get(r.stream.ref.db) ?? []), r]);
+  for (const [db, list] of byDb) {
+    out.push(
+      ...await conn.pipeline(
+        db,
+        list.map((
+          { stream, name },
+        ) => ["XGROUP", "DELCONSUMER", stream.ref.key, options.group, name]),
+      ),
+    );
+  }
+  return out;
+}
+
+/** Entries pending in each stream's group (XPENDING summary), one pipeline per DB and chunk. */
+export async function pendingCounts(
+  conn: RedisConnection,
+  streams: readonly ReplicatedStream[],
+  options: { group: string },
+): Promise<Map<ReplicatedStream, number | Error>> {
+  const out = new Map<ReplicatedStream, number | Error>();
+  for (const [db, chunk] of chunks(streams, (s) => s.ref.db)) {
+    const replies = await conn.pipeline(
+      db,
+      chunk.map((s) => ["XPENDING", s.ref.key, options.group]),
+    );
+    chunk.forEach((s, i) => {
+      const r = replies[i];
+      out.set(
+        s,
+        r.status === "rejected"
+          ? r.reason as Error
+          : Array.isArray(r.value)
+          ? Number(r.value[0])
+          : 0,
+      );
+    });
+  }
+  return out;
+}
+
+/**
+ * Whether `consumer` has pending entries of `stream` below `id`: entries
+ * a stale read delivered after the reader had moved on.
+ */
+export async function pendingBelow(
+  conn: RedisConnection,
+  stream: ReplicatedStream,
+  options: { group: string; consumer: string; id: string },
+): Promise<boolean> {
+  const { group, consumer, id } = options;
+  try {
+    const reply = await conn.send(stream.ref.db, [
+      "XPENDING",
+      stream.ref.key,
+      group,
+      "-",
+      `(${id}`,
+      "1",
+      consumer,
+    ]);
+    return Array.isArray(reply) && reply.length > 0;
+  } catch (error) {
+    throw goneOr(stream, error);
+  }
+}
+
+/**
+ * NOGROUP, WRONGTYPE and "no such key" mean the stream (or its group) is
+ * gone: a {@linkcode StreamGoneError}; anything else is returned as is.
+ */
+export function goneOr(stream: ReplicatedStream, error: unknown): unknown {
+  if (
+    error instanceof RedisReplyError &&
+    (error.code === "NOGROUP" || error.code === "WRONGTYPE" || /no such key/i.test(error.message))
+  ) {
+    return new StreamGoneError(`Stream ${stream.ref.label} is gone: ${error.message}`, {
+      cause: error,
+    });
+  }
+  return error;
+}
+
+function chunks(
+  streams: readonly ReplicatedStream[],
+  key: (s: ReplicatedStream) => number,
+): Array<[number, ReplicatedStream[]]> {
+  const byDb = new Map<number, ReplicatedStream[]>();
+  for (const s of streams) {
+    const list = byDb.get(key(s));
+    if (list) list.push(s);
+    else byDb.set(key(s), [s]);
+  }
+  const out: Array<[number, ReplicatedStream[]]> = [];
+  for (const [db, list] of byDb) {
+    for (let i = 0; i < list.length; i += CHUNK) out.push([db, list.slice(i, i + CHUNK)]);
+  }
+  return out;
+}

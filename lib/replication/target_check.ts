@@ -1,0 +1,153 @@
+/**
+ * What the target already holds: its streams' last IDs (loaded for many
+ * streams in one pipeline), and the check that entries at or below a
+ * stream's last ID really are on the target (re-deliveries) before they are
+ * acknowledged without being written again. Never a silent loss: an entry
+ * that should be there and is not stops its stream.
+ *
+ * @module
+ */
+import { RedisReplyError, StreamStoppedError } from "../errors.ts";
+import { getLog } from "../log.ts";
+import type { RedisConnection } from "../redis/connection.ts";
+import { compareIds, parseEntries, parseFlatMap, text } from "../redis/replies.ts";
+import type { ReplicatedStream } from "./stream.ts";
+import type { StreamRef } from "./stream_ref.ts";
+
+const log = getLog("replicator");
+
+/** The message of a stream whose target key is of another type. */
+export function wrongTypeMessage(ref: StreamRef): string {
+  return `Target key ${ref.targetLabel} exists and is not a stream (WRONGTYPE); nothing of ${ref.label} is copied until it is removed or renamed`;
+}
+
+/**
+ * Loads the target's last generated ID of each stream (one pipeline per
+ * target DB) into `targetTop` and `lastCopiedId`. A stream whose target key
+ * is of another type gets a {@linkcode StreamStoppedError} in the result.
+ */
+export async function loadTargetTops(
+  conn: RedisConnection,
+  streams: readonly ReplicatedStream[],
+): Promise<Map<ReplicatedStream, StreamStoppedError>> {
+  const stopped = new Map<ReplicatedStream, StreamStoppedError>();
+  const byDb = new Map<number, ReplicatedStream[]>();
+  for (const s of streams) byDb.set(s.ref.targetDb, [...(byDb.get(s.ref.targetDb) ?? []), s]);
+  for (const [db, list] of byDb) {
+    for (let i = 0; i < list.length; i += 1000) {
+      const chunk = list.slice(i, i + 1000);
+      const replies = await conn.pipeline(
+        db,
+        chunk.map((s) => ["XINFO", "STREAM", s.ref.targetKey]),
+      );
+      chunk.forEach((s, j) => {
+        const r = replies[j];
+        if (r.status === "fulfilled") {
+          setTop(s, text(parseFlatMap(r.value).get("last-generated-id") ?? "0-0"));
+        } else if (r.reason instanceof RedisReplyError && /no such key/i.test(r.reason.message)) {
+          setTop(s, "0-0");
+        } else if (r.reason instanceof RedisReplyError && r.reason.code === "WRONGTYPE") {
+          stopped.set(s, new StreamStoppedError(wrongTypeMessage(s.ref), { cause: r.reason }));
+        } else {
+          throw r.reason;
+        }
+      });
+    }
+  }
+  return stopped;
+}
+
+/** Reloads one stream's target top (after the target refused IDs as not above it). */
+export async function reloadTargetTop(
+  conn: RedisConnection,
+  stream: ReplicatedStream,
+): Promise<void> {
+  const stopped = await loadTargetTops(conn, [stream]);
+  const error = stopped.get(stream);
+  if (error) throw error;
+}
+
+function setTop(stream: ReplicatedStream, top: string): void {
+  stream.targetTop = top;
+  if (compareIds(top, stream.status.lastCopiedId) > 0) stream.status.lastCopiedId = top;
+}
+
+/**
+ * Entries at or below the target's top were copied before, unless
+ * something else wrote into the target stream. Confirms the target holds
+ * each of `ids` (or trimmed it: older than its first entry, and the target
+ * lost at least that many); otherwise throws {@linkcode StreamStoppedError},
+ * because the entry can no longer be inserted.
+ */
+export async function confirmOnTarget(
+  conn: RedisConnection,
+  stream: ReplicatedStream,
+  ids: readonly string[],
+): Promise<void> {
+  const ref = stream.ref;
+  // One XRANGE per ID, in one pipeline: the IDs may lie far apart on a
+  // target that holds many entries between them (claimed batches).
+  const replies = await conn.pipeline(
+    ref.targetDb,
+    ids.map((id) => ["XRANGE", ref.targetKey, id, id, "COUNT", "1"]),
+    { buffers: true },
+  );
+  const missing = ids.filter((_, i) => {
+    const r = replies[i];
+    if (r.status === "rejected") throw r.reason;
+    return parseEntries(r.value).entries.length === 0;
+  });
+  if (missing.length === 0) {
+    log.debug("{count} entries of {stream} are already on the target; acking them", {
+      count: ids.length,
+      stream: ref.label,
+      ids: [ids[0], ids[ids.length - 1]],
+    });
+    return;
+  }
+  const [head] = await conn.pipeline(ref.targetDb, [[
+    "XRANGE",
+    ref.targetKey,
+    "-",
+    "+",
+    "COUNT",
+    "1",
+  ]], { buffers: true });
+  if (head.status === "rejected") throw head.reason;
+  const firstOnTarget = parseEntries(head.value).entries[0]?.id;
+  let lost = missing.filter((id) =>
+    firstOnTarget !== undefined && compareIds(id, firstOnTarget) >= 0
+  );
+  if (lost.length === 0) {
+    // Missing entries older than the target's first entry pass as trimmed
+    // only if the target lost at least that many entries (Redis >= 7:
+    // entries-added - length); a target that never lost any (e.g. holding
+    // only a higher ID someone else wrote) never held them.
+    const removed = await removedFromTarget(conn, ref);
+    if (removed !== undefined && missing.length > removed) lost = missing;
+  }
+  if (lost.length > 0) {
+    throw new StreamStoppedError(
+      `Entry ${
+        lost[0]
+      } of ${ref.label} is not on target stream ${ref.targetLabel}, whose last ID is already ${stream.targetTop}: something else wrote into the target stream, and the entry can no longer be inserted in order. Nothing was acked; fix the target stream (see "Copying a stream again" in the README) and the stream resumes on the next discovery pass`,
+    );
+  }
+}
+
+/** How many entries were ever trimmed or deleted from the target stream; undefined before Redis 7. */
+async function removedFromTarget(
+  conn: RedisConnection,
+  ref: StreamRef,
+): Promise<number | undefined> {
+  let info: Map<string, unknown>;
+  try {
+    info = parseFlatMap(await conn.send(ref.targetDb, ["XINFO", "STREAM", ref.targetKey]));
+  } catch (error) {
+    if (error instanceof RedisReplyError && /no such key/i.test(error.message)) return 0;
+    throw error;
+  }
+  const added = info.get("entries-added");
+  if (added === undefined) return undefined;
+  return Number(added) - Number(info.get("length") ?? 0);
+}

@@ -1,0 +1,444 @@
+/**
+ * The target writer: writes what the streams read, with the original IDs,
+ * one MULTI/EXEC per stream (atomic: a target out of memory or read-only
+ * refuses it whole), and the writes of every stream ready in the same tick
+ * in one pipeline. Each stream has at most one write in flight; the entries
+ * read meanwhile go into its next write (coalescing, capped in entries and
+ * bytes), so throughput does not depend on the round trip and no fence is
+ * needed. Entries at or below the target's last ID are re-deliveries:
+ * confirmed on the target and only acknowledged.
+ *
+ * @module
+ */
+import { backoffDelay } from "../backoff.ts";
+import {
+  ConnectionError,
+  errorMessage,
+  isRetriableError,
+  RedisReplyError,
+  StreamGoneError,
+  StreamStoppedError,
+} from "../errors.ts";
+import { getLog } from "../log.ts";
+import { execReplies } from "../redis/connection.ts";
+import type { ConnectionPool } from "../redis/pool.ts";
+import { compareIds, type RawEntry } from "../redis/replies.ts";
+import type { RespValue } from "../redis/resp_parser.ts";
+import { RespWriter } from "../redis/resp_writer.ts";
+import { LogDigest } from "./_log_digest.ts";
+import type { Scheduler } from "./scheduler.ts";
+import type { ReplicatedStream } from "./stream.ts";
+import { confirmOnTarget, reloadTargetTop, wrongTypeMessage } from "./target_check.ts";
+
+const log = getLog("replicator");
+
+/** Entries in one write of one stream. */
+export const WRITE_MAX_ENTRIES = 5000;
+/** Bytes of entry fields in one write of one stream. */
+export const WRITE_MAX_BYTES = 4 * 1024 * 1024;
+/** Bytes of the writes sent in one pipeline on one connection. */
+const PIPELINE_MAX_BYTES = 8 * 1024 * 1024;
+const DUPLICATE_ID = /equal or smaller than the target stream top item/i;
+const MULTI = encoded(["MULTI"]);
+const EXEC = encoded(["EXEC"]);
+
+/** What one finished write did. */
+export interface WriteResult {
+  /** IDs to acknowledge: the entries written or confirmed, and deleted ones. */
+  ids: string[];
+  /** Entries written. */
+  written: number;
+  /** Entries found already on the target. */
+  skipped: number;
+  /** Pending entries deleted from the source (acked only). */
+  deleted: number;
+  /** Milliseconds the write took. */
+  ms: number;
+}
+
+/** What the writer needs from the engine. */
+export interface WriterHooks {
+  /** Whether `stream` may be written now (replicating, nothing to recover first). */
+  canWrite(stream: ReplicatedStream): boolean;
+  /** A write finished: acknowledge, count, read more. */
+  written(stream: ReplicatedStream, result: WriteResult): void;
+  /** The stream cannot go on (its target is of another type, something else writes into it...). */
+  stopped(stream: ReplicatedStream, error: Error): void;
+  /** A write of `stream` ended, whatever its outcome (it is not writing any more). */
+  released(stream: ReplicatedStream): void;
+  /** Whether a read of the stream's reader failed recently (a copy of it may still run late). */
+  staleReadsPossible(stream: ReplicatedStream): boolean;
+  /** Whether a stale read delivered entries older than `lowestId` to this consumer. */
+  deliveredEarlier(stream: ReplicatedStream, lowestId: string): Promise<boolean>;
+  /** Entries older than the batch were delivered behind its back: re-read in order first. */
+  rewind(stream: ReplicatedStream): void;
+}
+
+/** Options for {@linkcode TargetWriter}. */
+export interface TargetWriterOptions {
+  /** The scheduler for retries. */
+  scheduler: Scheduler;
+  /**
+   * TARGET_STREAM_MAXLEN: cap each target stream at about this many entries; 0 = none.
+   * @default {0}
+   */
+  targetMaxlen?: number;
+  /** Retry backoff, milliseconds. */
+  backoffBaseMs: number;
+  /** Retry backoff cap, milliseconds. */
+  backoffMaxMs: number;
+  /**
+   * Failed writes retried at once before backing off (TARGET_REDIS_MAX_RETRIES).
+   * @default {0}
+   */
+  maxRetries?: number;
+  /**
+   * Called for each failed attempt (for metrics).
+   * @default {undefined}
+   */
+  onError?: (stream: ReplicatedStream, kind: string) => void;
+}
+
+interface Write {
+  stream: ReplicatedStream;
+  entries: RawEntry[];
+  deleted: string[];
+  bytes: number;
+}
+
+/** Writes the streams' entries to the target; see the module doc. */
+export class TargetWriter {
+  readonly #pool: ConnectionPool;
+  readonly #hooks: WriterHooks;
+  readonly #options: TargetWriterOptions;
+  readonly #ready = new Set<ReplicatedStream>();
+  readonly #maxlen: string[];
+  #flushQueued = false;
+  #inflight = 0;
+  #idleWaiters: Array<() => void> = [];
+  readonly #retryLog = new LogDigest(
+    log,
+    "warning",
+    (streams, error) => `Batch of ${streams} not acknowledged yet: ${error}; retrying`,
+  );
+  readonly #resumedLog = new LogDigest(
+    log,
+    "info",
+    (streams) => `Replication of ${streams} resumed`,
+    0,
+  );
+
+  constructor(pool: ConnectionPool, hooks: WriterHooks, options: TargetWriterOptions) {
+    this.#pool = pool;
+    this.#hooks = hooks;
+    this.#options = options;
+    this.#maxlen = options.targetMaxlen ? ["MAXLEN", "~", String(options.targetMaxlen)] : [];
+  }
+
+  /** Writes in flight. */
+  get inflight(): number {
+    return this.#inflight;
+  }
+
+  /** Resolves once no write is in flight. */
+  whenIdle(): Promise<void> {
+    if (this.#inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** `stream` has something to write (or may have): write it in this tick's pipeline. */
+  schedule(stream: ReplicatedStream): void {
+    if (stream.writing) return;
+    this.#ready.add(stream);
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  #flush(): void {
+    this.#flushQueued = false;
+    const now = Date.now();
+    const byDb = new Map<number, Write[]>();
+    for (const stream of this.#ready) {
+      if (stream.writing || stream.retryAt > now) continue; // its retry schedules it again
+      this.#ready.delete(stream);
+      if (!this.#hooks.canWrite(stream)) continue;
+      if (stream.buffered === 0 && stream.deleted.length === 0) continue;
+      const entries = stream.take(WRITE_MAX_ENTRIES, WRITE_MAX_BYTES);
+      const deleted = stream.deleted;
+      stream.deleted = [];
+      let bytes = 0;
+      for (const e of entries) bytes += e.fields.bytes.byteLength;
+      const write: Write = { stream, entries, deleted, bytes };
+      stream.writing = true;
+      this.#inflight++;
+      const careful = entries.length === 0 ||
+        compareIds(entries[0].id, stream.targetTop) <= 0 ||
+        this.#hooks.staleReadsPossible(stream);
+      if (careful) {
+        this.#writeCarefully(write);
+        continue;
+      }
+      const list = byDb.get(stream.ref.targetDb);
+      if (list) list.push(write);
+      else byDb.set(stream.ref.targetDb, [write]);
+    }
+    for (const [db, writes] of byDb) {
+      let chunk: Write[] = [];
+      let bytes = 0;
+      for (const write of writes) {
+        if (chunk.length > 0 && bytes + write.bytes > PIPELINE_MAX_BYTES) {
+          this.#writeTogether(db, chunk);
+          chunk = [];
+          bytes = 0;
+        }
+        chunk.push(write);
+        bytes += write.bytes;
+      }
+      if (chunk.length > 0) this.#writeTogether(db, chunk);
+    }
+  }
+
+  /** The normal path: one MULTI/EXEC per stream, all in one pipeline. */
+  async #writeTogether(db: number, writes: Write[]): Promise<void> {
+    const started = performance.now();
+    let replies: RespValue[];
+    try {
+      const conn = this.#pool.pick(db);
+      let count = 0;
+      for (const w of writes) count += w.entries.length + 2;
+      replies = await conn.batch(db, count, (out) => {
+        for (const w of writes) this.#encode(out, w);
+      }, { buffers: true, name: "MULTI/XADD/EXEC" });
+    } catch (error) {
+      for (const w of writes) this.#failed(w, error);
+      return;
+    }
+    let at = 0;
+    for (const w of writes) {
+      const slice = replies.slice(at, at + w.entries.length + 2);
+      at += w.entries.length + 2;
+      this.#settle(w, slice, started);
+    }
+  }
+
+  #encode(out: RespWriter, w: Write): void {
+    const key = w.stream.ref.targetKey;
+    const maxlen = this.#maxlen;
+    out.raw(MULTI);
+    for (const e of w.entries) {
+      out.arrayHeader(3 + maxlen.length + e.fields.count);
+      out.bulk("XADD");
+      out.bulk(key);
+      for (const arg of maxlen) out.bulk(arg);
+      out.bulk(e.id);
+      out.raw(e.fields.bytes);
+    }
+    out.raw(EXEC);
+  }
+
+  /** The replies of one stream's MULTI/XADD.../EXEC. */
+  #settle(w: Write, replies: RespValue[], started: number): void {
+    let results: RespValue[];
+    try {
+      results = execReplies(replies, "the target");
+    } catch (error) {
+      this.#failed(w, error);
+      return;
+    }
+    const stream = w.stream;
+    let written = 0;
+    const duplicates: RawEntry[] = [];
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i];
+      if (!(r instanceof RedisReplyError)) {
+        written++;
+        stream.advance(w.entries[i].id, compareIds);
+        continue;
+      }
+      if (DUPLICATE_ID.test(r.message)) {
+        duplicates.push(w.entries[i]);
+        continue;
+      }
+      this.#failed(w, r.code === "WRONGTYPE" ? wrongType(w, r) : r);
+      return;
+    }
+    if (duplicates.length > 0) {
+      // The target's top moved behind our back (an earlier delivery of these entries was
+      // written after all, or another writer): check those entries carefully.
+      this.#writeCarefully(w, { entries: duplicates, written, reload: true });
+      return;
+    }
+    this.#done(w, written, 0, performance.now() - started);
+  }
+
+  /**
+   * The careful path: entries at or below the target's top are confirmed
+   * on the target, the rest written in one transaction; repeated while the
+   * target refuses IDs as not above its top (it moved: reload it).
+   */
+  async #writeCarefully(
+    w: Write,
+    from: { entries: RawEntry[]; written: number; reload: boolean } = {
+      entries: w.entries,
+      written: 0,
+      reload: false,
+    },
+  ): Promise<void> {
+    const started = performance.now();
+    const stream = w.stream;
+    try {
+      if (!from.reload && w.entries.length > 0 && this.#hooks.staleReadsPossible(stream)) {
+        if (await this.#hooks.deliveredEarlier(stream, lowest(w.entries, w.deleted))) {
+          this.#hooks.rewind(stream); // first: the released stream is not caught up
+          this.#release(w);
+          return;
+        }
+      }
+      const conn = this.#pool.pick(stream.ref.targetDb);
+      if (from.reload) await reloadTargetTop(conn, stream);
+      let written = from.written;
+      let pending = from.entries;
+      for (let round = 0;; round++) {
+        let split = 0;
+        while (split < pending.length && compareIds(pending[split].id, stream.targetTop) <= 0) {
+          split++;
+        }
+        if (split > 0) {
+          await confirmOnTarget(
+            conn,
+            stream,
+            pending.slice(0, split).map((e) => e.id),
+          );
+        }
+        const fresh = pending.slice(split);
+        if (fresh.length === 0) break;
+        const results = await conn.transaction(
+          stream.ref.targetDb,
+          fresh.map((e) => [
+            "XADD",
+            stream.ref.targetKey,
+            ...this.#maxlen,
+            e.id,
+            ...e.fields.items(),
+          ]),
+        );
+        let duplicate = false;
+        for (let i = 0; i < results.length; i++) {
+          const r = results[i];
+          if (r.status === "fulfilled") {
+            written++;
+            stream.advance(fresh[i].id, compareIds);
+            continue;
+          }
+          const error = r.reason;
+          if (error instanceof RedisReplyError && DUPLICATE_ID.test(error.message)) {
+            duplicate = true;
+            continue;
+          }
+          throw error instanceof RedisReplyError && error.code === "WRONGTYPE"
+            ? wrongType(w, error)
+            : error;
+        }
+        if (!duplicate) break;
+        if (round >= 3) {
+          throw new StreamStoppedError(
+            `Target stream ${stream.ref.targetLabel} keeps refusing IDs of ${stream.ref.label} as not above its top item: something else writes into it`,
+          );
+        }
+        await reloadTargetTop(conn, stream);
+        pending = fresh;
+      }
+      this.#done(w, written, w.entries.length - written, performance.now() - started);
+    } catch (error) {
+      this.#failed(w, error);
+    }
+  }
+
+  #done(w: Write, written: number, skipped: number, ms: number): void {
+    const stream = w.stream;
+    stream.failures = 0;
+    if (stream.status.state === "retrying") {
+      stream.status.state = "replicating";
+      this.#resumedLog.add(stream.ref.label, "");
+    }
+    const ids = w.entries.map((e) => e.id);
+    for (const id of w.deleted) ids.push(id);
+    this.#release(w);
+    this.#hooks.written(stream, { ids, written, skipped, deleted: w.deleted.length, ms });
+    if (stream.buffered > 0 || stream.deleted.length > 0) this.schedule(stream);
+  }
+
+  #failed(w: Write, error: unknown): void {
+    const stream = w.stream;
+    if (
+      error instanceof StreamStoppedError || error instanceof StreamGoneError ||
+      !isRetriableError(error)
+    ) {
+      // Ended first, so that nothing takes the released stream as caught up.
+      this.#hooks.stopped(
+        stream,
+        error instanceof StreamStoppedError || error instanceof StreamGoneError
+          ? error
+          : new StreamStoppedError(
+            `Copy of a batch of ${stream.ref.label} to ${stream.ref.targetLabel} failed: ${
+              errorMessage(error)
+            }`,
+            { cause: error },
+          ),
+      );
+      this.#release(w);
+      return;
+    }
+    // Retried: the batch goes back in front of what was read meanwhile (a later write
+    // carries it, and whatever of it the target holds is found by its ID).
+    stream.unshift(w.entries);
+    stream.deleted = [...w.deleted, ...stream.deleted];
+    this.#release(w);
+    const message = errorMessage(error);
+    stream.status.errors++;
+    stream.status.lastError = message;
+    this.#options.onError?.(stream, error instanceof RedisReplyError ? error.code : "connection");
+    if (stream.status.state === "replicating") stream.status.state = "retrying";
+    this.#retryLog.add(stream.ref.label, message);
+    const immediate = this.#options.maxRetries ?? 0;
+    const attempt = stream.failures++;
+    const delay = attempt < immediate && error instanceof ConnectionError ? 0 : backoffDelay(
+      Math.max(0, attempt - immediate),
+      { baseMs: this.#options.backoffBaseMs, maxMs: this.#options.backoffMaxMs },
+    );
+    stream.retryAt = Date.now() + delay;
+    this.#options.scheduler.after(delay, () => {
+      stream.retryAt = 0;
+      this.schedule(stream);
+    });
+  }
+
+  #release(w: Write): void {
+    w.stream.writing = false;
+    this.#hooks.released(w.stream);
+    if (--this.#inflight === 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+}
+
+function wrongType(w: Write, cause: RedisReplyError): StreamStoppedError {
+  return new StreamStoppedError(wrongTypeMessage(w.stream.ref), { cause });
+}
+
+/** The lowest ID of a batch (deleted IDs included: they are acked with it). */
+function lowest(entries: readonly RawEntry[], deleted: readonly string[]): string {
+  let low = entries[0]?.id ?? deleted[0];
+  for (const id of deleted) if (compareIds(id, low) < 0) low = id;
+  return low;
+}
+
+function encoded(args: string[]): Uint8Array {
+  const w = new RespWriter(64);
+  w.command(args);
+  return w.take().slice();
+}
