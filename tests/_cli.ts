@@ -296,7 +296,10 @@ export interface WaitForOptions {
 
 /**
  * Calls `predicate` every `intervalMs` until it returns true. A predicate
- * that throws counts as false (its last error is shown on timeout).
+ * that throws counts as false (its last error is shown on timeout). A
+ * predicate that does not return at all (a command that hangs) fails the
+ * wait at the deadline too: the wait never outlives `timeoutMs` by more
+ * than one interval.
  *
  * @throws {Error} `Timed out after N ms waiting for <message>` if it never does.
  */
@@ -309,7 +312,9 @@ export async function waitFor(
   let lastError: unknown;
   for (;;) {
     try {
-      if (await predicate()) return;
+      const verdict = await beforeDeadline(predicate, deadline);
+      if (verdict === HUNG) lastError = new Error("the last check did not return");
+      else if (verdict) return;
     } catch (error) {
       lastError = error;
     }
@@ -320,6 +325,27 @@ export async function waitFor(
       });
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+const HUNG = Symbol("hung");
+
+/** `predicate()`, or HUNG if it has not returned by `deadline` (ms since epoch). */
+async function beforeDeadline(
+  predicate: () => Promise<boolean> | boolean,
+  deadline: number,
+): Promise<boolean | typeof HUNG> {
+  const pending = Promise.resolve().then(predicate);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hung = new Promise<typeof HUNG>((resolve) => {
+    timer = setTimeout(() => resolve(HUNG), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    const verdict = await Promise.race([pending, hung]);
+    if (verdict === HUNG) pending.catch(() => {}); // it may still fail later: nobody listens
+    return verdict;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
