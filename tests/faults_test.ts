@@ -16,6 +16,7 @@ import { TcpProxy } from "./_proxy.ts";
 import { connect, freePort, RedisServer, type TestClient } from "./_redis.ts";
 import {
   addEntries,
+  assertSameEntries,
   captureLogs,
   delay,
   type Entries,
@@ -696,6 +697,124 @@ Deno.test("a source stream replaced by a key of another type is dropped with one
   assert.equal(logs.atLeast("ERROR").length, 0, logs.toString());
   assert.equal(await src.send(["GET", "typed-stream"]), "now a string");
   assert.deepEqual(ids(await dst.xrangeAll("typed-stream")), typed, "the copy was kept as it was");
+});
+
+/** The replicator's reader connections on the source that are blocked in XREADGROUP now. */
+async function blockedReaders(client: TestClient): Promise<number> {
+  return (await client.clientList()).filter((c) =>
+    (c.name ?? "").startsWith("redis-stream-sync-reader") && c.cmd === "xreadgroup" &&
+    (c.flags ?? "").includes("b")
+  ).length;
+}
+
+/** The replicator's connections open on a server now (CLIENT LIST, by their names). */
+async function replicatorConnections(client: TestClient): Promise<number> {
+  return (await client.clientList()).filter((c) => (c.name ?? "").startsWith("redis-stream-sync"))
+    .length;
+}
+
+/**
+ * A read blocks for 30 s here, and every wait for a copy below gives up
+ * after 10 s: a copy can only arrive in time if the reader is woken (CLIENT
+ * UNBLOCK) when a stream joins it, instead of waiting out its read. Generous
+ * for a slow machine, impossible for a reader that is not woken.
+ */
+const LONG_POLL_SECONDS = 30;
+const PROMPT_MS = 10_000;
+
+Deno.test("streams sharing one reader connection (pool of 1, 30 s reads): one deleted, one retyped while it blocks; the others keep copying and a new stream is copied without waiting out the read", async () => {
+  const logs = await captureLogs("INFO");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keep = ["keep-a-stream", "keep-b-stream"];
+  for (const key of [...keep, "gone-stream", "typed-stream"]) await addEntries(src, key, 20);
+  const connectionsBefore = await src.connectionsReceived();
+  let mostConnections = 0;
+  const sampleConnections = async () => {
+    mostConnections = Math.max(mostConnections, await replicatorConnections(src));
+  };
+  await using replicator = startReplicator(faultConfig(source, target, {
+    SOURCE_REDIS_POOL_SIZE: 1,
+    STREAM_POLL_INTERVAL: LONG_POLL_SECONDS,
+    SOURCE_REDIS_COMMAND_TIMEOUT: 5,
+    // No group maintenance during the test: a stream that is gone must be
+    // noticed by the shared read itself, not by a maintenance pass.
+    STREAM_PENDING_CHECK_INTERVAL: 600,
+  }));
+  const copiedPromptly = async (key: string) => {
+    await waitForCopy(src, key, dst, key, { timeoutMs: PROMPT_MS });
+  };
+  /** Appends to one stream, while the shared reader blocks, and waits for its copy. */
+  const appendWhileBlocked = async (key: string, count: number) => {
+    await waitFor(async () => await blockedReaders(src) === 1, {
+      message: "the shared reader blocked in XREADGROUP",
+    });
+    await sampleConnections();
+    await addEntries(src, key, count);
+    await copiedPromptly(key);
+  };
+  for (const key of [...keep, "gone-stream", "typed-stream"]) await copiedPromptly(key);
+  const goneCopy = await dst.xrangeAll("gone-stream");
+  const typedCopy = await dst.xrangeAll("typed-stream");
+  // After its batch a stream reads again while the reader already blocks on
+  // the others: each round needs the wake-up.
+  for (let round = 0; round < 3; round++) {
+    for (const key of keep) await appendWhileBlocked(key, 3);
+  }
+
+  // Deleted while the shared read blocks on it: the read is woken with an
+  // error; only that stream's loop ends.
+  await waitFor(async () => await blockedReaders(src) === 1, { message: "a blocked reader" });
+  await src.send(["DEL", "gone-stream"]);
+  await waitFor(
+    () =>
+      streamStatus(replicator, "gone-stream") === undefined &&
+      logs.at("WARNING", /db0:gone-stream is gone/).length > 0,
+    { timeoutMs: PROMPT_MS, message: "the loop of gone-stream to end" },
+  );
+  for (let round = 0; round < 2; round++) {
+    for (const key of keep) await appendWhileBlocked(key, 2);
+  }
+
+  // Replaced by a string in one command while the shared read blocks on it.
+  await waitFor(async () => await blockedReaders(src) === 1, { message: "a blocked reader" });
+  await src.send(["SET", "typed-stream", "now a string"]);
+  await waitFor(
+    () =>
+      streamStatus(replicator, "typed-stream") === undefined &&
+      logs.at("WARNING", /db0:typed-stream/).length > 0,
+    { timeoutMs: PROMPT_MS, message: "the loop of typed-stream to end" },
+  );
+  for (let round = 0; round < 2; round++) {
+    for (const key of keep) await appendWhileBlocked(key, 2);
+  }
+
+  // A new stream, created while the reader blocks and nothing else is written:
+  // discovery finds it, and the reader must be woken to read it.
+  await waitFor(async () => await blockedReaders(src) === 1, { message: "a blocked reader" });
+  await addEntries(src, "new-stream", 7);
+  await copiedPromptly("new-stream");
+  await appendWhileBlocked("new-stream", 3);
+  await sampleConnections();
+
+  await waitSettled(src, dst, [...keep, "new-stream"]);
+  assert.ok(!replicator.finished, "the run ended");
+  const result = await replicator.stop();
+  assert.ok(result.ok, JSON.stringify(result.failures));
+  // The copies of the deleted and the retyped stream are kept as they were.
+  assertSameEntries(await dst.xrangeAll("gone-stream"), goneCopy, "target gone-stream");
+  assertSameEntries(await dst.xrangeAll("typed-stream"), typedCopy, "target typed-stream");
+  assert.equal(await src.send(["GET", "typed-stream"]), "now a string");
+  assert.equal(logs.at("WARNING", /db0:gone-stream/).length, 1, logs.toString());
+  assert.equal(logs.at("WARNING", /db0:typed-stream/).length, 1, logs.toString());
+  assert.equal(logs.atLeast("ERROR").length, 0, logs.toString());
+  // One reader connection and the control connection, never more, never reopened:
+  // CLIENT LIST samples, and the server's count of connections it accepted.
+  assert.ok(mostConnections >= 1 && mostConnections <= 2, `${mostConnections} source connections`);
+  const opened = await src.connectionsReceived() - connectionsBefore;
+  assert.ok(opened >= 1 && opened <= 2, `the replicator opened ${opened} source connections`);
 });
 
 // ---------------------------------------------------------------------------
