@@ -59,10 +59,31 @@ async function captureLogs(level: "ERROR" | "WARNING" | "INFO" = "ERROR"): Promi
   return lines;
 }
 
-/** `run --once` in-process. */
-async function runOnce(envText: string): Promise<RunResult> {
+/** Rejects when `promise` has not settled within `ms` (so that a hang fails the test). */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `run --once` in-process; fails (after aborting the run) when it has not returned in 30 s. */
+async function runOnce(envText: string, timeoutMs = 30_000): Promise<RunResult> {
   const { config } = loadConfig({}, {}, envText);
-  return await new Orchestrator(config).run(new AbortController().signal, { once: true });
+  const controller = new AbortController();
+  const run = new Orchestrator(config).run(controller.signal, { once: true });
+  try {
+    return await within(run, timeoutMs, "run --once to return");
+  } catch (error) {
+    controller.abort();
+    await within(run, 15_000, "run --once to stop").catch(() => {});
+    throw error;
+  }
 }
 
 /** A continuous in-process `run`; stop() (or disposal) aborts it and waits for it. */
@@ -84,14 +105,15 @@ class Running implements AsyncDisposable {
     return this.#settled;
   }
 
+  /** Aborts the run and waits (at most 15 s, then fails) for it to return. */
   async stop(): Promise<RunResult> {
     this.#controller.abort();
-    return await this.promise;
+    return await within(this.promise, 15_000, "the replicator to stop");
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     this.#controller.abort();
-    await this.promise.catch(() => {});
+    await within(this.promise.catch(() => {}), 15_000, "the replicator to stop (at disposal)");
   }
 }
 
@@ -166,6 +188,12 @@ async function sameStream(
 async function pendingCount(client: TestClient, key: RedisArg, group = GROUP): Promise<number> {
   const reply = await client.send(["XPENDING", key, group]) as unknown[];
   return Number(reply[0]);
+}
+
+/** XINFO STREAM `entries-added` of a stream: every entry ever added to it, trimmed ones included. */
+async function entriesAdded(client: TestClient, key: RedisArg): Promise<number> {
+  const flat = await client.send(["XINFO", "STREAM", key]) as unknown[];
+  return Number(flat[flat.findIndex((item) => String(item) === "entries-added") + 1]);
 }
 
 function randomBytes(n: number): Uint8Array {
@@ -418,6 +446,43 @@ Deno.test("re-delivered and other consumers' pending entries leave the target un
   assert.equal(final.length, 60);
   assert.equal(new Set(final.map(([id]) => id)).size, 60);
   assert.equal(await pendingCount(source, "idem-stream"), 0);
+});
+
+Deno.test("re-delivery after TARGET_STREAM_MAXLEN trimmed the target: every entry skipped, the target unchanged byte for byte, nothing pending", async () => {
+  await captureLogs();
+  await using sourceServer = await RedisServer.start();
+  await using targetServer = await RedisServer.start();
+  await using source = await connect(sourceServer);
+  await using target = await connect(targetServer);
+  const key = "capped-stream";
+  for (let i = 1; i <= 1000; i++) {
+    await source.xadd(key, `5000-${i}`, ["i", String(i), "b", new Uint8Array([i & 0xff, 0, 0xff])]);
+  }
+  const env = envConf(sourceServer, targetServer, { TARGET_STREAM_MAXLEN: "100" });
+  const first = await runOnce(env);
+  assert.ok(first.ok, JSON.stringify(first.failures));
+  assert.equal(first.streams.find((s) => s.key === key)?.copied, 1000);
+  const sourceEntries = await source.xrangeAll(key);
+  const before = await target.xrangeAll(key);
+  // `MAXLEN ~ 100` trims whole nodes: the newest 100 entries at least, far fewer than 1000.
+  assert.ok(before.length >= 100 && before.length <= 300, `target holds ${before.length}`);
+  assert.equal(firstDifference(before, sourceEntries.slice(-before.length)), undefined);
+  const addedBefore = await entriesAdded(target, key);
+
+  // Everything is delivered again. Most entries are now older than the
+  // target's first entry: they pass as trimmed (the target lost that many),
+  // the others are found on the target; none may be written again.
+  await source.send(["XGROUP", "SETID", key, GROUP, "0"]);
+  const second = await runOnce(env);
+  assert.ok(second.ok, JSON.stringify(second.failures));
+  const status = second.streams.find((s) => s.key === key);
+  assert.equal(status?.copied, 0, JSON.stringify(status));
+  assert.equal(status?.skipped, 1000, JSON.stringify(status));
+  const after = await target.xrangeAll(key);
+  assert.equal(firstDifference(after, before), undefined, "the target changed");
+  assert.equal(await entriesAdded(target, key), addedBefore, "entries were written again");
+  assert.equal(firstDifference(await source.xrangeAll(key), sourceEntries), undefined);
+  assert.equal(await pendingCount(source, key), 0);
 });
 
 Deno.test("a target that already holds entries 1..N gets exactly N+1..N+M, in order", async () => {
