@@ -268,6 +268,25 @@ export function spawnCli(args: string[], options: RunCliOptions = {}): CliProces
   return new CliProcess(command, `deno run ${[script, ...args].join(" ")}`, options);
 }
 
+/**
+ * The grace period of `run` after SIGTERM or SIGINT, as the README states it
+ * (and lib/service.ts computes it): STREAM_POLL_INTERVAL + 4 s, at least
+ * 1 s, at most 5 s.
+ */
+export function graceSeconds(pollIntervalSeconds: number): number {
+  return Math.max(1, Math.min(5, pollIntervalSeconds + 4));
+}
+
+/**
+ * The longest a stop of `run` may take with a batch in flight: the grace
+ * period, one poll interval (a read in flight) and `marginSeconds` for a
+ * slow, busy machine. With the defaults far below a hung command's timeout,
+ * and below a stop that would wait a minute.
+ */
+export function stopBoundSeconds(pollIntervalSeconds: number, marginSeconds = 10): number {
+  return graceSeconds(pollIntervalSeconds) + pollIntervalSeconds + marginSeconds;
+}
+
 /** Writes `text` to `dir`/env.conf and returns that file's path. */
 export async function writeConfig(dir: string, text: string): Promise<string> {
   const path = join(dir, "env.conf");
