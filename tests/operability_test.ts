@@ -66,7 +66,8 @@ async function addEntries(client: TestClient, key: string, count: number): Promi
 
 /** Status code and body of a GET. */
 async function get(url: string): Promise<{ status: number; body: string }> {
-  const response = await fetch(url);
+  // A listener that accepts and never answers fails the request, not the whole run.
+  const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
   return { status: response.status, body: await response.text() };
 }
 
@@ -294,6 +295,7 @@ Deno.test("/healthz is 200 at once, /readyz 503 with a reason until the target i
     timeoutMs: 20_000,
     message: "late-stream copied",
   });
+  await assertSameStream(src, dst, "late-stream");
 
   run.signal("SIGTERM");
   const result = await run.wait();
