@@ -740,7 +740,9 @@ Deno.test("a source stream deleted while replicated ends its loop cleanly; when 
   assert.deepEqual(await groupNames(src, "gone-stream"), [GROUP]);
   await producer.stop();
   await waitSettled(src, dst, ["keep-stream"]);
-  await waitFor(async () => await pendingCount(src, "gone-stream", GROUP) === 0);
+  await waitFor(async () => await pendingCount(src, "gone-stream", GROUP) === 0, {
+    message: "nothing pending for gone-stream",
+  });
   assert.ok(!replicator.finished, "the run ended");
   const result = await replicator.stop();
   assert.ok(result.ok, JSON.stringify(result.failures));

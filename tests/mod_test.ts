@@ -33,7 +33,13 @@ Deno.test("mod.ts embeds the replicator as the README example shows", async () =
   assert.equal(status.copied, 25);
   assert.equal(status.lastCopiedId, "1-25");
   controller.abort();
-  const result = await running;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const result = await Promise.race([
+    running,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("the orchestrator did not stop in 15 s")), 15_000);
+    }),
+  ]).finally(() => clearTimeout(timer));
   assert.equal(result.ok, true);
   assertSameEntries(
     await dst.xrangeAll("orders-stream"),

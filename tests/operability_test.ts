@@ -501,7 +501,10 @@ function bigValue(i: number): string {
 /** Whether `redis-cli` is on PATH. */
 async function hasRedisCli(): Promise<boolean> {
   try {
-    const { success } = await new Deno.Command("redis-cli", { args: ["--version"] }).output();
+    const { success } = await new Deno.Command("redis-cli", {
+      args: ["--version"],
+      signal: AbortSignal.timeout(30_000),
+    }).output();
     return success;
   } catch {
     return false;
@@ -530,6 +533,7 @@ async function fill(server: RedisServer, key: string, count: number): Promise<vo
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
+    signal: AbortSignal.timeout(120_000), // killed (and failing) rather than hanging the run
   }).spawn();
   const output = child.output();
   const writer = child.stdin.getWriter();
@@ -560,7 +564,11 @@ async function memoryOf(pid: number): Promise<{ rss: number; hwm: number } | und
     status = await Deno.readTextFile(path);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotCapable)) return undefined;
-    const out = await new Deno.Command("cat", { args: [path], stderr: "null" }).output();
+    const out = await new Deno.Command("cat", {
+      args: [path],
+      stderr: "null",
+      signal: AbortSignal.timeout(10_000),
+    }).output();
     if (!out.success) return undefined;
     status = new TextDecoder().decode(out.stdout);
   }

@@ -227,6 +227,7 @@ try {
     args: ["run", "--allow-all", "--config", CONFIG_PATH, script],
     env: { PATH: dir.path, DENO_NO_UPDATE_CHECK: "1" },
     stdin: "null",
+    signal: AbortSignal.timeout(60_000),
   }).output();
   const stdout = new TextDecoder().decode(output.stdout);
   assert.equal(output.code, 3, `${stdout}${new TextDecoder().decode(output.stderr)}`);
