@@ -325,6 +325,25 @@ export function spawnTask(task: string, args: string[], options: RunCliOptions =
   });
 }
 
+/**
+ * The grace period of `run` after SIGTERM or SIGINT, as the README states it
+ * (and lib/service.ts computes it): STREAM_POLL_INTERVAL + 4 s, at least
+ * 1 s, at most 5 s.
+ */
+export function graceSeconds(pollIntervalSeconds: number): number {
+  return Math.max(1, Math.min(5, pollIntervalSeconds + 4));
+}
+
+/**
+ * The longest a stop of `run` may take with a batch in flight: the grace
+ * period, one poll interval (a read in flight) and `marginSeconds` for a
+ * slow, busy machine. With the defaults far below a hung command's timeout,
+ * and below a stop that would wait a minute.
+ */
+export function stopBoundSeconds(pollIntervalSeconds: number, marginSeconds = 10): number {
+  return graceSeconds(pollIntervalSeconds) + pollIntervalSeconds + marginSeconds;
+}
+
 /** Writes `text` to `dir`/env.conf and returns that file's path. */
 export async function writeConfig(dir: string, text: string): Promise<string> {
   const path = join(dir, "env.conf");
@@ -353,7 +372,10 @@ export interface WaitForOptions {
 
 /**
  * Calls `predicate` every `intervalMs` until it returns true. A predicate
- * that throws counts as false (its last error is shown on timeout).
+ * that throws counts as false (its last error is shown on timeout). A
+ * predicate that does not return at all (a command that hangs) fails the
+ * wait at the deadline too: the wait never outlives `timeoutMs` by more
+ * than one interval.
  *
  * @throws {Error} `Timed out after N ms waiting for <message>` if it never does.
  */
@@ -366,7 +388,9 @@ export async function waitFor(
   let lastError: unknown;
   for (;;) {
     try {
-      if (await predicate()) return;
+      const verdict = await beforeDeadline(predicate, deadline);
+      if (verdict === HUNG) lastError = new Error("the last check did not return");
+      else if (verdict) return;
     } catch (error) {
       lastError = error;
     }
@@ -377,6 +401,27 @@ export async function waitFor(
       });
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+const HUNG = Symbol("hung");
+
+/** `predicate()`, or HUNG if it has not returned by `deadline` (ms since epoch). */
+async function beforeDeadline(
+  predicate: () => Promise<boolean> | boolean,
+  deadline: number,
+): Promise<boolean | typeof HUNG> {
+  const pending = Promise.resolve().then(predicate);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hung = new Promise<typeof HUNG>((resolve) => {
+    timer = setTimeout(() => resolve(HUNG), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    const verdict = await Promise.race([pending, hung]);
+    if (verdict === HUNG) pending.catch(() => {}); // it may still fail later: nobody listens
+    return verdict;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

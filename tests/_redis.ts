@@ -431,6 +431,12 @@ export interface ConnectOptions {
    * @default {"default"}
    */
   username?: string;
+  /**
+   * Milliseconds a command may wait for its reply before it fails (so that
+   * a hung server fails the test instead of stalling the run).
+   * @default {30000}
+   */
+  commandTimeoutMs?: number;
 }
 
 /** A Redis argument: a string, or raw bytes. */
@@ -447,11 +453,15 @@ const BUFFER_REPLIES = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } };
  */
 export class TestClient implements AsyncDisposable {
   readonly #client: NodeRedisClient;
+  readonly #where: string;
+  readonly #commandTimeoutMs: number;
   #closed = false;
 
   /** Use {@linkcode connect}. */
-  constructor(client: NodeRedisClient) {
+  constructor(client: NodeRedisClient, where = "redis", commandTimeoutMs = 30_000) {
     this.#client = client;
+    this.#where = where;
+    this.#commandTimeoutMs = commandTimeoutMs;
   }
 
   /** Whether the connection is open. */
@@ -465,12 +475,57 @@ export class TestClient implements AsyncDisposable {
    * the server's (e.g. `WRONGTYPE Operation against a key...`).
    */
   send(args: readonly RedisArg[]): Promise<unknown> {
-    return this.#client.sendCommand(args.map(toArgument));
+    return this.#timed(args, this.#client.sendCommand(args.map(toArgument)));
   }
 
   /** Sends a command; bulk strings in the reply come back as Buffers, byte for byte. */
   sendBuffers(args: readonly RedisArg[]): Promise<unknown> {
-    return this.#client.sendCommand(args.map(toArgument), BUFFER_REPLIES);
+    return this.#timed(args, this.#client.sendCommand(args.map(toArgument), BUFFER_REPLIES));
+  }
+
+  /**
+   * The fields of `INFO section` (e.g. `stats`, `commandstats`), as text.
+   * `info("stats").get("total_connections_received")` counts every
+   * connection the server accepted since it started.
+   */
+  async info(section: string): Promise<Map<string, string>> {
+    const text = String(await this.send(["INFO", section]));
+    const fields = new Map<string, string>();
+    for (const line of text.split("\r\n")) {
+      const at = line.indexOf(":");
+      if (at > 0 && !line.startsWith("#")) fields.set(line.slice(0, at), line.slice(at + 1));
+    }
+    return fields;
+  }
+
+  /** `INFO stats` total_connections_received: connections the server accepted since it started. */
+  async connectionsReceived(): Promise<number> {
+    const value = (await this.info("stats")).get("total_connections_received");
+    if (value === undefined) throw new Error("INFO stats has no total_connections_received");
+    return Number(value);
+  }
+
+  /** How many times the server ran `command` since it started (INFO commandstats; 0 if never). */
+  async commandCalls(command: string): Promise<number> {
+    const value = (await this.info("commandstats")).get(`cmdstat_${command.toLowerCase()}`);
+    return Number(/(?:^|,)calls=(\d+)/.exec(value ?? "")?.[1] ?? 0);
+  }
+
+  /** `reply`, or a rejection once it has not arrived within the command timeout. */
+  #timed<T>(args: readonly RedisArg[], reply: Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reply.catch(() => {}); // it may still fail later (at close): nobody listens then
+        const name = typeof args[0] === "string" ? args[0] : "a command";
+        reject(
+          new Error(
+            `Timed out after ${this.#commandTimeoutMs} ms waiting for the reply to ${name} from ${this.#where}`,
+          ),
+        );
+      }, this.#commandTimeoutMs);
+    });
+    return Promise.race([reply, timeout]).finally(() => clearTimeout(timer));
   }
 
   /**
@@ -557,7 +612,7 @@ export async function connect(
     if (client.isOpen) client.destroy();
     throw error;
   }
-  return new TestClient(client);
+  return new TestClient(client, `${server.host}:${server.port}`, options.commandTimeoutMs);
 }
 
 function createNodeRedisClient(

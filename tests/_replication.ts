@@ -24,6 +24,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { loadConfig } from "../lib/config/load_config.ts";
 import type { Config, LogLevelName } from "../lib/config/types.ts";
 import { setupLogging } from "../lib/log.ts";
@@ -171,11 +172,49 @@ export class RunningReplicator implements AsyncDisposable {
     return await withTimeout(this.#done, this.#stopTimeoutMs, "the replicator to stop");
   }
 
-  /** Stops the run, ignoring its errors. */
+  /**
+   * Stops the run, ignoring its errors.
+   *
+   * @throws {Error} when it has not returned within the stop timeout (a hang fails the test).
+   */
   async [Symbol.asyncDispose](): Promise<void> {
     this.#controller.abort();
-    await this.#done.catch(() => {});
+    await withTimeout(
+      this.#done.catch(() => {}),
+      this.#stopTimeoutMs,
+      "the replicator to stop (at disposal)",
+    );
   }
+}
+
+/**
+ * Waits until `replicator` has run `passes` whole discovery passes that
+ * began after this call. A pass is visible in the status: it ends with a
+ * refresh of every stream's `stats` (a new snapshot object each time), so
+ * this waits for `passes + 2` snapshots of one stream (the first may
+ * predate the call, the second may end a pass that began before it). Needs
+ * at least one stream in the status, and a continuous run.
+ *
+ * @throws {Error} on timeout.
+ */
+export async function waitForDiscoveryPasses(
+  replicator: RunningReplicator,
+  passes = 1,
+  options: { timeoutMs?: number } = {},
+): Promise<void> {
+  const { timeoutMs = 10_000 } = options;
+  const snapshots = new Map<string, Set<object>>();
+  await waitFor(() => {
+    for (const s of replicator.orchestrator.status().streams) {
+      if (!s.stats) continue;
+      const id = `${s.db}:${s.key}`;
+      const seen = snapshots.get(id) ?? new Set<object>();
+      seen.add(s.stats);
+      snapshots.set(id, seen);
+      if (seen.size >= passes + 2) return true;
+    }
+    return false;
+  }, { timeoutMs, intervalMs: 20, message: `${passes} discovery passes (status stats refreshes)` });
 }
 
 /** Starts `config`'s orchestrator in this process. */
@@ -304,6 +343,37 @@ export function sameEntries(a: Entries, b: Entries): boolean {
     }
   }
   return true;
+}
+
+/**
+ * Where two entry lists first differ (an ID, a field count, the bytes of a
+ * field or value, the length), or undefined when they are equal.
+ */
+export function entriesDifference(a: Entries, b: Entries): string | undefined {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const [idA, fieldsA] = a[i];
+    const [idB, fieldsB] = b[i];
+    if (idA !== idB) return `entry #${i}: ID ${idA} vs ${idB}`;
+    if (fieldsA.length !== fieldsB.length) {
+      return `entry ${idA}: ${fieldsA.length} vs ${fieldsB.length} fields and values`;
+    }
+    for (let j = 0; j < fieldsA.length; j++) {
+      if (!sameBytes(fieldsA[j], fieldsB[j])) {
+        return `entry ${idA}: field/value #${j} differs (${fieldsA[j].length} vs ${
+          fieldsB[j].length
+        } bytes)`;
+      }
+    }
+  }
+  if (a.length !== b.length) return `${a.length} vs ${b.length} entries`;
+  return undefined;
+}
+
+/** Asserts that `actual` equals `expected`: same IDs, same field and value bytes, same order. */
+export function assertSameEntries(actual: Entries, expected: Entries, what = "entries"): void {
+  const difference = entriesDifference(actual, expected);
+  if (difference !== undefined) assert.fail(`${what} differ: ${difference}`);
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

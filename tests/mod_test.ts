@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { loadConfig, Orchestrator, setupLogging } from "../mod.ts";
 import { connect, RedisServer } from "./_redis.ts";
 import { waitFor } from "./_cli.ts";
+import { assertSameEntries } from "./_replication.ts";
 
 // Mirrors the "Library use" example of the README (checked by `deno task check`
 // with `deno check --doc-only README.md`): the same imports, the same calls.
@@ -24,6 +25,7 @@ Deno.test("mod.ts embeds the replicator as the README example shows", async () =
   });
   await waitFor(() => orchestrator.status().streams.some((s) => s.copied === 25), {
     timeoutMs: 5000,
+    message: "the status to count 25 entries copied",
   });
   const status = orchestrator.status().streams.find((s) => s.key === "orders-stream");
   assert.ok(status);
@@ -31,10 +33,17 @@ Deno.test("mod.ts embeds the replicator as the README example shows", async () =
   assert.equal(status.copied, 25);
   assert.equal(status.lastCopiedId, "1-25");
   controller.abort();
-  const result = await running;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const result = await Promise.race([
+    running,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("the orchestrator did not stop in 15 s")), 15_000);
+    }),
+  ]).finally(() => clearTimeout(timer));
   assert.equal(result.ok, true);
-  assert.deepEqual(
-    (await dst.xrangeAll("orders-stream")).map(([id]) => id),
-    (await src.xrangeAll("orders-stream")).map(([id]) => id),
+  assertSameEntries(
+    await dst.xrangeAll("orders-stream"),
+    await src.xrangeAll("orders-stream"),
+    "target orders-stream",
   );
 });

@@ -66,7 +66,8 @@ async function addEntries(client: TestClient, key: string, count: number): Promi
 
 /** Status code and body of a GET. */
 async function get(url: string): Promise<{ status: number; body: string }> {
-  const response = await fetch(url);
+  // A listener that accepts and never answers fails the request, not the whole run.
+  const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
   return { status: response.status, body: await response.text() };
 }
 
@@ -294,6 +295,7 @@ Deno.test("/healthz is 200 at once, /readyz 503 with a reason until the target i
     timeoutMs: 20_000,
     message: "late-stream copied",
   });
+  await assertSameStream(src, dst, "late-stream");
 
   run.signal("SIGTERM");
   const result = await run.wait();
@@ -499,7 +501,10 @@ function bigValue(i: number): string {
 /** Whether `redis-cli` is on PATH. */
 async function hasRedisCli(): Promise<boolean> {
   try {
-    const { success } = await new Deno.Command("redis-cli", { args: ["--version"] }).output();
+    const { success } = await new Deno.Command("redis-cli", {
+      args: ["--version"],
+      signal: AbortSignal.timeout(30_000),
+    }).output();
     return success;
   } catch {
     return false;
@@ -528,6 +533,7 @@ async function fill(server: RedisServer, key: string, count: number): Promise<vo
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
+    signal: AbortSignal.timeout(120_000), // killed (and failing) rather than hanging the run
   }).spawn();
   const output = child.output();
   const writer = child.stdin.getWriter();
@@ -558,7 +564,11 @@ async function memoryOf(pid: number): Promise<{ rss: number; hwm: number } | und
     status = await Deno.readTextFile(path);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotCapable)) return undefined;
-    const out = await new Deno.Command("cat", { args: [path], stderr: "null" }).output();
+    const out = await new Deno.Command("cat", {
+      args: [path],
+      stderr: "null",
+      signal: AbortSignal.timeout(10_000),
+    }).output();
     if (!out.success) return undefined;
     status = new TextDecoder().decode(out.stdout);
   }

@@ -12,6 +12,7 @@ Deno.test("README's configuration tables match CONFIG_KEYS (run scripts/config_d
       args: ["fmt", "--ext", "md", "-"],
       stdin: "piped",
       stdout: "piped",
+      signal: AbortSignal.timeout(60_000),
     }).spawn();
     const writer = out.stdin.getWriter();
     await writer.write(new TextEncoder().encode(text));

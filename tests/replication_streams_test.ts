@@ -27,11 +27,12 @@ import {
   startReplicator,
   waitFor,
   waitForCopy,
+  waitForDiscoveryPasses,
   waitForEntries,
 } from "./_replication.ts";
 
 const GROUP = "redis-sync-group";
-/** A few discovery passes at STREAM_DISCOVERY_INTERVAL=0.3. */
+/** A few discovery passes' time at STREAM_DISCOVERY_INTERVAL=0.3 (where no pass runs to wait for). */
 const SOME_PASSES_MS = 1_200;
 
 async function keys(client: TestClient): Promise<string[]> {
@@ -146,7 +147,7 @@ Deno.test("discovery picks up a stream created while run is running", async () =
   const config = replicationConfig(source, target, { REDIS_DB_SEARCH_RANGE: "0-1" });
   await using replicator = startReplicator(config);
   await waitForCopy(src0, "a-stream", dst);
-  await delay(400); // at least one discovery pass without the new stream
+  await waitForDiscoveryPasses(replicator, 1); // a pass without the new stream
   await addEntries(src1, "late-stream", 4);
   await waitForCopy(src1, "late-stream", dst, "late-stream", { timeoutMs: 10_000 });
   await addEntries(src1, "late-stream", 3);
@@ -171,7 +172,7 @@ Deno.test("keys of other types matching a discovery pattern are ignored quietly"
   await addEntries(src, "real-stream", 5);
   await using replicator = startReplicator(replicationConfig(source, target));
   await waitForCopy(src, "real-stream", dst);
-  await delay(SOME_PASSES_MS);
+  await waitForDiscoveryPasses(replicator, 3);
   const result = await replicator.stop();
   assert.ok(result.ok, JSON.stringify(result.failures));
   assert.deepEqual(await keys(dst), ["real-stream"]);
@@ -194,7 +195,7 @@ Deno.test("a DB beyond the source's databases count is skipped with one warning,
   await using replicator = startReplicator(config);
   await waitForCopy(src0, "a-stream", dst);
   await waitForCopy(src3, "b-stream", dst);
-  await delay(SOME_PASSES_MS);
+  await waitForDiscoveryPasses(replicator, 3);
   await addEntries(src2, "c-stream", 2);
   await waitForCopy(src2, "c-stream", dst);
   const result = await replicator.stop();
@@ -248,7 +249,7 @@ Deno.test("STREAM_START_ID=$ copies only the entries added after the group is cr
   });
   await addEntries(src, "a-stream", 3, { era: "new" });
   await waitForEntries(dst, "a-stream", 3);
-  await delay(500);
+  await waitForDiscoveryPasses(replicator, 2); // later passes bring no history in
   const all = await src.xrangeAll("a-stream");
   assert.ok(sameEntries(await dst.xrangeAll("a-stream"), all.slice(5)));
   await addEntries(src, "a-stream", 2, { era: "new" });
@@ -272,7 +273,7 @@ Deno.test("STREAM_AUTO_CREATE_CONSUMER_GROUPS=false skips a stream without the g
   const config = replicationConfig(source, target, { STREAM_AUTO_CREATE_CONSUMER_GROUPS: false });
   await using replicator = startReplicator(config);
   await waitForCopy(src, "b-stream", dst);
-  await delay(SOME_PASSES_MS);
+  await waitForDiscoveryPasses(replicator, 3);
   assert.equal(await dbSize(dst), 1, "only b-stream is copied");
   assert.deepEqual(await groupNames(src, "a-stream"), [], "the group is not created");
   assert.equal(logs.at("WARNING", "db0:a-stream").length, 1, logs.toString());
@@ -302,6 +303,8 @@ Deno.test("REDIS_STREAMS_ENABLED=false copies nothing and stops cleanly", async 
     timeoutMs: 5_000,
     message: "a log line saying processing is disabled",
   });
+  // Time passes on purpose: with processing disabled nothing runs, so there is
+  // no event to wait for, only the absence of any.
   await delay(SOME_PASSES_MS);
   assert.equal(replicator.finished, false, "it idles until stopped");
   const result = await replicator.stop();
@@ -433,7 +436,7 @@ Deno.test("a discovered collision skips one stream with an error naming both; th
   await src0.xadd("x-stream", "9-1", { from: "db0" });
   await src1.xadd("x-stream", "10-1", { from: "db1" });
   await waitForCopy(winner, "x-stream", dst);
-  await delay(SOME_PASSES_MS);
+  await waitForDiscoveryPasses(replicator, 3);
   const result = await replicator.stop();
   assert.ok(result.ok, JSON.stringify(result.failures));
   assert.ok(sameEntries(await dst.xrangeAll("x-stream"), await winner.xrangeAll("x-stream")));
@@ -462,7 +465,7 @@ Deno.test("a stream that collides with one replicated before a restart is skippe
   await waitForCopy(src1, "x-stream", dst);
   await src1.xadd("x-stream", "13-1", { from: "db1" });
   await waitForCopy(src1, "x-stream", dst);
-  await delay(SOME_PASSES_MS);
+  await waitForDiscoveryPasses(replicator, 3);
   await replicator.stop();
   assert.ok(sameEntries(await dst.xrangeAll("x-stream"), await src1.xrangeAll("x-stream")));
   assert.deepEqual(await groupNames(src0, "x-stream"), []);
@@ -488,7 +491,7 @@ Deno.test("a target key of another type stops only that stream, which resumes on
   assert.match(logs.at("ERROR", "db0:bad-stream")[0].message, /WRONGTYPE|not a stream/);
   await addEntries(src, "good-stream", 3);
   await waitForCopy(src, "good-stream", dst);
-  await delay(SOME_PASSES_MS);
+  await waitForDiscoveryPasses(replicator, 3);
   assert.equal(await dst.send(["GET", "bad-stream"]), "occupied", "the target key is left alone");
   assert.deepEqual(logs.atLeast("WARNING", "good-stream"), [], logs.toString());
   // Removed: the next discovery pass retries the stream, and it completes.

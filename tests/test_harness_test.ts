@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { TcpProxy } from "./_proxy.ts";
 import { connect, freePort, RedisServer } from "./_redis.ts";
 import { PERMISSION_FLAGS, runCli, spawnCli, waitFor, writeConfig } from "./_cli.ts";
 
@@ -226,6 +227,7 @@ try {
     args: ["run", "--allow-all", "--config", CONFIG_PATH, script],
     env: { PATH: dir.path, DENO_NO_UPDATE_CHECK: "1" },
     stdin: "null",
+    signal: AbortSignal.timeout(60_000),
   }).output();
   const stdout = new TextDecoder().decode(output.stdout);
   assert.equal(output.code, 3, `${stdout}${new TextDecoder().decode(output.stderr)}`);
@@ -379,4 +381,32 @@ Deno.test("writeConfig writes env.conf; waitFor polls until true or fails with i
     }, { timeoutMs: 50, intervalMs: 10 }),
     /waiting for the condition \(last error: boom\)/,
   );
+});
+
+Deno.test("waitFor fails at its deadline when the check itself never returns", async () => {
+  await assert.rejects(
+    waitFor(() => new Promise<boolean>(() => {}), { timeoutMs: 100, message: "a hung check" }),
+    /^Error: Timed out after 100 ms waiting for a hung check \(last error: the last check did not return\)$/,
+  );
+});
+
+Deno.test("TestClient: a command without a reply fails after commandTimeoutMs; INFO counters", async () => {
+  await using server = await RedisServer.start();
+  await using proxy = await TcpProxy.start(server);
+  await using direct = await connect(server);
+  const received = await direct.connectionsReceived();
+  await using client = await connect(proxy, { commandTimeoutMs: 200 });
+  assert.equal(await direct.connectionsReceived(), received + 1, "one connection more");
+  const pings = await direct.commandCalls("ping");
+  assert.equal(await client.send(["PING"]), "PONG");
+  assert.equal(await direct.commandCalls("PING"), pings + 1);
+  proxy.blackhole(true);
+  await assert.rejects(
+    client.send(["PING"]),
+    new RegExp(
+      `^Error: Timed out after 200 ms waiting for the reply to PING from 127\\.0\\.0\\.1:${proxy.port}$`,
+    ),
+  );
+  proxy.blackhole(false);
+  assert.equal((await direct.info("server")).get("tcp_port"), String(server.port));
 });
