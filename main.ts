@@ -150,16 +150,12 @@ async function main(argv: string[]): Promise<number> {
       Deno.exit(name === "SIGINT" ? 130 : 143);
     }
   };
-  const handlers = (["SIGINT", "SIGTERM"] as const).map((name) => {
-    const handler = () => onSignal(name);
-    Deno.addSignalListener(name, handler);
-    return [name, handler] as const;
-  });
-  try {
-    return await COMMAND_HANDLERS[args.command](config, args, controller.signal);
-  } finally {
-    for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
+  // The listeners stay until the process exits: a repeated signal that arrives while it
+  // finishes (logs flushed, exit) is still the same request, not a kill (exit 143).
+  for (const name of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(name, () => onSignal(name));
   }
+  return await COMMAND_HANDLERS[args.command](config, args, controller.signal);
 }
 
 /** Maps any error to its exit code, with a message on stderr (the one place this happens). */

@@ -27,7 +27,7 @@ import { mirrorTrims } from "./trim.ts";
 
 const log = getLog("orchestrator");
 
-/** How often group maintenance looks for the streams whose turn it is. */
+/** How often group maintenance looks for the streams whose turn it is, at most. */
 const MAINTENANCE_TICK_MS = 1000;
 
 /** Options for {@linkcode Orchestrator.run}. */
@@ -247,7 +247,11 @@ export class Orchestrator {
 
   async #maintenanceLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      await this.#scheduler.sleep(MAINTENANCE_TICK_MS, signal);
+      const tick = Math.max(
+        50,
+        Math.min(MAINTENANCE_TICK_MS, this.#config.pendingCheckInterval * 250),
+      );
+      await this.#scheduler.sleep(tick, signal);
       if (signal.aborted) return;
       try {
         await this.#engine!.maintain();

@@ -131,6 +131,11 @@ export class Recovery {
             this.#o.push(stream, claimed.entries, claimed.deleted, claimed.bytes);
           }
         } while (cursor !== "0-0");
+        // What was claimed is written before anything new is read.
+        while (
+          (stream.buffered > 0 || stream.deleted.length > 0 || stream.writing) &&
+          !stream.ended && !stream.needsRecovery
+        ) await this.#wait(stream);
       }
       if (stream.ended) return;
       stream.status.state = "replicating";
