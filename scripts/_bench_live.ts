@@ -1,0 +1,447 @@
+/**
+ * The bench's live rows (`main.ts run`): c (latency at 5,000 entries/s
+ * against a REPLICAOF replica of the source), e (idle with 10,000 streams)
+ * and f (--soak). The producer and the latency probes are separate
+ * processes (scripts/_bench_load.ts). See scripts/bench.ts.
+ *
+ * @module
+ */
+import { connect, RedisServer, type TestClient } from "../tests/_redis.ts";
+import {
+  type BenchContext,
+  type Check,
+  clkTck,
+  fillStreams,
+  int,
+  keyList,
+  mb,
+  poll,
+  progress,
+  Replicator,
+  replicatorEnv,
+  type RowResult,
+  sleep,
+  slope,
+  sum,
+  within,
+  xlens,
+} from "./_bench_util.ts";
+
+const LOAD_SCRIPT = new URL("./_bench_load.ts", import.meta.url).pathname;
+const RATE = 5000;
+/** How long after the producer stops every entry must have arrived. */
+const GRACE_MS = 1000;
+/** A lag growing faster than this (ms per second of load) counts as falling behind. */
+const MAX_SLOPE_MS_PER_S = 0.5;
+
+/** A _bench_load.ts process, read line by line. `await using` it: disposal kills it. */
+class LoadProcess implements AsyncDisposable {
+  readonly #child: Deno.ChildProcess;
+  readonly #lines: string[] = [];
+  readonly #done: Promise<void>;
+  #wake: () => void = () => {};
+
+  constructor(args: string[]) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-net", "--allow-read", "--allow-env", LOAD_SCRIPT, ...args],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.#child = child;
+    this.#done = (async () => {
+      let rest = "";
+      for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
+        const parts = (rest + text).split("\n");
+        rest = parts.pop()!;
+        this.#lines.push(...parts);
+        this.#wake();
+      }
+      this.#wake();
+    })();
+  }
+
+  /** The next line printed, or undefined if the process ends or `ms` pass first. */
+  async line(ms: number): Promise<string | undefined> {
+    const deadline = performance.now() + ms;
+    while (this.#lines.length === 0) {
+      const left = deadline - performance.now();
+      if (left <= 0) return undefined;
+      const woken = new Promise<boolean>((resolve) => (this.#wake = () => resolve(true)));
+      const ended = this.#done.then(() => false);
+      if (!(await within(Promise.race([woken, ended]), left))) {
+        if (this.#lines.length === 0) return undefined;
+      }
+    }
+    return this.#lines.shift();
+  }
+
+  async json<T>(ms: number): Promise<T | undefined> {
+    const line = await this.line(ms);
+    return line === undefined ? undefined : JSON.parse(line) as T;
+  }
+
+  async send(text: string): Promise<void> {
+    const writer = this.#child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(text)).catch(() => {});
+    writer.releaseLock();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.#child.kill("SIGKILL");
+    } catch {
+      // Exited.
+    }
+    await this.#child.status;
+    await this.#done.catch(() => {});
+  }
+}
+
+interface ProbeResult {
+  received: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+  over100: number;
+  slopeMsPerS: number;
+}
+
+interface ProducerResult {
+  sent: number;
+  acked: number;
+  failed: number;
+  seconds: number;
+  maxLateMs: number;
+}
+
+interface Phase {
+  producer?: ProducerResult;
+  probes: Record<string, (ProbeResult & { missing: number; behind: boolean }) | { error: string }>;
+}
+
+/** Probes on every server in `probePorts`, a producer at RATE for `seconds`, then the figures. */
+async function livePhase(
+  sourcePort: number,
+  probePorts: Record<string, number>,
+  keys: string[],
+  seconds: number,
+): Promise<Phase> {
+  const probes: Array<[string, LoadProcess]> = [];
+  try {
+    for (const [name, port] of Object.entries(probePorts)) {
+      probes.push([name, new LoadProcess(["probe", String(port), keys.join(",")])]);
+    }
+    for (const [name, p] of probes) {
+      if (await p.line(30_000) !== "ready") throw new Error(`the ${name} probe did not start`);
+    }
+    await using producer = new LoadProcess([
+      "produce",
+      String(sourcePort),
+      keys.join(","),
+      String(RATE),
+      String(seconds),
+    ]);
+    const result = await producer.json<ProducerResult>((seconds + 60) * 1000);
+    await sleep(GRACE_MS);
+    const out: Phase = { producer: result, probes: {} };
+    for (const [name, p] of probes) {
+      await p.send("stop\n");
+      const r = await p.json<ProbeResult>(30_000);
+      if (!r || !result) {
+        out.probes[name] = { error: !result ? "the producer did not finish" : "no figures" };
+        continue;
+      }
+      const missing = result.acked - r.received;
+      out.probes[name] = {
+        ...r,
+        missing,
+        behind: missing > 0 || r.slopeMsPerS > MAX_SLOPE_MS_PER_S,
+      };
+    }
+    return out;
+  } finally {
+    for (const [, p] of probes) await p[Symbol.asyncDispose]();
+  }
+}
+
+function ms(n: number | undefined): string {
+  return n === undefined || !Number.isFinite(n) ? "n/a" : `${n.toFixed(2)} ms`;
+}
+
+function latencyChecks(label: string, phase: Phase): Check[] {
+  const t = phase.probes.target, r = phase.probes.replica;
+  if (!t || !r || "error" in t || "error" in r) {
+    const error = t && "error" in t ? t.error : r && "error" in r ? r.error : "no figures";
+    return [{
+      row: "c",
+      figure: `${label}: ${error}`,
+      measured: "n/a",
+      goal: "figures",
+      pass: false,
+    }];
+  }
+  const p = phase.producer!;
+  const line = (x: ProbeResult) =>
+    `p50 ${ms(x.p50)}, p99 ${ms(x.p99)}, p99.9 ${ms(x.p999)}, max ${ms(x.max)}`;
+  const behind = (x: ProbeResult & { missing: number }) =>
+    `${x.missing} missing ${GRACE_MS / 1000} s after the stop, lag trend ${
+      x.slopeMsPerS.toFixed(3)
+    } ms/s`;
+  return [
+    {
+      row: "c",
+      figure: `${label}: producer sent ${int(p.acked)} in ${p.seconds.toFixed(1)} s (${
+        int(p.acked / p.seconds)
+      }/s)`,
+      measured: `${int(p.failed)} failed`,
+    },
+    { row: "c", figure: `${label}: replica (REPLICAOF source)`, measured: line(r) },
+    { row: "c", figure: `${label}: redis-stream-sync target`, measured: line(t) },
+    {
+      row: "c",
+      figure: `${label}: target p99 minus replica p99`,
+      measured: ms(t.p99 - r.p99),
+      goal: "<= 3 ms",
+      pass: t.p99 - r.p99 <= 3,
+    },
+    {
+      row: "c",
+      figure: `${label}: slowest entry on the target (${t.over100} over 100 ms)`,
+      measured: ms(t.max),
+      goal: "<= 100 ms",
+      pass: t.max <= 100 && t.missing === 0,
+    },
+    {
+      row: "c",
+      figure: `${label}: never behind (${behind(t)}; replica: ${r.missing} missing)`,
+      measured: t.behind ? "behind" : "kept up",
+      goal: "kept up",
+      pass: !t.behind,
+    },
+  ];
+}
+
+/** One entry in each key, so that the streams exist and get their group before the load. */
+async function createStreams(src: TestClient, keys: string[]): Promise<void> {
+  await fillStreams(src, keys, 1);
+}
+
+/** Starts `main.ts run` and waits until the target has every key (so every group exists). */
+async function startLive(
+  source: RedisServer,
+  target: RedisServer,
+  dst: TestClient,
+  keys: number,
+  timeoutMs: number,
+): Promise<{ rep: Replicator; readySeconds?: number }> {
+  const rep = await Replicator.spawn(["run"], replicatorEnv(source.port, target.port), {
+    sampleMs: 1000,
+  });
+  const ok = await poll(async () => Number(await dst.send(["DBSIZE"])) >= keys, timeoutMs, 200);
+  return { rep, readySeconds: ok ? rep.seconds : undefined };
+}
+
+/** Row c: latency at 5,000 entries/s into 1 stream, then into 1,000, against a replica. */
+export async function rowC(_ctx: BenchContext): Promise<RowResult> {
+  const seconds = 20;
+  await using source = await RedisServer.start({ args: ["--repl-diskless-sync-delay", "0"] });
+  await using target = await RedisServer.start();
+  await using replica = await RedisServer.start({
+    args: ["--replicaof", "127.0.0.1", String(source.port)],
+  });
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  await using rpl = await connect(replica);
+  const one = keyList("c-one", 1);
+  const many = keyList("c", 1000);
+  await createStreams(src, [...one, ...many]);
+  const linked = await poll(
+    async () =>
+      String(await rpl.send(["INFO", "replication"])).includes("master_link_status:up") &&
+      Number(await rpl.send(["DBSIZE"])) === 1001,
+    60_000,
+  );
+  if (!linked) throw new Error("the replica did not sync with the source within 60 s");
+  progress("c: starting redis-stream-sync run (1,001 streams)");
+  const { rep, readySeconds } = await startLive(source, target, dst, 1001, 120_000);
+  await using _rep = rep;
+  const checks: Check[] = [];
+  const figures: Record<string, unknown> = { rate: RATE, seconds, graceMs: GRACE_MS, readySeconds };
+  if (readySeconds === undefined) {
+    checks.push({
+      row: "c",
+      figure: "start-up: every stream's first entry copied",
+      measured: `timeout after 120 s (${await dst.send(["DBSIZE"])} of 1001)`,
+      goal: "started",
+      pass: false,
+    });
+    return { row: "c", title: "live latency", checks, figures };
+  }
+  const ports = { target: target.port, replica: replica.port };
+  for (const [label, keys] of [["1 stream", one], ["1,000 streams", many]] as const) {
+    progress(`c: ${RATE}/s for ${seconds} s into ${label}`);
+    const phase = await livePhase(source.port, ports, keys, seconds);
+    figures[label] = phase;
+    checks.push(...latencyChecks(label, phase));
+  }
+  figures.peakHwm = rep.peakHwm;
+  checks.push({ row: "c", figure: "peak RSS (VmHWM)", measured: mb(rep.peakHwm) });
+  const code = await rep.stop();
+  if (code !== 0) checks.push({ row: "c", figure: "exit on SIGTERM", measured: String(code) });
+  return {
+    row: "c",
+    title: "live: 5,000 entries/s, latency to a reader on the target",
+    checks,
+    figures,
+  };
+}
+
+/** Row e: 10,000 streams, no traffic, default intervals: CPU and RSS over 30 s. */
+export async function rowE(_ctx: BenchContext): Promise<RowResult> {
+  const windowS = 30;
+  const streams = 10_000;
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  progress(`e: creating ${int(streams)} streams`);
+  await createStreams(src, keyList("e", streams));
+  progress("e: starting redis-stream-sync run, waiting until every stream is copied");
+  const { rep, readySeconds } = await startLive(source, target, dst, streams, 600_000);
+  await using _rep = rep;
+  if (readySeconds === undefined) {
+    const copied = Number(await dst.send(["DBSIZE"]));
+    return {
+      row: "e",
+      title: "idle",
+      checks: [{
+        row: "e",
+        figure: "start-up",
+        measured: `timeout after 600 s (${int(copied)} of ${int(streams)} streams copied)`,
+        goal: "started",
+        pass: false,
+      }],
+      figures: { readySeconds, copied },
+    };
+  }
+  await sleep(2000);
+  progress(`e: measuring ${windowS} s of idle`);
+  const ticksPerS = await clkTck();
+  const t0 = performance.now(), s0 = await rep.sample();
+  const rss: number[] = [];
+  while (performance.now() - t0 < windowS * 1000) {
+    await sleep(1000);
+    const s = await rep.sample();
+    if (s) rss.push(s.rss);
+  }
+  const t1 = performance.now(), s1 = await rep.sample();
+  const cpu = s0 && s1 ? (s1.ticks - s0.ticks) / ticksPerS / ((t1 - t0) / 1000) : NaN;
+  const maxRss = Math.max(...rss);
+  await rep.stop();
+  return {
+    row: "e",
+    title: `idle: ${int(streams)} live streams, no traffic, default intervals, ${windowS} s`,
+    checks: [
+      {
+        row: "e",
+        figure: "start-up to every stream copied",
+        measured: `${readySeconds.toFixed(1)} s`,
+      },
+      {
+        row: "e",
+        figure: "CPU (utime+stime) as a share of one core",
+        measured: `${(cpu * 100).toFixed(2)}%`,
+        goal: "<= 3%",
+        pass: cpu <= 0.03,
+      },
+      {
+        row: "e",
+        figure: `RSS over the window (min ${mb(Math.min(...rss))})`,
+        measured: `max ${mb(maxRss)}`,
+        goal: "<= 150 MB",
+        pass: maxRss <= 150e6,
+      },
+    ],
+    figures: {
+      streams,
+      windowSeconds: windowS,
+      readySeconds,
+      cpuShare: cpu,
+      rss,
+      clkTck: ticksPerS,
+    },
+  };
+}
+
+/** Row f: live load for ctx.soakSeconds into 100 streams, RSS sampled. */
+export async function rowF(ctx: BenchContext): Promise<RowResult> {
+  const seconds = ctx.soakSeconds ?? 60;
+  const keys = keyList("f", 100);
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  await createStreams(src, keys);
+  const { rep, readySeconds } = await startLive(source, target, dst, keys.length, 120_000);
+  await using _rep = rep;
+  if (readySeconds === undefined) throw new Error("f: the replicator did not start within 120 s");
+  const everyMs = Math.min(5000, Math.max(1000, (seconds * 1000) / 60));
+  const samples: Array<{ t: number; rss: number }> = [];
+  const t0 = performance.now();
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const s = await rep.sample();
+      if (s) samples.push({ t: (performance.now() - t0) / 1000, rss: s.rss });
+      await sleep(everyMs);
+    }
+  })();
+  progress(`f: soak, ${RATE}/s into ${keys.length} streams for ${seconds} s`);
+  const phase = await livePhase(source.port, { target: target.port }, keys, seconds);
+  sampling = false;
+  await sampler;
+  const caughtUp = await poll(
+    async () => sum(await xlens(dst, keys)) === sum(await xlens(src, keys)),
+    10_000,
+  );
+  await rep.stop();
+  // The trend over the second half (the first half includes the heap's warm-up).
+  const late = samples.slice(Math.floor(samples.length / 2));
+  const perS = slope(late.map((s) => s.t), late.map((s) => s.rss));
+  const rise = perS * (late.length > 1 ? late[late.length - 1].t - late[0].t : 0);
+  const mean = late.reduce((a, s) => a + s.rss, 0) / Math.max(1, late.length);
+  const flat = Number.isFinite(rise) && rise < 0.05 * mean;
+  const probe = phase.probes.target;
+  const lat = probe && !("error" in probe)
+    ? `p50 ${ms(probe.p50)}, p99 ${ms(probe.p99)}, max ${ms(probe.max)}, ${probe.missing} missing`
+    : "n/a";
+  return {
+    row: "f",
+    title: `soak: ${RATE}/s into ${keys.length} streams for ${seconds} s`,
+    checks: [
+      {
+        row: "f",
+        figure: `RSS first ${mb(samples[0]?.rss)}, last ${mb(samples.at(-1)?.rss)}`,
+        measured: `max ${mb(Math.max(...samples.map((s) => s.rss)))}`,
+      },
+      {
+        row: "f",
+        figure: `RSS trend over the second half (${(perS * 3600 / 1e6).toFixed(1)} MB/h)`,
+        measured: `${mb(rise)} rise`,
+        goal: "flat (< 5% rise)",
+        pass: flat,
+      },
+      { row: "f", figure: "latency to the target", measured: lat },
+      {
+        row: "f",
+        figure: "target caught up 10 s after the load",
+        measured: caughtUp ? "yes" : "no",
+        goal: "yes",
+        pass: caughtUp,
+      },
+    ],
+    figures: { seconds, samples, slopeBytesPerS: perS, phase, caughtUp },
+  };
+}
