@@ -7,148 +7,47 @@
  * @module
  */
 import { TcpProxy } from "../tests/_proxy.ts";
-import { connect, RedisServer, type TestClient } from "../tests/_redis.ts";
+import { connect, type RedisServer, type TestClient } from "../tests/_redis.ts";
+import {
+  type Backfill,
+  backfill,
+  complete,
+  describeBackfill,
+  runCeiling,
+  runSeed,
+} from "./_bench_run.ts";
 import {
   type BenchContext,
   type Check,
-  ConnectionSampler,
   fillStreams,
   GROUP,
-  infoNumber,
   int,
   keyList,
   mb,
   progress,
-  Replicator,
-  replicatorEnv,
   type RowResult,
-  runCeiling,
-  runSeed,
+  startServer,
   sum,
-  within,
   xlens,
 } from "./_bench_util.ts";
 
 const SEED_TIMEOUT_MS = 300_000;
 const CEILING_TIMEOUT_MS = 120_000;
 
-/** One `run --once` measured from the spawn to the exit. */
-export interface Backfill {
-  /** Entries on the target after the run, and on the source. */
-  copied: number;
-  expected: number;
-  /** Spawn to exit (or to the kill, after a timeout), in seconds. */
-  seconds: number;
-  /** copied / seconds. */
-  rate: number;
-  timedOut: boolean;
-  timeoutSeconds: number;
-  exitCode?: number;
-  /** Spawn to the first entry on the target (ms), when watched. */
-  firstEntryMs?: number;
-  /** Largest VmHWM, and largest VmRSS sample (bytes). */
-  peakHwm: number;
-  peakRss: number;
-  /** Most connections named redis-stream-sync* at once, per server (CLIENT LIST every 100 ms). */
-  maxConnections: Record<string, number>;
-  /** total_connections_received during the run, per server. */
-  connectionsReceived: Record<string, number>;
-  /** The end of the replicator's output, when it failed. */
-  output?: string;
-}
-
-interface BackfillOptions {
-  src: TestClient;
-  dst: TestClient;
-  /** Where the replicator connects for the target (the target, or a proxy in front of it). */
-  targetPort: number;
-  sourcePort: number;
-  /** Entries on the target now (the bench's count: XLEN sums). */
-  count: () => Promise<number>;
-  expected: number;
-  timeoutMs: number;
-  /** Watch this key on the target for the first entry (XREAD BLOCK started before the spawn). */
-  firstKey?: string;
-  /** The target's own port, for that watch. */
-  watchPort?: number;
-  env?: Record<string, string>;
-}
-
-/** Spawns `main.ts run --once`, samples it, waits (at most timeoutMs), counts the target. */
-export async function backfill(o: BackfillOptions): Promise<Backfill> {
-  const received = async () => ({
-    source: await infoNumber(o.src, "stats", "total_connections_received"),
-    target: await infoNumber(o.dst, "stats", "total_connections_received"),
-  });
-  let watcher: TestClient | undefined;
-  let firstAt: number | undefined;
-  if (o.firstKey) watcher = await connect({ host: "127.0.0.1", port: o.watchPort ?? o.targetPort });
-  const before = await received();
-  const sampler = new ConnectionSampler({ source: o.src, target: o.dst });
-  const first = watcher?.send(["XREAD", "BLOCK", "0", "STREAMS", o.firstKey!, "0-0"])
-    .then(() => (firstAt = performance.now()), () => {});
-  await using rep = await Replicator.spawn(
-    ["run", "--once"],
-    replicatorEnv(o.sourcePort, o.targetPort, o.env),
-  );
-  let exitCode = await rep.waitExit(o.timeoutMs);
-  const timedOut = exitCode === undefined;
-  if (timedOut) exitCode = await rep.stop(0);
-  const maxConnections = await sampler.stop();
-  if (watcher) {
-    await within(first!, 100);
-    await watcher.close();
-  }
-  const after = await received();
-  const copied = await o.count();
-  const seconds = rep.seconds;
-  return {
-    copied,
-    expected: o.expected,
-    seconds,
-    rate: copied / seconds,
-    timedOut,
-    timeoutSeconds: o.timeoutMs / 1000,
-    exitCode,
-    firstEntryMs: firstAt === undefined ? undefined : firstAt - rep.startedAt,
-    peakHwm: rep.peakHwm,
-    peakRss: rep.peakRss,
-    maxConnections,
-    connectionsReceived: {
-      source: after.source - before.source,
-      target: after.target - before.target,
-    },
-    output: timedOut || exitCode !== 0 || copied !== o.expected ? rep.output() : undefined,
-  };
-}
-
-/** "61,234 entries/s (200,000 in 3.27 s)", or what went wrong. */
-export function describeBackfill(r: Backfill): string {
-  if (r.timedOut) {
-    return `timeout after ${r.timeoutSeconds} s (${int(r.copied)} of ${int(r.expected)} copied)`;
-  }
-  const bad = r.exitCode !== 0
-    ? ` EXIT ${r.exitCode}`
-    : r.copied !== r.expected
-    ? ` COPIED ${int(r.copied)} OF ${int(r.expected)}`
-    : "";
-  return `${int(r.rate)} entries/s (${int(r.copied)} in ${r.seconds.toFixed(2)} s)${bad}`;
-}
-
-/** Whether the run copied everything and exited 0 in time. */
-function complete(r: Backfill): boolean {
-  return !r.timedOut && r.exitCode === 0 && r.copied === r.expected;
-}
-
 /** The target emptied and the source's group dropped, so that the stream is copied again. */
-async function reset(src: TestClient, dst: TestClient, keys: string[]): Promise<void> {
-  await dst.send(["FLUSHALL"]);
-  for (const key of keys) await src.send(["XGROUP", "DESTROY", key, GROUP]).catch(() => {});
+async function reset(
+  clients: { src: TestClient; dst: TestClient },
+  keys: string[],
+): Promise<void> {
+  await clients.dst.send(["FLUSHALL"]);
+  for (const key of keys) {
+    await clients.src.send(["XGROUP", "DESTROY", key, GROUP]).catch(() => {});
+  }
 }
 
 async function oneStream(ctx: BenchContext, name: string) {
-  const source = await RedisServer.start();
-  const target = await RedisServer.start();
+  const source = await startServer();
+  const target = await startServer();
   const src = await connect(source);
   const dst = await connect(target);
   const key = keyList(name, 1)[0];
@@ -197,8 +96,8 @@ export async function rowA(ctx: BenchContext): Promise<RowResult> {
   });
   const figures: Record<string, unknown> = { entries: s.expected, ours };
   const baselines: Array<[string, () => Promise<number>, number, string]> = [
-    ["seed baseline", () => seedRate(s, false), 25, "x"],
-    ["seed baseline --pipelined", () => seedRate(s, true), 8, "x"],
+    ["seed baseline", () => seedRate(s, { pipelined: false, figures }), 25, "x"],
+    ["seed baseline --pipelined", () => seedRate(s, { pipelined: true, figures }), 8, "x"],
     ["redis-benchmark -P 64 XADD on the target (ceiling)", () => ceiling(s), 0.35, "%"],
   ];
   for (const [label, measure, goal, unit] of baselines) {
@@ -237,16 +136,27 @@ export async function rowA(ctx: BenchContext): Promise<RowResult> {
   return { row: "a", title: `backfill 1 stream x ${int(s.expected)} entries`, checks, figures };
 }
 
-function seedRate(
+/** The seed's own rate; its whole result goes into `figures`. */
+async function seedRate(
   s: { source: RedisServer; target: RedisServer; key: string },
-  pipelined: boolean,
+  options: { pipelined: boolean; figures: Record<string, unknown> },
 ) {
-  return runSeed(s.source.port, s.target.port, s.key, { pipelined, timeoutMs: SEED_TIMEOUT_MS })
-    .then((r) => r.rate);
+  const { pipelined, figures } = options;
+  const r = await runSeed({ source: s.source.port, target: s.target.port }, {
+    key: s.key,
+    pipelined,
+    timeoutMs: SEED_TIMEOUT_MS,
+  });
+  figures[pipelined ? "seedPipelinedRun" : "seedRun"] = r;
+  return r.rate;
 }
 
 function ceiling(s: { target: RedisServer; expected: number }) {
-  return runCeiling(s.target.port, "bench-ceiling", s.expected, CEILING_TIMEOUT_MS);
+  return runCeiling(s.target.port, {
+    key: "bench-ceiling",
+    entries: s.expected,
+    timeoutMs: CEILING_TIMEOUT_MS,
+  });
 }
 
 /** Row a's rate if it ran, else a one-stream run of the same size now (for b's goal). */
@@ -270,13 +180,11 @@ async function referenceRate(ctx: BenchContext): Promise<number | undefined> {
 /** Backfill of `streams` streams x `perStream` entries, in DB 0 or spread over 16 DBs. */
 async function manyStreams(
   name: string,
-  streams: number,
-  perStream: number,
-  options: { dbs?: number; timeoutMs: number },
+  options: { streams: number; perStream: number; dbs?: number; timeoutMs: number },
 ): Promise<Backfill> {
-  const dbs = options.dbs ?? 1;
-  await using source = await RedisServer.start();
-  await using target = await RedisServer.start();
+  const { streams, perStream, dbs = 1 } = options;
+  await using source = await startServer();
+  await using target = await startServer();
   await using src = await connect(source);
   await using dst = await connect(target);
   const keys = keyList(name, streams / dbs);
@@ -312,7 +220,7 @@ async function manyStreams(
 
 /** Row b: 10,000 streams x 20 entries. */
 export async function rowB(ctx: BenchContext): Promise<RowResult> {
-  const r = await manyStreams("b", 10_000, 20, { timeoutMs: 600_000 });
+  const r = await manyStreams("b", { streams: 10_000, perStream: 20, timeoutMs: 600_000 });
   const ref = await referenceRate(ctx);
   const pool = 10; // SOURCE_REDIS_POOL_SIZE's default
   const share = complete(r) && ref ? r.rate / ref : undefined;
@@ -368,7 +276,7 @@ export async function rowD(ctx: BenchContext): Promise<RowResult> {
     });
   progress("d: loopback run --once");
   const loopback = await run(s.target.port, 120_000);
-  await reset(s.src, s.dst, [s.key]);
+  await reset(s, [s.key]);
   await using proxy = await TcpProxy.start(s.target);
   proxy.delay(10); // every chunk, in each direction: +20 ms per round trip
   progress("d: run --once through the proxy (10 ms each way)");
@@ -400,8 +308,8 @@ export async function rowD(ctx: BenchContext): Promise<RowResult> {
 /** Rows g and h (today's extra scenarios): 200,000 entries over 50 streams, or 16 DBs x 4. */
 export async function rowExtra(ctx: BenchContext, row: "g" | "h"): Promise<RowResult> {
   const r = row === "g"
-    ? await manyStreams("g", 50, 4000, { timeoutMs: 120_000 })
-    : await manyStreams("h", 64, 3125, { dbs: 16, timeoutMs: 120_000 });
+    ? await manyStreams("g", { streams: 50, perStream: 4000, timeoutMs: 120_000 })
+    : await manyStreams("h", { streams: 64, perStream: 3125, dbs: 16, timeoutMs: 120_000 });
   const ref = ctx.aRate;
   return {
     row,

@@ -6,165 +6,26 @@
  *
  * @module
  */
-import { connect, RedisServer, type TestClient } from "../tests/_redis.ts";
+import { connect, type RedisServer, type TestClient } from "../tests/_redis.ts";
 import {
   type BenchContext,
   type Check,
-  clkTck,
   fillStreams,
   int,
   keyList,
   mb,
   poll,
   progress,
-  Replicator,
   replicatorEnv,
   type RowResult,
   sleep,
   slope,
+  startServer,
   sum,
-  within,
   xlens,
 } from "./_bench_util.ts";
-
-const LOAD_SCRIPT = new URL("./_bench_load.ts", import.meta.url).pathname;
-const RATE = 5000;
-/** How long after the producer stops every entry must have arrived. */
-const GRACE_MS = 1000;
-/** A lag growing faster than this (ms per second of load) counts as falling behind. */
-const MAX_SLOPE_MS_PER_S = 0.5;
-
-/** A _bench_load.ts process, read line by line. `await using` it: disposal kills it. */
-class LoadProcess implements AsyncDisposable {
-  readonly #child: Deno.ChildProcess;
-  readonly #lines: string[] = [];
-  readonly #done: Promise<void>;
-  #wake: () => void = () => {};
-
-  constructor(args: string[]) {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-net", "--allow-read", "--allow-env", LOAD_SCRIPT, ...args],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    this.#child = child;
-    this.#done = (async () => {
-      let rest = "";
-      for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
-        const parts = (rest + text).split("\n");
-        rest = parts.pop()!;
-        this.#lines.push(...parts);
-        this.#wake();
-      }
-      this.#wake();
-    })();
-  }
-
-  /** The next line printed, or undefined if the process ends or `ms` pass first. */
-  async line(ms: number): Promise<string | undefined> {
-    const deadline = performance.now() + ms;
-    while (this.#lines.length === 0) {
-      const left = deadline - performance.now();
-      if (left <= 0) return undefined;
-      const woken = new Promise<boolean>((resolve) => (this.#wake = () => resolve(true)));
-      const ended = this.#done.then(() => false);
-      if (!(await within(Promise.race([woken, ended]), left))) {
-        if (this.#lines.length === 0) return undefined;
-      }
-    }
-    return this.#lines.shift();
-  }
-
-  async json<T>(ms: number): Promise<T | undefined> {
-    const line = await this.line(ms);
-    return line === undefined ? undefined : JSON.parse(line) as T;
-  }
-
-  async send(text: string): Promise<void> {
-    const writer = this.#child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(text)).catch(() => {});
-    writer.releaseLock();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.#child.kill("SIGKILL");
-    } catch {
-      // Exited.
-    }
-    await this.#child.status;
-    await this.#done.catch(() => {});
-  }
-}
-
-interface ProbeResult {
-  received: number;
-  p50: number;
-  p99: number;
-  p999: number;
-  max: number;
-  over100: number;
-  slopeMsPerS: number;
-}
-
-interface ProducerResult {
-  sent: number;
-  acked: number;
-  failed: number;
-  seconds: number;
-  maxLateMs: number;
-}
-
-interface Phase {
-  producer?: ProducerResult;
-  probes: Record<string, (ProbeResult & { missing: number; behind: boolean }) | { error: string }>;
-}
-
-/** Probes on every server in `probePorts`, a producer at RATE for `seconds`, then the figures. */
-async function livePhase(
-  sourcePort: number,
-  probePorts: Record<string, number>,
-  keys: string[],
-  seconds: number,
-): Promise<Phase> {
-  const probes: Array<[string, LoadProcess]> = [];
-  try {
-    for (const [name, port] of Object.entries(probePorts)) {
-      probes.push([name, new LoadProcess(["probe", String(port), keys.join(",")])]);
-    }
-    for (const [name, p] of probes) {
-      if (await p.line(30_000) !== "ready") throw new Error(`the ${name} probe did not start`);
-    }
-    await using producer = new LoadProcess([
-      "produce",
-      String(sourcePort),
-      keys.join(","),
-      String(RATE),
-      String(seconds),
-    ]);
-    const result = await producer.json<ProducerResult>((seconds + 60) * 1000);
-    await sleep(GRACE_MS);
-    const out: Phase = { producer: result, probes: {} };
-    for (const [name, p] of probes) {
-      await p.send("stop\n");
-      const r = await p.json<ProbeResult>(30_000);
-      if (!r || !result) {
-        out.probes[name] = { error: !result ? "the producer did not finish" : "no figures" };
-        continue;
-      }
-      const missing = result.acked - r.received;
-      out.probes[name] = {
-        ...r,
-        missing,
-        behind: missing > 0 || r.slopeMsPerS > MAX_SLOPE_MS_PER_S,
-      };
-    }
-    return out;
-  } finally {
-    for (const [, p] of probes) await p[Symbol.asyncDispose]();
-  }
-}
+import { clkTck, Replicator } from "./_bench_proc.ts";
+import { GRACE_MS, livePhase, type Phase, type ProbeResult, RATE } from "./_bench_load.ts";
 
 function ms(n: number | undefined): string {
   return n === undefined || !Number.isFinite(n) ? "n/a" : `${n.toFixed(2)} ms`;
@@ -230,25 +91,25 @@ async function createStreams(src: TestClient, keys: string[]): Promise<void> {
 
 /** Starts `main.ts run` and waits until the target has every key (so every group exists). */
 async function startLive(
-  source: RedisServer,
-  target: RedisServer,
-  dst: TestClient,
-  keys: number,
-  timeoutMs: number,
+  servers: { source: RedisServer; target: RedisServer; dst: TestClient },
+  options: { keys: number; timeoutMs: number },
 ): Promise<{ rep: Replicator; readySeconds?: number }> {
-  const rep = await Replicator.spawn(["run"], replicatorEnv(source.port, target.port), {
-    sampleMs: 1000,
+  const { source, target, dst } = servers;
+  const env = replicatorEnv({ source: source.port, target: target.port });
+  const rep = await Replicator.spawn(["run"], env, { sampleMs: 1000 });
+  const ok = await poll(async () => Number(await dst.send(["DBSIZE"])) >= options.keys, {
+    timeoutMs: options.timeoutMs,
+    intervalMs: 200,
   });
-  const ok = await poll(async () => Number(await dst.send(["DBSIZE"])) >= keys, timeoutMs, 200);
   return { rep, readySeconds: ok ? rep.seconds : undefined };
 }
 
 /** Row c: latency at 5,000 entries/s into 1 stream, then into 1,000, against a replica. */
 export async function rowC(_ctx: BenchContext): Promise<RowResult> {
   const seconds = 20;
-  await using source = await RedisServer.start({ args: ["--repl-diskless-sync-delay", "0"] });
-  await using target = await RedisServer.start();
-  await using replica = await RedisServer.start({
+  await using source = await startServer({ args: ["--repl-diskless-sync-delay", "0"] });
+  await using target = await startServer();
+  await using replica = await startServer({
     args: ["--replicaof", "127.0.0.1", String(source.port)],
   });
   await using src = await connect(source);
@@ -261,11 +122,14 @@ export async function rowC(_ctx: BenchContext): Promise<RowResult> {
     async () =>
       String(await rpl.send(["INFO", "replication"])).includes("master_link_status:up") &&
       Number(await rpl.send(["DBSIZE"])) === 1001,
-    60_000,
+    { timeoutMs: 60_000 },
   );
   if (!linked) throw new Error("the replica did not sync with the source within 60 s");
   progress("c: starting redis-stream-sync run (1,001 streams)");
-  const { rep, readySeconds } = await startLive(source, target, dst, 1001, 120_000);
+  const { rep, readySeconds } = await startLive({ source, target, dst }, {
+    keys: 1001,
+    timeoutMs: 120_000,
+  });
   await using _rep = rep;
   const checks: Check[] = [];
   const figures: Record<string, unknown> = { rate: RATE, seconds, graceMs: GRACE_MS, readySeconds };
@@ -279,10 +143,11 @@ export async function rowC(_ctx: BenchContext): Promise<RowResult> {
     });
     return { row: "c", title: "live latency", checks, figures };
   }
+  await sleep(2000); // past the start-up work that follows the first copies
   const ports = { target: target.port, replica: replica.port };
   for (const [label, keys] of [["1 stream", one], ["1,000 streams", many]] as const) {
     progress(`c: ${RATE}/s for ${seconds} s into ${label}`);
-    const phase = await livePhase(source.port, ports, keys, seconds);
+    const phase = await livePhase(keys, { sourcePort: source.port, probePorts: ports, seconds });
     figures[label] = phase;
     checks.push(...latencyChecks(label, phase));
   }
@@ -302,14 +167,17 @@ export async function rowC(_ctx: BenchContext): Promise<RowResult> {
 export async function rowE(_ctx: BenchContext): Promise<RowResult> {
   const windowS = 30;
   const streams = 10_000;
-  await using source = await RedisServer.start();
-  await using target = await RedisServer.start();
+  await using source = await startServer();
+  await using target = await startServer();
   await using src = await connect(source);
   await using dst = await connect(target);
   progress(`e: creating ${int(streams)} streams`);
   await createStreams(src, keyList("e", streams));
   progress("e: starting redis-stream-sync run, waiting until every stream is copied");
-  const { rep, readySeconds } = await startLive(source, target, dst, streams, 600_000);
+  const { rep, readySeconds } = await startLive({ source, target, dst }, {
+    keys: streams,
+    timeoutMs: 600_000,
+  });
   await using _rep = rep;
   if (readySeconds === undefined) {
     const copied = Number(await dst.send(["DBSIZE"]));
@@ -379,12 +247,15 @@ export async function rowE(_ctx: BenchContext): Promise<RowResult> {
 export async function rowF(ctx: BenchContext): Promise<RowResult> {
   const seconds = ctx.soakSeconds ?? 60;
   const keys = keyList("f", 100);
-  await using source = await RedisServer.start();
-  await using target = await RedisServer.start();
+  await using source = await startServer();
+  await using target = await startServer();
   await using src = await connect(source);
   await using dst = await connect(target);
   await createStreams(src, keys);
-  const { rep, readySeconds } = await startLive(source, target, dst, keys.length, 120_000);
+  const { rep, readySeconds } = await startLive({ source, target, dst }, {
+    keys: keys.length,
+    timeoutMs: 120_000,
+  });
   await using _rep = rep;
   if (readySeconds === undefined) throw new Error("f: the replicator did not start within 120 s");
   const everyMs = Math.min(5000, Math.max(1000, (seconds * 1000) / 60));
@@ -399,12 +270,16 @@ export async function rowF(ctx: BenchContext): Promise<RowResult> {
     }
   })();
   progress(`f: soak, ${RATE}/s into ${keys.length} streams for ${seconds} s`);
-  const phase = await livePhase(source.port, { target: target.port }, keys, seconds);
+  const phase = await livePhase(keys, {
+    sourcePort: source.port,
+    probePorts: { target: target.port },
+    seconds,
+  });
   sampling = false;
   await sampler;
   const caughtUp = await poll(
     async () => sum(await xlens(dst, keys)) === sum(await xlens(src, keys)),
-    10_000,
+    { timeoutMs: 10_000 },
   );
   await rep.stop();
   // The trend over the second half (the first half includes the heap's warm-up).

@@ -1,6 +1,7 @@
 /**
- * The bench's live-load processes (spawned by scripts/_bench_live.ts, one
- * process each, so that their work neither slows the bench nor each other):
+ * The bench's live load: {@linkcode livePhase} (used by the rows in
+ * scripts/_bench_live.ts) spawns this file as separate processes, one
+ * each, so that their work neither slows the bench nor each other:
  *
  *   deno run --allow-net --allow-env --allow-read scripts/_bench_load.ts produce PORT KEYS RATE SECONDS
  *     XADD KEY * (round-robin over KEYS, comma-separated) at a steady RATE
@@ -20,10 +21,156 @@
  * @module
  */
 import { connect, type TestClient } from "../tests/_redis.ts";
-import { now, quantile, sleep, slope } from "./_bench_util.ts";
+import { now, quantile, sleep, slope, tracked, within } from "./_bench_util.ts";
 
 const KEYS_PER_READER = 100;
 const MAX_IN_FLIGHT = 20_000;
+
+// ---------------------------------------------------------------------------
+// The parent side: the bench spawns these processes and reads their lines.
+
+const LOAD_SCRIPT = new URL(import.meta.url).pathname;
+export const RATE = 5000;
+/** How long after the producer stops every entry must have arrived. */
+export const GRACE_MS = 1000;
+/** A lag growing faster than this (ms per second of load) counts as falling behind. */
+const MAX_SLOPE_MS_PER_S = 0.5;
+
+/** A _bench_load.ts process, read line by line. `await using` it: disposal kills it. */
+class LoadProcess implements AsyncDisposable {
+  readonly #child: Deno.ChildProcess;
+  readonly #lines: string[] = [];
+  readonly #done: Promise<void>;
+  #wake: () => void = () => {};
+
+  constructor(args: string[]) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-net", "--allow-read", "--allow-env", LOAD_SCRIPT, ...args],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.#child = child;
+    this.#done = (async () => {
+      let rest = "";
+      for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
+        const parts = (rest + text).split("\n");
+        rest = parts.pop()!;
+        this.#lines.push(...parts);
+        this.#wake();
+      }
+      this.#wake();
+    })();
+  }
+
+  /** The next line printed, or undefined if the process ends or `ms` pass first. */
+  async line(ms: number): Promise<string | undefined> {
+    const deadline = performance.now() + ms;
+    while (this.#lines.length === 0) {
+      const left = deadline - performance.now();
+      if (left <= 0) return undefined;
+      const woken = new Promise<boolean>((resolve) => (this.#wake = () => resolve(true)));
+      const ended = this.#done.then(() => false);
+      if (!(await within(Promise.race([woken, ended]), left))) {
+        if (this.#lines.length === 0) return undefined;
+      }
+    }
+    return this.#lines.shift();
+  }
+
+  async json<T>(ms: number): Promise<T | undefined> {
+    const line = await this.line(ms);
+    return line === undefined ? undefined : JSON.parse(line) as T;
+  }
+
+  async send(text: string): Promise<void> {
+    const writer = this.#child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(text)).catch(() => {});
+    writer.releaseLock();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.#child.kill("SIGKILL");
+    } catch {
+      // Exited.
+    }
+    await this.#child.status;
+    await this.#done.catch(() => {});
+  }
+}
+
+export interface ProbeResult {
+  received: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+  over100: number;
+  slopeMsPerS: number;
+}
+
+interface ProducerResult {
+  sent: number;
+  acked: number;
+  failed: number;
+  seconds: number;
+  maxLateMs: number;
+}
+
+export interface Phase {
+  producer?: ProducerResult;
+  probes: Record<string, (ProbeResult & { missing: number; behind: boolean }) | { error: string }>;
+}
+
+/** Probes on every server in `probePorts`, a producer at RATE for `seconds`, then the figures. */
+export async function livePhase(
+  keys: string[],
+  options: { sourcePort: number; probePorts: Record<string, number>; seconds: number },
+): Promise<Phase> {
+  const { sourcePort, probePorts, seconds } = options;
+  const probes: Array<[string, LoadProcess]> = [];
+  try {
+    for (const [name, port] of Object.entries(probePorts)) {
+      probes.push([name, tracked(new LoadProcess(["probe", String(port), keys.join(",")]))]);
+    }
+    for (const [name, p] of probes) {
+      if (await p.line(30_000) !== "ready") throw new Error(`the ${name} probe did not start`);
+    }
+    await using producer = tracked(
+      new LoadProcess([
+        "produce",
+        String(sourcePort),
+        keys.join(","),
+        String(RATE),
+        String(seconds),
+      ]),
+    );
+    const result = await producer.json<ProducerResult>((seconds + 60) * 1000);
+    await sleep(GRACE_MS);
+    const out: Phase = { producer: result, probes: {} };
+    for (const [name, p] of probes) {
+      await p.send("stop\n");
+      const r = await p.json<ProbeResult>(30_000);
+      if (!r || !result) {
+        out.probes[name] = { error: !result ? "the producer did not finish" : "no figures" };
+        continue;
+      }
+      const missing = result.acked - r.received;
+      out.probes[name] = {
+        ...r,
+        missing,
+        behind: missing > 0 || r.slopeMsPerS > MAX_SLOPE_MS_PER_S,
+      };
+    }
+    return out;
+  } finally {
+    for (const [, p] of probes) await p[Symbol.asyncDispose]();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The processes.
 
 /** The 5 fields of a live entry: 100 bytes with a 17-character `t`. */
 function liveFields(seq: number, sent: string): string[] {
@@ -41,7 +188,8 @@ function liveFields(seq: number, sent: string): string[] {
   ];
 }
 
-async function produce(port: number, keys: string[], rate: number, seconds: number) {
+async function produce(port: number, keys: string[], options: { rate: number; seconds: number }) {
+  const { rate, seconds } = options;
   await using client = await connect({ host: "127.0.0.1", port });
   let sent = 0, acked = 0, failed = 0, inFlight = 0, maxLateMs = 0;
   const start = performance.now();
@@ -126,15 +274,28 @@ async function probe(port: number, keys: string[]) {
     over100: latencies.filter((l) => l > 100).length,
     // Latency trend over the run in ms per second of sending: > 0 is a growing lag.
     slopeMsPerS: slope(xs, latencies),
+    timeline: timeline(xs, latencies),
   }));
   for (const c of clients) await c.close();
   Deno.exit(0);
 }
 
+/** Per second of sending: [second, entries, p50, max] (ms, 2 decimals). */
+function timeline(xs: number[], latencies: number[]): number[][] {
+  const buckets: number[][] = [];
+  xs.forEach((x, i) => (buckets[Math.max(0, Math.floor(x))] ??= []).push(latencies[i]));
+  const round = (n: number) => Math.round(n * 100) / 100;
+  return [...buckets.entries()].filter(([, b]) => b).map(([second, b]) => {
+    const sorted = Float64Array.from(b).sort();
+    return [second, b.length, round(quantile(sorted, 0.5)), round(sorted[sorted.length - 1])];
+  });
+}
+
 if (import.meta.main) {
   const [mode, port, keys, ...rest] = Deno.args;
   const keyList = keys.split(",");
-  if (mode === "produce") await produce(Number(port), keyList, Number(rest[0]), Number(rest[1]));
-  else if (mode === "probe") await probe(Number(port), keyList);
+  if (mode === "produce") {
+    await produce(Number(port), keyList, { rate: Number(rest[0]), seconds: Number(rest[1]) });
+  } else if (mode === "probe") await probe(Number(port), keyList);
   else throw new Error(`unknown mode ${mode}`);
 }

@@ -76,7 +76,14 @@
 import { parseArgs } from "node:util";
 import { rowA, rowB, rowD, rowExtra } from "./_bench_backfill.ts";
 import { rowC, rowE, rowF } from "./_bench_live.ts";
-import { type BenchContext, type Check, progress, type RowResult } from "./_bench_util.ts";
+import {
+  type BenchContext,
+  type Check,
+  disposeOnSignals,
+  progress,
+  removeTempDir,
+  type RowResult,
+} from "./_bench_util.ts";
 
 const ROWS: Record<string, (ctx: BenchContext) => Promise<RowResult>> = {
   a: rowA,
@@ -189,6 +196,7 @@ function printTable(results: RowResult[], env: Record<string, string>): void {
 
 async function main(): Promise<number> {
   const { rows, json, ctx } = parse();
+  disposeOnSignals();
   const env = await environment();
   progress(`rows ${rows.join(",")}; warming the module cache`);
   await warmCache();
@@ -217,6 +225,7 @@ async function main(): Promise<number> {
     }
     progress(`row ${row} took ${((performance.now() - started) / 1000).toFixed(0)} s`);
   }
+  await removeTempDir();
   printTable(results, env);
   if (json) {
     const figures = Object.fromEntries(
