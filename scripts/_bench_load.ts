@@ -34,7 +34,7 @@ export const RATE = 5000;
 /** How long after the producer stops every entry must have arrived. */
 export const GRACE_MS = 1000;
 /** A lag growing faster than this (ms per second of load) counts as falling behind. */
-const MAX_SLOPE_MS_PER_S = 0.5;
+export const MAX_SLOPE_MS_PER_S = 0.5;
 
 /** A _bench_load.ts process, read line by line. `await using` it: disposal kills it. */
 class LoadProcess implements AsyncDisposable {

@@ -34,8 +34,9 @@
  *   the same run, on the same data: ../shared/bench/seed_baseline.py (batch
  *   100; its rate is its own, from after it connected), its --pipelined
  *   variant, and `redis-benchmark -P 64 -n <entries>` XADD of the same
- *   shape on the target (the ceiling). First entry: a blocking XREAD on the
- *   target, issued before the spawn; spawn to its reply.
+ *   shape on the target (the ceiling; redis-benchmark's default 50 clients).
+ *   First entry: a blocking XREAD on the target, issued before the spawn;
+ *   spawn to its reply.
  * - b. 10,000 streams x 20 entries, `run --once`: entries/s (XLEN sums), peak
  *   RSS (VmHWM from /proc/<pid>/status, sampled every 100 ms), the most
  *   connections named redis-stream-sync* per server (CLIENT LIST every
@@ -44,7 +45,8 @@
  * - c. `run` with 1 + 1,000 streams created (and copied, so their groups
  *   exist) before the load. A producer process writes XADD * at a steady
  *   5,000 entries/s (the entries due every millisecond, pipelined) for 20 s
- *   into one stream, then for 20 s into the 1,000 streams (round-robin);
+ *   into one stream, then for 20 s into the 1,000 streams (round-robin),
+ *   with the same replicator process (2 s after its start-up copies);
  *   each entry carries its send time. Probe processes, one on the target and
  *   one on a `--replicaof` replica of the source, block in XREAD BLOCK 0
  *   (one connection per 100 keys) and record arrival minus send time. The
@@ -55,7 +57,8 @@
  * - d. Row a's backfill on fresh servers, loopback, then again (target
  *   emptied, group dropped) with the target behind tests/_proxy.ts TcpProxy
  *   with delay(10): every chunk waits 10 ms in each direction, so a round
- *   trip takes 20 ms more. The proxy runs in the bench process.
+ *   trip takes 20 ms more (a PING through it measured 22-24 ms: timer
+ *   slack). The proxy runs in the bench process.
  * - e. 10,000 streams of one entry, `run` with the default intervals; once
  *   the target has every stream (so every group exists) and 2 s more, CPU =
  *   utime+stime from /proc/<pid>/stat (getconf CLK_TCK) over 30 s of wall
