@@ -20,6 +20,7 @@
  *
  * @module
  */
+import process from "node:process";
 import { connect, type TestClient } from "../tests/_redis.ts";
 import { now, quantile, sleep, slope, tracked, within } from "./_bench_util.ts";
 
@@ -33,8 +34,12 @@ const LOAD_SCRIPT = new URL(import.meta.url).pathname;
 export const RATE = 5000;
 /** How long after the producer stops every entry must have arrived. */
 export const GRACE_MS = 1000;
-/** A lag growing faster than this (ms per second of load) counts as falling behind. */
-export const MAX_SLOPE_MS_PER_S = 0.5;
+/**
+ * A lag counts as growing when the median latency of the last quarter of
+ * the run exceeds twice the first quarter's plus this many ms (medians of
+ * 5 s windows: a 1 s stall does not move them).
+ */
+export const GROWTH_MARGIN_MS = 5;
 
 /** A _bench_load.ts process, read line by line. `await using` it: disposal kills it. */
 class LoadProcess implements AsyncDisposable {
@@ -101,6 +106,8 @@ class LoadProcess implements AsyncDisposable {
 }
 
 export interface ProbeResult {
+  /** CPU (user + system) of the probe process from ready to stop, as a share of one core. */
+  cpuShare: number;
   received: number;
   p50: number;
   p99: number;
@@ -108,9 +115,14 @@ export interface ProbeResult {
   max: number;
   over100: number;
   slopeMsPerS: number;
+  /** Median latency of the entries sent in the first and in the last quarter of the run. */
+  firstQuarterP50: number;
+  lastQuarterP50: number;
 }
 
 interface ProducerResult {
+  /** CPU of the producer process while it sent, as a share of one core. */
+  cpuShare: number;
   sent: number;
   acked: number;
   failed: number;
@@ -160,7 +172,7 @@ export async function livePhase(
       out.probes[name] = {
         ...r,
         missing,
-        behind: missing > 0 || r.slopeMsPerS > MAX_SLOPE_MS_PER_S,
+        behind: missing > 0 || r.lastQuarterP50 > 2 * r.firstQuarterP50 + GROWTH_MARGIN_MS,
       };
     }
     return out;
@@ -192,6 +204,7 @@ async function produce(port: number, keys: string[], options: { rate: number; se
   const { rate, seconds } = options;
   await using client = await connect({ host: "127.0.0.1", port });
   let sent = 0, acked = 0, failed = 0, inFlight = 0, maxLateMs = 0;
+  const cpu = process.cpuUsage();
   const start = performance.now();
   const end = start + seconds * 1000;
   for (;;) {
@@ -212,7 +225,8 @@ async function produce(port: number, keys: string[], options: { rate: number; se
   }
   const seconds_ = (performance.now() - start) / 1000;
   while (inFlight > 0) await sleep(5);
-  console.log(JSON.stringify({ sent, acked, failed, seconds: seconds_, maxLateMs }));
+  const cpuShare = cpuSeconds(cpu) / ((performance.now() - start) / 1000);
+  console.log(JSON.stringify({ sent, acked, failed, seconds: seconds_, maxLateMs, cpuShare }));
 }
 
 /** XREAD's reply: per stream its key and its entries ([id, [field, value, ...]]). */
@@ -258,6 +272,8 @@ async function probe(port: number, keys: string[]) {
       }
     })().catch(() => {});
   }
+  const cpu = process.cpuUsage();
+  const readyAt = performance.now();
   console.log("ready");
   const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream());
   for await (const text of lines) if (text.includes("stop")) break;
@@ -265,7 +281,9 @@ async function probe(port: number, keys: string[]) {
   const sorted = Float64Array.from(latencies).sort();
   const t0 = sendTimes.length ? Math.min(...sendTimes.slice(0, 1000)) : 0;
   const xs = sendTimes.map((t) => (t - t0) / 1000);
+  const cpuShare = cpuSeconds(cpu) / ((performance.now() - readyAt) / 1000);
   console.log(JSON.stringify({
+    cpuShare,
     received: latencies.length,
     p50: quantile(sorted, 0.5),
     p99: quantile(sorted, 0.99),
@@ -274,10 +292,28 @@ async function probe(port: number, keys: string[]) {
     over100: latencies.filter((l) => l > 100).length,
     // Latency trend over the run in ms per second of sending: > 0 is a growing lag.
     slopeMsPerS: slope(xs, latencies),
+    ...quarters(xs, latencies),
     timeline: timeline(xs, latencies),
   }));
   for (const c of clients) await c.close();
   Deno.exit(0);
+}
+
+/** Median latency of the entries sent in the first and in the last quarter of the run. */
+function quarters(xs: number[], latencies: number[]) {
+  const span = xs.reduce((m, x) => Math.max(m, x), 0);
+  const median = (keep: (x: number) => boolean) =>
+    quantile(Float64Array.from(latencies.filter((_, i) => keep(xs[i]))).sort(), 0.5);
+  return {
+    firstQuarterP50: median((x) => x < span / 4),
+    lastQuarterP50: median((x) => x >= (span * 3) / 4),
+  };
+}
+
+/** CPU seconds (user + system) of this process since `since`. */
+function cpuSeconds(since: NodeJS.CpuUsage): number {
+  const { user, system } = process.cpuUsage(since);
+  return (user + system) / 1e6;
 }
 
 /** Per second of sending: [second, entries, p50, max] (ms, 2 decimals). */

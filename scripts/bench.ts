@@ -52,8 +52,10 @@
  *   (one connection per 100 keys) and record arrival minus send time. The
  *   clock (performance.timeOrigin + now()) agrees across processes to
  *   ~0.1 ms. p50/p99/p99.9/max for both; "behind" = entries not on the
- *   target 1 s after the producer stopped, or a lag trend (least squares,
- *   latency over send time) above 0.5 ms per second.
+ *   target 1 s after the producer stopped, or a growing lag: the median
+ *   latency of the last quarter of the run above twice the first quarter's
+ *   plus 5 ms. The JSON has a per-second timeline (entries, p50, max) and
+ *   the CPU share of the replicator, the producer and each probe.
  * - d. Row a's backfill on fresh servers, loopback, then again (target
  *   emptied, group dropped) with the target behind tests/_proxy.ts TcpProxy
  *   with delay(10): every chunk waits 10 ms in each direction, so a round
@@ -207,8 +209,11 @@ async function main(): Promise<number> {
   let failed = false;
   for (const row of rows) {
     const started = performance.now();
+    const loadavg = await Deno.readTextFile("/proc/loadavg").catch(() => "");
     try {
-      results.push(await ROWS[row](ctx));
+      const result = await ROWS[row](ctx);
+      result.figures.loadavgBefore = loadavg.trim();
+      results.push(result);
     } catch (error) {
       failed = true;
       const message = error instanceof Error ? error.message : String(error);
