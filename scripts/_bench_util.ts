@@ -157,6 +157,11 @@ export function quantile(sorted: ArrayLike<number>, q: number): number {
   return sorted[rank];
 }
 
+/** The median of `values` (the lower middle one of an even count); NaN if empty. */
+export function median(values: number[]): number {
+  return quantile(Float64Array.from(values).sort(), 0.5);
+}
+
 /** Least-squares slope of y over x (NaN with fewer than 2 points). */
 export function slope(xs: ArrayLike<number>, ys: ArrayLike<number>): number {
   const n = xs.length;
@@ -259,6 +264,8 @@ export interface BenchContext {
   entries: number;
   /** Row f's duration in seconds (only with --soak). */
   soakSeconds?: number;
+  /** Rounds of row a (interleaved; medians compared). */
+  repeat?: number;
   /** Row a's entries/s, once row a has run. */
   aRate?: number;
 }

@@ -6,12 +6,15 @@
  *
  * Usage:
  *
- *   deno task bench [--only a,b,...] [--json FILE] [--soak SECONDS] [--entries N]
+ *   deno task bench [--only a,b,...] [--json FILE] [--soak SECONDS] [--entries N] [--repeat N]
  *
  *   --only ROWS      rows to run, comma-separated (default: a,b,c,d,e,g,h; f needs --soak)
  *   --json FILE      also write every figure as JSON to FILE
  *   --soak SECONDS   run row f for that long (alone with --only f)
  *   --entries N      entries of the one-stream backfills a and d (default 200000)
+ *   --repeat N       row a N times, interleaved (ours, seed, pipelined, ceiling,
+ *                    ours, ...), comparing the medians: steadier ratios on a
+ *                    noisy machine (default 1)
  *
  * The table goes to stdout: per row its figures, and for each goal the
  * measured value, the goal, and PASS or MISS. Progress goes to stderr. The
@@ -105,7 +108,7 @@ const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 function usage(): never {
   console.error(
-    "usage: deno task bench [--only a,b,c,d,e,f,g,h] [--json FILE] [--soak SECONDS] [--entries N]",
+    "usage: deno task bench [--only a,b,c,d,e,f,g,h] [--json FILE] [--soak SECONDS] [--entries N] [--repeat N]",
   );
   Deno.exit(2);
 }
@@ -120,6 +123,7 @@ function parse(): { rows: string[]; json?: string; ctx: BenchContext } {
         json: { type: "string" },
         soak: { type: "string" },
         entries: { type: "string", default: "200000" },
+        repeat: { type: "string", default: "1" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -131,12 +135,14 @@ function parse(): { rows: string[]; json?: string; ctx: BenchContext } {
   const soak = values.soak === undefined ? undefined : Number(values.soak);
   const entries = Number(values.entries);
   if (soak !== undefined && !(soak > 0)) usage();
+  const repeat = Number(values.repeat);
   if (!(Number.isInteger(entries) && entries > 0)) usage();
+  if (!(Number.isInteger(repeat) && repeat > 0)) usage();
   const rows = values.only
     ? values.only.split(",").map((r) => r.trim().toLowerCase()).filter(Boolean)
     : [...DEFAULT_ROWS, ...(soak ? ["f"] : [])];
   for (const row of rows) if (!ROWS[row]) usage();
-  return { rows, json: values.json, ctx: { entries, soakSeconds: soak } };
+  return { rows, json: values.json, ctx: { entries, soakSeconds: soak, repeat } };
 }
 
 async function environment(): Promise<Record<string, string>> {
