@@ -10,7 +10,7 @@
  *
  *   --only ROWS      rows to run, comma-separated (default: a,b,c,d,e,g,h; f needs --soak)
  *   --json FILE      also write every figure as JSON to FILE
- *   --soak SECONDS   run row f for that long (alone with --only f)
+ *   --soak SECONDS   also run row f, for that long (`--only f --soak S` for it alone)
  *   --entries N      entries of the one-stream backfills a and d (default 200000)
  *   --repeat N       row a N times, interleaved (ours, seed, pipelined, ceiling,
  *                    ours, ...), comparing the medians: steadier ratios on a
@@ -30,7 +30,8 @@
  * otherwise the defaults (STREAM_BATCH_SIZE 100, pools of 10,
  * STREAM_POLL_INTERVAL 1 s, STREAM_DISCOVERY_INTERVAL 10 s). The module
  * cache is warmed (`deno cache main.ts`) before anything is timed. Entries
- * have 5 fields, 100 bytes of names and values.
+ * have 5 fields, 100 bytes of names and values. MB = 10^6 bytes. /proc/<pid>
+ * is read through `cat` (Deno reads it only with --allow-all).
  *
  * - a. One stream of --entries entries. entries/s = entries on the target
  *   (XLEN, checked equal to the source) / spawn-to-exit of `run --once`. In
@@ -71,13 +72,16 @@
  * - f. With --soak SECONDS: 5,000 entries/s into 100 streams for that long,
  *   VmRSS sampled every few seconds (first, last, max; least-squares trend
  *   over the second half, "flat" = rising less than 5 %), the latency on
- *   the target, and whether the target caught up.
+ *   the target, and whether the target caught up. Soaks of a few minutes
+ *   cannot tell the heap's sawtooth from a slow leak: use 600 s or more.
  * - g, h. Today's extra scenarios, for information: 200,000 entries over 50
  *   streams, and over 16 DBs x 4 streams (TARGET_REDIS_DB=same).
  *
- * Every step has a timeout; a replicator that runs past it is killed and
+ * Every step has a timeout (run --once: 120 s for a, g, h and d's loopback,
+ * 300 s through the proxy, 600 s for b; live start-up: 120 s, 600 s for
+ * e; seed runs 300 s); a replicator that runs past it is killed and
  * reported as "timeout after N s" with what was copied. Every server and
- * process is cleaned up, also on errors.
+ * process is cleaned up, also on errors, SIGINT and SIGTERM.
  *
  * @module
  */
