@@ -319,6 +319,7 @@ const STATUS_FIELDS = [
   "lag",
   "lagSeconds",
   "pending",
+  "trimmedBeforeCopy",
   "state",
   "lastDeliveredId",
 ].sort();

@@ -72,6 +72,7 @@ Deno.test("startProgress() fixes each stream's total from its first stats and en
     groupExists: true,
     pending: 10,
     lag: 60,
+    trimmedBeforeCopy: 0,
     lastDeliveredId: "1-40",
     targetLength: 30,
     lastCopiedId: "1-30",

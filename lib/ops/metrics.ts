@@ -23,6 +23,7 @@ export class Metrics {
   #skipped: client.Counter<"db" | "stream">;
   #writeErrors: client.Counter<"db" | "stream" | "kind">;
   #readErrors: client.Counter<"kind">;
+  #trimmed: client.Counter<"db" | "stream">;
   #batchSeconds: client.Histogram<never>;
   #errorKinds = new Map<string, Set<string>>();
 
@@ -53,6 +54,13 @@ export class Metrics {
       name: `${PREFIX}read_errors_total`,
       help: "Failed reads from the source, by kind",
       labelNames: ["kind"],
+      registers,
+    });
+    this.#trimmed = new client.Counter({
+      name: `${PREFIX}entries_trimmed_before_copy_total`,
+      help:
+        "Entries the source trimmed (MAXLEN, MINID, XTRIM) before they could be copied: lost for the target",
+      labelNames: STREAM_LABELS,
       registers,
     });
     this.#batchSeconds = new client.Histogram({
@@ -164,6 +172,7 @@ export class Metrics {
         this.#errorKinds.set(stream.id, kinds);
       },
       onReadError: (kind) => this.#readErrors.inc({ kind }),
+      onTrimmedBeforeCopy: (stream, count) => this.#trimmed.inc(streamLabels(stream), count),
       onStreamEnd: (stream, outcome) => {
         if (outcome !== "gone") return;
         const labels = streamLabels(stream);

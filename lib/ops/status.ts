@@ -41,6 +41,12 @@ export interface StatusRow {
   /** Entries delivered and not acknowledged. */
   pending: number;
   /**
+   * Entries the source trimmed before they were delivered to the group:
+   * lost for the target (not counted in `lag`); null when Redis cannot
+   * tell now (the group is part way through the stream, or entries were deleted).
+   */
+  trimmedBeforeCopy: number | null;
+  /**
    * `in-sync` (nothing to copy), `behind` (entries to copy), `no-group`
    * (the consumer group does not exist yet), `target-wrong-type` (the
    * target key is not a stream), `unknown` (Redis cannot tell the lag).
@@ -109,6 +115,7 @@ function toRow(ref: StreamRef, s: StreamStats, startId: string): StatusRow {
     lag,
     lagSeconds: Math.round(s.lagSeconds * 1000) / 1000,
     pending: s.pending,
+    trimmedBeforeCopy: s.groupExists ? s.trimmedBeforeCopy : 0,
     state,
     lastDeliveredId: s.lastDeliveredId,
   };
@@ -126,6 +133,7 @@ export function formatStatusTable(rows: readonly StatusRow[]): string {
     "LAG",
     "LAG S",
     "PENDING",
+    "TRIMMED",
     "STATE",
   ];
   const body = rows.map((r) => [
@@ -138,9 +146,10 @@ export function formatStatusTable(rows: readonly StatusRow[]): string {
     String(r.lag),
     r.lagSeconds.toFixed(1),
     String(r.pending),
+    r.trimmedBeforeCopy === null ? "?" : String(r.trimmedBeforeCopy),
     r.state,
   ]);
-  const numeric = new Set([2, 3, 6, 7, 8]);
+  const numeric = new Set([2, 3, 6, 7, 8, 9]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
   const line = (cells: string[]) =>
     cells.map((c, i) => numeric.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i])).join("  ")

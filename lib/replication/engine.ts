@@ -55,6 +55,12 @@ export interface EngineHooks {
    * @default {undefined}
    */
   onReadError?: (kind: string) => void;
+  /**
+   * `count` more entries of the stream were found trimmed on the source
+   * before they could be copied.
+   * @default {undefined}
+   */
+  onTrimmedBeforeCopy?: (stream: StreamRef, count: number) => void;
 }
 
 /** What the engine works with. */

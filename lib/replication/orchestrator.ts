@@ -93,6 +93,8 @@ export class Orchestrator {
   readonly #outcomes = new Map<string, StreamOutcome>();
   readonly #warned = new Map<string, string>();
   #stats = new Map<string, StreamStats>();
+  /** Entries trimmed on the source before they were copied, last known, by stream id. */
+  readonly #trimmed = new Map<string, number>();
   #ready = false;
   #notReadyReason = "starting";
   #once = false;
@@ -309,7 +311,39 @@ export class Orchestrator {
       { group: this.#config.consumerGroup },
     );
     for (const [id, s] of stats) s.handledAtRefresh = handled.get(id) ?? 0;
+    this.#reportTrimmed(stats);
     this.#stats = stats;
+  }
+
+  /**
+   * Entries the source trimmed before they were delivered are lost for the
+   * target: one WARNING per stream and pass in which more are found, and
+   * the metric. Redis counts them for ever, so the first pass of a process
+   * reports what it finds then.
+   */
+  #reportTrimmed(stats: Map<string, StreamStats>): void {
+    for (const [id, s] of stats) {
+      if (s.trimmedBeforeCopy === null) {
+        // Cannot be told now: keep what was known.
+        const known = this.#trimmed.get(id);
+        if (known !== undefined) s.trimmedBeforeCopy = known;
+        continue;
+      }
+      const before = this.#trimmed.get(id) ?? 0;
+      this.#trimmed.set(id, s.trimmedBeforeCopy);
+      if (s.trimmedBeforeCopy <= before) continue;
+      const stream = this.#active.get(id) ?? this.#ended.get(id);
+      if (!stream) continue;
+      log.warning(
+        "{count} entries of {stream} were trimmed on the source before they could be copied; they are lost for the target ({total} so far)",
+        {
+          count: s.trimmedBeforeCopy - before,
+          stream: stream.ref.label,
+          total: s.trimmedBeforeCopy,
+        },
+      );
+      this.#hooks.onTrimmedBeforeCopy?.(stream.ref, s.trimmedBeforeCopy - before);
+    }
   }
 
   /** One discovery pass: find streams, start replicating the new ones. */

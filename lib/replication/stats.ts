@@ -1,13 +1,14 @@
 /**
  * Reads how far each stream's copy is: source and target length and last
- * ID, the group's pending count and lag. One pipeline per DB and side, so
- * hundreds of streams cost a few round trips. Used by `status`, by the
+ * ID, the group's pending count and lag, and the entries trimmed on the
+ * source before they could be copied. One pipeline per DB, side and
+ * thousand streams, so thousands of streams cost a few round trips. Used by `status`, by the
  * metrics and by the running service's periodic refresh.
  *
  * @module
  */
 import type { RedisConnection } from "../redis/connection.ts";
-import { idTime, parseEntries, parseFlatMap, text } from "../redis/replies.ts";
+import { compareIds, idTime, parseEntries, parseFlatMap, text } from "../redis/replies.ts";
 import type { StreamRef } from "./stream_ref.ts";
 
 /** Where one stream's copy stands. */
@@ -24,8 +25,18 @@ export interface StreamStats {
   groupExists: boolean;
   /** Entries delivered to the group and not acknowledged. */
   pending: number;
-  /** Entries not yet delivered to the group (XINFO GROUPS `lag`); null when Redis cannot tell. */
+  /**
+   * Entries of the source stream not yet delivered to the group (XINFO
+   * GROUPS `lag`, less the entries trimmed before they were delivered,
+   * which Redis keeps counting); null when Redis cannot tell.
+   */
   lag: number | null;
+  /**
+   * Entries the source trimmed (MAXLEN, MINID, XTRIM) before the group
+   * delivered them: lost for the target. Null when it cannot be told now
+   * (the group is part way through the stream, or entries were XDELeted).
+   */
+  trimmedBeforeCopy: number | null;
   /** The group's last delivered ID. */
   lastDeliveredId: string;
   /** Entries in the target stream. */
@@ -46,6 +57,9 @@ export interface ReadStreamStatsOptions {
   group: string;
 }
 
+/** Streams per pipeline. */
+const CHUNK = 1000;
+
 /** Reads the stats of `refs`: source side on `source`, target side on `target`. */
 export async function readStreamStats(
   connections: { source: RedisConnection; target: RedisConnection },
@@ -55,27 +69,23 @@ export async function readStreamStats(
   const { source, target } = connections;
   const { group } = options;
   const out = new Map<string, StreamStats>();
-  for (const [db, list] of groupBy(refs, (r) => r.db)) {
+  for (const [db, list] of chunked(refs, (r) => r.db)) {
     const results = await source.pipeline(
       db,
-      list.flatMap((r) => [
-        ["XLEN", r.key],
-        ["XINFO", "GROUPS", r.key],
-        ["XREVRANGE", r.key, "+", "-", "COUNT", "1"],
-        ["XRANGE", r.key, "-", "+", "COUNT", "1"],
-      ]),
+      list.flatMap((r) => [["XINFO", "STREAM", r.key], ["XINFO", "GROUPS", r.key]]),
       { buffers: true },
     );
     list.forEach((ref, i) => {
-      const [len, groups, last, first] = results.slice(i * 4, i * 4 + 4);
+      const [info, groups] = results.slice(i * 2, i * 2 + 2);
       const stats = emptyStats();
-      stats.sourceIsStream = len.status === "fulfilled" && groups.status === "fulfilled";
-      if (len.status === "fulfilled") stats.sourceLength = Number(len.value);
-      if (last.status === "fulfilled") {
-        stats.lastSourceId = parseEntries(last.value).entries[0]?.id ?? "";
-      }
-      if (first.status === "fulfilled") {
-        stats.firstSourceId = parseEntries(first.value).entries[0]?.id ?? "";
+      let lastGenerated = "0-0";
+      if (info.status === "fulfilled") {
+        const stream = parseFlatMap(info.value);
+        stats.sourceIsStream = groups.status === "fulfilled";
+        stats.sourceLength = Number(stream.get("length") ?? 0);
+        stats.firstSourceId = entryId(stream.get("first-entry"));
+        stats.lastSourceId = entryId(stream.get("last-entry"));
+        lastGenerated = text(stream.get("last-generated-id") ?? "0-0");
       }
       if (groups.status === "fulfilled" && Array.isArray(groups.value)) {
         for (const g of groups.value) {
@@ -83,15 +93,19 @@ export async function readStreamStats(
           if (text(info.get("name")) !== group) continue;
           stats.groupExists = true;
           stats.pending = Number(info.get("pending") ?? 0);
-          const lag = info.get("lag");
-          stats.lag = lag === null || lag === undefined ? null : Number(lag);
           stats.lastDeliveredId = text(info.get("last-delivered-id") ?? "");
+          const lag = info.get("lag");
+          const reported = lag === null || lag === undefined ? null : Number(lag);
+          stats.trimmedBeforeCopy = trimmedBeforeCopy(stats, reported, lastGenerated);
+          stats.lag = reported === null
+            ? null
+            : Math.max(0, reported - (stats.trimmedBeforeCopy ?? 0));
         }
       }
       out.set(ref.id, stats);
     });
   }
-  for (const [db, list] of groupBy(refs, (r) => r.targetDb)) {
+  for (const [db, list] of chunked(refs, (r) => r.targetDb)) {
     const results = await target.pipeline(
       db,
       list.flatMap((
@@ -111,6 +125,32 @@ export async function readStreamStats(
     });
   }
   return out;
+}
+
+/**
+ * Entries trimmed before the group delivered them. Redis counts them in the
+ * group's lag for ever (entries added minus entries read); when the group
+ * has delivered everything, the whole lag is such entries; when it has
+ * delivered nothing of what the stream holds now (its last delivered ID is
+ * below the first entry), the lag beyond the stream's length is. Otherwise
+ * (part way through) it cannot be told without reading the stream: null.
+ */
+function trimmedBeforeCopy(
+  stats: StreamStats,
+  lag: number | null,
+  lastGenerated: string,
+): number | null {
+  if (lag === null || !stats.lastDeliveredId) return null;
+  if (compareIds(stats.lastDeliveredId, lastGenerated) >= 0) return lag;
+  if (stats.sourceLength === 0 || compareIds(stats.lastDeliveredId, stats.firstSourceId) < 0) {
+    return Math.max(0, lag - stats.sourceLength);
+  }
+  return null;
+}
+
+/** The ID of XINFO STREAM's first-entry / last-entry (`[id, fields]` or nil). */
+function entryId(entry: unknown): string {
+  return Array.isArray(entry) ? text(entry[0]) : "";
 }
 
 /**
@@ -134,6 +174,7 @@ function emptyStats(): StreamStats {
     groupExists: false,
     pending: 0,
     lag: null,
+    trimmedBeforeCopy: null,
     lastDeliveredId: "",
     targetLength: 0,
     lastCopiedId: "",
@@ -142,13 +183,19 @@ function emptyStats(): StreamStats {
   };
 }
 
-function groupBy<T>(items: readonly T[], key: (item: T) => number): Map<number, T[]> {
-  const map = new Map<number, T[]>();
-  for (const item of items) {
-    const k = key(item);
-    const list = map.get(k);
-    if (list) list.push(item);
-    else map.set(k, [item]);
+function chunked(
+  refs: readonly StreamRef[],
+  key: (ref: StreamRef) => number,
+): Array<[number, StreamRef[]]> {
+  const byDb = new Map<number, StreamRef[]>();
+  for (const ref of refs) {
+    const list = byDb.get(key(ref));
+    if (list) list.push(ref);
+    else byDb.set(key(ref), [ref]);
   }
-  return map;
+  const out: Array<[number, StreamRef[]]> = [];
+  for (const [db, list] of byDb) {
+    for (let i = 0; i < list.length; i += CHUNK) out.push([db, list.slice(i, i + CHUNK)]);
+  }
+  return out;
 }
