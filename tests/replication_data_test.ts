@@ -485,6 +485,34 @@ Deno.test("re-delivery after TARGET_STREAM_MAXLEN trimmed the target: every entr
   assert.equal(await pendingCount(source, key), 0);
 });
 
+Deno.test("entries never copied do not pass as trimmed on a target that lost fewer entries than they are: the stream stops, nothing acked", async () => {
+  await captureLogs();
+  await using sourceServer = await RedisServer.start();
+  await using targetServer = await RedisServer.start();
+  await using source = await connect(sourceServer);
+  await using target = await connect(targetServer);
+  const key = "never-copied-stream";
+  for (let i = 1; i <= 500; i++) await source.xadd(key, `1-${i}`, ["i", String(i)]);
+  // Someone else wrote 150 higher entries into the target stream, then trimmed 50 of them:
+  // the target "lost" 50 entries, but never held any of the source's 500.
+  for (let i = 1; i <= 150; i++) await target.xadd(key, `2-${i}`, ["foreign", String(i)]);
+  await target.send(["XTRIM", key, "MAXLEN", "100"]);
+  const foreign = await target.xrangeAll(key);
+  // Batches of 50 (each no larger than what the target lost) must not pass one by one.
+  const result = await runOnce(envConf(sourceServer, targetServer, { STREAM_BATCH_SIZE: "50" }));
+  assert.equal(result.ok, false);
+  assert.match(result.failures[0]?.reason ?? "", /1-1 of db0:never-copied-stream is not on target/);
+  assert.equal(firstDifference(await target.xrangeAll(key), foreign), undefined);
+  // Nothing acked: every entry delivered to the group is still pending.
+  const groups = await source.send(["XINFO", "GROUPS", key]) as unknown[][];
+  const info = new Map<string, unknown>();
+  for (let i = 0; i + 1 < groups[0].length; i += 2) {
+    info.set(String(groups[0][i]), groups[0][i + 1]);
+  }
+  assert.ok(Number(info.get("entries-read")) > 0);
+  assert.equal(Number(info.get("pending")), Number(info.get("entries-read")));
+});
+
 Deno.test("a target that already holds entries 1..N gets exactly N+1..N+M, in order", async () => {
   await captureLogs();
   await using sourceServer = await RedisServer.start();

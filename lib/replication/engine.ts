@@ -99,6 +99,7 @@ export class ReplicationEngine {
     this.#o = options;
     this.#writer = new TargetWriter(options.target, this.#writerHooks(), {
       scheduler: options.scheduler,
+      source: options.control,
       targetMaxlen: config.targetStreamMaxlen,
       backoffBaseMs: config.target.backoffBase * 1000,
       backoffMaxMs: config.target.backoffMax * 1000,

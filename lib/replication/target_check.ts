@@ -80,10 +80,11 @@ function setTop(stream: ReplicatedStream, top: string): void {
  * because the entry can no longer be inserted.
  */
 export async function confirmOnTarget(
-  conn: RedisConnection,
   stream: ReplicatedStream,
   ids: readonly string[],
+  options: ConfirmOptions,
 ): Promise<void> {
+  const { target: conn, source } = options;
   const ref = stream.ref;
   // One XRANGE per ID, in one pipeline: the IDs may lie far apart on a
   // target that holds many entries between them (claimed batches).
@@ -119,12 +120,21 @@ export async function confirmOnTarget(
     firstOnTarget !== undefined && compareIds(id, firstOnTarget) >= 0
   );
   if (lost.length === 0) {
-    // Missing entries older than the target's first entry pass as trimmed
-    // only if the target lost at least that many entries (Redis >= 7:
-    // entries-added - length); a target that never lost any (e.g. holding
-    // only a higher ID someone else wrote) never held them.
+    // Missing entries older than the target's first entry (or all of them, on a target
+    // stream emptied by trimming) pass as trimmed only if the target lost at least as
+    // many entries (Redis >= 7: entries-added - length) as the source holds from the
+    // first missing one up to the target's first entry: had they all been copied, all of
+    // those would have been trimmed. A target that lost fewer (e.g. one holding entries
+    // someone else wrote, trimmed a little) never held some of them.
     const removed = await removedFromTarget(conn, ref);
-    if (removed !== undefined && missing.length > removed) lost = missing;
+    if (removed !== undefined) {
+      const older = await countBetween(source, ref, {
+        from: missing[0],
+        to: firstOnTarget === undefined ? stream.targetTop : `(${firstOnTarget}`,
+        limit: removed + 1,
+      });
+      if (older > removed) lost = missing;
+    }
   }
   if (lost.length > 0) {
     throw new StreamStoppedError(
@@ -133,6 +143,37 @@ export async function confirmOnTarget(
       } of ${ref.label} is not on target stream ${ref.targetLabel}, whose last ID is already ${stream.targetTop}: something else wrote into the target stream, and the entry can no longer be inserted in order. Nothing was acked; fix the target stream (see "Copying a stream again" in the README) and the stream resumes on the next discovery pass`,
     );
   }
+}
+
+/** Options for {@linkcode confirmOnTarget}. */
+export interface ConfirmOptions {
+  /** A connection to the target. */
+  target: RedisConnection;
+  /** A connection to the source (to count what it holds below the target's first entry). */
+  source: RedisConnection;
+}
+
+/** Most source entries counted to tell a trimmed target from one that never held them. */
+const COUNT_LIMIT = 10_000;
+
+/**
+ * Source entries from `from` to `to` (an XRANGE end: an ID, or `(ID`),
+ * counted up to `limit` (and at most {@linkcode COUNT_LIMIT}: beyond that,
+ * no more is claimed, which errs on the side of trimming).
+ */
+async function countBetween(
+  source: RedisConnection,
+  ref: StreamRef,
+  options: { from: string; to: string; limit: number },
+): Promise<number> {
+  const count = Math.min(options.limit, COUNT_LIMIT);
+  // Only the IDs matter, but XRANGE has no way to leave the fields out.
+  const reply = await source.send(
+    ref.db,
+    ["XRANGE", ref.key, options.from, options.to, "COUNT", String(count)],
+    { buffers: true, rawDepth: 2 },
+  );
+  return Array.isArray(reply) ? reply.length : 0;
 }
 
 /** How many entries were ever trimmed or deleted from the target stream; undefined before Redis 7. */

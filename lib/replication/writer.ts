@@ -21,6 +21,7 @@ import {
 } from "../errors.ts";
 import { getLog } from "../log.ts";
 import { execReplies } from "../redis/connection.ts";
+import type { RedisConnection } from "../redis/connection.ts";
 import type { ConnectionPool } from "../redis/pool.ts";
 import { compareIds, type RawEntry } from "../redis/replies.ts";
 import type { RespValue } from "../redis/resp_parser.ts";
@@ -78,6 +79,8 @@ export interface WriterHooks {
 export interface TargetWriterOptions {
   /** The scheduler for retries. */
   scheduler: Scheduler;
+  /** A source connection (the checks of re-deliveries look at the source stream too). */
+  source: RedisConnection;
   /**
    * TARGET_STREAM_MAXLEN: cap each target stream at about this many entries; 0 = none.
    * @default {0}
@@ -306,11 +309,10 @@ export class TargetWriter {
           split++;
         }
         if (split > 0) {
-          await confirmOnTarget(
-            conn,
-            stream,
-            pending.slice(0, split).map((e) => e.id),
-          );
+          await confirmOnTarget(stream, pending.slice(0, split).map((e) => e.id), {
+            target: conn,
+            source: this.#options.source,
+          });
         }
         const fresh = pending.slice(split);
         if (fresh.length === 0) break;
