@@ -361,6 +361,7 @@ Deno.test("status --json and the table: in-sync, behind (lag and lagSeconds from
     lag: 0,
     lagSeconds: 0,
     pending: 0,
+    trimmedBeforeCopy: 0,
     state: "in-sync",
   });
   assert.deepEqual(pick("behind-stream"), {
@@ -375,6 +376,7 @@ Deno.test("status --json and the table: in-sync, behind (lag and lagSeconds from
     lag: 1,
     lagSeconds: 60,
     pending: 0,
+    trimmedBeforeCopy: 0,
     state: "behind",
   });
   const fresh = pick("new-stream");
@@ -392,7 +394,7 @@ Deno.test("status --json and the table: in-sync, behind (lag and lagSeconds from
   const lines = table.stdout.split("\n");
   assert.match(
     lines[0],
-    /^SOURCE\s+TARGET\s+SRC LEN\s+TGT LEN\s+LAST SOURCE ID\s+LAST COPIED ID\s+LAG\s+LAG S\s+PENDING\s+STATE$/,
+    /^SOURCE\s+TARGET\s+SRC LEN\s+TGT LEN\s+LAST SOURCE ID\s+LAST COPIED ID\s+LAG\s+LAG S\s+PENDING\s+TRIMMED\s+STATE$/,
   );
   const body = lines.filter((l) => /^db\d+:/.test(l));
   assert.equal(body.length, 3, table.stdout);
@@ -406,6 +408,7 @@ Deno.test("status --json and the table: in-sync, behind (lag and lagSeconds from
     "1000-0",
     "1",
     "60.0",
+    "0",
     "0",
     "behind",
   ]);

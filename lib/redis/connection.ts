@@ -68,7 +68,8 @@ export interface SendOptions {
   name?: string;
   /**
    * Keep the arrays at this depth of the reply as `RawArray`s
-   * (stream entry fields: 4 for XREADGROUP, 3 for XAUTOCLAIM, 2 for XRANGE); -1 = none.
+   * (stream entry fields: 4 for XREADGROUP, 3 for XAUTOCLAIM, 2 for XRANGE); -1 = none;
+   * `SKIP_BULKS` (-2) keeps no bulk string at all (each is an empty array).
    * @default {-1}
    */
   rawDepth?: number;

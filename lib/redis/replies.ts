@@ -110,8 +110,8 @@ export function idTime(id: string): number {
  * than the copy takes.
  */
 export interface RawEntry {
-  /** `ms-seq`. */
-  id: string;
+  /** `ms-seq`, as the ASCII bytes it came in (see {@linkcode entryId} for text). */
+  id: Uint8Array;
   /** Fields and values. */
   fields: RawArray;
 }
@@ -132,12 +132,12 @@ export function parseRawEntries(reply: unknown): RawEntries {
   if (!Array.isArray(reply)) return out;
   for (const item of reply) {
     if (!Array.isArray(item)) continue;
-    const id = ascii(item[0]);
+    const id = item[0] as Uint8Array;
     const fields = item[1];
     if (fields instanceof RawArray) {
       out.entries.push({ id, fields });
       out.bytes += fields.bytes.byteLength;
-    } else out.deleted.push(id);
+    } else out.deleted.push(ascii(id));
   }
   return out;
 }
@@ -157,6 +157,11 @@ export function parseRawAutoClaim(reply: unknown): { cursor: string } & RawEntri
   const parsed = parseRawEntries(entries);
   if (Array.isArray(deletedIds)) { for (const id of deletedIds) parsed.deleted.push(ascii(id)); }
   return { cursor: ascii(cursor), ...parsed };
+}
+
+/** A raw entry's ID as text. */
+export function entryId(entry: RawEntry): string {
+  return ascii(entry.id);
 }
 
 /** An ASCII bulk string (an ID) as text, without a decoder. */

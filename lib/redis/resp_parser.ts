@@ -19,6 +19,15 @@ const READ_SIZE = 64 * 1024;
 /** Free space below which a new read buffer is started. */
 const MIN_FREE = 4 * 1024;
 const LATIN1 = new TextDecoder("latin1");
+/** What a bulk string is parsed as in a reply read with {@linkcode SKIP_BULKS}. */
+const SKIPPED = new Uint8Array(0);
+
+/**
+ * A `rawDepth` that keeps no bulk string at all: each one is returned as the
+ * same empty array (for replies whose values are not needed, only their
+ * errors, such as EXEC's list of new IDs).
+ */
+export const SKIP_BULKS = -2;
 const UTF8 = new TextDecoder();
 
 /**
@@ -91,6 +100,7 @@ export class RespParser {
   /** Length of a bulk string whose header is read and whose bytes are not all here yet. */
   #bulkLen = -1;
   #rawDepth = -1;
+  #skip = false;
   #inReply = false;
 
   /** Bytes received and not parsed yet. */
@@ -117,7 +127,8 @@ export class RespParser {
   /**
    * Parses every complete reply received so far and calls `onReply` with
    * each, in order. `rawDepth` is asked at the start of each reply: the
-   * depth (0 = the reply itself) of arrays to keep raw, or -1.
+   * depth (0 = the reply itself) of arrays to keep raw, -1, or
+   * {@linkcode SKIP_BULKS}.
    *
    * @throws {ProtocolError} on bytes that are not RESP2.
    */
@@ -127,6 +138,7 @@ export class RespParser {
       if (!this.#inReply) {
         if (this.#pos >= this.#end) return;
         this.#rawDepth = rawDepth();
+        this.#skip = this.#rawDepth === SKIP_BULKS;
         this.#inReply = true;
       }
       const top = this.#stack.length > 0 ? this.#stack[this.#stack.length - 1] : undefined;
@@ -138,7 +150,7 @@ export class RespParser {
         this.#pos += n + 2;
         this.#bulkLen = -1;
         if (raw) this.#rawElement(onReply);
-        else this.#emit(buf.subarray(start, start + n), onReply);
+        else this.#emit(this.#skip ? SKIPPED : buf.subarray(start, start + n), onReply);
         continue;
       }
       if (this.#pos >= this.#end) return;

@@ -24,7 +24,7 @@ export interface AckHooks {
 
 interface Ack {
   stream: ReplicatedStream;
-  ids: string[];
+  ids: Array<string | Uint8Array>;
 }
 
 /** Sends the streams' acks, coalesced per tick. */
@@ -32,7 +32,7 @@ export class Acknowledger {
   readonly #conn: RedisConnection;
   readonly #group: string;
   readonly #hooks: AckHooks;
-  #queue = new Map<ReplicatedStream, string[]>();
+  #queue = new Map<ReplicatedStream, Array<string | Uint8Array>>();
   #flushQueued = false;
   #inflight = 0;
   #idleWaiters: Array<() => void> = [];
@@ -49,7 +49,7 @@ export class Acknowledger {
   }
 
   /** Queues the acks of `ids` (of `stream`), sent at the end of the tick. */
-  ack(stream: ReplicatedStream, ids: readonly string[]): void {
+  ack(stream: ReplicatedStream, ids: ReadonlyArray<string | Uint8Array>): void {
     if (ids.length === 0) return;
     const list = this.#queue.get(stream);
     if (list) { for (const id of ids) list.push(id); }

@@ -100,6 +100,7 @@ export class ReplicationEngine {
     this.#writer = new TargetWriter(options.target, this.#writerHooks(), {
       scheduler: options.scheduler,
       source: options.control,
+      minWriteEntries: config.batchSize,
       targetMaxlen: config.targetStreamMaxlen,
       backoffBaseMs: config.target.backoffBase * 1000,
       backoffMaxMs: config.target.backoffMax * 1000,

@@ -20,7 +20,7 @@ import {
 } from "../errors.ts";
 import { getLog } from "../log.ts";
 import type { RedisConnection } from "../redis/connection.ts";
-import { compareIds, parseRawMultiRead, type RawEntry } from "../redis/replies.ts";
+import { compareIds, entryId, parseRawMultiRead, type RawEntry } from "../redis/replies.ts";
 import type { RespValue } from "../redis/resp_parser.ts";
 import type { RespWriter } from "../redis/resp_writer.ts";
 import type { ReplicatedStream } from "./stream.ts";
@@ -36,8 +36,10 @@ const log = getLog("reader");
 const STALE_READ_WINDOW_MS = 15 * 60_000;
 /** Keys in one non-blocking XREADGROUP. */
 const MAX_KEYS_PER_READ = 500;
-/** Reads of the streams with a backlog sent together in one round trip. */
-const MAX_READS_PER_ROUND_TRIP = 4;
+/** Reads of the streams with a backlog sent together in one round trip, at most. */
+const MAX_READS_PER_ROUND_TRIP = 16;
+/** Entries asked for in one round trip, at most (when it repeats reads). */
+const ENTRIES_PER_ROUND_TRIP = 20_000;
 /** While streams with a backlog are read, the others are looked at this often. */
 const SWEEP_INTERVAL_MS = 10;
 /** Depth of the entries' field lists in an XREADGROUP reply. */
@@ -161,55 +163,86 @@ export class StreamReader {
     this.#options.unblock(id);
   }
 
-  /** The read loop; returns once `signal` aborts. */
+  /**
+   * The read loop; returns once `signal` aborts. Non-blocking passes are
+   * pipelined: the next one is sent before the reply of the one in flight
+   * is in, so the source always has reads to serve (two in flight at most).
+   */
   async run(signal: AbortSignal): Promise<void> {
     const onAbort = () => this.poke();
     signal.addEventListener("abort", onAbort, { once: true });
+    let ahead: Promise<void> | null = null;
     try {
       while (!signal.aborted) {
         const wanting: ReplicatedStream[] = [];
         for (const s of this.#streams) if (this.#hooks.wants(s)) wanting.push(s);
+        const hot = wanting.filter((s) => s.hot || s.history !== undefined);
+        const blocking = !this.#options.once && hot.length === 0;
+        if (ahead && (wanting.length === 0 || blocking)) {
+          // Let the pass in flight finish first: what it brings decides what comes next.
+          await ahead;
+          ahead = null;
+          continue;
+        }
         if (wanting.length === 0) {
           await new Promise<void>((resolve) => (this.#wake = resolve));
           this.#wake = null;
           continue;
         }
-        try {
-          await this.#pass(wanting);
-          this.#backoff.reset();
-        } catch (error) {
-          if (signal.aborted) break;
-          await this.#failedRead(error, wanting, signal);
+        const pass = this.#pass(wanting, hot).then(
+          () => this.#backoff.reset(),
+          async (error) => {
+            if (!signal.aborted) await this.#failedRead(error, wanting, signal);
+          },
+        );
+        if (blocking) {
+          await pass;
+          continue;
         }
+        if (ahead) await ahead;
+        ahead = pass;
       }
+      if (ahead) await ahead;
     } finally {
       signal.removeEventListener("abort", onAbort);
     }
   }
 
-  async #pass(wanting: ReplicatedStream[]): Promise<void> {
-    if (this.#options.once) return await this.#readNow(wanting, 1);
+  #pass(wanting: ReplicatedStream[], hot: ReplicatedStream[]): Promise<void> {
+    if (this.#options.once) return this.#readNow(wanting, hot.length > 0);
+    if (hot.length === 0) return this.#readBlocking(wanting);
     const now = Date.now();
-    const hot = wanting.filter((s) => s.hot || s.history !== undefined);
-    if (hot.length === 0) return await this.#readBlocking(wanting);
     if (now - this.#lastSweep >= SWEEP_INTERVAL_MS && hot.length < wanting.length) {
       this.#lastSweep = now;
-      return await this.#readNow(wanting, 1);
+      return this.#readNow(wanting, false);
     }
-    // Streams with a backlog: several reads in one round trip, within their read-ahead room.
-    return await this.#readNow(hot, MAX_READS_PER_ROUND_TRIP);
+    // Streams with a backlog: several reads in one round trip.
+    return this.#readNow(hot, true);
   }
 
-  /** Non-blocking reads of `streams` (`repeat` times over for ">" reads), one round trip per DB. */
-  async #readNow(streams: ReplicatedStream[], repeat: number): Promise<void> {
+  /**
+   * How many reads of `streams` go in one round trip: several while few
+   * streams have a backlog (throughput), one when many do (memory).
+   */
+  #repeat(streams: number): number {
+    const reads = Math.floor(ENTRIES_PER_ROUND_TRIP / (streams * this.#options.batchSize));
+    return Math.max(1, Math.min(MAX_READS_PER_ROUND_TRIP, reads));
+  }
+
+  /**
+   * Non-blocking reads of `streams`, one round trip per DB; with `repeat`,
+   * the ">" reads are sent several times over (each brings the next batch).
+   */
+  async #readNow(streams: ReplicatedStream[], repeat: boolean): Promise<void> {
     for (const [db, list] of byDb(streams)) {
       const commands: Array<{ streams: ReplicatedStream[]; fromHistory: boolean }> = [];
       const fresh = list.filter((s) => s.history === undefined);
       const history = list.filter((s) => s.history !== undefined);
+      const times = repeat ? this.#repeat(fresh.length) : 1;
       for (let i = 0; i < history.length; i += MAX_KEYS_PER_READ) {
         commands.push({ streams: history.slice(i, i + MAX_KEYS_PER_READ), fromHistory: true });
       }
-      for (let r = 0; r < repeat; r++) {
+      for (let r = 0; r < times; r++) {
         for (let i = 0; i < fresh.length; i += MAX_KEYS_PER_READ) {
           commands.push({ streams: fresh.slice(i, i + MAX_KEYS_PER_READ), fromHistory: false });
         }
@@ -219,7 +252,10 @@ export class StreamReader {
       for (let i = 0; i < commands.length; i++) {
         this.#dispatch(commands[i].streams, replies[i], commands[i].fromHistory, got);
       }
-      if (this.#options.once) { for (const s of fresh) if (!got.has(s)) this.#hooks.drained(s); }
+      if (this.#options.once) {
+        // Nothing more, unless a read sent after this one (pipelined) is still to come.
+        for (const s of fresh) if (!got.has(s) && s.readsInFlight === 0) this.#hooks.drained(s);
+      }
     }
   }
 
@@ -307,7 +343,7 @@ export class StreamReader {
       if (fromHistory) {
         // A re-read of this consumer's pending entries: go on from the last one returned
         // (deleted ones included) until none is left.
-        const last = [...(item.entries.map((e) => e.id)), ...item.deleted].sort(compareIds).at(-1);
+        const last = [...(item.entries.map(entryId)), ...item.deleted].sort(compareIds).at(-1);
         stream.history = last;
       } else {
         stream.hot = item.entries.length + item.deleted.length >= this.#options.batchSize;

@@ -79,6 +79,7 @@ export async function readStreamStats(
       const [info, groups] = results.slice(i * 2, i * 2 + 2);
       const stats = emptyStats();
       let lastGenerated = "0-0";
+      let removed = -1;
       if (info.status === "fulfilled") {
         const stream = parseFlatMap(info.value);
         stats.sourceIsStream = groups.status === "fulfilled";
@@ -86,6 +87,8 @@ export async function readStreamStats(
         stats.firstSourceId = entryId(stream.get("first-entry"));
         stats.lastSourceId = entryId(stream.get("last-entry"));
         lastGenerated = text(stream.get("last-generated-id") ?? "0-0");
+        const added = stream.get("entries-added");
+        if (added !== undefined) removed = Number(added) - stats.sourceLength;
       }
       if (groups.status === "fulfilled" && Array.isArray(groups.value)) {
         for (const g of groups.value) {
@@ -96,7 +99,7 @@ export async function readStreamStats(
           stats.lastDeliveredId = text(info.get("last-delivered-id") ?? "");
           const lag = info.get("lag");
           const reported = lag === null || lag === undefined ? null : Number(lag);
-          stats.trimmedBeforeCopy = trimmedBeforeCopy(stats, reported, lastGenerated);
+          stats.trimmedBeforeCopy = trimmedBeforeCopy(stats, reported, { lastGenerated, removed });
           stats.lag = reported === null
             ? null
             : Math.max(0, reported - (stats.trimmedBeforeCopy ?? 0));
@@ -132,14 +135,17 @@ export async function readStreamStats(
  * group's lag for ever (entries added minus entries read); when the group
  * has delivered everything, the whole lag is such entries; when it has
  * delivered nothing of what the stream holds now (its last delivered ID is
- * below the first entry), the lag beyond the stream's length is. Otherwise
+ * below the first entry), the lag beyond the stream's length is; a stream
+ * that never lost an entry (entries-added = length) has none. Otherwise
  * (part way through) it cannot be told without reading the stream: null.
  */
 function trimmedBeforeCopy(
   stats: StreamStats,
   lag: number | null,
-  lastGenerated: string,
+  stream: { lastGenerated: string; removed: number },
 ): number | null {
+  const { lastGenerated, removed } = stream;
+  if (removed === 0) return 0; // the source never lost an entry
   if (lag === null || !stats.lastDeliveredId) return null;
   if (compareIds(stats.lastDeliveredId, lastGenerated) >= 0) return lag;
   if (stats.sourceLength === 0 || compareIds(stats.lastDeliveredId, stats.firstSourceId) < 0) {

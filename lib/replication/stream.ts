@@ -115,6 +115,12 @@ export class ReplicatedStream {
   drained = false;
   /** Consecutive failed writes (for the backoff). */
   failures = 0;
+  /**
+   * Entries its next write may carry: shrinks when the target refuses a
+   * write for lack of memory (a smaller one may fit), grows back after
+   * writes that succeed. Set by the writer.
+   */
+  writeCap = 0;
   /** The stream waits for a retry (ms since epoch) before its next write. */
   retryAt = 0;
   /** When its group maintenance is due next (ms since epoch). */

@@ -23,8 +23,8 @@ import { getLog } from "../log.ts";
 import { execReplies } from "../redis/connection.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import type { ConnectionPool } from "../redis/pool.ts";
-import { compareIds, type RawEntry } from "../redis/replies.ts";
-import type { RespValue } from "../redis/resp_parser.ts";
+import { compareIds, entryId, type RawEntry } from "../redis/replies.ts";
+import { type RespValue, SKIP_BULKS } from "../redis/resp_parser.ts";
 import { RespWriter } from "../redis/resp_writer.ts";
 import { LogDigest } from "./_log_digest.ts";
 import type { Scheduler } from "./scheduler.ts";
@@ -46,7 +46,7 @@ const EXEC = encoded(["EXEC"]);
 /** What one finished write did. */
 export interface WriteResult {
   /** IDs to acknowledge: the entries written or confirmed, and deleted ones. */
-  ids: string[];
+  ids: Array<string | Uint8Array>;
   /** Entries written. */
   written: number;
   /** Entries found already on the target. */
@@ -81,6 +81,8 @@ export interface TargetWriterOptions {
   scheduler: Scheduler;
   /** A source connection (the checks of re-deliveries look at the source stream too). */
   source: RedisConnection;
+  /** Entries a write shrinks to at the least when the target is out of memory (STREAM_BATCH_SIZE). */
+  minWriteEntries: number;
   /**
    * TARGET_STREAM_MAXLEN: cap each target stream at about this many entries; 0 = none.
    * @default {0}
@@ -168,7 +170,12 @@ export class TargetWriter {
       this.#ready.delete(stream);
       if (!this.#hooks.canWrite(stream)) continue;
       if (stream.buffered === 0 && stream.deleted.length === 0) continue;
-      const entries = stream.take(WRITE_MAX_ENTRIES, WRITE_MAX_BYTES);
+      if (stream.writeCap === 0) stream.writeCap = WRITE_MAX_ENTRIES;
+      const cap = stream.writeCap;
+      const entries = stream.take(
+        cap,
+        Math.max(1, Math.floor(WRITE_MAX_BYTES * cap / WRITE_MAX_ENTRIES)),
+      );
       const deleted = stream.deleted;
       stream.deleted = [];
       let bytes = 0;
@@ -177,7 +184,7 @@ export class TargetWriter {
       stream.writing = true;
       this.#inflight++;
       const careful = entries.length === 0 ||
-        compareIds(entries[0].id, stream.targetTop) <= 0 ||
+        compareIds(entryId(entries[0]), stream.targetTop) <= 0 ||
         this.#hooks.staleReadsPossible(stream);
       if (careful) {
         this.#writeCarefully(write);
@@ -213,7 +220,8 @@ export class TargetWriter {
       for (const w of writes) count += w.entries.length + 2;
       replies = await conn.batch(db, count, (out) => {
         for (const w of writes) this.#encode(out, w);
-      }, { buffers: true, name: "MULTI/XADD/EXEC" });
+        // The new IDs EXEC returns are not needed, only its errors.
+      }, { buffers: true, rawDepth: SKIP_BULKS, name: "MULTI/XADD/EXEC" });
     } catch (error) {
       for (const w of writes) this.#failed(w, error);
       return;
@@ -252,12 +260,13 @@ export class TargetWriter {
     }
     const stream = w.stream;
     let written = 0;
+    let last: RawEntry | undefined;
     const duplicates: RawEntry[] = [];
     for (let i = 0; i < results.length; i++) {
       const r = results[i];
       if (!(r instanceof RedisReplyError)) {
         written++;
-        stream.advance(w.entries[i].id, compareIds);
+        last = w.entries[i]; // entries are in ID order: the last written one is the top
         continue;
       }
       if (DUPLICATE_ID.test(r.message)) {
@@ -267,6 +276,7 @@ export class TargetWriter {
       this.#failed(w, r.code === "WRONGTYPE" ? wrongType(w, r) : r);
       return;
     }
+    if (last !== undefined) stream.advance(entryId(last), compareIds);
     if (duplicates.length > 0) {
       // The target's top moved behind our back (an earlier delivery of these entries was
       // written after all, or another writer): check those entries carefully.
@@ -305,11 +315,13 @@ export class TargetWriter {
       let pending = from.entries;
       for (let round = 0;; round++) {
         let split = 0;
-        while (split < pending.length && compareIds(pending[split].id, stream.targetTop) <= 0) {
+        while (
+          split < pending.length && compareIds(entryId(pending[split]), stream.targetTop) <= 0
+        ) {
           split++;
         }
         if (split > 0) {
-          await confirmOnTarget(stream, pending.slice(0, split).map((e) => e.id), {
+          await confirmOnTarget(stream, pending.slice(0, split).map(entryId), {
             target: conn,
             source: this.#options.source,
           });
@@ -331,7 +343,7 @@ export class TargetWriter {
           const r = results[i];
           if (r.status === "fulfilled") {
             written++;
-            stream.advance(fresh[i].id, compareIds);
+            stream.advance(entryId(fresh[i]), compareIds);
             continue;
           }
           const error = r.reason;
@@ -361,11 +373,12 @@ export class TargetWriter {
   #done(w: Write, written: number, skipped: number, ms: number): void {
     const stream = w.stream;
     stream.failures = 0;
+    stream.writeCap = Math.min(WRITE_MAX_ENTRIES, stream.writeCap * 2);
     if (stream.status.state === "retrying") {
       stream.status.state = "replicating";
       this.#resumedLog.add(stream.ref.label, "");
     }
-    const ids = w.entries.map((e) => e.id);
+    const ids: Array<string | Uint8Array> = w.entries.map((e) => e.id);
     for (const id of w.deleted) ids.push(id);
     this.#release(w);
     this.#hooks.written(stream, { ids, written, skipped, deleted: w.deleted.length, ms });
@@ -396,6 +409,15 @@ export class TargetWriter {
     // Retried: the batch goes back in front of what was read meanwhile (a later write
     // carries it, and whatever of it the target holds is found by its ID).
     stream.unshift(w.entries);
+    if (error instanceof RedisReplyError && error.code === "OOM") {
+      // A big write may not fit where a smaller one still does (a transaction's queued
+      // commands count against maxmemory while it is being queued).
+      // Not below one read's batch (STREAM_BATCH_SIZE): a target that cannot take that is full.
+      stream.writeCap = Math.max(
+        this.#options.minWriteEntries,
+        Math.floor(Math.min(stream.writeCap, w.entries.length) / 4),
+      );
+    }
     stream.deleted = [...w.deleted, ...stream.deleted];
     this.#release(w);
     const message = errorMessage(error);
@@ -434,7 +456,7 @@ function wrongType(w: Write, cause: RedisReplyError): StreamStoppedError {
 
 /** The lowest ID of a batch (deleted IDs included: they are acked with it). */
 function lowest(entries: readonly RawEntry[], deleted: readonly string[]): string {
-  let low = entries[0]?.id ?? deleted[0];
+  let low = entries.length > 0 ? entryId(entries[0]) : deleted[0];
   for (const id of deleted) if (compareIds(id, low) < 0) low = id;
   return low;
 }
