@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { RedisReplyError } from "../lib/errors.ts";
-import { ProtocolError, RawArray, RespParser, type RespValue } from "../lib/redis/resp_parser.ts";
+import {
+  ProtocolError,
+  RawArray,
+  RawEntry,
+  RespParser,
+  type RespValue,
+} from "../lib/redis/resp_parser.ts";
 import { RespWriter } from "../lib/redis/resp_writer.ts";
 
 // Unit tests of the incremental RESP2 reply parser, on real bytes only. The
@@ -33,6 +39,7 @@ type Plain =
   | { error: string; code: string }
   | { bulk: string }
   | { raw: string; count: number; items: string[] }
+  | { entry: string; raw: string; count: number; items: string[] }
   | Plain[];
 
 const status = (s: string): Gen => ({ status: s });
@@ -107,6 +114,14 @@ function plain(value: RespValue): Plain {
   if (value instanceof RawArray) {
     return {
       raw: BYTES.decode(value.bytes),
+      count: value.count,
+      items: value.items().map((item) => BYTES.decode(item)),
+    };
+  }
+  if (value instanceof RawEntry) {
+    return {
+      entry: value.idText(),
+      raw: BYTES.decode(value.fields),
       count: value.count,
       items: value.items().map((item) => BYTES.decode(item)),
     };

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { RawArray } from "./resp_parser.ts";
+import { RawEntry } from "./resp_values.ts";
 
 const DECODER = new TextDecoder();
 
@@ -103,20 +103,9 @@ export function idTime(id: string): number {
   return Number(id.split("-")[0]);
 }
 
-/**
- * One stream entry as it came from the server: its ID as text and its
- * fields and values as the RESP bytes they arrived in (written back into
- * an XADD as they are). Views of the read buffer: do not keep them longer
- * than the copy takes.
- */
-export interface RawEntry {
-  /** `ms-seq`, as the ASCII bytes it came in (see {@linkcode entryId} for text). */
-  id: Uint8Array;
-  /** Fields and values. */
-  fields: RawArray;
-}
+export { RawEntry };
 
-/** Entries of a reply read with `rawDepth` (fields as {@linkcode RawArray}), and IDs without fields (deleted). */
+/** Entries of a reply read in entries mode (`entriesAt`), and the IDs of those that no longer exist. */
 export interface RawEntries {
   /** Entries in ID order. */
   entries: RawEntry[];
@@ -126,23 +115,22 @@ export interface RawEntries {
   bytes: number;
 }
 
-/** `[[id, fields], ...]` with fields as RawArray (XRANGE: rawDepth 2). */
+/** A list of {@linkcode RawEntry} (XRANGE read with `entriesAt(1)`). */
 export function parseRawEntries(reply: unknown): RawEntries {
   const out: RawEntries = { entries: [], deleted: [], bytes: 0 };
   if (!Array.isArray(reply)) return out;
   for (const item of reply) {
-    if (!Array.isArray(item)) continue;
-    const id = item[0] as Uint8Array;
-    const fields = item[1];
-    if (fields instanceof RawArray) {
-      out.entries.push({ id, fields });
-      out.bytes += fields.bytes.byteLength;
-    } else out.deleted.push(ascii(id));
+    if (!(item instanceof RawEntry)) continue;
+    if (item.deleted) out.deleted.push(item.idText());
+    else {
+      out.entries.push(item);
+      out.bytes += item.size;
+    }
   }
   return out;
 }
 
-/** XREADGROUP's `[[key, entries], ...]` read with rawDepth 4: per key (a copy), its entries. */
+/** XREADGROUP's `[[key, entries], ...]` read with `entriesAt(3)`: per key (a view), its entries. */
 export function parseRawMultiRead(reply: unknown): Array<{ key: Uint8Array } & RawEntries> {
   if (!Array.isArray(reply)) return [];
   return reply.map((item) => {
@@ -151,7 +139,7 @@ export function parseRawMultiRead(reply: unknown): Array<{ key: Uint8Array } & R
   });
 }
 
-/** XAUTOCLAIM's `[cursor, entries, deletedIds]` read with rawDepth 3. */
+/** XAUTOCLAIM's `[cursor, entries, deletedIds]` read with `entriesAt(2)`. */
 export function parseRawAutoClaim(reply: unknown): { cursor: string } & RawEntries {
   const [cursor, entries, deletedIds] = reply as [unknown, unknown, unknown];
   const parsed = parseRawEntries(entries);
@@ -161,7 +149,7 @@ export function parseRawAutoClaim(reply: unknown): { cursor: string } & RawEntri
 
 /** A raw entry's ID as text. */
 export function entryId(entry: RawEntry): string {
-  return ascii(entry.id);
+  return entry.idText();
 }
 
 /** An ASCII bulk string (an ID) as text, without a decoder. */

@@ -13,6 +13,9 @@
  * @module
  */
 import { RedisReplyError } from "../errors.ts";
+import { RawArray, RawEntry } from "./resp_values.ts";
+
+export { RawArray, RawEntry };
 
 const CR = 13;
 const READ_SIZE = 64 * 1024;
@@ -30,40 +33,7 @@ const SKIPPED = new Uint8Array(0);
 export const SKIP_BULKS = -2;
 const UTF8 = new TextDecoder();
 
-/**
- * An array of bulk strings kept as its RESP encoding (`$3\r\nabc\r\n...`,
- * without the `*n` header): the fields and values of a stream entry.
- */
-export class RawArray {
-  /** The RESP bytes of the elements. */
-  readonly bytes: Uint8Array;
-  /** How many elements. */
-  readonly count: number;
-
-  constructor(bytes: Uint8Array, count: number) {
-    this.bytes = bytes;
-    this.count = count;
-  }
-
-  /** The elements, as views of {@linkcode RawArray.bytes}. */
-  items(): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    const b = this.bytes;
-    let p = 0;
-    while (p < b.length) {
-      // `$<len>\r\n<bytes>\r\n`
-      let n = 0;
-      let q = p + 1;
-      while (b[q] !== CR) n = n * 10 + (b[q++] - 48);
-      q += 2;
-      out.push(b.subarray(q, q + n));
-      p = q + n + 2;
-    }
-    return out;
-  }
-}
-
-/** A reply value: string (status), number, Uint8Array (bulk), null, array, RawArray or an error reply. */
+/** A reply value: string (status), number, Uint8Array (bulk), null, array, RawArray, RawEntry or an error reply. */
 export type RespValue =
   | string
   | number
@@ -71,16 +41,54 @@ export type RespValue =
   | null
   | RespValue[]
   | RawArray
+  | RawEntry
   | RedisReplyError;
 
+/** An array being parsed: its values, bulk strings kept raw, or a stream entry. */
+const NORMAL = 0;
+const RAW = 1;
+const ENTRY = 2;
+
 interface Frame {
-  /** Elements so far (undefined for a raw frame). */
+  kind: typeof NORMAL | typeof RAW | typeof ENTRY;
+  /** Elements so far (normal frames). */
   items: RespValue[] | undefined;
   /** Elements still to come. */
   remaining: number;
   /** Raw frame: offset in the buffer where its elements start, and their count. */
   rawStart: number;
   rawCount: number;
+  /** Entry frame: where its ID starts and ends, and its fields (start, end, count). */
+  idStart: number;
+  idEnd: number;
+  fieldsStart: number;
+  fieldsEnd: number;
+  fieldsCount: number;
+}
+
+/**
+ * A mode that returns the arrays at `depth` of a reply as
+ * {@linkcode RawEntry}s (stream entries: 3 in an XREADGROUP reply, 2 in an
+ * XAUTOCLAIM reply, 1 in an XRANGE reply).
+ */
+export function entriesAt(depth: number): number {
+  return ENTRIES_BASE + depth;
+}
+const ENTRIES_BASE = 1000;
+
+function frame(kind: Frame["kind"], remaining: number, start: number): Frame {
+  return {
+    kind,
+    items: kind === NORMAL ? [] : undefined,
+    remaining,
+    rawStart: start,
+    rawCount: remaining,
+    idStart: start,
+    idEnd: start,
+    fieldsStart: start,
+    fieldsEnd: start,
+    fieldsCount: -1,
+  };
 }
 
 /** Thrown when the bytes are not RESP2: the connection must be closed. */
@@ -100,6 +108,7 @@ export class RespParser {
   /** Length of a bulk string whose header is read and whose bytes are not all here yet. */
   #bulkLen = -1;
   #rawDepth = -1;
+  #entryDepth = -1;
   #skip = false;
   #inReply = false;
 
@@ -126,31 +135,41 @@ export class RespParser {
 
   /**
    * Parses every complete reply received so far and calls `onReply` with
-   * each, in order. `rawDepth` is asked at the start of each reply: the
-   * depth (0 = the reply itself) of arrays to keep raw, -1, or
-   * {@linkcode SKIP_BULKS}.
+   * each, in order. `mode` is asked at the start of each reply: the depth
+   * (0 = the reply itself) of arrays to keep raw, -1, {@linkcode SKIP_BULKS},
+   * or {@linkcode entriesAt}(depth).
    *
    * @throws {ProtocolError} on bytes that are not RESP2.
    */
-  parse(rawDepth: () => number, onReply: (value: RespValue) => void): void {
+  parse(mode: () => number, onReply: (value: RespValue) => void): void {
     const buf = this.#buf;
     while (true) {
       if (!this.#inReply) {
         if (this.#pos >= this.#end) return;
-        this.#rawDepth = rawDepth();
-        this.#skip = this.#rawDepth === SKIP_BULKS;
+        const m = mode();
+        this.#entryDepth = m >= ENTRIES_BASE ? m - ENTRIES_BASE : -1;
+        this.#rawDepth = m >= ENTRIES_BASE ? -1 : m;
+        this.#skip = m === SKIP_BULKS;
         this.#inReply = true;
       }
       const top = this.#stack.length > 0 ? this.#stack[this.#stack.length - 1] : undefined;
-      const raw = top !== undefined && top.items === undefined;
+      const kind = top === undefined ? NORMAL : top.kind;
       if (this.#bulkLen >= 0) {
         const n = this.#bulkLen;
         if (this.#end - this.#pos < n + 2) return;
         const start = this.#pos;
         this.#pos += n + 2;
         this.#bulkLen = -1;
-        if (raw) this.#rawElement(onReply);
-        else this.#emit(this.#skip ? SKIPPED : buf.subarray(start, start + n), onReply);
+        if (kind === RAW) this.#rawElement(onReply);
+        else if (kind === ENTRY) {
+          // The entry's ID: kept as its position, not as a view.
+          if (top!.remaining !== 2) {
+            throw new ProtocolError("A stream entry's fields are not an array");
+          }
+          top!.idStart = start;
+          top!.idEnd = start + n;
+          top!.remaining--;
+        } else this.#emit(this.#skip ? SKIPPED : buf.subarray(start, start + n), onReply);
         continue;
       }
       if (this.#pos >= this.#end) return;
@@ -160,41 +179,47 @@ export class RespParser {
       while (lineEnd < end && buf[lineEnd] !== CR) lineEnd++;
       if (lineEnd + 1 >= end) return; // the line is not complete yet
       const lineStart = this.#pos + 1;
-      if (raw && type !== 36) {
+      if (kind === RAW && type !== 36) {
         throw new ProtocolError(
           `Expected a bulk string in a stream entry, got "${String.fromCharCode(type)}"`,
         );
+      }
+      if (kind === ENTRY && (type === 36) !== (top!.remaining === 2)) {
+        throw new ProtocolError("A stream entry is not [id, fields]");
       }
       this.#pos = lineEnd + 2;
       switch (type) {
         case 36: { // $ bulk string
           const n = this.#integer(lineStart, lineEnd);
           if (n < 0) {
-            if (raw) throw new ProtocolError("Null bulk string in a stream entry");
+            if (kind !== NORMAL) throw new ProtocolError("Null bulk string in a stream entry");
             this.#emit(null, onReply);
           } else this.#bulkLen = n;
           break;
         }
         case 42: { // * array
           const n = this.#integer(lineStart, lineEnd);
-          if (n < 0) this.#emit(null, onReply);
-          else if (this.#stack.length === this.#rawDepth) {
+          const depth = this.#stack.length;
+          if (kind === ENTRY) {
+            // The entry's fields (or nil: an entry that no longer exists).
+            if (n <= 0) this.#entryFields(this.#pos, n < 0 ? -1 : 0, onReply);
+            else this.#stack.push(frame(RAW, n, this.#pos));
+          } else if (n < 0) this.#emit(null, onReply);
+          else if (depth === this.#entryDepth) {
+            if (n !== 2) throw new ProtocolError(`A stream entry of ${n} elements`);
+            this.#stack.push(frame(ENTRY, 2, this.#pos));
+          } else if (depth === this.#rawDepth) {
             if (n === 0) this.#emit(new RawArray(buf.subarray(this.#pos, this.#pos), 0), onReply);
-            else {this.#stack.push({
-                items: undefined,
-                remaining: n,
-                rawStart: this.#pos,
-                rawCount: n,
-              });}
+            else this.#stack.push(frame(RAW, n, this.#pos));
           } else if (n === 0) this.#emit([], onReply);
-          else this.#stack.push({ items: [], remaining: n, rawStart: 0, rawCount: 0 });
+          else this.#stack.push(frame(NORMAL, n, this.#pos));
           break;
         }
         case 43: // + status
           this.#emit(status(buf, lineStart, lineEnd), onReply);
           break;
         case 45: // - error
-          this.#emit(new RedisReplyError(UTF8.decode(buf.subarray(lineStart, lineEnd))), onReply);
+          this.#emit(replyError(UTF8.decode(buf.subarray(lineStart, lineEnd))), onReply);
           break;
         case 58: // : integer
           this.#emit(this.#integer(lineStart, lineEnd), onReply);
@@ -210,7 +235,25 @@ export class RespParser {
     const top = this.#stack[this.#stack.length - 1];
     if (--top.remaining > 0) return;
     this.#stack.pop();
+    const parent = this.#stack[this.#stack.length - 1];
+    if (parent?.kind === ENTRY) {
+      parent.fieldsStart = top.rawStart;
+      this.#entryFields(this.#pos, top.rawCount, onReply);
+      return;
+    }
     this.#emit(new RawArray(this.#buf.subarray(top.rawStart, this.#pos), top.rawCount), onReply);
+  }
+
+  /** The fields of the entry frame on top end at `end` (`count` of them, -1: nil): the entry is done. */
+  #entryFields(end: number, count: number, onReply: (value: RespValue) => void): void {
+    const entry = this.#stack.pop()!;
+    if (count <= 0) entry.fieldsStart = end;
+    const value = new RawEntry(
+      this.#buf,
+      [entry.idStart, entry.idEnd],
+      [entry.fieldsStart, end, count],
+    );
+    this.#emit(value, onReply);
   }
 
   #emit(value: RespValue, onReply: (value: RespValue) => void): void {
@@ -254,17 +297,39 @@ export class RespParser {
    */
   #grow(need: number): void {
     let keep = this.#pos;
-    for (const frame of this.#stack) {
-      if (frame.items === undefined && frame.rawStart < keep) keep = frame.rawStart;
+    for (const f of this.#stack) {
+      if (f.kind === RAW && f.rawStart < keep) keep = f.rawStart;
+      if (f.kind === ENTRY && f.idStart < keep) keep = f.idStart;
     }
     const carried = this.#end - keep;
     // Doubling: a raw array far bigger than a read is copied O(log n) times, not once per read.
     const next = new Uint8Array(Math.max(READ_SIZE, 2 * carried + need + MIN_FREE));
     next.set(this.#buf.subarray(keep, this.#end));
-    for (const frame of this.#stack) if (frame.items === undefined) frame.rawStart -= keep;
+    for (const f of this.#stack) {
+      if (f.kind === NORMAL) continue;
+      f.rawStart -= keep;
+      f.idStart -= keep;
+      f.idEnd -= keep;
+      f.fieldsStart -= keep;
+    }
     this.#buf = next;
     this.#pos -= keep;
     this.#end -= keep;
+  }
+}
+
+/**
+ * An error reply as a {@linkcode RedisReplyError}, without a stack trace:
+ * thousands of them arrive at once ("no such key" for every new stream),
+ * and where one was parsed says nothing about who sent the command.
+ */
+function replyError(message: string): RedisReplyError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new RedisReplyError(message);
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 

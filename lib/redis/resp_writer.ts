@@ -73,6 +73,26 @@ export class RespWriter {
     this.#buf[this.#len++] = LF;
   }
 
+  /** `buffer[start..end)` as a bulk string, without a view of it. */
+  bulkSlice(buffer: Uint8Array, start: number, end: number): void {
+    this.#bulkHeader(end - start);
+    this.rawSlice(buffer, start, end);
+    this.#reserve(2);
+    this.#buf[this.#len++] = CR;
+    this.#buf[this.#len++] = LF;
+  }
+
+  /** `buffer[start..end)`, already RESP (the fields of a stream entry), copied as it is. */
+  rawSlice(buffer: Uint8Array, start: number, end: number): void {
+    const n = end - start;
+    this.#reserve(n);
+    const out = this.#buf;
+    let at = this.#len;
+    if (n <= 32) { for (let i = start; i < end; i++) out[at++] = buffer[i]; }
+    else out.set(buffer.subarray(start, end), at);
+    this.#len += n;
+  }
+
   /** A decimal integer as a bulk string, without a string in between. */
   bulkInteger(n: number): void {
     this.#bulkHeader(n < 0 ? decimalLength(-n) + 1 : decimalLength(n));
@@ -105,6 +125,11 @@ export class RespWriter {
     this.#buf = spare && spare.length <= MAX_KEPT_SIZE ? spare : new Uint8Array(INITIAL_SIZE);
     this.#len = 0;
     return out;
+  }
+
+  /** Makes room for `bytes` more (when the size of what follows is known: one copy, not several). */
+  reserve(bytes: number): void {
+    this.#reserve(bytes);
   }
 
   /** Drops what was encoded and not taken (e.g. a pipeline abandoned half way). */

@@ -9,13 +9,15 @@
  */
 import { RedisReplyError, StreamGoneError } from "../errors.ts";
 import type { RedisConnection } from "../redis/connection.ts";
+import { entriesAt } from "../redis/resp_parser.ts";
 import { parseFlatMap, parseRawAutoClaim, type RawEntries, text } from "../redis/replies.ts";
+import { chunksBy, groupBy } from "./_group_by.ts";
 import type { ReplicatedStream } from "./stream.ts";
 
 /** Streams per pipeline when many are asked about at once. */
 const CHUNK = 1000;
-/** Depth of the entries' field lists in an XAUTOCLAIM reply. */
-const CLAIM_RAW_DEPTH = 3;
+/** Depth of the entries in an XAUTOCLAIM reply. */
+const CLAIM_ENTRY_DEPTH = entriesAt(2);
 
 /** Options for {@linkcode ensureGroups}. */
 export interface EnsureGroupsOptions {
@@ -111,7 +113,7 @@ export async function claimPending(
     const reply = await conn.send(
       stream.ref.db,
       ["XAUTOCLAIM", stream.ref.key, group, consumer, "0", cursor, "COUNT", String(count)],
-      { buffers: true, rawDepth: CLAIM_RAW_DEPTH },
+      { buffers: true, rawDepth: CLAIM_ENTRY_DEPTH },
     );
     return parseRawAutoClaim(reply);
   } catch (error) {
@@ -174,9 +176,7 @@ export async function removeConsumers(
   options: { group: string },
 ): Promise<PromiseSettledResult<unknown>[]> {
   const out: PromiseSettledResult<unknown>[] = [];
-  const byDb = new Map<number, Array<{ stream: ReplicatedStream; name: string }>>();
-  for (const r of removals) byDb.set(r.stream.ref.db, [...(byDb.get(r.stream.ref.db) ?? []), r]);
-  for (const [db, list] of byDb) {
+  for (const [db, list] of groupBy(removals, (r) => r.stream.ref.db)) {
     out.push(
       ...await conn.pipeline(
         db,
@@ -262,15 +262,5 @@ function chunks(
   streams: readonly ReplicatedStream[],
   key: (s: ReplicatedStream) => number,
 ): Array<[number, ReplicatedStream[]]> {
-  const byDb = new Map<number, ReplicatedStream[]>();
-  for (const s of streams) {
-    const list = byDb.get(key(s));
-    if (list) list.push(s);
-    else byDb.set(key(s), [s]);
-  }
-  const out: Array<[number, ReplicatedStream[]]> = [];
-  for (const [db, list] of byDb) {
-    for (let i = 0; i < list.length; i += CHUNK) out.push([db, list.slice(i, i + CHUNK)]);
-  }
-  return out;
+  return chunksBy(streams, key, CHUNK);
 }

@@ -16,6 +16,7 @@ import { serverAddress } from "../redis/endpoint.ts";
 import { ConnectionPool } from "../redis/pool.ts";
 import { parseFlatMap, text } from "../redis/replies.ts";
 import { ServerHealth, type ServerHealthStatus } from "../redis/server_health.ts";
+import { groupBy } from "./_group_by.ts";
 import { findStreams } from "./discover.ts";
 import { type EngineHooks, ReplicationEngine } from "./engine.ts";
 import { pendingCounts } from "./group.ts";
@@ -430,11 +431,10 @@ export class Orchestrator {
    * stream the first found (lowest DB) wins, as on a first start.
    */
   async #previousOwnersFirst(candidates: StreamRef[]): Promise<StreamRef[]> {
-    const byTarget = new Map<string, StreamRef[]>();
-    for (const ref of candidates) {
-      if (this.#active.has(ref.id) || this.#targets.has(ref.targetId)) continue;
-      byTarget.set(ref.targetId, [...(byTarget.get(ref.targetId) ?? []), ref]);
-    }
+    const byTarget = groupBy(
+      candidates.filter((ref) => !this.#active.has(ref.id) && !this.#targets.has(ref.targetId)),
+      (ref) => ref.targetId,
+    );
     const first = new Set<string>();
     for (const refs of byTarget.values()) {
       if (refs.length < 2) continue;

@@ -21,8 +21,9 @@ import {
 import { getLog } from "../log.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import { compareIds, entryId, parseRawMultiRead, type RawEntry } from "../redis/replies.ts";
-import type { RespValue } from "../redis/resp_parser.ts";
+import { entriesAt, type RespValue } from "../redis/resp_parser.ts";
 import type { RespWriter } from "../redis/resp_writer.ts";
+import { groupBy } from "./_group_by.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import { toHex } from "./stream_ref.ts";
 
@@ -42,8 +43,8 @@ const MAX_READS_PER_ROUND_TRIP = 16;
 const ENTRIES_PER_ROUND_TRIP = 20_000;
 /** While streams with a backlog are read, the others are looked at this often. */
 const SWEEP_INTERVAL_MS = 10;
-/** Depth of the entries' field lists in an XREADGROUP reply. */
-const READ_RAW_DEPTH = 4;
+/** Depth of the entries in an XREADGROUP reply. */
+const READ_ENTRY_DEPTH = entriesAt(3);
 
 /** What the reader tells about the streams it reads. */
 export interface ReaderHooks {
@@ -234,7 +235,7 @@ export class StreamReader {
    * the ">" reads are sent several times over (each brings the next batch).
    */
   async #readNow(streams: ReplicatedStream[], repeat: boolean): Promise<void> {
-    for (const [db, list] of byDb(streams)) {
+    for (const [db, list] of groupBy(streams, (s) => s.ref.db)) {
       const commands: Array<{ streams: ReplicatedStream[]; fromHistory: boolean }> = [];
       const fresh = list.filter((s) => s.history === undefined);
       const history = list.filter((s) => s.history !== undefined);
@@ -261,7 +262,7 @@ export class StreamReader {
 
   /** One blocking read of `wanting` (of one DB, rotating when several share this reader). */
   async #readBlocking(wanting: ReplicatedStream[]): Promise<void> {
-    const dbs = byDb(wanting);
+    const dbs = groupBy(wanting, (s) => s.ref.db);
     const keys = [...dbs.keys()];
     const db = keys[this.#rotation++ % keys.length];
     const blockMs = keys.length === 1
@@ -304,7 +305,7 @@ export class StreamReader {
           for (const s of streams) w.bulk(s.ref.key);
           for (const s of streams) w.bulk(s.history ?? ">");
         }
-      }, { buffers: true, blockMs, rawDepth: READ_RAW_DEPTH, name: "XREADGROUP" });
+      }, { buffers: true, blockMs, rawDepth: READ_ENTRY_DEPTH, name: "XREADGROUP" });
       const failed = replies.find((r) => r instanceof RedisReplyError);
       if (failed) throw failed;
       return replies;
@@ -415,16 +416,6 @@ export class StreamReader {
       }
     }
   }
-}
-
-function byDb(streams: ReplicatedStream[]): Map<number, ReplicatedStream[]> {
-  const map = new Map<number, ReplicatedStream[]>();
-  for (const s of streams) {
-    const list = map.get(s.ref.db);
-    if (list) list.push(s);
-    else map.set(s.ref.db, [s]);
-  }
-  return map;
 }
 
 /** The hex of a stream's key, taken from its id (`db:hex`). */

@@ -9,6 +9,7 @@
  */
 import type { RedisConnection } from "../redis/connection.ts";
 import { compareIds, idTime, parseEntries, parseFlatMap, text } from "../redis/replies.ts";
+import { chunksBy } from "./_group_by.ts";
 import type { StreamRef } from "./stream_ref.ts";
 
 /** Where one stream's copy stands. */
@@ -69,7 +70,7 @@ export async function readStreamStats(
   const { source, target } = connections;
   const { group } = options;
   const out = new Map<string, StreamStats>();
-  for (const [db, list] of chunked(refs, (r) => r.db)) {
+  for (const [db, list] of chunksBy(refs, (r) => r.db, CHUNK)) {
     const results = await source.pipeline(
       db,
       list.flatMap((r) => [["XINFO", "STREAM", r.key], ["XINFO", "GROUPS", r.key]]),
@@ -108,7 +109,7 @@ export async function readStreamStats(
       out.set(ref.id, stats);
     });
   }
-  for (const [db, list] of chunked(refs, (r) => r.targetDb)) {
+  for (const [db, list] of chunksBy(refs, (r) => r.targetDb, CHUNK)) {
     const results = await target.pipeline(
       db,
       list.flatMap((
@@ -187,21 +188,4 @@ function emptyStats(): StreamStats {
     targetWrongType: false,
     lagSeconds: 0,
   };
-}
-
-function chunked(
-  refs: readonly StreamRef[],
-  key: (ref: StreamRef) => number,
-): Array<[number, StreamRef[]]> {
-  const byDb = new Map<number, StreamRef[]>();
-  for (const ref of refs) {
-    const list = byDb.get(key(ref));
-    if (list) list.push(ref);
-    else byDb.set(key(ref), [ref]);
-  }
-  const out: Array<[number, StreamRef[]]> = [];
-  for (const [db, list] of byDb) {
-    for (let i = 0; i < list.length; i += CHUNK) out.push([db, list.slice(i, i + CHUNK)]);
-  }
-  return out;
 }

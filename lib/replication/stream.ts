@@ -190,7 +190,7 @@ export class ReplicatedStream {
     let end = start;
     let bytes = 0;
     while (end < this.buffer.length && end - start < maxEntries) {
-      const size = this.buffer[end].fields.bytes.byteLength;
+      const size = this.buffer[end].size;
       if (end > start && bytes + size > maxBytes) break;
       bytes += size;
       end++;
@@ -213,7 +213,7 @@ export class ReplicatedStream {
   unshift(batch: readonly RawEntry[]): void {
     if (batch.length === 0) return;
     let bytes = 0;
-    for (const entry of batch) bytes += entry.fields.bytes.byteLength;
+    for (const entry of batch) bytes += entry.size;
     this.buffer = [...batch, ...this.buffer.slice(this.head)];
     this.head = 0;
     this.bufferedBytes += bytes;

@@ -11,6 +11,7 @@ import { RedisReplyError, StreamStoppedError } from "../errors.ts";
 import { getLog } from "../log.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import { compareIds, parseEntries, parseFlatMap, text } from "../redis/replies.ts";
+import { chunksBy } from "./_group_by.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import type { StreamRef } from "./stream_ref.ts";
 
@@ -31,28 +32,23 @@ export async function loadTargetTops(
   streams: readonly ReplicatedStream[],
 ): Promise<Map<ReplicatedStream, StreamStoppedError>> {
   const stopped = new Map<ReplicatedStream, StreamStoppedError>();
-  const byDb = new Map<number, ReplicatedStream[]>();
-  for (const s of streams) byDb.set(s.ref.targetDb, [...(byDb.get(s.ref.targetDb) ?? []), s]);
-  for (const [db, list] of byDb) {
-    for (let i = 0; i < list.length; i += 1000) {
-      const chunk = list.slice(i, i + 1000);
-      const replies = await conn.pipeline(
-        db,
-        chunk.map((s) => ["XINFO", "STREAM", s.ref.targetKey]),
-      );
-      chunk.forEach((s, j) => {
-        const r = replies[j];
-        if (r.status === "fulfilled") {
-          setTop(s, text(parseFlatMap(r.value).get("last-generated-id") ?? "0-0"));
-        } else if (r.reason instanceof RedisReplyError && /no such key/i.test(r.reason.message)) {
-          setTop(s, "0-0");
-        } else if (r.reason instanceof RedisReplyError && r.reason.code === "WRONGTYPE") {
-          stopped.set(s, new StreamStoppedError(wrongTypeMessage(s.ref), { cause: r.reason }));
-        } else {
-          throw r.reason;
-        }
-      });
-    }
+  for (const [db, chunk] of chunksBy(streams, (s) => s.ref.targetDb, 1000)) {
+    const replies = await conn.pipeline(
+      db,
+      chunk.map((s) => ["XINFO", "STREAM", s.ref.targetKey]),
+    );
+    chunk.forEach((s, j) => {
+      const r = replies[j];
+      if (r.status === "fulfilled") {
+        setTop(s, text(parseFlatMap(r.value).get("last-generated-id") ?? "0-0"));
+      } else if (r.reason instanceof RedisReplyError && /no such key/i.test(r.reason.message)) {
+        setTop(s, "0-0");
+      } else if (r.reason instanceof RedisReplyError && r.reason.code === "WRONGTYPE") {
+        stopped.set(s, new StreamStoppedError(wrongTypeMessage(s.ref), { cause: r.reason }));
+      } else {
+        throw r.reason;
+      }
+    });
   }
   return stopped;
 }

@@ -11,6 +11,7 @@ import { getLog } from "../log.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import type { ConnectionPool } from "../redis/pool.ts";
 import { parseFlatMap, text } from "../redis/replies.ts";
+import { groupBy } from "./_group_by.ts";
 import type { StreamStats } from "./stats.ts";
 import type { ReplicatedStream } from "./stream.ts";
 
@@ -45,7 +46,7 @@ export async function mirrorTrims(
     else empty.push(s);
   }
   // An empty source: everything up to its last ID was trimmed.
-  for (const [db, list] of byDb(empty, (s) => s.ref.db)) {
+  for (const [db, list] of groupBy(empty, (s) => s.ref.db)) {
     if (signal?.aborted) return;
     const replies = await source.pipeline(db, list.map((s) => ["XINFO", "STREAM", s.ref.key]));
     list.forEach((s, i) => {
@@ -55,7 +56,7 @@ export async function mirrorTrims(
       if (top !== "0-0") trims.push({ stream: s, minId: nextId(top) });
     });
   }
-  for (const [db, list] of byDb(trims, (t) => t.stream.ref.targetDb)) {
+  for (const [db, list] of groupBy(trims, (t) => t.stream.ref.targetDb)) {
     if (signal?.aborted) return;
     const replies = await target.pick(db).pipeline(
       db,
@@ -77,16 +78,6 @@ export async function mirrorTrims(
       }
     });
   }
-}
-
-function byDb<T>(items: readonly T[], db: (item: T) => number): Map<number, T[]> {
-  const map = new Map<number, T[]>();
-  for (const item of items) {
-    const list = map.get(db(item));
-    if (list) list.push(item);
-    else map.set(db(item), [item]);
-  }
-  return map;
 }
 
 /** The smallest stream ID above `id`. */

@@ -179,7 +179,7 @@ export class TargetWriter {
       const deleted = stream.deleted;
       stream.deleted = [];
       let bytes = 0;
-      for (const e of entries) bytes += e.fields.bytes.byteLength;
+      for (const e of entries) bytes += e.size;
       const write: Write = { stream, entries, deleted, bytes };
       stream.writing = true;
       this.#inflight++;
@@ -218,7 +218,12 @@ export class TargetWriter {
       const conn = this.#pool.pick(db);
       let count = 0;
       for (const w of writes) count += w.entries.length + 2;
+      let bytes = 0;
+      for (const w of writes) {
+        bytes += w.bytes + w.entries.length * (48 + w.stream.ref.targetKey.length);
+      }
       replies = await conn.batch(db, count, (out) => {
+        out.reserve(bytes);
         for (const w of writes) this.#encode(out, w);
         // The new IDs EXEC returns are not needed, only its errors.
       }, { buffers: true, rawDepth: SKIP_BULKS, name: "MULTI/XADD/EXEC" });
@@ -239,12 +244,12 @@ export class TargetWriter {
     const maxlen = this.#maxlen;
     out.raw(MULTI);
     for (const e of w.entries) {
-      out.arrayHeader(3 + maxlen.length + e.fields.count);
+      out.arrayHeader(3 + maxlen.length + e.count);
       out.bulk("XADD");
       out.bulk(key);
       for (const arg of maxlen) out.bulk(arg);
-      out.bulk(e.id);
-      out.raw(e.fields.bytes);
+      out.bulkSlice(e.buffer, e.idStart, e.idEnd);
+      out.rawSlice(e.buffer, e.fieldsStart, e.fieldsEnd);
     }
     out.raw(EXEC);
   }
@@ -335,7 +340,7 @@ export class TargetWriter {
             stream.ref.targetKey,
             ...this.#maxlen,
             e.id,
-            ...e.fields.items(),
+            ...e.items(),
           ]),
         );
         let duplicate = false;
