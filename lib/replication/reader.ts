@@ -25,7 +25,6 @@ import { entriesAt, type RespValue } from "../redis/resp_parser.ts";
 import type { RespWriter } from "../redis/resp_writer.ts";
 import { groupBy } from "./_group_by.ts";
 import type { ReplicatedStream } from "./stream.ts";
-import { toHex } from "./stream_ref.ts";
 
 const log = getLog("reader");
 
@@ -103,7 +102,8 @@ export class StreamReader {
   readonly #streams = new Set<ReplicatedStream>();
   readonly #backoff: Backoff;
   #wake: (() => void) | null = null;
-  #blockingOn: Set<ReplicatedStream> | null = null;
+  /** A blocking read is in flight (the streams in it are those with reads in flight). */
+  #blocking = false;
   #unblockSent = false;
   #staleReadsPossibleUntil = 0;
   #lastSweep = 0;
@@ -153,11 +153,10 @@ export class StreamReader {
       this.#wake();
       return;
     }
-    const blocking = this.#blockingOn;
-    if (!blocking || this.#unblockSent) return;
+    if (!this.#blocking || this.#unblockSent) return;
     const wanted = stream === undefined ? undefined : this.#hooks.wants(stream);
     // Unblock when a stream it does not block on wants entries, or one it blocks on must stop.
-    if (stream !== undefined && blocking.has(stream) === wanted) return;
+    if (stream !== undefined && (stream.readsInFlight > 0) === wanted) return;
     const id = this.#conn.clientId;
     if (id === undefined) return; // still connecting: its read starts after this
     this.#unblockSent = true;
@@ -269,13 +268,13 @@ export class StreamReader {
       ? this.#options.blockMs
       : Math.max(50, Math.floor(this.#options.blockMs / keys.length));
     const streams = dbs.get(db)!;
-    this.#blockingOn = new Set(streams);
+    this.#blocking = true;
     this.#unblockSent = false;
     try {
       const [reply] = await this.#send(db, [{ streams }], blockMs);
       this.#dispatch(streams, reply, false, new Set());
     } finally {
-      this.#blockingOn = null;
+      this.#blocking = false;
     }
   }
 
@@ -325,7 +324,11 @@ export class StreamReader {
     }
   }
 
-  /** Hands the entries of one XREADGROUP reply to their streams; adds those that got some to `got`. */
+  /**
+   * Hands the entries of one XREADGROUP reply to their streams; adds those
+   * that got some to `got`. The reply lists the streams that have entries
+   * in the order they were asked for, so they are matched in one pass.
+   */
   #dispatch(
     streams: ReplicatedStream[],
     reply: RespValue,
@@ -333,31 +336,36 @@ export class StreamReader {
     got: Set<ReplicatedStream>,
   ): void {
     const items = parseRawMultiRead(reply);
-    const byKey = new Map<string, ReplicatedStream>();
-    for (const s of streams) byKey.set(keyHex(s), s);
-    const seen = new Set<ReplicatedStream>();
+    let j = 0;
     for (const item of items) {
-      const stream = byKey.get(toHex(item.key));
-      if (!stream) continue;
-      seen.add(stream);
+      // Streams before this one in the request had nothing.
+      let k = j;
+      while (k < streams.length && !sameBytes(streams[k].ref.key, item.key)) k++;
+      let stream: ReplicatedStream | undefined;
+      if (k < streams.length) {
+        for (; j < k; j++) this.#nothingFor(streams[j], fromHistory);
+        stream = streams[j++];
+      } else {
+        // Out of the order asked for (Redis keeps it; never relied on blindly).
+        stream = streams.slice(0, j).find((s) => sameBytes(s.ref.key, item.key));
+        if (stream === undefined) continue; // not asked for
+      }
       const n = item.entries.length + item.deleted.length;
       if (fromHistory) {
         // A re-read of this consumer's pending entries: go on from the last one returned
         // (deleted ones included) until none is left.
-        const last = [...(item.entries.map(entryId)), ...item.deleted].sort(compareIds).at(-1);
-        stream.history = last;
-      } else {
-        stream.hot = item.entries.length + item.deleted.length >= this.#options.batchSize;
-      }
+        stream.history = [...item.entries.map(entryId), ...item.deleted].sort(compareIds).at(-1);
+      } else stream.hot = n >= this.#options.batchSize;
       if (n === 0) continue;
       got.add(stream);
       this.#hooks.deliver(stream, item.entries, item.deleted, item.bytes);
     }
-    for (const s of streams) {
-      if (seen.has(s)) continue;
-      if (fromHistory) s.history = undefined;
-      else s.hot = false;
-    }
+    for (; j < streams.length; j++) this.#nothingFor(streams[j], fromHistory);
+  }
+
+  #nothingFor(stream: ReplicatedStream, fromHistory: boolean): void {
+    if (fromHistory) stream.history = undefined;
+    else stream.hot = false;
   }
 
   async #failedRead(
@@ -418,7 +426,9 @@ export class StreamReader {
   }
 }
 
-/** The hex of a stream's key, taken from its id (`db:hex`). */
-function keyHex(stream: ReplicatedStream): string {
-  return stream.ref.id.slice(stream.ref.id.indexOf(":") + 1);
+/** Whether two keys are the same bytes. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -10,7 +10,8 @@
 import { RedisReplyError, StreamStoppedError } from "../errors.ts";
 import { getLog } from "../log.ts";
 import type { RedisConnection } from "../redis/connection.ts";
-import { compareIds, parseEntries, parseFlatMap, text } from "../redis/replies.ts";
+import { compareIds, parseEntries, parseFlatMap, parseRawEntries, text } from "../redis/replies.ts";
+import { entriesAt } from "../redis/resp_parser.ts";
 import { chunksBy } from "./_group_by.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import type { StreamRef } from "./stream_ref.ts";
@@ -33,16 +34,18 @@ export async function loadTargetTops(
 ): Promise<Map<ReplicatedStream, StreamStoppedError>> {
   const stopped = new Map<ReplicatedStream, StreamStoppedError>();
   for (const [db, chunk] of chunksBy(streams, (s) => s.ref.targetDb, 1000)) {
+    // The last entry's ID: a missing key is no error (new streams have none), and a top
+    // below the last generated ID (its last entry was deleted) is found by the first
+    // write, which the target then refuses, and the exact top is reloaded.
     const replies = await conn.pipeline(
       db,
-      chunk.map((s) => ["XINFO", "STREAM", s.ref.targetKey]),
+      chunk.map((s) => ["XREVRANGE", s.ref.targetKey, "+", "-", "COUNT", "1"]),
+      { buffers: true, rawDepth: entriesAt(1) },
     );
     chunk.forEach((s, j) => {
       const r = replies[j];
       if (r.status === "fulfilled") {
-        setTop(s, text(parseFlatMap(r.value).get("last-generated-id") ?? "0-0"));
-      } else if (r.reason instanceof RedisReplyError && /no such key/i.test(r.reason.message)) {
-        setTop(s, "0-0");
+        setTop(s, parseRawEntries(r.value).entries[0]?.idText() ?? "0-0");
       } else if (r.reason instanceof RedisReplyError && r.reason.code === "WRONGTYPE") {
         stopped.set(s, new StreamStoppedError(wrongTypeMessage(s.ref), { cause: r.reason }));
       } else {
@@ -53,14 +56,27 @@ export async function loadTargetTops(
   return stopped;
 }
 
-/** Reloads one stream's target top (after the target refused IDs as not above it). */
+/** Reloads one stream's target top, exactly (after the target refused IDs as not above it). */
 export async function reloadTargetTop(
   conn: RedisConnection,
   stream: ReplicatedStream,
 ): Promise<void> {
-  const stopped = await loadTargetTops(conn, [stream]);
-  const error = stopped.get(stream);
-  if (error) throw error;
+  try {
+    const info = parseFlatMap(
+      await conn.send(stream.ref.targetDb, [
+        "XINFO",
+        "STREAM",
+        stream.ref.targetKey,
+      ]),
+    );
+    setTop(stream, text(info.get("last-generated-id") ?? "0-0"));
+  } catch (error) {
+    if (error instanceof RedisReplyError && /no such key/i.test(error.message)) {
+      setTop(stream, "0-0");
+    } else if (error instanceof RedisReplyError && error.code === "WRONGTYPE") {
+      throw new StreamStoppedError(wrongTypeMessage(stream.ref), { cause: error });
+    } else throw error;
+  }
 }
 
 function setTop(stream: ReplicatedStream, top: string): void {
