@@ -76,19 +76,43 @@ export function entriesAt(depth: number): number {
 }
 const ENTRIES_BASE = 1000;
 
+/** Frames no longer in use, taken again (two per stream entry would be garbage otherwise). */
+const FREE_FRAMES: Frame[] = [];
+
 function frame(kind: Frame["kind"], remaining: number, start: number): Frame {
-  return {
-    kind,
-    items: kind === NORMAL ? [] : undefined,
-    remaining,
-    rawStart: start,
-    rawCount: remaining,
-    idStart: start,
-    idEnd: start,
-    fieldsStart: start,
-    fieldsEnd: start,
-    fieldsCount: -1,
-  };
+  const f = FREE_FRAMES.pop();
+  if (f === undefined) {
+    return {
+      kind,
+      items: kind === NORMAL ? [] : undefined,
+      remaining,
+      rawStart: start,
+      rawCount: remaining,
+      idStart: start,
+      idEnd: start,
+      fieldsStart: start,
+      fieldsEnd: start,
+      fieldsCount: -1,
+    };
+  }
+  f.kind = kind;
+  f.items = kind === NORMAL ? [] : undefined;
+  f.remaining = remaining;
+  f.rawStart =
+    f.idStart =
+    f.idEnd =
+    f.fieldsStart =
+    f.fieldsEnd =
+      start;
+  f.rawCount = remaining;
+  f.fieldsCount = -1;
+  return f;
+}
+
+/** A frame popped for good: kept for reuse (its values were handed on). */
+function release(f: Frame): void {
+  f.items = undefined;
+  if (FREE_FRAMES.length < 64) FREE_FRAMES.push(f);
 }
 
 /** Thrown when the bytes are not RESP2: the connection must be closed. */
@@ -235,13 +259,15 @@ export class RespParser {
     const top = this.#stack[this.#stack.length - 1];
     if (--top.remaining > 0) return;
     this.#stack.pop();
+    const { rawStart, rawCount } = top;
+    release(top);
     const parent = this.#stack[this.#stack.length - 1];
     if (parent?.kind === ENTRY) {
-      parent.fieldsStart = top.rawStart;
-      this.#entryFields(this.#pos, top.rawCount, onReply);
+      parent.fieldsStart = rawStart;
+      this.#entryFields(this.#pos, rawCount, onReply);
       return;
     }
-    this.#emit(new RawArray(this.#buf.subarray(top.rawStart, this.#pos), top.rawCount), onReply);
+    this.#emit(new RawArray(this.#buf.subarray(rawStart, this.#pos), rawCount), onReply);
   }
 
   /** The fields of the entry frame on top end at `end` (`count` of them, -1: nil): the entry is done. */
@@ -250,9 +276,13 @@ export class RespParser {
     if (count <= 0) entry.fieldsStart = end;
     const value = new RawEntry(
       this.#buf,
-      [entry.idStart, entry.idEnd],
-      [entry.fieldsStart, end, count],
+      entry.idStart,
+      entry.idEnd,
+      entry.fieldsStart,
+      end,
+      count,
     );
+    release(entry);
     this.#emit(value, onReply);
   }
 
@@ -268,6 +298,7 @@ export class RespParser {
       if (--top.remaining > 0) return;
       this.#stack.pop();
       value = top.items!;
+      release(top);
     }
   }
 

@@ -64,17 +64,21 @@ export class RawEntry {
   /** Fields and values (twice the number of fields); -1 for an entry that no longer exists. */
   readonly count: number;
 
+  /** Positions in `buffer`: the ID's, and the fields' (`count` of them, -1: none). */
   constructor(
     buffer: Uint8Array,
-    id: readonly [number, number],
-    fields: readonly [number, number, number],
+    idStart: number,
+    idEnd: number,
+    fieldsStart: number,
+    fieldsEnd: number,
+    count: number,
   ) {
     this.buffer = buffer;
-    this.idStart = id[0];
-    this.idEnd = id[1];
-    this.fieldsStart = fields[0];
-    this.fieldsEnd = fields[1];
-    this.count = fields[2];
+    this.idStart = idStart;
+    this.idEnd = idEnd;
+    this.fieldsStart = fieldsStart;
+    this.fieldsEnd = fieldsEnd;
+    this.count = count;
   }
 
   /** The ID's bytes (a new view each time). */

@@ -9,6 +9,7 @@
 import { errorMessage, isRetriableError, RedisReplyError } from "../errors.ts";
 import { getLog } from "../log.ts";
 import type { RedisConnection } from "../redis/connection.ts";
+import type { RawEntry } from "../redis/replies.ts";
 import type { RespWriter } from "../redis/resp_writer.ts";
 import type { ReplicatedStream } from "./stream.ts";
 
@@ -24,7 +25,7 @@ export interface AckHooks {
 
 interface Ack {
   stream: ReplicatedStream;
-  ids: Array<string | Uint8Array>;
+  ids: Array<string | RawEntry>;
 }
 
 /** Sends the streams' acks, coalesced per tick. */
@@ -32,7 +33,7 @@ export class Acknowledger {
   readonly #conn: RedisConnection;
   readonly #group: string;
   readonly #hooks: AckHooks;
-  #queue = new Map<ReplicatedStream, Array<string | Uint8Array>>();
+  #queue = new Map<ReplicatedStream, Array<string | RawEntry>>();
   #flushQueued = false;
   #inflight = 0;
   #idleWaiters: Array<() => void> = [];
@@ -49,7 +50,7 @@ export class Acknowledger {
   }
 
   /** Queues the acks of `ids` (of `stream`), sent at the end of the tick. */
-  ack(stream: ReplicatedStream, ids: ReadonlyArray<string | Uint8Array>): void {
+  ack(stream: ReplicatedStream, ids: ReadonlyArray<string | RawEntry>): void {
     if (ids.length === 0) return;
     const list = this.#queue.get(stream);
     if (list) { for (const id of ids) list.push(id); }
@@ -90,7 +91,10 @@ export class Acknowledger {
             w.bulk("XACK");
             w.bulk(stream.ref.key);
             w.bulk(group);
-            for (const id of ids) w.bulk(id);
+            for (const id of ids) {
+              if (typeof id === "string") w.bulk(id);
+              else w.bulkSlice(id.buffer, id.idStart, id.idEnd);
+            }
           }
         }, { name: "XACK" });
       } catch (error) {

@@ -14,7 +14,7 @@ import type { RedisConnection } from "../redis/connection.ts";
 import type { ConnectionPool } from "../redis/pool.ts";
 import type { RawEntry } from "../redis/replies.ts";
 import { Acknowledger } from "./acker.ts";
-import { ensureGroups, goneOr, pendingBelow } from "./group.ts";
+import { ensureGroups, goneOr, pendingBelow, pendingCounts } from "./group.ts";
 import { Placement } from "./placement.ts";
 import { Recovery } from "./recovery.ts";
 import type { ReaderHooks } from "./reader.ts";
@@ -30,8 +30,8 @@ const log = getLog("replicator");
 const READ_AHEAD_ENTRIES = 2 * WRITE_MAX_ENTRIES;
 /** Bytes a stream may have read and not written yet. */
 const READ_AHEAD_BYTES = 2 * WRITE_MAX_BYTES;
-/** Bytes all streams together may have read and not written yet. */
-const READ_AHEAD_TOTAL_BYTES = 64 * 1024 * 1024;
+/** Memory all streams together may hold in entries read and not written yet. */
+const READ_AHEAD_TOTAL_BYTES = 24 * 1024 * 1024;
 
 /** Per-batch and per-error hooks, for metrics. */
 export interface EngineHooks {
@@ -90,6 +90,10 @@ export class ReplicationEngine {
   readonly #placement: Placement;
   readonly #recovery: Recovery;
   readonly #memory = { bytes: 0 };
+  /** Memory set aside for reads in flight. */
+  #reserved = 0;
+  /** Memory an entry read ahead takes, on average so far (fields and overhead). */
+  #entryBytes = 300;
   readonly #streams = new Set<ReplicatedStream>();
   #stopping = false;
   #warnedDeleted = new Set<ReplicatedStream>();
@@ -169,8 +173,19 @@ export class ReplicationEngine {
     const stopped = await loadTargetTops(this.#o.target.pick(0), live);
     for (const [s, error] of stopped) this.#end(s, "error", error.message);
     const started = live.filter((s) => !s.ended);
+    // Streams with nothing pending in the group (the common case, and every new one) read
+    // at once; the others take over what is pending first.
+    const pending = await pendingCounts(this.#o.control, started, {
+      group: this.#config.consumerGroup,
+    });
     for (const s of started) this.#placement.place(s);
-    for (const s of started) this.#recovery.recover(s, { reason: "start" });
+    for (const s of started) {
+      const count = pending.get(s);
+      if (count === 0) {
+        s.status.state = "replicating";
+        this.#resume(s);
+      } else this.#recovery.recover(s, { reason: "start" });
+    }
     return { created: groups.created.length, streams };
   }
 
@@ -207,6 +222,18 @@ export class ReplicationEngine {
       failed: (stream, error) => this.#end(stream, "error", errorMessage(error)),
       idle: (stream) => this.#recovery.wake(stream),
       wants: (stream) => this.#wants(stream),
+      budget: {
+        take: (streams, reads) => {
+          const perStream = reads * this.#config.batchSize * this.#entryBytes;
+          const left = READ_AHEAD_TOTAL_BYTES - this.#memory.bytes - this.#reserved;
+          const n = Math.max(left > 0 ? 1 : 0, Math.min(streams, Math.floor(left / perStream)));
+          this.#reserved += n * perStream;
+          return { streams: n, bytes: n * perStream };
+        },
+        give: (bytes) => {
+          this.#reserved -= bytes;
+        },
+      },
     };
   }
 
@@ -270,13 +297,18 @@ export class ReplicationEngine {
     if (stream.buffered >= READ_AHEAD_ENTRIES || stream.bufferedBytes >= READ_AHEAD_BYTES) {
       return false;
     }
-    return this.#memory.bytes < READ_AHEAD_TOTAL_BYTES;
+    return this.#memory.bytes + this.#reserved < READ_AHEAD_TOTAL_BYTES;
   }
 
   #deliver(stream: ReplicatedStream, entries: RawEntry[], deleted: string[], bytes: number): void {
     if (stream.ended) return; // still pending: the next start takes it over
     stream.outstanding += entries.length + deleted.length;
-    if (entries.length > 0) stream.push(entries, bytes);
+    if (entries.length > 0) {
+      const before = this.#memory.bytes;
+      stream.push(entries, bytes);
+      const each = (this.#memory.bytes - before) / entries.length;
+      this.#entryBytes += (each - this.#entryBytes) / 16;
+    }
     for (const id of deleted) stream.deleted.push(id);
     this.#writer.schedule(stream);
   }

@@ -59,6 +59,20 @@ export interface ReaderHooks {
   idle(stream: ReplicatedStream): void;
   /** Whether `stream` wants entries now (room in its read-ahead, replicating). */
   wants(stream: ReplicatedStream): boolean;
+  /** The memory all streams together may still fill with entries read ahead. */
+  budget: ReadBudget;
+}
+
+/** Memory for entries read ahead, shared by the readers: reads in flight hold a part of it. */
+export interface ReadBudget {
+  /**
+   * How many of `streams` streams may be read `reads` times over now (at
+   * least one while anything is left), and the bytes set aside for what
+   * they may bring.
+   */
+  take(streams: number, reads: number): { streams: number; bytes: number };
+  /** The reads are in (the streams now count what they brought): give back `bytes`. */
+  give(bytes: number): void;
 }
 
 /** Options for {@linkcode StreamReader}. */
@@ -107,6 +121,7 @@ export class StreamReader {
   #unblockSent = false;
   #staleReadsPossibleUntil = 0;
   #lastSweep = 0;
+  #turn = 0;
   #rotation = 0;
 
   constructor(conn: RedisConnection, hooks: ReaderHooks, options: StreamReaderOptions) {
@@ -236,9 +251,15 @@ export class StreamReader {
   async #readNow(streams: ReplicatedStream[], repeat: boolean): Promise<void> {
     for (const [db, list] of groupBy(streams, (s) => s.ref.db)) {
       const commands: Array<{ streams: ReplicatedStream[]; fromHistory: boolean }> = [];
-      const fresh = list.filter((s) => s.history === undefined);
+      let fresh = list.filter((s) => s.history === undefined);
       const history = list.filter((s) => s.history !== undefined);
       const times = repeat ? this.#repeat(fresh.length) : 1;
+      // Only as many streams as the memory left for reading ahead may take, in turns.
+      const share = this.#hooks.budget.take(fresh.length, times);
+      if (share.streams < fresh.length) {
+        const from = this.#turn++ % fresh.length;
+        fresh = [...fresh.slice(from), ...fresh.slice(0, from)].slice(0, share.streams);
+      }
       for (let i = 0; i < history.length; i += MAX_KEYS_PER_READ) {
         commands.push({ streams: history.slice(i, i + MAX_KEYS_PER_READ), fromHistory: true });
       }
@@ -247,7 +268,16 @@ export class StreamReader {
           commands.push({ streams: fresh.slice(i, i + MAX_KEYS_PER_READ), fromHistory: false });
         }
       }
-      const replies = await this.#send(db, commands, 0);
+      if (commands.length === 0) {
+        this.#hooks.budget.give(share.bytes);
+        continue;
+      }
+      let replies: RespValue[];
+      try {
+        replies = await this.#send(db, commands, 0);
+      } finally {
+        this.#hooks.budget.give(share.bytes);
+      }
       const got = new Set<ReplicatedStream>();
       for (let i = 0; i < commands.length; i++) {
         this.#dispatch(commands[i].streams, replies[i], commands[i].fromHistory, got);

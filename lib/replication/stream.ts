@@ -69,6 +69,13 @@ export interface CopiedBatch {
   ms: number;
 }
 
+/**
+ * Memory an entry read ahead costs beyond its fields' bytes (its object, its
+ * place in the buffer, its share of the read buffer's overhead), for the
+ * budget of all streams together.
+ */
+const ENTRY_OVERHEAD = 160;
+
 const TERMINAL: ReadonlySet<StreamState> = new Set([
   "caught-up",
   "stopped",
@@ -181,7 +188,7 @@ export class ReplicatedStream {
     }
     for (const entry of entries) this.buffer.push(entry);
     this.bufferedBytes += bytes;
-    this.#memory.bytes += bytes;
+    this.#memory.bytes += bytes + ENTRY_OVERHEAD * entries.length;
   }
 
   /** Takes up to `maxEntries` / `maxBytes` (at least one entry) from the buffer. */
@@ -198,7 +205,7 @@ export class ReplicatedStream {
     const batch = this.buffer.slice(start, end);
     this.head = end;
     this.bufferedBytes -= bytes;
-    this.#memory.bytes -= bytes;
+    this.#memory.bytes -= bytes + ENTRY_OVERHEAD * (end - start);
     if (this.head === this.buffer.length) {
       this.buffer = [];
       this.head = 0;
@@ -217,7 +224,7 @@ export class ReplicatedStream {
     this.buffer = [...batch, ...this.buffer.slice(this.head)];
     this.head = 0;
     this.bufferedBytes += bytes;
-    this.#memory.bytes += bytes;
+    this.#memory.bytes += bytes + ENTRY_OVERHEAD * batch.length;
   }
 
   /**
@@ -226,7 +233,7 @@ export class ReplicatedStream {
    */
   clearBuffer(): number {
     const dropped = this.buffered + this.deleted.length;
-    this.#memory.bytes -= this.bufferedBytes;
+    this.#memory.bytes -= this.bufferedBytes + ENTRY_OVERHEAD * this.buffered;
     this.buffer = [];
     this.head = 0;
     this.bufferedBytes = 0;

@@ -37,16 +37,16 @@ const log = getLog("replicator");
 export const WRITE_MAX_ENTRIES = 5000;
 /** Bytes of entry fields in one write of one stream. */
 export const WRITE_MAX_BYTES = 4 * 1024 * 1024;
-/** Bytes of the writes sent in one pipeline on one connection. */
-const PIPELINE_MAX_BYTES = 8 * 1024 * 1024;
+/** Bytes of the writes sent in one pipeline on one connection (more go to other connections). */
+const PIPELINE_MAX_BYTES = 2 * 1024 * 1024;
 const DUPLICATE_ID = /equal or smaller than the target stream top item/i;
 const MULTI = encoded(["MULTI"]);
 const EXEC = encoded(["EXEC"]);
 
 /** What one finished write did. */
 export interface WriteResult {
-  /** IDs to acknowledge: the entries written or confirmed, and deleted ones. */
-  ids: Array<string | Uint8Array>;
+  /** IDs to acknowledge: the entries written or confirmed, and IDs of deleted ones. */
+  ids: Array<string | RawEntry>;
   /** Entries written. */
   written: number;
   /** Entries found already on the target. */
@@ -383,7 +383,7 @@ export class TargetWriter {
       stream.status.state = "replicating";
       this.#resumedLog.add(stream.ref.label, "");
     }
-    const ids: Array<string | Uint8Array> = w.entries.map((e) => e.id);
+    const ids: Array<string | RawEntry> = w.entries.slice();
     for (const id of w.deleted) ids.push(id);
     this.#release(w);
     this.#hooks.written(stream, { ids, written, skipped, deleted: w.deleted.length, ms });
