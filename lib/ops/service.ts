@@ -10,6 +10,7 @@ import type { Config } from "../config/types.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
 import { getLog } from "../log.ts";
+import { startMemoryTrim } from "./memory_trim.ts";
 import { Metrics } from "./metrics.ts";
 import { Orchestrator, type RunResult } from "../replication/orchestrator.ts";
 import { shouldShowProgress, startProgress } from "./progress.ts";
@@ -50,6 +51,8 @@ export async function runService(config: Config, options: ServiceOptions): Promi
     : listen(config, metrics, () =>
       orchestrator?.status() ??
         { ready: false, reason: "waiting for the source and target to answer" });
+  const trim = new AbortController();
+  startMemoryTrim(trim.signal);
   try {
     try {
       await checkConnectivity(config, { signal });
@@ -85,6 +88,7 @@ export async function runService(config: Config, options: ServiceOptions): Promi
     }
     return result;
   } finally {
+    trim.abort();
     http?.controller.abort();
     await http?.server.finished;
   }

@@ -8,6 +8,7 @@
 import { RawEntry } from "./resp_values.ts";
 
 const DECODER = new TextDecoder();
+const LATIN1 = new TextDecoder("latin1");
 
 /** One stream entry: its ID and its raw field/value bytes, alternating. */
 export interface StreamEntry {
@@ -25,7 +26,7 @@ export interface ReadBatch {
   deleted: string[];
 }
 
-/** Text of a bulk string reply (IDs and other ASCII values). */
+/** Text of a bulk string reply (UTF-8). */
 export function text(value: unknown): string {
   if (value instanceof Uint8Array) return DECODER.decode(value);
   return String(value);
@@ -78,7 +79,8 @@ export function parseAutoClaim(
 export function parseFlatMap(reply: unknown): Map<string, unknown> {
   const map = new Map<string, unknown>();
   if (!Array.isArray(reply)) return map;
-  for (let i = 0; i + 1 < reply.length; i += 2) map.set(text(reply[i]), reply[i + 1]);
+  // The names are ASCII (XINFO's fields): no decoder needed.
+  for (let i = 0; i + 1 < reply.length; i += 2) map.set(ascii(reply[i]), reply[i + 1]);
   return map;
 }
 
@@ -152,10 +154,9 @@ export function entryId(entry: RawEntry): string {
   return entry.idText();
 }
 
-/** An ASCII bulk string (an ID) as text, without a decoder. */
+/** An ASCII bulk string (an ID, a field name) as text, without a decoder for short ones. */
 export function ascii(value: unknown): string {
   if (!(value instanceof Uint8Array)) return String(value);
-  let out = "";
-  for (let i = 0; i < value.length; i++) out += String.fromCharCode(value[i]);
-  return out;
+  if (value.length > 64) return LATIN1.decode(value);
+  return String.fromCharCode.apply(null, value as unknown as number[]);
 }

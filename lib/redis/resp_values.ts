@@ -88,9 +88,10 @@ export class RawEntry {
 
   /** The ID as text (`ms-seq`). */
   idText(): string {
-    let out = "";
-    for (let i = this.idStart; i < this.idEnd; i++) out += String.fromCharCode(this.buffer[i]);
-    return out;
+    return String.fromCharCode.apply(
+      null,
+      this.buffer.subarray(this.idStart, this.idEnd) as unknown as number[],
+    );
   }
 
   /** Whether the entry no longer exists (a pending ID whose entry was deleted). */

@@ -9,7 +9,7 @@ import type { Config } from "../config/types.ts";
 import { RedisReplyError } from "../errors.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import { text } from "../redis/replies.ts";
-import { makeStreamRef, type StreamRef, toHex } from "./stream_ref.ts";
+import { makeStreamRef, streamId, type StreamRef } from "./stream_ref.ts";
 
 /** Options for {@linkcode discoverStreams}. */
 export interface DiscoveryOptions {
@@ -26,8 +26,8 @@ export interface DiscoveryOptions {
 
 /** What one discovery pass found. */
 export interface DiscoveryResult {
-  /** Streams found, per DB, in key order of discovery. */
-  streams: Array<{ db: number; key: Uint8Array }>;
+  /** Streams found, per DB, in key order of discovery, with their ids (`db:hex`). */
+  streams: Array<{ db: number; key: Uint8Array; id: string }>;
   /** DBs of the range that the server does not have (SELECT refused). */
   missingDbs: number[];
 }
@@ -58,10 +58,11 @@ export async function discoverStreams(
           ) as [Uint8Array, Uint8Array[]];
           cursor = text(reply[0]);
           for (const key of reply[1]) {
-            const hex = toHex(key);
-            if (seen.has(hex)) continue;
-            seen.add(hex);
-            streams.push({ db, key: new Uint8Array(key) });
+            const id = streamId(db, key);
+            if (seen.has(id)) continue;
+            seen.add(id);
+            // A view of the reply: whoever keeps the key copies it (makeStreamRef does).
+            streams.push({ db, key, id });
           }
         } while (cursor !== "0");
       }
@@ -105,6 +106,11 @@ export interface FindStreamsOptions {
    * @default {() => false}
    */
   skip?: (ref: StreamRef) => boolean;
+  /**
+   * The ref of a stream known already, by id (`db:hex`), reused instead of a new one.
+   * @default {() => undefined}
+   */
+  known?: (id: string) => StreamRef | undefined;
 }
 
 /**
@@ -117,7 +123,7 @@ export async function findStreams(
   config: Config,
   options: FindStreamsOptions = {},
 ): Promise<{ streams: StreamRef[]; notices: StreamNotice[] }> {
-  const { signal, skip = () => false } = options;
+  const { signal, skip = () => false, known = () => undefined } = options;
   const refOptions = { targetDb: config.target.db, prefix: config.targetStreamPrefix };
   const streams: StreamRef[] = [];
   const notices: StreamNotice[] = [];
@@ -174,8 +180,10 @@ export async function findStreams(
     }
     const seen = new Set(streams.map((r) => r.id));
     for (const s of found.streams) {
-      const ref = makeStreamRef(s.db, s.key, refOptions);
-      if (!seen.has(ref.id)) streams.push(ref);
+      const id = s.id;
+      if (seen.has(id)) continue;
+      // A stream known already is not named again (ten thousand refs a pass are garbage).
+      streams.push(known(id) ?? makeStreamRef(s.db, s.key, refOptions));
     }
   }
   return { streams, notices };

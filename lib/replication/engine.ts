@@ -191,7 +191,7 @@ export class ReplicationEngine {
 
   /** Group maintenance of a slice of the streams (called by the orchestrator's timer). */
   maintain(): Promise<void> {
-    return this.#recovery.maintain([...this.#streams].filter((s) => s.active));
+    return this.#recovery.maintain(this.#streams);
   }
 
   /**

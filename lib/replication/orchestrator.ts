@@ -28,6 +28,11 @@ import { mirrorTrims } from "./trim.ts";
 
 const log = getLog("orchestrator");
 
+/** Up to this many streams, every discovery pass reads the stats of all of them. */
+const ALWAYS_REFRESH_STATS = 1000;
+/** Beyond, a stream whose copy did not move is refreshed at least every this many passes. */
+const QUIET_STATS_EVERY = 6;
+
 /** How often group maintenance looks for the streams whose turn it is, at most. */
 const MAINTENANCE_TICK_MS = 1000;
 
@@ -96,6 +101,9 @@ export class Orchestrator {
   #stats = new Map<string, StreamStats>();
   /** Entries trimmed on the source before they were copied, last known, by stream id. */
   readonly #trimmed = new Map<string, number>();
+  /** What each stream's copy had done at its last stats refresh. */
+  readonly #statsMarks = new Map<string, string>();
+  #statsRound = 0;
   #ready = false;
   #notReadyReason = "starting";
   #once = false;
@@ -297,23 +305,51 @@ export class Orchestrator {
 
   /** Reads lengths, last IDs, pending and lag of every stream seen (for status and metrics). */
   async #refreshStats(): Promise<void> {
-    const refs = [...this.#active.values(), ...this.#ended.values()].map((s) => s.ref);
-    if (refs.length === 0) {
+    const all = [...this.#active.values(), ...this.#ended.values()];
+    if (all.length === 0) {
       this.#stats.clear();
       return;
     }
+    const refresh = this.#dueForStats(all);
     // Entries handled so far, taken before the read, so that handled + lag + pending
     // (what progress shows as the total) counts no entry twice.
     const handled = new Map<string, number>();
-    for (const [id, s] of this.#active) handled.set(id, s.status.copied + s.status.skipped);
-    const stats = await readStreamStats(
-      { source: this.#control, target: this.#targetPool.pick(refs[0].targetDb) },
-      refs,
+    for (const s of refresh) handled.set(s.ref.id, s.status.copied + s.status.skipped);
+    const fresh = await readStreamStats(
+      { source: this.#control, target: this.#targetPool.pick(all[0].ref.targetDb) },
+      refresh.map((s) => s.ref),
       { group: this.#config.consumerGroup },
     );
-    for (const [id, s] of stats) s.handledAtRefresh = handled.get(id) ?? 0;
-    this.#reportTrimmed(stats);
+    for (const [id, st] of fresh) st.handledAtRefresh = handled.get(id) ?? 0;
+    this.#reportTrimmed(fresh);
+    const stats = new Map<string, StreamStats>();
+    for (const s of all) {
+      const st = fresh.get(s.ref.id) ?? this.#stats.get(s.ref.id);
+      if (st) stats.set(s.ref.id, st);
+    }
     this.#stats = stats;
+    this.#statsRound++;
+  }
+
+  /**
+   * The streams whose stats are read this pass: all of them while there are
+   * few; with many, those whose copy moved since their last refresh (or that
+   * have none yet), and the quiet others in turns, each at least every
+   * {@linkcode QUIET_STATS_EVERY} passes: an idle stream costs almost nothing.
+   */
+  #dueForStats(all: readonly ReplicatedStream[]): ReplicatedStream[] {
+    if (all.length <= ALWAYS_REFRESH_STATS) return [...all];
+    const due: ReplicatedStream[] = [];
+    let quiet = 0;
+    for (const s of all) {
+      const st = s.status;
+      const mark = `${st.copied}/${st.skipped}/${st.deleted}/${st.errors}/${st.state}`;
+      if (this.#statsMarks.get(s.ref.id) !== mark) {
+        this.#statsMarks.set(s.ref.id, mark);
+        due.push(s);
+      } else if ((quiet++ + this.#statsRound) % QUIET_STATS_EVERY === 0) due.push(s);
+    }
+    return due;
   }
 
   /**
@@ -352,6 +388,7 @@ export class Orchestrator {
     const found = await findStreams(this.#control, this.#config, {
       signal,
       skip: (ref) => this.#active.has(ref.id),
+      known: (id) => (this.#active.get(id) ?? this.#ended.get(id))?.ref,
     });
     for (const n of found.notices) this.#warnOnce(n.subject, n.variant, n.message, n.level);
     const candidates = await this.#previousOwnersFirst(found.streams);
@@ -396,6 +433,7 @@ export class Orchestrator {
     // A stream that is gone disappears from status and metrics; others stay visible.
     if (outcome === "gone") {
       this.#stats.delete(ref.id);
+      this.#statsMarks.delete(ref.id);
       this.#goneBefore.add(ref.id);
     } else this.#ended.set(ref.id, stream);
     this.#outcomes.set(ref.id, outcome);

@@ -22,7 +22,7 @@ import { getLog } from "../log.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import { compareIds, entryId, parseRawMultiRead, type RawEntry } from "../redis/replies.ts";
 import { entriesAt, type RespValue } from "../redis/resp_parser.ts";
-import type { RespWriter } from "../redis/resp_writer.ts";
+import { RespWriter } from "../redis/resp_writer.ts";
 import { groupBy } from "./_group_by.ts";
 import type { ReplicatedStream } from "./stream.ts";
 
@@ -122,6 +122,7 @@ export class StreamReader {
   #staleReadsPossibleUntil = 0;
   #lastSweep = 0;
   #turn = 0;
+  #tail: { streams: ReplicatedStream[]; bytes: Uint8Array } | null = null;
   #rotation = 0;
 
   constructor(conn: RedisConnection, hooks: ReaderHooks, options: StreamReaderOptions) {
@@ -301,24 +302,46 @@ export class StreamReader {
     this.#blocking = true;
     this.#unblockSent = false;
     try {
-      const [reply] = await this.#send(db, [{ streams }], blockMs);
+      const [reply] = await this.#send(
+        db,
+        [{ streams, tail: this.#blockingTail(streams) }],
+        blockMs,
+      );
       this.#dispatch(streams, reply, false, new Set());
     } finally {
       this.#blocking = false;
     }
   }
 
+  /**
+   * `STREAMS k1 k2 ... > > ...` of a blocking read, encoded once and reused
+   * while the streams are the same (an idle reader re-sends it every
+   * STREAM_POLL_INTERVAL over hundreds of keys).
+   */
+  #blockingTail(streams: ReplicatedStream[]): Uint8Array {
+    const cached = this.#tail;
+    if (
+      cached && cached.streams.length === streams.length &&
+      cached.streams.every((s, i) => s === streams[i])
+    ) return cached.bytes;
+    const w = new RespWriter(1024);
+    encodeTail(w, streams);
+    const bytes = w.take().slice();
+    this.#tail = { streams, bytes };
+    return bytes;
+  }
+
   /** Sends one XREADGROUP per command, in one round trip; error replies are thrown. */
   async #send(
     db: number,
-    commands: Array<{ streams: ReplicatedStream[] }>,
+    commands: Array<{ streams: ReplicatedStream[]; tail?: Uint8Array }>,
     blockMs: number,
   ): Promise<RespValue[]> {
     const { group, consumer, batchSize } = this.#options;
     for (const c of commands) for (const s of c.streams) s.readsInFlight++;
     try {
       const replies = await this.#conn.batch(db, commands.length, (w: RespWriter) => {
-        for (const { streams } of commands) {
+        for (const { streams, tail } of commands) {
           w.arrayHeader(6 + (blockMs > 0 ? 2 : 0) + 1 + 2 * streams.length);
           w.bulk("XREADGROUP");
           w.bulk("GROUP");
@@ -330,9 +353,8 @@ export class StreamReader {
             w.bulk("BLOCK");
             w.bulkInteger(blockMs);
           }
-          w.bulk("STREAMS");
-          for (const s of streams) w.bulk(s.ref.key);
-          for (const s of streams) w.bulk(s.history ?? ">");
+          if (tail) w.raw(tail);
+          else encodeTail(w, streams);
         }
       }, { buffers: true, blockMs, rawDepth: READ_ENTRY_DEPTH, name: "XREADGROUP" });
       const failed = replies.find((r) => r instanceof RedisReplyError);
@@ -454,6 +476,13 @@ export class StreamReader {
       }
     }
   }
+}
+
+/** `STREAMS k1 k2 ... id1 id2 ...` (`>` for new entries, the history ID for a re-read). */
+function encodeTail(w: RespWriter, streams: readonly ReplicatedStream[]): void {
+  w.bulk("STREAMS");
+  for (const s of streams) w.bulk(s.ref.key);
+  for (const s of streams) w.bulk(s.history ?? ">");
 }
 
 /** Whether two keys are the same bytes. */

@@ -185,13 +185,14 @@ export class Recovery {
    * consumers idle for STREAM_CONSUMER_IDLE_TIMEOUT with nothing pending are
    * removed.
    */
-  async maintain(active: readonly ReplicatedStream[]): Promise<void> {
+  async maintain(streams: Iterable<ReplicatedStream>): Promise<void> {
     if (this.#o.once) return;
     const { config } = this.#o;
     const every = config.pendingCheckInterval * 1000;
     const now = Date.now();
     const due: ReplicatedStream[] = [];
-    for (const s of active) {
+    for (const s of streams) {
+      if (!s.active) continue;
       if (s.maintenanceDue === 0) s.maintenanceDue = now + Math.random() * every;
       else if (s.maintenanceDue <= now && !this.#running.has(s)) {
         s.maintenanceDue = now + every;

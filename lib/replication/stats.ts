@@ -8,7 +8,15 @@
  * @module
  */
 import type { RedisConnection } from "../redis/connection.ts";
-import { compareIds, idTime, parseEntries, parseFlatMap, text } from "../redis/replies.ts";
+import {
+  compareIds,
+  idTime,
+  parseEntries,
+  parseFlatMap,
+  RawEntry,
+  text,
+} from "../redis/replies.ts";
+import { entriesAt } from "../redis/resp_parser.ts";
 import { chunksBy } from "./_group_by.ts";
 import type { StreamRef } from "./stream_ref.ts";
 
@@ -71,13 +79,18 @@ export async function readStreamStats(
   const { group } = options;
   const out = new Map<string, StreamStats>();
   for (const [db, list] of chunksBy(refs, (r) => r.db, CHUNK)) {
-    const results = await source.pipeline(
-      db,
-      list.flatMap((r) => [["XINFO", "STREAM", r.key], ["XINFO", "GROUPS", r.key]]),
-      { buffers: true },
-    );
+    // Two pipelines sent together (one round trip): XINFO STREAM's first and last entries
+    // are kept as entries, not split into their fields.
+    const [infos, groupLists] = await Promise.all([
+      source.pipeline(db, list.map((r) => ["XINFO", "STREAM", r.key]), {
+        buffers: true,
+        rawDepth: entriesAt(1),
+      }),
+      source.pipeline(db, list.map((r) => ["XINFO", "GROUPS", r.key]), { buffers: true }),
+    ]);
     list.forEach((ref, i) => {
-      const [info, groups] = results.slice(i * 2, i * 2 + 2);
+      const info = infos[i];
+      const groups = groupLists[i];
       const stats = emptyStats();
       let lastGenerated = "0-0";
       let removed = -1;
@@ -155,9 +168,9 @@ function trimmedBeforeCopy(
   return null;
 }
 
-/** The ID of XINFO STREAM's first-entry / last-entry (`[id, fields]` or nil). */
+/** The ID of XINFO STREAM's first-entry / last-entry (an entry, or nil). */
 function entryId(entry: unknown): string {
-  return Array.isArray(entry) ? text(entry[0]) : "";
+  return entry instanceof RawEntry ? entry.idText() : "";
 }
 
 /**

@@ -8,6 +8,7 @@
 import { escapeBytes } from "../log.ts";
 
 const ENCODER = new TextEncoder();
+const LATIN1 = new TextDecoder("latin1");
 
 /** One source stream and where it goes. */
 export interface StreamRef {
@@ -19,9 +20,9 @@ export interface StreamRef {
   readonly targetDb: number;
   /** Target key, raw bytes (prefix + key). */
   readonly targetKey: Uint8Array;
-  /** Unique id of the source stream: `db:hex(key)`. */
+  /** Unique id of the source stream: the DB and the key bytes (see {@linkcode streamId}). */
   readonly id: string;
-  /** Unique id of the target stream: `targetDb:hex(targetKey)`. */
+  /** Unique id of the target stream, made the same way from `targetDb` and `targetKey`. */
   readonly targetId: string;
   /** `db0:orders` with unprintable bytes escaped, for logs and status. */
   readonly label: string;
@@ -74,14 +75,23 @@ export function makeStreamRef(
     key: keyBytes,
     targetDb: tdb,
     targetKey,
-    id: `${db}:${toHex(keyBytes)}`,
-    targetId: `${tdb}:${toHex(targetKey)}`,
+    id: streamId(db, keyBytes),
+    targetId: streamId(tdb, targetKey),
     label: `db${db}:${keyLabel}`,
     targetLabel: `db${tdb}:${targetKeyLabel}`,
     keyLabel,
     targetKeyLabel,
     manual,
   };
+}
+
+/**
+ * The id of the stream `key` in DB `db`, as {@linkcode StreamRef.id}: the
+ * DB and the key's bytes as one character each (latin1), unique for every
+ * byte sequence, made in one call (discovery makes one per key and pass).
+ */
+export function streamId(db: number, key: Uint8Array): string {
+  return `${db}:${LATIN1.decode(key)}`;
 }
 
 /** Lower-case hex of `bytes`. */

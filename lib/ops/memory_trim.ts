@@ -1,0 +1,73 @@
+/**
+ * Gives memory back after a burst. V8 keeps the heap it grew to (copying
+ * ten thousand streams at start-up, a backlog after an outage) long after
+ * the burst is over: an idle replicator would sit on hundreds of MB it no
+ * longer uses. A periodic look at the heap runs a full garbage collection
+ * when much of it is free, which returns the pages to the system.
+ *
+ * @module
+ */
+import v8 from "node:v8";
+import vm from "node:vm";
+import { getLog } from "../log.ts";
+
+const log = getLog("memory");
+
+/** How often the heap is looked at. */
+const CHECK_INTERVAL_MS = 1_000;
+/** Free heap (allocated and not used) above which a collection gives it back. */
+const FREE_HEAP_BYTES = 48 * 1024 * 1024;
+/** Collections that gave nothing back wait this much longer before the next one. */
+const BACKOFF_MS = 60_000;
+
+let collect: (() => void) | null | undefined;
+
+/** V8's full collection, made available at run time; null where it cannot be. */
+function fullCollection(): (() => void) | null {
+  if (collect !== undefined) return collect;
+  try {
+    v8.setFlagsFromString("--expose-gc");
+    collect = vm.runInNewContext("gc") as () => void;
+    if (typeof collect !== "function") collect = null;
+  } catch {
+    collect = null;
+  }
+  return collect;
+}
+
+/** Options for {@linkcode startMemoryTrim}. */
+export interface MemoryTrimOptions {
+  /**
+   * Milliseconds between two looks at the heap.
+   * @default {1000}
+   */
+  intervalMs?: number;
+}
+
+/**
+ * Looks at the heap every second until `signal` aborts; runs a full
+ * collection when more than 48 MiB of it are free (at most once a minute
+ * while collections give little back). Returns at once where the runtime
+ * offers no way to collect.
+ */
+export function startMemoryTrim(signal: AbortSignal, options: MemoryTrimOptions = {}): void {
+  const gc = fullCollection();
+  if (!gc || signal.aborted) return;
+  let notBefore = 0;
+  const timer = setInterval(() => {
+    const before = Deno.memoryUsage();
+    if (before.heapTotal - before.heapUsed < FREE_HEAP_BYTES || Date.now() < notBefore) return;
+    const started = performance.now();
+    gc();
+    const after = Deno.memoryUsage();
+    const freed = before.rss - after.rss;
+    if (freed < FREE_HEAP_BYTES / 2) notBefore = Date.now() + BACKOFF_MS;
+    log.debug("Gave back {freed} MiB of memory in {ms} ms (RSS {rss} MiB)", {
+      freed: Math.round(freed / 2 ** 20),
+      ms: Math.round(performance.now() - started),
+      rss: Math.round(after.rss / 2 ** 20),
+    });
+  }, options.intervalMs ?? CHECK_INTERVAL_MS);
+  Deno.unrefTimer(timer);
+  signal.addEventListener("abort", () => clearInterval(timer), { once: true });
+}
