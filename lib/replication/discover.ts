@@ -22,6 +22,12 @@ export interface DiscoveryOptions {
    * @default {undefined}
    */
   signal?: AbortSignal;
+  /**
+   * Keys (by stream id) to leave out of the result: streams replicating
+   * already, so that a pass over ten thousand known streams keeps nothing.
+   * @default {() => false}
+   */
+  skip?: (id: string) => boolean;
 }
 
 /** What one discovery pass found. */
@@ -41,7 +47,7 @@ export async function discoverStreams(
   conn: RedisConnection,
   options: DiscoveryOptions,
 ): Promise<DiscoveryResult> {
-  const { dbs, patterns, signal } = options;
+  const { dbs, patterns, signal, skip = () => false } = options;
   const streams: DiscoveryResult["streams"] = [];
   const missingDbs: number[] = [];
   for (const db of dbs) {
@@ -59,7 +65,7 @@ export async function discoverStreams(
           cursor = text(reply[0]);
           for (const key of reply[1]) {
             const id = streamId(db, key);
-            if (seen.has(id)) continue;
+            if (seen.has(id) || skip(id)) continue;
             seen.add(id);
             // A view of the reply: whoever keeps the key copies it (makeStreamRef does).
             streams.push({ db, key, id });
@@ -107,10 +113,15 @@ export interface FindStreamsOptions {
    */
   skip?: (ref: StreamRef) => boolean;
   /**
-   * The ref of a stream known already, by id (`db:hex`), reused instead of a new one.
+   * The ref of a stream known already, by id, reused instead of a new one.
    * @default {() => undefined}
    */
   known?: (id: string) => StreamRef | undefined;
+  /**
+   * Discovered streams (by id) to leave out: those replicating already.
+   * @default {() => false}
+   */
+  skipDiscovered?: (id: string) => boolean;
 }
 
 /**
@@ -123,7 +134,12 @@ export async function findStreams(
   config: Config,
   options: FindStreamsOptions = {},
 ): Promise<{ streams: StreamRef[]; notices: StreamNotice[] }> {
-  const { signal, skip = () => false, known = () => undefined } = options;
+  const {
+    signal,
+    skip = () => false,
+    known = () => undefined,
+    skipDiscovered = () => false,
+  } = options;
   const refOptions = { targetDb: config.target.db, prefix: config.targetStreamPrefix };
   const streams: StreamRef[] = [];
   const notices: StreamNotice[] = [];
@@ -169,6 +185,7 @@ export async function findStreams(
       dbs: config.dbSearchRange,
       patterns: config.discoveryPatterns,
       signal,
+      skip: skipDiscovered,
     });
     for (const db of found.missingDbs) {
       notices.push({

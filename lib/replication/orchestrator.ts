@@ -30,7 +30,7 @@ const log = getLog("orchestrator");
 
 /** Up to this many streams, every discovery pass reads the stats of all of them. */
 const ALWAYS_REFRESH_STATS = 1000;
-/** Beyond, a stream whose copy did not move is refreshed at least every this many passes. */
+/** Beyond, this share of the streams (1/n) is refreshed a pass: each at least every n passes. */
 const QUIET_STATS_EVERY = 6;
 
 /** How often group maintenance looks for the streams whose turn it is, at most. */
@@ -102,8 +102,8 @@ export class Orchestrator {
   /** Entries trimmed on the source before they were copied, last known, by stream id. */
   readonly #trimmed = new Map<string, number>();
   /** What each stream's copy had done at its last stats refresh. */
-  readonly #statsMarks = new Map<string, string>();
-  #statsRound = 0;
+  readonly #statsMarks = new WeakMap<ReplicatedStream, { mark: number; state: string }>();
+  #statsTurn = 0;
   #ready = false;
   #notReadyReason = "starting";
   #once = false;
@@ -322,32 +322,38 @@ export class Orchestrator {
     );
     for (const [id, st] of fresh) st.handledAtRefresh = handled.get(id) ?? 0;
     this.#reportTrimmed(fresh);
-    const stats = new Map<string, StreamStats>();
-    for (const s of all) {
-      const st = fresh.get(s.ref.id) ?? this.#stats.get(s.ref.id);
-      if (st) stats.set(s.ref.id, st);
-    }
-    this.#stats = stats;
-    this.#statsRound++;
+    for (const [id, st] of fresh) this.#stats.set(id, st); // gone streams leave in #onEnd
   }
 
   /**
    * The streams whose stats are read this pass: all of them while there are
-   * few; with many, those whose copy moved since their last refresh (or that
-   * have none yet), and the quiet others in turns, each at least every
-   * {@linkcode QUIET_STATS_EVERY} passes: an idle stream costs almost nothing.
+   * few. With many, a sixth of them a pass ({@linkcode QUIET_STATS_EVERY}):
+   * first those whose copy moved since their last refresh (or that have
+   * none yet), then the quiet others in turns; so an idle stream costs
+   * almost nothing, each stream is refreshed at least every six passes, and
+   * ten thousand streams that all moved at once (a backfill) are refreshed
+   * over six passes, not in one.
    */
   #dueForStats(all: readonly ReplicatedStream[]): ReplicatedStream[] {
     if (all.length <= ALWAYS_REFRESH_STATS) return [...all];
+    const cap = Math.max(ALWAYS_REFRESH_STATS, Math.ceil(all.length / QUIET_STATS_EVERY));
     const due: ReplicatedStream[] = [];
-    let quiet = 0;
+    const quiet: ReplicatedStream[] = [];
     for (const s of all) {
       const st = s.status;
-      const mark = `${st.copied}/${st.skipped}/${st.deleted}/${st.errors}/${st.state}`;
-      if (this.#statsMarks.get(s.ref.id) !== mark) {
-        this.#statsMarks.set(s.ref.id, mark);
+      // The counters only grow: their sum moves whenever one does.
+      const mark = st.copied + st.skipped + st.deleted + st.errors + st.recovered;
+      const last = this.#statsMarks.get(s);
+      const moved = last === undefined || last.mark !== mark || last.state !== st.state;
+      if (moved && due.length < cap) {
+        this.#statsMarks.set(s, { mark, state: st.state });
         due.push(s);
-      } else if ((quiet++ + this.#statsRound) % QUIET_STATS_EVERY === 0) due.push(s);
+      } else if (!moved) quiet.push(s);
+    }
+    const turn = this.#statsTurn % Math.max(1, quiet.length);
+    for (let i = 0; i < quiet.length && due.length < cap; i++) {
+      due.push(quiet[(turn + i) % quiet.length]);
+      this.#statsTurn++;
     }
     return due;
   }
@@ -388,7 +394,8 @@ export class Orchestrator {
     const found = await findStreams(this.#control, this.#config, {
       signal,
       skip: (ref) => this.#active.has(ref.id),
-      known: (id) => (this.#active.get(id) ?? this.#ended.get(id))?.ref,
+      known: (id) => this.#ended.get(id)?.ref,
+      skipDiscovered: (id) => this.#active.has(id),
     });
     for (const n of found.notices) this.#warnOnce(n.subject, n.variant, n.message, n.level);
     const candidates = await this.#previousOwnersFirst(found.streams);
@@ -433,7 +440,6 @@ export class Orchestrator {
     // A stream that is gone disappears from status and metrics; others stay visible.
     if (outcome === "gone") {
       this.#stats.delete(ref.id);
-      this.#statsMarks.delete(ref.id);
       this.#goneBefore.add(ref.id);
     } else this.#ended.set(ref.id, stream);
     this.#outcomes.set(ref.id, outcome);
