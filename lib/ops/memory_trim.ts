@@ -3,7 +3,8 @@
  * ten thousand streams at start-up, a backlog after an outage) long after
  * the burst is over: an idle replicator would sit on hundreds of MB it no
  * longer uses. A periodic look at the heap runs a full garbage collection
- * when much of it is free, which returns the pages to the system.
+ * when much of it is free and nothing is being copied (a collection pauses
+ * the process), which returns the pages to the system.
  *
  * @module
  */
@@ -42,21 +43,30 @@ export interface MemoryTrimOptions {
    * @default {1000}
    */
   intervalMs?: number;
+  /**
+   * Whether the service is quiet now (nothing copied for a while): a full
+   * collection pauses the process for tens of milliseconds, which live
+   * traffic would feel, so it waits for a quiet moment.
+   * @default {() => true}
+   */
+  quiet?: () => boolean;
 }
 
 /**
  * Looks at the heap every second until `signal` aborts; runs a full
- * collection when more than 48 MiB of it are free (at most once a minute
- * while collections give little back). Returns at once where the runtime
+ * collection when more than 48 MiB of it are free and the service is quiet
+ * (at most once a minute while collections give little back). Returns at once where the runtime
  * offers no way to collect.
  */
 export function startMemoryTrim(signal: AbortSignal, options: MemoryTrimOptions = {}): void {
   const gc = fullCollection();
   if (!gc || signal.aborted) return;
+  const { quiet = () => true } = options;
   let notBefore = 0;
   const timer = setInterval(() => {
+    if (Date.now() < notBefore || !quiet()) return;
     const before = Deno.memoryUsage();
-    if (before.heapTotal - before.heapUsed < FREE_HEAP_BYTES || Date.now() < notBefore) return;
+    if (before.heapTotal - before.heapUsed < FREE_HEAP_BYTES) return;
     const started = performance.now();
     gc();
     const after = Deno.memoryUsage();

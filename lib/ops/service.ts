@@ -52,7 +52,17 @@ export async function runService(config: Config, options: ServiceOptions): Promi
       orchestrator?.status() ??
         { ready: false, reason: "waiting for the source and target to answer" });
   const trim = new AbortController();
-  startMemoryTrim(trim.signal);
+  let lastWrite = Date.now();
+  const metricsHooks = metrics.hooks();
+  const hooks = {
+    ...metricsHooks,
+    onBatch: (...args: Parameters<NonNullable<typeof metricsHooks.onBatch>>) => {
+      lastWrite = Date.now();
+      metricsHooks.onBatch?.(...args);
+    },
+  };
+  // Quiet: nothing written for 3 s (a full collection pauses the process).
+  startMemoryTrim(trim.signal, { quiet: () => Date.now() - lastWrite >= 3000 });
   try {
     try {
       await checkConnectivity(config, { signal });
@@ -62,7 +72,7 @@ export async function runService(config: Config, options: ServiceOptions): Promi
       throw error;
     }
     if (signal.aborted) return stoppedDuringStartUp(once);
-    const current = new Orchestrator(config, metrics.hooks());
+    const current = new Orchestrator(config, hooks);
     orchestrator = current;
     const stopProgress = once && shouldShowProgress(terminal, config.logFormat)
       ? startProgress(() => current.status())

@@ -34,9 +34,9 @@ import { confirmOnTarget, reloadTargetTop, wrongTypeMessage } from "./target_che
 const log = getLog("replicator");
 
 /** Entries in one write of one stream. */
-export const WRITE_MAX_ENTRIES = 5000;
+export const WRITE_MAX_ENTRIES = 10_000;
 /** Bytes of entry fields in one write of one stream. */
-export const WRITE_MAX_BYTES = 4 * 1024 * 1024;
+export const WRITE_MAX_BYTES = 8 * 1024 * 1024;
 /** Bytes of the writes sent in one pipeline on one connection (more go to other connections). */
 const PIPELINE_MAX_BYTES = 2 * 1024 * 1024;
 const DUPLICATE_ID = /equal or smaller than the target stream top item/i;
