@@ -65,7 +65,8 @@ export class Metrics {
     });
     this.#batchSeconds = new client.Histogram({
       name: `${PREFIX}batch_write_seconds`,
-      help: "Time to write one batch to the target and acknowledge it on the source",
+      help:
+        "Time to write one write of a stream (one MULTI/EXEC, up to 10,000 entries) to the target",
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
