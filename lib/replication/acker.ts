@@ -2,7 +2,8 @@
  * Acknowledgements on the source: an entry is acked (XACK) once it, and
  * every earlier entry of its stream, is confirmed on the target (the writer
  * hands over whole writes, in order, one at a time per stream). The acks of
- * every stream finished in the same tick leave in one pipeline (one per DB).
+ * every stream leave together in one pipeline (one per DB): at the end of
+ * the tick when there are many, within a few milliseconds when they trickle.
  *
  * @module
  */
@@ -14,6 +15,15 @@ import type { RespWriter } from "../redis/resp_writer.ts";
 import type { ReplicatedStream } from "./stream.ts";
 
 const log = getLog("replicator");
+
+/** Acks queued beyond this leave at the end of the tick; fewer wait for {@linkcode ACK_DELAY_MS}. */
+const FLUSH_AT_ONCE = 1000;
+/**
+ * How long a trickle of acks waits to share one write with more: the
+ * entries are on the target already; a later ack only keeps them pending
+ * a moment longer (and saves the source a command and a wake-up per entry).
+ */
+const ACK_DELAY_MS = 5;
 
 /** What the acknowledger tells the engine. */
 export interface AckHooks {
@@ -35,6 +45,8 @@ export class Acknowledger {
   readonly #hooks: AckHooks;
   #queue = new Map<ReplicatedStream, Array<string | RawEntry>>();
   #flushQueued = false;
+  #queued = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #inflight = 0;
   #idleWaiters: Array<() => void> = [];
 
@@ -55,9 +67,21 @@ export class Acknowledger {
     const list = this.#queue.get(stream);
     if (list) { for (const id of ids) list.push(id); }
     else this.#queue.set(stream, [...ids]);
-    if (!this.#flushQueued) {
-      this.#flushQueued = true;
-      queueMicrotask(() => this.#flush());
+    this.#queued += ids.length;
+    if (this.#queued >= FLUSH_AT_ONCE) {
+      // Enough for a full pipeline: at the end of this tick.
+      if (this.#timer !== undefined) clearTimeout(this.#timer);
+      this.#timer = undefined;
+      if (!this.#flushQueued) {
+        this.#flushQueued = true;
+        queueMicrotask(() => this.#flush());
+      }
+    } else if (this.#timer === undefined && !this.#flushQueued) {
+      // A trickle (live traffic): acks wait a moment and share one write to the source.
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#flush();
+      }, ACK_DELAY_MS);
     }
   }
 
@@ -67,8 +91,22 @@ export class Acknowledger {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
+  /** Drops the acks not sent yet (shutdown: their entries stay pending, on the target already). */
+  close(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#queue = new Map();
+    this.#queued = 0;
+    if (this.#inflight === 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
   #flush(): void {
     this.#flushQueued = false;
+    this.#queued = 0;
     const byDb = new Map<number, Ack[]>();
     for (const [stream, ids] of this.#queue) {
       const list = byDb.get(stream.ref.db);

@@ -31,7 +31,7 @@ const READ_AHEAD_ENTRIES = 2 * WRITE_MAX_ENTRIES;
 /** Bytes a stream may have read and not written yet. */
 const READ_AHEAD_BYTES = 2 * WRITE_MAX_BYTES;
 /** Memory all streams together may hold in entries read and not written yet. */
-const READ_AHEAD_TOTAL_BYTES = 24 * 1024 * 1024;
+const READ_AHEAD_TOTAL_BYTES = 16 * 1024 * 1024;
 
 /** Per-batch and per-error hooks, for metrics. */
 export interface EngineHooks {
@@ -209,8 +209,9 @@ export class ReplicationEngine {
     return this.#acker.whenIdle();
   }
 
-  /** Ends every stream still running as "stopped". */
+  /** Ends every stream still running as "stopped"; acks not sent are dropped (still pending). */
   stopAll(): void {
+    this.#acker.close();
     for (const s of [...this.#streams]) this.#end(s, "stopped");
   }
 
