@@ -6,8 +6,19 @@
  * @module
  */
 
-/** `items` grouped by `key`, in first-seen order of the keys and the items. */
+/**
+ * `items` grouped by `key`, in first-seen order of the keys and the items.
+ * When all share one key, the group is the `items` array itself: do not
+ * change the groups.
+ */
 export function groupBy<T, K>(items: Iterable<T>, key: (item: T) => K): Map<K, T[]> {
+  if (Array.isArray(items) && items.length > 0) {
+    // The common case, one DB: no new list.
+    const first = key(items[0]);
+    let same = true;
+    for (let i = 1; i < items.length && same; i++) same = key(items[i]) === first;
+    if (same) return new Map([[first, items]]);
+  }
   const map = new Map<K, T[]>();
   for (const item of items) {
     const k = key(item);

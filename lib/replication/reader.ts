@@ -24,6 +24,7 @@ import { compareIds, entryId, parseRawMultiRead, type RawEntry } from "../redis/
 import { entriesAt, type RespValue } from "../redis/resp_parser.ts";
 import { RespWriter } from "../redis/resp_writer.ts";
 import { groupBy } from "./_group_by.ts";
+import { streamId } from "./stream_ref.ts";
 import type { ReplicatedStream } from "./stream.ts";
 
 const log = getLog("reader");
@@ -114,6 +115,8 @@ export class StreamReader {
   readonly #options: StreamReaderOptions;
   readonly #hooks: ReaderHooks;
   readonly #streams = new Set<ReplicatedStream>();
+  /** The streams by id (DB and key), to find those a blocking read woke for. */
+  readonly #byId = new Map<string, ReplicatedStream>();
   readonly #backoff: Backoff;
   #wake: (() => void) | null = null;
   /** A blocking read is in flight (the streams in it are those with reads in flight). */
@@ -152,12 +155,14 @@ export class StreamReader {
   /** Assigns a stream to this reader. */
   assign(stream: ReplicatedStream): void {
     this.#streams.add(stream);
+    this.#byId.set(stream.ref.id, stream);
     this.poke(stream);
   }
 
   /** Releases a stream (it ended). */
   release(stream: ReplicatedStream): void {
     this.#streams.delete(stream);
+    if (this.#byId.get(stream.ref.id) === stream) this.#byId.delete(stream.ref.id);
   }
 
   /**
@@ -307,7 +312,7 @@ export class StreamReader {
         [{ streams, tail: this.#blockingTail(streams) }],
         blockMs,
       );
-      this.#dispatch(streams, reply, false, new Set());
+      this.#dispatchWoken(db, streams, reply);
     } finally {
       this.#blocking = false;
     }
@@ -413,6 +418,30 @@ export class StreamReader {
       this.#hooks.deliver(stream, item.entries, item.deleted, item.bytes);
     }
     for (; j < streams.length; j++) this.#nothingFor(streams[j], fromHistory);
+  }
+
+  /**
+   * The reply of a blocking read of `streams` (of DB `db`): the few streams
+   * that got entries, found by their id (the others had nothing, and were
+   * not read with a backlog: nothing to mark).
+   */
+  #dispatchWoken(db: number, streams: ReplicatedStream[], reply: RespValue): void {
+    const items = parseRawMultiRead(reply);
+    const found: ReplicatedStream[] = [];
+    for (const item of items) {
+      const stream = this.#byId.get(streamId(db, item.key));
+      if (stream === undefined || stream.readsInFlight === 0) {
+        // Not one of this read's streams by id (cannot happen): match the slow way.
+        this.#dispatch(streams, reply, false, new Set());
+        return;
+      }
+      found.push(stream);
+    }
+    items.forEach((item, i) => {
+      const n = item.entries.length + item.deleted.length;
+      found[i].hot = n >= this.#options.batchSize;
+      if (n > 0) this.#hooks.deliver(found[i], item.entries, item.deleted, item.bytes);
+    });
   }
 
   #nothingFor(stream: ReplicatedStream, fromHistory: boolean): void {
