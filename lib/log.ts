@@ -17,33 +17,20 @@
  *
  * @module
  */
-
 import { compareLogLevel, configure, dispose, getLogger } from "@logtape/logtape";
 import type { Logger, LogLevel, LogRecord, Sink } from "@logtape/logtape";
+import { formatPythonStyle, type LogLevelName } from "./log_format.ts";
 
+export { formatPythonStyle } from "./log_format.ts";
+export type { PythonStyleRecord } from "./log_format.ts";
 export type { Logger } from "@logtape/logtape";
-
-/** Log levels accepted by LOG_LEVEL and `--log-level` (after normalisation). */
-export type LogLevelName = "DEBUG" | "INFO" | "WARNING" | "ERROR" | "CRITICAL";
-
+export type { LogLevelName } from "./log_format.ts";
 /** The category every logger of the service lives under. */
 export const ROOT_CATEGORY = "redis-stream-sync";
-
 /** The format used when none is given: the Python seed's default. */
 export const DEFAULT_LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s";
-
 /** What every secret is replaced with. */
 const REDACTED = "***";
-
-/** Python's numeric level of each level name. */
-const LEVEL_NUMBERS: Readonly<Record<LogLevelName, number>> = {
-  DEBUG: 10,
-  INFO: 20,
-  WARNING: 30,
-  ERROR: 40,
-  CRITICAL: 50,
-};
-
 /** The lowest LogTape level that each service level lets through. */
 const LEVEL_TO_LOGTAPE: Readonly<Record<LogLevelName, LogLevel>> = {
   DEBUG: "trace",
@@ -52,7 +39,6 @@ const LEVEL_TO_LOGTAPE: Readonly<Record<LogLevelName, LogLevel>> = {
   ERROR: "error",
   CRITICAL: "fatal",
 };
-
 /** The service level name shown for each LogTape level. */
 const LOGTAPE_TO_LEVEL: Readonly<Record<LogLevel, LogLevelName>> = {
   trace: "DEBUG",
@@ -62,19 +48,9 @@ const LOGTAPE_TO_LEVEL: Readonly<Record<LogLevel, LogLevelName>> = {
   error: "ERROR",
   fatal: "CRITICAL",
 };
-
 /** LogTape's own diagnostics logger. */
 const META_CATEGORY = ["logtape", "meta"];
-
-/**
- * `%%`, or `%(key)[flags][width][.precision]conversion` as Python's
- * printf-style formatting reads it.
- */
-const PLACEHOLDER_PATTERN =
-  /%(?:\(([A-Za-z_][A-Za-z0-9_]*)\)([-#0 +]*)(\d*)(?:\.(\d+))?([diouxXeEfFgGcrsa])|%)/g;
-
 const TEXT_ENCODER = new TextEncoder();
-
 /** Options of {@linkcode setupLogging}. */
 export interface SetupLoggingOptions {
   /**
@@ -101,24 +77,6 @@ export interface SetupLoggingOptions {
    */
   write?: (line: string) => void;
 }
-
-/** The values {@linkcode formatPythonStyle} can put in a line. */
-export interface PythonStyleRecord {
-  /** When the record was made, in milliseconds since the Unix epoch. */
-  timestamp: number;
-  /** The logger's name, e.g. `"redis-stream-sync.replicator"`. */
-  name: string;
-  /** The level name. */
-  levelname: LogLevelName;
-  /** The rendered message. */
-  message: string;
-  /**
-   * The process id.
-   * @default {Deno.pid}
-   */
-  process?: number;
-}
-
 /**
  * Configures LogTape for the service: one sink, under the category
  * `"redis-stream-sync"`, at `level`; LogTape's own meta logger only reports
@@ -155,7 +113,6 @@ export async function setupLogging(options: SetupLoggingOptions = {}): Promise<v
     ],
   });
 }
-
 /**
  * The logger of one part of the service, category `["redis-stream-sync", name]`.
  * Use LogTape's structured style:
@@ -164,43 +121,10 @@ export async function setupLogging(options: SetupLoggingOptions = {}): Promise<v
 export function getLog(name: string): Logger {
   return getLogger([ROOT_CATEGORY, name]);
 }
-
 /** Disposes LogTape's sinks so that nothing is lost at exit. */
 export async function flushLogging(): Promise<void> {
   await dispose();
 }
-
-/**
- * Renders a record with a Python `logging` format string. Placeholders:
- * `%(asctime)s` (local time, `2026-11-26 09:41:07,123`), `%(name)s`,
- * `%(levelname)s`, `%(levelno)d` (10-50), `%(message)s`, `%(process)d`,
- * `%(created)f` (seconds since the epoch), `%(msecs)d` and `%%`, with
- * Python's flags, width and precision (`%(levelname)-8s`, `%(msecs)03d`).
- * Unknown placeholders stay as written.
- *
- * @example
- * ```ts
- * import { formatPythonStyle } from "./log.ts";
- * formatPythonStyle("%(levelname)-8s|%(message)s", {
- *   timestamp: Date.now(),
- *   name: "redis-stream-sync.x",
- *   levelname: "INFO",
- *   message: "hi",
- * }); // "INFO    |hi"
- * ```
- */
-export function formatPythonStyle(format: string, record: PythonStyleRecord): string {
-  return format.replace(
-    PLACEHOLDER_PATTERN,
-    (match, key?: string, flags = "", width = "", precision?: string, conversion = "s") => {
-      if (key === undefined) return "%";
-      const value = placeholderValue(key, record);
-      if (value === undefined) return match;
-      return convert(value, flags, width === "" ? 0 : Number(width), precision, conversion);
-    },
-  );
-}
-
 /**
  * Renders a key (or any bytes) for logs: printable ASCII as is, except `\`
  * as `\\` and `"` as `\"`; every other byte (including each byte of a UTF-8
@@ -223,118 +147,10 @@ export function escapeBytes(bytes: Uint8Array | string): string {
   }
   return out;
 }
-
-function placeholderValue(key: string, record: PythonStyleRecord): string | number | undefined {
-  switch (key) {
-    case "asctime":
-      return formatAsctime(record.timestamp);
-    case "name":
-      return record.name;
-    case "levelname":
-      return record.levelname;
-    case "levelno":
-      return LEVEL_NUMBERS[record.levelname];
-    case "message":
-      return record.message;
-    case "process":
-      return record.process ?? Deno.pid;
-    case "created":
-      return record.timestamp / 1000;
-    case "msecs":
-      return ((record.timestamp % 1000) + 1000) % 1000;
-    default:
-      return undefined;
-  }
-}
-
-/** Python's `%Y-%m-%d %H:%M:%S,mmm`, in local time. */
-function formatAsctime(timestamp: number): string {
-  const date = new Date(timestamp);
-  const two = (n: number) => String(n).padStart(2, "0");
-  return `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())} ` +
-    `${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())},` +
-    String(date.getMilliseconds()).padStart(3, "0");
-}
-
-/** Applies one printf-style conversion, as Python's `%` operator does. */
-function convert(
-  value: string | number,
-  flags: string,
-  width: number,
-  precision: string | undefined,
-  conversion: string,
-): string {
-  const digits = precision === undefined ? undefined : Number(precision);
-  let body: string;
-  let numeric = false;
-  if (typeof value === "number" && conversion !== "s" && conversion !== "r" && conversion !== "a") {
-    numeric = true;
-    body = convertNumber(value, digits, conversion, flags.includes("#"));
-    if (value >= 0 && !Object.is(value, -0)) {
-      if (flags.includes("+")) body = "+" + body;
-      else if (flags.includes(" ")) body = " " + body;
-    }
-  } else {
-    body = String(value);
-    if (digits !== undefined) body = body.slice(0, digits);
-  }
-  if (body.length >= width) return body;
-  if (flags.includes("-")) return body.padEnd(width);
-  if (numeric && flags.includes("0")) {
-    const sign = /^[-+ ]/.test(body) ? body[0] : "";
-    return sign + body.slice(sign.length).padStart(width - sign.length, "0");
-  }
-  return body.padStart(width);
-}
-
-function convertNumber(
-  value: number,
-  digits: number | undefined,
-  conversion: string,
-  alternate: boolean,
-): string {
-  switch (conversion) {
-    case "d":
-    case "i":
-    case "u": {
-      const int = Math.trunc(value);
-      const text = String(Math.abs(int)).padStart(digits ?? 0, "0");
-      return (int < 0 ? "-" : "") + text;
-    }
-    case "f":
-    case "F":
-      return value.toFixed(digits ?? 6);
-    case "e":
-    case "E": {
-      const text = value.toExponential(digits ?? 6).replace(/e([+-])(\d)$/, "e$10$2");
-      return conversion === "E" ? text.toUpperCase() : text;
-    }
-    case "g":
-    case "G": {
-      const text = String(Number(value.toPrecision(digits || 6)));
-      return conversion === "G" ? text.toUpperCase() : text;
-    }
-    case "x":
-    case "X":
-    case "o": {
-      const int = Math.trunc(value);
-      let text = Math.abs(int).toString(conversion === "o" ? 8 : 16);
-      if (alternate) text = (conversion === "o" ? "0o" : "0x") + text;
-      if (conversion === "X") text = text.toUpperCase();
-      return (int < 0 ? "-" : "") + text;
-    }
-    case "c":
-      return String.fromCodePoint(Math.trunc(value));
-    default:
-      return String(value);
-  }
-}
-
 /** The logger name Python would show: the category joined with ".". */
 function loggerName(record: LogRecord): string {
   return record.category.join(".");
 }
-
 /** The message with its values interpolated. */
 function renderMessage(record: LogRecord): string {
   let out = "";
@@ -344,7 +160,6 @@ function renderMessage(record: LogRecord): string {
   }
   return out;
 }
-
 /**
  * A value inside a message: strings as is, Errors as their message, bytes
  * escaped, other values as JSON (or `Deno.inspect` when JSON cannot say it).
@@ -365,7 +180,6 @@ function renderValue(value: unknown): string {
   }
   return Deno.inspect(value, { compact: true, breakLength: Infinity, depth: 4 });
 }
-
 /**
  * Makes JSON carry what logs need: Errors as their message, bytes (even
  * Buffers, whose `toJSON` ran already) escaped, bigints as strings, Maps as
@@ -382,7 +196,6 @@ function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
   if (value instanceof Set) return [...value];
   return value;
 }
-
 function renderTextLine(format: string, record: LogRecord): string {
   return formatPythonStyle(format, {
     timestamp: record.timestamp,
@@ -391,7 +204,6 @@ function renderTextLine(format: string, record: LogRecord): string {
     message: renderMessage(record),
   });
 }
-
 /**
  * `{"time","level","logger","message", ...properties}`; a property whose
  * name is one of the first four is written with a leading `_`.
@@ -421,7 +233,6 @@ function renderJsonLine(record: LogRecord): string {
     return JSON.stringify(line, jsonReplacer);
   }
 }
-
 /**
  * A function that replaces every secret in a line with `***`, in each form
  * it can take there: as is, escaped as in JSON, and escaped as bytes.
@@ -444,7 +255,6 @@ function makeRedactor(secrets: readonly string[]): (line: string) => string {
     return out;
   };
 }
-
 /** Writes a whole line to stderr, synchronously. */
 function writeStderr(line: string): void {
   const data = TEXT_ENCODER.encode(line);

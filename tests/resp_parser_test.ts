@@ -8,6 +8,7 @@ import {
   type RespValue,
 } from "../lib/redis/resp_parser.ts";
 import { RespWriter } from "../lib/redis/resp_writer.ts";
+import { prng } from "./_producer.ts";
 
 // Unit tests of the incremental RESP2 reply parser, on real bytes only. The
 // expected bytes come from the small encoder below (independent of
@@ -178,18 +179,6 @@ function parseOne(bytes: Uint8Array | string, rawDepth = -1): RespValue {
   const replies = whole(typeof bytes === "string" ? latin1(bytes) : bytes, () => rawDepth);
   assert.equal(replies.length, 1, "one reply");
   return replies[0];
-}
-
-/** A seeded PRNG (mulberry32): the same numbers on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randomBytes(random: () => number, n: number): Uint8Array {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type RedisArg, RespWriter } from "../lib/redis/resp_writer.ts";
+import { prng } from "./_producer.ts";
 
 // Unit tests of the RESP2 command encoder. The expected bytes are written by
 // hand (or by the small independent encoder below), never by RespWriter.
@@ -56,18 +57,6 @@ function assertBytes(actual: Uint8Array, expected: Uint8Array, what = "bytes"): 
     `${what}: differ at byte ${i} (lengths ${actual.length} vs ${expected.length}): ` +
       `got ${show(actual)}, expected ${show(expected)}`,
   );
-}
-
-/** A seeded PRNG (mulberry32): the same numbers on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randomBytes(random: () => number, n: number): Uint8Array {

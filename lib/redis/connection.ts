@@ -10,13 +10,16 @@
  *
  * @module
  */
-import { AuthError, ConnectError, ConnectionError, RedisReplyError } from "../errors.ts";
+import { ConnectError, ConnectionError, RedisReplyError } from "../errors.ts";
 import { clientName, type Endpoint, serverAddress } from "./endpoint.ts";
 export { serverAddress };
 import type { RespValue } from "./resp_parser.ts";
 import type { RedisArg, RespWriter } from "./resp_writer.ts";
 import type { ServerHealth } from "./server_health.ts";
-import { describeSocketError, type PendingOptions, Socket } from "./_socket.ts";
+import { type PendingOptions, Socket } from "./_socket.ts";
+import { connectError, execReplies, settled } from "./_outcomes.ts";
+
+export { execReplies };
 import type { RedisServerConfig } from "../config/types.ts";
 import { endpointFor } from "./endpoint.ts";
 
@@ -351,40 +354,9 @@ export class RedisConnection {
   }
 
   #openError(error: unknown, timedOut: boolean): Error {
-    const health = this.#options.health;
     if (this.#closed) return new ConnectError(`Connection to ${this.#where} is closed`);
-    let err: Error;
-    if (error instanceof RedisReplyError && error.code === "NOPERM") {
-      err = new AuthError(
-        `Permission denied on ${this.#where} while connecting: ${
-          firstLine(error)
-        } (the ACL user needs CLIENT SETNAME/ID, SELECT and the stream commands)`,
-        { cause: error },
-      );
-    } else if (error instanceof RedisReplyError && isAuthReply(error)) {
-      err = new AuthError(`Authentication to ${this.#where} failed: ${firstLine(error)}`, {
-        cause: error,
-      });
-    } else if (
-      error instanceof RedisReplyError && /DB index is out of range|LOADING/.test(error.message)
-    ) {
-      // A DB the server does not have (callers tell it apart), or a server still loading.
-      err = error;
-    } else if (timedOut) {
-      err = new ConnectError(
-        `Cannot connect to ${this.#where}: no answer within ${this.#timeoutMs} ms`,
-      );
-    } else if (error instanceof RedisReplyError) {
-      // Any other refusal during the handshake (e.g. max number of clients reached) passes.
-      err = new ConnectError(`Cannot connect to ${this.#where}: ${error.message}`, {
-        cause: error,
-      });
-    } else {
-      err = new ConnectError(`Cannot connect to ${this.#where}: ${describeSocketError(error)}`, {
-        cause: error,
-      });
-    }
-    health?.reportDown(err);
+    const err = connectError(error, { where: this.#where, timedOut, timeoutMs: this.#timeoutMs });
+    this.#options.health?.reportDown(err);
     return err;
   }
 
@@ -419,35 +391,6 @@ export class RedisConnection {
       // The failure was reported to the server's health; the next command reconnects.
     });
   }
-}
-
-/** EXEC's replies of a MULTI/.../EXEC batch, or what made it fail. */
-export function execReplies(replies: RespValue[], where: string): RespValue[] {
-  const exec = replies[replies.length - 1];
-  if (exec instanceof RedisReplyError) {
-    // EXECABORT: the reason is the first command that was refused while queued.
-    const queued = replies.slice(1, -1).find((r) => r instanceof RedisReplyError);
-    throw queued ?? exec;
-  }
-  if (replies[0] instanceof RedisReplyError) throw replies[0];
-  if (!Array.isArray(exec)) throw new ConnectionError(`Transaction on ${where} was discarded`);
-  return exec;
-}
-
-function settled(reply: RespValue): PromiseSettledResult<unknown> {
-  return reply instanceof RedisReplyError
-    ? { status: "rejected", reason: reply }
-    : { status: "fulfilled", value: reply };
-}
-
-function firstLine(error: Error): string {
-  return error.message.split("\n")[0];
-}
-
-function isAuthReply(error: RedisReplyError): boolean {
-  const message = error.message;
-  return /^(WRONGPASS|NOAUTH)\b/.test(message) || /^ERR AUTH\b/.test(message) ||
-    /invalid (username-)?password/i.test(message);
 }
 
 /** Options for {@linkcode connectionFor}. */

@@ -9,29 +9,23 @@
  */
 import { Backoff } from "../backoff.ts";
 import type { Config } from "../config/types.ts";
-import { errorMessage, isRetriableError, RedisReplyError } from "../errors.ts";
+import { errorMessage, isRetriableError } from "../errors.ts";
 import { getLog } from "../log.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import { serverAddress } from "../redis/endpoint.ts";
 import { ConnectionPool } from "../redis/pool.ts";
-import { parseFlatMap, text } from "../redis/replies.ts";
 import { ServerHealth, type ServerHealthStatus } from "../redis/server_health.ts";
-import { groupBy } from "./_group_by.ts";
 import { findStreams } from "./discover.ts";
 import { type EngineHooks, ReplicationEngine } from "./engine.ts";
-import { pendingCounts } from "./group.ts";
+import { runFailures, stillPending } from "./run_result.ts";
 import { Scheduler } from "./scheduler.ts";
-import { readStreamStats, type StreamStats } from "./stats.ts";
+import { StatsKeeper } from "./stats_keeper.ts";
+import { TargetOwners } from "./target_owners.ts";
 import type { ReplicatedStream, StreamOutcome, StreamStatus } from "./stream.ts";
 import type { StreamRef } from "./stream_ref.ts";
 import { mirrorTrims } from "./trim.ts";
 
 const log = getLog("orchestrator");
-
-/** Up to this many streams, every discovery pass reads the stats of all of them. */
-const ALWAYS_REFRESH_STATS = 1000;
-/** Beyond, this share of the streams (1/n) is refreshed a pass: each at least every n passes. */
-const QUIET_STATS_EVERY = 6;
 
 /** How often group maintenance looks for the streams whose turn it is, at most. */
 const MAINTENANCE_TICK_MS = 1000;
@@ -92,18 +86,13 @@ export class Orchestrator {
   #engine: ReplicationEngine | undefined;
   /** Streams replicating now, by id. */
   readonly #active = new Map<string, ReplicatedStream>();
-  /** Which stream writes each target stream (collisions), by target id. */
-  readonly #targets = new Map<string, StreamRef>();
+  /** Which stream writes each target stream (collisions). */
+  readonly #owners: TargetOwners;
   /** Streams that ended (but gone ones), for status and the result. */
   readonly #ended = new Map<string, ReplicatedStream>();
   readonly #outcomes = new Map<string, StreamOutcome>();
   readonly #warned = new Map<string, string>();
-  #stats = new Map<string, StreamStats>();
-  /** Entries trimmed on the source before they were copied, last known, by stream id. */
-  readonly #trimmed = new Map<string, number>();
-  /** What each stream's copy had done at its last stats refresh. */
-  readonly #statsMarks = new WeakMap<ReplicatedStream, { mark: number; state: string }>();
-  #statsTurn = 0;
+  readonly #statsKeeper: StatsKeeper;
   #ready = false;
   #notReadyReason = "starting";
   #once = false;
@@ -123,13 +112,18 @@ export class Orchestrator {
     // Outside the pool's bound: discovery, health, group management, acks.
     this.#control = this.#readerPool.extra(config.source.db, "control");
     this.#targetPool = new ConnectionPool("target", config.target, { health: this.#targetHealth });
+    this.#owners = new TargetOwners(this.#control, { group: config.consumerGroup });
+    this.#statsKeeper = new StatsKeeper({
+      group: config.consumerGroup,
+      onTrimmedBeforeCopy: hooks.onTrimmedBeforeCopy,
+    });
   }
 
   /** A snapshot of every stream and both servers. */
   status(): OrchestratorStatus {
     const streams: StreamStatus[] = [];
     for (const s of [...this.#ended.values(), ...this.#active.values()]) {
-      const stats = this.#stats.get(s.ref.id);
+      const stats = this.#statsKeeper.stats.get(s.ref.id);
       streams.push(stats ? { ...s.status, stats } : s.status);
     }
     streams.sort((a, b) => a.db - b.db || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -219,7 +213,7 @@ export class Orchestrator {
         if (this.#config.mirrorSourceTrim) {
           await mirrorTrims(this.#control, [...this.#active.values()], {
             target: this.#targetPool,
-            stats: this.#stats,
+            stats: this.#statsKeeper.stats,
             signal,
           });
         }
@@ -303,90 +297,12 @@ export class Orchestrator {
     }
   }
 
-  /** Reads lengths, last IDs, pending and lag of every stream seen (for status and metrics). */
+  /** Reads lengths, last IDs, pending and lag of the streams seen (for status and metrics). */
   async #refreshStats(): Promise<void> {
-    const all = [...this.#active.values(), ...this.#ended.values()];
-    if (all.length === 0) {
-      this.#stats.clear();
-      return;
-    }
-    const refresh = this.#dueForStats(all);
-    // Entries handled so far, taken before the read, so that handled + lag + pending
-    // (what progress shows as the total) counts no entry twice.
-    const handled = new Map<string, number>();
-    for (const s of refresh) handled.set(s.ref.id, s.status.copied + s.status.skipped);
-    const fresh = await readStreamStats(
-      { source: this.#control, target: this.#targetPool.pick(all[0].ref.targetDb) },
-      refresh.map((s) => s.ref),
-      { group: this.#config.consumerGroup },
-    );
-    for (const [id, st] of fresh) st.handledAtRefresh = handled.get(id) ?? 0;
-    this.#reportTrimmed(fresh);
-    for (const [id, st] of fresh) this.#stats.set(id, st); // gone streams leave in #onEnd
-  }
-
-  /**
-   * The streams whose stats are read this pass: all of them while there are
-   * few. With many, a sixth of them a pass ({@linkcode QUIET_STATS_EVERY}):
-   * first those whose copy moved since their last refresh (or that have
-   * none yet), then the quiet others in turns; so an idle stream costs
-   * almost nothing, each stream is refreshed at least every six passes, and
-   * ten thousand streams that all moved at once (a backfill) are refreshed
-   * over six passes, not in one.
-   */
-  #dueForStats(all: readonly ReplicatedStream[]): ReplicatedStream[] {
-    if (all.length <= ALWAYS_REFRESH_STATS) return [...all];
-    const cap = Math.max(ALWAYS_REFRESH_STATS, Math.ceil(all.length / QUIET_STATS_EVERY));
-    const due: ReplicatedStream[] = [];
-    const quiet: ReplicatedStream[] = [];
-    for (const s of all) {
-      const st = s.status;
-      // The counters only grow: their sum moves whenever one does.
-      const mark = st.copied + st.skipped + st.deleted + st.errors + st.recovered;
-      const last = this.#statsMarks.get(s);
-      const moved = last === undefined || last.mark !== mark || last.state !== st.state;
-      if (moved && due.length < cap) {
-        this.#statsMarks.set(s, { mark, state: st.state });
-        due.push(s);
-      } else if (!moved) quiet.push(s);
-    }
-    const turn = this.#statsTurn % Math.max(1, quiet.length);
-    for (let i = 0; i < quiet.length && due.length < cap; i++) {
-      due.push(quiet[(turn + i) % quiet.length]);
-      this.#statsTurn++;
-    }
-    return due;
-  }
-
-  /**
-   * Entries the source trimmed before they were delivered are lost for the
-   * target: one WARNING per stream and pass in which more are found, and
-   * the metric. Redis counts them for ever, so the first pass of a process
-   * reports what it finds then.
-   */
-  #reportTrimmed(stats: Map<string, StreamStats>): void {
-    for (const [id, s] of stats) {
-      if (s.trimmedBeforeCopy === null) {
-        // Cannot be told now: keep what was known.
-        const known = this.#trimmed.get(id);
-        if (known !== undefined) s.trimmedBeforeCopy = known;
-        continue;
-      }
-      const before = this.#trimmed.get(id) ?? 0;
-      this.#trimmed.set(id, s.trimmedBeforeCopy);
-      if (s.trimmedBeforeCopy <= before) continue;
-      const stream = this.#active.get(id) ?? this.#ended.get(id);
-      if (!stream) continue;
-      log.warning(
-        "{count} entries of {stream} were trimmed on the source before they could be copied; they are lost for the target ({total} so far)",
-        {
-          count: s.trimmedBeforeCopy - before,
-          stream: stream.ref.label,
-          total: s.trimmedBeforeCopy,
-        },
-      );
-      this.#hooks.onTrimmedBeforeCopy?.(stream.ref, s.trimmedBeforeCopy - before);
-    }
+    await this.#statsKeeper.refresh([...this.#active.values(), ...this.#ended.values()], {
+      source: this.#control,
+      target: this.#targetPool,
+    });
   }
 
   /** One discovery pass: find streams, start replicating the new ones. */
@@ -398,22 +314,22 @@ export class Orchestrator {
       skipDiscovered: (id) => this.#active.has(id),
     });
     for (const n of found.notices) this.#warnOnce(n.subject, n.variant, n.message, n.level);
-    const candidates = await this.#previousOwnersFirst(found.streams);
+    const candidates = await this.#owners.previousOwnersFirst(found.streams, {
+      busy: (ref) => this.#active.has(ref.id),
+    });
     const fresh: StreamRef[] = [];
     for (const ref of candidates) {
       if (this.#active.has(ref.id)) continue;
-      const owner = this.#targets.get(ref.targetId);
-      if (owner !== undefined && owner.id !== ref.id) {
-        const other = owner.label;
+      const owner = this.#owners.claim(ref);
+      if (owner !== undefined) {
         this.#warnOnce(
           `collision:${ref.id}`,
           owner.id,
-          `Streams ${other} and ${ref.label} would both be written to target stream ${ref.targetLabel}; ${ref.label} is skipped, ${other} keeps replicating`,
+          `Streams ${owner.label} and ${ref.label} would both be written to target stream ${ref.targetLabel}; ${ref.label} is skipped, ${owner.label} keeps replicating`,
           "error",
         );
         continue;
       }
-      this.#targets.set(ref.targetId, ref);
       fresh.push(ref);
     }
     if (fresh.length === 0 || signal.aborted) return;
@@ -436,10 +352,10 @@ export class Orchestrator {
   #onEnd(stream: ReplicatedStream, outcome: StreamOutcome): void {
     const ref = stream.ref;
     if (this.#active.get(ref.id) === stream) this.#active.delete(ref.id);
-    if (this.#targets.get(ref.targetId)?.id === ref.id) this.#targets.delete(ref.targetId);
+    this.#owners.release(ref);
     // A stream that is gone disappears from status and metrics; others stay visible.
     if (outcome === "gone") {
-      this.#stats.delete(ref.id);
+      this.#statsKeeper.stats.delete(ref.id);
       this.#goneBefore.add(ref.id);
     } else this.#ended.set(ref.id, stream);
     this.#outcomes.set(ref.id, outcome);
@@ -467,94 +383,24 @@ export class Orchestrator {
     }
   }
 
-  /**
-   * Of streams that would share a target stream no stream owns now, puts
-   * the one that already has the consumer group first: it wrote that target
-   * stream before (before a restart, or before it ended), so it must keep
-   * it, or the target would mix the entries of two streams. Without such a
-   * stream the first found (lowest DB) wins, as on a first start.
-   */
-  async #previousOwnersFirst(candidates: StreamRef[]): Promise<StreamRef[]> {
-    const byTarget = groupBy(
-      candidates.filter((ref) => !this.#active.has(ref.id) && !this.#targets.has(ref.targetId)),
-      (ref) => ref.targetId,
-    );
-    const first = new Set<string>();
-    for (const refs of byTarget.values()) {
-      if (refs.length < 2) continue;
-      for (const ref of refs) {
-        if (await this.#hasGroup(ref)) {
-          first.add(ref.id);
-          break;
-        }
-      }
-    }
-    if (first.size === 0) return candidates;
-    return [
-      ...candidates.filter((r) => first.has(r.id)),
-      ...candidates.filter((r) => !first.has(r.id)),
-    ];
-  }
-
-  /** Whether the source stream has the consumer group (false when it cannot tell: no such key...). */
-  async #hasGroup(ref: StreamRef): Promise<boolean> {
-    try {
-      const groups = await this.#control.send(ref.db, ["XINFO", "GROUPS", ref.key]);
-      return Array.isArray(groups) &&
-        groups.some((g) => text(parseFlatMap(g).get("name")) === this.#config.consumerGroup);
-    } catch (error) {
-      if (error instanceof RedisReplyError) return false;
-      throw error;
-    }
-  }
-
   /** `run --once`: every stream that caught up must have nothing pending in its group. */
   async #checkNothingPending(): Promise<void> {
     const caughtUp = [...this.#outcomes].filter(([, o]) => o === "caught-up")
       .map(([id]) => this.#ended.get(id)).filter((s) => s !== undefined);
-    if (caughtUp.length === 0) return;
-    let counts: Map<ReplicatedStream, number | Error>;
-    try {
-      counts = await pendingCounts(this.#control, caughtUp, { group: this.#config.consumerGroup });
-    } catch (error) {
-      for (const s of caughtUp) {
-        s.status.lastError = `Could not check pending entries: ${errorMessage(error)}`;
-        this.#outcomes.set(s.ref.id, "error");
-      }
-      return;
-    }
-    for (const [s, count] of counts) {
-      if (count instanceof Error) {
-        s.status.lastError = `Could not check pending entries: ${errorMessage(count)}`;
-        this.#outcomes.set(s.ref.id, "error");
-      } else if (count > 0) {
-        s.status.state = "error";
-        s.status.lastError =
-          `${count} entries still pending in group "${this.#config.consumerGroup}"`;
-        this.#outcomes.set(s.ref.id, "error");
-      }
+    for (
+      const s of await stillPending(this.#control, caughtUp, { group: this.#config.consumerGroup })
+    ) {
+      this.#outcomes.set(s.ref.id, "error");
     }
   }
 
   #result(): RunResult {
-    const failures: RunResult["failures"] = [];
-    for (const [id, outcome] of this.#outcomes) {
-      if (outcome === "caught-up" || outcome === "gone") continue;
-      if (outcome === "stopped" && !this.#once) continue;
-      const stream = this.#ended.get(id);
-      const label = stream?.ref.label ?? id;
-      const reason = outcome === "skipped"
-        ? `no consumer group "${this.#config.consumerGroup}" (STREAM_AUTO_CREATE_CONSUMER_GROUPS=false)`
-        : outcome === "stopped"
-        ? "interrupted before it was up to date"
-        : stream?.status.lastError ?? outcome;
-      failures.push({ stream: label, reason });
-    }
-    if (this.#once) {
-      for (const s of this.#active.values()) {
-        failures.push({ stream: s.ref.label, reason: "interrupted before it was up to date" });
-      }
-    }
+    const failures = runFailures(this.#outcomes, {
+      ended: this.#ended,
+      active: this.#active.values(),
+      once: this.#once,
+      group: this.#config.consumerGroup,
+    });
     return { ok: failures.length === 0, streams: this.status().streams, failures };
   }
 

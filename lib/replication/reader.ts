@@ -20,11 +20,16 @@ import {
 } from "../errors.ts";
 import { getLog } from "../log.ts";
 import type { RedisConnection } from "../redis/connection.ts";
-import { compareIds, entryId, parseRawMultiRead, type RawEntry } from "../redis/replies.ts";
+import type { RawEntry } from "../redis/replies.ts";
 import { entriesAt, type RespValue } from "../redis/resp_parser.ts";
 import { RespWriter } from "../redis/resp_writer.ts";
 import { groupBy } from "./_group_by.ts";
-import { streamId } from "./stream_ref.ts";
+import {
+  type DispatchContext,
+  dispatchInOrder,
+  dispatchWoken,
+  encodeTail,
+} from "./_read_replies.ts";
 import type { ReplicatedStream } from "./stream.ts";
 
 const log = getLog("reader");
@@ -381,72 +386,25 @@ export class StreamReader {
     }
   }
 
-  /**
-   * Hands the entries of one XREADGROUP reply to their streams; adds those
-   * that got some to `got`. The reply lists the streams that have entries
-   * in the order they were asked for, so they are matched in one pass.
-   */
+  /** Hands the entries of one XREADGROUP reply to their streams (see `_read_replies.ts`). */
   #dispatch(
     streams: ReplicatedStream[],
     reply: RespValue,
     fromHistory: boolean,
     got: Set<ReplicatedStream>,
   ): void {
-    const items = parseRawMultiRead(reply);
-    let j = 0;
-    for (const item of items) {
-      // Streams before this one in the request had nothing.
-      let k = j;
-      while (k < streams.length && !sameBytes(streams[k].ref.key, item.key)) k++;
-      let stream: ReplicatedStream | undefined;
-      if (k < streams.length) {
-        for (; j < k; j++) this.#nothingFor(streams[j], fromHistory);
-        stream = streams[j++];
-      } else {
-        // Out of the order asked for (Redis keeps it; never relied on blindly).
-        stream = streams.slice(0, j).find((s) => sameBytes(s.ref.key, item.key));
-        if (stream === undefined) continue; // not asked for
-      }
-      const n = item.entries.length + item.deleted.length;
-      if (fromHistory) {
-        // A re-read of this consumer's pending entries: go on from the last one returned
-        // (deleted ones included) until none is left.
-        stream.history = [...item.entries.map(entryId), ...item.deleted].sort(compareIds).at(-1);
-      } else stream.hot = n >= this.#options.batchSize;
-      if (n === 0) continue;
-      got.add(stream);
-      this.#hooks.deliver(stream, item.entries, item.deleted, item.bytes);
-    }
-    for (; j < streams.length; j++) this.#nothingFor(streams[j], fromHistory);
+    dispatchInOrder(streams, reply, { fromHistory, got, ...this.#context() });
   }
 
-  /**
-   * The reply of a blocking read of `streams` (of DB `db`): the few streams
-   * that got entries, found by their id (the others had nothing, and were
-   * not read with a backlog: nothing to mark).
-   */
   #dispatchWoken(db: number, streams: ReplicatedStream[], reply: RespValue): void {
-    const items = parseRawMultiRead(reply);
-    const found: ReplicatedStream[] = [];
-    for (const item of items) {
-      const stream = this.#byId.get(streamId(db, item.key));
-      if (stream === undefined || stream.readsInFlight === 0) {
-        // Not one of this read's streams by id (cannot happen): match the slow way.
-        this.#dispatch(streams, reply, false, new Set());
-        return;
-      }
-      found.push(stream);
+    if (!dispatchWoken(reply, { db, byId: this.#byId, ...this.#context() })) {
+      // Not one of this read's streams by id (cannot happen): match the slow way.
+      this.#dispatch(streams, reply, false, new Set());
     }
-    items.forEach((item, i) => {
-      const n = item.entries.length + item.deleted.length;
-      found[i].hot = n >= this.#options.batchSize;
-      if (n > 0) this.#hooks.deliver(found[i], item.entries, item.deleted, item.bytes);
-    });
   }
 
-  #nothingFor(stream: ReplicatedStream, fromHistory: boolean): void {
-    if (fromHistory) stream.history = undefined;
-    else stream.hot = false;
+  #context(): DispatchContext {
+    return { batchSize: this.#options.batchSize, deliver: this.#hooks.deliver };
   }
 
   async #failedRead(
@@ -505,18 +463,4 @@ export class StreamReader {
       }
     }
   }
-}
-
-/** `STREAMS k1 k2 ... id1 id2 ...` (`>` for new entries, the history ID for a re-read). */
-function encodeTail(w: RespWriter, streams: readonly ReplicatedStream[]): void {
-  w.bulk("STREAMS");
-  for (const s of streams) w.bulk(s.ref.key);
-  for (const s of streams) w.bulk(s.history ?? ">");
-}
-
-/** Whether two keys are the same bytes. */
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

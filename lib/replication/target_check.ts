@@ -13,10 +13,14 @@ import type { RedisConnection } from "../redis/connection.ts";
 import { compareIds, parseEntries, parseFlatMap, parseRawEntries, text } from "../redis/replies.ts";
 import { entriesAt } from "../redis/resp_parser.ts";
 import { chunksBy } from "./_group_by.ts";
+import type { RawEntry } from "../redis/replies.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import type { StreamRef } from "./stream_ref.ts";
 
 const log = getLog("replicator");
+
+/** The target refused an ID as not above its top: another delivery (or writer) was first. */
+export const DUPLICATE_ID = /equal or smaller than the target stream top item/i;
 
 /** The message of a stream whose target key is of another type. */
 export function wrongTypeMessage(ref: StreamRef): string {
@@ -203,4 +207,71 @@ async function removedFromTarget(
   const added = info.get("entries-added");
   if (added === undefined) return undefined;
   return Number(added) - Number(info.get("length") ?? 0);
+}
+
+/** Options for {@linkcode writeChecked}. */
+export interface WriteCheckedOptions extends ConfirmOptions {
+  /** Extra XADD arguments before the ID (TARGET_STREAM_MAXLEN: `MAXLEN ~ n`). */
+  maxlen: readonly string[];
+  /** Reload the target's top first (it moved: the target refused IDs as not above it). */
+  reload: boolean;
+}
+
+/**
+ * The careful write of `entries` (ID order): those at or below the
+ * target's top are confirmed on the target, the rest written in one
+ * transaction; repeated while the target refuses IDs as not above its top
+ * (it moved: reloaded each time, three times at most). Returns how many
+ * were written; throws {@linkcode StreamStoppedError} when the stream
+ * cannot go on, or the failure of a command (retried by the caller).
+ */
+export async function writeChecked(
+  stream: ReplicatedStream,
+  entries: readonly RawEntry[],
+  options: WriteCheckedOptions,
+): Promise<number> {
+  const { target: conn, maxlen } = options;
+  if (options.reload) await reloadTargetTop(conn, stream);
+  let written = 0;
+  let pending = entries;
+  for (let round = 0;; round++) {
+    let split = 0;
+    while (split < pending.length && compareIds(pending[split].idText(), stream.targetTop) <= 0) {
+      split++;
+    }
+    if (split > 0) {
+      await confirmOnTarget(stream, pending.slice(0, split).map((e) => e.idText()), options);
+    }
+    const fresh = pending.slice(split);
+    if (fresh.length === 0) return written;
+    const results = await conn.transaction(
+      stream.ref.targetDb,
+      fresh.map((e) => ["XADD", stream.ref.targetKey, ...maxlen, e.id, ...e.items()]),
+    );
+    let duplicate = false;
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i];
+      if (r.status === "fulfilled") {
+        written++;
+        stream.advance(fresh[i].idText(), compareIds);
+        continue;
+      }
+      const error = r.reason;
+      if (error instanceof RedisReplyError && DUPLICATE_ID.test(error.message)) {
+        duplicate = true;
+        continue;
+      }
+      throw error instanceof RedisReplyError && error.code === "WRONGTYPE"
+        ? new StreamStoppedError(wrongTypeMessage(stream.ref), { cause: error })
+        : error;
+    }
+    if (!duplicate) return written;
+    if (round >= 3) {
+      throw new StreamStoppedError(
+        `Target stream ${stream.ref.targetLabel} keeps refusing IDs of ${stream.ref.label} as not above its top item: something else writes into it`,
+      );
+    }
+    await reloadTargetTop(conn, stream);
+    pending = fresh;
+  }
 }

@@ -29,7 +29,7 @@ import { RespWriter } from "../redis/resp_writer.ts";
 import { LogDigest } from "./_log_digest.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { ReplicatedStream } from "./stream.ts";
-import { confirmOnTarget, reloadTargetTop, wrongTypeMessage } from "./target_check.ts";
+import { DUPLICATE_ID, writeChecked, wrongTypeMessage } from "./target_check.ts";
 
 const log = getLog("replicator");
 
@@ -39,7 +39,6 @@ export const WRITE_MAX_ENTRIES = 10_000;
 export const WRITE_MAX_BYTES = 8 * 1024 * 1024;
 /** Bytes of the writes sent in one pipeline on one connection (more go to other connections). */
 const PIPELINE_MAX_BYTES = 2 * 1024 * 1024;
-const DUPLICATE_ID = /equal or smaller than the target stream top item/i;
 const MULTI = encoded(["MULTI"]);
 const EXEC = encoded(["EXEC"]);
 
@@ -314,61 +313,12 @@ export class TargetWriter {
           return;
         }
       }
-      const conn = this.#pool.pick(stream.ref.targetDb);
-      if (from.reload) await reloadTargetTop(conn, stream);
-      let written = from.written;
-      let pending = from.entries;
-      for (let round = 0;; round++) {
-        let split = 0;
-        while (
-          split < pending.length && compareIds(entryId(pending[split]), stream.targetTop) <= 0
-        ) {
-          split++;
-        }
-        if (split > 0) {
-          await confirmOnTarget(stream, pending.slice(0, split).map(entryId), {
-            target: conn,
-            source: this.#options.source,
-          });
-        }
-        const fresh = pending.slice(split);
-        if (fresh.length === 0) break;
-        const results = await conn.transaction(
-          stream.ref.targetDb,
-          fresh.map((e) => [
-            "XADD",
-            stream.ref.targetKey,
-            ...this.#maxlen,
-            e.id,
-            ...e.items(),
-          ]),
-        );
-        let duplicate = false;
-        for (let i = 0; i < results.length; i++) {
-          const r = results[i];
-          if (r.status === "fulfilled") {
-            written++;
-            stream.advance(entryId(fresh[i]), compareIds);
-            continue;
-          }
-          const error = r.reason;
-          if (error instanceof RedisReplyError && DUPLICATE_ID.test(error.message)) {
-            duplicate = true;
-            continue;
-          }
-          throw error instanceof RedisReplyError && error.code === "WRONGTYPE"
-            ? wrongType(w, error)
-            : error;
-        }
-        if (!duplicate) break;
-        if (round >= 3) {
-          throw new StreamStoppedError(
-            `Target stream ${stream.ref.targetLabel} keeps refusing IDs of ${stream.ref.label} as not above its top item: something else writes into it`,
-          );
-        }
-        await reloadTargetTop(conn, stream);
-        pending = fresh;
-      }
+      const written = await writeChecked(stream, from.entries, {
+        target: this.#pool.pick(stream.ref.targetDb),
+        source: this.#options.source,
+        maxlen: this.#maxlen,
+        reload: from.reload,
+      }) + from.written;
       this.#done(w, written, w.entries.length - written, performance.now() - started);
     } catch (error) {
       this.#failed(w, error);

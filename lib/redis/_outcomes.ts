@@ -1,0 +1,81 @@
+/**
+ * What a connection makes of replies and failures: EXEC's replies, a
+ * reply as a settled outcome, and the error a failed connect or handshake
+ * becomes (authentication, permission, missing DB, timeout, refusal).
+ *
+ * @module
+ */
+import { AuthError, ConnectError, ConnectionError, RedisReplyError } from "../errors.ts";
+import type { RespValue } from "./resp_parser.ts";
+import { describeSocketError } from "./_socket.ts";
+
+/** EXEC's replies of a MULTI/.../EXEC batch, or what made it fail. */
+export function execReplies(replies: RespValue[], where: string): RespValue[] {
+  const exec = replies[replies.length - 1];
+  if (exec instanceof RedisReplyError) {
+    // EXECABORT: the reason is the first command that was refused while queued.
+    const queued = replies.slice(1, -1).find((r) => r instanceof RedisReplyError);
+    throw queued ?? exec;
+  }
+  if (replies[0] instanceof RedisReplyError) throw replies[0];
+  if (!Array.isArray(exec)) throw new ConnectionError(`Transaction on ${where} was discarded`);
+  return exec;
+}
+
+export function settled(reply: RespValue): PromiseSettledResult<unknown> {
+  return reply instanceof RedisReplyError
+    ? { status: "rejected", reason: reply }
+    : { status: "fulfilled", value: reply };
+}
+
+function firstLine(error: Error): string {
+  return error.message.split("\n")[0];
+}
+
+function isAuthReply(error: RedisReplyError): boolean {
+  const message = error.message;
+  return /^(WRONGPASS|NOAUTH)\b/.test(message) || /^ERR AUTH\b/.test(message) ||
+    /invalid (username-)?password/i.test(message);
+}
+
+/** What {@linkcode connectError} needs to say. */
+export interface ConnectErrorOptions {
+  /** `source "host:port"`. */
+  where: string;
+  /** The connect deadline passed. */
+  timedOut: boolean;
+  /** The deadline, milliseconds. */
+  timeoutMs: number;
+}
+
+/** The error a failed connect or handshake becomes. */
+export function connectError(error: unknown, options: ConnectErrorOptions): Error {
+  const { where, timedOut, timeoutMs } = options;
+  if (error instanceof RedisReplyError && error.code === "NOPERM") {
+    return new AuthError(
+      `Permission denied on ${where} while connecting: ${
+        firstLine(error)
+      } (the ACL user needs CLIENT SETNAME/ID, SELECT and the stream commands)`,
+      { cause: error },
+    );
+  }
+  if (error instanceof RedisReplyError && isAuthReply(error)) {
+    return new AuthError(`Authentication to ${where} failed: ${firstLine(error)}`, {
+      cause: error,
+    });
+  }
+  if (error instanceof RedisReplyError && /DB index is out of range|LOADING/.test(error.message)) {
+    // A DB the server does not have (callers tell it apart), or a server still loading.
+    return error;
+  }
+  if (timedOut) {
+    return new ConnectError(`Cannot connect to ${where}: no answer within ${timeoutMs} ms`);
+  }
+  if (error instanceof RedisReplyError) {
+    // Any other refusal during the handshake (e.g. max number of clients reached) passes.
+    return new ConnectError(`Cannot connect to ${where}: ${error.message}`, { cause: error });
+  }
+  return new ConnectError(`Cannot connect to ${where}: ${describeSocketError(error)}`, {
+    cause: error,
+  });
+}

@@ -1,0 +1,102 @@
+/**
+ * A reader's XREADGROUP replies handed to their streams, and the tail of
+ * its commands. Internal to the reader.
+ *
+ * @module
+ */
+import { compareIds, entryId, parseRawMultiRead, type RawEntry } from "../redis/replies.ts";
+import type { RespValue } from "../redis/resp_parser.ts";
+import type { RespWriter } from "../redis/resp_writer.ts";
+import type { ReplicatedStream } from "./stream.ts";
+import { streamId } from "./stream_ref.ts";
+
+/** What the dispatch needs of its reader. */
+export interface DispatchContext {
+  /** Entries per stream per read (STREAM_BATCH_SIZE): a full one means more is there. */
+  batchSize: number;
+  /** Hands entries (and IDs of pending entries found deleted) to a stream, in ID order. */
+  deliver(stream: ReplicatedStream, entries: RawEntry[], deleted: string[], bytes: number): void;
+}
+
+/**
+ * Hands the entries of one XREADGROUP reply of `streams` to them; adds
+ * those that got some to `got`. The reply lists the streams that have
+ * entries in the order they were asked for, so they are matched in one pass.
+ */
+export function dispatchInOrder(
+  streams: ReplicatedStream[],
+  reply: RespValue,
+  options: DispatchContext & { fromHistory: boolean; got: Set<ReplicatedStream> },
+): void {
+  const { fromHistory, got, batchSize, deliver } = options;
+  let j = 0;
+  for (const item of parseRawMultiRead(reply)) {
+    // Streams before this one in the request had nothing.
+    let k = j;
+    while (k < streams.length && !sameBytes(streams[k].ref.key, item.key)) k++;
+    let stream: ReplicatedStream | undefined;
+    if (k < streams.length) {
+      for (; j < k; j++) nothingFor(streams[j], fromHistory);
+      stream = streams[j++];
+    } else {
+      // Out of the order asked for (Redis keeps it; never relied on blindly).
+      stream = streams.slice(0, j).find((s) => sameBytes(s.ref.key, item.key));
+      if (stream === undefined) continue; // not asked for
+    }
+    const n = item.entries.length + item.deleted.length;
+    if (fromHistory) {
+      // A re-read of this consumer's pending entries: go on from the last one returned
+      // (deleted ones included) until none is left.
+      stream.history = [...item.entries.map(entryId), ...item.deleted].sort(compareIds).at(-1);
+    } else stream.hot = n >= batchSize;
+    if (n === 0) continue;
+    got.add(stream);
+    deliver(stream, item.entries, item.deleted, item.bytes);
+  }
+  for (; j < streams.length; j++) nothingFor(streams[j], fromHistory);
+}
+
+/**
+ * The reply of a blocking read (of DB `db`): the few streams that got
+ * entries, found by their id (the others had nothing, and were not read
+ * with a backlog: nothing to mark). False, delivering nothing, when one of
+ * them is not a stream of the read.
+ */
+export function dispatchWoken(
+  reply: RespValue,
+  options: DispatchContext & { db: number; byId: ReadonlyMap<string, ReplicatedStream> },
+): boolean {
+  const { db, byId, batchSize, deliver } = options;
+  const items = parseRawMultiRead(reply);
+  const found: ReplicatedStream[] = [];
+  for (const item of items) {
+    const stream = byId.get(streamId(db, item.key));
+    if (stream === undefined || stream.readsInFlight === 0) return false;
+    found.push(stream);
+  }
+  items.forEach((item, i) => {
+    const n = item.entries.length + item.deleted.length;
+    found[i].hot = n >= batchSize;
+    if (n > 0) deliver(found[i], item.entries, item.deleted, item.bytes);
+  });
+  return true;
+}
+
+function nothingFor(stream: ReplicatedStream, fromHistory: boolean): void {
+  if (fromHistory) stream.history = undefined;
+  else stream.hot = false;
+}
+
+/** `STREAMS k1 k2 ... id1 id2 ...` (`>` for new entries, the history ID for a re-read). */
+export function encodeTail(w: RespWriter, streams: readonly ReplicatedStream[]): void {
+  w.bulk("STREAMS");
+  for (const s of streams) w.bulk(s.ref.key);
+  for (const s of streams) w.bulk(s.history ?? ">");
+}
+
+/** Whether two keys are the same bytes. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,83 @@
+/**
+ * How a run ended: for `run --once`, the streams that caught up must have
+ * nothing left pending in their group; and the list of streams that could
+ * not be brought up to date, with why.
+ *
+ * @module
+ */
+import { errorMessage } from "../errors.ts";
+import type { RedisConnection } from "../redis/connection.ts";
+import { pendingCounts } from "./group.ts";
+import type { ReplicatedStream, StreamOutcome } from "./stream.ts";
+
+/**
+ * Of `streams` (caught up), those with entries still pending in the group,
+ * or whose pending count could not be read: their status says why.
+ */
+export async function stillPending(
+  control: RedisConnection,
+  streams: readonly ReplicatedStream[],
+  options: { group: string },
+): Promise<ReplicatedStream[]> {
+  if (streams.length === 0) return [];
+  let counts: Map<ReplicatedStream, number | Error>;
+  try {
+    counts = await pendingCounts(control, streams, options);
+  } catch (error) {
+    for (const s of streams) {
+      s.status.lastError = `Could not check pending entries: ${errorMessage(error)}`;
+    }
+    return [...streams];
+  }
+  const out: ReplicatedStream[] = [];
+  for (const [s, count] of counts) {
+    if (count instanceof Error) {
+      s.status.lastError = `Could not check pending entries: ${errorMessage(count)}`;
+      out.push(s);
+    } else if (count > 0) {
+      s.status.state = "error";
+      s.status.lastError = `${count} entries still pending in group "${options.group}"`;
+      out.push(s);
+    }
+  }
+  return out;
+}
+
+/** Options for {@linkcode runFailures}. */
+export interface RunFailuresOptions {
+  /** The streams that ended, by id. */
+  ended: ReadonlyMap<string, ReplicatedStream>;
+  /** The streams still running (once mode: interrupted). */
+  active: Iterable<ReplicatedStream>;
+  /** `run --once`: a stream stopped before it caught up is a failure. */
+  once: boolean;
+  /** The consumer group, for messages. */
+  group: string;
+}
+
+/** The streams that could not be brought up to date, with why. */
+export function runFailures(
+  outcomes: ReadonlyMap<string, StreamOutcome>,
+  options: RunFailuresOptions,
+): Array<{ stream: string; reason: string }> {
+  const { ended, active, once, group } = options;
+  const failures: Array<{ stream: string; reason: string }> = [];
+  for (const [id, outcome] of outcomes) {
+    if (outcome === "caught-up" || outcome === "gone") continue;
+    if (outcome === "stopped" && !once) continue;
+    const stream = ended.get(id);
+    const label = stream?.ref.label ?? id;
+    const reason = outcome === "skipped"
+      ? `no consumer group "${group}" (STREAM_AUTO_CREATE_CONSUMER_GROUPS=false)`
+      : outcome === "stopped"
+      ? "interrupted before it was up to date"
+      : stream?.status.lastError ?? outcome;
+    failures.push({ stream: label, reason });
+  }
+  if (once) {
+    for (const s of active) {
+      failures.push({ stream: s.ref.label, reason: "interrupted before it was up to date" });
+    }
+  }
+  return failures;
+}
