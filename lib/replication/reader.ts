@@ -19,8 +19,10 @@ import {
   StreamGoneError,
 } from "../errors.ts";
 import { getLog } from "../log.ts";
+import type { ReaderHooks, StreamReaderOptions } from "./read_hooks.ts";
+
+export type { ReadBudget, ReaderHooks, StreamReaderOptions } from "./read_hooks.ts";
 import type { RedisConnection } from "../redis/connection.ts";
-import type { RawEntry } from "../redis/replies.ts";
 import { entriesAt, type RespValue } from "../redis/resp_parser.ts";
 import { RespWriter } from "../redis/resp_writer.ts";
 import { groupBy } from "./_group_by.ts";
@@ -50,69 +52,6 @@ const ENTRIES_PER_ROUND_TRIP = 20_000;
 const SWEEP_INTERVAL_MS = 10;
 /** Depth of the entries in an XREADGROUP reply. */
 const READ_ENTRY_DEPTH = entriesAt(3);
-
-/** What the reader tells about the streams it reads. */
-export interface ReaderHooks {
-  /** Entries (and IDs of pending entries found deleted) read for `stream`, in ID order. */
-  deliver(stream: ReplicatedStream, entries: RawEntry[], deleted: string[], bytes: number): void;
-  /** once mode: a read found nothing more for `stream`. */
-  drained(stream: ReplicatedStream): void;
-  /** The stream or its group is gone (NOGROUP, WRONGTYPE). */
-  gone(stream: ReplicatedStream, error: StreamGoneError): void;
-  /** Reading `stream` failed for good (e.g. NOPERM). */
-  failed(stream: ReplicatedStream, error: unknown): void;
-  /** No read including `stream` is in flight any more. */
-  idle(stream: ReplicatedStream): void;
-  /** Whether `stream` wants entries now (room in its read-ahead, replicating). */
-  wants(stream: ReplicatedStream): boolean;
-  /** The memory all streams together may still fill with entries read ahead. */
-  budget: ReadBudget;
-}
-
-/** Memory for entries read ahead, shared by the readers: reads in flight hold a part of it. */
-export interface ReadBudget {
-  /**
-   * How many of `streams` streams may be read `reads` times over now (at
-   * least one while anything is left), and the bytes set aside for what
-   * they may bring.
-   */
-  take(streams: number, reads: number): { streams: number; bytes: number };
-  /** The reads are in (the streams now count what they brought): give back `bytes`. */
-  give(bytes: number): void;
-}
-
-/** Options for {@linkcode StreamReader}. */
-export interface StreamReaderOptions {
-  /** Consumer group name. */
-  group: string;
-  /** Consumer name. */
-  consumer: string;
-  /** Entries per stream per read (COUNT, STREAM_BATCH_SIZE). */
-  batchSize: number;
-  /** Milliseconds a read blocks when nothing is ready (BLOCK). */
-  blockMs: number;
-  /**
-   * `run --once`: never block; a stream with nothing to read is drained.
-   * @default {false}
-   */
-  once?: boolean;
-  /** First backoff delay after a failed read, milliseconds. */
-  backoffBaseMs: number;
-  /** Largest backoff delay after failed reads, milliseconds. */
-  backoffMaxMs: number;
-  /**
-   * Failed reads retried at once before backing off (SOURCE_REDIS_MAX_RETRIES).
-   * @default {0}
-   */
-  maxRetries?: number;
-  /**
-   * Called for each failed read, with the error's kind (reply code or "connection").
-   * @default {undefined}
-   */
-  onError?: (kind: string) => void;
-  /** Sends CLIENT UNBLOCK for the reader's connection (from another connection). */
-  unblock: (clientId: string) => void;
-}
 
 /** Reads entries for the streams assigned to it, over one connection. */
 export class StreamReader {

@@ -1,0 +1,71 @@
+/**
+ * What the target writer needs from the rest of the engine (its hooks)
+ * and its options, and what it reports of each write.
+ *
+ * @module
+ */
+import type { RedisConnection } from "../redis/connection.ts";
+import type { RawEntry } from "../redis/replies.ts";
+import type { Scheduler } from "./scheduler.ts";
+import type { ReplicatedStream } from "./stream.ts";
+
+/** What one finished write did. */
+export interface WriteResult {
+  /** IDs to acknowledge: the entries written or confirmed, and IDs of deleted ones. */
+  ids: Array<string | RawEntry>;
+  /** Entries written. */
+  written: number;
+  /** Entries found already on the target. */
+  skipped: number;
+  /** Pending entries deleted from the source (acked only). */
+  deleted: number;
+  /** Milliseconds the write took. */
+  ms: number;
+}
+
+/** What the writer needs from the engine. */
+export interface WriterHooks {
+  /** Whether `stream` may be written now (replicating, nothing to recover first). */
+  canWrite(stream: ReplicatedStream): boolean;
+  /** A write finished: acknowledge, count, read more. */
+  written(stream: ReplicatedStream, result: WriteResult): void;
+  /** The stream cannot go on (its target is of another type, something else writes into it...). */
+  stopped(stream: ReplicatedStream, error: Error): void;
+  /** A write of `stream` ended, whatever its outcome (it is not writing any more). */
+  released(stream: ReplicatedStream): void;
+  /** Whether a read of the stream's reader failed recently (a copy of it may still run late). */
+  staleReadsPossible(stream: ReplicatedStream): boolean;
+  /** Whether a stale read delivered entries older than `lowestId` to this consumer. */
+  deliveredEarlier(stream: ReplicatedStream, lowestId: string): Promise<boolean>;
+  /** Entries older than the batch were delivered behind its back: re-read in order first. */
+  rewind(stream: ReplicatedStream): void;
+}
+
+/** Options for {@linkcode TargetWriter}. */
+export interface TargetWriterOptions {
+  /** The scheduler for retries. */
+  scheduler: Scheduler;
+  /** A source connection (the checks of re-deliveries look at the source stream too). */
+  source: RedisConnection;
+  /** Entries a write shrinks to at the least when the target is out of memory (STREAM_BATCH_SIZE). */
+  minWriteEntries: number;
+  /**
+   * TARGET_STREAM_MAXLEN: cap each target stream at about this many entries; 0 = none.
+   * @default {0}
+   */
+  targetMaxlen?: number;
+  /** Retry backoff, milliseconds. */
+  backoffBaseMs: number;
+  /** Retry backoff cap, milliseconds. */
+  backoffMaxMs: number;
+  /**
+   * Failed writes retried at once before backing off (TARGET_REDIS_MAX_RETRIES).
+   * @default {0}
+   */
+  maxRetries?: number;
+  /**
+   * Called for each failed attempt (for metrics).
+   * @default {undefined}
+   */
+  onError?: (stream: ReplicatedStream, kind: string) => void;
+}
