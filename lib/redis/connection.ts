@@ -11,12 +11,14 @@
  * @module
  */
 import { ConnectError, ConnectionError, RedisReplyError } from "../errors.ts";
-import { clientName, type Endpoint, serverAddress } from "./endpoint.ts";
+import { clientName, serverAddress } from "./endpoint.ts";
 export { serverAddress };
 import type { RespValue } from "./resp_parser.ts";
 import type { RedisArg, RespWriter } from "./resp_writer.ts";
-import type { ServerHealth } from "./server_health.ts";
 import { type PendingOptions, Socket } from "./_socket.ts";
+import type { EndpointLike, RedisConnectionOptions, SendOptions } from "./connection_options.ts";
+
+export type { EndpointLike, RedisConnectionOptions, SendOptions } from "./connection_options.ts";
 import { connectError, execReplies, settled } from "./_outcomes.ts";
 
 export { execReplies };
@@ -24,59 +26,6 @@ import type { RedisServerConfig } from "../config/types.ts";
 import { endpointFor } from "./endpoint.ts";
 
 export type { RedisArg } from "./resp_writer.ts";
-
-/** What a connection needs to know about its server: an {@linkcode Endpoint}, or just an address. */
-export type EndpointLike = Pick<Endpoint, "role" | "host" | "port"> & Partial<Endpoint>;
-
-/** How one connection behaves. */
-export interface RedisConnectionOptions {
-  /**
-   * The DB selected when the connection opens.
-   * @default {0}
-   */
-  db?: number;
-  /**
-   * What the connection is for: its CLIENT SETNAME is `redis-stream-sync-<name>`.
-   * @default {undefined}
-   */
-  name?: string;
-  /**
-   * Shared up/down bookkeeping for all connections to one server.
-   * @default {undefined}
-   */
-  health?: ServerHealth;
-  /**
-   * Fetch the server's CLIENT ID after each connect (needed to CLIENT UNBLOCK it).
-   * @default {false}
-   */
-  trackClientId?: boolean;
-}
-
-/** Options of one command. */
-export interface SendOptions {
-  /**
-   * Return bulk strings as `Uint8Array` views instead of text.
-   * @default {false}
-   */
-  buffers?: boolean;
-  /**
-   * Extra milliseconds to wait on top of the command timeout (a BLOCK time).
-   * @default {0}
-   */
-  blockMs?: number;
-  /**
-   * The command's name in a timeout message.
-   * @default {the first argument, or "pipeline"}
-   */
-  name?: string;
-  /**
-   * Keep the arrays at this depth of the reply as `RawArray`s
-   * (stream entry fields: 4 for XREADGROUP, 3 for XAUTOCLAIM, 2 for XRANGE); -1 = none;
-   * `SKIP_BULKS` (-2) keeps no bulk string at all (each is an empty array).
-   * @default {-1}
-   */
-  rawDepth?: number;
-}
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 

@@ -6,7 +6,7 @@
  */
 import { compareIds, entryId, parseRawMultiRead, type RawEntry } from "../redis/replies.ts";
 import type { RespValue } from "../redis/resp_parser.ts";
-import type { RespWriter } from "../redis/resp_writer.ts";
+import { RespWriter } from "../redis/resp_writer.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import { streamId } from "./stream_ref.ts";
 
@@ -92,6 +92,29 @@ export function encodeTail(w: RespWriter, streams: readonly ReplicatedStream[]):
   w.bulk("STREAMS");
   for (const s of streams) w.bulk(s.ref.key);
   for (const s of streams) w.bulk(s.history ?? ">");
+}
+
+/**
+ * `STREAMS k1 k2 ... > > ...` of a blocking read, encoded once and reused
+ * while the streams are the same (an idle reader sends it again every
+ * STREAM_POLL_INTERVAL over hundreds of keys).
+ */
+export class TailCache {
+  #streams: ReplicatedStream[] = [];
+  #bytes: Uint8Array | null = null;
+
+  /** The encoded tail for `streams` (read with ">"). */
+  of(streams: ReplicatedStream[]): Uint8Array {
+    const cached = this.#streams;
+    if (
+      this.#bytes && cached.length === streams.length && cached.every((s, i) => s === streams[i])
+    ) return this.#bytes;
+    const w = new RespWriter(1024);
+    encodeTail(w, streams);
+    this.#bytes = w.take().slice();
+    this.#streams = streams;
+    return this.#bytes;
+  }
 }
 
 /** Whether two keys are the same bytes. */

@@ -14,10 +14,18 @@ import { getLog } from "../log.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import { serverAddress } from "../redis/endpoint.ts";
 import { ConnectionPool } from "../redis/pool.ts";
-import { ServerHealth, type ServerHealthStatus } from "../redis/server_health.ts";
+import { ServerHealth } from "../redis/server_health.ts";
 import { findStreams } from "./discover.ts";
 import { type EngineHooks, ReplicationEngine } from "./engine.ts";
-import { runFailures, stillPending } from "./run_result.ts";
+import {
+  type OrchestratorStatus,
+  runFailures,
+  type RunOptions,
+  type RunResult,
+  stillPending,
+} from "./run_result.ts";
+
+export type { OrchestratorStatus, RunOptions, RunResult } from "./run_result.ts";
 import { Scheduler } from "./scheduler.ts";
 import { StatsKeeper } from "./stats_keeper.ts";
 import { TargetOwners } from "./target_owners.ts";
@@ -30,48 +38,8 @@ const log = getLog("orchestrator");
 /** How often group maintenance looks for the streams whose turn it is, at most. */
 const MAINTENANCE_TICK_MS = 1000;
 
-/** Options for {@linkcode Orchestrator.run}. */
-export interface RunOptions {
-  /**
-   * `run --once`: one discovery pass, copy until every stream is caught up, then return.
-   * @default {false}
-   */
-  once?: boolean;
-  /**
-   * After the signal aborts, how long writes in flight may take to finish
-   * (write and ack) before they are abandoned (they stay pending and are
-   * re-delivered safely on the next start).
-   * @default {5000}
-   */
-  graceMs?: number;
-}
-
 /** Per-batch and per-error hooks, for metrics. */
 export type OrchestratorHooks = EngineHooks;
-
-/** What a run ended with. */
-export interface RunResult {
-  /** Whether every stream ended well (for `--once`: caught up, nothing pending). */
-  ok: boolean;
-  /** Status of every stream seen. */
-  streams: StreamStatus[];
-  /** Streams that could not be brought up to date, with why. */
-  failures: Array<{ stream: string; reason: string }>;
-}
-
-/** A snapshot of the whole service, for `status` and metrics. */
-export interface OrchestratorStatus {
-  /** Whether both servers answered and the first discovery pass finished. */
-  ready: boolean;
-  /** Why not ready, when not. */
-  reason?: string;
-  /** Source server health. */
-  source: ServerHealthStatus;
-  /** Target server health. */
-  target: ServerHealthStatus;
-  /** Every stream seen, active or ended. */
-  streams: StreamStatus[];
-}
 
 /** Replicates every configured and discovered stream. */
 export class Orchestrator {

@@ -24,13 +24,14 @@ import type { ReaderHooks, StreamReaderOptions } from "./read_hooks.ts";
 export type { ReadBudget, ReaderHooks, StreamReaderOptions } from "./read_hooks.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import { entriesAt, type RespValue } from "../redis/resp_parser.ts";
-import { RespWriter } from "../redis/resp_writer.ts";
+import type { RespWriter } from "../redis/resp_writer.ts";
 import { groupBy } from "./_group_by.ts";
 import {
   type DispatchContext,
   dispatchInOrder,
   dispatchWoken,
   encodeTail,
+  TailCache,
 } from "./_read_replies.ts";
 import type { ReplicatedStream } from "./stream.ts";
 
@@ -69,7 +70,7 @@ export class StreamReader {
   #staleReadsPossibleUntil = 0;
   #lastSweep = 0;
   #turn = 0;
-  #tail: { streams: ReplicatedStream[]; bytes: Uint8Array } | null = null;
+  readonly #tail = new TailCache();
   #rotation = 0;
 
   constructor(conn: RedisConnection, hooks: ReaderHooks, options: StreamReaderOptions) {
@@ -253,31 +254,13 @@ export class StreamReader {
     try {
       const [reply] = await this.#send(
         db,
-        [{ streams, tail: this.#blockingTail(streams) }],
+        [{ streams, tail: this.#tail.of(streams) }],
         blockMs,
       );
       this.#dispatchWoken(db, streams, reply);
     } finally {
       this.#blocking = false;
     }
-  }
-
-  /**
-   * `STREAMS k1 k2 ... > > ...` of a blocking read, encoded once and reused
-   * while the streams are the same (an idle reader re-sends it every
-   * STREAM_POLL_INTERVAL over hundreds of keys).
-   */
-  #blockingTail(streams: ReplicatedStream[]): Uint8Array {
-    const cached = this.#tail;
-    if (
-      cached && cached.streams.length === streams.length &&
-      cached.streams.every((s, i) => s === streams[i])
-    ) return cached.bytes;
-    const w = new RespWriter(1024);
-    encodeTail(w, streams);
-    const bytes = w.take().slice();
-    this.#tail = { streams, bytes };
-    return bytes;
   }
 
   /** Sends one XREADGROUP per command, in one round trip; error replies are thrown. */

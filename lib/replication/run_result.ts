@@ -1,14 +1,56 @@
 /**
- * How a run ended: for `run --once`, the streams that caught up must have
- * nothing left pending in their group; and the list of streams that could
- * not be brought up to date, with why.
+ * How a run is asked for and how it ended: its options, the status
+ * snapshot, and its result (for `run --once`, the streams that caught up
+ * must have nothing left pending in their group; the streams that could not
+ * be brought up to date, with why).
  *
  * @module
  */
 import { errorMessage } from "../errors.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import { pendingCounts } from "./group.ts";
-import type { ReplicatedStream, StreamOutcome } from "./stream.ts";
+import type { ServerHealthStatus } from "../redis/server_health.ts";
+import type { ReplicatedStream, StreamOutcome, StreamStatus } from "./stream.ts";
+
+/** Options for {@linkcode Orchestrator.run}. */
+export interface RunOptions {
+  /**
+   * `run --once`: one discovery pass, copy until every stream is caught up, then return.
+   * @default {false}
+   */
+  once?: boolean;
+  /**
+   * After the signal aborts, how long writes in flight may take to finish
+   * (write and ack) before they are abandoned (they stay pending and are
+   * re-delivered safely on the next start).
+   * @default {5000}
+   */
+  graceMs?: number;
+}
+
+/** What a run ended with. */
+export interface RunResult {
+  /** Whether every stream ended well (for `--once`: caught up, nothing pending). */
+  ok: boolean;
+  /** Status of every stream seen. */
+  streams: StreamStatus[];
+  /** Streams that could not be brought up to date, with why. */
+  failures: Array<{ stream: string; reason: string }>;
+}
+
+/** A snapshot of the whole service, for `status` and metrics. */
+export interface OrchestratorStatus {
+  /** Whether both servers answered and the first discovery pass finished. */
+  ready: boolean;
+  /** Why not ready, when not. */
+  reason?: string;
+  /** Source server health. */
+  source: ServerHealthStatus;
+  /** Target server health. */
+  target: ServerHealthStatus;
+  /** Every stream seen, active or ended. */
+  streams: StreamStatus[];
+}
 
 /**
  * Of `streams` (caught up), those with entries still pending in the group,
