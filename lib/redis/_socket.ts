@@ -107,7 +107,12 @@ export class Socket {
       );
     }
     const before = this.#writer.length;
-    encode(this.#writer);
+    try {
+      encode(this.#writer);
+    } catch (error) {
+      this.#writer.reset(before); // nothing of a pipeline that could not be encoded leaves
+      return Promise.reject(error);
+    }
     const ahead = this.#writingBytes + this.#writer.length;
     return new Promise((resolve, reject) => {
       const deadline = Date.now() + options.limitMs + Math.floor(ahead / BYTES_PER_MS);

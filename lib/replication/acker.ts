@@ -49,6 +49,8 @@ export class Acknowledger {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #inflight = 0;
   #idleWaiters: Array<() => void> = [];
+  /** Acks of each stream queued or in flight, and who waits for them. */
+  readonly #perStream = new Map<ReplicatedStream, { count: number; waiters: Array<() => void> }>();
 
   constructor(conn: RedisConnection, group: string, hooks: AckHooks) {
     this.#conn = conn;
@@ -66,7 +68,14 @@ export class Acknowledger {
     if (ids.length === 0) return;
     const list = this.#queue.get(stream);
     if (list) { for (const id of ids) list.push(id); }
-    else this.#queue.set(stream, [...ids]);
+    else {
+      // One entry of the queue, answered by one XACK: counted once.
+      this.#queue.set(stream, [...ids]);
+      const busy = this.#perStream.get(stream);
+      if (busy) busy.count++;
+      else this.#perStream.set(stream, { count: 1, waiters: [] });
+    }
+
     this.#queued += ids.length;
     if (this.#queued >= FLUSH_AT_ONCE) {
       // Enough for a full pipeline: at the end of this tick.
@@ -85,10 +94,34 @@ export class Acknowledger {
     }
   }
 
+  /**
+   * Resolves once every ack of `stream` queued so far was answered (those
+   * waiting for company are sent now).
+   */
+  whenStreamIdle(stream: ReplicatedStream): Promise<void> {
+    const busy = this.#perStream.get(stream);
+    if (!busy) return Promise.resolve();
+    if (this.#queue.has(stream) && !this.#flushQueued) {
+      if (this.#timer !== undefined) clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#flushQueued = true;
+      queueMicrotask(() => this.#flush());
+    }
+    return new Promise((resolve) => busy.waiters.push(resolve));
+  }
+
   /** Resolves once every ack queued so far was answered. */
   whenIdle(): Promise<void> {
     if (this.inflight === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** One ack call of `stream` was answered (or failed). */
+  #settled(stream: ReplicatedStream): void {
+    const busy = this.#perStream.get(stream);
+    if (!busy || --busy.count > 0) return;
+    this.#perStream.delete(stream);
+    for (const resolve of busy.waiters) resolve();
   }
 
   /** Drops the acks not sent yet (shutdown: their entries stay pending, on the target already). */
@@ -97,6 +130,8 @@ export class Acknowledger {
     this.#timer = undefined;
     this.#queue = new Map();
     this.#queued = 0;
+    for (const busy of this.#perStream.values()) for (const resolve of busy.waiters) resolve();
+    this.#perStream.clear();
     if (this.#inflight === 0) {
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
@@ -152,6 +187,7 @@ export class Acknowledger {
         } else this.#hooks.acked(stream, ids.length);
       });
     } finally {
+      for (const { stream } of acks) this.#settled(stream);
       this.#inflight--;
       if (this.inflight === 0) {
         const waiters = this.#idleWaiters;

@@ -14,7 +14,7 @@ import type { RedisConnection } from "../redis/connection.ts";
 import type { ConnectionPool } from "../redis/pool.ts";
 import type { RawEntry } from "../redis/replies.ts";
 import { Acknowledger } from "./acker.ts";
-import { ensureGroups, goneOr, pendingBelow, pendingCounts } from "./group.ts";
+import { ensureGroups, goneOr, pendingCounts, pendingUpTo } from "./group.ts";
 import { Placement } from "./placement.ts";
 import { Recovery } from "./recovery.ts";
 import type { ReaderHooks } from "./reader.ts";
@@ -96,6 +96,8 @@ export class ReplicationEngine {
   #entryBytes = 300;
   readonly #streams = new Set<ReplicatedStream>();
   #stopping = false;
+  /** Streams that ended while a read of theirs was in flight, by id. */
+  readonly #draining = new Map<string, ReplicatedStream>();
   #warnedDeleted = new Set<ReplicatedStream>();
 
   constructor(config: Config, options: EngineOptions) {
@@ -131,6 +133,11 @@ export class ReplicationEngine {
       end: (stream, outcome, error) => this.#end(stream, outcome, error),
       resume: (stream) => this.#resume(stream),
     });
+  }
+
+  /** Whether the stream `id` ended while a read of it is still in flight (do not start it yet). */
+  draining(id: string): boolean {
+    return this.#draining.has(id);
   }
 
   /** Every stream that has not ended. */
@@ -221,7 +228,10 @@ export class ReplicationEngine {
       drained: (stream) => this.#drained(stream),
       gone: (stream, error) => this.#end(stream, "gone", error.message),
       failed: (stream, error) => this.#end(stream, "error", errorMessage(error)),
-      idle: (stream) => this.#recovery.wake(stream),
+      idle: (stream) => {
+        if (this.#draining.get(stream.ref.id) === stream) this.#draining.delete(stream.ref.id);
+        this.#recovery.wake(stream);
+      },
       wants: (stream) => this.#wants(stream),
       budget: {
         take: (streams, reads) => {
@@ -275,12 +285,17 @@ export class ReplicationEngine {
         this.#afterWrite(stream);
       },
       staleReadsPossible: (stream) => this.#placement.readerOf(stream)?.staleReadsPossible ?? false,
-      deliveredEarlier: async (stream, lowestId) =>
-        await pendingBelow(this.#o.control, stream, {
+      deliveredElsewhere: async (stream, batch) => {
+        // The acks of earlier writes first, so that only this write's entries are pending.
+        await this.#acker.whenStreamIdle(stream);
+        const pending = await pendingUpTo(this.#o.control, stream, {
           group: this.#config.consumerGroup,
           consumer: this.#config.consumerName,
-          id: lowestId,
-        }),
+          id: batch.highest,
+          count: batch.count + 1,
+        });
+        return pending > batch.count;
+      },
       rewind: (stream) => {
         log.warning(
           "Entries of {stream} were delivered by a read whose reply was lost; re-reading them in order",
@@ -362,6 +377,9 @@ export class ReplicationEngine {
   #end(stream: ReplicatedStream, outcome: StreamOutcome, error?: string): void {
     if (stream.ended) return;
     stream.end(outcome, error);
+    // A read of it still in flight may yet deliver entries (they stay pending): the stream
+    // is not started again until that read is over, or its entries would be passed by.
+    if (stream.readsInFlight > 0) this.#draining.set(stream.ref.id, stream);
     this.#streams.delete(stream);
     this.#warnedDeleted.delete(stream);
     this.#placement.release(stream);

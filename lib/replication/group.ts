@@ -217,26 +217,27 @@ export async function pendingCounts(
 }
 
 /**
- * Whether `consumer` has pending entries of `stream` below `id`: entries
- * a stale read delivered after the reader had moved on.
+ * How many entries of `stream` are pending for `consumer` up to `id`
+ * (inclusive), counted up to `count`: more than a write carries means a
+ * stale read delivered entries nobody received.
  */
-export async function pendingBelow(
+export async function pendingUpTo(
   conn: RedisConnection,
   stream: ReplicatedStream,
-  options: { group: string; consumer: string; id: string },
-): Promise<boolean> {
-  const { group, consumer, id } = options;
+  options: { group: string; consumer: string; id: string; count: number },
+): Promise<number> {
+  const { group, consumer, id, count } = options;
   try {
     const reply = await conn.send(stream.ref.db, [
       "XPENDING",
       stream.ref.key,
       group,
       "-",
-      `(${id}`,
-      "1",
+      id,
+      String(count),
       consumer,
     ]);
-    return Array.isArray(reply) && reply.length > 0;
+    return Array.isArray(reply) ? reply.length : 0;
   } catch (error) {
     throw goneOr(stream, error);
   }

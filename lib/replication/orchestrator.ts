@@ -287,7 +287,7 @@ export class Orchestrator {
     });
     const fresh: StreamRef[] = [];
     for (const ref of candidates) {
-      if (this.#active.has(ref.id)) continue;
+      if (this.#active.has(ref.id) || this.#engine!.draining(ref.id)) continue;
       const owner = this.#owners.claim(ref);
       if (owner !== undefined) {
         this.#warnOnce(

@@ -118,7 +118,12 @@ export class Placement {
     });
     this.#readers.push(reader);
     this.#dbs.set(reader, new Map());
-    this.#runs.push(reader.run(signal));
+    this.#runs.push(
+      reader.run(signal).catch((error) => {
+        // A bug, not an outage (those are retried inside): said, not left unhandled.
+        log.error("A reader stopped: {error}", { error: errorMessage(error) });
+      }),
+    );
     return reader;
   }
 

@@ -107,6 +107,7 @@ export class StreamReader {
   /** Releases a stream (it ended). */
   release(stream: ReplicatedStream): void {
     this.#streams.delete(stream);
+    if (stream.readsInFlight > 0) this.poke(); // a blocking read of it ends now
     if (this.#byId.get(stream.ref.id) === stream) this.#byId.delete(stream.ref.id);
   }
 
@@ -200,7 +201,10 @@ export class StreamReader {
    * the ">" reads are sent several times over (each brings the next batch).
    */
   async #readNow(streams: ReplicatedStream[], repeat: boolean): Promise<void> {
-    for (const [db, list] of groupBy(streams, (s) => s.ref.db)) {
+    for (const [db, all] of groupBy(streams, (s) => s.ref.db)) {
+      // Asked again right before sending: a stream may have stopped wanting entries (its
+      // recovery began) while the reads of another DB were in flight.
+      const list = all.filter((s) => this.#hooks.wants(s));
       const commands: Array<{ streams: ReplicatedStream[]; fromHistory: boolean }> = [];
       let fresh = list.filter((s) => s.history === undefined);
       const history = list.filter((s) => s.history !== undefined);
@@ -229,10 +233,18 @@ export class StreamReader {
       } finally {
         this.#hooks.budget.give(share.bytes);
       }
+      // Every read that succeeded is handed over, also when another of the pipeline was
+      // refused (a refused read delivered nothing): its entries are this consumer's now.
       const got = new Set<ReplicatedStream>();
+      let refused: { error: RedisReplyError; streams: ReplicatedStream[] } | undefined;
       for (let i = 0; i < commands.length; i++) {
-        this.#dispatch(commands[i].streams, replies[i], commands[i].fromHistory, got);
+        const reply = replies[i];
+        if (reply instanceof RedisReplyError) {
+          refused ??= { error: reply, streams: [] };
+          refused.streams.push(...commands[i].streams);
+        } else this.#dispatch(commands[i].streams, reply, commands[i].fromHistory, got);
       }
+      if (refused) throw new RefusedRead(refused.error, [...new Set(refused.streams)]);
       if (this.#options.once) {
         // Nothing more, unless a read sent after this one (pipelined) is still to come.
         for (const s of fresh) if (!got.has(s) && s.readsInFlight === 0) this.#hooks.drained(s);
@@ -257,6 +269,7 @@ export class StreamReader {
         [{ streams, tail: this.#tail.of(streams) }],
         blockMs,
       );
+      if (reply instanceof RedisReplyError) throw new RefusedRead(reply, streams);
       this.#dispatchWoken(db, streams, reply);
     } finally {
       this.#blocking = false;
@@ -289,9 +302,7 @@ export class StreamReader {
           else encodeTail(w, streams);
         }
       }, { buffers: true, blockMs, rawDepth: READ_ENTRY_DEPTH, name: "XREADGROUP" });
-      const failed = replies.find((r) => r instanceof RedisReplyError);
-      if (failed) throw failed;
-      return replies;
+      return replies; // a refused read is a RedisReplyError in its place
     } catch (error) {
       if (!(error instanceof RedisReplyError) && !(error instanceof ConnectError)) {
         // The reads may have been executed: the server may have delivered entries whose
@@ -334,6 +345,10 @@ export class StreamReader {
     wanting: ReplicatedStream[],
     signal: AbortSignal,
   ): Promise<void> {
+    if (error instanceof RefusedRead) {
+      wanting = error.streams;
+      error = error.reply;
+    }
     this.#options.onError?.(error instanceof RedisReplyError ? error.code : "connection");
     if (
       error instanceof RedisReplyError &&
@@ -341,8 +356,13 @@ export class StreamReader {
     ) {
       // One of the streams is gone or changed type (a blocked read is woken with
       // "UNBLOCKED the stream key no longer exists" when its key is deleted): find which.
-      await this.#isolate(wanting);
-      return;
+      try {
+        await this.#isolate(wanting);
+        return;
+      } catch (failure) {
+        // The one-by-one reads failed too (a lost connection...): back off, read again.
+        error = failure;
+      }
     }
     if (!isRetriableError(error)) {
       log.error("Read failed on {connection}: {error}", {
@@ -364,9 +384,10 @@ export class StreamReader {
   /** Reads each stream alone (non-blocking) to find those that are gone. */
   async #isolate(streams: ReplicatedStream[]): Promise<void> {
     for (const stream of streams) {
-      if (!this.#streams.has(stream)) continue;
+      if (!this.#streams.has(stream) || !this.#hooks.wants(stream)) continue;
       try {
         const [reply] = await this.#send(stream.ref.db, [{ streams: [stream] }], 0);
+        if (reply instanceof RedisReplyError) throw reply;
         this.#dispatch([stream], reply, stream.history !== undefined, new Set());
       } catch (error) {
         if (
@@ -384,5 +405,17 @@ export class StreamReader {
         }
       }
     }
+  }
+}
+
+/** Reads of a pipeline the server refused (the others were handed over): which streams, and why. */
+class RefusedRead extends Error {
+  readonly reply: RedisReplyError;
+  readonly streams: ReplicatedStream[];
+  constructor(reply: RedisReplyError, streams: ReplicatedStream[]) {
+    super(reply.message, { cause: reply });
+    this.name = "RefusedRead";
+    this.reply = reply;
+    this.streams = streams;
   }
 }

@@ -106,7 +106,7 @@ export class Recovery {
         stream.needsRecovery = false;
         stream.history = undefined;
         let cursor = "0-0";
-        do {
+        while (true) {
           while (stream.buffered >= CLAIM_AHEAD && !stream.ended) await this.#wait(stream);
           if (stream.ended || stream.needsRecovery) break;
           let claimed;
@@ -119,6 +119,7 @@ export class Recovery {
             });
           } catch (error) {
             if (!isRetriableError(error)) throw error;
+            // The same step again, after a pause: a claim that failed took nothing over.
             stream.status.errors++;
             stream.status.lastError = errorMessage(error);
             await this.#o.scheduler.sleep(backoff.next(error instanceof ConnectionError));
@@ -130,7 +131,8 @@ export class Recovery {
           if (claimed.entries.length > 0 || claimed.deleted.length > 0) {
             this.#o.push(stream, claimed.entries, claimed.deleted, claimed.bytes);
           }
-        } while (cursor !== "0-0");
+          if (cursor === "0-0") break;
+        }
         // What was claimed is written before anything new is read.
         while (
           (stream.buffered > 0 || stream.deleted.length > 0 || stream.writing) &&

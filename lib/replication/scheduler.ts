@@ -52,7 +52,7 @@ export class Scheduler {
 
   /** A promise resolved in `ms` milliseconds, or as soon as `signal` aborts. */
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted || ms <= 0) return Promise.resolve();
+    if (signal?.aborted || ms <= 0 || this.#closed) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         task.cancel();

@@ -35,8 +35,15 @@ export interface WriterHooks {
   released(stream: ReplicatedStream): void;
   /** Whether a read of the stream's reader failed recently (a copy of it may still run late). */
   staleReadsPossible(stream: ReplicatedStream): boolean;
-  /** Whether a stale read delivered entries older than `lowestId` to this consumer. */
-  deliveredEarlier(stream: ReplicatedStream, lowestId: string): Promise<boolean>;
+  /**
+   * Whether a stale read delivered entries to this consumer that this write
+   * does not carry: more of its entries are pending up to the batch's
+   * highest ID than the `count` it holds.
+   */
+  deliveredElsewhere(
+    stream: ReplicatedStream,
+    batch: { highest: string; count: number },
+  ): Promise<boolean>;
   /** Entries older than the batch were delivered behind its back: re-read in order first. */
   rewind(stream: ReplicatedStream): void;
 }

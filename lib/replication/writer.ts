@@ -247,7 +247,13 @@ export class TargetWriter {
     const stream = w.stream;
     try {
       if (!from.reload && w.entries.length > 0 && this.#hooks.staleReadsPossible(stream)) {
-        if (await this.#hooks.deliveredEarlier(stream, lowest(w.entries, w.deleted))) {
+        const batch = {
+          highest: highest(w.entries, w.deleted),
+          count: w.entries.length + w.deleted.length,
+        };
+        if (await this.#hooks.deliveredElsewhere(stream, batch)) {
+          // Dropped, still pending: the recovery claims them again, in order.
+          stream.outstanding = Math.max(0, stream.outstanding - batch.count);
           this.#hooks.rewind(stream); // first: the released stream is not caught up
           this.#release(w);
           return;
@@ -282,6 +288,10 @@ export class TargetWriter {
 
   #failed(w: Write, error: unknown): void {
     const stream = w.stream;
+    if (stream.ended) {
+      this.#release(w); // nothing more of it is written: its entries stay pending
+      return;
+    }
     if (
       error instanceof StreamStoppedError || error instanceof StreamGoneError ||
       !isRetriableError(error)
@@ -349,11 +359,11 @@ function wrongType(w: Write, cause: RedisReplyError): StreamStoppedError {
   return new StreamStoppedError(wrongTypeMessage(w.stream.ref), { cause });
 }
 
-/** The lowest ID of a batch (deleted IDs included: they are acked with it). */
-function lowest(entries: readonly RawEntry[], deleted: readonly string[]): string {
-  let low = entries.length > 0 ? entryId(entries[0]) : deleted[0];
-  for (const id of deleted) if (compareIds(id, low) < 0) low = id;
-  return low;
+/** The highest ID of a batch (deleted IDs included: they are acked with it). */
+function highest(entries: readonly RawEntry[], deleted: readonly string[]): string {
+  let high = entries.length > 0 ? entryId(entries[entries.length - 1]) : deleted[0];
+  for (const id of deleted) if (compareIds(id, high) > 0) high = id;
+  return high;
 }
 
 function encoded(args: string[]): Uint8Array {

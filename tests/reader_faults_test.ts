@@ -1,0 +1,118 @@
+/**
+ * Faults in the middle of the read path that must not leave a hole: a read
+ * of a pipeline refused while others of it delivered entries, and a source
+ * that turns read-only while a backlog is read ahead (acks and the claims
+ * that follow are refused, then accepted again).
+ */
+import assert from "node:assert/strict";
+import { waitFor } from "./_cli.ts";
+import { TcpProxy } from "./_proxy.ts";
+import { connect, freePort, RedisServer, type TestClient } from "./_redis.ts";
+import {
+  assertSameEntries,
+  captureLogs,
+  replicationConfig,
+  runOnce,
+  startReplicator,
+} from "./_replication.ts";
+
+const GROUP = "redis-sync-group";
+
+async function pending(client: TestClient, key: string): Promise<number> {
+  const reply = await client.send(["XPENDING", key, GROUP]) as unknown[];
+  return Number(reply[0]);
+}
+
+Deno.test("one stream of a 600-stream reader deleted: the reads of the others in the same round trip are copied, no hole, no stream stopped", async () => {
+  const logs = await captureLogs("WARNING");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keys = Array.from({ length: 600 }, (_, i) => `many-${String(i).padStart(3, "0")}-stream`);
+  await Promise.all(keys.map((key) => src.xadd(key, "*", { n: "0" })));
+  // One reader for all 600 streams: its non-blocking reads go as two XREADGROUPs of 500 and
+  // 100 keys in one round trip.
+  await using replicator = startReplicator(
+    replicationConfig(source, target, {
+      SOURCE_REDIS_POOL_SIZE: 1,
+      STREAM_POLL_INTERVAL: 1,
+      STREAM_BATCH_SIZE: 2,
+    }),
+  );
+  await waitFor(async () => Number(await dst.send(["XLEN", keys[599]])) === 1, {
+    timeoutMs: 30_000,
+    message: "the first entries copied",
+  });
+  for (let round = 1; round <= 5; round++) {
+    // Every stream gets more entries than one read takes (STREAM_BATCH_SIZE 2), so the reads
+    // go on without blocking; in round 3 the first stream (in the read of 500) is deleted
+    // while they do: that read is refused with NOGROUP, the one of the other 100 is not.
+    const each = round === 3 ? 60 : 6; // round 3: a backlog the reader is busy with
+    await src.send(["MULTI"]);
+    for (const key of keys) {
+      for (let i = 0; i < each; i++) await src.send(["XADD", key, "*", "n", `${round}.${i}`]);
+    }
+    await src.send(["EXEC"]);
+    if (round === 3) await src.send(["DEL", keys[0]]);
+  }
+  await waitFor(async () => {
+    for (const key of keys.slice(1)) {
+      if (Number(await dst.send(["XLEN", key])) < 85) return false;
+    }
+    return true;
+  }, { timeoutMs: 60_000, message: "every stream but the deleted one copied" });
+  const result = await replicator.stop();
+  const stopped = result.streams.filter((s) => s.state === "error");
+  assert.deepEqual(stopped.map((s) => `${s.key}: ${s.lastError}`), []);
+  for (const key of keys.slice(1)) {
+    assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key), key);
+    assert.equal(await pending(src, key), 0, key);
+  }
+  assert.equal(logs.atLeast("ERROR").length, 0, logs.toString());
+});
+
+Deno.test("the source turned read-only while a backlog is read ahead: refused acks and claims are retried, exact copy", async () => {
+  await captureLogs("ERROR");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using proxy = await TcpProxy.start(target);
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const key = "ro-source-stream";
+  for (let done = 0; done < 20_000; done += 500) {
+    const batch = [];
+    for (let i = done; i < done + 500; i++) batch.push(src.xadd(key, "*", { n: String(i) }));
+    await Promise.all(batch);
+  }
+  // A slow target: writes are in flight while the source is read ahead.
+  proxy.delay(40);
+  await using replicator = startReplicator(
+    replicationConfig(source, { port: proxy.port }, { STREAM_BATCH_SIZE: 50 }),
+  );
+  await waitFor(async () => Number(await dst.send(["XLEN", key])) > 2000, {
+    timeoutMs: 60_000,
+    message: "a part copied",
+  });
+  for (let round = 0; round < 3; round++) {
+    // A master nobody listens on: the source refuses XACK, XAUTOCLAIM and XREADGROUP
+    // (READONLY) for a while, then takes them again.
+    await src.send(["REPLICAOF", "127.0.0.1", String(freePort())]);
+    await new Promise((resolve) => setTimeout(resolve, 700)); // refusals go on for a moment
+    await src.send(["REPLICAOF", "NO", "ONE"]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  proxy.delay(0);
+  await waitFor(async () => Number(await dst.send(["XLEN", key])) === 20_000, {
+    timeoutMs: 60_000,
+    message: "all 20,000 entries copied",
+  });
+  const result = await replicator.stop();
+  assert.deepEqual(result.streams.filter((s) => s.state === "error").map((s) => s.lastError), []);
+  const once = await runOnce(replicationConfig(source, { port: proxy.port }), {
+    timeoutMs: 60_000,
+  });
+  assert.ok(once.ok, JSON.stringify(once.failures));
+  assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key), key);
+  assert.equal(await pending(src, key), 0);
+});
