@@ -116,3 +116,61 @@ Deno.test("the source turned read-only while a backlog is read ahead: refused ac
   assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key), key);
   assert.equal(await pending(src, key), 0);
 });
+
+Deno.test("a stale read that ran between two reads whose entries share one write is caught: its entries are copied in order", async () => {
+  await captureLogs("ERROR");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using proxy = await TcpProxy.start(target);
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const key = "stale-inside-stream";
+  for (let i = 1; i <= 5; i++) await src.xadd(key, `${i}-0`, { i: String(i) });
+  await using replicator = startReplicator(
+    replicationConfig(source, { port: proxy.port }, { STREAM_POLL_INTERVAL: 5 }),
+  );
+  await waitFor(async () => Number(await dst.send(["XLEN", key])) === 5, {
+    message: "entries 1..5",
+  });
+  // A failed read: the reader's connection is killed, it reconnects. A copy of a read it sent
+  // could now still reach the server late.
+  const readers = async () =>
+    (await src.clientList()).filter((c) =>
+      (c.name ?? "").startsWith("redis-stream-sync-reader") && (c.flags ?? "").includes("b")
+    ).map((c) => c.id);
+  const before = await readers();
+  assert.ok(before.length > 0);
+  for (const id of before) await src.send(["CLIENT", "KILL", "ID", id]);
+  await waitFor(async () => (await readers()).some((id) => !before.includes(id)), {
+    message: "the reader reconnected and blocked again",
+  });
+  proxy.delay(400); // writes take a while: what is read meanwhile waits for the next one
+  await src.xadd(key, "6-0", { i: "6" }); // written, slowly
+  await waitFor(async () => await pending(src, key) === 1, { message: "6-0 delivered" });
+  await src.xadd(key, "7-0", { i: "7" }); // read, waits for the next write
+  await waitFor(async () => await pending(src, key) === 2, { message: "7-0 delivered" });
+  // The late copy runs: it delivers 8-0 to the replicator's consumer, nobody receives it.
+  await src.send(["MULTI"]);
+  await src.send(["XADD", key, "8-0", "i", "8"]);
+  await src.send([
+    "XREADGROUP",
+    "GROUP",
+    GROUP,
+    "redis-sync-consumer",
+    "COUNT",
+    "1",
+    "STREAMS",
+    key,
+    ">",
+  ]);
+  await src.send(["EXEC"]);
+  await src.xadd(key, "9-0", { i: "9" }); // read: the next write would carry 7-0 and 9-0
+  await waitFor(async () => Number(await dst.send(["XLEN", key])) === 9, {
+    timeoutMs: 30_000,
+    message: "entries 6..9 on the target",
+  });
+  const result = await replicator.stop();
+  assert.deepEqual(result.streams.filter((s) => s.state === "error").map((s) => s.lastError), []);
+  assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key), key);
+  assert.equal(await pending(src, key), 0);
+});
