@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { RedisReplyError } from "../errors.ts";
 import { compareIds, entryId, parseRawMultiRead, type RawEntry } from "../redis/replies.ts";
 import type { RespValue } from "../redis/resp_parser.ts";
 import { RespWriter } from "../redis/resp_writer.ts";
@@ -122,4 +123,16 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** Reads of a pipeline the server refused (the others were handed over): which streams, and why. */
+export class RefusedRead extends Error {
+  readonly reply: RedisReplyError;
+  readonly streams: ReplicatedStream[];
+  constructor(reply: RedisReplyError, streams: ReplicatedStream[]) {
+    super(reply.message, { cause: reply });
+    this.name = "RefusedRead";
+    this.reply = reply;
+    this.streams = streams;
+  }
 }

@@ -31,6 +31,7 @@ import {
   dispatchInOrder,
   dispatchWoken,
   encodeTail,
+  RefusedRead,
   TailCache,
 } from "./_read_replies.ts";
 import type { ReplicatedStream } from "./stream.ts";
@@ -405,17 +406,5 @@ export class StreamReader {
         }
       }
     }
-  }
-}
-
-/** Reads of a pipeline the server refused (the others were handed over): which streams, and why. */
-class RefusedRead extends Error {
-  readonly reply: RedisReplyError;
-  readonly streams: ReplicatedStream[];
-  constructor(reply: RedisReplyError, streams: ReplicatedStream[]) {
-    super(reply.message, { cause: reply });
-    this.name = "RefusedRead";
-    this.reply = reply;
-    this.streams = streams;
   }
 }
