@@ -449,6 +449,20 @@ function describeKey(key: RedisArg): string {
   return typeof key === "string" ? key : `<${key.length} bytes>`;
 }
 
+/**
+ * Appends `count` entries (`n` = 0..count-1 and a payload) with `XADD *`,
+ * 500 at a time in one pipeline: a backlog, fast.
+ */
+export async function fillStream(client: TestClient, key: RedisArg, count: number): Promise<void> {
+  for (let done = 0; done < count; done += 500) {
+    const batch = [];
+    for (let i = done; i < Math.min(count, done + 500); i++) {
+      batch.push(client.xadd(key, "*", { n: String(i), payload: `entry ${i} `.repeat(4) }));
+    }
+    await Promise.all(batch);
+  }
+}
+
 /** Appends `count` entries (`n` = 1..count, plus `extra` fields) with `XADD *`; returns their IDs. */
 export async function addEntries(
   client: TestClient,

@@ -7,32 +7,18 @@
 import assert from "node:assert/strict";
 import { spawnCli, waitFor } from "./_cli.ts";
 import { TcpProxy } from "./_proxy.ts";
-import { connect, RedisServer, type TestClient } from "./_redis.ts";
+import { connect, RedisServer } from "./_redis.ts";
 import {
   assertSameEntries,
   captureLogs,
+  fillStream,
+  pendingCount,
   replicationConfig,
   replicationEnv,
   runOnce,
 } from "./_replication.ts";
 
 const GROUP = "redis-sync-group";
-
-/** `count` entries of a few fields each, added in pipelines. */
-async function fill(client: TestClient, key: string, count: number): Promise<void> {
-  for (let done = 0; done < count; done += 500) {
-    const batch = [];
-    for (let i = done; i < Math.min(count, done + 500); i++) {
-      batch.push(client.xadd(key, "*", { n: String(i), payload: `entry ${i} `.repeat(4) }));
-    }
-    await Promise.all(batch);
-  }
-}
-
-async function pending(client: TestClient, key: string): Promise<number> {
-  const reply = await client.send(["XPENDING", key, GROUP]) as unknown[];
-  return Number(reply[0]);
-}
 
 Deno.test("behind a slow link, entries read while a write is in flight go into the next write: far fewer writes than batches", async () => {
   await captureLogs("ERROR");
@@ -41,7 +27,7 @@ Deno.test("behind a slow link, entries read while a write is in flight go into t
   await using proxy = await TcpProxy.start(target);
   await using src = await connect(source);
   await using dst = await connect(target);
-  await fill(src, "slow-stream", 5000);
+  await fillStream(src, "slow-stream", 5000);
   proxy.delay(30); // 60 ms more per round trip to the target
   const result = await runOnce(
     replicationConfig(source, { port: proxy.port }, { STREAM_BATCH_SIZE: 10 }),
@@ -53,7 +39,7 @@ Deno.test("behind a slow link, entries read while a write is in flight go into t
   // One batch of STREAM_BATCH_SIZE per write would be 500 writes.
   assert.ok(status!.batches <= 100, `${status!.batches} writes for 500 batches of 10 read`);
   assertSameEntries(await dst.xrangeAll("slow-stream"), await src.xrangeAll("slow-stream"));
-  assert.equal(await pending(src, "slow-stream"), 0);
+  assert.equal(await pendingCount(src, "slow-stream", GROUP), 0);
 });
 
 Deno.test("SIGKILL in the middle of coalesced writes, three times, then run --once: exact copy, nothing pending", async () => {
@@ -63,7 +49,7 @@ Deno.test("SIGKILL in the middle of coalesced writes, three times, then run --on
   await using src = await connect(source);
   await using dst = await connect(target);
   const key = "kill-stream";
-  await fill(src, key, 20_000);
+  await fillStream(src, key, 20_000);
   proxy.delay(30);
   const env = replicationEnv(source, { port: proxy.port }, { STREAM_BATCH_SIZE: 10 });
   for (let round = 0; round < 3; round++) {
@@ -73,7 +59,7 @@ Deno.test("SIGKILL in the middle of coalesced writes, three times, then run --on
     // target behind the source and still growing.
     await waitFor(async () => {
       const copied = Number(await dst.send(["XLEN", key]));
-      return copied > before && copied < 20_000 && await pending(src, key) > 100;
+      return copied > before && copied < 20_000 && await pendingCount(src, key, GROUP) > 100;
     }, { timeoutMs: 60_000, message: `round ${round}: writes in flight` });
     cli.signal("SIGKILL");
     const status = await cli.wait();
@@ -86,5 +72,5 @@ Deno.test("SIGKILL in the middle of coalesced writes, three times, then run --on
   });
   assert.ok(result.ok, JSON.stringify(result.failures));
   assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key), key);
-  assert.equal(await pending(src, key), 0);
+  assert.equal(await pendingCount(src, key, GROUP), 0);
 });

@@ -7,21 +7,18 @@
 import assert from "node:assert/strict";
 import { waitFor } from "./_cli.ts";
 import { TcpProxy } from "./_proxy.ts";
-import { connect, freePort, RedisServer, type TestClient } from "./_redis.ts";
+import { connect, freePort, RedisServer } from "./_redis.ts";
 import {
   assertSameEntries,
   captureLogs,
+  fillStream,
+  pendingCount,
   replicationConfig,
   runOnce,
   startReplicator,
 } from "./_replication.ts";
 
 const GROUP = "redis-sync-group";
-
-async function pending(client: TestClient, key: string): Promise<number> {
-  const reply = await client.send(["XPENDING", key, GROUP]) as unknown[];
-  return Number(reply[0]);
-}
 
 Deno.test("one stream of a 600-stream reader deleted: the reads of the others in the same round trip are copied, no hole, no stream stopped", async () => {
   const logs = await captureLogs("WARNING");
@@ -67,7 +64,7 @@ Deno.test("one stream of a 600-stream reader deleted: the reads of the others in
   assert.deepEqual(stopped.map((s) => `${s.key}: ${s.lastError}`), []);
   for (const key of keys.slice(1)) {
     assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key), key);
-    assert.equal(await pending(src, key), 0, key);
+    assert.equal(await pendingCount(src, key, GROUP), 0, key);
   }
   assert.equal(logs.atLeast("ERROR").length, 0, logs.toString());
 });
@@ -80,11 +77,7 @@ Deno.test("the source turned read-only while a backlog is read ahead: refused ac
   await using src = await connect(source);
   await using dst = await connect(target);
   const key = "ro-source-stream";
-  for (let done = 0; done < 20_000; done += 500) {
-    const batch = [];
-    for (let i = done; i < done + 500; i++) batch.push(src.xadd(key, "*", { n: String(i) }));
-    await Promise.all(batch);
-  }
+  await fillStream(src, key, 20_000);
   // A slow target: writes are in flight while the source is read ahead.
   proxy.delay(40);
   await using replicator = startReplicator(
@@ -114,7 +107,7 @@ Deno.test("the source turned read-only while a backlog is read ahead: refused ac
   });
   assert.ok(once.ok, JSON.stringify(once.failures));
   assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key), key);
-  assert.equal(await pending(src, key), 0);
+  assert.equal(await pendingCount(src, key, GROUP), 0);
 });
 
 Deno.test("a stale read that ran between two reads whose entries share one write is caught: its entries are copied in order", async () => {
@@ -146,9 +139,13 @@ Deno.test("a stale read that ran between two reads whose entries share one write
   });
   proxy.delay(400); // writes take a while: what is read meanwhile waits for the next one
   await src.xadd(key, "6-0", { i: "6" }); // written, slowly
-  await waitFor(async () => await pending(src, key) === 1, { message: "6-0 delivered" });
+  await waitFor(async () => await pendingCount(src, key, GROUP) === 1, {
+    message: "6-0 delivered",
+  });
   await src.xadd(key, "7-0", { i: "7" }); // read, waits for the next write
-  await waitFor(async () => await pending(src, key) === 2, { message: "7-0 delivered" });
+  await waitFor(async () => await pendingCount(src, key, GROUP) === 2, {
+    message: "7-0 delivered",
+  });
   // The late copy runs: it delivers 8-0 to the replicator's consumer, nobody receives it.
   await src.send(["MULTI"]);
   await src.send(["XADD", key, "8-0", "i", "8"]);
@@ -172,5 +169,5 @@ Deno.test("a stale read that ran between two reads whose entries share one write
   const result = await replicator.stop();
   assert.deepEqual(result.streams.filter((s) => s.state === "error").map((s) => s.lastError), []);
   assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key), key);
-  assert.equal(await pending(src, key), 0);
+  assert.equal(await pendingCount(src, key, GROUP), 0);
 });

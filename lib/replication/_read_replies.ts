@@ -1,6 +1,7 @@
 /**
- * A reader's XREADGROUP replies handed to their streams, and the tail of
- * its commands. Internal to the reader.
+ * A reader's XREADGROUP commands and replies: which reads one round trip
+ * carries, the tail of a command, the replies handed to their streams, and
+ * reads the server refused. Internal to the reader.
  *
  * @module
  */
@@ -10,6 +11,53 @@ import type { RespValue } from "../redis/resp_parser.ts";
 import { RespWriter } from "../redis/resp_writer.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import { streamId } from "./stream_ref.ts";
+
+/** Keys in one non-blocking XREADGROUP. */
+const MAX_KEYS_PER_READ = 500;
+/** Reads of the streams with a backlog sent together in one round trip, at most. */
+const MAX_READS_PER_ROUND_TRIP = 16;
+/** Entries asked for in one round trip, at most (when it repeats reads). */
+const ENTRIES_PER_ROUND_TRIP = 20_000;
+
+/**
+ * How many reads of `streams` streams go in one round trip: several while
+ * few streams have a backlog (throughput), one when many do (memory).
+ */
+export function readsPerRoundTrip(streams: number, batchSize: number): number {
+  const reads = Math.floor(ENTRIES_PER_ROUND_TRIP / (streams * batchSize));
+  return Math.max(1, Math.min(MAX_READS_PER_ROUND_TRIP, reads));
+}
+
+/** One XREADGROUP of a round trip: its streams, and whether it re-reads their pending entries. */
+export interface PlannedRead {
+  /** The streams read. */
+  streams: ReplicatedStream[];
+  /** With the history ID instead of ">". */
+  fromHistory: boolean;
+}
+
+/**
+ * The reads of one round trip: the re-reads of `history` first, then
+ * `times` reads of `fresh` (each brings the next batch), each of at most
+ * 500 keys.
+ */
+export function planReads(
+  history: ReplicatedStream[],
+  fresh: ReplicatedStream[],
+  options: { times: number },
+): PlannedRead[] {
+  const { times } = options;
+  const commands: PlannedRead[] = [];
+  for (let i = 0; i < history.length; i += MAX_KEYS_PER_READ) {
+    commands.push({ streams: history.slice(i, i + MAX_KEYS_PER_READ), fromHistory: true });
+  }
+  for (let r = 0; r < times; r++) {
+    for (let i = 0; i < fresh.length; i += MAX_KEYS_PER_READ) {
+      commands.push({ streams: fresh.slice(i, i + MAX_KEYS_PER_READ), fromHistory: false });
+    }
+  }
+  return commands;
+}
 
 /** What the dispatch needs of its reader. */
 export interface DispatchContext {

@@ -31,6 +31,8 @@ import {
   dispatchInOrder,
   dispatchWoken,
   encodeTail,
+  planReads,
+  readsPerRoundTrip,
   RefusedRead,
   TailCache,
 } from "./_read_replies.ts";
@@ -44,12 +46,6 @@ const log = getLog("reader");
  * (tcp_orphan_retries), so stay careful for a generous quarter of an hour.
  */
 const STALE_READ_WINDOW_MS = 15 * 60_000;
-/** Keys in one non-blocking XREADGROUP. */
-const MAX_KEYS_PER_READ = 500;
-/** Reads of the streams with a backlog sent together in one round trip, at most. */
-const MAX_READS_PER_ROUND_TRIP = 16;
-/** Entries asked for in one round trip, at most (when it repeats reads). */
-const ENTRIES_PER_ROUND_TRIP = 20_000;
 /** While streams with a backlog are read, the others are looked at this often. */
 const SWEEP_INTERVAL_MS = 10;
 /** Depth of the entries in an XREADGROUP reply. */
@@ -189,15 +185,6 @@ export class StreamReader {
   }
 
   /**
-   * How many reads of `streams` go in one round trip: several while few
-   * streams have a backlog (throughput), one when many do (memory).
-   */
-  #repeat(streams: number): number {
-    const reads = Math.floor(ENTRIES_PER_ROUND_TRIP / (streams * this.#options.batchSize));
-    return Math.max(1, Math.min(MAX_READS_PER_ROUND_TRIP, reads));
-  }
-
-  /**
    * Non-blocking reads of `streams`, one round trip per DB; with `repeat`,
    * the ">" reads are sent several times over (each brings the next batch).
    */
@@ -206,24 +193,16 @@ export class StreamReader {
       // Asked again right before sending: a stream may have stopped wanting entries (its
       // recovery began) while the reads of another DB were in flight.
       const list = all.filter((s) => this.#hooks.wants(s));
-      const commands: Array<{ streams: ReplicatedStream[]; fromHistory: boolean }> = [];
       let fresh = list.filter((s) => s.history === undefined);
       const history = list.filter((s) => s.history !== undefined);
-      const times = repeat ? this.#repeat(fresh.length) : 1;
+      const times = repeat ? readsPerRoundTrip(fresh.length, this.#options.batchSize) : 1;
       // Only as many streams as the memory left for reading ahead may take, in turns.
       const share = this.#hooks.budget.take(fresh.length, times);
       if (share.streams < fresh.length) {
         const from = this.#turn++ % fresh.length;
         fresh = [...fresh.slice(from), ...fresh.slice(0, from)].slice(0, share.streams);
       }
-      for (let i = 0; i < history.length; i += MAX_KEYS_PER_READ) {
-        commands.push({ streams: history.slice(i, i + MAX_KEYS_PER_READ), fromHistory: true });
-      }
-      for (let r = 0; r < times; r++) {
-        for (let i = 0; i < fresh.length; i += MAX_KEYS_PER_READ) {
-          commands.push({ streams: fresh.slice(i, i + MAX_KEYS_PER_READ), fromHistory: false });
-        }
-      }
+      const commands = planReads(history, fresh, { times });
       if (commands.length === 0) {
         this.#hooks.budget.give(share.bytes);
         continue;
