@@ -88,8 +88,8 @@ function redisServerKeys(side: "SOURCE" | "TARGET"): ConfigKeyInfo[] {
       "10",
       "Seconds without a reply after which a connection is taken as hung and closed (> 0). " +
         "Sending gets 1 ms more per KB written; a reply gets no more, so on a slow link keep it " +
-        "above the time the largest reply takes to arrive (a write of up to 10,000 entries, a " +
-        "read of STREAM_BATCH_SIZE entries per stream).",
+        "above the time the largest reply takes to arrive (a write of up to 25,000 entries or " +
+        "16 MiB, a read of STREAM_BATCH_SIZE entries per stream).",
       true,
     ),
   ];

@@ -41,14 +41,14 @@ export function startHttpServer(options: HttpServerOptions): HttpServer {
     port: options.port,
     signal: options.signal,
     onListen: () => {},
-  }, async (request) => {
+  }, (request) => {
     const path = new URL(request.url).pathname;
     if (request.method !== "GET" && request.method !== "HEAD") {
       return new Response("Method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
     }
     switch (path) {
       case "/metrics":
-        return new Response(await metrics.text(), {
+        return new Response(metrics.text(), {
           headers: { "content-type": metrics.contentType },
         });
       case "/healthz":

@@ -1,12 +1,12 @@
 /**
- * Prometheus metrics of a running replicator (prom-client). Counters are
+ * Prometheus metrics of a running replicator. Counters are
  * fed by the orchestrator's hooks; gauges are read from its status when
  * scraped, so a stream that disappears drops its series.
  *
  * @module
  */
 import process from "node:process";
-import client from "prom-client";
+import { Counter, EXPOSITION_CONTENT_TYPE, Gauge, Histogram, Registry } from "./prometheus.ts";
 import type { OrchestratorHooks, OrchestratorStatus } from "../replication/orchestrator.ts";
 import type { ServerHealthStatus } from "../redis/server_health.ts";
 import type { StreamRef } from "../replication/stream_ref.ts";
@@ -17,72 +17,64 @@ const STREAM_LABELS = ["db", "stream"] as const;
 /** The service's metrics registry and the hooks that feed it. */
 export class Metrics {
   /** The registry served on /metrics. */
-  readonly registry: client.Registry;
+  readonly registry: Registry;
   #status: () => OrchestratorStatus | undefined = () => undefined;
-  #replicated: client.Counter<"db" | "stream">;
-  #skipped: client.Counter<"db" | "stream">;
-  #writeErrors: client.Counter<"db" | "stream" | "kind">;
-  #readErrors: client.Counter<"kind">;
-  #trimmed: client.Counter<"db" | "stream">;
-  #batchSeconds: client.Histogram<never>;
+  #replicated: Counter;
+  #skipped: Counter;
+  #writeErrors: Counter;
+  #readErrors: Counter;
+  #trimmed: Counter;
+  #batchSeconds: Histogram;
   #errorKinds = new Map<string, Set<string>>();
 
   constructor() {
-    const registry = new client.Registry();
+    const registry = new Registry();
     this.registry = registry;
-    const registers = [registry];
-    this.#replicated = new client.Counter({
+    this.#replicated = new Counter(registry, {
       name: `${PREFIX}entries_replicated_total`,
       help: "Entries written to the target (and acknowledged on the source)",
       labelNames: STREAM_LABELS,
-      registers,
     });
-    this.#skipped = new client.Counter({
+    this.#skipped = new Counter(registry, {
       name: `${PREFIX}entries_skipped_total`,
       help: "Entries found already on the target (re-deliveries) and only acknowledged",
       labelNames: STREAM_LABELS,
-      registers,
     });
-    this.#writeErrors = new client.Counter({
+    this.#writeErrors = new Counter(registry, {
       name: `${PREFIX}write_errors_total`,
       help:
         "Failed attempts to copy a batch, by kind (reply code such as OOM or READONLY, or connection)",
       labelNames: ["db", "stream", "kind"],
-      registers,
     });
-    this.#readErrors = new client.Counter({
+    this.#readErrors = new Counter(registry, {
       name: `${PREFIX}read_errors_total`,
       help: "Failed reads from the source, by kind",
       labelNames: ["kind"],
-      registers,
     });
-    this.#trimmed = new client.Counter({
+    this.#trimmed = new Counter(registry, {
       name: `${PREFIX}entries_trimmed_before_copy_total`,
       help:
         "Entries the source trimmed (MAXLEN, MINID, XTRIM) before they could be copied: lost for the target",
       labelNames: STREAM_LABELS,
-      registers,
     });
-    this.#batchSeconds = new client.Histogram({
+    this.#batchSeconds = new Histogram(registry, {
       name: `${PREFIX}batch_write_seconds`,
       help:
-        "Time to write one write of a stream (one MULTI/EXEC, up to 10,000 entries) to the target",
+        "Time to write one write of a stream (one MULTI/EXEC, up to 25,000 entries) to the target",
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers,
     });
     const status = () => this.#status();
     const perServer = (name: string, help: string, value: (h: ServerHealthStatus) => number) =>
-      new client.Gauge({
+      new Gauge(registry, {
         name: `${PREFIX}${name}`,
         help,
         labelNames: ["server"],
-        registers,
-        collect() {
-          this.reset();
+        collect(g) {
+          g.reset();
           const s = status();
           if (!s) return;
-          this.set({ server: "source" }, value(s.source));
-          this.set({ server: "target" }, value(s.target));
+          g.set({ server: "source" }, value(s.source));
+          g.set({ server: "target" }, value(s.target));
         },
       });
     perServer(
@@ -91,18 +83,17 @@ export class Metrics {
       (h) => h.reconnects,
     );
     perServer("server_up", "1 when the server answers, 0 during an outage", (h) => (h.up ? 1 : 0));
-    new client.Gauge({
+    new Gauge(registry, {
       name: `${PREFIX}streams`,
       help: "Streams known to the replicator, by state",
       labelNames: ["state"],
-      registers,
-      collect() {
-        this.reset();
+      collect(g) {
+        g.reset();
         const counts = new Map<string, number>();
         for (const st of status()?.streams ?? []) {
           counts.set(st.state, (counts.get(st.state) ?? 0) + 1);
         }
-        for (const [state, n] of counts) this.set({ state }, n);
+        for (const [state, n] of counts) g.set({ state }, n);
       },
     });
     const perStream = (
@@ -110,16 +101,15 @@ export class Metrics {
       help: string,
       value: (st: StreamStatusLike) => number | null,
     ) =>
-      new client.Gauge({
+      new Gauge(registry, {
         name: `${PREFIX}${name}`,
         help,
         labelNames: STREAM_LABELS,
-        registers,
-        collect() {
-          this.reset();
+        collect(g) {
+          g.reset();
           for (const st of status()?.streams ?? []) {
             const v = value(st);
-            if (v !== null) this.set({ db: String(st.db), stream: st.key }, v);
+            if (v !== null) g.set({ db: String(st.db), stream: st.key }, v);
           }
         },
       });
@@ -188,13 +178,13 @@ export class Metrics {
   }
 
   /** The Prometheus text exposition. */
-  async text(): Promise<string> {
-    return await this.registry.metrics();
+  text(): string {
+    return this.registry.metrics();
   }
 
   /** The content type of {@linkcode Metrics.text}. */
   get contentType(): string {
-    return this.registry.contentType;
+    return EXPOSITION_CONTENT_TYPE;
   }
 }
 
@@ -204,48 +194,42 @@ function streamLabels(stream: StreamRef): { db: string; stream: string } {
   return { db: String(stream.db), stream: stream.keyLabel };
 }
 
-function registerProcessMetrics(registry: client.Registry): void {
-  const registers = [registry];
+function registerProcessMetrics(registry: Registry): void {
   const startTime = Math.round(Date.now() / 1000 - performance.now() / 1000);
-  new client.Gauge({
+  new Gauge(registry, {
     name: "process_resident_memory_bytes",
     help: "Resident memory size in bytes",
-    registers,
-    collect() {
-      this.set(Deno.memoryUsage().rss);
+    collect(g) {
+      g.set({}, Deno.memoryUsage().rss);
     },
   });
-  new client.Gauge({
+  new Gauge(registry, {
     name: "process_heap_used_bytes",
     help: "V8 heap in use, in bytes",
-    registers,
-    collect() {
-      this.set(Deno.memoryUsage().heapUsed);
+    collect(g) {
+      g.set({}, Deno.memoryUsage().heapUsed);
     },
   });
-  new client.Gauge({
+  new Gauge(registry, {
     name: "process_heap_total_bytes",
     help: "V8 heap size, in bytes",
-    registers,
-    collect() {
-      this.set(Deno.memoryUsage().heapTotal);
+    collect(g) {
+      g.set({}, Deno.memoryUsage().heapTotal);
     },
   });
-  new client.Gauge({
+  new Gauge(registry, {
     name: "process_cpu_seconds_total",
     help: "User and system CPU time spent, in seconds",
-    registers,
-    collect() {
+    collect(g) {
       const { user, system } = process.cpuUsage();
-      this.set((user + system) / 1e6);
+      g.set({}, (user + system) / 1e6);
     },
   });
-  new client.Gauge({
+  new Gauge(registry, {
     name: "process_start_time_seconds",
     help: "Start time of the process since the Unix epoch, in seconds",
-    registers,
-    collect() {
-      this.set(startTime);
+    collect(g) {
+      g.set({}, startTime);
     },
   });
 }

@@ -35,9 +35,9 @@ import { DUPLICATE_ID, writeChecked, wrongTypeMessage } from "./target_check.ts"
 const log = getLog("replicator");
 
 /** Entries in one write of one stream. */
-export const WRITE_MAX_ENTRIES = 10_000;
+export const WRITE_MAX_ENTRIES = 25_000;
 /** Bytes of entry fields in one write of one stream. */
-export const WRITE_MAX_BYTES = 8 * 1024 * 1024;
+export const WRITE_MAX_BYTES = 16 * 1024 * 1024;
 /** Bytes of the writes sent in one pipeline on one connection (more go to other connections). */
 const PIPELINE_MAX_BYTES = 2 * 1024 * 1024;
 const MULTI = encoded(["MULTI"]);

@@ -1,0 +1,114 @@
+/**
+ * The Prometheus text exposition written by `lib/ops/prometheus.ts`: what a
+ * Prometheus server parses from it (escaping, histogram buckets, series that
+ * come and go). The end-to-end scrape of a running service is in
+ * `operability_test.ts`.
+ */
+import assert from "node:assert/strict";
+import {
+  Counter,
+  EXPOSITION_CONTENT_TYPE,
+  Gauge,
+  Histogram,
+  Registry,
+} from "../lib/ops/prometheus.ts";
+
+Deno.test("counters expose HELP, TYPE and one line per label set, summed, in label order", () => {
+  const registry = new Registry();
+  const copied = new Counter(registry, {
+    name: "copied_total",
+    help: "Entries copied",
+    labelNames: ["db", "stream"],
+  });
+  copied.inc({ stream: "orders", db: "0" }, 3);
+  copied.inc({ db: "0", stream: "orders" });
+  copied.inc({ db: "1", stream: "payments" }, 2);
+  assert.equal(
+    registry.metrics(),
+    "# HELP copied_total Entries copied\n# TYPE copied_total counter\n" +
+      'copied_total{db="0",stream="orders"} 4\ncopied_total{db="1",stream="payments"} 2\n',
+  );
+  copied.remove({ db: "0", stream: "orders" });
+  assert.equal(
+    registry.metrics(),
+    "# HELP copied_total Entries copied\n# TYPE copied_total counter\n" +
+      'copied_total{db="1",stream="payments"} 2\n',
+  );
+});
+
+Deno.test("label values with backslashes, quotes and newlines are escaped, HELP text too", () => {
+  const registry = new Registry();
+  const c = new Counter(registry, { name: "c_total", help: "a\\b\nc", labelNames: ["stream"] });
+  c.inc({ stream: 'we"ird\\key\nx' });
+  assert.equal(
+    registry.metrics(),
+    "# HELP c_total a\\\\b\\nc\n# TYPE c_total counter\n" +
+      'c_total{stream="we\\"ird\\\\key\\nx"} 1\n',
+  );
+});
+
+Deno.test("a labelled counter without samples still declares its type; a missing label is an error", () => {
+  const registry = new Registry();
+  const errors = new Counter(registry, {
+    name: "errors_total",
+    help: "Errors",
+    labelNames: ["kind"],
+  });
+  assert.equal(registry.metrics(), "# HELP errors_total Errors\n# TYPE errors_total counter\n");
+  assert.throws(() => errors.inc({}), /needs a value for its label "kind"/);
+  assert.throws(() => errors.inc({ kind: "OOM" }, -1), /cannot go down/);
+});
+
+Deno.test("gauges are collected at each exposition; a reset drops series that went away", () => {
+  const registry = new Registry();
+  let streams = ["a", "b"];
+  new Gauge(registry, {
+    name: "pending",
+    help: "Pending",
+    labelNames: ["stream"],
+    collect(g) {
+      g.reset();
+      streams.forEach((s, i) => g.set({ stream: s }, i + 0.5));
+    },
+  });
+  new Gauge(registry, { name: "up", help: "Up", collect: (g) => g.set({}, 1) });
+  assert.equal(
+    registry.metrics(),
+    '# HELP pending Pending\n# TYPE pending gauge\npending{stream="a"} 0.5\npending{stream="b"} 1.5\n' +
+      "# HELP up Up\n# TYPE up gauge\nup 1\n",
+  );
+  streams = ["b"];
+  assert.match(
+    registry.metrics(),
+    /^# HELP pending Pending\n# TYPE pending gauge\npending\{stream="b"\} 0.5\n/,
+  );
+});
+
+Deno.test("histogram buckets are cumulative, with +Inf, _sum and _count", () => {
+  const registry = new Registry();
+  const h = new Histogram(registry, {
+    name: "write_seconds",
+    help: "Write time",
+    buckets: [0.125, 0.5, 1],
+  });
+  for (const v of [0.0625, 0.125, 0.25, 0.75, 8]) h.observe(v);
+  assert.equal(
+    registry.metrics(),
+    "# HELP write_seconds Write time\n# TYPE write_seconds histogram\n" +
+      'write_seconds_bucket{le="0.125"} 2\nwrite_seconds_bucket{le="0.5"} 3\n' +
+      'write_seconds_bucket{le="1"} 4\nwrite_seconds_bucket{le="+Inf"} 5\n' +
+      "write_seconds_sum 9.1875\nwrite_seconds_count 5\n",
+  );
+  assert.throws(
+    () => new Histogram(registry, { name: "bad", help: "x", buckets: [1, 0.5] }),
+    /finite ascending buckets/,
+  );
+});
+
+Deno.test("a second metric of the same name and an invalid name are refused; the content type is 0.0.4", () => {
+  const registry = new Registry();
+  new Counter(registry, { name: "x_total", help: "x" });
+  assert.throws(() => new Gauge(registry, { name: "x_total", help: "x" }), /already registered/);
+  assert.throws(() => new Counter(registry, { name: "bad-name", help: "x" }), /not a valid/);
+  assert.equal(EXPOSITION_CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
+});
