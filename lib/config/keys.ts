@@ -152,7 +152,9 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = Object.freeze([
     "Streams",
     "STREAM_CONSUMER_NAME",
     "redis-sync-consumer",
-    "Consumer name in that group, used as is (the original service appended its PID).",
+    "Consumer name in that group. With STREAM_LEASES (the default) each instance appends its " +
+      "INSTANCE_ID (`redis-sync-consumer-web-1-1`); without, it is used as is (the original " +
+      "service appended its PID).",
   ),
   info("Streams", "STREAM_BATCH_SIZE", "100", "Entries per read (1-100000)."),
   info(
@@ -183,6 +185,33 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = Object.freeze([
     "3600",
     "Seconds after which another consumer of the group with nothing pending counts as dead and " +
       "is removed (XGROUP DELCONSUMER) (> 0).",
+    true,
+  ),
+  info(
+    "Streams",
+    "STREAM_LEASES",
+    "true",
+    "Each stream is copied by one instance at a time, through a lease key on the source " +
+      "(`redis-stream-sync:lease:...`, renewed while the instance lives); several instances " +
+      "with the same configuration share the streams. `false` for a single instance that " +
+      "creates no lease keys: two instances at once can then leave a hole on the target.",
+    true,
+  ),
+  info(
+    "Streams",
+    "STREAM_LEASE_TTL",
+    "10",
+    "Seconds a lease lives without renewal (renewed every third of it; >= 1): the streams of " +
+      "an instance that died are taken over by the others within this time.",
+    true,
+  ),
+  info(
+    "Streams",
+    "INSTANCE_ID",
+    "",
+    "This instance's name among those sharing the streams, appended to STREAM_CONSUMER_NAME " +
+      "(letters, digits, `.`, `_`, `-`). Empty: the host name and the lowest free number, " +
+      "e.g. `web-1-1`.",
     true,
   ),
   info(

@@ -198,3 +198,21 @@ export function parseStreamList(text: string): Parsed<StreamEntry[]> {
   if (errors.length > 0) return fail(expected, `where ${errors.join(", ")}`);
   return ok(entries);
 }
+
+/** STREAM_LEASE_TTL: seconds, at least 1 (renewed every third of it). */
+export function parseLeaseTtl(text: string): Parsed<number> {
+  const seconds = parseSeconds(text);
+  if (!seconds.ok) return seconds;
+  if (seconds.value < 1) return fail("a number of seconds >= 1");
+  return seconds;
+}
+
+/** INSTANCE_ID: empty (automatic) or 1-64 letters, digits, `.`, `_`, `-`. */
+export function parseInstanceId(text: string): Parsed<string> {
+  const value = text.trim();
+  if (value === "") return ok("");
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(value)) {
+    return fail("empty, or 1-64 letters, digits, '.', '_' or '-'");
+  }
+  return ok(value);
+}

@@ -63,7 +63,7 @@ export interface Config {
   streamsEnabled: boolean;
   /** STREAM_CONSUMER_GROUP. */
   consumerGroup: string;
-  /** STREAM_CONSUMER_NAME (used as is: no PID is appended). */
+  /** STREAM_CONSUMER_NAME (with leases, the instance id is appended at run time). */
   consumerName: string;
   /** STREAM_BATCH_SIZE, entries per read (>= 1). */
   batchSize: number;
@@ -75,6 +75,12 @@ export interface Config {
   pendingCheckInterval: number;
   /** STREAM_CONSUMER_IDLE_TIMEOUT, seconds after which an idle consumer with nothing pending is removed. */
   consumerIdleTimeout: number;
+  /** STREAM_LEASES: one instance at a time per stream, through lease keys on the source. */
+  leases: boolean;
+  /** STREAM_LEASE_TTL, seconds (>= 1). */
+  leaseTtl: number;
+  /** INSTANCE_ID; "" = the host name and the lowest free number. */
+  instanceId: string;
   /** STREAM_AUTO_DISCOVERY. */
   autoDiscovery: boolean;
   /** STREAM_DISCOVERY_PATTERNS, Redis glob patterns. */

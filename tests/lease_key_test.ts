@@ -1,0 +1,68 @@
+/**
+ * Lease keys hash to their stream's cluster slot, as a cluster-enabled
+ * redis-server computes it (CLUSTER KEYSLOT).
+ */
+import assert from "node:assert/strict";
+import {
+  CLUSTER_SLOTS,
+  clusterSlot,
+  crc16,
+  LEASE_KEY_PREFIX,
+  leaseKey,
+  tagForSlot,
+} from "../lib/replication/lease_key.ts";
+import { connect, RedisServer } from "./_redis.ts";
+
+const encoder = new TextEncoder();
+
+Deno.test("crc16 is CRC16/XMODEM (check value of 123456789 is 0x31c3)", () => {
+  assert.equal(crc16(encoder.encode("123456789")), 0x31c3);
+});
+
+Deno.test("every cluster slot has a tag of at most 3 characters that maps to it", () => {
+  for (let slot = 0; slot < CLUSTER_SLOTS; slot++) {
+    const tag = tagForSlot(slot);
+    assert.ok(tag.length >= 1 && tag.length <= 3, `slot ${slot}: tag "${tag}"`);
+    assert.equal(clusterSlot(encoder.encode(tag)), slot, `slot ${slot}: tag "${tag}"`);
+  }
+});
+
+Deno.test("lease keys are in their stream's slot as redis-server computes it, hash tags and braces included", async () => {
+  await using server = await RedisServer.start({
+    args: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"],
+  });
+  await using client = await connect(server);
+  const keys = [
+    "orders-stream",
+    "device:17:stream",
+    "{user1000}.following",
+    "a{}b",
+    "}{x}",
+    "{}{z}",
+    "weird}key{",
+    "ключ-stream",
+    "",
+    ...Array.from({ length: 200 }, (_, i) => `k${i}:${Math.random().toString(36).slice(2)}`),
+  ];
+  for (const text of keys) {
+    const key = encoder.encode(text);
+    const lease = leaseKey(key, { group: "redis-sync-group" });
+    const expected = Number(await client.send(["CLUSTER", "KEYSLOT", text]));
+    assert.equal(clusterSlot(key), expected, `slot of ${JSON.stringify(text)}`);
+    const leaseText = new TextDecoder().decode(lease);
+    assert.ok(leaseText.startsWith(LEASE_KEY_PREFIX), leaseText);
+    assert.ok(leaseText.endsWith(`:16:redis-sync-group:${text}`), leaseText);
+    assert.equal(
+      Number(await client.send(["CLUSTER", "KEYSLOT", leaseText])),
+      expected,
+      `lease key ${JSON.stringify(leaseText)} of ${JSON.stringify(text)}`,
+    );
+  }
+});
+
+Deno.test("lease keys of one stream differ between consumer groups, also when names contain ':'", () => {
+  const key = encoder.encode("b");
+  const one = new TextDecoder().decode(leaseKey(encoder.encode("a:b"), { group: "g" }));
+  const two = new TextDecoder().decode(leaseKey(key, { group: "g:a" }));
+  assert.notEqual(one, two);
+});
