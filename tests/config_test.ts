@@ -43,6 +43,9 @@ const SEED_CONFIG: Config = {
   startId: "0",
   pendingCheckInterval: 60,
   consumerIdleTimeout: 3600,
+  leases: true,
+  leaseTtl: 10,
+  instanceId: "",
   autoDiscovery: true,
   discoveryPatterns: ["*-stream", "device:*:stream", "biosignal-*"],
   discoveryInterval: 10,
@@ -111,7 +114,7 @@ Deno.test("loadConfig() gives the seed's values when there is no file and no env
 Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
   const keys = CONFIG_KEYS.map((entry) => entry.key);
   assert.equal(new Set(keys).size, keys.length);
-  assert.equal(keys.length, 45);
+  assert.equal(keys.length, 48);
   const file = CONFIG_KEYS.map((entry) => `${entry.key}=${entry.default}`).join("\n");
   assert.deepStrictEqual(fromFile(file), SEED_CONFIG);
   for (const entry of CONFIG_KEYS) assert.ok(entry.description.length > 10, entry.key);
