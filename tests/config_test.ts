@@ -134,6 +134,9 @@ Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
       "STREAM_START_ID",
       "STREAM_PENDING_CHECK_INTERVAL",
       "STREAM_CONSUMER_IDLE_TIMEOUT",
+      "STREAM_LEASES",
+      "STREAM_LEASE_TTL",
+      "INSTANCE_ID",
       "METRICS_HOST",
       "METRICS_PORT",
     ],
@@ -754,5 +757,20 @@ Deno.test("loadConfig() reads and validates the group maintenance keys", () => {
     (error: Error) =>
       /STREAM_PENDING_CHECK_INTERVAL must be .*: got "0"/.test(error.message) &&
       /STREAM_CONSUMER_IDLE_TIMEOUT must be .*: got "x"/.test(error.message),
+  );
+});
+
+Deno.test("loadConfig() reads the lease keys and names what a bad value should be", () => {
+  const config = fromFile("STREAM_LEASES=false\nSTREAM_LEASE_TTL=2.5\nINSTANCE_ID=web-7\n");
+  assert.equal(config.leases, false);
+  assert.equal(config.leaseTtl, 2.5);
+  assert.equal(config.instanceId, "web-7");
+  assert.throws(
+    () => fromFile("STREAM_LEASE_TTL=0.5\n"),
+    (e: Error) => /STREAM_LEASE_TTL/.test(e.message) && /seconds >= 1/.test(e.message),
+  );
+  assert.throws(
+    () => fromFile("INSTANCE_ID=web 1\n"),
+    (e: Error) => /INSTANCE_ID/.test(e.message) && /letters, digits/.test(e.message),
   );
 });
