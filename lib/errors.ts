@@ -126,6 +126,18 @@ export class StreamGoneError extends Error {
   }
 }
 
+/**
+ * A stream's lease was found held by another instance (or expired) when
+ * this one read, claimed or renewed it: its replication here ends, the
+ * holder copies it. Not retriable.
+ */
+export class LeaseLostError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "LeaseLostError";
+  }
+}
+
 /** Reply codes that mean "the server is there but cannot serve this now": retry later. */
 const RETRIABLE_REPLY_CODES = new Set([
   "LOADING",

@@ -58,7 +58,7 @@ export class RedisConnection {
    */
   constructor(endpoint: EndpointLike, options: RedisConnectionOptions = {}) {
     this.#endpoint = endpoint;
-    this.#options = options;
+    this.#options = { ...options };
     this.#db = options.db ?? 0;
     this.#timeoutMs = endpoint.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     this.#where = `${endpoint.role} "${serverAddress(endpoint)}"`;
@@ -69,6 +69,15 @@ export class RedisConnection {
         Math.max(100, Math.min(every, 60_000)),
       );
     }
+  }
+
+  /**
+   * Names the connection `redis-stream-sync-<name>` from now on (CLIENT
+   * SETNAME now if it is open, and at every reconnect).
+   */
+  async rename(name: string): Promise<void> {
+    this.#options.name = name;
+    if (this.#socket) await this.send(undefined, ["CLIENT", "SETNAME", clientName(name)]);
   }
 
   /** `source "host:port"`, for messages. */

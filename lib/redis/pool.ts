@@ -92,10 +92,13 @@ export class ConnectionPool {
     this.#dedicated = [];
   }
 
+  /** Appended to the names of the connections created from now on (e.g. `@<instance id>`). */
+  nameSuffix = "";
+
   #create(db: number, name: string, trackClientId = false): RedisConnection {
     return new RedisConnection(this.#endpoint, {
       db,
-      name,
+      name: name + this.nameSuffix,
       health: this.#options.health,
       trackClientId,
     });

@@ -97,7 +97,10 @@ export function dispatchInOrder(
       // A re-read of this consumer's pending entries: go on from the last one returned
       // (deleted ones included) until none is left.
       stream.history = [...item.entries.map(entryId), ...item.deleted].sort(compareIds).at(-1);
-    } else stream.hot = n >= batchSize;
+    } else {
+      stream.hot = n >= batchSize;
+      if (item.entries.length > 0) stream.lastDelivered = entryId(item.entries.at(-1)!);
+    }
     if (n === 0) continue;
     got.add(stream);
     deliver(stream, item.entries, item.deleted, item.bytes);
@@ -132,8 +135,14 @@ export function dispatchWoken(
 }
 
 function nothingFor(stream: ReplicatedStream, fromHistory: boolean): void {
-  if (fromHistory) stream.history = undefined;
-  else stream.hot = false;
+  if (fromHistory) {
+    stream.history = undefined;
+    return;
+  }
+  // Entries were expected and none came: what the group delivered is not what this reader
+  // knows (a reply lost, a SETID): a fenced reader loads it again before it waits.
+  if (stream.hot) stream.lastDelivered = undefined;
+  stream.hot = false;
 }
 
 /** `STREAMS k1 k2 ... id1 id2 ...` (`>` for new entries, the history ID for a re-read). */

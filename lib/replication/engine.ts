@@ -17,7 +17,7 @@ import { Acknowledger } from "./acker.ts";
 import { ensureGroups, goneOr, pendingCounts, pendingUpTo } from "./group.ts";
 import { Placement } from "./placement.ts";
 import { Recovery } from "./recovery.ts";
-import type { ReaderHooks } from "./reader.ts";
+import type { ReaderHooks, ReadFence } from "./reader.ts";
 import type { Scheduler } from "./scheduler.ts";
 import { type CopiedBatch, ReplicatedStream, type StreamOutcome } from "./stream.ts";
 import type { StreamRef } from "./stream_ref.ts";
@@ -32,6 +32,9 @@ const READ_AHEAD_ENTRIES = 2 * WRITE_MAX_ENTRIES;
 const READ_AHEAD_BYTES = 2 * WRITE_MAX_BYTES;
 /** Memory all streams together may hold in entries read and not written yet. */
 const READ_AHEAD_TOTAL_BYTES = 16 * 1024 * 1024;
+
+/** How often a stream being handed over is looked at until its writes are done. */
+const HAND_OVER_POLL_MS = 50;
 
 /** Per-batch and per-error hooks, for metrics. */
 export interface EngineHooks {
@@ -79,6 +82,13 @@ export interface EngineOptions {
   once: boolean;
   /** Aborted when reading must stop (shutdown). */
   readSignal: AbortSignal;
+  /** This instance's consumer name in the group. */
+  consumer: string;
+  /**
+   * With leases: reads and claims check the streams' leases (STREAM_LEASES).
+   * @default {undefined}
+   */
+  fence?: ReadFence;
 }
 
 /** The streams being replicated, and the machinery that moves their entries. */
@@ -119,6 +129,8 @@ export class ReplicationEngine {
     });
     this.#placement = new Placement(options.readers, options.control, {
       config,
+      consumer: options.consumer,
+      fence: options.fence,
       once: options.once,
       hooks: this.#readerHooks(),
       onReadError: options.hooks.onReadError,
@@ -126,6 +138,8 @@ export class ReplicationEngine {
     });
     this.#recovery = new Recovery(options.control, {
       config,
+      consumer: options.consumer,
+      fence: options.fence,
       scheduler: options.scheduler,
       once: options.once,
       push: (stream, entries, deleted, bytes) => this.#deliver(stream, entries, deleted, bytes),
@@ -216,6 +230,35 @@ export class ReplicationEngine {
     return this.#acker.whenIdle();
   }
 
+  /**
+   * Ends `stream` at once: its lease is another instance's (what it read and
+   * did not write stays pending, for the new holder to claim).
+   */
+  release(stream: ReplicatedStream): void {
+    this.#end(stream, "released", "its lease is held by another instance");
+  }
+
+  /**
+   * Ends `stream` once what it read is written and acked (no new reads), or
+   * after `timeoutMs`: its lease goes to another instance next.
+   */
+  async handOver(stream: ReplicatedStream, timeoutMs: number): Promise<void> {
+    stream.handingOver = true;
+    this.#placement.readerOf(stream)?.poke(stream);
+    const deadline = Date.now() + timeoutMs;
+    while (!stream.ended && Date.now() < deadline) {
+      const idle = stream.readsInFlight === 0 && !stream.writing && stream.buffered === 0 &&
+        stream.deleted.length === 0 && !stream.needsRecovery &&
+        stream.status.state !== "recovering";
+      if (idle) {
+        await this.#acker.whenStreamIdle(stream);
+        break;
+      }
+      await this.#o.scheduler.sleep(HAND_OVER_POLL_MS);
+    }
+    this.#end(stream, "released", "handed over to another instance");
+  }
+
   /** Ends every stream still running as "stopped"; acks not sent are dropped (still pending). */
   stopAll(): void {
     this.#acker.close();
@@ -227,6 +270,7 @@ export class ReplicationEngine {
       deliver: (stream, entries, deleted, bytes) => this.#deliver(stream, entries, deleted, bytes),
       drained: (stream) => this.#drained(stream),
       gone: (stream, error) => this.#end(stream, "gone", error.message),
+      lost: (stream) => this.release(stream),
       failed: (stream, error) => this.#end(stream, "error", errorMessage(error)),
       idle: (stream) => {
         if (this.#draining.get(stream.ref.id) === stream) this.#draining.delete(stream.ref.id);
@@ -290,7 +334,7 @@ export class ReplicationEngine {
         await this.#acker.whenStreamIdle(stream);
         const pending = await pendingUpTo(this.#o.control, stream, {
           group: this.#config.consumerGroup,
-          consumer: this.#config.consumerName,
+          consumer: this.#o.consumer,
           id: batch.highest,
           count: batch.count + 1,
         });
@@ -308,7 +352,9 @@ export class ReplicationEngine {
 
   /** Whether `stream` should be read now. */
   #wants(stream: ReplicatedStream): boolean {
-    if (!stream.active || stream.needsRecovery || this.#stopping) return false;
+    if (!stream.active || stream.needsRecovery || this.#stopping || stream.handingOver) {
+      return false;
+    }
     if (this.#o.once && stream.drained) return false;
     if (stream.buffered >= READ_AHEAD_ENTRIES || stream.bufferedBytes >= READ_AHEAD_BYTES) {
       return false;

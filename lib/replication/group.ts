@@ -7,11 +7,13 @@
  *
  * @module
  */
-import { RedisReplyError, StreamGoneError } from "../errors.ts";
+import { LeaseLostError, RedisReplyError, StreamGoneError } from "../errors.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import { entriesAt } from "../redis/resp_parser.ts";
 import { parseFlatMap, parseRawAutoClaim, type RawEntries, text } from "../redis/replies.ts";
 import { chunksBy, groupBy } from "./_group_by.ts";
+import { FENCED_CLAIM } from "./_lease_scripts.ts";
+import type { ReadFence } from "./read_hooks.ts";
 import type { ReplicatedStream } from "./stream.ts";
 
 /** Streams per pipeline when many are asked about at once. */
@@ -96,6 +98,11 @@ export interface ClaimOptions {
   consumer: string;
   /** Entries per XAUTOCLAIM. */
   count: number;
+  /**
+   * With leases: the claim runs only while this instance holds the lease.
+   * @default {undefined}
+   */
+  fence?: ReadFence;
 }
 
 /**
@@ -108,15 +115,34 @@ export async function claimPending(
   stream: ReplicatedStream,
   options: ClaimOptions & { cursor: string },
 ): Promise<{ cursor: string } & RawEntries> {
-  const { group, consumer, count, cursor } = options;
+  const { group, consumer, count, cursor, fence } = options;
+  const args = fence
+    ? [
+      "EVAL",
+      FENCED_CLAIM,
+      "2",
+      fence.keyOf(stream.ref),
+      stream.ref.key,
+      fence.value,
+      group,
+      consumer,
+      cursor,
+      String(count),
+    ]
+    : ["XAUTOCLAIM", stream.ref.key, group, consumer, "0", cursor, "COUNT", String(count)];
   try {
-    const reply = await conn.send(
-      stream.ref.db,
-      ["XAUTOCLAIM", stream.ref.key, group, consumer, "0", cursor, "COUNT", String(count)],
-      { buffers: true, rawDepth: CLAIM_ENTRY_DEPTH },
-    );
+    const reply = await conn.send(stream.ref.db, args, {
+      buffers: true,
+      rawDepth: CLAIM_ENTRY_DEPTH,
+      name: "XAUTOCLAIM",
+    });
     return parseRawAutoClaim(reply);
   } catch (error) {
+    if (error instanceof RedisReplyError && error.code === "LEASELOST") {
+      throw new LeaseLostError(`The lease of ${stream.ref.label} is held by another instance`, {
+        cause: error,
+      });
+    }
     throw goneOr(stream, error);
   }
 }

@@ -32,14 +32,22 @@ import { TargetOwners } from "./target_owners.ts";
 import type { ReplicatedStream, StreamOutcome, StreamStatus } from "./stream.ts";
 import type { StreamRef } from "./stream_ref.ts";
 import { mirrorTrims } from "./trim.ts";
+import { Ownership } from "./ownership.ts";
+import { keepOwnership } from "./ownership_loop.ts";
 
 const log = getLog("orchestrator");
 
 /** How often group maintenance looks for the streams whose turn it is, at most. */
 const MAINTENANCE_TICK_MS = 1000;
 
-/** Per-batch and per-error hooks, for metrics. */
-export type OrchestratorHooks = EngineHooks;
+/** Per-batch, per-error and per-lease-tick hooks, for metrics. */
+export type OrchestratorHooks = EngineHooks & {
+  /**
+   * A lease tick took, lost or handed over streams.
+   * @default {undefined}
+   */
+  onLeases?: (change: { acquired: number; lost: number; handedOver: number }) => void;
+};
 
 /** Replicates every configured and discovered stream. */
 export class Orchestrator {
@@ -70,6 +78,11 @@ export class Orchestrator {
   #endHardStop!: () => void;
   readonly #hardStopped = new Promise<void>((resolve) => (this.#endHardStop = resolve));
   readonly #goneBefore = new Set<string>();
+  readonly #waitingSince = new Map<string, number>();
+  /** With leases: this instance's share of the streams. */
+  #ownership: Ownership | undefined;
+  /** Streams found by the last pass that do not run here (their lease is another's). */
+  #waiting: StreamRef[] = [];
 
   constructor(config: Config, hooks: OrchestratorHooks = {}) {
     this.#config = config;
@@ -123,7 +136,21 @@ export class Orchestrator {
     const { once = false, graceMs = 5000 } = options;
     this.#once = once;
     const readers = new AbortController();
+    let consumer = this.#config.consumerName;
+    if (this.#config.leases && this.#config.streamsEnabled) {
+      const ownership = new Ownership(this.#control, { config: this.#config, once });
+      const identity = await this.#register(ownership, signal);
+      if (identity === undefined) {
+        this.#hardStop();
+        this.#scheduler.close();
+        return { ok: !once, streams: [], failures: [] };
+      }
+      this.#ownership = ownership;
+      consumer = identity.consumer;
+    }
     const engine = new ReplicationEngine(this.#config, {
+      consumer,
+      fence: this.#ownership?.leases,
       control: this.#control,
       readers: this.#readerPool,
       target: this.#targetPool,
@@ -154,13 +181,22 @@ export class Orchestrator {
       } else {
         await this.#firstPass(signal);
         if (once) {
+          const leases = new AbortController();
+          const onStop = () => leases.abort();
+          signal.addEventListener("abort", onStop, { once: true });
+          const loop = this.#ownershipLoop(leases.signal);
           await this.#settle(signal);
+          leases.abort();
+          signal.removeEventListener("abort", onStop);
+          await loop;
           await engine.acksDone();
           await this.#checkNothingPending();
         } else {
           const maintenance = this.#maintenanceLoop(signal);
+          const leases = this.#ownershipLoop(signal);
           await this.#discoveryLoop(signal);
           await maintenance;
+          await leases;
         }
       }
       await this.#shutdown(readers, graceMs);
@@ -201,6 +237,13 @@ export class Orchestrator {
     await Promise.allSettled(engine.readers);
     this.#graceTimer ??= setTimeout(() => this.#hardStop(), graceMs);
     await Promise.race([engine.finish(), this.#hardStopped]);
+    // The leases back and this instance out of the registry: the others take its streams now.
+    await Promise.race([
+      this.#ownership?.stop().catch((error) =>
+        log.warning("Giving back the leases failed: {error}", { error: errorMessage(error) })
+      ),
+      this.#hardStopped,
+    ]);
     clearTimeout(this.#graceTimer);
     this.#hardStop();
     const ending = [...this.#active.values()].map((s) => s.done);
@@ -257,12 +300,85 @@ export class Orchestrator {
 
   /** Waits for every stream to end (they end on abort, or in once mode when caught up). */
   async #settle(signal: AbortSignal): Promise<void> {
-    while (this.#active.size > 0 && !signal.aborted) {
+    while ((this.#active.size > 0 || this.#onceWaiting().length > 0) && !signal.aborted) {
       const aborted = new Promise<void>((resolve) =>
         signal.addEventListener("abort", () => resolve(), { once: true })
       );
-      await Promise.race([Promise.all([...this.#active.values()].map((s) => s.done)), aborted]);
+      const waits: Promise<unknown>[] = [
+        Promise.all([...this.#active.values()].map((s) => s.done)),
+        aborted,
+      ];
+      // Streams whose lease another instance holds: looked at again every lease tick.
+      if (this.#onceWaiting().length > 0) {
+        waits.push(this.#scheduler.sleep(this.#config.leaseTtl * 1000 / 3, signal));
+      }
+      await Promise.race(waits);
     }
+  }
+
+  /**
+   * `run --once` with leases: the streams found whose lease another instance
+   * holds. Those held by a live instance for more than two TTLs are left to
+   * it (said once).
+   */
+  #onceWaiting(): StreamRef[] {
+    const ownership = this.#ownership;
+    if (!ownership) return [];
+    const now = Date.now();
+    const ttlMs = this.#config.leaseTtl * 1000;
+    this.#waiting = this.#waiting.filter((ref) => {
+      if (this.#active.has(ref.id) || this.#outcomes.has(ref.id)) return false;
+      const since = this.#waitingSince.get(ref.id) ?? now;
+      this.#waitingSince.set(ref.id, since);
+      const holder = ownership.holderOf(ref.id);
+      if (now - since > 2 * ttlMs && holder !== undefined && ownership.live.includes(holder)) {
+        log.warning("Stream {stream} is being copied by instance {holder}; left to it", {
+          stream: ref.label,
+          holder,
+        });
+        this.#outcomes.set(ref.id, "released");
+        return false;
+      }
+      return true;
+    });
+    return this.#waiting;
+  }
+
+  /** Registers this instance (retrying while the source is unreachable); undefined if stopped. */
+  async #register(ownership: Ownership, signal: AbortSignal) {
+    const backoff = new Backoff({
+      baseMs: this.#config.source.backoffBase * 1000,
+      maxMs: this.#config.source.backoffMax * 1000,
+    });
+    while (!signal.aborted) {
+      try {
+        const identity = await ownership.register(signal);
+        // Connection names carry the instance id: the others can tell when this one is gone.
+        this.#readerPool.nameSuffix = `@${identity.id}`;
+        await this.#control.rename(`control@${identity.id}`);
+        return identity;
+      } catch (error) {
+        if (signal.aborted) return undefined;
+        if (!isRetriableError(error)) throw error;
+        this.#notReadyReason = `registering the instance failed: ${errorMessage(error)}`;
+        await this.#scheduler.sleep(backoff.next(), signal);
+      }
+    }
+    return undefined;
+  }
+
+  /** With leases: renews them, starts, stops and hands over streams (see `ownership_loop.ts`). */
+  async #ownershipLoop(signal: AbortSignal): Promise<void> {
+    if (!this.#ownership) return;
+    await keepOwnership(this.#ownership, signal, {
+      scheduler: this.#scheduler,
+      ttlMs: this.#config.leaseTtl * 1000,
+      engine: this.#engine!,
+      waiting: () => this.#waiting,
+      active: () => this.#active,
+      start: (refs) => this.#startStreams(refs),
+      onChange: this.#hooks.onLeases,
+    });
   }
 
   /** Reads lengths, last IDs, pending and lag of the streams seen (for status and metrics). */
@@ -285,7 +401,7 @@ export class Orchestrator {
     const candidates = await this.#owners.previousOwnersFirst(found.streams, {
       busy: (ref) => this.#active.has(ref.id),
     });
-    const fresh: StreamRef[] = [];
+    let fresh: StreamRef[] = [];
     for (const ref of candidates) {
       if (this.#active.has(ref.id) || this.#engine!.draining(ref.id)) continue;
       const owner = this.#owners.claim(ref);
@@ -300,7 +416,16 @@ export class Orchestrator {
       }
       fresh.push(ref);
     }
+    if (this.#ownership) {
+      this.#waiting = fresh;
+      fresh = fresh.length > 0 ? await this.#ownership.take(fresh) : [];
+    }
     if (fresh.length === 0 || signal.aborted) return;
+    await this.#startStreams(fresh);
+  }
+
+  /** Starts replicating `fresh` (new streams, not running here). */
+  async #startStreams(fresh: StreamRef[]): Promise<void> {
     const { created, streams } = await this.#engine!.start(fresh, {
       // A stream that was deleted and came back is new: copy it whole, whatever STREAM_START_ID
       // says (with "$", entries written before the next discovery pass would be skipped).
@@ -321,6 +446,17 @@ export class Orchestrator {
     const ref = stream.ref;
     if (this.#active.get(ref.id) === stream) this.#active.delete(ref.id);
     this.#owners.release(ref);
+    if (this.#ownership) {
+      if (outcome === "released") {
+        // Lost, or handed over (the loop gives the lease back): not renewed any more.
+        this.#ownership.leases.forget(ref.id);
+        this.#ended.delete(ref.id);
+        this.#statsKeeper.stats.delete(ref.id);
+        this.#outcomes.set(ref.id, outcome);
+        return;
+      }
+      this.#ownership.release([ref]).catch(() => {}); // else it expires after STREAM_LEASE_TTL
+    }
     // A stream that is gone disappears from status and metrics; others stay visible.
     if (outcome === "gone") {
       this.#statsKeeper.stats.delete(ref.id);

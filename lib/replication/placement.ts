@@ -12,7 +12,7 @@ import { errorMessage, RedisReplyError } from "../errors.ts";
 import { getLog } from "../log.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import type { ConnectionPool } from "../redis/pool.ts";
-import { type ReaderHooks, StreamReader } from "./reader.ts";
+import { type ReaderHooks, type ReadFence, StreamReader } from "./reader.ts";
 import type { ReplicatedStream } from "./stream.ts";
 
 const log = getLog("orchestrator");
@@ -23,6 +23,13 @@ export interface PlacementOptions {
   config: Config;
   /** `run --once`: readers never block. */
   once: boolean;
+  /** This instance's consumer name. */
+  consumer: string;
+  /**
+   * With leases: the readers' fence.
+   * @default {undefined}
+   */
+  fence?: ReadFence;
   /** What readers tell about their streams. */
   hooks: ReaderHooks;
   /**
@@ -102,11 +109,12 @@ export class Placement {
   }
 
   #open(db: number): StreamReader {
-    const { config, once, hooks, onReadError, signal } = this.#options;
+    const { config, once, hooks, onReadError, signal, consumer, fence } = this.#options;
     const conn = this.#pool.dedicate(db, `reader${this.#readers.length}`);
     const reader = new StreamReader(conn, hooks, {
       group: config.consumerGroup,
-      consumer: config.consumerName,
+      consumer,
+      fence,
       batchSize: config.batchSize,
       blockMs: Math.max(1, Math.round(config.pollInterval * 1000)),
       once,

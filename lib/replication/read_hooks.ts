@@ -7,6 +7,7 @@
 import type { StreamGoneError } from "../errors.ts";
 import type { RawEntry } from "../redis/replies.ts";
 import type { ReplicatedStream } from "./stream.ts";
+import type { StreamRef } from "./stream_ref.ts";
 
 /** What the reader tells about the streams it reads. */
 export interface ReaderHooks {
@@ -16,6 +17,8 @@ export interface ReaderHooks {
   drained(stream: ReplicatedStream): void;
   /** The stream or its group is gone (NOGROUP, WRONGTYPE). */
   gone(stream: ReplicatedStream, error: StreamGoneError): void;
+  /** The lease of `stream` is another instance's now (a fenced read found it): stop it here. */
+  lost(stream: ReplicatedStream): void;
   /** Reading `stream` failed for good (e.g. NOPERM). */
   failed(stream: ReplicatedStream, error: unknown): void;
   /** No read including `stream` is in flight any more. */
@@ -67,6 +70,21 @@ export interface StreamReaderOptions {
    * @default {undefined}
    */
   onError?: (kind: string) => void;
+  /**
+   * With leases: every read checks the streams' leases in the same script,
+   * and waits for entries with XREAD (which takes nothing) instead of a
+   * blocking XREADGROUP.
+   * @default {undefined}
+   */
+  fence?: ReadFence;
   /** Sends CLIENT UNBLOCK for the reader's connection (from another connection). */
   unblock: (clientId: string) => void;
+}
+
+/** What a fenced read needs: the lease value of this instance and each stream's lease key. */
+export interface ReadFence {
+  /** What this instance's leases hold. */
+  readonly value: string;
+  /** The lease key of a stream. */
+  keyOf(ref: StreamRef): Uint8Array;
 }

@@ -21,7 +21,7 @@ import {
 import { getLog } from "../log.ts";
 import type { ReaderHooks, StreamReaderOptions } from "./read_hooks.ts";
 
-export type { ReadBudget, ReaderHooks, StreamReaderOptions } from "./read_hooks.ts";
+export type { ReadBudget, ReaderHooks, ReadFence, StreamReaderOptions } from "./read_hooks.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import { entriesAt, type RespValue } from "../redis/resp_parser.ts";
 import type { RespWriter } from "../redis/resp_writer.ts";
@@ -37,6 +37,13 @@ import {
   TailCache,
 } from "./_read_replies.ts";
 import type { ReplicatedStream } from "./stream.ts";
+import {
+  encodeFencedRead,
+  encodeWait,
+  loadLastDelivered,
+  lostLeases,
+  markWoken,
+} from "./_fenced_read.ts";
 
 const log = getLog("reader");
 
@@ -219,7 +226,10 @@ export class StreamReader {
       let refused: { error: RedisReplyError; streams: ReplicatedStream[] } | undefined;
       for (let i = 0; i < commands.length; i++) {
         const reply = replies[i];
-        if (reply instanceof RedisReplyError) {
+        const lost = lostLeases(reply, commands[i].streams);
+        if (lost) {
+          for (const s of lost) this.#hooks.lost(s);
+        } else if (reply instanceof RedisReplyError) {
           refused ??= { error: reply, streams: [] };
           refused.streams.push(...commands[i].streams);
         } else this.#dispatch(commands[i].streams, reply, commands[i].fromHistory, got);
@@ -241,6 +251,7 @@ export class StreamReader {
       ? this.#options.blockMs
       : Math.max(50, Math.floor(this.#options.blockMs / keys.length));
     const streams = dbs.get(db)!;
+    if (this.#options.fence) return this.#wait(db, streams, blockMs);
     this.#blocking = true;
     this.#unblockSent = false;
     try {
@@ -256,6 +267,33 @@ export class StreamReader {
     }
   }
 
+  /**
+   * With leases: waits for entries of `streams` with XREAD from their last
+   * delivered IDs (taking nothing), and marks those that have some as hot:
+   * the next pass reads them through the fence.
+   */
+  async #wait(db: number, streams: ReplicatedStream[], blockMs: number): Promise<void> {
+    const unknown = streams.filter((s) => s.lastDelivered === undefined);
+    if (unknown.length > 0) {
+      await loadLastDelivered(this.#conn, db, { streams: unknown, group: this.#options.group });
+    }
+    for (const s of streams) s.readsInFlight++;
+    this.#blocking = true;
+    this.#unblockSent = false;
+    try {
+      const [reply] = await this.#conn.batch(db, 1, (w) => encodeWait(w, streams, blockMs), {
+        buffers: true,
+        blockMs,
+        name: "XREAD",
+      });
+      if (reply instanceof RedisReplyError) throw new RefusedRead(reply, streams);
+      markWoken(reply, { db, byId: this.#byId });
+    } finally {
+      this.#blocking = false;
+      for (const s of streams) if (--s.readsInFlight === 0) this.#hooks.idle(s);
+    }
+  }
+
   /** Sends one XREADGROUP per command, in one round trip; error replies are thrown. */
   async #send(
     db: number,
@@ -265,8 +303,13 @@ export class StreamReader {
     const { group, consumer, batchSize } = this.#options;
     for (const c of commands) for (const s of c.streams) s.readsInFlight++;
     try {
+      const fence = this.#options.fence;
       const replies = await this.#conn.batch(db, commands.length, (w: RespWriter) => {
         for (const { streams, tail } of commands) {
+          if (fence) {
+            encodeFencedRead(w, streams, { fence, group, consumer, count: batchSize });
+            continue;
+          }
           w.arrayHeader(6 + (blockMs > 0 ? 2 : 0) + 1 + 2 * streams.length);
           w.bulk("XREADGROUP");
           w.bulk("GROUP");
@@ -367,6 +410,10 @@ export class StreamReader {
       if (!this.#streams.has(stream) || !this.#hooks.wants(stream)) continue;
       try {
         const [reply] = await this.#send(stream.ref.db, [{ streams: [stream] }], 0);
+        if (lostLeases(reply, [stream])) {
+          this.#hooks.lost(stream);
+          continue;
+        }
         if (reply instanceof RedisReplyError) throw reply;
         this.#dispatch([stream], reply, stream.history !== undefined, new Set());
       } catch (error) {

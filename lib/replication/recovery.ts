@@ -12,12 +12,19 @@
  */
 import { Backoff } from "../backoff.ts";
 import type { Config } from "../config/types.ts";
-import { ConnectionError, errorMessage, isRetriableError, StreamGoneError } from "../errors.ts";
+import {
+  ConnectionError,
+  errorMessage,
+  isRetriableError,
+  LeaseLostError,
+  StreamGoneError,
+} from "../errors.ts";
 import { getLog } from "../log.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import type { RawEntry } from "../redis/replies.ts";
 import { LogDigest } from "./_log_digest.ts";
 import { claimPending, readConsumers, removeConsumers } from "./group.ts";
+import type { ReadFence } from "./read_hooks.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { ReplicatedStream, StreamOutcome } from "./stream.ts";
 
@@ -36,6 +43,13 @@ export interface RecoveryOptions {
   scheduler: Scheduler;
   /** `run --once`: no periodic maintenance. */
   once: boolean;
+  /** This instance's consumer name. */
+  consumer: string;
+  /**
+   * With leases: claims check the stream's lease.
+   * @default {undefined}
+   */
+  fence?: ReadFence;
   /** Hands claimed entries to the stream (to be written). */
   push(stream: ReplicatedStream, entries: RawEntry[], deleted: string[], bytes: number): void;
   /** Whether no read or write of the stream is in flight (asking its reader to let go). */
@@ -113,9 +127,10 @@ export class Recovery {
           try {
             claimed = await claimPending(this.#control, stream, {
               group: config.consumerGroup,
-              consumer: config.consumerName,
+              consumer: this.#o.consumer,
               count: Math.max(config.batchSize, CLAIM_COUNT),
               cursor,
+              fence: this.#o.fence,
             });
           } catch (error) {
             if (!isRetriableError(error)) throw error;
@@ -152,6 +167,7 @@ export class Recovery {
       this.#o.resume(stream);
     } catch (error) {
       if (error instanceof StreamGoneError) this.#o.end(stream, "gone", error.message);
+      else if (error instanceof LeaseLostError) this.#o.end(stream, "released", error.message);
       else this.#o.end(stream, "error", errorMessage(error));
     }
   }
@@ -212,8 +228,9 @@ export class Recovery {
         continue;
       }
       if (list instanceof Error || stream.ended) continue; // tried again at its next turn
-      const own = list.find((c) => c.name === config.consumerName)?.pending ?? 0;
-      if (list.some((c) => c.name !== config.consumerName && c.pending > 0)) {
+      const me = this.#o.consumer;
+      const own = list.find((c) => c.name === me)?.pending ?? 0;
+      if (list.some((c) => c.name !== me && c.pending > 0)) {
         this.recover(stream, { reason: "pending for other consumers" });
       } else if (own > (expected.get(stream) ?? 0)) {
         // Entries pending for this consumer that it does not hold: a read in flight may
@@ -222,7 +239,7 @@ export class Recovery {
         stream.suspectLoss = !stream.suspectLoss;
       } else stream.suspectLoss = false;
       for (const c of list) {
-        if (c.name !== config.consumerName && c.pending === 0 && c.idle >= idleMs) {
+        if (c.name !== me && c.pending === 0 && c.idle >= idleMs) {
           removals.push({ stream, name: c.name });
         }
       }

@@ -105,7 +105,7 @@ export function runFailures(
   const { ended, active, once, group } = options;
   const failures: Array<{ stream: string; reason: string }> = [];
   for (const [id, outcome] of outcomes) {
-    if (outcome === "caught-up" || outcome === "gone") continue;
+    if (outcome === "caught-up" || outcome === "gone" || outcome === "released") continue;
     if (outcome === "stopped" && !once) continue;
     const stream = ended.get(id);
     const label = stream?.ref.label ?? id;

@@ -20,10 +20,14 @@ export type StreamState =
   | "stopped"
   | "error"
   | "gone"
-  | "skipped";
+  | "skipped"
+  | "released";
 
-/** How a stream's replication ended. */
-export type StreamOutcome = "stopped" | "caught-up" | "gone" | "skipped" | "error";
+/**
+ * How a stream's replication ended. "released": another instance holds
+ * its lease now (it was handed over, or found taken).
+ */
+export type StreamOutcome = "stopped" | "caught-up" | "gone" | "skipped" | "error" | "released";
 
 /** A stream's small status object, read by metrics and `status`. */
 export interface StreamStatus {
@@ -82,6 +86,7 @@ const TERMINAL: ReadonlySet<StreamState> = new Set([
   "error",
   "gone",
   "skipped",
+  "released",
 ]);
 
 /** One stream being replicated. */
@@ -107,6 +112,11 @@ export class ReplicatedStream {
   /** The last read returned a full batch: more is probably there. */
   hot = true;
   /**
+   * The group's last delivered ID as this instance knows it (fenced reads
+   * wait for entries after it with XREAD); undefined until known.
+   */
+  lastDelivered: string | undefined;
+  /**
    * Re-read this consumer's own pending entries from this ID (with an ID
    * instead of ">") before new ones: a read whose reply was lost may have
    * delivered entries nobody received.
@@ -118,6 +128,8 @@ export class ReplicatedStream {
   needsRecovery = false;
   /** Own pending entries were found above what is outstanding once (confirmed at the next check). */
   suspectLoss = false;
+  /** Its lease goes to another instance: no new reads, what was read is written. */
+  handingOver = false;
   /** once mode: a read found nothing more for this stream. */
   drained = false;
   /** Consecutive failed writes (for the backoff). */

@@ -1,0 +1,155 @@
+/**
+ * The Lua scripts of the leases, run on the source with EVAL (the server
+ * caches them by their SHA1; EVAL needs no SCRIPT LOAD after a restart or a
+ * failover). Every script that checks a lease and touches its stream gets
+ * both keys, which share a cluster slot (`lease_key.ts`). Times are the
+ * server's (PX, TIME): the instances' clocks do not matter.
+ *
+ * @module
+ */
+
+/**
+ * The fenced read. KEYS: n lease keys, then their n stream keys. ARGV: the
+ * lease value, group, consumer, COUNT, then n IDs (`>` or a history ID).
+ * Every lease must hold the value, or nothing is read and the reply is the
+ * error `LEASELOST i,j,...` (0-based positions); else the reply is
+ * XREADGROUP's.
+ */
+export const FENCED_READ = `
+local n = #KEYS / 2
+local lost = {}
+for i = 1, n do
+  if redis.call('GET', KEYS[i]) ~= ARGV[1] then lost[#lost + 1] = i - 1 end
+end
+if #lost > 0 then return redis.error_reply('LEASELOST ' .. table.concat(lost, ',')) end
+local args = {'XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS'}
+for i = n + 1, 2 * n do args[#args + 1] = KEYS[i] end
+for i = 5, #ARGV do args[#args + 1] = ARGV[i] end
+return redis.call(unpack(args))
+`;
+
+/**
+ * The fenced claim. KEYS: lease, stream. ARGV: lease value, group,
+ * consumer, cursor, COUNT. `LEASELOST 0` unless the lease holds the value;
+ * else XAUTOCLAIM's reply (min idle time 0: every pending entry).
+ */
+export const FENCED_CLAIM = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('LEASELOST 0') end
+return redis.call('XAUTOCLAIM', KEYS[2], ARGV[2], ARGV[3], '0', ARGV[4], 'COUNT', ARGV[5])
+`;
+
+/**
+ * Acquires leases. KEYS: lease keys. ARGV: value, TTL in ms. Per key: 1
+ * when it holds the value now (set, or already ours and extended), else the
+ * value it holds (another instance's).
+ */
+export const ACQUIRE = `
+local out = {}
+for i = 1, #KEYS do
+  if redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    out[i] = 1
+  else
+    local holder = redis.call('GET', KEYS[i])
+    if holder == ARGV[1] then
+      redis.call('PEXPIRE', KEYS[i], ARGV[2])
+      out[i] = 1
+    else
+      out[i] = holder or ''
+    end
+  end
+end
+return out
+`;
+
+/**
+ * Takes over leases whose holder is gone. KEYS: lease keys. ARGV: new value,
+ * TTL in ms, then the value each key is expected to hold. Per key: 1 taken
+ * (it still held the expected value), else 0.
+ */
+export const TAKE_OVER = `
+local out = {}
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[2 + i] then
+    redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+`;
+
+/** Renews leases. KEYS: lease keys. ARGV: value, TTL in ms. Per key: 1 renewed, 0 not ours (lost). */
+export const RENEW = `
+local out = {}
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+`;
+
+/** Releases leases. KEYS: lease keys. ARGV: value. Deletes those that hold it; returns how many. */
+export const RELEASE = `
+local n = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    n = n + 1
+  end
+end
+return n
+`;
+
+/**
+ * Registers (or renews) an instance. KEYS: the registry hash (field: id,
+ * value: "<expiry ms>:<token>"). ARGV: token, TTL in ms, id ("" to choose
+ * one), host name (the automatic id is "<host>-<n>", the lowest n free or
+ * held by the token). Expired entries are removed. Reply: the id (or false
+ * when the id asked for is held by another live instance), then the ids of
+ * every live instance.
+ */
+export const REGISTER = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local token, ttl, id, host = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local live = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local sep = string.find(all[i + 1], ':', 1, true)
+  local expiry = tonumber(string.sub(all[i + 1], 1, sep - 1))
+  if expiry <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    live[all[i]] = string.sub(all[i + 1], sep + 1)
+  end
+end
+local function free(name) return live[name] == nil or live[name] == token end
+if id == '' then
+  local n = 1
+  while not free(host .. '-' .. n) do n = n + 1 end
+  id = host .. '-' .. n
+elseif not free(id) then
+  return {false}
+end
+redis.call('HSET', KEYS[1], id, (now + ttl) .. ':' .. token)
+redis.call('PEXPIRE', KEYS[1], math.max(ttl * 3, 60000))
+live[id] = token
+local out = {id}
+for name in pairs(live) do if name ~= id then out[#out + 1] = name end end
+return out
+`;
+
+/** Unregisters an instance. KEYS: the registry hash. ARGV: id, token. */
+export const UNREGISTER = `
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v and string.sub(v, string.find(v, ':', 1, true) + 1) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+`;

@@ -1,0 +1,229 @@
+/**
+ * Which streams this instance copies when several share a consumer group:
+ * it registers itself (`instances.ts`), holds a lease per stream it copies
+ * (`lease.ts`), and every third of STREAM_LEASE_TTL renews its entry and
+ * its leases, takes the free streams it should hold, and hands over those
+ * another live instance should hold. A stream is preferred by one live
+ * instance (rendezvous hash); a stream left free for two passes (its
+ * preferred instance does not know it) is taken by any instance.
+ *
+ * @module
+ */
+import type { Config } from "../config/types.ts";
+import { errorMessage } from "../errors.ts";
+import { getLog } from "../log.ts";
+import type { RedisConnection } from "../redis/connection.ts";
+import { groupBy } from "./_group_by.ts";
+import { type InstanceIdentity, InstanceRegistry } from "./instances.ts";
+import { LeaseKeeper, preferredOwner } from "./lease.ts";
+import type { StreamRef } from "./stream_ref.ts";
+
+const log = getLog("leases");
+
+/** What one {@linkcode Ownership.tick} found. */
+export interface OwnershipTick {
+  /** Streams whose lease was found taken or expired: stop them now. */
+  lost: StreamRef[];
+  /** Streams acquired now: start them. */
+  acquired: StreamRef[];
+  /** Streams held whose preferred instance is another live one: hand them over. */
+  surplus: StreamRef[];
+}
+
+/** Options of {@linkcode Ownership}. */
+export interface OwnershipOptions {
+  /** The configuration (group, consumer name, lease TTL, instance id, source DB). */
+  config: Config;
+  /** `run --once`: take every stream (no sharing), waiting for leases held by others. */
+  once: boolean;
+  /**
+   * The host name for automatic instance ids.
+   * @default {Deno.hostname()}
+   */
+  hostname?: string;
+}
+
+/** This instance's share of the streams; see the module doc. */
+export class Ownership {
+  readonly #conn: RedisConnection;
+  readonly #o: OwnershipOptions;
+  readonly #registry: InstanceRegistry;
+  #leases: LeaseKeeper | undefined;
+  /** Streams found without a lease at the last look, by id: how many looks in a row. */
+  readonly #seenFree = new Map<string, number>();
+  /** The holder of each stream this instance does not hold, as last seen, by stream id. */
+  readonly #holders = new Map<string, string>();
+  #lastLive: readonly string[] = [];
+  #warnedList = false;
+
+  constructor(conn: RedisConnection, options: OwnershipOptions) {
+    this.#conn = conn;
+    this.#o = options;
+    const { config } = options;
+    this.#registry = new InstanceRegistry(conn, {
+      group: config.consumerGroup,
+      db: config.source.db,
+      ttlMs: config.leaseTtl * 1000,
+      instanceId: config.instanceId,
+      consumerName: config.consumerName,
+      hostname: options.hostname,
+    });
+  }
+
+  /** Registers this instance; its identity names its consumer and its leases. */
+  async register(signal: AbortSignal): Promise<InstanceIdentity> {
+    const identity = await this.#registry.register(signal);
+    this.#leases = new LeaseKeeper(this.#conn, {
+      group: this.#o.config.consumerGroup,
+      value: identity.leaseValue,
+      ttlMs: this.#o.config.leaseTtl * 1000,
+    });
+    this.#lastLive = this.#registry.live;
+    log.info("Instance {id} (consumer {consumer}); {count} instances of group {group} live", {
+      id: identity.id,
+      consumer: identity.consumer,
+      count: this.#registry.live.length,
+      group: this.#o.config.consumerGroup,
+    });
+    return identity;
+  }
+
+  /** The leases (after {@linkcode Ownership.register}): the readers' fence. */
+  get leases(): LeaseKeeper {
+    if (!this.#leases) throw new Error("Ownership.register() first");
+    return this.#leases;
+  }
+
+  /** The live instances at the last tick, this one included. */
+  get live(): readonly string[] {
+    return this.#lastLive;
+  }
+
+  /** The instance last seen holding stream `id` (undefined when this one holds it or none). */
+  holderOf(id: string): string | undefined {
+    return this.#holders.get(id);
+  }
+
+  /**
+   * Takes the leases of those of `candidates` (streams found and not
+   * running here) this instance should copy now.
+   */
+  async take(candidates: readonly StreamRef[]): Promise<StreamRef[]> {
+    const leases = this.leases;
+    const me = this.#registry.identity.id;
+    const live = this.#lastLive.length > 0 ? this.#lastLive : [me];
+    const wanted: StreamRef[] = [];
+    const others: StreamRef[] = [];
+    for (const ref of candidates) {
+      if (this.#o.once || preferredOwner(ref.id, live) === me) wanted.push(ref);
+      else if ((this.#seenFree.get(ref.id) ?? 0) >= 2) wanted.push(ref);
+      else others.push(ref);
+    }
+    await this.#lookFree(others);
+    const { acquired, heldBy, values } = await leases.acquire(wanted);
+    if (heldBy.size > 0) {
+      // A holder with no connection to the source is gone (killed, crashed): its leases are
+      // taken over now rather than after their TTL. Safe even if it comes back: its reads
+      // check the lease.
+      const connected = await this.#connectedInstances();
+      if (connected) {
+        const orphans = [...heldBy].filter(([, holder]) => !connected.has(holder));
+        const taken = await leases.takeOver(
+          orphans.map(([ref]) => ({ ref, value: values.get(ref)! })),
+        );
+        for (const ref of taken) heldBy.delete(ref);
+        acquired.push(...taken);
+        if (taken.length > 0) {
+          log.info("Took over {count} streams from instances that are gone: {from}", {
+            count: taken.length,
+            from: [...new Set(orphans.map(([, h]) => h))].join(", "),
+          });
+        }
+      }
+    }
+    for (const ref of acquired) {
+      this.#holders.delete(ref.id);
+      this.#seenFree.delete(ref.id);
+    }
+    for (const [ref, holder] of heldBy) this.#holders.set(ref.id, holder);
+    return acquired;
+  }
+
+  /**
+   * Renews this instance's entry and its leases, then takes what it should
+   * among `candidates`; says which streams stop, start and move.
+   */
+  async tick(candidates: readonly StreamRef[]): Promise<OwnershipTick> {
+    const leases = this.leases;
+    const live = await this.#registry.heartbeat();
+    if (live.join(",") !== this.#lastLive.join(",")) {
+      log.info("Instances of group {group} live: {live}", {
+        group: this.#o.config.consumerGroup,
+        live: live.join(", "),
+      });
+    }
+    this.#lastLive = live;
+    const lost = await leases.renew();
+    const acquired = await this.take(candidates);
+    const me = this.#registry.identity.id;
+    const surplus = this.#o.once
+      ? []
+      : leases.held.filter((ref) => preferredOwner(ref.id, live) !== me);
+    return { lost, acquired, surplus };
+  }
+
+  /** Gives leases back (their streams stopped here). */
+  async release(refs: readonly StreamRef[]): Promise<void> {
+    if (refs.length > 0) await this.leases.release(refs);
+  }
+
+  /** At shutdown: every lease back, this instance out of the registry. */
+  async stop(): Promise<void> {
+    if (!this.#leases) return;
+    await this.#leases.release(this.#leases.held);
+    await this.#registry.unregister();
+  }
+
+  /**
+   * The instances with a connection to the source now (CLIENT LIST, the
+   * `@<id>` of the connection names); undefined when it cannot be listed.
+   */
+  async #connectedInstances(): Promise<Set<string> | undefined> {
+    try {
+      const list = String(await this.#conn.send(undefined, ["CLIENT", "LIST", "TYPE", "normal"]));
+      const ids = new Set<string>();
+      for (const m of list.matchAll(/ name=redis-stream-sync-\S*@(\S+)/g)) ids.add(m[1]);
+      return ids;
+    } catch (error) {
+      if (!this.#warnedList) {
+        this.#warnedList = true;
+        log.info(
+          "CLIENT LIST failed ({error}): streams of an instance that died are taken over after STREAM_LEASE_TTL",
+          { error: errorMessage(error) },
+        );
+      }
+      return undefined;
+    }
+  }
+
+  /** Counts, for streams this instance would not take yet, how many looks in a row found them free. */
+  async #lookFree(refs: readonly StreamRef[]): Promise<void> {
+    const leases = this.leases;
+    const seen = new Set<string>();
+    for (const [db, list] of groupBy(refs, (r) => r.db)) {
+      const replies = await this.#conn.pipeline(
+        db,
+        list.map((r) => ["EXISTS", leases.keyOf(r)]),
+      );
+      list.forEach((ref, i) => {
+        const r = replies[i];
+        if (r.status !== "fulfilled") return;
+        seen.add(ref.id);
+        if (Number(r.value) === 0) {
+          this.#seenFree.set(ref.id, (this.#seenFree.get(ref.id) ?? 0) + 1);
+        } else this.#seenFree.delete(ref.id);
+      });
+    }
+    for (const id of this.#seenFree.keys()) if (!seen.has(id)) this.#seenFree.delete(id);
+  }
+}

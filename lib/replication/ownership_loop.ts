@@ -1,0 +1,95 @@
+/**
+ * The loop that acts on ownership every third of STREAM_LEASE_TTL: streams
+ * whose lease was lost stop at once, acquired ones start, and those another
+ * live instance should copy are handed over (their writes finish, then the
+ * lease is given back). One INFO line per tick says what moved.
+ *
+ * @module
+ */
+import { errorMessage, isRetriableError } from "../errors.ts";
+import { getLog } from "../log.ts";
+import type { ReplicationEngine } from "./engine.ts";
+import type { Ownership } from "./ownership.ts";
+import type { Scheduler } from "./scheduler.ts";
+import type { ReplicatedStream } from "./stream.ts";
+import type { StreamRef } from "./stream_ref.ts";
+
+const log = getLog("leases");
+
+/** What the loop acts on. */
+export interface OwnershipLoopOptions {
+  /** The one timer. */
+  scheduler: Scheduler;
+  /** STREAM_LEASE_TTL in milliseconds. */
+  ttlMs: number;
+  /** The engine (streams stop and are handed over there). */
+  engine: ReplicationEngine;
+  /** Streams found and not running here. */
+  waiting(): readonly StreamRef[];
+  /** The streams running here, by id. */
+  active(): ReadonlyMap<string, ReplicatedStream>;
+  /** Starts streams whose lease was acquired. */
+  start(refs: StreamRef[]): Promise<void>;
+  /**
+   * Counts leases acquired, lost and handed over (for metrics).
+   * @default {undefined}
+   */
+  onChange?: (change: { acquired: number; lost: number; handedOver: number }) => void;
+}
+
+/** Runs until `signal` aborts; see the module doc. */
+export async function keepOwnership(
+  ownership: Ownership,
+  signal: AbortSignal,
+  options: OwnershipLoopOptions,
+): Promise<void> {
+  const { scheduler, ttlMs, engine } = options;
+  const handing = new Set<string>();
+  while (!signal.aborted) {
+    await scheduler.sleep(ttlMs / 3, signal);
+    if (signal.aborted) return;
+    try {
+      const active = options.active();
+      const tick = await ownership.tick(options.waiting().filter((r) => !active.has(r.id)));
+      for (const ref of tick.lost) {
+        const stream = active.get(ref.id);
+        if (stream) engine.release(stream);
+      }
+      if (tick.acquired.length > 0) await options.start(tick.acquired);
+      const moving = tick.surplus.filter((ref) => !handing.has(ref.id));
+      for (const ref of moving) {
+        const stream = active.get(ref.id);
+        handing.add(ref.id);
+        const done = stream ? engine.handOver(stream, ttlMs) : Promise.resolve();
+        done
+          .then(() => ownership.release([ref]))
+          .catch((error) =>
+            log.debug("Giving back the lease of {stream} failed: {error}", {
+              stream: ref.label,
+              error: errorMessage(error),
+            })
+          )
+          .finally(() => handing.delete(ref.id));
+      }
+      if (tick.lost.length + tick.acquired.length + moving.length > 0) {
+        log.info(
+          "Leases: {acquired} streams taken, {lost} lost to other instances, {moving} handed over; {held} held",
+          {
+            acquired: tick.acquired.length,
+            lost: tick.lost.length,
+            moving: moving.length,
+            held: ownership.leases.size,
+          },
+        );
+        options.onChange?.({
+          acquired: tick.acquired.length,
+          lost: tick.lost.length,
+          handedOver: moving.length,
+        });
+      }
+    } catch (error) {
+      const say = isRetriableError(error) ? "debug" : "warning";
+      log[say]("Renewing leases failed: {error}", { error: errorMessage(error) });
+    }
+  }
+}

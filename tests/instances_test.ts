@@ -1,0 +1,268 @@
+/**
+ * Several instances with the same configuration at once (STREAM_LEASES,
+ * the default): the streams are shared through leases on the source,
+ * handed over when instances come and go, and a paused instance that lost
+ * its leases never writes out of order. Every test ends with an exact copy
+ * (IDs and bytes) and nothing pending.
+ */
+import assert from "node:assert/strict";
+import { type CliProcess, spawnCli } from "./_cli.ts";
+import { prng, Producer } from "./_producer.ts";
+import { connect, RedisServer, type TestClient } from "./_redis.ts";
+import { delay, entriesDifference, replicationEnv, waitFor } from "./_replication.ts";
+
+const GROUP = "redis-sync-group";
+const LEASE_PREFIX = "redis-stream-sync:lease:";
+const RUN_TIMEOUT_MS = 240_000;
+
+/** The instances' settings: short lease TTL and fast passes, INFO logs (lease lines). */
+function instancesEnv(
+  source: RedisServer,
+  target: RedisServer,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return replicationEnv(source, target, {
+    STREAM_LEASE_TTL: "2",
+    LOG_LEVEL: "INFO",
+    REDIS_DB_SEARCH_RANGE: "0",
+    SOURCE_REDIS_MAX_RETRIES: "20",
+    TARGET_REDIS_MAX_RETRIES: "20",
+    ...extra,
+  });
+}
+
+function streamKeys(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `inst-${String(i).padStart(3, "0")}-stream`);
+}
+
+/** Every stream of `keys` is the same on both sides (IDs, bytes) and nothing is pending. */
+async function assertExactCopy(
+  src: TestClient,
+  dst: TestClient,
+  keys: string[],
+  context: () => string,
+) {
+  for (const key of keys) {
+    const [a, b] = [await src.xrangeAll(key), await dst.xrangeAll(key)];
+    assert.ok(a.length > 0, `${key} is empty on the source`);
+    const difference = entriesDifference(b, a);
+    assert.equal(
+      difference,
+      undefined,
+      `${key} differs on the target: ${difference}\n${context()}`,
+    );
+    const pending = await src.send(["XPENDING", key, GROUP]) as unknown[];
+    assert.equal(Number(pending[0]), 0, `${key}: entries still pending\n${context()}`);
+  }
+}
+
+/** Waits until every stream of `keys` has as many entries on the target as on the source. */
+async function waitCopied(src: TestClient, dst: TestClient, keys: string[], context: () => string) {
+  await waitFor(async () => {
+    for (const key of keys) {
+      const [a, b] = [await src.send(["XLEN", key]), await dst.send(["XLEN", key])];
+      if (Number(a) !== Number(b)) return false;
+      const pending = await src.send(["XPENDING", key, GROUP]) as unknown[];
+      if (Number(pending[0]) !== 0) return false;
+    }
+    return true;
+  }, { timeoutMs: 90_000, intervalMs: 200, message: `every stream copied\n${context()}` });
+}
+
+/** The instance id in each lease value, by stream key. */
+async function leaseHolders(src: TestClient): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  let cursor = "0";
+  do {
+    const [next, keys] = await src.send([
+      "SCAN",
+      cursor,
+      "MATCH",
+      `${LEASE_PREFIX}*`,
+      "COUNT",
+      "1000",
+    ]) as [
+      string,
+      string[],
+    ];
+    cursor = next;
+    for (const key of keys) {
+      const value = await src.send(["GET", key]);
+      if (typeof value !== "string") continue;
+      out.set(key.slice(key.indexOf(`:${GROUP}:`) + GROUP.length + 2), value.split("/")[0]);
+    }
+  } while (cursor !== "0");
+  return out;
+}
+
+function assertNoStop(instances: CliProcess[]): void {
+  for (const cli of instances) {
+    assert.doesNotMatch(cli.stderr(), /Stopped replicating|ERROR/, cli.stderr().slice(-3000));
+  }
+}
+
+function logsOf(instances: CliProcess[]): () => string {
+  return () =>
+    instances.map((cli, i) => `--- instance ${i} ---\n${cli.stderr().slice(-2500)}`).join("\n");
+}
+
+Deno.test("two instances started together under a producer: exact copy, no stream stopped, nothing pending", async () => {
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keys = streamKeys(8);
+  const producer = new Producer(source, keys, prng(9));
+  const producing = producer.runCount(20_000, 250, 5);
+  const env = instancesEnv(source, target);
+  await using a = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
+  await using b = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
+  const context = logsOf([a, b]);
+  await producing;
+  await waitCopied(src, dst, keys, context);
+  // Both instances are in the group under their own consumer names.
+  const holders = new Set((await leaseHolders(src)).values());
+  assert.equal(holders.size, 2, `leases held by ${[...holders].join(", ")}\n${context()}`);
+  a.signal("SIGTERM");
+  b.signal("SIGTERM");
+  assert.equal((await a.wait()).code, 0, context());
+  assert.equal((await b.wait()).code, 0, context());
+  assertNoStop([a, b]);
+  await assertExactCopy(src, dst, keys, context);
+  // Leases are given back at shutdown.
+  assert.equal((await leaseHolders(src)).size, 0, context());
+});
+
+Deno.test("three instances on 100 streams share them; one SIGKILLed mid-way, the others take its streams and finish the copy exactly", async () => {
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keys = streamKeys(100);
+  const producer = new Producer(source, keys, prng(11));
+  const producing = producer.runRate(3000);
+  const env = instancesEnv(source, target);
+  await using a = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
+  await using b = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
+  await using c = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
+  const context = logsOf([a, b, c]);
+  // Shared: each of the three holds some of the 100 leases, and no stream is without one.
+  let counts = new Map<string, number>();
+  await waitFor(async () => {
+    const holders = await leaseHolders(src);
+    counts = new Map();
+    for (const h of holders.values()) counts.set(h, (counts.get(h) ?? 0) + 1);
+    return holders.size === 100 && counts.size === 3;
+  }, { timeoutMs: 60_000, message: `100 leases over 3 instances\n${context()}` });
+  for (const [id, n] of counts) assert.ok(n >= 10, `instance ${id} holds ${n} of 100 streams`);
+
+  // Instance c dies under load; its streams are taken over and the copy completes.
+  await delay(1000);
+  c.signal("SIGKILL");
+  await c.wait().catch(() => {});
+  await waitFor(async () => {
+    const holders = await leaseHolders(src);
+    return holders.size === 100 && new Set(holders.values()).size === 2;
+  }, { timeoutMs: 30_000, message: "the streams of the killed instance taken over" });
+  await delay(1000);
+  producer.stop();
+  await producing;
+  await waitCopied(src, dst, keys, context);
+  a.signal("SIGTERM");
+  b.signal("SIGTERM");
+  assert.equal((await a.wait()).code, 0, context());
+  assert.equal((await b.wait()).code, 0, context());
+  assertNoStop([a, b]);
+  await assertExactCopy(src, dst, keys, context);
+});
+
+Deno.test("an owner paused past its lease while another takes over writes nothing out of order once resumed", async () => {
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keys = streamKeys(4);
+  const producer = new Producer(source, keys, prng(13));
+  const producing = producer.runRate(1000);
+  const env = instancesEnv(source, target);
+  await using a = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
+  const context = () => logsOf([a])() + (second ? logsOf([second])() : "");
+  let second: CliProcess | undefined;
+  await waitFor(async () => (await leaseHolders(src)).size === keys.length, {
+    timeoutMs: 30_000,
+    message: "the first instance holds every lease",
+  });
+  await waitFor(async () => Number(await dst.send(["XLEN", keys[0]])) > 200, {
+    timeoutMs: 30_000,
+    message: "copying",
+  });
+  // Paused with reads, writes and acks in flight: its leases expire (TTL 2 s).
+  a.signal("SIGSTOP");
+  try {
+    await using b = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
+    second = b;
+    const firstHolder = [...(await leaseHolders(src)).values()][0];
+    await waitFor(async () => {
+      const holders = await leaseHolders(src);
+      return holders.size === keys.length && [...holders.values()].every((h) => h !== firstHolder);
+    }, { timeoutMs: 30_000, message: `the second instance took every lease\n${context()}` });
+    await waitFor(async () => Number(await dst.send(["XLEN", keys[0]])) > 2000, {
+      timeoutMs: 30_000,
+      message: `the second instance copies\n${context()}`,
+    });
+    // Resumed while the producer runs: whatever it had read must not land out of order.
+    a.signal("SIGCONT");
+    await delay(3000);
+    producer.stop();
+    await producing;
+    await waitCopied(src, dst, keys, context);
+    a.signal("SIGTERM");
+    b.signal("SIGTERM");
+    assert.equal((await a.wait()).code, 0, context());
+    assert.equal((await b.wait()).code, 0, context());
+    assertNoStop([a, b]);
+    await assertExactCopy(src, dst, keys, context);
+  } finally {
+    a.signal("SIGCONT");
+  }
+});
+
+Deno.test("a rolling restart, ten times under load (start the new instance, then SIGTERM the old): exact copy", async () => {
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keys = streamKeys(10);
+  const producer = new Producer(source, keys, prng(17));
+  const producing = producer.runRate(2000);
+  const env = instancesEnv(source, target);
+  const logs: string[] = [];
+  let old = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
+  try {
+    for (let round = 0; round < 10; round++) {
+      const next = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
+      // The new instance is up and holds streams before the old one goes.
+      await next.waitForOutput(/Leases: \d+ streams taken|Replicating \d+ new streams/, 30_000);
+      old.signal("SIGTERM");
+      const result = await old.wait();
+      logs.push(result.stderr.slice(-1500));
+      assert.equal(
+        result.code,
+        0,
+        `round ${round}: the old instance exited ${result.code}\n${result.stderr}`,
+      );
+      assert.doesNotMatch(result.stderr, /Stopped replicating|ERROR/, result.stderr);
+      old = next;
+    }
+    producer.stop();
+    await producing;
+    const context = () => `${logs.join("\n---\n")}\n--- last ---\n${old.stderr().slice(-2500)}`;
+    await waitCopied(src, dst, keys, context);
+    old.signal("SIGTERM");
+    assert.equal((await old.wait()).code, 0, context());
+    await assertExactCopy(src, dst, keys, context);
+  } finally {
+    producer.stop();
+    await old[Symbol.asyncDispose]();
+  }
+});
