@@ -119,8 +119,12 @@ Deno.test("a stale read that ran between two reads whose entries share one write
   await using dst = await connect(target);
   const key = "stale-inside-stream";
   for (let i = 1; i <= 5; i++) await src.xadd(key, `${i}-0`, { i: String(i) });
+  // Without leases: the late copy below is an unfenced XREADGROUP as the bare consumer name.
   await using replicator = startReplicator(
-    replicationConfig(source, { port: proxy.port }, { STREAM_POLL_INTERVAL: 5 }),
+    replicationConfig(source, { port: proxy.port }, {
+      STREAM_POLL_INTERVAL: 5,
+      STREAM_LEASES: false,
+    }),
   );
   await waitFor(async () => Number(await dst.send(["XLEN", key])) === 5, {
     message: "entries 1..5",

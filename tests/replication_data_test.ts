@@ -620,7 +620,10 @@ Deno.test("entries delivered by a read whose reply was lost are copied before la
   await using target = await connect(targetServer);
   for (let i = 1; i <= 10; i++) await source.xadd("lost-reply", `${i}-0`, ["i", String(i)]);
   // A long BLOCK, so that the reader is surely blocked when its connection is killed.
-  await using run = new Running(envConf(sourceServer, targetServer, { STREAM_POLL_INTERVAL: "5" }));
+  // Without leases: the stale read below is an unfenced XREADGROUP as the bare consumer name.
+  await using run = new Running(
+    envConf(sourceServer, targetServer, { STREAM_POLL_INTERVAL: "5", STREAM_LEASES: "false" }),
+  );
   await waitFor(() => sameStream(source, target, "lost-reply"), { message: "entries 1..10" });
   let readers: Array<Record<string, string>> = [];
   await waitFor(async () => {
@@ -676,7 +679,10 @@ async function staleReadScenario(key: string, deleteSix: boolean) {
   await using source = await connect(sourceServer);
   await using target = await connect(targetServer);
   for (let i = 1; i <= 5; i++) await source.xadd(key, `${i}-0`, ["i", String(i)]);
-  await using run = new Running(envConf(sourceServer, targetServer, { STREAM_POLL_INTERVAL: "5" }));
+  // Without leases: the stale read below is an unfenced XREADGROUP as the bare consumer name.
+  await using run = new Running(
+    envConf(sourceServer, targetServer, { STREAM_POLL_INTERVAL: "5", STREAM_LEASES: "false" }),
+  );
   await waitFor(() => sameStream(source, target, key), { message: "entries 1..5" });
 
   const readerIds = async () =>

@@ -80,6 +80,8 @@ export class LeaseKeeper {
   /** Held leases by stream id. */
   readonly #held = new Map<string, StreamRef>();
   readonly #keys = new WeakMap<StreamRef, Uint8Array>();
+  /** Streams whose lease is being taken or given back now, by id. */
+  readonly #busy = new Set<string>();
 
   constructor(conn: RedisConnection, options: LeaseKeeperOptions) {
     this.#conn = conn;
@@ -111,9 +113,24 @@ export class LeaseKeeper {
     return key;
   }
 
-  /** Takes the leases of `refs` that are free (or already this instance's). */
+  /**
+   * Takes the leases of `refs` that are free (or hold this instance's value
+   * without being known here). Streams whose lease is held, being taken or
+   * being given back here are left out: a stream is acquired once.
+   */
   async acquire(refs: readonly StreamRef[]): Promise<AcquireResult> {
     const result: AcquireResult = { acquired: [], heldBy: new Map(), values: new Map() };
+    const asked = refs.filter((r) => !this.#held.has(r.id) && !this.#busy.has(r.id));
+    for (const r of asked) this.#busy.add(r.id);
+    try {
+      await this.#acquire(asked, result);
+    } finally {
+      for (const r of asked) this.#busy.delete(r.id);
+    }
+    return result;
+  }
+
+  async #acquire(refs: readonly StreamRef[], result: AcquireResult): Promise<void> {
     await this.#perCall(refs, [ACQUIRE, this.#o.value, String(this.#ttl())], (ref, reply) => {
       if (reply === 1) {
         this.#held.set(ref.id, ref);
@@ -127,7 +144,6 @@ export class LeaseKeeper {
         );
       }
     });
-    return result;
   }
 
   /**
@@ -156,8 +172,9 @@ export class LeaseKeeper {
    * only if it still holds the value seen (compare and set); returns those
    * taken.
    */
-  async takeOver(taken: ReadonlyArray<{ ref: StreamRef; value: string }>): Promise<StreamRef[]> {
+  async takeOver(all: ReadonlyArray<{ ref: StreamRef; value: string }>): Promise<StreamRef[]> {
     const out: StreamRef[] = [];
+    const taken = all.filter((t) => !this.#held.has(t.ref.id) && !this.#busy.has(t.ref.id));
     for (const [db, list] of groupBy(taken, (t) => t.ref.db)) {
       for (let i = 0; i < list.length; i += KEYS_PER_CALL) {
         const chunk = list.slice(i, i + KEYS_PER_CALL);
@@ -184,6 +201,16 @@ export class LeaseKeeper {
   /** Gives the leases of `refs` back (only those still holding this instance's value). */
   async release(refs: readonly StreamRef[]): Promise<void> {
     for (const ref of refs) this.#held.delete(ref.id);
+    const mine = refs.filter((r) => !this.#busy.has(r.id));
+    for (const r of mine) this.#busy.add(r.id);
+    try {
+      await this.#release(mine);
+    } finally {
+      for (const r of mine) this.#busy.delete(r.id);
+    }
+  }
+
+  async #release(refs: readonly StreamRef[]): Promise<void> {
     for (const [db, list] of groupBy(refs, (r) => r.db)) {
       for (let i = 0; i < list.length; i += KEYS_PER_CALL) {
         const chunk = list.slice(i, i + KEYS_PER_CALL);

@@ -79,6 +79,8 @@ export class Orchestrator {
   readonly #hardStopped = new Promise<void>((resolve) => (this.#endHardStop = resolve));
   readonly #goneBefore = new Set<string>();
   readonly #waitingSince = new Map<string, number>();
+  /** Streams being started now (by id): started once. */
+  readonly #starting = new Set<string>();
   /** With leases: this instance's share of the streams. */
   #ownership: Ownership | undefined;
   /** Streams found by the last pass that do not run here (their lease is another's). */
@@ -424,8 +426,19 @@ export class Orchestrator {
     await this.#startStreams(fresh);
   }
 
-  /** Starts replicating `fresh` (new streams, not running here). */
-  async #startStreams(fresh: StreamRef[]): Promise<void> {
+  /** Starts replicating `refs` (those not running or starting here already). */
+  async #startStreams(refs: StreamRef[]): Promise<void> {
+    const fresh = refs.filter((r) => !this.#active.has(r.id) && !this.#starting.has(r.id));
+    for (const r of fresh) this.#starting.add(r.id);
+    try {
+      await this.#startNow(fresh);
+    } finally {
+      for (const r of fresh) this.#starting.delete(r.id);
+    }
+  }
+
+  async #startNow(fresh: StreamRef[]): Promise<void> {
+    if (fresh.length === 0) return;
     const { created, streams } = await this.#engine!.start(fresh, {
       // A stream that was deleted and came back is new: copy it whole, whatever STREAM_START_ID
       // says (with "$", entries written before the next discovery pass would be skipped).
