@@ -788,7 +788,9 @@ Deno.test("a source stream replaced by a key of another type is dropped with one
 /** The replicator's reader connections on the source that are blocked in XREADGROUP now. */
 async function blockedReaders(client: TestClient): Promise<number> {
   return (await client.clientList()).filter((c) =>
-    (c.name ?? "").startsWith("redis-stream-sync-reader") && c.cmd === "xreadgroup" &&
+    // XREADGROUP, or with leases (the default) XREAD, which takes nothing while it waits.
+    (c.name ?? "").startsWith("redis-stream-sync-reader") &&
+    (c.cmd === "xreadgroup" || c.cmd === "xread") &&
     (c.flags ?? "").includes("b")
   ).length;
 }
@@ -808,7 +810,8 @@ async function replicatorConnections(client: TestClient): Promise<number> {
 const LONG_POLL_SECONDS = 30;
 const PROMPT_MS = 10_000;
 
-Deno.test("streams sharing one reader connection (pool of 1, 30 s reads): one deleted, one retyped while it blocks; the others keep copying and a new stream is copied without waiting out the read", async () => {
+/** The shared-reader scenario, with leases (fenced reads, XREAD waits) or without (XREADGROUP). */
+async function sharedReaderScenario(leases: boolean): Promise<void> {
   const logs = await captureLogs("INFO");
   await using source = await RedisServer.start();
   await using target = await RedisServer.start();
@@ -823,6 +826,7 @@ Deno.test("streams sharing one reader connection (pool of 1, 30 s reads): one de
   };
   await using replicator = startReplicator(faultConfig(source, target, {
     SOURCE_REDIS_POOL_SIZE: 1,
+    STREAM_LEASES: leases,
     STREAM_POLL_INTERVAL: LONG_POLL_SECONDS,
     SOURCE_REDIS_COMMAND_TIMEOUT: 5,
     // No group maintenance during the test: a stream that is gone must be
@@ -835,7 +839,7 @@ Deno.test("streams sharing one reader connection (pool of 1, 30 s reads): one de
   /** Appends to one stream, while the shared reader blocks, and waits for its copy. */
   const appendWhileBlocked = async (key: string, count: number) => {
     await waitFor(async () => await blockedReaders(src) === 1, {
-      message: "the shared reader blocked in XREADGROUP",
+      message: "the shared reader blocked in XREADGROUP or XREAD",
     });
     await sampleConnections();
     await addEntries(src, key, count);
@@ -901,6 +905,14 @@ Deno.test("streams sharing one reader connection (pool of 1, 30 s reads): one de
   assert.ok(mostConnections >= 1 && mostConnections <= 2, `${mostConnections} source connections`);
   const opened = await src.connectionsReceived() - connectionsBefore;
   assert.ok(opened >= 1 && opened <= 2, `the replicator opened ${opened} source connections`);
+}
+
+Deno.test("streams sharing one reader connection (pool of 1, 30 s reads): one deleted, one retyped while it blocks; the others keep copying and a new stream is copied without waiting out the read (leases: fenced reads, XREAD waits)", async () => {
+  await sharedReaderScenario(true);
+});
+
+Deno.test("streams sharing one reader connection (pool of 1, 30 s reads): one deleted, one retyped while it blocks; the others keep copying and a new stream is copied without waiting out the read (without leases: blocking XREADGROUP)", async () => {
+  await sharedReaderScenario(false);
 });
 
 // ---------------------------------------------------------------------------

@@ -55,6 +55,12 @@ const log = getLog("reader");
 const STALE_READ_WINDOW_MS = 15 * 60_000;
 /** While streams with a backlog are read, the others are looked at this often. */
 const SWEEP_INTERVAL_MS = 10;
+/**
+ * A fenced reader reads all its streams at least this often (XREAD does not
+ * wake when a key is deleted or retyped: the read finds it gone), and waits
+ * at most this long.
+ */
+const FENCED_SWEEP_MS = 5000;
 /** Depth of the entries in an XREADGROUP reply. */
 const READ_ENTRY_DEPTH = entriesAt(3);
 
@@ -76,6 +82,8 @@ export class StreamReader {
   #turn = 0;
   readonly #tail = new TailCache();
   #rotation = 0;
+  /** When a fenced reader last read every stream (ms since epoch). */
+  #lastFullRead = 0;
 
   constructor(conn: RedisConnection, hooks: ReaderHooks, options: StreamReaderOptions) {
     this.#conn = conn;
@@ -181,7 +189,15 @@ export class StreamReader {
 
   #pass(wanting: ReplicatedStream[], hot: ReplicatedStream[]): Promise<void> {
     if (this.#options.once) return this.#readNow(wanting, hot.length > 0);
-    if (hot.length === 0) return this.#readBlocking(wanting);
+    if (hot.length === 0) {
+      if (!this.#options.fence || Date.now() - this.#lastFullRead < FENCED_SWEEP_MS) {
+        return this.#readBlocking(wanting);
+      }
+      // Now and then a fenced reader reads every stream: XREAD does not wake when a key is
+      // deleted or retyped, the read finds it gone (NOGROUP, WRONGTYPE).
+      this.#lastFullRead = Date.now();
+      return this.#readNow(wanting, false);
+    }
     const now = Date.now();
     if (now - this.#lastSweep >= SWEEP_INTERVAL_MS && hot.length < wanting.length) {
       this.#lastSweep = now;
@@ -251,7 +267,10 @@ export class StreamReader {
       ? this.#options.blockMs
       : Math.max(50, Math.floor(this.#options.blockMs / keys.length));
     const streams = dbs.get(db)!;
-    if (this.#options.fence) return this.#wait(db, streams, blockMs);
+    if (this.#options.fence) {
+      if (this.#lastFullRead === 0) this.#lastFullRead = Date.now();
+      return this.#wait(db, streams, Math.min(blockMs, FENCED_SWEEP_MS));
+    }
     this.#blocking = true;
     this.#unblockSent = false;
     try {

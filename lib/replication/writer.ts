@@ -111,9 +111,13 @@ export class TargetWriter {
       if (stream.buffered === 0 && stream.deleted.length === 0) continue;
       if (stream.writeCap === 0) stream.writeCap = WRITE_MAX_ENTRIES;
       const cap = stream.writeCap;
+      // Bytes shrink with the entries after OOM, down to a write of STREAM_BATCH_SIZE entries
+      // whatever their size (the smallest write is a batch, as the README says).
       const entries = stream.take(
         cap,
-        Math.max(1, Math.floor(WRITE_MAX_BYTES * cap / WRITE_MAX_ENTRIES)),
+        cap <= this.#options.minWriteEntries
+          ? Number.MAX_SAFE_INTEGER
+          : Math.max(1, Math.floor(WRITE_MAX_BYTES * cap / WRITE_MAX_ENTRIES)),
       );
       const deleted = stream.deleted;
       stream.deleted = [];
