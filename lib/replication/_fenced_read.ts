@@ -14,6 +14,7 @@ import { parseFlatMap, text } from "../redis/replies.ts";
 import type { RespValue } from "../redis/resp_parser.ts";
 import type { RespWriter } from "../redis/resp_writer.ts";
 import { FENCED_READ } from "./_lease_scripts.ts";
+import { RefusedRead } from "./_read_replies.ts";
 import type { ReadFence } from "./read_hooks.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import { streamId } from "./stream_ref.ts";
@@ -126,4 +127,37 @@ export async function loadLastDelivered(
       }
     }
   });
+}
+
+/**
+ * Waits with XREAD (taking nothing) for entries of `streams` after their
+ * last delivered IDs (loaded first where unknown), and marks those that
+ * have some as hot. The streams count as read in flight meanwhile.
+ */
+export async function waitForEntries(
+  conn: RedisConnection,
+  db: number,
+  options: {
+    streams: readonly ReplicatedStream[];
+    blockMs: number;
+    group: string;
+    byId: ReadonlyMap<string, ReplicatedStream>;
+    idle: (stream: ReplicatedStream) => void;
+  },
+): Promise<void> {
+  const { streams, blockMs, group, byId, idle } = options;
+  const unknown = streams.filter((s) => s.lastDelivered === undefined);
+  if (unknown.length > 0) await loadLastDelivered(conn, db, { streams: unknown, group });
+  for (const s of streams) s.readsInFlight++;
+  try {
+    const [reply] = await conn.batch(db, 1, (w) => encodeWait(w, streams, blockMs), {
+      buffers: true,
+      blockMs,
+      name: "XREAD",
+    });
+    if (reply instanceof RedisReplyError) throw new RefusedRead(reply, [...streams]);
+    markWoken(reply, { db, byId });
+  } finally {
+    for (const s of streams) if (--s.readsInFlight === 0) idle(s);
+  }
 }

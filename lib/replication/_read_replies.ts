@@ -145,6 +145,31 @@ function nothingFor(stream: ReplicatedStream, fromHistory: boolean): void {
   stream.hot = false;
 }
 
+/**
+ * Encodes `XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS ...` (`tail`: the
+ * `STREAMS ...` part encoded before, see {@linkcode TailCache}).
+ */
+export function encodeGroupRead(
+  w: RespWriter,
+  streams: readonly ReplicatedStream[],
+  options: { group: string; consumer: string; count: number; blockMs: number; tail?: Uint8Array },
+): void {
+  const { group, consumer, count, blockMs, tail } = options;
+  w.arrayHeader(6 + (blockMs > 0 ? 2 : 0) + 1 + 2 * streams.length);
+  w.bulk("XREADGROUP");
+  w.bulk("GROUP");
+  w.bulk(group);
+  w.bulk(consumer);
+  w.bulk("COUNT");
+  w.bulkInteger(count);
+  if (blockMs > 0) {
+    w.bulk("BLOCK");
+    w.bulkInteger(blockMs);
+  }
+  if (tail) w.raw(tail);
+  else encodeTail(w, streams);
+}
+
 /** `STREAMS k1 k2 ... id1 id2 ...` (`>` for new entries, the history ID for a re-read). */
 export function encodeTail(w: RespWriter, streams: readonly ReplicatedStream[]): void {
   w.bulk("STREAMS");

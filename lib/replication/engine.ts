@@ -10,86 +10,25 @@
 import type { Config } from "../config/types.ts";
 import { errorMessage, StreamGoneError } from "../errors.ts";
 import { getLog } from "../log.ts";
-import type { RedisConnection } from "../redis/connection.ts";
-import type { ConnectionPool } from "../redis/pool.ts";
 import type { RawEntry } from "../redis/replies.ts";
 import { Acknowledger } from "./acker.ts";
 import { ensureGroups, goneOr, pendingCounts, pendingUpTo } from "./group.ts";
 import { Placement } from "./placement.ts";
 import { Recovery } from "./recovery.ts";
-import type { ReaderHooks, ReadFence } from "./reader.ts";
-import type { Scheduler } from "./scheduler.ts";
-import { type CopiedBatch, ReplicatedStream, type StreamOutcome } from "./stream.ts";
+import type { ReaderHooks } from "./reader.ts";
+import { ReplicatedStream, type StreamOutcome } from "./stream.ts";
 import type { StreamRef } from "./stream_ref.ts";
 import { loadTargetTops } from "./target_check.ts";
-import { TargetWriter, WRITE_MAX_BYTES, WRITE_MAX_ENTRIES, type WriterHooks } from "./writer.ts";
+import { TargetWriter, type WriterHooks } from "./writer.ts";
+import { ReadAhead } from "./read_ahead.ts";
+import type { EngineOptions } from "./engine_hooks.ts";
+
+export type { EngineHooks, EngineOptions } from "./engine_hooks.ts";
 
 const log = getLog("replicator");
 
-/** Entries a stream may have read and not written yet. */
-const READ_AHEAD_ENTRIES = 2 * WRITE_MAX_ENTRIES;
-/** Bytes a stream may have read and not written yet. */
-const READ_AHEAD_BYTES = 2 * WRITE_MAX_BYTES;
-/** Memory all streams together may hold in entries read and not written yet. */
-const READ_AHEAD_TOTAL_BYTES = 16 * 1024 * 1024;
-
 /** How often a stream being handed over is looked at until its writes are done. */
 const HAND_OVER_POLL_MS = 50;
-
-/** Per-batch and per-error hooks, for metrics. */
-export interface EngineHooks {
-  /**
-   * A write finished and its entries were acked.
-   * @default {undefined}
-   */
-  onBatch?: (stream: StreamRef, batch: CopiedBatch) => void;
-  /**
-   * A write failed (and will be retried).
-   * @default {undefined}
-   */
-  onError?: (stream: StreamRef, kind: string) => void;
-  /**
-   * A stream ended.
-   * @default {undefined}
-   */
-  onStreamEnd?: (stream: StreamRef, outcome: StreamOutcome) => void;
-  /**
-   * A read from the source failed (and will be retried).
-   * @default {undefined}
-   */
-  onReadError?: (kind: string) => void;
-  /**
-   * `count` more entries of the stream were found trimmed on the source
-   * before they could be copied.
-   * @default {undefined}
-   */
-  onTrimmedBeforeCopy?: (stream: StreamRef, count: number) => void;
-}
-
-/** What the engine works with. */
-export interface EngineOptions {
-  /** Source connection for group management and acks (outside the pool's bound). */
-  control: RedisConnection;
-  /** Source pool: one dedicated connection per reader. */
-  readers: ConnectionPool;
-  /** Target pool. */
-  target: ConnectionPool;
-  /** The one timer for retries and periodic work. */
-  scheduler: Scheduler;
-  /** Metrics hooks. */
-  hooks: EngineHooks;
-  /** `run --once`. */
-  once: boolean;
-  /** Aborted when reading must stop (shutdown). */
-  readSignal: AbortSignal;
-  /** This instance's consumer name in the group. */
-  consumer: string;
-  /**
-   * With leases: reads and claims check the streams' leases (STREAM_LEASES).
-   * @default {undefined}
-   */
-  fence?: ReadFence;
-}
 
 /** The streams being replicated, and the machinery that moves their entries. */
 export class ReplicationEngine {
@@ -99,11 +38,7 @@ export class ReplicationEngine {
   readonly #acker: Acknowledger;
   readonly #placement: Placement;
   readonly #recovery: Recovery;
-  readonly #memory = { bytes: 0 };
-  /** Memory set aside for reads in flight. */
-  #reserved = 0;
-  /** Memory an entry read ahead takes, on average so far (fields and overhead). */
-  #entryBytes = 300;
+  readonly #readAhead: ReadAhead;
   readonly #streams = new Set<ReplicatedStream>();
   #stopping = false;
   /** Streams that ended while a read of theirs was in flight, by id. */
@@ -113,6 +48,7 @@ export class ReplicationEngine {
   constructor(config: Config, options: EngineOptions) {
     this.#config = config;
     this.#o = options;
+    this.#readAhead = new ReadAhead(config.batchSize);
     this.#writer = new TargetWriter(options.target, this.#writerHooks(), {
       scheduler: options.scheduler,
       source: options.control,
@@ -174,7 +110,7 @@ export class ReplicationEngine {
     refs: readonly StreamRef[],
     options: { startId: (ref: StreamRef) => string },
   ): Promise<{ created: number; streams: ReplicatedStream[] }> {
-    const streams = refs.map((ref) => new ReplicatedStream(ref, this.#memory));
+    const streams = refs.map((ref) => new ReplicatedStream(ref, this.#readAhead.memory));
     for (const s of streams) this.#streams.add(s);
     const groups = await ensureGroups(this.#o.control, streams, {
       group: this.#config.consumerGroup,
@@ -277,18 +213,7 @@ export class ReplicationEngine {
         this.#recovery.wake(stream);
       },
       wants: (stream) => this.#wants(stream),
-      budget: {
-        take: (streams, reads) => {
-          const perStream = reads * this.#config.batchSize * this.#entryBytes;
-          const left = READ_AHEAD_TOTAL_BYTES - this.#memory.bytes - this.#reserved;
-          const n = Math.max(left > 0 ? 1 : 0, Math.min(streams, Math.floor(left / perStream)));
-          this.#reserved += n * perStream;
-          return { streams: n, bytes: n * perStream };
-        },
-        give: (bytes) => {
-          this.#reserved -= bytes;
-        },
-      },
+      budget: this.#readAhead,
     };
   }
 
@@ -356,21 +281,13 @@ export class ReplicationEngine {
       return false;
     }
     if (this.#o.once && stream.drained) return false;
-    if (stream.buffered >= READ_AHEAD_ENTRIES || stream.bufferedBytes >= READ_AHEAD_BYTES) {
-      return false;
-    }
-    return this.#memory.bytes + this.#reserved < READ_AHEAD_TOTAL_BYTES;
+    return this.#readAhead.hasRoom(stream);
   }
 
   #deliver(stream: ReplicatedStream, entries: RawEntry[], deleted: string[], bytes: number): void {
     if (stream.ended) return; // still pending: the next start takes it over
     stream.outstanding += entries.length + deleted.length;
-    if (entries.length > 0) {
-      const before = this.#memory.bytes;
-      stream.push(entries, bytes);
-      const each = (this.#memory.bytes - before) / entries.length;
-      this.#entryBytes += (each - this.#entryBytes) / 16;
-    }
+    if (entries.length > 0) this.#readAhead.push(stream, entries, bytes);
     for (const id of deleted) stream.deleted.push(id);
     this.#writer.schedule(stream);
   }
@@ -384,7 +301,7 @@ export class ReplicationEngine {
   #afterWrite(stream: ReplicatedStream): void {
     if (stream.ended) return;
     if (this.#wants(stream)) this.#placement.readerOf(stream)?.poke(stream);
-    if (this.#memory.bytes < READ_AHEAD_TOTAL_BYTES / 2) this.#placement.pokeAll();
+    if (this.#readAhead.mostlyFree) this.#placement.pokeAll();
     this.#maybeCaughtUp(stream);
   }
 

@@ -17,19 +17,13 @@ import { ConnectionPool } from "../redis/pool.ts";
 import { ServerHealth } from "../redis/server_health.ts";
 import { findStreams } from "./discover.ts";
 import { type EngineHooks, ReplicationEngine } from "./engine.ts";
-import {
-  type OrchestratorStatus,
-  runFailures,
-  type RunOptions,
-  type RunResult,
-  stillPending,
-} from "./run_result.ts";
+import type { OrchestratorStatus, RunOptions, RunResult } from "./run_result.ts";
 
 export type { OrchestratorStatus, RunOptions, RunResult } from "./run_result.ts";
 import { Scheduler } from "./scheduler.ts";
 import { StatsKeeper } from "./stats_keeper.ts";
 import { TargetOwners } from "./target_owners.ts";
-import type { ReplicatedStream, StreamOutcome, StreamStatus } from "./stream.ts";
+import { StreamRoster } from "./roster.ts";
 import type { StreamRef } from "./stream_ref.ts";
 import { mirrorTrims } from "./trim.ts";
 import { Ownership } from "./ownership.ts";
@@ -60,14 +54,9 @@ export class Orchestrator {
   readonly #targetPool: ConnectionPool;
   readonly #scheduler = new Scheduler();
   #engine: ReplicationEngine | undefined;
-  /** Streams replicating now, by id. */
-  readonly #active = new Map<string, ReplicatedStream>();
   /** Which stream writes each target stream (collisions). */
   readonly #owners: TargetOwners;
-  /** Streams that ended (but gone ones), for status and the result. */
-  readonly #ended = new Map<string, ReplicatedStream>();
-  readonly #outcomes = new Map<string, StreamOutcome>();
-  readonly #warned = new Map<string, string>();
+  readonly #roster: StreamRoster;
   readonly #statsKeeper: StatsKeeper;
   #ready = false;
   #notReadyReason = "starting";
@@ -77,8 +66,6 @@ export class Orchestrator {
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   #endHardStop!: () => void;
   readonly #hardStopped = new Promise<void>((resolve) => (this.#endHardStop = resolve));
-  readonly #goneBefore = new Set<string>();
-  readonly #waitingSince = new Map<string, number>();
   /** Streams being started now (by id): started once. */
   readonly #starting = new Set<string>();
   /** With leases: this instance's share of the streams. */
@@ -100,16 +87,17 @@ export class Orchestrator {
       group: config.consumerGroup,
       onTrimmedBeforeCopy: hooks.onTrimmedBeforeCopy,
     });
+    this.#roster = new StreamRoster({
+      group: config.consumerGroup,
+      stats: this.#statsKeeper,
+      owners: this.#owners,
+      onLeaseEnd: (stream, released) => this.#ownership?.ended(stream.ref, released),
+    });
   }
 
   /** A snapshot of every stream and both servers. */
   status(): OrchestratorStatus {
-    const streams: StreamStatus[] = [];
-    for (const s of [...this.#ended.values(), ...this.#active.values()]) {
-      const stats = this.#statsKeeper.stats.get(s.ref.id);
-      streams.push(stats ? { ...s.status, stats } : s.status);
-    }
-    streams.sort((a, b) => a.db - b.db || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const streams = this.#roster.statuses();
     const reason = this.#ready
       ? (!this.#sourceHealth.up
         ? "source unreachable"
@@ -183,16 +171,13 @@ export class Orchestrator {
       } else {
         await this.#firstPass(signal);
         if (once) {
-          const leases = new AbortController();
-          const onStop = () => leases.abort();
-          signal.addEventListener("abort", onStop, { once: true });
-          const loop = this.#ownershipLoop(leases.signal);
+          const settled = new AbortController();
+          const leases = this.#ownershipLoop(AbortSignal.any([signal, settled.signal]));
           await this.#settle(signal);
-          leases.abort();
-          signal.removeEventListener("abort", onStop);
-          await loop;
+          settled.abort();
+          await leases;
           await engine.acksDone();
-          await this.#checkNothingPending();
+          await this.#roster.checkNothingPending(this.#control);
         } else {
           const maintenance = this.#maintenanceLoop(signal);
           const leases = this.#ownershipLoop(signal);
@@ -202,7 +187,7 @@ export class Orchestrator {
         }
       }
       await this.#shutdown(readers, graceMs);
-      return this.#result();
+      return this.#roster.result(this.#once);
     } finally {
       signal.removeEventListener("abort", onAbort);
       await this.#shutdown(readers, graceMs);
@@ -217,7 +202,7 @@ export class Orchestrator {
         await this.#pass(signal);
         await this.#refreshStats();
         if (this.#config.mirrorSourceTrim) {
-          await mirrorTrims(this.#control, [...this.#active.values()], {
+          await mirrorTrims(this.#control, [...this.#roster.active.values()], {
             target: this.#targetPool,
             stats: this.#statsKeeper.stats,
             signal,
@@ -248,7 +233,7 @@ export class Orchestrator {
     ]);
     clearTimeout(this.#graceTimer);
     this.#hardStop();
-    const ending = [...this.#active.values()].map((s) => s.done);
+    const ending = [...this.#roster.active.values()].map((s) => s.done);
     engine.stopAll();
     await Promise.allSettled(ending); // their end handlers ran
     this.#scheduler.close();
@@ -302,71 +287,39 @@ export class Orchestrator {
 
   /** Waits for every stream to end (they end on abort, or in once mode when caught up). */
   async #settle(signal: AbortSignal): Promise<void> {
-    while ((this.#active.size > 0 || this.#onceWaiting().length > 0) && !signal.aborted) {
-      const aborted = new Promise<void>((resolve) =>
-        signal.addEventListener("abort", () => resolve(), { once: true })
-      );
-      const waits: Promise<unknown>[] = [
-        Promise.all([...this.#active.values()].map((s) => s.done)),
-        aborted,
-      ];
+    await this.#roster.allEnded(signal, {
+      waiting: () => this.#onceWaiting().length > 0,
       // Streams whose lease another instance holds: looked at again every lease tick.
-      if (this.#onceWaiting().length > 0) {
-        waits.push(this.#scheduler.sleep(this.#config.leaseTtl * 1000 / 3, signal));
-      }
-      await Promise.race(waits);
-    }
+      recheck: () => this.#scheduler.sleep(this.#config.leaseTtl * 1000 / 3, signal),
+    });
   }
 
-  /**
-   * `run --once` with leases: the streams found whose lease another instance
-   * holds. Those held by a live instance for more than two TTLs are left to
-   * it (said once).
-   */
+  /** `run --once` with leases: the streams found whose lease another instance holds. */
   #onceWaiting(): StreamRef[] {
-    const ownership = this.#ownership;
-    if (!ownership) return [];
-    const now = Date.now();
-    const ttlMs = this.#config.leaseTtl * 1000;
-    this.#waiting = this.#waiting.filter((ref) => {
-      if (this.#active.has(ref.id) || this.#outcomes.has(ref.id)) return false;
-      const since = this.#waitingSince.get(ref.id) ?? now;
-      this.#waitingSince.set(ref.id, since);
-      const holder = ownership.holderOf(ref.id);
-      if (now - since > 2 * ttlMs && holder !== undefined && ownership.live.includes(holder)) {
-        log.warning("Stream {stream} is being copied by instance {holder}; left to it", {
-          stream: ref.label,
-          holder,
-        });
-        this.#outcomes.set(ref.id, "released");
-        return false;
-      }
-      return true;
+    if (!this.#ownership) return [];
+    this.#waiting = this.#ownership.stillWaiting(this.#waiting, {
+      done: (id) => this.#roster.active.has(id) || this.#roster.outcomes.has(id),
+      leftToOthers: (ref) => this.#roster.outcomes.set(ref.id, "released"),
     });
     return this.#waiting;
   }
 
   /** Registers this instance (retrying while the source is unreachable); undefined if stopped. */
   async #register(ownership: Ownership, signal: AbortSignal) {
-    const backoff = new Backoff({
-      baseMs: this.#config.source.backoffBase * 1000,
-      maxMs: this.#config.source.backoffMax * 1000,
-    });
-    while (!signal.aborted) {
-      try {
-        const identity = await ownership.register(signal);
-        // Connection names carry the instance id: the others can tell when this one is gone.
-        this.#readerPool.nameSuffix = `@${identity.id}`;
-        await this.#control.rename(`control@${identity.id}`);
-        return identity;
-      } catch (error) {
-        if (signal.aborted) return undefined;
-        if (!isRetriableError(error)) throw error;
+    const identity = await ownership.registerWithRetry(signal, {
+      scheduler: this.#scheduler,
+      backoffBaseMs: this.#config.source.backoffBase * 1000,
+      backoffMaxMs: this.#config.source.backoffMax * 1000,
+      onRetry: (error) => {
         this.#notReadyReason = `registering the instance failed: ${errorMessage(error)}`;
-        await this.#scheduler.sleep(backoff.next(), signal);
-      }
+      },
+    });
+    if (identity) {
+      // Connection names carry the instance id: the others can tell when this one is gone.
+      this.#readerPool.nameSuffix = `@${identity.id}`;
+      await this.#control.rename(`control@${identity.id}`).catch(() => {});
     }
-    return undefined;
+    return identity;
   }
 
   /** With leases: renews them, starts, stops and hands over streams (see `ownership_loop.ts`). */
@@ -377,7 +330,7 @@ export class Orchestrator {
       ttlMs: this.#config.leaseTtl * 1000,
       engine: this.#engine!,
       waiting: () => this.#waiting,
-      active: () => this.#active,
+      active: () => this.#roster.active,
       start: (refs) => this.#startStreams(refs),
       onChange: this.#hooks.onLeases,
     });
@@ -385,7 +338,10 @@ export class Orchestrator {
 
   /** Reads lengths, last IDs, pending and lag of the streams seen (for status and metrics). */
   async #refreshStats(): Promise<void> {
-    await this.#statsKeeper.refresh([...this.#active.values(), ...this.#ended.values()], {
+    await this.#statsKeeper.refresh([
+      ...this.#roster.active.values(),
+      ...this.#roster.ended.values(),
+    ], {
       source: this.#control,
       target: this.#targetPool,
     });
@@ -395,29 +351,15 @@ export class Orchestrator {
   async #pass(signal: AbortSignal): Promise<void> {
     const found = await findStreams(this.#control, this.#config, {
       signal,
-      skip: (ref) => this.#active.has(ref.id),
-      known: (id) => this.#ended.get(id)?.ref,
-      skipDiscovered: (id) => this.#active.has(id),
+      skip: (ref) => this.#roster.active.has(ref.id),
+      known: (id) => this.#roster.ended.get(id)?.ref,
+      skipDiscovered: (id) => this.#roster.active.has(id),
     });
-    for (const n of found.notices) this.#warnOnce(n.subject, n.variant, n.message, n.level);
+    for (const n of found.notices) this.#roster.warnOnce(n.subject, n.variant, n.message, n.level);
     const candidates = await this.#owners.previousOwnersFirst(found.streams, {
-      busy: (ref) => this.#active.has(ref.id),
+      busy: (ref) => this.#roster.active.has(ref.id),
     });
-    let fresh: StreamRef[] = [];
-    for (const ref of candidates) {
-      if (this.#active.has(ref.id) || this.#engine!.draining(ref.id)) continue;
-      const owner = this.#owners.claim(ref);
-      if (owner !== undefined) {
-        this.#warnOnce(
-          `collision:${ref.id}`,
-          owner.id,
-          `Streams ${owner.label} and ${ref.label} would both be written to target stream ${ref.targetLabel}; ${ref.label} is skipped, ${owner.label} keeps replicating`,
-          "error",
-        );
-        continue;
-      }
-      fresh.push(ref);
-    }
+    let fresh = this.#roster.admit(candidates, (id) => this.#engine!.draining(id));
     if (this.#ownership) {
       this.#waiting = fresh;
       fresh = fresh.length > 0 ? await this.#ownership.take(fresh) : [];
@@ -428,7 +370,7 @@ export class Orchestrator {
 
   /** Starts replicating `refs` (those not running or starting here already). */
   async #startStreams(refs: StreamRef[]): Promise<void> {
-    const fresh = refs.filter((r) => !this.#active.has(r.id) && !this.#starting.has(r.id));
+    const fresh = refs.filter((r) => !this.#roster.active.has(r.id) && !this.#starting.has(r.id));
     for (const r of fresh) this.#starting.add(r.id);
     try {
       await this.#startNow(fresh);
@@ -442,102 +384,17 @@ export class Orchestrator {
     const { created, streams } = await this.#engine!.start(fresh, {
       // A stream that was deleted and came back is new: copy it whole, whatever STREAM_START_ID
       // says (with "$", entries written before the next discovery pass would be skipped).
-      startId: (ref) => this.#goneBefore.has(ref.id) ? "0" : this.#config.startId,
+      startId: (ref) => this.#roster.goneBefore.has(ref.id) ? "0" : this.#config.startId,
     });
-    for (const s of streams) {
-      this.#ended.delete(s.ref.id);
-      this.#active.set(s.ref.id, s);
-      s.done.then((outcome) => this.#onEnd(s, outcome));
-    }
+    this.#roster.started(streams);
     log.info("Replicating {count} new streams ({created} consumer groups created)", {
       count: streams.filter((s) => !s.ended).length,
       created,
     });
   }
 
-  #onEnd(stream: ReplicatedStream, outcome: StreamOutcome): void {
-    const ref = stream.ref;
-    if (this.#active.get(ref.id) === stream) this.#active.delete(ref.id);
-    this.#owners.release(ref);
-    if (this.#ownership) {
-      if (outcome === "released") {
-        // Lost, or handed over (the loop gives the lease back): not renewed any more.
-        this.#ownership.leases.forget(ref.id);
-        this.#ended.delete(ref.id);
-        this.#statsKeeper.stats.delete(ref.id);
-        this.#outcomes.set(ref.id, outcome);
-        return;
-      }
-      this.#ownership.release([ref]).catch(() => {}); // else it expires after STREAM_LEASE_TTL
-    }
-    // A stream that is gone disappears from status and metrics; others stay visible.
-    if (outcome === "gone") {
-      this.#statsKeeper.stats.delete(ref.id);
-      this.#goneBefore.add(ref.id);
-    } else this.#ended.set(ref.id, stream);
-    this.#outcomes.set(ref.id, outcome);
-    const status = stream.status;
-    if (outcome === "error") {
-      this.#warnOnce(
-        ref.id,
-        status.lastError ?? "",
-        `Stopped replicating ${ref.label}: ${status.lastError}`,
-        "error",
-      );
-    } else if (outcome === "skipped") {
-      this.#warnOnce(
-        ref.id,
-        "skipped",
-        `Stream ${ref.label} has no consumer group "${this.#config.consumerGroup}" and STREAM_AUTO_CREATE_CONSUMER_GROUPS=false; skipped`,
-      );
-    } else if (outcome === "gone") {
-      log.warning("Stream {stream} is gone ({reason}); its replication ended", {
-        stream: ref.label,
-        reason: status.lastError,
-      });
-    } else if (outcome === "caught-up" || outcome === "stopped") {
-      this.#warned.delete(ref.id);
-    }
-  }
-
-  /** `run --once`: every stream that caught up must have nothing pending in its group. */
-  async #checkNothingPending(): Promise<void> {
-    const caughtUp = [...this.#outcomes].filter(([, o]) => o === "caught-up")
-      .map(([id]) => this.#ended.get(id)).filter((s) => s !== undefined);
-    for (
-      const s of await stillPending(this.#control, caughtUp, { group: this.#config.consumerGroup })
-    ) {
-      this.#outcomes.set(s.ref.id, "error");
-    }
-  }
-
-  #result(): RunResult {
-    const failures = runFailures(this.#outcomes, {
-      ended: this.#ended,
-      active: this.#active.values(),
-      once: this.#once,
-      group: this.#config.consumerGroup,
-    });
-    return { ok: failures.length === 0, streams: this.status().streams, failures };
-  }
-
   #logDiscoveryError(error: unknown): void {
-    if (isRetriableError(error)) {
-      log.debug("Discovery pass failed: {error}", { error: errorMessage(error) });
-    } else {
-      log.error("Discovery pass failed: {error}", { error: errorMessage(error) });
-    }
-  }
-
-  /** Logs `message` once per `(key, variant)`; a new variant logs again. */
-  #warnOnce(
-    key: string,
-    variant: string,
-    message: string,
-    level: "info" | "warning" | "error" = "warning",
-  ): void {
-    if (this.#warned.get(key) === variant) return;
-    this.#warned.set(key, variant);
-    log[level]("{message}", { message });
+    const level = isRetriableError(error) ? "debug" : "error";
+    log[level]("Discovery pass failed: {error}", { error: errorMessage(error) });
   }
 }

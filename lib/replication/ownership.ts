@@ -10,12 +10,14 @@
  * @module
  */
 import type { Config } from "../config/types.ts";
-import { errorMessage } from "../errors.ts";
+import { Backoff } from "../backoff.ts";
+import { errorMessage, isRetriableError } from "../errors.ts";
 import { getLog } from "../log.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import { groupBy } from "./_group_by.ts";
 import { type InstanceIdentity, InstanceRegistry } from "./instances.ts";
 import { LeaseKeeper, preferredOwner } from "./lease.ts";
+import type { Scheduler } from "./scheduler.ts";
 import type { StreamRef } from "./stream_ref.ts";
 
 const log = getLog("leases");
@@ -55,6 +57,8 @@ export class Ownership {
   readonly #holders = new Map<string, string>();
   #lastLive: readonly string[] = [];
   #warnedList = false;
+  /** `run --once`: since when each stream has been waited for (ms since epoch). */
+  readonly #waitingSince = new Map<string, number>();
 
   constructor(conn: RedisConnection, options: OwnershipOptions) {
     this.#conn = conn;
@@ -86,6 +90,61 @@ export class Ownership {
       group: this.#o.config.consumerGroup,
     });
     return identity;
+  }
+
+  /**
+   * Registers this instance, retrying while the source cannot be reached;
+   * undefined when `signal` aborts first.
+   */
+  async registerWithRetry(
+    signal: AbortSignal,
+    options: {
+      scheduler: Scheduler;
+      backoffBaseMs: number;
+      backoffMaxMs: number;
+      onRetry: (error: unknown) => void;
+    },
+  ): Promise<InstanceIdentity | undefined> {
+    const backoff = new Backoff({ baseMs: options.backoffBaseMs, maxMs: options.backoffMaxMs });
+    while (!signal.aborted) {
+      try {
+        return await this.register(signal);
+      } catch (error) {
+        if (signal.aborted) return undefined;
+        if (!isRetriableError(error)) throw error;
+        options.onRetry(error);
+        await options.scheduler.sleep(backoff.next(), signal);
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * `run --once`: the streams of `refs` still to wait for (not `done`).
+   * One held by a live instance for more than two TTLs is left to it (said
+   * once, `leftToOthers`).
+   */
+  stillWaiting(
+    refs: readonly StreamRef[],
+    options: { done: (id: string) => boolean; leftToOthers: (ref: StreamRef) => void },
+  ): StreamRef[] {
+    const now = Date.now();
+    const ttlMs = this.#o.config.leaseTtl * 1000;
+    return refs.filter((ref) => {
+      if (options.done(ref.id)) return false;
+      const since = this.#waitingSince.get(ref.id) ?? now;
+      this.#waitingSince.set(ref.id, since);
+      const holder = this.holderOf(ref.id);
+      if (now - since > 2 * ttlMs && holder !== undefined && this.#lastLive.includes(holder)) {
+        log.warning("Stream {stream} is being copied by instance {holder}; left to it", {
+          stream: ref.label,
+          holder,
+        });
+        options.leftToOthers(ref);
+        return false;
+      }
+      return true;
+    });
   }
 
   /** The leases (after {@linkcode Ownership.register}): the readers' fence. */
@@ -170,6 +229,17 @@ export class Ownership {
       ? []
       : leases.held.filter((ref) => preferredOwner(ref.id, live) !== me);
     return { lost, acquired, surplus };
+  }
+
+  /**
+   * A stream ended here. `released` (lost, or handed over: the loop gives it
+   * back): its lease is not renewed any more. Else it is given back now (or
+   * it expires after STREAM_LEASE_TTL).
+   */
+  ended(ref: StreamRef, released: boolean): void {
+    if (!this.#leases) return;
+    if (released) this.#leases.forget(ref.id);
+    else this.release([ref]).catch(() => {});
   }
 
   /** Gives leases back (their streams stopped here). */

@@ -10,15 +10,7 @@
  * @module
  */
 import { Backoff, sleep } from "../backoff.ts";
-import {
-  ConnectError,
-  ConnectionError,
-  errorMessage,
-  isRetriableError,
-  RedisReplyError,
-  StreamGoneError,
-} from "../errors.ts";
-import { getLog } from "../log.ts";
+import { ConnectError, RedisReplyError, StreamGoneError } from "../errors.ts";
 import type { ReaderHooks, StreamReaderOptions } from "./read_hooks.ts";
 
 export type { ReadBudget, ReaderHooks, ReadFence, StreamReaderOptions } from "./read_hooks.ts";
@@ -30,22 +22,15 @@ import {
   type DispatchContext,
   dispatchInOrder,
   dispatchWoken,
-  encodeTail,
+  encodeGroupRead,
   planReads,
   readsPerRoundTrip,
   RefusedRead,
   TailCache,
 } from "./_read_replies.ts";
 import type { ReplicatedStream } from "./stream.ts";
-import {
-  encodeFencedRead,
-  encodeWait,
-  loadLastDelivered,
-  lostLeases,
-  markWoken,
-} from "./_fenced_read.ts";
-
-const log = getLog("reader");
+import { encodeFencedRead, lostLeases, waitForEntries } from "./_fenced_read.ts";
+import { settleFailedRead } from "./_read_failures.ts";
 
 /**
  * How long after a failed read a copy of it may still reach the server:
@@ -292,24 +277,18 @@ export class StreamReader {
    * the next pass reads them through the fence.
    */
   async #wait(db: number, streams: ReplicatedStream[], blockMs: number): Promise<void> {
-    const unknown = streams.filter((s) => s.lastDelivered === undefined);
-    if (unknown.length > 0) {
-      await loadLastDelivered(this.#conn, db, { streams: unknown, group: this.#options.group });
-    }
-    for (const s of streams) s.readsInFlight++;
     this.#blocking = true;
     this.#unblockSent = false;
     try {
-      const [reply] = await this.#conn.batch(db, 1, (w) => encodeWait(w, streams, blockMs), {
-        buffers: true,
+      await waitForEntries(this.#conn, db, {
+        streams,
         blockMs,
-        name: "XREAD",
+        group: this.#options.group,
+        byId: this.#byId,
+        idle: this.#hooks.idle,
       });
-      if (reply instanceof RedisReplyError) throw new RefusedRead(reply, streams);
-      markWoken(reply, { db, byId: this.#byId });
     } finally {
       this.#blocking = false;
-      for (const s of streams) if (--s.readsInFlight === 0) this.#hooks.idle(s);
     }
   }
 
@@ -324,24 +303,10 @@ export class StreamReader {
     try {
       const fence = this.#options.fence;
       const replies = await this.#conn.batch(db, commands.length, (w: RespWriter) => {
+        const options = { group, consumer, count: batchSize };
         for (const { streams, tail } of commands) {
-          if (fence) {
-            encodeFencedRead(w, streams, { fence, group, consumer, count: batchSize });
-            continue;
-          }
-          w.arrayHeader(6 + (blockMs > 0 ? 2 : 0) + 1 + 2 * streams.length);
-          w.bulk("XREADGROUP");
-          w.bulk("GROUP");
-          w.bulk(group);
-          w.bulk(consumer);
-          w.bulk("COUNT");
-          w.bulkInteger(batchSize);
-          if (blockMs > 0) {
-            w.bulk("BLOCK");
-            w.bulkInteger(blockMs);
-          }
-          if (tail) w.raw(tail);
-          else encodeTail(w, streams);
+          if (fence) encodeFencedRead(w, streams, { ...options, fence });
+          else encodeGroupRead(w, streams, { ...options, blockMs, tail });
         }
       }, { buffers: true, blockMs, rawDepth: READ_ENTRY_DEPTH, name: "XREADGROUP" });
       return replies; // a refused read is a RedisReplyError in its place
@@ -387,40 +352,13 @@ export class StreamReader {
     wanting: ReplicatedStream[],
     signal: AbortSignal,
   ): Promise<void> {
-    if (error instanceof RefusedRead) {
-      wanting = error.streams;
-      error = error.reply;
-    }
-    this.#options.onError?.(error instanceof RedisReplyError ? error.code : "connection");
-    if (
-      error instanceof RedisReplyError &&
-      (error.code === "NOGROUP" || error.code === "WRONGTYPE" || error.code === "UNBLOCKED")
-    ) {
-      // One of the streams is gone or changed type (a blocked read is woken with
-      // "UNBLOCKED the stream key no longer exists" when its key is deleted): find which.
-      try {
-        await this.#isolate(wanting);
-        return;
-      } catch (failure) {
-        // The one-by-one reads failed too (a lost connection...): back off, read again.
-        error = failure;
-      }
-    }
-    if (!isRetriableError(error)) {
-      log.error("Read failed on {connection}: {error}", {
-        connection: this.#conn.where,
-        error: errorMessage(error),
-      });
-      // Retrying will not help (e.g. NOPERM): the streams end with the error (and are
-      // tried again at the next discovery pass).
-      for (const s of wanting) this.#hooks.failed(s, error);
-    } else {
-      log.debug("Read failed on {connection}: {error}", {
-        connection: this.#conn.where,
-        error: errorMessage(error),
-      });
-    }
-    await sleep(this.#backoff.next(error instanceof ConnectionError), signal);
+    const outcome = await settleFailedRead(error, wanting, {
+      where: this.#conn.where,
+      hooks: this.#hooks,
+      onError: this.#options.onError,
+      isolate: (streams) => this.#isolate(streams),
+    });
+    if (outcome) await sleep(this.#backoff.next(outcome.connection), signal);
   }
 
   /** Reads each stream alone (non-blocking) to find those that are gone. */

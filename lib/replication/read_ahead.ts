@@ -1,0 +1,68 @@
+/**
+ * The read-ahead budget: how much the streams may read and not write yet,
+ * each (twice a write) and all together (16 MiB, the reads in flight
+ * included), with the average size of an entry read so far to size the
+ * share of a read.
+ *
+ * @module
+ */
+import type { RawEntry } from "../redis/replies.ts";
+import type { ReadBudget } from "./read_hooks.ts";
+import type { ReplicatedStream } from "./stream.ts";
+import { WRITE_MAX_BYTES, WRITE_MAX_ENTRIES } from "./writer.ts";
+
+/** Entries a stream may have read and not written yet. */
+const READ_AHEAD_ENTRIES = 2 * WRITE_MAX_ENTRIES;
+/** Bytes a stream may have read and not written yet. */
+const READ_AHEAD_BYTES = 2 * WRITE_MAX_BYTES;
+/** Memory all streams together may hold in entries read and not written yet. */
+const READ_AHEAD_TOTAL_BYTES = 16 * 1024 * 1024;
+
+/** The memory of the entries read ahead, and the share a read may take of it. */
+export class ReadAhead implements ReadBudget {
+  /** Bytes read ahead by all streams together (each stream adds and takes away its part). */
+  readonly memory = { bytes: 0 };
+  readonly #batchSize: number;
+  /** Memory set aside for reads in flight. */
+  #reserved = 0;
+  /** Memory an entry read ahead takes, on average so far (fields and overhead). */
+  #entryBytes = 300;
+
+  /** @param batchSize entries per stream per read (STREAM_BATCH_SIZE). */
+  constructor(batchSize: number) {
+    this.#batchSize = batchSize;
+  }
+
+  /** Whether `stream` has room to read more, and all streams together too. */
+  hasRoom(stream: ReplicatedStream): boolean {
+    if (stream.buffered >= READ_AHEAD_ENTRIES || stream.bufferedBytes >= READ_AHEAD_BYTES) {
+      return false;
+    }
+    return this.memory.bytes + this.#reserved < READ_AHEAD_TOTAL_BYTES;
+  }
+
+  /** Whether less than half of the budget is used (readers may all be woken). */
+  get mostlyFree(): boolean {
+    return this.memory.bytes < READ_AHEAD_TOTAL_BYTES / 2;
+  }
+
+  take(streams: number, reads: number): { streams: number; bytes: number } {
+    const perStream = reads * this.#batchSize * this.#entryBytes;
+    const left = READ_AHEAD_TOTAL_BYTES - this.memory.bytes - this.#reserved;
+    const n = Math.max(left > 0 ? 1 : 0, Math.min(streams, Math.floor(left / perStream)));
+    this.#reserved += n * perStream;
+    return { streams: n, bytes: n * perStream };
+  }
+
+  give(bytes: number): void {
+    this.#reserved -= bytes;
+  }
+
+  /** Adds `entries` (of `bytes` field bytes) to `stream`'s buffer, learning their size. */
+  push(stream: ReplicatedStream, entries: RawEntry[], bytes: number): void {
+    const before = this.memory.bytes;
+    stream.push(entries, bytes);
+    const each = (this.memory.bytes - before) / entries.length;
+    this.#entryBytes += (each - this.#entryBytes) / 16;
+  }
+}
