@@ -6,9 +6,9 @@
  * (IDs and bytes) and nothing pending.
  */
 import assert from "node:assert/strict";
-import { type CliProcess, spawnCli } from "./_cli.ts";
+import { type CliProcess, runCli, spawnCli } from "./_cli.ts";
 import { prng, Producer } from "./_producer.ts";
-import { connect, RedisServer, type TestClient } from "./_redis.ts";
+import { connect, freePort, RedisServer, type TestClient } from "./_redis.ts";
 import { delay, entriesDifference, replicationEnv, waitFor } from "./_replication.ts";
 
 const GROUP = "redis-sync-group";
@@ -142,9 +142,12 @@ Deno.test("three instances on 100 streams share them; one SIGKILLed mid-way, the
   const producer = new Producer(source, keys, prng(11));
   const producing = producer.runRate(3000);
   const env = instancesEnv(source, target);
-  await using a = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
-  await using b = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
-  await using c = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
+  const ports = [freePort(), freePort(), freePort()];
+  const start = (port: number) =>
+    spawnCli(["run"], { env: { ...env, METRICS_PORT: String(port) }, timeoutMs: RUN_TIMEOUT_MS });
+  await using a = start(ports[0]);
+  await using b = start(ports[1]);
+  await using c = start(ports[2]);
   const context = logsOf([a, b, c]);
   // Shared: each of the three holds some of the 100 leases, and no stream is without one.
   let counts = new Map<string, number>();
@@ -155,6 +158,20 @@ Deno.test("three instances on 100 streams share them; one SIGKILLed mid-way, the
     return holders.size === 100 && counts.size === 3;
   }, { timeoutMs: 60_000, message: `100 leases over 3 instances\n${context()}` });
   for (const [id, n] of counts) assert.ok(n >= 10, `instance ${id} holds ${n} of 100 streams`);
+  // Each instance's metrics say how many it holds; `status` names each stream's owner.
+  const held = async (port: number) => {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return Number(/^redis_stream_sync_leases_held (\d+)$/m.exec(text)?.[1] ?? NaN);
+  };
+  await waitFor(async () => {
+    const [x, y, z] = await Promise.all(ports.map(held));
+    return x + y + z === 100 && x > 0 && y > 0 && z > 0;
+  }, { timeoutMs: 20_000, message: `leases_held of the three add up to 100\n${context()}` });
+  const status = await runCli(["status", "--json"], { env });
+  assert.equal(status.code, 0, status.stderr);
+  const rows = JSON.parse(status.stdout).streams as Array<{ key: string; owner: string }>;
+  const owners = new Set(rows.filter((r) => keys.includes(r.key)).map((r) => r.owner));
+  assert.deepEqual([...owners].sort(), [...counts.keys()].sort(), status.stdout.slice(0, 2000));
 
   // Instance c dies under load; its streams are taken over and the copy completes.
   await delay(1000);

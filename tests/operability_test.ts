@@ -322,6 +322,7 @@ const STATUS_FIELDS = [
   "trimmedBeforeCopy",
   "state",
   "lastDeliveredId",
+  "owner",
 ].sort();
 
 Deno.test("status --json and the table: in-sync, behind (lag and lagSeconds from the IDs) and never replicated, with no replicator running", async () => {
@@ -363,6 +364,7 @@ Deno.test("status --json and the table: in-sync, behind (lag and lagSeconds from
     pending: 0,
     trimmedBeforeCopy: 0,
     state: "in-sync",
+    owner: "", // no replicator runs: no lease
   });
   assert.deepEqual(pick("behind-stream"), {
     db: 0,
@@ -378,6 +380,7 @@ Deno.test("status --json and the table: in-sync, behind (lag and lagSeconds from
     pending: 0,
     trimmedBeforeCopy: 0,
     state: "behind",
+    owner: "",
   });
   const fresh = pick("new-stream");
   assert.equal(fresh.state, "no-group");
@@ -394,13 +397,14 @@ Deno.test("status --json and the table: in-sync, behind (lag and lagSeconds from
   const lines = table.stdout.split("\n");
   assert.match(
     lines[0],
-    /^SOURCE\s+TARGET\s+SRC LEN\s+TGT LEN\s+LAST SOURCE ID\s+LAST COPIED ID\s+LAG\s+LAG S\s+PENDING\s+TRIMMED\s+STATE$/,
+    /^SOURCE\s+TARGET\s+SRC LEN\s+TGT LEN\s+LAST SOURCE ID\s+LAST COPIED ID\s+LAG\s+LAG S\s+PENDING\s+TRIMMED\s+STATE\s+OWNER$/,
   );
   const body = lines.filter((l) => /^db\d+:/.test(l));
   assert.equal(body.length, 3, table.stdout);
   const rowOf = (key: string) => body.find((l) => l.startsWith(`db0:${key} `))?.split(/\s+/);
   assert.deepEqual(rowOf("done-stream")?.slice(0, 2), ["db0:done-stream", "db0:done-stream"]);
-  assert.equal(rowOf("done-stream")?.at(-1), "in-sync");
+  assert.equal(rowOf("done-stream")?.at(-2), "in-sync");
+  assert.equal(rowOf("done-stream")?.at(-1), "-");
   assert.deepEqual(rowOf("behind-stream")?.slice(2), [
     "2",
     "1",
@@ -411,8 +415,9 @@ Deno.test("status --json and the table: in-sync, behind (lag and lagSeconds from
     "0",
     "0",
     "behind",
+    "-",
   ]);
-  assert.equal(rowOf("new-stream")?.at(-1), "no-group");
+  assert.equal(rowOf("new-stream")?.at(-2), "no-group");
   assert.match(table.stdout, /3 streams, 1 in sync, 2 not in sync\./);
 });
 

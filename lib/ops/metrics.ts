@@ -8,6 +8,7 @@
 import process from "node:process";
 import { Counter, EXPOSITION_CONTENT_TYPE, Gauge, Histogram, Registry } from "./prometheus.ts";
 import type { OrchestratorHooks, OrchestratorStatus } from "../replication/orchestrator.ts";
+import type { InstanceStatus } from "../replication/run_result.ts";
 import type { ServerHealthStatus } from "../redis/server_health.ts";
 import type { StreamRef } from "../replication/stream_ref.ts";
 
@@ -25,6 +26,7 @@ export class Metrics {
   #readErrors: Counter;
   #trimmed: Counter;
   #batchSeconds: Histogram;
+  #leaseChanges: Counter;
   #errorKinds = new Map<string, Set<string>>();
 
   constructor() {
@@ -138,6 +140,28 @@ export class Metrics {
       "Entries in the target stream",
       (st) => st.stats ? st.stats.targetLength : null,
     );
+    const instance = (name: string, help: string, value: (i: InstanceStatus) => number) =>
+      new Gauge(registry, {
+        name: `${PREFIX}${name}`,
+        help,
+        collect(g) {
+          g.reset();
+          const i = status()?.instance;
+          if (i) g.set({}, value(i));
+        },
+      });
+    instance("leases_held", "Stream leases this instance holds (STREAM_LEASES)", (i) => i.leases);
+    instance(
+      "instances_live",
+      "Instances of the consumer group alive at the last lease tick, this one included",
+      (i) => i.live.length,
+    );
+    this.#leaseChanges = new Counter(registry, {
+      name: `${PREFIX}lease_changes_total`,
+      help:
+        "Stream leases this instance took while free (acquired) or from an instance that is gone (taken_over), found taken by another (lost) or gave to the instance that should hold them (handed_over)",
+      labelNames: ["change"],
+    });
     registerProcessMetrics(registry);
   }
 
@@ -164,6 +188,12 @@ export class Metrics {
       },
       onReadError: (kind) => this.#readErrors.inc({ kind }),
       onTrimmedBeforeCopy: (stream, count) => this.#trimmed.inc(streamLabels(stream), count),
+      onLeases: ({ acquired, takenOver, lost, handedOver }) => {
+        this.#leaseChanges.inc({ change: "acquired" }, acquired);
+        this.#leaseChanges.inc({ change: "taken_over" }, takenOver);
+        this.#leaseChanges.inc({ change: "lost" }, lost);
+        this.#leaseChanges.inc({ change: "handed_over" }, handedOver);
+      },
       onStreamEnd: (stream, outcome) => {
         if (outcome !== "gone") return;
         const labels = streamLabels(stream);

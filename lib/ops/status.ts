@@ -7,7 +7,8 @@
 import type { Config } from "../config/types.ts";
 import { findStreams } from "../replication/discover.ts";
 import { connectOrThrow } from "./check.ts";
-import { connectionFor } from "../redis/connection.ts";
+import { connectionFor, type RedisConnection } from "../redis/connection.ts";
+import { leaseKey } from "../replication/lease_key.ts";
 import { readStreamStats, type StreamStats } from "../replication/stats.ts";
 import { type StreamRef, toHex } from "../replication/stream_ref.ts";
 
@@ -54,6 +55,11 @@ export interface StatusRow {
   state: string;
   /** The consumer group's last delivered ID. */
   lastDeliveredId: string;
+  /**
+   * The instance that holds the stream's lease (copies it now); "" when none
+   * does, or without leases (STREAM_LEASES=false).
+   */
+  owner: string;
 }
 
 /** Options for {@linkcode collectStatus}. */
@@ -81,14 +87,43 @@ export async function collectStatus(
     const stats = await readStreamStats({ source, target }, streams, {
       group: config.consumerGroup,
     });
-    return streams.map((ref) => toRow(ref, stats.get(ref.id)!, config.startId));
+    const owners = config.leases
+      ? await leaseOwners(source, streams, { group: config.consumerGroup })
+      : new Map<string, string>();
+    return streams.map((ref) => ({
+      ...toRow(ref, stats.get(ref.id)!, config.startId),
+      owner: owners.get(ref.id) ?? "",
+    }));
   } finally {
     source.close();
     target.close();
   }
 }
 
-function toRow(ref: StreamRef, s: StreamStats, startId: string): StatusRow {
+/** The instance that holds each stream's lease, by stream id (GET, one pipeline per DB). */
+async function leaseOwners(
+  source: RedisConnection,
+  streams: readonly StreamRef[],
+  options: { group: string },
+): Promise<Map<string, string>> {
+  const owners = new Map<string, string>();
+  for (const db of new Set(streams.map((s) => s.db))) {
+    const list = streams.filter((s) => s.db === db);
+    const replies = await source.pipeline(
+      db,
+      list.map((ref) => ["GET", leaseKey(ref.key, { group: options.group })]),
+    );
+    list.forEach((ref, i) => {
+      const r = replies[i];
+      if (r.status === "fulfilled" && typeof r.value === "string") {
+        owners.set(ref.id, r.value.split("/")[0]);
+      }
+    });
+  }
+  return owners;
+}
+
+function toRow(ref: StreamRef, s: StreamStats, startId: string): Omit<StatusRow, "owner"> {
   const inSync = s.lastSourceId === "" || s.lastCopiedId === s.lastSourceId;
   let state: string;
   if (s.targetWrongType) state = "target-wrong-type";
@@ -135,6 +170,7 @@ export function formatStatusTable(rows: readonly StatusRow[]): string {
     "PENDING",
     "TRIMMED",
     "STATE",
+    "OWNER",
   ];
   const body = rows.map((r) => [
     `db${r.db}:${r.key}`,
@@ -148,6 +184,7 @@ export function formatStatusTable(rows: readonly StatusRow[]): string {
     String(r.pending),
     r.trimmedBeforeCopy === null ? "?" : String(r.trimmedBeforeCopy),
     r.state,
+    r.owner || "-",
   ]);
   const numeric = new Set([2, 3, 6, 7, 8, 9]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));

@@ -6,6 +6,7 @@
  */
 import type { RedisConnection } from "../redis/connection.ts";
 import type { ConnectionPool } from "../redis/pool.ts";
+import type { LeaseChanges } from "./ownership.ts";
 import type { ReadFence } from "./read_hooks.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { CopiedBatch, StreamOutcome } from "./stream.ts";
@@ -65,3 +66,12 @@ export interface EngineOptions {
    */
   fence?: ReadFence;
 }
+
+/** Per-batch, per-error and per-lease-tick hooks, for metrics. */
+export type OrchestratorHooks = EngineHooks & {
+  /**
+   * A lease tick took, lost or handed over streams.
+   * @default {undefined}
+   */
+  onLeases?: (change: LeaseChanges) => void;
+};

@@ -16,7 +16,10 @@ import { serverAddress } from "../redis/endpoint.ts";
 import { ConnectionPool } from "../redis/pool.ts";
 import { ServerHealth } from "../redis/server_health.ts";
 import { findStreams } from "./discover.ts";
-import { type EngineHooks, ReplicationEngine } from "./engine.ts";
+import { ReplicationEngine } from "./engine.ts";
+import type { OrchestratorHooks } from "./engine_hooks.ts";
+
+export type { OrchestratorHooks } from "./engine_hooks.ts";
 import type { OrchestratorStatus, RunOptions, RunResult } from "./run_result.ts";
 
 export type { OrchestratorStatus, RunOptions, RunResult } from "./run_result.ts";
@@ -33,15 +36,6 @@ const log = getLog("orchestrator");
 
 /** How often group maintenance looks for the streams whose turn it is, at most. */
 const MAINTENANCE_TICK_MS = 1000;
-
-/** Per-batch, per-error and per-lease-tick hooks, for metrics. */
-export type OrchestratorHooks = EngineHooks & {
-  /**
-   * A lease tick took, lost or handed over streams.
-   * @default {undefined}
-   */
-  onLeases?: (change: { acquired: number; lost: number; handedOver: number }) => void;
-};
 
 /** Replicates every configured and discovered stream. */
 export class Orchestrator {
@@ -111,6 +105,7 @@ export class Orchestrator {
       source: this.#sourceHealth.status(),
       target: this.#targetHealth.status(),
       streams,
+      instance: this.#ownership?.status(),
     };
   }
 
@@ -128,7 +123,11 @@ export class Orchestrator {
     const readers = new AbortController();
     let consumer = this.#config.consumerName;
     if (this.#config.leases && this.#config.streamsEnabled) {
-      const ownership = new Ownership(this.#control, { config: this.#config, once });
+      const ownership = new Ownership(this.#control, {
+        config: this.#config,
+        once,
+        onChange: this.#hooks.onLeases,
+      });
       const identity = await this.#register(ownership, signal);
       if (identity === undefined) {
         this.#hardStop();

@@ -17,6 +17,7 @@ import type { RedisConnection } from "../redis/connection.ts";
 import { groupBy } from "./_group_by.ts";
 import { type InstanceIdentity, InstanceRegistry } from "./instances.ts";
 import { LeaseKeeper, preferredOwner } from "./lease.ts";
+import type { InstanceStatus } from "./run_result.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { StreamRef } from "./stream_ref.ts";
 
@@ -32,8 +33,25 @@ export interface OwnershipTick {
   surplus: StreamRef[];
 }
 
+/** Leases that changed hands in one step, by how. */
+export interface LeaseChanges {
+  /** Taken while free. */
+  acquired: number;
+  /** Taken from instances that are gone (no connection to the source). */
+  takenOver: number;
+  /** Found taken by another instance. */
+  lost: number;
+  /** Given to the instance that should hold them. */
+  handedOver: number;
+}
+
 /** Options of {@linkcode Ownership}. */
 export interface OwnershipOptions {
+  /**
+   * Called with the leases that changed hands (for metrics).
+   * @default {undefined}
+   */
+  onChange?: (change: LeaseChanges) => void;
   /** The configuration (group, consumer name, lease TTL, instance id, source DB). */
   config: Config;
   /** `run --once`: take every stream (no sharing), waiting for leases held by others. */
@@ -153,6 +171,12 @@ export class Ownership {
     return this.#leases;
   }
 
+  /** Who this instance is, the live ones, its leases (after {@linkcode Ownership.register}). */
+  status(): InstanceStatus {
+    const { id, consumer } = this.#registry.identity;
+    return { id, consumer, live: [...this.#lastLive], leases: this.leases.size };
+  }
+
   /** The live instances at the last tick, this one included. */
   get live(): readonly string[] {
     return this.#lastLive;
@@ -180,6 +204,8 @@ export class Ownership {
     }
     await this.#lookFree(others);
     const { acquired, heldBy, values } = await leases.acquire(wanted);
+    const free = acquired.length;
+    let takenOver = 0;
     if (heldBy.size > 0) {
       // A holder with no connection to the source is gone (killed, crashed): its leases are
       // taken over now rather than after their TTL. Safe even if it comes back: its reads
@@ -192,6 +218,7 @@ export class Ownership {
         );
         for (const ref of taken) heldBy.delete(ref);
         acquired.push(...taken);
+        takenOver = taken.length;
         if (taken.length > 0) {
           log.info("Took over {count} streams from instances that are gone: {from}", {
             count: taken.length,
@@ -205,6 +232,9 @@ export class Ownership {
       this.#seenFree.delete(ref.id);
     }
     for (const [ref, holder] of heldBy) this.#holders.set(ref.id, holder);
+    if (acquired.length > 0) {
+      this.#o.onChange?.({ acquired: free, takenOver, lost: 0, handedOver: 0 });
+    }
     return acquired;
   }
 

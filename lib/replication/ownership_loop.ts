@@ -9,7 +9,7 @@
 import { errorMessage, isRetriableError } from "../errors.ts";
 import { getLog } from "../log.ts";
 import type { ReplicationEngine } from "./engine.ts";
-import type { Ownership } from "./ownership.ts";
+import type { LeaseChanges, Ownership } from "./ownership.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import type { StreamRef } from "./stream_ref.ts";
@@ -31,10 +31,10 @@ export interface OwnershipLoopOptions {
   /** Starts streams whose lease was acquired. */
   start(refs: StreamRef[]): Promise<void>;
   /**
-   * Counts leases acquired, lost and handed over (for metrics).
+   * Counts leases lost and handed over (for metrics; acquisitions are counted by the ownership).
    * @default {undefined}
    */
-  onChange?: (change: { acquired: number; lost: number; handedOver: number }) => void;
+  onChange?: (change: LeaseChanges) => void;
 }
 
 /** Runs until `signal` aborts; see the module doc. */
@@ -81,11 +81,14 @@ export async function keepOwnership(
             held: ownership.leases.size,
           },
         );
-        options.onChange?.({
-          acquired: tick.acquired.length,
-          lost: tick.lost.length,
-          handedOver: moving.length,
-        });
+        if (tick.lost.length + moving.length > 0) {
+          options.onChange?.({
+            acquired: 0,
+            takenOver: 0,
+            lost: tick.lost.length,
+            handedOver: moving.length,
+          });
+        }
       }
     } catch (error) {
       const say = isRetriableError(error) ? "debug" : "warning";

@@ -50,6 +50,20 @@ export interface OrchestratorStatus {
   target: ServerHealthStatus;
   /** Every stream seen, active or ended. */
   streams: StreamStatus[];
+  /** With leases: this instance, the live ones, and how many leases it holds. */
+  instance?: InstanceStatus;
+}
+
+/** This instance among those sharing the streams (with leases). */
+export interface InstanceStatus {
+  /** Its id (INSTANCE_ID or `<host>-<n>`). */
+  id: string;
+  /** Its consumer name in the group. */
+  consumer: string;
+  /** The live instances at the last lease tick, this one included. */
+  live: string[];
+  /** Leases it holds. */
+  leases: number;
 }
 
 /**
