@@ -1,5 +1,5 @@
 /**
- * `deno task chaos [--duration SECONDS] [--seed N] [--streams N] [--rate N]`:
+ * `deno task chaos [--duration SECONDS] [--seed N] [--streams N] [--rate N] [--instances N]`:
  * a long randomised fault run. Starts a source and a target
  * `redis-server` (AOF, appendfsync always), a TCP proxy in front of each
  * (tests/_proxy.ts), a producer writing into `--streams` streams, and the
@@ -12,7 +12,10 @@
  * producer, stops the replicator with SIGTERM (it must exit 0), runs
  * `run --once`, and checks that every target stream is an exact copy of its
  * source (IDs, bytes, order; lib/verify.ts compareStream) with nothing
- * pending. Fault log on stderr; one summary line on stdout:
+ * pending. With `--instances 2` or 3 that many replicators run at once
+ * (leases share the streams), and the faults also pause one (SIGSTOP,
+ * sometimes past STREAM_LEASE_TTL) and kill one while the others run.
+ * Fault log on stderr; one summary line on stdout:
  *
  * ```
  * chaos: seed=1 duration=300s faults=97 (kills=29 source-restarts=14 target-restarts=15 net=39) entries=750000 streams=8 result=PASS
@@ -26,7 +29,8 @@ import { parseArgs } from "node:util";
 import { RedisConnection } from "../lib/redis/connection.ts";
 import { makeStreamRef } from "../lib/replication/stream_ref.ts";
 import { compareStream } from "../lib/ops/verify.ts";
-import { type CliProcess, runCli, spawnCli } from "../tests/_cli.ts";
+import { runCli } from "../tests/_cli.ts";
+import { Replicators, tail } from "./_chaos_replicators.ts";
 import { prng, Producer } from "../tests/_producer.ts";
 import { TcpProxy } from "../tests/_proxy.ts";
 import { connect, RedisServer } from "../tests/_redis.ts";
@@ -52,6 +56,7 @@ interface Options {
   seed: number;
   streams: number;
   rate: number;
+  instances: number;
 }
 
 function parseOptions(): Options {
@@ -62,13 +67,14 @@ function parseOptions(): Options {
       seed: { type: "string" },
       streams: { type: "string", default: "8" },
       rate: { type: "string", default: "2500" },
+      instances: { type: "string", default: "1" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
   });
   if (values.help) {
     console.log(
-      "deno task chaos [--duration SECONDS=60] [--seed N] [--streams N=8] [--rate ENTRIES_PER_S=2500]",
+      "deno task chaos [--duration SECONDS=60] [--seed N] [--streams N=8] [--rate ENTRIES_PER_S=2500] [--instances N=1]",
     );
     Deno.exit(0);
   }
@@ -87,68 +93,8 @@ function parseOptions(): Options {
       : number("seed", values.seed, 0),
     streams: number("streams", values.streams!, 1),
     rate: number("rate", values.rate!, 1),
+    instances: number("instances", values.instances!, 1),
   };
-}
-
-/** The replicator: one CLI process at a time, restarted after each kill. */
-class Replicator {
-  readonly #env: Record<string, string>;
-  #cli: CliProcess | null = null;
-  /** Exits that were not ours (SIGKILL) and not the final SIGTERM. */
-  readonly unexpectedExits: string[] = [];
-  starts = 0;
-
-  constructor(env: Record<string, string>) {
-    this.#env = env;
-  }
-
-  start(): void {
-    this.starts++;
-    this.#cli = spawnCli(["run"], { env: this.#env, timeoutMs: 24 * 3600_000 });
-  }
-
-  /** Restarts it if it exited on its own (recorded as a failure). */
-  async checkAlive(): Promise<void> {
-    const cli = this.#cli;
-    if (!cli || !cli.exited) return;
-    const result = await cli.wait();
-    const what = `replicator exited on its own (code ${result.code}, signal ${result.signal})`;
-    note(`${what}; restarting it`);
-    this.unexpectedExits.push(`${what}:\n${tail(result.stderr, 30)}`);
-    await cli[Symbol.asyncDispose]();
-    this.start();
-  }
-
-  async kill(): Promise<void> {
-    await this.checkAlive();
-    const cli = this.#cli;
-    if (!cli) return;
-    cli.signal("SIGKILL");
-    await cli.wait();
-    await cli[Symbol.asyncDispose]();
-    this.#cli = null;
-  }
-
-  /** SIGTERM; returns its exit code and the tail of its log. */
-  async stop(): Promise<{ code: number; stderr: string }> {
-    await this.checkAlive();
-    const cli = this.#cli!;
-    cli.signal("SIGTERM");
-    const timer = setTimeout(() => cli.signal("SIGKILL"), 30_000);
-    const result = await cli.wait();
-    clearTimeout(timer);
-    await cli[Symbol.asyncDispose]();
-    this.#cli = null;
-    return { code: result.code, stderr: tail(result.stderr, 40) };
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.#cli?.[Symbol.asyncDispose]();
-  }
-}
-
-function tail(text: string, lines: number): string {
-  return text.trimEnd().split("\n").slice(-lines).join("\n");
 }
 
 async function startServer(server: RedisServer, name: string): Promise<void> {
@@ -213,7 +159,7 @@ async function main(): Promise<number> {
   const { duration, seed, streams } = options;
   const random = prng(seed);
   const keys = Array.from({ length: streams }, (_, i) => `chaos-${i}-stream`);
-  const counts = { kills: 0, source: 0, target: 0, net: 0 };
+  const counts = { kills: 0, pauses: 0, source: 0, target: 0, net: 0 };
   const problems: string[] = [];
   let interrupted = false;
   const onSigint = () => {
@@ -222,7 +168,7 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGINT", onSigint);
 
   note(
-    `seed=${seed} duration=${duration}s streams=${streams} rate=${options.rate}/s; starting servers`,
+    `seed=${seed} duration=${duration}s streams=${streams} rate=${options.rate}/s instances=${options.instances}; starting servers`,
   );
   await using source = await RedisServer.start({ appendOnly: true });
   await using target = await RedisServer.start({ appendOnly: true });
@@ -242,6 +188,8 @@ async function main(): Promise<number> {
     STREAM_PENDING_CHECK_INTERVAL: "5",
     LOG_LEVEL: "WARNING",
     METRICS_PORT: "0",
+    // Several instances: short leases, so that pauses outlive them and takeovers happen.
+    STREAM_LEASE_TTL: options.instances > 1 ? "3" : "10",
   };
   for (const side of ["SOURCE", "TARGET"]) {
     env[`${side}_REDIS_MAX_RETRIES`] = "100000";
@@ -253,8 +201,9 @@ async function main(): Promise<number> {
 
   const producer = new Producer(source, keys, prng(seed ^ 0x5eed));
   const producing = producer.runRate(options.rate);
-  await using replicator = new Replicator(env);
+  await using replicator = new Replicators(env, { count: options.instances, note });
   replicator.start();
+  const anyInstance = () => Math.floor(random() * replicator.count);
 
   const end = performance.now() + duration * 1000;
   let nextReport = performance.now() + 30_000;
@@ -263,13 +212,20 @@ async function main(): Promise<number> {
     if (performance.now() >= end || interrupted) break;
     await replicator.checkAlive();
     const pick = random();
-    if (pick < 0.3) {
+    if (replicator.count > 1 && pick < 0.15) {
+      counts.pauses++;
+      const i = anyInstance();
+      const ms = 500 + Math.floor(random() * 7500);
+      note(`replicator ${i} SIGSTOP for ${ms} ms (lease TTL 3 s)`);
+      await replicator.pause(i, ms);
+    } else if (pick < 0.3) {
       counts.kills++;
-      const pause = Math.floor(random() * 500);
-      note(`replicator SIGKILL (restart after ${pause} ms)`);
-      await replicator.kill();
+      const i = anyInstance();
+      const pause = Math.floor(random() * (replicator.count > 1 ? 4000 : 500));
+      note(`replicator ${i} SIGKILL (restart after ${pause} ms)`);
+      await replicator.kill(i);
       await delay(pause);
-      replicator.start();
+      replicator.start(i);
     } else if (pick < 0.6) {
       const name = pick < 0.45 ? "source" : "target";
       const server = servers[name];
@@ -282,9 +238,10 @@ async function main(): Promise<number> {
       if (random() < 0.25) {
         // The replicator also restarts while the server is down: its start-up must wait.
         counts.kills++;
-        note(`replicator SIGKILL while the ${name} server is down (restarted at once)`);
-        await replicator.kill();
-        replicator.start();
+        const i = anyInstance();
+        note(`replicator ${i} SIGKILL while the ${name} server is down (restarted at once)`);
+        await replicator.kill(i);
+        replicator.start(i);
       }
       await delay(down);
       await startServer(server, name);
@@ -343,10 +300,11 @@ async function main(): Promise<number> {
   await replicator.checkAlive();
   problems.push(...replicator.unexpectedExits);
 
-  note("stopping the replicator (SIGTERM)");
-  const stopped = await replicator.stop();
-  if (stopped.code !== 0) {
-    problems.push(`run exited ${stopped.code} on SIGTERM (expected 0):\n${stopped.stderr}`);
+  note("stopping the replicators (SIGTERM)");
+  for (const stopped of await replicator.stop()) {
+    if (stopped.code !== 0) {
+      problems.push(`run exited ${stopped.code} on SIGTERM (expected 0):\n${stopped.stderr}`);
+    }
   }
 
   note("run --once");
@@ -397,10 +355,10 @@ async function main(): Promise<number> {
   if (interrupted) problems.push("interrupted (SIGINT) before the end of the fault phase");
 
   for (const problem of problems) console.log(`FAIL: ${problem}`);
-  const faults = counts.kills + counts.source + counts.target + counts.net;
+  const faults = counts.kills + counts.pauses + counts.source + counts.target + counts.net;
   const result = problems.length === 0 ? "PASS" : "FAIL";
   console.log(
-    `chaos: seed=${seed} duration=${duration}s faults=${faults} (kills=${counts.kills} source-restarts=${counts.source} target-restarts=${counts.target} net=${counts.net}) entries=${entries} streams=${streams} result=${result}`,
+    `chaos: seed=${seed} duration=${duration}s instances=${options.instances} faults=${faults} (kills=${counts.kills} pauses=${counts.pauses} source-restarts=${counts.source} target-restarts=${counts.target} net=${counts.net}) entries=${entries} streams=${streams} result=${result}`,
   );
   return problems.length === 0 ? 0 : 1;
 }
