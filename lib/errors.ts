@@ -138,6 +138,20 @@ export class LeaseLostError extends Error {
   }
 }
 
+/**
+ * This instance's id was taken by another process while this one was
+ * paused or cut off for longer than STREAM_LEASE_TTL: it stops (exit 1), so
+ * that two processes never share a consumer name; a supervisor restarts it
+ * under a new id.
+ */
+export class InstanceConflictError extends Error {
+  readonly exitCode: number = EXIT_CODES.FAILURE;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "InstanceConflictError";
+  }
+}
+
 /** Reply codes that mean "the server is there but cannot serve this now": retry later. */
 const RETRIABLE_REPLY_CODES = new Set([
   "LOADING",

@@ -283,3 +283,43 @@ Deno.test("a rolling restart, ten times under load (start the new instance, then
     await old[Symbol.asyncDispose]();
   }
 });
+
+Deno.test("an instance paused until its INSTANCE_ID was taken by a new process stops with exit 1 when it wakes; the copy stays exact", async () => {
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keys = streamKeys(3);
+  const producer = new Producer(source, keys, prng(19));
+  const producing = producer.runRate(500);
+  const env = instancesEnv(source, target, { INSTANCE_ID: "box" });
+  await using a = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
+  await a.waitForOutput(/Instance box \(consumer redis-sync-consumer-box\)/, 30_000);
+  await waitFor(async () => (await leaseHolders(src)).size === keys.length, {
+    timeoutMs: 30_000,
+    message: "the first instance holds every lease",
+  });
+  a.signal("SIGSTOP");
+  try {
+    await delay(3000); // past the TTL (2 s): its registry entry and leases expire
+    await using b = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
+    await b.waitForOutput(/Instance box \(consumer redis-sync-consumer-box\)/, 30_000);
+    await waitFor(async () => (await leaseHolders(src)).size === keys.length, {
+      timeoutMs: 30_000,
+      message: "the second process holds every lease",
+    });
+    a.signal("SIGCONT");
+    const result = await a.wait();
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /Instance id "box" was taken by another process/);
+    producer.stop();
+    await producing;
+    const context = () => b.stderr().slice(-3000);
+    await waitCopied(src, dst, keys, context);
+    b.signal("SIGTERM");
+    assert.equal((await b.wait()).code, 0, context());
+    await assertExactCopy(src, dst, keys, context);
+  } finally {
+    a.signal("SIGCONT");
+  }
+});

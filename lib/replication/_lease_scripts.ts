@@ -108,36 +108,39 @@ return n
 /**
  * Registers (or renews) an instance. KEYS: the registry hash (field: id,
  * value: "<expiry ms>:<token>"). ARGV: token, TTL in ms, id ("" to choose
- * one), host name (the automatic id is "<host>-<n>", the lowest n free or
- * held by the token). Expired entries are removed. Reply: the id (or false
- * when the id asked for is held by another live instance), then the ids of
- * every live instance.
+ * one), host name, how long in ms an expired entry is kept (so that an
+ * automatic id is not given to a new process while its old holder may come
+ * back). The automatic id is "<host>-<n>", the lowest n without an entry or
+ * with this token's. An id asked for is free unless a live entry of another
+ * token holds it. Reply: the id (or false when it is not free), then the ids
+ * of every live instance.
  */
 export const REGISTER = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local token, ttl, id, host = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local live = {}
+local token, ttl, id, host, keep = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
+local live, known = {}, {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   local sep = string.find(all[i + 1], ':', 1, true)
   local expiry = tonumber(string.sub(all[i + 1], 1, sep - 1))
-  if expiry <= now then
+  local holder = string.sub(all[i + 1], sep + 1)
+  if expiry + keep <= now then
     redis.call('HDEL', KEYS[1], all[i])
   else
-    live[all[i]] = string.sub(all[i + 1], sep + 1)
+    known[all[i]] = holder
+    if expiry > now then live[all[i]] = holder end
   end
 end
-local function free(name) return live[name] == nil or live[name] == token end
 if id == '' then
   local n = 1
-  while not free(host .. '-' .. n) do n = n + 1 end
+  while known[host .. '-' .. n] ~= nil and known[host .. '-' .. n] ~= token do n = n + 1 end
   id = host .. '-' .. n
-elseif not free(id) then
+elseif live[id] ~= nil and live[id] ~= token then
   return {false}
 end
 redis.call('HSET', KEYS[1], id, (now + ttl) .. ':' .. token)
-redis.call('PEXPIRE', KEYS[1], math.max(ttl * 3, 60000))
+redis.call('PEXPIRE', KEYS[1], ttl + keep)
 live[id] = token
 local out = {id}
 for name in pairs(live) do if name ~= id then out[#out + 1] = name end end

@@ -11,9 +11,17 @@
 import { getLog } from "../log.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import { sleep } from "../backoff.ts";
+import { InstanceConflictError } from "../errors.ts";
 import { REGISTER, UNREGISTER } from "./_lease_scripts.ts";
 
 const log = getLog("leases");
+
+/**
+ * How long the id of an instance that stopped renewing is not given to a
+ * new process (at least 10 TTLs): if the old one was only paused, it finds
+ * its id still free when it comes back.
+ */
+const ID_KEPT_MS = 10 * 60_000;
 
 /** Every registry key starts with this. */
 export const INSTANCES_KEY_PREFIX = "redis-stream-sync:instances:";
@@ -115,8 +123,8 @@ export class InstanceRegistry {
   async heartbeat(): Promise<readonly string[]> {
     const id = await this.#register(this.identity.id);
     if (id === undefined) {
-      throw new Error(
-        `Instance id "${this.identity.id}" was taken by another instance while this one was unreachable or paused`,
+      throw new InstanceConflictError(
+        `Instance id "${this.identity.id}" was taken by another process while this one was paused or cut off for longer than STREAM_LEASE_TTL; stopping (restarted, it registers under a new id)`,
       );
     }
     return this.#live;
@@ -145,6 +153,7 @@ export class InstanceRegistry {
       String(Math.round(this.#o.ttlMs)),
       id,
       this.#o.hostname ?? hostName(),
+      String(Math.max(ID_KEPT_MS, 10 * this.#o.ttlMs)),
     ]);
     const list = Array.isArray(reply) ? reply : [];
     if (typeof list[0] !== "string") return undefined;

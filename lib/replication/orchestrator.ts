@@ -60,6 +60,7 @@ export class Orchestrator {
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   #endHardStop!: () => void;
   readonly #hardStopped = new Promise<void>((resolve) => (this.#endHardStop = resolve));
+  readonly #conflict = new AbortController();
   /** Streams being started now (by id): started once. */
   readonly #starting = new Set<string>();
   /** With leases: this instance's share of the streams. */
@@ -91,7 +92,6 @@ export class Orchestrator {
 
   /** A snapshot of every stream and both servers. */
   status(): OrchestratorStatus {
-    const streams = this.#roster.statuses();
     const reason = this.#ready
       ? (!this.#sourceHealth.up
         ? "source unreachable"
@@ -104,7 +104,7 @@ export class Orchestrator {
       reason,
       source: this.#sourceHealth.status(),
       target: this.#targetHealth.status(),
-      streams,
+      streams: this.#roster.statuses(),
       instance: this.#ownership?.status(),
     };
   }
@@ -113,11 +113,13 @@ export class Orchestrator {
    * Replicates until `signal` aborts (or, with `once`, until every stream
    * is caught up). Closes every connection before it returns.
    */
-  async run(signal: AbortSignal, options: RunOptions = {}): Promise<RunResult> {
+  async run(stop: AbortSignal, options: RunOptions = {}): Promise<RunResult> {
     if (this.#started) {
       throw new Error("Orchestrator.run() may be called once; make a new Orchestrator");
     }
     this.#started = true;
+    // Stopped from outside, or by a conflict of instance ids (thrown once all is closed).
+    const signal = AbortSignal.any([stop, this.#conflict.signal]);
     const { once = false, graceMs = 5000 } = options;
     this.#once = once;
     const readers = new AbortController();
@@ -186,6 +188,7 @@ export class Orchestrator {
         }
       }
       await this.#shutdown(readers, graceMs);
+      if (this.#conflict.signal.aborted) throw this.#conflict.signal.reason;
       return this.#roster.result(this.#once);
     } finally {
       signal.removeEventListener("abort", onAbort);
@@ -248,11 +251,9 @@ export class Orchestrator {
   }
 
   async #maintenanceLoop(signal: AbortSignal): Promise<void> {
+    const quarter = this.#config.pendingCheckInterval * 250;
+    const tick = Math.max(50, Math.min(MAINTENANCE_TICK_MS, quarter));
     while (!signal.aborted) {
-      const tick = Math.max(
-        50,
-        Math.min(MAINTENANCE_TICK_MS, this.#config.pendingCheckInterval * 250),
-      );
       await this.#scheduler.sleep(tick, signal);
       if (signal.aborted) return;
       try {
@@ -313,11 +314,10 @@ export class Orchestrator {
         this.#notReadyReason = `registering the instance failed: ${errorMessage(error)}`;
       },
     });
-    if (identity) {
-      // Connection names carry the instance id: the others can tell when this one is gone.
-      this.#readerPool.nameSuffix = `@${identity.id}`;
-      await this.#control.rename(`control@${identity.id}`).catch(() => {});
-    }
+    if (!identity) return undefined;
+    // Connection names carry the instance id: the others can tell when this one is gone.
+    this.#readerPool.nameSuffix = `@${identity.id}`;
+    await this.#control.rename(`control@${identity.id}`).catch(() => {});
     return identity;
   }
 
@@ -332,7 +332,7 @@ export class Orchestrator {
       active: () => this.#roster.active,
       start: (refs) => this.#startStreams(refs),
       onChange: this.#hooks.onLeases,
-    });
+    }).catch((error) => this.#conflict.abort(error));
   }
 
   /** Reads lengths, last IDs, pending and lag of the streams seen (for status and metrics). */

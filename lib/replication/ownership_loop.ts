@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { errorMessage, isRetriableError } from "../errors.ts";
+import { errorMessage, InstanceConflictError, isRetriableError } from "../errors.ts";
 import { getLog } from "../log.ts";
 import type { ReplicationEngine } from "./engine.ts";
 import type { LeaseChanges, Ownership } from "./ownership.ts";
@@ -37,7 +37,10 @@ export interface OwnershipLoopOptions {
   onChange?: (change: LeaseChanges) => void;
 }
 
-/** Runs until `signal` aborts; see the module doc. */
+/**
+ * Runs until `signal` aborts; see the module doc. Rejects with
+ * {@linkcode InstanceConflictError} when this instance's id was taken.
+ */
 export async function keepOwnership(
   ownership: Ownership,
   signal: AbortSignal,
@@ -91,6 +94,7 @@ export async function keepOwnership(
         }
       }
     } catch (error) {
+      if (error instanceof InstanceConflictError) throw error;
       const say = isRetriableError(error) ? "debug" : "warning";
       log[say]("Renewing leases failed: {error}", { error: errorMessage(error) });
     }
