@@ -82,6 +82,7 @@ export async function rowA(ctx: BenchContext): Promise<RowResult> {
   await using s = await oneStream(ctx, "a");
   const rounds = ctx.repeat ?? 1;
   const runs: Backfill[] = [];
+  const single: Backfill[] = [];
   const baselines: Array<[string, () => Promise<unknown>, number, string]> = [
     ["seed baseline", () => seedRun(s, false), 25, "x"],
     ["seed baseline --pipelined", () => seedRun(s, true), 8, "x"],
@@ -106,6 +107,21 @@ export async function rowA(ctx: BenchContext): Promise<RowResult> {
         watchPort: s.target.port,
       }),
     );
+    // The same without leases (STREAM_LEASES=false: plain XREADGROUP, no fence script).
+    progress(`a: redis-stream-sync run --once, STREAM_LEASES=false${tag}`);
+    await reset(s, [s.key]);
+    single.push(
+      await backfill({
+        src: s.src,
+        dst: s.dst,
+        sourcePort: s.source.port,
+        targetPort: s.target.port,
+        count: s.count,
+        expected: s.expected,
+        timeoutMs: 120_000,
+        env: { STREAM_LEASES: "false" },
+      }),
+    );
     for (const [label, measure] of baselines) {
       progress(`a: ${label}${tag}`);
       await s.dst.send(["FLUSHALL"]);
@@ -126,10 +142,15 @@ export async function rowA(ctx: BenchContext): Promise<RowResult> {
     : runs.find((r) => !complete(r))!;
   if (complete(ours)) ctx.aRate = ours.rate;
   const of = rounds > 1 ? ` (median of ${rounds})` : "";
+  const unfenced = [...single].sort((x, y) => x.rate - y.rate)[Math.floor((single.length - 1) / 2)];
   const checks: Check[] = [{
     row: "a",
     figure: `redis-stream-sync, from process start${of}`,
     measured: describeBackfill(ours),
+  }, {
+    row: "a",
+    figure: `the same with STREAM_LEASES=false (no fence)${of}`,
+    measured: describeBackfill(unfenced),
   }];
   for (const [label, , goal, unit] of baselines) {
     const rate = rates[label]?.length === rounds ? median(rates[label]) : undefined;
@@ -162,7 +183,14 @@ export async function rowA(ctx: BenchContext): Promise<RowResult> {
     pass: first <= 500,
   });
   checks.push({ row: "a", figure: "peak RSS (VmHWM)", measured: mb(ours.peakHwm) });
-  const figures = { entries: s.expected, rounds, ours, runs, baselines: results };
+  const figures = {
+    entries: s.expected,
+    rounds,
+    ours,
+    runs,
+    withoutLeases: single,
+    baselines: results,
+  };
   return { row: "a", title: `backfill 1 stream x ${int(s.expected)} entries`, checks, figures };
 }
 

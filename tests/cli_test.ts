@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import denoJson from "../deno.json" with { type: "json" };
 import { type CliResult, runCli, spawnCli, writeConfig } from "./_cli.ts";
-import { freePort, RedisServer } from "./_redis.ts";
+import { connect, freePort, RedisServer } from "./_redis.ts";
 import { SEED_ENV_CONF } from "./_fixtures.ts";
 
 /** A password no test output may ever show. */
@@ -609,4 +609,39 @@ Deno.test("run stopped by SIGTERM while waiting for the target exits 0, not 69",
   assert.equal(result.code, 0, output(result));
   assert.match(result.stderr, /Received SIGTERM; shutting down/);
   assert.doesNotMatch(result.stderr, /^Error:/m, output(result));
+});
+
+Deno.test("check with leases and a source user that may not run EVAL exits 78 naming STREAM_LEASES; with STREAM_LEASES=false it passes", async () => {
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using admin = await connect(source);
+  // Everything but scripting.
+  await admin.send([
+    "ACL",
+    "SETUSER",
+    "copier",
+    "on",
+    `>${SECRET}`,
+    "~*",
+    "&*",
+    "+@all",
+    "-@scripting",
+  ]);
+  await using dir = await tempDir();
+  const env = {
+    ...serversEnv(source, target),
+    SOURCE_REDIS_USERNAME: "copier",
+    SOURCE_REDIS_PASSWORD: SECRET,
+  };
+  const refused = await runCli(["check"], { cwd: dir.path, env, timeoutMs: TIMEOUT_MS });
+  assert.equal(refused.code, 78, output(refused));
+  assert.match(refused.stderr, /refused EVAL/);
+  assert.match(refused.stderr, /STREAM_LEASES=false/);
+  assert.ok(!refused.stderr.includes(SECRET), output(refused));
+  const single = await runCli(["check"], {
+    cwd: dir.path,
+    env: { ...env, STREAM_LEASES: "false" },
+    timeoutMs: TIMEOUT_MS,
+  });
+  assert.equal(single.code, 0, output(single));
 });

@@ -7,7 +7,13 @@
  */
 import { backoffDelay, sleep } from "../backoff.ts";
 import type { Config, RedisServerConfig } from "../config/types.ts";
-import { AuthError, ConfigError, errorMessage, UnreachableError } from "../errors.ts";
+import {
+  AuthError,
+  ConfigError,
+  errorMessage,
+  RedisReplyError,
+  UnreachableError,
+} from "../errors.ts";
 import { isMissingDbError } from "../replication/discover.ts";
 import { getLog } from "../log.ts";
 import { connectionFor, type RedisConnection, serverAddress } from "../redis/connection.ts";
@@ -84,6 +90,7 @@ async function check(
   try {
     const sourceVersion = versionOf(String(await source.send(undefined, ["INFO", "server"])));
     requireVersion("source", config.source, sourceVersion);
+    if (config.leases && config.streamsEnabled) await requireScripting(source, config);
     const wanted = new Set<number>(config.dbSearchRange);
     for (const s of config.streams) wanted.add(s.db);
     wanted.add(config.source.db);
@@ -209,5 +216,25 @@ export async function connectOrThrow(
       }`,
       { cause: error },
     );
+  }
+}
+
+/**
+ * Leases need scripts on the source (the fenced reads): a user that may not
+ * run EVAL is a configuration error (78), said at start-up rather than on
+ * every read.
+ */
+async function requireScripting(source: RedisConnection, config: Config): Promise<void> {
+  try {
+    await source.send(undefined, ["EVAL", "return 1", "0"]);
+  } catch (error) {
+    if (error instanceof RedisReplyError && error.code === "NOPERM") {
+      throw new ConfigError(
+        `Source "${
+          serverAddress(config.source)
+        }" refused EVAL (${error.message}): STREAM_LEASES=true (the default) needs EVAL on the source for the leases of the streams; grant it (+eval, see "Several instances" in the README) or set STREAM_LEASES=false for a single instance`,
+      );
+    }
+    throw error;
   }
 }
