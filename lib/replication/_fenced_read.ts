@@ -33,8 +33,8 @@ export interface ReadCommandOptions {
 }
 
 /**
- * Encodes `EVAL FENCED_READ 2n lease1..leaseN key1..keyN value group
- * consumer count id1..idN` (`>` or the stream's history ID).
+ * Encodes `EVAL FENCED_READ 2n lease1..leaseN key1..keyN group consumer
+ * count value1..valueN id1..idN` (`>` or the stream's history ID).
  */
 export function encodeFencedRead(
   w: RespWriter,
@@ -43,16 +43,16 @@ export function encodeFencedRead(
 ): void {
   const { fence, group, consumer, count } = options;
   const n = streams.length;
-  w.arrayHeader(7 + 3 * n);
+  w.arrayHeader(6 + 4 * n);
   w.bulk("EVAL");
   w.bulk(FENCED_READ_BYTES);
   w.bulkInteger(2 * n);
   for (const s of streams) w.bulk(fence.keyOf(s.ref));
   for (const s of streams) w.bulk(s.ref.key);
-  w.bulk(fence.value);
   w.bulk(group);
   w.bulk(consumer);
   w.bulkInteger(count);
+  for (const s of streams) w.bulk(fence.valueOf(s.ref));
   for (const s of streams) w.bulk(s.history ?? ">");
 }
 

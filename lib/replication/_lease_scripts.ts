@@ -9,9 +9,10 @@
  */
 
 /**
- * The fenced read. KEYS: n lease keys, then their n stream keys. ARGV: the
- * lease value, group, consumer, COUNT, then n IDs (`>` or a history ID).
- * Every lease must hold the value, or nothing is read and the reply is the
+ * The fenced read. KEYS: n lease keys, then their n stream keys. ARGV:
+ * group, consumer, COUNT, then the n values the leases must hold (each
+ * acquisition of a lease has its own), then n IDs (`>` or a history ID).
+ * Every lease must hold its value, or nothing is read and the reply is the
  * error `LEASELOST i,j,...` (0-based positions); else the reply is
  * XREADGROUP's.
  */
@@ -19,12 +20,12 @@ export const FENCED_READ = `
 local n = #KEYS / 2
 local lost = {}
 for i = 1, n do
-  if redis.call('GET', KEYS[i]) ~= ARGV[1] then lost[#lost + 1] = i - 1 end
+  if redis.call('GET', KEYS[i]) ~= ARGV[3 + i] then lost[#lost + 1] = i - 1 end
 end
 if #lost > 0 then return redis.error_reply('LEASELOST ' .. table.concat(lost, ',')) end
-local args = {'XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS'}
+local args = {'XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS'}
 for i = n + 1, 2 * n do args[#args + 1] = KEYS[i] end
-for i = 5, #ARGV do args[#args + 1] = ARGV[i] end
+for i = 4 + n, #ARGV do args[#args + 1] = ARGV[i] end
 return redis.call(unpack(args))
 `;
 
@@ -39,38 +40,34 @@ return redis.call('XAUTOCLAIM', KEYS[2], ARGV[2], ARGV[3], '0', ARGV[4], 'COUNT'
 `;
 
 /**
- * Acquires leases. KEYS: lease keys. ARGV: value, TTL in ms. Per key: 1
- * when it holds the value now (set, or already ours and extended), else the
- * value it holds (another instance's).
+ * Acquires leases. KEYS: lease keys. ARGV: TTL in ms, then the value each
+ * key is to hold. Per key: 1 when it holds its value now, else the value it
+ * holds (another acquisition's). Runs when the source is out of memory
+ * (allow-oom): leases must not stop for lack of a few bytes.
  */
-export const ACQUIRE = `
+export const ACQUIRE = `#!lua flags=allow-oom
 local out = {}
 for i = 1, #KEYS do
-  if redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if redis.call('SET', KEYS[i], ARGV[1 + i], 'NX', 'PX', ARGV[1]) then
     out[i] = 1
   else
-    local holder = redis.call('GET', KEYS[i])
-    if holder == ARGV[1] then
-      redis.call('PEXPIRE', KEYS[i], ARGV[2])
-      out[i] = 1
-    else
-      out[i] = holder or ''
-    end
+    out[i] = redis.call('GET', KEYS[i]) or ''
   end
 end
 return out
 `;
 
 /**
- * Takes over leases whose holder is gone. KEYS: lease keys. ARGV: new value,
- * TTL in ms, then the value each key is expected to hold. Per key: 1 taken
- * (it still held the expected value), else 0.
+ * Takes over leases whose holder is gone. KEYS: lease keys. ARGV: TTL in ms,
+ * then the n new values, then the n values the keys are expected to hold.
+ * Per key: 1 taken (it still held the expected value), else 0.
  */
-export const TAKE_OVER = `
+export const TAKE_OVER = `#!lua flags=allow-oom
+local n = #KEYS
 local out = {}
-for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[2 + i] then
-    redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+for i = 1, n do
+  if redis.call('GET', KEYS[i]) == ARGV[1 + n + i] then
+    redis.call('SET', KEYS[i], ARGV[1 + i], 'PX', ARGV[1])
     out[i] = 1
   else
     out[i] = 0
@@ -79,12 +76,15 @@ end
 return out
 `;
 
-/** Renews leases. KEYS: lease keys. ARGV: value, TTL in ms. Per key: 1 renewed, 0 not ours (lost). */
+/**
+ * Renews leases. KEYS: lease keys. ARGV: TTL in ms, then the value each key
+ * must hold. Per key: 1 renewed, 0 not ours any more (lost).
+ */
 export const RENEW = `
 local out = {}
 for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then
-    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  if redis.call('GET', KEYS[i]) == ARGV[1 + i] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
     out[i] = 1
   else
     out[i] = 0
@@ -93,11 +93,11 @@ end
 return out
 `;
 
-/** Releases leases. KEYS: lease keys. ARGV: value. Deletes those that hold it; returns how many. */
+/** Releases leases. KEYS: lease keys. ARGV: the value each must hold to be deleted. Returns how many. */
 export const RELEASE = `
 local n = 0
 for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then
+  if redis.call('GET', KEYS[i]) == ARGV[i] then
     redis.call('DEL', KEYS[i])
     n = n + 1
   end
@@ -110,26 +110,31 @@ return n
  * value: "<expiry ms>:<token>"). ARGV: token, TTL in ms, id ("" to choose
  * one), host name, how long in ms an expired entry is kept (so that an
  * automatic id is not given to a new process while its old holder may come
- * back). The automatic id is "<host>-<n>", the lowest n without an entry or
- * with this token's. An id asked for is free unless a live entry of another
- * token holds it. Reply: the id (or false when it is not free), then the ids
- * of every live instance.
+ * back), and "p" for a passive instance (`run --once`: it takes part in no
+ * sharing, and is not listed) or "a". An entry's value is
+ * "<expiry ms>:<p or a><token>". The automatic id is "<host>-<n>", the
+ * lowest n without an entry or with this token's. An id asked for is free
+ * unless a live entry of another token holds it. Reply: the id (or false
+ * when it is not free), then the ids of every live active instance.
  */
-export const REGISTER = `
+export const REGISTER = `#!lua flags=allow-oom
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local token, ttl, id, host, keep = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
-local live, known = {}, {}
+local live, known, active = {}, {}, {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   local sep = string.find(all[i + 1], ':', 1, true)
   local expiry = tonumber(string.sub(all[i + 1], 1, sep - 1))
-  local holder = string.sub(all[i + 1], sep + 1)
+  local holder = string.sub(all[i + 1], sep + 2)
   if expiry + keep <= now then
     redis.call('HDEL', KEYS[1], all[i])
   else
     known[all[i]] = holder
-    if expiry > now then live[all[i]] = holder end
+    if expiry > now then
+      live[all[i]] = holder
+      if string.sub(all[i + 1], sep + 1, sep + 1) == 'a' then active[all[i]] = true end
+    end
   end
 end
 if id == '' then
@@ -139,20 +144,32 @@ if id == '' then
 elseif live[id] ~= nil and live[id] ~= token then
   return {false}
 end
-redis.call('HSET', KEYS[1], id, (now + ttl) .. ':' .. token)
+redis.call('HSET', KEYS[1], id, (now + ttl) .. ':' .. ARGV[6] .. token)
 redis.call('PEXPIRE', KEYS[1], ttl + keep)
-live[id] = token
 local out = {id}
-for name in pairs(live) do if name ~= id then out[#out + 1] = name end end
+for name in pairs(active) do if name ~= id then out[#out + 1] = name end end
 return out
 `;
 
 /** Unregisters an instance. KEYS: the registry hash. ARGV: id, token. */
 export const UNREGISTER = `
 local v = redis.call('HGET', KEYS[1], ARGV[1])
-if v and string.sub(v, string.find(v, ':', 1, true) + 1) == ARGV[2] then
+if v and string.sub(v, string.find(v, ':', 1, true) + 2) == ARGV[2] then
   redis.call('HDEL', KEYS[1], ARGV[1])
   return 1
 end
 return 0
+`;
+
+/**
+ * Removes a consumer that has nothing pending, while the lease is held.
+ * KEYS: lease, stream. ARGV: lease value, group, consumer. 1 removed, 0
+ * not (entries pending for it now, or the lease is not held: another
+ * instance looks after the group of this stream).
+ */
+export const FENCED_DELCONSUMER = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if #redis.call('XPENDING', KEYS[2], ARGV[2], '-', '+', 1, ARGV[3]) > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[2], ARGV[3])
+return 1
 `;

@@ -112,6 +112,19 @@ export class ReplicationEngine {
   ): Promise<{ created: number; streams: ReplicatedStream[] }> {
     const streams = refs.map((ref) => new ReplicatedStream(ref, this.#readAhead.memory));
     for (const s of streams) this.#streams.add(s);
+    try {
+      return await this.#start(streams, options);
+    } catch (error) {
+      // None of them runs (a server failed under the start): forgotten, started again later.
+      for (const s of streams) if (!this.#placement.readerOf(s)) this.#streams.delete(s);
+      throw error;
+    }
+  }
+
+  async #start(
+    streams: ReplicatedStream[],
+    options: { startId: (ref: StreamRef) => string },
+  ): Promise<{ created: number; streams: ReplicatedStream[] }> {
     const groups = await ensureGroups(this.#o.control, streams, {
       group: this.#config.consumerGroup,
       autoCreate: this.#config.autoCreateGroups,

@@ -12,7 +12,7 @@ import type { RedisConnection } from "../redis/connection.ts";
 import { entriesAt } from "../redis/resp_parser.ts";
 import { parseFlatMap, parseRawAutoClaim, type RawEntries, text } from "../redis/replies.ts";
 import { chunksBy, groupBy } from "./_group_by.ts";
-import { FENCED_CLAIM } from "./_lease_scripts.ts";
+import { FENCED_CLAIM, FENCED_DELCONSUMER } from "./_lease_scripts.ts";
 import type { ReadFence } from "./read_hooks.ts";
 import type { ReplicatedStream } from "./stream.ts";
 
@@ -123,7 +123,7 @@ export async function claimPending(
       "2",
       fence.keyOf(stream.ref),
       stream.ref.key,
-      fence.value,
+      fence.valueOf(stream.ref),
       group,
       consumer,
       cursor,
@@ -195,31 +195,51 @@ export async function readConsumers(
   return out;
 }
 
-/** Removes consumers (name per stream) from the group, in one pipeline per DB; the replies in order. */
+/**
+ * Removes consumers (name per stream) from the group, in one pipeline per
+ * DB; the replies in order. With a fence, only while the lease is held and
+ * the consumer has nothing pending (checked in the same script: a removed
+ * consumer's pending entries would be lost).
+ */
 export async function removeConsumers(
   conn: RedisConnection,
   removals: ReadonlyArray<{ stream: ReplicatedStream; name: string }>,
-  options: { group: string },
+  options: { group: string; fence?: ReadFence },
 ): Promise<PromiseSettledResult<unknown>[]> {
+  const { group, fence } = options;
   const out: PromiseSettledResult<unknown>[] = [];
   for (const [db, list] of groupBy(removals, (r) => r.stream.ref.db)) {
     out.push(
       ...await conn.pipeline(
         db,
-        list.map((
-          { stream, name },
-        ) => ["XGROUP", "DELCONSUMER", stream.ref.key, options.group, name]),
+        list.map(({ stream: { ref }, name }) =>
+          fence
+            ? [
+              "EVAL",
+              FENCED_DELCONSUMER,
+              "2",
+              fence.keyOf(ref),
+              ref.key,
+              fence.valueOf(ref),
+              group,
+              name,
+            ]
+            : ["XGROUP", "DELCONSUMER", ref.key, group, name]
+        ),
       ),
     );
   }
   return out;
 }
 
-/** Entries pending in each stream's group (XPENDING summary), one pipeline per DB and chunk. */
+/**
+ * Entries pending in each stream's group (XPENDING summary), one pipeline
+ * per DB and chunk; with `consumer`, those pending for that consumer only.
+ */
 export async function pendingCounts(
   conn: RedisConnection,
   streams: readonly ReplicatedStream[],
-  options: { group: string },
+  options: { group: string; consumer?: string },
 ): Promise<Map<ReplicatedStream, number | Error>> {
   const out = new Map<ReplicatedStream, number | Error>();
   for (const [db, chunk] of chunks(streams, (s) => s.ref.db)) {
@@ -233,13 +253,24 @@ export async function pendingCounts(
         s,
         r.status === "rejected"
           ? r.reason as Error
-          : Array.isArray(r.value)
+          : !Array.isArray(r.value)
+          ? 0
+          : options.consumer === undefined
           ? Number(r.value[0])
-          : 0,
+          : consumerCount(r.value[3], options.consumer),
       );
     });
   }
   return out;
+}
+
+/** The count of `consumer` in the per-consumer part of an XPENDING summary. */
+function consumerCount(list: unknown, consumer: string): number {
+  if (!Array.isArray(list)) return 0;
+  for (const item of list) {
+    if (Array.isArray(item) && text(item[0]) === consumer) return Number(item[1]);
+  }
+  return 0;
 }
 
 /**

@@ -53,6 +53,12 @@ export interface InstanceRegistryOptions {
    * @default {Deno.hostname()}
    */
   hostname?: string;
+  /**
+   * `run --once`: registered for its name, not listed among the instances
+   * that share the streams.
+   * @default {false}
+   */
+  passive?: boolean;
 }
 
 /** The registry key of `group`. */
@@ -154,10 +160,12 @@ export class InstanceRegistry {
       id,
       this.#o.hostname ?? hostName(),
       String(Math.max(ID_KEPT_MS, 10 * this.#o.ttlMs)),
+      this.#o.passive ? "p" : "a",
     ]);
     const list = Array.isArray(reply) ? reply : [];
     if (typeof list[0] !== "string") return undefined;
-    this.#live = list.map(String).sort();
+    // A passive instance is not among those that share the streams, not even for itself.
+    this.#live = (this.#o.passive ? list.slice(1) : list).map(String).sort();
     return list[0];
   }
 }

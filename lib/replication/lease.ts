@@ -57,7 +57,11 @@ function fnv1a(text: string): number {
 export interface LeaseKeeperOptions {
   /** The consumer group (part of each lease key). */
   group: string;
-  /** What this instance's leases hold. */
+  /**
+   * What this instance's leases start with: `<instance id>/<token>`; each
+   * acquisition adds `.<n>`, so that a read left over from an earlier
+   * acquisition by this same process never passes the fence.
+   */
   value: string;
   /** STREAM_LEASE_TTL in milliseconds. */
   ttlMs: number;
@@ -73,24 +77,36 @@ export interface AcquireResult {
   values: Map<StreamRef, string>;
 }
 
+/** A held lease: its stream and the value of this acquisition. */
+interface Held {
+  ref: StreamRef;
+  value: string;
+}
+
 /** The leases this instance holds, and the calls that take, renew and give them back. */
 export class LeaseKeeper {
   readonly #conn: RedisConnection;
   readonly #o: LeaseKeeperOptions;
   /** Held leases by stream id. */
-  readonly #held = new Map<string, StreamRef>();
+  readonly #held = new Map<string, Held>();
   readonly #keys = new WeakMap<StreamRef, Uint8Array>();
   /** Streams whose lease is being taken or given back now, by id. */
   readonly #busy = new Set<string>();
+  #acquisitions = 0;
 
   constructor(conn: RedisConnection, options: LeaseKeeperOptions) {
     this.#conn = conn;
     this.#o = options;
   }
 
-  /** What the leases hold (the fenced scripts compare with it). */
-  get value(): string {
+  /** What every lease of this instance starts with (`<id>/<token>`). */
+  get base(): string {
     return this.#o.value;
+  }
+
+  /** The value the lease of `ref` holds for this instance ("" when it holds none). */
+  valueOf(ref: StreamRef): string {
+    return this.#held.get(ref.id)?.value ?? "";
   }
 
   /** How many leases this instance holds. */
@@ -114,36 +130,64 @@ export class LeaseKeeper {
   }
 
   /**
-   * Takes the leases of `refs` that are free (or hold this instance's value
-   * without being known here). Streams whose lease is held, being taken or
-   * being given back here are left out: a stream is acquired once.
+   * Takes the leases of `refs` that are free. Streams whose lease is held,
+   * being taken or being given back here are left out: a stream is acquired
+   * once. Every reply that came is applied before a failure is thrown.
    */
   async acquire(refs: readonly StreamRef[]): Promise<AcquireResult> {
     const result: AcquireResult = { acquired: [], heldBy: new Map(), values: new Map() };
     const asked = refs.filter((r) => !this.#held.has(r.id) && !this.#busy.has(r.id));
+    const values = new Map(asked.map((r) => [r.id, this.#newValue()]));
     for (const r of asked) this.#busy.add(r.id);
     try {
-      await this.#acquire(asked, result);
-    } finally {
-      for (const r of asked) this.#busy.delete(r.id);
-    }
-    return result;
-  }
-
-  async #acquire(refs: readonly StreamRef[], result: AcquireResult): Promise<void> {
-    await this.#perCall(refs, [ACQUIRE, this.#o.value, String(this.#ttl())], (ref, reply) => {
-      if (reply === 1) {
-        this.#held.set(ref.id, ref);
-        result.acquired.push(ref);
-      } else {
+      await this.#perCall(asked, {
+        script: ACQUIRE,
+        head: [String(this.#ttl())],
+        perKey: [(r) => values.get(r.id)!],
+      }, (ref, reply) => {
+        if (reply === 1) {
+          this.#held.set(ref.id, { ref, value: values.get(ref.id)! });
+          result.acquired.push(ref);
+          return;
+        }
         const holder = String(reply);
         result.values.set(ref, holder);
         result.heldBy.set(
           ref,
           holder.includes("/") ? holder.slice(0, holder.indexOf("/")) : holder,
         );
-      }
-    });
+      });
+    } finally {
+      for (const r of asked) this.#busy.delete(r.id);
+    }
+    return result;
+  }
+
+  /**
+   * Takes over the leases of `all` whose holder is known to be gone, each
+   * only if it still holds the value seen (compare and set); returns those
+   * taken.
+   */
+  async takeOver(all: ReadonlyArray<{ ref: StreamRef; value: string }>): Promise<StreamRef[]> {
+    const out: StreamRef[] = [];
+    const taken = all.filter((t) => !this.#held.has(t.ref.id) && !this.#busy.has(t.ref.id));
+    const seen = new Map(taken.map((t) => [t.ref.id, t.value]));
+    const values = new Map(taken.map((t) => [t.ref.id, this.#newValue()]));
+    for (const t of taken) this.#busy.add(t.ref.id);
+    try {
+      await this.#perCall(taken.map((t) => t.ref), {
+        script: TAKE_OVER,
+        head: [String(this.#ttl())],
+        perKey: [(r) => values.get(r.id)!, (r) => seen.get(r.id)!],
+      }, (ref, reply) => {
+        if (reply !== 1) return;
+        this.#held.set(ref.id, { ref, value: values.get(ref.id)! });
+        out.push(ref);
+      });
+    } finally {
+      for (const t of taken) this.#busy.delete(t.ref.id);
+    }
+    return out;
   }
 
   /**
@@ -154,114 +198,89 @@ export class LeaseKeeper {
    */
   async renew(): Promise<StreamRef[]> {
     const lost: StreamRef[] = [];
-    await this.#perCall(
-      [...this.#held.values()],
-      [RENEW, this.#o.value, String(this.#ttl())],
-      (ref, reply) => {
-        if (reply !== 1) {
-          this.#held.delete(ref.id);
-          lost.push(ref);
-        }
-      },
-    );
+    const held = [...this.#held.values()];
+    const values = new Map(held.map((h) => [h.ref.id, h.value]));
+    await this.#perCall(held.map((h) => h.ref), {
+      script: RENEW,
+      head: [String(this.#ttl())],
+      perKey: [(r) => values.get(r.id)!],
+    }, (ref, reply) => {
+      // Only if still this acquisition (it may have been released meanwhile).
+      if (reply === 1 || this.#held.get(ref.id)?.value !== values.get(ref.id)) return;
+      this.#held.delete(ref.id);
+      lost.push(ref);
+    });
     return lost;
   }
 
-  /**
-   * Takes over the leases of `taken` whose holder is known to be gone, each
-   * only if it still holds the value seen (compare and set); returns those
-   * taken.
-   */
-  async takeOver(all: ReadonlyArray<{ ref: StreamRef; value: string }>): Promise<StreamRef[]> {
-    const out: StreamRef[] = [];
-    const taken = all.filter((t) => !this.#held.has(t.ref.id) && !this.#busy.has(t.ref.id));
-    for (const [db, list] of groupBy(taken, (t) => t.ref.db)) {
-      for (let i = 0; i < list.length; i += KEYS_PER_CALL) {
-        const chunk = list.slice(i, i + KEYS_PER_CALL);
-        const reply = await this.#conn.send(db, [
-          "EVAL",
-          TAKE_OVER,
-          String(chunk.length),
-          ...chunk.map((t) => this.keyOf(t.ref)),
-          this.#o.value,
-          String(this.#ttl()),
-          ...chunk.map((t) => t.value),
-        ]);
-        const values = Array.isArray(reply) ? reply : [];
-        chunk.forEach((t, j) => {
-          if (values[j] !== 1) return;
-          this.#held.set(t.ref.id, t.ref);
-          out.push(t.ref);
-        });
-      }
-    }
-    return out;
-  }
-
-  /** Gives the leases of `refs` back (only those still holding this instance's value). */
+  /** Gives the leases of `refs` back (those still holding the value of their acquisition). */
   async release(refs: readonly StreamRef[]): Promise<void> {
-    for (const ref of refs) this.#held.delete(ref.id);
-    const mine = refs.filter((r) => !this.#busy.has(r.id));
+    const mine = refs.filter((r) => this.#held.has(r.id) && !this.#busy.has(r.id));
+    const values = new Map(mine.map((r) => [r.id, this.#held.get(r.id)!.value]));
+    for (const r of refs) this.#held.delete(r.id);
     for (const r of mine) this.#busy.add(r.id);
     try {
-      await this.#release(mine);
+      await this.#perCall(mine, { script: RELEASE, head: [], perKey: [(r) => values.get(r.id)!] });
     } finally {
       for (const r of mine) this.#busy.delete(r.id);
     }
   }
 
-  async #release(refs: readonly StreamRef[]): Promise<void> {
-    for (const [db, list] of groupBy(refs, (r) => r.db)) {
-      for (let i = 0; i < list.length; i += KEYS_PER_CALL) {
-        const chunk = list.slice(i, i + KEYS_PER_CALL);
-        await this.#conn.send(db, [
-          "EVAL",
-          RELEASE,
-          String(chunk.length),
-          ...chunk.map((r) => this.keyOf(r)),
-          this.#o.value,
-        ]);
-      }
-    }
-  }
-
-  /** Forgets a lease without a call (its stream ended; the lease expires or is released later). */
+  /** Stops renewing the lease of stream `id`, without a call (another instance holds it now). */
   forget(id: string): void {
     this.#held.delete(id);
   }
 
   /** Every stream whose lease is held. */
   get held(): StreamRef[] {
-    return [...this.#held.values()];
+    return [...this.#held.values()].map((h) => h.ref);
+  }
+
+  #newValue(): string {
+    return `${this.#o.value}.${++this.#acquisitions}`;
   }
 
   #ttl(): number {
     return Math.max(1000, Math.round(this.#o.ttlMs));
   }
 
-  /** One script call per DB and chunk of keys; `each` gets every key's reply. */
+  /**
+   * One script call per DB and chunk of keys: `KEYS` the lease keys, `ARGV`
+   * `head` then, for each `perKey` function in turn, its value for every
+   * key. `each` gets every key's reply; chunks that failed are thrown after
+   * the others were applied.
+   */
   async #perCall(
     refs: readonly StreamRef[],
-    [script, ...args]: string[],
-    each: (ref: StreamRef, reply: unknown) => void,
+    call: { script: string; head: string[]; perKey: Array<(ref: StreamRef) => string> },
+    each: (ref: StreamRef, reply: unknown) => void = () => {},
   ): Promise<void> {
+    let failure: unknown;
     for (const [db, list] of groupBy(refs, (r) => r.db)) {
-      const calls: Uint8Array[][] = [];
       const chunks: StreamRef[][] = [];
       for (let i = 0; i < list.length; i += KEYS_PER_CALL) {
-        const chunk = list.slice(i, i + KEYS_PER_CALL);
-        chunks.push(chunk);
-        calls.push(chunk.map((r) => this.keyOf(r)));
+        chunks.push(list.slice(i, i + KEYS_PER_CALL));
       }
       const replies = await this.#conn.pipeline(
         db,
-        calls.map((keys) => ["EVAL", script, String(keys.length), ...keys, ...args]),
+        chunks.map((chunk) => [
+          "EVAL",
+          call.script,
+          String(chunk.length),
+          ...chunk.map((r) => this.keyOf(r)),
+          ...call.head,
+          ...call.perKey.flatMap((f) => chunk.map(f)),
+        ]),
       );
       replies.forEach((r, c) => {
-        if (r.status === "rejected") throw r.reason;
+        if (r.status === "rejected") {
+          failure ??= r.reason;
+          return;
+        }
         const values = Array.isArray(r.value) ? r.value : [];
         chunks[c].forEach((ref, i) => each(ref, values[i]));
       });
     }
+    if (failure !== undefined) throw failure;
   }
 }

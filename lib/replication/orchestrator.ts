@@ -123,6 +123,7 @@ export class Orchestrator {
     const { once = false, graceMs = 5000 } = options;
     this.#once = once;
     const readers = new AbortController();
+    const settled = new AbortController(); // ends the lease loop
     let consumer = this.#config.consumerName;
     if (this.#config.leases && this.#config.streamsEnabled) {
       const ownership = new Ownership(this.#control, {
@@ -130,7 +131,13 @@ export class Orchestrator {
         once,
         onChange: this.#hooks.onLeases,
       });
-      const identity = await this.#register(ownership, signal);
+      const identity = await ownership.registerWithRetry(signal, {
+        scheduler: this.#scheduler,
+        backoffBaseMs: this.#config.source.backoffBase * 1000,
+        backoffMaxMs: this.#config.source.backoffMax * 1000,
+        onRetry: (e) => (this.#notReadyReason = `registering failed: ${errorMessage(e)}`),
+        named: (id) => (this.#readerPool.nameSuffix = `@${id}`),
+      });
       if (identity === undefined) {
         this.#hardStop();
         this.#scheduler.close();
@@ -170,27 +177,26 @@ export class Orchestrator {
         this.#ready = true;
         if (!once) await this.#scheduler.sleep(2 ** 31 - 1, signal);
       } else {
+        // Leases are renewed from the start, also while the first pass takes long.
+        const leases = this.#ownershipLoop(AbortSignal.any([signal, settled.signal]));
         await this.#firstPass(signal);
         if (once) {
-          const settled = new AbortController();
-          const leases = this.#ownershipLoop(AbortSignal.any([signal, settled.signal]));
           await this.#settle(signal);
           settled.abort();
-          await leases;
           await engine.acksDone();
-          await this.#roster.checkNothingPending(this.#control);
+          await this.#roster.checkNothingPending(this.#control, this.#ownership && consumer);
         } else {
           const maintenance = this.#maintenanceLoop(signal);
-          const leases = this.#ownershipLoop(signal);
           await this.#discoveryLoop(signal);
           await maintenance;
-          await leases;
         }
+        await leases;
       }
       await this.#shutdown(readers, graceMs);
       if (this.#conflict.signal.aborted) throw this.#conflict.signal.reason;
       return this.#roster.result(this.#once);
     } finally {
+      settled.abort();
       signal.removeEventListener("abort", onAbort);
       await this.#shutdown(readers, graceMs);
     }
@@ -304,23 +310,6 @@ export class Orchestrator {
     return this.#waiting;
   }
 
-  /** Registers this instance (retrying while the source is unreachable); undefined if stopped. */
-  async #register(ownership: Ownership, signal: AbortSignal) {
-    const identity = await ownership.registerWithRetry(signal, {
-      scheduler: this.#scheduler,
-      backoffBaseMs: this.#config.source.backoffBase * 1000,
-      backoffMaxMs: this.#config.source.backoffMax * 1000,
-      onRetry: (error) => {
-        this.#notReadyReason = `registering the instance failed: ${errorMessage(error)}`;
-      },
-    });
-    if (!identity) return undefined;
-    // Connection names carry the instance id: the others can tell when this one is gone.
-    this.#readerPool.nameSuffix = `@${identity.id}`;
-    await this.#control.rename(`control@${identity.id}`).catch(() => {});
-    return identity;
-  }
-
   /** With leases: renews them, starts, stops and hands over streams (see `ownership_loop.ts`). */
   async #ownershipLoop(signal: AbortSignal): Promise<void> {
     if (!this.#ownership) return;
@@ -330,6 +319,7 @@ export class Orchestrator {
       engine: this.#engine!,
       waiting: () => this.#waiting,
       active: () => this.#roster.active,
+      starting: (id) => this.#starting.has(id),
       start: (refs) => this.#startStreams(refs),
       onChange: this.#hooks.onLeases,
     }).catch((error) => this.#conflict.abort(error));
@@ -369,7 +359,9 @@ export class Orchestrator {
 
   /** Starts replicating `refs` (those not running or starting here already). */
   async #startStreams(refs: StreamRef[]): Promise<void> {
-    const fresh = refs.filter((r) => !this.#roster.active.has(r.id) && !this.#starting.has(r.id));
+    const fresh = refs.filter((r) =>
+      !this.#roster.active.has(r.id) && !this.#starting.has(r.id) && !this.#engine!.draining(r.id)
+    );
     for (const r of fresh) this.#starting.add(r.id);
     try {
       await this.#startNow(fresh);

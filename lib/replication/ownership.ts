@@ -11,7 +11,7 @@
  */
 import type { Config } from "../config/types.ts";
 import { Backoff } from "../backoff.ts";
-import { errorMessage, isRetriableError } from "../errors.ts";
+import { errorMessage, InstanceConflictError, isRetriableError } from "../errors.ts";
 import { getLog } from "../log.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import { groupBy } from "./_group_by.ts";
@@ -69,7 +69,7 @@ export class Ownership {
   readonly #o: OwnershipOptions;
   readonly #registry: InstanceRegistry;
   #leases: LeaseKeeper | undefined;
-  /** Streams found without a lease at the last look, by id: how many looks in a row. */
+  /** Streams found without a lease at every look since (ms since epoch), by id. */
   readonly #seenFree = new Map<string, number>();
   /** The holder of each stream this instance does not hold, as last seen, by stream id. */
   readonly #holders = new Map<string, string>();
@@ -89,6 +89,7 @@ export class Ownership {
       instanceId: config.instanceId,
       consumerName: config.consumerName,
       hostname: options.hostname,
+      passive: options.once,
     });
   }
 
@@ -121,12 +122,18 @@ export class Ownership {
       backoffBaseMs: number;
       backoffMaxMs: number;
       onRetry: (error: unknown) => void;
+      /** Called with the id: the names of the connections opened from now on carry it. */
+      named: (id: string) => void;
     },
   ): Promise<InstanceIdentity | undefined> {
     const backoff = new Backoff({ baseMs: options.backoffBaseMs, maxMs: options.backoffMaxMs });
     while (!signal.aborted) {
       try {
-        return await this.register(signal);
+        const identity = await this.register(signal);
+        // Connection names carry the instance id: the others can tell when this one is gone.
+        options.named(identity.id);
+        await this.#conn.rename(`control@${identity.id}`).catch(() => {});
+        return identity;
       } catch (error) {
         if (signal.aborted) return undefined;
         if (!isRetriableError(error)) throw error;
@@ -195,11 +202,12 @@ export class Ownership {
     const leases = this.leases;
     const me = this.#registry.identity.id;
     const live = this.#lastLive.length > 0 ? this.#lastLive : [me];
+    const ttlMs = this.#o.config.leaseTtl * 1000;
     const wanted: StreamRef[] = [];
     const others: StreamRef[] = [];
     for (const ref of candidates) {
       if (this.#o.once || preferredOwner(ref.id, live) === me) wanted.push(ref);
-      else if ((this.#seenFree.get(ref.id) ?? 0) >= 2) wanted.push(ref);
+      else if (Date.now() - (this.#seenFree.get(ref.id) ?? Infinity) >= ttlMs) wanted.push(ref);
       else others.push(ref);
     }
     await this.#lookFree(others);
@@ -212,7 +220,9 @@ export class Ownership {
       // check the lease.
       const connected = await this.#connectedInstances();
       if (connected) {
-        const orphans = [...heldBy].filter(([, holder]) => !connected.has(holder));
+        // An earlier acquisition of this instance (its release failed) is taken back too.
+        const me = this.#registry.identity.id;
+        const orphans = [...heldBy].filter(([, h]) => h === me || !connected.has(h));
         const taken = await leases.takeOver(
           orphans.map(([ref]) => ({ ref, value: values.get(ref)! })),
         );
@@ -244,7 +254,15 @@ export class Ownership {
    */
   async tick(candidates: readonly StreamRef[]): Promise<OwnershipTick> {
     const leases = this.leases;
-    const live = await this.#registry.heartbeat();
+    // Leases first: they must not expire because the registry could not be written.
+    const lost = await leases.renew();
+    let live = this.#lastLive;
+    try {
+      live = await this.#registry.heartbeat();
+    } catch (error) {
+      if (error instanceof InstanceConflictError || !isRetriableError(error)) throw error;
+      log.debug("Renewing this instance's entry failed: {error}", { error: errorMessage(error) });
+    }
     if (live.join(",") !== this.#lastLive.join(",")) {
       log.info("Instances of group {group} live: {live}", {
         group: this.#o.config.consumerGroup,
@@ -252,7 +270,6 @@ export class Ownership {
       });
     }
     this.#lastLive = live;
-    const lost = await leases.renew();
     const acquired = await this.take(candidates);
     const me = this.#registry.identity.id;
     const surplus = this.#o.once
@@ -319,9 +336,8 @@ export class Ownership {
         const r = replies[i];
         if (r.status !== "fulfilled") return;
         seen.add(ref.id);
-        if (Number(r.value) === 0) {
-          this.#seenFree.set(ref.id, (this.#seenFree.get(ref.id) ?? 0) + 1);
-        } else this.#seenFree.delete(ref.id);
+        if (Number(r.value) !== 0) this.#seenFree.delete(ref.id);
+        else if (!this.#seenFree.has(ref.id)) this.#seenFree.set(ref.id, Date.now());
       });
     }
     for (const id of this.#seenFree.keys()) if (!seen.has(id)) this.#seenFree.delete(id);

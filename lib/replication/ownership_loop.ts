@@ -28,6 +28,8 @@ export interface OwnershipLoopOptions {
   waiting(): readonly StreamRef[];
   /** The streams running here, by id. */
   active(): ReadonlyMap<string, ReplicatedStream>;
+  /** Whether stream `id` is being started here now. */
+  starting(id: string): boolean;
   /** Starts streams whose lease was acquired. */
   start(refs: StreamRef[]): Promise<void>;
   /**
@@ -48,9 +50,15 @@ export async function keepOwnership(
 ): Promise<void> {
   const { scheduler, ttlMs, engine } = options;
   const handing = new Set<string>();
+  /** Held streams found neither running nor starting at the last tick. */
+  let strays = new Set<string>();
+  let due = Date.now();
   while (!signal.aborted) {
-    await scheduler.sleep(ttlMs / 3, signal);
+    // On a deadline, not after the work of the last tick: renewals keep their pace.
+    due += ttlMs / 3;
+    await scheduler.sleep(Math.max(0, due - Date.now()), signal);
     if (signal.aborted) return;
+    due = Math.max(due, Date.now() - ttlMs / 3);
     try {
       const active = options.active();
       const tick = await ownership.tick(options.waiting().filter((r) => !active.has(r.id)));
@@ -58,13 +66,24 @@ export async function keepOwnership(
         const stream = active.get(ref.id);
         if (stream) engine.release(stream);
       }
-      if (tick.acquired.length > 0) await options.start(tick.acquired);
-      const moving = tick.surplus.filter((ref) => !handing.has(ref.id));
+      if (tick.acquired.length > 0) {
+        options.start(tick.acquired).catch((error) =>
+          log.debug("Starting streams failed: {error}", { error: errorMessage(error) })
+        );
+      }
+      // Held but not running (a start failed): given back at the second look.
+      const now = new Set<string>();
+      for (const ref of ownership.leases.held) {
+        if (active.has(ref.id) || options.starting(ref.id) || handing.has(ref.id)) continue;
+        if (tick.acquired.includes(ref)) continue;
+        if (strays.has(ref.id)) ownership.release([ref]).catch(() => {});
+        else now.add(ref.id);
+      }
+      strays = now;
+      const moving = tick.surplus.filter((ref) => !handing.has(ref.id) && active.has(ref.id));
       for (const ref of moving) {
-        const stream = active.get(ref.id);
         handing.add(ref.id);
-        const done = stream ? engine.handOver(stream, ttlMs) : Promise.resolve();
-        done
+        engine.handOver(active.get(ref.id)!, ttlMs)
           .then(() => ownership.release([ref]))
           .catch((error) =>
             log.debug("Giving back the lease of {stream} failed: {error}", {

@@ -81,10 +81,10 @@ export interface StreamReaderOptions {
   unblock: (clientId: string) => void;
 }
 
-/** What a fenced read needs: the lease value of this instance and each stream's lease key. */
+/** What a fenced read needs: each stream's lease key, and the value it holds for this instance. */
 export interface ReadFence {
-  /** What this instance's leases hold. */
-  readonly value: string;
+  /** The value the lease of a stream holds for this instance ("" when it holds none). */
+  valueOf(ref: StreamRef): string;
   /** The lease key of a stream. */
   keyOf(ref: StreamRef): Uint8Array;
 }

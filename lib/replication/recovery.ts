@@ -247,11 +247,14 @@ export class Recovery {
     if (removals.length === 0) return;
     const results = await removeConsumers(this.#control, removals, {
       group: config.consumerGroup,
+      fence: this.#o.fence,
     });
     removals.forEach(({ stream, name }, i) => {
       const r = results[i];
-      if (r?.status === "fulfilled") this.#removedLog.add(stream.ref.label, name);
-      // Housekeeping only (e.g. the ACL user may not run XGROUP DELCONSUMER):
+      // (A fenced removal answers 0 when it did not remove: entries pending now.)
+      if (r?.status === "fulfilled") {
+        if (!this.#o.fence || r.value === 1) this.#removedLog.add(stream.ref.label, name);
+      } // Housekeeping only (e.g. the ACL user may not run XGROUP DELCONSUMER):
       // never a reason to stop copying; the next turn tries again.
       else if (r) this.#cleanupLog.add(stream.ref.label, errorMessage(r.reason));
     });

@@ -113,11 +113,15 @@ export class StreamRoster {
     return streams.sort((a, b) => a.db - b.db || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
-  /** `run --once`: every stream that caught up must have nothing pending in its group. */
-  async checkNothingPending(control: RedisConnection): Promise<void> {
+  /**
+   * `run --once`: every stream that caught up must have nothing pending in
+   * its group (with leases, for this instance's `consumer`: other live
+   * instances may be reading it by now).
+   */
+  async checkNothingPending(control: RedisConnection, consumer?: string): Promise<void> {
     const caughtUp = [...this.outcomes].filter(([, o]) => o === "caught-up")
       .map(([id]) => this.ended.get(id)).filter((s) => s !== undefined);
-    for (const s of await stillPending(control, caughtUp, { group: this.#o.group })) {
+    for (const s of await stillPending(control, caughtUp, { group: this.#o.group, consumer })) {
       this.outcomes.set(s.ref.id, "error");
     }
   }

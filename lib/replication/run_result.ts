@@ -73,7 +73,7 @@ export interface InstanceStatus {
 export async function stillPending(
   control: RedisConnection,
   streams: readonly ReplicatedStream[],
-  options: { group: string },
+  options: { group: string; consumer?: string },
 ): Promise<ReplicatedStream[]> {
   if (streams.length === 0) return [];
   let counts: Map<ReplicatedStream, number | Error>;
@@ -92,7 +92,9 @@ export async function stillPending(
       out.push(s);
     } else if (count > 0) {
       s.status.state = "error";
-      s.status.lastError = `${count} entries still pending in group "${options.group}"`;
+      s.status.lastError = `${count} entries still pending in group "${options.group}"${
+        options.consumer ? ` for ${options.consumer}` : ""
+      }`;
       out.push(s);
     }
   }

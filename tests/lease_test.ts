@@ -1,0 +1,149 @@
+/**
+ * The lease keeper and the lease scripts against a real redis-server: each
+ * acquisition has its own value (a read left over from an earlier one is
+ * refused), leases and the instance registry keep working when the source
+ * is out of memory, and a consumer is removed only while the lease is held
+ * and it has nothing pending.
+ */
+import assert from "node:assert/strict";
+import { RedisReplyError } from "../lib/errors.ts";
+import { RedisConnection } from "../lib/redis/connection.ts";
+import { FENCED_DELCONSUMER, FENCED_READ } from "../lib/replication/_lease_scripts.ts";
+import { InstanceRegistry } from "../lib/replication/instances.ts";
+import { LeaseKeeper } from "../lib/replication/lease.ts";
+import { makeStreamRef } from "../lib/replication/stream_ref.ts";
+import { connect, RedisServer } from "./_redis.ts";
+
+const GROUP = "g";
+
+function keeper(conn: RedisConnection, value: string): LeaseKeeper {
+  return new LeaseKeeper(conn, { group: GROUP, value, ttlMs: 10_000 });
+}
+
+/** A fenced read of `key` with `value`: the reply, or the error code. */
+async function fencedRead(
+  conn: RedisConnection,
+  lease: Uint8Array,
+  key: string,
+  value: string,
+): Promise<unknown> {
+  try {
+    return await conn.send(0, [
+      "EVAL",
+      FENCED_READ,
+      "2",
+      lease,
+      key,
+      GROUP,
+      "me",
+      "10",
+      value,
+      ">",
+    ]);
+  } catch (error) {
+    return error instanceof RedisReplyError ? error.code : error;
+  }
+}
+
+Deno.test("each acquisition of a lease has its own value: a read with an earlier one's is refused", async () => {
+  await using server = await RedisServer.start();
+  await using client = await connect(server);
+  const conn = new RedisConnection({ role: "source", host: server.host, port: server.port });
+  try {
+    await client.send(["XADD", "s", "1-0", "f", "v"]);
+    await client.send(["XGROUP", "CREATE", "s", GROUP, "0"]);
+    const leases = keeper(conn, "box/t0k3n");
+    const ref = makeStreamRef(0, "s");
+    assert.deepEqual((await leases.acquire([ref])).acquired, [ref]);
+    const first = leases.valueOf(ref);
+    await leases.release([ref]);
+    assert.equal(leases.valueOf(ref), "");
+    assert.deepEqual((await leases.acquire([ref])).acquired, [ref]);
+    const second = leases.valueOf(ref);
+    assert.notEqual(first, second);
+    assert.ok(first.startsWith("box/t0k3n.") && second.startsWith("box/t0k3n."));
+    const key = leases.keyOf(ref);
+    assert.equal(await fencedRead(conn, key, "s", first), "LEASELOST");
+    assert.equal(await client.send(["XLEN", "s"]), 1);
+    const pending = await client.send(["XPENDING", "s", GROUP]) as unknown[];
+    assert.equal(Number(pending[0]), 0, "the refused read delivered nothing");
+    const read = await fencedRead(conn, key, "s", second);
+    assert.ok(Array.isArray(read), String(read));
+    // A second keeper (another instance) cannot take it while it is held.
+    const other = keeper(conn, "web/0th3r");
+    const tried = await other.acquire([ref]);
+    assert.deepEqual(tried.acquired, []);
+    assert.equal(tried.heldBy.get(ref), "box");
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("leases are acquired and renewed and the registry written while the source is out of memory", async () => {
+  await using server = await RedisServer.start();
+  await using client = await connect(server);
+  const conn = new RedisConnection({ role: "source", host: server.host, port: server.port });
+  try {
+    await client.send(["XADD", "s", "1-0", "f", "v"]);
+    await client.send(["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    await client.send(["CONFIG", "SET", "maxmemory", "1"]);
+    await assert.rejects(
+      () => client.send(["SET", "x", "y"]),
+      /OOM/,
+      "the source is out of memory",
+    );
+    const registry = new InstanceRegistry(conn, {
+      group: GROUP,
+      db: 0,
+      ttlMs: 10_000,
+      instanceId: "",
+      consumerName: "c",
+      hostname: "h",
+    });
+    const identity = await registry.register(new AbortController().signal);
+    assert.equal(identity.id, "h-1");
+    assert.deepEqual(await registry.heartbeat(), ["h-1"]);
+    const leases = keeper(conn, identity.leaseValue);
+    const ref = makeStreamRef(0, "s");
+    assert.deepEqual((await leases.acquire([ref])).acquired, [ref]);
+    assert.deepEqual(await leases.renew(), []);
+    assert.equal(leases.size, 1);
+  } finally {
+    await client.send(["CONFIG", "SET", "maxmemory", "0"]);
+    conn.close();
+  }
+});
+
+Deno.test("a fenced consumer removal does nothing while the consumer has pending entries or the lease is another's", async () => {
+  await using server = await RedisServer.start();
+  await using client = await connect(server);
+  const conn = new RedisConnection({ role: "source", host: server.host, port: server.port });
+  try {
+    await client.send(["XADD", "s", "1-0", "f", "v"]);
+    await client.send(["XGROUP", "CREATE", "s", GROUP, "0"]);
+    await client.send(["XREADGROUP", "GROUP", GROUP, "old", "COUNT", "1", "STREAMS", "s", ">"]);
+    await client.send(["XGROUP", "CREATECONSUMER", "s", GROUP, "idle"]);
+    const leases = keeper(conn, "box/t");
+    const ref = makeStreamRef(0, "s");
+    await leases.acquire([ref]);
+    const remove = (value: string, name: string) =>
+      conn.send(0, [
+        "EVAL",
+        FENCED_DELCONSUMER,
+        "2",
+        leases.keyOf(ref),
+        "s",
+        value,
+        GROUP,
+        name,
+      ]);
+    assert.equal(await remove(leases.valueOf(ref), "old"), 0, "old has an entry pending");
+    assert.equal(await remove("web/other.1", "idle"), 0, "the lease is not that value's");
+    assert.equal(await remove(leases.valueOf(ref), "idle"), 1);
+    const names = (await client.send(["XINFO", "CONSUMERS", "s", GROUP]) as unknown[][])
+      .map((c) => String(c[1]));
+    assert.deepEqual(names, ["old"]);
+  } finally {
+    conn.close();
+  }
+});
