@@ -645,3 +645,33 @@ Deno.test("check with leases and a source user that may not run EVAL exits 78 na
   });
   assert.equal(single.code, 0, output(single));
 });
+
+Deno.test("run --once through SOURCE_REDIS_URL and TARGET_REDIS_URL (ACL user, password, DB) copies into the URL's DBs and never prints the passwords", async () => {
+  await using source = await RedisServer.start({ args: ["--requirepass", SECRET] });
+  await using target = await RedisServer.start({ args: ["--requirepass", SECRET] });
+  await using src = await connect(source, { db: 2, password: SECRET });
+  await using dst = await connect(target, { db: 5, password: SECRET });
+  await using admin = await connect(source, { password: SECRET });
+  await admin.send(["ACL", "SETUSER", "copier", "on", ">c0pier-pw:x@y", "~*", "&*", "+@all"]);
+  for (let i = 1; i <= 20; i++) await src.send(["XADD", "url-stream", `${i}-0`, "n", String(i)]);
+  await using dir = await tempDir();
+  const env = {
+    SOURCE_REDIS_URL: `redis://copier:${
+      encodeURIComponent("c0pier-pw:x@y")
+    }@127.0.0.1:${source.port}/2`,
+    TARGET_REDIS_URL: `redis://:${encodeURIComponent(SECRET)}@127.0.0.1:${target.port}/5`,
+    REDIS_DB_SEARCH_RANGE: "2",
+    STREAM_DISCOVERY_PATTERNS: "url-*",
+    LOG_LEVEL: "DEBUG",
+  };
+  const result = await runCli(["run", "--once"], { cwd: dir.path, env, timeoutMs: TIMEOUT_MS });
+  assert.equal(result.code, 0, output(result));
+  assert.equal(Number(await dst.send(["XLEN", "url-stream"])), 20);
+  const printed = await runCli(["--print-config"], { cwd: dir.path, env, timeoutMs: TIMEOUT_MS });
+  assert.match(printed.stdout, /^SOURCE_REDIS_URL=redis:\/\/copier:\*\*\*@127\.0\.0\.1:\d+\/2$/m);
+  for (const out of [result, printed]) {
+    for (const secret of [SECRET, "c0pier-pw", encodeURIComponent("c0pier-pw:x@y")]) {
+      assert.ok(!out.stdout.includes(secret) && !out.stderr.includes(secret), output(out));
+    }
+  }
+});

@@ -114,19 +114,21 @@ Deno.test("loadConfig() gives the seed's values when there is no file and no env
 Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
   const keys = CONFIG_KEYS.map((entry) => entry.key);
   assert.equal(new Set(keys).size, keys.length);
-  assert.equal(keys.length, 48);
+  assert.equal(keys.length, 50);
   const file = CONFIG_KEYS.map((entry) => `${entry.key}=${entry.default}`).join("\n");
   assert.deepStrictEqual(fromFile(file), SEED_CONFIG);
   for (const entry of CONFIG_KEYS) assert.ok(entry.description.length > 10, entry.key);
   assert.deepStrictEqual(
     CONFIG_KEYS.filter((entry) => entry.secret).map((entry) => entry.key),
-    ["SOURCE_REDIS_PASSWORD", "TARGET_REDIS_PASSWORD"],
+    ["SOURCE_REDIS_URL", "SOURCE_REDIS_PASSWORD", "TARGET_REDIS_URL", "TARGET_REDIS_PASSWORD"],
   );
   assert.deepStrictEqual(
     CONFIG_KEYS.filter((entry) => entry.added).map((entry) => entry.key),
     [
+      "SOURCE_REDIS_URL",
       "SOURCE_REDIS_USERNAME",
       "SOURCE_REDIS_COMMAND_TIMEOUT",
+      "TARGET_REDIS_URL",
       "TARGET_REDIS_USERNAME",
       "TARGET_REDIS_COMMAND_TIMEOUT",
       "TARGET_STREAM_MAXLEN",
@@ -773,4 +775,60 @@ Deno.test("loadConfig() reads the lease keys and names what a bad value should b
     () => fromFile("INSTANCE_ID=web 1\n"),
     (e: Error) => /INSTANCE_ID/.test(e.message) && /letters, digits/.test(e.message),
   );
+});
+
+// --- *_REDIS_URL -----------------------------------------------------------------------------
+
+Deno.test("a redis:// URL sets host, port, user, percent-decoded password and DB, over the separate keys, with a warning for each of those set", () => {
+  const { config, warnings } = loadConfig(
+    {},
+    {},
+    "SOURCE_REDIS_URL=redis://copier:p%40ss%3Aw0rd@10.0.0.5:6380/3\nSOURCE_REDIS_HOST=old-host\n" +
+      "TARGET_REDIS_URL=redis://:only-a-password@[::1]\n",
+  );
+  assert.equal(config.source.host, "10.0.0.5");
+  assert.equal(config.source.port, 6380);
+  assert.equal(config.source.username, "copier");
+  assert.equal(config.source.password, "p@ss:w0rd");
+  assert.equal(config.source.db, 3);
+  assert.equal(config.target.host, "::1");
+  assert.equal(config.target.port, 6379);
+  assert.equal(config.target.username, undefined);
+  assert.equal(config.target.password, "only-a-password");
+  assert.equal(config.target.db, 0, "no path: TARGET_REDIS_DB applies");
+  assert.deepEqual(warnings, [
+    "SOURCE_REDIS_HOST (env.conf line 2) is ignored: SOURCE_REDIS_URL is set",
+  ]);
+});
+
+Deno.test("bad URLs are configuration errors that say what is wrong and never show the URL", () => {
+  const cases: Array<[string, RegExp]> = [
+    ["rediss://u:pw-secret-1@h:6380", /rediss:\/\/ \(TLS\) is not supported yet/],
+    ["http://u:pw-secret-1@h", /the scheme is "http:\/\/"/],
+    ["redis://u:pw-secret-1@h/16", /its path is not a DB number from 0 to 15/],
+    ["redis://u:pw-secret-1@h/0?x=1", /a query or a fragment/],
+    ["not a url pw-secret-1", /it is not a URL/],
+  ];
+  for (const [url, reason] of cases) {
+    const problems = problemsOf(`SOURCE_REDIS_URL=${url}\n`);
+    assert.equal(problems.length, 1, problems.join("\n"));
+    assert.match(
+      problems[0],
+      /^SOURCE_REDIS_URL must be a URL redis:\/\/\[user\[:password\]@\]host/,
+    );
+    assert.match(problems[0], reason);
+    assert.ok(!problems[0].includes("pw-secret-1"), problems[0]);
+  }
+});
+
+Deno.test("formatConfig() prints a URL with its password as *** and the values it set", () => {
+  const text = formatConfig(
+    fromFile("TARGET_REDIS_URL=redis://copier:pw-secret-2@t.example:6390/2\n"),
+  );
+  assert.match(text, /^TARGET_REDIS_URL=redis:\/\/copier:\*\*\*@t\.example:6390\/2$/m);
+  assert.match(text, /^TARGET_REDIS_HOST=t\.example$/m);
+  assert.match(text, /^TARGET_REDIS_PASSWORD=\*\*\*$/m);
+  assert.match(text, /^TARGET_REDIS_DB=2$/m);
+  assert.match(text, /^SOURCE_REDIS_URL=$/m);
+  assert.ok(!text.includes("pw-secret-2"), text);
 });

@@ -6,6 +6,7 @@
  */
 import type { Config } from "./types.ts";
 import { CONFIG_KEYS } from "./keys.ts";
+import { redactUrl } from "./parsers.ts";
 
 /**
  * Prints the configuration in env.conf syntax, one `KEY=value` line per key
@@ -17,6 +18,7 @@ export function formatConfig(config: Config): string {
   const values = configValues(config);
   return CONFIG_KEYS.map(({ key, secret }) => {
     const value = values[key] ?? "";
+    if (key.endsWith("_REDIS_URL")) return `${key}=${quoteEnvValue(redactUrl(value))}`;
     return `${key}=${secret && value !== "" ? "***" : quoteEnvValue(value)}`;
   }).join("\n") + "\n";
 }
@@ -53,6 +55,7 @@ function configValues(config: Config): Record<string, string> {
   };
   for (const [side, server] of [["SOURCE", config.source], ["TARGET", config.target]] as const) {
     const prefix = `${side}_REDIS_`;
+    values[`${prefix}URL`] = server.url ?? "";
     values[`${prefix}HOST`] = server.host;
     values[`${prefix}PORT`] = String(server.port);
     values[`${prefix}USERNAME`] = server.username ?? "";

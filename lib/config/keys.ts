@@ -43,9 +43,17 @@ function redisServerKeys(side: "SOURCE" | "TARGET"): ConfigKeyInfo[] {
     description,
     group,
     added,
-    secret: key === "PASSWORD",
+    secret: key === "PASSWORD" || key === "URL",
   });
   return [
+    entry(
+      "URL",
+      "",
+      `The ${name} as \`redis://[user[:password]@]host[:port][/db]\` (user and password ` +
+        "percent-encoded); overrides HOST, PORT, USERNAME, PASSWORD and, with a path, DB. Printed " +
+        "with the password as `***`. `rediss://` (TLS) is not supported yet.",
+      true,
+    ),
     entry("HOST", `${name}-redis`, `Host name or IP address of the ${name} Redis.`),
     entry("PORT", "6379", `TCP port of the ${name} Redis (1-65535).`),
     entry(

@@ -28,6 +28,7 @@ import {
   parseList,
   parseLogFormat,
   parseLogLevel,
+  parseRedisUrl,
   parseSeconds,
   parseStartId,
   parseStreamList,
@@ -73,6 +74,7 @@ interface LoadContext {
   file: EnvFile | undefined;
   fileName: string;
   problems: string[];
+  warnings: string[];
   /** Keys whose value was invalid (their fallback must not be used for cross-checks). */
   invalid: Set<string>;
 }
@@ -111,7 +113,7 @@ export function loadConfig(
       if (!KEY_INFO.has(key)) warnings.push(unknownKeyWarning(key, fileName, line));
     }
   }
-  const ctx: LoadContext = { env, file, fileName, problems, invalid: new Set() };
+  const ctx: LoadContext = { env, file, fileName, problems, warnings, invalid: new Set() };
 
   const source = readServer(ctx, "SOURCE", parseDb);
   const target = readServer(ctx, "TARGET", parseTargetDb);
@@ -221,8 +223,9 @@ function describeProblem(
   raw: RawValue,
   failure: { expected: string; detail?: string },
 ): string {
-  if (KEY_INFO.get(key)?.secret) return `${key} must be ${failure.expected}${raw.origin}`;
   const detail = failure.detail === undefined ? "" : `, ${failure.detail}`;
+  // A secret's value is never shown (the detail of a URL's problem says what, not the value).
+  if (KEY_INFO.get(key)?.secret) return `${key} must be ${failure.expected}${detail}${raw.origin}`;
   return `${key} must be ${failure.expected}: got ${
     JSON.stringify(raw.text)
   }${detail}${raw.origin}`;
@@ -235,16 +238,30 @@ function readServer<Db>(
   parseDb: (text: string) => Parsed<Db>,
 ): RedisServerConfig & { db: Db } {
   const prefix = `${side}_REDIS_`;
-  const host = read(ctx, `${prefix}HOST`, parseHost);
-  const port = read(ctx, `${prefix}PORT`, integer(1, 65535));
-  const username = lookUp(ctx, `${prefix}USERNAME`).text;
-  const password = lookUp(ctx, `${prefix}PASSWORD`).text;
+  const url = read(ctx, `${prefix}URL`, parseRedisUrl);
+  if (url) {
+    // The URL overrides the separate keys: said when one of them is set too.
+    for (
+      const key of ["HOST", "PORT", "USERNAME", "PASSWORD", ...(url.db === undefined ? [] : ["DB"])]
+    ) {
+      const raw = lookUp(ctx, prefix + key);
+      if (raw.origin !== " (default)") {
+        ctx.warnings.push(`${prefix}${key}${raw.origin} is ignored: ${prefix}URL is set`);
+      }
+    }
+  }
+  const host = url?.host ?? read(ctx, `${prefix}HOST`, parseHost);
+  const port = url?.port ?? read(ctx, `${prefix}PORT`, integer(1, 65535));
+  const username = url ? url.username ?? "" : lookUp(ctx, `${prefix}USERNAME`).text;
+  const password = url ? url.password ?? "" : lookUp(ctx, `${prefix}PASSWORD`).text;
+  const db = read(ctx, `${prefix}DB`, parseDb);
   return {
     host,
     port,
     ...(username === "" ? {} : { username }),
     ...(password === "" ? {} : { password }),
-    db: read(ctx, `${prefix}DB`, parseDb),
+    ...(url ? { url: lookUp(ctx, `${prefix}URL`).text.trim() } : {}),
+    db: url?.db === undefined ? db : url.db as Db,
     maxRetries: read(ctx, `${prefix}MAX_RETRIES`, integer(0)),
     backoffBase: read(ctx, `${prefix}BACKOFF_BASE`, parseSeconds),
     backoffMax: read(ctx, `${prefix}BACKOFF_MAX`, parseSeconds),

@@ -216,3 +216,69 @@ export function parseInstanceId(text: string): Parsed<string> {
   }
   return ok(value);
 }
+
+/** What a `redis://` URL says. */
+export interface RedisUrl {
+  host: string;
+  port: number;
+  username?: string;
+  password?: string;
+  /** The DB of the path (`/3`), if any. */
+  db?: number;
+}
+
+const URL_FORM = "a URL redis://[user[:password]@]host[:port][/db], or empty";
+
+/**
+ * `*_REDIS_URL`: empty (the separate keys apply), or
+ * `redis://[user[:password]@]host[:port][/db]` (user and password
+ * percent-decoded). `rediss://` is refused: TLS is not supported yet.
+ */
+export function parseRedisUrl(text: string): Parsed<RedisUrl | undefined> {
+  const trimmed = text.trim();
+  if (trimmed === "") return ok(undefined);
+  let url: URL;
+  try {
+    url = new URL(trimmed);
+  } catch {
+    return fail(URL_FORM, "it is not a URL");
+  }
+  if (url.protocol === "rediss:") {
+    return fail(URL_FORM, "rediss:// (TLS) is not supported yet: reach the server without TLS");
+  }
+  if (url.protocol !== "redis:") return fail(URL_FORM, `the scheme is "${url.protocol}//"`);
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (host === "") return fail(URL_FORM, "it has no host");
+  if (url.search !== "" || url.hash !== "") return fail(URL_FORM, "it has a query or a fragment");
+  const port = url.port === "" ? 6379 : Number(url.port);
+  if (!(Number.isInteger(port) && port >= 1 && port <= 65535)) {
+    return fail(URL_FORM, "its port is not 1-65535");
+  }
+  let db: number | undefined;
+  const path = url.pathname.replace(/^\//, "");
+  if (path !== "") {
+    const parsed = parseDb(path);
+    if (!parsed.ok) return fail(URL_FORM, `its path is not a DB number from 0 to ${DB_COUNT - 1}`);
+    db = parsed.value;
+  }
+  let username: string;
+  let password: string;
+  try {
+    username = decodeURIComponent(url.username);
+    password = decodeURIComponent(url.password);
+  } catch {
+    return fail(URL_FORM, "its user or password is not valid percent-encoding");
+  }
+  return ok({
+    host,
+    port,
+    ...(username === "" ? {} : { username }),
+    ...(password === "" ? {} : { password }),
+    ...(db === undefined ? {} : { db }),
+  });
+}
+
+/** `url` with the password replaced by `***` (for printing). */
+export function redactUrl(url: string): string {
+  return url.replace(/^(rediss?:\/\/[^:@/]*):[^@/]*@/i, "$1:***@");
+}

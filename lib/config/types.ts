@@ -19,6 +19,8 @@ export interface RedisServerConfig {
   username?: string;
   /** Password; undefined when empty. Never printed. */
   password?: string;
+  /** `*_REDIS_URL` as given, when set (host, port, user, password and DB came from it). Printed redacted. */
+  url?: string;
   /** Attempts of one operation (and of the start-up check) before backing off / giving up. */
   maxRetries: number;
   /** First backoff delay, in seconds (> 0). */
