@@ -323,3 +323,43 @@ Deno.test("an instance paused until its INSTANCE_ID was taken by a new process s
     a.signal("SIGCONT");
   }
 });
+
+Deno.test("with a long lease TTL, a stream handed over is taken by the new instance well before the TTL, and a SIGKILLed instance's streams too", async () => {
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keys = streamKeys(12);
+  const producer = new Producer(source, keys, prng(23));
+  const producing = producer.runRate(500);
+  // 60 s: a lease that is not given back, or an instance not seen gone, would take a minute.
+  const env = instancesEnv(source, target, { STREAM_LEASE_TTL: "60" });
+  await using a = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
+  await waitFor(async () => (await leaseHolders(src)).size === keys.length, {
+    timeoutMs: 30_000,
+    message: "the first instance holds every lease",
+  });
+  const first = [...(await leaseHolders(src)).values()][0];
+  await using b = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
+  const context = logsOf([a, b]);
+  // Handed over at the first instance's next lease tick (a third of the TTL), given back at once.
+  await waitFor(async () => new Set((await leaseHolders(src)).values()).size === 2, {
+    timeoutMs: 40_000,
+    message: `the second instance holds some leases, well before the 60 s TTL\n${context()}`,
+  });
+  b.signal("SIGKILL");
+  await b.wait().catch(() => {});
+  await waitFor(async () => {
+    const holders = await leaseHolders(src);
+    return holders.size === keys.length && [...holders.values()].every((h) => h === first);
+  }, {
+    timeoutMs: 30_000,
+    message: `the killed instance's streams taken over, well before the 60 s TTL\n${context()}`,
+  });
+  producer.stop();
+  await producing;
+  await waitCopied(src, dst, keys, context);
+  a.signal("SIGTERM");
+  assert.equal((await a.wait()).code, 0, context());
+  await assertExactCopy(src, dst, keys, context);
+});

@@ -143,6 +143,8 @@ export async function waitForEntries(
     group: string;
     byId: ReadonlyMap<string, ReplicatedStream>;
     idle: (stream: ReplicatedStream) => void;
+    /** Called right before the XREAD is sent. */
+    blocking: () => void;
   },
 ): Promise<void> {
   const { streams, blockMs, group, byId, idle } = options;
@@ -150,6 +152,7 @@ export async function waitForEntries(
   if (unknown.length > 0) await loadLastDelivered(conn, db, { streams: unknown, group });
   for (const s of streams) s.readsInFlight++;
   try {
+    options.blocking();
     const [reply] = await conn.batch(db, 1, (w) => encodeWait(w, streams, blockMs), {
       buffers: true,
       blockMs,

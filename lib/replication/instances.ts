@@ -100,7 +100,9 @@ export class InstanceRegistry {
   async register(signal: AbortSignal): Promise<InstanceIdentity> {
     let warned = false;
     while (true) {
-      const id = await this.#register(this.#o.instanceId);
+      // A passive instance (`run --once`) never waits for its INSTANCE_ID: it takes
+      // `<INSTANCE_ID or host>-once-<n>`, beside the service that may hold the id.
+      const id = await this.#register(this.#o.passive ? "" : this.#o.instanceId);
       if (id !== undefined) {
         this.#identity = {
           id,
@@ -158,7 +160,9 @@ export class InstanceRegistry {
       this.#token,
       String(Math.round(this.#o.ttlMs)),
       id,
-      this.#o.hostname ?? hostName(),
+      this.#o.passive
+        ? `${this.#o.instanceId || (this.#o.hostname ?? hostName())}-once`
+        : this.#o.hostname ?? hostName(),
       String(Math.max(ID_KEPT_MS, 10 * this.#o.ttlMs)),
       this.#o.passive ? "p" : "a",
     ]);

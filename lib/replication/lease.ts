@@ -197,10 +197,17 @@ export class LeaseKeeper {
    * the next renewal tells.
    */
   async renew(): Promise<StreamRef[]> {
+    const { lost, failure } = await this.renewAll();
+    if (failure !== undefined) throw failure;
+    return lost;
+  }
+
+  /** Like {@linkcode LeaseKeeper.renew}, with the failure of a chunk beside what the others found. */
+  async renewAll(): Promise<{ lost: StreamRef[]; failure?: unknown }> {
     const lost: StreamRef[] = [];
     const held = [...this.#held.values()];
     const values = new Map(held.map((h) => [h.ref.id, h.value]));
-    await this.#perCall(held.map((h) => h.ref), {
+    return await this.#perCall(held.map((h) => h.ref), {
       script: RENEW,
       head: [String(this.#ttl())],
       perKey: [(r) => values.get(r.id)!],
@@ -209,8 +216,7 @@ export class LeaseKeeper {
       if (reply === 1 || this.#held.get(ref.id)?.value !== values.get(ref.id)) return;
       this.#held.delete(ref.id);
       lost.push(ref);
-    });
-    return lost;
+    }).then(() => ({ lost }), (failure) => ({ lost, failure }));
   }
 
   /** Gives the leases of `refs` back (those still holding the value of their acquisition). */
@@ -224,6 +230,16 @@ export class LeaseKeeper {
     } finally {
       for (const r of mine) this.#busy.delete(r.id);
     }
+  }
+
+  /**
+   * Gives back leases that are not held any more here (their stream ended
+   * as handed over), each only if it still holds the value given.
+   */
+  async releaseValues(list: ReadonlyArray<{ ref: StreamRef; value: string }>): Promise<void> {
+    const values = new Map(list.map((l) => [l.ref.id, l.value]));
+    const refs = list.filter((l) => l.value !== "" && !this.#held.has(l.ref.id)).map((l) => l.ref);
+    await this.#perCall(refs, { script: RELEASE, head: [], perKey: [(r) => values.get(r.id)!] });
   }
 
   /** Stops renewing the lease of stream `id`, without a call (another instance holds it now). */

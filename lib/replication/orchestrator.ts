@@ -351,7 +351,10 @@ export class Orchestrator {
     let fresh = this.#roster.admit(candidates, (id) => this.#engine!.draining(id));
     if (this.#ownership) {
       this.#waiting = fresh;
-      fresh = fresh.length > 0 ? await this.#ownership.take(fresh) : [];
+      const taken = fresh.length > 0 ? await this.#ownership.take(fresh) : [];
+      // Only the streams that run here own their target stream here.
+      for (const ref of fresh) if (!taken.includes(ref)) this.#owners.release(ref);
+      fresh = taken;
     }
     if (fresh.length === 0 || signal.aborted) return;
     await this.#startStreams(fresh);
@@ -360,7 +363,8 @@ export class Orchestrator {
   /** Starts replicating `refs` (those not running or starting here already). */
   async #startStreams(refs: StreamRef[]): Promise<void> {
     const fresh = refs.filter((r) =>
-      !this.#roster.active.has(r.id) && !this.#starting.has(r.id) && !this.#engine!.draining(r.id)
+      !this.#roster.active.has(r.id) && !this.#starting.has(r.id) &&
+      !this.#engine!.draining(r.id) && this.#owners.claim(r) === undefined
     );
     for (const r of fresh) this.#starting.add(r.id);
     try {

@@ -75,6 +75,10 @@ export class Ownership {
   readonly #holders = new Map<string, string>();
   #lastLive: readonly string[] = [];
   #warnedList = false;
+  /** Live instances seen without a connection, by id: how many looks in a row. */
+  readonly #absent = new Map<string, number>();
+  /** Streams taken because nobody preferred took them (not handed back), by id. */
+  readonly #unclaimed = new Set<string>();
   /** `run --once`: since when each stream has been waited for (ms since epoch). */
   readonly #waitingSince = new Map<string, number>();
 
@@ -201,14 +205,19 @@ export class Ownership {
   async take(candidates: readonly StreamRef[]): Promise<StreamRef[]> {
     const leases = this.leases;
     const me = this.#registry.identity.id;
+    // Instances gone (no connection) drop out at once, not when their entry expires.
+    if (!this.#o.once) this.#lastLive = await this.#withoutGone(this.#lastLive);
     const live = this.#lastLive.length > 0 ? this.#lastLive : [me];
     const ttlMs = this.#o.config.leaseTtl * 1000;
     const wanted: StreamRef[] = [];
     const others: StreamRef[] = [];
+    const unclaimed = new Set<string>();
     for (const ref of candidates) {
       if (this.#o.once || preferredOwner(ref.id, live) === me) wanted.push(ref);
-      else if (Date.now() - (this.#seenFree.get(ref.id) ?? Infinity) >= ttlMs) wanted.push(ref);
-      else others.push(ref);
+      else if (Date.now() - (this.#seenFree.get(ref.id) ?? Infinity) >= ttlMs) {
+        wanted.push(ref);
+        unclaimed.add(ref.id);
+      } else others.push(ref);
     }
     await this.#lookFree(others);
     const { acquired, heldBy, values } = await leases.acquire(wanted);
@@ -240,6 +249,8 @@ export class Ownership {
     for (const ref of acquired) {
       this.#holders.delete(ref.id);
       this.#seenFree.delete(ref.id);
+      // Nobody preferred took it: not handed back to the preferred instance, which does not.
+      if (unclaimed.has(ref.id)) this.#unclaimed.add(ref.id);
     }
     for (const [ref, holder] of heldBy) this.#holders.set(ref.id, holder);
     if (acquired.length > 0) {
@@ -254,8 +265,14 @@ export class Ownership {
    */
   async tick(candidates: readonly StreamRef[]): Promise<OwnershipTick> {
     const leases = this.leases;
-    // Leases first: they must not expire because the registry could not be written.
-    const lost = await leases.renew();
+    // Leases first: they must not expire because the registry could not be written. What a
+    // part that answered found lost is stopped even when another part failed.
+    const renewal = await leases.renewAll();
+    const lost = renewal.lost;
+    if (renewal.failure !== undefined) {
+      log.debug("Renewing leases failed: {error}", { error: errorMessage(renewal.failure) });
+      return { lost, acquired: [], surplus: [] };
+    }
     let live = this.#lastLive;
     try {
       live = await this.#registry.heartbeat();
@@ -263,6 +280,7 @@ export class Ownership {
       if (error instanceof InstanceConflictError || !isRetriableError(error)) throw error;
       log.debug("Renewing this instance's entry failed: {error}", { error: errorMessage(error) });
     }
+    live = await this.#withoutGone(live);
     if (live.join(",") !== this.#lastLive.join(",")) {
       log.info("Instances of group {group} live: {live}", {
         group: this.#o.config.consumerGroup,
@@ -272,9 +290,12 @@ export class Ownership {
     this.#lastLive = live;
     const acquired = await this.take(candidates);
     const me = this.#registry.identity.id;
+    for (const id of this.#unclaimed) if (!leases.holds(id)) this.#unclaimed.delete(id);
     const surplus = this.#o.once
       ? []
-      : leases.held.filter((ref) => preferredOwner(ref.id, live) !== me);
+      : leases.held.filter((ref) =>
+        !this.#unclaimed.has(ref.id) && preferredOwner(ref.id, live) !== me
+      );
     return { lost, acquired, surplus };
   }
 
@@ -299,6 +320,24 @@ export class Ownership {
     if (!this.#leases) return;
     await this.#leases.release(this.#leases.held);
     await this.#registry.unregister();
+  }
+
+  /**
+   * `live` without the instances that had no connection to the source at
+   * two looks in a row (killed: their registry entry outlives them by up to
+   * a TTL). So their streams are preferred by, and taken over by, the others
+   * at once.
+   */
+  async #withoutGone(live: readonly string[]): Promise<string[]> {
+    const me = this.#registry.identity.id;
+    const connected = await this.#connectedInstances();
+    if (!connected) return [...live];
+    for (const id of [...this.#absent.keys()]) if (!live.includes(id)) this.#absent.delete(id);
+    for (const id of live) {
+      if (id === me || connected.has(id)) this.#absent.delete(id);
+      else this.#absent.set(id, (this.#absent.get(id) ?? 0) + 1);
+    }
+    return live.filter((id) => (this.#absent.get(id) ?? 0) < 2);
   }
 
   /**

@@ -83,8 +83,10 @@ export async function keepOwnership(
       const moving = tick.surplus.filter((ref) => !handing.has(ref.id) && active.has(ref.id));
       for (const ref of moving) {
         handing.add(ref.id);
+        // The value of this acquisition: the stream's end forgets the lease before it is given back.
+        const value = ownership.leases.valueOf(ref);
         engine.handOver(active.get(ref.id)!, ttlMs)
-          .then(() => ownership.release([ref]))
+          .then(() => ownership.leases.releaseValues([{ ref, value }]))
           .catch((error) =>
             log.debug("Giving back the lease of {stream} failed: {error}", {
               stream: ref.label,

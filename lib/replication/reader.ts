@@ -277,8 +277,6 @@ export class StreamReader {
    * the next pass reads them through the fence.
    */
   async #wait(db: number, streams: ReplicatedStream[], blockMs: number): Promise<void> {
-    this.#blocking = true;
-    this.#unblockSent = false;
     try {
       await waitForEntries(this.#conn, db, {
         streams,
@@ -286,6 +284,11 @@ export class StreamReader {
         group: this.#options.group,
         byId: this.#byId,
         idle: this.#hooks.idle,
+        // Blocking (unblockable) only from the XREAD on, not while its IDs are loaded.
+        blocking: () => {
+          this.#blocking = true;
+          this.#unblockSent = false;
+        },
       });
     } finally {
       this.#blocking = false;

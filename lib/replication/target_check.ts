@@ -209,6 +209,9 @@ async function removedFromTarget(
   return Number(added) - Number(info.get("length") ?? 0);
 }
 
+/** Rounds of a careful write while the target's top keeps moving, at most. */
+const MAX_CAREFUL_ROUNDS = 50;
+
 /** Options for {@linkcode writeChecked}. */
 export interface WriteCheckedOptions extends ConfirmOptions {
   /** Extra XADD arguments before the ID (TARGET_STREAM_MAXLEN: `MAXLEN ~ n`). */
@@ -221,7 +224,7 @@ export interface WriteCheckedOptions extends ConfirmOptions {
  * The careful write of `entries` (ID order): those at or below the
  * target's top are confirmed on the target, the rest written in one
  * transaction; repeated while the target refuses IDs as not above its top
- * (it moved: reloaded each time, three times at most). Returns how many
+ * and the top moves (reloaded each time; 50 rounds at most). Returns how many
  * were written; throws {@linkcode StreamStoppedError} when the stream
  * cannot go on, or the failure of a command (retried by the caller).
  */
@@ -266,12 +269,16 @@ export async function writeChecked(
         : error;
     }
     if (!duplicate) return written;
-    if (round >= 3) {
+    // Another copy of the same entries may be landing meanwhile (an instance that lost this
+    // stream's lease writing what it had read): go on while the top moves and what is below
+    // it is confirmed; stop when it does not move, or after many rounds.
+    const before = stream.targetTop;
+    await reloadTargetTop(conn, stream);
+    if (round >= MAX_CAREFUL_ROUNDS || compareIds(stream.targetTop, before) <= 0) {
       throw new StreamStoppedError(
         `Target stream ${stream.ref.targetLabel} keeps refusing IDs of ${stream.ref.label} as not above its top item: something else writes into it`,
       );
     }
-    await reloadTargetTop(conn, stream);
     pending = fresh;
   }
 }
