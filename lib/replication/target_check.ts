@@ -247,6 +247,7 @@ export async function writeChecked(
     }
     const fresh = pending.slice(split);
     if (fresh.length === 0) return written;
+    const before = stream.targetTop;
     const results = await conn.transaction(
       stream.ref.targetDb,
       fresh.map((e) => ["XADD", stream.ref.targetKey, ...maxlen, e.id, ...e.items()]),
@@ -270,9 +271,9 @@ export async function writeChecked(
     }
     if (!duplicate) return written;
     // Another copy of the same entries may be landing meanwhile (an instance that lost this
-    // stream's lease writing what it had read): go on while the top moves and what is below
-    // it is confirmed; stop when it does not move, or after many rounds.
-    const before = stream.targetTop;
+    // stream's lease writing what it had read), or the batch held an entry twice: go on while
+    // the top moved since this round began and what is below it is confirmed; stop when it did
+    // not move, or after many rounds.
     await reloadTargetTop(conn, stream);
     if (round >= MAX_CAREFUL_ROUNDS || compareIds(stream.targetTop, before) <= 0) {
       throw new StreamStoppedError(
