@@ -92,10 +92,8 @@ export async function rowA(ctx: BenchContext): Promise<RowResult> {
   const rates: Record<string, number[]> = {};
   for (let round = 1; round <= rounds; round++) {
     const tag = rounds > 1 ? ` (round ${round} of ${rounds})` : "";
-    progress(`a: redis-stream-sync run --once${tag}`);
-    await reset(s, [s.key]);
-    runs.push(
-      await backfill({
+    const once = (extra: Partial<Parameters<typeof backfill>[0]>) =>
+      backfill({
         src: s.src,
         dst: s.dst,
         sourcePort: s.source.port,
@@ -103,25 +101,15 @@ export async function rowA(ctx: BenchContext): Promise<RowResult> {
         count: s.count,
         expected: s.expected,
         timeoutMs: 120_000,
-        firstKey: s.key,
-        watchPort: s.target.port,
-      }),
-    );
+        ...extra,
+      });
+    progress(`a: redis-stream-sync run --once${tag}`);
+    await reset(s, [s.key]);
+    runs.push(await once({ firstKey: s.key, watchPort: s.target.port }));
     // The same without leases (STREAM_LEASES=false: plain XREADGROUP, no fence script).
     progress(`a: redis-stream-sync run --once, STREAM_LEASES=false${tag}`);
     await reset(s, [s.key]);
-    single.push(
-      await backfill({
-        src: s.src,
-        dst: s.dst,
-        sourcePort: s.source.port,
-        targetPort: s.target.port,
-        count: s.count,
-        expected: s.expected,
-        timeoutMs: 120_000,
-        env: { STREAM_LEASES: "false" },
-      }),
-    );
+    single.push(await once({ env: { STREAM_LEASES: "false" } }));
     for (const [label, measure] of baselines) {
       progress(`a: ${label}${tag}`);
       await s.dst.send(["FLUSHALL"]);

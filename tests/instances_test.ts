@@ -31,6 +31,35 @@ function instancesEnv(
   });
 }
 
+/** Two servers, a client of each, `n` streams and a producer for them (seeded). */
+class Scene implements AsyncDisposable {
+  private constructor(
+    readonly source: RedisServer,
+    readonly target: RedisServer,
+    readonly src: TestClient,
+    readonly dst: TestClient,
+    readonly keys: string[],
+    readonly producer: Producer,
+  ) {}
+
+  static async start(n: number, seed: number): Promise<Scene> {
+    const source = await RedisServer.start();
+    const target = await RedisServer.start();
+    const src = await connect(source);
+    const dst = await connect(target);
+    const keys = streamKeys(n);
+    return new Scene(source, target, src, dst, keys, new Producer(source, keys, prng(seed)));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.producer.stop();
+    await this.dst[Symbol.asyncDispose]();
+    await this.src[Symbol.asyncDispose]();
+    await this.target[Symbol.asyncDispose]();
+    await this.source[Symbol.asyncDispose]();
+  }
+}
+
 function streamKeys(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `inst-${String(i).padStart(3, "0")}-stream`);
 }
@@ -107,12 +136,8 @@ function logsOf(instances: CliProcess[]): () => string {
 }
 
 Deno.test("two instances started together under a producer: exact copy, no stream stopped, nothing pending", async () => {
-  await using source = await RedisServer.start();
-  await using target = await RedisServer.start();
-  await using src = await connect(source);
-  await using dst = await connect(target);
-  const keys = streamKeys(8);
-  const producer = new Producer(source, keys, prng(9));
+  await using scene = await Scene.start(8, 9);
+  const { source, target, src, dst, keys, producer } = scene;
   const producing = producer.runCount(20_000, 250, 5);
   const env = instancesEnv(source, target);
   await using a = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
@@ -134,12 +159,8 @@ Deno.test("two instances started together under a producer: exact copy, no strea
 });
 
 Deno.test("three instances on 100 streams share them; one SIGKILLed mid-way, the others take its streams and finish the copy exactly", async () => {
-  await using source = await RedisServer.start();
-  await using target = await RedisServer.start();
-  await using src = await connect(source);
-  await using dst = await connect(target);
-  const keys = streamKeys(100);
-  const producer = new Producer(source, keys, prng(11));
+  await using scene = await Scene.start(100, 11);
+  const { source, target, src, dst, keys, producer } = scene;
   const producing = producer.runRate(3000);
   const env = instancesEnv(source, target);
   const ports = [freePort(), freePort(), freePort()];
@@ -194,12 +215,8 @@ Deno.test("three instances on 100 streams share them; one SIGKILLed mid-way, the
 });
 
 Deno.test("an owner paused past its lease while another takes over writes nothing out of order once resumed", async () => {
-  await using source = await RedisServer.start();
-  await using target = await RedisServer.start();
-  await using src = await connect(source);
-  await using dst = await connect(target);
-  const keys = streamKeys(4);
-  const producer = new Producer(source, keys, prng(13));
+  await using scene = await Scene.start(4, 13);
+  const { source, target, src, dst, keys, producer } = scene;
   const producing = producer.runRate(1000);
   const env = instancesEnv(source, target);
   await using a = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
@@ -245,12 +262,8 @@ Deno.test("an owner paused past its lease while another takes over writes nothin
 });
 
 Deno.test("a rolling restart, ten times under load (start the new instance, then SIGTERM the old): exact copy", async () => {
-  await using source = await RedisServer.start();
-  await using target = await RedisServer.start();
-  await using src = await connect(source);
-  await using dst = await connect(target);
-  const keys = streamKeys(10);
-  const producer = new Producer(source, keys, prng(17));
+  await using scene = await Scene.start(10, 17);
+  const { source, target, src, dst, keys, producer } = scene;
   const producing = producer.runRate(2000);
   const env = instancesEnv(source, target);
   const logs: string[] = [];
@@ -285,12 +298,8 @@ Deno.test("a rolling restart, ten times under load (start the new instance, then
 });
 
 Deno.test("an instance paused until its INSTANCE_ID was taken by a new process stops with exit 1 when it wakes; the copy stays exact", async () => {
-  await using source = await RedisServer.start();
-  await using target = await RedisServer.start();
-  await using src = await connect(source);
-  await using dst = await connect(target);
-  const keys = streamKeys(3);
-  const producer = new Producer(source, keys, prng(19));
+  await using scene = await Scene.start(3, 19);
+  const { source, target, src, dst, keys, producer } = scene;
   const producing = producer.runRate(500);
   const env = instancesEnv(source, target, { INSTANCE_ID: "box" });
   await using a = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
@@ -325,12 +334,8 @@ Deno.test("an instance paused until its INSTANCE_ID was taken by a new process s
 });
 
 Deno.test("with a long lease TTL, a stream handed over is taken by the new instance well before the TTL, and a SIGKILLed instance's streams too", async () => {
-  await using source = await RedisServer.start();
-  await using target = await RedisServer.start();
-  await using src = await connect(source);
-  await using dst = await connect(target);
-  const keys = streamKeys(12);
-  const producer = new Producer(source, keys, prng(23));
+  await using scene = await Scene.start(12, 23);
+  const { source, target, src, dst, keys, producer } = scene;
   const producing = producer.runRate(500);
   // 60 s: a lease that is not given back, or an instance not seen gone, would take a minute.
   const env = instancesEnv(source, target, { STREAM_LEASE_TTL: "60" });
