@@ -1,0 +1,102 @@
+/**
+ * The ACL lines of the README are enough: users created with exactly those
+ * lines on a source and a target run `run --once`, `status` and `verify`,
+ * and the copy is exact.
+ */
+import assert from "node:assert/strict";
+import { runCli, spawnCli } from "./_cli.ts";
+import { connect, RedisServer } from "./_redis.ts";
+import { addEntries, entriesDifference, waitFor } from "./_replication.ts";
+
+const README = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
+
+/** The `ACL SETUSER <user> ...` line of the README for `user`, as arguments. */
+function aclLine(user: string): string[] {
+  const line = README.split("\n").find((l) => l.startsWith(`ACL SETUSER ${user} `));
+  assert.ok(line, `README has no ACL SETUSER line for ${user}`);
+  return line.trim().split(/\s+/).slice(1);
+}
+
+Deno.test("users made with exactly the README's ACL lines replicate, and status and verify work", async () => {
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const [sourceLine, targetLine] = [aclLine("sync-source"), aclLine("sync-target")];
+  await src.send(["ACL", ...sourceLine]);
+  await dst.send(["ACL", ...targetLine]);
+  // No other user may be used by accident: the default user is turned off on both.
+  await src.send(["ACL", "SETUSER", "admin", "on", ">admin-pw", "~*", "&*", "+@all"]);
+  await dst.send(["ACL", "SETUSER", "admin", "on", ">admin-pw", "~*", "&*", "+@all"]);
+  await using srcAdmin = await connect(source, { username: "admin", password: "admin-pw" });
+  await using dstAdmin = await connect(target, { username: "admin", password: "admin-pw" });
+  await srcAdmin.send(["ACL", "SETUSER", "default", "off"]);
+  await dstAdmin.send(["ACL", "SETUSER", "default", "off"]);
+  for (const key of ["acl-a-stream", "acl-b-stream"]) await addEntries(srcAdmin, key, 120);
+  const env = {
+    SOURCE_REDIS_HOST: source.host,
+    SOURCE_REDIS_PORT: String(source.port),
+    SOURCE_REDIS_USERNAME: "sync-source",
+    SOURCE_REDIS_PASSWORD: "source-password",
+    TARGET_REDIS_HOST: target.host,
+    TARGET_REDIS_PORT: String(target.port),
+    TARGET_REDIS_USERNAME: "sync-target",
+    TARGET_REDIS_PASSWORD: "target-password",
+    REDIS_DB_SEARCH_RANGE: "0",
+    MIRROR_SOURCE_TRIM: "true",
+    STREAM_DISCOVERY_PATTERNS: "acl-*",
+    LOG_LEVEL: "INFO",
+  };
+  const run = await runCli(["run", "--once"], { env, timeoutMs: 60_000 });
+  assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+  assert.doesNotMatch(run.stderr, /NOPERM|WARNING|ERROR/, run.stderr);
+  for (const key of ["acl-a-stream", "acl-b-stream"]) {
+    const difference = entriesDifference(
+      await dstAdmin.xrangeAll(key),
+      await srcAdmin.xrangeAll(key),
+    );
+    assert.equal(difference, undefined, `${key}: ${difference}`);
+  }
+  const status = await runCli(["status", "--json"], { env, timeoutMs: 60_000 });
+  assert.equal(status.code, 0, status.stderr);
+  const rows = JSON.parse(status.stdout).streams as Array<{ key: string; state: string }>;
+  assert.deepEqual(rows.map((r) => r.state), ["in-sync", "in-sync"], status.stdout);
+  const verify = await runCli(["verify"], { env, timeoutMs: 60_000 });
+  assert.equal(verify.code, 0, `${verify.stdout}\n${verify.stderr}`);
+
+  // `run`: wake-ups, lease ticks, trim mirroring and group maintenance with the same users.
+  await srcAdmin.send(["XGROUP", "CREATECONSUMER", "acl-a-stream", "redis-sync-group", "old"]);
+  const first = (await srcAdmin.xrangeAll("acl-a-stream"))[10][0];
+  await srcAdmin.send(["XTRIM", "acl-a-stream", "MINID", first]);
+  await using service = spawnCli(["run"], {
+    env: {
+      ...env,
+      STREAM_POLL_INTERVAL: "0.2",
+      STREAM_DISCOVERY_INTERVAL: "0.3",
+      STREAM_PENDING_CHECK_INTERVAL: "0.5",
+      STREAM_CONSUMER_IDLE_TIMEOUT: "0.5",
+      STREAM_LEASE_TTL: "1",
+    },
+    timeoutMs: 120_000,
+  });
+  await service.waitForOutput(/Replicating 2 new streams/, 30_000);
+  await addEntries(srcAdmin, "acl-c-stream", 30);
+  await waitFor(async () => {
+    const consumers = await srcAdmin.send([
+      "XINFO",
+      "CONSUMERS",
+      "acl-a-stream",
+      "redis-sync-group",
+    ]);
+    return Number(await dstAdmin.send(["XLEN", "acl-c-stream"])) === 30 &&
+      Number(await dstAdmin.send(["XLEN", "acl-a-stream"])) === 110 &&
+      !(consumers as unknown[][]).some((c) => String(c[1]) === "old");
+  }, {
+    timeoutMs: 30_000,
+    message: `the new stream copied, the trim mirrored, "old" removed\n${service.stderr()}`,
+  });
+  service.signal("SIGTERM");
+  const stopped = await service.wait();
+  assert.equal(stopped.code, 0, stopped.stderr);
+  assert.doesNotMatch(stopped.stderr, /NOPERM|WARNING|ERROR/, stopped.stderr);
+});
