@@ -185,6 +185,20 @@ export function isRetriableError(error: unknown): boolean {
 
 /** The error's message, without a stack, for one-line logs. */
 export function errorMessage(error: unknown): string {
+  if (error instanceof RedisReplyError) return error.message + permissionHint(error.message);
   if (error instanceof Error) return error.message;
   return String(error);
+}
+
+/** What to add to the ACL user, for a refusal of its permissions (else ""). */
+function permissionHint(message: string): string {
+  const command = /^NOPERM .*'([a-z|_-]+)' command/i.exec(message)?.[1];
+  if (command) return ` (the ACL user needs +${command}; see "ACL users" in the README)`;
+  if (/^NOPERM .*keys/i.test(message)) {
+    return ` (the ACL user needs access to these keys; see "ACL users" in the README)`;
+  }
+  if (/can't run this command or subcommand script/i.test(message)) {
+    return ` (a lease script was refused a command: the ACL user needs those listed under "ACL users" in the README)`;
+  }
+  return "";
 }

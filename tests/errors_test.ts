@@ -3,6 +3,7 @@ import {
   AuthError,
   ConfigError,
   ConnectionError,
+  errorMessage,
   EXIT_CODES,
   isRetriableError,
   RedisReplyError,
@@ -53,4 +54,35 @@ Deno.test("error classes carry their names, codes and exit codes", () => {
   assert.equal(new UsageError("x").exitCode, 2);
   const cause = new Error("socket");
   assert.equal(new ConnectionError("lost", { cause }).cause, cause);
+});
+
+Deno.test("errorMessage() says what to add to the ACL user when Redis refuses a permission", () => {
+  assert.equal(
+    errorMessage(
+      new RedisReplyError(
+        "NOPERM this user has no permissions to run the 'client|unblock' command",
+      ),
+    ),
+    `NOPERM this user has no permissions to run the 'client|unblock' command (the ACL user needs +client|unblock; see "ACL users" in the README)`,
+  );
+  assert.match(
+    errorMessage(
+      new RedisReplyError(
+        "NOPERM this user has no permissions to access one of the keys used as arguments",
+      ),
+    ),
+    /needs access to these keys/,
+  );
+  assert.match(
+    errorMessage(
+      new RedisReplyError(
+        "ERR The user executing the script can't run this command or subcommand script: 31ee, on @user_script:2.",
+      ),
+    ),
+    /a lease script was refused a command/,
+  );
+  assert.equal(
+    errorMessage(new RedisReplyError("WRONGTYPE Operation against a key")),
+    "WRONGTYPE Operation against a key",
+  );
 });
