@@ -280,15 +280,17 @@ export class Ownership {
       if (error instanceof InstanceConflictError || !isRetriableError(error)) throw error;
       log.debug("Renewing this instance's entry failed: {error}", { error: errorMessage(error) });
     }
-    live = await this.#withoutGone(live);
-    if (live.join(",") !== this.#lastLive.join(",")) {
+    const before = this.#lastLive;
+    this.#lastLive = live;
+    // One look for instances that are gone (no connection): in take(), as on a discovery pass.
+    const acquired = await this.take(candidates);
+    live = this.#lastLive;
+    if (live.join(",") !== before.join(",")) {
       log.info("Instances of group {group} live: {live}", {
         group: this.#o.config.consumerGroup,
         live: live.join(", "),
       });
     }
-    this.#lastLive = live;
-    const acquired = await this.take(candidates);
     const me = this.#registry.identity.id;
     for (const id of this.#unclaimed) if (!leases.holds(id)) this.#unclaimed.delete(id);
     const surplus = this.#o.once
