@@ -75,6 +75,8 @@ export class Ownership {
   readonly #holders = new Map<string, string>();
   #lastLive: readonly string[] = [];
   #warnedList = false;
+  /** The instances with a connection at the last look (undefined: CLIENT LIST refused). */
+  #lastConnected: Set<string> | undefined;
   /** Live instances seen without a connection, by id: how many looks in a row. */
   readonly #absent = new Map<string, number>();
   /** Streams taken because nobody preferred took them (not handed back), by id. */
@@ -227,10 +229,10 @@ export class Ownership {
       // A holder with no connection to the source is gone (killed, crashed): its leases are
       // taken over now rather than after their TTL. Safe even if it comes back: its reads
       // check the lease.
-      const connected = await this.#connectedInstances();
+      // The list of the look above when there was one (one CLIENT LIST per take).
+      const connected = this.#o.once ? await this.#connectedInstances() : this.#lastConnected;
       if (connected) {
         // An earlier acquisition of this instance (its release failed) is taken back too.
-        const me = this.#registry.identity.id;
         const orphans = [...heldBy].filter(([, h]) => h === me || !connected.has(h));
         const taken = await leases.takeOver(
           orphans.map(([ref]) => ({ ref, value: values.get(ref)! })),
@@ -333,6 +335,7 @@ export class Ownership {
   async #withoutGone(live: readonly string[]): Promise<string[]> {
     const me = this.#registry.identity.id;
     const connected = await this.#connectedInstances();
+    this.#lastConnected = connected;
     if (!connected) return [...live];
     for (const id of [...this.#absent.keys()]) if (!live.includes(id)) this.#absent.delete(id);
     for (const id of live) {
