@@ -130,6 +130,21 @@ function assertNoStop(instances: CliProcess[]): void {
   }
 }
 
+/**
+ * SIGTERM to every instance: each exits 0 without stopping a stream, and
+ * the copy is exact with nothing pending.
+ */
+async function stopAndCheck(
+  instances: CliProcess[],
+  copy: { src: TestClient; dst: TestClient; keys: string[] },
+  context: () => string,
+): Promise<void> {
+  for (const cli of instances) cli.signal("SIGTERM");
+  for (const cli of instances) assert.equal((await cli.wait()).code, 0, context());
+  assertNoStop(instances);
+  await assertExactCopy(copy.src, copy.dst, copy.keys, context);
+}
+
 function logsOf(instances: CliProcess[]): () => string {
   return () =>
     instances.map((cli, i) => `--- instance ${i} ---\n${cli.stderr().slice(-2500)}`).join("\n");
@@ -148,12 +163,7 @@ Deno.test("two instances started together under a producer: exact copy, no strea
   // Both instances are in the group under their own consumer names.
   const holders = new Set((await leaseHolders(src)).values());
   assert.equal(holders.size, 2, `leases held by ${[...holders].join(", ")}\n${context()}`);
-  a.signal("SIGTERM");
-  b.signal("SIGTERM");
-  assert.equal((await a.wait()).code, 0, context());
-  assert.equal((await b.wait()).code, 0, context());
-  assertNoStop([a, b]);
-  await assertExactCopy(src, dst, keys, context);
+  await stopAndCheck([a, b], { src, dst, keys }, context);
   // Leases are given back at shutdown.
   assert.equal((await leaseHolders(src)).size, 0, context());
 });
@@ -206,12 +216,7 @@ Deno.test("three instances on 100 streams share them; one SIGKILLed mid-way, the
   producer.stop();
   await producing;
   await waitCopied(src, dst, keys, context);
-  a.signal("SIGTERM");
-  b.signal("SIGTERM");
-  assert.equal((await a.wait()).code, 0, context());
-  assert.equal((await b.wait()).code, 0, context());
-  assertNoStop([a, b]);
-  await assertExactCopy(src, dst, keys, context);
+  await stopAndCheck([a, b], { src, dst, keys }, context);
 });
 
 Deno.test("an owner paused past its lease while another takes over writes nothing out of order once resumed", async () => {
@@ -250,12 +255,7 @@ Deno.test("an owner paused past its lease while another takes over writes nothin
     producer.stop();
     await producing;
     await waitCopied(src, dst, keys, context);
-    a.signal("SIGTERM");
-    b.signal("SIGTERM");
-    assert.equal((await a.wait()).code, 0, context());
-    assert.equal((await b.wait()).code, 0, context());
-    assertNoStop([a, b]);
-    await assertExactCopy(src, dst, keys, context);
+    await stopAndCheck([a, b], { src, dst, keys }, context);
   } finally {
     a.signal("SIGCONT");
   }

@@ -16,6 +16,12 @@ import { connect, RedisServer } from "./_redis.ts";
 
 const GROUP = "g";
 
+/** A connection of our own to `server`, closed at the end of the scope. */
+function ownConnection(server: RedisServer): RedisConnection & Disposable {
+  const conn = new RedisConnection({ role: "source", host: server.host, port: server.port });
+  return Object.assign(conn, { [Symbol.dispose]: () => conn.close() });
+}
+
 function keeper(conn: RedisConnection, value: string): LeaseKeeper {
   return new LeaseKeeper(conn, { group: GROUP, value, ttlMs: 10_000 });
 }
@@ -48,41 +54,37 @@ async function fencedRead(
 Deno.test("each acquisition of a lease has its own value: a read with an earlier one's is refused", async () => {
   await using server = await RedisServer.start();
   await using client = await connect(server);
-  const conn = new RedisConnection({ role: "source", host: server.host, port: server.port });
-  try {
-    await client.send(["XADD", "s", "1-0", "f", "v"]);
-    await client.send(["XGROUP", "CREATE", "s", GROUP, "0"]);
-    const leases = keeper(conn, "box/t0k3n");
-    const ref = makeStreamRef(0, "s");
-    assert.deepEqual((await leases.acquire([ref])).acquired, [ref]);
-    const first = leases.valueOf(ref);
-    await leases.release([ref]);
-    assert.equal(leases.valueOf(ref), "");
-    assert.deepEqual((await leases.acquire([ref])).acquired, [ref]);
-    const second = leases.valueOf(ref);
-    assert.notEqual(first, second);
-    assert.ok(first.startsWith("box/t0k3n.") && second.startsWith("box/t0k3n."));
-    const key = leases.keyOf(ref);
-    assert.equal(await fencedRead(conn, key, "s", first), "LEASELOST");
-    assert.equal(await client.send(["XLEN", "s"]), 1);
-    const pending = await client.send(["XPENDING", "s", GROUP]) as unknown[];
-    assert.equal(Number(pending[0]), 0, "the refused read delivered nothing");
-    const read = await fencedRead(conn, key, "s", second);
-    assert.ok(Array.isArray(read), String(read));
-    // A second keeper (another instance) cannot take it while it is held.
-    const other = keeper(conn, "web/0th3r");
-    const tried = await other.acquire([ref]);
-    assert.deepEqual(tried.acquired, []);
-    assert.equal(tried.heldBy.get(ref), "box");
-  } finally {
-    conn.close();
-  }
+  using conn = ownConnection(server);
+  await client.send(["XADD", "s", "1-0", "f", "v"]);
+  await client.send(["XGROUP", "CREATE", "s", GROUP, "0"]);
+  const leases = keeper(conn, "box/t0k3n");
+  const ref = makeStreamRef(0, "s");
+  assert.deepEqual((await leases.acquire([ref])).acquired, [ref]);
+  const first = leases.valueOf(ref);
+  await leases.release([ref]);
+  assert.equal(leases.valueOf(ref), "");
+  assert.deepEqual((await leases.acquire([ref])).acquired, [ref]);
+  const second = leases.valueOf(ref);
+  assert.notEqual(first, second);
+  assert.ok(first.startsWith("box/t0k3n.") && second.startsWith("box/t0k3n."));
+  const key = leases.keyOf(ref);
+  assert.equal(await fencedRead(conn, key, "s", first), "LEASELOST");
+  assert.equal(await client.send(["XLEN", "s"]), 1);
+  const pending = await client.send(["XPENDING", "s", GROUP]) as unknown[];
+  assert.equal(Number(pending[0]), 0, "the refused read delivered nothing");
+  const read = await fencedRead(conn, key, "s", second);
+  assert.ok(Array.isArray(read), String(read));
+  // A second keeper (another instance) cannot take it while it is held.
+  const other = keeper(conn, "web/0th3r");
+  const tried = await other.acquire([ref]);
+  assert.deepEqual(tried.acquired, []);
+  assert.equal(tried.heldBy.get(ref), "box");
 });
 
 Deno.test("leases are acquired and renewed and the registry written while the source is out of memory", async () => {
   await using server = await RedisServer.start();
   await using client = await connect(server);
-  const conn = new RedisConnection({ role: "source", host: server.host, port: server.port });
+  using conn = ownConnection(server);
   try {
     await client.send(["XADD", "s", "1-0", "f", "v"]);
     await client.send(["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
@@ -106,44 +108,39 @@ Deno.test("leases are acquired and renewed and the registry written while the so
     const leases = keeper(conn, identity.leaseValue);
     const ref = makeStreamRef(0, "s");
     assert.deepEqual((await leases.acquire([ref])).acquired, [ref]);
-    assert.deepEqual(await leases.renew(), []);
+    assert.deepEqual(await leases.renew(), { lost: [] });
     assert.equal(leases.size, 1);
   } finally {
     await client.send(["CONFIG", "SET", "maxmemory", "0"]);
-    conn.close();
   }
 });
 
 Deno.test("a fenced consumer removal does nothing while the consumer has pending entries or the lease is another's", async () => {
   await using server = await RedisServer.start();
   await using client = await connect(server);
-  const conn = new RedisConnection({ role: "source", host: server.host, port: server.port });
-  try {
-    await client.send(["XADD", "s", "1-0", "f", "v"]);
-    await client.send(["XGROUP", "CREATE", "s", GROUP, "0"]);
-    await client.send(["XREADGROUP", "GROUP", GROUP, "old", "COUNT", "1", "STREAMS", "s", ">"]);
-    await client.send(["XGROUP", "CREATECONSUMER", "s", GROUP, "idle"]);
-    const leases = keeper(conn, "box/t");
-    const ref = makeStreamRef(0, "s");
-    await leases.acquire([ref]);
-    const remove = (value: string, name: string) =>
-      conn.send(0, [
-        "EVAL",
-        FENCED_DELCONSUMER,
-        "2",
-        leases.keyOf(ref),
-        "s",
-        value,
-        GROUP,
-        name,
-      ]);
-    assert.equal(await remove(leases.valueOf(ref), "old"), 0, "old has an entry pending");
-    assert.equal(await remove("web/other.1", "idle"), 0, "the lease is not that value's");
-    assert.equal(await remove(leases.valueOf(ref), "idle"), 1);
-    const names = (await client.send(["XINFO", "CONSUMERS", "s", GROUP]) as unknown[][])
-      .map((c) => String(c[1]));
-    assert.deepEqual(names, ["old"]);
-  } finally {
-    conn.close();
-  }
+  using conn = ownConnection(server);
+  await client.send(["XADD", "s", "1-0", "f", "v"]);
+  await client.send(["XGROUP", "CREATE", "s", GROUP, "0"]);
+  await client.send(["XREADGROUP", "GROUP", GROUP, "old", "COUNT", "1", "STREAMS", "s", ">"]);
+  await client.send(["XGROUP", "CREATECONSUMER", "s", GROUP, "idle"]);
+  const leases = keeper(conn, "box/t");
+  const ref = makeStreamRef(0, "s");
+  await leases.acquire([ref]);
+  const remove = (value: string, name: string) =>
+    conn.send(0, [
+      "EVAL",
+      FENCED_DELCONSUMER,
+      "2",
+      leases.keyOf(ref),
+      "s",
+      value,
+      GROUP,
+      name,
+    ]);
+  assert.equal(await remove(leases.valueOf(ref), "old"), 0, "old has an entry pending");
+  assert.equal(await remove("web/other.1", "idle"), 0, "the lease is not that value's");
+  assert.equal(await remove(leases.valueOf(ref), "idle"), 1);
+  const names = (await client.send(["XINFO", "CONSUMERS", "s", GROUP]) as unknown[][])
+    .map((c) => String(c[1]));
+  assert.deepEqual(names, ["old"]);
 });

@@ -99,11 +99,6 @@ export class LeaseKeeper {
     this.#o = options;
   }
 
-  /** What every lease of this instance starts with (`<id>/<token>`). */
-  get base(): string {
-    return this.#o.value;
-  }
-
   /** The value the lease of `ref` holds for this instance ("" when it holds none). */
   valueOf(ref: StreamRef): string {
     return this.#held.get(ref.id)?.value ?? "";
@@ -192,18 +187,12 @@ export class LeaseKeeper {
 
   /**
    * Renews every lease held; returns the streams whose lease was found
-   * taken or expired (no longer held: their replication must stop). A
-   * failed call (connection lost) throws, and the leases stay held until
-   * the next renewal tells.
+   * taken or expired (no longer held: their replication must stop), also
+   * when a part of the renewal failed (connection lost): that failure comes
+   * beside them, and the leases it could not renew stay held until the next
+   * renewal tells.
    */
-  async renew(): Promise<StreamRef[]> {
-    const { lost, failure } = await this.renewAll();
-    if (failure !== undefined) throw failure;
-    return lost;
-  }
-
-  /** Like {@linkcode LeaseKeeper.renew}, with the failure of a chunk beside what the others found. */
-  async renewAll(): Promise<{ lost: StreamRef[]; failure?: unknown }> {
+  async renew(): Promise<{ lost: StreamRef[]; failure?: unknown }> {
     const lost: StreamRef[] = [];
     const held = [...this.#held.values()];
     const values = new Map(held.map((h) => [h.ref.id, h.value]));

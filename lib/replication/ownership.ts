@@ -269,7 +269,7 @@ export class Ownership {
     const leases = this.leases;
     // Leases first: they must not expire because the registry could not be written. What a
     // part that answered found lost is stopped even when another part failed.
-    const renewal = await leases.renewAll();
+    const renewal = await leases.renew();
     const lost = renewal.lost;
     if (renewal.failure !== undefined) {
       log.debug("Renewing leases failed: {error}", { error: errorMessage(renewal.failure) });
