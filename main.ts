@@ -10,6 +10,7 @@ import { runService } from "./lib/ops/service.ts";
 import { type CliArgs, helpText, parseCliArgs } from "./lib/ops/cli.ts";
 import { formatConfig } from "./lib/config/format_config.ts";
 import { loadConfig } from "./lib/config/load_config.ts";
+import { loadTlsFiles } from "./lib/config/tls_files.ts";
 import type { Config } from "./lib/config/types.ts";
 import { ConfigError, errorMessage, EXIT_CODES } from "./lib/errors.ts";
 import { flushLogging, getLog, setupLogging } from "./lib/log.ts";
@@ -107,23 +108,24 @@ async function main(argv: string[]): Promise<number> {
     return EXIT_CODES.OK;
   }
   const file = await readConfigFile(args.config);
-  const { config, warnings } = loadConfig(
+  const { config: loaded, warnings } = loadConfig(
     { logLevel: args.logLevel, logFormat: args.logFormat },
     Deno.env.toObject(),
     file.text,
     { fileName: file.name },
   );
   await setupLogging({
-    level: config.logLevel,
-    format: config.logFormat,
-    secrets: [config.source.password ?? "", config.target.password ?? ""],
+    level: loaded.logLevel,
+    format: loaded.logFormat,
+    secrets: [loaded.source.password ?? "", loaded.target.password ?? ""],
   });
-  jsonLogs = config.logFormat.trim().toLowerCase() === "json";
+  jsonLogs = loaded.logFormat.trim().toLowerCase() === "json";
   for (const warning of warnings) log.warning("{warning}", { warning });
   if (args.printConfig) {
-    console.log(formatConfig(config));
+    console.log(formatConfig(loaded));
     return EXIT_CODES.OK;
   }
+  const config = await loadTlsFiles(loaded);
 
   const controller = new AbortController();
   let first: { name: Deno.Signal; at: number } | undefined;

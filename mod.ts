@@ -6,9 +6,10 @@
  * Embed the replicator in a Deno program:
  *
  * ```ts
- * import { loadConfig, Orchestrator } from "./mod.ts";
+ * import { loadConfig, loadTlsFiles, Orchestrator } from "./mod.ts";
  *
- * const { config } = loadConfig({}, Deno.env.toObject(), await Deno.readTextFile("env.conf"));
+ * const { config: loaded } = loadConfig({}, Deno.env.toObject(), await Deno.readTextFile("env.conf"));
+ * const config = await loadTlsFiles(loaded); // reads the *_TLS_*_FILE files, if any
  * const controller = new AbortController();
  * Deno.addSignalListener("SIGTERM", () => controller.abort());
  * const orchestrator = new Orchestrator(config);
@@ -27,9 +28,16 @@ export type { CheckOptions, CheckResult } from "./lib/ops/check.ts";
 export { CONFIG_KEYS } from "./lib/config/keys.ts";
 export { formatConfig } from "./lib/config/format_config.ts";
 export { loadConfig } from "./lib/config/load_config.ts";
+export { loadTlsFiles } from "./lib/config/tls_files.ts";
 export type { ConfigFlags, LoadConfigOptions, LoadConfigResult } from "./lib/config/load_config.ts";
 export type { ConfigKeyInfo } from "./lib/config/keys.ts";
-export type { Config, LogLevelName, ManualStream, RedisServerConfig } from "./lib/config/types.ts";
+export type {
+  Config,
+  LogLevelName,
+  ManualStream,
+  RedisServerConfig,
+  TlsConfig,
+} from "./lib/config/types.ts";
 export {
   AuthError,
   ConfigError,
@@ -41,6 +49,7 @@ export {
   StreamGoneError,
   StreamStoppedError,
   TimeoutError,
+  TlsError,
   UnreachableError,
   UsageError,
 } from "./lib/errors.ts";

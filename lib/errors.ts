@@ -55,6 +55,20 @@ export class AuthError extends ConfigError {
   }
 }
 
+/**
+ * A TLS connection could not be made because of its configuration: the
+ * server's certificate is not trusted or not valid for its name, a client
+ * certificate is required or refused, or one side speaks TLS and the other
+ * does not. Exit code 78 at start-up; retried while running (a certificate
+ * may be renewed meanwhile).
+ */
+export class TlsError extends ConfigError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TlsError";
+  }
+}
+
 /** A Redis server could not be reached at start-up after every retry. Exit code 69. */
 export class UnreachableError extends Error {
   /** The process exit code for this error. */
@@ -173,12 +187,14 @@ const RETRIABLE_REPLY_CODES = new Set([
  * Whether an operation that failed with `error` may succeed if retried
  * later: lost or hung connections, and server states that pass (loading,
  * out of memory, read-only, misconfigured persistence, a password being
- * changed, so a refused AUTH is retriable while running; the start-up check
- * treats {@linkcode AuthError} as fatal before it asks this). Everything else
+ * changed, so a refused AUTH is retriable while running, and so is a TLS
+ * handshake refused for its certificates; the start-up check treats
+ * {@linkcode AuthError} and {@linkcode TlsError} as fatal before it asks this). Everything else
  * is a bug, bad data or a stream-level condition.
  */
 export function isRetriableError(error: unknown): boolean {
   if (error instanceof ConnectionError || error instanceof AuthError) return true;
+  if (error instanceof TlsError) return true;
   if (error instanceof RedisReplyError) return RETRIABLE_REPLY_CODES.has(error.code);
   return false;
 }

@@ -83,42 +83,47 @@ ensure_deno() {
 }
 
 ensure_redis() {
-  if command -v redis-server >/dev/null 2>&1; then
+  # redis-server and redis-cli run the servers of the tests; openssl makes their TLS certificates.
+  local packages=()
+  command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
+  command -v redis-cli >/dev/null 2>&1 || packages+=(redis-tools)
+  command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+  if [[ ${#packages[@]} -eq 0 ]]; then
     return 0
   fi
-  local command="apt-get update && apt-get install -y redis-server redis-tools"
+  local command="apt-get update && apt-get install -y ${packages[*]}"
   if [[ "$no_install" == "1" ]]; then
-    say "redis-server is needed for the tests; install it with: ${command} (as root)"
+    say "${packages[*]} needed for the tests; install with: ${command} (as root)"
     missing=1
     return 0
   fi
   if ! command -v apt-get >/dev/null 2>&1; then
-    say "redis-server is needed for the tests, and this machine has no apt-get: install Redis 7 with its package manager, so that redis-server is on PATH"
+    say "${packages[*]} needed for the tests, and this machine has no apt-get: install Redis 7 (redis-server, redis-cli) and openssl with its package manager"
     missing=1
     return 0
   fi
   if ! can_be_root; then
-    say "redis-server is needed for the tests; install it with: sudo sh -c '${command}'"
+    say "${packages[*]} needed for the tests; install with: sudo sh -c '${command}'"
     missing=1
     return 0
   fi
-  say "installing redis-server: ${command}"
+  say "installing ${packages[*]}: ${command}"
   local log
   log="$(mktemp)"
   if ! {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server redis-tools
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${packages[@]}"
   } >"$log" 2>&1; then
     cat "$log" >&2
     rm -f "$log"
-    say "could not install redis-server"
+    say "could not install ${packages[*]}"
     missing=1
     return 0
   fi
   rm -f "$log"
   # Debian's package may start a redis-server service on port 6379: the tests never use it.
-  if ! command -v redis-server >/dev/null 2>&1; then
-    say "installed redis-server, but it is not on PATH"
+  if ! command -v redis-server >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
+    say "installed ${packages[*]}, but redis-server or openssl is not on PATH"
     missing=1
   fi
 }

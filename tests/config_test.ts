@@ -114,7 +114,7 @@ Deno.test("loadConfig() gives the seed's values when there is no file and no env
 Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
   const keys = CONFIG_KEYS.map((entry) => entry.key);
   assert.equal(new Set(keys).size, keys.length);
-  assert.equal(keys.length, 50);
+  assert.equal(keys.length, 62);
   const file = CONFIG_KEYS.map((entry) => `${entry.key}=${entry.default}`).join("\n");
   assert.deepStrictEqual(fromFile(file), SEED_CONFIG);
   for (const entry of CONFIG_KEYS) assert.ok(entry.description.length > 10, entry.key);
@@ -128,9 +128,21 @@ Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
       "SOURCE_REDIS_URL",
       "SOURCE_REDIS_USERNAME",
       "SOURCE_REDIS_COMMAND_TIMEOUT",
+      "SOURCE_REDIS_TLS",
+      "SOURCE_REDIS_TLS_CA_FILE",
+      "SOURCE_REDIS_TLS_CERT_FILE",
+      "SOURCE_REDIS_TLS_KEY_FILE",
+      "SOURCE_REDIS_TLS_SERVERNAME",
+      "SOURCE_REDIS_TLS_INSECURE",
       "TARGET_REDIS_URL",
       "TARGET_REDIS_USERNAME",
       "TARGET_REDIS_COMMAND_TIMEOUT",
+      "TARGET_REDIS_TLS",
+      "TARGET_REDIS_TLS_CA_FILE",
+      "TARGET_REDIS_TLS_CERT_FILE",
+      "TARGET_REDIS_TLS_KEY_FILE",
+      "TARGET_REDIS_TLS_SERVERNAME",
+      "TARGET_REDIS_TLS_INSECURE",
       "TARGET_STREAM_MAXLEN",
       "MIRROR_SOURCE_TRIM",
       "STREAM_START_ID",
@@ -803,7 +815,7 @@ Deno.test("a redis:// URL sets host, port, user, percent-decoded password and DB
 
 Deno.test("bad URLs are configuration errors that say what is wrong and never show the URL", () => {
   const cases: Array<[string, RegExp]> = [
-    ["rediss://u:pw-secret-1@h:6380", /rediss:\/\/ \(TLS\) is not supported yet/],
+    ["rediss://u:pw-secret-1@h:0", /its port is not 1-65535/],
     ["http://u:pw-secret-1@h", /the scheme is "http:\/\/"/],
     ["redis://u:pw-secret-1@h/16", /its path is not a DB number from 0 to 15/],
     ["redis://u:pw-secret-1@h/0?x=1", /a query or a fragment/],
@@ -814,7 +826,7 @@ Deno.test("bad URLs are configuration errors that say what is wrong and never sh
     assert.equal(problems.length, 1, problems.join("\n"));
     assert.match(
       problems[0],
-      /^SOURCE_REDIS_URL must be a URL redis:\/\/\[user\[:password\]@\]host/,
+      /^SOURCE_REDIS_URL must be a URL redis:\/\/ or rediss:\/\/\[user\[:password\]@\]host/,
     );
     assert.match(problems[0], reason);
     assert.ok(!problems[0].includes("pw-secret-1"), problems[0]);

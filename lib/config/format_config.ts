@@ -67,6 +67,13 @@ function configValues(config: Config): Record<string, string> {
     values[`${prefix}HEALTH_CHECK_INTERVAL`] = String(server.healthCheckInterval);
     values[`${prefix}POOL_SIZE`] = String(server.poolSize);
     values[`${prefix}COMMAND_TIMEOUT`] = String(server.commandTimeout);
+    const tls = server.tls;
+    values[`${prefix}TLS`] = String(tls !== undefined);
+    values[`${prefix}TLS_CA_FILE`] = tls?.caFile ?? "";
+    values[`${prefix}TLS_CERT_FILE`] = tls?.certFile ?? "";
+    values[`${prefix}TLS_KEY_FILE`] = tls?.keyFile ?? "";
+    values[`${prefix}TLS_SERVERNAME`] = tls?.servername ?? "";
+    values[`${prefix}TLS_INSECURE`] = String(tls?.insecure ?? false);
   }
   return values;
 }

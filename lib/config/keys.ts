@@ -50,8 +50,8 @@ function redisServerKeys(side: "SOURCE" | "TARGET"): ConfigKeyInfo[] {
       "URL",
       "",
       `The ${name} as \`redis://[user[:password]@]host[:port][/db]\` (user and password ` +
-        "percent-encoded); overrides HOST, PORT, USERNAME, PASSWORD and, with a path, DB. Printed " +
-        "with the password as `***`. `rediss://` (TLS) is not supported yet.",
+        "percent-encoded), or `rediss://...` for TLS (as `" + prefix + "TLS=true`); overrides " +
+        "HOST, PORT, USERNAME, PASSWORD and, with a path, DB. Printed with the password as `***`.",
       true,
     ),
     entry("HOST", `${name}-redis`, `Host name or IP address of the ${name} Redis.`),
@@ -98,6 +98,48 @@ function redisServerKeys(side: "SOURCE" | "TARGET"): ConfigKeyInfo[] {
         "Sending gets 1 ms more per KB written; a reply gets no more, so on a slow link keep it " +
         "above the time the largest reply takes to arrive (a write of up to 25,000 entries or " +
         "16 MiB, a read of STREAM_BATCH_SIZE entries per stream).",
+      true,
+    ),
+    entry(
+      "TLS",
+      "false",
+      `Connect to the ${name} over TLS. The server's certificate and name are verified ` +
+        "(against the public CAs Deno trusts and `" + prefix + "TLS_CA_FILE`).",
+      true,
+    ),
+    entry(
+      "TLS_CA_FILE",
+      "",
+      "PEM file of the CA certificates that signed the server's certificate (trusted besides " +
+        "the public CAs Deno trusts); empty = those only.",
+      true,
+    ),
+    entry(
+      "TLS_CERT_FILE",
+      "",
+      "PEM file of a client certificate (and its chain), for servers that require one " +
+        "(`tls-auth-clients yes`); with `" + prefix + "TLS_KEY_FILE`.",
+      true,
+    ),
+    entry(
+      "TLS_KEY_FILE",
+      "",
+      "PEM file of the client certificate's private key (not encrypted). Its contents are " +
+        "never printed.",
+      true,
+    ),
+    entry(
+      "TLS_SERVERNAME",
+      "",
+      "Name sent to the server (SNI) and checked in its certificate; empty = " +
+        "`" + prefix + "HOST`. For a server reached by address whose certificate names a host.",
+      true,
+    ),
+    entry(
+      "TLS_INSECURE",
+      "false",
+      "Do not verify the server's certificate nor its name (anyone on the path could read and " +
+        "change the data). Logs a WARNING at every start.",
       true,
     ),
   ];

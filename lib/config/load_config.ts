@@ -12,6 +12,8 @@
 import type { Config, ManualStream, RedisServerConfig } from "./types.ts";
 import { ConfigError } from "../errors.ts";
 import { type EnvFile, parseEnvFile } from "./env_file.ts";
+import { describeProblem, type LoadContext, lookUp, read } from "./_load_context.ts";
+import { readServer } from "./_read_server.ts";
 import { DEFAULT_LOG_FORMAT } from "../log.ts";
 import { CONFIG_KEYS, KEY_INFO } from "./keys.ts";
 import {
@@ -22,13 +24,11 @@ import {
   type Parsed,
   parseDb,
   parseDbRange,
-  parseHost,
   parseInstanceId,
   parseLeaseTtl,
   parseList,
   parseLogFormat,
   parseLogLevel,
-  parseRedisUrl,
   parseSeconds,
   parseStartId,
   parseStreamList,
@@ -59,24 +59,6 @@ export interface LoadConfigResult {
   config: Config;
   /** Things worth telling the user that do not stop the service (unknown keys...). */
   warnings: string[];
-}
-
-/** Where a raw value comes from, for messages. */
-interface RawValue {
-  text: string;
-  /** " (env.conf line 3)", " (from the environment)", " (default)", or "" for a flag. */
-  origin: string;
-}
-
-/** The state of one {@linkcode loadConfig} call. */
-interface LoadContext {
-  env: Record<string, string | undefined>;
-  file: EnvFile | undefined;
-  fileName: string;
-  problems: string[];
-  warnings: string[];
-  /** Keys whose value was invalid (their fallback must not be used for cross-checks). */
-  invalid: Set<string>;
 }
 
 /**
@@ -178,31 +160,6 @@ export function loadConfig(
 }
 
 /** The raw value of a known key: from the environment, else the file, else its default. */
-function lookUp(ctx: LoadContext, key: string): RawValue {
-  const fromEnv = ctx.env[key];
-  if (fromEnv !== undefined) return { text: fromEnv, origin: " (from the environment)" };
-  const fromFile = ctx.file?.values.get(key);
-  if (fromFile !== undefined) {
-    return { text: fromFile, origin: ` (${ctx.fileName} line ${ctx.file?.lines.get(key)})` };
-  }
-  return { text: KEY_INFO.get(key)?.default ?? "", origin: " (default)" };
-}
-
-/**
- * Reads and parses one key. On failure, records a problem and returns the
- * parsed default so that loading can go on and report every problem.
- */
-export function read<T>(ctx: LoadContext, key: string, parse: (text: string) => Parsed<T>): T {
-  const raw = lookUp(ctx, key);
-  const parsed = parse(raw.text);
-  if (parsed.ok) return parsed.value;
-  ctx.invalid.add(key);
-  ctx.problems.push(describeProblem(key, raw, parsed));
-  const fallback = parse(KEY_INFO.get(key)?.default ?? "");
-  if (!fallback.ok) throw new Error(`The default of ${key} is invalid`);
-  return fallback.value;
-}
-
 /** Reads a command-line flag's value; on failure, records a problem and returns `fallback`. */
 function readFlag<T>(
   ctx: LoadContext,
@@ -215,60 +172,6 @@ function readFlag<T>(
   if (parsed.ok) return parsed.value;
   ctx.problems.push(describeProblem(flag, { text, origin: "" }, parsed));
   return fallback;
-}
-
-/** `KEY must be <expected>: got "<value>"[, <detail>][ (<origin>)]`; secrets are not shown. */
-function describeProblem(
-  key: string,
-  raw: RawValue,
-  failure: { expected: string; detail?: string },
-): string {
-  const detail = failure.detail === undefined ? "" : `, ${failure.detail}`;
-  // A secret's value is never shown (the detail of a URL's problem says what, not the value).
-  if (KEY_INFO.get(key)?.secret) return `${key} must be ${failure.expected}${detail}${raw.origin}`;
-  return `${key} must be ${failure.expected}: got ${
-    JSON.stringify(raw.text)
-  }${detail}${raw.origin}`;
-}
-
-/** The settings of the source or the target Redis; `parseDb` reads its `*_REDIS_DB`. */
-function readServer<Db>(
-  ctx: LoadContext,
-  side: "SOURCE" | "TARGET",
-  parseDb: (text: string) => Parsed<Db>,
-): RedisServerConfig & { db: Db } {
-  const prefix = `${side}_REDIS_`;
-  const url = read(ctx, `${prefix}URL`, parseRedisUrl);
-  if (url) {
-    // The URL overrides the separate keys: said when one of them is set too.
-    for (
-      const key of ["HOST", "PORT", "USERNAME", "PASSWORD", ...(url.db === undefined ? [] : ["DB"])]
-    ) {
-      const raw = lookUp(ctx, prefix + key);
-      if (raw.origin !== " (default)") {
-        ctx.warnings.push(`${prefix}${key}${raw.origin} is ignored: ${prefix}URL is set`);
-      }
-    }
-  }
-  const host = url?.host ?? read(ctx, `${prefix}HOST`, parseHost);
-  const port = url?.port ?? read(ctx, `${prefix}PORT`, integer(1, 65535));
-  const username = url ? url.username ?? "" : lookUp(ctx, `${prefix}USERNAME`).text;
-  const password = url ? url.password ?? "" : lookUp(ctx, `${prefix}PASSWORD`).text;
-  const db = read(ctx, `${prefix}DB`, parseDb);
-  return {
-    host,
-    port,
-    ...(username === "" ? {} : { username }),
-    ...(password === "" ? {} : { password }),
-    ...(url ? { url: lookUp(ctx, `${prefix}URL`).text.trim() } : {}),
-    db: url?.db === undefined ? db : url.db as Db,
-    maxRetries: read(ctx, `${prefix}MAX_RETRIES`, integer(0)),
-    backoffBase: read(ctx, `${prefix}BACKOFF_BASE`, parseSeconds),
-    backoffMax: read(ctx, `${prefix}BACKOFF_MAX`, parseSeconds),
-    healthCheckInterval: read(ctx, `${prefix}HEALTH_CHECK_INTERVAL`, parseSeconds),
-    poolSize: read(ctx, `${prefix}POOL_SIZE`, integer(1)),
-    commandTimeout: read(ctx, `${prefix}COMMAND_TIMEOUT`, parseSeconds),
-  };
 }
 
 /** Reports a backoff base larger than the backoff max. */

@@ -221,18 +221,20 @@ export function parseInstanceId(text: string): Parsed<string> {
 export interface RedisUrl {
   host: string;
   port: number;
+  /** `rediss://`. */
+  tls: boolean;
   username?: string;
   password?: string;
   /** The DB of the path (`/3`), if any. */
   db?: number;
 }
 
-const URL_FORM = "a URL redis://[user[:password]@]host[:port][/db], or empty";
+const URL_FORM = "a URL redis:// or rediss://[user[:password]@]host[:port][/db], or empty";
 
 /**
  * `*_REDIS_URL`: empty (the separate keys apply), or
  * `redis://[user[:password]@]host[:port][/db]` (user and password
- * percent-decoded). `rediss://` is refused: TLS is not supported yet.
+ * percent-decoded); `rediss://` is the same over TLS.
  */
 export function parseRedisUrl(text: string): Parsed<RedisUrl | undefined> {
   const trimmed = text.trim();
@@ -243,10 +245,9 @@ export function parseRedisUrl(text: string): Parsed<RedisUrl | undefined> {
   } catch {
     return fail(URL_FORM, "it is not a URL");
   }
-  if (url.protocol === "rediss:") {
-    return fail(URL_FORM, "rediss:// (TLS) is not supported yet: reach the server without TLS");
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    return fail(URL_FORM, `the scheme is "${url.protocol}//"`);
   }
-  if (url.protocol !== "redis:") return fail(URL_FORM, `the scheme is "${url.protocol}//"`);
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
   if (host === "") return fail(URL_FORM, "it has no host");
   if (url.search !== "" || url.hash !== "") return fail(URL_FORM, "it has a query or a fragment");
@@ -272,6 +273,7 @@ export function parseRedisUrl(text: string): Parsed<RedisUrl | undefined> {
   return ok({
     host,
     port,
+    tls: url.protocol === "rediss:",
     ...(username === "" ? {} : { username }),
     ...(password === "" ? {} : { password }),
     ...(db === undefined ? {} : { db }),

@@ -9,6 +9,30 @@ import type { LogLevelName } from "../log.ts";
 
 export type { LogLevelName };
 
+/**
+ * TLS to one server (`*_REDIS_TLS=true` or a `rediss://` URL). The file
+ * paths come from the configuration; their contents are filled in by
+ * `loadTlsFiles` (`tls_files.ts`), which reads and checks them.
+ */
+export interface TlsConfig {
+  /** `*_TLS_CA_FILE`: PEM CA certificates trusted besides the system's; undefined = the system's only. */
+  caFile?: string;
+  /** `*_TLS_CERT_FILE`: PEM client certificate (chain), with `keyFile`. */
+  certFile?: string;
+  /** `*_TLS_KEY_FILE`: PEM private key of the client certificate (unencrypted). */
+  keyFile?: string;
+  /** `*_TLS_SERVERNAME`: the name sent (SNI) and checked in the server's certificate; undefined = the host. */
+  servername?: string;
+  /** `*_TLS_INSECURE`: the server's certificate and name are not verified. */
+  insecure: boolean;
+  /** The contents of `caFile`, once loaded. */
+  ca?: string;
+  /** The contents of `certFile`, once loaded. */
+  cert?: string;
+  /** The contents of `keyFile`, once loaded. Never printed. */
+  key?: string;
+}
+
 /** How to reach one Redis server, and how hard to try. */
 export interface RedisServerConfig {
   /** Host name or IP address. */
@@ -19,6 +43,8 @@ export interface RedisServerConfig {
   username?: string;
   /** Password; undefined when empty. Never printed. */
   password?: string;
+  /** TLS settings; undefined = plain TCP. */
+  tls?: TlsConfig;
   /** `*_REDIS_URL` as given, when set (host, port, user, password and DB came from it). Printed redacted. */
   url?: string;
   /** Attempts of one operation (and of the start-up check) before backing off / giving up. */

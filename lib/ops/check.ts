@@ -12,6 +12,7 @@ import {
   ConfigError,
   errorMessage,
   RedisReplyError,
+  TlsError,
   UnreachableError,
 } from "../errors.ts";
 import { isMissingDbError } from "../replication/discover.ts";
@@ -46,6 +47,7 @@ export interface CheckResult {
  * server up to its MAX_RETRIES times with backoff; throws
  * {@linkcode UnreachableError} (exit 69) when a server never answered,
  * {@linkcode AuthError} (exit 78) at once when it refused the credentials,
+ * {@linkcode TlsError} (78) at once when TLS failed for its configuration,
  * {@linkcode ConfigError} (78) when the source has none of the DBs asked for.
  */
 export async function checkConnectivity(
@@ -138,7 +140,7 @@ async function connectWithRetries(
     } catch (error) {
       open.delete(conn);
       conn.close();
-      if (error instanceof AuthError) throw error;
+      if (error instanceof AuthError || error instanceof TlsError) throw error;
       if (isMissingDbError(error)) {
         throw new ConfigError(
           `${
@@ -209,7 +211,7 @@ export async function connectOrThrow(
   try {
     await conn.connect();
   } catch (error) {
-    if (error instanceof AuthError) throw error;
+    if (error instanceof AuthError || error instanceof TlsError) throw error;
     throw new UnreachableError(
       `Cannot connect to ${role} "${serverAddress(server)}": ${
         (error as Error).message.replace(/^Cannot connect to \w+ "[^"]*": /, "")

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { AuthError, ConnectError, ConnectionError, RedisReplyError } from "../errors.ts";
+import { AuthError, ConnectError, ConnectionError, RedisReplyError, TlsError } from "../errors.ts";
 import type { RespValue } from "./resp_parser.ts";
 import { describeSocketError } from "./_socket.ts";
 
@@ -51,6 +51,7 @@ export interface ConnectErrorOptions {
 /** The error a failed connect or handshake becomes. */
 export function connectError(error: unknown, options: ConnectErrorOptions): Error {
   const { where, timedOut, timeoutMs } = options;
+  if (error instanceof TlsError) return error;
   if (error instanceof RedisReplyError && error.code === "NOPERM") {
     return new AuthError(
       `Permission denied on ${where} while connecting: ${

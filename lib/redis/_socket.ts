@@ -6,7 +6,15 @@
  *
  * @module
  */
-import { ConnectError, ConnectionError, RedisReplyError, TimeoutError } from "../errors.ts";
+import {
+  ConnectError,
+  ConnectionError,
+  RedisReplyError,
+  TimeoutError,
+  TlsError,
+} from "../errors.ts";
+import type { EndpointTls } from "./endpoint.ts";
+import { type ByteConn, connectTls } from "./_tls_conn.ts";
 import { RawArray, RespParser, type RespValue } from "./resp_parser.ts";
 import { RespWriter } from "./resp_writer.ts";
 
@@ -41,6 +49,10 @@ export interface SocketOptions {
   onIdle: () => void;
   /** Called once when the socket fails by itself (not when destroyed). */
   onLost: (socket: Socket, error: Error) => void;
+  /** TLS settings; undefined = plain TCP. */
+  tls?: EndpointTls;
+  /** "source" or "target" (TLS messages name its keys). */
+  role?: string;
 }
 
 const DECODER = new TextDecoder();
@@ -50,7 +62,7 @@ const COMPACT_AT = 1024;
 
 /** An open socket; see the module doc. */
 export class Socket {
-  readonly #conn: Deno.Conn;
+  readonly #conn: ByteConn;
   readonly #options: SocketOptions;
   readonly #writer = new RespWriter();
   readonly #parser = new RespParser();
@@ -64,14 +76,19 @@ export class Socket {
   #timerDue = Infinity;
   #dead: Error | null = null;
 
-  private constructor(conn: Deno.Conn, options: SocketOptions) {
+  private constructor(conn: ByteConn, options: SocketOptions) {
     this.#conn = conn;
     this.#options = options;
     this.#readLoop();
   }
 
-  /** Connects to `host:port`; rejects with the socket error. */
+  /** Connects to `host:port` (over TLS when `options.tls`); rejects with the socket error. */
   static async connect(host: string, port: number, options: SocketOptions): Promise<Socket> {
+    if (options.tls) {
+      const { tls, signal, where } = options;
+      const conn = await connectTls(host, port, { tls, signal, where, role: options.role ?? "" });
+      return new Socket(conn, options);
+    }
     const conn = await Deno.connect({ hostname: host, port, signal: options.signal });
     try {
       conn.setNoDelay(true);
@@ -148,6 +165,7 @@ export class Socket {
         while (offset < chunk.length) offset += await this.#conn.write(chunk.subarray(offset));
       }
     } catch (error) {
+      if (error instanceof TlsError) return this.#fail(error, true);
       this.#fail(
         new ConnectionError(
           `Connection to ${this.#options.where} lost: ${describeSocketError(error)}`,
@@ -182,6 +200,7 @@ export class Socket {
       }
     } catch (error) {
       if (this.#dead) return;
+      if (error instanceof TlsError) return this.#fail(error, true);
       this.#fail(
         new ConnectionError(
           `Connection to ${this.#options.where} lost: ${describeSocketError(error)}`,

@@ -15,6 +15,7 @@ import { clientName, serverAddress } from "./endpoint.ts";
 export { serverAddress };
 import type { RespValue } from "./resp_parser.ts";
 import type { RedisArg, RespWriter } from "./resp_writer.ts";
+import { diagnoseMismatch } from "./_port_probe.ts";
 import { type PendingOptions, Socket } from "./_socket.ts";
 import type { EndpointLike, RedisConnectionOptions, SendOptions } from "./connection_options.ts";
 
@@ -263,6 +264,7 @@ export class RedisConnection {
         where: this.#where,
         onIdle: () => this.#onIdle(),
         onLost: (s, error) => this.#lost(s, error),
+        ...(e.tls ? { tls: e.tls, role: e.role } : {}),
       });
       // close() or the connect deadline cuts a handshake that hangs, too.
       const opened = socket;
@@ -274,7 +276,13 @@ export class RedisConnection {
       this.#checkHandshake(await this.#handshake(socket));
     } catch (error) {
       socket?.destroy(error instanceof Error ? error : new Error(String(error)));
-      throw this.#openError(error, controller.signal.aborted);
+      const timedOut = controller.signal.aborted;
+      const mismatch = this.#closed ? undefined : await diagnoseMismatch(e, error, {
+        timedOut,
+        opened: socket !== undefined,
+        where: this.#where,
+      });
+      throw this.#openError(mismatch ?? error, timedOut);
     } finally {
       clearTimeout(timer);
       if (this.#openController === controller) this.#openController = null;

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { RedisServerConfig } from "../config/types.ts";
+import type { RedisServerConfig, TlsConfig } from "../config/types.ts";
 
 /** How to reach one server and how to behave on a connection to it. */
 export interface Endpoint {
@@ -20,10 +20,26 @@ export interface Endpoint {
   readonly username?: string;
   /** Password; never logged. */
   readonly password?: string;
+  /** TLS, when the server is reached over it (undefined: plain TCP). */
+  readonly tls?: EndpointTls;
   /** Milliseconds without a reply after which a connection counts as hung and is closed. */
   readonly commandTimeoutMs: number;
   /** Milliseconds of idleness after which a PING checks a connection; 0 = never. */
   readonly healthCheckIntervalMs: number;
+}
+
+/** How a TLS connection is made: PEM contents, not paths. */
+export interface EndpointTls {
+  /** CA certificates trusted besides the system's. */
+  readonly ca?: string;
+  /** Client certificate chain. */
+  readonly cert?: string;
+  /** The client certificate's private key; never logged. */
+  readonly key?: string;
+  /** The name sent (SNI) and checked in the server's certificate (default: the host). */
+  readonly servername?: string;
+  /** Do not verify the server's certificate or name. */
+  readonly insecure: boolean;
 }
 
 /** Options for {@linkcode endpointFor}. */
@@ -48,8 +64,27 @@ export function endpointFor(
     port: server.port,
     username: server.username,
     password: server.password,
+    ...(server.tls ? { tls: endpointTls(role, server.tls) } : {}),
     commandTimeoutMs: server.commandTimeout * 1000,
     healthCheckIntervalMs: options.healthChecks ? server.healthCheckInterval * 1000 : 0,
+  };
+}
+
+function endpointTls(role: string, tls: TlsConfig): EndpointTls {
+  const unloaded = (tls.caFile !== undefined && tls.ca === undefined) ||
+    (tls.certFile !== undefined && tls.cert === undefined) ||
+    (tls.keyFile !== undefined && tls.key === undefined);
+  if (unloaded) {
+    throw new Error(
+      `The TLS files of the ${role} are not loaded: pass the configuration through loadTlsFiles()`,
+    );
+  }
+  return {
+    ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+    ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+    ...(tls.key === undefined ? {} : { key: tls.key }),
+    ...(tls.servername === undefined ? {} : { servername: tls.servername }),
+    insecure: tls.insecure,
   };
 }
 

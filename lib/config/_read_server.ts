@@ -1,0 +1,130 @@
+/**
+ * The settings of one Redis server (`SOURCE_REDIS_*` or `TARGET_REDIS_*`):
+ * its URL or separate keys, and its TLS keys. Internal to the config folder.
+ *
+ * @module
+ */
+import { type LoadContext, lookUp, read } from "./_load_context.ts";
+import {
+  integer,
+  parseBoolean,
+  type Parsed,
+  parseHost,
+  parseRedisUrl,
+  parseSeconds,
+} from "./parsers.ts";
+import type { RedisServerConfig, TlsConfig } from "./types.ts";
+
+const DEFAULT_ORIGIN = " (default)";
+
+/** The settings of the source or the target Redis; `parseDb` reads its `*_REDIS_DB`. */
+export function readServer<Db>(
+  ctx: LoadContext,
+  side: "SOURCE" | "TARGET",
+  parseDb: (text: string) => Parsed<Db>,
+): RedisServerConfig & { db: Db } {
+  const prefix = `${side}_REDIS_`;
+  const url = read(ctx, `${prefix}URL`, parseRedisUrl);
+  if (url) {
+    // The URL overrides the separate keys: said when one of them is set too.
+    for (
+      const key of ["HOST", "PORT", "USERNAME", "PASSWORD", ...(url.db === undefined ? [] : ["DB"])]
+    ) {
+      const raw = lookUp(ctx, prefix + key);
+      if (raw.origin !== DEFAULT_ORIGIN) {
+        ctx.warnings.push(`${prefix}${key}${raw.origin} is ignored: ${prefix}URL is set`);
+      }
+    }
+  }
+  const host = url?.host ?? read(ctx, `${prefix}HOST`, parseHost);
+  const port = url?.port ?? read(ctx, `${prefix}PORT`, integer(1, 65535));
+  const username = url ? url.username ?? "" : lookUp(ctx, `${prefix}USERNAME`).text;
+  const password = url ? url.password ?? "" : lookUp(ctx, `${prefix}PASSWORD`).text;
+  const db = read(ctx, `${prefix}DB`, parseDb);
+  const tls = readTls(ctx, side, url?.tls);
+  return {
+    host,
+    port,
+    ...(username === "" ? {} : { username }),
+    ...(password === "" ? {} : { password }),
+    ...(tls ? { tls } : {}),
+    ...(url ? { url: lookUp(ctx, `${prefix}URL`).text.trim() } : {}),
+    db: url?.db === undefined ? db : url.db as Db,
+    maxRetries: read(ctx, `${prefix}MAX_RETRIES`, integer(0)),
+    backoffBase: read(ctx, `${prefix}BACKOFF_BASE`, parseSeconds),
+    backoffMax: read(ctx, `${prefix}BACKOFF_MAX`, parseSeconds),
+    healthCheckInterval: read(ctx, `${prefix}HEALTH_CHECK_INTERVAL`, parseSeconds),
+    poolSize: read(ctx, `${prefix}POOL_SIZE`, integer(1)),
+    commandTimeout: read(ctx, `${prefix}COMMAND_TIMEOUT`, parseSeconds),
+  };
+}
+
+/**
+ * `*_REDIS_TLS` and its companions; undefined for plain TCP. A `rediss://`
+ * URL turns TLS on (`*_REDIS_TLS=false` beside it is a problem: the two
+ * disagree). A TLS key set while TLS is off is a problem too: the user
+ * meant TLS, and a plain connection would send the password in the clear.
+ */
+function readTls(
+  ctx: LoadContext,
+  side: "SOURCE" | "TARGET",
+  urlTls: boolean | undefined,
+): TlsConfig | undefined {
+  const prefix = `${side}_REDIS_`;
+  const flag = read(ctx, `${prefix}TLS`, parseBoolean);
+  const flagRaw = lookUp(ctx, `${prefix}TLS`);
+  if (urlTls && !flag && flagRaw.origin !== DEFAULT_ORIGIN) {
+    ctx.problems.push(
+      `${prefix}TLS is false${flagRaw.origin}, but ${prefix}URL is rediss:// (TLS): ` +
+        `use redis:// for a plain connection, or empty ${prefix}TLS`,
+    );
+  }
+  const on = flag || urlTls === true;
+  const text = (key: string) => lookUp(ctx, prefix + key).text.trim();
+  const files = { caFile: text("TLS_CA_FILE"), certFile: text("TLS_CERT_FILE") };
+  const keyFile = text("TLS_KEY_FILE");
+  const servername = text("TLS_SERVERNAME");
+  const insecure = read(ctx, `${prefix}TLS_INSECURE`, parseBoolean);
+  if (!on) {
+    const set = [
+      ...Object.entries({ ...files, keyFile, servername })
+        .filter(([, value]) => value !== "")
+        .map(([name]) => KEY_OF[name]),
+      ...(insecure ? ["TLS_INSECURE"] : []),
+    ];
+    for (const key of set) {
+      ctx.problems.push(
+        `${prefix}${key} is set${lookUp(ctx, prefix + key).origin}, but TLS is off: ` +
+          `set ${prefix}TLS=true (or use a rediss:// URL), or empty ${prefix}${key}`,
+      );
+    }
+    return undefined;
+  }
+  if ((files.certFile === "") !== (keyFile === "")) {
+    const [given, missing] = files.certFile === "" ? ["KEY", "CERT"] : ["CERT", "KEY"];
+    ctx.problems.push(
+      `${prefix}TLS_${missing}_FILE must be set too: ${prefix}TLS_${given}_FILE is set, and a ` +
+        "client certificate needs both its certificate and its key",
+    );
+  }
+  if (insecure) {
+    ctx.warnings.push(
+      `${prefix}TLS_INSECURE is true: the ${side.toLowerCase()}'s certificate and name are ` +
+        "not verified, so anyone on the path could read and change the data",
+    );
+  }
+  return {
+    ...(files.caFile === "" ? {} : { caFile: files.caFile }),
+    ...(files.certFile === "" ? {} : { certFile: files.certFile }),
+    ...(keyFile === "" ? {} : { keyFile }),
+    ...(servername === "" ? {} : { servername }),
+    insecure,
+  };
+}
+
+const KEY_OF: Record<string, string> = {
+  caFile: "TLS_CA_FILE",
+  certFile: "TLS_CERT_FILE",
+  keyFile: "TLS_KEY_FILE",
+  servername: "TLS_SERVERNAME",
+};

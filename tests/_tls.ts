@@ -1,0 +1,164 @@
+/**
+ * Test certificates made with `openssl` at test time, and the arguments
+ * that give a `redis-server` a TLS port beside its plain one (tests seed and
+ * read data on the plain port; the replicator is pointed at the TLS port).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { freePort, RedisServer } from "./_redis.ts";
+
+/** Paths of the PEM files of one test PKI, in a temporary directory. */
+export interface TestCertificates extends AsyncDisposable {
+  dir: string;
+  /** The test CA's certificate. */
+  ca: string;
+  /** Server certificate, for DNS:redis.test, DNS:localhost and IP:127.0.0.1, signed by `ca`. */
+  serverCert: string;
+  serverKey: string;
+  /** Client certificate signed by `ca`. */
+  clientCert: string;
+  clientKey: string;
+  /** A self-signed certificate of another CA, and its key (a client certificate `ca` did not sign). */
+  otherCert: string;
+  otherKey: string;
+  /** `clientKey`, encrypted with the passphrase "pass". */
+  encryptedKey: string;
+}
+
+async function openssl(args: string[], cwd: string): Promise<void> {
+  const out = await new Deno.Command("openssl", { args, cwd, stdout: "piped", stderr: "piped" })
+    .output();
+  if (!out.success) {
+    throw new Error(`openssl ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
+/** Makes a CA, a server and a client certificate (RSA 2048, valid 2 days) in a new directory. */
+export async function makeCertificates(): Promise<TestCertificates> {
+  const dir = await Deno.makeTempDir({ prefix: "redis-stream-sync-tls-" });
+  const days = ["-days", "2"];
+  const rsa = ["-newkey", "rsa:2048", "-nodes"];
+  await openssl([
+    "req",
+    "-x509",
+    ...rsa,
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.crt",
+    ...days,
+    "-subj",
+    "/CN=Test CA",
+  ], dir);
+  await Deno.writeTextFile(
+    join(dir, "server.ext"),
+    "subjectAltName=DNS:redis.test,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+  );
+  await Deno.writeTextFile(
+    join(dir, "client.ext"),
+    "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+  );
+  for (const name of ["server", "client"]) {
+    await openssl([
+      "req",
+      ...rsa,
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+      "-subj",
+      `/CN=${name}`,
+    ], dir);
+    await openssl([
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-out",
+      `${name}.crt`,
+      ...days,
+      "-extfile",
+      `${name}.ext`,
+    ], dir);
+  }
+  await openssl([
+    "req",
+    "-x509",
+    ...rsa,
+    "-keyout",
+    "other.key",
+    "-out",
+    "other.crt",
+    ...days,
+    "-subj",
+    "/CN=Other CA",
+  ], dir);
+  await openssl([
+    "pkey",
+    "-in",
+    "client.key",
+    "-aes256",
+    "-passout",
+    "pass:pass",
+    "-out",
+    "encrypted.key",
+  ], dir);
+  const at = (file: string) => join(dir, file);
+  return {
+    dir,
+    ca: at("ca.crt"),
+    serverCert: at("server.crt"),
+    serverKey: at("server.key"),
+    clientCert: at("client.crt"),
+    clientKey: at("client.key"),
+    otherCert: at("other.crt"),
+    otherKey: at("other.key"),
+    encryptedKey: at("encrypted.key"),
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** A test server with a TLS port (`tlsPort`) beside its plain one (`port`). */
+export interface TlsServer {
+  server: RedisServer;
+  tlsPort: number;
+}
+
+/**
+ * Starts a `redis-server` with a TLS port. With `clientCerts`, clients
+ * must present a certificate signed by the test CA (`tls-auth-clients yes`).
+ */
+export async function startTlsServer(
+  certs: TestCertificates,
+  options: { clientCerts?: boolean; appendOnly?: boolean } = {},
+): Promise<TlsServer & AsyncDisposable> {
+  const tlsPort = freePort();
+  const server = await RedisServer.start({
+    args: [
+      "--tls-port",
+      String(tlsPort),
+      "--tls-cert-file",
+      certs.serverCert,
+      "--tls-key-file",
+      certs.serverKey,
+      "--tls-ca-cert-file",
+      certs.ca,
+      "--tls-auth-clients",
+      options.clientCerts ? "yes" : "no",
+    ],
+    appendOnly: options.appendOnly ?? false,
+  });
+  return {
+    server,
+    tlsPort,
+    [Symbol.asyncDispose]: () => server[Symbol.asyncDispose](),
+  };
+}
