@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parse as parseYaml } from "yaml";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const UNIT_PATH = join(ROOT, "scripts", "redis-stream-sync.service");
@@ -305,4 +306,80 @@ Deno.test("the compile task builds main.ts into dist/redis-stream-sync", () => {
   assert.equal(words.at(-1), "main.ts");
   // Its permission flags are those of the start task: asserted (and exercised)
   // in tests/operability_test.ts, "the compile task has the start task's permission flags...".
+});
+
+/** `docker-compose config` (or `docker compose config`) of compose.yaml, when either is installed. */
+async function composeConfig(
+  dir: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<string | undefined> {
+  const command = onPath("docker-compose")
+    ? ["docker-compose"]
+    : onPath("docker")
+    ? ["docker", "compose"]
+    : undefined;
+  if (!command) return undefined;
+  const out = await new Deno.Command(command[0], {
+    args: [...command.slice(1), ...args, "config"],
+    cwd: dir,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.ok(
+    out.success,
+    `${command.join(" ")} config failed:\n${new TextDecoder().decode(out.stderr)}`,
+  );
+  return text;
+}
+
+Deno.test("compose.yaml keeps the seed's services, mounts env.conf, and names the image ${REGISTRY}/redis-stream-sync:${TAG}", async () => {
+  const text = await Deno.readTextFile(join(ROOT, "compose.yaml"));
+  const compose = parseYaml(text) as {
+    services: Record<
+      string,
+      { image?: string; build?: unknown; volumes?: string[]; command?: string[] }
+    >;
+  };
+  assert.deepEqual(Object.keys(compose.services).sort(), [
+    "redis-to-redis-sync",
+    "source-redis",
+    "target-redis",
+  ]);
+  const sync = compose.services["redis-to-redis-sync"];
+  assert.match(
+    sync.image ?? "",
+    /^\$\{REGISTRY(:-[^}]*)?\}\/redis-stream-sync:\$\{TAG(:-[^}]*)?\}$/,
+  );
+  assert.equal(sync.build, ".");
+  // The image reads /config/env.conf (its working directory's env.conf, see the Dockerfile).
+  assert.ok(sync.volumes?.includes("./env.conf:/config/env.conf:ro"), String(sync.volumes));
+  const dockerfile = await Deno.readTextFile(join(ROOT, "Dockerfile"));
+  assert.match(dockerfile, /^WORKDIR \/config$/m);
+  // The example env.conf's hosts are the two server services.
+  const example = await Deno.readTextFile(join(ROOT, "env.conf.example"));
+  assert.match(example, /^SOURCE_REDIS_HOST=source-redis\b/m);
+  assert.match(example, /^TARGET_REDIS_HOST=target-redis\b/m);
+
+  // Validated by Compose itself where it is installed (Debian's docker-compose package).
+  const dir = await Deno.makeTempDir({ prefix: "redis-stream-sync-compose-" });
+  try {
+    await Deno.copyFile(join(ROOT, "compose.yaml"), join(dir, "compose.yaml"));
+    await Deno.writeTextFile(
+      join(dir, "env.conf"),
+      example.replace(/^REGISTRY=.*$/m, "REGISTRY=reg.example:5000").replace(/^TAG=.*$/m, "TAG=v7"),
+    );
+    const env = { PATH: Deno.env.get("PATH") ?? "", HOME: dir };
+    const fromEnv = await composeConfig(dir, [], { ...env, REGISTRY: "r.example", TAG: "v2" });
+    if (fromEnv !== undefined) {
+      assert.match(fromEnv, /image: r\.example\/redis-stream-sync:v2$/m);
+      const fromFile = await composeConfig(dir, ["--env-file", "env.conf"], env);
+      assert.match(fromFile ?? "", /image: reg\.example:5000\/redis-stream-sync:v7$/m);
+      assert.match(fromFile ?? "", /env\.conf:\/config\/env\.conf:ro/);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
