@@ -8,15 +8,8 @@ cd "$(dirname "$(readlink -f "$0")")/.." || exit 1
 
 scripts/setup.sh || exit $?
 
-readonly DENO_VERSION="2.9.6"
-# setup.sh may have installed Deno with npm into a directory that is not first on PATH.
-if [[ "$(deno --version 2>/dev/null | sed -n 1p)" != "deno ${DENO_VERSION} "* ]]; then
-  npm_bin="$(npm prefix -g 2>/dev/null)/bin"
-  if [[ -x "$npm_bin/deno" ]]; then
-    PATH="$npm_bin:$PATH"
-    export PATH
-  fi
-fi
+# shellcheck source=scripts/_deno_path.sh
+source scripts/_deno_path.sh
 
 log="$(mktemp "${TMPDIR:-/tmp}/redis-stream-sync-test.XXXXXX")"
 trap 'rm -f "$log"' EXIT
