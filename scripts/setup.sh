@@ -75,7 +75,7 @@ ensure_deno() {
   local bin
   bin="$(npm_bin_dir)" || bin=""
   if [[ -n "$bin" && -x "$bin/deno" ]] && deno_is_wanted "$bin/deno"; then
-    say "Deno ${DENO_VERSION} is in ${bin}: put that directory first on PATH (scripts/test.sh does)"
+    say "Deno ${DENO_VERSION} is in ${bin}: put that directory first on PATH (scripts/test.sh and scripts/demo.sh do)"
     return 0
   fi
   say "installed Deno ${DENO_VERSION} with npm, but cannot find it; check: npm prefix -g"

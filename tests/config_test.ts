@@ -33,6 +33,8 @@ const SEED_CONFIG: Config = {
   },
   targetStreamPrefix: "",
   targetStreamMaxlen: 0,
+  targetWaitReplicas: 0,
+  targetWaitTimeout: 1,
   mirrorSourceTrim: false,
   streams: [],
   streamsEnabled: true,
@@ -114,7 +116,7 @@ Deno.test("loadConfig() gives the seed's values when there is no file and no env
 Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
   const keys = CONFIG_KEYS.map((entry) => entry.key);
   assert.equal(new Set(keys).size, keys.length);
-  assert.equal(keys.length, 62);
+  assert.equal(keys.length, 64);
   const file = CONFIG_KEYS.map((entry) => `${entry.key}=${entry.default}`).join("\n");
   assert.deepStrictEqual(fromFile(file), SEED_CONFIG);
   for (const entry of CONFIG_KEYS) assert.ok(entry.description.length > 10, entry.key);
@@ -144,6 +146,8 @@ Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
       "TARGET_REDIS_TLS_SERVERNAME",
       "TARGET_REDIS_TLS_INSECURE",
       "TARGET_STREAM_MAXLEN",
+      "TARGET_WAIT_REPLICAS",
+      "TARGET_WAIT_TIMEOUT",
       "MIRROR_SOURCE_TRIM",
       "STREAM_START_ID",
       "STREAM_PENDING_CHECK_INTERVAL",

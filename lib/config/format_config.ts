@@ -28,6 +28,8 @@ function configValues(config: Config): Record<string, string> {
   const values: Record<string, string> = {
     TARGET_STREAM_PREFIX: config.targetStreamPrefix,
     TARGET_STREAM_MAXLEN: String(config.targetStreamMaxlen),
+    TARGET_WAIT_REPLICAS: String(config.targetWaitReplicas),
+    TARGET_WAIT_TIMEOUT: String(config.targetWaitTimeout),
     MIRROR_SOURCE_TRIM: String(config.mirrorSourceTrim),
     REDIS_STREAMS: config.streams.map(({ db, key }) => `db${db}:${key}`).join(","),
     REDIS_STREAMS_ENABLED: String(config.streamsEnabled),

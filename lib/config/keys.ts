@@ -178,6 +178,23 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = Object.freeze([
   ),
   info(
     "Target",
+    "TARGET_WAIT_REPLICAS",
+    "0",
+    "Entries are acknowledged on the source only once this many replicas of the target hold " +
+      "them (`WAIT` after each write), so a failover of the target loses nothing acknowledged; " +
+      "0 = once the target itself holds them (integer 0-64).",
+    true,
+  ),
+  info(
+    "Target",
+    "TARGET_WAIT_TIMEOUT",
+    "1",
+    "Seconds a write waits for `TARGET_WAIT_REPLICAS` replicas (> 0); when fewer confirmed, " +
+      "nothing of it is acknowledged and it is checked again with backoff.",
+    true,
+  ),
+  info(
+    "Target",
     "MIRROR_SOURCE_TRIM",
     "false",
     "Mirrors source trimming (XTRIM, MAXLEN on XADD, XDEL at the head) onto the target: every " +

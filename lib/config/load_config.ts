@@ -106,6 +106,8 @@ export function loadConfig(
     target,
     targetStreamPrefix,
     targetStreamMaxlen: read(ctx, "TARGET_STREAM_MAXLEN", integer(0, Number.MAX_SAFE_INTEGER)),
+    targetWaitReplicas: read(ctx, "TARGET_WAIT_REPLICAS", integer(0, 64)),
+    targetWaitTimeout: read(ctx, "TARGET_WAIT_TIMEOUT", parseSeconds),
     mirrorSourceTrim: read(ctx, "MIRROR_SOURCE_TRIM", parseBoolean),
     streams: streams.map(({ db, key }) => ({ db, key })),
     streamsEnabled: read(ctx, "REDIS_STREAMS_ENABLED", parseBoolean),

@@ -83,6 +83,10 @@ export interface Config {
   targetStreamPrefix: string;
   /** TARGET_STREAM_MAXLEN: approximate cap of each target stream; 0 = none. */
   targetStreamMaxlen: number;
+  /** TARGET_WAIT_REPLICAS: replicas of the target that must hold a write before its entries are acked; 0 = none. */
+  targetWaitReplicas: number;
+  /** TARGET_WAIT_TIMEOUT: seconds a write waits for them (> 0). */
+  targetWaitTimeout: number;
   /** MIRROR_SOURCE_TRIM: trim the target to the source's first ID every discovery interval. */
   mirrorSourceTrim: boolean;
   /** REDIS_STREAMS, parsed. */

@@ -54,6 +54,8 @@ export class ReplicationEngine {
       source: options.control,
       minWriteEntries: config.batchSize,
       targetMaxlen: config.targetStreamMaxlen,
+      waitReplicas: config.targetWaitReplicas,
+      waitTimeoutMs: Math.round(config.targetWaitTimeout * 1000),
       backoffBaseMs: config.target.backoffBase * 1000,
       backoffMaxMs: config.target.backoffMax * 1000,
       maxRetries: config.target.maxRetries,

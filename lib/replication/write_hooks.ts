@@ -61,6 +61,17 @@ export interface TargetWriterOptions {
    * @default {0}
    */
   targetMaxlen?: number;
+  /**
+   * TARGET_WAIT_REPLICAS: entries are reported written only once this many
+   * replicas of the target confirmed them (WAIT); 0 = no wait.
+   * @default {0}
+   */
+  waitReplicas?: number;
+  /**
+   * TARGET_WAIT_TIMEOUT in milliseconds: how long one WAIT waits.
+   * @default {1000}
+   */
+  waitTimeoutMs?: number;
   /** Retry backoff, milliseconds. */
   backoffBaseMs: number;
   /** Retry backoff cap, milliseconds. */

@@ -27,8 +27,9 @@ import { execReplies } from "../redis/connection.ts";
 import type { ConnectionPool } from "../redis/pool.ts";
 import { compareIds, entryId, type RawEntry } from "../redis/replies.ts";
 import { type RespValue, SKIP_BULKS } from "../redis/resp_parser.ts";
-import { RespWriter } from "../redis/resp_writer.ts";
+import { encodeStreamWrite, highestId } from "./_encode_write.ts";
 import { LogDigest } from "./_log_digest.ts";
+import { confirmReplicas, encodeWait, type ReplicaWait, waitShortfall } from "./_replica_wait.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import { DUPLICATE_ID, writeChecked, wrongTypeMessage } from "./target_check.ts";
 
@@ -40,8 +41,6 @@ export const WRITE_MAX_ENTRIES = 25_000;
 export const WRITE_MAX_BYTES = 16 * 1024 * 1024;
 /** Bytes of the writes sent in one pipeline on one connection (more go to other connections). */
 const PIPELINE_MAX_BYTES = 2 * 1024 * 1024;
-const MULTI = encoded(["MULTI"]);
-const EXEC = encoded(["EXEC"]);
 
 interface Write {
   stream: ReplicatedStream;
@@ -57,6 +56,7 @@ export class TargetWriter {
   readonly #options: TargetWriterOptions;
   readonly #ready = new Set<ReplicatedStream>();
   readonly #maxlen: string[];
+  readonly #wait: ReplicaWait | undefined;
   #flushQueued = false;
   #inflight = 0;
   #idleWaiters: Array<() => void> = [];
@@ -77,6 +77,8 @@ export class TargetWriter {
     this.#hooks = hooks;
     this.#options = options;
     this.#maxlen = options.targetMaxlen ? ["MAXLEN", "~", String(options.targetMaxlen)] : [];
+    const replicas = options.waitReplicas ?? 0;
+    this.#wait = replicas > 0 ? { replicas, timeoutMs: options.waitTimeoutMs ?? 1000 } : undefined;
   }
 
   /** Writes in flight. */
@@ -159,7 +161,8 @@ export class TargetWriter {
     let replies: RespValue[];
     try {
       const conn = this.#pool.pick(db);
-      let count = 0;
+      const wait = this.#wait;
+      let count = wait ? 1 : 0;
       for (const w of writes) count += w.entries.length + 2;
       let bytes = 0;
       for (const w of writes) {
@@ -167,38 +170,41 @@ export class TargetWriter {
       }
       replies = await conn.batch(db, count, (out) => {
         out.reserve(bytes);
-        for (const w of writes) this.#encode(out, w);
+        for (const w of writes) {
+          encodeStreamWrite(out, w.entries, { key: w.stream.ref.targetKey, maxlen: this.#maxlen });
+        }
+        if (wait) encodeWait(out, wait); // after all of them: it waits for the last
         // The new IDs EXEC returns are not needed, only its errors.
-      }, { buffers: true, rawDepth: SKIP_BULKS, name: "MULTI/XADD/EXEC" });
+      }, {
+        buffers: true,
+        rawDepth: SKIP_BULKS,
+        name: wait ? "MULTI/XADD/EXEC/WAIT" : "MULTI/XADD/EXEC",
+        blockMs: wait?.timeoutMs ?? 0,
+      });
     } catch (error) {
       for (const w of writes) this.#failed(w, error);
       return;
     }
+    const shortfall = this.#wait
+      ? waitShortfall(replies[replies.length - 1], this.#wait)
+      : undefined;
     let at = 0;
     for (const w of writes) {
       const slice = replies.slice(at, at + w.entries.length + 2);
       at += w.entries.length + 2;
-      this.#settle(w, slice, started);
+      this.#settle(w, slice, { started, shortfall });
     }
   }
 
-  #encode(out: RespWriter, w: Write): void {
-    const key = w.stream.ref.targetKey;
-    const maxlen = this.#maxlen;
-    out.raw(MULTI);
-    for (const e of w.entries) {
-      out.arrayHeader(3 + maxlen.length + e.count);
-      out.bulk("XADD");
-      out.bulk(key);
-      for (const arg of maxlen) out.bulk(arg);
-      out.bulkSlice(e.buffer, e.idStart, e.idEnd);
-      out.rawSlice(e.buffer, e.fieldsStart, e.fieldsEnd);
-    }
-    out.raw(EXEC);
-  }
-
-  /** The replies of one stream's MULTI/XADD.../EXEC. */
-  #settle(w: Write, replies: RespValue[], started: number): void {
+  /**
+   * The replies of one stream's MULTI/XADD.../EXEC; `shortfall`: fewer
+   * replicas than TARGET_WAIT_REPLICAS confirmed the pipeline.
+   */
+  #settle(
+    w: Write,
+    replies: RespValue[],
+    { started, shortfall }: { started: number; shortfall: Error | undefined },
+  ): void {
     let results: RespValue[];
     try {
       results = execReplies(replies, "the target");
@@ -231,6 +237,9 @@ export class TargetWriter {
       this.#writeCarefully(w, { entries: duplicates, written, reload: true });
       return;
     }
+    // Written, not confirmed by enough replicas: retried, the next write finds the entries
+    // on the target and waits for the replicas again before they are acknowledged.
+    if (shortfall) return this.#failed(w, shortfall);
     this.#done(w, written, 0, performance.now() - started);
   }
 
@@ -252,7 +261,7 @@ export class TargetWriter {
     try {
       if (!from.reload && w.entries.length > 0 && this.#hooks.staleReadsPossible(stream)) {
         const batch = {
-          highest: highest(w.entries, w.deleted),
+          highest: highestId(w.entries, w.deleted),
           count: w.entries.length + w.deleted.length,
         };
         if (await this.#hooks.deliveredElsewhere(stream, batch)) {
@@ -269,6 +278,13 @@ export class TargetWriter {
         maxlen: this.#maxlen,
         reload: from.reload,
       }) + from.written;
+      if (this.#wait) {
+        await confirmReplicas(
+          this.#pool.pick(stream.ref.targetDb),
+          stream.ref.targetDb,
+          this.#wait,
+        );
+      }
       this.#done(w, written, w.entries.length - written, performance.now() - started);
     } catch (error) {
       this.#failed(w, error);
@@ -361,17 +377,4 @@ export class TargetWriter {
 
 function wrongType(w: Write, cause: RedisReplyError): StreamStoppedError {
   return new StreamStoppedError(wrongTypeMessage(w.stream.ref), { cause });
-}
-
-/** The highest ID of a batch (deleted IDs included: they are acked with it). */
-function highest(entries: readonly RawEntry[], deleted: readonly string[]): string {
-  let high = entries.length > 0 ? entryId(entries[entries.length - 1]) : deleted[0];
-  for (const id of deleted) if (compareIds(id, high) > 0) high = id;
-  return high;
-}
-
-function encoded(args: string[]): Uint8Array {
-  const w = new RespWriter(64);
-  w.command(args);
-  return w.take().slice();
 }
