@@ -8,7 +8,7 @@
  *
  *   deno task bench [--only a,b,...] [--json FILE] [--soak SECONDS] [--entries N] [--repeat N]
  *
- *   --only ROWS      rows to run, comma-separated (default: a,b,c,d,e,g,h; f needs --soak)
+ *   --only ROWS      rows to run, comma-separated (default: a,b,c,d,e,g,h,t,w; f needs --soak)
  *   --json FILE      also write every figure as JSON to FILE
  *   --soak SECONDS   also run row f, for that long (`--only f --soak S` for it alone)
  *   --entries N      entries of the one-stream backfills a and d (default 200000)
@@ -76,6 +76,11 @@
  *   cannot tell the heap's sawtooth from a slow leak: use 600 s or more.
  * - g, h. Today's extra scenarios, for information: 200,000 entries over 50
  *   streams, and over 16 DBs x 4 streams (TARGET_REDIS_DB=same).
+ * - t, w. For information (scripts/_bench_connections.ts): one stream of
+ *   --entries entries in plain TCP and with TLS on both sides (certificates
+ *   by openssl, verified against their CA), and with no wait and with
+ *   TARGET_WAIT_REPLICAS=1 against a target with one REPLICAOF replica;
+ *   each pair twice, interleaved, the rates' means compared.
  *
  * Every step has a timeout (run --once: 120 s for a, g, h and d's loopback,
  * 300 s through the proxy, 600 s for b; live start-up: 120 s, 600 s for
@@ -87,6 +92,7 @@
  */
 import { parseArgs } from "node:util";
 import { rowA, rowB, rowD, rowExtra } from "./_bench_backfill.ts";
+import { rowT, rowW } from "./_bench_connections.ts";
 import { rowC, rowE, rowF } from "./_bench_live.ts";
 import {
   type BenchContext,
@@ -106,13 +112,15 @@ const ROWS: Record<string, (ctx: BenchContext) => Promise<RowResult>> = {
   f: rowF,
   g: (ctx) => rowExtra(ctx, "g"),
   h: (ctx) => rowExtra(ctx, "h"),
+  t: rowT,
+  w: rowW,
 };
-const DEFAULT_ROWS = ["a", "b", "c", "d", "e", "g", "h"];
+const DEFAULT_ROWS = ["a", "b", "c", "d", "e", "g", "h", "t", "w"];
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 function usage(): never {
   console.error(
-    "usage: deno task bench [--only a,b,c,d,e,f,g,h] [--json FILE] [--soak SECONDS] [--entries N] [--repeat N]",
+    "usage: deno task bench [--only a,b,c,d,e,f,g,h,t,w] [--json FILE] [--soak SECONDS] [--entries N] [--repeat N]",
   );
   Deno.exit(2);
 }
