@@ -117,7 +117,10 @@ async function main(argv: string[]): Promise<number> {
   await setupLogging({
     level: loaded.logLevel,
     format: loaded.logFormat,
-    secrets: [loaded.source.password ?? "", loaded.target.password ?? ""],
+    secrets: [loaded.source, loaded.target].flatMap((s) => [
+      s.password ?? "",
+      s.sentinel?.password ?? "",
+    ]),
   });
   jsonLogs = loaded.logFormat.trim().toLowerCase() === "json";
   for (const warning of warnings) log.warning("{warning}", { warning });

@@ -116,13 +116,20 @@ Deno.test("loadConfig() gives the seed's values when there is no file and no env
 Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
   const keys = CONFIG_KEYS.map((entry) => entry.key);
   assert.equal(new Set(keys).size, keys.length);
-  assert.equal(keys.length, 64);
+  assert.equal(keys.length, 74);
   const file = CONFIG_KEYS.map((entry) => `${entry.key}=${entry.default}`).join("\n");
   assert.deepStrictEqual(fromFile(file), SEED_CONFIG);
   for (const entry of CONFIG_KEYS) assert.ok(entry.description.length > 10, entry.key);
   assert.deepStrictEqual(
     CONFIG_KEYS.filter((entry) => entry.secret).map((entry) => entry.key),
-    ["SOURCE_REDIS_URL", "SOURCE_REDIS_PASSWORD", "TARGET_REDIS_URL", "TARGET_REDIS_PASSWORD"],
+    [
+      "SOURCE_REDIS_URL",
+      "SOURCE_REDIS_PASSWORD",
+      "SOURCE_REDIS_SENTINEL_PASSWORD",
+      "TARGET_REDIS_URL",
+      "TARGET_REDIS_PASSWORD",
+      "TARGET_REDIS_SENTINEL_PASSWORD",
+    ],
   );
   assert.deepStrictEqual(
     CONFIG_KEYS.filter((entry) => entry.added).map((entry) => entry.key),
@@ -130,6 +137,11 @@ Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
       "SOURCE_REDIS_URL",
       "SOURCE_REDIS_USERNAME",
       "SOURCE_REDIS_COMMAND_TIMEOUT",
+      "SOURCE_REDIS_SENTINELS",
+      "SOURCE_REDIS_SENTINEL_MASTER",
+      "SOURCE_REDIS_SENTINEL_USERNAME",
+      "SOURCE_REDIS_SENTINEL_PASSWORD",
+      "SOURCE_REDIS_SENTINEL_TLS",
       "SOURCE_REDIS_TLS",
       "SOURCE_REDIS_TLS_CA_FILE",
       "SOURCE_REDIS_TLS_CERT_FILE",
@@ -139,6 +151,11 @@ Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
       "TARGET_REDIS_URL",
       "TARGET_REDIS_USERNAME",
       "TARGET_REDIS_COMMAND_TIMEOUT",
+      "TARGET_REDIS_SENTINELS",
+      "TARGET_REDIS_SENTINEL_MASTER",
+      "TARGET_REDIS_SENTINEL_USERNAME",
+      "TARGET_REDIS_SENTINEL_PASSWORD",
+      "TARGET_REDIS_SENTINEL_TLS",
       "TARGET_REDIS_TLS",
       "TARGET_REDIS_TLS_CA_FILE",
       "TARGET_REDIS_TLS_CERT_FILE",

@@ -7,13 +7,15 @@
 import { type LoadContext, lookUp, read } from "./_load_context.ts";
 import {
   integer,
+  parseAddressList,
   parseBoolean,
   type Parsed,
   parseHost,
+  parseOptionalBoolean,
   parseRedisUrl,
   parseSeconds,
 } from "./parsers.ts";
-import type { RedisServerConfig, TlsConfig } from "./types.ts";
+import type { RedisServerConfig, SentinelConfig, TlsConfig } from "./types.ts";
 
 const DEFAULT_ORIGIN = " (default)";
 
@@ -42,12 +44,22 @@ export function readServer<Db>(
   const password = url ? url.password ?? "" : lookUp(ctx, `${prefix}PASSWORD`).text;
   const db = read(ctx, `${prefix}DB`, parseDb);
   const tls = readTls(ctx, side, url?.tls);
+  const sentinel = readSentinel(ctx, side, tls !== undefined);
+  if (sentinel) {
+    for (const key of ["HOST", "PORT"]) {
+      const raw = lookUp(ctx, prefix + key);
+      if (raw.origin !== DEFAULT_ORIGIN) {
+        ctx.warnings.push(`${prefix}${key}${raw.origin} is ignored: ${prefix}SENTINELS is set`);
+      }
+    }
+  }
   return {
     host,
     port,
     ...(username === "" ? {} : { username }),
     ...(password === "" ? {} : { password }),
     ...(tls ? { tls } : {}),
+    ...(sentinel ? { sentinel } : {}),
     ...(url ? { url: lookUp(ctx, `${prefix}URL`).text.trim() } : {}),
     db: url?.db === undefined ? db : url.db as Db,
     maxRetries: read(ctx, `${prefix}MAX_RETRIES`, integer(0)),
@@ -128,3 +140,54 @@ const KEY_OF: Record<string, string> = {
   keyFile: "TLS_KEY_FILE",
   servername: "TLS_SERVERNAME",
 };
+
+/**
+ * `*_REDIS_SENTINELS` and its companions; undefined when no sentinels are
+ * set. The master's name must be set with them, and is a problem alone.
+ */
+function readSentinel(
+  ctx: LoadContext,
+  side: "SOURCE" | "TARGET",
+  serverTls: boolean,
+): SentinelConfig | undefined {
+  const prefix = `${side}_REDIS_`;
+  const addresses = read(ctx, `${prefix}SENTINELS`, parseAddressList);
+  const masterName = lookUp(ctx, `${prefix}SENTINEL_MASTER`).text.trim();
+  const username = lookUp(ctx, `${prefix}SENTINEL_USERNAME`).text;
+  const password = lookUp(ctx, `${prefix}SENTINEL_PASSWORD`).text;
+  const tls = read(ctx, `${prefix}SENTINEL_TLS`, parseOptionalBoolean);
+  if (addresses.length === 0) {
+    if (ctx.invalid.has(`${prefix}SENTINELS`)) return undefined;
+    for (
+      const key of ["SENTINEL_MASTER", "SENTINEL_USERNAME", "SENTINEL_PASSWORD", "SENTINEL_TLS"]
+    ) {
+      const raw = lookUp(ctx, prefix + key);
+      if (raw.origin !== DEFAULT_ORIGIN && raw.text.trim() !== "") {
+        ctx.problems.push(
+          `${prefix}${key} is set${raw.origin}, but ${prefix}SENTINELS is empty: set the ` +
+            `sentinels' addresses, or empty ${prefix}${key}`,
+        );
+      }
+    }
+    return undefined;
+  }
+  if (masterName === "") {
+    ctx.problems.push(
+      `${prefix}SENTINEL_MASTER must be set: ${prefix}SENTINELS is set, and the sentinels are ` +
+        "asked for a master by its name",
+    );
+  }
+  if (tls === true && !serverTls) {
+    ctx.problems.push(
+      `${prefix}SENTINEL_TLS is true, but ${prefix}TLS is off: the sentinels' TLS uses the ` +
+        `server's TLS settings, so set ${prefix}TLS=true too`,
+    );
+  }
+  return {
+    addresses,
+    masterName,
+    ...(username === "" ? {} : { username }),
+    ...(password === "" ? {} : { password }),
+    tls: tls ?? serverTls,
+  };
+}

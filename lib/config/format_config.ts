@@ -69,6 +69,13 @@ function configValues(config: Config): Record<string, string> {
     values[`${prefix}HEALTH_CHECK_INTERVAL`] = String(server.healthCheckInterval);
     values[`${prefix}POOL_SIZE`] = String(server.poolSize);
     values[`${prefix}COMMAND_TIMEOUT`] = String(server.commandTimeout);
+    const sentinel = server.sentinel;
+    values[`${prefix}SENTINELS`] = (sentinel?.addresses ?? [])
+      .map(({ host, port }) => `${host.includes(":") ? `[${host}]` : host}:${port}`).join(",");
+    values[`${prefix}SENTINEL_MASTER`] = sentinel?.masterName ?? "";
+    values[`${prefix}SENTINEL_USERNAME`] = sentinel?.username ?? "";
+    values[`${prefix}SENTINEL_PASSWORD`] = sentinel?.password ?? "";
+    values[`${prefix}SENTINEL_TLS`] = sentinel ? String(sentinel.tls) : "";
     const tls = server.tls;
     values[`${prefix}TLS`] = String(tls !== undefined);
     values[`${prefix}TLS_CA_FILE`] = tls?.caFile ?? "";

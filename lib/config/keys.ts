@@ -43,7 +43,7 @@ function redisServerKeys(side: "SOURCE" | "TARGET"): ConfigKeyInfo[] {
     description,
     group,
     added,
-    secret: key === "PASSWORD" || key === "URL",
+    secret: key === "PASSWORD" || key === "URL" || key === "SENTINEL_PASSWORD",
   });
   return [
     entry(
@@ -98,6 +98,35 @@ function redisServerKeys(side: "SOURCE" | "TARGET"): ConfigKeyInfo[] {
         "Sending gets 1 ms more per KB written; a reply gets no more, so on a slow link keep it " +
         "above the time the largest reply takes to arrive (a write of up to 25,000 entries or " +
         "16 MiB, a read of STREAM_BATCH_SIZE entries per stream).",
+      true,
+    ),
+    entry(
+      "SENTINELS",
+      "",
+      `Sentinels that monitor the ${name}, as \`host:port\` comma-separated; empty = none. Set: ` +
+        "the server is the master they name for `" + prefix + "SENTINEL_MASTER`, asked at every " +
+        "connect; HOST and PORT (and a URL's host and port) are not used.",
+      true,
+    ),
+    entry(
+      "SENTINEL_MASTER",
+      "",
+      "The monitored master's name (`sentinel monitor <name> ...`).",
+      true,
+    ),
+    entry("SENTINEL_USERNAME", "", "ACL user on the sentinels; empty = none.", true),
+    entry(
+      "SENTINEL_PASSWORD",
+      "",
+      "Password of the sentinels (`requirepass` in their configuration); empty = none. Never " +
+        "printed nor logged.",
+      true,
+    ),
+    entry(
+      "SENTINEL_TLS",
+      "",
+      "The sentinels speak TLS (with the same CA and client files); empty = as `" + prefix +
+        "TLS`.",
       true,
     ),
     entry(

@@ -114,6 +114,29 @@ export function parseHost(text: string): Parsed<string> {
   return ok(trimmed);
 }
 
+const ADDRESS_LIST =
+  "a comma-separated list of host:port (e.g. 10.0.0.1:26379,10.0.0.2:26379), or empty";
+
+/** `*_REDIS_SENTINELS`: `host:port,host:port` (`[v6]:port` for IPv6); empty = none. */
+export function parseAddressList(text: string): Parsed<Array<{ host: string; port: number }>> {
+  const items = text.split(",").map((item) => item.trim()).filter((item) => item !== "");
+  const out: Array<{ host: string; port: number }> = [];
+  for (const item of items) {
+    const match = /^(?:\[([^\]]+)\]|([^:\s\[\]]+)):(\d{1,5})$/.exec(item);
+    const port = match ? Number(match[3]) : 0;
+    if (!match || port < 1 || port > 65535) return fail(ADDRESS_LIST, `"${item}" is not host:port`);
+    out.push({ host: match[1] ?? match[2], port });
+  }
+  return ok(out);
+}
+
+/** Empty (undefined: as another key says), or a boolean. */
+export function parseOptionalBoolean(text: string): Parsed<boolean | undefined> {
+  if (text.trim() === "") return ok(undefined);
+  const parsed = parseBoolean(text);
+  return parsed.ok ? parsed : fail("true or false, or empty");
+}
+
 export function nonEmpty(expected: string): (text: string) => Parsed<string> {
   return (text) => (text.trim() === "" ? fail(expected) : ok(text));
 }

@@ -33,6 +33,20 @@ export interface TlsConfig {
   key?: string;
 }
 
+/** `*_REDIS_SENTINELS`: the server is the current master of a name that these sentinels monitor. */
+export interface SentinelConfig {
+  /** The sentinels, `host:port` each. */
+  addresses: Array<{ host: string; port: number }>;
+  /** `*_REDIS_SENTINEL_MASTER`: the monitored name. */
+  masterName: string;
+  /** `*_REDIS_SENTINEL_USERNAME`; undefined = none. */
+  username?: string;
+  /** `*_REDIS_SENTINEL_PASSWORD`; undefined = none. Never printed. */
+  password?: string;
+  /** `*_REDIS_SENTINEL_TLS`: the sentinels speak TLS (with the server's TLS files). */
+  tls: boolean;
+}
+
 /** How to reach one Redis server, and how hard to try. */
 export interface RedisServerConfig {
   /** Host name or IP address. */
@@ -43,6 +57,8 @@ export interface RedisServerConfig {
   username?: string;
   /** Password; undefined when empty. Never printed. */
   password?: string;
+  /** The sentinels that name the server; undefined = `host` and `port` are the server. */
+  sentinel?: SentinelConfig;
   /** TLS settings; undefined = plain TCP. */
   tls?: TlsConfig;
   /** `*_REDIS_URL` as given, when set (host, port, user, password and DB came from it). Printed redacted. */

@@ -17,7 +17,8 @@ import {
 } from "../errors.ts";
 import { isMissingDbError } from "../replication/discover.ts";
 import { getLog } from "../log.ts";
-import { connectionFor, type RedisConnection, serverAddress } from "../redis/connection.ts";
+import { type RedisConnection, serverAddress } from "../redis/connection.ts";
+import { connectionFor } from "../redis/one_shot.ts";
 
 const log = getLog("check");
 

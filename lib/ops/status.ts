@@ -7,7 +7,8 @@
 import type { Config } from "../config/types.ts";
 import { findStreams } from "../replication/discover.ts";
 import { connectOrThrow } from "./check.ts";
-import { connectionFor, type RedisConnection } from "../redis/connection.ts";
+import type { RedisConnection } from "../redis/connection.ts";
+import { connectionFor } from "../redis/one_shot.ts";
 import { leaseKey } from "../replication/lease_key.ts";
 import { readStreamStats, type StreamStats } from "../replication/stats.ts";
 import { type StreamRef, toHex } from "../replication/stream_ref.ts";

@@ -9,7 +9,8 @@ import type { Config } from "../config/types.ts";
 import { findStreams } from "../replication/discover.ts";
 import { RedisReplyError } from "../errors.ts";
 import { connectOrThrow } from "./check.ts";
-import { connectionFor, type RedisConnection } from "../redis/connection.ts";
+import type { RedisConnection } from "../redis/connection.ts";
+import { connectionFor } from "../redis/one_shot.ts";
 import {
   compareIds,
   parseEntries,

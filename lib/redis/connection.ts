@@ -12,6 +12,8 @@
  */
 import { ConnectError, ConnectionError, RedisReplyError } from "../errors.ts";
 import { clientName, serverAddress } from "./endpoint.ts";
+import { checkHandshake, handshakeCommands } from "./_handshake.ts";
+import { resolveMaster } from "./sentinel.ts";
 export { serverAddress };
 import type { RespValue } from "./resp_parser.ts";
 import type { RedisArg, RespWriter } from "./resp_writer.ts";
@@ -23,8 +25,6 @@ export type { EndpointLike, RedisConnectionOptions, SendOptions } from "./connec
 import { connectError, execReplies, settled } from "./_outcomes.ts";
 
 export { execReplies };
-import type { RedisServerConfig } from "../config/types.ts";
-import { endpointFor } from "./endpoint.ts";
 
 export type { RedisArg } from "./resp_writer.ts";
 
@@ -136,7 +136,21 @@ export class RedisConnection {
     encode: (writer: RespWriter) => void,
     options: SendOptions = {},
   ): Promise<RespValue[]> {
-    return this.#onDb(db, (socket) => socket.send(count, encode, this.#pending(options, count)));
+    const sent = this.#onDb(
+      db,
+      (socket) => socket.send(count, encode, this.#pending(options, count)),
+    );
+    return this.#endpoint.sentinel ? sent.then((replies) => this.#followFailover(replies)) : sent;
+  }
+
+  /** A READONLY refusal behind sentinels: the master was demoted; the next command asks them again. */
+  #followFailover(replies: RespValue[]): RespValue[] {
+    if (replies.some((r) => r instanceof RedisReplyError && r.code === "READONLY")) {
+      this.#drop(
+        new ConnectionError(`${this.#where} became a replica; asking the sentinels again`),
+      );
+    }
+    return replies;
   }
 
   #pending(options: SendOptions, count: number): PendingOptions {
@@ -259,7 +273,15 @@ export class RedisConnection {
     const timer = setTimeout(() => controller.abort(), this.#timeoutMs);
     let socket: Socket | undefined;
     try {
-      socket = await Socket.connect(e.host, e.port, {
+      // Behind sentinels: the master they name now (asked again at every connect).
+      const at = e.sentinel
+        ? await resolveMaster(e.sentinel, {
+          role: e.role,
+          timeoutMs: this.#timeoutMs,
+          signal: controller.signal,
+        })
+        : e;
+      socket = await Socket.connect(at.host, at.port, {
         signal: controller.signal,
         where: this.#where,
         onIdle: () => this.#onIdle(),
@@ -298,25 +320,21 @@ export class RedisConnection {
     return socket;
   }
 
-  /** AUTH, CLIENT SETNAME, SELECT and CLIENT ID, in one pipeline. */
+  /** AUTH, CLIENT SETNAME, SELECT, CLIENT ID and ROLE, in one pipeline (see `_handshake.ts`). */
   #handshake(socket: Socket): Promise<RespValue[]> {
-    const e = this.#endpoint;
-    const commands: RedisArg[][] = [];
-    if (e.password !== undefined && e.password !== "") {
-      commands.push(e.username ? ["AUTH", e.username, e.password] : ["AUTH", e.password]);
-    }
-    if (this.#options.name) commands.push(["CLIENT", "SETNAME", clientName(this.#options.name)]);
-    if (this.#db !== 0) commands.push(["SELECT", String(this.#db)]);
-    if (this.#options.trackClientId) commands.push(["CLIENT", "ID"]);
-    if (commands.length === 0) commands.push(["PING"]);
+    const commands = handshakeCommands(this.#endpoint, { ...this.#options, db: this.#db });
     return socket.send(commands.length, (w) => {
       for (const args of commands) w.command(args);
     }, this.#pending({ name: "the handshake" }, commands.length));
   }
 
   #checkHandshake(replies: RespValue[]): void {
-    for (const reply of replies) if (reply instanceof RedisReplyError) throw reply;
-    if (this.#options.trackClientId) this.#clientId = String(replies[replies.length - 1]);
+    const id = checkHandshake(replies, {
+      endpoint: this.#endpoint,
+      where: this.#where,
+      ...this.#options,
+    });
+    if (id !== undefined) this.#clientId = id;
   }
 
   #openError(error: unknown, timedOut: boolean): Error {
@@ -357,30 +375,6 @@ export class RedisConnection {
       // The failure was reported to the server's health; the next command reconnects.
     });
   }
-}
-
-/** Options for {@linkcode connectionFor}. */
-export interface ConnectionForOptions {
-  /** The DB selected when the connection opens. */
-  db: number;
-  /**
-   * What the connection is for, the last part of its CLIENT SETNAME.
-   * @default {"cli"}
-   */
-  purpose?: string;
-}
-
-/**
- * A connection for a one-shot command (`check`, `status`, `verify`) to a
- * configured server, named `redis-stream-sync-<role>-<purpose>`.
- */
-export function connectionFor(
-  role: string,
-  server: RedisServerConfig,
-  options: ConnectionForOptions,
-): RedisConnection {
-  const { db, purpose = "cli" } = options;
-  return new RedisConnection(endpointFor(role, server), { db, name: `${role}-${purpose}` });
 }
 
 function commandName(args: readonly RedisArg[]): string {

@@ -20,6 +20,8 @@ export interface Endpoint {
   readonly username?: string;
   /** Password; never logged. */
   readonly password?: string;
+  /** The sentinels that name the server (undefined: `host` and `port` are the server). */
+  readonly sentinel?: EndpointSentinel;
   /** TLS, when the server is reached over it (undefined: plain TCP). */
   readonly tls?: EndpointTls;
   /** Milliseconds without a reply after which a connection counts as hung and is closed. */
@@ -40,6 +42,20 @@ export interface EndpointTls {
   readonly servername?: string;
   /** Do not verify the server's certificate or name. */
   readonly insecure: boolean;
+}
+
+/** The sentinels of one server and how to talk to them. */
+export interface EndpointSentinel {
+  /** The sentinels' addresses. */
+  readonly addresses: ReadonlyArray<{ readonly host: string; readonly port: number }>;
+  /** The monitored master's name (`sentinel monitor <name> ...`). */
+  readonly masterName: string;
+  /** ACL user on the sentinels (undefined: none or `default`). */
+  readonly username?: string;
+  /** Password of the sentinels; never logged. */
+  readonly password?: string;
+  /** TLS to the sentinels (undefined: plain TCP). */
+  readonly tls?: EndpointTls;
 }
 
 /** Options for {@linkcode endpointFor}. */
@@ -65,6 +81,7 @@ export function endpointFor(
     username: server.username,
     password: server.password,
     ...(server.tls ? { tls: endpointTls(role, server.tls) } : {}),
+    ...(server.sentinel ? { sentinel: endpointSentinel(role, server) } : {}),
     commandTimeoutMs: server.commandTimeout * 1000,
     healthCheckIntervalMs: options.healthChecks ? server.healthCheckInterval * 1000 : 0,
   };
@@ -88,8 +105,28 @@ function endpointTls(role: string, tls: TlsConfig): EndpointTls {
   };
 }
 
-/** `host:port` as used in messages (`[::1]:6379` for IPv6). */
-export function serverAddress(options: { host: string; port: number }): string {
+function endpointSentinel(role: string, server: RedisServerConfig): EndpointSentinel {
+  const s = server.sentinel!;
+  return {
+    addresses: s.addresses,
+    masterName: s.masterName,
+    ...(s.username === undefined ? {} : { username: s.username }),
+    ...(s.password === undefined ? {} : { password: s.password }),
+    // The sentinels' TLS uses the server's files, and checks each sentinel's own name.
+    ...(s.tls && server.tls
+      ? { tls: { ...endpointTls(role, server.tls), servername: undefined } }
+      : {}),
+  };
+}
+
+/**
+ * `host:port` as used in messages (`[::1]:6379` for IPv6); for a server
+ * behind sentinels, `<master name> via sentinels`.
+ */
+export function serverAddress(
+  options: { host: string; port: number; sentinel?: { masterName: string } },
+): string {
+  if (options.sentinel) return `${options.sentinel.masterName} via sentinels`;
   return options.host.includes(":")
     ? `[${options.host}]:${options.port}`
     : `${options.host}:${options.port}`;

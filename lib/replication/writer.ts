@@ -276,7 +276,9 @@ export class TargetWriter {
         target: this.#pool.pick(stream.ref.targetDb),
         source: this.#options.source,
         maxlen: this.#maxlen,
-        reload: from.reload,
+        // After a failure the top is reloaded: the target may have lost entries meanwhile (a
+        // failover to a replica that lacked them, a restart without persistence).
+        reload: from.reload || stream.failures > 0,
       }) + from.written;
       if (this.#wait) {
         await confirmReplicas(

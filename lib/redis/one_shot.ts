@@ -1,0 +1,33 @@
+/**
+ * A connection for one command line's work (`check`, `status`, `verify`)
+ * to a configured server, with its endpoint from `endpointFor`.
+ *
+ * @module
+ */
+import type { RedisServerConfig } from "../config/types.ts";
+import { RedisConnection } from "./connection.ts";
+import { endpointFor } from "./endpoint.ts";
+
+/** Options for {@linkcode connectionFor}. */
+export interface ConnectionForOptions {
+  /** The DB selected when the connection opens. */
+  db: number;
+  /**
+   * What the connection is for, the last part of its CLIENT SETNAME.
+   * @default {"cli"}
+   */
+  purpose?: string;
+}
+
+/**
+ * A connection for a one-shot command (`check`, `status`, `verify`) to a
+ * configured server, named `redis-stream-sync-<role>-<purpose>`.
+ */
+export function connectionFor(
+  role: string,
+  server: RedisServerConfig,
+  options: ConnectionForOptions,
+): RedisConnection {
+  const { db, purpose = "cli" } = options;
+  return new RedisConnection(endpointFor(role, server), { db, name: `${role}-${purpose}` });
+}

@@ -1,0 +1,138 @@
+/**
+ * Redis Sentinel: which server is the master of a monitored name now. A
+ * connection to a server behind sentinels asks them at every (re)connect
+ * (`SENTINEL get-master-addr-by-name`), one after the other until one
+ * answers, starting with the last that did; it then checks with `ROLE`
+ * that the server it reached is a master, and drops itself when a command
+ * is refused with READONLY (the master became a replica): its next command
+ * asks the sentinels again.
+ *
+ * @module
+ */
+import { ConnectError, RedisReplyError } from "../errors.ts";
+import type { EndpointSentinel } from "./endpoint.ts";
+import type { RespValue } from "./resp_parser.ts";
+import { Socket } from "./_socket.ts";
+
+/** Options for {@linkcode resolveMaster}. */
+export interface ResolveMasterOptions {
+  /** "source" or "target", for messages. */
+  role: string;
+  /** Milliseconds one sentinel may take to answer. */
+  timeoutMs: number;
+  /** Aborts the resolution. */
+  signal: AbortSignal;
+}
+
+/** Which sentinel answered last, per master name: asked first next time. */
+const lastGood = new Map<string, number>();
+
+/**
+ * The address of the current master, from the first sentinel that knows
+ * it.
+ *
+ * @throws {ConnectError} naming every sentinel's failure when none answered
+ * with an address (retriable: the caller backs off and asks again).
+ */
+export async function resolveMaster(
+  sentinel: EndpointSentinel,
+  options: ResolveMasterOptions,
+): Promise<{ host: string; port: number }> {
+  const { addresses, masterName } = sentinel;
+  const first = lastGood.get(masterName) ?? 0;
+  const failures: string[] = [];
+  for (let i = 0; i < addresses.length; i++) {
+    if (options.signal.aborted) break;
+    const at = (first + i) % addresses.length;
+    const address = addresses[at];
+    try {
+      const master = await askOne(sentinel, address, options);
+      lastGood.set(masterName, at);
+      return master;
+    } catch (error) {
+      failures.push(`${address.host}:${address.port}: ${(error as Error).message}`);
+    }
+  }
+  throw new ConnectError(
+    `No sentinel gave the ${options.role}'s master "${masterName}": ${failures.join("; ")}`,
+  );
+}
+
+async function askOne(
+  sentinel: EndpointSentinel,
+  address: { host: string; port: number },
+  options: ResolveMasterOptions,
+): Promise<{ host: string; port: number }> {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort();
+  options.signal.addEventListener("abort", onAbort, { once: true });
+  const timer = setTimeout(() => controller.abort(), options.timeoutMs);
+  let socket: Socket | undefined;
+  try {
+    socket = await Socket.connect(address.host, address.port, {
+      signal: controller.signal,
+      where: `sentinel "${address.host}:${address.port}"`,
+      onIdle: () => {},
+      onLost: () => {},
+      ...(sentinel.tls ? { tls: sentinel.tls, role: options.role } : {}),
+    });
+    const opened = socket;
+    controller.signal.addEventListener("abort", () => {
+      opened.destroy(new ConnectError(`no answer within ${options.timeoutMs} ms`));
+    }, { once: true });
+    const commands: string[][] = [];
+    if (sentinel.password) {
+      commands.push(
+        sentinel.username
+          ? ["AUTH", sentinel.username, sentinel.password]
+          : ["AUTH", sentinel.password],
+      );
+    }
+    commands.push(["SENTINEL", "get-master-addr-by-name", sentinel.masterName]);
+    const replies = await socket.send(commands.length, (w) => {
+      for (const args of commands) w.command(args);
+    }, {
+      count: commands.length,
+      buffers: false,
+      rawDepth: -1,
+      limitMs: options.timeoutMs,
+      name: "SENTINEL get-master-addr-by-name",
+    });
+    for (const reply of replies) if (reply instanceof RedisReplyError) throw reply;
+    return masterAddress(replies[replies.length - 1], sentinel.masterName);
+  } finally {
+    clearTimeout(timer);
+    options.signal.removeEventListener("abort", onAbort);
+    socket?.destroy(new ConnectError("done"));
+  }
+}
+
+function masterAddress(reply: RespValue, name: string): { host: string; port: number } {
+  if (!Array.isArray(reply) || reply.length !== 2) {
+    throw new Error(`it does not monitor a master named "${name}"`);
+  }
+  const host = String(reply[0]);
+  const port = Number(String(reply[1]));
+  if (host === "" || !Number.isInteger(port)) {
+    throw new Error(`unexpected reply ${JSON.stringify(reply)}`);
+  }
+  return { host, port };
+}
+
+/**
+ * Throws unless a `ROLE` reply says master. A sentinel may name a master
+ * that was demoted meanwhile (or be misconfigured): the sentinel that named
+ * it is then asked last next time, the others first.
+ */
+export function checkMasterRole(
+  reply: RespValue,
+  options: { where: string; sentinel: EndpointSentinel },
+): void {
+  const role = Array.isArray(reply) ? String(reply[0]) : String(reply);
+  if (role === "master") return;
+  const { masterName, addresses } = options.sentinel;
+  lastGood.set(masterName, ((lastGood.get(masterName) ?? 0) + 1) % addresses.length);
+  throw new ConnectError(
+    `${options.where} is not a master (ROLE: ${role}); asking the other sentinels`,
+  );
+}

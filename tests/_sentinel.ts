@@ -1,0 +1,164 @@
+/**
+ * A Redis Sentinel setup for tests: a master, one replica of it, and three
+ * `redis-server --sentinel` processes that monitor it as "mymaster" (quorum
+ * 2, down after 1 s), all on free loopback ports. `failover()` runs
+ * `SENTINEL FAILOVER` and waits until the replica is the master everyone
+ * names.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { waitFor } from "./_cli.ts";
+import { connect, freePort, RedisServer } from "./_redis.ts";
+
+export const MASTER_NAME = "mymaster";
+
+/** One sentinel process. */
+class SentinelProcess implements AsyncDisposable {
+  readonly port: number;
+  readonly dir: string;
+  readonly #child: Deno.ChildProcess;
+
+  private constructor(port: number, dir: string, child: Deno.ChildProcess) {
+    this.port = port;
+    this.dir = dir;
+    this.#child = child;
+  }
+
+  static async start(masterPort: number, quorum = 2): Promise<SentinelProcess> {
+    const dir = await Deno.makeTempDir({ prefix: "redis-stream-sync-sentinel-" });
+    const port = freePort();
+    const conf = join(dir, "sentinel.conf");
+    await Deno.writeTextFile(
+      conf,
+      [
+        `port ${port}`,
+        "bind 127.0.0.1",
+        "protected-mode no",
+        "daemonize no",
+        `dir ${dir}`,
+        `logfile ${join(dir, "sentinel.log")}`,
+        `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${masterPort} ${quorum}`,
+        `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
+        `sentinel failover-timeout ${MASTER_NAME} 5000`,
+        `sentinel parallel-syncs ${MASTER_NAME} 1`,
+        "",
+      ].join("\n"),
+    );
+    const child = new Deno.Command("redis-server", {
+      args: [conf, "--sentinel"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const sentinel = new SentinelProcess(port, dir, child);
+    await waitFor(async () => {
+      await using c = await connect({ host: "127.0.0.1", port });
+      return String(await c.send(["PING"])) === "PONG";
+    }, { timeoutMs: 10_000, message: `sentinel on port ${port} answering` });
+    return sentinel;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.#child.kill("SIGKILL");
+    } catch {
+      // exited
+    }
+    await this.#child.status;
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** A master, its replica and three sentinels. */
+export interface SentinelSetup extends AsyncDisposable {
+  /** The servers: `servers[0]` is the master at the start, `servers[1]` its replica. */
+  servers: [RedisServer, RedisServer];
+  /** The sentinels' ports. */
+  sentinelPorts: number[];
+  /** `127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3`, for `*_REDIS_SENTINELS`. */
+  sentinels: string;
+  /** The server the sentinels name as master now. */
+  master(): Promise<RedisServer>;
+  /** `SENTINEL FAILOVER`; resolves once the other server is the master the sentinels name. */
+  failover(): Promise<RedisServer>;
+}
+
+async function masterPortOf(port: number): Promise<number | undefined> {
+  await using s = await connect({ host: "127.0.0.1", port });
+  const reply = await s.send(["SENTINEL", "get-master-addr-by-name", MASTER_NAME]) as unknown[];
+  return reply ? Number(String(reply[1])) : undefined;
+}
+
+async function role(server: RedisServer): Promise<string> {
+  await using c = await connect(server);
+  return String((await c.send(["ROLE"]) as unknown[])[0]);
+}
+
+/** Starts the master (persistent), its replica and three sentinels, and waits until all see each other. */
+export async function startSentinelSetup(): Promise<SentinelSetup> {
+  const master = await RedisServer.start({ appendOnly: true });
+  const replica = await RedisServer.start({
+    appendOnly: true,
+    args: ["--replicaof", "127.0.0.1", String(master.port)],
+  });
+  const sentinels: SentinelProcess[] = [];
+  const dispose = async () => {
+    for (const s of sentinels) await s[Symbol.asyncDispose]();
+    await replica[Symbol.asyncDispose]();
+    await master[Symbol.asyncDispose]();
+  };
+  try {
+    await waitFor(async () => {
+      await using r = await connect(replica);
+      return /master_link_status:up/.test(String(await r.send(["INFO", "replication"])));
+    }, { timeoutMs: 20_000, message: "the replica in sync" });
+    for (let i = 0; i < 3; i++) sentinels.push(await SentinelProcess.start(master.port));
+    // A failover needs every sentinel to know the replica and the other sentinels.
+    await waitFor(async () => {
+      for (const s of sentinels) {
+        await using c = await connect({ host: "127.0.0.1", port: s.port });
+        const info = String(await c.send(["INFO", "sentinel"]));
+        if (!/slaves=1,sentinels=3/.test(info)) return false;
+      }
+      return true;
+    }, { timeoutMs: 30_000, message: "three sentinels that see the replica and each other" });
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+  const servers: [RedisServer, RedisServer] = [master, replica];
+  const setup: SentinelSetup = {
+    servers,
+    sentinelPorts: sentinels.map((s) => s.port),
+    sentinels: sentinels.map((s) => `127.0.0.1:${s.port}`).join(","),
+    async master() {
+      const port = await masterPortOf(sentinels[0].port);
+      const found = servers.find((s) => s.port === port);
+      if (!found) throw new Error(`the sentinels name port ${port}, not one of the servers`);
+      return found;
+    },
+    async failover() {
+      const before = await setup.master();
+      const after = servers.find((s) => s !== before)!;
+      await using c = await connect({ host: "127.0.0.1", port: sentinels[0].port });
+      await c.send(["SENTINEL", "FAILOVER", MASTER_NAME]);
+      await waitFor(async () => {
+        for (const s of sentinels) if (await masterPortOf(s.port) !== after.port) return false;
+        return await role(after) === "master" && await role(before) === "slave";
+      }, { timeoutMs: 30_000, message: `port ${after.port} the master everyone names` });
+      return after;
+    },
+    [Symbol.asyncDispose]: dispose,
+  };
+  return setup;
+}
+
+/**
+ * One sentinel that monitors `port` as "mymaster" alone, with a quorum it
+ * can never reach (so it never fails anything over): for a sentinel that
+ * names the wrong server.
+ */
+export async function startLoneSentinel(port: number): Promise<{ port: number } & AsyncDisposable> {
+  return await SentinelProcess.start(port, 3);
+}
