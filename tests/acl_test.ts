@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { runCli, spawnCli } from "./_cli.ts";
 import { connect, RedisServer } from "./_redis.ts";
-import { addEntries, entriesDifference, waitFor } from "./_replication.ts";
+import { addEntries, entriesDifference, pendingCount, waitFor } from "./_replication.ts";
 
 const README = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
 
@@ -99,4 +99,93 @@ Deno.test("users made with exactly the README's ACL lines replicate, and status 
   const stopped = await service.wait();
   assert.equal(stopped.code, 0, stopped.stderr);
   assert.doesNotMatch(stopped.stderr, /NOPERM|WARNING|ERROR/, stopped.stderr);
+});
+
+/** A source and a target with the README's users, the default user off; `drop` removes one rule. */
+async function serversWithUsers(drop: { side: "source" | "target"; rule: string }) {
+  const source = await RedisServer.start();
+  const target = await RedisServer.start();
+  for (const [server, user] of [[source, "sync-source"], [target, "sync-target"]] as const) {
+    await using admin = await connect(server);
+    const line = aclLine(user).filter((rule) =>
+      !(drop.side === (server === source ? "source" : "target") && rule === drop.rule)
+    );
+    assert.equal(
+      line.length,
+      aclLine(user).length - (drop.side === (server === source ? "source" : "target") ? 1 : 0),
+    );
+    await admin.send(["ACL", ...line]);
+    await admin.send(["ACL", "SETUSER", "admin", "on", ">admin-pw", "~*", "&*", "+@all"]);
+  }
+  const env = {
+    SOURCE_REDIS_HOST: source.host,
+    SOURCE_REDIS_PORT: String(source.port),
+    SOURCE_REDIS_USERNAME: "sync-source",
+    SOURCE_REDIS_PASSWORD: "source-password",
+    TARGET_REDIS_HOST: target.host,
+    TARGET_REDIS_PORT: String(target.port),
+    TARGET_REDIS_USERNAME: "sync-target",
+    TARGET_REDIS_PASSWORD: "target-password",
+    REDIS_DB_SEARCH_RANGE: "0",
+    STREAM_DISCOVERY_PATTERNS: "acl-*",
+    METRICS_PORT: "0",
+  };
+  return {
+    source,
+    target,
+    env,
+    async [Symbol.asyncDispose]() {
+      await source[Symbol.asyncDispose]();
+      await target[Symbol.asyncDispose]();
+    },
+  };
+}
+
+Deno.test("a target user without +xadd: the copy stops with the documented error naming the rule to add, nothing acknowledged", async () => {
+  await using servers = await serversWithUsers({ side: "target", rule: "+xadd" });
+  await using src = await connect(servers.source);
+  await addEntries(src, "acl-x-stream", 20);
+  const run = await runCli(["run", "--once"], { env: servers.env, timeoutMs: 60_000 });
+  assert.equal(run.code, 1, `${run.stdout}\n${run.stderr}`);
+  assert.match(
+    run.stderr,
+    /NOPERM [^\n]*'xadd' command \(the ACL user needs \+xadd; see "ACL users" in the README\)/,
+  );
+  assert.equal(await pendingCount(src, "acl-x-stream", "redis-sync-group"), 20);
+});
+
+Deno.test("a source user without +client|unblock: one WARNING naming the rule, and replication goes on", async () => {
+  await using servers = await serversWithUsers({ side: "source", rule: "+client|unblock" });
+  await using src = await connect(servers.source);
+  await using dst = await connect(servers.target);
+  await addEntries(src, "acl-u-1", 20);
+  await using service = spawnCli(["run"], {
+    env: { ...servers.env, STREAM_POLL_INTERVAL: "0.5", STREAM_DISCOVERY_INTERVAL: "0.3" },
+    timeoutMs: 120_000,
+  });
+  await waitFor(async () => Number(await dst.send(["XLEN", "acl-u-1"])) === 20, {
+    timeoutMs: 30_000,
+    message: "the first stream copied",
+  });
+  // New streams make the reader be woken (CLIENT UNBLOCK), which is refused.
+  for (let i = 2; i <= 4; i++) {
+    await addEntries(src, `acl-u-${i}`, 20);
+    await waitFor(async () => Number(await dst.send(["XLEN", `acl-u-${i}`])) === 20, {
+      timeoutMs: 30_000,
+      message: `stream ${i} copied`,
+    });
+  }
+  await service.waitForOutput(/WARNING[^\n]*the ACL user needs \+client\|unblock/, 30_000);
+  service.signal("SIGTERM");
+  const stopped = await service.wait();
+  assert.equal(stopped.code, 0, stopped.stderr);
+  const warnings = stopped.stderr.split("\n").filter((l) => /needs \+client\|unblock/.test(l));
+  assert.equal(warnings.length, 1, stopped.stderr);
+  assert.doesNotMatch(stopped.stderr, /ERROR/);
+  for (let i = 1; i <= 4; i++) {
+    assert.equal(
+      entriesDifference(await dst.xrangeAll(`acl-u-${i}`), await src.xrangeAll(`acl-u-${i}`)),
+      undefined,
+    );
+  }
 });
