@@ -98,6 +98,18 @@ export class ConnectError extends ConnectionError {
   }
 }
 
+/**
+ * The server a sentinel named is not a master (ROLE): it was demoted
+ * meanwhile, or the sentinel is misconfigured. Retriable (the other
+ * sentinels are asked).
+ */
+export class NotMasterError extends ConnectError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "NotMasterError";
+  }
+}
+
 /** A command got no reply within its deadline; the connection was closed. Retriable. */
 export class TimeoutError extends ConnectionError {
   constructor(message: string, options?: ErrorOptions) {

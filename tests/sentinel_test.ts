@@ -188,3 +188,38 @@ Deno.test("a sentinel that names a replica is passed over: the copy goes from th
   await using dst = await connect(target);
   assert.ok(await exact(src, dst), "not an exact copy of the master");
 });
+
+Deno.test("a sentinel that accepts connections and never answers does not stop the others from being asked", async () => {
+  await using setup = await startSentinelSetup();
+  const [master] = setup.servers;
+  // Listed first: a port that takes connections and never says a word.
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    try {
+      for await (const conn of silent) held.push(conn);
+    } catch {
+      // closed
+    }
+  })();
+  try {
+    const result = await runCli(["check"], {
+      env: {
+        SOURCE_REDIS_SENTINELS: `127.0.0.1:${silent.addr.port},${setup.sentinels}`,
+        SOURCE_REDIS_SENTINEL_MASTER: MASTER_NAME,
+        SOURCE_REDIS_COMMAND_TIMEOUT: "1",
+        SOURCE_REDIS_MAX_RETRIES: "1",
+        TARGET_REDIS_HOST: master.host,
+        TARGET_REDIS_PORT: String(master.port),
+      },
+      timeoutMs: 60_000,
+    });
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+    assert.match(result.stdout, /Source "mymaster via sentinels" answers/);
+    assert.ok(held.length >= 1, "the silent sentinel was not asked first");
+  } finally {
+    silent.close();
+    await accepting;
+    for (const conn of held) conn.close();
+  }
+});

@@ -66,6 +66,27 @@ Deno.test("a TLS key set while TLS is off, TLS=false beside rediss://, and a cer
   assert.match(problemsOf("SOURCE_REDIS_TLS=maybe\n")[0], /^SOURCE_REDIS_TLS must be/);
 });
 
+Deno.test("PEM text where a TLS file path belongs is refused without being printed", () => {
+  const problems = problemsOf(
+    'SOURCE_REDIS_TLS=true\nSOURCE_REDIS_TLS_KEY_FILE="-----BEGIN PRIVATE KEY-----\\nMIIsecret\\n"\n',
+  );
+  assert.deepStrictEqual(problems, [
+    "SOURCE_REDIS_TLS_KEY_FILE must be the path of a PEM file, not its contents (env.conf line 2): " +
+    "write it to a file (readable only by the service, for a key) and give its path",
+  ]);
+});
+
+Deno.test("TARGET_WAIT_TIMEOUT must be below the target's command timeout", () => {
+  assert.deepStrictEqual(
+    problemsOf("TARGET_WAIT_REPLICAS=1\nTARGET_WAIT_TIMEOUT=10\n"),
+    ["TARGET_WAIT_TIMEOUT must be below TARGET_REDIS_COMMAND_TIMEOUT: got 10 s and 10 s"],
+  );
+  assert.equal(
+    loadConfig({}, {}, "TARGET_WAIT_REPLICAS=1\nTARGET_WAIT_TIMEOUT=2\n").config.targetWaitTimeout,
+    2,
+  );
+});
+
 Deno.test("TLS_INSECURE is a warning of every load", () => {
   const { warnings } = loadConfig(
     {},

@@ -95,6 +95,18 @@ function readTls(
   const text = (key: string) => lookUp(ctx, prefix + key).text.trim();
   const files = { caFile: text("TLS_CA_FILE"), certFile: text("TLS_CERT_FILE") };
   const keyFile = text("TLS_KEY_FILE");
+  for (const key of ["TLS_CA_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE"]) {
+    // PEM text given where a path belongs (a key's text must never be printed back).
+    if (/-----BEGIN|[\r\n]/.test(text(key))) {
+      ctx.problems.push(
+        `${prefix}${key} must be the path of a PEM file, not its contents${
+          lookUp(ctx, prefix + key).origin
+        }: ` +
+          "write it to a file (readable only by the service, for a key) and give its path",
+      );
+      return undefined;
+    }
+  }
   const servername = text("TLS_SERVERNAME");
   const insecure = read(ctx, `${prefix}TLS_INSECURE`, parseBoolean);
   if (!on) {

@@ -161,7 +161,8 @@ function redisServerKeys(side: "SOURCE" | "TARGET"): ConfigKeyInfo[] {
       "TLS_SERVERNAME",
       "",
       "Name sent to the server (SNI) and checked in its certificate; empty = " +
-        "`" + prefix + "HOST`. For a server reached by address whose certificate names a host.",
+        "`" + prefix + "HOST` (behind sentinels: the address they name). For a server reached by " +
+        "address whose certificate names a host.",
       true,
     ),
     entry(
@@ -218,8 +219,9 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = Object.freeze([
     "Target",
     "TARGET_WAIT_TIMEOUT",
     "1",
-    "Seconds a write waits for `TARGET_WAIT_REPLICAS` replicas (> 0); when fewer confirmed, " +
-      "nothing of it is acknowledged and it is checked again with backoff.",
+    "Seconds a write waits for `TARGET_WAIT_REPLICAS` replicas (> 0, below " +
+      "`TARGET_REDIS_COMMAND_TIMEOUT`); when fewer confirmed, nothing of it is acknowledged and " +
+      "it is checked again with backoff.",
     true,
   ),
   info(

@@ -139,6 +139,13 @@ export function loadConfig(
   // Rules that involve several keys, checked only when each of those keys is valid.
   checkBackoff(ctx, "SOURCE", config.source);
   checkBackoff(ctx, "TARGET", config.target);
+  if (config.targetWaitReplicas > 0 && config.targetWaitTimeout >= config.target.commandTimeout) {
+    // Commands pipelined behind a WAIT would pass their deadline while it blocks.
+    problems.push(
+      `TARGET_WAIT_TIMEOUT must be below TARGET_REDIS_COMMAND_TIMEOUT: got ` +
+        `${config.targetWaitTimeout} s and ${config.target.commandTimeout} s`,
+    );
+  }
   if (!ctx.invalid.has("SOURCE_REDIS_DB") && !ctx.invalid.has("TARGET_REDIS_DB")) {
     checkCollisions(ctx, streams, config.target.db, targetStreamPrefix);
   }

@@ -44,6 +44,12 @@ export function checkHandshake(
   for (const reply of replies) if (reply instanceof RedisReplyError) throw reply;
   let end = replies.length;
   const sentinel = options.endpoint.sentinel;
-  if (sentinel) checkMasterRole(replies[--end], { where: options.where, sentinel });
+  if (sentinel) {
+    checkMasterRole(replies[--end], {
+      where: options.where,
+      role: options.endpoint.role,
+      sentinel,
+    });
+  }
   return options.trackClientId ? String(replies[end - 1]) : undefined;
 }

@@ -8,7 +8,7 @@
  * @module
  */
 import tls from "node:tls";
-import { ConnectionError, TimeoutError, TlsError } from "../errors.ts";
+import { ConnectionError, NotMasterError, TimeoutError, TlsError } from "../errors.ts";
 import type { EndpointLike } from "./connection_options.ts";
 
 /** How long one probe may take. */
@@ -22,6 +22,8 @@ export interface MismatchOptions {
   opened: boolean;
   /** `source "host:port"`. */
   where: string;
+  /** Aborts the probe (the connection was closed). */
+  signal: AbortSignal;
 }
 
 /**
@@ -33,13 +35,13 @@ export async function diagnoseMismatch(
   error: unknown,
   options: MismatchOptions,
 ): Promise<TlsError | undefined> {
-  const { timedOut, opened, where } = options;
-  if (error instanceof TlsError) return undefined;
+  const { timedOut, opened, where, signal } = options;
+  if (error instanceof TlsError || error instanceof NotMasterError) return undefined;
   const side = endpoint.role.toUpperCase();
   if (endpoint.tls) {
     const handshakeLost = error instanceof Error && /closed|reset|EOF/i.test(error.message);
     if (!(timedOut || handshakeLost)) return undefined;
-    if (!(await answersPlainPing(endpoint.host, endpoint.port))) return undefined;
+    if (!(await answersPlainPing(endpoint.host, endpoint.port, signal))) return undefined;
     return new TlsError(
       `${capitalize(where)} does not speak TLS on that port (it answers plain Redis commands): ` +
         `set ${side}_REDIS_TLS=false, or use the server's TLS port`,
@@ -49,7 +51,7 @@ export async function diagnoseMismatch(
   const closedEarly = opened && error instanceof ConnectionError &&
     !(error instanceof TimeoutError);
   if (!(closedEarly || (opened && timedOut))) return undefined;
-  if (!(await completesTlsHandshake(endpoint.host, endpoint.port))) return undefined;
+  if (!(await completesTlsHandshake(endpoint.host, endpoint.port, signal))) return undefined;
   return new TlsError(
     `${capitalize(where)} speaks TLS on that port, and the connection was plain: set ` +
       `${side}_REDIS_TLS=true (or use a rediss:// URL), with ${side}_REDIS_TLS_CA_FILE if its ` +
@@ -59,10 +61,16 @@ export async function diagnoseMismatch(
 }
 
 /** Whether `host:port` answers `PING` in plain RESP (any reply: +PONG, -NOAUTH...). */
-async function answersPlainPing(host: string, port: number): Promise<boolean> {
-  const signal = AbortSignal.timeout(PROBE_MS);
+async function answersPlainPing(
+  host: string,
+  port: number,
+  closed: AbortSignal,
+): Promise<boolean> {
+  const signal = AbortSignal.any([AbortSignal.timeout(PROBE_MS), closed]);
   let conn: Deno.Conn | undefined;
   const timer = setTimeout(() => conn?.close(), PROBE_MS);
+  const onClosed = () => conn?.close();
+  closed.addEventListener("abort", onClosed, { once: true });
   try {
     conn = await Deno.connect({ hostname: host, port, signal });
     await conn.write(new TextEncoder().encode("PING\r\n"));
@@ -73,6 +81,7 @@ async function answersPlainPing(host: string, port: number): Promise<boolean> {
     return false;
   } finally {
     clearTimeout(timer);
+    closed.removeEventListener("abort", onClosed);
     try {
       conn?.close();
     } catch {
@@ -82,14 +91,18 @@ async function answersPlainPing(host: string, port: number): Promise<boolean> {
 }
 
 /** Whether `host:port` completes a TLS handshake (certificates not checked). */
-function completesTlsHandshake(host: string, port: number): Promise<boolean> {
+function completesTlsHandshake(host: string, port: number, closed: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
+    if (closed.aborted) return resolve(false);
     const socket = tls.connect({ host, port, rejectUnauthorized: false });
     const done = (result: boolean) => {
       clearTimeout(timer);
+      closed.removeEventListener("abort", onClosed);
       socket.destroy();
       resolve(result);
     };
+    const onClosed = () => done(false);
+    closed.addEventListener("abort", onClosed, { once: true });
     const timer = setTimeout(() => done(false), PROBE_MS);
     socket.once("secureConnect", () => done(true));
     socket.once("error", () => done(false));

@@ -53,6 +53,8 @@ export interface SocketOptions {
   tls?: EndpointTls;
   /** "source" or "target" (TLS messages name its keys). */
   role?: string;
+  /** The server is a sentinel (TLS messages name the sentinel keys). */
+  sentinel?: boolean;
 }
 
 const DECODER = new TextDecoder();
@@ -86,7 +88,13 @@ export class Socket {
   static async connect(host: string, port: number, options: SocketOptions): Promise<Socket> {
     if (options.tls) {
       const { tls, signal, where } = options;
-      const conn = await connectTls(host, port, { tls, signal, where, role: options.role ?? "" });
+      const conn = await connectTls(host, port, {
+        tls,
+        signal,
+        where,
+        role: options.role ?? "",
+        sentinel: options.sentinel ?? false,
+      });
       return new Socket(conn, options);
     }
     const conn = await Deno.connect({ hostname: host, port, signal: options.signal });

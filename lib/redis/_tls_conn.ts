@@ -31,6 +31,12 @@ export interface ConnectTlsOptions {
   where: string;
   /** "source" or "target": the prefix of the keys a message names. */
   role: string;
+  /**
+   * The server is a sentinel: a message names `*_SENTINEL_TLS`, and no
+   * server name (a sentinel's certificate is checked against its address).
+   * @default {false}
+   */
+  sentinel?: boolean;
 }
 
 /** Bytes received and not yet read after which the socket stops reading. */
@@ -47,6 +53,7 @@ export function connectTls(
   options: ConnectTlsOptions,
 ): Promise<ByteConn> {
   const { tls: settings, signal, where, role } = options;
+  const sentinel = options.sentinel ?? false;
   const servername = settings.servername ?? (isIP(host) ? undefined : host);
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
@@ -66,7 +73,7 @@ export function connectTls(
     const onError = (error: Error) => {
       signal.removeEventListener("abort", onAbort);
       socket.destroy();
-      reject(tlsFailure(error, { where, role, servername: servername ?? host }));
+      reject(tlsFailure(error, { where, role, servername: servername ?? host, sentinel }));
     };
     socket.once("error", onError);
     socket.once("secureConnect", () => {
@@ -78,7 +85,7 @@ export function connectTls(
       } catch {
         // not fatal
       }
-      resolve(new NodeTlsConn(socket, { where, role, servername: servername ?? host }));
+      resolve(new NodeTlsConn(socket, { where, role, servername: servername ?? host, sentinel }));
     });
   });
 }
@@ -87,6 +94,7 @@ interface FailureContext {
   where: string;
   role: string;
   servername: string;
+  sentinel: boolean;
 }
 
 /** A `node:tls` socket read and written like a `Deno.Conn`. */
@@ -182,7 +190,7 @@ const UNTRUSTED = new Set([
  */
 export function tlsFailure(error: Error, context: FailureContext): Error {
   if (error instanceof TlsError) return error;
-  const { where, role, servername } = context;
+  const { where, role, servername, sentinel } = context;
   const prefix = `${role.toUpperCase()}_REDIS_TLS`;
   const code = String((error as { code?: unknown }).code ?? "");
   const detail = `${error.message}${code && !error.message.includes(code) ? ` (${code})` : ""}`;
@@ -197,6 +205,12 @@ export function tlsFailure(error: Error, context: FailureContext): Error {
     return make(`The certificate of ${where} is not valid now: ${detail}`);
   }
   if (code === "ERR_TLS_CERT_ALTNAME_INVALID" || /not valid for name/i.test(error.message)) {
+    if (sentinel) {
+      return make(
+        `The certificate of ${where} is not valid for the address "${servername}" it is ` +
+          `reached at: ${detail}. Give the sentinel a certificate for that address`,
+      );
+    }
     return make(
       `The certificate of ${where} is not valid for the name "${servername}": ${detail}. Set ` +
         `${prefix}_SERVERNAME to a name the certificate holds`,
@@ -220,9 +234,10 @@ export function tlsFailure(error: Error, context: FailureContext): Error {
     /WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|RECORD_LAYER|CorruptMessage|InvalidContentType/i
       .test(code + error.message)
   ) {
+    const key = `${role.toUpperCase()}_REDIS_${sentinel ? "SENTINEL_TLS" : "TLS"}`;
     return make(
-      `${capitalize(where)} does not speak TLS on that port (${detail}): set ` +
-        `${role.toUpperCase()}_REDIS_TLS=false, or use the server's TLS port`,
+      `${capitalize(where)} does not speak TLS on that port (${detail}): set ${key}=false, ` +
+        "or use its TLS port",
     );
   }
   return error;

@@ -52,6 +52,7 @@ export class RedisConnection {
   #healthTimer: ReturnType<typeof setInterval> | undefined;
   #clientId: string | undefined;
   #everConnected = false;
+  #generation = 0;
 
   /**
    * @param endpoint where to connect and who to be (see `endpointFor`).
@@ -99,6 +100,14 @@ export class RedisConnection {
   /** The server's CLIENT ID of the current connection (with `trackClientId`). */
   get clientId(): string | undefined {
     return this.#socket ? this.#clientId : undefined;
+  }
+
+  /**
+   * How many sockets this connection has opened: commands sent while it
+   * stays the same all went over one socket, to one server.
+   */
+  get generation(): number {
+    return this.#generation;
   }
 
   /** Opens the connection now (otherwise the first command does). */
@@ -270,17 +279,20 @@ export class RedisConnection {
     const e = this.#endpoint;
     const controller = new AbortController();
     this.#openController = controller;
-    const timer = setTimeout(() => controller.abort(), this.#timeoutMs);
+    let timer: ReturnType<typeof setTimeout> | undefined;
     let socket: Socket | undefined;
+    let at: { host: string; port: number } | undefined;
     try {
-      // Behind sentinels: the master they name now (asked again at every connect).
-      const at = e.sentinel
+      // Behind sentinels: the master they name now (asked again at every connect; each
+      // sentinel has its own deadline, before the connect's).
+      at = e.sentinel
         ? await resolveMaster(e.sentinel, {
           role: e.role,
           timeoutMs: this.#timeoutMs,
           signal: controller.signal,
         })
         : e;
+      timer = setTimeout(() => controller.abort(), this.#timeoutMs);
       socket = await Socket.connect(at.host, at.port, {
         signal: controller.signal,
         where: this.#where,
@@ -296,14 +308,18 @@ export class RedisConnection {
         { once: true },
       );
       this.#checkHandshake(await this.#handshake(socket));
+      this.#generation++;
     } catch (error) {
       socket?.destroy(error instanceof Error ? error : new Error(String(error)));
       const timedOut = controller.signal.aborted;
-      const mismatch = this.#closed ? undefined : await diagnoseMismatch(e, error, {
-        timedOut,
-        opened: socket !== undefined,
-        where: this.#where,
-      });
+      const mismatch = this.#closed || at === undefined
+        ? undefined
+        : await diagnoseMismatch({ ...e, ...at }, error, {
+          timedOut,
+          opened: socket !== undefined,
+          where: this.#where,
+          signal: controller.signal,
+        });
       throw this.#openError(mismatch ?? error, timedOut);
     } finally {
       clearTimeout(timer);

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { ConnectError, RedisReplyError } from "../errors.ts";
+import { ConnectError, NotMasterError, RedisReplyError, TlsError } from "../errors.ts";
 import type { EndpointSentinel } from "./endpoint.ts";
 import type { RespValue } from "./resp_parser.ts";
 import { Socket } from "./_socket.ts";
@@ -24,8 +24,14 @@ export interface ResolveMasterOptions {
   signal: AbortSignal;
 }
 
-/** Which sentinel answered last, per master name: asked first next time. */
-const lastGood = new Map<string, number>();
+/** Which sentinel to ask first, per side and master name. */
+const askFirst = new Map<string, number>();
+/** Which sentinel answered last, per side and master name. */
+const answered = new Map<string, number>();
+
+function slot(role: string, sentinel: EndpointSentinel): string {
+  return `${role}\0${sentinel.masterName}`;
+}
 
 /**
  * The address of the current master, from the first sentinel that knows
@@ -39,19 +45,32 @@ export async function resolveMaster(
   options: ResolveMasterOptions,
 ): Promise<{ host: string; port: number }> {
   const { addresses, masterName } = sentinel;
-  const first = lastGood.get(masterName) ?? 0;
+  const key = slot(options.role, sentinel);
+  const first = askFirst.get(key) ?? 0;
   const failures: string[] = [];
+  const tlsFailures: TlsError[] = [];
   for (let i = 0; i < addresses.length; i++) {
     if (options.signal.aborted) break;
     const at = (first + i) % addresses.length;
     const address = addresses[at];
     try {
       const master = await askOne(sentinel, address, options);
-      lastGood.set(masterName, at);
+      askFirst.set(key, at);
+      answered.set(key, at);
       return master;
     } catch (error) {
+      if (error instanceof TlsError) tlsFailures.push(error);
       failures.push(`${address.host}:${address.port}: ${(error as Error).message}`);
     }
+  }
+  // Every sentinel refused the TLS settings: a configuration error, not an outage.
+  if (tlsFailures.length === addresses.length) {
+    throw new TlsError(
+      `No sentinel of the ${options.role} could be reached: ${failures.join("; ")}`,
+      {
+        cause: tlsFailures[0],
+      },
+    );
   }
   throw new ConnectError(
     `No sentinel gave the ${options.role}'s master "${masterName}": ${failures.join("; ")}`,
@@ -74,7 +93,7 @@ async function askOne(
       where: `sentinel "${address.host}:${address.port}"`,
       onIdle: () => {},
       onLost: () => {},
-      ...(sentinel.tls ? { tls: sentinel.tls, role: options.role } : {}),
+      ...(sentinel.tls ? { tls: sentinel.tls, role: options.role, sentinel: true } : {}),
     });
     const opened = socket;
     controller.signal.addEventListener("abort", () => {
@@ -126,13 +145,15 @@ function masterAddress(reply: RespValue, name: string): { host: string; port: nu
  */
 export function checkMasterRole(
   reply: RespValue,
-  options: { where: string; sentinel: EndpointSentinel },
+  options: { where: string; role: string; sentinel: EndpointSentinel },
 ): void {
   const role = Array.isArray(reply) ? String(reply[0]) : String(reply);
   if (role === "master") return;
-  const { masterName, addresses } = options.sentinel;
-  lastGood.set(masterName, ((lastGood.get(masterName) ?? 0) + 1) % addresses.length);
-  throw new ConnectError(
+  // The one after the sentinel that named it (set, not incremented: several connections
+  // finding the same thing at once move it once).
+  const key = slot(options.role, options.sentinel);
+  askFirst.set(key, ((answered.get(key) ?? 0) + 1) % options.sentinel.addresses.length);
+  throw new NotMasterError(
     `${options.where} is not a master (ROLE: ${role}); asking the other sentinels`,
   );
 }

@@ -231,15 +231,15 @@ export class TargetWriter {
       return;
     }
     if (last !== undefined) stream.advance(entryId(last), compareIds);
+    // Written, not confirmed by enough replicas: retried, the next write finds the entries
+    // on the target and waits for the replicas again before they are acknowledged.
+    if (shortfall) return this.#failed(w, shortfall);
     if (duplicates.length > 0) {
       // The target's top moved behind our back (an earlier delivery of these entries was
       // written after all, or another writer): check those entries carefully.
       this.#writeCarefully(w, { entries: duplicates, written, reload: true });
       return;
     }
-    // Written, not confirmed by enough replicas: retried, the next write finds the entries
-    // on the target and waits for the replicas again before they are acknowledged.
-    if (shortfall) return this.#failed(w, shortfall);
     this.#done(w, written, 0, performance.now() - started);
   }
 
@@ -272,8 +272,13 @@ export class TargetWriter {
           return;
         }
       }
+      // One connection, one socket for the check and the WAIT after it: a WAIT only
+      // vouches for the server it ran on.
+      const target = this.#pool.pick(stream.ref.targetDb);
+      await target.connect();
+      const socket = target.generation;
       const written = await writeChecked(stream, from.entries, {
-        target: this.#pool.pick(stream.ref.targetDb),
+        target,
         source: this.#options.source,
         maxlen: this.#maxlen,
         // After a failure the top is reloaded: the target may have lost entries meanwhile (a
@@ -281,11 +286,10 @@ export class TargetWriter {
         reload: from.reload || stream.failures > 0,
       }) + from.written;
       if (this.#wait) {
-        await confirmReplicas(
-          this.#pool.pick(stream.ref.targetDb),
-          stream.ref.targetDb,
-          this.#wait,
-        );
+        await confirmReplicas(target, stream.ref.targetDb, this.#wait);
+        if (target.generation !== socket) {
+          throw new ConnectionError("The target connection was reopened during a checked write");
+        }
       }
       this.#done(w, written, w.entries.length - written, performance.now() - started);
     } catch (error) {
