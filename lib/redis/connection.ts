@@ -53,6 +53,8 @@ export class RedisConnection {
   #clientId: string | undefined;
   #everConnected = false;
   #generation = 0;
+  /** Aborted by close() only (the connect deadline has its own controller). */
+  readonly #closing = new AbortController();
 
   /**
    * @param endpoint where to connect and who to be (see `endpointFor`).
@@ -102,10 +104,7 @@ export class RedisConnection {
     return this.#socket ? this.#clientId : undefined;
   }
 
-  /**
-   * How many sockets this connection has opened: commands sent while it
-   * stays the same all went over one socket, to one server.
-   */
+  /** Sockets opened so far: while it stays the same, commands went over one socket. */
   get generation(): number {
     return this.#generation;
   }
@@ -212,6 +211,7 @@ export class RedisConnection {
   /** Closes the connection now; commands in flight fail with a ConnectionError. */
   close(): void {
     this.#closed = true;
+    this.#closing.abort();
     this.#openController?.abort();
     if (this.#healthTimer !== undefined) clearInterval(this.#healthTimer);
     this.#healthTimer = undefined;
@@ -318,7 +318,7 @@ export class RedisConnection {
           timedOut,
           opened: socket !== undefined,
           where: this.#where,
-          signal: controller.signal,
+          signal: this.#closing.signal,
         });
       throw this.#openError(mismatch ?? error, timedOut);
     } finally {
