@@ -24,11 +24,18 @@ export interface StartClusterOptions {
    * @default {3}
    */
   masters?: number;
+  /**
+   * Every node's `requirepass` and `masterauth`.
+   * @default {no password}
+   */
+  password?: string;
 }
 
 /** Starts the nodes, creates the cluster, and waits until every node says `cluster_state:ok`. */
 export async function startCluster(options: StartClusterOptions = {}): Promise<TestCluster> {
   const masters = options.masters ?? 3;
+  const password = options.password;
+  const auth = password === undefined ? [] : ["--requirepass", password, "--masterauth", password];
   const nodes: RedisServer[] = [];
   const dispose = async () => {
     for (const node of nodes) await node[Symbol.asyncDispose]();
@@ -44,12 +51,14 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
             "nodes.conf",
             "--cluster-node-timeout",
             "2000",
+            ...auth,
           ],
         }),
       );
     }
     const out = await new Deno.Command("redis-cli", {
       args: [
+        ...(password === undefined ? [] : ["-a", password, "--no-auth-warning"]),
         "--cluster",
         "create",
         ...nodes.map((n) => `127.0.0.1:${n.port}`),
@@ -69,7 +78,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
     }
     await waitFor(async () => {
       for (const node of nodes) {
-        await using c = await connect(node);
+        await using c = await connect(node, password === undefined ? {} : { password });
         const info = String(await c.send(["CLUSTER", "INFO"]));
         if (!/cluster_state:ok/.test(info)) return false;
         // Every replica attached: the layout each node reports is complete.
