@@ -10,6 +10,7 @@
 import { join } from "node:path";
 import { waitFor } from "./_cli.ts";
 import { connect, freePort, RedisServer } from "./_redis.ts";
+import { startTlsServer, type TestCertificates } from "./_tls.ts";
 
 export const MASTER_NAME = "mymaster";
 
@@ -25,14 +26,28 @@ class SentinelProcess implements AsyncDisposable {
     this.#child = child;
   }
 
-  static async start(masterPort: number, quorum = 2): Promise<SentinelProcess> {
+  static async start(
+    masterPort: number,
+    quorum = 2,
+    certs?: TestCertificates,
+  ): Promise<SentinelProcess> {
     const dir = await Deno.makeTempDir({ prefix: "redis-stream-sync-sentinel-" });
     const port = freePort();
     const conf = join(dir, "sentinel.conf");
     await Deno.writeTextFile(
       conf,
       [
-        `port ${port}`,
+        ...(certs
+          ? [
+            "port 0",
+            `tls-port ${port}`,
+            `tls-cert-file ${certs.serverCert}`,
+            `tls-key-file ${certs.serverKey}`,
+            `tls-ca-cert-file ${certs.ca}`,
+            "tls-auth-clients no",
+            "tls-replication yes",
+          ]
+          : [`port ${port}`]),
         "bind 127.0.0.1",
         "protected-mode no",
         "daemonize no",
@@ -53,6 +68,7 @@ class SentinelProcess implements AsyncDisposable {
     }).spawn();
     const sentinel = new SentinelProcess(port, dir, child);
     await waitFor(async () => {
+      if (certs) return (await tlsCli(certs, port, ["PING"])) === "PONG";
       await using c = await connect({ host: "127.0.0.1", port });
       return String(await c.send(["PING"])) === "PONG";
     }, { timeoutMs: 10_000, message: `sentinel on port ${port} answering` });
@@ -161,4 +177,63 @@ export async function startSentinelSetup(): Promise<SentinelSetup> {
  */
 export async function startLoneSentinel(port: number): Promise<{ port: number } & AsyncDisposable> {
   return await SentinelProcess.start(port, 3);
+}
+
+/** `redis-cli --tls` against a TLS port; its output, trimmed. */
+export async function tlsCli(
+  certs: TestCertificates,
+  port: number,
+  args: string[],
+): Promise<string> {
+  const out = await new Deno.Command("redis-cli", {
+    args: ["--tls", "--cacert", certs.ca, "-h", "127.0.0.1", "-p", String(port), ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
+/**
+ * A master and its replica that speak only TLS to each other and to the
+ * three sentinels, which speak TLS too (`tls-replication yes` everywhere):
+ * the tests read and write the servers on their plain ports.
+ */
+export async function startTlsSentinelSetup(
+  certs: TestCertificates,
+): Promise<{ master: RedisServer; sentinels: string } & AsyncDisposable> {
+  const master = await startTlsServer(certs, { args: ["--tls-replication", "yes"] });
+  const replica = await startTlsServer(certs, {
+    args: ["--tls-replication", "yes", "--replicaof", "127.0.0.1", String(master.tlsPort)],
+  });
+  const sentinels: SentinelProcess[] = [];
+  const dispose = async () => {
+    for (const s of sentinels) await s[Symbol.asyncDispose]();
+    await replica[Symbol.asyncDispose]();
+    await master[Symbol.asyncDispose]();
+  };
+  try {
+    await waitFor(async () => {
+      await using r = await connect(replica.server);
+      return /master_link_status:up/.test(String(await r.send(["INFO", "replication"])));
+    }, { timeoutMs: 20_000, message: "the replica in sync over TLS" });
+    for (let i = 0; i < 3; i++) {
+      sentinels.push(await SentinelProcess.start(master.tlsPort, 2, certs));
+    }
+    await waitFor(async () => {
+      for (const s of sentinels) {
+        if (!/slaves=1,sentinels=3/.test(await tlsCli(certs, s.port, ["INFO", "sentinel"]))) {
+          return false;
+        }
+      }
+      return true;
+    }, { timeoutMs: 30_000, message: "three TLS sentinels that see the replica and each other" });
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+  return {
+    master: master.server,
+    sentinels: sentinels.map((s) => `127.0.0.1:${s.port}`).join(","),
+    [Symbol.asyncDispose]: dispose,
+  };
 }

@@ -138,7 +138,7 @@ export interface TlsServer {
  */
 export async function startTlsServer(
   certs: TestCertificates,
-  options: { clientCerts?: boolean; appendOnly?: boolean } = {},
+  options: { clientCerts?: boolean; appendOnly?: boolean; args?: string[] } = {},
 ): Promise<TlsServer & AsyncDisposable> {
   const tlsPort = freePort();
   const server = await RedisServer.start({
@@ -153,6 +153,7 @@ export async function startTlsServer(
       certs.ca,
       "--tls-auth-clients",
       options.clientCerts ? "yes" : "no",
+      ...(options.args ?? []),
     ],
     appendOnly: options.appendOnly ?? false,
   });

@@ -14,7 +14,13 @@ import {
   pendingCount,
   waitFor,
 } from "./_replication.ts";
-import { MASTER_NAME, startLoneSentinel, startSentinelSetup } from "./_sentinel.ts";
+import {
+  MASTER_NAME,
+  startLoneSentinel,
+  startSentinelSetup,
+  startTlsSentinelSetup,
+} from "./_sentinel.ts";
+import { makeCertificates } from "./_tls.ts";
 
 const GROUP = "redis-sync-group";
 const KEYS = ["sentinel-a", "sentinel-b", "sentinel-c"];
@@ -222,4 +228,34 @@ Deno.test("a sentinel that accepts connections and never answers does not stop t
     await accepting;
     for (const conn of held) conn.close();
   }
+});
+
+Deno.test("sentinels over TLS name a master reached over TLS: run --once copies exactly; a CA that did not sign them is a TLS error about the sentinels (78)", async () => {
+  await using certs = await makeCertificates();
+  await using setup = await startTlsSentinelSetup(certs);
+  await using target = await RedisServer.start();
+  await addToAll(setup.master, 150, "backlog");
+  const env = {
+    ...FAST_SETTINGS,
+    SOURCE_REDIS_SENTINELS: setup.sentinels,
+    SOURCE_REDIS_SENTINEL_MASTER: MASTER_NAME,
+    SOURCE_REDIS_TLS: "true",
+    SOURCE_REDIS_TLS_CA_FILE: certs.ca,
+    TARGET_REDIS_HOST: target.host,
+    TARGET_REDIS_PORT: String(target.port),
+    REDIS_DB_SEARCH_RANGE: "0",
+    STREAM_DISCOVERY_PATTERNS: "sentinel-*",
+  };
+  const run = await runCli(["run", "--once"], { env, timeoutMs: 60_000 });
+  assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+  await using src = await connect(setup.master);
+  await using dst = await connect(target);
+  assert.ok(await exact(src, dst), "not an exact copy of the master");
+  // The sentinels' own CA missing: a TLS error about the sentinels, at once (78).
+  const untrusted = await runCli(["check"], {
+    env: { ...env, SOURCE_REDIS_TLS_CA_FILE: certs.otherCert },
+    timeoutMs: 60_000,
+  });
+  assert.equal(untrusted.code, 78, untrusted.stderr);
+  assert.match(untrusted.stderr, /No sentinel of the source could be reached: .*not trusted/);
 });
