@@ -9,6 +9,7 @@ import { ClusterRouter } from "../lib/redis/cluster_router.ts";
 import { nodeAddress } from "../lib/redis/cluster_slots.ts";
 import type { Endpoint } from "../lib/redis/endpoint.ts";
 import { clusterSlot } from "../lib/redis/key_slot.ts";
+import { discoverClusterStreams } from "../lib/replication/discover.ts";
 import { waitFor } from "./_cli.ts";
 import { startCluster } from "./_cluster.ts";
 import { connect, type TestClient } from "./_redis.ts";
@@ -120,6 +121,33 @@ Deno.test("a master failing over to its replica (CLUSTER FAILOVER): the next com
         message: "the layout naming the new master",
       },
     );
+  } finally {
+    router.close();
+  }
+});
+
+Deno.test("discovery over a cluster scans every master and finds each matching stream once, and nothing else", async () => {
+  await using cluster = await startCluster();
+  const router = new ClusterRouter(seedEndpoint(cluster.seed.port));
+  try {
+    const streams = Array.from({ length: 300 }, (_, i) => `disc:${i}:stream`);
+    for (const key of streams) await router.send(key, ["XADD", key, "*", "n", "1"]);
+    for (let i = 0; i < 40; i++) {
+      await router.send(`disc:${i}:hash`, ["HSET", `disc:${i}:hash`, "f", "v"]); // matches, not a stream
+      await router.send(`other:${i}`, ["XADD", `other:${i}`, "*", "n", "1"]); // a stream, no match
+    }
+    const found = await discoverClusterStreams(router, { patterns: ["disc:*"] });
+    const keys = found.streams.map((s) => new TextDecoder().decode(s.key));
+    assert.equal(keys.length, new Set(keys).size, "a stream found twice");
+    assert.deepEqual(keys.sort(), [...streams].sort());
+    assert.ok(found.streams.every((s) => s.db === 0));
+    // Streams already replicating are left out.
+    const known = new Set(found.streams.slice(0, 100).map((s) => s.id));
+    const again = await discoverClusterStreams(router, {
+      patterns: ["disc:*"],
+      skip: (id) => known.has(id),
+    });
+    assert.equal(again.streams.length, 200);
   } finally {
     router.close();
   }

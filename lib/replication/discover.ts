@@ -7,6 +7,7 @@
  */
 import type { Config } from "../config/types.ts";
 import { RedisReplyError } from "../errors.ts";
+import type { ClusterRouter } from "../redis/cluster_router.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import { text } from "../redis/replies.ts";
 import { makeStreamRef, streamId, type StreamRef } from "./stream_ref.ts";
@@ -81,6 +82,33 @@ export async function discoverStreams(
     }
   }
   return { streams, missingDbs };
+}
+
+/**
+ * Finds the streams matching `patterns` on every master of a Redis Cluster
+ * (DB 0, the only one a cluster has), each once: a key seen on two masters
+ * (its slot migrating between them) is one stream. The layout is read again
+ * first, so that a pass after a change of layout scans the new masters.
+ */
+export async function discoverClusterStreams(
+  router: ClusterRouter,
+  options: Omit<DiscoveryOptions, "dbs">,
+): Promise<DiscoveryResult> {
+  const seen = new Set<string>();
+  const streams: DiscoveryResult["streams"] = [];
+  const skip = options.skip ?? (() => false);
+  for (const master of (await router.refresh()).masters()) {
+    const found = await discoverStreams(router.connectionTo(master), {
+      ...options,
+      dbs: [0],
+      skip: (id) => seen.has(id) || skip(id),
+    });
+    for (const s of found.streams) {
+      seen.add(s.id);
+      streams.push(s);
+    }
+  }
+  return { streams, missingDbs: [] };
 }
 
 /** Whether `error` says the DB does not exist on the server. */
