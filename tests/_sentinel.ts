@@ -106,6 +106,14 @@ async function masterPortOf(port: number): Promise<number | undefined> {
   return reply ? Number(String(reply[1])) : undefined;
 }
 
+/** Waits until `replica` has its link to its master up. */
+function waitInSync(replica: RedisServer): Promise<void> {
+  return waitFor(async () => {
+    await using r = await connect(replica);
+    return /master_link_status:up/.test(String(await r.send(["INFO", "replication"])));
+  }, { timeoutMs: 20_000, message: `the replica on port ${replica.port} in sync` });
+}
+
 async function role(server: RedisServer): Promise<string> {
   await using c = await connect(server);
   return String((await c.send(["ROLE"]) as unknown[])[0]);
@@ -125,10 +133,7 @@ export async function startSentinelSetup(): Promise<SentinelSetup> {
     await master[Symbol.asyncDispose]();
   };
   try {
-    await waitFor(async () => {
-      await using r = await connect(replica);
-      return /master_link_status:up/.test(String(await r.send(["INFO", "replication"])));
-    }, { timeoutMs: 20_000, message: "the replica in sync" });
+    await waitInSync(replica);
     for (let i = 0; i < 3; i++) sentinels.push(await SentinelProcess.start(master.port));
     // A failover needs every sentinel to know the replica and the other sentinels.
     await waitFor(async () => {
@@ -212,10 +217,7 @@ export async function startTlsSentinelSetup(
     await master[Symbol.asyncDispose]();
   };
   try {
-    await waitFor(async () => {
-      await using r = await connect(replica.server);
-      return /master_link_status:up/.test(String(await r.send(["INFO", "replication"])));
-    }, { timeoutMs: 20_000, message: "the replica in sync over TLS" });
+    await waitInSync(replica.server);
     for (let i = 0; i < 3; i++) {
       sentinels.push(await SentinelProcess.start(master.tlsPort, 2, certs));
     }

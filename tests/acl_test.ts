@@ -17,6 +17,24 @@ function aclLine(user: string): string[] {
   return line.trim().split(/\s+/).slice(1);
 }
 
+/** The keys that point the tool at `source` and `target` as the README's users. */
+function usersEnv(
+  source: { host: string; port: number },
+  target: { host: string; port: number },
+): Record<string, string> {
+  return {
+    SOURCE_REDIS_HOST: source.host,
+    SOURCE_REDIS_PORT: String(source.port),
+    SOURCE_REDIS_USERNAME: "sync-source",
+    SOURCE_REDIS_PASSWORD: "source-password",
+    TARGET_REDIS_HOST: target.host,
+    TARGET_REDIS_PORT: String(target.port),
+    TARGET_REDIS_USERNAME: "sync-target",
+    TARGET_REDIS_PASSWORD: "target-password",
+    REDIS_DB_SEARCH_RANGE: "0",
+  };
+}
+
 Deno.test("users made with exactly the README's ACL lines replicate, and status and verify work", async () => {
   await using source = await RedisServer.start();
   await using target = await RedisServer.start();
@@ -34,15 +52,7 @@ Deno.test("users made with exactly the README's ACL lines replicate, and status 
   await dstAdmin.send(["ACL", "SETUSER", "default", "off"]);
   for (const key of ["acl-a-stream", "acl-b-stream"]) await addEntries(srcAdmin, key, 120);
   const env = {
-    SOURCE_REDIS_HOST: source.host,
-    SOURCE_REDIS_PORT: String(source.port),
-    SOURCE_REDIS_USERNAME: "sync-source",
-    SOURCE_REDIS_PASSWORD: "source-password",
-    TARGET_REDIS_HOST: target.host,
-    TARGET_REDIS_PORT: String(target.port),
-    TARGET_REDIS_USERNAME: "sync-target",
-    TARGET_REDIS_PASSWORD: "target-password",
-    REDIS_DB_SEARCH_RANGE: "0",
+    ...usersEnv(source, target),
     MIRROR_SOURCE_TRIM: "true",
     STREAM_DISCOVERY_PATTERNS: "acl-*",
     LOG_LEVEL: "INFO",
@@ -107,26 +117,14 @@ async function serversWithUsers(drop: { side: "source" | "target"; rule: string 
   const target = await RedisServer.start();
   for (const [server, user] of [[source, "sync-source"], [target, "sync-target"]] as const) {
     await using admin = await connect(server);
-    const line = aclLine(user).filter((rule) =>
-      !(drop.side === (server === source ? "source" : "target") && rule === drop.rule)
-    );
-    assert.equal(
-      line.length,
-      aclLine(user).length - (drop.side === (server === source ? "source" : "target") ? 1 : 0),
-    );
+    const dropping = drop.side === (server === source ? "source" : "target");
+    const line = aclLine(user).filter((rule) => !(dropping && rule === drop.rule));
+    assert.equal(line.length, aclLine(user).length - (dropping ? 1 : 0));
     await admin.send(["ACL", ...line]);
     await admin.send(["ACL", "SETUSER", "admin", "on", ">admin-pw", "~*", "&*", "+@all"]);
   }
   const env = {
-    SOURCE_REDIS_HOST: source.host,
-    SOURCE_REDIS_PORT: String(source.port),
-    SOURCE_REDIS_USERNAME: "sync-source",
-    SOURCE_REDIS_PASSWORD: "source-password",
-    TARGET_REDIS_HOST: target.host,
-    TARGET_REDIS_PORT: String(target.port),
-    TARGET_REDIS_USERNAME: "sync-target",
-    TARGET_REDIS_PASSWORD: "target-password",
-    REDIS_DB_SEARCH_RANGE: "0",
+    ...usersEnv(source, target),
     STREAM_DISCOVERY_PATTERNS: "acl-*",
     METRICS_PORT: "0",
   };

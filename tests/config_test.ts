@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { CONFIG_KEYS } from "../lib/config/keys.ts";
-import { type ConfigFlags, loadConfig } from "../lib/config/load_config.ts";
+import { loadConfig } from "../lib/config/load_config.ts";
 import { formatConfig } from "../lib/config/format_config.ts";
 import type { Config } from "../lib/config/types.ts";
-import { ConfigError } from "../lib/errors.ts";
 import { parseEnvFile } from "../lib/config/env_file.ts";
 import { SEED_ENV_CONF } from "./_fixtures.ts";
+import { problemsOf } from "./_config.ts";
 
 /** What the seed's env.conf (and the defaults) give. */
 const SEED_CONFIG: Config = {
@@ -66,23 +66,6 @@ const PASSWORD = "Sup3r-S3cret#pw";
 /** The configuration loaded from `fileText` alone. */
 function fromFile(fileText: string): Config {
   return loadConfig({}, {}, fileText).config;
-}
-
-/** The problems of a configuration that must fail to load. */
-function problemsOf(
-  fileText: string | undefined,
-  env: Record<string, string | undefined> = {},
-  flags: ConfigFlags = {},
-): readonly string[] {
-  try {
-    loadConfig(flags, env, fileText);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${error}`);
-    assert.equal(error.exitCode, 78);
-    assert.equal(error.message, error.problems.join("\n"));
-    return error.problems;
-  }
-  assert.fail("expected loadConfig() to throw a ConfigError");
 }
 
 /** The only problem of a configuration that must fail to load. */

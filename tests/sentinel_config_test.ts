@@ -2,17 +2,7 @@
 import assert from "node:assert/strict";
 import { formatConfig } from "../lib/config/format_config.ts";
 import { loadConfig } from "../lib/config/load_config.ts";
-import { ConfigError } from "../lib/errors.ts";
-
-function problemsOf(fileText: string): readonly string[] {
-  try {
-    loadConfig({}, {}, fileText);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, String(error));
-    return error.problems;
-  }
-  assert.fail("expected a ConfigError");
-}
+import { problemsOf } from "./_config.ts";
 
 Deno.test("SENTINELS and SENTINEL_MASTER give the server's sentinels; HOST and PORT are then ignored, with a warning", () => {
   const { config, warnings } = loadConfig(

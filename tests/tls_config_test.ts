@@ -7,18 +7,9 @@ import { formatConfig } from "../lib/config/format_config.ts";
 import { loadConfig } from "../lib/config/load_config.ts";
 import { loadTlsFiles } from "../lib/config/tls_files.ts";
 import { ConfigError } from "../lib/errors.ts";
+import { problemsOf } from "./_config.ts";
 import { endpointFor } from "../lib/redis/endpoint.ts";
 import { makeCertificates } from "./_tls.ts";
-
-function problemsOf(fileText: string): readonly string[] {
-  try {
-    loadConfig({}, {}, fileText);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, String(error));
-    return error.problems;
-  }
-  assert.fail("expected a ConfigError");
-}
 
 Deno.test("TLS is off by default, and on with *_REDIS_TLS=true or a rediss:// URL", () => {
   const plain = loadConfig({}, {}, "").config;

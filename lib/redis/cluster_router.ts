@@ -99,16 +99,11 @@ export class ClusterRouter {
         throw new ConnectError(`No node of the ${this.#seed.role} cluster serves slot ${slot}`);
       }
       const conn = this.connectionTo(node);
-      let reply: unknown;
       try {
-        if (asking) {
-          const replies = await conn.pipeline(undefined, [["ASKING"], args]);
-          if (replies[1].status === "rejected") throw replies[1].reason;
-          reply = replies[1].value;
-        } else {
-          reply = await conn.send(undefined, args);
-        }
-        return reply;
+        if (!asking) return await conn.send(undefined, args);
+        const [, reply] = await conn.pipeline(undefined, [["ASKING"], args]);
+        if (reply.status === "rejected") throw reply.reason;
+        return reply.value;
       } catch (error) {
         // A node that cannot be reached may have failed over: the layout is read again
         // for the next attempt (the caller's retry).
