@@ -134,6 +134,6 @@ Exit codes:
       verify: differences found)
   2   bad command-line usage
   69  a Redis server unreachable at start-up after the configured retries
-  78  configuration error (including a failed authentication)
+  78  configuration error (including a failed authentication or TLS handshake)
 `;
 }
