@@ -7,7 +7,8 @@
  * @module
  */
 import { waitFor } from "./_cli.ts";
-import { connect, RedisServer } from "./_redis.ts";
+import { connect, type RedisArg, RedisServer, type TestClient } from "./_redis.ts";
+import type { Entries } from "./_replication.ts";
 
 /** A running cluster. */
 export interface TestCluster extends AsyncDisposable {
@@ -96,4 +97,79 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
     seed: { host: "127.0.0.1", port: nodes[0].port },
     [Symbol.asyncDispose]: dispose,
   };
+}
+
+/**
+ * A test's own client of a cluster (independent of the tool's router): a
+ * command goes to the node that the last MOVED named for its slot, or the
+ * seed, and follows MOVED and ASK replies.
+ */
+export class ClusterTestClient implements AsyncDisposable {
+  readonly #seed: { host: string; port: number };
+  readonly #password: string | undefined;
+  readonly #clients = new Map<number, TestClient>();
+  readonly #bySlot = new Map<number, number>();
+
+  constructor(seed: { host: string; port: number }, options: { password?: string } = {}) {
+    this.#seed = seed;
+    this.#password = options.password;
+  }
+
+  /** Sends `args` (whose key is `key`) to the node serving `key`. */
+  send(key: RedisArg, args: readonly RedisArg[]): Promise<unknown> {
+    return this.#route(key, (c) => c.send(args));
+  }
+
+  /** As {@linkcode ClusterTestClient.send}, with bulk strings as bytes. */
+  sendBuffers(key: RedisArg, args: readonly RedisArg[]): Promise<unknown> {
+    return this.#route(key, (c) => c.sendBuffers(args));
+  }
+
+  /** Every entry of the stream at `key` (see `TestClient.xrangeAll`). */
+  xrangeAll(key: RedisArg): Promise<Entries> {
+    return this.#route(key, (c) => c.xrangeAll(key));
+  }
+
+  /** XADD `key` `*` with `fields`; returns the new ID. */
+  async xadd(key: RedisArg, fields: Record<string, string>): Promise<string> {
+    return String(await this.send(key, ["XADD", key, "*", ...Object.entries(fields).flat()]));
+  }
+
+  async #route<T>(key: RedisArg, run: (c: TestClient) => Promise<T>): Promise<T> {
+    const slot = Number(
+      await (await this.#client(this.#seed.port)).send(["CLUSTER", "KEYSLOT", key]),
+    );
+    let port = this.#bySlot.get(slot) ?? this.#seed.port;
+    let asking = false;
+    for (let hop = 0;; hop++) {
+      const c = await this.#client(port);
+      try {
+        if (asking) await c.send(["ASKING"]);
+        return await run(c);
+      } catch (error) {
+        const m = /^(MOVED|ASK) \d+ [^:]+:(\d+)/.exec(String((error as Error).message));
+        if (!m || hop > 5) throw error;
+        port = Number(m[2]);
+        asking = m[1] === "ASK";
+        if (!asking) this.#bySlot.set(slot, port);
+      }
+    }
+  }
+
+  async #client(port: number): Promise<TestClient> {
+    let c = this.#clients.get(port);
+    if (!c || !c.isOpen) {
+      c = await connect(
+        { host: this.#seed.host, port },
+        this.#password === undefined ? {} : { password: this.#password },
+      );
+      this.#clients.set(port, c);
+    }
+    return c;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    for (const c of this.#clients.values()) await c.close();
+    this.#clients.clear();
+  }
 }

@@ -9,7 +9,8 @@ import { ClusterRouter } from "../lib/redis/cluster_router.ts";
 import { nodeAddress } from "../lib/redis/cluster_slots.ts";
 import type { Endpoint } from "../lib/redis/endpoint.ts";
 import { clusterSlot } from "../lib/redis/key_slot.ts";
-import { discoverClusterStreams } from "../lib/replication/discover.ts";
+import { discoverEveryMaster } from "../lib/replication/discover.ts";
+import { ClusterClient } from "../lib/redis/cluster_client.ts";
 import { waitFor } from "./_cli.ts";
 import { startCluster } from "./_cluster.ts";
 import { connect, type TestClient } from "./_redis.ts";
@@ -136,14 +137,16 @@ Deno.test("discovery over a cluster scans every master and finds each matching s
       await router.send(`disc:${i}:hash`, ["HSET", `disc:${i}:hash`, "f", "v"]); // matches, not a stream
       await router.send(`other:${i}`, ["XADD", `other:${i}`, "*", "n", "1"]); // a stream, no match
     }
-    const found = await discoverClusterStreams(router, { patterns: ["disc:*"] });
+    const client = new ClusterClient(router);
+    const found = await discoverEveryMaster(client, { dbs: [0], patterns: ["disc:*"] });
     const keys = found.streams.map((s) => new TextDecoder().decode(s.key));
     assert.equal(keys.length, new Set(keys).size, "a stream found twice");
     assert.deepEqual(keys.sort(), [...streams].sort());
     assert.ok(found.streams.every((s) => s.db === 0));
     // Streams already replicating are left out.
     const known = new Set(found.streams.slice(0, 100).map((s) => s.id));
-    const again = await discoverClusterStreams(router, {
+    const again = await discoverEveryMaster(client, {
+      dbs: [0],
       patterns: ["disc:*"],
       skip: (id) => known.has(id),
     });

@@ -45,6 +45,13 @@ export function readServer<Db>(
   const db = read(ctx, `${prefix}DB`, parseDb);
   const tls = readTls(ctx, side, url?.tls);
   const sentinel = readSentinel(ctx, side, tls !== undefined);
+  const cluster = read(ctx, `${prefix}CLUSTER`, parseBoolean);
+  if (cluster && sentinel) {
+    ctx.problems.push(
+      `${prefix}CLUSTER and ${prefix}SENTINELS are both set: a cluster finds its masters ` +
+        `itself, so empty ${prefix}SENTINELS (or set ${prefix}CLUSTER=false)`,
+    );
+  }
   if (sentinel) {
     for (const key of ["HOST", "PORT"]) {
       const raw = lookUp(ctx, prefix + key);
@@ -60,6 +67,7 @@ export function readServer<Db>(
     ...(password === "" ? {} : { password }),
     ...(tls ? { tls } : {}),
     ...(sentinel ? { sentinel } : {}),
+    ...(cluster ? { cluster } : {}),
     ...(url ? { url: lookUp(ctx, `${prefix}URL`).text.trim() } : {}),
     db: url?.db === undefined ? db : url.db as Db,
     maxRetries: read(ctx, `${prefix}MAX_RETRIES`, integer(0)),

@@ -101,6 +101,15 @@ function redisServerKeys(side: "SOURCE" | "TARGET"): ConfigKeyInfo[] {
       true,
     ),
     entry(
+      "CLUSTER",
+      "false",
+      `The ${name} is a Redis Cluster: HOST and PORT (or the URL) name one of its nodes, the ` +
+        "others are found with `CLUSTER SLOTS` and followed through failovers and slot " +
+        "migrations. Every node gets the same user, password, TLS and timeouts. Only DB 0 " +
+        "exists in a cluster.",
+      true,
+    ),
+    entry(
       "SENTINELS",
       "",
       `Sentinels that monitor the ${name}, as \`host:port\` comma-separated; empty = none. Set: ` +

@@ -14,6 +14,7 @@ import { ConfigError } from "../errors.ts";
 import { type EnvFile, parseEnvFile } from "./env_file.ts";
 import { describeProblem, type LoadContext, lookUp, read } from "./_load_context.ts";
 import { readServer } from "./_read_server.ts";
+import { applyClusterRules } from "./_cluster_rules.ts";
 import { DEFAULT_LOG_FORMAT } from "../log.ts";
 import { CONFIG_KEYS, KEY_INFO } from "./keys.ts";
 import {
@@ -146,6 +147,7 @@ export function loadConfig(
         `${config.targetWaitTimeout} s and ${config.target.commandTimeout} s`,
     );
   }
+  applyClusterRules(ctx, config, streams);
   if (!ctx.invalid.has("SOURCE_REDIS_DB") && !ctx.invalid.has("TARGET_REDIS_DB")) {
     checkCollisions(ctx, streams, config.target.db, targetStreamPrefix);
   }

@@ -59,6 +59,8 @@ export interface RedisServerConfig {
   password?: string;
   /** The sentinels that name the server; undefined = `host` and `port` are the server. */
   sentinel?: SentinelConfig;
+  /** `*_REDIS_CLUSTER`: the server is one node of a Redis Cluster (the seed of its layout). */
+  cluster?: boolean;
   /** TLS settings; undefined = plain TCP. */
   tls?: TlsConfig;
   /** `*_REDIS_URL` as given, when set (host, port, user, password and DB came from it). Printed redacted. */

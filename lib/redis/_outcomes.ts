@@ -7,7 +7,9 @@
  */
 import { AuthError, ConnectError, ConnectionError, RedisReplyError, TlsError } from "../errors.ts";
 import type { RespValue } from "./resp_parser.ts";
-import { describeSocketError } from "./_socket.ts";
+import { describeSocketError, type PendingOptions } from "./_socket.ts";
+import type { SendOptions } from "./connection_options.ts";
+import type { RedisArg, RespWriter } from "./resp_writer.ts";
 
 /** EXEC's replies of a MULTI/.../EXEC batch, or what made it fail. */
 export function execReplies(replies: RespValue[], where: string): RespValue[] {
@@ -79,4 +81,37 @@ export function connectError(error: unknown, options: ConnectErrorOptions): Erro
   return new ConnectError(`Cannot connect to ${where}: ${describeSocketError(error)}`, {
     cause: error,
   });
+}
+
+/** The command's name, for messages. */
+export function commandName(args: readonly unknown[]): string {
+  const first = args[0];
+  return typeof first === "string" ? first.toUpperCase() : "command";
+}
+
+/** Replies of a cluster node that mean its layout changed (or is changing). */
+const LAYOUT_CODES = new Set(["MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN"]);
+
+/** Whether `reply` says a cluster's layout changed (a redirection, a slot not served or moving). */
+export function hintsLayoutChange(reply: RedisReplyError): boolean {
+  return LAYOUT_CODES.has(reply.code);
+}
+
+/** Encodes each of `commands`. */
+export function encodeAll(w: RespWriter, commands: readonly (readonly RedisArg[])[]): void {
+  for (const args of commands) w.command(args);
+}
+
+/** The awaited replies of `count` commands sent with `options`. */
+export function pendingOptions(
+  options: SendOptions,
+  at: { count: number; timeoutMs: number },
+): PendingOptions {
+  return {
+    count: at.count,
+    buffers: options.buffers ?? false,
+    rawDepth: options.rawDepth ?? -1,
+    limitMs: at.timeoutMs + (options.blockMs ?? 0),
+    name: options.name ?? "pipeline",
+  };
 }

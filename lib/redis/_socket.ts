@@ -55,6 +55,8 @@ export interface SocketOptions {
   role?: string;
   /** The server is a sentinel (TLS messages name the sentinel keys). */
   sentinel?: boolean;
+  /** A subscribed connection: pub/sub messages (`message`, channel, payload) go here. */
+  onPush?: (message: RespValue[]) => void;
 }
 
 const DECODER = new TextDecoder();
@@ -220,6 +222,7 @@ export class Socket {
   }
 
   #onReply(value: RespValue): void {
+    if (this.#options.onPush && isMessage(value)) return this.#options.onPush(value);
     const entry = this.#queue[this.#head];
     if (entry === undefined) {
       throw new ConnectionError(`Unexpected reply from ${this.#options.where}`);
@@ -291,6 +294,16 @@ export class Socket {
 }
 
 /** Bulk strings as text, deeply (for callers that did not ask for buffers). */
+const MESSAGE = new TextEncoder().encode("message");
+
+/** A pub/sub message: `["message", channel, payload]`. */
+function isMessage(value: RespValue): value is RespValue[] {
+  if (!Array.isArray(value) || value.length !== 3) return false;
+  const kind = value[0];
+  return kind instanceof Uint8Array && kind.length === MESSAGE.length &&
+    kind.every((b, i) => b === MESSAGE[i]);
+}
+
 function toText(value: RespValue): RespValue {
   if (value instanceof Uint8Array) return DECODER.decode(value);
   if (Array.isArray(value)) {

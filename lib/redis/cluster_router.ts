@@ -4,8 +4,10 @@
  * first), refreshed on a MOVED reply and on demand; an ASK reply (a slot
  * being migrated) is followed once, with `ASKING`, on the node it names.
  * Every node discovered gets the seed's credentials, TLS and timeouts (one
- * endpoint, its address changed). One connection per master. Not yet used
- * by the replication layer (issue 11).
+ * endpoint, its address changed). One connection per master. The layout
+ * is also read again on a timer, and soon after any connection of the
+ * cluster hints at a change (a redirection, a lost node); listeners hear
+ * of every change.
  *
  * @module
  */
@@ -20,10 +22,14 @@ import {
 import { RedisConnection } from "./connection.ts";
 import type { Endpoint } from "./endpoint.ts";
 import { clusterSlot } from "./key_slot.ts";
+import type { SendOptions } from "./connection_options.ts";
 import type { RedisArg } from "./resp_writer.ts";
+import type { ServerHealth } from "./server_health.ts";
 
 /** Redirections one command follows before it fails (a layout changing faster is not settled). */
 const MAX_REDIRECTIONS = 5;
+/** After a hint, the layout is read again at most this often. */
+const HINT_DELAY_MS = 200;
 
 /** Options for {@linkcode ClusterRouter}. */
 export interface ClusterRouterOptions {
@@ -33,26 +39,77 @@ export interface ClusterRouterOptions {
    * @default {undefined}
    */
   name?: string;
+  /**
+   * Up/down bookkeeping shared by the connections.
+   * @default {undefined}
+   */
+  health?: ServerHealth;
+  /**
+   * Read the layout again this often (ms); 0 = only on hints and demand.
+   * @default {0}
+   */
+  refreshEveryMs?: number;
 }
 
 /** Routes commands to the masters of a cluster; see the module doc. */
 export class ClusterRouter {
   readonly #seed: Endpoint;
-  readonly #options: ClusterRouterOptions;
+  #options: ClusterRouterOptions;
   readonly #connections = new Map<string, RedisConnection>();
   #map: SlotMap | undefined;
   #refreshing: Promise<SlotMap> | undefined;
   #closed = false;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #hinted: ReturnType<typeof setTimeout> | undefined;
+  readonly #listeners: Array<(map: SlotMap) => void> = [];
 
   /** `seed`: one node of the cluster, and how to talk to every node. */
   constructor(seed: Endpoint, options: ClusterRouterOptions = {}) {
     this.#seed = seed;
     this.#options = options;
+    const every = options.refreshEveryMs ?? 0;
+    if (every > 0) {
+      this.#timer = setInterval(() => this.refresh().catch(() => {}), every);
+    }
   }
 
   /** The layout, read once (and again after {@linkcode ClusterRouter.refresh}). */
   async layout(): Promise<SlotMap> {
     return this.#map ?? await this.refresh();
+  }
+
+  /** `source cluster "host:port"` (the seed), for messages. */
+  get where(): string {
+    return `${this.#seed.role} cluster "${nodeAddress(this.#seed)}"`;
+  }
+
+  /** Names the connections `redis-stream-sync-<name>`, those open now and those to come. */
+  async rename(name: string): Promise<void> {
+    this.#options = { ...this.#options, name };
+    await Promise.all([...this.#connections.values()].map((c) => c.rename(name)));
+  }
+
+  /** The layout last read; undefined before the first read. */
+  get current(): SlotMap | undefined {
+    return this.#map;
+  }
+
+  /** The master of `key`'s slot in the layout last read (undefined before the first read). */
+  masterOf(key: RedisArg): ClusterNode | undefined {
+    return this.#map?.masterOf(slotOf(key));
+  }
+
+  /** Calls `listener` with the new layout whenever it changes. */
+  onChange(listener: (map: SlotMap) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /** Something hints that the layout changed: it is read again soon (once for many hints). */
+  hint(): void {
+    if (this.#closed || this.#hinted !== undefined) return;
+    this.#hinted = setTimeout(() => {
+      this.refresh().catch(() => {}).finally(() => (this.#hinted = undefined));
+    }, HINT_DELAY_MS);
   }
 
   /**
@@ -74,10 +131,11 @@ export class ClusterRouter {
     const address = nodeAddress(node);
     let conn = this.#connections.get(address);
     if (!conn) {
-      conn = new RedisConnection(
-        { ...this.#seed, host: node.host, port: node.port },
-        this.#options.name ? { name: this.#options.name } : {},
-      );
+      conn = new RedisConnection({ ...this.#seed, host: node.host, port: node.port }, {
+        ...(this.#options.name ? { name: this.#options.name } : {}),
+        health: this.#options.health,
+        onLayoutHint: () => this.hint(),
+      });
       this.#connections.set(address, conn);
     }
     return conn;
@@ -89,8 +147,12 @@ export class ClusterRouter {
    *
    * @throws {RedisReplyError} for an error reply other than a redirection.
    */
-  async send(key: RedisArg, args: readonly RedisArg[]): Promise<unknown> {
-    const slot = clusterSlot(typeof key === "string" ? new TextEncoder().encode(key) : key);
+  async send(
+    key: RedisArg,
+    args: readonly RedisArg[],
+    options: SendOptions = {},
+  ): Promise<unknown> {
+    const slot = slotOf(key);
     let node: { host: string; port: number } | undefined = (await this.layout()).masterOf(slot);
     let asking = false;
     for (let hop = 0;; hop++) {
@@ -100,8 +162,8 @@ export class ClusterRouter {
       }
       const conn = this.connectionTo(node);
       try {
-        if (!asking) return await conn.send(undefined, args);
-        const [, reply] = await conn.pipeline(undefined, [["ASKING"], args]);
+        if (!asking) return await conn.send(undefined, args, options);
+        const [, reply] = await conn.pipeline(undefined, [["ASKING"], args], options);
         if (reply.status === "rejected") throw reply.reason;
         return reply.value;
       } catch (error) {
@@ -121,13 +183,15 @@ export class ClusterRouter {
   /** Closes every connection. */
   close(): void {
     this.#closed = true;
+    clearInterval(this.#timer);
+    clearTimeout(this.#hinted);
     for (const conn of this.#connections.values()) conn.close();
     this.#connections.clear();
   }
 
   async #read(): Promise<SlotMap> {
     const candidates: ClusterNode[] = [
-      ...(this.#map?.masters() ?? []),
+      ...(this.#map?.nodes() ?? []),
       { host: this.#seed.host, port: this.#seed.port, id: "" },
     ];
     const failures: string[] = [];
@@ -140,8 +204,10 @@ export class ClusterRouter {
           failures.push(`${nodeAddress(node)}: ${missing} slots have no master`);
           continue;
         }
+        const changed = this.#map !== undefined && this.#map.signature() !== map.signature();
         this.#map = map;
         this.#forgetGone(map);
+        if (changed) { for (const listener of this.#listeners) listener(map); }
         return map;
       } catch (error) {
         if (this.#closed) throw error;
@@ -154,9 +220,9 @@ export class ClusterRouter {
     );
   }
 
-  /** Connections to nodes that serve no slot any more are closed (the seed's is kept). */
+  /** Connections to nodes the layout no longer names are closed (the seed's is kept). */
   #forgetGone(map: SlotMap): void {
-    const keep = new Set(map.masters().map(nodeAddress));
+    const keep = new Set(map.nodes().map(nodeAddress));
     keep.add(nodeAddress(this.#seed));
     for (const [address, conn] of this.#connections) {
       if (keep.has(address)) continue;
@@ -164,4 +230,10 @@ export class ClusterRouter {
       this.#connections.delete(address);
     }
   }
+}
+
+const encoder = new TextEncoder();
+
+function slotOf(key: RedisArg): number {
+  return clusterSlot(typeof key === "string" ? encoder.encode(key) : key);
 }

@@ -52,6 +52,19 @@ export class SlotMap {
     return [...seen.values()];
   }
 
+  /** Every node named, masters first, each once. */
+  nodes(): ClusterNode[] {
+    const seen = new Map<string, ClusterNode>();
+    for (const r of this.ranges) seen.set(nodeAddress(r.master), r.master);
+    for (const r of this.ranges) for (const n of r.replicas) seen.set(nodeAddress(n), n);
+    return [...seen.values()];
+  }
+
+  /** The slot ranges and their masters, as text: equal for equal layouts. */
+  signature(): string {
+    return this.ranges.map((r) => `${r.start}-${r.end}@${nodeAddress(r.master)}`).join(",");
+  }
+
   /** Slots no node serves (0 in a healthy cluster). */
   unassigned(): number {
     let count = 0;

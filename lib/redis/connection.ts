@@ -14,17 +14,25 @@ import { ConnectError, ConnectionError, RedisReplyError } from "../errors.ts";
 import { clientName, serverAddress } from "./endpoint.ts";
 import { checkHandshake, handshakeCommands } from "./_handshake.ts";
 import { resolveMaster } from "./sentinel.ts";
-export { serverAddress };
 import type { RespValue } from "./resp_parser.ts";
 import type { RedisArg, RespWriter } from "./resp_writer.ts";
+import type { RedisClient } from "./client.ts";
 import { diagnoseMismatch } from "./_port_probe.ts";
 import { type PendingOptions, Socket } from "./_socket.ts";
 import type { EndpointLike, RedisConnectionOptions, SendOptions } from "./connection_options.ts";
 
 export type { EndpointLike, RedisConnectionOptions, SendOptions } from "./connection_options.ts";
-import { connectError, execReplies, settled } from "./_outcomes.ts";
+import {
+  commandName,
+  connectError,
+  encodeAll,
+  execReplies,
+  hintsLayoutChange,
+  pendingOptions,
+  settled,
+} from "./_outcomes.ts";
 
-export { execReplies };
+export { execReplies, serverAddress };
 
 export type { RedisArg } from "./resp_writer.ts";
 
@@ -36,7 +44,8 @@ const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
  * then SELECTs (so no command can ever run in the wrong DB, even if SELECT
  * fails).
  */
-export class RedisConnection {
+export class RedisConnection implements RedisClient {
+  readonly cluster = false;
   readonly #endpoint: EndpointLike;
   readonly #options: RedisConnectionOptions;
   readonly #where: string;
@@ -68,10 +77,8 @@ export class RedisConnection {
     this.#where = `${endpoint.role} "${serverAddress(endpoint)}"`;
     const every = endpoint.healthCheckIntervalMs ?? 0;
     if (every > 0) {
-      this.#healthTimer = setInterval(
-        () => this.#healthCheck(every),
-        Math.max(100, Math.min(every, 60_000)),
-      );
+      const tick = Math.max(100, Math.min(every, 60_000));
+      this.#healthTimer = setInterval(() => this.#healthCheck(every), tick);
     }
   }
 
@@ -148,64 +155,70 @@ export class RedisConnection {
       db,
       (socket) => socket.send(count, encode, this.#pending(options, count)),
     );
-    return this.#endpoint.sentinel ? sent.then((replies) => this.#followFailover(replies)) : sent;
+    return this.#endpoint.sentinel || this.#options.onLayoutHint
+      ? sent.then((replies) => this.#inspect(replies))
+      : sent;
   }
 
-  /** A READONLY refusal behind sentinels: the master was demoted; the next command asks them again. */
-  #followFailover(replies: RespValue[]): RespValue[] {
-    if (replies.some((r) => r instanceof RedisReplyError && r.code === "READONLY")) {
-      this.#drop(
-        new ConnectionError(`${this.#where} became a replica; asking the sentinels again`),
-      );
+  /** READONLY behind sentinels: a demoted master, ask them again; a cluster's redirection: said. */
+  #inspect(replies: RespValue[]): RespValue[] {
+    for (const r of replies) {
+      if (!(r instanceof RedisReplyError)) continue;
+      if (r.code === "READONLY" && this.#endpoint.sentinel) {
+        this.#drop(
+          new ConnectionError(`${this.#where} became a replica; asking the sentinels again`),
+        );
+      } else if (hintsLayoutChange(r)) this.#options.onLayoutHint?.();
     }
     return replies;
   }
 
   #pending(options: SendOptions, count: number): PendingOptions {
-    return {
-      count,
-      buffers: options.buffers ?? false,
-      rawDepth: options.rawDepth ?? -1,
-      limitMs: this.#timeoutMs + (options.blockMs ?? 0),
-      name: options.name ?? "pipeline",
-    };
+    return pendingOptions(options, { count, timeoutMs: this.#timeoutMs });
   }
 
-  /**
-   * Sends several commands on the current connection in one pipeline, all
-   * on `db`, and returns each one's outcome in order (a reply or an error).
-   * Throws only when the connection itself failed.
-   */
+  /** Sends `commands` in one pipeline on `db`: each outcome in order; throws only when the connection failed. */
   async pipeline(
     db: number | undefined,
     commands: readonly (readonly RedisArg[])[],
     options: SendOptions = {},
   ): Promise<PromiseSettledResult<unknown>[]> {
     if (commands.length === 0) return [];
-    const replies = await this.batch(db, commands.length, (w) => {
-      for (const args of commands) w.command(args);
-    }, options);
+    const replies = await this.batch(db, commands.length, (w) => encodeAll(w, commands), options);
     return replies.map(settled);
   }
 
   /**
-   * Runs `commands` as one MULTI/EXEC transaction on `db` (sent in one
-   * pipeline) and returns each command's outcome in order. The server runs
-   * them back to back, so a state change (out of memory, read-only) cannot
-   * split the batch: either the transaction is refused as a whole (thrown,
-   * e.g. OOM) or every command ran, each with its own reply or error.
+   * Runs `commands` as one MULTI/EXEC on `db` (one pipeline): refused as a
+   * whole (thrown, e.g. OOM), or each outcome in order (the server ran them back to back).
    */
   async transaction(
     db: number | undefined,
     commands: readonly (readonly RedisArg[])[],
     options: SendOptions = {},
   ): Promise<PromiseSettledResult<unknown>[]> {
-    const replies = await this.batch(db, commands.length + 2, (w) => {
-      w.command(["MULTI"]);
-      for (const args of commands) w.command(args);
-      w.command(["EXEC"]);
-    }, options);
+    const replies = await this.batch(
+      db,
+      commands.length + 2,
+      (w) => encodeAll(w, [["MULTI"], ...commands, ["EXEC"]]),
+      options,
+    );
     return execReplies(replies, this.#where).map(settled);
+  }
+
+  /** This connection: one server reaches every key (see `RedisClient`). */
+  connectionFor(_key?: RedisArg): RedisConnection {
+    return this;
+  }
+
+  /** Itself: the one server (see `RedisClient`). */
+  masters(): Promise<RedisConnection[]> {
+    return Promise.resolve([this]);
+  }
+
+  /** "": one server holds every key (see `RedisClient`). */
+  nodeOf(_key: RedisArg): string {
+    return "";
   }
 
   /** Closes the connection now; commands in flight fail with a ConnectionError. */
@@ -298,6 +311,7 @@ export class RedisConnection {
         where: this.#where,
         onIdle: () => this.#onIdle(),
         onLost: (s, error) => this.#lost(s, error),
+        onPush: this.#options.onPush,
         ...(e.tls ? { tls: e.tls, role: e.role } : {}),
       });
       // close() or the connect deadline cuts a handshake that hangs, too.
@@ -357,6 +371,7 @@ export class RedisConnection {
     if (this.#closed) return new ConnectError(`Connection to ${this.#where} is closed`);
     const err = connectError(error, { where: this.#where, timedOut, timeoutMs: this.#timeoutMs });
     this.#options.health?.reportDown(err);
+    this.#options.onLayoutHint?.();
     return err;
   }
 
@@ -365,7 +380,10 @@ export class RedisConnection {
     if (this.#socket !== socket) return;
     this.#socket = null;
     this.#db = this.#options.db ?? 0;
-    if (!this.#closed) this.#options.health?.reportDown(error);
+    if (!this.#closed) {
+      this.#options.health?.reportDown(error);
+      this.#options.onLayoutHint?.();
+    }
     this.#onIdle();
   }
 
@@ -391,9 +409,4 @@ export class RedisConnection {
       // The failure was reported to the server's health; the next command reconnects.
     });
   }
-}
-
-function commandName(args: readonly RedisArg[]): string {
-  const first = args[0];
-  return typeof first === "string" ? first.toUpperCase() : "command";
 }

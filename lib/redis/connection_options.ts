@@ -6,6 +6,7 @@
  * @module
  */
 import type { Endpoint } from "./endpoint.ts";
+import type { RespValue } from "./resp_parser.ts";
 import type { ServerHealth } from "./server_health.ts";
 
 /** What a connection needs to know about its server: an {@linkcode Endpoint}, or just an address. */
@@ -33,6 +34,18 @@ export interface RedisConnectionOptions {
    * @default {false}
    */
   trackClientId?: boolean;
+  /**
+   * Called when a reply or a failure hints that a cluster's layout changed
+   * (a redirection, CLUSTERDOWN, a lost or refused connection).
+   * @default {undefined}
+   */
+  onLayoutHint?: () => void;
+  /**
+   * Makes it a subscriber's connection: pub/sub messages are handed here
+   * (`["message", channel, payload]`, bytes) instead of being taken as replies.
+   * @default {undefined}
+   */
+  onPush?: (message: RespValue[]) => void;
 }
 
 /** Options of one command. */

@@ -7,18 +7,32 @@
  */
 import type { RedisServerConfig } from "../config/types.ts";
 import { ConnectError } from "../errors.ts";
-import { RedisConnection } from "./connection.ts";
+import { RedisConnection, type RedisConnectionOptions } from "./connection.ts";
 import { type Endpoint, endpointFor } from "./endpoint.ts";
+import type { RedisArg } from "./resp_writer.ts";
 import type { ServerHealth } from "./server_health.ts";
+import type { DedicateOptions, ServerPool } from "./server_pool.ts";
 
 /** Options for {@linkcode ConnectionPool}. */
 export interface ConnectionPoolOptions {
   /** Shared health of the server. */
   health: ServerHealth;
+  /**
+   * Where the connections go instead of the server's own address (a cluster's node).
+   * @default {the server's endpoint}
+   */
+  endpoint?: Endpoint;
+  /**
+   * Told when a reply or failure hints that a cluster's layout changed.
+   * @default {undefined}
+   */
+  onLayoutHint?: () => void;
 }
 
 /** A bounded, lazily filled pool of connections to one server. */
-export class ConnectionPool {
+export class ConnectionPool implements ServerPool {
+  readonly cluster = false;
+  #control: RedisConnection | undefined;
   #role: string;
   #server: RedisServerConfig;
   #endpoint: Endpoint;
@@ -30,8 +44,13 @@ export class ConnectionPool {
   constructor(role: string, server: RedisServerConfig, options: ConnectionPoolOptions) {
     this.#role = role;
     this.#server = server;
-    this.#endpoint = endpointFor(role, server, { healthChecks: true });
+    this.#endpoint = options.endpoint ?? endpointFor(role, server, { healthChecks: true });
     this.#options = options;
+  }
+
+  /** The bound. */
+  get poolSize(): number {
+    return this.#server.poolSize;
   }
 
   /** Connections opened or reserved so far. */
@@ -39,16 +58,48 @@ export class ConnectionPool {
     return this.#shared.length + this.#dedicated.length;
   }
 
+  /** Nothing to read first on one server. */
+  prepare(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** One server: every key is on it. */
+  nodeOf(_key: RedisArg): string {
+    return "";
+  }
+
+  nodes(): string[] {
+    return [""];
+  }
+
   /** Whether a dedicated connection can still be taken. */
-  get canDedicate(): boolean {
+  canDedicate(_node = ""): boolean {
     return this.count < this.#server.poolSize;
   }
+
+  /** A shared connection on `db` (one server: it reaches every key). */
+  client(db: number): RedisConnection {
+    return this.pick(db);
+  }
+
+  /** The control connection (made once), outside the bound. */
+  control(db: number, name: string): RedisConnection {
+    return this.#control ??= this.extra(db, name);
+  }
+
+  /** The control connection (one server: every node is this one). */
+  controlOf(_node: string): RedisConnection {
+    return this.#control ?? this.control(0, "control");
+  }
+
+  /** One server's layout never changes. */
+  onLayoutChange(_listener: () => void): void {}
 
   /**
    * A connection for non-blocking commands on `db`: an idle one already on
    * that DB, else a new one while the pool has room, else the least busy.
    */
-  pick(db: number): RedisConnection {
+  pick(db: number, _key?: RedisArg): RedisConnection {
     if (this.#closed) throw new ConnectError(`The ${this.#role} connections are closed`);
     let best: RedisConnection | undefined;
     for (const conn of this.#shared) {
@@ -69,14 +120,20 @@ export class ConnectionPool {
   }
 
   /** Takes a connection that only its taker uses (for blocking reads). */
-  dedicate(db: number, name: string): RedisConnection {
+  dedicate(db: number, options: DedicateOptions): RedisConnection {
     if (this.#closed) throw new ConnectError(`The ${this.#role} connections are closed`);
-    if (!this.canDedicate) {
+    if (!this.canDedicate()) {
       throw new Error(`The ${this.#role} pool is full (${this.#server.poolSize})`);
     }
-    const conn = this.#create(db, name, true);
+    const conn = this.#create(db, options.name, { trackClientId: true, onPush: options.onPush });
     this.#dedicated.push(conn);
     return conn;
+  }
+
+  /** Closes a dedicated connection and gives its place in the bound back. */
+  release(conn: RedisConnection): void {
+    conn.close();
+    this.#dedicated = this.#dedicated.filter((c) => c !== conn);
   }
 
   /** A connection outside the bound, for control work (discovery, health, unblocking). */
@@ -95,12 +152,17 @@ export class ConnectionPool {
   /** Appended to the names of the connections created from now on (e.g. `@<instance id>`). */
   nameSuffix = "";
 
-  #create(db: number, name: string, trackClientId = false): RedisConnection {
+  #create(
+    db: number,
+    name: string,
+    extra: Pick<RedisConnectionOptions, "trackClientId" | "onPush"> = {},
+  ): RedisConnection {
     return new RedisConnection(this.#endpoint, {
       db,
       name: name + this.nameSuffix,
       health: this.#options.health,
-      trackClientId,
+      onLayoutHint: this.#options.onLayoutHint,
+      ...extra,
     });
   }
 }

@@ -11,6 +11,7 @@ import type { RespValue } from "../redis/resp_parser.ts";
 import { RespWriter } from "../redis/resp_writer.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import { streamId } from "./stream_ref.ts";
+import { groupBy } from "./_group_by.ts";
 
 /** Keys in one non-blocking XREADGROUP. */
 const MAX_KEYS_PER_READ = 500;
@@ -39,21 +40,28 @@ export interface PlannedRead {
 /**
  * The reads of one round trip: the re-reads of `history` first, then
  * `times` reads of `fresh` (each brings the next batch), each of at most
- * 500 keys.
+ * 500 keys; with `slotOf` (a cluster), each of the keys of one slot only.
  */
 export function planReads(
   history: ReplicatedStream[],
   fresh: ReplicatedStream[],
-  options: { times: number },
+  options: { times: number; slotOf?: (stream: ReplicatedStream) => number },
 ): PlannedRead[] {
-  const { times } = options;
+  const { times, slotOf } = options;
+  const split = (streams: ReplicatedStream[]) =>
+    slotOf ? [...groupBy(streams, slotOf).values()] : [streams];
   const commands: PlannedRead[] = [];
-  for (let i = 0; i < history.length; i += MAX_KEYS_PER_READ) {
-    commands.push({ streams: history.slice(i, i + MAX_KEYS_PER_READ), fromHistory: true });
+  for (const group of split(history)) {
+    for (let i = 0; i < group.length; i += MAX_KEYS_PER_READ) {
+      commands.push({ streams: group.slice(i, i + MAX_KEYS_PER_READ), fromHistory: true });
+    }
   }
+  const groups = split(fresh);
   for (let r = 0; r < times; r++) {
-    for (let i = 0; i < fresh.length; i += MAX_KEYS_PER_READ) {
-      commands.push({ streams: fresh.slice(i, i + MAX_KEYS_PER_READ), fromHistory: false });
+    for (const group of groups) {
+      for (let i = 0; i < group.length; i += MAX_KEYS_PER_READ) {
+        commands.push({ streams: group.slice(i, i + MAX_KEYS_PER_READ), fromHistory: false });
+      }
     }
   }
   return commands;

@@ -9,7 +9,7 @@
  */
 import { errorMessage, isRetriableError, RedisReplyError } from "../errors.ts";
 import { getLog } from "../log.ts";
-import type { RedisConnection } from "../redis/connection.ts";
+import type { RedisClient } from "../redis/client.ts";
 import type { RawEntry } from "../redis/replies.ts";
 import type { RespWriter } from "../redis/resp_writer.ts";
 import type { ReplicatedStream } from "./stream.ts";
@@ -40,7 +40,7 @@ interface Ack {
 
 /** Sends the streams' acks, coalesced per tick. */
 export class Acknowledger {
-  readonly #conn: RedisConnection;
+  readonly #conn: RedisClient;
   readonly #group: string;
   readonly #hooks: AckHooks;
   #queue = new Map<ReplicatedStream, Array<string | RawEntry>>();
@@ -52,7 +52,7 @@ export class Acknowledger {
   /** Acks of each stream queued or in flight, and who waits for them. */
   readonly #perStream = new Map<ReplicatedStream, { count: number; waiters: Array<() => void> }>();
 
-  constructor(conn: RedisConnection, group: string, hooks: AckHooks) {
+  constructor(conn: RedisClient, group: string, hooks: AckHooks) {
     this.#conn = conn;
     this.#group = group;
     this.#hooks = hooks;
@@ -142,14 +142,16 @@ export class Acknowledger {
   #flush(): void {
     this.#flushQueued = false;
     this.#queued = 0;
-    const byDb = new Map<number, Ack[]>();
+    // One pipeline per DB and node (a cluster's master of the key).
+    const byRoute = new Map<string, Ack[]>();
     for (const [stream, ids] of this.#queue) {
-      const list = byDb.get(stream.ref.db);
+      const route = `${stream.ref.db}/${this.#conn.nodeOf(stream.ref.key)}`;
+      const list = byRoute.get(route);
       if (list) list.push({ stream, ids });
-      else byDb.set(stream.ref.db, [{ stream, ids }]);
+      else byRoute.set(route, [{ stream, ids }]);
     }
     this.#queue = new Map();
-    for (const [db, acks] of byDb) this.#send(db, acks);
+    for (const acks of byRoute.values()) this.#send(acks[0].stream.ref.db, acks);
   }
 
   async #send(db: number, acks: Ack[]): Promise<void> {
@@ -158,7 +160,8 @@ export class Acknowledger {
     try {
       let replies;
       try {
-        replies = await this.#conn.batch(db, acks.length, (w: RespWriter) => {
+        const conn = this.#conn.connectionFor(acks[0].stream.ref.key);
+        replies = await conn.batch(db, acks.length, (w: RespWriter) => {
           for (const { stream, ids } of acks) {
             w.arrayHeader(3 + ids.length);
             w.bulk("XACK");

@@ -7,7 +7,7 @@
  */
 import type { Config } from "../config/types.ts";
 import { RedisReplyError } from "../errors.ts";
-import type { ClusterRouter } from "../redis/cluster_router.ts";
+import type { RedisClient } from "../redis/client.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import { text } from "../redis/replies.ts";
 import { makeStreamRef, streamId, type StreamRef } from "./stream_ref.ts";
@@ -85,20 +85,23 @@ export async function discoverStreams(
 }
 
 /**
- * Finds the streams matching `patterns` on every master of a Redis Cluster
- * (DB 0, the only one a cluster has), each once: a key seen on two masters
- * (its slot migrating between them) is one stream. The layout is read again
- * first, so that a pass after a change of layout scans the new masters.
+ * Finds the streams matching `patterns` on every master of `client` (one
+ * server: itself; a Redis Cluster: each master, DB 0, the layout read
+ * again first, so that a pass after a change of layout scans the new
+ * masters), each once: a key seen on two masters (its slot migrating
+ * between them) is one stream.
  */
-export async function discoverClusterStreams(
-  router: ClusterRouter,
-  options: Omit<DiscoveryOptions, "dbs">,
+export async function discoverEveryMaster(
+  client: RedisClient,
+  options: DiscoveryOptions,
 ): Promise<DiscoveryResult> {
+  const masters = await client.masters();
+  if (masters.length === 1) return await discoverStreams(masters[0], options);
   const seen = new Set<string>();
   const streams: DiscoveryResult["streams"] = [];
   const skip = options.skip ?? (() => false);
-  for (const master of (await router.refresh()).masters()) {
-    const found = await discoverStreams(router.connectionTo(master), {
+  for (const master of masters) {
+    const found = await discoverStreams(master, {
       ...options,
       dbs: [0],
       skip: (id) => seen.has(id) || skip(id),
@@ -158,7 +161,7 @@ export interface FindStreamsOptions {
  * on the target. Collisions are not resolved here.
  */
 export async function findStreams(
-  conn: RedisConnection,
+  conn: RedisClient,
   config: Config,
   options: FindStreamsOptions = {},
 ): Promise<{ streams: StreamRef[]; notices: StreamNotice[] }> {
@@ -209,7 +212,7 @@ export async function findStreams(
     }
   }
   if (config.autoDiscovery) {
-    const found = await discoverStreams(conn, {
+    const found = await discoverEveryMaster(conn, {
       dbs: config.dbSearchRange,
       patterns: config.discoveryPatterns,
       signal,

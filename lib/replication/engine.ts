@@ -142,7 +142,7 @@ export class ReplicationEngine {
     for (const s of groups.skipped) this.#end(s, "skipped");
     for (const [s, error] of groups.gone) this.#end(s, "gone", error.message);
     const live = streams.filter((s) => !s.ended);
-    const stopped = await loadTargetTops(this.#o.target.pick(0), live);
+    const stopped = await loadTargetTops(this.#o.target.client(0), live);
     for (const [s, error] of stopped) this.#end(s, "error", error.message);
     const started = live.filter((s) => !s.ended);
     // Streams with nothing pending in the group (the common case, and every new one) read

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { RedisConnection } from "../redis/connection.ts";
-import type { ConnectionPool } from "../redis/pool.ts";
+import type { RedisClient } from "../redis/client.ts";
+import type { ServerPool } from "../redis/server_pool.ts";
 import type { LeaseChanges } from "./ownership.ts";
 import type { ReadFence } from "./read_hooks.ts";
 import type { Scheduler } from "./scheduler.ts";
@@ -45,11 +45,11 @@ export interface EngineHooks {
 /** What the engine works with. */
 export interface EngineOptions {
   /** Source connection for group management and acks (outside the pool's bound). */
-  control: RedisConnection;
+  control: RedisClient;
   /** Source pool: one dedicated connection per reader. */
-  readers: ConnectionPool;
+  readers: ServerPool;
   /** Target pool. */
-  target: ConnectionPool;
+  target: ServerPool;
   /** The one timer for retries and periodic work. */
   scheduler: Scheduler;
   /** Metrics hooks. */

@@ -8,7 +8,7 @@
  * @module
  */
 import { LeaseLostError, RedisReplyError, StreamGoneError } from "../errors.ts";
-import type { RedisConnection } from "../redis/connection.ts";
+import type { RedisClient } from "../redis/client.ts";
 import { entriesAt } from "../redis/resp_parser.ts";
 import { parseFlatMap, parseRawAutoClaim, type RawEntries, text } from "../redis/replies.ts";
 import { chunksBy, groupBy } from "./_group_by.ts";
@@ -43,7 +43,7 @@ export interface EnsureGroupsResult {
 
 /** Makes sure each stream has the consumer group (one pipeline per DB and chunk). */
 export async function ensureGroups(
-  conn: RedisConnection,
+  conn: RedisClient,
   streams: readonly ReplicatedStream[],
   options: EnsureGroupsOptions,
 ): Promise<EnsureGroupsResult> {
@@ -111,7 +111,7 @@ export interface ClaimOptions {
  * key become {@linkcode StreamGoneError}.
  */
 export async function claimPending(
-  conn: RedisConnection,
+  conn: RedisClient,
   stream: ReplicatedStream,
   options: ClaimOptions & { cursor: string },
 ): Promise<{ cursor: string } & RawEntries> {
@@ -162,7 +162,7 @@ export interface ConsumerInfo {
  * a stream whose group or key is gone gets a {@linkcode StreamGoneError}.
  */
 export async function readConsumers(
-  conn: RedisConnection,
+  conn: RedisClient,
   streams: readonly ReplicatedStream[],
   options: { group: string },
 ): Promise<Map<ReplicatedStream, ConsumerInfo[] | Error>> {
@@ -202,7 +202,7 @@ export async function readConsumers(
  * consumer's pending entries would be lost).
  */
 export async function removeConsumers(
-  conn: RedisConnection,
+  conn: RedisClient,
   removals: ReadonlyArray<{ stream: ReplicatedStream; name: string }>,
   options: { group: string; fence?: ReadFence },
 ): Promise<PromiseSettledResult<unknown>[]> {
@@ -237,7 +237,7 @@ export async function removeConsumers(
  * per DB and chunk; with `consumer`, those pending for that consumer only.
  */
 export async function pendingCounts(
-  conn: RedisConnection,
+  conn: RedisClient,
   streams: readonly ReplicatedStream[],
   options: { group: string; consumer?: string },
 ): Promise<Map<ReplicatedStream, number | Error>> {
@@ -279,7 +279,7 @@ function consumerCount(list: unknown, consumer: string): number {
  * stale read delivered entries nobody received.
  */
 export async function pendingUpTo(
-  conn: RedisConnection,
+  conn: RedisClient,
   stream: ReplicatedStream,
   options: { group: string; consumer: string; id: string; count: number },
 ): Promise<number> {

@@ -9,7 +9,7 @@
  * @module
  */
 import { getLog } from "../log.ts";
-import type { RedisConnection } from "../redis/connection.ts";
+import type { RedisClient } from "../redis/client.ts";
 import { sleep } from "../backoff.ts";
 import { InstanceConflictError } from "../errors.ts";
 import { REGISTER, UNREGISTER } from "./_lease_scripts.ts";
@@ -68,14 +68,14 @@ export function instancesKey(group: string): string {
 
 /** This instance's entry in the registry of the instances of its group. */
 export class InstanceRegistry {
-  readonly #conn: RedisConnection;
+  readonly #conn: RedisClient;
   readonly #o: InstanceRegistryOptions;
   readonly #key: string;
   readonly #token = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
   #identity: InstanceIdentity | undefined;
   #live: string[] = [];
 
-  constructor(conn: RedisConnection, options: InstanceRegistryOptions) {
+  constructor(conn: RedisClient, options: InstanceRegistryOptions) {
     this.#conn = conn;
     this.#o = options;
     this.#key = instancesKey(options.group);

@@ -12,7 +12,8 @@
  *
  * @module
  */
-import type { RedisConnection } from "../redis/connection.ts";
+import type { RedisClient } from "../redis/client.ts";
+import { clusterSlot } from "../redis/key_slot.ts";
 import { ACQUIRE, RELEASE, RENEW, TAKE_OVER } from "./_lease_scripts.ts";
 import { groupBy } from "./_group_by.ts";
 import { leaseKey } from "./lease_key.ts";
@@ -85,7 +86,7 @@ interface Held {
 
 /** The leases this instance holds, and the calls that take, renew and give them back. */
 export class LeaseKeeper {
-  readonly #conn: RedisConnection;
+  readonly #conn: RedisClient;
   readonly #o: LeaseKeeperOptions;
   /** Held leases by stream id. */
   readonly #held = new Map<string, Held>();
@@ -94,7 +95,7 @@ export class LeaseKeeper {
   readonly #busy = new Set<string>();
   #acquisitions = 0;
 
-  constructor(conn: RedisConnection, options: LeaseKeeperOptions) {
+  constructor(conn: RedisClient, options: LeaseKeeperOptions) {
     this.#conn = conn;
     this.#o = options;
   }
@@ -261,7 +262,11 @@ export class LeaseKeeper {
     each: (ref: StreamRef, reply: unknown) => void = () => {},
   ): Promise<void> {
     let failure: unknown;
-    for (const [db, list] of groupBy(refs, (r) => r.db)) {
+    // In a cluster, one call per slot (a script's keys must share one).
+    const cluster = this.#conn.cluster;
+    const route = (r: StreamRef) => cluster ? `${r.db}/${clusterSlot(this.keyOf(r))}` : `${r.db}`;
+    for (const list of groupBy(refs, route).values()) {
+      const db = list[0].db;
       const chunks: StreamRef[][] = [];
       for (let i = 0; i < list.length; i += KEYS_PER_CALL) {
         chunks.push(list.slice(i, i + KEYS_PER_CALL));

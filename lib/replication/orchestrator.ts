@@ -11,9 +11,9 @@ import { Backoff } from "../backoff.ts";
 import type { Config } from "../config/types.ts";
 import { errorMessage, isRetriableError } from "../errors.ts";
 import { getLog } from "../log.ts";
-import type { RedisConnection } from "../redis/connection.ts";
+import type { RedisClient } from "../redis/client.ts";
 import { serverAddress } from "../redis/endpoint.ts";
-import { ConnectionPool } from "../redis/pool.ts";
+import { openPool, type ServerPool } from "../redis/server_pool.ts";
 import { ServerHealth } from "../redis/server_health.ts";
 import { findStreams } from "./discover.ts";
 import { ReplicationEngine } from "./engine.ts";
@@ -43,9 +43,9 @@ export class Orchestrator {
   readonly #hooks: OrchestratorHooks;
   readonly #sourceHealth: ServerHealth;
   readonly #targetHealth: ServerHealth;
-  readonly #control: RedisConnection;
-  readonly #readerPool: ConnectionPool;
-  readonly #targetPool: ConnectionPool;
+  readonly #control: RedisClient;
+  readonly #readerPool: ServerPool;
+  readonly #targetPool: ServerPool;
   readonly #scheduler = new Scheduler();
   #engine: ReplicationEngine | undefined;
   /** Which stream writes each target stream (collisions). */
@@ -73,10 +73,10 @@ export class Orchestrator {
     this.#hooks = hooks;
     this.#sourceHealth = new ServerHealth("source", serverAddress(config.source));
     this.#targetHealth = new ServerHealth("target", serverAddress(config.target));
-    this.#readerPool = new ConnectionPool("source", config.source, { health: this.#sourceHealth });
+    this.#readerPool = openPool("source", config.source, { health: this.#sourceHealth });
     // Outside the pool's bound: discovery, health, group management, acks.
-    this.#control = this.#readerPool.extra(config.source.db, "control");
-    this.#targetPool = new ConnectionPool("target", config.target, { health: this.#targetHealth });
+    this.#control = this.#readerPool.control(config.source.db, "control");
+    this.#targetPool = openPool("target", config.target, { health: this.#targetHealth });
     this.#owners = new TargetOwners(this.#control, { group: config.consumerGroup });
     this.#statsKeeper = new StatsKeeper({
       group: config.consumerGroup,
@@ -277,6 +277,9 @@ export class Orchestrator {
     });
     while (!signal.aborted) {
       try {
+        // A cluster's layout first (one server: nothing to read).
+        await this.#readerPool.prepare();
+        await this.#targetPool.prepare();
         await this.#pass(signal);
         this.#ready = true;
         this.#notReadyReason = "";

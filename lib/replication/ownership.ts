@@ -13,7 +13,7 @@ import type { Config } from "../config/types.ts";
 import { Backoff } from "../backoff.ts";
 import { errorMessage, InstanceConflictError, isRetriableError } from "../errors.ts";
 import { getLog } from "../log.ts";
-import type { RedisConnection } from "../redis/connection.ts";
+import type { RedisClient } from "../redis/client.ts";
 import { groupBy } from "./_group_by.ts";
 import { type InstanceIdentity, InstanceRegistry } from "./instances.ts";
 import { LeaseKeeper, preferredOwner } from "./lease.ts";
@@ -65,7 +65,7 @@ export interface OwnershipOptions {
 
 /** This instance's share of the streams; see the module doc. */
 export class Ownership {
-  readonly #conn: RedisConnection;
+  readonly #conn: RedisClient;
   readonly #o: OwnershipOptions;
   readonly #registry: InstanceRegistry;
   #leases: LeaseKeeper | undefined;
@@ -84,7 +84,7 @@ export class Ownership {
   /** `run --once`: since when each stream has been waited for (ms since epoch). */
   readonly #waitingSince = new Map<string, number>();
 
-  constructor(conn: RedisConnection, options: OwnershipOptions) {
+  constructor(conn: RedisClient, options: OwnershipOptions) {
     this.#conn = conn;
     this.#o = options;
     const { config } = options;

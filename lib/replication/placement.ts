@@ -3,19 +3,28 @@
  * connection) while the pool has room, else the least loaded reader of the
  * stream's DB; streams of DBs without a reader of their own share one. So
  * the source never sees more than SOURCE_REDIS_POOL_SIZE reader
- * connections, whatever the number of streams.
+ * connections, whatever the number of streams. In a cluster, readers are
+ * per master (each master's pool is bounded alike), a stream is read by a
+ * reader of its slot's master, and streams move to the right master's
+ * readers after a change of layout (once no read of theirs is in flight);
+ * readers left without streams on former masters are closed.
  *
  * @module
  */
 import type { Config } from "../config/types.ts";
 import { errorMessage, RedisReplyError } from "../errors.ts";
 import { getLog } from "../log.ts";
+import type { RedisClient } from "../redis/client.ts";
 import type { RedisConnection } from "../redis/connection.ts";
-import type { ConnectionPool } from "../redis/pool.ts";
+import type { ServerPool } from "../redis/server_pool.ts";
 import { type ReaderHooks, type ReadFence, StreamReader } from "./reader.ts";
 import type { ReplicatedStream } from "./stream.ts";
+import { streamId } from "./stream_ref.ts";
+import { SourceEvents, type WakeMode } from "./source_events.ts";
 
 const log = getLog("orchestrator");
+/** How soon a relocation waiting for reads in flight looks again (ms). */
+const RELOCATE_RETRY_MS = 50;
 
 /** Options for {@linkcode Placement}. */
 export interface PlacementOptions {
@@ -43,25 +52,50 @@ export interface PlacementOptions {
 
 /** The readers, and which stream each serves. */
 export class Placement {
-  readonly #pool: ConnectionPool;
-  readonly #control: RedisConnection;
+  readonly #pool: ServerPool;
+  readonly #control: RedisClient;
   readonly #options: PlacementOptions;
   readonly #readers: StreamReader[] = [];
   readonly #runs: Promise<void>[] = [];
   readonly #of = new Map<ReplicatedStream, StreamReader>();
   /** Streams per DB of each reader. */
   readonly #dbs = new Map<StreamReader, Map<number, number>>();
+  /** The node of each reader ("" on one server), its connection, and its own stop. */
+  readonly #node = new Map<
+    StreamReader,
+    { node: string; conn: RedisConnection; stop: AbortController }
+  >();
+  /** In a cluster: the streams placed, by id (DB 0), for notifications. */
+  readonly #byId = new Map<string, ReplicatedStream>();
+  #relocateTimer: ReturnType<typeof setTimeout> | undefined;
+  #events: SourceEvents | undefined;
   #warnedUnblock = false;
 
-  constructor(pool: ConnectionPool, control: RedisConnection, options: PlacementOptions) {
+  constructor(pool: ServerPool, control: RedisClient, options: PlacementOptions) {
     this.#pool = pool;
     this.#control = control;
     this.#options = options;
+    const { signal } = options;
+    signal.addEventListener("abort", () => clearTimeout(this.#relocateTimer), { once: true });
+    if (!pool.cluster) return;
+    if (!options.once) {
+      this.#events = new SourceEvents(pool, {
+        onKey: (key) => this.notifyKey(key),
+        onGap: (node) => this.sweepNode(node),
+        signal,
+      });
+      this.#events.sync();
+    }
+    // Subscribers first: a new master's pool keeps a place for its subscriber.
+    pool.onLayoutChange(() => {
+      this.#events?.sync();
+      this.relocate();
+    });
   }
 
   /** The readers' loops. */
   get runs(): Promise<void>[] {
-    return this.#runs;
+    return [...this.#runs, ...(this.#events?.runs ?? [])];
   }
 
   /** The reader serving `stream`. */
@@ -69,23 +103,26 @@ export class Placement {
     return this.#of.get(stream);
   }
 
-  /** Puts `stream` on a reader. */
+  /** Puts `stream` on a reader (of its master, in a cluster). */
   place(stream: ReplicatedStream): void {
     const db = stream.ref.db;
+    const node = this.#pool.nodeOf(stream.ref.key);
+    const readers = this.#readers.filter((r) => this.#node.get(r)!.node === node);
     let best: StreamReader | undefined;
-    for (const r of this.#readers) {
+    for (const r of readers) {
       const dbs = this.#dbs.get(r)!;
       if (!(dbs.has(db) || dbs.size === 0)) continue;
       if (!best || r.load < best.load) best = r;
     }
-    if ((!best || best.load > 0) && this.#pool.canDedicate && !this.#options.signal.aborted) {
-      best = this.#open(db);
+    if ((!best || best.load > 0) && this.#pool.canDedicate(node) && !this.#options.signal.aborted) {
+      best = this.#open(db, node);
     }
     if (!best) {
-      for (const r of this.#readers) if (!best || r.load < best.load) best = r;
+      for (const r of readers) if (!best || r.load < best.load) best = r;
     }
     if (!best) return; // stopping: nothing reads it
     this.#of.set(stream, best);
+    if (this.#pool.cluster) this.#byId.set(stream.ref.id, stream);
     const dbs = this.#dbs.get(best)!;
     dbs.set(db, (dbs.get(db) ?? 0) + 1);
     best.assign(stream);
@@ -97,10 +134,68 @@ export class Placement {
     if (!reader) return;
     reader.release(stream);
     this.#of.delete(stream);
+    if (this.#byId.get(stream.ref.id) === stream) this.#byId.delete(stream.ref.id);
     const dbs = this.#dbs.get(reader)!;
     const n = (dbs.get(stream.ref.db) ?? 1) - 1;
     if (n <= 0) dbs.delete(stream.ref.db);
     else dbs.set(stream.ref.db, n);
+  }
+
+  /** The node whose reader serves `stream` now ("" on one server). */
+  nodeOf(stream: ReplicatedStream): string | undefined {
+    const reader = this.#of.get(stream);
+    return reader ? this.#node.get(reader)!.node : undefined;
+  }
+
+  /** In a cluster: a notification named `key` (DB 0): its stream is read next. */
+  notifyKey(key: Uint8Array): void {
+    const stream = this.#byId.get(streamId(0, key));
+    if (stream) this.#of.get(stream)?.notify(stream);
+  }
+
+  /** In a cluster: every stream of `node` is read next (notifications may have been missed). */
+  sweepNode(node: string): void {
+    for (const [r, at] of this.#node) if (at.node === node) r.sweepNow();
+  }
+
+  /**
+   * After a change of layout: each stream whose master changed moves to a
+   * reader of the new one, once no read of it is in flight (looked at again
+   * shortly for the others); readers of former masters left without
+   * streams are closed.
+   */
+  relocate(): void {
+    clearTimeout(this.#relocateTimer);
+    this.#relocateTimer = undefined;
+    if (this.#options.signal.aborted) return;
+    let waiting = false;
+    for (const [stream, reader] of [...this.#of]) {
+      if (this.#node.get(reader)!.node === this.#pool.nodeOf(stream.ref.key)) continue;
+      if (stream.readsInFlight > 0) {
+        waiting = true; // two readers must never read one stream at once (order)
+        continue;
+      }
+      // A read that failed on the former master may still run there: re-read what is pending.
+      if (reader.staleReadsPossible) stream.history ??= "0";
+      this.release(stream);
+      this.place(stream);
+    }
+    const masters = new Set(this.#pool.nodes());
+    for (const reader of [...this.#readers]) {
+      const at = this.#node.get(reader)!;
+      if (reader.load > 0 || masters.has(at.node)) continue;
+      at.stop.abort();
+      this.#pool.release(at.conn);
+      this.#readers.splice(this.#readers.indexOf(reader), 1);
+      this.#node.delete(reader);
+      this.#dbs.delete(reader);
+    }
+    if (waiting) this.#relocateTimer = setTimeout(() => this.relocate(), RELOCATE_RETRY_MS);
+  }
+
+  /** In a cluster: how each master's new entries are found (see `source_events.ts`). */
+  wakeModes(): Record<string, WakeMode> | undefined {
+    return this.#events?.modes();
   }
 
   /** Wakes every reader (room to read again after the memory budget was spent). */
@@ -108,9 +203,11 @@ export class Placement {
     for (const r of this.#readers) r.poke();
   }
 
-  #open(db: number): StreamReader {
-    const { config, once, hooks, onReadError, signal, consumer, fence } = this.#options;
-    const conn = this.#pool.dedicate(db, `reader${this.#readers.length}`);
+  #open(db: number, node: string): StreamReader {
+    const { config, once, hooks, onReadError, consumer, fence } = this.#options;
+    const conn = this.#pool.dedicate(db, { name: `reader${this.#readers.length}`, node });
+    const stop = new AbortController();
+    const signal = AbortSignal.any([this.#options.signal, stop.signal]);
     const reader = new StreamReader(conn, hooks, {
       group: config.consumerGroup,
       consumer,
@@ -123,8 +220,10 @@ export class Placement {
       maxRetries: config.source.maxRetries,
       onError: onReadError,
       unblock: (id) => this.#unblock(id),
+      cluster: this.#pool.cluster,
     });
     this.#readers.push(reader);
+    this.#node.set(reader, { node, conn, stop });
     this.#dbs.set(reader, new Map());
     this.#runs.push(
       reader.run(signal).catch((error) => {

@@ -79,6 +79,13 @@ export interface StreamReaderOptions {
   fence?: ReadFence;
   /** Sends CLIENT UNBLOCK for the reader's connection (from another connection). */
   unblock: (clientId: string) => void;
+  /**
+   * The source is a Redis Cluster: no read blocks on the server (a blocking
+   * read cannot span slots); each read covers the streams of one slot, new
+   * entries are found by `notify()` and by a sweep every `blockMs`.
+   * @default {false}
+   */
+  cluster?: boolean;
 }
 
 /** What a fenced read needs: each stream's lease key, and the value it holds for this instance. */

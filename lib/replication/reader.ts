@@ -15,6 +15,7 @@ import type { ReaderHooks, StreamReaderOptions } from "./read_hooks.ts";
 
 export type { ReadBudget, ReaderHooks, ReadFence, StreamReaderOptions } from "./read_hooks.ts";
 import type { RedisConnection } from "../redis/connection.ts";
+import { clusterSlot } from "../redis/key_slot.ts";
 import { entriesAt, type RespValue } from "../redis/resp_parser.ts";
 import type { RespWriter } from "../redis/resp_writer.ts";
 import { groupBy } from "./_group_by.ts";
@@ -69,6 +70,10 @@ export class StreamReader {
   #rotation = 0;
   /** When a fenced reader last read every stream (ms since epoch). */
   #lastFullRead = 0;
+  /** In a cluster: streams a notification named since their last read. */
+  readonly #notified = new Set<ReplicatedStream>();
+  /** In a cluster: the hash slot of each stream (a read covers one slot). */
+  readonly #slots = new Map<ReplicatedStream, number>();
 
   constructor(conn: RedisConnection, hooks: ReaderHooks, options: StreamReaderOptions) {
     this.#conn = conn;
@@ -98,14 +103,30 @@ export class StreamReader {
   assign(stream: ReplicatedStream): void {
     this.#streams.add(stream);
     this.#byId.set(stream.ref.id, stream);
+    if (this.#options.cluster) this.#slots.set(stream, clusterSlot(stream.ref.key));
     this.poke(stream);
   }
 
-  /** Releases a stream (it ended). */
+  /** Releases a stream (it ended, or moved to another reader). */
   release(stream: ReplicatedStream): void {
     this.#streams.delete(stream);
+    this.#slots.delete(stream);
+    this.#notified.delete(stream);
     if (stream.readsInFlight > 0) this.poke(); // a blocking read of it ends now
     if (this.#byId.get(stream.ref.id) === stream) this.#byId.delete(stream.ref.id);
+  }
+
+  /** In a cluster: a notification says `stream` has new entries; it is read next. */
+  notify(stream: ReplicatedStream): void {
+    if (!this.#streams.has(stream)) return;
+    this.#notified.add(stream);
+    this.#wake?.();
+  }
+
+  /** In a cluster: notifications may have been missed; every stream is read next. */
+  sweepNow(): void {
+    this.#lastSweep = 0;
+    this.#wake?.();
   }
 
   /**
@@ -140,7 +161,8 @@ export class StreamReader {
       while (!signal.aborted) {
         const wanting: ReplicatedStream[] = [];
         for (const s of this.#streams) if (this.#hooks.wants(s)) wanting.push(s);
-        const hot = wanting.filter((s) => s.hot || s.history !== undefined);
+        const notified = this.#notified;
+        const hot = wanting.filter((s) => s.hot || s.history !== undefined || notified.has(s));
         const blocking = !this.#options.once && hot.length === 0;
         if (ahead && (wanting.length === 0 || blocking)) {
           // Let the pass in flight finish first: what it brings decides what comes next.
@@ -174,6 +196,10 @@ export class StreamReader {
 
   #pass(wanting: ReplicatedStream[], hot: ReplicatedStream[]): Promise<void> {
     if (this.#options.once) return this.#readNow(wanting, hot.length > 0);
+    if (this.#options.cluster && !hot.some((s) => s.hot || s.history !== undefined)) {
+      // Nothing with a backlog: the notified streams once each, or wait.
+      return hot.length === 0 ? this.#idle(wanting) : this.#readNow(hot, false);
+    }
     if (hot.length === 0) {
       if (!this.#options.fence || Date.now() - this.#lastFullRead < FENCED_SWEEP_MS) {
         return this.#readBlocking(wanting);
@@ -210,7 +236,11 @@ export class StreamReader {
         const from = this.#turn++ % fresh.length;
         fresh = [...fresh.slice(from), ...fresh.slice(0, from)].slice(0, share.streams);
       }
-      const commands = planReads(history, fresh, { times });
+      const slots = this.#slots;
+      const commands = planReads(history, fresh, {
+        times,
+        ...(this.#options.cluster ? { slotOf: (s: ReplicatedStream) => slots.get(s) ?? 0 } : {}),
+      });
       if (commands.length === 0) {
         this.#hooks.budget.give(share.bytes);
         continue;
@@ -241,6 +271,29 @@ export class StreamReader {
         for (const s of fresh) if (!got.has(s) && s.readsInFlight === 0) this.#hooks.drained(s);
       }
     }
+  }
+
+  /**
+   * In a cluster (no read blocks: a blocking read cannot span slots): waits
+   * for a notification, or for the next sweep (every `blockMs`), which
+   * reads every stream without blocking.
+   */
+  async #idle(wanting: ReplicatedStream[]): Promise<void> {
+    const wait = this.#lastSweep + this.#options.blockMs - Date.now();
+    if (wait > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = null;
+      // Woken (a notification, a new stream, the stop): the loop looks again.
+      if (Date.now() - this.#lastSweep < this.#options.blockMs) return;
+    }
+    this.#lastSweep = Date.now();
+    await this.#readNow(wanting.filter((s) => this.#hooks.wants(s)), false);
   }
 
   /** One blocking read of `wanting` (of one DB, rotating when several share this reader). */
@@ -302,7 +355,12 @@ export class StreamReader {
     blockMs: number,
   ): Promise<RespValue[]> {
     const { group, consumer, batchSize } = this.#options;
-    for (const c of commands) for (const s of c.streams) s.readsInFlight++;
+    for (const c of commands) {
+      for (const s of c.streams) {
+        s.readsInFlight++;
+        this.#notified.delete(s); // a notification from now on is for entries after this read
+      }
+    }
     try {
       const fence = this.#options.fence;
       const replies = await this.#conn.batch(db, commands.length, (w: RespWriter) => {

@@ -20,7 +20,7 @@ import {
   StreamGoneError,
 } from "../errors.ts";
 import { getLog } from "../log.ts";
-import type { RedisConnection } from "../redis/connection.ts";
+import type { RedisClient } from "../redis/client.ts";
 import type { RawEntry } from "../redis/replies.ts";
 import { LogDigest } from "./_log_digest.ts";
 import { claimPending, readConsumers, removeConsumers } from "./group.ts";
@@ -62,7 +62,7 @@ export interface RecoveryOptions {
 
 /** Recovers streams and maintains their groups; see the module doc. */
 export class Recovery {
-  readonly #control: RedisConnection;
+  readonly #control: RedisClient;
   readonly #o: RecoveryOptions;
   readonly #running = new Set<ReplicatedStream>();
   readonly #waiters = new Map<ReplicatedStream, () => void>();
@@ -80,7 +80,7 @@ export class Recovery {
     (streams, error) => `Could not remove idle consumers of ${streams}: ${error}`,
   );
 
-  constructor(control: RedisConnection, options: RecoveryOptions) {
+  constructor(control: RedisClient, options: RecoveryOptions) {
     this.#control = control;
     this.#o = options;
   }

@@ -7,7 +7,7 @@
  * @module
  */
 import { getLog } from "../log.ts";
-import type { RedisConnection } from "../redis/connection.ts";
+import type { RedisClient } from "../redis/client.ts";
 import { runFailures, type RunResult, stillPending } from "./run_result.ts";
 import type { StatsKeeper } from "./stats_keeper.ts";
 import type { ReplicatedStream, StreamOutcome, StreamStatus } from "./stream.ts";
@@ -118,7 +118,7 @@ export class StreamRoster {
    * its group (with leases, for this instance's `consumer`: other live
    * instances may be reading it by now).
    */
-  async checkNothingPending(control: RedisConnection, consumer?: string): Promise<void> {
+  async checkNothingPending(control: RedisClient, consumer?: string): Promise<void> {
     const caughtUp = [...this.outcomes].filter(([, o]) => o === "caught-up")
       .map(([id]) => this.ended.get(id)).filter((s) => s !== undefined);
     for (const s of await stillPending(control, caughtUp, { group: this.#o.group, consumer })) {

@@ -7,7 +7,7 @@
  * @module
  */
 import { errorMessage } from "../errors.ts";
-import type { RedisConnection } from "../redis/connection.ts";
+import type { RedisClient } from "../redis/client.ts";
 import { pendingCounts } from "./group.ts";
 import type { ServerHealthStatus } from "../redis/server_health.ts";
 import type { ReplicatedStream, StreamOutcome, StreamStatus } from "./stream.ts";
@@ -71,7 +71,7 @@ export interface InstanceStatus {
  * or whose pending count could not be read: their status says why.
  */
 export async function stillPending(
-  control: RedisConnection,
+  control: RedisClient,
   streams: readonly ReplicatedStream[],
   options: { group: string; consumer?: string },
 ): Promise<ReplicatedStream[]> {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { RedisConnection } from "../redis/connection.ts";
+import type { RedisClient } from "../redis/client.ts";
 import {
   compareIds,
   idTime,
@@ -71,7 +71,7 @@ const CHUNK = 1000;
 
 /** Reads the stats of `refs`: source side on `source`, target side on `target`. */
 export async function readStreamStats(
-  connections: { source: RedisConnection; target: RedisConnection },
+  connections: { source: RedisClient; target: RedisClient },
   refs: readonly StreamRef[],
   options: ReadStreamStatsOptions,
 ): Promise<Map<string, StreamStats>> {

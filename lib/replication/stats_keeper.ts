@@ -7,8 +7,8 @@
  * @module
  */
 import { getLog } from "../log.ts";
-import type { RedisConnection } from "../redis/connection.ts";
-import type { ConnectionPool } from "../redis/pool.ts";
+import type { RedisClient } from "../redis/client.ts";
+import type { ServerPool } from "../redis/server_pool.ts";
 import { readStreamStats, type StreamStats } from "./stats.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import type { StreamRef } from "./stream_ref.ts";
@@ -49,7 +49,7 @@ export class StatsKeeper {
   /** Reads the stats of the streams of `all` whose turn it is. */
   async refresh(
     all: readonly ReplicatedStream[],
-    connections: { source: RedisConnection; target: ConnectionPool },
+    connections: { source: RedisClient; target: ServerPool },
   ): Promise<void> {
     if (all.length === 0) {
       this.stats.clear();
@@ -61,7 +61,7 @@ export class StatsKeeper {
     const handled = new Map<string, number>();
     for (const s of refresh) handled.set(s.ref.id, s.status.copied + s.status.skipped);
     const fresh = await readStreamStats(
-      { source: connections.source, target: connections.target.pick(all[0].ref.targetDb) },
+      { source: connections.source, target: connections.target.client(all[0].ref.targetDb) },
       refresh.map((s) => s.ref),
       { group: this.#options.group },
     );

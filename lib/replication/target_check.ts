@@ -9,7 +9,7 @@
  */
 import { RedisReplyError, StreamStoppedError } from "../errors.ts";
 import { getLog } from "../log.ts";
-import type { RedisConnection } from "../redis/connection.ts";
+import type { RedisClient } from "../redis/client.ts";
 import { compareIds, parseEntries, parseFlatMap, parseRawEntries, text } from "../redis/replies.ts";
 import { entriesAt } from "../redis/resp_parser.ts";
 import { chunksBy } from "./_group_by.ts";
@@ -33,7 +33,7 @@ export function wrongTypeMessage(ref: StreamRef): string {
  * is of another type gets a {@linkcode StreamStoppedError} in the result.
  */
 export async function loadTargetTops(
-  conn: RedisConnection,
+  conn: RedisClient,
   streams: readonly ReplicatedStream[],
 ): Promise<Map<ReplicatedStream, StreamStoppedError>> {
   const stopped = new Map<ReplicatedStream, StreamStoppedError>();
@@ -62,7 +62,7 @@ export async function loadTargetTops(
 
 /** Reloads one stream's target top, exactly (after the target refused IDs as not above it). */
 export async function reloadTargetTop(
-  conn: RedisConnection,
+  conn: RedisClient,
   stream: ReplicatedStream,
 ): Promise<void> {
   try {
@@ -164,9 +164,9 @@ export async function confirmOnTarget(
 /** Options for {@linkcode confirmOnTarget}. */
 export interface ConfirmOptions {
   /** A connection to the target. */
-  target: RedisConnection;
+  target: RedisClient;
   /** A connection to the source (to count what it holds below the target's first entry). */
-  source: RedisConnection;
+  source: RedisClient;
 }
 
 /** Most source entries counted to tell a trimmed target from one that never held them. */
@@ -178,7 +178,7 @@ const COUNT_LIMIT = 10_000;
  * no more is claimed, which errs on the side of trimming).
  */
 async function countBetween(
-  source: RedisConnection,
+  source: RedisClient,
   ref: StreamRef,
   options: { from: string; to: string; limit: number },
 ): Promise<number> {
@@ -194,7 +194,7 @@ async function countBetween(
 
 /** How many entries were ever trimmed or deleted from the target stream; undefined before Redis 7. */
 async function removedFromTarget(
-  conn: RedisConnection,
+  conn: RedisClient,
   ref: StreamRef,
 ): Promise<number | undefined> {
   let info: Map<string, unknown>;

@@ -8,18 +8,18 @@
  * @module
  */
 import { RedisReplyError } from "../errors.ts";
-import type { RedisConnection } from "../redis/connection.ts";
+import type { RedisClient } from "../redis/client.ts";
 import { parseFlatMap, text } from "../redis/replies.ts";
 import { groupBy } from "./_group_by.ts";
 import type { StreamRef } from "./stream_ref.ts";
 
 /** The owners of the target streams, by target id. */
 export class TargetOwners {
-  readonly #control: RedisConnection;
+  readonly #control: RedisClient;
   readonly #group: string;
   readonly #owners = new Map<string, StreamRef>();
 
-  constructor(control: RedisConnection, options: { group: string }) {
+  constructor(control: RedisClient, options: { group: string }) {
     this.#control = control;
     this.#group = options.group;
   }

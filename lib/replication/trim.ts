@@ -8,8 +8,8 @@
  */
 import { errorMessage } from "../errors.ts";
 import { getLog } from "../log.ts";
-import type { RedisConnection } from "../redis/connection.ts";
-import type { ConnectionPool } from "../redis/pool.ts";
+import type { RedisClient } from "../redis/client.ts";
+import type { ServerPool } from "../redis/server_pool.ts";
 import { parseFlatMap, text } from "../redis/replies.ts";
 import { groupBy } from "./_group_by.ts";
 import type { StreamStats } from "./stats.ts";
@@ -20,7 +20,7 @@ const log = getLog("orchestrator");
 /** Options for {@linkcode mirrorTrims}. */
 export interface MirrorTrimsOptions {
   /** Target connections. */
-  target: ConnectionPool;
+  target: ServerPool;
   /** The stats of the last refresh, by stream id. */
   stats: ReadonlyMap<string, StreamStats>;
   /**
@@ -32,7 +32,7 @@ export interface MirrorTrimsOptions {
 
 /** Trims each target stream to its source's first ID. One stream's refusal does not stop the others. */
 export async function mirrorTrims(
-  source: RedisConnection,
+  source: RedisClient,
   streams: readonly ReplicatedStream[],
   options: MirrorTrimsOptions,
 ): Promise<void> {
@@ -58,7 +58,7 @@ export async function mirrorTrims(
   }
   for (const [db, list] of groupBy(trims, (t) => t.stream.ref.targetDb)) {
     if (signal?.aborted) return;
-    const replies = await target.pick(db).pipeline(
+    const replies = await target.client(db).pipeline(
       db,
       list.map(({ stream, minId }) => ["XTRIM", stream.ref.targetKey, "MINID", minId]),
     );

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { RedisConnection } from "../redis/connection.ts";
+import type { RedisClient } from "../redis/client.ts";
 import type { RawEntry } from "../redis/replies.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { ReplicatedStream } from "./stream.ts";
@@ -53,7 +53,7 @@ export interface TargetWriterOptions {
   /** The scheduler for retries. */
   scheduler: Scheduler;
   /** A source connection (the checks of re-deliveries look at the source stream too). */
-  source: RedisConnection;
+  source: RedisClient;
   /** Entries a write shrinks to at the least when the target is out of memory (STREAM_BATCH_SIZE). */
   minWriteEntries: number;
   /**

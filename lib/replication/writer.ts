@@ -24,7 +24,7 @@ import type { TargetWriterOptions, WriterHooks } from "./write_hooks.ts";
 
 export type { TargetWriterOptions, WriteResult, WriterHooks } from "./write_hooks.ts";
 import { execReplies } from "../redis/connection.ts";
-import type { ConnectionPool } from "../redis/pool.ts";
+import type { ServerPool } from "../redis/server_pool.ts";
 import { compareIds, entryId, type RawEntry } from "../redis/replies.ts";
 import { type RespValue, SKIP_BULKS } from "../redis/resp_parser.ts";
 import { encodeStreamWrite, highestId } from "./_encode_write.ts";
@@ -51,7 +51,7 @@ interface Write {
 
 /** Writes the streams' entries to the target; see the module doc. */
 export class TargetWriter {
-  readonly #pool: ConnectionPool;
+  readonly #pool: ServerPool;
   readonly #hooks: WriterHooks;
   readonly #options: TargetWriterOptions;
   readonly #ready = new Set<ReplicatedStream>();
@@ -72,7 +72,7 @@ export class TargetWriter {
     0,
   );
 
-  constructor(pool: ConnectionPool, hooks: WriterHooks, options: TargetWriterOptions) {
+  constructor(pool: ServerPool, hooks: WriterHooks, options: TargetWriterOptions) {
     this.#pool = pool;
     this.#hooks = hooks;
     this.#options = options;
@@ -105,7 +105,7 @@ export class TargetWriter {
   #flush(): void {
     this.#flushQueued = false;
     const now = Date.now();
-    const byDb = new Map<number, Write[]>();
+    const byRoute = new Map<string, Write[]>();
     for (const stream of this.#ready) {
       if (stream.writing || stream.retryAt > now) continue; // its retry schedules it again
       this.#ready.delete(stream);
@@ -135,11 +135,14 @@ export class TargetWriter {
         this.#writeCarefully(write);
         continue;
       }
-      const list = byDb.get(stream.ref.targetDb);
+      // One pipeline per target DB and node (a cluster's master of the key).
+      const route = `${stream.ref.targetDb}/${this.#pool.nodeOf(stream.ref.targetKey)}`;
+      const list = byRoute.get(route);
       if (list) list.push(write);
-      else byDb.set(stream.ref.targetDb, [write]);
+      else byRoute.set(route, [write]);
     }
-    for (const [db, writes] of byDb) {
+    for (const writes of byRoute.values()) {
+      const db = writes[0].stream.ref.targetDb;
       let chunk: Write[] = [];
       let bytes = 0;
       for (const write of writes) {
@@ -160,7 +163,7 @@ export class TargetWriter {
     const started = performance.now();
     let replies: RespValue[];
     try {
-      const conn = this.#pool.pick(db);
+      const conn = this.#pool.pick(db, writes[0].stream.ref.targetKey);
       const wait = this.#wait;
       let count = wait ? 1 : 0;
       for (const w of writes) count += w.entries.length + 2;
@@ -274,7 +277,7 @@ export class TargetWriter {
       }
       // One connection, one socket for the check and the WAIT after it: a WAIT only
       // vouches for the server it ran on.
-      const target = this.#pool.pick(stream.ref.targetDb);
+      const target = this.#pool.pick(stream.ref.targetDb, stream.ref.targetKey);
       await target.connect();
       const socket = target.generation;
       const written = await writeChecked(stream, from.entries, {
