@@ -6,6 +6,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { waitFor } from "./_cli.ts";
 import { connect, type RedisArg, RedisServer, type TestClient } from "./_redis.ts";
 import type { Entries } from "./_replication.ts";
@@ -107,12 +108,18 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
 export class ClusterTestClient implements AsyncDisposable {
   readonly #seed: { host: string; port: number };
   readonly #password: string | undefined;
+  readonly #ports: number[];
   readonly #clients = new Map<number, TestClient>();
   readonly #bySlot = new Map<number, number>();
 
-  constructor(seed: { host: string; port: number }, options: { password?: string } = {}) {
+  /** `options.ports`: every node, tried in turn when one cannot be reached (a killed master). */
+  constructor(
+    seed: { host: string; port: number },
+    options: { password?: string; ports?: number[] } = {},
+  ) {
     this.#seed = seed;
     this.#password = options.password;
+    this.#ports = options.ports ?? [seed.port];
   }
 
   /** Sends `args` (whose key is `key`) to the node serving `key`. */
@@ -136,13 +143,20 @@ export class ClusterTestClient implements AsyncDisposable {
   }
 
   async #route<T>(key: RedisArg, run: (c: TestClient) => Promise<T>): Promise<T> {
-    const slot = Number(
-      await (await this.#client(this.#seed.port)).send(["CLUSTER", "KEYSLOT", key]),
-    );
+    const slot = Number(await this.#anyNode((c) => c.send(["CLUSTER", "KEYSLOT", key])));
     let port = this.#bySlot.get(slot) ?? this.#seed.port;
     let asking = false;
     for (let hop = 0;; hop++) {
-      const c = await this.#client(port);
+      let c: TestClient;
+      try {
+        c = await this.#client(port);
+      } catch (error) {
+        // Gone (killed): ask another node, which redirects to the slot's master now.
+        this.#bySlot.delete(slot);
+        if (hop > this.#ports.length + 5) throw error;
+        port = this.#ports[(this.#ports.indexOf(port) + 1) % this.#ports.length];
+        continue;
+      }
       try {
         if (asking) await c.send(["ASKING"]);
         return await run(c);
@@ -154,6 +168,18 @@ export class ClusterTestClient implements AsyncDisposable {
         if (!asking) this.#bySlot.set(slot, port);
       }
     }
+  }
+
+  async #anyNode<T>(run: (c: TestClient) => Promise<T>): Promise<T> {
+    let failure: unknown;
+    for (const port of [this.#seed.port, ...this.#ports]) {
+      try {
+        return await run(await this.#client(port));
+      } catch (error) {
+        failure = error;
+      }
+    }
+    throw failure;
   }
 
   async #client(port: number): Promise<TestClient> {
@@ -171,5 +197,117 @@ export class ClusterTestClient implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     for (const c of this.#clients.values()) await c.close();
     this.#clients.clear();
+  }
+}
+
+/** A master and its replica, as `CLUSTER NODES` on a live node says now. */
+export interface MasterPair {
+  master: RedisServer;
+  replica: RedisServer;
+}
+
+/** The master that serves `key` now, and its replica. */
+export async function masterOf(cluster: TestCluster, key: RedisArg): Promise<MasterPair> {
+  const live = cluster.nodes.find((n) => n.running)!;
+  await using c = await connect(live);
+  const slot = Number(await c.send(["CLUSTER", "KEYSLOT", key]));
+  const lines = String(await c.send(["CLUSTER", "NODES"])).trim().split("\n").map((l) =>
+    l.split(" ")
+  );
+  const byPort = (field: string) =>
+    cluster.nodes.find((n) => n.port === Number(/:(\d+)@/.exec(field)?.[1]))!;
+  for (const f of lines) {
+    if (!f[2].includes("master") || f[2].includes("fail")) continue;
+    const owns = f.slice(8).some((range) => {
+      const [a, b = a] = range.split("-").map(Number);
+      return a <= slot && slot <= b;
+    });
+    if (!owns) continue;
+    const replica = lines.find((r) => r[3] === f[0] && !r[2].includes("fail"));
+    if (!replica) throw new Error(`the master of slot ${slot} has no live replica`);
+    return { master: byPort(f[1]), replica: byPort(replica[1]) };
+  }
+  throw new Error(`no master serves slot ${slot}`);
+}
+
+/** Waits until `node` is a master and every live node's layout says so (the cluster ok). */
+export async function waitPromoted(cluster: TestCluster, node: RedisServer): Promise<void> {
+  await waitFor(async () => {
+    for (const n of cluster.nodes.filter((x) => x.running)) {
+      await using c = await connect(n);
+      if (!/cluster_state:ok/.test(String(await c.send(["CLUSTER", "INFO"])))) return false;
+      const slots = await c.send(["CLUSTER", "SLOTS"]) as unknown[][];
+      if (!slots.some((r) => Number((r[2] as unknown[])[1]) === node.port)) return false;
+    }
+    return true;
+  }, { timeoutMs: 60_000, message: `node ${node.port} promoted, on every node's layout` });
+}
+
+/** `CLUSTER FAILOVER` on `pair.replica` (after the master's writes reached it); waits for it. */
+export async function clusterFailover(cluster: TestCluster, pair: MasterPair): Promise<void> {
+  await using r = await connect(pair.replica);
+  assert.equal(await r.send(["CLUSTER", "FAILOVER"]), "OK");
+  await waitPromoted(cluster, pair.replica);
+}
+
+/**
+ * SIGKILLs `pair.master` and waits until the cluster promoted its replica;
+ * with `rejoin`, starts the killed node again and waits until it serves the
+ * new master as its replica.
+ */
+export async function killMaster(
+  cluster: TestCluster,
+  pair: MasterPair,
+  options: { rejoin?: boolean } = {},
+): Promise<void> {
+  await pair.master.kill();
+  await waitPromoted(cluster, pair.replica);
+  if (!options.rejoin) return;
+  await pair.master.start();
+  await waitFor(async () => {
+    await using m = await connect(pair.replica);
+    return /connected_slaves:[1-9]/.test(String(await m.send(["INFO", "replication"])));
+  }, { timeoutMs: 60_000, message: `node ${pair.master.port} back as a replica` });
+}
+
+/**
+ * Moves `slot` from the node that serves it to `to`, key by key, as
+ * `redis-cli --cluster reshard` does: SETSLOT IMPORTING / MIGRATING, MIGRATE
+ * in batches of `batch` keys (pausing `pauseMs` between them, so that the
+ * slot stays half moved for a while), then SETSLOT NODE on every master.
+ */
+export async function migrateSlot(
+  cluster: TestCluster,
+  slot: number,
+  to: RedisServer,
+  options: { batch?: number; pauseMs?: number } = {},
+): Promise<void> {
+  const { batch = 1, pauseMs = 0 } = options;
+  await using dst = await connect(to);
+  const sample = String(await dst.send(["CLUSTER", "NODES"])).trim().split("\n").map((l) =>
+    l.split(" ")
+  );
+  const id = (node: RedisServer) => sample.find((f) => f[1].includes(`:${node.port}@`))![0];
+  const owner = sample.find((f) =>
+    f[2].includes("master") && f.slice(8).some((range) => {
+      const [a, b = a] = range.split("-").map(Number);
+      return a <= slot && slot <= b;
+    })
+  )!;
+  const from = cluster.nodes.find((n) => owner[1].includes(`:${n.port}@`))!;
+  await using src = await connect(from);
+  await dst.send(["CLUSTER", "SETSLOT", String(slot), "IMPORTING", id(from)]);
+  await src.send(["CLUSTER", "SETSLOT", String(slot), "MIGRATING", id(to)]);
+  for (;;) {
+    const keys = await src.send(["CLUSTER", "GETKEYSINSLOT", String(slot), String(batch)]) as
+      string[];
+    if (keys.length === 0) break;
+    await src.send(["MIGRATE", "127.0.0.1", String(to.port), "", "0", "10000", "KEYS", ...keys]);
+    if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+  }
+  for (const node of cluster.nodes.filter((n) => n.running)) {
+    await using c = await connect(node);
+    const role = String(await c.send(["ROLE"]).then((r) => (r as unknown[])[0]));
+    if (role === "master") await c.send(["CLUSTER", "SETSLOT", String(slot), "NODE", id(to)]);
   }
 }

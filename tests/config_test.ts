@@ -99,7 +99,7 @@ Deno.test("loadConfig() gives the seed's values when there is no file and no env
 Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
   const keys = CONFIG_KEYS.map((entry) => entry.key);
   assert.equal(new Set(keys).size, keys.length);
-  assert.equal(keys.length, 74);
+  assert.equal(keys.length, 76);
   const file = CONFIG_KEYS.map((entry) => `${entry.key}=${entry.default}`).join("\n");
   assert.deepStrictEqual(fromFile(file), SEED_CONFIG);
   for (const entry of CONFIG_KEYS) assert.ok(entry.description.length > 10, entry.key);
@@ -120,6 +120,7 @@ Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
       "SOURCE_REDIS_URL",
       "SOURCE_REDIS_USERNAME",
       "SOURCE_REDIS_COMMAND_TIMEOUT",
+      "SOURCE_REDIS_CLUSTER",
       "SOURCE_REDIS_SENTINELS",
       "SOURCE_REDIS_SENTINEL_MASTER",
       "SOURCE_REDIS_SENTINEL_USERNAME",
@@ -134,6 +135,7 @@ Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
       "TARGET_REDIS_URL",
       "TARGET_REDIS_USERNAME",
       "TARGET_REDIS_COMMAND_TIMEOUT",
+      "TARGET_REDIS_CLUSTER",
       "TARGET_REDIS_SENTINELS",
       "TARGET_REDIS_SENTINEL_MASTER",
       "TARGET_REDIS_SENTINEL_USERNAME",

@@ -323,6 +323,8 @@ const STATUS_FIELDS = [
   "state",
   "lastDeliveredId",
   "owner",
+  "sourceNode",
+  "targetNode",
 ].sort();
 
 Deno.test("status --json and the table: in-sync, behind (lag and lagSeconds from the IDs) and never replicated, with no replicator running", async () => {
@@ -365,6 +367,8 @@ Deno.test("status --json and the table: in-sync, behind (lag and lagSeconds from
     trimmedBeforeCopy: 0,
     state: "in-sync",
     owner: "", // no replicator runs: no lease
+    sourceNode: "", // one server, no cluster
+    targetNode: "",
   });
   assert.deepEqual(pick("behind-stream"), {
     db: 0,
@@ -381,6 +385,8 @@ Deno.test("status --json and the table: in-sync, behind (lag and lagSeconds from
     trimmedBeforeCopy: 0,
     state: "behind",
     owner: "",
+    sourceNode: "",
+    targetNode: "",
   });
   const fresh = pick("new-stream");
   assert.equal(fresh.state, "no-group");

@@ -69,6 +69,7 @@ function configValues(config: Config): Record<string, string> {
     values[`${prefix}HEALTH_CHECK_INTERVAL`] = String(server.healthCheckInterval);
     values[`${prefix}POOL_SIZE`] = String(server.poolSize);
     values[`${prefix}COMMAND_TIMEOUT`] = String(server.commandTimeout);
+    values[`${prefix}CLUSTER`] = String(server.cluster ?? false);
     const sentinel = server.sentinel;
     values[`${prefix}SENTINELS`] = (sentinel?.addresses ?? [])
       .map(({ host, port }) => `${host.includes(":") ? `[${host}]` : host}:${port}`).join(",");

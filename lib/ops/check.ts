@@ -17,8 +17,10 @@ import {
 } from "../errors.ts";
 import { isMissingDbError } from "../replication/discover.ts";
 import { getLog } from "../log.ts";
+import type { RedisClient } from "../redis/client.ts";
 import { type RedisConnection, serverAddress } from "../redis/connection.ts";
 import { connectionFor } from "../redis/one_shot.ts";
+import { checkTopology } from "./_topology_check.ts";
 
 const log = getLog("check");
 
@@ -79,8 +81,9 @@ async function check(
     const info = String(await target.send(undefined, ["INFO", "server"]));
     targetVersion = versionOf(info);
     requireVersion("target", config.target, targetVersion);
+    const topology = await checkTopology(target, { role: "target", server: config.target });
     const replication = String(await target.send(undefined, ["INFO", "replication"]));
-    if (/^role:slave\b/m.test(replication)) {
+    if (!topology.cluster && /^role:slave\b/m.test(replication)) {
       log.warning(
         "The target {address} is a replica: it refuses writes (READONLY) until it is promoted; the service keeps retrying",
         { address: serverAddress(config.target) },
@@ -93,6 +96,7 @@ async function check(
   try {
     const sourceVersion = versionOf(String(await source.send(undefined, ["INFO", "server"])));
     requireVersion("source", config.source, sourceVersion);
+    await checkTopology(source, { role: "source", server: config.source });
     if (config.leases && config.streamsEnabled) await requireScripting(source, config);
     const wanted = new Set<number>(config.dbSearchRange);
     for (const s of config.streams) wanted.add(s.db);
@@ -205,12 +209,13 @@ export interface ConnectOrThrowOptions {
 
 /** Connects once; an unreachable server is {@linkcode UnreachableError} (exit 69). */
 export async function connectOrThrow(
-  conn: RedisConnection,
+  client: RedisClient,
   options: ConnectOrThrowOptions,
 ): Promise<void> {
   const { role, server } = options;
   try {
-    await conn.connect();
+    // A cluster's layout is read, and each master connected.
+    for (const conn of await client.masters()) await conn.connect();
   } catch (error) {
     if (error instanceof AuthError || error instanceof TlsError) throw error;
     throw new UnreachableError(

@@ -85,6 +85,30 @@ export class Metrics {
       (h) => h.reconnects,
     );
     perServer("server_up", "1 when the server answers, 0 during an outage", (h) => (h.up ? 1 : 0));
+    const perNode = (name: string, help: string, value: (h: ServerHealthStatus) => number) =>
+      new Gauge(registry, {
+        name: `${PREFIX}${name}`,
+        help,
+        labelNames: ["server", "node"],
+        collect(g) {
+          g.reset();
+          const s = status();
+          if (!s) return;
+          for (const [server, health] of [["source", s.source], ["target", s.target]] as const) {
+            for (const n of health.nodes ?? []) g.set({ server, node: n.address }, value(n));
+          }
+        },
+      });
+    perNode(
+      "node_up",
+      "Redis Cluster only: 1 when the node answers, 0 during an outage, per node",
+      (h) => (h.up ? 1 : 0),
+    );
+    perNode(
+      "node_reconnects_total",
+      "Redis Cluster only: connections to the node reopened after a failure (a counter)",
+      (h) => h.reconnects,
+    );
     new Gauge(registry, {
       name: `${PREFIX}streams`,
       help: "Streams known to the replicator, by state",

@@ -7,8 +7,8 @@
 import type { Config } from "../config/types.ts";
 import { findStreams } from "../replication/discover.ts";
 import { connectOrThrow } from "./check.ts";
-import type { RedisConnection } from "../redis/connection.ts";
-import { connectionFor } from "../redis/one_shot.ts";
+import type { RedisClient } from "../redis/client.ts";
+import { clientFor } from "../redis/one_shot.ts";
 import { leaseKey } from "../replication/lease_key.ts";
 import { readStreamStats, type StreamStats } from "../replication/stats.ts";
 import { type StreamRef, toHex } from "../replication/stream_ref.ts";
@@ -61,6 +61,10 @@ export interface StatusRow {
    * does, or without leases (STREAM_LEASES=false).
    */
   owner: string;
+  /** A cluster source: `host:port` of the master that holds the stream now ("" on one server). */
+  sourceNode: string;
+  /** A cluster target: `host:port` of the master that holds the target stream now ("" on one server). */
+  targetNode: string;
 }
 
 /** Options for {@linkcode collectStatus}. */
@@ -77,8 +81,8 @@ export async function collectStatus(
   config: Config,
   options: StatusOptions = {},
 ): Promise<StatusRow[]> {
-  const source = connectionFor("source", config.source, { db: config.source.db });
-  const target = connectionFor("target", config.target, {
+  const source = clientFor("source", config.source, { db: config.source.db });
+  const target = clientFor("target", config.target, {
     db: config.target.db === "same" ? 0 : config.target.db,
   });
   try {
@@ -94,6 +98,8 @@ export async function collectStatus(
     return streams.map((ref) => ({
       ...toRow(ref, stats.get(ref.id)!, config.startId),
       owner: owners.get(ref.id) ?? "",
+      sourceNode: source.nodeOf(ref.key),
+      targetNode: target.nodeOf(ref.targetKey),
     }));
   } finally {
     source.close();
@@ -103,7 +109,7 @@ export async function collectStatus(
 
 /** The instance that holds each stream's lease, by stream id (GET, one pipeline per DB). */
 async function leaseOwners(
-  source: RedisConnection,
+  source: RedisClient,
   streams: readonly StreamRef[],
   options: { group: string },
 ): Promise<Map<string, string>> {
@@ -124,7 +130,11 @@ async function leaseOwners(
   return owners;
 }
 
-function toRow(ref: StreamRef, s: StreamStats, startId: string): Omit<StatusRow, "owner"> {
+function toRow(
+  ref: StreamRef,
+  s: StreamStats,
+  startId: string,
+): Omit<StatusRow, "owner" | "sourceNode" | "targetNode"> {
   const inSync = s.lastSourceId === "" || s.lastCopiedId === s.lastSourceId;
   let state: string;
   if (s.targetWrongType) state = "target-wrong-type";
@@ -173,9 +183,11 @@ export function formatStatusTable(rows: readonly StatusRow[]): string {
     "STATE",
     "OWNER",
   ];
+  // A cluster's node after the key: `db0:key@host:port`.
+  const at = (node: string) => node === "" ? "" : `@${node}`;
   const body = rows.map((r) => [
-    `db${r.db}:${r.key}`,
-    `db${r.targetDb}:${r.target}`,
+    `db${r.db}:${r.key}${at(r.sourceNode)}`,
+    `db${r.targetDb}:${r.target}${at(r.targetNode)}`,
     String(r.sourceLength),
     String(r.targetLength),
     r.lastSourceId || "-",

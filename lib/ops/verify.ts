@@ -9,8 +9,8 @@ import type { Config } from "../config/types.ts";
 import { findStreams } from "../replication/discover.ts";
 import { RedisReplyError } from "../errors.ts";
 import { connectOrThrow } from "./check.ts";
-import type { RedisConnection } from "../redis/connection.ts";
-import { connectionFor } from "../redis/one_shot.ts";
+import type { RedisClient } from "../redis/client.ts";
+import { clientFor } from "../redis/one_shot.ts";
 import {
   compareIds,
   parseEntries,
@@ -86,7 +86,7 @@ export interface StreamComparison {
 
 /** Reads a stream window by window, oldest first. */
 class WindowCursor {
-  #conn: RedisConnection;
+  #conn: RedisClient;
   #db: number;
   #key: Uint8Array;
   #size: number;
@@ -98,7 +98,7 @@ class WindowCursor {
   first = "";
   last = "";
 
-  constructor(conn: RedisConnection, db: number, key: Uint8Array, size: number) {
+  constructor(conn: RedisClient, db: number, key: Uint8Array, size: number) {
     this.#conn = conn;
     this.#db = db;
     this.#key = key;
@@ -135,7 +135,7 @@ class WindowCursor {
  * entries.
  */
 export async function compareStream(
-  connections: { source: RedisConnection; target: RedisConnection },
+  connections: { source: RedisClient; target: RedisClient },
   ref: StreamRef,
   options: CompareOptions = {},
 ): Promise<StreamComparison> {
@@ -213,13 +213,13 @@ export async function compareStream(
   return result;
 }
 
-async function firstId(conn: RedisConnection, db: number, key: Uint8Array): Promise<string> {
+async function firstId(conn: RedisClient, db: number, key: Uint8Array): Promise<string> {
   const reply = await conn.send(db, ["XRANGE", key, "-", "+", "COUNT", "1"], { buffers: true });
   return parseEntries(reply).entries[0]?.id ?? "";
 }
 
 async function lastGeneratedId(
-  conn: RedisConnection,
+  conn: RedisClient,
   db: number,
   key: Uint8Array,
 ): Promise<string> {
@@ -300,8 +300,8 @@ export async function verifyAll(
   options: VerifyOptions = {},
 ): Promise<VerifyReport> {
   const started = performance.now();
-  const source = connectionFor("source", config.source, { db: config.source.db });
-  const target = connectionFor("target", config.target, {
+  const source = clientFor("source", config.source, { db: config.source.db });
+  const target = clientFor("target", config.target, {
     db: config.target.db === "same" ? 0 : config.target.db,
   });
   const streams: VerifiedStream[] = [];

@@ -134,6 +134,7 @@ export class ClusterPool implements ServerPool {
       const [host, port] = splitAddress(node || nodeAddress(this.#endpoint));
       pool = new ConnectionPool(this.#role, this.#server, {
         ...this.#options,
+        health: this.#options.health.node(node || nodeAddress(this.#endpoint)),
         endpoint: { ...this.#endpoint, host, port },
         onLayoutHint: () => this.#router.hint(),
       });

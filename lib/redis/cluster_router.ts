@@ -40,7 +40,8 @@ export interface ClusterRouterOptions {
    */
   name?: string;
   /**
-   * Up/down bookkeeping shared by the connections.
+   * Up/down bookkeeping: each node's connections report to `health.node(address)`,
+   * and the masters of every layout read are told to it.
    * @default {undefined}
    */
   health?: ServerHealth;
@@ -133,7 +134,7 @@ export class ClusterRouter {
     if (!conn) {
       conn = new RedisConnection({ ...this.#seed, host: node.host, port: node.port }, {
         ...(this.#options.name ? { name: this.#options.name } : {}),
-        health: this.#options.health,
+        health: this.#options.health?.node(address),
         onLayoutHint: () => this.hint(),
       });
       this.#connections.set(address, conn);
@@ -206,6 +207,7 @@ export class ClusterRouter {
         }
         const changed = this.#map !== undefined && this.#map.signature() !== map.signature();
         this.#map = map;
+        this.#options.health?.setMasters(map.masters().map(nodeAddress));
         this.#forgetGone(map);
         if (changed) { for (const listener of this.#listeners) listener(map); }
         return map;

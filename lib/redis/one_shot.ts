@@ -5,6 +5,9 @@
  * @module
  */
 import type { RedisServerConfig } from "../config/types.ts";
+import type { RedisClient } from "./client.ts";
+import { ClusterClient } from "./cluster_client.ts";
+import { ClusterRouter } from "./cluster_router.ts";
 import { RedisConnection } from "./connection.ts";
 import { endpointFor } from "./endpoint.ts";
 
@@ -30,4 +33,21 @@ export function connectionFor(
 ): RedisConnection {
   const { db, purpose = "cli" } = options;
   return new RedisConnection(endpointFor(role, server), { db, name: `${role}-${purpose}` });
+}
+
+/**
+ * A client for a one-shot command: {@linkcode connectionFor}'s connection
+ * for one server, a client of the whole cluster (each command sent to its
+ * key's master) when `*_REDIS_CLUSTER` is set.
+ */
+export function clientFor(
+  role: string,
+  server: RedisServerConfig,
+  options: ConnectionForOptions,
+): RedisClient {
+  if (!server.cluster) return connectionFor(role, server, options);
+  const router = new ClusterRouter(endpointFor(role, server), {
+    name: `${role}-${options.purpose ?? "cli"}`,
+  });
+  return new ClusterClient(router);
 }

@@ -24,6 +24,8 @@ export interface ServerHealthStatus {
   outages: number;
   /** The last failure's message. */
   lastError?: string;
+  /** A cluster's nodes, each with its own health (absent on one server). */
+  nodes?: ServerHealthStatus[];
 }
 
 /** Shared health of one server. */
@@ -36,10 +38,31 @@ export class ServerHealth {
   #outages = 0;
   #lastError: string | undefined;
   #lastRepeat = 0;
+  /** A cluster's nodes by address; the masters now, whose health is the cluster's. */
+  readonly #nodes = new Map<string, ServerHealth>();
+  #masters: ReadonlySet<string> = new Set();
 
   constructor(role: string, address: string) {
     this.#role = role;
     this.#address = address;
+  }
+
+  /** The health of a cluster's node at `address` (made once); it logs under its own address. */
+  node(address: string): ServerHealth {
+    let health = this.#nodes.get(address);
+    if (!health) {
+      health = new ServerHealth(this.#role, address);
+      this.#nodes.set(address, health);
+    }
+    return health;
+  }
+
+  /** A cluster's masters now: the cluster is up when each of them is (former ones are forgotten). */
+  setMasters(addresses: readonly string[]): void {
+    this.#masters = new Set(addresses);
+    for (const address of [...this.#nodes.keys()]) {
+      if (!this.#masters.has(address) && this.#nodes.get(address)!.up) this.#nodes.delete(address);
+    }
   }
 
   /** A connection opened; `reconnect` when it replaces one that failed. */
@@ -81,20 +104,32 @@ export class ServerHealth {
     }
   }
 
-  /** Whether the server is taken as up. */
+  /** Whether the server is taken as up (a cluster: each of its masters). */
   get up(): boolean {
+    if (this.#nodes.size === 0) return this.#up;
+    for (const [address, node] of this.#nodes) {
+      if (this.#masters.has(address) && !node.up) return false;
+    }
     return this.#up;
   }
 
-  /** A snapshot for status and metrics. */
+  /** A snapshot for status and metrics (a cluster's: the sums of its nodes, and each node). */
   status(): ServerHealthStatus {
-    return {
+    const own = {
       role: this.#role,
       address: this.#address,
-      up: this.#up,
+      up: this.up,
       reconnects: this.#reconnects,
       outages: this.#outages,
       lastError: this.#lastError,
     };
+    if (this.#nodes.size === 0) return own;
+    const nodes = [...this.#nodes.values()].map((n) => n.status());
+    for (const n of nodes) {
+      own.reconnects += n.reconnects;
+      own.outages += n.outages;
+      if (!n.up) own.lastError = n.lastError;
+    }
+    return { ...own, nodes };
   }
 }
