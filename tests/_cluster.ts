@@ -299,8 +299,12 @@ export async function migrateSlot(
   await dst.send(["CLUSTER", "SETSLOT", String(slot), "IMPORTING", id(from)]);
   await src.send(["CLUSTER", "SETSLOT", String(slot), "MIGRATING", id(to)]);
   for (;;) {
-    const keys = await src.send(["CLUSTER", "GETKEYSINSLOT", String(slot), String(batch)]) as
-      string[];
+    const keys = await src.send([
+      "CLUSTER",
+      "GETKEYSINSLOT",
+      String(slot),
+      String(batch),
+    ]) as string[];
     if (keys.length === 0) break;
     await src.send(["MIGRATE", "127.0.0.1", String(to.port), "", "0", "10000", "KEYS", ...keys]);
     if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
