@@ -1,0 +1,279 @@
+/**
+ * Redis Cluster in operation: a slot holding streams migrated to another
+ * master during `run` (on the source and on the target), 1,000 streams
+ * under a pool of 10 per master (connections counted on every node), two
+ * instances sharing a cluster source, and `check` telling a cluster from
+ * a single server.
+ */
+import assert from "node:assert/strict";
+import { runCli, spawnCli } from "./_cli.ts";
+import {
+  ClusterTestClient,
+  masterOf,
+  migrateSlot,
+  startCluster,
+  type TestCluster,
+} from "./_cluster.ts";
+import { connect, RedisServer } from "./_redis.ts";
+import { delay, entriesDifference, FAST_SETTINGS, waitFor } from "./_replication.ts";
+
+const GROUP = "redis-sync-group";
+
+function clientOf(cluster: TestCluster): ClusterTestClient {
+  return new ClusterTestClient(cluster.seed, { ports: cluster.nodes.map((n) => n.port) });
+}
+
+function clusterEnv(source: TestCluster, target: TestCluster, pattern: string) {
+  return {
+    ...FAST_SETTINGS,
+    SOURCE_REDIS_HOST: source.seed.host,
+    SOURCE_REDIS_PORT: String(source.seed.port),
+    SOURCE_REDIS_CLUSTER: "true",
+    TARGET_REDIS_HOST: target.seed.host,
+    TARGET_REDIS_PORT: String(target.seed.port),
+    TARGET_REDIS_CLUSTER: "true",
+    STREAM_DISCOVERY_PATTERNS: pattern,
+    LOG_LEVEL: "WARNING",
+  };
+}
+
+async function exact(
+  source: ClusterTestClient,
+  target: ClusterTestClient,
+  keys: readonly string[],
+): Promise<string | undefined> {
+  for (const key of keys) {
+    const diff = entriesDifference(await target.xrangeAll(key), await source.xrangeAll(key));
+    if (diff) return `${key}: ${diff}`;
+    const pending = await source.send(key, ["XPENDING", key, GROUP]) as unknown[];
+    if (Number(pending[0]) !== 0) return `${key}: ${pending[0]} pending`;
+  }
+  return undefined;
+}
+
+/** A master of `cluster` other than the one serving `key`. */
+async function otherMaster(cluster: TestCluster, key: string): Promise<RedisServer> {
+  const { master } = await masterOf(cluster, key);
+  for (const probe of ["a", "b", "c", "d", "e", "f", "g", "h"]) {
+    const m = (await masterOf(cluster, probe)).master;
+    if (m !== master) return m;
+  }
+  throw new Error("one master only");
+}
+
+Deno.test("a slot holding streams migrates to another master during run under load, on the source and then on the target: the copy ends exact", async () => {
+  await using source = await startCluster();
+  await using target = await startCluster();
+  await using src = clientOf(source);
+  await using dst = clientOf(target);
+  // Six streams in one slot (a hash tag), and six elsewhere.
+  const moving = Array.from({ length: 6 }, (_, i) => `rs:{moving}:${i}`);
+  const keys = [...moving, ...Array.from({ length: 6 }, (_, i) => `rs:${i}:still`)];
+  for (const key of keys) for (let i = 0; i < 200; i++) await src.xadd(key, { n: String(i) });
+  const slot = Number(await src.send(moving[0], ["CLUSTER", "KEYSLOT", moving[0]]));
+  await using cli = spawnCli(["run"], {
+    env: clusterEnv(source, target, "rs:*"),
+    timeoutMs: 240_000,
+  });
+  await waitFor(async () => (await exact(src, dst, keys)) === undefined, {
+    timeoutMs: 60_000,
+    message: "the backlog copied",
+  });
+  const stop = new AbortController();
+  const load = (async () => {
+    let n = 0;
+    while (!stop.signal.aborted) {
+      for (const key of keys) await src.xadd(key, { n: `live-${n}` }).catch(() => delay(20));
+      n++;
+    }
+    return n;
+  })();
+  // Key by key, 300 ms apart: the slot is half moved for about two seconds.
+  const sourceFrom = (await masterOf(source, moving[0])).master;
+  const sourceTo = await otherMaster(source, moving[0]);
+  await migrateSlot(source, slot, sourceTo, { batch: 1, pauseMs: 300 });
+  assert.notEqual((await masterOf(source, moving[0])).master, sourceFrom);
+  const targetFrom = (await masterOf(target, moving[0])).master;
+  await migrateSlot(target, slot, await otherMaster(target, moving[0]), { batch: 1, pauseMs: 300 });
+  assert.notEqual((await masterOf(target, moving[0])).master, targetFrom);
+  await delay(500);
+  stop.abort();
+  assert.ok(await load > 0);
+  await waitFor(async () => (await exact(src, dst, keys)) === undefined, {
+    timeoutMs: 60_000,
+    message: "an exact copy after both migrations",
+  });
+  // The status names the new master of a moved stream on each side.
+  const status = await runCli(["status", "--json"], {
+    env: clusterEnv(source, target, "rs:*"),
+    timeoutMs: 60_000,
+  });
+  assert.equal(status.code, 0, status.stderr);
+  const rows = JSON.parse(status.stdout).streams as Array<Record<string, string>>;
+  const row = rows.find((r) => r.key === moving[0])!;
+  assert.equal(row.sourceNode, `127.0.0.1:${sourceTo.port}`);
+  assert.equal(row.state, "in-sync");
+  cli.signal("SIGTERM");
+  const result = await cli.wait();
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(await exact(src, dst, keys), undefined);
+});
+
+/** Connections of the tool on `node`, by the name's role part (`reader0`, `events`, `control`...). */
+async function toolConnections(node: RedisServer): Promise<string[]> {
+  await using c = await connect(node);
+  return (await c.clientList())
+    .map((r) => r.name ?? "")
+    .filter((name) => name.startsWith("redis-stream-sync-"));
+}
+
+Deno.test("1,000 streams over a cluster under a pool of 10 per master: at most 10 plus one control connection on every node, sampled while copying", async () => {
+  await using source = await startCluster();
+  await using target = await startCluster();
+  await using src = clientOf(source);
+  await using dst = clientOf(target);
+  for (const node of source.nodes) {
+    await using c = await connect(node);
+    await c.send(["CONFIG", "SET", "notify-keyspace-events", "Et"]);
+  }
+  const keys = Array.from({ length: 1000 }, (_, i) => `many:${i}`);
+  // One pipeline per master: grouped by the node that answers without a redirection.
+  await Promise.all(keys.map((key) => src.xadd(key, { n: "0" })));
+  await using cli = spawnCli(["run"], {
+    env: {
+      ...clusterEnv(source, target, "many:*"),
+      SOURCE_REDIS_POOL_SIZE: "10",
+      TARGET_REDIS_POOL_SIZE: "10",
+    },
+    timeoutMs: 300_000,
+  });
+  let most = 0;
+  const sample = async () => {
+    for (const node of [...source.nodes, ...target.nodes]) {
+      const names = await toolConnections(node);
+      most = Math.max(most, names.length);
+      assert.ok(names.length <= 11, `node ${node.port}: ${names.length} connections: ${names}`);
+    }
+  };
+  await waitFor(async () => {
+    await sample();
+    for (let i = 0; i < keys.length; i += 97) {
+      if ((await dst.xrangeAll(keys[i])).length !== 1) return false;
+    }
+    return true;
+  }, { timeoutMs: 120_000, message: "the 1,000 streams under way" });
+  // Live entries on many streams, spread over every master.
+  for (let i = 0; i < keys.length; i += 10) await src.xadd(keys[i], { n: "1" });
+  await waitFor(async () => {
+    await sample();
+    for (let i = 0; i < keys.length; i += 10) {
+      if ((await dst.xrangeAll(keys[i])).length !== 2) return false;
+    }
+    return true;
+  }, { timeoutMs: 120_000, message: "the live entries copied" });
+  await sample();
+  // The bound is used (readers and the subscriber on each source master).
+  assert.ok(most >= 5, `at most ${most} connections on a node`);
+  cli.signal("SIGTERM");
+  const result = await cli.wait();
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(await exact(src, dst, keys.filter((_, i) => i % 50 === 0)), undefined);
+});
+
+Deno.test("two instances share a cluster source: each copies some streams, together every stream exactly once", async () => {
+  await using source = await startCluster();
+  await using target = await RedisServer.start();
+  await using src = clientOf(source);
+  await using dst = await connect(target);
+  const keys = Array.from({ length: 30 }, (_, i) => `two:${i}`);
+  for (const key of keys) for (let i = 0; i < 100; i++) await src.xadd(key, { n: String(i) });
+  const env = (id: string) => ({
+    ...FAST_SETTINGS,
+    SOURCE_REDIS_HOST: source.seed.host,
+    SOURCE_REDIS_PORT: String(source.seed.port),
+    SOURCE_REDIS_CLUSTER: "true",
+    TARGET_REDIS_HOST: target.host,
+    TARGET_REDIS_PORT: String(target.port),
+    STREAM_DISCOVERY_PATTERNS: "two:*",
+    STREAM_LEASE_TTL: "3",
+    INSTANCE_ID: id,
+    LOG_LEVEL: "WARNING",
+  });
+  await using one = spawnCli(["run"], { env: env("one"), timeoutMs: 240_000 });
+  await using two = spawnCli(["run"], { env: env("two"), timeoutMs: 240_000 });
+  const copied = async () => {
+    for (const key of keys) {
+      const diff = entriesDifference(await dst.xrangeAll(key), await src.xrangeAll(key));
+      if (diff) return false;
+      const pending = await src.send(key, ["XPENDING", key, GROUP]) as unknown[];
+      if (Number(pending[0]) !== 0) return false;
+    }
+    return true;
+  };
+  await waitFor(copied, { timeoutMs: 90_000, message: "the backlog copied by the two" });
+  for (const key of keys) for (let i = 0; i < 20; i++) await src.xadd(key, { n: `live-${i}` });
+  await waitFor(copied, { timeoutMs: 60_000, message: "the live entries copied by the two" });
+  // Both hold leases (each lease key in its stream's slot): the streams are shared, as
+  // `status` shows it from the cluster.
+  await waitFor(async () => {
+    const status = await runCli(["status", "--json"], { env: env("status"), timeoutMs: 60_000 });
+    if (status.code !== 0) return false;
+    const rows = JSON.parse(status.stdout).streams as Array<Record<string, string>>;
+    const owners = new Set(rows.map((r) => r.owner));
+    return rows.length === keys.length && owners.has("one") && owners.has("two");
+  }, { timeoutMs: 90_000, message: "both instances holding leases" });
+  for (const key of keys) for (let i = 0; i < 20; i++) await src.xadd(key, { n: `more-${i}` });
+  await waitFor(copied, { timeoutMs: 60_000, message: "what came after the hand-over copied" });
+  one.signal("SIGTERM");
+  two.signal("SIGTERM");
+  assert.equal((await one.wait()).code, 0);
+  assert.equal((await two.wait()).code, 0);
+  assert.ok(await copied());
+});
+
+Deno.test("check exits 78 when *_REDIS_CLUSTER does not match the server, naming the key", async () => {
+  await using cluster = await startCluster();
+  await using single = await RedisServer.start();
+  const notCluster = await runCli(["check"], {
+    env: {
+      ...FAST_SETTINGS,
+      SOURCE_REDIS_HOST: cluster.seed.host,
+      SOURCE_REDIS_PORT: String(cluster.seed.port),
+      TARGET_REDIS_HOST: single.host,
+      TARGET_REDIS_PORT: String(single.port),
+      REDIS_DB_SEARCH_RANGE: "0",
+    },
+  });
+  assert.equal(notCluster.code, 78, notCluster.stderr);
+  assert.match(
+    notCluster.stderr,
+    /is a Redis Cluster node \(cluster_enabled:1\): set SOURCE_REDIS_CLUSTER=true/,
+  );
+  const wrongly = await runCli(["check"], {
+    env: {
+      ...FAST_SETTINGS,
+      SOURCE_REDIS_HOST: cluster.seed.host,
+      SOURCE_REDIS_PORT: String(cluster.seed.port),
+      SOURCE_REDIS_CLUSTER: "true",
+      TARGET_REDIS_HOST: single.host,
+      TARGET_REDIS_PORT: String(single.port),
+      TARGET_REDIS_CLUSTER: "true",
+    },
+  });
+  assert.equal(wrongly.code, 78, wrongly.stderr);
+  assert.match(
+    wrongly.stderr,
+    /TARGET_REDIS_CLUSTER is true, but the target "127\.0\.0\.1:\d+" is not a cluster node/,
+  );
+  const ok = await runCli(["check"], {
+    env: {
+      ...FAST_SETTINGS,
+      SOURCE_REDIS_HOST: cluster.seed.host,
+      SOURCE_REDIS_PORT: String(cluster.seed.port),
+      SOURCE_REDIS_CLUSTER: "true",
+      TARGET_REDIS_HOST: single.host,
+      TARGET_REDIS_PORT: String(single.port),
+    },
+  });
+  assert.equal(ok.code, 0, ok.stderr);
+});
