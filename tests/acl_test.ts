@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { runCli, spawnCli } from "./_cli.ts";
 import { connect, RedisServer } from "./_redis.ts";
+import { ClusterTestClient, startCluster } from "./_cluster.ts";
 import { addEntries, entriesDifference, pendingCount, waitFor } from "./_replication.ts";
 
 const README = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
@@ -14,6 +15,13 @@ const README = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
 function aclLine(user: string): string[] {
   const line = README.split("\n").find((l) => l.startsWith(`ACL SETUSER ${user} `));
   assert.ok(line, `README has no ACL SETUSER line for ${user}`);
+  return line.trim().split(/\s+/).slice(1);
+}
+
+/** The README's extra line for `user` on a Redis Cluster. */
+function clusterAclLine(user: string): string[] {
+  const line = README.split("\n").find((l) => l.startsWith(`ACL SETUSER ${user} +cluster`));
+  assert.ok(line, `README has no cluster ACL SETUSER line for ${user}`);
   return line.trim().split(/\s+/).slice(1);
 }
 
@@ -186,4 +194,59 @@ Deno.test("a source user without +client|unblock: one WARNING naming the rule, a
       undefined,
     );
   }
+});
+
+Deno.test("on clusters, users made with the README's ACL lines plus its cluster lines replicate live (notifications) and once, and status and verify work", async () => {
+  await using source = await startCluster();
+  await using target = await startCluster();
+  for (const node of source.nodes) {
+    await using c = await connect(node);
+    await c.send(["ACL", ...aclLine("sync-source")]);
+    await c.send(["ACL", ...clusterAclLine("sync-source")]);
+    await c.send(["CONFIG", "SET", "notify-keyspace-events", "Et"]);
+  }
+  for (const node of target.nodes) {
+    await using c = await connect(node);
+    await c.send(["ACL", ...aclLine("sync-target")]);
+    await c.send(["ACL", ...clusterAclLine("sync-target")]);
+  }
+  await using src = new ClusterTestClient(source.seed);
+  await using dst = new ClusterTestClient(target.seed);
+  const keys = Array.from({ length: 12 }, (_, i) => `acl-cl:${i}`);
+  for (const key of keys) for (let i = 0; i < 50; i++) await src.xadd(key, { n: String(i) });
+  const env = {
+    ...usersEnv(source.seed, target.seed),
+    SOURCE_REDIS_CLUSTER: "true",
+    TARGET_REDIS_CLUSTER: "true",
+    STREAM_DISCOVERY_PATTERNS: "acl-cl:*",
+    STREAM_DISCOVERY_INTERVAL: "0.3",
+    // A sweep far away: the live entries below arrive by notification (subscribe allowed).
+    STREAM_POLL_INTERVAL: "30",
+    LOG_LEVEL: "INFO",
+  };
+  const same = async () => {
+    for (const key of keys) {
+      if (entriesDifference(await dst.xrangeAll(key), await src.xrangeAll(key))) return false;
+    }
+    return true;
+  };
+  {
+    await using cli = spawnCli(["run"], { env, timeoutMs: 120_000 });
+    await waitFor(same, { timeoutMs: 60_000, message: "the backlog copied" });
+    for (const key of keys) await src.xadd(key, { n: "live" });
+    await waitFor(same, { timeoutMs: 20_000, message: "live entries copied by notification" });
+    cli.signal("SIGTERM");
+    const result = await cli.wait();
+    assert.equal(result.code, 0, result.stderr);
+    assert.doesNotMatch(result.stderr, /NOPERM|sends no stream notifications/);
+  }
+  for (const key of keys) await src.xadd(key, { n: "once" });
+  const once = await runCli(["run", "--once"], { env, timeoutMs: 60_000 });
+  assert.equal(once.code, 0, once.stderr);
+  assert.ok(await same());
+  const status = await runCli(["status", "--json"], { env, timeoutMs: 60_000 });
+  assert.equal(status.code, 0, status.stderr);
+  assert.equal(JSON.parse(status.stdout).streams.length, keys.length);
+  const verify = await runCli(["verify"], { env, timeoutMs: 60_000 });
+  assert.equal(verify.code, 0, verify.stderr + verify.stdout);
 });
