@@ -6,7 +6,15 @@
  *
  * @module
  */
-import { ConnectionError, errorMessage, isRetriableError, RedisReplyError } from "../errors.ts";
+import {
+  ConnectionError,
+  errorMessage,
+  isRetriableError,
+  RedisReplyError,
+  StreamGoneError,
+} from "../errors.ts";
+import type { RespValue } from "../redis/resp_parser.ts";
+import { lostLeases } from "./_fenced_read.ts";
 import { getLog } from "../log.ts";
 import { RefusedRead } from "./_read_replies.ts";
 import type { ReaderHooks } from "./read_hooks.ts";
@@ -70,4 +78,61 @@ export async function settleFailedRead(
     });
   }
   return { connection: error instanceof ConnectionError };
+}
+
+/** What {@linkcode isolateStreams} needs of its reader. */
+export interface IsolateContext {
+  /** The reader's hooks. */
+  hooks: ReaderHooks;
+  /** Whether the reader still serves `stream`. */
+  owns(stream: ReplicatedStream): boolean;
+  /** One non-blocking read of `stream` alone; its reply (an error reply as a value). */
+  readAlone(stream: ReplicatedStream): Promise<RespValue>;
+  /** Hands a read's reply to `stream`. */
+  dispatch(stream: ReplicatedStream, reply: RespValue): void;
+}
+
+/**
+ * Reads each of `streams` alone: those that are gone (NOGROUP, WRONGTYPE)
+ * end through `hooks.gone`, those whose lease is lost through `hooks.lost`,
+ * the others get their entries. Another failure is thrown.
+ */
+export async function isolateStreams(
+  streams: ReplicatedStream[],
+  ctx: IsolateContext,
+): Promise<void> {
+  for (const stream of streams) {
+    if (!ctx.owns(stream) || !ctx.hooks.wants(stream)) continue;
+    try {
+      const reply = await ctx.readAlone(stream);
+      if (lostLeases(reply, [stream])) {
+        ctx.hooks.lost(stream);
+        continue;
+      }
+      if (reply instanceof RedisReplyError) throw reply;
+      ctx.dispatch(stream, reply);
+    } catch (error) {
+      if (
+        !(error instanceof RedisReplyError) ||
+        (error.code !== "NOGROUP" && error.code !== "WRONGTYPE")
+      ) throw error;
+      ctx.hooks.gone(
+        stream,
+        new StreamGoneError(`Stream ${stream.ref.label} is gone: ${error.message}`, {
+          cause: error,
+        }),
+      );
+    }
+  }
+}
+
+/** Waits `ms`, or less when the function handed to `onWake` is called. */
+export function sleepUntilWoken(ms: number, onWake: (wake: () => void) => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    onWake(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

@@ -5,12 +5,13 @@
  * the target writes; streams with a backlog are read without blocking,
  * several reads in one round trip; when nothing is ready the reader blocks
  * on all its streams at once, and is woken (CLIENT UNBLOCK) when a stream
- * it does not block on wants entries. No timer or promise per stream.
+ * it does not block on wants entries. No timer or promise per stream. In
+ * a cluster no read blocks: notified streams are read, and all every poll.
  *
  * @module
  */
 import { Backoff, sleep } from "../backoff.ts";
-import { ConnectError, RedisReplyError, StreamGoneError } from "../errors.ts";
+import { ConnectError, RedisReplyError } from "../errors.ts";
 import type { ReaderHooks, StreamReaderOptions } from "./read_hooks.ts";
 
 export type { ReadBudget, ReaderHooks, ReadFence, StreamReaderOptions } from "./read_hooks.ts";
@@ -31,21 +32,13 @@ import {
 } from "./_read_replies.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import { encodeFencedRead, lostLeases, waitForEntries } from "./_fenced_read.ts";
-import { settleFailedRead } from "./_read_failures.ts";
+import { isolateStreams, settleFailedRead, sleepUntilWoken } from "./_read_failures.ts";
 
-/**
- * How long after a failed read a copy of it may still reach the server:
- * a closed socket's unsent data is retransmitted by the kernel for minutes
- * (tcp_orphan_retries), so stay careful for a generous quarter of an hour.
- */
+/** A failed read may still reach the server this long after (kernel retransmits; tcp_orphan_retries). */
 const STALE_READ_WINDOW_MS = 15 * 60_000;
 /** While streams with a backlog are read, the others are looked at this often. */
 const SWEEP_INTERVAL_MS = 10;
-/**
- * A fenced reader reads all its streams at least this often (XREAD does not
- * wake when a key is deleted or retyped: the read finds it gone), and waits
- * at most this long.
- */
+/** A fenced reader reads every stream this often, at least (XREAD does not wake for a deleted key). */
 const FENCED_SWEEP_MS = 5000;
 /** Depth of the entries in an XREADGROUP reply. */
 const READ_ENTRY_DEPTH = entriesAt(3);
@@ -72,8 +65,6 @@ export class StreamReader {
   #lastFullRead = 0;
   /** In a cluster: streams a notification named since their last read. */
   readonly #notified = new Set<ReplicatedStream>();
-  /** In a cluster: the hash slot of each stream (a read covers one slot). */
-  readonly #slots = new Map<ReplicatedStream, number>();
 
   constructor(conn: RedisConnection, hooks: ReaderHooks, options: StreamReaderOptions) {
     this.#conn = conn;
@@ -103,14 +94,12 @@ export class StreamReader {
   assign(stream: ReplicatedStream): void {
     this.#streams.add(stream);
     this.#byId.set(stream.ref.id, stream);
-    if (this.#options.cluster) this.#slots.set(stream, clusterSlot(stream.ref.key));
     this.poke(stream);
   }
 
   /** Releases a stream (it ended, or moved to another reader). */
   release(stream: ReplicatedStream): void {
     this.#streams.delete(stream);
-    this.#slots.delete(stream);
     this.#notified.delete(stream);
     if (stream.readsInFlight > 0) this.poke(); // a blocking read of it ends now
     if (this.#byId.get(stream.ref.id) === stream) this.#byId.delete(stream.ref.id);
@@ -236,10 +225,12 @@ export class StreamReader {
         const from = this.#turn++ % fresh.length;
         fresh = [...fresh.slice(from), ...fresh.slice(0, from)].slice(0, share.streams);
       }
-      const slots = this.#slots;
+      // In a cluster, a read covers the streams of one slot.
       const commands = planReads(history, fresh, {
         times,
-        ...(this.#options.cluster ? { slotOf: (s: ReplicatedStream) => slots.get(s) ?? 0 } : {}),
+        ...(this.#options.cluster
+          ? { slotOf: (s: ReplicatedStream) => clusterSlot(s.ref.key) }
+          : {}),
       });
       if (commands.length === 0) {
         this.#hooks.budget.give(share.bytes);
@@ -281,13 +272,7 @@ export class StreamReader {
   async #idle(wanting: ReplicatedStream[]): Promise<void> {
     const wait = this.#lastSweep + this.#options.blockMs - Date.now();
     if (wait > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, wait);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      await sleepUntilWoken(wait, (wake) => (this.#wake = wake));
       this.#wake = null;
       // Woken (a notification, a new stream, the stop): the loop looks again.
       if (Date.now() - this.#lastSweep < this.#options.blockMs) return;
@@ -423,32 +408,13 @@ export class StreamReader {
   }
 
   /** Reads each stream alone (non-blocking) to find those that are gone. */
-  async #isolate(streams: ReplicatedStream[]): Promise<void> {
-    for (const stream of streams) {
-      if (!this.#streams.has(stream) || !this.#hooks.wants(stream)) continue;
-      try {
-        const [reply] = await this.#send(stream.ref.db, [{ streams: [stream] }], 0);
-        if (lostLeases(reply, [stream])) {
-          this.#hooks.lost(stream);
-          continue;
-        }
-        if (reply instanceof RedisReplyError) throw reply;
-        this.#dispatch([stream], reply, stream.history !== undefined, new Set());
-      } catch (error) {
-        if (
-          error instanceof RedisReplyError &&
-          (error.code === "NOGROUP" || error.code === "WRONGTYPE")
-        ) {
-          this.#hooks.gone(
-            stream,
-            new StreamGoneError(`Stream ${stream.ref.label} is gone: ${error.message}`, {
-              cause: error,
-            }),
-          );
-        } else {
-          throw error;
-        }
-      }
-    }
+  #isolate(streams: ReplicatedStream[]): Promise<void> {
+    return isolateStreams(streams, {
+      hooks: this.#hooks,
+      owns: (stream) => this.#streams.has(stream),
+      readAlone: async (stream) => (await this.#send(stream.ref.db, [{ streams: [stream] }], 0))[0],
+      dispatch: (stream, reply) =>
+        this.#dispatch([stream], reply, stream.history !== undefined, new Set()),
+    });
   }
 }
