@@ -8,7 +8,7 @@
  *
  *   deno task bench [--only a,b,...] [--json FILE] [--soak SECONDS] [--entries N] [--repeat N]
  *
- *   --only ROWS      rows to run, comma-separated (default: a,b,c,d,e,g,h,t,w; f needs --soak)
+ *   --only ROWS      rows to run, comma-separated (default: a,b,c,d,e,g,h,t,w,k; f needs --soak)
  *   --json FILE      also write every figure as JSON to FILE
  *   --soak SECONDS   also run row f, for that long (`--only f --soak S` for it alone)
  *   --entries N      entries of the one-stream backfills a and d (default 200000)
@@ -81,6 +81,11 @@
  *   by openssl, verified against their CA), and with no wait and with
  *   TARGET_WAIT_REPLICAS=1 against a target with one REPLICAOF replica;
  *   each pair twice, interleaved, the rates' means compared.
+ * - k. For information (scripts/_bench_cluster.ts): standalone -> a Redis
+ *   Cluster of three masters against standalone -> standalone, 100 streams
+ *   x 2,000 entries (`run --once`, twice each, interleaved), and live
+ *   latency: 300 single entries, each timed from its XADD on the source to
+ *   the answer of a blocking XREAD on its target stream.
  *
  * Every step has a timeout (run --once: 120 s for a, g, h and d's loopback,
  * 300 s through the proxy, 600 s for b; live start-up: 120 s, 600 s for
@@ -93,6 +98,7 @@
 import { parseArgs } from "node:util";
 import { rowA, rowB, rowD, rowExtra } from "./_bench_backfill.ts";
 import { rowT, rowW } from "./_bench_connections.ts";
+import { rowK } from "./_bench_cluster.ts";
 import { rowC, rowE, rowF } from "./_bench_live.ts";
 import {
   type BenchContext,
@@ -114,13 +120,14 @@ const ROWS: Record<string, (ctx: BenchContext) => Promise<RowResult>> = {
   h: (ctx) => rowExtra(ctx, "h"),
   t: rowT,
   w: rowW,
+  k: rowK,
 };
-const DEFAULT_ROWS = ["a", "b", "c", "d", "e", "g", "h", "t", "w"];
+const DEFAULT_ROWS = ["a", "b", "c", "d", "e", "g", "h", "t", "w", "k"];
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 function usage(): never {
   console.error(
-    "usage: deno task bench [--only a,b,c,d,e,f,g,h,t,w] [--json FILE] [--soak SECONDS] [--entries N] [--repeat N]",
+    "usage: deno task bench [--only a,b,c,d,e,f,g,h,t,w,k] [--json FILE] [--soak SECONDS] [--entries N] [--repeat N]",
   );
   Deno.exit(2);
 }

@@ -1,8 +1,10 @@
 /**
  * A local Redis Cluster for tests: three masters and three replicas
- * (`redis-server --cluster-enabled yes`, joined by `redis-cli --cluster
- * create ... --cluster-replicas 1`), on free loopback ports, each node a
- * {@linkcode RedisServer} in its own directory. `await using` it.
+ * (`redis-server --cluster-enabled yes`), on free loopback ports, each node
+ * a {@linkcode RedisServer} in its own directory, joined as `redis-cli
+ * --cluster create ... --cluster-replicas 1` joins them (slots split
+ * evenly, a config epoch per master, CLUSTER MEET, CLUSTER REPLICATE), only
+ * without its one-second polls. `await using` it.
  *
  * @module
  */
@@ -10,6 +12,22 @@ import assert from "node:assert/strict";
 import { waitFor } from "./_cli.ts";
 import { connect, type RedisArg, RedisServer, type TestClient } from "./_redis.ts";
 import type { Entries } from "./_replication.ts";
+
+/** The arguments of every node. */
+const NODE_ARGS = [
+  "--cluster-enabled",
+  "yes",
+  "--cluster-config-file",
+  "nodes.conf",
+  "--cluster-node-timeout",
+  "2000",
+  // A replica's first sync at once (not 5 s later, waiting for more replicas).
+  "--repl-diskless-sync-delay",
+  "0",
+  // CLUSTER SLOTS lists a replica once its offset moved: the master pings it every second.
+  "--repl-ping-replica-period",
+  "1",
+];
 
 /** A running cluster. */
 export interface TestCluster extends AsyncDisposable {
@@ -33,6 +51,51 @@ export interface StartClusterOptions {
   password?: string;
 }
 
+/**
+ * Makes `nodes` one cluster: the first `masters` share the slots evenly,
+ * each of the others replicates one of them.
+ */
+async function joinNodes(
+  nodes: RedisServer[],
+  options: { masters: number; password?: string },
+): Promise<void> {
+  const { masters, password } = options;
+  const auth = password === undefined ? {} : { password };
+  const ids: string[] = [];
+  for (const node of nodes) {
+    await using c = await connect(node, auth);
+    ids.push(String(await c.send(["CLUSTER", "MYID"])));
+  }
+  const per = Math.ceil(16384 / masters);
+  for (let i = 0; i < masters; i++) {
+    await using c = await connect(nodes[i], auth);
+    const from = i * per;
+    const to = Math.min(16383, from + per - 1);
+    await c.send(["CLUSTER", "ADDSLOTSRANGE", String(from), String(to)]);
+    await c.send(["CLUSTER", "SET-CONFIG-EPOCH", String(i + 1)]);
+  }
+  {
+    await using first = await connect(nodes[0], auth);
+    for (const node of nodes.slice(1)) {
+      await first.send(["CLUSTER", "MEET", "127.0.0.1", String(node.port)]);
+    }
+  }
+  await waitFor(async () => {
+    for (const node of nodes) {
+      await using c = await connect(node, auth);
+      const lines = String(await c.send(["CLUSTER", "NODES"])).trim().split("\n");
+      if (lines.length !== nodes.length || lines.some((l) => /handshake|noaddr/.test(l))) {
+        return false;
+      }
+    }
+    return true;
+  }, { timeoutMs: 30_000, message: "every node knowing every other" });
+  for (let i = masters; i < nodes.length; i++) {
+    await using c = await connect(nodes[i], auth);
+    await c.send(["CLUSTER", "REPLICATE", ids[(i - masters) % masters]]);
+  }
+}
+
 /** Starts the nodes, creates the cluster, and waits until every node says `cluster_state:ok`. */
 export async function startCluster(options: StartClusterOptions = {}): Promise<TestCluster> {
   const masters = options.masters ?? 3;
@@ -46,38 +109,11 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
     for (let i = 0; i < masters * 2; i++) {
       nodes.push(
         await RedisServer.start({
-          args: [
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-            "--cluster-node-timeout",
-            "2000",
-            ...auth,
-          ],
+          args: [...NODE_ARGS, ...auth],
         }),
       );
     }
-    const out = await new Deno.Command("redis-cli", {
-      args: [
-        ...(password === undefined ? [] : ["-a", password, "--no-auth-warning"]),
-        "--cluster",
-        "create",
-        ...nodes.map((n) => `127.0.0.1:${n.port}`),
-        "--cluster-replicas",
-        "1",
-        "--cluster-yes",
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!out.success) {
-      throw new Error(
-        `redis-cli --cluster create failed:\n${new TextDecoder().decode(out.stdout)}${
-          new TextDecoder().decode(out.stderr)
-        }`,
-      );
-    }
+    await joinNodes(nodes, { masters, password });
     await waitFor(async () => {
       for (const node of nodes) {
         await using c = await connect(node, password === undefined ? {} : { password });
@@ -203,7 +239,8 @@ export class ClusterTestClient implements AsyncDisposable {
 /** A master and its replica, as `CLUSTER NODES` on a live node says now. */
 export interface MasterPair {
   master: RedisServer;
-  replica: RedisServer;
+  /** Undefined for a master without a live replica. */
+  replica?: RedisServer;
 }
 
 /** The master that serves `key` now, and its replica. */
@@ -224,8 +261,7 @@ export async function masterOf(cluster: TestCluster, key: RedisArg): Promise<Mas
     });
     if (!owns) continue;
     const replica = lines.find((r) => r[3] === f[0] && !r[2].includes("fail"));
-    if (!replica) throw new Error(`the master of slot ${slot} has no live replica`);
-    return { master: byPort(f[1]), replica: byPort(replica[1]) };
+    return { master: byPort(f[1]), ...(replica ? { replica: byPort(replica[1]) } : {}) };
   }
   throw new Error(`no master serves slot ${slot}`);
 }
@@ -245,6 +281,7 @@ export async function waitPromoted(cluster: TestCluster, node: RedisServer): Pro
 
 /** `CLUSTER FAILOVER` on `pair.replica` (after the master's writes reached it); waits for it. */
 export async function clusterFailover(cluster: TestCluster, pair: MasterPair): Promise<void> {
+  assert.ok(pair.replica, "the master has no live replica");
   await using r = await connect(pair.replica);
   assert.equal(await r.send(["CLUSTER", "FAILOVER"]), "OK");
   await waitPromoted(cluster, pair.replica);
@@ -260,12 +297,14 @@ export async function killMaster(
   pair: MasterPair,
   options: { rejoin?: boolean } = {},
 ): Promise<void> {
+  const replica = pair.replica;
+  assert.ok(replica, "the master has no live replica");
   await pair.master.kill();
-  await waitPromoted(cluster, pair.replica);
+  await waitPromoted(cluster, replica);
   if (!options.rejoin) return;
   await pair.master.start();
   await waitFor(async () => {
-    await using m = await connect(pair.replica);
+    await using m = await connect(replica);
     return /connected_slaves:[1-9]/.test(String(await m.send(["INFO", "replication"])));
   }, { timeoutMs: 60_000, message: `node ${pair.master.port} back as a replica` });
 }
@@ -314,4 +353,25 @@ export async function migrateSlot(
     const role = String(await c.send(["ROLE"]).then((r) => (r as unknown[])[0]));
     if (role === "master") await c.send(["CLUSTER", "SETSLOT", String(slot), "NODE", id(to)]);
   }
+}
+
+/** Starts one more node, joins it to the cluster (CLUSTER MEET) as a master without slots. */
+export async function addMaster(cluster: TestCluster): Promise<RedisServer> {
+  const node = await RedisServer.start({ args: NODE_ARGS });
+  cluster.nodes.push(node); // disposed with the others
+  {
+    await using c = await connect(cluster.nodes.find((n) => n.running && n !== node)!);
+    await c.send(["CLUSTER", "MEET", "127.0.0.1", String(node.port)]);
+  }
+  await waitFor(async () => {
+    for (const n of cluster.nodes.filter((x) => x.running)) {
+      await using c = await connect(n);
+      const known = String(await c.send(["CLUSTER", "NODES"])).trim().split("\n");
+      if (known.length !== cluster.nodes.filter((x) => x.running).length) return false;
+      if (known.some((l) => /handshake|noaddr/.test(l))) return false;
+      if (!/cluster_state:ok/.test(String(await c.send(["CLUSTER", "INFO"])))) return false;
+    }
+    return true;
+  }, { timeoutMs: 30_000, message: `node ${node.port} known to every node, the cluster ok` });
+  return node;
 }

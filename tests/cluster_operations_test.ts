@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { runCli, spawnCli } from "./_cli.ts";
 import {
+  addMaster,
   ClusterTestClient,
   masterOf,
   migrateSlot,
@@ -276,4 +277,64 @@ Deno.test("check exits 78 when *_REDIS_CLUSTER does not match the server, naming
     },
   });
   assert.equal(ok.code, 0, ok.stderr);
+});
+
+Deno.test("a master added during run and given a slot with streams: the copy follows it (its streams read there, notifications included)", async () => {
+  await using source = await startCluster();
+  await using target = await RedisServer.start();
+  await using src = clientOf(source);
+  await using dst = await connect(target);
+  for (const node of source.nodes) {
+    await using c = await connect(node);
+    await c.send(["CONFIG", "SET", "notify-keyspace-events", "Et"]);
+  }
+  const moving = Array.from({ length: 4 }, (_, i) => `add:{new}:${i}`);
+  const keys = [...moving, "add:a", "add:b", "add:c"];
+  for (const key of keys) for (let i = 0; i < 100; i++) await src.xadd(key, { n: String(i) });
+  const slot = Number(await src.send(moving[0], ["CLUSTER", "KEYSLOT", moving[0]]));
+  const same = async () => {
+    for (const key of keys) {
+      if (entriesDifference(await dst.xrangeAll(key), await src.xrangeAll(key))) return false;
+      const pending = await src.send(key, ["XPENDING", key, GROUP]) as unknown[];
+      if (Number(pending[0]) !== 0) return false;
+    }
+    return true;
+  };
+  await using cli = spawnCli(["run"], {
+    env: {
+      ...FAST_SETTINGS,
+      SOURCE_REDIS_HOST: source.seed.host,
+      SOURCE_REDIS_PORT: String(source.seed.port),
+      SOURCE_REDIS_CLUSTER: "true",
+      TARGET_REDIS_HOST: target.host,
+      TARGET_REDIS_PORT: String(target.port),
+      STREAM_DISCOVERY_PATTERNS: "add:*",
+      // Sweeps far apart: entries on the new master arrive by its subscriber's notifications.
+      STREAM_POLL_INTERVAL: "30",
+      LOG_LEVEL: "WARNING",
+    },
+    timeoutMs: 240_000,
+  });
+  await waitFor(same, { timeoutMs: 60_000, message: "the backlog copied" });
+  const added = await addMaster(source);
+  {
+    await using c = await connect(added);
+    await c.send(["CONFIG", "SET", "notify-keyspace-events", "Et"]);
+  }
+  await migrateSlot(source, slot, added, { batch: 2, pauseMs: 200 });
+  assert.equal((await masterOf(source, moving[0])).master, added);
+  // Wait for the layout refresh (every 5 s) to see the new master and move the streams.
+  await delay(7000);
+  for (const key of moving) await src.xadd(key, { n: "on-the-new-master" });
+  await waitFor(same, {
+    timeoutMs: 15_000,
+    message: "entries on the new master copied (by notification: the sweep is 30 s away)",
+  });
+  await using n = await connect(added);
+  const names = (await n.clientList()).map((r) => r.name ?? "");
+  assert.ok(names.some((x) => x.startsWith("redis-stream-sync-events")), names.join(","));
+  assert.ok(names.some((x) => x.startsWith("redis-stream-sync-reader")), names.join(","));
+  cli.signal("SIGTERM");
+  const result = await cli.wait();
+  assert.equal(result.code, 0, result.stderr);
 });

@@ -6,11 +6,10 @@
 import assert from "node:assert/strict";
 import { runCli, spawnCli } from "./_cli.ts";
 import { ClusterTestClient, startCluster } from "./_cluster.ts";
-import { connect, RedisServer, type TestClient } from "./_redis.ts";
+import { connect, freePort, RedisServer, type TestClient } from "./_redis.ts";
 import { entriesDifference, FAST_SETTINGS, waitFor } from "./_replication.ts";
 
 const GROUP = "redis-sync-group";
-const encoder = new TextEncoder();
 
 /** 24 streams whose names spread them over all masters, two of them with a shared hash tag. */
 const KEYS = [
@@ -125,7 +124,7 @@ Deno.test("cluster -> standalone: run --once copies the streams of every master 
   assert.equal(await exact(src, dst), undefined);
 });
 
-Deno.test("cluster -> cluster live: a backlog and then entries added while running are copied exactly, with notifications on", async () => {
+Deno.test("cluster -> cluster live without leases: a backlog and then entries added while running are copied exactly, with notifications on", async () => {
   await using source = await startCluster();
   await using target = await startCluster();
   await using src = new ClusterTestClient(source.seed);
@@ -135,6 +134,7 @@ Deno.test("cluster -> cluster live: a backlog and then entries added while runni
     await c.send(["CONFIG", "SET", "notify-keyspace-events", "Et"]);
   }
   await addAll(src, 20, "backlog");
+  const metricsPort = freePort();
   await using cli = spawnCli(["run"], {
     env: {
       ...BASE,
@@ -142,7 +142,11 @@ Deno.test("cluster -> cluster live: a backlog and then entries added while runni
       ...sideEnv("TARGET", target.seed, true),
       // A sweep far away: what is copied quickly was found by a notification.
       STREAM_POLL_INTERVAL: "30",
+      // Plain XREADGROUP per slot (the fenced reads are in the other cluster tests), and no
+      // lease registration before the readers start.
+      STREAM_LEASES: "false",
       LOG_LEVEL: "INFO",
+      METRICS_PORT: String(metricsPort),
     },
     timeoutMs: 180_000,
   });
@@ -155,10 +159,23 @@ Deno.test("cluster -> cluster live: a backlog and then entries added while runni
     timeoutMs: 20_000,
     message: "the live entries copied (by notifications: the sweep is 30 s away)",
   });
+  // Per-node health in the metrics: each master of both clusters, up.
+  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  for (const [server, cluster] of [["source", source], ["target", target]] as const) {
+    for (const node of cluster.nodes.slice(0, 3)) {
+      assert.match(
+        metrics,
+        new RegExp(
+          `^redis_stream_sync_node_up\\{server="${server}",node="127\\.0\\.0\\.1:${node.port}"\\} 1$`,
+          "m",
+        ),
+      );
+    }
+  }
+  assert.match(metrics, /^redis_stream_sync_server_up\{server="source"\} 1$/m);
   cli.signal("SIGTERM");
   const result = await cli.wait();
   assert.equal(result.code, 0, result.stderr);
   assert.equal(await exact(src, dst), undefined);
   assert.doesNotMatch(result.stderr, /sends no stream notifications/);
-  void encoder;
 });

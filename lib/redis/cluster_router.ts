@@ -100,7 +100,7 @@ export class ClusterRouter {
     return this.#map?.masterOf(slotOf(key));
   }
 
-  /** Calls `listener` with the new layout whenever it changes. */
+  /** Calls `listener` with the new layout whenever it changes (the first one read included). */
   onChange(listener: (map: SlotMap) => void): void {
     this.#listeners.push(listener);
   }
@@ -205,7 +205,8 @@ export class ClusterRouter {
           failures.push(`${nodeAddress(node)}: ${missing} slots have no master`);
           continue;
         }
-        const changed = this.#map !== undefined && this.#map.signature() !== map.signature();
+        // The first layout counts as a change too (from none).
+        const changed = this.#map === undefined || this.#map.signature() !== map.signature();
         this.#map = map;
         this.#options.health?.setMasters(map.masters().map(nodeAddress));
         this.#forgetGone(map);
