@@ -99,12 +99,14 @@ export async function rowK(_ctx: BenchContext): Promise<RowResult> {
     toSingle.push(await run(false));
     toCluster.push(await run(true));
   }
+  await reset(); // groups dropped: each live run copies the streams from the start first
   const liveSingle = await live(src, source.port, {
     port: single.port,
     env: {},
     wait: (key, from) => one.send(["XREAD", "BLOCK", "10000", "STREAMS", key, from]),
     top: async (key) => await lastId(await one.send(["XREVRANGE", key, "+", "-", "COUNT", "1"])),
   }, keys);
+  await reset();
   const liveCluster = await live(src, source.port, {
     port: cluster.seed.port,
     env: { TARGET_REDIS_CLUSTER: "true" },
