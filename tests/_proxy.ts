@@ -53,6 +53,11 @@ class Pipe {
     this.#pair = pair;
   }
 
+  /** Chunks read and not yet forwarded (held by a blackhole or a delay). */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
   /** Runs both loops until the pair closes. */
   run(): Promise<void> {
     return Promise.all([this.#readLoop(), this.#writeLoop()]).then(() => {});
@@ -113,12 +118,15 @@ class Pair {
   #closed = false;
   #waiters: Array<() => void> = [];
   readonly done: Promise<void>;
+  /** The client-to-upstream direction. */
+  readonly up: Pipe;
 
   constructor(client: Deno.Conn, upstream: Deno.Conn, proxy: TcpProxy) {
     this.#client = client;
     this.#upstream = upstream;
     const up = new Pipe(client, upstream, proxy, this);
     const down = new Pipe(upstream, client, proxy, this);
+    this.up = up;
     this.done = Promise.all([up.run(), down.run()]).then(() => this.close());
   }
 
@@ -228,6 +236,13 @@ export class TcpProxy implements AsyncDisposable {
   /** Closes every current connection, on both sides. New ones are accepted normally. */
   cut(): void {
     for (const pair of this.#pairs) pair.close();
+  }
+
+  /** Chunks sent by clients and held, not yet forwarded upstream (by a blackhole or a delay). */
+  get heldFromClients(): number {
+    let n = 0;
+    for (const pair of this.#pairs) n += pair.up.queued;
+    return n;
   }
 
   /**

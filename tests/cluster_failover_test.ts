@@ -15,6 +15,8 @@ import {
   type TestCluster,
 } from "./_cluster.ts";
 import { connect, RedisServer, type TestClient } from "./_redis.ts";
+import { RedisConnection } from "../lib/redis/connection.ts";
+import { confirmReplicas } from "../lib/replication/_replica_wait.ts";
 import { delay, entriesDifference, FAST_SETTINGS, waitFor } from "./_replication.ts";
 
 const GROUP = "redis-sync-group";
@@ -176,4 +178,40 @@ Deno.test("a cluster target with TARGET_WAIT_REPLICAS=1: CLUSTER FAILOVER of one
   const result = await cli.wait();
   assert.equal(result.code, 0, result.stderr);
   assert.equal(await exact(src, dst), undefined);
+});
+
+Deno.test("the careful write's replica check on a cluster covers what another connection wrote: with the replica stopped it is refused (PUBLISH would not reach the replica)", async () => {
+  await using cluster = await startCluster();
+  const key = "wait:{careful}";
+  const { master, replica } = await masterOf(cluster, key);
+  await using writer = await connect(master);
+  await using r = await connect(replica!);
+  const pid = Number(/process_id:(\d+)/.exec(String(await r.send(["INFO", "server"])))![1]);
+  const conn = new RedisConnection({ role: "target", host: master.host, port: master.port });
+  try {
+    // An entry written on another connection while the replica cannot take it.
+    Deno.kill(pid, "SIGSTOP");
+    await writer.send(["XADD", key, "*", "n", "1"]);
+    await assert.rejects(
+      confirmReplicas(conn, { replicas: 1, timeoutMs: 300 }, {
+        db: 0,
+        key: new TextEncoder().encode(key),
+        cluster: true,
+      }),
+      /NOREPLICAS 0 of the 1 replicas/,
+    );
+    Deno.kill(pid, "SIGCONT");
+    await confirmReplicas(conn, { replicas: 1, timeoutMs: 5000 }, {
+      db: 0,
+      key: new TextEncoder().encode(key),
+      cluster: true,
+    });
+  } finally {
+    try {
+      Deno.kill(pid, "SIGCONT");
+    } catch {
+      // running already
+    }
+    conn.close();
+  }
 });

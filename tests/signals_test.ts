@@ -75,6 +75,12 @@ Deno.test("a SIGTERM repeated after the first one's moment exits at once with 14
       message: "a batch in flight (pending on the source)",
     },
   );
+  // Its write sent and held by the blackhole (read is not yet written: a write not begun
+  // ends the shutdown at once).
+  await waitFor(() => proxy.heldFromClients > 0, {
+    timeoutMs: 30_000,
+    message: "the write held by the blackhole",
+  });
   task.signalGroup("SIGTERM");
   await task.waitForOutput(/Received SIGTERM; shutting down/, 30_000);
   await new Promise((resolve) => setTimeout(resolve, 1500)); // past the moment (1 s)

@@ -4,8 +4,9 @@
  * slot 0, the same node for every instance); a pipeline is split into one
  * pipeline per node, sent together, and its outcomes put back in order.
  * A redirection inside a pipeline is an error reply in its place (retried
- * by the caller; the router reads the layout again meanwhile); a single
- * command follows it at once.
+ * by the caller; the router reads the layout again meanwhile), and so is
+ * the failure of one master's connection (the other masters' replies stand);
+ * a single command follows a redirection at once.
  *
  * @module
  */
@@ -85,12 +86,22 @@ export class ClusterClient implements RedisClient {
     const outcomes = new Array<PromiseSettledResult<unknown>>(commands.length);
     const sent = await Promise.allSettled(
       [...byNode].map(async ([conn, positions]) => {
-        const replies = await conn.pipeline(undefined, positions.map((i) => commands[i]), options);
-        positions.forEach((at, j) => (outcomes[at] = replies[j]));
+        try {
+          const replies = await conn.pipeline(
+            undefined,
+            positions.map((i) => commands[i]),
+            options,
+          );
+          positions.forEach((at, j) => (outcomes[at] = replies[j]));
+        } catch (error) {
+          // A master that failed fails its own commands only (the others' outcomes stand).
+          for (const at of positions) outcomes[at] = { status: "rejected", reason: error };
+          throw error;
+        }
       }),
     );
-    // As on one connection: a connection that failed fails the whole call.
-    for (const s of sent) if (s.status === "rejected") throw s.reason;
+    // As on one connection when no master answered: the call fails.
+    if (sent.every((s) => s.status === "rejected")) throw (sent[0] as PromiseRejectedResult).reason;
     return outcomes;
   }
 

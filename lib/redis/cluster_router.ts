@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { ConnectError, ConnectionError, RedisReplyError } from "../errors.ts";
+import { AuthError, ConnectError, ConnectionError, RedisReplyError, TlsError } from "../errors.ts";
 import {
   type ClusterNode,
   nodeAddress,
@@ -213,7 +213,8 @@ export class ClusterRouter {
         if (changed) { for (const listener of this.#listeners) listener(map); }
         return map;
       } catch (error) {
-        if (this.#closed) throw error;
+        // Credentials or TLS refused: no other node will take them either (exit 78, not 69).
+        if (this.#closed || error instanceof AuthError || error instanceof TlsError) throw error;
         const message = error instanceof RedisReplyError ? error.message : (error as Error).message;
         failures.push(`${nodeAddress(node)}: ${message}`);
       }

@@ -57,12 +57,9 @@ export class ServerHealth {
     return health;
   }
 
-  /** A cluster's masters now: the cluster is up when each of them is (former ones are forgotten). */
+  /** A cluster's masters now: the cluster is up when each of them is (the others do not count). */
   setMasters(addresses: readonly string[]): void {
     this.#masters = new Set(addresses);
-    for (const address of [...this.#nodes.keys()]) {
-      if (!this.#masters.has(address) && this.#nodes.get(address)!.up) this.#nodes.delete(address);
-    }
   }
 
   /** A connection opened; `reconnect` when it replaces one that failed. */

@@ -262,26 +262,35 @@ export class LeaseKeeper {
     each: (ref: StreamRef, reply: unknown) => void = () => {},
   ): Promise<void> {
     let failure: unknown;
-    // In a cluster, one call per slot (a script's keys must share one).
+    // In a cluster, one call per slot (a script's keys must share one); all the calls of a DB
+    // in one pipeline (a cluster client splits it per master: one round trip for all slots).
     const cluster = this.#conn.cluster;
-    const route = (r: StreamRef) => cluster ? `${r.db}/${clusterSlot(this.keyOf(r))}` : `${r.db}`;
-    for (const list of groupBy(refs, route).values()) {
+    const slotOf = (r: StreamRef) => cluster ? clusterSlot(this.keyOf(r)) : 0;
+    for (const list of groupBy(refs, (r) => r.db).values()) {
       const db = list[0].db;
       const chunks: StreamRef[][] = [];
-      for (let i = 0; i < list.length; i += KEYS_PER_CALL) {
-        chunks.push(list.slice(i, i + KEYS_PER_CALL));
+      for (const group of groupBy(list, slotOf).values()) {
+        for (let i = 0; i < group.length; i += KEYS_PER_CALL) {
+          chunks.push(group.slice(i, i + KEYS_PER_CALL));
+        }
       }
-      const replies = await this.#conn.pipeline(
-        db,
-        chunks.map((chunk) => [
-          "EVAL",
-          call.script,
-          String(chunk.length),
-          ...chunk.map((r) => this.keyOf(r)),
-          ...call.head,
-          ...call.perKey.flatMap((f) => chunk.map(f)),
-        ]),
-      );
+      let replies: PromiseSettledResult<unknown>[];
+      try {
+        replies = await this.#conn.pipeline(
+          db,
+          chunks.map((chunk) => [
+            "EVAL",
+            call.script,
+            String(chunk.length),
+            ...chunk.map((r) => this.keyOf(r)),
+            ...call.head,
+            ...call.perKey.flatMap((f) => chunk.map(f)),
+          ]),
+        );
+      } catch (error) {
+        failure ??= error; // the other DBs are still renewed
+        continue;
+      }
       replies.forEach((r, c) => {
         if (r.status === "rejected") {
           failure ??= r.reason;

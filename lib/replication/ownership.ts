@@ -351,9 +351,12 @@ export class Ownership {
    */
   async #connectedInstances(): Promise<Set<string> | undefined> {
     try {
-      const list = String(await this.#conn.send(undefined, ["CLIENT", "LIST", "TYPE", "normal"]));
+      // Every master (of a cluster: an instance may have no connection to one of them yet).
       const ids = new Set<string>();
-      for (const m of list.matchAll(/ name=redis-stream-sync-\S*@(\S+)/g)) ids.add(m[1]);
+      for (const conn of this.#conn.cluster ? await this.#conn.masters() : [this.#conn]) {
+        const list = String(await conn.send(undefined, ["CLIENT", "LIST", "TYPE", "normal"]));
+        for (const m of list.matchAll(/ name=redis-stream-sync-\S*@(\S+)/g)) ids.add(m[1]);
+      }
       return ids;
     } catch (error) {
       if (!this.#warnedList) {

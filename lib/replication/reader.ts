@@ -215,7 +215,7 @@ export class StreamReader {
     for (const [db, all] of groupBy(streams, (s) => s.ref.db)) {
       // Asked again right before sending: a stream may have stopped wanting entries (its
       // recovery began) while the reads of another DB were in flight.
-      const list = all.filter((s) => this.#hooks.wants(s));
+      const list = all.filter((s) => this.#streams.has(s) && this.#hooks.wants(s));
       let fresh = list.filter((s) => s.history === undefined);
       const history = list.filter((s) => s.history !== undefined);
       const times = repeat ? readsPerRoundTrip(fresh.length, this.#options.batchSize) : 1;
