@@ -7,8 +7,9 @@
  *
  * @module
  */
-import type { RedisConnection } from "./connection.ts";
 import type { SendOptions } from "./connection_options.ts";
+import type { RespValue } from "./resp_parser.ts";
+import type { RespWriter } from "./resp_writer.ts";
 import type { RedisArg } from "./resp_writer.ts";
 
 /** What callers need of a connection, whatever the server's topology. */
@@ -32,15 +33,28 @@ export interface RedisClient {
     options?: SendOptions,
   ): Promise<PromiseSettledResult<unknown>[]>;
   /** The connection that reaches `key` (of one server: itself; a pipeline must be grouped by {@linkcode RedisClient.nodeOf}). */
-  connectionFor(key?: RedisArg): RedisConnection;
+  connectionFor(key?: RedisArg): NodeConnection;
   /** A connection to each master (the layout read again first); one server: itself. */
-  masters(): Promise<RedisConnection[]>;
+  masters(): Promise<NodeConnection[]>;
   /** Where `key` lives: `host:port` of its master in a cluster, "" on one server. */
   nodeOf(key: RedisArg): string;
   /** Names the connections `redis-stream-sync-<name>` from now on. */
   rename(name: string): Promise<void>;
   /** Closes every connection. */
   close(): void;
+}
+
+/** One connection to one node: a client that also sends pre-encoded pipelines. */
+export interface NodeConnection extends RedisClient {
+  /** Opens the connection now. */
+  connect(): Promise<void>;
+  /** Sends `count` commands encoded by `encode` in one pipeline; the replies in order. */
+  batch(
+    db: number | undefined,
+    count: number,
+    encode: (writer: RespWriter) => void,
+    options?: SendOptions,
+  ): Promise<RespValue[]>;
 }
 
 /** Commands whose first key is the third argument (`XINFO STREAM key`, `XGROUP CREATE key`). */

@@ -16,7 +16,7 @@ import { checkHandshake, handshakeCommands } from "./_handshake.ts";
 import { resolveMaster } from "./sentinel.ts";
 import type { RespValue } from "./resp_parser.ts";
 import type { RedisArg, RespWriter } from "./resp_writer.ts";
-import type { RedisClient } from "./client.ts";
+import type { NodeConnection } from "./client.ts";
 import { diagnoseMismatch } from "./_port_probe.ts";
 import { type PendingOptions, Socket } from "./_socket.ts";
 import type { EndpointLike, RedisConnectionOptions, SendOptions } from "./connection_options.ts";
@@ -44,7 +44,7 @@ const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
  * then SELECTs (so no command can ever run in the wrong DB, even if SELECT
  * fails).
  */
-export class RedisConnection implements RedisClient {
+export class RedisConnection implements NodeConnection {
   readonly cluster = false;
   readonly #endpoint: EndpointLike;
   readonly #options: RedisConnectionOptions;
@@ -122,11 +122,9 @@ export class RedisConnection implements RedisClient {
   }
 
   /**
-   * Sends one command and returns its reply. `db` undefined runs it on
-   * whatever DB the connection is on (for DB-independent commands).
-   * Throws {@linkcode RedisReplyError} for an error reply,
-   * {@linkcode ConnectionError} (or {@linkcode TimeoutError}) when the
-   * connection failed; the connection is then reopened by the next command.
+   * Sends one command on `db` (undefined: any) and returns its reply. Throws
+   * {@linkcode RedisReplyError} for an error reply, {@linkcode ConnectionError}
+   * (or a timeout) when the connection failed: the next command reopens it.
    */
   async send(
     db: number | undefined,
@@ -140,10 +138,8 @@ export class RedisConnection implements RedisClient {
   }
 
   /**
-   * Sends `count` commands, encoded by `encode` (synchronously, into the
-   * connection's buffer), in one pipeline on `db`, and returns their
-   * replies in order; error replies are {@linkcode RedisReplyError} values
-   * in the array, not thrown. Throws when the connection failed.
+   * Sends `count` commands, encoded by `encode` (synchronously) in one pipeline on
+   * `db`: their replies in order, error replies as values. Throws when the connection failed.
    */
   batch(
     db: number | undefined,
@@ -206,17 +202,13 @@ export class RedisConnection implements RedisClient {
     return execReplies(replies, this.#where).map(settled);
   }
 
-  /** This connection: one server reaches every key (see `RedisClient`). */
+  /** This connection: one server holds every key (see `RedisClient`). */
   connectionFor(_key?: RedisArg): RedisConnection {
     return this;
   }
-
-  /** Itself: the one server (see `RedisClient`). */
   masters(): Promise<RedisConnection[]> {
     return Promise.resolve([this]);
   }
-
-  /** "": one server holds every key (see `RedisClient`). */
   nodeOf(_key: RedisArg): string {
     return "";
   }

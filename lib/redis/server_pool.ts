@@ -1,17 +1,14 @@
 /**
  * The connections to one side (source or target), whatever its topology:
- * one server ({@linkcode ConnectionPool}) or a Redis Cluster
- * ({@linkcode ClusterPool}, one bounded pool per master). The replication
+ * one server (`pool.ts`) or a Redis Cluster (`cluster_pool.ts`, one
+ * bounded pool per master); `open_pool.ts` makes the right one. The replication
  * layer asks for a connection that reaches a key, and groups its
  * pipelines by {@linkcode ServerPool.nodeOf}.
  *
  * @module
  */
-import type { RedisServerConfig } from "../config/types.ts";
 import type { RedisClient } from "./client.ts";
-import { ClusterPool } from "./cluster_pool.ts";
 import type { RedisConnection } from "./connection.ts";
-import { ConnectionPool, type ConnectionPoolOptions } from "./pool.ts";
 import type { RespValue } from "./resp_parser.ts";
 import type { RedisArg } from "./resp_writer.ts";
 
@@ -68,15 +65,4 @@ export interface ServerPool {
   onLayoutChange(listener: () => void): void;
   /** Closes every connection. */
   close(): void;
-}
-
-/** The pool for `server`: a cluster's when `*_REDIS_CLUSTER` is set, else one server's. */
-export function openPool(
-  role: string,
-  server: RedisServerConfig,
-  options: ConnectionPoolOptions,
-): ServerPool {
-  return server.cluster
-    ? new ClusterPool(role, server, options)
-    : new ConnectionPool(role, server, options);
 }

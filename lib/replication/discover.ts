@@ -8,7 +8,6 @@
 import type { Config } from "../config/types.ts";
 import { RedisReplyError } from "../errors.ts";
 import type { RedisClient } from "../redis/client.ts";
-import type { RedisConnection } from "../redis/connection.ts";
 import { text } from "../redis/replies.ts";
 import { makeStreamRef, streamId, type StreamRef } from "./stream_ref.ts";
 
@@ -45,7 +44,7 @@ const SCAN_COUNT = 1000;
 
 /** Finds the streams matching `patterns` in each DB of `dbs`. */
 export async function discoverStreams(
-  conn: RedisConnection,
+  conn: RedisClient,
   options: DiscoveryOptions,
 ): Promise<DiscoveryResult> {
   const { dbs, patterns, signal, skip = () => false } = options;
