@@ -3,18 +3,17 @@
  * of the target confirmed it (`WAIT n timeout` after it, on the connection
  * that wrote it). The careful path, which may only confirm entries an
  * earlier write put there (perhaps on another connection), first sends a
- * `PUBLISH`: it is propagated to the replicas like a write, so the `WAIT`
- * after it covers everything the target had before, whoever wrote it. A
- * Redis Cluster does not send PUBLISH to replicas (only over its bus): there
- * a `SET` of a short-lived key in the stream's slot takes its place.
- * Internal to the writer.
+ * `PUBLISH`: it sets the connection's replication offset to the server's
+ * (as a write does), so the `WAIT` after it covers everything the target
+ * had before, whoever wrote it. On a Redis Cluster too (measured on 7.0.15:
+ * a cluster sends PUBLISH over its bus, not to replicas, but the offset is
+ * set all the same; `tests/cluster_failover_test.ts` checks it with a
+ * stopped replica). Internal to the writer.
  *
  * @module
  */
 import { RedisReplyError } from "../errors.ts";
 import type { RedisConnection } from "../redis/connection.ts";
-import { clusterSlot } from "../redis/key_slot.ts";
-import { tagForSlot } from "./lease_key.ts";
 import type { RespValue } from "../redis/resp_parser.ts";
 import type { RespWriter } from "../redis/resp_writer.ts";
 
@@ -48,30 +47,21 @@ export function waitShortfall(reply: RespValue, wait: ReplicaWait): RedisReplyEr
   );
 }
 
-/** The key whose SET moves the offset in a cluster: in `slot`, expiring on its own. */
-export function waitKey(slot: number): string {
-  return `${WAIT_CHANNEL}:{${tagForSlot(slot)}}`;
-}
-
 /**
  * Waits until `wait.replicas` replicas hold everything the target holds
- * now (PUBLISH, then WAIT, on `conn`; in a cluster, a SET in the slot of
- * `options.key` instead of the PUBLISH).
+ * now (PUBLISH, then WAIT, on `conn`).
  *
  * @throws {RedisReplyError} NOREPLICAS when fewer confirmed in time.
  */
 export async function confirmReplicas(
   conn: RedisConnection,
+  db: number,
   wait: ReplicaWait,
-  options: { db: number; key: Uint8Array; cluster: boolean },
 ): Promise<void> {
-  const bump = options.cluster
-    ? ["SET", waitKey(clusterSlot(options.key)), "1", "PX", "60000"]
-    : ["PUBLISH", WAIT_CHANNEL, ""];
-  const [published, reply] = await conn.batch(options.db, 2, (out) => {
-    out.command(bump);
+  const [published, reply] = await conn.batch(db, 2, (out) => {
+    out.command(["PUBLISH", WAIT_CHANNEL, ""]);
     encodeWait(out, wait);
-  }, { blockMs: wait.timeoutMs, name: `${bump[0]}/WAIT` });
+  }, { blockMs: wait.timeoutMs, name: "PUBLISH/WAIT" });
   if (published instanceof RedisReplyError) throw published;
   const error = waitShortfall(reply, wait);
   if (error) throw error;

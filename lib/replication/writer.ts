@@ -289,11 +289,7 @@ export class TargetWriter {
         reload: from.reload || stream.failures > 0,
       }) + from.written;
       if (this.#wait) {
-        await confirmReplicas(target, this.#wait, {
-          db: stream.ref.targetDb,
-          key: stream.ref.targetKey,
-          cluster: this.#pool.cluster,
-        });
+        await confirmReplicas(target, stream.ref.targetDb, this.#wait);
         if (target.generation !== socket) {
           throw new ConnectionError("The target connection was reopened during a checked write");
         }
