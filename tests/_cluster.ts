@@ -10,7 +10,8 @@
  */
 import assert from "node:assert/strict";
 import { waitFor } from "./_cli.ts";
-import { connect, type RedisArg, RedisServer, type TestClient } from "./_redis.ts";
+import { connect, freePort, type RedisArg, RedisServer, type TestClient } from "./_redis.ts";
+import type { TestCertificates } from "./_tls.ts";
 import type { Entries } from "./_replication.ts";
 
 /** The arguments of every node. */
@@ -35,6 +36,8 @@ export interface TestCluster extends AsyncDisposable {
   nodes: RedisServer[];
   /** `127.0.0.1:port` of the first node: a seed address. */
   seed: { host: string; port: number };
+  /** With `tls`: each node's TLS port (same order as `nodes`); `nodes[i].port` stays plain. */
+  tlsPorts?: number[];
 }
 
 /** Options for {@linkcode startCluster}. */
@@ -49,6 +52,12 @@ export interface StartClusterOptions {
    * @default {no password}
    */
   password?: string;
+  /**
+   * Certificates: every node also listens with TLS, and speaks TLS on the
+   * cluster bus and for replication (`tls-cluster`, `tls-replication`).
+   * @default {plain TCP only}
+   */
+  tls?: TestCertificates;
 }
 
 /**
@@ -57,9 +66,11 @@ export interface StartClusterOptions {
  */
 async function joinNodes(
   nodes: RedisServer[],
-  options: { masters: number; password?: string },
+  options: { masters: number; password?: string; busPorts?: number[] },
 ): Promise<void> {
   const { masters, password } = options;
+  // The port MEET names: the bus listens 10000 above it (the TLS port with tls-cluster).
+  const meetPort = (i: number) => options.busPorts?.[i] ?? nodes[i].port;
   const auth = password === undefined ? {} : { password };
   const ids: string[] = [];
   for (const node of nodes) {
@@ -76,8 +87,8 @@ async function joinNodes(
   }
   {
     await using first = await connect(nodes[0], auth);
-    for (const node of nodes.slice(1)) {
-      await first.send(["CLUSTER", "MEET", "127.0.0.1", String(node.port)]);
+    for (let i = 1; i < nodes.length; i++) {
+      await first.send(["CLUSTER", "MEET", "127.0.0.1", String(meetPort(i))]);
     }
   }
   await waitFor(async () => {
@@ -101,6 +112,34 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
   const masters = options.masters ?? 3;
   const password = options.password;
   const auth = password === undefined ? [] : ["--requirepass", password, "--masterauth", password];
+  const tlsPorts: number[] = [];
+  const tlsArgs = (i: number): string[] => {
+    const certs = options.tls;
+    if (!certs) return [];
+    // The cluster bus listens 10000 above the TLS port: the port must leave room for it.
+    do tlsPorts[i] = freePort(); while (tlsPorts[i] > 55_000);
+    return [
+      "--tls-port",
+      String(tlsPorts[i]),
+      "--tls-cert-file",
+      certs.serverCert,
+      "--tls-key-file",
+      certs.serverKey,
+      // Nodes connect to each other (bus, replication) with a client certificate.
+      "--tls-client-cert-file",
+      certs.clientCert,
+      "--tls-client-key-file",
+      certs.clientKey,
+      "--tls-ca-cert-file",
+      certs.ca,
+      "--tls-auth-clients",
+      "optional",
+      "--tls-cluster",
+      "yes",
+      "--tls-replication",
+      "yes",
+    ];
+  };
   const nodes: RedisServer[] = [];
   const dispose = async () => {
     for (const node of nodes) await node[Symbol.asyncDispose]();
@@ -109,11 +148,11 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
     for (let i = 0; i < masters * 2; i++) {
       nodes.push(
         await RedisServer.start({
-          args: [...NODE_ARGS, ...auth],
+          args: [...NODE_ARGS, ...auth, ...tlsArgs(i)],
         }),
       );
     }
-    await joinNodes(nodes, { masters, password });
+    await joinNodes(nodes, { masters, password, ...(options.tls ? { busPorts: tlsPorts } : {}) });
     await waitFor(async () => {
       for (const node of nodes) {
         await using c = await connect(node, password === undefined ? {} : { password });
@@ -132,6 +171,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
   return {
     nodes,
     seed: { host: "127.0.0.1", port: nodes[0].port },
+    ...(options.tls ? { tlsPorts } : {}),
     [Symbol.asyncDispose]: dispose,
   };
 }

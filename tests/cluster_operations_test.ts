@@ -16,6 +16,7 @@ import {
   type TestCluster,
 } from "./_cluster.ts";
 import { connect, RedisServer } from "./_redis.ts";
+import { makeCertificates } from "./_tls.ts";
 import { delay, entriesDifference, FAST_SETTINGS, waitFor } from "./_replication.ts";
 
 const GROUP = "redis-sync-group";
@@ -338,3 +339,50 @@ Deno.test("a master added during run and given a slot with streams: the copy fol
   const result = await cli.wait();
   assert.equal(result.code, 0, result.stderr);
 });
+
+Deno.test("a cluster reached over TLS with the seed's settings only: the nodes it discovers are reached over TLS too, and the copy is exact", async () => {
+  await using certs = await makeCertificates();
+  await using source = await startCluster({ tls: certs });
+  await using target = await RedisServer.start();
+  await using src = clientOf(source);
+  await using dst = await connect(target);
+  const keys = Array.from({ length: 12 }, (_, i) => `tls-cl:${i}`);
+  await spreadCheck(src, keys);
+  for (const key of keys) for (let i = 0; i < 30; i++) await src.xadd(key, { n: String(i) });
+  const env = {
+    ...FAST_SETTINGS,
+    SOURCE_REDIS_HOST: "127.0.0.1",
+    SOURCE_REDIS_PORT: String(source.tlsPorts![0]),
+    SOURCE_REDIS_CLUSTER: "true",
+    SOURCE_REDIS_TLS: "true",
+    SOURCE_REDIS_TLS_CA_FILE: certs.ca,
+    TARGET_REDIS_HOST: target.host,
+    TARGET_REDIS_PORT: String(target.port),
+    STREAM_DISCOVERY_PATTERNS: "tls-cl:*",
+  };
+  const result = await runCli(["run", "--once"], { env, timeoutMs: 120_000 });
+  assert.equal(result.code, 0, result.stderr);
+  for (const key of keys) {
+    assert.equal(entriesDifference(await dst.xrangeAll(key), await src.xrangeAll(key)), undefined);
+  }
+  // Over TLS the nodes announce their TLS ports: the tool read from each master there.
+  const status = await runCli(["status", "--json"], { env, timeoutMs: 60_000 });
+  assert.equal(status.code, 0, status.stderr);
+  const nodes = new Set(
+    (JSON.parse(status.stdout).streams as Array<Record<string, string>>).map((r) => r.sourceNode),
+  );
+  const tlsMasters = source.tlsPorts!.slice(0, 3).map((p) => `127.0.0.1:${p}`);
+  assert.deepEqual([...nodes].sort(), [...tlsMasters].sort());
+});
+
+/** The keys cover every master (checked through the test's own client). */
+async function spreadCheck(src: ClusterTestClient, keys: string[]): Promise<void> {
+  const slots = await Promise.all(
+    keys.map(async (k) => Number(await src.send(k, ["CLUSTER", "KEYSLOT", k]))),
+  );
+  const ranges = await src.send(keys[0], ["CLUSTER", "SLOTS"]) as unknown[][];
+  const owners = new Set(
+    slots.map((s) => ranges.findIndex((r) => Number(r[0]) <= s && s <= Number(r[1]))),
+  );
+  assert.equal(owners.size, 3, "the keys do not cover every master");
+}
