@@ -20,7 +20,7 @@ import type { ServerPool } from "../redis/server_pool.ts";
 import { type ReaderHooks, type ReadFence, StreamReader } from "./reader.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import { streamId } from "./stream_ref.ts";
-import { SourceEvents, type WakeMode } from "./source_events.ts";
+import { SourceEvents } from "./source_events.ts";
 
 const log = getLog("orchestrator");
 /** How soon a relocation waiting for reads in flight looks again (ms). */
@@ -191,11 +191,6 @@ export class Placement {
       this.#dbs.delete(reader);
     }
     if (waiting) this.#relocateTimer = setTimeout(() => this.relocate(), RELOCATE_RETRY_MS);
-  }
-
-  /** In a cluster: how each master's new entries are found (see `source_events.ts`). */
-  wakeModes(): Record<string, WakeMode> | undefined {
-    return this.#events?.modes();
   }
 
   /** Wakes every reader (room to read again after the memory budget was spent). */

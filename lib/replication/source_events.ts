@@ -11,7 +11,7 @@
  * @module
  */
 import { getLog } from "../log.ts";
-import { keyEventKey, type KeyEventsMode, watchKeyEvents } from "../redis/key_events.ts";
+import { keyEventKey, watchKeyEvents } from "../redis/key_events.ts";
 import type { RedisConnection } from "../redis/connection.ts";
 import type { ServerPool } from "../redis/server_pool.ts";
 
@@ -30,12 +30,8 @@ export interface SourceEventsOptions {
 interface Subscriber {
   conn: RedisConnection;
   stop: AbortController;
-  mode: KeyEventsMode;
   done: Promise<void>;
 }
-
-/** Which mode finds new entries on a master: notifications, or sweeps only. */
-export type WakeMode = "notifications" | "sweeps";
 
 /** The subscribers of a cluster source's masters; see the module doc. */
 export class SourceEvents {
@@ -48,17 +44,6 @@ export class SourceEvents {
   constructor(pool: ServerPool, options: SourceEventsOptions) {
     this.#pool = pool;
     this.#options = options;
-  }
-
-  /** The mode of each master (`sweeps` where the server does not send the event). */
-  modes(): Record<string, WakeMode> {
-    const out: Record<string, WakeMode> = {};
-    for (const node of this.#pool.nodes()) {
-      out[node] = this.#subscribers.get(node)?.mode === "off" || !this.#subscribers.has(node)
-        ? "sweeps"
-        : "notifications";
-    }
-    return out;
   }
 
   /** A subscriber on every master now, none on the others. Call at start and after a layout change. */
@@ -102,14 +87,13 @@ export class SourceEvents {
       },
     });
     const stop = new AbortController();
-    const sub: Subscriber = { conn, stop, mode: "unknown", done: Promise.resolve() };
+    const sub: Subscriber = { conn, stop, done: Promise.resolve() };
     sub.done = watchKeyEvents(conn, {
       event: "xadd",
       control: this.#pool.controlOf(node),
       signal: AbortSignal.any([signal, stop.signal]),
       onGap: () => onGap(node),
       onMode: (mode, flags) => {
-        sub.mode = mode;
         if (mode === "off") {
           this.#tell(
             node,
