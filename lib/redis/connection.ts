@@ -12,13 +12,11 @@
  */
 import { ConnectError, ConnectionError, RedisReplyError } from "../errors.ts";
 import { clientName, serverAddress } from "./endpoint.ts";
-import { checkHandshake, handshakeCommands } from "./_handshake.ts";
-import { resolveMaster } from "./sentinel.ts";
 import type { RespValue } from "./resp_parser.ts";
 import type { RedisArg, RespWriter } from "./resp_writer.ts";
 import type { NodeConnection } from "./client.ts";
-import { diagnoseMismatch } from "./_port_probe.ts";
-import { type PendingOptions, Socket } from "./_socket.ts";
+import type { PendingOptions, Socket } from "./_socket.ts";
+import { openSocket } from "./_open_socket.ts";
 import type { EndpointLike, RedisConnectionOptions, SendOptions } from "./connection_options.ts";
 
 export type { EndpointLike, RedisConnectionOptions, SendOptions } from "./connection_options.ts";
@@ -281,82 +279,37 @@ export class RedisConnection implements NodeConnection {
   }
 
   async #open(): Promise<Socket> {
-    const e = this.#endpoint;
     const controller = new AbortController();
     this.#openController = controller;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let socket: Socket | undefined;
-    let at: { host: string; port: number } | undefined;
+    let opened: { socket: Socket; clientId?: string };
     try {
-      // Behind sentinels: the master they name now (asked again at every connect; each
-      // sentinel has its own deadline, before the connect's).
-      at = e.sentinel
-        ? await resolveMaster(e.sentinel, {
-          role: e.role,
-          timeoutMs: this.#timeoutMs,
-          signal: controller.signal,
-        })
-        : e;
-      timer = setTimeout(() => controller.abort(), this.#timeoutMs);
-      socket = await Socket.connect(at.host, at.port, {
-        signal: controller.signal,
+      opened = await openSocket(this.#endpoint, {
         where: this.#where,
+        timeoutMs: this.#timeoutMs,
+        db: this.#db,
+        connection: this.#options,
+        controller,
+        closing: this.#closing.signal,
         onIdle: () => this.#onIdle(),
         onLost: (s, error) => this.#lost(s, error),
-        onPush: this.#options.onPush,
-        ...(e.tls ? { tls: e.tls, role: e.role } : {}),
       });
-      // close() or the connect deadline cuts a handshake that hangs, too.
-      const opened = socket;
-      controller.signal.addEventListener(
-        "abort",
-        () => opened.destroy(new ConnectError(`Connection to ${this.#where} is closed`)),
-        { once: true },
-      );
-      this.#checkHandshake(await this.#handshake(socket));
-      this.#generation++;
     } catch (error) {
-      socket?.destroy(error instanceof Error ? error : new Error(String(error)));
-      const timedOut = controller.signal.aborted;
-      const mismatch = this.#closed || at === undefined
-        ? undefined
-        : await diagnoseMismatch({ ...e, ...at }, error, {
-          timedOut,
-          opened: socket !== undefined,
-          where: this.#where,
-          signal: this.#closing.signal,
-        });
-      throw this.#openError(mismatch ?? error, timedOut);
+      throw this.#openError(error, controller.signal.aborted);
     } finally {
-      clearTimeout(timer);
       if (this.#openController === controller) this.#openController = null;
     }
+    const { socket } = opened;
     if (this.#closed) {
       socket.destroy(new ConnectError(`Connection to ${this.#where} is closed`));
       throw new ConnectError(`Connection to ${this.#where} is closed`);
     }
+    if (opened.clientId !== undefined) this.#clientId = opened.clientId;
+    this.#generation++;
     this.#socket = socket;
     this.#lastActivity = Date.now();
     this.#options.health?.reportUp(this.#everConnected);
     this.#everConnected = true;
     return socket;
-  }
-
-  /** AUTH, CLIENT SETNAME, SELECT, CLIENT ID and ROLE, in one pipeline (see `_handshake.ts`). */
-  #handshake(socket: Socket): Promise<RespValue[]> {
-    const commands = handshakeCommands(this.#endpoint, { ...this.#options, db: this.#db });
-    return socket.send(commands.length, (w) => {
-      for (const args of commands) w.command(args);
-    }, this.#pending({ name: "the handshake" }, commands.length));
-  }
-
-  #checkHandshake(replies: RespValue[]): void {
-    const id = checkHandshake(replies, {
-      endpoint: this.#endpoint,
-      where: this.#where,
-      ...this.#options,
-    });
-    if (id !== undefined) this.#clientId = id;
   }
 
   #openError(error: unknown, timedOut: boolean): Error {

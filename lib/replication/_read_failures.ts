@@ -125,14 +125,3 @@ export async function isolateStreams(
     }
   }
 }
-
-/** Waits `ms`, or less when the function handed to `onWake` is called. */
-export function sleepUntilWoken(ms: number, onWake: (wake: () => void) => void): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    onWake(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}

@@ -32,7 +32,8 @@ import {
 } from "./_read_replies.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import { encodeFencedRead, lostLeases, waitForEntries } from "./_fenced_read.ts";
-import { isolateStreams, settleFailedRead, sleepUntilWoken } from "./_read_failures.ts";
+import { isolateStreams, settleFailedRead } from "./_read_failures.ts";
+import { ReaderWake } from "./_reader_wake.ts";
 
 /** A failed read may still reach the server this long after (kernel retransmits; tcp_orphan_retries). */
 const STALE_READ_WINDOW_MS = 15 * 60_000;
@@ -52,10 +53,8 @@ export class StreamReader {
   /** The streams by id (DB and key), to find those a blocking read woke for. */
   readonly #byId = new Map<string, ReplicatedStream>();
   readonly #backoff: Backoff;
-  #wake: (() => void) | null = null;
-  /** A blocking read is in flight (the streams in it are those with reads in flight). */
-  #blocking = false;
-  #unblockSent = false;
+  /** Its own wait, and its blocking read (the streams in it are those with reads in flight). */
+  readonly #wake = new ReaderWake();
   #staleReadsPossibleUntil = 0;
   #lastSweep = 0;
   #turn = 0;
@@ -82,10 +81,7 @@ export class StreamReader {
     return this.#streams.size;
   }
 
-  /**
-   * Whether a read of this reader failed recently enough that the server
-   * may still run a copy of it (delivering entries nobody receives).
-   */
+  /** A read of it failed so recently that the server may still run it (delivering to nobody). */
   get staleReadsPossible(): boolean {
     return Date.now() < this.#staleReadsPossibleUntil;
   }
@@ -109,32 +105,24 @@ export class StreamReader {
   notify(stream: ReplicatedStream): void {
     if (!this.#streams.has(stream)) return;
     this.#notified.add(stream);
-    this.#wake?.();
+    this.#wake.wakeUp();
   }
 
   /** In a cluster: notifications may have been missed; every stream is read next. */
   sweepNow(): void {
     this.#lastSweep = 0;
-    this.#wake?.();
+    this.#wake.wakeUp();
   }
 
-  /**
-   * `stream` wants entries (again), or stopped wanting them while a
-   * blocking read includes it: wake the loop, or unblock its read.
-   */
+  /** `stream` wants entries again, or must leave a blocking read: wake the loop, or unblock. */
   poke(stream?: ReplicatedStream): void {
-    if (this.#wake) {
-      this.#wake();
-      return;
-    }
-    if (!this.#blocking || this.#unblockSent) return;
-    const wanted = stream === undefined ? undefined : this.#hooks.wants(stream);
-    // Unblock when a stream it does not block on wants entries, or one it blocks on must stop.
-    if (stream !== undefined && (stream.readsInFlight > 0) === wanted) return;
-    const id = this.#conn.clientId;
-    if (id === undefined) return; // still connecting: its read starts after this
-    this.#unblockSent = true;
-    this.#options.unblock(id);
+    this.#wake.poke({
+      // Unblock when a stream it does not block on wants entries, or one it blocks on must stop.
+      mustEnd: () =>
+        stream === undefined || (stream.readsInFlight > 0) !== this.#hooks.wants(stream),
+      clientId: this.#conn.clientId,
+      unblock: this.#options.unblock,
+    });
   }
 
   /**
@@ -160,8 +148,7 @@ export class StreamReader {
           continue;
         }
         if (wanting.length === 0) {
-          await new Promise<void>((resolve) => (this.#wake = resolve));
-          this.#wake = null;
+          await this.#wake.sleep();
           continue;
         }
         const pass = this.#pass(wanting, hot).then(
@@ -264,16 +251,11 @@ export class StreamReader {
     }
   }
 
-  /**
-   * In a cluster (no read blocks: a blocking read cannot span slots): waits
-   * for a notification, or for the next sweep (every `blockMs`), which
-   * reads every stream without blocking.
-   */
+  /** In a cluster (no read blocks): waits for a notification or the next sweep (every `blockMs`). */
   async #idle(wanting: ReplicatedStream[]): Promise<void> {
     const wait = this.#lastSweep + this.#options.blockMs - Date.now();
     if (wait > 0) {
-      await sleepUntilWoken(wait, (wake) => (this.#wake = wake));
-      this.#wake = null;
+      await this.#wake.sleep(wait);
       // Woken (a notification, a new stream, the stop): the loop looks again.
       if (Date.now() - this.#lastSweep < this.#options.blockMs) return;
     }
@@ -294,8 +276,7 @@ export class StreamReader {
       if (this.#lastFullRead === 0) this.#lastFullRead = Date.now();
       return this.#wait(db, streams, Math.min(blockMs, FENCED_SWEEP_MS));
     }
-    this.#blocking = true;
-    this.#unblockSent = false;
+    this.#wake.blockStarted();
     try {
       const [reply] = await this.#send(
         db,
@@ -305,7 +286,7 @@ export class StreamReader {
       if (reply instanceof RedisReplyError) throw new RefusedRead(reply, streams);
       this.#dispatchWoken(db, streams, reply);
     } finally {
-      this.#blocking = false;
+      this.#wake.blockEnded();
     }
   }
 
@@ -323,13 +304,10 @@ export class StreamReader {
         byId: this.#byId,
         idle: this.#hooks.idle,
         // Blocking (unblockable) only from the XREAD on, not while its IDs are loaded.
-        blocking: () => {
-          this.#blocking = true;
-          this.#unblockSent = false;
-        },
+        blocking: () => this.#wake.blockStarted(),
       });
     } finally {
-      this.#blocking = false;
+      this.#wake.blockEnded();
     }
   }
 

@@ -1,0 +1,65 @@
+/**
+ * How a reader is woken: out of its own wait (no stream wanted entries, or
+ * in a cluster, the time to the next sweep), or out of a blocking read on
+ * the server (`CLIENT UNBLOCK` of its connection, sent once per read).
+ * Internal to the reader.
+ *
+ * @module
+ */
+
+/** What waking a blocking read needs. */
+export interface UnblockContext {
+  /** Whether the blocking read must end now (asked only while one is in flight). */
+  mustEnd: () => boolean;
+  /** The reader connection's CLIENT ID (undefined while it connects). */
+  clientId: string | undefined;
+  /** Sends CLIENT UNBLOCK for that ID. */
+  unblock: (clientId: string) => void;
+}
+
+/** A reader's wake-up: its own wait, and its blocking read's unblocking. */
+export class ReaderWake {
+  #wake: (() => void) | null = null;
+  /** A blocking read is in flight (unblockable). */
+  #blocking = false;
+  #unblockSent = false;
+
+  /** Waits until woken, or `ms` milliseconds at most (undefined: until woken). */
+  async sleep(ms?: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.#wake = null;
+  }
+
+  /** Ends the reader's own wait now; false when it does not wait. */
+  wakeUp(): boolean {
+    if (!this.#wake) return false;
+    this.#wake();
+    return true;
+  }
+
+  /** A blocking read starts: unblockable from now on. */
+  blockStarted(): void {
+    this.#blocking = true;
+    this.#unblockSent = false;
+  }
+
+  /** The blocking read ended. */
+  blockEnded(): void {
+    this.#blocking = false;
+  }
+
+  /** Wakes the wait, or unblocks the blocking read when `ctx.mustEnd()` (once per read). */
+  poke(ctx: UnblockContext): void {
+    if (this.wakeUp()) return;
+    if (!this.#blocking || this.#unblockSent || !ctx.mustEnd()) return;
+    if (ctx.clientId === undefined) return; // still connecting: its read starts after this
+    this.#unblockSent = true;
+    ctx.unblock(ctx.clientId);
+  }
+}
