@@ -17,7 +17,7 @@ import {
 } from "./_cluster.ts";
 import { connect, RedisServer } from "./_redis.ts";
 import { makeCertificates } from "./_tls.ts";
-import { delay, entriesDifference, FAST_SETTINGS, waitFor } from "./_replication.ts";
+import { delay, entriesDifference, replicationEnv, waitFor } from "./_replication.ts";
 
 const GROUP = "redis-sync-group";
 
@@ -26,17 +26,12 @@ function clientOf(cluster: TestCluster): ClusterTestClient {
 }
 
 function clusterEnv(source: TestCluster, target: TestCluster, pattern: string) {
-  return {
-    ...FAST_SETTINGS,
-    SOURCE_REDIS_HOST: source.seed.host,
-    SOURCE_REDIS_PORT: String(source.seed.port),
+  return replicationEnv(source.seed, target.seed, {
     SOURCE_REDIS_CLUSTER: "true",
-    TARGET_REDIS_HOST: target.seed.host,
-    TARGET_REDIS_PORT: String(target.seed.port),
     TARGET_REDIS_CLUSTER: "true",
     STREAM_DISCOVERY_PATTERNS: pattern,
     LOG_LEVEL: "WARNING",
-  };
+  });
 }
 
 async function exact(
@@ -189,18 +184,14 @@ Deno.test("two instances share a cluster source: each copies some streams, toget
   await using dst = await connect(target);
   const keys = Array.from({ length: 30 }, (_, i) => `two:${i}`);
   for (const key of keys) for (let i = 0; i < 100; i++) await src.xadd(key, { n: String(i) });
-  const env = (id: string) => ({
-    ...FAST_SETTINGS,
-    SOURCE_REDIS_HOST: source.seed.host,
-    SOURCE_REDIS_PORT: String(source.seed.port),
-    SOURCE_REDIS_CLUSTER: "true",
-    TARGET_REDIS_HOST: target.host,
-    TARGET_REDIS_PORT: String(target.port),
-    STREAM_DISCOVERY_PATTERNS: "two:*",
-    STREAM_LEASE_TTL: "3",
-    INSTANCE_ID: id,
-    LOG_LEVEL: "WARNING",
-  });
+  const env = (id: string) =>
+    replicationEnv(source.seed, target, {
+      SOURCE_REDIS_CLUSTER: "true",
+      STREAM_DISCOVERY_PATTERNS: "two:*",
+      STREAM_LEASE_TTL: "3",
+      INSTANCE_ID: id,
+      LOG_LEVEL: "WARNING",
+    });
   await using one = spawnCli(["run"], { env: env("one"), timeoutMs: 240_000 });
   await using two = spawnCli(["run"], { env: env("two"), timeoutMs: 240_000 });
   const copied = async () => {
@@ -237,14 +228,9 @@ Deno.test("check exits 78 when *_REDIS_CLUSTER does not match the server, naming
   await using cluster = await startCluster();
   await using single = await RedisServer.start();
   const notCluster = await runCli(["check"], {
-    env: {
-      ...FAST_SETTINGS,
-      SOURCE_REDIS_HOST: cluster.seed.host,
-      SOURCE_REDIS_PORT: String(cluster.seed.port),
-      TARGET_REDIS_HOST: single.host,
-      TARGET_REDIS_PORT: String(single.port),
+    env: replicationEnv(cluster.seed, single, {
       REDIS_DB_SEARCH_RANGE: "0",
-    },
+    }),
   });
   assert.equal(notCluster.code, 78, notCluster.stderr);
   assert.match(
@@ -252,15 +238,10 @@ Deno.test("check exits 78 when *_REDIS_CLUSTER does not match the server, naming
     /is a Redis Cluster node \(cluster_enabled:1\): set SOURCE_REDIS_CLUSTER=true/,
   );
   const wrongly = await runCli(["check"], {
-    env: {
-      ...FAST_SETTINGS,
-      SOURCE_REDIS_HOST: cluster.seed.host,
-      SOURCE_REDIS_PORT: String(cluster.seed.port),
+    env: replicationEnv(cluster.seed, single, {
       SOURCE_REDIS_CLUSTER: "true",
-      TARGET_REDIS_HOST: single.host,
-      TARGET_REDIS_PORT: String(single.port),
       TARGET_REDIS_CLUSTER: "true",
-    },
+    }),
   });
   assert.equal(wrongly.code, 78, wrongly.stderr);
   assert.match(
@@ -268,14 +249,9 @@ Deno.test("check exits 78 when *_REDIS_CLUSTER does not match the server, naming
     /TARGET_REDIS_CLUSTER is true, but the target "127\.0\.0\.1:\d+" is not a cluster node/,
   );
   const ok = await runCli(["check"], {
-    env: {
-      ...FAST_SETTINGS,
-      SOURCE_REDIS_HOST: cluster.seed.host,
-      SOURCE_REDIS_PORT: String(cluster.seed.port),
+    env: replicationEnv(cluster.seed, single, {
       SOURCE_REDIS_CLUSTER: "true",
-      TARGET_REDIS_HOST: single.host,
-      TARGET_REDIS_PORT: String(single.port),
-    },
+    }),
   });
   assert.equal(ok.code, 0, ok.stderr);
 });
@@ -302,18 +278,13 @@ Deno.test("a master added during run and given a slot with streams: the copy fol
     return true;
   };
   await using cli = spawnCli(["run"], {
-    env: {
-      ...FAST_SETTINGS,
-      SOURCE_REDIS_HOST: source.seed.host,
-      SOURCE_REDIS_PORT: String(source.seed.port),
+    env: replicationEnv(source.seed, target, {
       SOURCE_REDIS_CLUSTER: "true",
-      TARGET_REDIS_HOST: target.host,
-      TARGET_REDIS_PORT: String(target.port),
       STREAM_DISCOVERY_PATTERNS: "add:*",
       // Sweeps far apart: entries on the new master arrive by its subscriber's notifications.
       STREAM_POLL_INTERVAL: "30",
       LOG_LEVEL: "WARNING",
-    },
+    }),
     timeoutMs: 240_000,
   });
   await waitFor(same, { timeoutMs: 60_000, message: "the backlog copied" });
@@ -349,17 +320,12 @@ Deno.test("a cluster reached over TLS with the seed's settings only: the nodes i
   const keys = Array.from({ length: 12 }, (_, i) => `tls-cl:${i}`);
   await spreadCheck(src, keys);
   for (const key of keys) for (let i = 0; i < 30; i++) await src.xadd(key, { n: String(i) });
-  const env = {
-    ...FAST_SETTINGS,
-    SOURCE_REDIS_HOST: "127.0.0.1",
-    SOURCE_REDIS_PORT: String(source.tlsPorts![0]),
+  const env = replicationEnv({ host: "127.0.0.1", port: source.tlsPorts![0] }, target, {
     SOURCE_REDIS_CLUSTER: "true",
     SOURCE_REDIS_TLS: "true",
     SOURCE_REDIS_TLS_CA_FILE: certs.ca,
-    TARGET_REDIS_HOST: target.host,
-    TARGET_REDIS_PORT: String(target.port),
     STREAM_DISCOVERY_PATTERNS: "tls-cl:*",
-  };
+  });
   const result = await runCli(["run", "--once"], { env, timeoutMs: 120_000 });
   assert.equal(result.code, 0, result.stderr);
   for (const key of keys) {
