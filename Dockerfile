@@ -10,6 +10,7 @@ WORKDIR /src
 COPY deno.json deno.lock ./
 COPY main.ts mod.ts ./
 COPY lib/ lib/
+COPY scripts/compile_failed.ts scripts/
 RUN deno install --frozen --entrypoint main.ts \
  && deno task compile \
  && ./dist/redis-stream-sync --version

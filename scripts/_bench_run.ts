@@ -157,7 +157,7 @@ export async function runTool(
   }
 }
 
-const SEED_BASELINE = new URL("../../shared/bench/seed_baseline.py", import.meta.url).pathname;
+const SEED_BASELINE = new URL("./seed_baseline.py", import.meta.url).pathname;
 
 /**
  * seed_baseline.py (batch 100): entries copied, its rate (its own clock,

@@ -35,7 +35,7 @@
  *
  * - a. One stream of --entries entries. entries/s = entries on the target
  *   (XLEN, checked equal to the source) / spawn-to-exit of `run --once`. In
- *   the same run, on the same data: ../shared/bench/seed_baseline.py (batch
+ *   the same run, on the same data: scripts/seed_baseline.py (batch
  *   100; its rate is its own, from after it connected), its --pipelined
  *   variant, and `redis-benchmark -P 64 -n <entries>` XADD of the same
  *   shape on the target (the ceiling; redis-benchmark's default 50 clients).

@@ -28,7 +28,10 @@ registry="${REGISTRY:-$(from_file REGISTRY)}"
 tag="${TAG:-$(from_file TAG)}"
 image="${registry:-localhost:5000}/redis-stream-sync:${tag:-latest}"
 
-command -v docker >/dev/null || { echo "build_image.sh: docker is not installed" >&2; exit 1; }
+command -v docker >/dev/null || { echo "build_image.sh: docker is not installed (needed: a docker CLI and a running Docker engine)" >&2; exit 1; }
+# A docker CLI alone is not enough: the build runs in the engine (which also needs
+# internet for the base images and, in the build stage, for Deno's runtime).
+docker info >/dev/null 2>&1 || { echo "build_image.sh: docker cannot reach a Docker engine (\"docker info\" fails): start one (systemctl start docker) or build on a machine that has one" >&2; exit 1; }
 echo "Building ${image}"
 docker build -t "$image" .
 if [[ "$push" -eq 1 ]]; then

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Makes sure this machine has what the tests need: Deno 2.9.6 and redis-server.
-# Installs what is missing (Deno with npm, redis-server with apt-get) when it
-# can: as root, or with password-less sudo. Otherwise, or with
-# SETUP_NO_INSTALL=1, only reports what is missing and how to install it.
+# Makes sure this machine has everything the tests, the demo and the bench use:
+#   Deno 2.9.6 (from npm), and from Debian's packages: redis-server and
+#   redis-tools (redis-cli, redis-benchmark), openssl (TLS test certificates),
+#   a Compose front end (docker-compose; skipped when `docker compose` already
+#   works), systemd-analyze (systemd; checks the unit), python3 with the redis
+#   module (python3-redis: the bench's baseline, scripts/seed_baseline.py).
+# Installs what is missing (Deno with npm, the rest with apt-get) when it can:
+# as root, or with password-less sudo. Otherwise, or with SETUP_NO_INSTALL=1,
+# only reports what is missing and how to install it.
 # Quiet when everything is there. Exit code: 0 when all is present, 1 if not.
 set -euo pipefail
 
@@ -82,12 +87,27 @@ ensure_deno() {
   missing=1
 }
 
-ensure_redis() {
-  # redis-server and redis-cli run the servers of the tests; openssl makes their TLS certificates.
+# Whether a Compose front end really works (`docker compose` may be a docker CLI
+# without its compose plugin: "docker: unknown command: docker compose").
+compose_works() {
+  { command -v docker-compose >/dev/null 2>&1 && docker-compose version >/dev/null 2>&1; } ||
+    { command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; }
+}
+
+ensure_packages() {
   local packages=()
+  # redis-server and redis-cli run the servers of the tests; redis-benchmark is the bench's ceiling.
   command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
-  command -v redis-cli >/dev/null 2>&1 || packages+=(redis-tools)
+  { command -v redis-cli >/dev/null 2>&1 && command -v redis-benchmark >/dev/null 2>&1; } ||
+    packages+=(redis-tools)
+  # openssl makes the TLS tests' certificates.
   command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+  # The packaging tests validate compose.yaml with Compose itself.
+  compose_works || packages+=(docker-compose)
+  # The packaging tests check the systemd unit with systemd-analyze verify.
+  command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
+  # The bench's baseline and its test run with Debian's python3 and python3-redis.
+  /usr/bin/python3 -c 'import redis.asyncio' >/dev/null 2>&1 || packages+=(python3-redis)
   if [[ ${#packages[@]} -eq 0 ]]; then
     return 0
   fi
@@ -98,7 +118,7 @@ ensure_redis() {
     return 0
   fi
   if ! command -v apt-get >/dev/null 2>&1; then
-    say "${packages[*]} needed for the tests, and this machine has no apt-get: install Redis 7 (redis-server, redis-cli) and openssl with its package manager"
+    say "${packages[*]} needed for the tests, and this machine has no apt-get: install Redis 7 (redis-server, redis-cli, redis-benchmark), openssl, docker-compose, systemd-analyze and python3 with the redis module with its package manager"
     missing=1
     return 0
   fi
@@ -122,12 +142,19 @@ ensure_redis() {
   fi
   rm -f "$log"
   # Debian's package may start a redis-server service on port 6379: the tests never use it.
-  if ! command -v redis-server >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
-    say "installed ${packages[*]}, but redis-server or openssl is not on PATH"
+  local absent=()
+  command -v redis-server >/dev/null 2>&1 || absent+=(redis-server)
+  command -v redis-benchmark >/dev/null 2>&1 || absent+=(redis-benchmark)
+  command -v openssl >/dev/null 2>&1 || absent+=(openssl)
+  compose_works || absent+=("docker-compose (docker-compose version fails)")
+  command -v systemd-analyze >/dev/null 2>&1 || absent+=(systemd-analyze)
+  /usr/bin/python3 -c 'import redis.asyncio' >/dev/null 2>&1 || absent+=("/usr/bin/python3 with redis")
+  if [[ ${#absent[@]} -gt 0 ]]; then
+    say "installed ${packages[*]}, but still missing: ${absent[*]}"
     missing=1
   fi
 }
 
 ensure_deno
-ensure_redis
+ensure_packages
 exit "$missing"

@@ -33,7 +33,13 @@ function onPath(name: string): boolean {
   return false;
 }
 
-const hasSystemdAnalyze = onPath("systemd-analyze");
+/** Fails, naming what to run, when a tool that scripts/setup.sh installs is missing. */
+function requireTool(name: string, pkg: string): void {
+  assert.ok(
+    onPath(name),
+    `${name} is not on PATH: scripts/setup.sh installs it (Debian package ${pkg})`,
+  );
+}
 
 /** A fresh temporary directory, removed on disposal. */
 async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
@@ -95,7 +101,38 @@ function taskWords(task: string): string[] {
   };
   const command = config.tasks[task];
   assert.equal(typeof command, "string", `deno.json has no "${task}" task`);
-  return command.trim().split(/\s+/);
+  // What follows `||` runs only when the command failed (the compile task's advice).
+  return command.split("||")[0].trim().split(/\s+/);
+}
+
+/** The whole compile task, with what it runs after `||`. */
+function compileTaskText(): string {
+  const config = JSON.parse(Deno.readTextFileSync(join(ROOT, "deno.json"))) as {
+    tasks: Record<string, string>;
+  };
+  return config.tasks.compile;
+}
+
+/**
+ * Whether .dockerignore excludes `path`, as Docker reads it: each line a
+ * pattern (`*` within a name, `**` across names) that matches the path or
+ * one of its parents; a later line wins; `!` lets a path in again.
+ */
+function dockerIgnore(text: string): (path: string) => boolean {
+  const rules = text.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"))
+    .map((line) => {
+      const negate = line.startsWith("!");
+      const pattern = (negate ? line.slice(1) : line).replace(/^\/|\/$/g, "");
+      const source = pattern.split("**").map((part) =>
+        part.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join("[^/]*")
+      ).join(".*");
+      return { negate, regex: new RegExp(`^${source}(/.*)?$`) };
+    });
+  return (path) => {
+    let excluded = false;
+    for (const rule of rules) if (rule.regex.test(path)) excluded = !rule.negate;
+    return excluded;
+  };
 }
 
 /** The value of `--output` (or `-o`) in the compile task. */
@@ -113,8 +150,8 @@ function compileOutput(): string {
 
 Deno.test({
   name: "the systemd unit passes systemd-analyze verify and has the hardening and restart settings",
-  ignore: !hasSystemdAnalyze,
   fn: async () => {
+    requireTool("systemd-analyze", "systemd");
     const text = await Deno.readTextFile(UNIT_PATH);
     const unit = parseUnit(text);
     const service = unit.get("Service");
@@ -272,19 +309,28 @@ Deno.test("the Dockerfile builds with deno task compile in one stage and runs as
   assert.doesNotMatch(users[0].args, /^(root|0)(:|$)/);
 
   // Every path the build stage COPYs exists and is not excluded by .dockerignore.
-  const ignored = (await Deno.readTextFile(join(ROOT, ".dockerignore"))).split("\n")
-    .map((l) => l.trim().replace(/^\/|\/$/g, "")).filter((l) => l && !l.startsWith("#"));
+  const ignore = dockerIgnore(await Deno.readTextFile(join(ROOT, ".dockerignore")));
   let copied = 0;
+  const copiedPaths: string[] = [];
   for (const step of steps.filter((s) => s.op === "COPY")) {
     const { flags, sources } = copyPaths(step.args);
     if (flags.some((f) => f.startsWith("--from="))) continue;
     for (const source of sources) {
       const path = source.replace(/\/$/, "");
       await Deno.stat(join(ROOT, path)).catch(() => assert.fail(`COPY ${source}: not in the repo`));
-      const hit = ignored.find((p) => path === p || path.startsWith(`${p}/`));
-      assert.equal(hit, undefined, `COPY ${source} is excluded by .dockerignore (${hit})`);
+      assert.ok(!ignore(path), `COPY ${source} is excluded by .dockerignore`);
+      copiedPaths.push(path);
       copied++;
     }
+  }
+  // Every file of the repository that the compile task names (main.ts, the advice
+  // script it runs when deno compile fails) is copied into the build stage.
+  const compileFiles = compileTaskText().split(/\s+/).filter((w) => /\.ts$/.test(w));
+  for (const file of compileFiles) {
+    assert.ok(
+      copiedPaths.some((p) => file === p || file.startsWith(`${p}/`)),
+      `the compile task names ${file}, which the build stage does not COPY`,
+    );
   }
   assert.ok(copied >= 3, `only ${copied} paths copied`);
 
@@ -308,18 +354,42 @@ Deno.test("the compile task builds main.ts into dist/redis-stream-sync", () => {
   // in tests/operability_test.ts, "the compile task has the start task's permission flags...".
 });
 
-/** `docker-compose config` (or `docker compose config`) of compose.yaml, when either is installed. */
+/** Whether `command version` runs and succeeds (a front end that is there but broken does not). */
+async function compose(command: string[]): Promise<boolean> {
+  try {
+    const out = await new Deno.Command(command[0], {
+      args: [...command.slice(1), "version"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return out.success;
+  } catch {
+    return false; // Not installed.
+  }
+}
+
+/**
+ * The Compose front end that really works here: Debian's `docker-compose`, or
+ * the docker CLI's `docker compose` plugin. A docker CLI without the plugin
+ * says "docker: unknown command: docker compose": it is passed over.
+ */
+async function composeFrontEnd(): Promise<string[]> {
+  for (const command of [["docker-compose"], ["docker", "compose"]]) {
+    if (await compose(command)) return command;
+  }
+  assert.fail(
+    "No Compose front end works here (neither `docker-compose version` nor `docker compose version`): " +
+      "scripts/setup.sh installs Debian's docker-compose",
+  );
+}
+
+/** `config` of compose.yaml in `dir`, by the Compose front end that works here. */
 async function composeConfig(
   dir: string,
   args: string[],
   env: Record<string, string>,
-): Promise<string | undefined> {
-  const command = onPath("docker-compose")
-    ? ["docker-compose"]
-    : onPath("docker")
-    ? ["docker", "compose"]
-    : undefined;
-  if (!command) return undefined;
+): Promise<string> {
+  const command = await composeFrontEnd();
   const out = await new Deno.Command(command[0], {
     args: [...command.slice(1), ...args, "config"],
     cwd: dir,
@@ -363,7 +433,7 @@ Deno.test("compose.yaml keeps the seed's services, mounts env.conf, and names th
   assert.match(example, /^SOURCE_REDIS_HOST=source-redis\b/m);
   assert.match(example, /^TARGET_REDIS_HOST=target-redis\b/m);
 
-  // Validated by Compose itself where it is installed (Debian's docker-compose package).
+  // Validated by Compose itself (Debian's docker-compose, which scripts/setup.sh installs).
   const dir = await Deno.makeTempDir({ prefix: "redis-stream-sync-compose-" });
   try {
     await Deno.copyFile(join(ROOT, "compose.yaml"), join(dir, "compose.yaml"));
@@ -373,12 +443,10 @@ Deno.test("compose.yaml keeps the seed's services, mounts env.conf, and names th
     );
     const env = { PATH: Deno.env.get("PATH") ?? "", HOME: dir };
     const fromEnv = await composeConfig(dir, [], { ...env, REGISTRY: "r.example", TAG: "v2" });
-    if (fromEnv !== undefined) {
-      assert.match(fromEnv, /image: r\.example\/redis-stream-sync:v2$/m);
-      const fromFile = await composeConfig(dir, ["--env-file", "env.conf"], env);
-      assert.match(fromFile ?? "", /image: reg\.example:5000\/redis-stream-sync:v7$/m);
-      assert.match(fromFile ?? "", /env\.conf:\/config\/env\.conf:ro/);
-    }
+    assert.match(fromEnv, /image: r\.example\/redis-stream-sync:v2$/m);
+    const fromFile = await composeConfig(dir, ["--env-file", "env.conf"], env);
+    assert.match(fromFile, /image: reg\.example:5000\/redis-stream-sync:v7$/m);
+    assert.match(fromFile, /env\.conf:\/config\/env\.conf:ro/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
