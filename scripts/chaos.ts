@@ -11,7 +11,7 @@
  * black hole (a hang) or added latency. Then it stops the faults and the
  * producer, stops the replicator with SIGTERM (it must exit 0), runs
  * `run --once`, and checks that every target stream is an exact copy of its
- * source (IDs, bytes, order; lib/verify.ts compareStream) with nothing
+ * source (IDs, bytes, order; lib/ops/verify.ts compareStream) with nothing
  * pending. With `--instances 2` or 3 that many replicators run at once
  * (leases share the streams), and the faults also pause one (SIGSTOP,
  * sometimes past STREAM_LEASE_TTL) and kill one while the others run.

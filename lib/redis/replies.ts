@@ -18,14 +18,6 @@ export interface StreamEntry {
   fields: Uint8Array[];
 }
 
-/** What one read hands to a stream's loop: new entries, and IDs of pending entries deleted from the stream. */
-export interface ReadBatch {
-  /** Entries, in ID order. */
-  entries: StreamEntry[];
-  /** Pending entries that no longer exist (deleted or trimmed): to be acknowledged, not copied. */
-  deleted: string[];
-}
-
 /** Text of a bulk string reply (UTF-8). */
 export function text(value: unknown): string {
   if (value instanceof Uint8Array) return DECODER.decode(value);
@@ -48,31 +40,6 @@ export function parseEntries(reply: unknown): { entries: StreamEntry[]; deleted:
     entries.push({ id, fields: fields as Uint8Array[] });
   }
   return { entries, deleted };
-}
-
-/** The `[[key, entries], ...]` reply of XREAD/XREADGROUP, or null. */
-export function parseMultiRead(
-  reply: unknown,
-): Array<{ key: Uint8Array; entries: StreamEntry[]; deleted: string[] }> {
-  if (!Array.isArray(reply)) return [];
-  return reply.map((item) => {
-    const [key, entries] = item as [Uint8Array, unknown];
-    return { key: new Uint8Array(key), ...parseEntries(entries) };
-  });
-}
-
-/** XAUTOCLAIM's `[cursor, entries, deletedIds]`. */
-export function parseAutoClaim(
-  reply: unknown,
-): { cursor: string; entries: StreamEntry[]; deleted: string[] } {
-  const [cursor, entries, deletedIds] = reply as [unknown, unknown, unknown];
-  const parsed = parseEntries(entries);
-  const deleted = Array.isArray(deletedIds) ? deletedIds.map(text) : [];
-  return {
-    cursor: text(cursor),
-    entries: parsed.entries,
-    deleted: [...parsed.deleted, ...deleted],
-  };
 }
 
 /** A flat `[name, value, name, value...]` reply as a Map with text names. */

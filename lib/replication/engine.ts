@@ -152,9 +152,10 @@ export class ReplicationEngine {
     });
     for (const s of started) this.#placement.place(s);
     for (const s of started) {
+      if (s.ended) continue; // ended meanwhile (stopped, gone): it stays ended
       const count = pending.get(s);
       if (count === 0) {
-        s.status.state = "replicating";
+        s.life.on("reading");
         this.#resume(s);
       } else this.#recovery.recover(s, { reason: "start" });
     }
@@ -200,7 +201,7 @@ export class ReplicationEngine {
     while (!stream.ended && Date.now() < deadline) {
       const idle = stream.readsInFlight === 0 && !stream.writing && stream.buffered === 0 &&
         stream.deleted.length === 0 && !stream.needsRecovery &&
-        stream.status.state !== "recovering";
+        stream.life.state !== "recovering";
       if (idle) {
         await this.#acker.whenStreamIdle(stream);
         break;
@@ -234,7 +235,7 @@ export class ReplicationEngine {
 
   #writerHooks(): WriterHooks {
     return {
-      canWrite: (stream) => !this.#stopping && !stream.ended && stream.status.state !== "starting",
+      canWrite: (stream) => !this.#stopping && !stream.ended && stream.life.state !== "starting",
       written: (stream, result) => {
         const s = stream.status;
         s.copied += result.written;
@@ -322,7 +323,7 @@ export class ReplicationEngine {
 
   #maybeCaughtUp(stream: ReplicatedStream): void {
     if (!this.#o.once || !stream.drained || stream.ended) return;
-    if (stream.status.state !== "replicating" || stream.needsRecovery) return;
+    if (stream.life.state !== "replicating" || stream.needsRecovery) return;
     if (stream.buffered > 0 || stream.writing || stream.deleted.length > 0) return;
     this.#end(stream, "caught-up");
   }

@@ -91,7 +91,7 @@ export class Recovery {
     stream.needsRecovery = true;
     if (this.#running.has(stream)) return;
     this.#running.add(stream);
-    stream.status.state = "recovering";
+    stream.life.on("recover");
     this.#run(stream).finally(() => this.#running.delete(stream));
   }
 
@@ -155,7 +155,7 @@ export class Recovery {
         ) await this.#wait(stream);
       }
       if (stream.ended) return;
-      stream.status.state = "replicating";
+      stream.life.on("recovered");
       if (recovered > 0) {
         stream.status.recovered += recovered;
         log.debug("Recovered {count} pending entries of {stream}", {

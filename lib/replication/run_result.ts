@@ -91,7 +91,7 @@ export async function stillPending(
       s.status.lastError = `Could not check pending entries: ${errorMessage(count)}`;
       out.push(s);
     } else if (count > 0) {
-      s.status.state = "error";
+      s.life.on("left-pending");
       s.status.lastError = `${count} entries still pending in group "${options.group}"${
         options.consumer ? ` for ${options.consumer}` : ""
       }`;

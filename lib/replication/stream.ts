@@ -9,25 +9,9 @@
 import type { RawEntry } from "../redis/replies.ts";
 import type { StreamRef } from "./stream_ref.ts";
 import type { StreamStats } from "./stats.ts";
+import { StreamLife, type StreamOutcome, type StreamState } from "./stream_life.ts";
 
-/** Where a stream's replication is. */
-export type StreamState =
-  | "starting"
-  | "recovering"
-  | "replicating"
-  | "retrying"
-  | "caught-up"
-  | "stopped"
-  | "error"
-  | "gone"
-  | "skipped"
-  | "released";
-
-/**
- * How a stream's replication ended. "released": another instance holds
- * its lease now (it was handed over, or found taken).
- */
-export type StreamOutcome = "stopped" | "caught-up" | "gone" | "skipped" | "error" | "released";
+export type { StreamOutcome, StreamState } from "./stream_life.ts";
 
 /** A stream's small status object, read by metrics and `status`. */
 export interface StreamStatus {
@@ -39,8 +23,8 @@ export interface StreamStatus {
   targetDb: number;
   /** Target key, escaped. */
   target: string;
-  /** Where the replication is. */
-  state: StreamState;
+  /** Where the replication is: changed only by the stream's {@linkcode StreamLife}. */
+  readonly state: StreamState;
   /** Entries written to the target by this process. */
   copied: number;
   /** Entries found already on the target (re-deliveries) and acked. */
@@ -80,21 +64,14 @@ export interface CopiedBatch {
  */
 const ENTRY_OVERHEAD = 160;
 
-const TERMINAL: ReadonlySet<StreamState> = new Set([
-  "caught-up",
-  "stopped",
-  "error",
-  "gone",
-  "skipped",
-  "released",
-]);
-
 /** One stream being replicated. */
 export class ReplicatedStream {
   /** Which stream, and where it goes. */
   readonly ref: StreamRef;
   /** Its status object (updated in place). */
   readonly status: StreamStatus;
+  /** Its state machine: the one place its state changes. */
+  readonly life: StreamLife;
   /** The target stream's last ID: XADD refuses anything not above it. */
   targetTop = "0-0";
   /** Entries read and not written yet, in ID order, from `head` on. */
@@ -145,8 +122,6 @@ export class ReplicatedStream {
   /** When its group maintenance is due next (ms since epoch). */
   maintenanceDue = 0;
   readonly #memory: { bytes: number };
-  readonly #done: Promise<StreamOutcome>;
-  #resolve!: (outcome: StreamOutcome) => void;
 
   /**
    * @param memory bytes read ahead by all streams together (this stream's part is added and
@@ -169,22 +144,22 @@ export class ReplicatedStream {
       lastCopiedId: "0-0",
       errors: 0,
     };
-    this.#done = new Promise((resolve) => (this.#resolve = resolve));
+    this.life = new StreamLife(ref.label, this.status);
   }
 
   /** Resolves with how the stream ended. */
   get done(): Promise<StreamOutcome> {
-    return this.#done;
+    return this.life.done;
   }
 
-  /** Whether it ended (caught up, stopped, in error, gone, skipped). */
+  /** Whether it ended (caught up, stopped, in error, gone, skipped, released). */
   get ended(): boolean {
-    return TERMINAL.has(this.status.state);
+    return this.life.ended;
   }
 
   /** Whether it copies new entries now (not starting, recovering or ended). */
   get active(): boolean {
-    return this.status.state === "replicating" || this.status.state === "retrying";
+    return this.life.active;
   }
 
   /** Entries read and not written yet. */
@@ -262,9 +237,8 @@ export class ReplicatedStream {
   /** Ends the stream (once): its state and `done` say how. */
   end(outcome: StreamOutcome, error?: string): void {
     if (this.ended) return;
-    this.status.state = outcome;
     if (error !== undefined) this.status.lastError = error;
     this.clearBuffer();
-    this.#resolve(outcome);
+    this.life.end(outcome);
   }
 }

@@ -304,8 +304,7 @@ export class TargetWriter {
     const stream = w.stream;
     stream.failures = 0;
     stream.writeCap = Math.min(WRITE_MAX_ENTRIES, stream.writeCap * 2);
-    if (stream.status.state === "retrying") {
-      stream.status.state = "replicating";
+    if (!stream.ended && stream.life.on("write-succeeded")) {
       this.#resumedLog.add(stream.ref.label, "");
     }
     const ids: Array<string | RawEntry> = w.entries.slice();
@@ -358,7 +357,7 @@ export class TargetWriter {
     stream.status.errors++;
     stream.status.lastError = message;
     this.#options.onError?.(stream, error instanceof RedisReplyError ? error.code : "connection");
-    if (stream.status.state === "replicating") stream.status.state = "retrying";
+    stream.life.on("write-failed");
     this.#retryLog.add(stream.ref.label, message);
     const immediate = this.#options.maxRetries ?? 0;
     const attempt = stream.failures++;
