@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { TcpProxy } from "../tests/_proxy.ts";
-import { connect, type RedisServer, type TestClient } from "../tests/_redis.ts";
+import { TcpProxy } from "../testing/proxy.ts";
+import { connect, type RedisServer, type TestClient } from "../testing/redis.ts";
 import {
   type Backfill,
   backfill,

@@ -10,8 +10,8 @@
  *
  * @module
  */
-import { ClusterTestClient, startCluster } from "../tests/_cluster.ts";
-import { connect, type TestClient } from "../tests/_redis.ts";
+import { ClusterTestClient, startCluster } from "../testing/cluster.ts";
+import { connect, type TestClient } from "../testing/redis.ts";
 import { type Backfill, backfill, complete, describeBackfill } from "./_bench_run.ts";
 import { Replicator } from "./_bench_proc.ts";
 import {

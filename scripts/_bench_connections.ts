@@ -7,8 +7,8 @@
  *
  * @module
  */
-import { connect, type TestClient } from "../tests/_redis.ts";
-import { makeCertificates, startTlsServer } from "../tests/_tls.ts";
+import { connect, type TestClient } from "../testing/redis.ts";
+import { makeCertificates, startTlsServer } from "../testing/tls.ts";
 import { type Backfill, backfill, complete, describeBackfill } from "./_bench_run.ts";
 import {
   type BenchContext,

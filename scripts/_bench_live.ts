@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { connect, type RedisServer, type TestClient } from "../tests/_redis.ts";
+import { connect, type RedisServer, type TestClient } from "../testing/redis.ts";
 import {
   type BenchContext,
   type Check,

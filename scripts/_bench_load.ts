@@ -21,7 +21,7 @@
  * @module
  */
 import process from "node:process";
-import { connect, type TestClient } from "../tests/_redis.ts";
+import { connect, type TestClient } from "../testing/redis.ts";
 import { now, quantile, sleep, slope, tracked, within } from "./_bench_util.ts";
 
 const KEYS_PER_READER = 100;

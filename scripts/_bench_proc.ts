@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { type CliProcess, spawnCli } from "../tests/_cli.ts";
-import type { TestClient } from "../tests/_redis.ts";
+import { type CliProcess, spawnCli } from "../testing/cli.ts";
+import type { TestClient } from "../testing/redis.ts";
 import { benchTempDir, sleep, tracked, within } from "./_bench_util.ts";
 
 let clockTicks: number | undefined;
@@ -57,7 +57,7 @@ export async function procSample(pid: number): Promise<ProcSample | undefined> {
 
 /**
  * The replicator as users run it: `deno run <start task flags> main.ts
- * <args>` (tests/_cli.ts spawnCli: clean environment, the start task's
+ * <args>` (testing/cli.ts spawnCli: clean environment, the start task's
  * permissions), in an empty working directory (no env.conf). Samples
  * /proc/<pid> every `sampleMs` while it runs. `await using` it: disposal
  * kills it if it still runs.

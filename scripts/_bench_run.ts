@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { connect, type TestClient } from "../tests/_redis.ts";
+import { connect, type TestClient } from "../testing/redis.ts";
 import { ConnectionSampler, Replicator } from "./_bench_proc.ts";
 import {
   entryFields,

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { RedisServer, type RedisServerOptions, type TestClient } from "../tests/_redis.ts";
+import { RedisServer, type RedisServerOptions, type TestClient } from "../testing/redis.ts";
 
 /** Prefix of every key the bench creates; STREAM_DISCOVERY_PATTERNS is `bench-*`. */
 export const KEY_PREFIX = "bench-";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type CliProcess, spawnCli } from "../tests/_cli.ts";
+import { type CliProcess, spawnCli } from "../testing/cli.ts";
 
 /** The last `lines` lines of `text`. */
 export function tail(text: string, lines: number): string {

@@ -23,7 +23,7 @@
  *
  * How it measures. The replicator is a separate process, spawned as users
  * run it: `deno run <the start task's permission flags> main.ts run --once`
- * (backfills) or `main.ts run` (live rows), via tests/_cli.ts spawnCli
+ * (backfills) or `main.ts run` (live rows), via testing/cli.ts spawnCli
  * (clean environment, empty working directory so no env.conf is read),
  * configured by SOURCE_/TARGET_REDIS_HOST/PORT, STREAM_DISCOVERY_PATTERNS=
  * bench-*, REDIS_DB_SEARCH_RANGE=0, METRICS_PORT=0, LOG_LEVEL=WARNING and
@@ -61,7 +61,7 @@
  *   plus 5 ms. The JSON has a per-second timeline (entries, p50, max) and
  *   the CPU share of the replicator, the producer and each probe.
  * - d. Row a's backfill on fresh servers, loopback, then again (target
- *   emptied, group dropped) with the target behind tests/_proxy.ts TcpProxy
+ *   emptied, group dropped) with the target behind testing/proxy.ts TcpProxy
  *   with delay(10): every chunk waits 10 ms in each direction, so a round
  *   trip takes 20 ms more (a PING through it measured 22-24 ms: timer
  *   slack). The proxy runs in the bench process.

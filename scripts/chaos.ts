@@ -2,7 +2,7 @@
  * `deno task chaos [--duration SECONDS] [--seed N] [--streams N] [--rate N] [--instances N]`:
  * a long randomised fault run. Starts a source and a target
  * `redis-server` (AOF, appendfsync always), a TCP proxy in front of each
- * (tests/_proxy.ts), a producer writing into `--streams` streams, and the
+ * (testing/proxy.ts), a producer writing into `--streams` streams, and the
  * replicator as a real CLI process (main.ts with the `start` task's
  * permission flags) connected through the proxies. For `--duration`
  * seconds it injects random faults chosen by a PRNG seeded with `--seed`:
@@ -29,11 +29,11 @@ import { parseArgs } from "node:util";
 import { RedisConnection } from "../lib/redis/connection.ts";
 import { makeStreamRef } from "../lib/replication/stream_ref.ts";
 import { compareStream } from "../lib/ops/verify.ts";
-import { runCli } from "../tests/_cli.ts";
+import { runCli } from "../testing/cli.ts";
 import { Replicators, tail } from "./_chaos_replicators.ts";
-import { prng, Producer } from "../tests/_producer.ts";
-import { TcpProxy } from "../tests/_proxy.ts";
-import { connect, RedisServer } from "../tests/_redis.ts";
+import { prng, Producer } from "../testing/producer.ts";
+import { TcpProxy } from "../testing/proxy.ts";
+import { connect, RedisServer } from "../testing/redis.ts";
 
 const GROUP = "redis-sync-group";
 const START = performance.now();

@@ -14,7 +14,7 @@ import { Orchestrator } from "../lib/replication/orchestrator.ts";
 import { RedisConnection } from "../lib/redis/connection.ts";
 import { makeStreamRef } from "../lib/replication/stream_ref.ts";
 import { compareStream } from "../lib/ops/verify.ts";
-import { connect, RedisServer, type TestClient } from "../tests/_redis.ts";
+import { connect, RedisServer, type TestClient } from "../testing/redis.ts";
 
 const LIVE_SECONDS = 5;
 const STREAMS = [

@@ -25,7 +25,7 @@
  */
 import { parseArgs } from "node:util";
 import { FENCED_READ } from "../lib/replication/_lease_scripts.ts";
-import { connect, RedisServer } from "../tests/_redis.ts";
+import { connect, RedisServer } from "../testing/redis.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

@@ -5,7 +5,7 @@
  *
  * @example
  * ```ts
- * import { connect, RedisServer } from "./_redis.ts";
+ * import { connect, RedisServer } from "../testing/redis.ts";
  * import { quietLogs, replicationConfig, startReplicator, waitForCopy } from "./_replication.ts";
  *
  * Deno.test("copies a stream", async () => {
@@ -34,10 +34,10 @@ import {
   type RunOptions,
   type RunResult,
 } from "../lib/replication/orchestrator.ts";
-import { waitFor } from "./_cli.ts";
-import type { RedisArg, TestClient } from "./_redis.ts";
+import { waitFor } from "../testing/cli.ts";
+import type { RedisArg, TestClient } from "../testing/redis.ts";
 
-export { waitFor } from "./_cli.ts";
+export { waitFor } from "../testing/cli.ts";
 
 /** A server to point the configuration at. */
 export interface ServerAddress {
@@ -328,8 +328,8 @@ export async function quietLogs(): Promise<void> {
   await setupLogging({ level: "CRITICAL", write: () => {} });
 }
 
-/** Stream entries as `TestClient.xrangeAll` returns them. */
-export type Entries = Array<[string, Uint8Array[]]>;
+export type { Entries } from "../testing/redis.ts";
+import type { Entries } from "../testing/redis.ts";
 
 /** Whether two entry lists are equal: same IDs, same field and value bytes, same order. */
 export function sameEntries(a: Entries, b: Entries): boolean {

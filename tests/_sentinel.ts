@@ -8,9 +8,9 @@
  * @module
  */
 import { join } from "node:path";
-import { waitFor } from "./_cli.ts";
-import { connect, freePort, RedisServer } from "./_redis.ts";
-import { startTlsServer, type TestCertificates } from "./_tls.ts";
+import { waitFor } from "../testing/cli.ts";
+import { connect, freePort, RedisServer } from "../testing/redis.ts";
+import { startTlsServer, type TestCertificates } from "../testing/tls.ts";
 
 export const MASTER_NAME = "mymaster";
 

@@ -4,9 +4,9 @@
  * and the copy is exact.
  */
 import assert from "node:assert/strict";
-import { runCli, spawnCli } from "./_cli.ts";
-import { connect, RedisServer } from "./_redis.ts";
-import { ClusterTestClient, startCluster } from "./_cluster.ts";
+import { runCli, spawnCli } from "../testing/cli.ts";
+import { connect, RedisServer } from "../testing/redis.ts";
+import { ClusterTestClient, startCluster } from "../testing/cluster.ts";
 import { addEntries, entriesDifference, pendingCount, waitFor } from "./_replication.ts";
 
 const README = Deno.readTextFileSync(new URL("../README.md", import.meta.url));

@@ -1,12 +1,12 @@
 /**
  * End-to-end tests of the command line: main.ts run as a subprocess with the
- * permission flags of the `start` task (tests/_cli.ts), against real
- * `redis-server` processes (tests/_redis.ts). No mocks.
+ * permission flags of the `start` task (testing/cli.ts), against real
+ * `redis-server` processes (testing/redis.ts). No mocks.
  */
 import assert from "node:assert/strict";
 import denoJson from "../deno.json" with { type: "json" };
-import { type CliResult, runCli, spawnCli, writeConfig } from "./_cli.ts";
-import { connect, freePort, RedisServer } from "./_redis.ts";
+import { type CliResult, runCli, spawnCli, writeConfig } from "../testing/cli.ts";
+import { connect, freePort, RedisServer } from "../testing/redis.ts";
 import { SEED_ENV_CONF } from "./_fixtures.ts";
 
 /** A password no test output may ever show. */

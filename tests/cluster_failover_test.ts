@@ -5,7 +5,7 @@
  * follows the new masters and ends exact, with nothing pending.
  */
 import assert from "node:assert/strict";
-import { spawnCli } from "./_cli.ts";
+import { spawnCli } from "../testing/cli.ts";
 import {
   clusterFailover,
   ClusterTestClient,
@@ -13,8 +13,8 @@ import {
   masterOf,
   startCluster,
   type TestCluster,
-} from "./_cluster.ts";
-import { connect, RedisServer, type TestClient } from "./_redis.ts";
+} from "../testing/cluster.ts";
+import { connect, RedisServer, type TestClient } from "../testing/redis.ts";
 import { RedisConnection } from "../lib/redis/connection.ts";
 import { confirmReplicas } from "../lib/replication/_replica_wait.ts";
 import { delay, entriesDifference, FAST_SETTINGS, waitFor } from "./_replication.ts";

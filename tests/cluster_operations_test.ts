@@ -6,7 +6,7 @@
  * a single server.
  */
 import assert from "node:assert/strict";
-import { runCli, spawnCli } from "./_cli.ts";
+import { runCli, spawnCli } from "../testing/cli.ts";
 import {
   addMaster,
   ClusterTestClient,
@@ -14,9 +14,9 @@ import {
   migrateSlot,
   startCluster,
   type TestCluster,
-} from "./_cluster.ts";
-import { connect, RedisServer } from "./_redis.ts";
-import { makeCertificates } from "./_tls.ts";
+} from "../testing/cluster.ts";
+import { connect, RedisServer } from "../testing/redis.ts";
+import { makeCertificates } from "../testing/tls.ts";
 import { delay, entriesDifference, replicationEnv, waitFor } from "./_replication.ts";
 
 const GROUP = "redis-sync-group";

@@ -4,9 +4,9 @@
  * cluster -> standalone and cluster -> cluster, with `run --once` and live.
  */
 import assert from "node:assert/strict";
-import { runCli, spawnCli } from "./_cli.ts";
-import { ClusterTestClient, startCluster } from "./_cluster.ts";
-import { connect, freePort, RedisServer, type TestClient } from "./_redis.ts";
+import { runCli, spawnCli } from "../testing/cli.ts";
+import { ClusterTestClient, startCluster } from "../testing/cluster.ts";
+import { connect, freePort, RedisServer, type TestClient } from "../testing/redis.ts";
 import { entriesDifference, FAST_SETTINGS, waitFor } from "./_replication.ts";
 
 const GROUP = "redis-sync-group";

@@ -11,9 +11,9 @@ import type { Endpoint } from "../lib/redis/endpoint.ts";
 import { clusterSlot } from "../lib/redis/key_slot.ts";
 import { discoverEveryMaster } from "../lib/replication/discover.ts";
 import { ClusterClient } from "../lib/redis/cluster_client.ts";
-import { waitFor } from "./_cli.ts";
-import { startCluster } from "./_cluster.ts";
-import { connect, type TestClient } from "./_redis.ts";
+import { waitFor } from "../testing/cli.ts";
+import { startCluster } from "../testing/cluster.ts";
+import { connect, type TestClient } from "../testing/redis.ts";
 
 const PASSWORD = "cluster-secret-3";
 const encoder = new TextEncoder();

@@ -13,7 +13,7 @@ import {
 } from "../lib/redis/cluster_slots.ts";
 import { RedisConnection } from "../lib/redis/connection.ts";
 import { clusterSlot } from "../lib/redis/key_slot.ts";
-import { startCluster } from "./_cluster.ts";
+import { startCluster } from "../testing/cluster.ts";
 
 const encoder = new TextEncoder();
 

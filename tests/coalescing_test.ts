@@ -5,9 +5,9 @@
  * duplicates nothing.
  */
 import assert from "node:assert/strict";
-import { spawnCli, waitFor } from "./_cli.ts";
-import { TcpProxy } from "./_proxy.ts";
-import { connect, RedisServer } from "./_redis.ts";
+import { spawnCli, waitFor } from "../testing/cli.ts";
+import { TcpProxy } from "../testing/proxy.ts";
+import { connect, RedisServer } from "../testing/redis.ts";
 import {
   assertSameEntries,
   captureLogs,

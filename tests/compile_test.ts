@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { compileAdvice, denortLocations } from "../scripts/compile_failed.ts";
-import { freePort } from "./_redis.ts";
+import { freePort } from "../testing/redis.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 

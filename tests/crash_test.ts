@@ -12,9 +12,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type CliProcess, runCli, spawnCli } from "./_cli.ts";
-import { connect, RedisServer, type TestClient } from "./_redis.ts";
-import { prng, Producer } from "./_producer.ts";
+import { type CliProcess, runCli, spawnCli } from "../testing/cli.ts";
+import { connect, RedisServer, type TestClient } from "../testing/redis.ts";
+import { prng, Producer } from "../testing/producer.ts";
 import { delay, entriesDifference, replicationEnv, waitFor } from "./_replication.ts";
 
 const GROUP = "redis-sync-group";

@@ -12,8 +12,8 @@
  */
 import assert from "node:assert/strict";
 import type { StreamStatus } from "../lib/replication/stream.ts";
-import { TcpProxy } from "./_proxy.ts";
-import { connect, freePort, RedisServer, type TestClient } from "./_redis.ts";
+import { TcpProxy } from "../testing/proxy.ts";
+import { connect, freePort, RedisServer, type TestClient } from "../testing/redis.ts";
 import {
   addEntries,
   assertSameEntries,

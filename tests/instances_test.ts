@@ -6,9 +6,9 @@
  * (IDs and bytes) and nothing pending.
  */
 import assert from "node:assert/strict";
-import { type CliProcess, runCli, spawnCli } from "./_cli.ts";
-import { prng, Producer } from "./_producer.ts";
-import { connect, freePort, RedisServer, type TestClient } from "./_redis.ts";
+import { type CliProcess, runCli, spawnCli } from "../testing/cli.ts";
+import { prng, Producer } from "../testing/producer.ts";
+import { connect, freePort, RedisServer, type TestClient } from "../testing/redis.ts";
 import { delay, entriesDifference, replicationEnv, waitFor } from "./_replication.ts";
 
 const GROUP = "redis-sync-group";

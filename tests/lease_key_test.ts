@@ -11,7 +11,7 @@ import {
   leaseKey,
   tagForSlot,
 } from "../lib/replication/lease_key.ts";
-import { connect, RedisServer } from "./_redis.ts";
+import { connect, RedisServer } from "../testing/redis.ts";
 
 const encoder = new TextEncoder();
 

@@ -12,7 +12,7 @@ import { FENCED_DELCONSUMER, FENCED_READ } from "../lib/replication/_lease_scrip
 import { InstanceRegistry } from "../lib/replication/instances.ts";
 import { LeaseKeeper } from "../lib/replication/lease.ts";
 import { makeStreamRef } from "../lib/replication/stream_ref.ts";
-import { connect, RedisServer } from "./_redis.ts";
+import { connect, RedisServer } from "../testing/redis.ts";
 
 const GROUP = "g";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { loadConfig, Orchestrator, setupLogging } from "../mod.ts";
-import { connect, RedisServer } from "./_redis.ts";
-import { waitFor } from "./_cli.ts";
+import { connect, RedisServer } from "../testing/redis.ts";
+import { waitFor } from "../testing/cli.ts";
 import { assertSameEntries } from "./_replication.ts";
 
 // Mirrors the "Library use" example of the README (checked by `deno task check`

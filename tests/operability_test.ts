@@ -3,15 +3,15 @@
  * `status`, `verify` (including a 1,000,000-entry stream in bounded memory),
  * TARGET_STREAM_MAXLEN, MIRROR_SOURCE_TRIM, and the permission flags of the
  * compiled binary. Every test runs the real CLI (main.ts in a subprocess,
- * tests/_cli.ts) against real `redis-server` processes (tests/_redis.ts).
+ * testing/cli.ts) against real `redis-server` processes (testing/redis.ts).
  * No mocks.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { type CliResult, PERMISSION_FLAGS, runCli, spawnCli, waitFor } from "./_cli.ts";
-import { connect, freePort, RedisServer, type TestClient } from "./_redis.ts";
+import { type CliResult, PERMISSION_FLAGS, runCli, spawnCli, waitFor } from "../testing/cli.ts";
+import { connect, freePort, RedisServer, type TestClient } from "../testing/redis.ts";
 import { replicationEnv, type Settings } from "./_replication.ts";
 
 const DENO_JSON = fileURLToPath(new URL("../deno.json", import.meta.url));

@@ -5,9 +5,9 @@
  * that follow are refused, then accepted again).
  */
 import assert from "node:assert/strict";
-import { waitFor } from "./_cli.ts";
-import { TcpProxy } from "./_proxy.ts";
-import { connect, freePort, RedisServer } from "./_redis.ts";
+import { waitFor } from "../testing/cli.ts";
+import { TcpProxy } from "../testing/proxy.ts";
+import { connect, freePort, RedisServer } from "../testing/redis.ts";
 import {
   assertSameEntries,
   captureLogs,

@@ -12,8 +12,8 @@ import { Buffer } from "node:buffer";
 import { loadConfig } from "../lib/config/load_config.ts";
 import { setupLogging } from "../lib/log.ts";
 import { Orchestrator, type RunResult } from "../lib/replication/orchestrator.ts";
-import { runCli, spawnCli, stopBoundSeconds, waitFor, writeConfig } from "./_cli.ts";
-import { connect, type RedisArg, RedisServer, type TestClient } from "./_redis.ts";
+import { runCli, spawnCli, stopBoundSeconds, waitFor, writeConfig } from "../testing/cli.ts";
+import { connect, type RedisArg, RedisServer, type TestClient } from "../testing/redis.ts";
 
 const GROUP = "redis-sync-group";
 const ENCODER = new TextEncoder();

@@ -10,8 +10,8 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../lib/config/load_config.ts";
 import { ConfigError } from "../lib/errors.ts";
-import { runCli } from "./_cli.ts";
-import { connect, RedisServer, type TestClient } from "./_redis.ts";
+import { runCli } from "../testing/cli.ts";
+import { connect, RedisServer, type TestClient } from "../testing/redis.ts";
 import {
   addEntries,
   captureLogs,

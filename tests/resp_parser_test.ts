@@ -8,7 +8,7 @@ import {
   type RespValue,
 } from "../lib/redis/resp_parser.ts";
 import { RespWriter } from "../lib/redis/resp_writer.ts";
-import { prng } from "./_producer.ts";
+import { prng } from "../testing/producer.ts";
 
 // Unit tests of the incremental RESP2 reply parser, on real bytes only. The
 // expected bytes come from the small encoder below (independent of

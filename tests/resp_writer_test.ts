@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type RedisArg, RespWriter } from "../lib/redis/resp_writer.ts";
-import { prng } from "./_producer.ts";
+import { prng } from "../testing/producer.ts";
 
 // Unit tests of the RESP2 command encoder. The expected bytes are written by
 // hand (or by the small independent encoder below), never by RespWriter.

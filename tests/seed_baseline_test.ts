@@ -5,7 +5,7 @@
  * installs. It must really copy, or the bench compares against nothing.
  */
 import assert from "node:assert/strict";
-import { connect, RedisServer } from "./_redis.ts";
+import { connect, RedisServer } from "../testing/redis.ts";
 import { assertSameEntries } from "./_replication.ts";
 
 const SCRIPT = new URL("../scripts/seed_baseline.py", import.meta.url).pathname;

@@ -5,8 +5,8 @@
  * ends exact, with nothing pending.
  */
 import assert from "node:assert/strict";
-import { runCli, spawnCli } from "./_cli.ts";
-import { connect, RedisServer, type TestClient } from "./_redis.ts";
+import { runCli, spawnCli } from "../testing/cli.ts";
+import { connect, RedisServer, type TestClient } from "../testing/redis.ts";
 import {
   addEntries,
   entriesDifference,
@@ -20,7 +20,7 @@ import {
   startSentinelSetup,
   startTlsSentinelSetup,
 } from "./_sentinel.ts";
-import { makeCertificates } from "./_tls.ts";
+import { makeCertificates } from "../testing/tls.ts";
 
 const GROUP = "redis-sync-group";
 const KEYS = ["sentinel-a", "sentinel-b", "sentinel-c"];

@@ -2,9 +2,9 @@
  * Exit codes and the bound on shutdown, through the real CLI.
  */
 import assert from "node:assert/strict";
-import { runCli, spawnCli, stopBoundSeconds, waitFor } from "./_cli.ts";
-import { TcpProxy } from "./_proxy.ts";
-import { connect, RedisServer, type TestClient } from "./_redis.ts";
+import { runCli, spawnCli, stopBoundSeconds, waitFor } from "../testing/cli.ts";
+import { TcpProxy } from "../testing/proxy.ts";
+import { connect, RedisServer, type TestClient } from "../testing/redis.ts";
 import { assertSameEntries, pendingCount } from "./_replication.ts";
 
 const GROUP = "redis-sync-group";

@@ -5,9 +5,9 @@
  * once. Through `deno task start`, as users run it.
  */
 import assert from "node:assert/strict";
-import { spawnTask, waitFor } from "./_cli.ts";
-import { TcpProxy } from "./_proxy.ts";
-import { connect, RedisServer } from "./_redis.ts";
+import { spawnTask, waitFor } from "../testing/cli.ts";
+import { TcpProxy } from "../testing/proxy.ts";
+import { connect, RedisServer } from "../testing/redis.ts";
 
 function env(source: { port: number }, target: { port: number }): Record<string, string> {
   return {

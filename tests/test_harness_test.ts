@@ -1,6 +1,6 @@
 /**
- * Tests of the test harness itself: tests/_redis.ts against real
- * redis-server processes, and tests/_cli.ts against tiny temporary scripts.
+ * Tests of the test harness itself: testing/redis.ts against real
+ * redis-server processes, and testing/cli.ts against tiny temporary scripts.
  *
  * @module
  */
@@ -8,12 +8,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { TcpProxy } from "./_proxy.ts";
-import { connect, freePort, RedisServer } from "./_redis.ts";
-import { PERMISSION_FLAGS, runCli, spawnCli, waitFor, writeConfig } from "./_cli.ts";
+import { TcpProxy } from "../testing/proxy.ts";
+import { connect, freePort, RedisServer } from "../testing/redis.ts";
+import { PERMISSION_FLAGS, runCli, spawnCli, waitFor, writeConfig } from "../testing/cli.ts";
 
 const CONFIG_PATH = fileURLToPath(new URL("../deno.json", import.meta.url));
-const REDIS_MODULE = new URL("./_redis.ts", import.meta.url).href;
+const REDIS_MODULE = new URL("../testing/redis.ts", import.meta.url).href;
 
 /** A temporary directory, removed on disposal. */
 async function tempDir(): Promise<{ path: string } & AsyncDisposable> {

@@ -9,7 +9,7 @@ import { loadTlsFiles } from "../lib/config/tls_files.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { problemsOf } from "./_config.ts";
 import { endpointFor } from "../lib/redis/endpoint.ts";
-import { makeCertificates } from "./_tls.ts";
+import { makeCertificates } from "../testing/tls.ts";
 
 Deno.test("TLS is off by default, and on with *_REDIS_TLS=true or a rediss:// URL", () => {
   const plain = loadConfig({}, {}, "").config;

@@ -6,10 +6,10 @@
  * a restart of a TLS server during `run`.
  */
 import assert from "node:assert/strict";
-import { runCli, spawnCli } from "./_cli.ts";
-import { connect } from "./_redis.ts";
+import { runCli, spawnCli } from "../testing/cli.ts";
+import { connect } from "../testing/redis.ts";
 import { addEntries, entriesDifference, FAST_SETTINGS, waitFor } from "./_replication.ts";
-import { makeCertificates, startTlsServer, type TestCertificates } from "./_tls.ts";
+import { makeCertificates, startTlsServer, type TestCertificates } from "../testing/tls.ts";
 
 const LOOPBACK = "127.0.0.1";
 

@@ -6,8 +6,8 @@
  * complete.
  */
 import assert from "node:assert/strict";
-import { runCli, spawnCli, waitFor } from "./_cli.ts";
-import { connect, freePort, RedisServer, type TestClient } from "./_redis.ts";
+import { runCli, spawnCli, waitFor } from "../testing/cli.ts";
+import { connect, freePort, RedisServer, type TestClient } from "../testing/redis.ts";
 import {
   addEntries,
   assertSameEntries,

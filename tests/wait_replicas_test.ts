@@ -4,8 +4,8 @@
  * acknowledged, and the copy resumes when it is back.
  */
 import assert from "node:assert/strict";
-import { spawnCli } from "./_cli.ts";
-import { connect, freePort, RedisServer } from "./_redis.ts";
+import { spawnCli } from "../testing/cli.ts";
+import { connect, freePort, RedisServer } from "../testing/redis.ts";
 import {
   addEntries,
   entriesDifference,

@@ -5,7 +5,7 @@
  *
  * @example
  * ```ts
- * import { runCli } from "./_cli.ts";
+ * import { runCli } from "./cli.ts";
  *
  * Deno.test("--help", async () => {
  *   const { code, stdout } = await runCli(["--help"]);

@@ -9,10 +9,10 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { waitFor } from "./_cli.ts";
-import { connect, freePort, type RedisArg, RedisServer, type TestClient } from "./_redis.ts";
-import type { TestCertificates } from "./_tls.ts";
-import type { Entries } from "./_replication.ts";
+import { waitFor } from "./cli.ts";
+import { connect, freePort, type RedisArg, RedisServer, type TestClient } from "./redis.ts";
+import type { TestCertificates } from "./tls.ts";
+import type { Entries } from "./redis.ts";
 
 /** The arguments of every node. */
 const NODE_ARGS = [

@@ -8,7 +8,7 @@
  * @example
  * ```ts
  * import { TcpProxy } from "./_proxy.ts";
- * import { RedisServer } from "./_redis.ts";
+ * import { RedisServer } from "./redis.ts";
  *
  * Deno.test("through a proxy", async () => {
  *   await using server = await RedisServer.start();

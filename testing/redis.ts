@@ -5,7 +5,7 @@
  *
  * @example
  * ```ts
- * import { connect, RedisServer } from "./_redis.ts";
+ * import { connect, RedisServer } from "./redis.ts";
  *
  * Deno.test("ping", async () => {
  *   await using server = await RedisServer.start();
@@ -20,7 +20,7 @@
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { createClient, RESP_TYPES } from "@redis/client";
-import { collectText } from "./_cli.ts";
+import { collectText } from "./cli.ts";
 
 const LOOPBACK = "127.0.0.1";
 const READY_TIMEOUT_MS = 10_000;
@@ -438,6 +438,9 @@ export interface ConnectOptions {
    */
   commandTimeoutMs?: number;
 }
+
+/** Stream entries as `TestClient.xrangeAll` returns them: IDs and raw field/value bytes, in order. */
+export type Entries = Array<[string, Uint8Array[]]>;
 
 /** A Redis argument: a string, or raw bytes. */
 export type RedisArg = string | Uint8Array;

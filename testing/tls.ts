@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "node:path";
-import { freePort, RedisServer } from "./_redis.ts";
+import { freePort, RedisServer } from "./redis.ts";
 
 /** Paths of the PEM files of one test PKI, in a temporary directory. */
 export interface TestCertificates extends AsyncDisposable {

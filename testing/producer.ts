@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { connect, type RedisArg, type RedisServer, type TestClient } from "./_redis.ts";
+import { connect, type RedisArg, type RedisServer, type TestClient } from "./redis.ts";
 
 /** mulberry32: a small seeded PRNG, uniform in [0, 1). */
 export function prng(seed: number): () => number {
