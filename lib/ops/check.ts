@@ -7,6 +7,7 @@
  */
 import { backoffDelay, sleep } from "../backoff.ts";
 import type { Config, RedisServerConfig } from "../config/types.ts";
+import { retrySettings } from "../config/settings.ts";
 import {
   AuthError,
   ConfigError,
@@ -164,10 +165,7 @@ async function connectWithRetries(
           { cause: error },
         );
       }
-      const delay = backoffDelay(attempt, {
-        baseMs: server.backoffBase * 1000,
-        maxMs: server.backoffMax * 1000,
-      });
+      const delay = backoffDelay(attempt, retrySettings(server));
       log.warning(
         "Cannot connect to {role} {address} yet ({error}); retry {attempt} of {max} in {seconds} s",
         {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Config } from "../config/types.ts";
+import type { ReplicationSettings } from "../config/settings.ts";
 import { errorMessage, StreamGoneError } from "../errors.ts";
 import { getLog } from "../log.ts";
 import type { RawEntry } from "../redis/replies.ts";
@@ -32,7 +32,7 @@ const HAND_OVER_POLL_MS = 50;
 
 /** The streams being replicated, and the machinery that moves their entries. */
 export class ReplicationEngine {
-  readonly #config: Config;
+  readonly #settings: ReplicationSettings;
   readonly #o: EngineOptions;
   readonly #writer: TargetWriter;
   readonly #acker: Acknowledger;
@@ -45,28 +45,31 @@ export class ReplicationEngine {
   readonly #draining = new Map<string, ReplicatedStream>();
   #warnedDeleted = new Set<ReplicatedStream>();
 
-  constructor(config: Config, options: EngineOptions) {
-    this.#config = config;
+  constructor(settings: ReplicationSettings, options: EngineOptions) {
+    this.#settings = settings;
     this.#o = options;
-    this.#readAhead = new ReadAhead(config.batchSize);
+    const { group, batchSize, write } = settings;
+    this.#readAhead = new ReadAhead(batchSize);
     this.#writer = new TargetWriter(options.target, this.#writerHooks(), {
       scheduler: options.scheduler,
       source: options.control,
-      minWriteEntries: config.batchSize,
-      targetMaxlen: config.targetStreamMaxlen,
-      waitReplicas: config.targetWaitReplicas,
-      waitTimeoutMs: Math.round(config.targetWaitTimeout * 1000),
-      backoffBaseMs: config.target.backoffBase * 1000,
-      backoffMaxMs: config.target.backoffMax * 1000,
-      maxRetries: config.target.maxRetries,
+      minWriteEntries: write.minWriteEntries,
+      targetMaxlen: write.targetMaxlen,
+      waitReplicas: write.waitReplicas,
+      waitTimeoutMs: write.waitTimeoutMs,
+      backoffBaseMs: write.retry.baseMs,
+      backoffMaxMs: write.retry.maxMs,
+      maxRetries: write.retry.immediateRetries,
       onError: (stream, kind) => options.hooks.onError?.(stream.ref, kind),
     });
-    this.#acker = new Acknowledger(options.control, config.consumerGroup, {
+    this.#acker = new Acknowledger(options.control, group, {
       acked: () => {},
       failed: (stream, error) => this.#ackFailed(stream, error),
     });
     this.#placement = new Placement(options.readers, options.control, {
-      config,
+      group,
+      batchSize,
+      read: settings.read,
       consumer: options.consumer,
       fence: options.fence,
       once: options.once,
@@ -75,7 +78,9 @@ export class ReplicationEngine {
       signal: options.readSignal,
     });
     this.#recovery = new Recovery(options.control, {
-      config,
+      group,
+      batchSize,
+      recovery: settings.recovery,
       consumer: options.consumer,
       fence: options.fence,
       scheduler: options.scheduler,
@@ -128,13 +133,13 @@ export class ReplicationEngine {
     options: { startId: (ref: StreamRef) => string },
   ): Promise<{ created: number; streams: ReplicatedStream[] }> {
     const groups = await ensureGroups(this.#o.control, streams, {
-      group: this.#config.consumerGroup,
-      autoCreate: this.#config.autoCreateGroups,
+      group: this.#settings.group,
+      autoCreate: this.#settings.autoCreateGroups,
       startId: (s) => options.startId(s.ref),
     });
     for (const s of groups.created) {
       log.debug("Created consumer group {group} on {stream} at {startId}", {
-        group: this.#config.consumerGroup,
+        group: this.#settings.group,
         stream: s.ref.label,
         startId: options.startId(s.ref),
       });
@@ -148,7 +153,7 @@ export class ReplicationEngine {
     // Streams with nothing pending in the group (the common case, and every new one) read
     // at once; the others take over what is pending first.
     const pending = await pendingCounts(this.#o.control, started, {
-      group: this.#config.consumerGroup,
+      group: this.#settings.group,
     });
     for (const s of started) this.#placement.place(s);
     for (const s of started) {
@@ -274,7 +279,7 @@ export class ReplicationEngine {
         // The acks of earlier writes first, so that only this write's entries are pending.
         await this.#acker.whenStreamIdle(stream);
         const pending = await pendingUpTo(this.#o.control, stream, {
-          group: this.#config.consumerGroup,
+          group: this.#settings.group,
           consumer: this.#o.consumer,
           id: batch.highest,
           count: batch.count + 1,

@@ -9,6 +9,7 @@
  */
 import { Backoff } from "../backoff.ts";
 import type { Config } from "../config/types.ts";
+import { replicationSettings, retrySettings } from "../config/settings.ts";
 import { errorMessage, isRetriableError } from "../errors.ts";
 import { getLog } from "../log.ts";
 import type { RedisClient } from "../redis/client.ts";
@@ -41,6 +42,8 @@ const MAINTENANCE_TICK_MS = 1000;
 /** Replicates every configured and discovered stream. */
 export class Orchestrator {
   readonly #config: Config;
+  /** The source's retry policy, in milliseconds. */
+  readonly #sourceRetry;
   readonly #hooks: OrchestratorHooks;
   readonly #sourceHealth: ServerHealth;
   readonly #targetHealth: ServerHealth;
@@ -71,6 +74,7 @@ export class Orchestrator {
 
   constructor(config: Config, hooks: OrchestratorHooks = {}) {
     this.#config = config;
+    this.#sourceRetry = retrySettings(config.source);
     this.#hooks = hooks;
     this.#sourceHealth = new ServerHealth("source", serverAddress(config.source));
     this.#targetHealth = new ServerHealth("target", serverAddress(config.target));
@@ -134,8 +138,8 @@ export class Orchestrator {
       });
       const identity = await ownership.registerWithRetry(signal, {
         scheduler: this.#scheduler,
-        backoffBaseMs: this.#config.source.backoffBase * 1000,
-        backoffMaxMs: this.#config.source.backoffMax * 1000,
+        backoffBaseMs: this.#sourceRetry.baseMs,
+        backoffMaxMs: this.#sourceRetry.maxMs,
         onRetry: (e) => (this.#notReadyReason = `registering failed: ${errorMessage(e)}`),
         named: (id) => (this.#readerPool.nameSuffix = `@${id}`),
       });
@@ -147,7 +151,7 @@ export class Orchestrator {
       this.#ownership = ownership;
       consumer = identity.consumer;
     }
-    const engine = new ReplicationEngine(this.#config, {
+    const engine = new ReplicationEngine(replicationSettings(this.#config), {
       consumer,
       fence: this.#ownership?.leases,
       control: this.#control,
@@ -273,8 +277,8 @@ export class Orchestrator {
 
   async #firstPass(signal: AbortSignal): Promise<void> {
     const backoff = new Backoff({
-      baseMs: this.#config.source.backoffBase * 1000,
-      maxMs: this.#config.source.backoffMax * 1000,
+      baseMs: this.#sourceRetry.baseMs,
+      maxMs: this.#sourceRetry.maxMs,
     });
     while (!signal.aborted) {
       try {

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { Config } from "../config/types.ts";
+import type { ReadSettings } from "../config/settings.ts";
 import { errorMessage, RedisReplyError } from "../errors.ts";
 import { getLog } from "../log.ts";
 import type { RedisClient } from "../redis/client.ts";
@@ -28,8 +28,12 @@ const RELOCATE_RETRY_MS = 50;
 
 /** Options for {@linkcode Placement}. */
 export interface PlacementOptions {
-  /** The configuration (group, consumer, batch size, poll interval, source backoff). */
-  config: Config;
+  /** The consumer group. */
+  group: string;
+  /** Entries per read. */
+  batchSize: number;
+  /** The readers' settings. */
+  read: ReadSettings;
   /** `run --once`: readers never block. */
   once: boolean;
   /** This instance's consumer name. */
@@ -199,20 +203,20 @@ export class Placement {
   }
 
   #open(db: number, node: string): StreamReader {
-    const { config, once, hooks, onReadError, consumer, fence } = this.#options;
+    const { group, batchSize, read, once, hooks, onReadError, consumer, fence } = this.#options;
     const conn = this.#pool.dedicate(db, { name: `reader${this.#readers.length}`, node });
     const stop = new AbortController();
     const signal = AbortSignal.any([this.#options.signal, stop.signal]);
     const reader = new StreamReader(conn, hooks, {
-      group: config.consumerGroup,
+      group,
       consumer,
       fence,
-      batchSize: config.batchSize,
-      blockMs: Math.max(1, Math.round(config.pollInterval * 1000)),
+      batchSize,
+      blockMs: read.blockMs,
       once,
-      backoffBaseMs: config.source.backoffBase * 1000,
-      backoffMaxMs: config.source.backoffMax * 1000,
-      maxRetries: config.source.maxRetries,
+      backoffBaseMs: read.retry.baseMs,
+      backoffMaxMs: read.retry.maxMs,
+      maxRetries: read.retry.immediateRetries,
       onError: onReadError,
       unblock: (id) => this.#unblock(id),
       cluster: this.#pool.cluster,

@@ -11,7 +11,7 @@
  * @module
  */
 import { Backoff } from "../backoff.ts";
-import type { Config } from "../config/types.ts";
+import type { RecoverySettings } from "../config/settings.ts";
 import {
   ConnectionError,
   errorMessage,
@@ -37,8 +37,12 @@ const CLAIM_AHEAD = 5000;
 
 /** What recovery needs from the engine. */
 export interface RecoveryOptions {
-  /** The configuration (group, consumer, batch size, intervals, source backoff). */
-  config: Config;
+  /** The consumer group. */
+  group: string;
+  /** Entries per read (claims take at least as many). */
+  batchSize: number;
+  /** Recovery's settings. */
+  recovery: RecoverySettings;
   /** The one timer. */
   scheduler: Scheduler;
   /** `run --once`: no periodic maintenance. */
@@ -105,12 +109,7 @@ export class Recovery {
   }
 
   async #run(stream: ReplicatedStream): Promise<void> {
-    const { config } = this.#o;
-    const backoff = new Backoff({
-      baseMs: config.source.backoffBase * 1000,
-      maxMs: config.source.backoffMax * 1000,
-      immediateRetries: config.source.maxRetries,
-    });
+    const backoff = new Backoff(this.#o.recovery.retry);
     let recovered = 0;
     try {
       while (stream.needsRecovery && !stream.ended) {
@@ -126,9 +125,9 @@ export class Recovery {
           let claimed;
           try {
             claimed = await claimPending(this.#control, stream, {
-              group: config.consumerGroup,
+              group: this.#o.group,
               consumer: this.#o.consumer,
-              count: Math.max(config.batchSize, CLAIM_COUNT),
+              count: Math.max(this.#o.batchSize, CLAIM_COUNT),
               cursor,
               fence: this.#o.fence,
             });
@@ -205,8 +204,8 @@ export class Recovery {
    */
   async maintain(streams: Iterable<ReplicatedStream>): Promise<void> {
     if (this.#o.once) return;
-    const { config } = this.#o;
-    const every = config.pendingCheckInterval * 1000;
+    const { group, recovery } = this.#o;
+    const every = recovery.pendingCheckEveryMs;
     const now = Date.now();
     const due: ReplicatedStream[] = [];
     for (const s of streams) {
@@ -219,9 +218,9 @@ export class Recovery {
     }
     if (due.length === 0) return;
     const expected = new Map(due.map((s) => [s, s.outstanding]));
-    const consumers = await readConsumers(this.#control, due, { group: config.consumerGroup });
+    const consumers = await readConsumers(this.#control, due, { group });
     const removals: Array<{ stream: ReplicatedStream; name: string }> = [];
-    const idleMs = config.consumerIdleTimeout * 1000;
+    const idleMs = recovery.consumerIdleMs;
     for (const [stream, list] of consumers) {
       if (list instanceof StreamGoneError) {
         this.#o.end(stream, "gone", list.message);
@@ -246,7 +245,7 @@ export class Recovery {
     }
     if (removals.length === 0) return;
     const results = await removeConsumers(this.#control, removals, {
-      group: config.consumerGroup,
+      group,
       fence: this.#o.fence,
     });
     removals.forEach(({ stream, name }, i) => {

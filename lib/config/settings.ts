@@ -1,0 +1,101 @@
+/**
+ * Each replication component's settings, built once from the
+ * {@linkcode Config}: durations in milliseconds, retry policies ready for
+ * `Backoff`. Components take their own slice, never the whole `Config`
+ * (whose durations are seconds, as env.conf writes them).
+ *
+ * @module
+ */
+import type { Config, RedisServerConfig } from "./types.ts";
+
+/** A retry policy, as `Backoff` and the writer take it. */
+export interface RetrySettings {
+  /** First delay, in milliseconds. */
+  baseMs: number;
+  /** Largest delay, in milliseconds. */
+  maxMs: number;
+  /** Retries of a lost connection made at once, before the delays start. */
+  immediateRetries: number;
+}
+
+/** What the readers need. */
+export interface ReadSettings {
+  /** Longest wait of one blocking read (STREAM_POLL_INTERVAL), at least 1 ms. */
+  blockMs: number;
+  /** Retries after a failed read (the source's). */
+  retry: RetrySettings;
+}
+
+/** What the writer needs. */
+export interface WriteSettings {
+  /** Entries a write may shrink to when the target is short of memory (STREAM_BATCH_SIZE). */
+  minWriteEntries: number;
+  /** TARGET_STREAM_MAXLEN (0: no trimming). */
+  targetMaxlen: number;
+  /** TARGET_WAIT_REPLICAS (0: no WAIT). */
+  waitReplicas: number;
+  /** TARGET_WAIT_TIMEOUT, in milliseconds. */
+  waitTimeoutMs: number;
+  /** Retries after a failed write (the target's). */
+  retry: RetrySettings;
+}
+
+/** What recovery and group maintenance need. */
+export interface RecoverySettings {
+  /** Retries after a failed claim (the source's). */
+  retry: RetrySettings;
+  /** How often each stream's group is looked after (PENDING_CHECK_INTERVAL), in milliseconds. */
+  pendingCheckEveryMs: number;
+  /** Consumers idle this long without pending entries are removed (CONSUMER_IDLE_TIMEOUT), in milliseconds. */
+  consumerIdleMs: number;
+}
+
+/** The replication engine's settings, and those of the parts it makes. */
+export interface ReplicationSettings {
+  /** The consumer group (CONSUMER_GROUP_NAME). */
+  group: string;
+  /** Entries per read (STREAM_BATCH_SIZE). */
+  batchSize: number;
+  /** Whether missing groups are created (AUTO_CREATE_GROUPS). */
+  autoCreateGroups: boolean;
+  /** The readers'. */
+  read: ReadSettings;
+  /** The writer's. */
+  write: WriteSettings;
+  /** Recovery's. */
+  recovery: RecoverySettings;
+}
+
+/** A server's retry policy in milliseconds. */
+export function retrySettings(server: RedisServerConfig): RetrySettings {
+  return {
+    baseMs: server.backoffBase * 1000,
+    maxMs: server.backoffMax * 1000,
+    immediateRetries: server.maxRetries,
+  };
+}
+
+/** The replication engine's settings, from the configuration. */
+export function replicationSettings(config: Config): ReplicationSettings {
+  return {
+    group: config.consumerGroup,
+    batchSize: config.batchSize,
+    autoCreateGroups: config.autoCreateGroups,
+    read: {
+      blockMs: Math.max(1, Math.round(config.pollInterval * 1000)),
+      retry: retrySettings(config.source),
+    },
+    write: {
+      minWriteEntries: config.batchSize,
+      targetMaxlen: config.targetStreamMaxlen,
+      waitReplicas: config.targetWaitReplicas,
+      waitTimeoutMs: Math.round(config.targetWaitTimeout * 1000),
+      retry: retrySettings(config.target),
+    },
+    recovery: {
+      retry: retrySettings(config.source),
+      pendingCheckEveryMs: config.pendingCheckInterval * 1000,
+      consumerIdleMs: config.consumerIdleTimeout * 1000,
+    },
+  };
+}

@@ -1,0 +1,55 @@
+/**
+ * lib/config/settings.ts: each component's settings, built once from the
+ * configuration, in milliseconds. Pure: no server.
+ */
+import assert from "node:assert/strict";
+import { loadConfig } from "../lib/config/load_config.ts";
+import { replicationSettings, retrySettings } from "../lib/config/settings.ts";
+
+Deno.test("replication settings are the configuration's values, every duration in milliseconds, each side's retries its own", () => {
+  const { config } = loadConfig(
+    {},
+    {},
+    [
+      "STREAM_CONSUMER_GROUP=g1",
+      "STREAM_BATCH_SIZE=250",
+      "STREAM_POLL_INTERVAL=0.5",
+      "STREAM_PENDING_CHECK_INTERVAL=45",
+      "STREAM_CONSUMER_IDLE_TIMEOUT=600",
+      "SOURCE_REDIS_BACKOFF_BASE=0.2",
+      "SOURCE_REDIS_BACKOFF_MAX=7",
+      "SOURCE_REDIS_MAX_RETRIES=4",
+      "TARGET_REDIS_BACKOFF_BASE=1.5",
+      "TARGET_REDIS_BACKOFF_MAX=20",
+      "TARGET_REDIS_MAX_RETRIES=2",
+      "TARGET_STREAM_MAXLEN=5000",
+      "TARGET_WAIT_REPLICAS=1",
+      "TARGET_WAIT_TIMEOUT=0.25",
+    ].join("\n"),
+  );
+  const s = replicationSettings(config);
+  assert.equal(s.group, "g1");
+  assert.equal(s.batchSize, 250);
+  assert.deepEqual(s.read, {
+    blockMs: 500,
+    retry: { baseMs: 200, maxMs: 7000, immediateRetries: 4 },
+  });
+  assert.deepEqual(s.write, {
+    minWriteEntries: 250,
+    targetMaxlen: 5000,
+    waitReplicas: 1,
+    waitTimeoutMs: 250,
+    retry: { baseMs: 1500, maxMs: 20000, immediateRetries: 2 },
+  });
+  assert.deepEqual(s.recovery, {
+    retry: { baseMs: 200, maxMs: 7000, immediateRetries: 4 },
+    pendingCheckEveryMs: 45_000,
+    consumerIdleMs: 600_000,
+  });
+  assert.deepEqual(retrySettings(config.target), s.write.retry);
+});
+
+Deno.test("the shortest poll interval, 1 ms, is a 1 ms blocking read", () => {
+  const { config } = loadConfig({}, {}, "STREAM_POLL_INTERVAL=0.001");
+  assert.equal(replicationSettings(config).read.blockMs, 1);
+});
