@@ -21,6 +21,7 @@ import type { StreamRef } from "./stream_ref.ts";
 import { loadTargetTops } from "./target_check.ts";
 import { TargetWriter, type WriterHooks } from "./writer.ts";
 import { ReadAhead } from "./read_ahead.ts";
+import type { StreamTable } from "./stream_table.ts";
 import type { EngineOptions } from "./engine_hooks.ts";
 
 export type { EngineHooks, EngineOptions } from "./engine_hooks.ts";
@@ -39,15 +40,15 @@ export class ReplicationEngine {
   readonly #placement: Placement;
   readonly #recovery: Recovery;
   readonly #readAhead: ReadAhead;
-  readonly #streams = new Set<ReplicatedStream>();
+  /** The one table of this instance's streams (the engine tells it what it made and what ended). */
+  readonly #table: StreamTable;
   #stopping = false;
-  /** Streams that ended while a read of theirs was in flight, by id. */
-  readonly #draining = new Map<string, ReplicatedStream>();
   #warnedDeleted = new Set<ReplicatedStream>();
 
   constructor(settings: ReplicationSettings, options: EngineOptions) {
     this.#settings = settings;
     this.#o = options;
+    this.#table = options.table;
     const { group, batchSize, write } = settings;
     this.#readAhead = new ReadAhead(batchSize);
     this.#writer = new TargetWriter(options.target, this.#writerHooks(), {
@@ -92,16 +93,6 @@ export class ReplicationEngine {
     });
   }
 
-  /** Whether the stream `id` ended while a read of it is still in flight (do not start it yet). */
-  draining(id: string): boolean {
-    return this.#draining.has(id);
-  }
-
-  /** Every stream that has not ended. */
-  get streams(): ReadonlySet<ReplicatedStream> {
-    return this.#streams;
-  }
-
   /** The readers' loops (they end once the read signal aborts). */
   get readers(): Promise<void>[] {
     return this.#placement.runs;
@@ -118,12 +109,12 @@ export class ReplicationEngine {
     options: { startId: (ref: StreamRef) => string },
   ): Promise<{ created: number; streams: ReplicatedStream[] }> {
     const streams = refs.map((ref) => new ReplicatedStream(ref, this.#readAhead.memory));
-    for (const s of streams) this.#streams.add(s);
+    this.#table.made(streams);
     try {
       return await this.#start(streams, options);
     } catch (error) {
       // None of them runs (a server failed under the start): forgotten, started again later.
-      for (const s of streams) if (!this.#placement.readerOf(s)) this.#streams.delete(s);
+      for (const s of streams) if (!this.#placement.readerOf(s)) this.#table.unmade(s);
       throw error;
     }
   }
@@ -169,7 +160,7 @@ export class ReplicationEngine {
 
   /** Group maintenance of a slice of the streams (called by the orchestrator's timer). */
   maintain(): Promise<void> {
-    return this.#recovery.maintain(this.#streams);
+    return this.#recovery.maintain(this.#table.live());
   }
 
   /**
@@ -219,7 +210,7 @@ export class ReplicationEngine {
   /** Ends every stream still running as "stopped"; acks not sent are dropped (still pending). */
   stopAll(): void {
     this.#acker.close();
-    for (const s of [...this.#streams]) this.#end(s, "stopped");
+    for (const s of [...this.#table.live()]) this.#end(s, "stopped");
   }
 
   #readerHooks(): ReaderHooks {
@@ -230,7 +221,7 @@ export class ReplicationEngine {
       lost: (stream) => this.release(stream),
       failed: (stream, error) => this.#end(stream, "error", errorMessage(error)),
       idle: (stream) => {
-        if (this.#draining.get(stream.ref.id) === stream) this.#draining.delete(stream.ref.id);
+        this.#table.readsOver(stream);
         this.#recovery.wake(stream);
       },
       wants: (stream) => this.#wants(stream),
@@ -361,10 +352,10 @@ export class ReplicationEngine {
   #end(stream: ReplicatedStream, outcome: StreamOutcome, error?: string): void {
     if (stream.ended) return;
     stream.end(outcome, error);
-    // A read of it still in flight may yet deliver entries (they stay pending): the stream
-    // is not started again until that read is over, or its entries would be passed by.
-    if (stream.readsInFlight > 0) this.#draining.set(stream.ref.id, stream);
-    this.#streams.delete(stream);
+    // A read of it still in flight may yet deliver entries (they stay pending): the table
+    // keeps it draining, not started again until that read is over, or its entries would
+    // be passed by.
+    this.#table.endedNow(stream);
     this.#warnedDeleted.delete(stream);
     this.#placement.release(stream);
     this.#recovery.wake(stream);

@@ -11,6 +11,7 @@ import type { ReadFence } from "./read_hooks.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { CopiedBatch, StreamOutcome } from "./stream.ts";
 import type { StreamRef } from "./stream_ref.ts";
+import type { StreamTable } from "./stream_table.ts";
 
 /** Per-batch and per-error hooks, for metrics. */
 export interface EngineHooks {
@@ -60,6 +61,8 @@ export interface EngineOptions {
   readSignal: AbortSignal;
   /** This instance's consumer name in the group. */
   consumer: string;
+  /** The one table of this instance's streams. */
+  table: StreamTable;
   /**
    * With leases: reads and claims check the streams' leases (STREAM_LEASES).
    * @default {undefined}

@@ -28,7 +28,7 @@ export type { OrchestratorStatus, RunOptions, RunResult } from "./run_result.ts"
 import { Scheduler } from "./scheduler.ts";
 import { StatsKeeper } from "./stats_keeper.ts";
 import { TargetOwners } from "./target_owners.ts";
-import { StreamRoster } from "./roster.ts";
+import { StreamTable } from "./stream_table.ts";
 import type { StreamRef } from "./stream_ref.ts";
 import { mirrorTrims } from "./trim.ts";
 import { Ownership } from "./ownership.ts";
@@ -54,7 +54,8 @@ export class Orchestrator {
   #engine: ReplicationEngine | undefined;
   /** Which stream writes each target stream (collisions). */
   readonly #owners: TargetOwners;
-  readonly #roster: StreamRoster;
+  /** The one table of this instance's streams. */
+  readonly #table: StreamTable;
   readonly #statsKeeper: StatsKeeper;
   #ready = false;
   #notReadyReason = "starting";
@@ -65,12 +66,8 @@ export class Orchestrator {
   #endHardStop!: () => void;
   readonly #hardStopped = new Promise<void>((resolve) => (this.#endHardStop = resolve));
   readonly #conflict = new AbortController();
-  /** Streams being started now (by id): started once. */
-  readonly #starting = new Set<string>();
   /** With leases: this instance's share of the streams. */
   #ownership: Ownership | undefined;
-  /** Streams found by the last pass that do not run here (their lease is another's). */
-  #waiting: StreamRef[] = [];
 
   constructor(config: Config, hooks: OrchestratorHooks = {}) {
     this.#config = config;
@@ -87,7 +84,7 @@ export class Orchestrator {
       group: config.consumerGroup,
       onTrimmedBeforeCopy: hooks.onTrimmedBeforeCopy,
     });
-    this.#roster = new StreamRoster({
+    this.#table = new StreamTable({
       group: config.consumerGroup,
       stats: this.#statsKeeper,
       owners: this.#owners,
@@ -109,7 +106,7 @@ export class Orchestrator {
       reason,
       source: this.#sourceHealth.status(),
       target: this.#targetHealth.status(),
-      streams: this.#roster.statuses(),
+      streams: this.#table.statuses(),
       instance: this.#ownership?.status(),
     };
   }
@@ -161,6 +158,7 @@ export class Orchestrator {
       hooks: this.#hooks,
       once,
       readSignal: readers.signal,
+      table: this.#table,
     });
     this.#engine = engine;
     const onAbort = () => {
@@ -189,7 +187,7 @@ export class Orchestrator {
           await this.#settle(signal);
           settled.abort();
           await engine.acksDone();
-          await this.#roster.checkNothingPending(this.#control, this.#ownership && consumer);
+          await this.#table.checkNothingPending(this.#control, this.#ownership && consumer);
         } else {
           const maintenance = this.#maintenanceLoop(signal);
           await this.#discoveryLoop(signal);
@@ -199,7 +197,7 @@ export class Orchestrator {
       }
       await this.#shutdown(readers, graceMs);
       if (this.#conflict.signal.aborted) throw this.#conflict.signal.reason;
-      return this.#roster.result(this.#once);
+      return this.#table.result(this.#once);
     } finally {
       settled.abort();
       signal.removeEventListener("abort", onAbort);
@@ -215,7 +213,7 @@ export class Orchestrator {
         await this.#pass(signal);
         await this.#refreshStats();
         if (this.#config.mirrorSourceTrim) {
-          await mirrorTrims(this.#control, [...this.#roster.active.values()], {
+          await mirrorTrims(this.#control, this.#table.runningStreams(), {
             target: this.#targetPool,
             stats: this.#statsKeeper.stats,
             signal,
@@ -246,7 +244,7 @@ export class Orchestrator {
     ]);
     clearTimeout(this.#graceTimer);
     this.#hardStop();
-    const ending = [...this.#roster.active.values()].map((s) => s.done);
+    const ending = this.#table.runningStreams().map((s) => s.done);
     engine.stopAll();
     await Promise.allSettled(ending); // their end handlers ran
     this.#scheduler.close();
@@ -301,7 +299,7 @@ export class Orchestrator {
 
   /** Waits for every stream to end (they end on abort, or in once mode when caught up). */
   async #settle(signal: AbortSignal): Promise<void> {
-    await this.#roster.allEnded(signal, {
+    await this.#table.allEnded(signal, {
       waiting: () => this.#onceWaiting().length > 0,
       // Streams whose lease another instance holds: looked at again every lease tick.
       recheck: () => this.#scheduler.sleep(this.#config.leaseTtl * 1000 / 3, signal),
@@ -311,11 +309,12 @@ export class Orchestrator {
   /** `run --once` with leases: the streams found whose lease another instance holds. */
   #onceWaiting(): StreamRef[] {
     if (!this.#ownership) return [];
-    this.#waiting = this.#ownership.stillWaiting(this.#waiting, {
-      done: (id) => this.#roster.active.has(id) || this.#roster.outcomes.has(id),
-      leftToOthers: (ref) => this.#roster.outcomes.set(ref.id, "released"),
+    const waiting = this.#ownership.stillWaiting(this.#table.waiting, {
+      done: (id) => this.#table.isDone(id),
+      leftToOthers: (ref) => this.#table.leftToOthers(ref),
     });
-    return this.#waiting;
+    this.#table.setWaiting(waiting);
+    return waiting;
   }
 
   /** With leases: renews them, starts, stops and hands over streams (see `ownership_loop.ts`). */
@@ -325,9 +324,7 @@ export class Orchestrator {
       scheduler: this.#scheduler,
       ttlMs: this.#config.leaseTtl * 1000,
       engine: this.#engine!,
-      waiting: () => this.#waiting,
-      active: () => this.#roster.active,
-      starting: (id) => this.#starting.has(id),
+      table: this.#table,
       start: (refs) => this.#startStreams(refs),
       onChange: this.#hooks.onLeases,
     }).catch((error) => this.#conflict.abort(error));
@@ -335,10 +332,7 @@ export class Orchestrator {
 
   /** Reads lengths, last IDs, pending and lag of the streams seen (for status and metrics). */
   async #refreshStats(): Promise<void> {
-    await this.#statsKeeper.refresh([
-      ...this.#roster.active.values(),
-      ...this.#roster.ended.values(),
-    ], {
+    await this.#statsKeeper.refresh(this.#table.shownStreams(), {
       source: this.#control,
       target: this.#targetPool,
     });
@@ -348,17 +342,17 @@ export class Orchestrator {
   async #pass(signal: AbortSignal): Promise<void> {
     const found = await findStreams(this.#control, this.#config, {
       signal,
-      skip: (ref) => this.#roster.active.has(ref.id),
-      known: (id) => this.#roster.ended.get(id)?.ref,
-      skipDiscovered: (id) => this.#roster.active.has(id),
+      skip: (ref) => this.#table.running(ref.id) !== undefined,
+      known: (id) => this.#table.endedStream(id)?.ref,
+      skipDiscovered: (id) => this.#table.running(id) !== undefined,
     });
-    for (const n of found.notices) this.#roster.warnOnce(n.subject, n.variant, n.message, n.level);
+    for (const n of found.notices) this.#table.warnOnce(n.subject, n.variant, n.message, n.level);
     const candidates = await this.#owners.previousOwnersFirst(found.streams, {
-      busy: (ref) => this.#roster.active.has(ref.id),
+      busy: (ref) => this.#table.running(ref.id) !== undefined,
     });
-    let fresh = this.#roster.admit(candidates, (id) => this.#engine!.draining(id));
+    let fresh = this.#table.admit(candidates);
     if (this.#ownership) {
-      this.#waiting = fresh;
+      this.#table.setWaiting(fresh);
       const taken = fresh.length > 0 ? await this.#ownership.take(fresh) : [];
       // Only the streams that run here own their target stream here.
       for (const ref of fresh) if (!taken.includes(ref)) this.#owners.release(ref);
@@ -370,15 +364,11 @@ export class Orchestrator {
 
   /** Starts replicating `refs` (those not running or starting here already). */
   async #startStreams(refs: StreamRef[]): Promise<void> {
-    const fresh = refs.filter((r) =>
-      !this.#roster.active.has(r.id) && !this.#starting.has(r.id) &&
-      !this.#engine!.draining(r.id) && this.#owners.claim(r) === undefined
-    );
-    for (const r of fresh) this.#starting.add(r.id);
+    const fresh = this.#table.beginStart(refs);
     try {
       await this.#startNow(fresh);
     } finally {
-      for (const r of fresh) this.#starting.delete(r.id);
+      this.#table.endStart(fresh);
     }
   }
 
@@ -387,9 +377,9 @@ export class Orchestrator {
     const { created, streams } = await this.#engine!.start(fresh, {
       // A stream that was deleted and came back is new: copy it whole, whatever STREAM_START_ID
       // says (with "$", entries written before the next discovery pass would be skipped).
-      startId: (ref) => this.#roster.goneBefore.has(ref.id) ? "0" : this.#config.startId,
+      startId: (ref) => this.#table.wasGone(ref.id) ? "0" : this.#config.startId,
     });
-    this.#roster.started(streams);
+    this.#table.started(streams);
     log.info("Replicating {count} new streams ({created} consumer groups created)", {
       count: streams.filter((s) => !s.ended).length,
       created,

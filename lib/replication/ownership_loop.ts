@@ -11,8 +11,8 @@ import { getLog } from "../log.ts";
 import type { ReplicationEngine } from "./engine.ts";
 import type { LeaseChanges, Ownership } from "./ownership.ts";
 import type { Scheduler } from "./scheduler.ts";
-import type { ReplicatedStream } from "./stream.ts";
 import type { StreamRef } from "./stream_ref.ts";
+import type { StreamTable } from "./stream_table.ts";
 
 const log = getLog("leases");
 
@@ -24,12 +24,8 @@ export interface OwnershipLoopOptions {
   ttlMs: number;
   /** The engine (streams stop and are handed over there). */
   engine: ReplicationEngine;
-  /** Streams found and not running here. */
-  waiting(): readonly StreamRef[];
-  /** The streams running here, by id. */
-  active(): ReadonlyMap<string, ReplicatedStream>;
-  /** Whether stream `id` is being started here now. */
-  starting(id: string): boolean;
+  /** The one table of this instance's streams (which run here, which are starting or waiting). */
+  table: StreamTable;
   /** Starts streams whose lease was acquired. */
   start(refs: StreamRef[]): Promise<void>;
   /**
@@ -48,7 +44,7 @@ export async function keepOwnership(
   signal: AbortSignal,
   options: OwnershipLoopOptions,
 ): Promise<void> {
-  const { scheduler, ttlMs, engine } = options;
+  const { scheduler, ttlMs, engine, table } = options;
   const handing = new Set<string>();
   /** Held streams found neither running nor starting at the last tick. */
   let strays = new Set<string>();
@@ -60,10 +56,11 @@ export async function keepOwnership(
     if (signal.aborted) return;
     due = Math.max(due, Date.now() - ttlMs / 3);
     try {
-      const active = options.active();
-      const tick = await ownership.tick(options.waiting().filter((r) => !active.has(r.id)));
+      const tick = await ownership.tick(
+        table.waiting.filter((r) => table.running(r.id) === undefined),
+      );
       for (const ref of tick.lost) {
-        const stream = active.get(ref.id);
+        const stream = table.running(ref.id);
         if (stream) engine.release(stream);
       }
       if (tick.acquired.length > 0) {
@@ -74,18 +71,20 @@ export async function keepOwnership(
       // Held but not running (a start failed): given back at the second look.
       const now = new Set<string>();
       for (const ref of ownership.leases.held) {
-        if (active.has(ref.id) || options.starting(ref.id) || handing.has(ref.id)) continue;
+        if (table.running(ref.id) || table.isStarting(ref.id) || handing.has(ref.id)) continue;
         if (tick.acquired.includes(ref)) continue;
         if (strays.has(ref.id)) ownership.release([ref]).catch(() => {});
         else now.add(ref.id);
       }
       strays = now;
-      const moving = tick.surplus.filter((ref) => !handing.has(ref.id) && active.has(ref.id));
+      const moving = tick.surplus.filter((ref) =>
+        !handing.has(ref.id) && table.running(ref.id) !== undefined
+      );
       for (const ref of moving) {
         handing.add(ref.id);
         // The value of this acquisition: the stream's end forgets the lease before it is given back.
         const value = ownership.leases.valueOf(ref);
-        engine.handOver(active.get(ref.id)!, ttlMs)
+        engine.handOver(table.running(ref.id)!, ttlMs)
           .then(() => ownership.leases.releaseValues([{ ref, value }]))
           .catch((error) =>
             log.debug("Giving back the lease of {stream} failed: {error}", {

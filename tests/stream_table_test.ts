@@ -1,0 +1,125 @@
+/**
+ * The one table of an instance's streams (lib/replication/stream_table.ts):
+ * which streams run, start, drain, wait and ended, and how. Pure
+ * bookkeeping: the control connection it is given is never opened.
+ */
+import assert from "node:assert/strict";
+import { RedisConnection } from "../lib/redis/connection.ts";
+import { StatsKeeper } from "../lib/replication/stats_keeper.ts";
+import { ReplicatedStream } from "../lib/replication/stream.ts";
+import { makeStreamRef, type StreamRef } from "../lib/replication/stream_ref.ts";
+import { StreamTable } from "../lib/replication/stream_table.ts";
+import { TargetOwners } from "../lib/replication/target_owners.ts";
+import { quietLogs } from "./_replication.ts";
+
+function table(): { table: StreamTable; leaseEnds: Array<[string, boolean]> } {
+  // Never connected: these tests touch no server.
+  const control = new RedisConnection({ role: "source", host: "127.0.0.1", port: 1 });
+  const leaseEnds: Array<[string, boolean]> = [];
+  const t = new StreamTable({
+    group: "g",
+    stats: new StatsKeeper({ group: "g" }),
+    owners: new TargetOwners(control, { group: "g" }),
+    onLeaseEnd: (stream, released) => leaseEnds.push([stream.ref.label, released]),
+  });
+  return { table: t, leaseEnds };
+}
+
+const ref = (key: string, db = 0): StreamRef => makeStreamRef(db, key);
+
+/** Lets the table's reactions to `done` run. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+Deno.test("a stream starts once: not while it is starting, running or draining, nor while another stream writes its target stream", async () => {
+  await quietLogs();
+  const { table: t } = table();
+  const a = ref("a");
+  assert.deepEqual(t.beginStart([a]), [a]);
+  assert.ok(t.isStarting(a.id));
+  assert.deepEqual(t.beginStart([a]), [], "started twice");
+  const stream = new ReplicatedStream(a);
+  t.made([stream]);
+  assert.ok(t.live().has(stream));
+  t.started([stream]);
+  t.endStart([a]);
+  assert.ok(!t.isStarting(a.id));
+  assert.equal(t.running(a.id), stream);
+  assert.deepEqual(t.beginStart([a]), [], "started while running");
+  // Another source stream (db1:a) written to the same target stream (db0:a): refused.
+  const collision = makeStreamRef(1, "a", { targetDb: 0 });
+  assert.deepEqual(t.beginStart([collision]), []);
+  assert.deepEqual(t.admit([collision]), []);
+  stream.end("stopped");
+  await settle();
+  assert.equal(t.running(a.id), undefined);
+  assert.deepEqual(t.beginStart([collision]), [collision], "the target stream is free again");
+});
+
+Deno.test("a stream that ends with a read of it in flight drains: it is not started again until the read is over", async () => {
+  await quietLogs();
+  const { table: t } = table();
+  const a = ref("a");
+  const stream = new ReplicatedStream(a);
+  t.made([stream]);
+  t.started([stream]);
+  stream.readsInFlight = 1;
+  stream.end("gone");
+  t.endedNow(stream);
+  await settle();
+  assert.ok(!t.live().has(stream));
+  assert.ok(t.isDraining(a.id));
+  assert.deepEqual(t.admit([a]), []);
+  assert.deepEqual(t.beginStart([a]), []);
+  // A read of an earlier stream of the same name does not free a newer one.
+  t.readsOver(new ReplicatedStream(a));
+  assert.ok(t.isDraining(a.id));
+  stream.readsInFlight = 0;
+  t.readsOver(stream);
+  assert.ok(!t.isDraining(a.id));
+  assert.deepEqual(t.admit([a]), [a]);
+});
+
+Deno.test("how a stream ended decides what the table keeps: gone is remembered and hidden, released is forgotten, others stay shown", async () => {
+  await quietLogs();
+  const { table: t, leaseEnds } = table();
+  const [gone, released, caughtUp] = [ref("gone"), ref("released"), ref("caught")];
+  const streams = [gone, released, caughtUp].map((r) => new ReplicatedStream(r));
+  t.made(streams);
+  t.started(streams);
+  assert.equal(t.runningCount, 3);
+  streams[0].end("gone", "no such key");
+  streams[1].end("released");
+  streams[2].end("caught-up");
+  await settle();
+  assert.equal(t.runningCount, 0);
+  assert.ok(t.wasGone(gone.id));
+  assert.ok(!t.wasGone(caughtUp.id));
+  assert.deepEqual(t.shownStreams().map((s) => s.ref.id), [caughtUp.id]);
+  assert.equal(t.endedStream(caughtUp.id), streams[2]);
+  assert.equal(t.endedStream(released.id), undefined);
+  for (const r of [gone, released, caughtUp]) assert.ok(t.isDone(r.id));
+  assert.deepEqual(leaseEnds, [["db0:gone", false], ["db0:released", true], [
+    "db0:caught",
+    false,
+  ]]);
+  // Started again: it runs, and is no longer shown as ended.
+  const again = new ReplicatedStream(caughtUp);
+  t.started([again]);
+  assert.deepEqual(t.shownStreams(), [again]);
+});
+
+Deno.test("a start that failed before the stream ran forgets it; waiting streams are those set last, and one left to others counts as done", () => {
+  const { table: t } = table();
+  const a = ref("a");
+  const stream = new ReplicatedStream(a);
+  t.made([stream]);
+  t.unmade(stream);
+  assert.equal(t.live().size, 0);
+  const b = ref("b");
+  t.setWaiting([a, b]);
+  assert.deepEqual(t.waiting, [a, b]);
+  assert.ok(!t.isDone(b.id));
+  t.leftToOthers(b);
+  assert.ok(t.isDone(b.id));
+  assert.equal(t.result(true).ok, true);
+});
