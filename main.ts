@@ -5,18 +5,22 @@
  * @module
  */
 import denoJson from "./deno.json" with { type: "json" };
-import { checkConnectivity } from "./lib/ops/check.ts";
-import { runService } from "./lib/ops/service.ts";
-import { type CliArgs, helpText, parseCliArgs } from "./lib/ops/cli.ts";
-import { formatConfig } from "./lib/config/format_config.ts";
-import { loadConfig } from "./lib/config/load_config.ts";
-import { loadTlsFiles } from "./lib/config/tls_files.ts";
-import type { Config } from "./lib/config/types.ts";
+import {
+  checkConnectivity,
+  type CliArgs,
+  collectStatus,
+  formatStatusTable,
+  formatVerifiedStream,
+  formatVerifySummary,
+  helpText,
+  parseCliArgs,
+  runService,
+  verifyAll,
+} from "./lib/ops/mod.ts";
+import { type Config, formatConfig, loadConfig, loadTlsFiles } from "./lib/config/mod.ts";
 import { ConfigError, errorMessage, EXIT_CODES } from "./lib/errors.ts";
 import { flushLogging, getLog, setupLogging } from "./lib/log.ts";
-import { serverAddress } from "./lib/redis/connection.ts";
-import { collectStatus, formatStatusTable } from "./lib/ops/status.ts";
-import { formatVerifiedStream, formatVerifySummary, verifyAll } from "./lib/ops/verify.ts";
+import { serverAddress } from "./lib/redis/mod.ts";
 
 const VERSION: string = denoJson.version;
 const DEFAULT_CONFIG_FILE = "env.conf";

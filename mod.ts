@@ -23,21 +23,21 @@
  */
 export { Backoff, backoffDelay, sleep } from "./lib/backoff.ts";
 export type { BackoffOptions } from "./lib/backoff.ts";
-export { checkConnectivity } from "./lib/ops/check.ts";
-export type { CheckOptions, CheckResult } from "./lib/ops/check.ts";
-export { CONFIG_KEYS } from "./lib/config/keys.ts";
-export { formatConfig } from "./lib/config/format_config.ts";
-export { loadConfig } from "./lib/config/load_config.ts";
-export { loadTlsFiles } from "./lib/config/tls_files.ts";
-export type { ConfigFlags, LoadConfigOptions, LoadConfigResult } from "./lib/config/load_config.ts";
-export type { ConfigKeyInfo } from "./lib/config/keys.ts";
+export { checkConnectivity } from "./lib/ops/mod.ts";
+export type { CheckOptions, CheckResult } from "./lib/ops/mod.ts";
+export { CONFIG_KEYS } from "./lib/config/mod.ts";
+export { formatConfig } from "./lib/config/mod.ts";
+export { loadConfig } from "./lib/config/mod.ts";
+export { loadTlsFiles } from "./lib/config/mod.ts";
+export type { ConfigFlags, LoadConfigOptions, LoadConfigResult } from "./lib/config/mod.ts";
+export type { ConfigKeyInfo } from "./lib/config/mod.ts";
 export type {
   Config,
   LogLevelName,
   ManualStream,
   RedisServerConfig,
   TlsConfig,
-} from "./lib/config/types.ts";
+} from "./lib/config/mod.ts";
 export {
   AuthError,
   ConfigError,
@@ -55,31 +55,31 @@ export {
 } from "./lib/errors.ts";
 export { getLog, setupLogging } from "./lib/log.ts";
 export type { SetupLoggingOptions } from "./lib/log.ts";
-export { Orchestrator } from "./lib/replication/orchestrator.ts";
+export { Orchestrator } from "./lib/replication/mod.ts";
 export type {
   OrchestratorHooks,
   OrchestratorStatus,
   RunOptions,
   RunResult,
-} from "./lib/replication/orchestrator.ts";
-export type { ServerHealthStatus } from "./lib/redis/server_health.ts";
-export { runService } from "./lib/ops/service.ts";
-export type { ServiceOptions } from "./lib/ops/service.ts";
-export { collectStatus, formatStatusTable } from "./lib/ops/status.ts";
-export type { StatusOptions, StatusRow } from "./lib/ops/status.ts";
-export { makeStreamRef } from "./lib/replication/stream_ref.ts";
-export type { StreamRef, StreamRefOptions } from "./lib/replication/stream_ref.ts";
+} from "./lib/replication/mod.ts";
+export type { ServerHealthStatus } from "./lib/redis/mod.ts";
+export { runService } from "./lib/ops/mod.ts";
+export type { ServiceOptions } from "./lib/ops/mod.ts";
+export { collectStatus, formatStatusTable } from "./lib/ops/mod.ts";
+export type { StatusOptions, StatusRow } from "./lib/ops/mod.ts";
+export { makeStreamRef } from "./lib/replication/mod.ts";
+export type { StreamRef, StreamRefOptions } from "./lib/replication/mod.ts";
 export type {
   CopiedBatch,
   StreamOutcome,
   StreamState,
   StreamStatus,
-} from "./lib/replication/stream.ts";
-export { compareStream, verifyAll } from "./lib/ops/verify.ts";
+} from "./lib/replication/mod.ts";
+export { compareStream, verifyAll } from "./lib/ops/mod.ts";
 export type {
   CompareOptions,
   StreamComparison,
   VerifiedStream,
   VerifyOptions,
   VerifyReport,
-} from "./lib/ops/verify.ts";
+} from "./lib/ops/mod.ts";

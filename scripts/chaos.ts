@@ -26,9 +26,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { RedisConnection } from "../lib/redis/connection.ts";
-import { makeStreamRef } from "../lib/replication/stream_ref.ts";
-import { compareStream } from "../lib/ops/verify.ts";
+import { RedisConnection } from "../lib/redis/mod.ts";
+import { makeStreamRef } from "../lib/replication/mod.ts";
+import { compareStream } from "../lib/ops/mod.ts";
 import { runCli } from "../testing/cli.ts";
 import { Replicators, tail } from "./_chaos_replicators.ts";
 import { prng, Producer } from "../testing/producer.ts";

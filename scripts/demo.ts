@@ -8,12 +8,11 @@
  *
  * @module
  */
-import { loadConfig } from "../lib/config/load_config.ts";
+import { loadConfig } from "../lib/config/mod.ts";
 import { setupLogging } from "../lib/log.ts";
-import { Orchestrator } from "../lib/replication/orchestrator.ts";
-import { RedisConnection } from "../lib/redis/connection.ts";
-import { makeStreamRef } from "../lib/replication/stream_ref.ts";
-import { compareStream } from "../lib/ops/verify.ts";
+import { makeStreamRef, Orchestrator } from "../lib/replication/mod.ts";
+import { RedisConnection } from "../lib/redis/mod.ts";
+import { compareStream } from "../lib/ops/mod.ts";
 import { connect, RedisServer, type TestClient } from "../testing/redis.ts";
 
 const LIVE_SECONDS = 5;

@@ -24,7 +24,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { FENCED_READ } from "../lib/replication/_lease_scripts.ts";
+import { FENCED_READ } from "../lib/replication/mod.ts";
 import { connect, RedisServer } from "../testing/redis.ts";
 
 const { values } = parseArgs({

@@ -6,11 +6,10 @@
  *
  * @module
  */
-import type { RedisServerConfig } from "../config/types.ts";
+import type { RedisServerConfig } from "../config/mod.ts";
 import { ConfigError, errorMessage, RedisReplyError } from "../errors.ts";
 import { getLog } from "../log.ts";
-import type { RedisConnection } from "../redis/connection.ts";
-import { serverAddress } from "../redis/connection.ts";
+import { type RedisConnection, serverAddress } from "../redis/mod.ts";
 
 const log = getLog("check");
 

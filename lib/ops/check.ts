@@ -6,8 +6,7 @@
  * @module
  */
 import { backoffDelay, sleep } from "../backoff.ts";
-import type { Config, RedisServerConfig } from "../config/types.ts";
-import { retrySettings } from "../config/settings.ts";
+import { type Config, type RedisServerConfig, retrySettings } from "../config/mod.ts";
 import {
   AuthError,
   ConfigError,
@@ -16,11 +15,14 @@ import {
   TlsError,
   UnreachableError,
 } from "../errors.ts";
-import { isMissingDbError } from "../replication/discover.ts";
+import { isMissingDbError } from "../replication/mod.ts";
 import { getLog } from "../log.ts";
-import type { RedisClient } from "../redis/client.ts";
-import { type RedisConnection, serverAddress } from "../redis/connection.ts";
-import { connectionFor } from "../redis/one_shot.ts";
+import {
+  connectionFor,
+  type RedisClient,
+  type RedisConnection,
+  serverAddress,
+} from "../redis/mod.ts";
 import { checkTopology } from "./_topology_check.ts";
 
 const log = getLog("check");

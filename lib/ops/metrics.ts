@@ -7,10 +7,13 @@
  */
 import process from "node:process";
 import { Counter, EXPOSITION_CONTENT_TYPE, Gauge, Histogram, Registry } from "./prometheus.ts";
-import type { OrchestratorHooks, OrchestratorStatus } from "../replication/orchestrator.ts";
-import type { InstanceStatus } from "../replication/run_result.ts";
-import type { ServerHealthStatus } from "../redis/server_health.ts";
-import type { StreamRef } from "../replication/stream_ref.ts";
+import type {
+  InstanceStatus,
+  OrchestratorHooks,
+  OrchestratorStatus,
+  StreamRef,
+} from "../replication/mod.ts";
+import type { ServerHealthStatus } from "../redis/mod.ts";
 
 const PREFIX = "redis_stream_sync_";
 const STREAM_LABELS = ["db", "stream"] as const;

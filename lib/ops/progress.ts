@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { OrchestratorStatus } from "../replication/orchestrator.ts";
+import type { OrchestratorStatus } from "../replication/mod.ts";
 
 /** Whether to draw the progress line. */
 export function shouldShowProgress(isTerminal: boolean, logFormat: string): boolean {

@@ -6,13 +6,13 @@
  * @module
  */
 import { checkConnectivity } from "./check.ts";
-import type { Config } from "../config/types.ts";
+import type { Config } from "../config/mod.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
 import { getLog } from "../log.ts";
 import { startMemoryTrim } from "./memory_trim.ts";
 import { Metrics } from "./metrics.ts";
-import { Orchestrator, type RunResult } from "../replication/orchestrator.ts";
+import { Orchestrator, type RunResult } from "../replication/mod.ts";
 import { shouldShowProgress, startProgress } from "./progress.ts";
 
 const log = getLog("service");

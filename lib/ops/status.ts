@@ -4,14 +4,17 @@
  *
  * @module
  */
-import type { Config } from "../config/types.ts";
-import { findStreams } from "../replication/discover.ts";
+import type { Config } from "../config/mod.ts";
+import {
+  findStreams,
+  leaseKey,
+  readStreamStats,
+  type StreamRef,
+  type StreamStats,
+  toHex,
+} from "../replication/mod.ts";
 import { connectOrThrow } from "./check.ts";
-import type { RedisClient } from "../redis/client.ts";
-import { clientFor } from "../redis/one_shot.ts";
-import { leaseKey } from "../replication/lease_key.ts";
-import { readStreamStats, type StreamStats } from "../replication/stats.ts";
-import { type StreamRef, toHex } from "../replication/stream_ref.ts";
+import { clientFor, type RedisClient } from "../redis/mod.ts";
 
 /** One row of `status`. Field names are the `status --json` format. */
 export interface StatusRow {

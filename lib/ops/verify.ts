@@ -5,20 +5,19 @@
  *
  * @module
  */
-import type { Config } from "../config/types.ts";
-import { findStreams } from "../replication/discover.ts";
+import type { Config } from "../config/mod.ts";
+import { findStreams, type StreamRef } from "../replication/mod.ts";
 import { RedisReplyError } from "../errors.ts";
 import { connectOrThrow } from "./check.ts";
-import type { RedisClient } from "../redis/client.ts";
-import { clientFor } from "../redis/one_shot.ts";
 import {
+  clientFor,
   compareIds,
   parseEntries,
   parseFlatMap,
+  type RedisClient,
   type StreamEntry,
   text,
-} from "../redis/replies.ts";
-import type { StreamRef } from "../replication/stream_ref.ts";
+} from "../redis/mod.ts";
 
 /** Options for {@linkcode compareStream}. */
 export interface CompareOptions {

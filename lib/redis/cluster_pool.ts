@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { RedisServerConfig } from "../config/types.ts";
+import type { RedisServerConfig } from "../config/mod.ts";
 import { ConnectError } from "../errors.ts";
 import { ClusterClient } from "./cluster_client.ts";
 import { ClusterRouter } from "./cluster_router.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { RedisServerConfig, TlsConfig } from "../config/types.ts";
+import type { RedisServerConfig, TlsConfig } from "../config/mod.ts";
 
 /** How to reach one server and how to behave on a connection to it. */
 export interface Endpoint {

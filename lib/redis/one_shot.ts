@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { RedisServerConfig } from "../config/types.ts";
+import type { RedisServerConfig } from "../config/mod.ts";
 import type { RedisClient } from "./client.ts";
 import { ClusterClient } from "./cluster_client.ts";
 import { ClusterRouter } from "./cluster_router.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { RedisServerConfig } from "../config/types.ts";
+import type { RedisServerConfig } from "../config/mod.ts";
 import { ClusterPool } from "./cluster_pool.ts";
 import { ConnectionPool, type ConnectionPoolOptions } from "./pool.ts";
 import type { ServerPool } from "./server_pool.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { RedisServerConfig } from "../config/types.ts";
+import type { RedisServerConfig } from "../config/mod.ts";
 import { ConnectError } from "../errors.ts";
 import { RedisConnection, type RedisConnectionOptions } from "./connection.ts";
 import { type Endpoint, endpointFor } from "./endpoint.ts";

@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { compareIds, entryId, type RawEntry } from "../redis/replies.ts";
-import { RespWriter } from "../redis/resp_writer.ts";
+import { compareIds, entryId, type RawEntry, RespWriter } from "../redis/mod.ts";
 
 const MULTI = encoded(["MULTI"]);
 const EXEC = encoded(["EXEC"]);

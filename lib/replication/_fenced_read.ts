@@ -9,10 +9,13 @@
  * @module
  */
 import { RedisReplyError } from "../errors.ts";
-import type { RedisConnection } from "../redis/connection.ts";
-import { parseFlatMap, text } from "../redis/replies.ts";
-import type { RespValue } from "../redis/resp_parser.ts";
-import type { RespWriter } from "../redis/resp_writer.ts";
+import {
+  parseFlatMap,
+  type RedisConnection,
+  type RespValue,
+  type RespWriter,
+  text,
+} from "../redis/mod.ts";
 import { FENCED_READ } from "./_lease_scripts.ts";
 import { RefusedRead } from "./_read_replies.ts";
 import type { ReadFence } from "./read_hooks.ts";

@@ -13,7 +13,7 @@ import {
   RedisReplyError,
   StreamGoneError,
 } from "../errors.ts";
-import type { RespValue } from "../redis/resp_parser.ts";
+import type { RespValue } from "../redis/mod.ts";
 import { lostLeases } from "./_fenced_read.ts";
 import { getLog } from "../log.ts";
 import { RefusedRead } from "./_read_replies.ts";

@@ -6,9 +6,14 @@
  * @module
  */
 import type { RedisReplyError } from "../errors.ts";
-import { compareIds, entryId, parseRawMultiRead, type RawEntry } from "../redis/replies.ts";
-import type { RespValue } from "../redis/resp_parser.ts";
-import { RespWriter } from "../redis/resp_writer.ts";
+import {
+  compareIds,
+  entryId,
+  parseRawMultiRead,
+  type RawEntry,
+  type RespValue,
+  RespWriter,
+} from "../redis/mod.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import { streamId } from "./stream_ref.ts";
 import { groupBy } from "./_group_by.ts";

@@ -13,9 +13,7 @@
  * @module
  */
 import { RedisReplyError } from "../errors.ts";
-import type { RedisConnection } from "../redis/connection.ts";
-import type { RespValue } from "../redis/resp_parser.ts";
-import type { RespWriter } from "../redis/resp_writer.ts";
+import type { RedisConnection, RespValue, RespWriter } from "../redis/mod.ts";
 
 /** The channel of the PUBLISH that moves a connection's replication offset (nobody listens). */
 export const WAIT_CHANNEL = "redis-stream-sync:wait";

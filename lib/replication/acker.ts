@@ -9,9 +9,7 @@
  */
 import { errorMessage, isRetriableError, RedisReplyError } from "../errors.ts";
 import { getLog } from "../log.ts";
-import type { RedisClient } from "../redis/client.ts";
-import type { RawEntry } from "../redis/replies.ts";
-import type { RespWriter } from "../redis/resp_writer.ts";
+import type { RawEntry, RedisClient, RespWriter } from "../redis/mod.ts";
 import type { ReplicatedStream } from "./stream.ts";
 
 const log = getLog("replicator");

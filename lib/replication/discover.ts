@@ -5,10 +5,9 @@
  *
  * @module
  */
-import type { Config } from "../config/types.ts";
+import type { Config } from "../config/mod.ts";
 import { RedisReplyError } from "../errors.ts";
-import type { RedisClient } from "../redis/client.ts";
-import { text } from "../redis/replies.ts";
+import { type RedisClient, text } from "../redis/mod.ts";
 import { makeStreamRef, streamId, type StreamRef } from "./stream_ref.ts";
 
 /** Options for {@linkcode discoverStreams}. */

@@ -7,10 +7,10 @@
  *
  * @module
  */
-import type { ReplicationSettings } from "../config/settings.ts";
+import type { ReplicationSettings } from "../config/mod.ts";
 import { errorMessage, StreamGoneError } from "../errors.ts";
 import { getLog } from "../log.ts";
-import type { RawEntry } from "../redis/replies.ts";
+import type { RawEntry } from "../redis/mod.ts";
 import { Acknowledger } from "./acker.ts";
 import { ensureGroups, goneOr, pendingCounts, pendingUpTo } from "./group.ts";
 import { Placement } from "./placement.ts";

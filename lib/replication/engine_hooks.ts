@@ -4,8 +4,7 @@
  *
  * @module
  */
-import type { RedisClient } from "../redis/client.ts";
-import type { ServerPool } from "../redis/server_pool.ts";
+import type { RedisClient, ServerPool } from "../redis/mod.ts";
 import type { LeaseChanges } from "./ownership.ts";
 import type { ReadFence } from "./read_hooks.ts";
 import type { Scheduler } from "./scheduler.ts";

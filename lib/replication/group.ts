@@ -8,9 +8,14 @@
  * @module
  */
 import { LeaseLostError, RedisReplyError, StreamGoneError } from "../errors.ts";
-import type { RedisClient } from "../redis/client.ts";
-import { entriesAt } from "../redis/resp_parser.ts";
-import { parseFlatMap, parseRawAutoClaim, type RawEntries, text } from "../redis/replies.ts";
+import {
+  entriesAt,
+  parseFlatMap,
+  parseRawAutoClaim,
+  type RawEntries,
+  type RedisClient,
+  text,
+} from "../redis/mod.ts";
 import { chunksBy, groupBy } from "./_group_by.ts";
 import { FENCED_CLAIM, FENCED_DELCONSUMER } from "./_lease_scripts.ts";
 import type { ReadFence } from "./read_hooks.ts";

@@ -9,7 +9,7 @@
  * @module
  */
 import { getLog } from "../log.ts";
-import type { RedisClient } from "../redis/client.ts";
+import type { RedisClient } from "../redis/mod.ts";
 import { sleep } from "../backoff.ts";
 import { InstanceConflictError } from "../errors.ts";
 import { REGISTER, UNREGISTER } from "./_lease_scripts.ts";

@@ -12,8 +12,7 @@
  *
  * @module
  */
-import type { RedisClient } from "../redis/client.ts";
-import { clusterSlot } from "../redis/key_slot.ts";
+import { clusterSlot, type RedisClient } from "../redis/mod.ts";
 import { ACQUIRE, RELEASE, RENEW, TAKE_OVER } from "./_lease_scripts.ts";
 import { groupBy } from "./_group_by.ts";
 import { leaseKey } from "./lease_key.ts";

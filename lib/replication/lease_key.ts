@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { CLUSTER_SLOTS, clusterSlot, crc16 } from "../redis/key_slot.ts";
+import { CLUSTER_SLOTS, clusterSlot, crc16 } from "../redis/mod.ts";
 
 export { CLUSTER_SLOTS, clusterSlot, crc16 };
 

@@ -8,15 +8,16 @@
  * @module
  */
 import { Backoff } from "../backoff.ts";
-import type { Config } from "../config/types.ts";
-import { replicationSettings, retrySettings } from "../config/settings.ts";
+import { type Config, replicationSettings, retrySettings } from "../config/mod.ts";
 import { errorMessage, isRetriableError } from "../errors.ts";
 import { getLog } from "../log.ts";
-import type { RedisClient } from "../redis/client.ts";
-import { serverAddress } from "../redis/endpoint.ts";
-import { openPool } from "../redis/open_pool.ts";
-import type { ServerPool } from "../redis/server_pool.ts";
-import { ServerHealth } from "../redis/server_health.ts";
+import {
+  openPool,
+  type RedisClient,
+  serverAddress,
+  ServerHealth,
+  type ServerPool,
+} from "../redis/mod.ts";
 import { findStreams } from "./discover.ts";
 import { ReplicationEngine } from "./engine.ts";
 import type { OrchestratorHooks } from "./engine_hooks.ts";

@@ -9,11 +9,11 @@
  *
  * @module
  */
-import type { Config } from "../config/types.ts";
+import type { Config } from "../config/mod.ts";
 import { Backoff } from "../backoff.ts";
 import { errorMessage, InstanceConflictError, isRetriableError } from "../errors.ts";
 import { getLog } from "../log.ts";
-import type { RedisClient } from "../redis/client.ts";
+import type { RedisClient } from "../redis/mod.ts";
 import { groupBy } from "./_group_by.ts";
 import { type InstanceIdentity, InstanceRegistry } from "./instances.ts";
 import { LeaseKeeper, preferredOwner } from "./lease.ts";

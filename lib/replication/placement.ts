@@ -11,12 +11,10 @@
  *
  * @module
  */
-import type { ReadSettings } from "../config/settings.ts";
+import type { ReadSettings } from "../config/mod.ts";
 import { errorMessage, RedisReplyError } from "../errors.ts";
 import { getLog } from "../log.ts";
-import type { RedisClient } from "../redis/client.ts";
-import type { RedisConnection } from "../redis/connection.ts";
-import type { ServerPool } from "../redis/server_pool.ts";
+import type { RedisClient, RedisConnection, ServerPool } from "../redis/mod.ts";
 import { type ReaderHooks, type ReadFence, StreamReader } from "./reader.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import { streamId } from "./stream_ref.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { RawEntry } from "../redis/replies.ts";
+import type { RawEntry } from "../redis/mod.ts";
 import type { ReadBudget } from "./read_hooks.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import { WRITE_MAX_BYTES, WRITE_MAX_ENTRIES } from "./writer.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import type { StreamGoneError } from "../errors.ts";
-import type { RawEntry } from "../redis/replies.ts";
+import type { RawEntry } from "../redis/mod.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import type { StreamRef } from "./stream_ref.ts";
 

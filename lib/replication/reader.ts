@@ -15,10 +15,13 @@ import { ConnectError, RedisReplyError } from "../errors.ts";
 import type { ReaderHooks, StreamReaderOptions } from "./read_hooks.ts";
 
 export type { ReadBudget, ReaderHooks, ReadFence, StreamReaderOptions } from "./read_hooks.ts";
-import type { RedisConnection } from "../redis/connection.ts";
-import { clusterSlot } from "../redis/key_slot.ts";
-import { entriesAt, type RespValue } from "../redis/resp_parser.ts";
-import type { RespWriter } from "../redis/resp_writer.ts";
+import {
+  clusterSlot,
+  entriesAt,
+  type RedisConnection,
+  type RespValue,
+  type RespWriter,
+} from "../redis/mod.ts";
 import { groupBy } from "./_group_by.ts";
 import {
   type DispatchContext,

@@ -11,7 +11,7 @@
  * @module
  */
 import { Backoff } from "../backoff.ts";
-import type { RecoverySettings } from "../config/settings.ts";
+import type { RecoverySettings } from "../config/mod.ts";
 import {
   ConnectionError,
   errorMessage,
@@ -20,8 +20,7 @@ import {
   StreamGoneError,
 } from "../errors.ts";
 import { getLog } from "../log.ts";
-import type { RedisClient } from "../redis/client.ts";
-import type { RawEntry } from "../redis/replies.ts";
+import type { RawEntry, RedisClient } from "../redis/mod.ts";
 import { LogDigest } from "./_log_digest.ts";
 import { claimPending, readConsumers, removeConsumers } from "./group.ts";
 import type { ReadFence } from "./read_hooks.ts";

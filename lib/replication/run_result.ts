@@ -7,9 +7,8 @@
  * @module
  */
 import { errorMessage } from "../errors.ts";
-import type { RedisClient } from "../redis/client.ts";
+import type { RedisClient, ServerHealthStatus } from "../redis/mod.ts";
 import { pendingCounts } from "./group.ts";
-import type { ServerHealthStatus } from "../redis/server_health.ts";
 import type { ReplicatedStream, StreamOutcome, StreamStatus } from "./stream.ts";
 
 /** Options for {@linkcode Orchestrator.run}. */

@@ -11,9 +11,12 @@
  * @module
  */
 import { getLog } from "../log.ts";
-import { keyEventKey, watchKeyEvents } from "../redis/key_events.ts";
-import type { RedisConnection } from "../redis/connection.ts";
-import type { ServerPool } from "../redis/server_pool.ts";
+import {
+  keyEventKey,
+  type RedisConnection,
+  type ServerPool,
+  watchKeyEvents,
+} from "../redis/mod.ts";
 
 const log = getLog("orchestrator");
 

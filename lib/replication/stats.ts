@@ -7,16 +7,16 @@
  *
  * @module
  */
-import type { RedisClient } from "../redis/client.ts";
 import {
   compareIds,
+  entriesAt,
   idTime,
   parseEntries,
   parseFlatMap,
   RawEntry,
+  type RedisClient,
   text,
-} from "../redis/replies.ts";
-import { entriesAt } from "../redis/resp_parser.ts";
+} from "../redis/mod.ts";
 import { chunksBy } from "./_group_by.ts";
 import type { StreamRef } from "./stream_ref.ts";
 

@@ -7,8 +7,7 @@
  * @module
  */
 import { getLog } from "../log.ts";
-import type { RedisClient } from "../redis/client.ts";
-import type { ServerPool } from "../redis/server_pool.ts";
+import type { RedisClient, ServerPool } from "../redis/mod.ts";
 import { readStreamStats, type StreamStats } from "./stats.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import type { StreamRef } from "./stream_ref.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { RawEntry } from "../redis/replies.ts";
+import type { RawEntry } from "../redis/mod.ts";
 import type { StreamRef } from "./stream_ref.ts";
 import type { StreamStats } from "./stats.ts";
 import { StreamLife, type StreamOutcome, type StreamState } from "./stream_life.ts";

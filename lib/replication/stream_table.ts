@@ -19,7 +19,7 @@
  * @module
  */
 import { getLog } from "../log.ts";
-import type { RedisClient } from "../redis/client.ts";
+import type { RedisClient } from "../redis/mod.ts";
 import { runFailures, type RunResult, stillPending } from "./run_result.ts";
 import type { StatsKeeper } from "./stats_keeper.ts";
 import type { ReplicatedStream, StreamOutcome, StreamStatus } from "./stream.ts";

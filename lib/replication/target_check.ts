@@ -9,11 +9,17 @@
  */
 import { RedisReplyError, StreamStoppedError } from "../errors.ts";
 import { getLog } from "../log.ts";
-import type { RedisClient } from "../redis/client.ts";
-import { compareIds, parseEntries, parseFlatMap, parseRawEntries, text } from "../redis/replies.ts";
-import { entriesAt } from "../redis/resp_parser.ts";
+import {
+  compareIds,
+  entriesAt,
+  parseEntries,
+  parseFlatMap,
+  parseRawEntries,
+  type RawEntry,
+  type RedisClient,
+  text,
+} from "../redis/mod.ts";
 import { chunksBy } from "./_group_by.ts";
-import type { RawEntry } from "../redis/replies.ts";
 import type { ReplicatedStream } from "./stream.ts";
 import type { StreamRef } from "./stream_ref.ts";
 

@@ -8,8 +8,7 @@
  * @module
  */
 import { RedisReplyError } from "../errors.ts";
-import type { RedisClient } from "../redis/client.ts";
-import { parseFlatMap, text } from "../redis/replies.ts";
+import { parseFlatMap, type RedisClient, text } from "../redis/mod.ts";
 import { groupBy } from "./_group_by.ts";
 import type { StreamRef } from "./stream_ref.ts";
 

@@ -8,9 +8,7 @@
  */
 import { errorMessage } from "../errors.ts";
 import { getLog } from "../log.ts";
-import type { RedisClient } from "../redis/client.ts";
-import type { ServerPool } from "../redis/server_pool.ts";
-import { parseFlatMap, text } from "../redis/replies.ts";
+import { parseFlatMap, type RedisClient, type ServerPool, text } from "../redis/mod.ts";
 import { groupBy } from "./_group_by.ts";
 import type { StreamStats } from "./stats.ts";
 import type { ReplicatedStream } from "./stream.ts";

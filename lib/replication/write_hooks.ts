@@ -4,8 +4,7 @@
  *
  * @module
  */
-import type { RedisClient } from "../redis/client.ts";
-import type { RawEntry } from "../redis/replies.ts";
+import type { RawEntry, RedisClient } from "../redis/mod.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { ReplicatedStream } from "./stream.ts";
 

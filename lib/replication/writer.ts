@@ -23,10 +23,15 @@ import { getLog } from "../log.ts";
 import type { TargetWriterOptions, WriterHooks } from "./write_hooks.ts";
 
 export type { TargetWriterOptions, WriteResult, WriterHooks } from "./write_hooks.ts";
-import { execReplies } from "../redis/connection.ts";
-import type { ServerPool } from "../redis/server_pool.ts";
-import { compareIds, entryId, type RawEntry } from "../redis/replies.ts";
-import { type RespValue, SKIP_BULKS } from "../redis/resp_parser.ts";
+import {
+  compareIds,
+  entryId,
+  execReplies,
+  type RawEntry,
+  type RespValue,
+  type ServerPool,
+  SKIP_BULKS,
+} from "../redis/mod.ts";
 import { encodeStreamWrite, highestId } from "./_encode_write.ts";
 import { LogDigest } from "./_log_digest.ts";
 import { confirmReplicas, encodeWait, type ReplicaWait, waitShortfall } from "./_replica_wait.ts";

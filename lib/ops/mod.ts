@@ -1,0 +1,22 @@
+/**
+ * The operations layer's door: the commands (`run`, `check`, `status`, `verify`), the CLI,
+ * metrics and health. What `main.ts` and `mod.ts` may import of `lib/ops/`.
+ *
+ * @module
+ */
+export { checkConnectivity } from "./check.ts";
+export type { CheckOptions, CheckResult } from "./check.ts";
+export { helpText, parseCliArgs } from "./cli.ts";
+export type { CliArgs } from "./cli.ts";
+export { runService } from "./service.ts";
+export type { ServiceOptions } from "./service.ts";
+export { collectStatus, formatStatusTable } from "./status.ts";
+export type { StatusOptions, StatusRow } from "./status.ts";
+export { compareStream, formatVerifiedStream, formatVerifySummary, verifyAll } from "./verify.ts";
+export type {
+  CompareOptions,
+  StreamComparison,
+  VerifiedStream,
+  VerifyOptions,
+  VerifyReport,
+} from "./verify.ts";

@@ -1,0 +1,33 @@
+/**
+ * The transport layer's door: the client interface the upper layers talk to, the pools,
+ * the one mapping of a server's configuration to connection options, server health, and the
+ * parsers of replies. What other layers, `main.ts` and `mod.ts` may import of `lib/redis/`; the
+ * rest (sockets, handshake, the RESP codec's internals) stays inside.
+ *
+ * @module
+ */
+export type { RedisClient } from "./client.ts";
+export { execReplies, RedisConnection, serverAddress } from "./connection.ts";
+export { keyEventKey, watchKeyEvents } from "./key_events.ts";
+export { CLUSTER_SLOTS, clusterSlot, crc16 } from "./key_slot.ts";
+export { clientFor, connectionFor } from "./one_shot.ts";
+export { openPool } from "./open_pool.ts";
+export {
+  compareIds,
+  entryId,
+  idTime,
+  parseEntries,
+  parseFlatMap,
+  parseRawAutoClaim,
+  parseRawEntries,
+  parseRawMultiRead,
+  RawEntry,
+  text,
+} from "./replies.ts";
+export type { RawEntries, StreamEntry } from "./replies.ts";
+export { entriesAt, SKIP_BULKS } from "./resp_parser.ts";
+export type { RespValue } from "./resp_parser.ts";
+export { RespWriter } from "./resp_writer.ts";
+export { ServerHealth } from "./server_health.ts";
+export type { ServerHealthStatus } from "./server_health.ts";
+export type { ServerPool } from "./server_pool.ts";
