@@ -11,13 +11,26 @@ import { describeSocketError, type PendingOptions } from "./_socket.ts";
 import type { SendOptions } from "./connection_options.ts";
 import type { RedisArg, RespWriter } from "./resp_writer.ts";
 
-/** EXEC's replies of a MULTI/.../EXEC batch, or what made it fail. */
+/**
+ * An EXECABORT that names its cause: the server discarded the transaction at
+ * EXEC itself (out of memory, turned into a read-only replica, ... after the
+ * commands were queued): `EXECABORT Transaction discarded because of: OOM ...`.
+ */
+const EXECABORT_CAUSE = /^EXECABORT Transaction discarded because of: -?(\S.*)$/s;
+
+/**
+ * EXEC's replies of a MULTI/.../EXEC batch, or what made it fail: the first
+ * command refused while queued, else the cause EXEC was discarded for (so
+ * that an OOM or a READONLY is the error it is, and retried), else EXEC's
+ * own error.
+ */
 export function execReplies(replies: RespValue[], where: string): RespValue[] {
   const exec = replies[replies.length - 1];
   if (exec instanceof RedisReplyError) {
-    // EXECABORT: the reason is the first command that was refused while queued.
     const queued = replies.slice(1, -1).find((r) => r instanceof RedisReplyError);
-    throw queued ?? exec;
+    if (queued) throw queued;
+    const cause = EXECABORT_CAUSE.exec(exec.message)?.[1];
+    throw cause === undefined ? exec : new RedisReplyError(cause, { cause: exec });
   }
   if (replies[0] instanceof RedisReplyError) throw replies[0];
   if (!Array.isArray(exec)) throw new ConnectionError(`Transaction on ${where} was discarded`);
