@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { isRetriableError, RedisReplyError } from "../lib/errors.ts";
 import { execReplies } from "../lib/redis/mod.ts";
-import { RespParser, type RespValue } from "../lib/redis/resp_parser.ts";
+import { PARSE_VALUES, RespParser, type RespValue } from "../lib/redis/resp_parser.ts";
 import { RespWriter } from "../lib/redis/resp_writer.ts";
 import { connect, freePort, RedisServer, type TestClient } from "../testing/redis.ts";
 
@@ -37,7 +37,7 @@ class RawConnection implements Disposable {
       const n = await this.#conn.read(room);
       if (n === null) throw new Error("connection closed");
       this.#parser.commit(n);
-      this.#parser.parse(() => -1, (value) => this.#replies.push(value));
+      this.#parser.parse(() => PARSE_VALUES, (value) => this.#replies.push(value));
     }
     return this.#replies.splice(0, commands.length);
   }

@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
 import { RedisReplyError } from "../lib/errors.ts";
 import {
+  entriesAt,
+  PARSE_SKIP_BULKS,
+  PARSE_VALUES,
+  type ParseMode,
   ProtocolError,
   RawArray,
+  rawArraysAt,
   RawEntry,
   RespParser,
   type RespValue,
@@ -164,7 +169,7 @@ function feed(
     room.set(bytes.subarray(offset, offset + n));
     offset += n;
     parser.commit(n);
-    parser.parse(rawDepth, (value) => replies.push(value));
+    parser.parse(() => modeOf(rawDepth()), (value) => replies.push(value));
   }
   return { replies, buffers: seen.size, allocated };
 }
@@ -173,6 +178,11 @@ const whole = (bytes: Uint8Array, rawDepth?: () => number) =>
   feed(bytes, () => bytes.length, rawDepth).replies;
 const byteByByte = (bytes: Uint8Array, rawDepth?: () => number) =>
   feed(bytes, () => 1, rawDepth).replies;
+
+/** The mode that keeps the arrays at `depth` raw (-1: none), as the tests below name modes. */
+function modeOf(depth: number): ParseMode {
+  return depth < 0 ? PARSE_VALUES : rawArraysAt(depth);
+}
 
 /** Parses one complete reply from its bytes. */
 function parseOne(bytes: Uint8Array | string, rawDepth = -1): RespValue {
@@ -361,7 +371,7 @@ Deno.test("many replies in one chunk are all given, in order, by one parse()", (
   room.set(bytes);
   parser.commit(bytes.length);
   const replies: RespValue[] = [];
-  parser.parse(() => -1, (value) => replies.push(value));
+  parser.parse(() => PARSE_VALUES, (value) => replies.push(value));
   assert.equal(parser.buffered, 0);
   assert.deepEqual(replies.map(plain), values.map((v) => expected(v)));
 });
@@ -373,10 +383,10 @@ Deno.test("an incomplete reply gives nothing until its last byte; buffered count
     const room = parser.writable();
     room.set(latin1(bytes));
     parser.commit(bytes.length);
-    parser.parse(() => -1, (value) => replies.push(value));
+    parser.parse(() => PARSE_VALUES, (value) => replies.push(value));
   };
   assert.equal(parser.buffered, 0);
-  parser.parse(() => -1, (value) => replies.push(value)); // nothing at all: nothing happens
+  parser.parse(() => PARSE_VALUES, (value) => replies.push(value)); // nothing at all: nothing happens
   push("*2\r\n$5\r\nhel");
   assert.equal(replies.length, 0);
   assert.ok(parser.buffered > 0);
@@ -391,7 +401,7 @@ Deno.test("an incomplete reply gives nothing until its last byte; buffered count
   assert.deepEqual(plain(replies[2]), { status: "PONG" });
   assert.equal(parser.buffered, 0);
   parser.commit(0);
-  parser.parse(() => -1, (value) => replies.push(value));
+  parser.parse(() => PARSE_VALUES, (value) => replies.push(value));
   assert.equal(replies.length, 3);
 });
 
@@ -553,7 +563,7 @@ Deno.test("writable() always gives at least 4 KiB past the bytes received, never
       offset += n;
       parser.commit(n);
       parser.parse(
-        () => -1,
+        () => PARSE_VALUES,
         (reply) =>
           handedOut.push({ view: reply as Uint8Array, copy: (reply as Uint8Array).slice() }),
       );
@@ -795,7 +805,7 @@ Deno.test("rawDepth is asked at the start of each reply, once, and applies to th
       parser.commit(n);
       parser.parse(() => {
         askedAt.push(replies.length);
-        return depths[asked++];
+        return modeOf(depths[asked++]);
       }, (value) => replies.push(value));
     }
     // Asked once per reply, each time before that reply is given.
@@ -818,7 +828,7 @@ function parseAll(text: string, rawDepth = -1): RespValue[] {
   const bytes = latin1(text);
   parser.writable().set(bytes);
   parser.commit(bytes.length);
-  parser.parse(() => rawDepth, (value) => replies.push(value));
+  parser.parse(() => modeOf(rawDepth), (value) => replies.push(value));
   return replies;
 }
 
@@ -858,7 +868,7 @@ Deno.test("a bad type byte or a bad number throws ProtocolError, after the good 
   parser.writable().set(bytes);
   parser.commit(bytes.length);
   assert.throws(
-    () => parser.parse(() => -1, (value) => replies.push(value)),
+    () => parser.parse(() => PARSE_VALUES, (value) => replies.push(value)),
     (e: unknown) =>
       e instanceof ProtocolError && e.name === "ProtocolError" && /63/.test(e.message),
   );
@@ -868,4 +878,20 @@ Deno.test("a bad type byte or a bad number throws ProtocolError, after the good 
 Deno.test("a bad type byte inside an array throws ProtocolError too", () => {
   assert.throws(() => parseAll("*2\r\n:1\r\n!x\r\n"), ProtocolError);
   assert.throws(() => byteByByte(latin1("*1\r\n*1\r\n&\r\n")), ProtocolError);
+});
+
+Deno.test("parse modes are named: rawArraysAt and entriesAt take a whole depth from 0 to 999, and the modes differ", () => {
+  for (const bad of [-1, 1.5, 1000, Number.NaN]) {
+    assert.throws(() => rawArraysAt(bad), RangeError, String(bad));
+    assert.throws(() => entriesAt(bad), RangeError, String(bad));
+  }
+  const modes = [
+    PARSE_VALUES,
+    PARSE_SKIP_BULKS,
+    rawArraysAt(0),
+    rawArraysAt(3),
+    entriesAt(0),
+    entriesAt(3),
+  ];
+  assert.equal(new Set(modes).size, modes.length);
 });

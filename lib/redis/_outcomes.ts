@@ -6,7 +6,7 @@
  * @module
  */
 import { AuthError, ConnectError, ConnectionError, RedisReplyError, TlsError } from "../errors.ts";
-import type { RespValue } from "./resp_parser.ts";
+import { PARSE_VALUES, type RespValue } from "./resp_parser.ts";
 import { describeSocketError, type PendingOptions } from "./_socket.ts";
 import type { SendOptions } from "./connection_options.ts";
 import type { RedisArg, RespWriter } from "./resp_writer.ts";
@@ -123,7 +123,7 @@ export function pendingOptions(
   return {
     count: at.count,
     buffers: options.buffers ?? false,
-    rawDepth: options.rawDepth ?? -1,
+    parse: options.parse ?? PARSE_VALUES,
     limitMs: at.timeoutMs + (options.blockMs ?? 0),
     name: options.name ?? "pipeline",
   };

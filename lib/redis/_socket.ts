@@ -15,7 +15,13 @@ import {
 } from "../errors.ts";
 import type { EndpointTls } from "./endpoint.ts";
 import { type ByteConn, connectTls } from "./_tls_conn.ts";
-import { RawArray, RespParser, type RespValue } from "./resp_parser.ts";
+import {
+  PARSE_VALUES,
+  type ParseMode,
+  RawArray,
+  RespParser,
+  type RespValue,
+} from "./resp_parser.ts";
 import { RespWriter } from "./resp_writer.ts";
 
 /** Replies awaited for one command, or for commands sent together. */
@@ -24,8 +30,8 @@ export interface PendingOptions {
   count: number;
   /** Bulk strings as Uint8Array views (else text). */
   buffers: boolean;
-  /** Depth of arrays to keep raw (-1: none). */
-  rawDepth: number;
+  /** How the replies are parsed. */
+  parse: ParseMode;
   /** Milliseconds the replies may take (command timeout plus block time), before the transfer allowance. */
   limitMs: number;
   /** The command, for the timeout message. */
@@ -191,7 +197,7 @@ export class Socket {
 
   async #readLoop(): Promise<void> {
     const parser = this.#parser;
-    const rawDepth = () => this.#queue[this.#head]?.rawDepth ?? -1;
+    const mode = () => this.#queue[this.#head]?.parse ?? PARSE_VALUES;
     const onReply = (value: RespValue) => this.#onReply(value);
     try {
       while (!this.#dead) {
@@ -206,7 +212,7 @@ export class Socket {
           return;
         }
         parser.commit(n);
-        parser.parse(rawDepth, onReply);
+        parser.parse(mode, onReply);
       }
     } catch (error) {
       if (this.#dead) return;

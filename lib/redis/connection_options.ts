@@ -6,7 +6,7 @@
  * @module
  */
 import type { Endpoint } from "./endpoint.ts";
-import type { RespValue } from "./resp_parser.ts";
+import type { ParseMode, RespValue } from "./resp_parser.ts";
 import type { ServerHealth } from "./server_health.ts";
 
 /** What a connection needs to know about its server: an {@linkcode Endpoint}, or just an address. */
@@ -66,10 +66,10 @@ export interface SendOptions {
    */
   name?: string;
   /**
-   * Keep the arrays at this depth of the reply as `RawArray`s
-   * (stream entry fields: 4 for XREADGROUP, 3 for XAUTOCLAIM, 2 for XRANGE); -1 = none;
-   * `SKIP_BULKS` (-2) keeps no bulk string at all (each is an empty array).
-   * @default {-1}
+   * How the reply is parsed: `PARSE_VALUES`, `PARSE_SKIP_BULKS` (no bulk
+   * string kept), `rawArraysAt(depth)` or `entriesAt(depth)` (stream
+   * entries: 3 for XREADGROUP, 2 for XAUTOCLAIM, 1 for XRANGE).
+   * @default {PARSE_VALUES}
    */
-  rawDepth?: number;
+  parse?: ParseMode;
 }

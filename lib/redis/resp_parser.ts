@@ -5,10 +5,11 @@
  * stays valid for as long as it is kept: copy what you keep for long, or it
  * pins its buffer (64 KiB or the size of a big reply).
  *
- * Stream entries can be kept as they came: with a `rawDepth`, the arrays at
- * that depth of a reply (the field/value lists of entries) are returned as
- * one {@linkcode RawArray} of RESP bytes, which can be written back into an
- * XADD without being split into values at all.
+ * How each reply is parsed is a named {@linkcode ParseMode}: every value
+ * ({@linkcode PARSE_VALUES}), no bulk string kept ({@linkcode PARSE_SKIP_BULKS}),
+ * the arrays at one depth kept as RESP bytes ({@linkcode rawArraysAt}: the
+ * field/value lists of entries, written back into an XADD without being split
+ * into values at all), or as stream entries ({@linkcode entriesAt}).
  *
  * @module
  */
@@ -22,15 +23,38 @@ const READ_SIZE = 64 * 1024;
 /** Free space below which a new read buffer is started. */
 const MIN_FREE = 4 * 1024;
 const LATIN1 = new TextDecoder("latin1");
-/** What a bulk string is parsed as in a reply read with {@linkcode SKIP_BULKS}. */
+/** What a bulk string is parsed as in a reply read with {@linkcode PARSE_SKIP_BULKS}. */
 const SKIPPED = new Uint8Array(0);
 
 /**
- * A `rawDepth` that keeps no bulk string at all: each one is returned as the
- * same empty array (for replies whose values are not needed, only their
- * errors, such as EXEC's list of new IDs).
+ * How one reply is parsed: one of the named modes below (its encoding as a
+ * number is this module's own, so that asking for it per reply costs nothing).
  */
-export const SKIP_BULKS = -2;
+export type ParseMode = number & { readonly __parseMode: true };
+
+/** Modes from here on are {@linkcode entriesAt}(mode - ENTRIES_BASE). */
+const ENTRIES_BASE = 1000;
+
+/** Every value parsed: bulk strings as views of the read buffer. */
+export const PARSE_VALUES = -1 as ParseMode;
+
+/**
+ * No bulk string kept at all: each one is returned as the same empty array
+ * (for replies whose values are not needed, only their errors, such as
+ * EXEC's list of new IDs).
+ */
+export const PARSE_SKIP_BULKS = -2 as ParseMode;
+
+/**
+ * The arrays at `depth` of a reply (0 = the reply itself) returned as one
+ * {@linkcode RawArray} each: their RESP bytes, not split into values.
+ */
+export function rawArraysAt(depth: number): ParseMode {
+  if (!Number.isInteger(depth) || depth < 0 || depth >= ENTRIES_BASE) {
+    throw new RangeError(`A raw depth must be a whole number from 0 to 999: got ${depth}`);
+  }
+  return depth as ParseMode;
+}
 const UTF8 = new TextDecoder();
 
 /** A reply value: string (status), number, Uint8Array (bulk), null, array, RawArray, RawEntry or an error reply. */
@@ -71,10 +95,9 @@ interface Frame {
  * {@linkcode RawEntry}s (stream entries: 3 in an XREADGROUP reply, 2 in an
  * XAUTOCLAIM reply, 1 in an XRANGE reply).
  */
-export function entriesAt(depth: number): number {
-  return ENTRIES_BASE + depth;
+export function entriesAt(depth: number): ParseMode {
+  return (ENTRIES_BASE + rawArraysAt(depth)) as ParseMode;
 }
-const ENTRIES_BASE = 1000;
 
 /** Frames no longer in use, taken again (two per stream entry would be garbage otherwise). */
 const FREE_FRAMES: Frame[] = [];
@@ -159,13 +182,11 @@ export class RespParser {
 
   /**
    * Parses every complete reply received so far and calls `onReply` with
-   * each, in order. `mode` is asked at the start of each reply: the depth
-   * (0 = the reply itself) of arrays to keep raw, -1, {@linkcode SKIP_BULKS},
-   * or {@linkcode entriesAt}(depth).
+   * each, in order. `mode` is asked at the start of each reply.
    *
    * @throws {ProtocolError} on bytes that are not RESP2.
    */
-  parse(mode: () => number, onReply: (value: RespValue) => void): void {
+  parse(mode: () => ParseMode, onReply: (value: RespValue) => void): void {
     const buf = this.#buf;
     while (true) {
       if (!this.#inReply) {
@@ -173,7 +194,7 @@ export class RespParser {
         const m = mode();
         this.#entryDepth = m >= ENTRIES_BASE ? m - ENTRIES_BASE : -1;
         this.#rawDepth = m >= ENTRIES_BASE ? -1 : m;
-        this.#skip = m === SKIP_BULKS;
+        this.#skip = m === PARSE_SKIP_BULKS;
         this.#inReply = true;
       }
       const top = this.#stack.length > 0 ? this.#stack[this.#stack.length - 1] : undefined;

@@ -11,7 +11,7 @@
  */
 import { ConnectError, NotMasterError, RedisReplyError, TlsError } from "../errors.ts";
 import type { EndpointSentinel } from "./endpoint.ts";
-import type { RespValue } from "./resp_parser.ts";
+import { PARSE_VALUES, type RespValue } from "./resp_parser.ts";
 import { Socket } from "./_socket.ts";
 
 /** Options for {@linkcode resolveMaster}. */
@@ -113,7 +113,7 @@ async function askOne(
     }, {
       count: commands.length,
       buffers: false,
-      rawDepth: -1,
+      parse: PARSE_VALUES,
       limitMs: options.timeoutMs,
       name: "SENTINEL get-master-addr-by-name",
     });

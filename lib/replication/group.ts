@@ -138,7 +138,7 @@ export async function claimPending(
   try {
     const reply = await conn.send(stream.ref.db, args, {
       buffers: true,
-      rawDepth: CLAIM_ENTRY_DEPTH,
+      parse: CLAIM_ENTRY_DEPTH,
       name: "XAUTOCLAIM",
     });
     return parseRawAutoClaim(reply);

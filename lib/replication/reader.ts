@@ -335,7 +335,7 @@ export class StreamReader {
           if (fence) encodeFencedRead(w, streams, { ...options, fence });
           else encodeGroupRead(w, streams, { ...options, blockMs, tail });
         }
-      }, { buffers: true, blockMs, rawDepth: READ_ENTRY_DEPTH, name: "XREADGROUP" });
+      }, { buffers: true, blockMs, parse: READ_ENTRY_DEPTH, name: "XREADGROUP" });
       return replies; // a refused read is a RedisReplyError in its place
     } catch (error) {
       if (!(error instanceof RedisReplyError) && !(error instanceof ConnectError)) {

@@ -84,7 +84,7 @@ export async function readStreamStats(
     const [infos, groupLists] = await Promise.all([
       source.pipeline(db, list.map((r) => ["XINFO", "STREAM", r.key]), {
         buffers: true,
-        rawDepth: entriesAt(1),
+        parse: entriesAt(1),
       }),
       source.pipeline(db, list.map((r) => ["XINFO", "GROUPS", r.key]), { buffers: true }),
     ]);

@@ -15,6 +15,7 @@ import {
   parseEntries,
   parseFlatMap,
   parseRawEntries,
+  rawArraysAt,
   type RawEntry,
   type RedisClient,
   text,
@@ -50,7 +51,7 @@ export async function loadTargetTops(
     const replies = await conn.pipeline(
       db,
       chunk.map((s) => ["XREVRANGE", s.ref.targetKey, "+", "-", "COUNT", "1"]),
-      { buffers: true, rawDepth: entriesAt(1) },
+      { buffers: true, parse: entriesAt(1) },
     );
     chunk.forEach((s, j) => {
       const r = replies[j];
@@ -193,7 +194,7 @@ async function countBetween(
   const reply = await source.send(
     ref.db,
     ["XRANGE", ref.key, options.from, options.to, "COUNT", String(count)],
-    { buffers: true, rawDepth: 2 },
+    { buffers: true, parse: rawArraysAt(2) },
   );
   return Array.isArray(reply) ? reply.length : 0;
 }

@@ -27,10 +27,10 @@ import {
   compareIds,
   entryId,
   execReplies,
+  PARSE_SKIP_BULKS,
   type RawEntry,
   type RespValue,
   type ServerPool,
-  SKIP_BULKS,
 } from "../redis/mod.ts";
 import { encodeStreamWrite, highestId } from "./_encode_write.ts";
 import { LogDigest } from "./_log_digest.ts";
@@ -185,7 +185,7 @@ export class TargetWriter {
         // The new IDs EXEC returns are not needed, only its errors.
       }, {
         buffers: true,
-        rawDepth: SKIP_BULKS,
+        parse: PARSE_SKIP_BULKS,
         name: wait ? "MULTI/XADD/EXEC/WAIT" : "MULTI/XADD/EXEC",
         blockMs: wait?.timeoutMs ?? 0,
       });
