@@ -50,7 +50,9 @@ export class ReplicationEngine {
     this.#o = options;
     this.#table = options.table;
     const { group, batchSize, write } = settings;
-    this.#readAhead = new ReadAhead(batchSize);
+    // A reader refused room waits until there is some again: woken then, not by a write that
+    // may never come (quiet streams bring nothing to write).
+    this.#readAhead = new ReadAhead(batchSize, { onRoom: () => this.#placement.pokeAll() });
     this.#writer = new TargetWriter(options.target, this.#writerHooks(), {
       scheduler: options.scheduler,
       source: options.control,
@@ -314,6 +316,7 @@ export class ReplicationEngine {
     if (stream.ended) return;
     if (this.#wants(stream)) this.#placement.readerOf(stream)?.poke(stream);
     if (this.#readAhead.mostlyFree) this.#placement.pokeAll();
+    else this.#readAhead.wakeIfRoom();
     this.#maybeCaughtUp(stream);
   }
 

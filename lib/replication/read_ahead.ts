@@ -18,19 +18,35 @@ const READ_AHEAD_BYTES = 2 * WRITE_MAX_BYTES;
 /** Memory all streams together may hold in entries read and not written yet. */
 const READ_AHEAD_TOTAL_BYTES = 16 * 1024 * 1024;
 
+/** Options for {@linkcode ReadAhead}. */
+export interface ReadAheadOptions {
+  /**
+   * Called when room is back after a stream was refused room because all
+   * streams together had none: its reader waits for this, and no write may
+   * come to wake it (the streams that held the room may have brought
+   * nothing).
+   * @default {() => {}}
+   */
+  onRoom?: () => void;
+}
+
 /** The memory of the entries read ahead, and the share a read may take of it. */
 export class ReadAhead implements ReadBudget {
   /** Bytes read ahead by all streams together (each stream adds and takes away its part). */
   readonly memory = { bytes: 0 };
   readonly #batchSize: number;
+  readonly #onRoom: () => void;
   /** Memory set aside for reads in flight. */
   #reserved = 0;
   /** Memory an entry read ahead takes, on average so far (fields and overhead). */
   #entryBytes = 300;
+  /** A stream was refused room for lack of it all together, and was not told it is back. */
+  #starved = false;
 
   /** @param batchSize entries per stream per read (STREAM_BATCH_SIZE). */
-  constructor(batchSize: number) {
+  constructor(batchSize: number, options: ReadAheadOptions = {}) {
     this.#batchSize = batchSize;
+    this.#onRoom = options.onRoom ?? (() => {});
   }
 
   /** Whether `stream` has room to read more, and all streams together too. */
@@ -38,6 +54,23 @@ export class ReadAhead implements ReadBudget {
     if (stream.buffered >= READ_AHEAD_ENTRIES || stream.bufferedBytes >= READ_AHEAD_BYTES) {
       return false;
     }
+    if (this.#roomLeft()) return true;
+    this.#starved = true;
+    return false;
+  }
+
+  /**
+   * Tells `onRoom` when a stream was refused room all together and there is
+   * room again (after reads in flight gave back their share, or writes
+   * freed memory).
+   */
+  wakeIfRoom(): void {
+    if (!this.#starved || !this.#roomLeft()) return;
+    this.#starved = false;
+    this.#onRoom();
+  }
+
+  #roomLeft(): boolean {
     return this.memory.bytes + this.#reserved < READ_AHEAD_TOTAL_BYTES;
   }
 
@@ -56,6 +89,7 @@ export class ReadAhead implements ReadBudget {
 
   give(bytes: number): void {
     this.#reserved -= bytes;
+    this.wakeIfRoom();
   }
 
   /** Adds `entries` (of `bytes` field bytes) to `stream`'s buffer, learning their size. */
