@@ -175,3 +175,71 @@ Deno.test("a stale read that ran between two reads whose entries share one write
   assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key), key);
   assert.equal(await pendingCount(src, key, GROUP), 0);
 });
+
+Deno.test("a reader reconnecting while one entry is being written and the next is read ahead, then a read whose reply was lost: no hole, the entry nobody received is copied in order", async () => {
+  const logs = await captureLogs("WARNING");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using proxy = await TcpProxy.start(target);
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const key = "reconnect-hole-stream";
+  for (let i = 1; i <= 5; i++) await src.xadd(key, `${i}-0`, { i: String(i) });
+  // Without leases: the late read below is an unfenced XREADGROUP as the bare consumer name.
+  await using replicator = startReplicator(
+    replicationConfig(source, { port: proxy.port }, {
+      STREAM_POLL_INTERVAL: 5,
+      STREAM_LEASES: false,
+    }),
+  );
+  await waitFor(async () => Number(await dst.send(["XLEN", key])) === 5, {
+    message: "entries 1..5",
+  });
+  const readers = async () =>
+    (await src.clientList()).filter((c) =>
+      (c.name ?? "").startsWith("redis-stream-sync-reader") && (c.flags ?? "").includes("b")
+    ).map((c) => c.id);
+  // A slow target: 6-0's write is in flight while 7-0 is read ahead into the buffer.
+  proxy.delay(1500);
+  await src.xadd(key, "6-0", { i: "6" });
+  await waitFor(async () => await pendingCount(src, key, GROUP) === 1, { message: "6-0 read" });
+  await src.xadd(key, "7-0", { i: "7" });
+  await waitFor(async () => await pendingCount(src, key, GROUP) === 2, { message: "7-0 read" });
+  // The reader's connection fails: it reconnects and re-reads its own pending entries (6-0
+  // and 7-0, both already in hand) before new ones.
+  const before = await readers();
+  assert.ok(before.length > 0, "a blocked reader");
+  for (const id of before) await src.send(["CLIENT", "KILL", "ID", id]);
+  await waitFor(async () => (await readers()).some((id) => !before.includes(id)), {
+    message: "the reader reconnected and blocked again",
+  });
+  // A read of the failed connection that the server ran after all: 8-0 is delivered to the
+  // replicator's consumer, and its reply reaches nobody.
+  await src.send(["MULTI"]);
+  await src.send(["XADD", key, "8-0", "i", "8"]);
+  await src.send([
+    "XREADGROUP",
+    "GROUP",
+    GROUP,
+    "redis-sync-consumer",
+    "COUNT",
+    "1",
+    "STREAMS",
+    key,
+    ">",
+  ]);
+  await src.send(["EXEC"]);
+  await src.xadd(key, "9-0", { i: "9" });
+  proxy.delay(0);
+  await waitFor(async () => Number(await dst.send(["XLEN", key])) >= 9, {
+    timeoutMs: 30_000,
+    message: "entries 6..9 on the target",
+  });
+  await waitFor(async () => await pendingCount(src, key, GROUP) === 0, {
+    message: "nothing pending",
+  });
+  const result = await replicator.stop();
+  assert.deepEqual(result.streams.filter((s) => s.state === "error").map((s) => s.lastError), []);
+  assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key), key);
+  assert.deepEqual(logs.atLeast("ERROR").map((l) => l.message), []);
+});

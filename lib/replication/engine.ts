@@ -10,7 +10,7 @@
 import type { ReplicationSettings } from "../config/mod.ts";
 import { errorMessage, StreamGoneError } from "../errors.ts";
 import { getLog } from "../log.ts";
-import type { RawEntry } from "../redis/mod.ts";
+import { compareIds, entryId, type RawEntry } from "../redis/mod.ts";
 import { Acknowledger } from "./acker.ts";
 import { ensureGroups, goneOr, pendingCounts, pendingUpTo } from "./group.ts";
 import { Placement } from "./placement.ts";
@@ -269,15 +269,18 @@ export class ReplicationEngine {
       },
       staleReadsPossible: (stream) => this.#placement.readerOf(stream)?.staleReadsPossible ?? false,
       deliveredElsewhere: async (stream, batch) => {
-        // The acks of earlier writes first, so that only this write's entries are pending.
+        // The acks of earlier writes first, so that only this write's entries are pending
+        // above the target's top. Any other pending entry there, up to the batch's last one,
+        // was delivered by a read whose reply was lost: the write would leave a hole.
         await this.#acker.whenStreamIdle(stream);
         const pending = await pendingUpTo(this.#o.control, stream, {
           group: this.#settings.group,
           consumer: this.#o.consumer,
-          id: batch.highest,
-          count: batch.count + 1,
+          from: stream.targetTop,
+          to: batch.highest,
+          count: batch.ids.size + 2,
         });
-        return pending > batch.count;
+        return pending.some((id) => compareIds(id, stream.targetTop) > 0 && !batch.ids.has(id));
       },
       rewind: (stream) => {
         log.warning(
@@ -300,6 +303,19 @@ export class ReplicationEngine {
 
   #deliver(stream: ReplicatedStream, entries: RawEntry[], deleted: string[], bytes: number): void {
     if (stream.ended) return; // still pending: the next start takes it over
+    if (entries.length > 0 && compareIds(entryId(entries[0]), stream.queuedTop) <= 0) {
+      // The buffer stays strictly increasing: a re-read of this consumer's own pending
+      // entries (after a failed read) brings again those already in hand (written, being
+      // written or read ahead); their first copy is written and acked.
+      const again = entries.length;
+      entries = entries.filter((e) => compareIds(entryId(e), stream.queuedTop) > 0);
+      bytes = 0;
+      for (const e of entries) bytes += e.size;
+      log.debug("{count} entries of {stream} delivered again while in hand; kept once", {
+        count: again - entries.length,
+        stream: stream.ref.label,
+      });
+    }
     stream.outstanding += entries.length + deleted.length;
     if (entries.length > 0) this.#readAhead.push(stream, entries, bytes);
     for (const id of deleted) stream.deleted.push(id);

@@ -279,27 +279,27 @@ function consumerCount(list: unknown, consumer: string): number {
 }
 
 /**
- * How many entries of `stream` are pending for `consumer` up to `id`
- * (inclusive), counted up to `count`: more than a write carries means a
- * stale read delivered entries nobody received.
+ * The IDs of the entries of `stream` pending for `consumer` from `from` to
+ * `to` (inclusive), `count` at most: one that a write does not carry means
+ * a stale read delivered an entry nobody received.
  */
 export async function pendingUpTo(
   conn: RedisClient,
   stream: ReplicatedStream,
-  options: { group: string; consumer: string; id: string; count: number },
-): Promise<number> {
-  const { group, consumer, id, count } = options;
+  options: { group: string; consumer: string; from: string; to: string; count: number },
+): Promise<string[]> {
+  const { group, consumer, from, to, count } = options;
   try {
     const reply = await conn.send(stream.ref.db, [
       "XPENDING",
       stream.ref.key,
       group,
-      "-",
-      id,
+      from,
+      to,
       String(count),
       consumer,
     ]);
-    return Array.isArray(reply) ? reply.length : 0;
+    return Array.isArray(reply) ? reply.map((item) => text((item as unknown[])[0])) : [];
   } catch (error) {
     throw goneOr(stream, error);
   }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { RawEntry } from "../redis/mod.ts";
+import { entryId, type RawEntry } from "../redis/mod.ts";
 import type { StreamRef } from "./stream_ref.ts";
 import type { StreamStats } from "./stats.ts";
 import { StreamLife, type StreamOutcome, type StreamState } from "./stream_life.ts";
@@ -80,6 +80,12 @@ export class ReplicatedStream {
   head = 0;
   /** Bytes of the entries from `head` on. */
   bufferedBytes = 0;
+  /**
+   * The highest ID taken into the buffer since it was last cleared (what is
+   * written, being written or buffered is at or below it): entries are
+   * taken only above it, so the buffer stays strictly increasing.
+   */
+  queuedTop = "0-0";
   /** IDs of pending entries found deleted from the source: acked with the next write. */
   deleted: string[] = [];
   /** A write of this stream is in flight. */
@@ -174,6 +180,7 @@ export class ReplicatedStream {
       this.head = 0;
     }
     for (const entry of entries) this.buffer.push(entry);
+    if (entries.length > 0) this.queuedTop = entryId(entries[entries.length - 1]);
     this.bufferedBytes += bytes;
     this.#memory.bytes += bytes + ENTRY_OVERHEAD * entries.length;
   }
@@ -225,6 +232,7 @@ export class ReplicatedStream {
     this.head = 0;
     this.bufferedBytes = 0;
     this.deleted = [];
+    this.queuedTop = "0-0";
     return dropped;
   }
 

@@ -36,12 +36,13 @@ export interface WriterHooks {
   staleReadsPossible(stream: ReplicatedStream): boolean;
   /**
    * Whether a stale read delivered entries to this consumer that this write
-   * does not carry: more of its entries are pending up to the batch's
-   * highest ID than the `count` it holds.
+   * does not carry: an entry pending for this consumer above the target's
+   * top and up to the batch's highest ID that is not one of the batch's
+   * `ids` (the write would leave a hole below its last entry).
    */
   deliveredElsewhere(
     stream: ReplicatedStream,
-    batch: { highest: string; count: number },
+    batch: { highest: string; ids: ReadonlySet<string> },
   ): Promise<boolean>;
   /** Entries older than the batch were delivered behind its back: re-read in order first. */
   rewind(stream: ReplicatedStream): void;

@@ -268,13 +268,12 @@ export class TargetWriter {
     const stream = w.stream;
     try {
       if (!from.reload && w.entries.length > 0 && this.#hooks.staleReadsPossible(stream)) {
-        const batch = {
-          highest: highestId(w.entries, w.deleted),
-          count: w.entries.length + w.deleted.length,
-        };
+        const ids = new Set<string>(w.deleted);
+        for (const e of w.entries) ids.add(entryId(e));
+        const batch = { highest: highestId(w.entries, w.deleted), ids };
         if (await this.#hooks.deliveredElsewhere(stream, batch)) {
           // Dropped, still pending: the recovery claims them again, in order.
-          stream.outstanding = Math.max(0, stream.outstanding - batch.count);
+          stream.outstanding = Math.max(0, stream.outstanding - ids.size);
           this.#hooks.rewind(stream); // first: the released stream is not caught up
           this.#release(w);
           return;
