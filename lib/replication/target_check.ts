@@ -98,29 +98,42 @@ function setTop(stream: ReplicatedStream, top: string): void {
 /**
  * Entries at or below the target's top were copied before, unless
  * something else wrote into the target stream. Confirms the target holds
- * each of `ids` (or trimmed it: older than its first entry, and the target
- * lost at least that many); otherwise throws {@linkcode StreamStoppedError},
- * because the entry can no longer be inserted.
+ * each of `entries`, byte for byte (or trimmed it: older than its first
+ * entry, and the target lost at least that many); otherwise throws
+ * {@linkcode StreamStoppedError}, because the entry can no longer be
+ * inserted: an entry of the same ID with other fields or values (another
+ * writer, a source stream recreated with the same IDs) is never taken as
+ * copied.
  */
 export async function confirmOnTarget(
   stream: ReplicatedStream,
-  ids: readonly string[],
+  entries: readonly RawEntry[],
   options: ConfirmOptions,
 ): Promise<void> {
   const { target: conn, source } = options;
   const ref = stream.ref;
+  const ids = entries.map((e) => e.idText());
   // One XRANGE per ID, in one pipeline: the IDs may lie far apart on a
   // target that holds many entries between them (claimed batches).
   const replies = await conn.pipeline(
     ref.targetDb,
     ids.map((id) => ["XRANGE", ref.targetKey, id, id, "COUNT", "1"]),
-    { buffers: true },
+    { buffers: true, parse: entriesAt(1) },
   );
-  const missing = ids.filter((_, i) => {
+  const missing: string[] = [];
+  for (let i = 0; i < ids.length; i++) {
     const r = replies[i];
     if (r.status === "rejected") throw r.reason;
-    return parseEntries(r.value).entries.length === 0;
-  });
+    const found = parseRawEntries(r.value).entries[0];
+    if (found === undefined) missing.push(ids[i]);
+    else if (!sameBytes(found.fields, entries[i].fields)) {
+      throw new StreamStoppedError(
+        `Entry ${ids[i]} of ${ref.label} is on target stream ${ref.targetLabel} with other fields or values (${found.size} bytes there, ${
+          entries[i].size
+        } in the source): something else wrote that ID into the target stream (another writer, or a source stream deleted and recreated with the same IDs). Nothing was acked; fix the target stream (see "Copying a stream again" in the README) and the stream resumes on the next discovery pass`,
+      );
+    }
+  }
   if (missing.length === 0) {
     log.debug("{count} entries of {stream} are already on the target; acking them", {
       count: ids.length,
@@ -166,6 +179,12 @@ export async function confirmOnTarget(
       } of ${ref.label} is not on target stream ${ref.targetLabel}, whose last ID is already ${stream.targetTop}: something else wrote into the target stream, and the entry can no longer be inserted in order. Nothing was acked; fix the target stream (see "Copying a stream again" in the README) and the stream resumes on the next discovery pass`,
     );
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Options for {@linkcode confirmOnTarget}. */
@@ -250,7 +269,7 @@ export async function writeChecked(
       split++;
     }
     if (split > 0) {
-      await confirmOnTarget(stream, pending.slice(0, split).map((e) => e.idText()), options);
+      await confirmOnTarget(stream, pending.slice(0, split), options);
     }
     const fresh = pending.slice(split);
     if (fresh.length === 0) return written;

@@ -1,0 +1,92 @@
+/**
+ * The target is an exact copy of a prefix of the source, or the tool says
+ * loudly why not: nothing is acknowledged as copied that is not on the
+ * target byte for byte.
+ */
+import assert from "node:assert/strict";
+import { connect, RedisServer } from "../testing/redis.ts";
+import {
+  captureLogs,
+  pendingCount,
+  replicationConfig,
+  runOnce,
+  sameEntries,
+} from "./_replication.ts";
+
+const GROUP = "redis-sync-group";
+
+Deno.test("entries whose IDs the target already holds with other fields or values are not taken as copied: the stream stops with an error naming the entry, nothing is acked", async () => {
+  const logs = await captureLogs("ERROR");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const key = "same-ids-stream";
+  // Another writer (or a source stream deleted and recreated with explicit IDs) put entries
+  // with the source's IDs and other content into the target stream.
+  for (let i = 1; i <= 10; i++) {
+    await src.send(["XADD", key, `1-${i}`, "n", String(i), "from", "source"]);
+    await dst.send(["XADD", key, `1-${i}`, "n", String(i), "from", "someone else"]);
+  }
+  const before = await dst.xrangeAll(key);
+  const result = await runOnce(replicationConfig(source, target));
+  assert.equal(result.ok, false, "run --once reported success");
+  const [status] = result.streams;
+  assert.equal(status.state, "error");
+  assert.match(
+    status.lastError ?? "",
+    /Entry 1-1 of db0:same-ids-stream is on target stream db0:same-ids-stream with other fields or values/,
+  );
+  assert.equal(await pendingCount(src, key, GROUP), 10, "nothing acked");
+  assert.ok(sameEntries(await dst.xrangeAll(key), before), "the target was changed");
+  assert.ok(logs.atLeast("ERROR", /other fields or values/).length > 0, logs.toString());
+});
+
+Deno.test("entries already on the target with the same bytes (a re-delivery) are acked without being written again", async () => {
+  await captureLogs("ERROR");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const key = "redelivered-stream";
+  for (let i = 1; i <= 10; i++) {
+    const fields = ["n", String(i), "bytes", new Uint8Array([0, 255, i])];
+    await src.send(["XADD", key, `1-${i}`, ...fields]);
+    if (i <= 6) await dst.send(["XADD", key, `1-${i}`, ...fields]);
+  }
+  const result = await runOnce(replicationConfig(source, target));
+  assert.ok(result.ok, JSON.stringify(result.failures));
+  assert.ok(sameEntries(await dst.xrangeAll(key), await src.xrangeAll(key)));
+  assert.equal(await pendingCount(src, key, GROUP), 0);
+  assert.equal(result.streams[0].skipped, 6);
+  assert.equal(result.streams[0].copied, 4);
+});
+
+Deno.test("never-copied entries below the first entry of a target that another writer filled and trimmed are not taken as trimmed when the tool never trims the target: the stream stops, nothing acked", async () => {
+  await captureLogs("ERROR");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const key = "foreign-trimmed-stream";
+  for (let i = 1; i <= 500; i++) await src.send(["XADD", key, `1-${i}`, "i", String(i)]);
+  // A foreign writer put 2,000 higher entries into the target stream and trimmed it to 100:
+  // the target "lost" 1,900 entries, more than the source's 500, and never held any of them.
+  for (let i = 1; i <= 2000; i++) await dst.send(["XADD", key, `2-${i}`, "foreign", String(i)]);
+  await dst.send(["XTRIM", key, "MAXLEN", "100"]);
+  const before = await dst.xrangeAll(key);
+  const result = await runOnce(replicationConfig(source, target));
+  assert.equal(result.ok, false, "run --once reported success");
+  assert.match(
+    result.failures[0]?.reason ?? "",
+    /Entry 1-1 of db0:foreign-trimmed-stream is not on target stream db0:foreign-trimmed-stream/,
+  );
+  assert.ok(sameEntries(await dst.xrangeAll(key), before), "the target was changed");
+  assert.equal(result.streams[0].skipped, 0, "entries counted as already copied");
+  const delivered = await pendingCount(src, key, GROUP);
+  assert.ok(delivered > 0, "nothing was delivered");
+  // Nothing acked: every entry the group delivered is still pending.
+  const groups = await src.send(["XINFO", "GROUPS", key]) as unknown[][];
+  const at = groups[0].indexOf("entries-read");
+  assert.equal(Number(groups[0][at + 1]), delivered);
+});
