@@ -15,7 +15,14 @@ import assert from "node:assert/strict";
 import { type CliProcess, runCli, spawnCli } from "../testing/cli.ts";
 import { connect, RedisServer, type TestClient } from "../testing/redis.ts";
 import { prng, Producer } from "../testing/producer.ts";
-import { delay, entriesDifference, replicationEnv, waitFor } from "./_replication.ts";
+import { TcpProxy } from "../testing/proxy.ts";
+import {
+  delay,
+  entriesDifference,
+  replicationEnv,
+  type ServerAddress,
+  waitFor,
+} from "./_replication.ts";
 
 const GROUP = "redis-sync-group";
 /** Five streams matching the default discovery pattern `*-stream`. */
@@ -23,7 +30,7 @@ const KEYS = ["orders-stream", "payments-stream", "audit-stream", "bin-stream", 
 const SEED = Number(Deno.env.get("CRASH_SEED") ?? "20261126");
 
 /** The replicator's settings: fast polls and discovery, short backoffs, no metrics listener. */
-function crashEnv(source: RedisServer, target: RedisServer): Record<string, string> {
+function crashEnv(source: ServerAddress, target: ServerAddress): Record<string, string> {
   return replicationEnv(source, target, {
     STREAM_POLL_INTERVAL: "0.1",
     STREAM_DISCOVERY_INTERVAL: "0.2",
@@ -107,7 +114,11 @@ Deno.test("crash: SIGKILL of `run` at random moments, at least 15 times while 50
   await using target = await RedisServer.start();
   await using src = await connect(source);
   await using dst = await connect(target);
-  const env = crashEnv(source, target);
+  // The target 10 ms away (each way): a batch stays read and not acknowledged for a round trip
+  // at least, so that kills land mid-batch however fast the machine copies on loopback.
+  await using proxy = await TcpProxy.start(target);
+  proxy.delay(10);
+  const env = crashEnv(source, { host: target.host, port: proxy.port });
 
   // Separate random sequences, so that the kill delays do not depend on the producer's timing.
   const producer = new Producer(source, KEYS, prng(SEED ^ 0x5eed));

@@ -128,7 +128,9 @@ export async function confirmOnTarget(
     if (found === undefined) missing.push(ids[i]);
     else if (!sameBytes(found.fields, entries[i].fields)) {
       throw new StreamStoppedError(
-        `Entry ${ids[i]} of ${ref.label} is on target stream ${ref.targetLabel} with other fields or values (${found.size} bytes there, ${
+        `Entry ${
+          ids[i]
+        } of ${ref.label} is on target stream ${ref.targetLabel} with other fields or values (${found.size} bytes there, ${
           entries[i].size
         } in the source): something else wrote that ID into the target stream (another writer, or a source stream deleted and recreated with the same IDs). Nothing was acked; fix the target stream (see "Copying a stream again" in the README) and the stream resumes on the next discovery pass`,
       );
@@ -155,6 +157,10 @@ export async function confirmOnTarget(
   let lost = missing.filter((id) =>
     firstOnTarget !== undefined && compareIds(id, firstOnTarget) >= 0
   );
+  // Only this tool's own trimming (TARGET_STREAM_MAXLEN) can have removed entries it copied:
+  // without it, an entry missing below the target's first one was never written there, or
+  // was removed by someone else (or lost by the target), and is not taken as copied.
+  if (!options.targetTrims) lost = missing;
   if (lost.length === 0) {
     // Missing entries older than the target's first entry (or all of them, on a target
     // stream emptied by trimming) pass as trimmed only if the target lost at least as
@@ -173,10 +179,11 @@ export async function confirmOnTarget(
     }
   }
   if (lost.length > 0) {
+    const first = firstOnTarget === undefined ? "none left" : `the first is ${firstOnTarget}`;
     throw new StreamStoppedError(
       `Entry ${
         lost[0]
-      } of ${ref.label} is not on target stream ${ref.targetLabel}, whose last ID is already ${stream.targetTop}: something else wrote into the target stream, and the entry can no longer be inserted in order. Nothing was acked; fix the target stream (see "Copying a stream again" in the README) and the stream resumes on the next discovery pass`,
+      } of ${ref.label} is not on target stream ${ref.targetLabel}, whose last ID is already ${stream.targetTop} (${first}): it was never written there (something else wrote into the target stream, or the source stream was deleted and recreated with lower IDs) or it was removed from the target by someone else, and it can no longer be inserted in order. Nothing was acked; fix the target stream (see "Copying a stream again" in the README) and the stream resumes on the next discovery pass`,
     );
   }
 }
@@ -193,6 +200,12 @@ export interface ConfirmOptions {
   target: RedisClient;
   /** A connection to the source (to count what it holds below the target's first entry). */
   source: RedisClient;
+  /**
+   * This tool trims the target (TARGET_STREAM_MAXLEN): an entry missing
+   * below the target's first one may have been trimmed after it was copied.
+   * Without it, such an entry is never taken as copied.
+   */
+  targetTrims: boolean;
 }
 
 /** Most source entries counted to tell a trimmed target from one that never held them. */
