@@ -70,6 +70,10 @@ Deno.test("never-copied entries below the first entry of a target that another w
   await using dst = await connect(target);
   const key = "foreign-trimmed-stream";
   for (let i = 1; i <= 500; i++) await src.send(["XADD", key, `1-${i}`, "i", String(i)]);
+  // The group exists (an earlier run made it), so the entries are checked one by one on the
+  // target (a new group would be refused at the start: the source's last ID is below the
+  // target's, see below).
+  await src.send(["XGROUP", "CREATE", key, GROUP, "0"]);
   // A foreign writer put 2,000 higher entries into the target stream and trimmed it to 100:
   // the target "lost" 1,900 entries, more than the source's 500, and never held any of them.
   for (let i = 1; i <= 2000; i++) await dst.send(["XADD", key, `2-${i}`, "foreign", String(i)]);
@@ -89,4 +93,34 @@ Deno.test("never-copied entries below the first entry of a target that another w
   const groups = await src.send(["XINFO", "GROUPS", key]) as unknown[][];
   const at = groups[0].indexOf("entries-read");
   assert.equal(Number(groups[0][at + 1]), delivered);
+});
+
+Deno.test("a source stream deleted and recreated with IDs below what its target holds (TARGET_STREAM_MAXLEN on) is reported, not acked as trimmed", async () => {
+  const logs = await captureLogs("ERROR");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const key = "reset-stream";
+  for (let i = 1000; i < 6000; i++) await src.send(["XADD", key, `${i}-0`, "i", String(i)]);
+  const config = replicationConfig(source, target, { TARGET_STREAM_MAXLEN: 100 });
+  const first = await runOnce(config);
+  assert.ok(first.ok, JSON.stringify(first.failures));
+  // The producer starts the stream again, with explicit IDs far below the copy's.
+  await src.send(["DEL", key]);
+  for (let i = 1; i <= 500; i++) await src.send(["XADD", key, `${i}-0`, "i", `new ${i}`]);
+  const before = await dst.xrangeAll(key);
+  const second = await runOnce(config);
+  assert.equal(second.ok, false, "run --once reported success");
+  assert.match(
+    second.failures[0]?.reason ?? "",
+    /Source stream db0:reset-stream cannot be copied in order: its last ID 500-0 is below the last ID 5999-0 that target stream db0:reset-stream already holds \(the source stream was deleted and recreated/,
+  );
+  assert.equal(second.streams[0].skipped, 0, "entries counted as already copied");
+  assert.ok(sameEntries(await dst.xrangeAll(key), before), "the target was changed");
+  // Nothing was taken as copied: every new entry is still to be delivered in the group.
+  const groups = await src.send(["XINFO", "GROUPS", key]) as unknown[][];
+  const lag = groups[0][groups[0].indexOf("lag") + 1];
+  assert.equal(Number(lag), 500);
+  assert.ok(logs.atLeast("ERROR", /cannot be copied in order/).length > 0, logs.toString());
 });

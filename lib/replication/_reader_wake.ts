@@ -13,9 +13,18 @@ export interface UnblockContext {
   mustEnd: () => boolean;
   /** The reader connection's CLIENT ID (undefined while it connects). */
   clientId: string | undefined;
-  /** Sends CLIENT UNBLOCK for that ID. */
-  unblock: (clientId: string) => void;
+  /**
+   * Sends CLIENT UNBLOCK for that ID; resolves with whether it unblocked a
+   * read (false: the read was not blocked on the server yet).
+   */
+  unblock: (clientId: string) => Promise<boolean>;
 }
+
+/**
+ * How soon CLIENT UNBLOCK is sent again when it found the read not blocked
+ * yet: it goes on another connection, and can overtake the read it is for.
+ */
+const UNBLOCK_RETRY_MS = 10;
 
 /** A reader's wake-up: its own wait, and its blocking read's unblocking. */
 export class ReaderWake {
@@ -23,6 +32,9 @@ export class ReaderWake {
   /** A blocking read is in flight (unblockable). */
   #blocking = false;
   #unblockSent = false;
+  /** Blocking reads started so far: which read an unblock is for. */
+  #reads = 0;
+  #retry: ReturnType<typeof setTimeout> | undefined;
 
   /** Waits until woken, or `ms` milliseconds at most (undefined: until woken). */
   async sleep(ms?: number): Promise<void> {
@@ -47,19 +59,33 @@ export class ReaderWake {
   blockStarted(): void {
     this.#blocking = true;
     this.#unblockSent = false;
+    this.#reads++;
   }
 
   /** The blocking read ended. */
   blockEnded(): void {
     this.#blocking = false;
+    clearTimeout(this.#retry);
+    this.#retry = undefined;
   }
 
   /** Wakes the wait, or unblocks the blocking read when `ctx.mustEnd()` (once per read). */
   poke(ctx: UnblockContext): void {
     if (this.wakeUp()) return;
     if (!this.#blocking || this.#unblockSent || !ctx.mustEnd()) return;
-    if (ctx.clientId === undefined) return; // still connecting: its read starts after this
+    const clientId = ctx.clientId;
+    if (clientId === undefined) return; // still connecting: its read starts after this
     this.#unblockSent = true;
-    ctx.unblock(ctx.clientId);
+    const read = this.#reads;
+    const attempt = () => {
+      this.#retry = undefined;
+      ctx.unblock(clientId).then((unblocked) => {
+        // Not blocked yet: the read is still on its way to the server. Again, while it lasts.
+        if (!unblocked && this.#blocking && this.#reads === read) {
+          this.#retry = setTimeout(attempt, UNBLOCK_RETRY_MS);
+        }
+      });
+    };
+    attempt();
   }
 }

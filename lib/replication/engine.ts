@@ -12,13 +12,13 @@ import { errorMessage, StreamGoneError } from "../errors.ts";
 import { getLog } from "../log.ts";
 import { compareIds, entryId, type RawEntry } from "../redis/mod.ts";
 import { Acknowledger } from "./acker.ts";
-import { ensureGroups, goneOr, pendingCounts, pendingUpTo } from "./group.ts";
+import { goneOr, pendingUpTo } from "./group.ts";
+import { prepareStart } from "./stream_start.ts";
 import { Placement } from "./placement.ts";
 import { Recovery } from "./recovery.ts";
 import type { ReaderHooks } from "./reader.ts";
 import { ReplicatedStream, type StreamOutcome } from "./stream.ts";
 import type { StreamRef } from "./stream_ref.ts";
-import { loadTargetTops } from "./target_check.ts";
 import { TargetWriter, type WriterHooks } from "./writer.ts";
 import { ReadAhead } from "./read_ahead.ts";
 import type { StreamTable } from "./stream_table.ts";
@@ -125,39 +125,25 @@ export class ReplicationEngine {
     streams: ReplicatedStream[],
     options: { startId: (ref: StreamRef) => string },
   ): Promise<{ created: number; streams: ReplicatedStream[] }> {
-    const groups = await ensureGroups(this.#o.control, streams, {
+    const { created, refused, ready } = await prepareStart(this.#o.control, streams, {
       group: this.#settings.group,
       autoCreate: this.#settings.autoCreateGroups,
       startId: (s) => options.startId(s.ref),
+      target: this.#o.target.client(0),
     });
-    for (const s of groups.created) {
-      log.debug("Created consumer group {group} on {stream} at {startId}", {
-        group: this.#settings.group,
-        stream: s.ref.label,
-        startId: options.startId(s.ref),
-      });
-    }
-    for (const s of groups.skipped) this.#end(s, "skipped");
-    for (const [s, error] of groups.gone) this.#end(s, "gone", error.message);
-    const live = streams.filter((s) => !s.ended);
-    const stopped = await loadTargetTops(this.#o.target.client(0), live);
-    for (const [s, error] of stopped) this.#end(s, "error", error.message);
-    const started = live.filter((s) => !s.ended);
+    for (const { stream, outcome, error } of refused) this.#end(stream, outcome, error);
+    const started = [...ready.keys()].filter((s) => !s.ended);
     // Streams with nothing pending in the group (the common case, and every new one) read
     // at once; the others take over what is pending first.
-    const pending = await pendingCounts(this.#o.control, started, {
-      group: this.#settings.group,
-    });
     for (const s of started) this.#placement.place(s);
     for (const s of started) {
       if (s.ended) continue; // ended meanwhile (stopped, gone): it stays ended
-      const count = pending.get(s);
-      if (count === 0) {
+      if (ready.get(s) === 0) {
         s.life.on("reading");
         this.#resume(s);
       } else this.#recovery.recover(s, { reason: "start" });
     }
-    return { created: groups.created.length, streams };
+    return { created, streams };
   }
 
   /** Group maintenance of a slice of the streams (called by the orchestrator's timer). */

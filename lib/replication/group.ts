@@ -269,6 +269,31 @@ export async function pendingCounts(
   return out;
 }
 
+/**
+ * The last generated ID of each of `streams` on the source (XINFO STREAM,
+ * pipelined per DB): an ID that only grows, unless the stream was deleted
+ * and recreated. A failed reply is its error.
+ */
+export async function lastGeneratedIds(
+  conn: RedisClient,
+  streams: readonly ReplicatedStream[],
+): Promise<Map<ReplicatedStream, string | Error>> {
+  const out = new Map<ReplicatedStream, string | Error>();
+  for (const [db, chunk] of chunks(streams, (s) => s.ref.db)) {
+    const replies = await conn.pipeline(db, chunk.map((s) => ["XINFO", "STREAM", s.ref.key]));
+    chunk.forEach((s, i) => {
+      const r = replies[i];
+      out.set(
+        s,
+        r.status === "rejected"
+          ? goneOr(s, r.reason) as Error
+          : text(parseFlatMap(r.value).get("last-generated-id") ?? "0-0"),
+      );
+    });
+  }
+  return out;
+}
+
 /** The count of `consumer` in the per-consumer part of an XPENDING summary. */
 function consumerCount(list: unknown, consumer: string): number {
   if (!Array.isArray(list)) return 0;

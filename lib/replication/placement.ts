@@ -231,16 +231,22 @@ export class Placement {
     return reader;
   }
 
-  #unblock(id: string): void {
-    this.#control.send(undefined, ["CLIENT", "UNBLOCK", id]).catch((error) => {
-      // The reader wakes up at the end of its block anyway, only later.
-      // Only a refusal is worth a word (a lost connection is reported elsewhere).
-      if (this.#warnedUnblock || !(error instanceof RedisReplyError)) return;
-      this.#warnedUnblock = true;
-      log.warning(
-        "CLIENT UNBLOCK failed ({error}); new entries may wait up to STREAM_POLL_INTERVAL (the ACL user needs CLIENT UNBLOCK)",
-        { error: errorMessage(error) },
-      );
-    });
+  /** CLIENT UNBLOCK of reader connection `id`: whether a blocked read was woken (or no retry helps). */
+  #unblock(id: string): Promise<boolean> {
+    return this.#control.send(undefined, ["CLIENT", "UNBLOCK", id]).then(
+      (reply) => Number(reply) === 1,
+      (error) => {
+        // The reader wakes up at the end of its block anyway, only later.
+        // Only a refusal is worth a word (a lost connection is reported elsewhere).
+        if (!this.#warnedUnblock && error instanceof RedisReplyError) {
+          this.#warnedUnblock = true;
+          log.warning(
+            "CLIENT UNBLOCK failed ({error}); new entries may wait up to STREAM_POLL_INTERVAL (the ACL user needs CLIENT UNBLOCK)",
+            { error: errorMessage(error) },
+          );
+        }
+        return true; // sending it again would fail the same way
+      },
+    );
   }
 }

@@ -77,8 +77,11 @@ export interface StreamReaderOptions {
    * @default {undefined}
    */
   fence?: ReadFence;
-  /** Sends CLIENT UNBLOCK for the reader's connection (from another connection). */
-  unblock: (clientId: string) => void;
+  /**
+   * Sends CLIENT UNBLOCK for the reader's connection (from another
+   * connection); resolves with whether a blocked read was woken.
+   */
+  unblock: (clientId: string) => Promise<boolean>;
   /**
    * The source is a Redis Cluster: no read blocks on the server (a blocking
    * read cannot span slots); each read covers the streams of one slot, new
