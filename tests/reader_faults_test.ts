@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { waitFor } from "../testing/cli.ts";
 import { TcpProxy } from "../testing/proxy.ts";
-import { connect, freePort, RedisServer } from "../testing/redis.ts";
+import { connect, freePort, RedisServer, type TestClient } from "../testing/redis.ts";
 import {
   assertSameEntries,
   captureLogs,
@@ -19,6 +19,45 @@ import {
 } from "./_replication.ts";
 
 const GROUP = "redis-sync-group";
+
+/** The IDs of the replicator's reader connections blocked in a read. */
+async function blockedReaders(src: TestClient): Promise<string[]> {
+  return (await src.clientList()).filter((c) =>
+    (c.name ?? "").startsWith("redis-stream-sync-reader") && (c.flags ?? "").includes("b")
+  ).map((c) => c.id);
+}
+
+/** Kills the blocked reader connections and waits until a new one blocks: a failed read. */
+async function failBlockedRead(src: TestClient): Promise<void> {
+  const before = await blockedReaders(src);
+  assert.ok(before.length > 0, "a blocked reader");
+  for (const id of before) await src.send(["CLIENT", "KILL", "ID", id]);
+  await waitFor(async () => (await blockedReaders(src)).some((id) => !before.includes(id)), {
+    message: "the reader reconnected and blocked again",
+  });
+}
+
+/**
+ * A read of a failed connection that the server ran after all: `id` is added and delivered
+ * to the replicator's consumer (without leases: the bare consumer name), in one
+ * transaction, and its reply reaches nobody.
+ */
+async function deliverToNobody(src: TestClient, key: string, id: string): Promise<void> {
+  await src.send(["MULTI"]);
+  await src.send(["XADD", key, id, "i", id.split("-")[0]]);
+  await src.send([
+    "XREADGROUP",
+    "GROUP",
+    GROUP,
+    "redis-sync-consumer",
+    "COUNT",
+    "1",
+    "STREAMS",
+    key,
+    ">",
+  ]);
+  await src.send(["EXEC"]);
+}
 
 Deno.test("one stream of a 600-stream reader deleted: the reads of the others in the same round trip are copied, no hole, no stream stopped", async () => {
   const logs = await captureLogs("WARNING");
@@ -131,16 +170,7 @@ Deno.test("a stale read that ran between two reads whose entries share one write
   });
   // A failed read: the reader's connection is killed, it reconnects. A copy of a read it sent
   // could now still reach the server late.
-  const readers = async () =>
-    (await src.clientList()).filter((c) =>
-      (c.name ?? "").startsWith("redis-stream-sync-reader") && (c.flags ?? "").includes("b")
-    ).map((c) => c.id);
-  const before = await readers();
-  assert.ok(before.length > 0);
-  for (const id of before) await src.send(["CLIENT", "KILL", "ID", id]);
-  await waitFor(async () => (await readers()).some((id) => !before.includes(id)), {
-    message: "the reader reconnected and blocked again",
-  });
+  await failBlockedRead(src);
   proxy.delay(400); // writes take a while: what is read meanwhile waits for the next one
   await src.xadd(key, "6-0", { i: "6" }); // written, slowly
   await waitFor(async () => await pendingCount(src, key, GROUP) === 1, {
@@ -151,20 +181,7 @@ Deno.test("a stale read that ran between two reads whose entries share one write
     message: "7-0 delivered",
   });
   // The late copy runs: it delivers 8-0 to the replicator's consumer, nobody receives it.
-  await src.send(["MULTI"]);
-  await src.send(["XADD", key, "8-0", "i", "8"]);
-  await src.send([
-    "XREADGROUP",
-    "GROUP",
-    GROUP,
-    "redis-sync-consumer",
-    "COUNT",
-    "1",
-    "STREAMS",
-    key,
-    ">",
-  ]);
-  await src.send(["EXEC"]);
+  await deliverToNobody(src, key, "8-0");
   await src.xadd(key, "9-0", { i: "9" }); // read: the next write would carry 7-0 and 9-0
   await waitFor(async () => Number(await dst.send(["XLEN", key])) === 9, {
     timeoutMs: 30_000,
@@ -195,10 +212,6 @@ Deno.test("a reader reconnecting while one entry is being written and the next i
   await waitFor(async () => Number(await dst.send(["XLEN", key])) === 5, {
     message: "entries 1..5",
   });
-  const readers = async () =>
-    (await src.clientList()).filter((c) =>
-      (c.name ?? "").startsWith("redis-stream-sync-reader") && (c.flags ?? "").includes("b")
-    ).map((c) => c.id);
   // A slow target: 6-0's write is in flight while 7-0 is read ahead into the buffer.
   proxy.delay(1500);
   await src.xadd(key, "6-0", { i: "6" });
@@ -207,28 +220,10 @@ Deno.test("a reader reconnecting while one entry is being written and the next i
   await waitFor(async () => await pendingCount(src, key, GROUP) === 2, { message: "7-0 read" });
   // The reader's connection fails: it reconnects and re-reads its own pending entries (6-0
   // and 7-0, both already in hand) before new ones.
-  const before = await readers();
-  assert.ok(before.length > 0, "a blocked reader");
-  for (const id of before) await src.send(["CLIENT", "KILL", "ID", id]);
-  await waitFor(async () => (await readers()).some((id) => !before.includes(id)), {
-    message: "the reader reconnected and blocked again",
-  });
+  await failBlockedRead(src);
   // A read of the failed connection that the server ran after all: 8-0 is delivered to the
   // replicator's consumer, and its reply reaches nobody.
-  await src.send(["MULTI"]);
-  await src.send(["XADD", key, "8-0", "i", "8"]);
-  await src.send([
-    "XREADGROUP",
-    "GROUP",
-    GROUP,
-    "redis-sync-consumer",
-    "COUNT",
-    "1",
-    "STREAMS",
-    key,
-    ">",
-  ]);
-  await src.send(["EXEC"]);
+  await deliverToNobody(src, key, "8-0");
   await src.xadd(key, "9-0", { i: "9" });
   proxy.delay(0);
   await waitFor(async () => Number(await dst.send(["XLEN", key])) >= 9, {

@@ -37,6 +37,7 @@ Deno.test("replication settings are the configuration's values, every duration i
   assert.deepEqual(s.write, {
     minWriteEntries: 250,
     targetMaxlen: 5000,
+    targetTrims: true,
     waitReplicas: 1,
     waitTimeoutMs: 250,
     retry: { baseMs: 1500, maxMs: 20000, immediateRetries: 2 },
@@ -52,4 +53,12 @@ Deno.test("replication settings are the configuration's values, every duration i
 Deno.test("the shortest poll interval, 1 ms, is a 1 ms blocking read", () => {
   const { config } = loadConfig({}, {}, "STREAM_POLL_INTERVAL=0.001");
   assert.equal(replicationSettings(config).read.blockMs, 1);
+});
+
+Deno.test("the target counts as trimmed by this tool with TARGET_STREAM_MAXLEN or MIRROR_SOURCE_TRIM, and only then", () => {
+  const trims = (text: string) =>
+    replicationSettings(loadConfig({}, {}, text).config).write.targetTrims;
+  assert.equal(trims(""), false);
+  assert.equal(trims("TARGET_STREAM_MAXLEN=100"), true);
+  assert.equal(trims("MIRROR_SOURCE_TRIM=true"), true);
 });

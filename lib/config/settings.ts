@@ -32,6 +32,12 @@ export interface WriteSettings {
   minWriteEntries: number;
   /** TARGET_STREAM_MAXLEN (0: no trimming). */
   targetMaxlen: number;
+  /**
+   * This tool trims the target (TARGET_STREAM_MAXLEN, or MIRROR_SOURCE_TRIM):
+   * an entry missing below a target stream's first one may have been
+   * trimmed after it was copied.
+   */
+  targetTrims: boolean;
   /** TARGET_WAIT_REPLICAS (0: no WAIT). */
   waitReplicas: number;
   /** TARGET_WAIT_TIMEOUT, in milliseconds. */
@@ -88,6 +94,7 @@ export function replicationSettings(config: Config): ReplicationSettings {
     write: {
       minWriteEntries: config.batchSize,
       targetMaxlen: config.targetStreamMaxlen,
+      targetTrims: config.targetStreamMaxlen > 0 || config.mirrorSourceTrim,
       waitReplicas: config.targetWaitReplicas,
       waitTimeoutMs: Math.round(config.targetWaitTimeout * 1000),
       retry: retrySettings(config.target),

@@ -58,6 +58,7 @@ export class ReplicationEngine {
       source: options.control,
       minWriteEntries: write.minWriteEntries,
       targetMaxlen: write.targetMaxlen,
+      targetTrims: write.targetTrims,
       waitReplicas: write.waitReplicas,
       waitTimeoutMs: write.waitTimeoutMs,
       backoffBaseMs: write.retry.baseMs,

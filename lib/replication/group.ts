@@ -270,25 +270,55 @@ export async function pendingCounts(
 }
 
 /**
- * The last generated ID of each of `streams` on the source (XINFO STREAM,
- * pipelined per DB): an ID that only grows, unless the stream was deleted
- * and recreated. A failed reply is its error.
+ * The last generated ID and the length of each of `streams` on the source
+ * (XINFO STREAM, pipelined per DB): an ID that only grows, unless the
+ * stream was deleted and recreated. A failed reply is its error.
  */
-export async function lastGeneratedIds(
+export async function sourceEnds(
   conn: RedisClient,
   streams: readonly ReplicatedStream[],
-): Promise<Map<ReplicatedStream, string | Error>> {
-  const out = new Map<ReplicatedStream, string | Error>();
+): Promise<Map<ReplicatedStream, { lastGenerated: string; length: number } | Error>> {
+  const out = new Map<ReplicatedStream, { lastGenerated: string; length: number } | Error>();
   for (const [db, chunk] of chunks(streams, (s) => s.ref.db)) {
     const replies = await conn.pipeline(db, chunk.map((s) => ["XINFO", "STREAM", s.ref.key]));
     chunk.forEach((s, i) => {
       const r = replies[i];
-      out.set(
-        s,
-        r.status === "rejected"
-          ? goneOr(s, r.reason) as Error
-          : text(parseFlatMap(r.value).get("last-generated-id") ?? "0-0"),
-      );
+      if (r.status === "rejected") {
+        out.set(s, goneOr(s, r.reason) as Error);
+        return;
+      }
+      const info = parseFlatMap(r.value);
+      out.set(s, {
+        lastGenerated: text(info.get("last-generated-id") ?? "0-0"),
+        length: Number(info.get("length") ?? 0),
+      });
+    });
+  }
+  return out;
+}
+
+/**
+ * The last delivered ID of `group` on each of `streams` (XINFO GROUPS,
+ * pipelined per DB; "0-0" when the group is not there). A failed reply is
+ * its error.
+ */
+export async function groupPositions(
+  conn: RedisClient,
+  streams: readonly ReplicatedStream[],
+  options: { group: string },
+): Promise<Map<ReplicatedStream, string | Error>> {
+  const out = new Map<ReplicatedStream, string | Error>();
+  for (const [db, chunk] of chunks(streams, (s) => s.ref.db)) {
+    const replies = await conn.pipeline(db, chunk.map((s) => ["XINFO", "GROUPS", s.ref.key]));
+    chunk.forEach((s, i) => {
+      const r = replies[i];
+      if (r.status === "rejected") {
+        out.set(s, goneOr(s, r.reason) as Error);
+        return;
+      }
+      const mine = (Array.isArray(r.value) ? r.value : []).map(parseFlatMap)
+        .find((g) => text(g.get("name")) === options.group);
+      out.set(s, text(mine?.get("last-delivered-id") ?? "0-0"));
     });
   }
   return out;

@@ -1,9 +1,10 @@
 /**
  * What starting streams needs from the servers, for many streams in
  * pipelines: their consumer groups (made where missing), their target
- * streams' last IDs, a check that a source stream whose group had to be made
- * does not start again below what its target holds, and how many entries
- * each group has pending. It tells which streams cannot start and why; the
+ * streams' last IDs, a check that a source stream whose group has delivered
+ * less than its target holds (a new group, one made by a start that refused
+ * the stream, one moved back) does not start again below what its target
+ * holds, and how many entries each group has pending. It tells which streams cannot start and why; the
  * engine ends those and starts the others.
  *
  * @module
@@ -11,7 +12,7 @@
 import { getLog } from "../log.ts";
 import { StreamGoneError } from "../errors.ts";
 import { compareIds, type RedisClient } from "../redis/mod.ts";
-import { ensureGroups, lastGeneratedIds, pendingCounts } from "./group.ts";
+import { ensureGroups, groupPositions, pendingCounts, sourceEnds } from "./group.ts";
 import type { ReplicatedStream, StreamOutcome } from "./stream.ts";
 import { loadTargetTops } from "./target_check.ts";
 
@@ -69,18 +70,46 @@ export async function prepareStart(
   for (const [s, error] of await loadTargetTops(options.target, [...out])) {
     refuse(s, "error", error.message);
   }
-  // A group had to be made: the source stream may have been deleted and recreated, its IDs
-  // starting again below what the target holds.
-  const made = groups.created.filter((s) => out.has(s) && s.targetTop !== "0-0");
-  if (made.length > 0) {
-    for (const [s, last] of await lastGeneratedIds(control, made)) {
-      if (last instanceof StreamGoneError) refuse(s, "gone", last.message);
-      else if (last instanceof Error) throw last;
-      else if (compareIds(last, s.targetTop) < 0) refuse(s, "error", resetMessage(s, last));
-    }
-  }
+  // A group that has not delivered up to what the target holds (made now, made by an earlier
+  // start that refused the stream, or moved back): the source stream may have been deleted
+  // and recreated, its IDs starting again below what the target holds.
+  await refuseResetSources(control, [...out].filter((s) => s.targetTop !== "0-0"), {
+    group,
+    refuse,
+  });
   const ready = await pendingCounts(control, [...out], { group });
   return { created: groups.created.length, refused, ready };
+}
+
+/**
+ * Refuses the streams of `streams` whose group has delivered less than
+ * their target holds and whose source stream's last generated ID is below
+ * the target's: their entries cannot be copied in order. An empty source
+ * stream is not refused: entries added with generated IDs go above.
+ */
+async function refuseResetSources(
+  control: RedisClient,
+  streams: ReplicatedStream[],
+  options: {
+    group: string;
+    refuse: (s: ReplicatedStream, outcome: StreamOutcome, error?: string) => void;
+  },
+): Promise<void> {
+  if (streams.length === 0) return;
+  const behind: ReplicatedStream[] = [];
+  for (const [s, delivered] of await groupPositions(control, streams, options)) {
+    if (delivered instanceof StreamGoneError) options.refuse(s, "gone", delivered.message);
+    else if (delivered instanceof Error) throw delivered;
+    else if (compareIds(delivered, s.targetTop) < 0) behind.push(s);
+  }
+  if (behind.length === 0) return;
+  for (const [s, end] of await sourceEnds(control, behind)) {
+    if (end instanceof StreamGoneError) options.refuse(s, "gone", end.message);
+    else if (end instanceof Error) throw end;
+    else if (end.length > 0 && compareIds(end.lastGenerated, s.targetTop) < 0) {
+      options.refuse(s, "error", resetMessage(s, end.lastGenerated));
+    }
+  }
 }
 
 function resetMessage(s: ReplicatedStream, last: string): string {

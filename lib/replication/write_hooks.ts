@@ -62,6 +62,12 @@ export interface TargetWriterOptions {
    */
   targetMaxlen?: number;
   /**
+   * This tool trims the target (TARGET_STREAM_MAXLEN or MIRROR_SOURCE_TRIM):
+   * entries missing below a target stream's first one may pass as trimmed.
+   * @default {targetMaxlen > 0}
+   */
+  targetTrims?: boolean;
+  /**
    * TARGET_WAIT_REPLICAS: entries are reported written only once this many
    * replicas of the target confirmed them (WAIT); 0 = no wait.
    * @default {0}

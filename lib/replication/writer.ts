@@ -288,7 +288,7 @@ export class TargetWriter {
         target,
         source: this.#options.source,
         maxlen: this.#maxlen,
-        targetTrims: this.#maxlen.length > 0,
+        targetTrims: this.#options.targetTrims ?? this.#maxlen.length > 0,
         // After a failure the top is reloaded: the target may have lost entries meanwhile (a
         // failover to a replica that lacked them, a restart without persistence).
         reload: from.reload || stream.failures > 0,
