@@ -12,11 +12,16 @@ export function tail(text: string, lines: number): string {
   return text.trimEnd().split("\n").slice(-lines).join("\n");
 }
 
+/** How long a spawned instance takes, at most, to load and install its signal handlers. */
+const STARTUP_MS = 3000;
+
 /** N replicator processes with the same configuration. */
 export class Replicators implements AsyncDisposable {
   readonly #env: Record<string, string>;
   readonly #note: (message: string) => void;
   readonly #slots: Array<CliProcess | null>;
+  /** When each instance was spawned (performance.now()). */
+  readonly #spawnedAt: number[] = [];
   /** Exits that were not ours (SIGKILL) and not the final SIGTERM. */
   readonly unexpectedExits: string[] = [];
   starts = 0;
@@ -39,6 +44,7 @@ export class Replicators implements AsyncDisposable {
       if (this.#slots[n]) continue;
       this.starts++;
       this.#slots[n] = spawnCli(["run"], { env: this.#env, timeoutMs: 24 * 3600_000 });
+      this.#spawnedAt[n] = performance.now();
     }
   }
 
@@ -89,6 +95,11 @@ export class Replicators implements AsyncDisposable {
       const cli = this.#slots[n];
       if (!cli) continue;
       cli.signal("SIGCONT");
+      // Only once it runs: a signal before the runtime has loaded main.ts and installed its
+      // handlers (an instance restarted a moment ago) ends the process at once, unhandled
+      // (exit 143). The instances log at WARNING, so the time since the spawn tells.
+      const young = STARTUP_MS - (performance.now() - this.#spawnedAt[n]);
+      if (young > 0) await new Promise((resolve) => setTimeout(resolve, young));
       cli.signal("SIGTERM");
       const timer = setTimeout(() => cli.signal("SIGKILL"), 30_000);
       const result = await cli.wait();
