@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { isRetriableError, RedisReplyError } from "../lib/errors.ts";
 import { execReplies } from "../lib/redis/mod.ts";
-import { PARSE_VALUES, RespParser, type RespValue } from "../lib/redis/resp_parser.ts";
+import { PARSE_VALUES } from "../lib/redis/parse_mode.ts";
+import { RespParser, type RespValue } from "../lib/redis/resp_parser.ts";
 import { RespWriter } from "../lib/redis/resp_writer.ts";
 import { connect, freePort, RedisServer, type TestClient } from "../testing/redis.ts";
 

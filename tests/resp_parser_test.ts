@@ -5,9 +5,11 @@ import {
   PARSE_SKIP_BULKS,
   PARSE_VALUES,
   type ParseMode,
+  rawArraysAt,
+} from "../lib/redis/parse_mode.ts";
+import {
   ProtocolError,
   RawArray,
-  rawArraysAt,
   RawEntry,
   RespParser,
   type RespValue,

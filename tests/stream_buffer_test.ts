@@ -6,7 +6,8 @@
  * entries are parsed from RESP bytes as a read would bring them.
  */
 import assert from "node:assert/strict";
-import { entriesAt, type RawEntry, RespParser } from "../lib/redis/resp_parser.ts";
+import { entriesAt } from "../lib/redis/parse_mode.ts";
+import { type RawEntry, RespParser } from "../lib/redis/resp_parser.ts";
 import { parseRawEntries } from "../lib/redis/replies.ts";
 import { ReplicatedStream } from "../lib/replication/stream.ts";
 import { makeStreamRef } from "../lib/replication/stream_ref.ts";

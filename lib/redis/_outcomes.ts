@@ -6,7 +6,8 @@
  * @module
  */
 import { AuthError, ConnectError, ConnectionError, RedisReplyError, TlsError } from "../errors.ts";
-import { PARSE_VALUES, type RespValue } from "./resp_parser.ts";
+import { PARSE_VALUES } from "./parse_mode.ts";
+import type { RespValue } from "./resp_parser.ts";
 import { describeSocketError, type PendingOptions } from "./_socket.ts";
 import type { SendOptions } from "./connection_options.ts";
 import type { RedisArg, RespWriter } from "./resp_writer.ts";

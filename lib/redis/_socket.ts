@@ -15,13 +15,8 @@ import {
 } from "../errors.ts";
 import type { EndpointTls } from "./endpoint.ts";
 import { type ByteConn, connectTls } from "./_tls_conn.ts";
-import {
-  PARSE_VALUES,
-  type ParseMode,
-  RawArray,
-  RespParser,
-  type RespValue,
-} from "./resp_parser.ts";
+import { PARSE_VALUES, type ParseMode } from "./parse_mode.ts";
+import { RawArray, RespParser, type RespValue } from "./resp_parser.ts";
 import { RespWriter } from "./resp_writer.ts";
 
 /** Replies awaited for one command, or for commands sent together. */

@@ -6,7 +6,8 @@
  * @module
  */
 import type { Endpoint } from "./endpoint.ts";
-import type { ParseMode, RespValue } from "./resp_parser.ts";
+import type { ParseMode } from "./parse_mode.ts";
+import type { RespValue } from "./resp_parser.ts";
 import type { ServerHealth } from "./server_health.ts";
 
 /** What a connection needs to know about its server: an {@linkcode Endpoint}, or just an address. */

@@ -25,8 +25,8 @@ export {
   text,
 } from "./replies.ts";
 export type { RawEntries, StreamEntry } from "./replies.ts";
-export { entriesAt, PARSE_SKIP_BULKS, PARSE_VALUES, rawArraysAt } from "./resp_parser.ts";
-export type { ParseMode } from "./resp_parser.ts";
+export { entriesAt, PARSE_SKIP_BULKS, PARSE_VALUES, rawArraysAt } from "./parse_mode.ts";
+export type { ParseMode } from "./parse_mode.ts";
 export type { RespValue } from "./resp_parser.ts";
 export { RespWriter } from "./resp_writer.ts";
 export { ServerHealth } from "./server_health.ts";

@@ -5,15 +5,15 @@
  * stays valid for as long as it is kept: copy what you keep for long, or it
  * pins its buffer (64 KiB or the size of a big reply).
  *
- * How each reply is parsed is a named {@linkcode ParseMode}: every value
- * ({@linkcode PARSE_VALUES}), no bulk string kept ({@linkcode PARSE_SKIP_BULKS}),
- * the arrays at one depth kept as RESP bytes ({@linkcode rawArraysAt}: the
- * field/value lists of entries, written back into an XADD without being split
- * into values at all), or as stream entries ({@linkcode entriesAt}).
+ * How each reply is parsed is a named mode (`parse_mode.ts`): every value,
+ * no bulk string kept, the arrays at one depth kept as RESP bytes (the
+ * field/value lists of entries, written back into an XADD without being
+ * split into values at all), or as stream entries.
  *
  * @module
  */
 import { RedisReplyError } from "../errors.ts";
+import { ENTRIES_BASE, PARSE_SKIP_BULKS, type ParseMode } from "./parse_mode.ts";
 import { RawArray, RawEntry } from "./resp_values.ts";
 
 export { RawArray, RawEntry };
@@ -26,35 +26,6 @@ const LATIN1 = new TextDecoder("latin1");
 /** What a bulk string is parsed as in a reply read with {@linkcode PARSE_SKIP_BULKS}. */
 const SKIPPED = new Uint8Array(0);
 
-/**
- * How one reply is parsed: one of the named modes below (its encoding as a
- * number is this module's own, so that asking for it per reply costs nothing).
- */
-export type ParseMode = number & { readonly __parseMode: true };
-
-/** Modes from here on are {@linkcode entriesAt}(mode - ENTRIES_BASE). */
-const ENTRIES_BASE = 1000;
-
-/** Every value parsed: bulk strings as views of the read buffer. */
-export const PARSE_VALUES = -1 as ParseMode;
-
-/**
- * No bulk string kept at all: each one is returned as the same empty array
- * (for replies whose values are not needed, only their errors, such as
- * EXEC's list of new IDs).
- */
-export const PARSE_SKIP_BULKS = -2 as ParseMode;
-
-/**
- * The arrays at `depth` of a reply (0 = the reply itself) returned as one
- * {@linkcode RawArray} each: their RESP bytes, not split into values.
- */
-export function rawArraysAt(depth: number): ParseMode {
-  if (!Number.isInteger(depth) || depth < 0 || depth >= ENTRIES_BASE) {
-    throw new RangeError(`A raw depth must be a whole number from 0 to 999: got ${depth}`);
-  }
-  return depth as ParseMode;
-}
 const UTF8 = new TextDecoder();
 
 /** A reply value: string (status), number, Uint8Array (bulk), null, array, RawArray, RawEntry or an error reply. */
@@ -88,15 +59,6 @@ interface Frame {
   fieldsStart: number;
   fieldsEnd: number;
   fieldsCount: number;
-}
-
-/**
- * A mode that returns the arrays at `depth` of a reply as
- * {@linkcode RawEntry}s (stream entries: 3 in an XREADGROUP reply, 2 in an
- * XAUTOCLAIM reply, 1 in an XRANGE reply).
- */
-export function entriesAt(depth: number): ParseMode {
-  return (ENTRIES_BASE + rawArraysAt(depth)) as ParseMode;
 }
 
 /** Frames no longer in use, taken again (two per stream entry would be garbage otherwise). */

@@ -11,7 +11,8 @@
  */
 import { ConnectError, NotMasterError, RedisReplyError, TlsError } from "../errors.ts";
 import type { EndpointSentinel } from "./endpoint.ts";
-import { PARSE_VALUES, type RespValue } from "./resp_parser.ts";
+import { PARSE_VALUES } from "./parse_mode.ts";
+import type { RespValue } from "./resp_parser.ts";
 import { Socket } from "./_socket.ts";
 
 /** Options for {@linkcode resolveMaster}. */

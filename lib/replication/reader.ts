@@ -15,13 +15,8 @@ import { ConnectError, RedisReplyError } from "../errors.ts";
 import type { ReaderHooks, StreamReaderOptions } from "./read_hooks.ts";
 
 export type { ReadBudget, ReaderHooks, ReadFence, StreamReaderOptions } from "./read_hooks.ts";
-import {
-  clusterSlot,
-  entriesAt,
-  type RedisConnection,
-  type RespValue,
-  type RespWriter,
-} from "../redis/mod.ts";
+import { clusterSlot, entriesAt } from "../redis/mod.ts";
+import type { RedisConnection, RespValue, RespWriter } from "../redis/mod.ts";
 import { groupBy } from "./_group_by.ts";
 import {
   type DispatchContext,

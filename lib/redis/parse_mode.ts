@@ -1,0 +1,47 @@
+/**
+ * How a reply is parsed, named: every value, no bulk string kept, or the
+ * arrays at one depth kept as RESP bytes or as stream entries. The parser
+ * asks for a mode at the start of each reply; the send options take one as
+ * `parse`.
+ *
+ * @module
+ */
+
+/**
+ * How one reply is parsed: one of the named modes below (encoded as a
+ * number, so that asking for it per reply costs nothing; the encoding is
+ * this module's and the parser's own).
+ */
+export type ParseMode = number & { readonly __parseMode: true };
+
+/** Modes from here on are {@linkcode entriesAt}(mode - ENTRIES_BASE). */
+export const ENTRIES_BASE = 1000;
+
+/** Every value parsed: bulk strings as views of the read buffer. */
+export const PARSE_VALUES = -1 as ParseMode;
+
+/**
+ * No bulk string kept at all: each one is returned as the same empty array
+ * (for replies whose values are not needed, only their errors, such as
+ * EXEC's list of new IDs).
+ */
+export const PARSE_SKIP_BULKS = -2 as ParseMode;
+
+/**
+ * The arrays at `depth` of a reply (0 = the reply itself) returned as one
+ * `RawArray` each: their RESP bytes, not split into values.
+ */
+export function rawArraysAt(depth: number): ParseMode {
+  if (!Number.isInteger(depth) || depth < 0 || depth >= ENTRIES_BASE) {
+    throw new RangeError(`A raw depth must be a whole number from 0 to 999: got ${depth}`);
+  }
+  return depth as ParseMode;
+}
+
+/**
+ * The arrays at `depth` of a reply returned as `RawEntry`s (stream entries:
+ * 3 in an XREADGROUP reply, 2 in an XAUTOCLAIM reply, 1 in an XRANGE reply).
+ */
+export function entriesAt(depth: number): ParseMode {
+  return (ENTRIES_BASE + rawArraysAt(depth)) as ParseMode;
+}
