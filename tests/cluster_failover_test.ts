@@ -16,7 +16,7 @@ import {
 } from "../testing/cluster.ts";
 import { connect, RedisServer, type TestClient } from "../testing/redis.ts";
 import { RedisConnection } from "../lib/redis/connection.ts";
-import { confirmReplicas } from "../lib/replication/_replica_wait.ts";
+import { confirmReplicas } from "../lib/replication/write/_replica_wait.ts";
 import { delay, entriesDifference, FAST_SETTINGS, waitFor } from "./_replication.ts";
 
 const GROUP = "redis-sync-group";

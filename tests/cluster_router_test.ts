@@ -9,7 +9,7 @@ import { ClusterRouter } from "../lib/redis/cluster_router.ts";
 import { nodeAddress } from "../lib/redis/cluster_slots.ts";
 import type { Endpoint } from "../lib/redis/endpoint.ts";
 import { clusterSlot } from "../lib/redis/key_slot.ts";
-import { discoverEveryMaster } from "../lib/replication/discover.ts";
+import { discoverEveryMaster } from "../lib/replication/run/discover.ts";
 import { ClusterClient } from "../lib/redis/cluster_client.ts";
 import { waitFor } from "../testing/cli.ts";
 import { startCluster } from "../testing/cluster.ts";

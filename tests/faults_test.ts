@@ -11,7 +11,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { StreamStatus } from "../lib/replication/stream.ts";
+import type { StreamStatus } from "../lib/replication/stream/stream.ts";
 import { TcpProxy } from "../testing/proxy.ts";
 import { connect, freePort, RedisServer, type TestClient } from "../testing/redis.ts";
 import {

@@ -10,7 +10,7 @@ import {
   LEASE_KEY_PREFIX,
   leaseKey,
   tagForSlot,
-} from "../lib/replication/lease_key.ts";
+} from "../lib/replication/sharing/lease_key.ts";
 import { connect, RedisServer } from "../testing/redis.ts";
 
 const encoder = new TextEncoder();

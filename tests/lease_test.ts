@@ -8,10 +8,10 @@
 import assert from "node:assert/strict";
 import { RedisReplyError } from "../lib/errors.ts";
 import { RedisConnection } from "../lib/redis/connection.ts";
-import { FENCED_DELCONSUMER, FENCED_READ } from "../lib/replication/_lease_scripts.ts";
-import { InstanceRegistry } from "../lib/replication/instances.ts";
-import { LeaseKeeper } from "../lib/replication/lease.ts";
-import { makeStreamRef } from "../lib/replication/stream_ref.ts";
+import { FENCED_DELCONSUMER, FENCED_READ } from "../lib/replication/sharing/_lease_scripts.ts";
+import { InstanceRegistry } from "../lib/replication/sharing/instances.ts";
+import { LeaseKeeper } from "../lib/replication/sharing/lease.ts";
+import { makeStreamRef } from "../lib/replication/stream/stream_ref.ts";
 import { connect, RedisServer } from "../testing/redis.ts";
 
 const GROUP = "g";

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import type { OrchestratorStatus } from "../lib/replication/orchestrator.ts";
+import type { OrchestratorStatus } from "../lib/replication/run/orchestrator.ts";
 import {
   formatProgress,
   progressOf,
   shouldShowProgress,
   startProgress,
 } from "../lib/ops/progress.ts";
-import type { StreamStatus } from "../lib/replication/stream.ts";
+import type { StreamStatus } from "../lib/replication/stream/stream.ts";
 
 function status(streams: Array<Partial<StreamStatus>>): OrchestratorStatus {
   const health = { role: "source", address: "127.0.0.1:1", up: true, reconnects: 0, outages: 0 };

@@ -1,6 +1,6 @@
 /**
  * A stream's buffer of entries read and not written yet
- * (lib/replication/stream.ts): ID order kept through takes, a failed
+ * (lib/replication/stream/stream.ts): ID order kept through takes, a failed
  * write's batch put back in front, the memory it counts, and the highest ID
  * taken in, which the engine keeps the buffer strictly increasing by. Pure:
  * entries are parsed from RESP bytes as a read would bring them.
@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import { entriesAt } from "../lib/redis/parse_mode.ts";
 import { type RawEntry, RespParser } from "../lib/redis/resp_parser.ts";
 import { parseRawEntries } from "../lib/redis/replies.ts";
-import { ReplicatedStream } from "../lib/replication/stream.ts";
-import { makeStreamRef } from "../lib/replication/stream_ref.ts";
+import { ReplicatedStream } from "../lib/replication/stream/stream.ts";
+import { makeStreamRef } from "../lib/replication/stream/stream_ref.ts";
 
 /** Entries with these IDs (one field each, `v` repeated `size` times), as an XRANGE reply brings them. */
 function entries(ids: string[], size = 10): RawEntry[] {

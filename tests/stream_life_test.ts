@@ -1,5 +1,5 @@
 /**
- * The stream state machine (lib/replication/stream_life.ts): the one place
+ * The stream state machine (lib/replication/stream/stream_life.ts): the one place
  * where a stream's state changes. Pure: no server.
  */
 import assert from "node:assert/strict";
@@ -10,7 +10,7 @@ import {
   type StreamOutcome,
   type StreamState,
   TRANSITIONS,
-} from "../lib/replication/stream_life.ts";
+} from "../lib/replication/stream/stream_life.ts";
 import { captureLogs, quietLogs } from "./_replication.ts";
 
 const STATES: StreamState[] = [

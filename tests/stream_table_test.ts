@@ -1,15 +1,15 @@
 /**
- * The one table of an instance's streams (lib/replication/stream_table.ts):
+ * The one table of an instance's streams (lib/replication/run/stream_table.ts):
  * which streams run, start, drain, wait and ended, and how. Pure
  * bookkeeping: the control connection it is given is never opened.
  */
 import assert from "node:assert/strict";
 import { RedisConnection } from "../lib/redis/connection.ts";
-import { StatsKeeper } from "../lib/replication/stats_keeper.ts";
-import { ReplicatedStream } from "../lib/replication/stream.ts";
-import { makeStreamRef, type StreamRef } from "../lib/replication/stream_ref.ts";
-import { StreamTable } from "../lib/replication/stream_table.ts";
-import { TargetOwners } from "../lib/replication/target_owners.ts";
+import { StatsKeeper } from "../lib/replication/run/stats_keeper.ts";
+import { ReplicatedStream } from "../lib/replication/stream/stream.ts";
+import { makeStreamRef, type StreamRef } from "../lib/replication/stream/stream_ref.ts";
+import { StreamTable } from "../lib/replication/run/stream_table.ts";
+import { TargetOwners } from "../lib/replication/write/target_owners.ts";
 import { quietLogs } from "./_replication.ts";
 
 function table(): { table: StreamTable; leaseEnds: Array<[string, boolean]> } {

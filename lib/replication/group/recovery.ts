@@ -1,0 +1,260 @@
+/**
+ * Taking over pending entries, and group maintenance. A stream recovers on
+ * start, when an ack was lost, after a stale read, and when maintenance
+ * finds entries pending for another consumer or lost for this one: its
+ * reads stop, the write in flight ends, what it had read and not written is
+ * dropped (still pending), and every pending entry of the group is claimed
+ * (XAUTOCLAIM) and copied in ID order before it reads new entries again.
+ * Maintenance looks at each stream once per STREAM_PENDING_CHECK_INTERVAL,
+ * spread over the interval, many streams per pipeline.
+ *
+ * @module
+ */
+import { Backoff } from "../../backoff.ts";
+import type { RecoverySettings } from "../../config/mod.ts";
+import {
+  ConnectionError,
+  errorMessage,
+  isRetriableError,
+  LeaseLostError,
+  StreamGoneError,
+} from "../../errors.ts";
+import { getLog } from "../../log.ts";
+import type { RawEntry, RedisClient } from "../../redis/mod.ts";
+import { LogDigest } from "../_log_digest.ts";
+import { claimPending, readConsumers, removeConsumers } from "./group.ts";
+import type { ReadFence } from "../sharing/read_fence.ts";
+import type { Scheduler } from "../scheduler.ts";
+import type { ReplicatedStream, StreamOutcome } from "../stream/stream.ts";
+
+const log = getLog("replicator");
+
+/** Pending entries claimed per XAUTOCLAIM (at least STREAM_BATCH_SIZE). */
+const CLAIM_COUNT = 1000;
+/** Claimed entries a stream may hold unwritten before claiming more. */
+const CLAIM_AHEAD = 5000;
+
+/** What recovery needs from the engine. */
+export interface RecoveryOptions {
+  /** The consumer group. */
+  group: string;
+  /** Entries per read (claims take at least as many). */
+  batchSize: number;
+  /** Recovery's settings. */
+  recovery: RecoverySettings;
+  /** The one timer. */
+  scheduler: Scheduler;
+  /** `run --once`: no periodic maintenance. */
+  once: boolean;
+  /** This instance's consumer name. */
+  consumer: string;
+  /**
+   * With leases: claims check the stream's lease.
+   * @default {undefined}
+   */
+  fence?: ReadFence;
+  /** Hands claimed entries to the stream (to be written). */
+  push(stream: ReplicatedStream, entries: RawEntry[], deleted: string[], bytes: number): void;
+  /** Whether no read or write of the stream is in flight (asking its reader to let go). */
+  quiet(stream: ReplicatedStream): boolean;
+  /** Ends the stream. */
+  end(stream: ReplicatedStream, outcome: StreamOutcome, error?: string): void;
+  /** Recovery is over: read on. */
+  resume(stream: ReplicatedStream): void;
+}
+
+/** Recovers streams and maintains their groups; see the module doc. */
+export class Recovery {
+  readonly #control: RedisClient;
+  readonly #o: RecoveryOptions;
+  readonly #running = new Set<ReplicatedStream>();
+  readonly #waiters = new Map<ReplicatedStream, () => void>();
+  #summary = { entries: 0, streams: [] as string[], timer: false };
+  readonly #removedLog = new LogDigest(
+    log,
+    "info",
+    (streams, name) =>
+      `Removed consumer ${name} from the group of ${streams}: idle, nothing pending`,
+    0,
+  );
+  readonly #cleanupLog = new LogDigest(
+    log,
+    "warning",
+    (streams, error) => `Could not remove idle consumers of ${streams}: ${error}`,
+  );
+
+  constructor(control: RedisClient, options: RecoveryOptions) {
+    this.#control = control;
+    this.#o = options;
+  }
+
+  /** Recovers `stream` (again, if it is recovering now: what is pending is claimed once more). */
+  recover(stream: ReplicatedStream, _options: { reason: string }): void {
+    if (stream.ended) return;
+    stream.needsRecovery = true;
+    if (this.#running.has(stream)) return;
+    this.#running.add(stream);
+    stream.life.on("recover");
+    this.#run(stream).finally(() => this.#running.delete(stream));
+  }
+
+  /** Something changed for `stream` (a read or write ended, or it ended). */
+  wake(stream: ReplicatedStream): void {
+    const waiter = this.#waiters.get(stream);
+    if (waiter) {
+      this.#waiters.delete(stream);
+      waiter();
+    }
+  }
+
+  async #run(stream: ReplicatedStream): Promise<void> {
+    const backoff = new Backoff(this.#o.recovery.retry);
+    let recovered = 0;
+    try {
+      while (stream.needsRecovery && !stream.ended) {
+        while (!this.#o.quiet(stream) && !stream.ended) await this.#wait(stream);
+        if (stream.ended) return;
+        stream.outstanding = Math.max(0, stream.outstanding - stream.clearBuffer());
+        stream.needsRecovery = false;
+        stream.history = undefined;
+        let cursor = "0-0";
+        while (true) {
+          while (stream.buffered >= CLAIM_AHEAD && !stream.ended) await this.#wait(stream);
+          if (stream.ended || stream.needsRecovery) break;
+          let claimed;
+          try {
+            claimed = await claimPending(this.#control, stream, {
+              group: this.#o.group,
+              consumer: this.#o.consumer,
+              count: Math.max(this.#o.batchSize, CLAIM_COUNT),
+              cursor,
+              fence: this.#o.fence,
+            });
+          } catch (error) {
+            if (!isRetriableError(error)) throw error;
+            // The same step again, after a pause: a claim that failed took nothing over.
+            stream.status.errors++;
+            stream.status.lastError = errorMessage(error);
+            await this.#o.scheduler.sleep(backoff.next(error instanceof ConnectionError));
+            continue;
+          }
+          backoff.reset();
+          cursor = claimed.cursor;
+          recovered += claimed.entries.length;
+          if (claimed.entries.length > 0 || claimed.deleted.length > 0) {
+            this.#o.push(stream, claimed.entries, claimed.deleted, claimed.bytes);
+          }
+          if (cursor === "0-0") break;
+        }
+        // What was claimed is written before anything new is read.
+        while (
+          (stream.buffered > 0 || stream.deleted.length > 0 || stream.writing) &&
+          !stream.ended && !stream.needsRecovery
+        ) await this.#wait(stream);
+      }
+      if (stream.ended) return;
+      stream.life.on("recovered");
+      if (recovered > 0) {
+        stream.status.recovered += recovered;
+        log.debug("Recovered {count} pending entries of {stream}", {
+          count: recovered,
+          stream: stream.ref.label,
+        });
+        this.#summarise(stream, recovered);
+      }
+      this.#o.resume(stream);
+    } catch (error) {
+      if (error instanceof StreamGoneError) this.#o.end(stream, "gone", error.message);
+      else if (error instanceof LeaseLostError) this.#o.end(stream, "released", error.message);
+      else this.#o.end(stream, "error", errorMessage(error));
+    }
+  }
+
+  /** Waits for {@linkcode Recovery.wake} (a read or write of the stream ended). */
+  #wait(stream: ReplicatedStream): Promise<void> {
+    return new Promise((resolve) => this.#waiters.set(stream, resolve));
+  }
+
+  /** One INFO line for the recoveries of a moment, not one per stream. */
+  #summarise(stream: ReplicatedStream, entries: number): void {
+    this.#summary.entries += entries;
+    this.#summary.streams.push(stream.ref.label);
+    if (this.#summary.timer) return;
+    this.#summary.timer = true;
+    this.#o.scheduler.after(1000, () => {
+      const { entries, streams } = this.#summary;
+      this.#summary = { entries: 0, streams: [], timer: false };
+      log.info("Recovered {count} pending entries of {streams}", {
+        count: entries,
+        streams: streams.length <= 3
+          ? streams.join(", ")
+          : `${streams.slice(0, 3).join(", ")} and ${streams.length - 3} more streams`,
+      });
+    });
+  }
+
+  /**
+   * Group maintenance of the streams whose turn it is (each once per
+   * STREAM_PENDING_CHECK_INTERVAL, spread over it): entries pending for
+   * another consumer are taken over, entries pending for this one beyond
+   * what it holds (lost, found twice in a row) are claimed again, and other
+   * consumers idle for STREAM_CONSUMER_IDLE_TIMEOUT with nothing pending are
+   * removed.
+   */
+  async maintain(streams: Iterable<ReplicatedStream>): Promise<void> {
+    if (this.#o.once) return;
+    const { group, recovery } = this.#o;
+    const every = recovery.pendingCheckEveryMs;
+    const now = Date.now();
+    const due: ReplicatedStream[] = [];
+    for (const s of streams) {
+      if (!s.active) continue;
+      if (s.maintenanceDue === 0) s.maintenanceDue = now + Math.random() * every;
+      else if (s.maintenanceDue <= now && !this.#running.has(s)) {
+        s.maintenanceDue = now + every;
+        due.push(s);
+      }
+    }
+    if (due.length === 0) return;
+    const expected = new Map(due.map((s) => [s, s.outstanding]));
+    const consumers = await readConsumers(this.#control, due, { group });
+    const removals: Array<{ stream: ReplicatedStream; name: string }> = [];
+    const idleMs = recovery.consumerIdleMs;
+    for (const [stream, list] of consumers) {
+      if (list instanceof StreamGoneError) {
+        this.#o.end(stream, "gone", list.message);
+        continue;
+      }
+      if (list instanceof Error || stream.ended) continue; // tried again at its next turn
+      const me = this.#o.consumer;
+      const own = list.find((c) => c.name === me)?.pending ?? 0;
+      if (list.some((c) => c.name !== me && c.pending > 0)) {
+        this.recover(stream, { reason: "pending for other consumers" });
+      } else if (own > (expected.get(stream) ?? 0)) {
+        // Entries pending for this consumer that it does not hold: a read in flight may
+        // explain it once; twice in a row, they are lost (a lost reply) and claimed again.
+        if (stream.suspectLoss) this.recover(stream, { reason: "pending entries lost" });
+        stream.suspectLoss = !stream.suspectLoss;
+      } else stream.suspectLoss = false;
+      for (const c of list) {
+        if (c.name !== me && c.pending === 0 && c.idle >= idleMs) {
+          removals.push({ stream, name: c.name });
+        }
+      }
+    }
+    if (removals.length === 0) return;
+    const results = await removeConsumers(this.#control, removals, {
+      group,
+      fence: this.#o.fence,
+    });
+    removals.forEach(({ stream, name }, i) => {
+      const r = results[i];
+      // (A fenced removal answers 0 when it did not remove: entries pending now.)
+      if (r?.status === "fulfilled") {
+        if (!this.#o.fence || r.value === 1) this.#removedLog.add(stream.ref.label, name);
+      } // Housekeeping only (e.g. the ACL user may not run XGROUP DELCONSUMER):
+      // never a reason to stop copying; the next turn tries again.
+      else if (r) this.#cleanupLog.add(stream.ref.label, errorMessage(r.reason));
+    });
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * A reader's XREADGROUP commands and replies: which reads one round trip
+ * carries, the tail of a command, the replies handed to their streams, and
+ * reads the server refused. Internal to the reader.
+ *
+ * @module
+ */
+import type { RedisReplyError } from "../../errors.ts";
+import {
+  compareIds,
+  entryId,
+  parseRawMultiRead,
+  type RawEntry,
+  type RespValue,
+  RespWriter,
+} from "../../redis/mod.ts";
+import type { ReplicatedStream } from "../stream/stream.ts";
+import { streamId } from "../stream/stream_ref.ts";
+import { groupBy } from "../_group_by.ts";
+
+/** Keys in one non-blocking XREADGROUP. */
+const MAX_KEYS_PER_READ = 500;
+/** Reads of the streams with a backlog sent together in one round trip, at most. */
+const MAX_READS_PER_ROUND_TRIP = 16;
+/** Entries asked for in one round trip, at most (when it repeats reads). */
+const ENTRIES_PER_ROUND_TRIP = 20_000;
+
+/**
+ * How many reads of `streams` streams go in one round trip: several while
+ * few streams have a backlog (throughput), one when many do (memory).
+ */
+export function readsPerRoundTrip(streams: number, batchSize: number): number {
+  const reads = Math.floor(ENTRIES_PER_ROUND_TRIP / (streams * batchSize));
+  return Math.max(1, Math.min(MAX_READS_PER_ROUND_TRIP, reads));
+}
+
+/** One XREADGROUP of a round trip: its streams, and whether it re-reads their pending entries. */
+export interface PlannedRead {
+  /** The streams read. */
+  streams: ReplicatedStream[];
+  /** With the history ID instead of ">". */
+  fromHistory: boolean;
+}
+
+/**
+ * The reads of one round trip: the re-reads of `history` first, then
+ * `times` reads of `fresh` (each brings the next batch), each of at most
+ * 500 keys; with `slotOf` (a cluster), each of the keys of one slot only.
+ */
+export function planReads(
+  history: ReplicatedStream[],
+  fresh: ReplicatedStream[],
+  options: { times: number; slotOf?: (stream: ReplicatedStream) => number },
+): PlannedRead[] {
+  const { times, slotOf } = options;
+  const split = (streams: ReplicatedStream[]) =>
+    slotOf ? [...groupBy(streams, slotOf).values()] : [streams];
+  const commands: PlannedRead[] = [];
+  for (const group of split(history)) {
+    for (let i = 0; i < group.length; i += MAX_KEYS_PER_READ) {
+      commands.push({ streams: group.slice(i, i + MAX_KEYS_PER_READ), fromHistory: true });
+    }
+  }
+  const groups = split(fresh);
+  for (let r = 0; r < times; r++) {
+    for (const group of groups) {
+      for (let i = 0; i < group.length; i += MAX_KEYS_PER_READ) {
+        commands.push({ streams: group.slice(i, i + MAX_KEYS_PER_READ), fromHistory: false });
+      }
+    }
+  }
+  return commands;
+}
+
+/** What the dispatch needs of its reader. */
+export interface DispatchContext {
+  /** Entries per stream per read (STREAM_BATCH_SIZE): a full one means more is there. */
+  batchSize: number;
+  /** Hands entries (and IDs of pending entries found deleted) to a stream, in ID order. */
+  deliver(stream: ReplicatedStream, entries: RawEntry[], deleted: string[], bytes: number): void;
+}
+
+/**
+ * Hands the entries of one XREADGROUP reply of `streams` to them; adds
+ * those that got some to `got`. The reply lists the streams that have
+ * entries in the order they were asked for, so they are matched in one pass.
+ */
+export function dispatchInOrder(
+  streams: ReplicatedStream[],
+  reply: RespValue,
+  options: DispatchContext & { fromHistory: boolean; got: Set<ReplicatedStream> },
+): void {
+  const { fromHistory, got, batchSize, deliver } = options;
+  let j = 0;
+  for (const item of parseRawMultiRead(reply)) {
+    // Streams before this one in the request had nothing.
+    let k = j;
+    while (k < streams.length && !sameBytes(streams[k].ref.key, item.key)) k++;
+    let stream: ReplicatedStream | undefined;
+    if (k < streams.length) {
+      for (; j < k; j++) nothingFor(streams[j], fromHistory);
+      stream = streams[j++];
+    } else {
+      // Out of the order asked for (Redis keeps it; never relied on blindly).
+      stream = streams.slice(0, j).find((s) => sameBytes(s.ref.key, item.key));
+      if (stream === undefined) continue; // not asked for
+    }
+    const n = item.entries.length + item.deleted.length;
+    if (fromHistory) {
+      // A re-read of this consumer's pending entries: go on from the last one returned
+      // (deleted ones included) until none is left.
+      stream.history = [...item.entries.map(entryId), ...item.deleted].sort(compareIds).at(-1);
+    } else {
+      stream.hot = n >= batchSize;
+      if (item.entries.length > 0) stream.lastDelivered = entryId(item.entries.at(-1)!);
+    }
+    if (n === 0) continue;
+    got.add(stream);
+    deliver(stream, item.entries, item.deleted, item.bytes);
+  }
+  for (; j < streams.length; j++) nothingFor(streams[j], fromHistory);
+}
+
+/**
+ * The reply of a blocking read (of DB `db`): the few streams that got
+ * entries, found by their id (the others had nothing, and were not read
+ * with a backlog: nothing to mark). False, delivering nothing, when one of
+ * them is not a stream of the read.
+ */
+export function dispatchWoken(
+  reply: RespValue,
+  options: DispatchContext & { db: number; byId: ReadonlyMap<string, ReplicatedStream> },
+): boolean {
+  const { db, byId, batchSize, deliver } = options;
+  const items = parseRawMultiRead(reply);
+  const found: ReplicatedStream[] = [];
+  for (const item of items) {
+    const stream = byId.get(streamId(db, item.key));
+    if (stream === undefined || stream.readsInFlight === 0) return false;
+    found.push(stream);
+  }
+  items.forEach((item, i) => {
+    const n = item.entries.length + item.deleted.length;
+    found[i].hot = n >= batchSize;
+    if (n > 0) deliver(found[i], item.entries, item.deleted, item.bytes);
+  });
+  return true;
+}
+
+function nothingFor(stream: ReplicatedStream, fromHistory: boolean): void {
+  if (fromHistory) {
+    stream.history = undefined;
+    return;
+  }
+  // Entries were expected and none came: what the group delivered is not what this reader
+  // knows (a reply lost, a SETID): a fenced reader loads it again before it waits.
+  if (stream.hot) stream.lastDelivered = undefined;
+  stream.hot = false;
+}
+
+/**
+ * Encodes `XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS ...` (`tail`: the
+ * `STREAMS ...` part encoded before, see {@linkcode TailCache}).
+ */
+export function encodeGroupRead(
+  w: RespWriter,
+  streams: readonly ReplicatedStream[],
+  options: { group: string; consumer: string; count: number; blockMs: number; tail?: Uint8Array },
+): void {
+  const { group, consumer, count, blockMs, tail } = options;
+  w.arrayHeader(6 + (blockMs > 0 ? 2 : 0) + 1 + 2 * streams.length);
+  w.bulk("XREADGROUP");
+  w.bulk("GROUP");
+  w.bulk(group);
+  w.bulk(consumer);
+  w.bulk("COUNT");
+  w.bulkInteger(count);
+  if (blockMs > 0) {
+    w.bulk("BLOCK");
+    w.bulkInteger(blockMs);
+  }
+  if (tail) w.raw(tail);
+  else encodeTail(w, streams);
+}
+
+/** `STREAMS k1 k2 ... id1 id2 ...` (`>` for new entries, the history ID for a re-read). */
+export function encodeTail(w: RespWriter, streams: readonly ReplicatedStream[]): void {
+  w.bulk("STREAMS");
+  for (const s of streams) w.bulk(s.ref.key);
+  for (const s of streams) w.bulk(s.history ?? ">");
+}
+
+/**
+ * `STREAMS k1 k2 ... > > ...` of a blocking read, encoded once and reused
+ * while the streams are the same (an idle reader sends it again every
+ * STREAM_POLL_INTERVAL over hundreds of keys).
+ */
+export class TailCache {
+  #streams: ReplicatedStream[] = [];
+  #bytes: Uint8Array | null = null;
+
+  /** The encoded tail for `streams` (read with ">"). */
+  of(streams: ReplicatedStream[]): Uint8Array {
+    const cached = this.#streams;
+    if (
+      this.#bytes && cached.length === streams.length && cached.every((s, i) => s === streams[i])
+    ) return this.#bytes;
+    const w = new RespWriter(1024);
+    encodeTail(w, streams);
+    this.#bytes = w.take().slice();
+    this.#streams = streams;
+    return this.#bytes;
+  }
+}
+
+/** Whether two keys are the same bytes. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Reads of a pipeline the server refused (the others were handed over): which streams, and why. */
+export class RefusedRead extends Error {
+  readonly reply: RedisReplyError;
+  readonly streams: ReplicatedStream[];
+  constructor(reply: RedisReplyError, streams: ReplicatedStream[]) {
+    super(reply.message, { cause: reply });
+    this.name = "RefusedRead";
+    this.reply = reply;
+    this.streams = streams;
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * The read-ahead budget: how much the streams may read and not write yet,
+ * each (twice a write) and all together (16 MiB, the reads in flight
+ * included), with the average size of an entry read so far to size the
+ * share of a read.
+ *
+ * @module
+ */
+import type { RawEntry } from "../../redis/mod.ts";
+import type { ReadBudget } from "./read_hooks.ts";
+import type { ReplicatedStream } from "../stream/stream.ts";
+import { WRITE_MAX_BYTES, WRITE_MAX_ENTRIES } from "../write/writer.ts";
+
+/** Entries a stream may have read and not written yet. */
+const READ_AHEAD_ENTRIES = 2 * WRITE_MAX_ENTRIES;
+/** Bytes a stream may have read and not written yet. */
+const READ_AHEAD_BYTES = 2 * WRITE_MAX_BYTES;
+/** Memory all streams together may hold in entries read and not written yet. */
+const READ_AHEAD_TOTAL_BYTES = 16 * 1024 * 1024;
+
+/** Options for {@linkcode ReadAhead}. */
+export interface ReadAheadOptions {
+  /**
+   * Called when room is back after a stream was refused room because all
+   * streams together had none: its reader waits for this, and no write may
+   * come to wake it (the streams that held the room may have brought
+   * nothing).
+   * @default {() => {}}
+   */
+  onRoom?: () => void;
+}
+
+/** The memory of the entries read ahead, and the share a read may take of it. */
+export class ReadAhead implements ReadBudget {
+  /** Bytes read ahead by all streams together (each stream adds and takes away its part). */
+  readonly memory = { bytes: 0 };
+  readonly #batchSize: number;
+  readonly #onRoom: () => void;
+  /** Memory set aside for reads in flight. */
+  #reserved = 0;
+  /** Memory an entry read ahead takes, on average so far (fields and overhead). */
+  #entryBytes = 300;
+  /** A stream was refused room for lack of it all together, and was not told it is back. */
+  #starved = false;
+
+  /** @param batchSize entries per stream per read (STREAM_BATCH_SIZE). */
+  constructor(batchSize: number, options: ReadAheadOptions = {}) {
+    this.#batchSize = batchSize;
+    this.#onRoom = options.onRoom ?? (() => {});
+  }
+
+  /** Whether `stream` has room to read more, and all streams together too. */
+  hasRoom(stream: ReplicatedStream): boolean {
+    if (stream.buffered >= READ_AHEAD_ENTRIES || stream.bufferedBytes >= READ_AHEAD_BYTES) {
+      return false;
+    }
+    if (this.#roomLeft()) return true;
+    this.#starved = true;
+    return false;
+  }
+
+  /**
+   * Tells `onRoom` when a stream was refused room all together and there is
+   * room again (after reads in flight gave back their share, or writes
+   * freed memory).
+   */
+  wakeIfRoom(): void {
+    if (!this.#starved || !this.#roomLeft()) return;
+    this.#starved = false;
+    this.#onRoom();
+  }
+
+  #roomLeft(): boolean {
+    return this.memory.bytes + this.#reserved < READ_AHEAD_TOTAL_BYTES;
+  }
+
+  /** Whether less than half of the budget is used (readers may all be woken). */
+  get mostlyFree(): boolean {
+    return this.memory.bytes < READ_AHEAD_TOTAL_BYTES / 2;
+  }
+
+  take(streams: number, reads: number): { streams: number; bytes: number } {
+    const perStream = reads * this.#batchSize * this.#entryBytes;
+    const left = READ_AHEAD_TOTAL_BYTES - this.memory.bytes - this.#reserved;
+    const n = Math.max(left > 0 ? 1 : 0, Math.min(streams, Math.floor(left / perStream)));
+    this.#reserved += n * perStream;
+    return { streams: n, bytes: n * perStream };
+  }
+
+  give(bytes: number): void {
+    this.#reserved -= bytes;
+    this.wakeIfRoom();
+  }
+
+  /** Adds `entries` (of `bytes` field bytes) to `stream`'s buffer, learning their size. */
+  push(stream: ReplicatedStream, entries: RawEntry[], bytes: number): void {
+    const before = this.memory.bytes;
+    stream.push(entries, bytes);
+    const each = (this.memory.bytes - before) / entries.length;
+    this.#entryBytes += (each - this.#entryBytes) / 16;
+  }
+}

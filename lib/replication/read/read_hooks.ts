@@ -1,0 +1,94 @@
+/**
+ * What a reader needs from the rest of the engine (its hooks, the shared
+ * read-ahead budget) and its options.
+ *
+ * @module
+ */
+import type { StreamGoneError } from "../../errors.ts";
+import type { RawEntry } from "../../redis/mod.ts";
+import type { ReplicatedStream } from "../stream/stream.ts";
+import type { ReadFence } from "../sharing/read_fence.ts";
+
+export type { ReadFence };
+
+/** What the reader tells about the streams it reads. */
+export interface ReaderHooks {
+  /** Entries (and IDs of pending entries found deleted) read for `stream`, in ID order. */
+  deliver(stream: ReplicatedStream, entries: RawEntry[], deleted: string[], bytes: number): void;
+  /** once mode: a read found nothing more for `stream`. */
+  drained(stream: ReplicatedStream): void;
+  /** The stream or its group is gone (NOGROUP, WRONGTYPE). */
+  gone(stream: ReplicatedStream, error: StreamGoneError): void;
+  /** The lease of `stream` is another instance's now (a fenced read found it): stop it here. */
+  lost(stream: ReplicatedStream): void;
+  /** Reading `stream` failed for good (e.g. NOPERM). */
+  failed(stream: ReplicatedStream, error: unknown): void;
+  /** No read including `stream` is in flight any more. */
+  idle(stream: ReplicatedStream): void;
+  /** Whether `stream` wants entries now (room in its read-ahead, replicating). */
+  wants(stream: ReplicatedStream): boolean;
+  /** The memory all streams together may still fill with entries read ahead. */
+  budget: ReadBudget;
+}
+
+/** Memory for entries read ahead, shared by the readers: reads in flight hold a part of it. */
+export interface ReadBudget {
+  /**
+   * How many of `streams` streams may be read `reads` times over now (at
+   * least one while anything is left), and the bytes set aside for what
+   * they may bring.
+   */
+  take(streams: number, reads: number): { streams: number; bytes: number };
+  /** The reads are in (the streams now count what they brought): give back `bytes`. */
+  give(bytes: number): void;
+}
+
+/** Options for {@linkcode StreamReader}. */
+export interface StreamReaderOptions {
+  /** Consumer group name. */
+  group: string;
+  /** Consumer name. */
+  consumer: string;
+  /** Entries per stream per read (COUNT, STREAM_BATCH_SIZE). */
+  batchSize: number;
+  /** Milliseconds a read blocks when nothing is ready (BLOCK). */
+  blockMs: number;
+  /**
+   * `run --once`: never block; a stream with nothing to read is drained.
+   * @default {false}
+   */
+  once?: boolean;
+  /** First backoff delay after a failed read, milliseconds. */
+  backoffBaseMs: number;
+  /** Largest backoff delay after failed reads, milliseconds. */
+  backoffMaxMs: number;
+  /**
+   * Failed reads retried at once before backing off (SOURCE_REDIS_MAX_RETRIES).
+   * @default {0}
+   */
+  maxRetries?: number;
+  /**
+   * Called for each failed read, with the error's kind (reply code or "connection").
+   * @default {undefined}
+   */
+  onError?: (kind: string) => void;
+  /**
+   * With leases: every read checks the streams' leases in the same script,
+   * and waits for entries with XREAD (which takes nothing) instead of a
+   * blocking XREADGROUP.
+   * @default {undefined}
+   */
+  fence?: ReadFence;
+  /**
+   * Sends CLIENT UNBLOCK for the reader's connection (from another
+   * connection); resolves with whether a blocked read was woken.
+   */
+  unblock: (clientId: string) => Promise<boolean>;
+  /**
+   * The source is a Redis Cluster: no read blocks on the server (a blocking
+   * read cannot span slots); each read covers the streams of one slot, new
+   * entries are found by `notify()` and by a sweep every `blockMs`.
+   * @default {false}
+   */
+  cluster?: boolean;
+}

@@ -1,0 +1,236 @@
+/**
+ * Stream discovery: `SCAN ... MATCH pattern TYPE stream` over each DB of
+ * the search range, never KEYS, so a large keyspace is walked in small steps
+ * without blocking the server.
+ *
+ * @module
+ */
+import type { Config } from "../../config/mod.ts";
+import { RedisReplyError } from "../../errors.ts";
+import { type RedisClient, text } from "../../redis/mod.ts";
+import { makeStreamRef, streamId, type StreamRef } from "../stream/stream_ref.ts";
+
+/** Options for {@linkcode discoverStreams}. */
+export interface DiscoveryOptions {
+  /** DBs to scan. */
+  dbs: readonly number[];
+  /** Redis glob patterns. */
+  patterns: readonly string[];
+  /**
+   * Stops the scan early.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+  /**
+   * Keys (by stream id) to leave out of the result: streams replicating
+   * already, so that a pass over ten thousand known streams keeps nothing.
+   * @default {() => false}
+   */
+  skip?: (id: string) => boolean;
+}
+
+/** What one discovery pass found. */
+export interface DiscoveryResult {
+  /** Streams found, per DB, in key order of discovery, with their ids (`db:hex`). */
+  streams: Array<{ db: number; key: Uint8Array; id: string }>;
+  /** DBs of the range that the server does not have (SELECT refused). */
+  missingDbs: number[];
+}
+
+const DB_OUT_OF_RANGE = /DB index is out of range|invalid DB index/i;
+/** SCAN's COUNT hint: keys looked at per call. */
+const SCAN_COUNT = 1000;
+
+/** Finds the streams matching `patterns` in each DB of `dbs`. */
+export async function discoverStreams(
+  conn: RedisClient,
+  options: DiscoveryOptions,
+): Promise<DiscoveryResult> {
+  const { dbs, patterns, signal, skip = () => false } = options;
+  const streams: DiscoveryResult["streams"] = [];
+  const missingDbs: number[] = [];
+  for (const db of dbs) {
+    const seen = new Set<string>();
+    try {
+      for (const pattern of patterns) {
+        let cursor = "0";
+        do {
+          if (signal?.aborted) return { streams, missingDbs };
+          const reply = await conn.send(
+            db,
+            ["SCAN", cursor, "MATCH", pattern, "COUNT", String(SCAN_COUNT), "TYPE", "stream"],
+            { buffers: true },
+          ) as [Uint8Array, Uint8Array[]];
+          cursor = text(reply[0]);
+          for (const key of reply[1]) {
+            const id = streamId(db, key);
+            if (seen.has(id) || skip(id)) continue;
+            seen.add(id);
+            // A view of the reply: whoever keeps the key copies it (makeStreamRef does).
+            streams.push({ db, key, id });
+          }
+        } while (cursor !== "0");
+      }
+    } catch (error) {
+      if (error instanceof RedisReplyError && DB_OUT_OF_RANGE.test(error.message)) {
+        missingDbs.push(db);
+        continue;
+      }
+      throw error;
+    }
+  }
+  return { streams, missingDbs };
+}
+
+/**
+ * Finds the streams matching `patterns` on every master of `client` (one
+ * server: itself; a Redis Cluster: each master, DB 0, the layout read
+ * again first, so that a pass after a change of layout scans the new
+ * masters), each once: a key seen on two masters (its slot migrating
+ * between them) is one stream.
+ */
+export async function discoverEveryMaster(
+  client: RedisClient,
+  options: DiscoveryOptions,
+): Promise<DiscoveryResult> {
+  const masters = await client.masters();
+  if (masters.length === 1) return await discoverStreams(masters[0], options);
+  const seen = new Set<string>();
+  const streams: DiscoveryResult["streams"] = [];
+  const skip = options.skip ?? (() => false);
+  for (const master of masters) {
+    const found = await discoverStreams(master, {
+      ...options,
+      dbs: [0],
+      skip: (id) => seen.has(id) || skip(id),
+    });
+    for (const s of found.streams) {
+      seen.add(s.id);
+      streams.push(s);
+    }
+  }
+  return { streams, missingDbs: [] };
+}
+
+/** Whether `error` says the DB does not exist on the server. */
+export function isMissingDbError(error: unknown): boolean {
+  return error instanceof RedisReplyError && DB_OUT_OF_RANGE.test(error.message);
+}
+
+/** Something worth telling the operator about a stream or DB, once. */
+export interface StreamNotice {
+  /** What it is about (a stream id or `db:N`), for logging it once. */
+  subject: string;
+  /** Which variant of the notice; a new variant is logged again. */
+  variant: string;
+  /** The sentence to log. */
+  message: string;
+  /** Its level. */
+  level: "info" | "warning";
+}
+
+/** Options for {@linkcode findStreams}. */
+export interface FindStreamsOptions {
+  /**
+   * Stops the scan early.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+  /**
+   * Manual streams for which this returns true are not checked again.
+   * @default {() => false}
+   */
+  skip?: (ref: StreamRef) => boolean;
+  /**
+   * The ref of a stream known already, by id, reused instead of a new one.
+   * @default {() => undefined}
+   */
+  known?: (id: string) => StreamRef | undefined;
+  /**
+   * Discovered streams (by id) to leave out: those replicating already.
+   * @default {() => false}
+   */
+  skipDiscovered?: (id: string) => boolean;
+}
+
+/**
+ * Every stream to replicate: the manual ones (REDIS_STREAMS) that exist
+ * and are streams, first, then the discovered ones, each with where it goes
+ * on the target. Collisions are not resolved here.
+ */
+export async function findStreams(
+  conn: RedisClient,
+  config: Config,
+  options: FindStreamsOptions = {},
+): Promise<{ streams: StreamRef[]; notices: StreamNotice[] }> {
+  const {
+    signal,
+    skip = () => false,
+    known = () => undefined,
+    skipDiscovered = () => false,
+  } = options;
+  const refOptions = { targetDb: config.target.db, prefix: config.targetStreamPrefix };
+  const streams: StreamRef[] = [];
+  const notices: StreamNotice[] = [];
+  for (const manual of config.streams) {
+    const ref = makeStreamRef(manual.db, manual.key, { ...refOptions, manual: true });
+    if (skip(ref)) {
+      streams.push(ref);
+      continue;
+    }
+    let type: string;
+    try {
+      type = text(await conn.send(ref.db, ["TYPE", ref.key]));
+    } catch (error) {
+      if (!isMissingDbError(error)) throw error;
+      notices.push({
+        subject: `db:${ref.db}`,
+        variant: "",
+        message: `Source has no DB ${ref.db} (stream ${ref.label} is skipped)`,
+        level: "warning",
+      });
+      continue;
+    }
+    if (type === "stream") {
+      streams.push(ref);
+    } else if (type === "none") {
+      notices.push({
+        subject: ref.id,
+        variant: "none",
+        message: `Stream ${ref.label} does not exist yet; it is copied once it does`,
+        level: "info",
+      });
+    } else {
+      notices.push({
+        subject: ref.id,
+        variant: type,
+        message: `Key ${ref.label} is a ${type}, not a stream; skipped`,
+        level: "warning",
+      });
+    }
+  }
+  if (config.autoDiscovery) {
+    const found = await discoverEveryMaster(conn, {
+      dbs: config.dbSearchRange,
+      patterns: config.discoveryPatterns,
+      signal,
+      skip: skipDiscovered,
+    });
+    for (const db of found.missingDbs) {
+      notices.push({
+        subject: `db:${db}`,
+        variant: "",
+        message: `Source has no DB ${db} (REDIS_DB_SEARCH_RANGE); it is not scanned`,
+        level: "warning",
+      });
+    }
+    const seen = new Set(streams.map((r) => r.id));
+    for (const s of found.streams) {
+      const id = s.id;
+      if (seen.has(id)) continue;
+      // A stream known already is not named again (ten thousand refs a pass are garbage).
+      streams.push(known(id) ?? makeStreamRef(s.db, s.key, refOptions));
+    }
+  }
+  return { streams, notices };
+}

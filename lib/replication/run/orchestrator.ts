@@ -1,0 +1,394 @@
+/**
+ * The orchestrator: the supervisor of a run. It discovers streams on a
+ * timer and hands the new ones to the replication engine (collisions on the
+ * target resolved first), refreshes the streams' stats, mirrors trims,
+ * drives group maintenance, serves the status snapshot, and shuts
+ * everything down in order when its signal aborts.
+ *
+ * @module
+ */
+import { Backoff } from "../../backoff.ts";
+import { type Config, replicationSettings, retrySettings } from "../../config/mod.ts";
+import { errorMessage, isRetriableError } from "../../errors.ts";
+import { getLog } from "../../log.ts";
+import {
+  openPool,
+  type RedisClient,
+  serverAddress,
+  ServerHealth,
+  type ServerPool,
+} from "../../redis/mod.ts";
+import { findStreams } from "./discover.ts";
+import { ReplicationEngine } from "./engine.ts";
+import type { OrchestratorHooks } from "./engine_hooks.ts";
+
+export type { OrchestratorHooks } from "./engine_hooks.ts";
+import type { OrchestratorStatus, RunOptions, RunResult } from "./run_result.ts";
+
+export type { OrchestratorStatus, RunOptions, RunResult } from "./run_result.ts";
+import { Scheduler } from "../scheduler.ts";
+import { StatsKeeper } from "./stats_keeper.ts";
+import { TargetOwners } from "../write/target_owners.ts";
+import { StreamTable } from "./stream_table.ts";
+import type { StreamRef } from "../stream/stream_ref.ts";
+import { mirrorTrims } from "../write/trim.ts";
+import { Ownership } from "../sharing/ownership.ts";
+import { keepOwnership } from "./ownership_loop.ts";
+
+const log = getLog("orchestrator");
+
+/** How often group maintenance looks for the streams whose turn it is, at most. */
+const MAINTENANCE_TICK_MS = 1000;
+
+/** Replicates every configured and discovered stream. */
+export class Orchestrator {
+  readonly #config: Config;
+  /** The source's retry policy, in milliseconds. */
+  readonly #sourceRetry;
+  readonly #hooks: OrchestratorHooks;
+  readonly #sourceHealth: ServerHealth;
+  readonly #targetHealth: ServerHealth;
+  readonly #control: RedisClient;
+  readonly #readerPool: ServerPool;
+  readonly #targetPool: ServerPool;
+  readonly #scheduler = new Scheduler();
+  #engine: ReplicationEngine | undefined;
+  /** Which stream writes each target stream (collisions). */
+  readonly #owners: TargetOwners;
+  /** The one table of this instance's streams. */
+  readonly #table: StreamTable;
+  readonly #statsKeeper: StatsKeeper;
+  #ready = false;
+  #notReadyReason = "starting";
+  #once = false;
+  #started = false;
+  #stopped = false;
+  #graceTimer: ReturnType<typeof setTimeout> | undefined;
+  #endHardStop!: () => void;
+  readonly #hardStopped = new Promise<void>((resolve) => (this.#endHardStop = resolve));
+  readonly #conflict = new AbortController();
+  /** With leases: this instance's share of the streams. */
+  #ownership: Ownership | undefined;
+
+  constructor(config: Config, hooks: OrchestratorHooks = {}) {
+    this.#config = config;
+    this.#sourceRetry = retrySettings(config.source);
+    this.#hooks = hooks;
+    this.#sourceHealth = new ServerHealth("source", serverAddress(config.source));
+    this.#targetHealth = new ServerHealth("target", serverAddress(config.target));
+    this.#readerPool = openPool("source", config.source, { health: this.#sourceHealth });
+    // Outside the pool's bound: discovery, health, group management, acks.
+    this.#control = this.#readerPool.control(config.source.db, "control");
+    this.#targetPool = openPool("target", config.target, { health: this.#targetHealth });
+    this.#owners = new TargetOwners(this.#control, { group: config.consumerGroup });
+    this.#statsKeeper = new StatsKeeper({
+      group: config.consumerGroup,
+      onTrimmedBeforeCopy: hooks.onTrimmedBeforeCopy,
+    });
+    this.#table = new StreamTable({
+      group: config.consumerGroup,
+      stats: this.#statsKeeper,
+      owners: this.#owners,
+      onLeaseEnd: (stream, released) => this.#ownership?.ended(stream.ref, released),
+    });
+  }
+
+  /** A snapshot of every stream and both servers. */
+  status(): OrchestratorStatus {
+    const reason = this.#ready
+      ? (!this.#sourceHealth.up
+        ? "source unreachable"
+        : !this.#targetHealth.up
+        ? "target unreachable"
+        : undefined)
+      : this.#notReadyReason;
+    return {
+      ready: reason === undefined,
+      reason,
+      source: this.#sourceHealth.status(),
+      target: this.#targetHealth.status(),
+      streams: this.#table.statuses(),
+      instance: this.#ownership?.status(),
+    };
+  }
+
+  /**
+   * Replicates until `signal` aborts (or, with `once`, until every stream
+   * is caught up). Closes every connection before it returns.
+   */
+  async run(stop: AbortSignal, options: RunOptions = {}): Promise<RunResult> {
+    if (this.#started) {
+      throw new Error("Orchestrator.run() may be called once; make a new Orchestrator");
+    }
+    this.#started = true;
+    // Stopped from outside, or by a conflict of instance ids (thrown once all is closed).
+    const signal = AbortSignal.any([stop, this.#conflict.signal]);
+    const { once = false, graceMs = 5000 } = options;
+    this.#once = once;
+    const readers = new AbortController();
+    const settled = new AbortController(); // ends the lease loop
+    let consumer = this.#config.consumerName;
+    if (this.#config.leases && this.#config.streamsEnabled) {
+      const ownership = new Ownership(this.#control, {
+        config: this.#config,
+        once,
+        onChange: this.#hooks.onLeases,
+      });
+      const identity = await ownership.registerWithRetry(signal, {
+        scheduler: this.#scheduler,
+        backoffBaseMs: this.#sourceRetry.baseMs,
+        backoffMaxMs: this.#sourceRetry.maxMs,
+        onRetry: (e) => (this.#notReadyReason = `registering failed: ${errorMessage(e)}`),
+        named: (id) => (this.#readerPool.nameSuffix = `@${id}`),
+      });
+      if (identity === undefined) {
+        this.#hardStop();
+        this.#scheduler.close();
+        return { ok: !once, streams: [], failures: [] };
+      }
+      this.#ownership = ownership;
+      consumer = identity.consumer;
+    }
+    const engine = new ReplicationEngine(replicationSettings(this.#config), {
+      consumer,
+      fence: this.#ownership?.leases,
+      control: this.#control,
+      readers: this.#readerPool,
+      target: this.#targetPool,
+      scheduler: this.#scheduler,
+      hooks: this.#hooks,
+      once,
+      readSignal: readers.signal,
+      table: this.#table,
+    });
+    this.#engine = engine;
+    const onAbort = () => {
+      log.info("Stopping: no new reads; finishing the writes in flight");
+      readers.abort();
+      // A read in flight is cut: what it delivered stays pending and is copied on the next start.
+      this.#readerPool.close();
+      // After the grace period whatever still waits on a server is cut too (writes in flight
+      // stay pending and are re-delivered safely on the next start).
+      this.#graceTimer = setTimeout(() => this.#hardStop(), graceMs);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      if (!this.#config.streamsEnabled) {
+        log.info(
+          "Stream processing is disabled (REDIS_STREAMS_ENABLED=false); idling until stopped",
+        );
+        this.#ready = true;
+        if (!once) await this.#scheduler.sleep(2 ** 31 - 1, signal);
+      } else {
+        // Leases are renewed from the start, also while the first pass takes long.
+        const leases = this.#ownershipLoop(AbortSignal.any([signal, settled.signal]));
+        await this.#firstPass(signal);
+        if (once) {
+          await this.#settle(signal);
+          settled.abort();
+          await engine.acksDone();
+          await this.#table.checkNothingPending(this.#control, this.#ownership && consumer);
+        } else {
+          const maintenance = this.#maintenanceLoop(signal);
+          await this.#discoveryLoop(signal);
+          await maintenance;
+        }
+        await leases;
+      }
+      await this.#shutdown(readers, graceMs);
+      if (this.#conflict.signal.aborted) throw this.#conflict.signal.reason;
+      return this.#table.result(this.#once);
+    } finally {
+      settled.abort();
+      signal.removeEventListener("abort", onAbort);
+      await this.#shutdown(readers, graceMs);
+    }
+  }
+
+  async #discoveryLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      await this.#scheduler.sleep(this.#config.discoveryInterval * 1000, signal);
+      if (signal.aborted) break;
+      try {
+        await this.#pass(signal);
+        await this.#refreshStats();
+        if (this.#config.mirrorSourceTrim) {
+          await mirrorTrims(this.#control, this.#table.runningStreams(), {
+            target: this.#targetPool,
+            stats: this.#statsKeeper.stats,
+            signal,
+          });
+        }
+      } catch (error) {
+        this.#logDiscoveryError(error);
+      }
+    }
+  }
+
+  /** Readers stop; writes in flight get `graceMs` to finish (and their acks); then all closes. */
+  async #shutdown(readers: AbortController, graceMs: number): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    const engine = this.#engine!;
+    readers.abort();
+    this.#readerPool.close();
+    await Promise.allSettled(engine.readers);
+    this.#graceTimer ??= setTimeout(() => this.#hardStop(), graceMs);
+    await Promise.race([engine.finish(), this.#hardStopped]);
+    // The leases back and this instance out of the registry: the others take its streams now.
+    await Promise.race([
+      this.#ownership?.stop().catch((error) =>
+        log.warning("Giving back the leases failed: {error}", { error: errorMessage(error) })
+      ),
+      this.#hardStopped,
+    ]);
+    clearTimeout(this.#graceTimer);
+    this.#hardStop();
+    const ending = this.#table.runningStreams().map((s) => s.done);
+    engine.stopAll();
+    await Promise.allSettled(ending); // their end handlers ran
+    this.#scheduler.close();
+    log.info("Stopped");
+  }
+
+  /** Closes every connection: whatever still waits on a server fails at once. */
+  #hardStop(): void {
+    this.#control.close();
+    this.#readerPool.close();
+    this.#targetPool.close();
+    this.#endHardStop();
+  }
+
+  async #maintenanceLoop(signal: AbortSignal): Promise<void> {
+    const quarter = this.#config.pendingCheckInterval * 250;
+    const tick = Math.max(50, Math.min(MAINTENANCE_TICK_MS, quarter));
+    while (!signal.aborted) {
+      await this.#scheduler.sleep(tick, signal);
+      if (signal.aborted) return;
+      try {
+        await this.#engine!.maintain();
+      } catch (error) {
+        log.debug("Group maintenance failed: {error}", { error: errorMessage(error) });
+      }
+    }
+  }
+
+  async #firstPass(signal: AbortSignal): Promise<void> {
+    const backoff = new Backoff({
+      baseMs: this.#sourceRetry.baseMs,
+      maxMs: this.#sourceRetry.maxMs,
+    });
+    while (!signal.aborted) {
+      try {
+        // A cluster's layout first (one server: nothing to read).
+        await this.#readerPool.prepare();
+        await this.#targetPool.prepare();
+        await this.#pass(signal);
+        this.#ready = true;
+        this.#notReadyReason = "";
+        await this.#refreshStats().catch((error) => this.#logDiscoveryError(error));
+        return;
+      } catch (error) {
+        if (!isRetriableError(error)) throw error;
+        this.#notReadyReason = `first discovery pass failed: ${errorMessage(error)}`;
+        this.#logDiscoveryError(error);
+        await this.#scheduler.sleep(backoff.next(), signal);
+      }
+    }
+  }
+
+  /** Waits for every stream to end (they end on abort, or in once mode when caught up). */
+  async #settle(signal: AbortSignal): Promise<void> {
+    await this.#table.allEnded(signal, {
+      waiting: () => this.#onceWaiting().length > 0,
+      // Streams whose lease another instance holds: looked at again every lease tick.
+      recheck: () => this.#scheduler.sleep(this.#config.leaseTtl * 1000 / 3, signal),
+    });
+  }
+
+  /** `run --once` with leases: the streams found whose lease another instance holds. */
+  #onceWaiting(): StreamRef[] {
+    if (!this.#ownership) return [];
+    const waiting = this.#ownership.stillWaiting(this.#table.waiting, {
+      done: (id) => this.#table.isDone(id),
+      leftToOthers: (ref) => this.#table.leftToOthers(ref),
+    });
+    this.#table.setWaiting(waiting);
+    return waiting;
+  }
+
+  /** With leases: renews them, starts, stops and hands over streams (see `ownership_loop.ts`). */
+  async #ownershipLoop(signal: AbortSignal): Promise<void> {
+    if (!this.#ownership) return;
+    await keepOwnership(this.#ownership, signal, {
+      scheduler: this.#scheduler,
+      ttlMs: this.#config.leaseTtl * 1000,
+      engine: this.#engine!,
+      table: this.#table,
+      start: (refs) => this.#startStreams(refs),
+      onChange: this.#hooks.onLeases,
+    }).catch((error) => this.#conflict.abort(error));
+  }
+
+  /** Reads lengths, last IDs, pending and lag of the streams seen (for status and metrics). */
+  async #refreshStats(): Promise<void> {
+    await this.#statsKeeper.refresh(this.#table.shownStreams(), {
+      source: this.#control,
+      target: this.#targetPool,
+    });
+  }
+
+  /** One discovery pass: find streams, start replicating the new ones. */
+  async #pass(signal: AbortSignal): Promise<void> {
+    const found = await findStreams(this.#control, this.#config, {
+      signal,
+      skip: (ref) => this.#table.running(ref.id) !== undefined,
+      known: (id) => this.#table.endedStream(id)?.ref,
+      skipDiscovered: (id) => this.#table.running(id) !== undefined,
+    });
+    for (const n of found.notices) this.#table.warnOnce(n.subject, n.variant, n.message, n.level);
+    const candidates = await this.#owners.previousOwnersFirst(found.streams, {
+      busy: (ref) => this.#table.running(ref.id) !== undefined,
+    });
+    let fresh = this.#table.admit(candidates);
+    if (this.#ownership) {
+      this.#table.setWaiting(fresh);
+      const taken = fresh.length > 0 ? await this.#ownership.take(fresh) : [];
+      // Only the streams that run here own their target stream here.
+      for (const ref of fresh) if (!taken.includes(ref)) this.#owners.release(ref);
+      fresh = taken;
+    }
+    if (fresh.length === 0 || signal.aborted) return;
+    await this.#startStreams(fresh);
+  }
+
+  /** Starts replicating `refs` (those not running or starting here already). */
+  async #startStreams(refs: StreamRef[]): Promise<void> {
+    const fresh = this.#table.beginStart(refs);
+    try {
+      await this.#startNow(fresh);
+    } finally {
+      this.#table.endStart(fresh);
+    }
+  }
+
+  async #startNow(fresh: StreamRef[]): Promise<void> {
+    if (fresh.length === 0) return;
+    const { created, streams } = await this.#engine!.start(fresh, {
+      // A stream that was deleted and came back is new: copy it whole, whatever STREAM_START_ID
+      // says (with "$", entries written before the next discovery pass would be skipped).
+      startId: (ref) => this.#table.wasGone(ref.id) ? "0" : this.#config.startId,
+    });
+    this.#table.started(streams);
+    log.info("Replicating {count} new streams ({created} consumer groups created)", {
+      count: streams.filter((s) => !s.ended).length,
+      created,
+    });
+  }
+
+  #logDiscoveryError(error: unknown): void {
+    const level = isRetriableError(error) ? "debug" : "error";
+    log[level]("Discovery pass failed: {error}", { error: errorMessage(error) });
+  }
+}

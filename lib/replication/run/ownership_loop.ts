@@ -1,0 +1,122 @@
+/**
+ * The loop that acts on ownership every third of STREAM_LEASE_TTL: streams
+ * whose lease was lost stop at once, acquired ones start, and those another
+ * live instance should copy are handed over (their writes finish, then the
+ * lease is given back). One INFO line per tick says what moved.
+ *
+ * @module
+ */
+import { errorMessage, InstanceConflictError, isRetriableError } from "../../errors.ts";
+import { getLog } from "../../log.ts";
+import type { ReplicationEngine } from "./engine.ts";
+import type { LeaseChanges, Ownership } from "../sharing/ownership.ts";
+import type { Scheduler } from "../scheduler.ts";
+import type { StreamRef } from "../stream/stream_ref.ts";
+import type { StreamTable } from "./stream_table.ts";
+
+const log = getLog("leases");
+
+/** What the loop acts on. */
+export interface OwnershipLoopOptions {
+  /** The one timer. */
+  scheduler: Scheduler;
+  /** STREAM_LEASE_TTL in milliseconds. */
+  ttlMs: number;
+  /** The engine (streams stop and are handed over there). */
+  engine: ReplicationEngine;
+  /** The one table of this instance's streams (which run here, which are starting or waiting). */
+  table: StreamTable;
+  /** Starts streams whose lease was acquired. */
+  start(refs: StreamRef[]): Promise<void>;
+  /**
+   * Counts leases lost and handed over (for metrics; acquisitions are counted by the ownership).
+   * @default {undefined}
+   */
+  onChange?: (change: LeaseChanges) => void;
+}
+
+/**
+ * Runs until `signal` aborts; see the module doc. Rejects with
+ * {@linkcode InstanceConflictError} when this instance's id was taken.
+ */
+export async function keepOwnership(
+  ownership: Ownership,
+  signal: AbortSignal,
+  options: OwnershipLoopOptions,
+): Promise<void> {
+  const { scheduler, ttlMs, engine, table } = options;
+  const handing = new Set<string>();
+  /** Held streams found neither running nor starting at the last tick. */
+  let strays = new Set<string>();
+  let due = Date.now();
+  while (!signal.aborted) {
+    // On a deadline, not after the work of the last tick: renewals keep their pace.
+    due += ttlMs / 3;
+    await scheduler.sleep(Math.max(0, due - Date.now()), signal);
+    if (signal.aborted) return;
+    due = Math.max(due, Date.now() - ttlMs / 3);
+    try {
+      const tick = await ownership.tick(
+        table.waiting.filter((r) => table.running(r.id) === undefined),
+      );
+      for (const ref of tick.lost) {
+        const stream = table.running(ref.id);
+        if (stream) engine.release(stream);
+      }
+      if (tick.acquired.length > 0) {
+        options.start(tick.acquired).catch((error) =>
+          log.debug("Starting streams failed: {error}", { error: errorMessage(error) })
+        );
+      }
+      // Held but not running (a start failed): given back at the second look.
+      const now = new Set<string>();
+      for (const ref of ownership.leases.held) {
+        if (table.running(ref.id) || table.isStarting(ref.id) || handing.has(ref.id)) continue;
+        if (tick.acquired.includes(ref)) continue;
+        if (strays.has(ref.id)) ownership.release([ref]).catch(() => {});
+        else now.add(ref.id);
+      }
+      strays = now;
+      const moving = tick.surplus.filter((ref) =>
+        !handing.has(ref.id) && table.running(ref.id) !== undefined
+      );
+      for (const ref of moving) {
+        handing.add(ref.id);
+        // The value of this acquisition: the stream's end forgets the lease before it is given back.
+        const value = ownership.leases.valueOf(ref);
+        engine.handOver(table.running(ref.id)!, ttlMs)
+          .then(() => ownership.leases.releaseValues([{ ref, value }]))
+          .catch((error) =>
+            log.debug("Giving back the lease of {stream} failed: {error}", {
+              stream: ref.label,
+              error: errorMessage(error),
+            })
+          )
+          .finally(() => handing.delete(ref.id));
+      }
+      if (tick.lost.length + tick.acquired.length + moving.length > 0) {
+        log.info(
+          "Leases: {acquired} streams taken, {lost} lost to other instances, {moving} handed over; {held} held",
+          {
+            acquired: tick.acquired.length,
+            lost: tick.lost.length,
+            moving: moving.length,
+            held: ownership.leases.size,
+          },
+        );
+        if (tick.lost.length + moving.length > 0) {
+          options.onChange?.({
+            acquired: 0,
+            takenOver: 0,
+            lost: tick.lost.length,
+            handedOver: moving.length,
+          });
+        }
+      }
+    } catch (error) {
+      if (error instanceof InstanceConflictError) throw error;
+      const say = isRetriableError(error) ? "debug" : "warning";
+      log[say]("Renewing leases failed: {error}", { error: errorMessage(error) });
+    }
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The stats of the streams a run replicates, for `status`, `/metrics` and
+ * the progress line: read every discovery pass (all streams while there are
+ * few, a sixth of them a pass beyond), and the entries trimmed on the
+ * source before they could be copied reported as they are found.
+ *
+ * @module
+ */
+import { getLog } from "../../log.ts";
+import type { RedisClient, ServerPool } from "../../redis/mod.ts";
+import { readStreamStats, type StreamStats } from "../stream/stats.ts";
+import type { ReplicatedStream } from "../stream/stream.ts";
+import type { StreamRef } from "../stream/stream_ref.ts";
+
+const log = getLog("orchestrator");
+
+/** Up to this many streams, every discovery pass reads the stats of all of them. */
+const ALWAYS_REFRESH_STATS = 1000;
+/** Beyond, this share of the streams (1/n) is refreshed a pass: each at least every n passes. */
+const QUIET_STATS_EVERY = 6;
+
+/** Options for {@linkcode StatsKeeper}. */
+export interface StatsKeeperOptions {
+  /** The consumer group whose pending count and lag are read. */
+  group: string;
+  /**
+   * `count` more entries of the stream were found trimmed before they could be copied.
+   * @default {undefined}
+   */
+  onTrimmedBeforeCopy?: (stream: StreamRef, count: number) => void;
+}
+
+/** Keeps the streams' stats; see the module doc. */
+export class StatsKeeper {
+  /** The stats of each stream (by id) as last read. */
+  readonly stats = new Map<string, StreamStats>();
+  readonly #options: StatsKeeperOptions;
+  /** Entries trimmed on the source before they were copied, last known, by stream id. */
+  readonly #trimmed = new Map<string, number>();
+  /** What each stream's copy had done at its last stats refresh. */
+  readonly #marks = new WeakMap<ReplicatedStream, { mark: number; state: string }>();
+  #turn = 0;
+
+  constructor(options: StatsKeeperOptions) {
+    this.#options = options;
+  }
+
+  /** Reads the stats of the streams of `all` whose turn it is. */
+  async refresh(
+    all: readonly ReplicatedStream[],
+    connections: { source: RedisClient; target: ServerPool },
+  ): Promise<void> {
+    if (all.length === 0) {
+      this.stats.clear();
+      return;
+    }
+    const refresh = this.#due(all);
+    // Entries handled so far, taken before the read, so that handled + lag + pending
+    // (what progress shows as the total) counts no entry twice.
+    const handled = new Map<string, number>();
+    for (const s of refresh) handled.set(s.ref.id, s.status.copied + s.status.skipped);
+    const fresh = await readStreamStats(
+      { source: connections.source, target: connections.target.client(all[0].ref.targetDb) },
+      refresh.map((s) => s.ref),
+      { group: this.#options.group },
+    );
+    for (const [id, st] of fresh) st.handledAtRefresh = handled.get(id) ?? 0;
+    this.#reportTrimmed(fresh, new Map(refresh.map((s) => [s.ref.id, s.ref])));
+    for (const [id, st] of fresh) this.stats.set(id, st); // gone streams leave by the caller
+  }
+
+  /**
+   * The streams whose stats are read this pass: all of them while there are
+   * few. With many, a sixth of them a pass ({@linkcode QUIET_STATS_EVERY}):
+   * first those whose copy moved since their last refresh (or that have
+   * none yet), then the quiet others in turns; so an idle stream costs
+   * almost nothing, each stream is refreshed at least every six passes, and
+   * ten thousand streams that all moved at once (a backfill) are refreshed
+   * over six passes, not in one.
+   */
+  #due(all: readonly ReplicatedStream[]): ReplicatedStream[] {
+    if (all.length <= ALWAYS_REFRESH_STATS) return [...all];
+    const cap = Math.max(ALWAYS_REFRESH_STATS, Math.ceil(all.length / QUIET_STATS_EVERY));
+    const due: ReplicatedStream[] = [];
+    const quiet: ReplicatedStream[] = [];
+    for (const s of all) {
+      const st = s.status;
+      // The counters only grow: their sum moves whenever one does.
+      const mark = st.copied + st.skipped + st.deleted + st.errors + st.recovered;
+      const last = this.#marks.get(s);
+      const moved = last === undefined || last.mark !== mark || last.state !== st.state;
+      if (moved && due.length < cap) {
+        this.#marks.set(s, { mark, state: st.state });
+        due.push(s);
+      } else if (!moved) quiet.push(s);
+    }
+    const turn = this.#turn % Math.max(1, quiet.length);
+    for (let i = 0; i < quiet.length && due.length < cap; i++) {
+      due.push(quiet[(turn + i) % quiet.length]);
+      this.#turn++;
+    }
+    return due;
+  }
+
+  /**
+   * Entries the source trimmed before they were delivered are lost for the
+   * target: one WARNING per stream and pass in which more are found, and
+   * the metric. Redis counts them for ever, so the first pass of a process
+   * reports what it finds then.
+   */
+  #reportTrimmed(stats: Map<string, StreamStats>, refs: Map<string, StreamRef>): void {
+    for (const [id, s] of stats) {
+      if (s.trimmedBeforeCopy === null) {
+        // Cannot be told now: keep what was known.
+        const known = this.#trimmed.get(id);
+        if (known !== undefined) s.trimmedBeforeCopy = known;
+        continue;
+      }
+      const before = this.#trimmed.get(id) ?? 0;
+      this.#trimmed.set(id, s.trimmedBeforeCopy);
+      if (s.trimmedBeforeCopy <= before) continue;
+      const ref = refs.get(id);
+      if (!ref) continue;
+      log.warning(
+        "{count} entries of {stream} were trimmed on the source before they could be copied; they are lost for the target ({total} so far)",
+        {
+          count: s.trimmedBeforeCopy - before,
+          stream: ref.label,
+          total: s.trimmedBeforeCopy,
+        },
+      );
+      this.#options.onTrimmedBeforeCopy?.(ref, s.trimmedBeforeCopy - before);
+    }
+  }
+}

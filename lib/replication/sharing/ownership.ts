@@ -1,0 +1,391 @@
+/**
+ * Which streams this instance copies when several share a consumer group:
+ * it registers itself (`instances.ts`), holds a lease per stream it copies
+ * (`lease.ts`), and every third of STREAM_LEASE_TTL renews its entry and
+ * its leases, takes the free streams it should hold, and hands over those
+ * another live instance should hold. A stream is preferred by one live
+ * instance (rendezvous hash); a stream left free for two passes (its
+ * preferred instance does not know it) is taken by any instance.
+ *
+ * @module
+ */
+import type { Config } from "../../config/mod.ts";
+import { Backoff } from "../../backoff.ts";
+import { errorMessage, InstanceConflictError, isRetriableError } from "../../errors.ts";
+import { getLog } from "../../log.ts";
+import type { RedisClient } from "../../redis/mod.ts";
+import { groupBy } from "../_group_by.ts";
+import { type InstanceIdentity, InstanceRegistry, type InstanceStatus } from "./instances.ts";
+import { LeaseKeeper, preferredOwner } from "./lease.ts";
+import type { Scheduler } from "../scheduler.ts";
+import type { StreamRef } from "../stream/stream_ref.ts";
+
+const log = getLog("leases");
+
+/** What one {@linkcode Ownership.tick} found. */
+export interface OwnershipTick {
+  /** Streams whose lease was found taken or expired: stop them now. */
+  lost: StreamRef[];
+  /** Streams acquired now: start them. */
+  acquired: StreamRef[];
+  /** Streams held whose preferred instance is another live one: hand them over. */
+  surplus: StreamRef[];
+}
+
+/** Leases that changed hands in one step, by how. */
+export interface LeaseChanges {
+  /** Taken while free. */
+  acquired: number;
+  /** Taken from instances that are gone (no connection to the source). */
+  takenOver: number;
+  /** Found taken by another instance. */
+  lost: number;
+  /** Given to the instance that should hold them. */
+  handedOver: number;
+}
+
+/** Options of {@linkcode Ownership}. */
+export interface OwnershipOptions {
+  /**
+   * Called with the leases that changed hands (for metrics).
+   * @default {undefined}
+   */
+  onChange?: (change: LeaseChanges) => void;
+  /** The configuration (group, consumer name, lease TTL, instance id, source DB). */
+  config: Config;
+  /** `run --once`: take every stream (no sharing), waiting for leases held by others. */
+  once: boolean;
+  /**
+   * The host name for automatic instance ids.
+   * @default {Deno.hostname()}
+   */
+  hostname?: string;
+}
+
+/** This instance's share of the streams; see the module doc. */
+export class Ownership {
+  readonly #conn: RedisClient;
+  readonly #o: OwnershipOptions;
+  readonly #registry: InstanceRegistry;
+  #leases: LeaseKeeper | undefined;
+  /** Streams found without a lease at every look since (ms since epoch), by id. */
+  readonly #seenFree = new Map<string, number>();
+  /** The holder of each stream this instance does not hold, as last seen, by stream id. */
+  readonly #holders = new Map<string, string>();
+  #lastLive: readonly string[] = [];
+  #warnedList = false;
+  /** The instances with a connection at the last look (undefined: CLIENT LIST refused). */
+  #lastConnected: Set<string> | undefined;
+  /** Live instances seen without a connection, by id: how many looks in a row. */
+  readonly #absent = new Map<string, number>();
+  /** Streams taken because nobody preferred took them (not handed back), by id. */
+  readonly #unclaimed = new Set<string>();
+  /** `run --once`: since when each stream has been waited for (ms since epoch). */
+  readonly #waitingSince = new Map<string, number>();
+
+  constructor(conn: RedisClient, options: OwnershipOptions) {
+    this.#conn = conn;
+    this.#o = options;
+    const { config } = options;
+    this.#registry = new InstanceRegistry(conn, {
+      group: config.consumerGroup,
+      db: config.source.db,
+      ttlMs: config.leaseTtl * 1000,
+      instanceId: config.instanceId,
+      consumerName: config.consumerName,
+      hostname: options.hostname,
+      passive: options.once,
+    });
+  }
+
+  /** Registers this instance; its identity names its consumer and its leases. */
+  async register(signal: AbortSignal): Promise<InstanceIdentity> {
+    const identity = await this.#registry.register(signal);
+    this.#leases = new LeaseKeeper(this.#conn, {
+      group: this.#o.config.consumerGroup,
+      value: identity.leaseValue,
+      ttlMs: this.#o.config.leaseTtl * 1000,
+    });
+    this.#lastLive = this.#registry.live;
+    log.info("Instance {id} (consumer {consumer}); {count} instances of group {group} live", {
+      id: identity.id,
+      consumer: identity.consumer,
+      count: this.#registry.live.length,
+      group: this.#o.config.consumerGroup,
+    });
+    return identity;
+  }
+
+  /**
+   * Registers this instance, retrying while the source cannot be reached;
+   * undefined when `signal` aborts first.
+   */
+  async registerWithRetry(
+    signal: AbortSignal,
+    options: {
+      scheduler: Scheduler;
+      backoffBaseMs: number;
+      backoffMaxMs: number;
+      onRetry: (error: unknown) => void;
+      /** Called with the id: the names of the connections opened from now on carry it. */
+      named: (id: string) => void;
+    },
+  ): Promise<InstanceIdentity | undefined> {
+    const backoff = new Backoff({ baseMs: options.backoffBaseMs, maxMs: options.backoffMaxMs });
+    while (!signal.aborted) {
+      try {
+        const identity = await this.register(signal);
+        // Connection names carry the instance id: the others can tell when this one is gone.
+        options.named(identity.id);
+        await this.#conn.rename(`control@${identity.id}`).catch(() => {});
+        return identity;
+      } catch (error) {
+        if (signal.aborted) return undefined;
+        if (!isRetriableError(error)) throw error;
+        options.onRetry(error);
+        await options.scheduler.sleep(backoff.next(), signal);
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * `run --once`: the streams of `refs` still to wait for (not `done`).
+   * One held by a live instance for more than two TTLs is left to it (said
+   * once, `leftToOthers`).
+   */
+  stillWaiting(
+    refs: readonly StreamRef[],
+    options: { done: (id: string) => boolean; leftToOthers: (ref: StreamRef) => void },
+  ): StreamRef[] {
+    const now = Date.now();
+    const ttlMs = this.#o.config.leaseTtl * 1000;
+    return refs.filter((ref) => {
+      if (options.done(ref.id)) return false;
+      const since = this.#waitingSince.get(ref.id) ?? now;
+      this.#waitingSince.set(ref.id, since);
+      const holder = this.holderOf(ref.id);
+      if (now - since > 2 * ttlMs && holder !== undefined && this.#lastLive.includes(holder)) {
+        log.warning("Stream {stream} is being copied by instance {holder}; left to it", {
+          stream: ref.label,
+          holder,
+        });
+        options.leftToOthers(ref);
+        return false;
+      }
+      return true;
+    });
+  }
+
+  /** The leases (after {@linkcode Ownership.register}): the readers' fence. */
+  get leases(): LeaseKeeper {
+    if (!this.#leases) throw new Error("Ownership.register() first");
+    return this.#leases;
+  }
+
+  /** Who this instance is, the live ones, its leases (after {@linkcode Ownership.register}). */
+  status(): InstanceStatus {
+    const { id, consumer } = this.#registry.identity;
+    return { id, consumer, live: [...this.#lastLive], leases: this.leases.size };
+  }
+
+  /** The live instances at the last tick, this one included. */
+  get live(): readonly string[] {
+    return this.#lastLive;
+  }
+
+  /** The instance last seen holding stream `id` (undefined when this one holds it or none). */
+  holderOf(id: string): string | undefined {
+    return this.#holders.get(id);
+  }
+
+  /**
+   * Takes the leases of those of `candidates` (streams found and not
+   * running here) this instance should copy now.
+   */
+  async take(candidates: readonly StreamRef[]): Promise<StreamRef[]> {
+    const leases = this.leases;
+    const me = this.#registry.identity.id;
+    // Instances gone (no connection) drop out at once, not when their entry expires.
+    if (!this.#o.once) this.#lastLive = await this.#withoutGone(this.#lastLive);
+    const live = this.#lastLive.length > 0 ? this.#lastLive : [me];
+    const ttlMs = this.#o.config.leaseTtl * 1000;
+    const wanted: StreamRef[] = [];
+    const others: StreamRef[] = [];
+    const unclaimed = new Set<string>();
+    for (const ref of candidates) {
+      if (this.#o.once || preferredOwner(ref.id, live) === me) wanted.push(ref);
+      else if (Date.now() - (this.#seenFree.get(ref.id) ?? Infinity) >= ttlMs) {
+        wanted.push(ref);
+        unclaimed.add(ref.id);
+      } else others.push(ref);
+    }
+    await this.#lookFree(others);
+    const { acquired, heldBy, values } = await leases.acquire(wanted);
+    const free = acquired.length;
+    let takenOver = 0;
+    if (heldBy.size > 0) {
+      // A holder with no connection to the source is gone (killed, crashed): its leases are
+      // taken over now rather than after their TTL. Safe even if it comes back: its reads
+      // check the lease.
+      // The list of the look above when there was one (one CLIENT LIST per take).
+      const connected = this.#o.once ? await this.#connectedInstances() : this.#lastConnected;
+      if (connected) {
+        // An earlier acquisition of this instance (its release failed) is taken back too.
+        const orphans = [...heldBy].filter(([, h]) => h === me || !connected.has(h));
+        const taken = await leases.takeOver(
+          orphans.map(([ref]) => ({ ref, value: values.get(ref)! })),
+        );
+        for (const ref of taken) heldBy.delete(ref);
+        acquired.push(...taken);
+        takenOver = taken.length;
+        if (taken.length > 0) {
+          log.info("Took over {count} streams from instances that are gone: {from}", {
+            count: taken.length,
+            from: [...new Set(orphans.map(([, h]) => h))].join(", "),
+          });
+        }
+      }
+    }
+    for (const ref of acquired) {
+      this.#holders.delete(ref.id);
+      this.#seenFree.delete(ref.id);
+      // Nobody preferred took it: not handed back to the preferred instance, which does not.
+      if (unclaimed.has(ref.id)) this.#unclaimed.add(ref.id);
+    }
+    for (const [ref, holder] of heldBy) this.#holders.set(ref.id, holder);
+    if (acquired.length > 0) {
+      this.#o.onChange?.({ acquired: free, takenOver, lost: 0, handedOver: 0 });
+    }
+    return acquired;
+  }
+
+  /**
+   * Renews this instance's entry and its leases, then takes what it should
+   * among `candidates`; says which streams stop, start and move.
+   */
+  async tick(candidates: readonly StreamRef[]): Promise<OwnershipTick> {
+    const leases = this.leases;
+    // Leases first: they must not expire because the registry could not be written. What a
+    // part that answered found lost is stopped even when another part failed.
+    const renewal = await leases.renew();
+    const lost = renewal.lost;
+    if (renewal.failure !== undefined) {
+      log.debug("Renewing leases failed: {error}", { error: errorMessage(renewal.failure) });
+      return { lost, acquired: [], surplus: [] };
+    }
+    let live = this.#lastLive;
+    try {
+      live = await this.#registry.heartbeat();
+    } catch (error) {
+      if (error instanceof InstanceConflictError || !isRetriableError(error)) throw error;
+      log.debug("Renewing this instance's entry failed: {error}", { error: errorMessage(error) });
+    }
+    const before = this.#lastLive;
+    this.#lastLive = live;
+    // One look for instances that are gone (no connection): in take(), as on a discovery pass.
+    const acquired = await this.take(candidates);
+    live = this.#lastLive;
+    if (live.join(",") !== before.join(",")) {
+      log.info("Instances of group {group} live: {live}", {
+        group: this.#o.config.consumerGroup,
+        live: live.join(", "),
+      });
+    }
+    const me = this.#registry.identity.id;
+    for (const id of this.#unclaimed) if (!leases.holds(id)) this.#unclaimed.delete(id);
+    const surplus = this.#o.once
+      ? []
+      : leases.held.filter((ref) =>
+        !this.#unclaimed.has(ref.id) && preferredOwner(ref.id, live) !== me
+      );
+    return { lost, acquired, surplus };
+  }
+
+  /**
+   * A stream ended here. `released` (lost, or handed over: the loop gives it
+   * back): its lease is not renewed any more. Else it is given back now (or
+   * it expires after STREAM_LEASE_TTL).
+   */
+  ended(ref: StreamRef, released: boolean): void {
+    if (!this.#leases) return;
+    if (released) this.#leases.forget(ref.id);
+    else this.release([ref]).catch(() => {});
+  }
+
+  /** Gives leases back (their streams stopped here). */
+  async release(refs: readonly StreamRef[]): Promise<void> {
+    if (refs.length > 0) await this.leases.release(refs);
+  }
+
+  /** At shutdown: every lease back, this instance out of the registry. */
+  async stop(): Promise<void> {
+    if (!this.#leases) return;
+    await this.#leases.release(this.#leases.held);
+    await this.#registry.unregister();
+  }
+
+  /**
+   * `live` without the instances that had no connection to the source at
+   * two looks in a row (killed: their registry entry outlives them by up to
+   * a TTL). So their streams are preferred by, and taken over by, the others
+   * at once.
+   */
+  async #withoutGone(live: readonly string[]): Promise<string[]> {
+    const me = this.#registry.identity.id;
+    const connected = await this.#connectedInstances();
+    this.#lastConnected = connected;
+    if (!connected) return [...live];
+    for (const id of [...this.#absent.keys()]) if (!live.includes(id)) this.#absent.delete(id);
+    for (const id of live) {
+      if (id === me || connected.has(id)) this.#absent.delete(id);
+      else this.#absent.set(id, (this.#absent.get(id) ?? 0) + 1);
+    }
+    return live.filter((id) => (this.#absent.get(id) ?? 0) < 2);
+  }
+
+  /**
+   * The instances with a connection to the source now (CLIENT LIST, the
+   * `@<id>` of the connection names); undefined when it cannot be listed.
+   */
+  async #connectedInstances(): Promise<Set<string> | undefined> {
+    try {
+      // Every master (of a cluster: an instance may have no connection to one of them yet).
+      const ids = new Set<string>();
+      for (const conn of this.#conn.cluster ? await this.#conn.masters() : [this.#conn]) {
+        const list = String(await conn.send(undefined, ["CLIENT", "LIST", "TYPE", "normal"]));
+        for (const m of list.matchAll(/ name=redis-stream-sync-\S*@(\S+)/g)) ids.add(m[1]);
+      }
+      return ids;
+    } catch (error) {
+      if (!this.#warnedList) {
+        this.#warnedList = true;
+        log.info(
+          "CLIENT LIST failed ({error}): streams of an instance that died are taken over after STREAM_LEASE_TTL",
+          { error: errorMessage(error) },
+        );
+      }
+      return undefined;
+    }
+  }
+
+  /** Counts, for streams this instance would not take yet, how many looks in a row found them free. */
+  async #lookFree(refs: readonly StreamRef[]): Promise<void> {
+    const leases = this.leases;
+    const seen = new Set<string>();
+    for (const [db, list] of groupBy(refs, (r) => r.db)) {
+      const replies = await this.#conn.pipeline(
+        db,
+        list.map((r) => ["EXISTS", leases.keyOf(r)]),
+      );
+      list.forEach((ref, i) => {
+        const r = replies[i];
+        if (r.status !== "fulfilled") return;
+        seen.add(ref.id);
+        if (Number(r.value) !== 0) this.#seenFree.delete(ref.id);
+        else if (!this.#seenFree.has(ref.id)) this.#seenFree.set(ref.id, Date.now());
+      });
+    }
+    for (const id of this.#seenFree.keys()) if (!seen.has(id)) this.#seenFree.delete(id);
+  }
+}

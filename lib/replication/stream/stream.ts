@@ -1,0 +1,252 @@
+/**
+ * One replicated stream's small state: where its copy stands, the entries
+ * read ahead and not written yet, whether a write or a read of it is in
+ * flight, and its status object for `status` and metrics. No I/O, no timer:
+ * the reader, the writer, the acknowledger and the engine act on it.
+ *
+ * @module
+ */
+import { entryId, type RawEntry } from "../../redis/mod.ts";
+import type { StreamRef } from "./stream_ref.ts";
+import type { StreamStats } from "./stats.ts";
+import { StreamLife, type StreamOutcome, type StreamState } from "./stream_life.ts";
+
+export type { StreamOutcome, StreamState } from "./stream_life.ts";
+
+/** A stream's small status object, read by metrics and `status`. */
+export interface StreamStatus {
+  /** Source DB. */
+  db: number;
+  /** Source key, escaped. */
+  key: string;
+  /** Target DB. */
+  targetDb: number;
+  /** Target key, escaped. */
+  target: string;
+  /** Where the replication is: changed only by the stream's {@linkcode StreamLife}. */
+  readonly state: StreamState;
+  /** Entries written to the target by this process. */
+  copied: number;
+  /** Entries found already on the target (re-deliveries) and acked. */
+  skipped: number;
+  /** Entries deleted from the source while pending, acked without copying. */
+  deleted: number;
+  /** Writes to the target (each may carry many entries). */
+  batches: number;
+  /** Pending entries taken over from earlier runs or other consumers. */
+  recovered: number;
+  /** The ID of the last entry known to be on the target. */
+  lastCopiedId: string;
+  /** Failed attempts so far. */
+  errors: number;
+  /** The last error, if any. */
+  lastError?: string;
+  /** Time (ms since epoch) of the last write. */
+  lastBatchAt?: number;
+  /** Lengths, last IDs, pending and lag, refreshed every discovery interval (absent until the first refresh). */
+  stats?: StreamStats;
+}
+
+/** What one write did, as passed to the `onBatch` hook. */
+export interface CopiedBatch {
+  /** Entries written to the target. */
+  written: number;
+  /** Entries found already on the target (re-deliveries) and only acked. */
+  skipped: number;
+  /** Milliseconds the write took. */
+  ms: number;
+}
+
+/**
+ * Memory an entry read ahead costs beyond its fields' bytes (its object, its
+ * place in the buffer, its share of the read buffer's overhead), for the
+ * budget of all streams together.
+ */
+const ENTRY_OVERHEAD = 160;
+
+/** One stream being replicated. */
+export class ReplicatedStream {
+  /** Which stream, and where it goes. */
+  readonly ref: StreamRef;
+  /** Its status object (updated in place). */
+  readonly status: StreamStatus;
+  /** Its state machine: the one place its state changes. */
+  readonly life: StreamLife;
+  /** The target stream's last ID: XADD refuses anything not above it. */
+  targetTop = "0-0";
+  /** Entries read and not written yet, in ID order, from `head` on. */
+  buffer: RawEntry[] = [];
+  /** Index of the first unwritten entry of `buffer`. */
+  head = 0;
+  /** Bytes of the entries from `head` on. */
+  bufferedBytes = 0;
+  /**
+   * The highest ID taken into the buffer since it was last cleared (what is
+   * written, being written or buffered is at or below it): entries are
+   * taken only above it, so the buffer stays strictly increasing.
+   */
+  queuedTop = "0-0";
+  /** IDs of pending entries found deleted from the source: acked with the next write. */
+  deleted: string[] = [];
+  /** A write of this stream is in flight. */
+  writing = false;
+  /** Reads in flight that include this stream. */
+  readsInFlight = 0;
+  /** The last read returned a full batch: more is probably there. */
+  hot = true;
+  /**
+   * The group's last delivered ID as this instance knows it (fenced reads
+   * wait for entries after it with XREAD); undefined until known.
+   */
+  lastDelivered: string | undefined;
+  /**
+   * Re-read this consumer's own pending entries from this ID (with an ID
+   * instead of ">") before new ones: a read whose reply was lost may have
+   * delivered entries nobody received.
+   */
+  history: string | undefined;
+  /** Entries delivered to this consumer whose XACK was not sent yet. */
+  outstanding = 0;
+  /** The group's pending entries must be taken over (claimed) before more is read. */
+  needsRecovery = false;
+  /** Own pending entries were found above what is outstanding once (confirmed at the next check). */
+  suspectLoss = false;
+  /** Its lease goes to another instance: no new reads, what was read is written. */
+  handingOver = false;
+  /** once mode: a read found nothing more for this stream. */
+  drained = false;
+  /** Consecutive failed writes (for the backoff). */
+  failures = 0;
+  /**
+   * Entries its next write may carry: shrinks when the target refuses a
+   * write for lack of memory (a smaller one may fit), grows back after
+   * writes that succeed. Set by the writer.
+   */
+  writeCap = 0;
+  /** The stream waits for a retry (ms since epoch) before its next write. */
+  retryAt = 0;
+  /** When its group maintenance is due next (ms since epoch). */
+  maintenanceDue = 0;
+  readonly #memory: { bytes: number };
+
+  /**
+   * @param memory bytes read ahead by all streams together (this stream's part is added and
+   * taken away as its buffer changes).
+   */
+  constructor(ref: StreamRef, memory: { bytes: number } = { bytes: 0 }) {
+    this.ref = ref;
+    this.#memory = memory;
+    this.status = {
+      db: ref.db,
+      key: ref.keyLabel,
+      targetDb: ref.targetDb,
+      target: ref.targetKeyLabel,
+      state: "starting",
+      copied: 0,
+      skipped: 0,
+      deleted: 0,
+      batches: 0,
+      recovered: 0,
+      lastCopiedId: "0-0",
+      errors: 0,
+    };
+    this.life = new StreamLife(ref.label, this.status);
+  }
+
+  /** Resolves with how the stream ended. */
+  get done(): Promise<StreamOutcome> {
+    return this.life.done;
+  }
+
+  /** Whether it ended (caught up, stopped, in error, gone, skipped, released). */
+  get ended(): boolean {
+    return this.life.ended;
+  }
+
+  /** Whether it copies new entries now (not starting, recovering or ended). */
+  get active(): boolean {
+    return this.life.active;
+  }
+
+  /** Entries read and not written yet. */
+  get buffered(): number {
+    return this.buffer.length - this.head;
+  }
+
+  /** Appends entries read (in ID order). */
+  push(entries: readonly RawEntry[], bytes: number): void {
+    if (this.head > 0 && this.head === this.buffer.length) {
+      this.buffer = [];
+      this.head = 0;
+    }
+    for (const entry of entries) this.buffer.push(entry);
+    if (entries.length > 0) this.queuedTop = entryId(entries[entries.length - 1]);
+    this.bufferedBytes += bytes;
+    this.#memory.bytes += bytes + ENTRY_OVERHEAD * entries.length;
+  }
+
+  /** Takes up to `maxEntries` / `maxBytes` (at least one entry) from the buffer. */
+  take(maxEntries: number, maxBytes: number): RawEntry[] {
+    const start = this.head;
+    let end = start;
+    let bytes = 0;
+    while (end < this.buffer.length && end - start < maxEntries) {
+      const size = this.buffer[end].size;
+      if (end > start && bytes + size > maxBytes) break;
+      bytes += size;
+      end++;
+    }
+    const batch = this.buffer.slice(start, end);
+    this.head = end;
+    this.bufferedBytes -= bytes;
+    this.#memory.bytes -= bytes + ENTRY_OVERHEAD * (end - start);
+    if (this.head === this.buffer.length) {
+      this.buffer = [];
+      this.head = 0;
+    } else if (this.head > 4096 && this.head * 2 > this.buffer.length) {
+      this.buffer = this.buffer.slice(this.head);
+      this.head = 0;
+    }
+    return batch;
+  }
+
+  /** Puts a batch that could not be written back in front of the buffer. */
+  unshift(batch: readonly RawEntry[]): void {
+    if (batch.length === 0) return;
+    let bytes = 0;
+    for (const entry of batch) bytes += entry.size;
+    this.buffer = [...batch, ...this.buffer.slice(this.head)];
+    this.head = 0;
+    this.bufferedBytes += bytes;
+    this.#memory.bytes += bytes + ENTRY_OVERHEAD * batch.length;
+  }
+
+  /**
+   * Drops every entry read and not written, and the deleted IDs not acked
+   * (they stay pending and are claimed again, in order); returns how many.
+   */
+  clearBuffer(): number {
+    const dropped = this.buffered + this.deleted.length;
+    this.#memory.bytes -= this.bufferedBytes + ENTRY_OVERHEAD * this.buffered;
+    this.buffer = [];
+    this.head = 0;
+    this.bufferedBytes = 0;
+    this.deleted = [];
+    this.queuedTop = "0-0";
+    return dropped;
+  }
+
+  /** `id` is on the target now. */
+  advance(id: string, compare: (a: string, b: string) => number): void {
+    if (compare(id, this.targetTop) > 0) this.targetTop = id;
+    if (compare(id, this.status.lastCopiedId) > 0) this.status.lastCopiedId = id;
+  }
+
+  /** Ends the stream (once): its state and `done` say how. */
+  end(outcome: StreamOutcome, error?: string): void {
+    if (this.ended) return;
+    if (error !== undefined) this.status.lastError = error;
+    this.clearBuffer();
+    this.life.end(outcome);
+  }
+}

@@ -1,0 +1,393 @@
+/**
+ * The target writer: writes what the streams read, with the original IDs,
+ * one MULTI/EXEC per stream (atomic: a target out of memory or read-only
+ * refuses it whole), and the writes of every stream ready in the same tick
+ * in one pipeline. Each stream has at most one write in flight; the entries
+ * read meanwhile go into its next write (coalescing, capped in entries and
+ * bytes), so throughput does not depend on the round trip and no fence is
+ * needed. Entries at or below the target's last ID are re-deliveries:
+ * confirmed on the target and only acknowledged.
+ *
+ * @module
+ */
+import { backoffDelay } from "../../backoff.ts";
+import {
+  ConnectionError,
+  errorMessage,
+  isRetriableError,
+  RedisReplyError,
+  StreamGoneError,
+  StreamStoppedError,
+} from "../../errors.ts";
+import { getLog } from "../../log.ts";
+import type { TargetWriterOptions, WriterHooks } from "./write_hooks.ts";
+
+export type { TargetWriterOptions, WriteResult, WriterHooks } from "./write_hooks.ts";
+import {
+  compareIds,
+  entryId,
+  execReplies,
+  PARSE_SKIP_BULKS,
+  type RawEntry,
+  type RespValue,
+  type ServerPool,
+} from "../../redis/mod.ts";
+import { encodeStreamWrite, highestId } from "./_encode_write.ts";
+import { LogDigest } from "../_log_digest.ts";
+import { confirmReplicas, encodeWait, type ReplicaWait, waitShortfall } from "./_replica_wait.ts";
+import type { ReplicatedStream } from "../stream/stream.ts";
+import { DUPLICATE_ID, writeChecked, wrongTypeMessage } from "./target_check.ts";
+
+const log = getLog("replicator");
+
+/** Entries in one write of one stream. */
+export const WRITE_MAX_ENTRIES = 25_000;
+/** Bytes of entry fields in one write of one stream. */
+export const WRITE_MAX_BYTES = 16 * 1024 * 1024;
+/** Bytes of the writes sent in one pipeline on one connection (more go to other connections). */
+const PIPELINE_MAX_BYTES = 2 * 1024 * 1024;
+
+interface Write {
+  stream: ReplicatedStream;
+  entries: RawEntry[];
+  deleted: string[];
+  bytes: number;
+}
+
+/** Writes the streams' entries to the target; see the module doc. */
+export class TargetWriter {
+  readonly #pool: ServerPool;
+  readonly #hooks: WriterHooks;
+  readonly #options: TargetWriterOptions;
+  readonly #ready = new Set<ReplicatedStream>();
+  readonly #maxlen: string[];
+  readonly #wait: ReplicaWait | undefined;
+  #flushQueued = false;
+  #inflight = 0;
+  #idleWaiters: Array<() => void> = [];
+  readonly #retryLog = new LogDigest(
+    log,
+    "warning",
+    (streams, error) => `Batch of ${streams} not acknowledged yet: ${error}; retrying`,
+  );
+  readonly #resumedLog = new LogDigest(
+    log,
+    "info",
+    (streams) => `Replication of ${streams} resumed`,
+    0,
+  );
+
+  constructor(pool: ServerPool, hooks: WriterHooks, options: TargetWriterOptions) {
+    this.#pool = pool;
+    this.#hooks = hooks;
+    this.#options = options;
+    this.#maxlen = options.targetMaxlen ? ["MAXLEN", "~", String(options.targetMaxlen)] : [];
+    const replicas = options.waitReplicas ?? 0;
+    this.#wait = replicas > 0 ? { replicas, timeoutMs: options.waitTimeoutMs ?? 1000 } : undefined;
+  }
+
+  /** Writes in flight. */
+  get inflight(): number {
+    return this.#inflight;
+  }
+
+  /** Resolves once no write is in flight. */
+  whenIdle(): Promise<void> {
+    if (this.#inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** `stream` has something to write (or may have): write it in this tick's pipeline. */
+  schedule(stream: ReplicatedStream): void {
+    if (stream.writing) return;
+    this.#ready.add(stream);
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  #flush(): void {
+    this.#flushQueued = false;
+    const now = Date.now();
+    const byRoute = new Map<string, Write[]>();
+    for (const stream of this.#ready) {
+      if (stream.writing || stream.retryAt > now) continue; // its retry schedules it again
+      this.#ready.delete(stream);
+      if (!this.#hooks.canWrite(stream)) continue;
+      if (stream.buffered === 0 && stream.deleted.length === 0) continue;
+      if (stream.writeCap === 0) stream.writeCap = WRITE_MAX_ENTRIES;
+      const cap = stream.writeCap;
+      // Bytes shrink with the entries after OOM, down to a write of STREAM_BATCH_SIZE entries
+      // whatever their size (the smallest write is a batch, as the README says).
+      const entries = stream.take(
+        cap,
+        cap <= this.#options.minWriteEntries
+          ? Number.MAX_SAFE_INTEGER
+          : Math.max(1, Math.floor(WRITE_MAX_BYTES * cap / WRITE_MAX_ENTRIES)),
+      );
+      const deleted = stream.deleted;
+      stream.deleted = [];
+      let bytes = 0;
+      for (const e of entries) bytes += e.size;
+      const write: Write = { stream, entries, deleted, bytes };
+      stream.writing = true;
+      this.#inflight++;
+      const careful = entries.length === 0 ||
+        compareIds(entryId(entries[0]), stream.targetTop) <= 0 ||
+        this.#hooks.staleReadsPossible(stream);
+      if (careful) {
+        this.#writeCarefully(write);
+        continue;
+      }
+      // One pipeline per target DB and node (a cluster's master of the key).
+      const route = `${stream.ref.targetDb}/${this.#pool.nodeOf(stream.ref.targetKey)}`;
+      const list = byRoute.get(route);
+      if (list) list.push(write);
+      else byRoute.set(route, [write]);
+    }
+    for (const writes of byRoute.values()) {
+      const db = writes[0].stream.ref.targetDb;
+      let chunk: Write[] = [];
+      let bytes = 0;
+      for (const write of writes) {
+        if (chunk.length > 0 && bytes + write.bytes > PIPELINE_MAX_BYTES) {
+          this.#writeTogether(db, chunk);
+          chunk = [];
+          bytes = 0;
+        }
+        chunk.push(write);
+        bytes += write.bytes;
+      }
+      if (chunk.length > 0) this.#writeTogether(db, chunk);
+    }
+  }
+
+  /** The normal path: one MULTI/EXEC per stream, all in one pipeline. */
+  async #writeTogether(db: number, writes: Write[]): Promise<void> {
+    const started = performance.now();
+    let replies: RespValue[];
+    try {
+      const conn = this.#pool.pick(db, writes[0].stream.ref.targetKey);
+      const wait = this.#wait;
+      let count = wait ? 1 : 0;
+      for (const w of writes) count += w.entries.length + 2;
+      let bytes = 0;
+      for (const w of writes) {
+        bytes += w.bytes + w.entries.length * (48 + w.stream.ref.targetKey.length);
+      }
+      replies = await conn.batch(db, count, (out) => {
+        out.reserve(bytes);
+        for (const w of writes) {
+          encodeStreamWrite(out, w.entries, { key: w.stream.ref.targetKey, maxlen: this.#maxlen });
+        }
+        if (wait) encodeWait(out, wait); // after all of them: it waits for the last
+        // The new IDs EXEC returns are not needed, only its errors.
+      }, {
+        buffers: true,
+        parse: PARSE_SKIP_BULKS,
+        name: wait ? "MULTI/XADD/EXEC/WAIT" : "MULTI/XADD/EXEC",
+        blockMs: wait?.timeoutMs ?? 0,
+      });
+    } catch (error) {
+      for (const w of writes) this.#failed(w, error);
+      return;
+    }
+    const shortfall = this.#wait
+      ? waitShortfall(replies[replies.length - 1], this.#wait)
+      : undefined;
+    let at = 0;
+    for (const w of writes) {
+      const slice = replies.slice(at, at + w.entries.length + 2);
+      at += w.entries.length + 2;
+      this.#settle(w, slice, { started, shortfall });
+    }
+  }
+
+  /**
+   * The replies of one stream's MULTI/XADD.../EXEC; `shortfall`: fewer
+   * replicas than TARGET_WAIT_REPLICAS confirmed the pipeline.
+   */
+  #settle(
+    w: Write,
+    replies: RespValue[],
+    { started, shortfall }: { started: number; shortfall: Error | undefined },
+  ): void {
+    let results: RespValue[];
+    try {
+      results = execReplies(replies, "the target");
+    } catch (error) {
+      this.#failed(w, error);
+      return;
+    }
+    const stream = w.stream;
+    let written = 0;
+    let last: RawEntry | undefined;
+    const duplicates: RawEntry[] = [];
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i];
+      if (!(r instanceof RedisReplyError)) {
+        written++;
+        last = w.entries[i]; // entries are in ID order: the last written one is the top
+        continue;
+      }
+      if (DUPLICATE_ID.test(r.message)) {
+        duplicates.push(w.entries[i]);
+        continue;
+      }
+      this.#failed(w, r.code === "WRONGTYPE" ? wrongType(w, r) : r);
+      return;
+    }
+    if (last !== undefined) stream.advance(entryId(last), compareIds);
+    // Written, not confirmed by enough replicas: retried, the next write finds the entries
+    // on the target and waits for the replicas again before they are acknowledged.
+    if (shortfall) return this.#failed(w, shortfall);
+    if (duplicates.length > 0) {
+      // The target's top moved behind our back (an earlier delivery of these entries was
+      // written after all, or another writer): check those entries carefully.
+      this.#writeCarefully(w, { entries: duplicates, written, reload: true });
+      return;
+    }
+    this.#done(w, written, 0, performance.now() - started);
+  }
+
+  /**
+   * The careful path: entries at or below the target's top are confirmed
+   * on the target, the rest written in one transaction; repeated while the
+   * target refuses IDs as not above its top (it moved: reload it).
+   */
+  async #writeCarefully(
+    w: Write,
+    from: { entries: RawEntry[]; written: number; reload: boolean } = {
+      entries: w.entries,
+      written: 0,
+      reload: false,
+    },
+  ): Promise<void> {
+    const started = performance.now();
+    const stream = w.stream;
+    try {
+      if (!from.reload && w.entries.length > 0 && this.#hooks.staleReadsPossible(stream)) {
+        const ids = new Set<string>(w.deleted);
+        for (const e of w.entries) ids.add(entryId(e));
+        const batch = { highest: highestId(w.entries, w.deleted), ids };
+        if (await this.#hooks.deliveredElsewhere(stream, batch)) {
+          // Dropped, still pending: the recovery claims them again, in order.
+          stream.outstanding = Math.max(0, stream.outstanding - ids.size);
+          this.#hooks.rewind(stream); // first: the released stream is not caught up
+          this.#release(w);
+          return;
+        }
+      }
+      // One connection, one socket for the check and the WAIT after it: a WAIT only
+      // vouches for the server it ran on.
+      const target = this.#pool.pick(stream.ref.targetDb, stream.ref.targetKey);
+      await target.connect();
+      const socket = target.generation;
+      const written = await writeChecked(stream, from.entries, {
+        target,
+        source: this.#options.source,
+        maxlen: this.#maxlen,
+        targetTrims: this.#options.targetTrims ?? this.#maxlen.length > 0,
+        // After a failure the top is reloaded: the target may have lost entries meanwhile (a
+        // failover to a replica that lacked them, a restart without persistence).
+        reload: from.reload || stream.failures > 0,
+      }) + from.written;
+      if (this.#wait) {
+        await confirmReplicas(target, stream.ref.targetDb, this.#wait);
+        if (target.generation !== socket) {
+          throw new ConnectionError("The target connection was reopened during a checked write");
+        }
+      }
+      this.#done(w, written, w.entries.length - written, performance.now() - started);
+    } catch (error) {
+      this.#failed(w, error);
+    }
+  }
+
+  #done(w: Write, written: number, skipped: number, ms: number): void {
+    const stream = w.stream;
+    stream.failures = 0;
+    stream.writeCap = Math.min(WRITE_MAX_ENTRIES, stream.writeCap * 2);
+    if (!stream.ended && stream.life.on("write-succeeded")) {
+      this.#resumedLog.add(stream.ref.label, "");
+    }
+    const ids: Array<string | RawEntry> = w.entries.slice();
+    for (const id of w.deleted) ids.push(id);
+    this.#release(w);
+    this.#hooks.written(stream, { ids, written, skipped, deleted: w.deleted.length, ms });
+    if (stream.buffered > 0 || stream.deleted.length > 0) this.schedule(stream);
+  }
+
+  #failed(w: Write, error: unknown): void {
+    const stream = w.stream;
+    if (stream.ended) {
+      this.#release(w); // nothing more of it is written: its entries stay pending
+      return;
+    }
+    if (
+      error instanceof StreamStoppedError || error instanceof StreamGoneError ||
+      !isRetriableError(error)
+    ) {
+      // Ended first, so that nothing takes the released stream as caught up.
+      this.#hooks.stopped(
+        stream,
+        error instanceof StreamStoppedError || error instanceof StreamGoneError
+          ? error
+          : new StreamStoppedError(
+            `Copy of a batch of ${stream.ref.label} to ${stream.ref.targetLabel} failed: ${
+              errorMessage(error)
+            }`,
+            { cause: error },
+          ),
+      );
+      this.#release(w);
+      return;
+    }
+    // Retried: the batch goes back in front of what was read meanwhile (a later write
+    // carries it, and whatever of it the target holds is found by its ID).
+    stream.unshift(w.entries);
+    if (error instanceof RedisReplyError && error.code === "OOM") {
+      // A big write may not fit where a smaller one still does (a transaction's queued
+      // commands count against maxmemory while it is being queued).
+      // Not below one read's batch (STREAM_BATCH_SIZE): a target that cannot take that is full.
+      stream.writeCap = Math.max(
+        this.#options.minWriteEntries,
+        Math.floor(Math.min(stream.writeCap, w.entries.length) / 4),
+      );
+    }
+    stream.deleted = [...w.deleted, ...stream.deleted];
+    this.#release(w);
+    const message = errorMessage(error);
+    stream.status.errors++;
+    stream.status.lastError = message;
+    this.#options.onError?.(stream, error instanceof RedisReplyError ? error.code : "connection");
+    stream.life.on("write-failed");
+    this.#retryLog.add(stream.ref.label, message);
+    const immediate = this.#options.maxRetries ?? 0;
+    const attempt = stream.failures++;
+    const delay = attempt < immediate && error instanceof ConnectionError ? 0 : backoffDelay(
+      Math.max(0, attempt - immediate),
+      { baseMs: this.#options.backoffBaseMs, maxMs: this.#options.backoffMaxMs },
+    );
+    stream.retryAt = Date.now() + delay;
+    this.#options.scheduler.after(delay, () => {
+      stream.retryAt = 0;
+      this.schedule(stream);
+    });
+  }
+
+  #release(w: Write): void {
+    w.stream.writing = false;
+    this.#hooks.released(w.stream);
+    if (--this.#inflight === 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+}
+
+function wrongType(w: Write, cause: RedisReplyError): StreamStoppedError {
+  return new StreamStoppedError(wrongTypeMessage(w.stream.ref), { cause });
+}
