@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { entriesAt } from "../lib/redis/parse_mode.ts";
 import { type RawEntry, RespParser } from "../lib/redis/resp_parser.ts";
-import { parseRawEntries } from "../lib/redis/replies.ts";
+import { parseRawEntries } from "../lib/redis/stream_commands.ts";
 import { ReplicatedStream } from "../lib/replication/stream/stream.ts";
 import { makeStreamRef } from "../lib/replication/stream/stream_ref.ts";
 

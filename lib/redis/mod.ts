@@ -1,7 +1,7 @@
 /**
  * The transport layer's door: the client interface the upper layers talk to, the pools,
  * the one mapping of a server's configuration to connection options, server health, and the
- * parsers of replies. What other layers, `main.ts` and `mod.ts` may import of `lib/redis/`; the
+ * stream commands' codec (`stream_commands.ts`). What other layers, `main.ts` and `mod.ts` may import of `lib/redis/`; the
  * rest (sockets, handshake, the RESP codec's internals) stays inside.
  *
  * @module
@@ -12,23 +12,32 @@ export { keyEventKey, watchKeyEvents } from "./key_events.ts";
 export { CLUSTER_SLOTS, clusterSlot, crc16 } from "./key_slot.ts";
 export { clientFor, connectionFor } from "./one_shot.ts";
 export { openPool } from "./open_pool.ts";
+export { ascii, compareIds, idTime, parseFlatMap, text } from "./replies.ts";
 export {
-  compareIds,
+  CLAIM_REPLY,
+  encodeFencedRead,
+  encodeGroupRead,
+  encodeStreamsTail,
+  encodeStreamWrite,
+  encodeWaitRead,
   entryId,
-  idTime,
+  leaseLostPositions,
   parseEntries,
-  parseFlatMap,
   parseRawAutoClaim,
   parseRawEntries,
   parseRawMultiRead,
+  RANGE_COUNT_REPLY,
+  RANGE_REPLY,
   RawEntry,
-  text,
-} from "./replies.ts";
-export type { RawEntries, StreamEntry } from "./replies.ts";
-export { entriesAt, PARSE_SKIP_BULKS, PARSE_VALUES, rawArraysAt } from "./parse_mode.ts";
+  READ_REPLY,
+  wokenKeys,
+  WRITE_REPLY,
+  writeReplies,
+} from "./stream_commands.ts";
+export type { GroupRead, RawEntries, StreamEntry } from "./stream_commands.ts";
 export type { ParseMode } from "./parse_mode.ts";
 export type { RespValue } from "./resp_parser.ts";
-export { RespWriter } from "./resp_writer.ts";
+export type { RespWriter } from "./resp_writer.ts";
 export { ServerHealth } from "./server_health.ts";
 export type { ServerHealthStatus } from "./server_health.ts";
 export type { ServerPool } from "./server_pool.ts";

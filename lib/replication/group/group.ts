@@ -9,7 +9,7 @@
  */
 import { LeaseLostError, RedisReplyError, StreamGoneError } from "../../errors.ts";
 import {
-  entriesAt,
+  CLAIM_REPLY,
   parseFlatMap,
   parseRawAutoClaim,
   type RawEntries,
@@ -23,8 +23,6 @@ import type { ReplicatedStream } from "../stream/stream.ts";
 
 /** Streams per pipeline when many are asked about at once. */
 const CHUNK = 1000;
-/** Depth of the entries in an XAUTOCLAIM reply. */
-const CLAIM_ENTRY_DEPTH = entriesAt(2);
 
 /** Options for {@linkcode ensureGroups}. */
 export interface EnsureGroupsOptions {
@@ -138,7 +136,7 @@ export async function claimPending(
   try {
     const reply = await conn.send(stream.ref.db, args, {
       buffers: true,
-      parse: CLAIM_ENTRY_DEPTH,
+      parse: CLAIM_REPLY,
       name: "XAUTOCLAIM",
     });
     return parseRawAutoClaim(reply);

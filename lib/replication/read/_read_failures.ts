@@ -14,7 +14,7 @@ import {
   StreamGoneError,
 } from "../../errors.ts";
 import type { RespValue } from "../../redis/mod.ts";
-import { lostLeases } from "./_fenced_read.ts";
+import { lostLeases } from "./_read_command.ts";
 import { getLog } from "../../log.ts";
 import { RefusedRead } from "./_read_replies.ts";
 import type { ReaderHooks } from "./read_hooks.ts";

@@ -1,7 +1,7 @@
 /**
- * A reader's XREADGROUP commands and replies: which reads one round trip
- * carries, the tail of a command, the replies handed to their streams, and
- * reads the server refused. Internal to the reader.
+ * A reader's XREADGROUP replies and reads: which reads one round trip
+ * carries, the replies handed to their streams, and reads the server
+ * refused. Internal to the reader.
  *
  * @module
  */
@@ -12,7 +12,6 @@ import {
   parseRawMultiRead,
   type RawEntry,
   type RespValue,
-  RespWriter,
 } from "../../redis/mod.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 import { streamId } from "../stream/stream_ref.ts";
@@ -156,61 +155,6 @@ function nothingFor(stream: ReplicatedStream, fromHistory: boolean): void {
   // knows (a reply lost, a SETID): a fenced reader loads it again before it waits.
   if (stream.hot) stream.lastDelivered = undefined;
   stream.hot = false;
-}
-
-/**
- * Encodes `XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS ...` (`tail`: the
- * `STREAMS ...` part encoded before, see {@linkcode TailCache}).
- */
-export function encodeGroupRead(
-  w: RespWriter,
-  streams: readonly ReplicatedStream[],
-  options: { group: string; consumer: string; count: number; blockMs: number; tail?: Uint8Array },
-): void {
-  const { group, consumer, count, blockMs, tail } = options;
-  w.arrayHeader(6 + (blockMs > 0 ? 2 : 0) + 1 + 2 * streams.length);
-  w.bulk("XREADGROUP");
-  w.bulk("GROUP");
-  w.bulk(group);
-  w.bulk(consumer);
-  w.bulk("COUNT");
-  w.bulkInteger(count);
-  if (blockMs > 0) {
-    w.bulk("BLOCK");
-    w.bulkInteger(blockMs);
-  }
-  if (tail) w.raw(tail);
-  else encodeTail(w, streams);
-}
-
-/** `STREAMS k1 k2 ... id1 id2 ...` (`>` for new entries, the history ID for a re-read). */
-export function encodeTail(w: RespWriter, streams: readonly ReplicatedStream[]): void {
-  w.bulk("STREAMS");
-  for (const s of streams) w.bulk(s.ref.key);
-  for (const s of streams) w.bulk(s.history ?? ">");
-}
-
-/**
- * `STREAMS k1 k2 ... > > ...` of a blocking read, encoded once and reused
- * while the streams are the same (an idle reader sends it again every
- * STREAM_POLL_INTERVAL over hundreds of keys).
- */
-export class TailCache {
-  #streams: ReplicatedStream[] = [];
-  #bytes: Uint8Array | null = null;
-
-  /** The encoded tail for `streams` (read with ">"). */
-  of(streams: ReplicatedStream[]): Uint8Array {
-    const cached = this.#streams;
-    if (
-      this.#bytes && cached.length === streams.length && cached.every((s, i) => s === streams[i])
-    ) return this.#bytes;
-    const w = new RespWriter(1024);
-    encodeTail(w, streams);
-    this.#bytes = w.take().slice();
-    this.#streams = streams;
-    return this.#bytes;
-  }
 }
 
 /** Whether two keys are the same bytes. */

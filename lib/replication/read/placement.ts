@@ -15,7 +15,11 @@ import type { ReadSettings } from "../../config/mod.ts";
 import { errorMessage, RedisReplyError } from "../../errors.ts";
 import { getLog } from "../../log.ts";
 import type { RedisClient, RedisConnection, ServerPool } from "../../redis/mod.ts";
-import { type ReaderHooks, type ReadFence, StreamReader } from "./reader.ts";
+import { ClusterReader } from "./cluster_reader.ts";
+import { FencedReader } from "./fenced_reader.ts";
+import { PlainReader } from "./plain_reader.ts";
+import type { ReaderHooks, ReadFence } from "./read_hooks.ts";
+import type { StreamReader } from "./reader.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 import { streamId } from "../stream/stream_ref.ts";
 import { SourceEvents } from "./source_events.ts";
@@ -152,12 +156,15 @@ export class Placement {
   /** In a cluster: a notification named `key` (DB 0): its stream is read next. */
   notifyKey(key: Uint8Array): void {
     const stream = this.#byId.get(streamId(0, key));
-    if (stream) this.#of.get(stream)?.notify(stream);
+    const reader = stream && this.#of.get(stream);
+    if (reader instanceof ClusterReader) reader.notify(stream!);
   }
 
   /** In a cluster: every stream of `node` is read next (notifications may have been missed). */
   sweepNode(node: string): void {
-    for (const [r, at] of this.#node) if (at.node === node) r.sweepNow();
+    for (const [r, at] of this.#node) {
+      if (at.node === node && r instanceof ClusterReader) r.sweepNow();
+    }
   }
 
   /**
@@ -205,7 +212,9 @@ export class Placement {
     const conn = this.#pool.dedicate(db, { name: `reader${this.#readers.length}`, node });
     const stop = new AbortController();
     const signal = AbortSignal.any([this.#options.signal, stop.signal]);
-    const reader = new StreamReader(conn, hooks, {
+    // The strategy: a cluster's master is polled, leases fence the reads, else reads block.
+    const Reader = this.#pool.cluster ? ClusterReader : fence ? FencedReader : PlainReader;
+    const reader = new Reader(conn, hooks, {
       group,
       consumer,
       fence,
@@ -217,7 +226,6 @@ export class Placement {
       maxRetries: read.retry.immediateRetries,
       onError: onReadError,
       unblock: (id) => this.#unblock(id),
-      cluster: this.#pool.cluster,
     });
     this.#readers.push(reader);
     this.#node.set(reader, { node, conn, stop });

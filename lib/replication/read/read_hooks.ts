@@ -84,11 +84,4 @@ export interface StreamReaderOptions {
    * connection); resolves with whether a blocked read was woken.
    */
   unblock: (clientId: string) => Promise<boolean>;
-  /**
-   * The source is a Redis Cluster: no read blocks on the server (a blocking
-   * read cannot span slots); each read covers the streams of one slot, new
-   * entries are found by `notify()` and by a sweep every `blockMs`.
-   * @default {false}
-   */
-  cluster?: boolean;
 }

@@ -16,7 +16,7 @@ import { goneOr, pendingUpTo } from "../group/group.ts";
 import { prepareStart } from "./stream_start.ts";
 import { Placement } from "../read/placement.ts";
 import { Recovery } from "../group/recovery.ts";
-import type { ReaderHooks } from "../read/reader.ts";
+import type { ReaderHooks } from "../read/read_hooks.ts";
 import { ReplicatedStream, type StreamOutcome } from "../stream/stream.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
 import { TargetWriter, type WriterHooks } from "../write/writer.ts";

@@ -9,10 +9,10 @@
  */
 import {
   compareIds,
-  entriesAt,
   idTime,
   parseEntries,
   parseFlatMap,
+  RANGE_REPLY,
   RawEntry,
   type RedisClient,
   text,
@@ -84,7 +84,7 @@ export async function readStreamStats(
     const [infos, groupLists] = await Promise.all([
       source.pipeline(db, list.map((r) => ["XINFO", "STREAM", r.key]), {
         buffers: true,
-        parse: entriesAt(1),
+        parse: RANGE_REPLY,
       }),
       source.pipeline(db, list.map((r) => ["XINFO", "GROUPS", r.key]), { buffers: true }),
     ]);

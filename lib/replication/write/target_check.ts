@@ -11,11 +11,11 @@ import { RedisReplyError, StreamStoppedError } from "../../errors.ts";
 import { getLog } from "../../log.ts";
 import {
   compareIds,
-  entriesAt,
   parseEntries,
   parseFlatMap,
   parseRawEntries,
-  rawArraysAt,
+  RANGE_COUNT_REPLY,
+  RANGE_REPLY,
   type RawEntry,
   type RedisClient,
   text,
@@ -51,7 +51,7 @@ export async function loadTargetTops(
     const replies = await conn.pipeline(
       db,
       chunk.map((s) => ["XREVRANGE", s.ref.targetKey, "+", "-", "COUNT", "1"]),
-      { buffers: true, parse: entriesAt(1) },
+      { buffers: true, parse: RANGE_REPLY },
     );
     chunk.forEach((s, j) => {
       const r = replies[j];
@@ -118,7 +118,7 @@ export async function confirmOnTarget(
   const replies = await conn.pipeline(
     ref.targetDb,
     ids.map((id) => ["XRANGE", ref.targetKey, id, id, "COUNT", "1"]),
-    { buffers: true, parse: entriesAt(1) },
+    { buffers: true, parse: RANGE_REPLY },
   );
   const missing: string[] = [];
   for (let i = 0; i < ids.length; i++) {
@@ -226,7 +226,7 @@ async function countBetween(
   const reply = await source.send(
     ref.db,
     ["XRANGE", ref.key, options.from, options.to, "COUNT", String(count)],
-    { buffers: true, parse: rawArraysAt(2) },
+    { buffers: true, parse: RANGE_COUNT_REPLY },
   );
   return Array.isArray(reply) ? reply.length : 0;
 }

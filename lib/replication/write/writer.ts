@@ -25,14 +25,16 @@ import type { TargetWriterOptions, WriterHooks } from "./write_hooks.ts";
 export type { TargetWriterOptions, WriteResult, WriterHooks } from "./write_hooks.ts";
 import {
   compareIds,
+  encodeStreamWrite,
   entryId,
   execReplies,
-  PARSE_SKIP_BULKS,
   type RawEntry,
   type RespValue,
   type ServerPool,
+  WRITE_REPLY,
+  writeReplies,
 } from "../../redis/mod.ts";
-import { encodeStreamWrite, highestId } from "./_encode_write.ts";
+import { highestId } from "./_highest_id.ts";
 import { LogDigest } from "../_log_digest.ts";
 import { confirmReplicas, encodeWait, type ReplicaWait, waitShortfall } from "./_replica_wait.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
@@ -171,7 +173,7 @@ export class TargetWriter {
       const conn = this.#pool.pick(db, writes[0].stream.ref.targetKey);
       const wait = this.#wait;
       let count = wait ? 1 : 0;
-      for (const w of writes) count += w.entries.length + 2;
+      for (const w of writes) count += writeReplies(w.entries.length);
       let bytes = 0;
       for (const w of writes) {
         bytes += w.bytes + w.entries.length * (48 + w.stream.ref.targetKey.length);
@@ -185,7 +187,7 @@ export class TargetWriter {
         // The new IDs EXEC returns are not needed, only its errors.
       }, {
         buffers: true,
-        parse: PARSE_SKIP_BULKS,
+        parse: WRITE_REPLY,
         name: wait ? "MULTI/XADD/EXEC/WAIT" : "MULTI/XADD/EXEC",
         blockMs: wait?.timeoutMs ?? 0,
       });
@@ -198,8 +200,8 @@ export class TargetWriter {
       : undefined;
     let at = 0;
     for (const w of writes) {
-      const slice = replies.slice(at, at + w.entries.length + 2);
-      at += w.entries.length + 2;
+      const slice = replies.slice(at, at + writeReplies(w.entries.length));
+      at += writeReplies(w.entries.length);
       this.#settle(w, slice, { started, shortfall });
     }
   }

@@ -1,0 +1,51 @@
+/**
+ * The reader of a Redis Cluster's master: no read blocks on the server (a
+ * blocking read cannot span slots), each read covers the streams of one
+ * slot. New entries are found by notifications (`notify`, from the `xadd`
+ * keyspace events, see `source_events.ts`), read at once, and by a sweep
+ * of every stream every `blockMs` (and at once after `sweepNow`, when
+ * notifications may have been missed). With leases its reads are fenced.
+ *
+ * @module
+ */
+import { clusterSlot } from "../../redis/mod.ts";
+import type { ReplicatedStream } from "../stream/stream.ts";
+import { fencedRead, GROUP_READ, type ReadCommand } from "./_read_command.ts";
+import { StreamReader } from "./reader.ts";
+
+/** Reads a cluster master's streams: on notification, and all of them every `blockMs`. */
+export class ClusterReader extends StreamReader {
+  /** A notification says `stream` has new entries; it is read next. */
+  notify(stream: ReplicatedStream): void {
+    if (!this.serves(stream)) return;
+    this.notified.add(stream);
+    this.wake.wakeUp();
+  }
+
+  /** Notifications may have been missed; every stream is read next. */
+  sweepNow(): void {
+    this.lastSweep = 0;
+    this.wake.wakeUp();
+  }
+
+  protected override command(): ReadCommand {
+    return this.options.fence ? fencedRead(this.options.fence) : GROUP_READ;
+  }
+
+  protected override slotOf(stream: ReplicatedStream): number {
+    return clusterSlot(stream.ref.key);
+  }
+
+  /** The notified streams once each; with none, the next sweep (or a notification). */
+  protected async quiet(wanting: ReplicatedStream[], notified: ReplicatedStream[]): Promise<void> {
+    if (notified.length > 0) return this.readNow(notified, false);
+    const wait = this.lastSweep + this.options.blockMs - Date.now();
+    if (wait > 0) {
+      await this.wake.sleep(wait);
+      // Woken (a notification, a new stream, the stop): the loop looks again.
+      if (Date.now() - this.lastSweep < this.options.blockMs) return;
+    }
+    this.lastSweep = Date.now();
+    await this.readNow(wanting.filter((s) => this.hooks.wants(s)), false);
+  }
+}

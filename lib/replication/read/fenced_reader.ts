@@ -1,0 +1,109 @@
+/**
+ * The fenced reader (leases: several instances share the streams): every
+ * read is the fenced XREADGROUP (the leases checked and the entries taken
+ * in one script), and when no stream has a backlog it waits with `XREAD
+ * COUNT 1 BLOCK` from each stream's last delivered ID, which takes nothing:
+ * a read left blocked on the server by a paused instance delivers no entry
+ * to it. The streams that wait names are read next, through the fence. At
+ * least every {@linkcode FENCED_SWEEP_MS} it reads every stream (XREAD does
+ * not wake for a deleted or retyped key; the read finds it gone).
+ *
+ * @module
+ */
+import { RedisReplyError } from "../../errors.ts";
+import {
+  encodeWaitRead,
+  parseFlatMap,
+  type RedisConnection,
+  text,
+  wokenKeys,
+} from "../../redis/mod.ts";
+import type { ReplicatedStream } from "../stream/stream.ts";
+import { streamId } from "../stream/stream_ref.ts";
+import { fencedRead, type ReadCommand } from "./_read_command.ts";
+import { RefusedRead } from "./_read_replies.ts";
+import { StreamReader } from "./reader.ts";
+
+/** A fenced reader reads every stream this often, at least. */
+export const FENCED_SWEEP_MS = 5000;
+
+/** Reads through the leases' fence; waits with an XREAD that takes nothing. */
+export class FencedReader extends StreamReader {
+  /** When it last read every stream (ms since epoch). */
+  #lastFullRead = 0;
+
+  protected override command(): ReadCommand {
+    return fencedRead(this.options.fence!);
+  }
+
+  protected quiet(wanting: ReplicatedStream[]): Promise<void> {
+    if (Date.now() - this.#lastFullRead >= FENCED_SWEEP_MS) {
+      this.#lastFullRead = Date.now();
+      return this.readNow(wanting, false);
+    }
+    const { db, streams, blockMs } = this.nextDb(wanting);
+    return this.#wait(db, streams, Math.min(blockMs, FENCED_SWEEP_MS));
+  }
+
+  /**
+   * Waits with XREAD (taking nothing) for entries of `streams` after their
+   * last delivered IDs (loaded first where unknown), and marks those that
+   * have some as hot: the next pass reads them through the fence. The
+   * streams count as read in flight meanwhile.
+   */
+  async #wait(db: number, streams: ReplicatedStream[], blockMs: number): Promise<void> {
+    try {
+      const unknown = streams.filter((s) => s.lastDelivered === undefined);
+      if (unknown.length > 0) {
+        await loadLastDelivered(this.conn, db, { streams: unknown, group: this.options.group });
+      }
+      for (const s of streams) s.readsInFlight++;
+      try {
+        // Blocking (unblockable) only from the XREAD on, not while its IDs are loaded.
+        this.wake.blockStarted();
+        const [reply] = await this.conn.batch(
+          db,
+          1,
+          (w) =>
+            encodeWaitRead(w, streams.map((s) => s.ref.key), {
+              ids: streams.map((s) => s.lastDelivered ?? "$"),
+              blockMs,
+            }),
+          { buffers: true, blockMs, name: "XREAD" },
+        );
+        if (reply instanceof RedisReplyError) throw new RefusedRead(reply, [...streams]);
+        for (const key of wokenKeys(reply)) {
+          const stream = this.byId.get(streamId(db, key));
+          if (stream) stream.hot = true;
+        }
+      } finally {
+        for (const s of streams) if (--s.readsInFlight === 0) this.hooks.idle(s);
+      }
+    } finally {
+      this.wake.blockEnded();
+    }
+  }
+}
+
+/**
+ * Loads the group's last delivered ID of `streams` (XINFO GROUPS, one
+ * pipeline); streams whose group or key is gone keep none (their next
+ * fenced read tells).
+ */
+export async function loadLastDelivered(
+  conn: RedisConnection,
+  db: number,
+  options: { streams: readonly ReplicatedStream[]; group: string },
+): Promise<void> {
+  const { streams, group } = options;
+  const replies = await conn.pipeline(db, streams.map((s) => ["XINFO", "GROUPS", s.ref.key]));
+  replies.forEach((r, i) => {
+    if (r.status !== "fulfilled" || !Array.isArray(r.value)) return;
+    for (const g of r.value) {
+      const info = parseFlatMap(g);
+      if (text(info.get("name")) === group) {
+        streams[i].lastDelivered = text(info.get("last-delivered-id"));
+      }
+    }
+  });
+}
