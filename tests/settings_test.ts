@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { loadConfig } from "../lib/config/load_config.ts";
-import { replicationSettings, retrySettings } from "../lib/config/settings.ts";
+import { replicationSettings, retrySettings, runSettings } from "../lib/config/settings.ts";
 
 Deno.test("replication settings are the configuration's values, every duration in milliseconds, each side's retries its own", () => {
   const { config } = loadConfig(
@@ -61,4 +61,44 @@ Deno.test("the target counts as trimmed by this tool with TARGET_STREAM_MAXLEN o
   assert.equal(trims(""), false);
   assert.equal(trims("TARGET_STREAM_MAXLEN=100"), true);
   assert.equal(trims("MIRROR_SOURCE_TRIM=true"), true);
+});
+
+Deno.test("a run's settings: discovery and leases in milliseconds, the manual streams and patterns as configured, no sharing without leases", () => {
+  const text = [
+    "REDIS_STREAMS=a,db3:b",
+    "STREAM_DISCOVERY_PATTERNS=x:*,y:*",
+    "STREAM_DISCOVERY_INTERVAL=2.5",
+    "REDIS_DB_SEARCH_RANGE=0-2",
+    "TARGET_REDIS_DB=same",
+    "TARGET_STREAM_PREFIX=dr:",
+    "STREAM_LEASES=true",
+    "STREAM_LEASE_TTL=9",
+    "INSTANCE_ID=node-a",
+    "STREAM_CONSUMER_NAME=copier",
+    "SOURCE_REDIS_DB=1",
+  ].join("\n");
+  const s = runSettings(loadConfig({}, {}, text).config);
+  assert.deepEqual(s.discovery, {
+    manual: [{ db: 1, key: "a" }, { db: 3, key: "b" }],
+    auto: true,
+    dbs: [0, 1, 2],
+    patterns: ["x:*", "y:*"],
+    targetDb: "same",
+    prefix: "dr:",
+    everyMs: 2500,
+  });
+  assert.deepEqual(s.sharing, {
+    group: s.replication.group,
+    db: 1,
+    ttlMs: 9000,
+    instanceId: "node-a",
+    consumerName: "copier",
+  });
+  assert.equal(s.consumer, "copier");
+  const off = runSettings(
+    loadConfig({}, {}, text.replace("STREAM_LEASES=true", "STREAM_LEASES=false")).config,
+  );
+  assert.equal(off.sharing, undefined);
+  const idle = runSettings(loadConfig({}, {}, `${text}\nREDIS_STREAMS_ENABLED=false`).config);
+  assert.equal(idle.sharing, undefined, "no leases are taken when nothing is replicated");
 });

@@ -123,3 +123,24 @@ Deno.test("a start that failed before the stream ran forgets it; waiting streams
   assert.ok(t.isDone(b.id));
   assert.equal(t.result(true).ok, true);
 });
+
+Deno.test("a running stream is handed over once: a second hand-over while the first lasts is refused, and one not running here cannot begin", async () => {
+  await quietLogs();
+  const { table: t } = table();
+  const a = ref("a");
+  assert.equal(t.beginHandOver(a.id), false, "not running here");
+  t.beginStart([a]);
+  const stream = new ReplicatedStream(a);
+  t.made([stream]);
+  t.started([stream]);
+  t.endStart([a]);
+  assert.equal(t.beginHandOver(a.id), true);
+  assert.ok(t.isHandingOver(a.id));
+  assert.equal(t.beginHandOver(a.id), false, "handed over twice at once");
+  t.handedOver(a.id);
+  assert.ok(!t.isHandingOver(a.id));
+  assert.equal(t.beginHandOver(a.id), true, "may be handed over again once the first is over");
+  t.handedOver(a.id);
+  stream.end("stopped");
+  await settle();
+});

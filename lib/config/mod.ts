@@ -10,7 +10,20 @@ export { CONFIG_KEYS } from "./keys.ts";
 export type { ConfigKeyGroup, ConfigKeyInfo } from "./keys.ts";
 export { loadConfig } from "./load_config.ts";
 export type { ConfigFlags, LoadConfigOptions, LoadConfigResult } from "./load_config.ts";
-export { replicationSettings, retrySettings } from "./settings.ts";
-export type { ReadSettings, RecoverySettings, ReplicationSettings } from "./settings.ts";
+export {
+  discoverySettings,
+  replicationSettings,
+  retrySettings,
+  runSettings,
+  sharingSettings,
+} from "./settings.ts";
+export type {
+  DiscoverySettings,
+  ReadSettings,
+  RecoverySettings,
+  ReplicationSettings,
+  RunSettings,
+  SharingSettings,
+} from "./settings.ts";
 export { loadTlsFiles } from "./tls_files.ts";
 export type { Config, LogLevelName, ManualStream, RedisServerConfig, TlsConfig } from "./types.ts";

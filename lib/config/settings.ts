@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Config, RedisServerConfig } from "./types.ts";
+import type { Config, ManualStream, RedisServerConfig } from "./types.ts";
 
 /** A retry policy, as `Backoff` and the writer take it. */
 export interface RetrySettings {
@@ -72,6 +72,62 @@ export interface ReplicationSettings {
   recovery: RecoverySettings;
 }
 
+/** What finding the streams needs (discovery passes, `status`, `verify`). */
+export interface DiscoverySettings {
+  /** The streams named in REDIS_STREAMS. */
+  manual: readonly ManualStream[];
+  /** STREAM_AUTO_DISCOVERY: SCAN for more. */
+  auto: boolean;
+  /** The DBs scanned (REDIS_DB_SEARCH_RANGE). */
+  dbs: readonly number[];
+  /** STREAM_DISCOVERY_PATTERNS. */
+  patterns: readonly string[];
+  /** TARGET_REDIS_DB: a DB number, or "same". */
+  targetDb: number | "same";
+  /** TARGET_STREAM_PREFIX. */
+  prefix: string;
+  /** How often a run looks for streams (STREAM_DISCOVERY_INTERVAL), in milliseconds. */
+  everyMs: number;
+}
+
+/** What sharing the streams between instances needs (STREAM_LEASES). */
+export interface SharingSettings {
+  /** The consumer group the instances share. */
+  group: string;
+  /** The source DB of the instance registry. */
+  db: number;
+  /** STREAM_LEASE_TTL, in milliseconds. */
+  ttlMs: number;
+  /** INSTANCE_ID ("": the host name and the lowest free number). */
+  instanceId: string;
+  /** STREAM_CONSUMER_NAME (the instance id is appended). */
+  consumerName: string;
+}
+
+/** What a run needs: the servers, and each component's settings. */
+export interface RunSettings {
+  /** The source server and its default DB (the run opens its pools). */
+  source: Config["source"];
+  /** The target server. */
+  target: Config["target"];
+  /** The consumer name (without leases; with them, the instance's). */
+  consumer: string;
+  /** REDIS_STREAMS_ENABLED: replicate (false: discovery and stats only). */
+  streamsEnabled: boolean;
+  /** STREAM_START_ID: where a new consumer group starts. */
+  startId: string;
+  /** MIRROR_SOURCE_TRIM. */
+  mirrorSourceTrim: boolean;
+  /** Retries of the source. */
+  sourceRetry: RetrySettings;
+  /** Finding the streams. */
+  discovery: DiscoverySettings;
+  /** With leases (and replication on): sharing the streams; undefined without. */
+  sharing?: SharingSettings;
+  /** The replication engine's. */
+  replication: ReplicationSettings;
+}
+
 /** A server's retry policy in milliseconds. */
 export function retrySettings(server: RedisServerConfig): RetrySettings {
   return {
@@ -104,5 +160,45 @@ export function replicationSettings(config: Config): ReplicationSettings {
       pendingCheckEveryMs: config.pendingCheckInterval * 1000,
       consumerIdleMs: config.consumerIdleTimeout * 1000,
     },
+  };
+}
+
+/** What finding the streams needs, from the configuration. */
+export function discoverySettings(config: Config): DiscoverySettings {
+  return {
+    manual: config.streams,
+    auto: config.autoDiscovery,
+    dbs: config.dbSearchRange,
+    patterns: config.discoveryPatterns,
+    targetDb: config.target.db,
+    prefix: config.targetStreamPrefix,
+    everyMs: config.discoveryInterval * 1000,
+  };
+}
+
+/** What sharing the streams needs, from the configuration. */
+export function sharingSettings(config: Config): SharingSettings {
+  return {
+    group: config.consumerGroup,
+    db: config.source.db,
+    ttlMs: config.leaseTtl * 1000,
+    instanceId: config.instanceId,
+    consumerName: config.consumerName,
+  };
+}
+
+/** Every setting of a run, from the configuration: built once, when the run is made. */
+export function runSettings(config: Config): RunSettings {
+  return {
+    source: config.source,
+    target: config.target,
+    consumer: config.consumerName,
+    streamsEnabled: config.streamsEnabled,
+    startId: config.startId,
+    mirrorSourceTrim: config.mirrorSourceTrim,
+    sourceRetry: retrySettings(config.source),
+    discovery: discoverySettings(config),
+    ...(config.leases && config.streamsEnabled ? { sharing: sharingSettings(config) } : {}),
+    replication: replicationSettings(config),
   };
 }

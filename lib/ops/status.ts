@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Config } from "../config/mod.ts";
+import { type Config, discoverySettings } from "../config/mod.ts";
 import {
   findStreams,
   leaseKey,
@@ -91,7 +91,9 @@ export async function collectStatus(
   try {
     await connectOrThrow(source, { role: "source", server: config.source });
     await connectOrThrow(target, { role: "target", server: config.target });
-    const { streams } = await findStreams(source, config, { signal: options.signal });
+    const { streams } = await findStreams(source, discoverySettings(config), {
+      signal: options.signal,
+    });
     const stats = await readStreamStats({ source, target }, streams, {
       group: config.consumerGroup,
     });

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Config } from "../config/mod.ts";
+import { type Config, discoverySettings } from "../config/mod.ts";
 import { findStreams, type StreamRef } from "../replication/mod.ts";
 import { RedisReplyError } from "../errors.ts";
 import { connectOrThrow } from "./check.ts";
@@ -307,7 +307,9 @@ export async function verifyAll(
   try {
     await connectOrThrow(source, { role: "source", server: config.source });
     await connectOrThrow(target, { role: "target", server: config.target });
-    const { streams: refs } = await findStreams(source, config, { signal: options.signal });
+    const { streams: refs } = await findStreams(source, discoverySettings(config), {
+      signal: options.signal,
+    });
     for (const ref of refs) {
       if (options.signal?.aborted) break;
       const base = {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Config } from "../../config/mod.ts";
+import type { DiscoverySettings } from "../../config/mod.ts";
 import { RedisReplyError } from "../../errors.ts";
 import { type RedisClient, text } from "../../redis/mod.ts";
 import { makeStreamRef, streamId, type StreamRef } from "../stream/stream_ref.ts";
@@ -160,7 +160,7 @@ export interface FindStreamsOptions {
  */
 export async function findStreams(
   conn: RedisClient,
-  config: Config,
+  settings: DiscoverySettings,
   options: FindStreamsOptions = {},
 ): Promise<{ streams: StreamRef[]; notices: StreamNotice[] }> {
   const {
@@ -169,10 +169,10 @@ export async function findStreams(
     known = () => undefined,
     skipDiscovered = () => false,
   } = options;
-  const refOptions = { targetDb: config.target.db, prefix: config.targetStreamPrefix };
+  const refOptions = { targetDb: settings.targetDb, prefix: settings.prefix };
   const streams: StreamRef[] = [];
   const notices: StreamNotice[] = [];
-  for (const manual of config.streams) {
+  for (const manual of settings.manual) {
     const ref = makeStreamRef(manual.db, manual.key, { ...refOptions, manual: true });
     if (skip(ref)) {
       streams.push(ref);
@@ -209,10 +209,10 @@ export async function findStreams(
       });
     }
   }
-  if (config.autoDiscovery) {
+  if (settings.auto) {
     const found = await discoverEveryMaster(conn, {
-      dbs: config.dbSearchRange,
-      patterns: config.discoveryPatterns,
+      dbs: settings.dbs,
+      patterns: settings.patterns,
       signal,
       skip: skipDiscovered,
     });

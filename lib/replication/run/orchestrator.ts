@@ -8,7 +8,7 @@
  * @module
  */
 import { Backoff } from "../../backoff.ts";
-import { type Config, replicationSettings, retrySettings } from "../../config/mod.ts";
+import { type Config, type RunSettings, runSettings } from "../../config/mod.ts";
 import { errorMessage, isRetriableError } from "../../errors.ts";
 import { getLog } from "../../log.ts";
 import {
@@ -42,9 +42,8 @@ const MAINTENANCE_TICK_MS = 1000;
 
 /** Replicates every configured and discovered stream. */
 export class Orchestrator {
-  readonly #config: Config;
-  /** The source's retry policy, in milliseconds. */
-  readonly #sourceRetry;
+  /** Every setting of the run, built once from the configuration. */
+  readonly #settings: RunSettings;
   readonly #hooks: OrchestratorHooks;
   readonly #sourceHealth: ServerHealth;
   readonly #targetHealth: ServerHealth;
@@ -71,22 +70,23 @@ export class Orchestrator {
   #ownership: Ownership | undefined;
 
   constructor(config: Config, hooks: OrchestratorHooks = {}) {
-    this.#config = config;
-    this.#sourceRetry = retrySettings(config.source);
+    const settings = runSettings(config);
+    this.#settings = settings;
+    const { group } = settings.replication;
     this.#hooks = hooks;
-    this.#sourceHealth = new ServerHealth("source", serverAddress(config.source));
-    this.#targetHealth = new ServerHealth("target", serverAddress(config.target));
-    this.#readerPool = openPool("source", config.source, { health: this.#sourceHealth });
+    this.#sourceHealth = new ServerHealth("source", serverAddress(settings.source));
+    this.#targetHealth = new ServerHealth("target", serverAddress(settings.target));
+    this.#readerPool = openPool("source", settings.source, { health: this.#sourceHealth });
     // Outside the pool's bound: discovery, health, group management, acks.
-    this.#control = this.#readerPool.control(config.source.db, "control");
-    this.#targetPool = openPool("target", config.target, { health: this.#targetHealth });
-    this.#owners = new TargetOwners(this.#control, { group: config.consumerGroup });
+    this.#control = this.#readerPool.control(settings.source.db, "control");
+    this.#targetPool = openPool("target", settings.target, { health: this.#targetHealth });
+    this.#owners = new TargetOwners(this.#control, { group });
     this.#statsKeeper = new StatsKeeper({
-      group: config.consumerGroup,
+      group,
       onTrimmedBeforeCopy: hooks.onTrimmedBeforeCopy,
     });
     this.#table = new StreamTable({
-      group: config.consumerGroup,
+      group,
       stats: this.#statsKeeper,
       owners: this.#owners,
       onLeaseEnd: (stream, released) => this.#ownership?.ended(stream.ref, released),
@@ -127,17 +127,18 @@ export class Orchestrator {
     this.#once = once;
     const readers = new AbortController();
     const settled = new AbortController(); // ends the lease loop
-    let consumer = this.#config.consumerName;
-    if (this.#config.leases && this.#config.streamsEnabled) {
+    let consumer = this.#settings.consumer;
+    const sharing = this.#settings.sharing;
+    if (sharing) {
       const ownership = new Ownership(this.#control, {
-        config: this.#config,
+        settings: sharing,
         once,
         onChange: this.#hooks.onLeases,
       });
       const identity = await ownership.registerWithRetry(signal, {
         scheduler: this.#scheduler,
-        backoffBaseMs: this.#sourceRetry.baseMs,
-        backoffMaxMs: this.#sourceRetry.maxMs,
+        backoffBaseMs: this.#settings.sourceRetry.baseMs,
+        backoffMaxMs: this.#settings.sourceRetry.maxMs,
         onRetry: (e) => (this.#notReadyReason = `registering failed: ${errorMessage(e)}`),
         named: (id) => (this.#readerPool.nameSuffix = `@${id}`),
       });
@@ -149,7 +150,7 @@ export class Orchestrator {
       this.#ownership = ownership;
       consumer = identity.consumer;
     }
-    const engine = new ReplicationEngine(replicationSettings(this.#config), {
+    const engine = new ReplicationEngine(this.#settings.replication, {
       consumer,
       fence: this.#ownership?.leases,
       control: this.#control,
@@ -174,7 +175,7 @@ export class Orchestrator {
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
     try {
-      if (!this.#config.streamsEnabled) {
+      if (!this.#settings.streamsEnabled) {
         log.info(
           "Stream processing is disabled (REDIS_STREAMS_ENABLED=false); idling until stopped",
         );
@@ -208,12 +209,12 @@ export class Orchestrator {
 
   async #discoveryLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      await this.#scheduler.sleep(this.#config.discoveryInterval * 1000, signal);
+      await this.#scheduler.sleep(this.#settings.discovery.everyMs, signal);
       if (signal.aborted) break;
       try {
         await this.#pass(signal);
         await this.#refreshStats();
-        if (this.#config.mirrorSourceTrim) {
+        if (this.#settings.mirrorSourceTrim) {
           await mirrorTrims(this.#control, this.#table.runningStreams(), {
             target: this.#targetPool,
             stats: this.#statsKeeper.stats,
@@ -261,7 +262,7 @@ export class Orchestrator {
   }
 
   async #maintenanceLoop(signal: AbortSignal): Promise<void> {
-    const quarter = this.#config.pendingCheckInterval * 250;
+    const quarter = this.#settings.replication.recovery.pendingCheckEveryMs / 4;
     const tick = Math.max(50, Math.min(MAINTENANCE_TICK_MS, quarter));
     while (!signal.aborted) {
       await this.#scheduler.sleep(tick, signal);
@@ -276,8 +277,8 @@ export class Orchestrator {
 
   async #firstPass(signal: AbortSignal): Promise<void> {
     const backoff = new Backoff({
-      baseMs: this.#sourceRetry.baseMs,
-      maxMs: this.#sourceRetry.maxMs,
+      baseMs: this.#settings.sourceRetry.baseMs,
+      maxMs: this.#settings.sourceRetry.maxMs,
     });
     while (!signal.aborted) {
       try {
@@ -303,7 +304,7 @@ export class Orchestrator {
     await this.#table.allEnded(signal, {
       waiting: () => this.#onceWaiting().length > 0,
       // Streams whose lease another instance holds: looked at again every lease tick.
-      recheck: () => this.#scheduler.sleep(this.#config.leaseTtl * 1000 / 3, signal),
+      recheck: () => this.#scheduler.sleep(this.#leaseTickMs, signal),
     });
   }
 
@@ -323,12 +324,17 @@ export class Orchestrator {
     if (!this.#ownership) return;
     await keepOwnership(this.#ownership, signal, {
       scheduler: this.#scheduler,
-      ttlMs: this.#config.leaseTtl * 1000,
+      ttlMs: this.#settings.sharing!.ttlMs,
       engine: this.#engine!,
       table: this.#table,
       start: (refs) => this.#startStreams(refs),
       onChange: this.#hooks.onLeases,
     }).catch((error) => this.#conflict.abort(error));
+  }
+
+  /** A third of STREAM_LEASE_TTL: how often leases are renewed and looked at. */
+  get #leaseTickMs(): number {
+    return (this.#settings.sharing?.ttlMs ?? 3000) / 3;
   }
 
   /** Reads lengths, last IDs, pending and lag of the streams seen (for status and metrics). */
@@ -341,7 +347,7 @@ export class Orchestrator {
 
   /** One discovery pass: find streams, start replicating the new ones. */
   async #pass(signal: AbortSignal): Promise<void> {
-    const found = await findStreams(this.#control, this.#config, {
+    const found = await findStreams(this.#control, this.#settings.discovery, {
       signal,
       skip: (ref) => this.#table.running(ref.id) !== undefined,
       known: (id) => this.#table.endedStream(id)?.ref,
@@ -378,7 +384,7 @@ export class Orchestrator {
     const { created, streams } = await this.#engine!.start(fresh, {
       // A stream that was deleted and came back is new: copy it whole, whatever STREAM_START_ID
       // says (with "$", entries written before the next discovery pass would be skipped).
-      startId: (ref) => this.#table.wasGone(ref.id) ? "0" : this.#config.startId,
+      startId: (ref) => this.#table.wasGone(ref.id) ? "0" : this.#settings.startId,
     });
     this.#table.started(streams);
     log.info("Replicating {count} new streams ({created} consumer groups created)", {

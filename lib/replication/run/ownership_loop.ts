@@ -45,7 +45,6 @@ export async function keepOwnership(
   options: OwnershipLoopOptions,
 ): Promise<void> {
   const { scheduler, ttlMs, engine, table } = options;
-  const handing = new Set<string>();
   /** Held streams found neither running nor starting at the last tick. */
   let strays = new Set<string>();
   let due = Date.now();
@@ -71,17 +70,16 @@ export async function keepOwnership(
       // Held but not running (a start failed): given back at the second look.
       const now = new Set<string>();
       for (const ref of ownership.leases.held) {
-        if (table.running(ref.id) || table.isStarting(ref.id) || handing.has(ref.id)) continue;
+        if (table.running(ref.id) || table.isStarting(ref.id) || table.isHandingOver(ref.id)) {
+          continue;
+        }
         if (tick.acquired.includes(ref)) continue;
         if (strays.has(ref.id)) ownership.release([ref]).catch(() => {});
         else now.add(ref.id);
       }
       strays = now;
-      const moving = tick.surplus.filter((ref) =>
-        !handing.has(ref.id) && table.running(ref.id) !== undefined
-      );
+      const moving = tick.surplus.filter((ref) => table.beginHandOver(ref.id));
       for (const ref of moving) {
-        handing.add(ref.id);
         // The value of this acquisition: the stream's end forgets the lease before it is given back.
         const value = ownership.leases.valueOf(ref);
         engine.handOver(table.running(ref.id)!, ttlMs)
@@ -92,7 +90,7 @@ export async function keepOwnership(
               error: errorMessage(error),
             })
           )
-          .finally(() => handing.delete(ref.id));
+          .finally(() => table.handedOver(ref.id));
       }
       if (tick.lost.length + tick.acquired.length + moving.length > 0) {
         log.info(

@@ -8,6 +8,7 @@
  *  found ─(lease another's)─▶ waiting
  *  found ─beginStart─▶ starting ─made─▶ live ─started─▶ running ─end─▶ ended (outcome)
  *                                         running ─end with a read in flight─▶ draining ─readsOver─▶ (free)
+ *  running ─beginHandOver─▶ running, handing over ─handedOver─▶ (its lease given back)
  * ```
  *
  * A stream's own state (replicating, recovering, ...) is its state machine's
@@ -62,6 +63,8 @@ export class StreamTable {
   readonly #draining = new Map<string, ReplicatedStream>();
   /** With leases: streams found by the last pass whose lease is another instance's. */
   #waiting: StreamRef[] = [];
+  /** With leases: streams being handed over to another instance now (writes finishing, then the lease), by id. */
+  readonly #handing = new Set<string>();
   readonly #warned = new Map<string, string>();
   readonly #o: StreamTableOptions;
 
@@ -111,6 +114,11 @@ export class StreamTable {
     return this.#draining.has(id);
   }
 
+  /** With leases: whether the stream `id` is being handed over to another instance now. */
+  isHandingOver(id: string): boolean {
+    return this.#handing.has(id);
+  }
+
   /** Whether the stream `id` runs here now, or ended in this run (`run --once`: nothing to wait for). */
   isDone(id: string): boolean {
     return this.#running.has(id) || this.#outcomes.has(id);
@@ -131,6 +139,21 @@ export class StreamTable {
   /** With leases: the streams found by the last pass that do not run here (yet). */
   setWaiting(refs: StreamRef[]): void {
     this.#waiting = refs;
+  }
+
+  /**
+   * With leases: the stream `id` is to be handed over to another instance;
+   * false when it already is, or does not run here.
+   */
+  beginHandOver(id: string): boolean {
+    if (this.#handing.has(id) || !this.#running.has(id)) return false;
+    this.#handing.add(id);
+    return true;
+  }
+
+  /** With leases: the hand-over of the stream `id` is over (its lease given back, or that failed). */
+  handedOver(id: string): void {
+    this.#handing.delete(id);
   }
 
   /** `run --once` with leases: the stream is left to the instance that holds its lease. */

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { Config } from "../../config/mod.ts";
+import type { SharingSettings } from "../../config/mod.ts";
 import { Backoff } from "../../backoff.ts";
 import { errorMessage, InstanceConflictError, isRetriableError } from "../../errors.ts";
 import { getLog } from "../../log.ts";
@@ -51,8 +51,8 @@ export interface OwnershipOptions {
    * @default {undefined}
    */
   onChange?: (change: LeaseChanges) => void;
-  /** The configuration (group, consumer name, lease TTL, instance id, source DB). */
-  config: Config;
+  /** Group, consumer name, lease TTL, instance id, source DB. */
+  settings: SharingSettings;
   /** `run --once`: take every stream (no sharing), waiting for leases held by others. */
   once: boolean;
   /**
@@ -86,13 +86,13 @@ export class Ownership {
   constructor(conn: RedisClient, options: OwnershipOptions) {
     this.#conn = conn;
     this.#o = options;
-    const { config } = options;
+    const { settings } = options;
     this.#registry = new InstanceRegistry(conn, {
-      group: config.consumerGroup,
-      db: config.source.db,
-      ttlMs: config.leaseTtl * 1000,
-      instanceId: config.instanceId,
-      consumerName: config.consumerName,
+      group: settings.group,
+      db: settings.db,
+      ttlMs: settings.ttlMs,
+      instanceId: settings.instanceId,
+      consumerName: settings.consumerName,
       hostname: options.hostname,
       passive: options.once,
     });
@@ -102,16 +102,16 @@ export class Ownership {
   async register(signal: AbortSignal): Promise<InstanceIdentity> {
     const identity = await this.#registry.register(signal);
     this.#leases = new LeaseKeeper(this.#conn, {
-      group: this.#o.config.consumerGroup,
+      group: this.#o.settings.group,
       value: identity.leaseValue,
-      ttlMs: this.#o.config.leaseTtl * 1000,
+      ttlMs: this.#o.settings.ttlMs,
     });
     this.#lastLive = this.#registry.live;
     log.info("Instance {id} (consumer {consumer}); {count} instances of group {group} live", {
       id: identity.id,
       consumer: identity.consumer,
       count: this.#registry.live.length,
-      group: this.#o.config.consumerGroup,
+      group: this.#o.settings.group,
     });
     return identity;
   }
@@ -159,7 +159,7 @@ export class Ownership {
     options: { done: (id: string) => boolean; leftToOthers: (ref: StreamRef) => void },
   ): StreamRef[] {
     const now = Date.now();
-    const ttlMs = this.#o.config.leaseTtl * 1000;
+    const ttlMs = this.#o.settings.ttlMs;
     return refs.filter((ref) => {
       if (options.done(ref.id)) return false;
       const since = this.#waitingSince.get(ref.id) ?? now;
@@ -209,7 +209,7 @@ export class Ownership {
     // Instances gone (no connection) drop out at once, not when their entry expires.
     if (!this.#o.once) this.#lastLive = await this.#withoutGone(this.#lastLive);
     const live = this.#lastLive.length > 0 ? this.#lastLive : [me];
-    const ttlMs = this.#o.config.leaseTtl * 1000;
+    const ttlMs = this.#o.settings.ttlMs;
     const wanted: StreamRef[] = [];
     const others: StreamRef[] = [];
     const unclaimed = new Set<string>();
@@ -288,7 +288,7 @@ export class Ownership {
     live = this.#lastLive;
     if (live.join(",") !== before.join(",")) {
       log.info("Instances of group {group} live: {live}", {
-        group: this.#o.config.consumerGroup,
+        group: this.#o.settings.group,
         live: live.join(", "),
       });
     }
