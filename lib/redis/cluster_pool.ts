@@ -8,13 +8,12 @@
  *
  * @module
  */
-import type { RedisServerConfig } from "../config/mod.ts";
 import { ConnectError } from "../errors.ts";
 import { ClusterClient } from "./cluster_client.ts";
 import { ClusterRouter } from "./cluster_router.ts";
 import { nodeAddress } from "./cluster_slots.ts";
 import type { RedisConnection } from "./connection.ts";
-import { type Endpoint, endpointFor } from "./endpoint.ts";
+import type { Endpoint } from "./endpoint.ts";
 import { ConnectionPool, type ConnectionPoolOptions } from "./pool.ts";
 import type { RedisArg } from "./resp_writer.ts";
 import type { DedicateOptions, ServerPool } from "./server_pool.ts";
@@ -26,7 +25,6 @@ export const LAYOUT_REFRESH_MS = 5000;
 export class ClusterPool implements ServerPool {
   readonly cluster = true;
   readonly #role: string;
-  readonly #server: RedisServerConfig;
   readonly #endpoint: Endpoint;
   readonly #options: ConnectionPoolOptions;
   readonly #router: ClusterRouter;
@@ -36,11 +34,11 @@ export class ClusterPool implements ServerPool {
   #closed = false;
   #controlTaken = false;
 
-  constructor(role: string, server: RedisServerConfig, options: ConnectionPoolOptions) {
+  /** `endpoint`: any node of the cluster (its layout is read from there). */
+  constructor(role: string, endpoint: Endpoint, options: ConnectionPoolOptions) {
     this.#role = role;
-    this.#server = server;
     this.#options = options;
-    this.#endpoint = endpointFor(role, server, { healthChecks: true });
+    this.#endpoint = endpoint;
     this.#router = new ClusterRouter(this.#endpoint, {
       name: "control",
       health: options.health,
@@ -49,7 +47,7 @@ export class ClusterPool implements ServerPool {
   }
 
   get poolSize(): number {
-    return this.#server.poolSize;
+    return this.#options.poolSize;
   }
 
   get count(): number {
@@ -132,10 +130,9 @@ export class ClusterPool implements ServerPool {
     let pool = this.#pools.get(node);
     if (!pool) {
       const [host, port] = splitAddress(node || nodeAddress(this.#endpoint));
-      pool = new ConnectionPool(this.#role, this.#server, {
+      pool = new ConnectionPool(this.#role, { ...this.#endpoint, host, port }, {
         ...this.#options,
         health: this.#options.health.node(node || nodeAddress(this.#endpoint)),
-        endpoint: { ...this.#endpoint, host, port },
         onLayoutHint: () => this.#router.hint(),
       });
       pool.nameSuffix = this.#suffix;

@@ -5,10 +5,9 @@
  *
  * @module
  */
-import type { RedisServerConfig } from "../config/mod.ts";
 import { ConnectError } from "../errors.ts";
 import { RedisConnection, type RedisConnectionOptions } from "./connection.ts";
-import { type Endpoint, endpointFor } from "./endpoint.ts";
+import type { Endpoint } from "./endpoint.ts";
 import type { RedisArg } from "./resp_writer.ts";
 import type { ServerHealth } from "./server_health.ts";
 import type { DedicateOptions, ServerPool } from "./server_pool.ts";
@@ -17,11 +16,8 @@ import type { DedicateOptions, ServerPool } from "./server_pool.ts";
 export interface ConnectionPoolOptions {
   /** Shared health of the server. */
   health: ServerHealth;
-  /**
-   * Where the connections go instead of the server's own address (a cluster's node).
-   * @default {the server's endpoint}
-   */
-  endpoint?: Endpoint;
+  /** The most connections it opens (`*_REDIS_POOL_SIZE`). */
+  poolSize: number;
   /**
    * Told when a reply or failure hints that a cluster's layout changed.
    * @default {undefined}
@@ -34,23 +30,21 @@ export class ConnectionPool implements ServerPool {
   readonly cluster = false;
   #control: RedisConnection | undefined;
   #role: string;
-  #server: RedisServerConfig;
   #endpoint: Endpoint;
   #options: ConnectionPoolOptions;
   #shared: RedisConnection[] = [];
   #dedicated: RedisConnection[] = [];
   #closed = false;
 
-  constructor(role: string, server: RedisServerConfig, options: ConnectionPoolOptions) {
+  constructor(role: string, endpoint: Endpoint, options: ConnectionPoolOptions) {
     this.#role = role;
-    this.#server = server;
-    this.#endpoint = options.endpoint ?? endpointFor(role, server, { healthChecks: true });
+    this.#endpoint = endpoint;
     this.#options = options;
   }
 
   /** The bound. */
   get poolSize(): number {
-    return this.#server.poolSize;
+    return this.#options.poolSize;
   }
 
   /** Connections opened or reserved so far. */
@@ -74,7 +68,7 @@ export class ConnectionPool implements ServerPool {
 
   /** Whether a dedicated connection can still be taken. */
   canDedicate(_node = ""): boolean {
-    return this.count < this.#server.poolSize;
+    return this.count < this.#options.poolSize;
   }
 
   /** A shared connection on `db` (one server: it reaches every key). */
@@ -107,7 +101,7 @@ export class ConnectionPool implements ServerPool {
       if (conn.inflight === 0) return conn;
       if (!best || conn.inflight < best.inflight) best = conn;
     }
-    if (this.count < this.#server.poolSize) {
+    if (this.count < this.#options.poolSize) {
       const conn = this.#create(db, `${this.#role}-w${this.#shared.length}`);
       this.#shared.push(conn);
       return conn;
@@ -123,7 +117,7 @@ export class ConnectionPool implements ServerPool {
   dedicate(db: number, options: DedicateOptions): RedisConnection {
     if (this.#closed) throw new ConnectError(`The ${this.#role} connections are closed`);
     if (!this.canDedicate()) {
-      throw new Error(`The ${this.#role} pool is full (${this.#server.poolSize})`);
+      throw new Error(`The ${this.#role} pool is full (${this.#options.poolSize})`);
     }
     const conn = this.#create(db, options.name, { trackClientId: true, onPush: options.onPush });
     this.#dedicated.push(conn);
