@@ -144,6 +144,23 @@ export class StreamStoppedError extends Error {
   }
 }
 
+/**
+ * A target stream holds less than was confirmed on it: it was flushed,
+ * deleted, restarted without persistence, or failed over to a replica that
+ * lacked the last writes. `found` is its top now ("0-0": no stream), and
+ * `confirmed` the highest ID that had been confirmed on it.
+ */
+export class TargetLostError extends Error {
+  readonly found: string;
+  readonly confirmed: string;
+  constructor(message: string, options: ErrorOptions & { found: string; confirmed: string }) {
+    super(message, options);
+    this.name = "TargetLostError";
+    this.found = options.found;
+    this.confirmed = options.confirmed;
+  }
+}
+
 /** The source stream or its consumer group is gone (NOGROUP, or the key changed type). */
 export class StreamGoneError extends Error {
   constructor(message: string, options?: ErrorOptions) {

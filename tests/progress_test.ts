@@ -25,6 +25,8 @@ function status(streams: Array<Partial<StreamStatus>>): OrchestratorStatus {
       deleted: 0,
       batches: 0,
       recovered: 0,
+      targetLosses: 0,
+      refilled: 0,
       lastCopiedId: "0-0",
       errors: 0,
       ...s,

@@ -101,6 +101,18 @@ export class ServerHealth {
     }
   }
 
+  /**
+   * Outages and reconnects of the server so far (a cluster: of any of its
+   * nodes): it changes as soon as a connection is lost, and again when one
+   * is opened anew, so a change means the server may have restarted or
+   * failed over since.
+   */
+  get generation(): number {
+    let n = this.#reconnects + this.#outages;
+    for (const node of this.#nodes.values()) n += node.generation;
+    return n;
+  }
+
   /** Whether the server is taken as up (a cluster: each of its masters). */
   get up(): boolean {
     if (this.#nodes.size === 0) return this.#up;

@@ -155,19 +155,22 @@ export function wokenKeys(reply: RespValue): Uint8Array[] {
 /**
  * Appends the transaction that writes `entries` to `key` with their own IDs
  * and field bytes (`maxlen`: `[]` or `["MAXLEN", "~", n]`): `MULTI`, one
- * `XADD` per entry, `EXEC`; {@linkcode writeReplies} replies.
+ * `XADD` per entry, `EXEC`; {@linkcode writeReplies} replies. With
+ * `mustExist`, each XADD has NOMKSTREAM: a stream that is gone is not made
+ * again, its XADDs answer nil in EXEC's reply.
  */
 export function encodeStreamWrite(
   w: RespWriter,
   entries: readonly RawEntry[],
-  options: { key: Uint8Array | string; maxlen: readonly string[] },
+  options: { key: Uint8Array | string; maxlen: readonly string[]; mustExist?: boolean },
 ): void {
-  const { key, maxlen } = options;
+  const { key, maxlen, mustExist = false } = options;
   w.raw(MULTI);
   for (const e of entries) {
-    w.arrayHeader(3 + maxlen.length + e.count);
+    w.arrayHeader(3 + (mustExist ? 1 : 0) + maxlen.length + e.count);
     w.bulk("XADD");
     w.bulk(key);
+    if (mustExist) w.bulk("NOMKSTREAM");
     for (const arg of maxlen) w.bulk(arg);
     w.bulkSlice(e.buffer, e.idStart, e.idEnd);
     w.rawSlice(e.buffer, e.fieldsStart, e.fieldsEnd);

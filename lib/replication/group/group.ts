@@ -236,38 +236,6 @@ export async function removeConsumers(
 }
 
 /**
- * Entries pending in each stream's group (XPENDING summary), one pipeline
- * per DB and chunk; with `consumer`, those pending for that consumer only.
- */
-export async function pendingCounts(
-  conn: RedisClient,
-  streams: readonly ReplicatedStream[],
-  options: { group: string; consumer?: string },
-): Promise<Map<ReplicatedStream, number | Error>> {
-  const out = new Map<ReplicatedStream, number | Error>();
-  for (const [db, chunk] of chunks(streams, (s) => s.ref.db)) {
-    const replies = await conn.pipeline(
-      db,
-      chunk.map((s) => ["XPENDING", s.ref.key, options.group]),
-    );
-    chunk.forEach((s, i) => {
-      const r = replies[i];
-      out.set(
-        s,
-        r.status === "rejected"
-          ? r.reason as Error
-          : !Array.isArray(r.value)
-          ? 0
-          : options.consumer === undefined
-          ? Number(r.value[0])
-          : consumerCount(r.value[3], options.consumer),
-      );
-    });
-  }
-  return out;
-}
-
-/**
  * The last generated ID and the length of each of `streams` on the source
  * (XINFO STREAM, pipelined per DB): an ID that only grows, unless the
  * stream was deleted and recreated. A failed reply is its error.
@@ -320,42 +288,6 @@ export async function groupPositions(
     });
   }
   return out;
-}
-
-/** The count of `consumer` in the per-consumer part of an XPENDING summary. */
-function consumerCount(list: unknown, consumer: string): number {
-  if (!Array.isArray(list)) return 0;
-  for (const item of list) {
-    if (Array.isArray(item) && text(item[0]) === consumer) return Number(item[1]);
-  }
-  return 0;
-}
-
-/**
- * The IDs of the entries of `stream` pending for `consumer` from `from` to
- * `to` (inclusive), `count` at most: one that a write does not carry means
- * a stale read delivered an entry nobody received.
- */
-export async function pendingUpTo(
-  conn: RedisClient,
-  stream: ReplicatedStream,
-  options: { group: string; consumer: string; from: string; to: string; count: number },
-): Promise<string[]> {
-  const { group, consumer, from, to, count } = options;
-  try {
-    const reply = await conn.send(stream.ref.db, [
-      "XPENDING",
-      stream.ref.key,
-      group,
-      from,
-      to,
-      String(count),
-      consumer,
-    ]);
-    return Array.isArray(reply) ? reply.map((item) => text((item as unknown[])[0])) : [];
-  } catch (error) {
-    throw goneOr(stream, error);
-  }
 }
 
 /**

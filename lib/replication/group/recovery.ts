@@ -20,9 +20,10 @@ import {
   StreamGoneError,
 } from "../../errors.ts";
 import { getLog } from "../../log.ts";
-import type { RawEntry, RedisClient } from "../../redis/mod.ts";
+import { compareIds, type RawEntry, type RedisClient } from "../../redis/mod.ts";
 import { LogDigest } from "../_log_digest.ts";
 import { claimPending, readConsumers, removeConsumers } from "./group.ts";
+import { highestRemoved, readSourceRange } from "./source_range.ts";
 import type { ReadFence } from "../sharing/read_fence.ts";
 import type { Scheduler } from "../scheduler.ts";
 import type { ReplicatedStream, StreamOutcome } from "../stream/stream.ts";
@@ -77,6 +78,12 @@ export class Recovery {
       `Removed consumer ${name} from the group of ${streams}: idle, nothing pending`,
     0,
   );
+  readonly #refilledLog = new LogDigest(
+    log,
+    "warning",
+    (streams) => `Copied again from the source what the target had lost of ${streams}`,
+    0,
+  );
   readonly #cleanupLog = new LogDigest(
     log,
     "warning",
@@ -117,6 +124,10 @@ export class Recovery {
         stream.outstanding = Math.max(0, stream.outstanding - stream.clearBuffer());
         stream.needsRecovery = false;
         stream.history = undefined;
+        // What the target lost is copied again first, from the source, in order.
+        const refill = stream.refill;
+        stream.refill = undefined;
+        if (refill) await this.#refill(stream, refill, backoff);
         let cursor = "0-0";
         while (true) {
           while (stream.buffered >= CLAIM_AHEAD && !stream.ended) await this.#wait(stream);
@@ -168,6 +179,76 @@ export class Recovery {
       else if (error instanceof LeaseLostError) this.#o.end(stream, "released", error.message);
       else this.#o.end(stream, "error", errorMessage(error));
     }
+  }
+
+  /**
+   * Copies the entries of `range` (after `from`, up to `to`) that the
+   * source still holds to the stream's buffer again, in pages, for the
+   * writer; entries the source no longer holds are said lost. Interrupted
+   * (the stream ended or must recover again), what is left is kept for the
+   * next recovery.
+   */
+  async #refill(
+    stream: ReplicatedStream,
+    range: { from: string; to: string },
+    backoff: Backoff,
+  ): Promise<void> {
+    let after = range.from;
+    let copied = 0;
+    let first = true;
+    while (true) {
+      while (stream.buffered >= CLAIM_AHEAD && !stream.ended && !stream.needsRecovery) {
+        await this.#wait(stream);
+      }
+      if (stream.ended) return;
+      if (stream.needsRecovery) {
+        // Its buffer is dropped again: from what the target holds now.
+        const to = stream.refill && compareIds(stream.refill.to, range.to) > 0
+          ? stream.refill.to
+          : range.to;
+        stream.refill = { from: stream.targetTop, to };
+        return;
+      }
+      let page;
+      try {
+        if (first) await this.#sayTrimmed(stream, range);
+        first = false;
+        page = await readSourceRange(this.#control, stream.ref, {
+          after,
+          to: range.to,
+          count: CLAIM_COUNT,
+        });
+      } catch (error) {
+        if (!isRetriableError(error)) throw error;
+        stream.status.errors++;
+        stream.status.lastError = errorMessage(error);
+        await this.#o.scheduler.sleep(backoff.next(error instanceof ConnectionError));
+        continue;
+      }
+      backoff.reset();
+      if (page.entries.length > 0) {
+        copied += page.entries.length;
+        after = page.entries[page.entries.length - 1].idText();
+        this.#o.push(stream, page.entries, [], page.bytes);
+      }
+      if (page.entries.length < CLAIM_COUNT) break;
+    }
+    stream.status.refilled += copied;
+    this.#refilledLog.add(stream.ref.label, "");
+  }
+
+  /**
+   * Says when the source removed entries (trimmed, deleted) in a range the
+   * target lost: those cannot be copied again (Redis >= 7 tells the highest
+   * ID a stream ever removed).
+   */
+  async #sayTrimmed(stream: ReplicatedStream, range: { from: string; to: string }): Promise<void> {
+    const removed = await highestRemoved(this.#control, stream.ref);
+    if (removed === undefined || compareIds(removed, range.from) <= 0) return;
+    log.warning(
+      "Target stream {target} lost entries of {stream} after {from}, and the source removed (trimmed or deleted) entries up to {removed}: those the target held in that range cannot be copied again",
+      { target: stream.ref.targetLabel, stream: stream.ref.label, from: range.from, removed },
+    );
   }
 
   /** Waits for {@linkcode Recovery.wake} (a read or write of the stream ended). */

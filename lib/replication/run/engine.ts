@@ -8,11 +8,14 @@
  * @module
  */
 import type { ReplicationSettings } from "../../config/mod.ts";
-import { errorMessage, StreamGoneError } from "../../errors.ts";
+import { errorMessage, StreamGoneError, type TargetLostError } from "../../errors.ts";
+import { readTargetTop, targetLost } from "../write/target_check.ts";
+import { LogDigest } from "../_log_digest.ts";
 import { getLog } from "../../log.ts";
 import { compareIds, entryId, type RawEntry } from "../../redis/mod.ts";
 import { Acknowledger } from "../group/acker.ts";
-import { goneOr, pendingUpTo } from "../group/group.ts";
+import { goneOr } from "../group/group.ts";
+import { pendingBeside } from "../group/pending.ts";
 import { prepareStart } from "./stream_start.ts";
 import { Placement } from "../read/placement.ts";
 import { Recovery } from "../group/recovery.ts";
@@ -43,6 +46,13 @@ export class ReplicationEngine {
   /** The one table of this instance's streams (the engine tells it what it made and what ended). */
   readonly #table: StreamTable;
   #stopping = false;
+  readonly #lostLog = new LogDigest(
+    log,
+    "warning",
+    (streams) =>
+      `The target holds less than was copied to it of ${streams} (flushed, restarted without persistence, failed over to a replica that lacked the last writes, or deleted); copying what it lost again from the source`,
+    0,
+  );
   #warnedDeleted = new Set<ReplicatedStream>();
 
   constructor(settings: ReplicationSettings, options: EngineOptions) {
@@ -64,6 +74,7 @@ export class ReplicationEngine {
       backoffBaseMs: write.retry.baseMs,
       backoffMaxMs: write.retry.maxMs,
       maxRetries: write.retry.immediateRetries,
+      targetGeneration: options.targetGeneration,
       onError: (stream, kind) => options.hooks.onError?.(stream.ref, kind),
     });
     this.#acker = new Acknowledger(options.control, group, {
@@ -112,6 +123,9 @@ export class ReplicationEngine {
     options: { startId: (ref: StreamRef) => string },
   ): Promise<{ created: number; streams: ReplicatedStream[] }> {
     const streams = refs.map((ref) => new ReplicatedStream(ref, this.#readAhead.memory));
+    // Their target tops are loaded now: known right at this generation of the target's connections.
+    const generation = this.#o.targetGeneration?.() ?? 0;
+    for (const s of streams) s.targetGeneration = generation;
     this.#table.made(streams);
     try {
       return await this.#start(streams, options);
@@ -145,6 +159,26 @@ export class ReplicationEngine {
       } else this.#recovery.recover(s, { reason: "start" });
     }
     return { created, streams };
+  }
+
+  /**
+   * The stats found `stream`'s target stream below what was confirmed on it:
+   * unless a write or a recovery of it is under way (they check it
+   * themselves), its top is reloaded (its last generated ID); one below what
+   * was confirmed means the target lost entries, copied again then.
+   */
+  checkTarget(stream: ReplicatedStream): void {
+    if (stream.ended || stream.writing || !stream.active) return;
+    const before = stream.targetTop;
+    readTargetTop(this.#o.target.client(stream.ref.targetDb), stream).then((top) => {
+      // A write since checks the target itself.
+      if (stream.targetTop !== before || stream.writing || !stream.active) return;
+      if (compareIds(top, before) < 0) this.#targetLost(stream, targetLost(stream, top));
+    }, (error) =>
+      log.debug("Checking the target of {stream} failed: {error}", {
+        stream: stream.ref.label,
+        error: errorMessage(error),
+      }));
   }
 
   /** Group maintenance of a slice of the streams (called by the orchestrator's timer). */
@@ -204,7 +238,11 @@ export class ReplicationEngine {
 
   #readerHooks(): ReaderHooks {
     return {
-      deliver: (stream, entries, deleted, bytes) => this.#deliver(stream, entries, deleted, bytes),
+      deliver: (stream, entries, deleted, bytes) => {
+        // A read that ended as the stream's recovery began brings entries it must not take:
+        // they stay pending, and the recovery claims them, in order after what it copies first.
+        if (stream.active) this.#deliver(stream, entries, deleted, bytes);
+      },
       drained: (stream) => this.#drained(stream),
       gone: (stream, error) => this.#end(stream, "gone", error.message),
       lost: (stream) => this.release(stream),
@@ -222,22 +260,13 @@ export class ReplicationEngine {
     return {
       canWrite: (stream) => !this.#stopping && !stream.ended && stream.life.state !== "starting",
       written: (stream, result) => {
-        const s = stream.status;
-        s.copied += result.written;
-        s.skipped += result.skipped;
-        s.deleted += result.deleted;
-        if (result.written > 0) {
-          s.batches++;
-          s.lastBatchAt = Date.now();
-        }
-        if (result.deleted > 0 && !this.#warnedDeleted.has(stream)) {
+        if (stream.recordWrite(result) && !this.#warnedDeleted.has(stream)) {
           this.#warnedDeleted.add(stream);
           log.warning(
             "{count} pending entries of {stream} were deleted from the source before they were copied; acked",
             { count: result.deleted, stream: stream.ref.label },
           );
         }
-        stream.outstanding = Math.max(0, stream.outstanding - result.ids.length);
         this.#acker.ack(stream, result.ids);
         this.#o.hooks.onBatch?.(stream.ref, {
           written: result.written,
@@ -257,18 +286,14 @@ export class ReplicationEngine {
       staleReadsPossible: (stream) => this.#placement.readerOf(stream)?.staleReadsPossible ?? false,
       deliveredElsewhere: async (stream, batch) => {
         // The acks of earlier writes first, so that only this write's entries are pending
-        // above the target's top. Any other pending entry there, up to the batch's last one,
-        // was delivered by a read whose reply was lost: the write would leave a hole.
+        // above the target's top.
         await this.#acker.whenStreamIdle(stream);
-        const pending = await pendingUpTo(this.#o.control, stream, {
+        return pendingBeside(this.#o.control, stream, batch, {
           group: this.#settings.group,
           consumer: this.#o.consumer,
-          from: stream.targetTop,
-          to: batch.highest,
-          count: batch.ids.size + 2,
         });
-        return pending.some((id) => compareIds(id, stream.targetTop) > 0 && !batch.ids.has(id));
       },
+      targetLost: (stream, error) => this.#targetLost(stream, error),
       rewind: (stream) => {
         log.warning(
           "Entries of {stream} were delivered by a read whose reply was lost; re-reading them in order",
@@ -277,6 +302,22 @@ export class ReplicationEngine {
         this.#recovery.recover(stream, { reason: "stale read" });
       },
     };
+  }
+
+  /**
+   * The target holds less than was confirmed for `stream`: said (WARNING, a
+   * line for the streams of a moment), counted, and the range lost copied
+   * again from the source before anything else (recovery).
+   */
+  #targetLost(stream: ReplicatedStream, error: TargetLostError): void {
+    if (stream.ended) return;
+    stream.status.targetLosses++;
+    stream.status.lastError = error.message;
+    this.#lostLog.add(stream.ref.label, "");
+    log.debug("{error}", { error: error.message });
+    stream.targetLost(error.found, compareIds);
+    this.#o.hooks.onTargetLoss?.(stream.ref);
+    this.#recovery.recover(stream, { reason: "target lost" });
   }
 
   /** Whether `stream` should be read now. */

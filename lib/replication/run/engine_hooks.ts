@@ -40,6 +40,12 @@ export interface EngineHooks {
    * @default {undefined}
    */
   onTrimmedBeforeCopy?: (stream: StreamRef, count: number) => void;
+  /**
+   * The target stream was found holding less than was copied to it (the
+   * range it lost is copied again).
+   * @default {undefined}
+   */
+  onTargetLoss?: (stream: StreamRef) => void;
 }
 
 /** What the engine works with. */
@@ -50,6 +56,12 @@ export interface EngineOptions {
   readers: ServerPool;
   /** Target pool. */
   target: ServerPool;
+  /**
+   * The target's connection generation (see `ServerHealth.generation`):
+   * after a reconnect each stream's target top is checked before its next write.
+   * @default {() => 0}
+   */
+  targetGeneration?: () => number;
   /** The one timer for retries and periodic work. */
   scheduler: Scheduler;
   /** Metrics hooks. */

@@ -84,6 +84,9 @@ export class Orchestrator {
     this.#statsKeeper = new StatsKeeper({
       group,
       onTrimmedBeforeCopy: hooks.onTrimmedBeforeCopy,
+      // A trim of the whole target stream (MIRROR_SOURCE_TRIM) or entries deleted at its top
+      // look the same: the engine checks its last generated ID.
+      onTargetBehind: (stream) => this.#engine?.checkTarget(stream),
     });
     this.#table = new StreamTable({
       group,
@@ -156,6 +159,7 @@ export class Orchestrator {
       control: this.#control,
       readers: this.#readerPool,
       target: this.#targetPool,
+      targetGeneration: () => this.#targetHealth.generation,
       scheduler: this.#scheduler,
       hooks: this.#hooks,
       once,

@@ -9,7 +9,7 @@
 import { errorMessage } from "../../errors.ts";
 import type { InstanceStatus } from "../sharing/instances.ts";
 import type { RedisClient, ServerHealthStatus } from "../../redis/mod.ts";
-import { pendingCounts } from "../group/group.ts";
+import { pendingCounts } from "../group/pending.ts";
 import type { ReplicatedStream, StreamOutcome, StreamStatus } from "../stream/stream.ts";
 
 /** Options for {@linkcode Orchestrator.run}. */

@@ -7,7 +7,7 @@
  * @module
  */
 import { getLog } from "../../log.ts";
-import type { RedisClient, ServerPool } from "../../redis/mod.ts";
+import { compareIds, type RedisClient, type ServerPool } from "../../redis/mod.ts";
 import { readStreamStats, type StreamStats } from "../stream/stats.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
@@ -28,6 +28,12 @@ export interface StatsKeeperOptions {
    * @default {undefined}
    */
   onTrimmedBeforeCopy?: (stream: StreamRef, count: number) => void;
+  /**
+   * The target stream was found below what was confirmed on it before the
+   * read (its last entry lower, or no stream): it may have lost entries.
+   * @default {undefined}
+   */
+  onTargetBehind?: (stream: ReplicatedStream) => void;
 }
 
 /** Keeps the streams' stats; see the module doc. */
@@ -59,6 +65,8 @@ export class StatsKeeper {
     // (what progress shows as the total) counts no entry twice.
     const handled = new Map<string, number>();
     for (const s of refresh) handled.set(s.ref.id, s.status.copied + s.status.skipped);
+    // What each target stream held for sure before the read: it can only be more after it.
+    const confirmed = new Map(refresh.map((s) => [s, s.targetTop]));
     const fresh = await readStreamStats(
       { source: connections.source, target: connections.target.client(all[0].ref.targetDb) },
       refresh.map((s) => s.ref),
@@ -67,6 +75,13 @@ export class StatsKeeper {
     for (const [id, st] of fresh) st.handledAtRefresh = handled.get(id) ?? 0;
     this.#reportTrimmed(fresh, new Map(refresh.map((s) => [s.ref.id, s.ref])));
     for (const [id, st] of fresh) this.stats.set(id, st); // gone streams leave by the caller
+    for (const [stream, top] of confirmed) {
+      const st = fresh.get(stream.ref.id);
+      if (!st || st.targetWrongType || top === "0-0" || stream.ended) continue;
+      if (st.lastCopiedId === "" || compareIds(st.lastCopiedId, top) < 0) {
+        this.#options.onTargetBehind?.(stream);
+      }
+    }
   }
 
   /**

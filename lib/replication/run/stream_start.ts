@@ -12,7 +12,9 @@
 import { getLog } from "../../log.ts";
 import { StreamGoneError } from "../../errors.ts";
 import { compareIds, type RedisClient } from "../../redis/mod.ts";
-import { ensureGroups, groupPositions, pendingCounts, sourceEnds } from "../group/group.ts";
+import { ensureGroups, groupPositions, sourceEnds } from "../group/group.ts";
+import { pendingCounts } from "../group/pending.ts";
+import { unpendingGaps } from "../group/source_range.ts";
 import type { ReplicatedStream, StreamOutcome } from "../stream/stream.ts";
 import { loadTargetTops } from "../write/target_check.ts";
 
@@ -36,7 +38,7 @@ export interface PreparedStart {
   created: number;
   /** Streams that cannot start, how they end and why. */
   refused: Array<{ stream: ReplicatedStream; outcome: StreamOutcome; error?: string }>;
-  /** The others, with the entries pending in their group (0: none). */
+  /** The others, with the entries pending in their group (0: none; -1: none, but what the target lost is copied again first). */
   ready: Map<ReplicatedStream, number | Error>;
 }
 
@@ -77,8 +79,52 @@ export async function prepareStart(
     group,
     refuse,
   });
+  // A group that existed already may have delivered (and seen acked) entries the target no
+  // longer holds (it lost them while this tool was stopped), or been moved past entries
+  // (XGROUP SETID): those still on the source are copied again first, by the recovery.
+  const made = new Set(groups.created);
+  await findTargetGaps(control, [...out].filter((s) => !made.has(s) && startId(s) !== "$"), {
+    group,
+    startId,
+  });
   const ready = await pendingCounts(control, [...out], { group });
+  for (const s of out) if (s.refill && ready.get(s) === 0) ready.set(s, -1);
   return { created: groups.created.length, refused, ready };
+}
+
+/**
+ * Marks the streams of `streams` whose group has delivered past their
+ * target's top and whose first source entry above that top is not pending:
+ * what lies between is copied again from the source before anything else
+ * (`refill`). Entries below an explicit STREAM_START_ID are not.
+ */
+async function findTargetGaps(
+  control: RedisClient,
+  streams: ReplicatedStream[],
+  options: { group: string; startId: (stream: ReplicatedStream) => string },
+): Promise<void> {
+  if (streams.length === 0) return;
+  const ranges: Array<{ stream: ReplicatedStream; from: string; to: string }> = [];
+  for (const [s, delivered] of await groupPositions(control, streams, options)) {
+    if (delivered instanceof Error) continue; // its start says so
+    const start = options.startId(s);
+    const from = /^\d+-\d+$/.test(start) && compareIds(start, s.targetTop) > 0
+      ? start
+      : s.targetTop;
+    if (compareIds(delivered, from) > 0) ranges.push({ stream: s, from, to: delivered });
+  }
+  for (const gap of await unpendingGaps(control, ranges, options)) {
+    gap.stream.refill = { from: gap.from, to: gap.to };
+    log.warning(
+      "Target stream {target} holds less than its consumer group delivered of {stream} (up to {top}, the group is at {delivered}): the target lost entries, or the group was moved past them; copying them again from the source",
+      {
+        target: gap.stream.ref.targetLabel,
+        stream: gap.stream.ref.label,
+        top: gap.stream.targetTop,
+        delivered: gap.to,
+      },
+    );
+  }
 }
 
 /**

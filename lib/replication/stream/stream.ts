@@ -35,6 +35,10 @@ export interface StreamStatus {
   batches: number;
   /** Pending entries taken over from earlier runs or other consumers. */
   recovered: number;
+  /** Times the target was found to hold less than was copied to it (flushed, restarted, failed over, deleted). */
+  targetLosses: number;
+  /** Entries copied again from the source because the target had lost them. */
+  refilled: number;
   /** The ID of the last entry known to be on the target. */
   lastCopiedId: string;
   /** Failed attempts so far. */
@@ -72,8 +76,24 @@ export class ReplicatedStream {
   readonly status: StreamStatus;
   /** Its state machine: the one place its state changes. */
   readonly life: StreamLife;
-  /** The target stream's last ID: XADD refuses anything not above it. */
+  /**
+   * The target stream's last ID: XADD refuses anything not above it. It only
+   * goes up, but when the target is found to have lost entries
+   * ({@linkcode ReplicatedStream.targetLost}).
+   */
   targetTop = "0-0";
+  /**
+   * The target's connection generation (reconnects) when `targetTop` was
+   * last known right: after a reconnect the top is checked before the next
+   * write (a restarted or failed-over target may hold less).
+   */
+  targetGeneration = 0;
+  /**
+   * Entries confirmed on the target that it lost: copied again from the
+   * source (XRANGE after `from`, up to `to`) by the next recovery, before
+   * anything else is written.
+   */
+  refill: { from: string; to: string } | undefined;
   /** Entries read and not written yet, in ID order, from `head` on. */
   buffer: RawEntry[] = [];
   /** Index of the first unwritten entry of `buffer`. */
@@ -147,6 +167,8 @@ export class ReplicatedStream {
       deleted: 0,
       batches: 0,
       recovered: 0,
+      targetLosses: 0,
+      refilled: 0,
       lastCopiedId: "0-0",
       errors: 0,
     };
@@ -236,10 +258,43 @@ export class ReplicatedStream {
     return dropped;
   }
 
+  /**
+   * A write of it finished: its counters move, and the entries it acks are
+   * no longer outstanding. True when it acks entries deleted from the source.
+   */
+  recordWrite(
+    result: { ids: readonly unknown[]; written: number; skipped: number; deleted: number },
+  ): boolean {
+    const s = this.status;
+    s.copied += result.written;
+    s.skipped += result.skipped;
+    s.deleted += result.deleted;
+    if (result.written > 0) {
+      s.batches++;
+      s.lastBatchAt = Date.now();
+    }
+    this.outstanding = Math.max(0, this.outstanding - result.ids.length);
+    return result.deleted > 0;
+  }
+
   /** `id` is on the target now. */
   advance(id: string, compare: (a: string, b: string) => number): void {
     if (compare(id, this.targetTop) > 0) this.targetTop = id;
     if (compare(id, this.status.lastCopiedId) > 0) this.status.lastCopiedId = id;
+  }
+
+  /**
+   * The target holds less than was confirmed (its top is `found` now):
+   * `targetTop` goes back down to it, and the range lost is to be copied
+   * again (`refill`; widened when one is still to be done).
+   */
+  targetLost(found: string, compare: (a: string, b: string) => number): void {
+    const to = this.refill && compare(this.refill.to, this.targetTop) > 0
+      ? this.refill.to
+      : this.targetTop;
+    const from = this.refill && compare(this.refill.from, found) < 0 ? this.refill.from : found;
+    this.refill = { from, to };
+    this.targetTop = found;
   }
 
   /** Ends the stream (once): its state and `done` say how. */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { RedisReplyError, StreamStoppedError } from "../../errors.ts";
+import { RedisReplyError, StreamStoppedError, TargetLostError } from "../../errors.ts";
 import { getLog } from "../../log.ts";
 import {
   compareIds,
@@ -67,11 +67,24 @@ export async function loadTargetTops(
   return stopped;
 }
 
-/** Reloads one stream's target top, exactly (after the target refused IDs as not above it). */
+/**
+ * Reloads one stream's target top, exactly (its last generated ID: after
+ * the target refused IDs as not above it, after a failed write, after a
+ * reconnect). A top below what was confirmed there is not taken: it throws
+ * {@linkcode TargetLostError} (the target lost entries; they are copied again).
+ */
 export async function reloadTargetTop(
   conn: RedisClient,
   stream: ReplicatedStream,
 ): Promise<void> {
+  const top = await readTargetTop(conn, stream);
+  if (compareIds(top, stream.targetTop) < 0) throw targetLost(stream, top);
+  setTop(stream, top);
+}
+
+/** The target stream's last generated ID ("0-0": no stream); WRONGTYPE stops the stream. */
+export async function readTargetTop(conn: RedisClient, stream: ReplicatedStream): Promise<string> {
+  let top: string;
   try {
     const info = parseFlatMap(
       await conn.send(stream.ref.targetDb, [
@@ -80,14 +93,26 @@ export async function reloadTargetTop(
         stream.ref.targetKey,
       ]),
     );
-    setTop(stream, text(info.get("last-generated-id") ?? "0-0"));
+    top = text(info.get("last-generated-id") ?? "0-0");
   } catch (error) {
     if (error instanceof RedisReplyError && /no such key/i.test(error.message)) {
-      setTop(stream, "0-0");
+      top = "0-0";
     } else if (error instanceof RedisReplyError && error.code === "WRONGTYPE") {
       throw new StreamStoppedError(wrongTypeMessage(stream.ref), { cause: error });
     } else throw error;
   }
+  return top;
+}
+
+/** The error that says `stream`'s target holds less than was confirmed (its top is `found`). */
+export function targetLost(stream: ReplicatedStream, found: string): TargetLostError {
+  const ref = stream.ref;
+  return new TargetLostError(
+    `Target stream ${ref.targetLabel} holds less than was copied to it: its last ID is ${
+      found === "0-0" ? "none (the stream is gone)" : found
+    }, ${stream.targetTop} had been written there (the target was flushed, restarted without persistence, failed over to a replica that lacked the last writes, or the stream was deleted)`,
+    { found, confirmed: stream.targetTop },
+  );
 }
 
 function setTop(stream: ReplicatedStream, top: string): void {
@@ -287,10 +312,16 @@ export async function writeChecked(
     const fresh = pending.slice(split);
     if (fresh.length === 0) return written;
     const before = stream.targetTop;
+    // NOMKSTREAM once the target stream holds entries: a stream gone meanwhile (deleted,
+    // flushed) is not made again from the middle, the XADD answers nil.
+    const exists = stream.targetTop !== "0-0" ? ["NOMKSTREAM"] : [];
     const results = await conn.transaction(
       stream.ref.targetDb,
-      fresh.map((e) => ["XADD", stream.ref.targetKey, ...maxlen, e.id, ...e.items()]),
+      fresh.map((e) => ["XADD", stream.ref.targetKey, ...exists, ...maxlen, e.id, ...e.items()]),
     );
+    if (results.some((r) => r.status === "fulfilled" && r.value === null)) {
+      throw targetLost(stream, "0-0");
+    }
     let duplicate = false;
     for (let i = 0; i < results.length; i++) {
       const r = results[i];

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { TargetLostError } from "../../errors.ts";
 import type { RawEntry, RedisClient } from "../../redis/mod.ts";
 import type { Scheduler } from "../scheduler.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
@@ -46,6 +47,12 @@ export interface WriterHooks {
   ): Promise<boolean>;
   /** Entries older than the batch were delivered behind its back: re-read in order first. */
   rewind(stream: ReplicatedStream): void;
+  /**
+   * The target stream holds less than was confirmed on it: copy the range
+   * it lost again from the source, then go on (the write was dropped; its
+   * entries are still pending).
+   */
+  targetLost(stream: ReplicatedStream, error: TargetLostError): void;
 }
 
 /** Options for {@linkcode TargetWriter}. */
@@ -87,6 +94,13 @@ export interface TargetWriterOptions {
    * @default {0}
    */
   maxRetries?: number;
+  /**
+   * The target's connection generation: how many times its connections were
+   * opened again after a failure. When it changed since a stream's top was
+   * last known, the top is checked before the stream's next write.
+   * @default {() => 0}
+   */
+  targetGeneration?: () => number;
   /**
    * Called for each failed attempt (for metrics).
    * @default {undefined}

@@ -18,6 +18,7 @@ import {
   RedisReplyError,
   StreamGoneError,
   StreamStoppedError,
+  TargetLostError,
 } from "../../errors.ts";
 import { getLog } from "../../log.ts";
 import type { TargetWriterOptions, WriterHooks } from "./write_hooks.ts";
@@ -27,7 +28,6 @@ import {
   compareIds,
   encodeStreamWrite,
   entryId,
-  execReplies,
   type RawEntry,
   type RespValue,
   type ServerPool,
@@ -38,7 +38,8 @@ import { highestId } from "./_highest_id.ts";
 import { LogDigest } from "../_log_digest.ts";
 import { confirmReplicas, encodeWait, type ReplicaWait, waitShortfall } from "./_replica_wait.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
-import { DUPLICATE_ID, writeChecked, wrongTypeMessage } from "./target_check.ts";
+import { writeChecked } from "./target_check.ts";
+import { writeOutcome } from "./_write_outcome.ts";
 
 const log = getLog("replicator");
 
@@ -86,6 +87,11 @@ export class TargetWriter {
     this.#maxlen = options.targetMaxlen ? ["MAXLEN", "~", String(options.targetMaxlen)] : [];
     const replicas = options.waitReplicas ?? 0;
     this.#wait = replicas > 0 ? { replicas, timeoutMs: options.waitTimeoutMs ?? 1000 } : undefined;
+  }
+
+  /** The target's connection generation now (see {@linkcode TargetWriterOptions.targetGeneration}). */
+  #generation(): number {
+    return this.#options.targetGeneration?.() ?? 0;
   }
 
   /** Writes in flight. */
@@ -137,7 +143,9 @@ export class TargetWriter {
       this.#inflight++;
       const careful = entries.length === 0 ||
         compareIds(entryId(entries[0]), stream.targetTop) <= 0 ||
-        this.#hooks.staleReadsPossible(stream);
+        this.#hooks.staleReadsPossible(stream) ||
+        // The target reconnected since its top was last known: it may hold less now.
+        stream.targetGeneration !== this.#generation();
       if (careful) {
         this.#writeCarefully(write);
         continue;
@@ -168,6 +176,7 @@ export class TargetWriter {
   /** The normal path: one MULTI/EXEC per stream, all in one pipeline. */
   async #writeTogether(db: number, writes: Write[]): Promise<void> {
     const started = performance.now();
+    const diverted = new Set<Write>();
     let replies: RespValue[];
     try {
       const conn = this.#pool.pick(db, writes[0].stream.ref.targetKey);
@@ -180,8 +189,21 @@ export class TargetWriter {
       }
       replies = await conn.batch(db, count, (out) => {
         out.reserve(bytes);
+        // Asked again as the bytes go out: the connection may have been opened anew just now
+        // (a restarted target): such a stream's top is checked first, on the careful path;
+        // its place in the pipeline is held by PINGs.
+        const generation = this.#generation();
         for (const w of writes) {
-          encodeStreamWrite(out, w.entries, { key: w.stream.ref.targetKey, maxlen: this.#maxlen });
+          if (w.stream.targetGeneration !== generation) {
+            diverted.add(w);
+            for (let i = writeReplies(w.entries.length); i > 0; i--) out.command(["PING"]);
+            continue;
+          }
+          encodeStreamWrite(out, w.entries, {
+            key: w.stream.ref.targetKey,
+            maxlen: this.#maxlen,
+            mustExist: w.stream.targetTop !== "0-0",
+          });
         }
         if (wait) encodeWait(out, wait); // after all of them: it waits for the last
         // The new IDs EXEC returns are not needed, only its errors.
@@ -202,7 +224,8 @@ export class TargetWriter {
     for (const w of writes) {
       const slice = replies.slice(at, at + writeReplies(w.entries.length));
       at += writeReplies(w.entries.length);
-      this.#settle(w, slice, { started, shortfall });
+      if (diverted.has(w)) this.#writeCarefully(w);
+      else this.#settle(w, slice, { started, shortfall });
     }
   }
 
@@ -215,31 +238,10 @@ export class TargetWriter {
     replies: RespValue[],
     { started, shortfall }: { started: number; shortfall: Error | undefined },
   ): void {
-    let results: RespValue[];
-    try {
-      results = execReplies(replies, "the target");
-    } catch (error) {
-      this.#failed(w, error);
-      return;
-    }
     const stream = w.stream;
-    let written = 0;
-    let last: RawEntry | undefined;
-    const duplicates: RawEntry[] = [];
-    for (let i = 0; i < results.length; i++) {
-      const r = results[i];
-      if (!(r instanceof RedisReplyError)) {
-        written++;
-        last = w.entries[i]; // entries are in ID order: the last written one is the top
-        continue;
-      }
-      if (DUPLICATE_ID.test(r.message)) {
-        duplicates.push(w.entries[i]);
-        continue;
-      }
-      this.#failed(w, r.code === "WRONGTYPE" ? wrongType(w, r) : r);
-      return;
-    }
+    const outcome = writeOutcome(stream, w.entries, replies);
+    if ("error" in outcome) return this.#failed(w, outcome.error);
+    const { written, last, duplicates } = outcome;
     if (last !== undefined) stream.advance(entryId(last), compareIds);
     // Written, not confirmed by enough replicas: retried, the next write finds the entries
     // on the target and waits for the replicas again before they are acknowledged.
@@ -286,6 +288,8 @@ export class TargetWriter {
       const target = this.#pool.pick(stream.ref.targetDb, stream.ref.targetKey);
       await target.connect();
       const socket = target.generation;
+      const generation = this.#generation();
+      const reconnected = stream.targetGeneration !== generation;
       const written = await writeChecked(stream, from.entries, {
         target,
         source: this.#options.source,
@@ -293,8 +297,9 @@ export class TargetWriter {
         targetTrims: this.#options.targetTrims ?? this.#maxlen.length > 0,
         // After a failure the top is reloaded: the target may have lost entries meanwhile (a
         // failover to a replica that lacked them, a restart without persistence).
-        reload: from.reload || stream.failures > 0,
+        reload: from.reload || stream.failures > 0 || reconnected,
       }) + from.written;
+      stream.targetGeneration = generation;
       if (this.#wait) {
         await confirmReplicas(target, stream.ref.targetDb, this.#wait);
         if (target.generation !== socket) {
@@ -325,6 +330,14 @@ export class TargetWriter {
     const stream = w.stream;
     if (stream.ended) {
       this.#release(w); // nothing more of it is written: its entries stay pending
+      return;
+    }
+    if (error instanceof TargetLostError) {
+      // Dropped, still pending: the range the target lost is copied again first, then what
+      // is pending, in order (recovery).
+      stream.outstanding = Math.max(0, stream.outstanding - w.entries.length - w.deleted.length);
+      this.#hooks.targetLost(stream, error);
+      this.#release(w);
       return;
     }
     if (
@@ -388,8 +401,4 @@ export class TargetWriter {
       for (const resolve of waiters) resolve();
     }
   }
-}
-
-function wrongType(w: Write, cause: RedisReplyError): StreamStoppedError {
-  return new StreamStoppedError(wrongTypeMessage(w.stream.ref), { cause });
 }
