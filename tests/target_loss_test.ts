@@ -110,3 +110,23 @@ Deno.test("a target that lost entries while the tool was stopped is healed at th
   );
   assert.equal(logs.atLeast("WARNING", /holds less than its consumer group delivered/).length, 2);
 });
+
+Deno.test("a consumer group moved past entries while running (XGROUP SETID by someone else) is noticed: the entries it passed are copied from the source, said at WARNING", async () => {
+  const logs = await captureLogs("WARNING");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const key = "jumped-stream";
+  await fillStream(src, key, 100);
+  await using live = startReplicator(replicationConfig(source, target));
+  await waitForCopy(src, key, dst);
+  // Atomically: 50 new entries, and the group moved past them before any read could take them.
+  const jump: Array<Array<string>> = [["MULTI"]];
+  for (let i = 0; i < 50; i++) jump.push(["XADD", key, "*", "n", String(i), "phase", "passed by"]);
+  jump.push(["XGROUP", "SETID", key, "redis-sync-group", "$"], ["EXEC"]);
+  for (const command of jump) await src.send(command);
+  await waitForCopy(src, key, dst);
+  assert.ok(logs.atLeast("WARNING", /was moved past entries/).length > 0, logs.toString());
+  assert.equal(live.orchestrator.status().streams[0].state, "replicating");
+});

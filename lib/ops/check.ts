@@ -24,6 +24,7 @@ import {
   serverAddress,
 } from "../redis/mod.ts";
 import { checkTopology } from "./_topology_check.ts";
+import { judgeGuarantees, type ServerFacts, serverFacts } from "./_guarantee_check.ts";
 
 const log = getLog("check");
 
@@ -80,6 +81,7 @@ async function check(
   const { open, targetDb, signal } = options;
   const target = await connectWithRetries("target", config.target, { db: targetDb, signal, open });
   let targetVersion: string;
+  let targetFacts: ServerFacts;
   try {
     const info = String(await target.send(undefined, ["INFO", "server"]));
     targetVersion = versionOf(info);
@@ -92,6 +94,7 @@ async function check(
         { address: serverAddress(config.target) },
       );
     }
+    targetFacts = await serverFacts(target);
   } finally {
     target.close();
   }
@@ -115,6 +118,11 @@ async function check(
         missingSourceDbs.push(db);
       }
     }
+    const warnings = judgeGuarantees(config, {
+      source: await serverFacts(source),
+      target: targetFacts,
+    });
+    for (const warning of warnings) log.warning("{warning}", { warning });
     if (sourceDbs.length === 0) {
       throw new ConfigError(
         `Source "${serverAddress(config.source)}" has none of the DBs ${

@@ -28,6 +28,7 @@ export class Metrics {
   #writeErrors: Counter;
   #readErrors: Counter;
   #trimmed: Counter;
+  #targetLosses: Counter;
   #batchSeconds: Histogram;
   #leaseChanges: Counter;
   #errorKinds = new Map<string, Set<string>>();
@@ -60,6 +61,12 @@ export class Metrics {
       name: `${PREFIX}entries_trimmed_before_copy_total`,
       help:
         "Entries the source trimmed (MAXLEN, MINID, XTRIM) before they could be copied: lost for the target",
+      labelNames: STREAM_LABELS,
+    });
+    this.#targetLosses = new Counter(registry, {
+      name: `${PREFIX}target_losses_total`,
+      help:
+        "Times a target stream was found holding less than was copied to it (flushed, deleted, restarted without persistence, failed over): what it lost is copied again from the source",
       labelNames: STREAM_LABELS,
     });
     this.#batchSeconds = new Histogram(registry, {
@@ -215,6 +222,7 @@ export class Metrics {
       },
       onReadError: (kind) => this.#readErrors.inc({ kind }),
       onTrimmedBeforeCopy: (stream, count) => this.#trimmed.inc(streamLabels(stream), count),
+      onTargetLoss: (stream) => this.#targetLosses.inc(streamLabels(stream)),
       onLeases: ({ acquired, takenOver, lost, handedOver }) => {
         this.#leaseChanges.inc({ change: "acquired" }, acquired);
         this.#leaseChanges.inc({ change: "taken_over" }, takenOver);

@@ -263,17 +263,24 @@ export async function sourceEnds(
   return out;
 }
 
+/** Where a consumer group stands on a stream. */
+export interface GroupPosition {
+  /** Its last delivered ID ("0-0" when the group is not there). */
+  delivered: string;
+  /** Its consumers (0: nobody ever read through it, or they were all removed). */
+  consumers: number;
+}
+
 /**
- * The last delivered ID of `group` on each of `streams` (XINFO GROUPS,
- * pipelined per DB; "0-0" when the group is not there). A failed reply is
- * its error.
+ * Where `group` stands on each of `streams` (XINFO GROUPS, pipelined per
+ * DB). A failed reply is its error.
  */
 export async function groupPositions(
   conn: RedisClient,
   streams: readonly ReplicatedStream[],
   options: { group: string },
-): Promise<Map<ReplicatedStream, string | Error>> {
-  const out = new Map<ReplicatedStream, string | Error>();
+): Promise<Map<ReplicatedStream, GroupPosition | Error>> {
+  const out = new Map<ReplicatedStream, GroupPosition | Error>();
   for (const [db, chunk] of chunks(streams, (s) => s.ref.db)) {
     const replies = await conn.pipeline(db, chunk.map((s) => ["XINFO", "GROUPS", s.ref.key]));
     chunk.forEach((s, i) => {
@@ -284,7 +291,10 @@ export async function groupPositions(
       }
       const mine = (Array.isArray(r.value) ? r.value : []).map(parseFlatMap)
         .find((g) => text(g.get("name")) === options.group);
-      out.set(s, text(mine?.get("last-delivered-id") ?? "0-0"));
+      out.set(s, {
+        delivered: text(mine?.get("last-delivered-id") ?? "0-0"),
+        consumers: Number(mine?.get("consumers") ?? 0),
+      });
     });
   }
   return out;

@@ -8,9 +8,8 @@
  * @module
  */
 import type { ReplicationSettings } from "../../config/mod.ts";
-import { errorMessage, StreamGoneError, type TargetLostError } from "../../errors.ts";
-import { readTargetTop, targetLost } from "../write/target_check.ts";
-import { LogDigest } from "../_log_digest.ts";
+import { errorMessage, StreamGoneError } from "../../errors.ts";
+import { Healer } from "./healer.ts";
 import { getLog } from "../../log.ts";
 import { compareIds, entryId, type RawEntry } from "../../redis/mod.ts";
 import { Acknowledger } from "../group/acker.ts";
@@ -46,14 +45,8 @@ export class ReplicationEngine {
   /** The one table of this instance's streams (the engine tells it what it made and what ended). */
   readonly #table: StreamTable;
   #stopping = false;
-  readonly #lostLog = new LogDigest(
-    log,
-    "warning",
-    (streams) =>
-      `The target holds less than was copied to it of ${streams} (flushed, restarted without persistence, failed over to a replica that lacked the last writes, or deleted); copying what it lost again from the source`,
-    0,
-  );
   #warnedDeleted = new Set<ReplicatedStream>();
+  readonly #healer: Healer;
 
   constructor(settings: ReplicationSettings, options: EngineOptions) {
     this.#settings = settings;
@@ -91,6 +84,13 @@ export class ReplicationEngine {
       hooks: this.#readerHooks(),
       onReadError: options.hooks.onReadError,
       signal: options.readSignal,
+    });
+    this.#healer = new Healer({
+      group,
+      control: options.control,
+      target: options.target,
+      recover: (stream, reason) => this.#recovery.recover(stream, { reason }),
+      onTargetLoss: options.hooks.onTargetLoss,
     });
     this.#recovery = new Recovery(options.control, {
       group,
@@ -161,24 +161,14 @@ export class ReplicationEngine {
     return { created, streams };
   }
 
-  /**
-   * The stats found `stream`'s target stream below what was confirmed on it:
-   * unless a write or a recovery of it is under way (they check it
-   * themselves), its top is reloaded (its last generated ID); one below what
-   * was confirmed means the target lost entries, copied again then.
-   */
+  /** The stats found `stream`'s target below what was confirmed: see {@linkcode Healer.checkTarget}. */
   checkTarget(stream: ReplicatedStream): void {
-    if (stream.ended || stream.writing || !stream.active) return;
-    const before = stream.targetTop;
-    readTargetTop(this.#o.target.client(stream.ref.targetDb), stream).then((top) => {
-      // A write since checks the target itself.
-      if (stream.targetTop !== before || stream.writing || !stream.active) return;
-      if (compareIds(top, before) < 0) this.#targetLost(stream, targetLost(stream, top));
-    }, (error) =>
-      log.debug("Checking the target of {stream} failed: {error}", {
-        stream: stream.ref.label,
-        error: errorMessage(error),
-      }));
+    this.#healer.checkTarget(stream);
+  }
+
+  /** The stats found `stream`'s group ahead of its target: see {@linkcode Healer.checkGroupGap}. */
+  checkGroupGap(stream: ReplicatedStream, delivered: string): void {
+    this.#healer.checkGroupGap(stream, delivered);
   }
 
   /** Group maintenance of a slice of the streams (called by the orchestrator's timer). */
@@ -293,7 +283,7 @@ export class ReplicationEngine {
           consumer: this.#o.consumer,
         });
       },
-      targetLost: (stream, error) => this.#targetLost(stream, error),
+      targetLost: (stream, error) => this.#healer.targetLost(stream, error),
       rewind: (stream) => {
         log.warning(
           "Entries of {stream} were delivered by a read whose reply was lost; re-reading them in order",
@@ -302,22 +292,6 @@ export class ReplicationEngine {
         this.#recovery.recover(stream, { reason: "stale read" });
       },
     };
-  }
-
-  /**
-   * The target holds less than was confirmed for `stream`: said (WARNING, a
-   * line for the streams of a moment), counted, and the range lost copied
-   * again from the source before anything else (recovery).
-   */
-  #targetLost(stream: ReplicatedStream, error: TargetLostError): void {
-    if (stream.ended) return;
-    stream.status.targetLosses++;
-    stream.status.lastError = error.message;
-    this.#lostLog.add(stream.ref.label, "");
-    log.debug("{error}", { error: error.message });
-    stream.targetLost(error.found, compareIds);
-    this.#o.hooks.onTargetLoss?.(stream.ref);
-    this.#recovery.recover(stream, { reason: "target lost" });
   }
 
   /** Whether `stream` should be read now. */

@@ -87,6 +87,10 @@ export class Orchestrator {
       // A trim of the whole target stream (MIRROR_SOURCE_TRIM) or entries deleted at its top
       // look the same: the engine checks its last generated ID.
       onTargetBehind: (stream) => this.#engine?.checkTarget(stream),
+      // A group started at "$" passed its older entries on purpose.
+      onGroupAhead: (stream, delivered) => {
+        if (this.#startId(stream.ref) !== "$") this.#engine?.checkGroupGap(stream, delivered);
+      },
     });
     this.#table = new StreamTable({
       group,
@@ -336,6 +340,11 @@ export class Orchestrator {
     }).catch((error) => this.#conflict.abort(error));
   }
 
+  /** Where a stream's new consumer group starts (a stream that was gone: its first entry). */
+  #startId(ref: StreamRef): string {
+    return this.#table.wasGone(ref.id) ? "0" : this.#settings.startId;
+  }
+
   /** A third of STREAM_LEASE_TTL: how often leases are renewed and looked at. */
   get #leaseTickMs(): number {
     return (this.#settings.sharing?.ttlMs ?? 3000) / 3;
@@ -388,7 +397,7 @@ export class Orchestrator {
     const { created, streams } = await this.#engine!.start(fresh, {
       // A stream that was deleted and came back is new: copy it whole, whatever STREAM_START_ID
       // says (with "$", entries written before the next discovery pass would be skipped).
-      startId: (ref) => this.#table.wasGone(ref.id) ? "0" : this.#settings.startId,
+      startId: (ref) => this.#startId(ref),
     });
     this.#table.started(streams);
     log.info("Replicating {count} new streams ({created} consumer groups created)", {

@@ -34,6 +34,12 @@ export interface StatsKeeperOptions {
    * @default {undefined}
    */
   onTargetBehind?: (stream: ReplicatedStream) => void;
+  /**
+   * The consumer group has delivered past what the target holds, with
+   * nothing pending: entries may have been passed by (XGROUP SETID).
+   * @default {undefined}
+   */
+  onGroupAhead?: (stream: ReplicatedStream, delivered: string) => void;
 }
 
 /** Keeps the streams' stats; see the module doc. */
@@ -80,6 +86,13 @@ export class StatsKeeper {
       if (!st || st.targetWrongType || top === "0-0" || stream.ended) continue;
       if (st.lastCopiedId === "" || compareIds(st.lastCopiedId, top) < 0) {
         this.#options.onTargetBehind?.(stream);
+      }
+    }
+    for (const [stream, top] of confirmed) {
+      const st = fresh.get(stream.ref.id);
+      if (!st?.groupExists || st.pending !== 0 || stream.ended) continue;
+      if (compareIds(st.lastDeliveredId, top) > 0) {
+        this.#options.onGroupAhead?.(stream, st.lastDeliveredId);
       }
     }
   }

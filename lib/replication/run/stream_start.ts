@@ -105,8 +105,12 @@ async function findTargetGaps(
 ): Promise<void> {
   if (streams.length === 0) return;
   const ranges: Array<{ stream: ReplicatedStream; from: string; to: string }> = [];
-  for (const [s, delivered] of await groupPositions(control, streams, options)) {
-    if (delivered instanceof Error) continue; // its start says so
+  for (const [s, position] of await groupPositions(control, streams, options)) {
+    if (position instanceof Error) continue; // its start says so
+    // No target stream and nobody ever read through the group: a group made by someone else
+    // where it should start (XGROUP CREATE ... $), used as is; not a target that lost all.
+    if (s.targetTop === "0-0" && position.consumers === 0) continue;
+    const delivered = position.delivered;
     const start = options.startId(s);
     const from = /^\d+-\d+$/.test(start) && compareIds(start, s.targetTop) > 0
       ? start
@@ -143,10 +147,10 @@ async function refuseResetSources(
 ): Promise<void> {
   if (streams.length === 0) return;
   const behind: ReplicatedStream[] = [];
-  for (const [s, delivered] of await groupPositions(control, streams, options)) {
-    if (delivered instanceof StreamGoneError) options.refuse(s, "gone", delivered.message);
-    else if (delivered instanceof Error) throw delivered;
-    else if (compareIds(delivered, s.targetTop) < 0) behind.push(s);
+  for (const [s, position] of await groupPositions(control, streams, options)) {
+    if (position instanceof StreamGoneError) options.refuse(s, "gone", position.message);
+    else if (position instanceof Error) throw position;
+    else if (compareIds(position.delivered, s.targetTop) < 0) behind.push(s);
   }
   if (behind.length === 0) return;
   for (const [s, end] of await sourceEnds(control, behind)) {

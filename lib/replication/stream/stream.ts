@@ -289,12 +289,17 @@ export class ReplicatedStream {
    * again (`refill`; widened when one is still to be done).
    */
   targetLost(found: string, compare: (a: string, b: string) => number): void {
-    const to = this.refill && compare(this.refill.to, this.targetTop) > 0
-      ? this.refill.to
-      : this.targetTop;
-    const from = this.refill && compare(this.refill.from, found) < 0 ? this.refill.from : found;
-    this.refill = { from, to };
+    this.mustRefill(found, this.targetTop, compare);
     this.targetTop = found;
+  }
+
+  /** The source entries after `from` up to `to` are to be copied again (joined with any range still to do). */
+  mustRefill(from: string, to: string, compare: (a: string, b: string) => number): void {
+    const r = this.refill;
+    this.refill = {
+      from: r && compare(r.from, from) < 0 ? r.from : from,
+      to: r && compare(r.to, to) > 0 ? r.to : to,
+    };
   }
 
   /** Ends the stream (once): its state and `done` say how. */
