@@ -15,6 +15,10 @@
  * pending. With `--instances 2` or 3 that many replicators run at once
  * (leases share the streams), and the faults also pause one (SIGSTOP,
  * sometimes past STREAM_LEASE_TTL) and kill one while the others run.
+ * With `--tamper`, other people's hands on the servers too
+ * (scripts/_chaos_tamper.ts: target FLUSHALL, a target stream deleted,
+ * either server out of memory for a while): the tool must heal each, and
+ * the run still ends exact.
  * Fault log on stderr; one summary line on stdout:
  *
  * ```
@@ -31,6 +35,7 @@ import { makeStreamRef } from "../lib/replication/mod.ts";
 import { compareStream } from "../lib/ops/mod.ts";
 import { runCli } from "../testing/cli.ts";
 import { Replicators, tail } from "./_chaos_replicators.ts";
+import { tamper, TAMPER_KINDS } from "./_chaos_tamper.ts";
 import { prng, Producer } from "../testing/producer.ts";
 import { TcpProxy } from "../testing/proxy.ts";
 import { connect, RedisServer } from "../testing/redis.ts";
@@ -57,6 +62,7 @@ interface Options {
   streams: number;
   rate: number;
   instances: number;
+  tamper: boolean;
 }
 
 function parseOptions(): Options {
@@ -68,13 +74,14 @@ function parseOptions(): Options {
       streams: { type: "string", default: "8" },
       rate: { type: "string", default: "2500" },
       instances: { type: "string", default: "1" },
+      tamper: { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
   });
   if (values.help) {
     console.log(
-      "deno task chaos [--duration SECONDS=60] [--seed N] [--streams N=8] [--rate ENTRIES_PER_S=2500] [--instances N=1]",
+      "deno task chaos [--duration SECONDS=60] [--seed N] [--streams N=8] [--rate ENTRIES_PER_S=2500] [--instances N=1] [--tamper]",
     );
     Deno.exit(0);
   }
@@ -94,6 +101,7 @@ function parseOptions(): Options {
     streams: number("streams", values.streams!, 1),
     rate: number("rate", values.rate!, 1),
     instances: number("instances", values.instances!, 1),
+    tamper: values.tamper ?? false,
   };
 }
 
@@ -159,7 +167,7 @@ async function main(): Promise<number> {
   const { duration, seed, streams } = options;
   const random = prng(seed);
   const keys = Array.from({ length: streams }, (_, i) => `chaos-${i}-stream`);
-  const counts = { kills: 0, pauses: 0, source: 0, target: 0, net: 0 };
+  const counts = { kills: 0, pauses: 0, source: 0, target: 0, net: 0, tamper: 0 };
   const problems: string[] = [];
   let interrupted = false;
   const onSigint = () => {
@@ -168,7 +176,9 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGINT", onSigint);
 
   note(
-    `seed=${seed} duration=${duration}s streams=${streams} rate=${options.rate}/s instances=${options.instances}; starting servers`,
+    `seed=${seed} duration=${duration}s streams=${streams} rate=${options.rate}/s instances=${options.instances}${
+      options.tamper ? " tamper" : ""
+    }; starting servers`,
   );
   await using source = await RedisServer.start({ appendOnly: true });
   await using target = await RedisServer.start({ appendOnly: true });
@@ -212,7 +222,11 @@ async function main(): Promise<number> {
     if (performance.now() >= end || interrupted) break;
     await replicator.checkAlive();
     const pick = random();
-    if (replicator.count > 1 && pick < 0.15) {
+    if (options.tamper && random() < 0.3) {
+      counts.tamper++;
+      const kind = TAMPER_KINDS[Math.floor(random() * TAMPER_KINDS.length)];
+      note(`tamper: ${await tamper(kind, { source, target, keys, random }).catch(errorText)}`);
+    } else if (replicator.count > 1 && pick < 0.15) {
       counts.pauses++;
       const i = anyInstance();
       const ms = 500 + Math.floor(random() * 7500);
@@ -355,10 +369,11 @@ async function main(): Promise<number> {
   if (interrupted) problems.push("interrupted (SIGINT) before the end of the fault phase");
 
   for (const problem of problems) console.log(`FAIL: ${problem}`);
-  const faults = counts.kills + counts.pauses + counts.source + counts.target + counts.net;
+  const faults = counts.kills + counts.pauses + counts.source + counts.target + counts.net +
+    counts.tamper;
   const result = problems.length === 0 ? "PASS" : "FAIL";
   console.log(
-    `chaos: seed=${seed} duration=${duration}s instances=${options.instances} faults=${faults} (kills=${counts.kills} pauses=${counts.pauses} source-restarts=${counts.source} target-restarts=${counts.target} net=${counts.net}) entries=${entries} streams=${streams} result=${result}`,
+    `chaos: seed=${seed} duration=${duration}s instances=${options.instances} faults=${faults} (kills=${counts.kills} pauses=${counts.pauses} source-restarts=${counts.source} target-restarts=${counts.target} net=${counts.net} tamper=${counts.tamper}) entries=${entries} streams=${streams} result=${result}`,
   );
   return problems.length === 0 ? 0 : 1;
 }

@@ -21,6 +21,8 @@ export {
   encodeStreamWrite,
   encodeWaitRead,
   entryId,
+  FENCED_READ_REPLY,
+  fencedReadReply,
   leaseLostPositions,
   parseEntries,
   parseRawAutoClaim,

@@ -21,6 +21,11 @@ export { RawEntry };
 
 /** An XREADGROUP reply (`[[key, [[id, fields], ...]], ...]`): its entries as {@linkcode RawEntry}. */
 export const READ_REPLY: ParseMode = entriesAt(3);
+/**
+ * A fenced read's reply (`[XREADGROUP's reply, before]`, see
+ * {@linkcode fencedReadReply}): its entries as {@linkcode RawEntry}.
+ */
+export const FENCED_READ_REPLY: ParseMode = entriesAt(4);
 /** An XAUTOCLAIM reply (`[cursor, entries, deleted]`): its entries as {@linkcode RawEntry}. */
 export const CLAIM_REPLY: ParseMode = entriesAt(2);
 /** An XRANGE or XREVRANGE reply: its entries as {@linkcode RawEntry}. */
@@ -109,6 +114,24 @@ export function encodeFencedRead(
   w.bulkInteger(read.count);
   for (const value of read.values) w.bulk(value);
   for (const id of read.ids) w.bulk(id);
+}
+
+/**
+ * A fenced read's reply split: XREADGROUP's reply, and per stream of it
+ * the ID of the source entry before its first one delivered (undefined:
+ * not asked, a history read).
+ */
+export function fencedReadReply(
+  reply: RespValue,
+): { read: RespValue; before: Array<string | undefined> } {
+  if (!Array.isArray(reply) || reply.length !== 2) return { read: reply, before: [] };
+  const [read, before] = reply as [RespValue, unknown];
+  return {
+    read,
+    before: Array.isArray(before)
+      ? before.map((id) => id instanceof Uint8Array ? ascii(id) : undefined)
+      : [],
+  };
 }
 
 /**

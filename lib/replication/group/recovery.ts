@@ -23,7 +23,7 @@ import { getLog } from "../../log.ts";
 import { compareIds, type RawEntry, type RedisClient } from "../../redis/mod.ts";
 import { LogDigest } from "../_log_digest.ts";
 import { claimPending, readConsumers, removeConsumers } from "./group.ts";
-import { highestRemoved, readSourceRange } from "./source_range.ts";
+import { highestRemoved, readSourceRange, unpendingGaps } from "./source_range.ts";
 import type { ReadFence } from "../sharing/read_fence.ts";
 import type { Scheduler } from "../scheduler.ts";
 import type { ReplicatedStream, StreamOutcome } from "../stream/stream.ts";
@@ -78,6 +78,13 @@ export class Recovery {
       `Removed consumer ${name} from the group of ${streams}: idle, nothing pending`,
     0,
   );
+  readonly #movedLog = new LogDigest(
+    log,
+    "warning",
+    (streams) =>
+      `The consumer group of ${streams} was moved past entries the target does not hold (XGROUP SETID, or acked by another consumer); copying them from the source`,
+    0,
+  );
   readonly #refilledLog = new LogDigest(
     log,
     "warning",
@@ -124,6 +131,8 @@ export class Recovery {
         stream.outstanding = Math.max(0, stream.outstanding - stream.clearBuffer());
         stream.needsRecovery = false;
         stream.history = undefined;
+        // Entries the group may have passed by: copied from the source unless pending.
+        if (stream.suspectedGap) await this.#checkGap(stream, backoff);
         // What the target lost is copied again first, from the source, in order.
         const refill = stream.refill;
         stream.refill = undefined;
@@ -193,7 +202,8 @@ export class Recovery {
     range: { from: string; to: string },
     backoff: Backoff,
   ): Promise<void> {
-    let after = range.from;
+    // From what the target holds now (a write since may have gone further).
+    let after = compareIds(range.from, stream.targetTop) > 0 ? range.from : stream.targetTop;
     let copied = 0;
     let first = true;
     while (true) {
@@ -235,6 +245,30 @@ export class Recovery {
     }
     stream.status.refilled += copied;
     this.#refilledLog.add(stream.ref.label, "");
+  }
+
+  /**
+   * Looks whether the first source entry of a suspected gap is pending
+   * (delivered to a consumer: no gap) and, when it is not, has the range
+   * from the target's top copied from the source first (said at WARNING).
+   */
+  async #checkGap(stream: ReplicatedStream, backoff: Backoff): Promise<void> {
+    const gap = stream.suspectedGap!;
+    stream.suspectedGap = undefined;
+    while (!stream.ended) {
+      try {
+        const range = [{ stream, from: gap.after, to: gap.to }];
+        const found = await unpendingGaps(this.#control, range, { group: this.#o.group });
+        if (found.length > 0) {
+          this.#movedLog.add(stream.ref.label, "");
+          stream.mustRefill(stream.targetTop, gap.to, compareIds);
+        }
+        return;
+      } catch (error) {
+        if (!isRetriableError(error)) throw error;
+        await this.#o.scheduler.sleep(backoff.next(error instanceof ConnectionError));
+      }
+    }
   }
 
   /**

@@ -10,8 +10,12 @@ import {
   encodeFencedRead,
   encodeGroupRead,
   encodeStreamsTail,
+  FENCED_READ_REPLY,
+  fencedReadReply,
   type GroupRead,
   leaseLostPositions,
+  type ParseMode,
+  READ_REPLY,
   type RespValue,
   type RespWriter,
 } from "../../redis/mod.ts";
@@ -35,22 +39,32 @@ export interface ReadCommandOptions {
   tail?: Uint8Array;
 }
 
-/** Appends one read of some streams to a pipeline (one reply). */
+/** Appends one read of some streams to a pipeline (one reply), and reads its reply. */
 export interface ReadCommand {
+  /** How its reply is parsed. */
+  readonly parse: ParseMode;
   /** Appends one read of `streams` (`>`, or each one's history ID). */
   encode(w: RespWriter, streams: readonly ReplicatedStream[], options: ReadCommandOptions): void;
+  /**
+   * XREADGROUP's reply in it, and per stream of that reply the ID of the
+   * source entry before its first one delivered, where told.
+   */
+  split(reply: RespValue): { read: RespValue; before: Array<string | undefined> };
 }
 
 /** The plain `XREADGROUP`. */
 export const GROUP_READ: ReadCommand = {
+  parse: READ_REPLY,
   encode(w, streams, options) {
     encodeGroupRead(w, groupRead(streams, options), options);
   },
+  split: (read) => ({ read, before: [] }),
 };
 
 /** The fenced read: XREADGROUP inside FENCED_READ, with each stream's lease key and value. */
 export function fencedRead(fence: ReadFence): ReadCommand {
   return {
+    parse: FENCED_READ_REPLY,
     encode(w, streams, options) {
       encodeFencedRead(w, FENCED_READ_BYTES, {
         ...groupRead(streams, options),
@@ -58,6 +72,7 @@ export function fencedRead(fence: ReadFence): ReadCommand {
         values: streams.map((s) => fence.valueOf(s.ref)),
       });
     },
+    split: fencedReadReply,
   };
 }
 

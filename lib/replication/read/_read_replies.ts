@@ -77,6 +77,11 @@ export interface DispatchContext {
   batchSize: number;
   /** Hands entries (and IDs of pending entries found deleted) to a stream, in ID order. */
   deliver(stream: ReplicatedStream, entries: RawEntry[], deleted: string[], bytes: number): void;
+  /**
+   * A read found the source holding entries after `after` (the last one
+   * delivered) up to `to` that were not delivered: the group was moved past them.
+   */
+  passedBy?: (stream: ReplicatedStream, after: string, to: string) => void;
 }
 
 /**
@@ -87,11 +92,18 @@ export interface DispatchContext {
 export function dispatchInOrder(
   streams: ReplicatedStream[],
   reply: RespValue,
-  options: DispatchContext & { fromHistory: boolean; got: Set<ReplicatedStream> },
+  options: DispatchContext & {
+    fromHistory: boolean;
+    got: Set<ReplicatedStream>;
+    /** Per stream of the reply, the ID of the source entry before its first one (fenced reads). */
+    before?: ReadonlyArray<string | undefined>;
+  },
 ): void {
-  const { fromHistory, got, batchSize, deliver } = options;
+  const { fromHistory, got, batchSize, deliver, before = [] } = options;
   let j = 0;
-  for (const item of parseRawMultiRead(reply)) {
+  const items = parseRawMultiRead(reply);
+  for (let index = 0; index < items.length; index++) {
+    const item = items[index];
     // Streams before this one in the request had nothing.
     let k = j;
     while (k < streams.length && !sameBytes(streams[k].ref.key, item.key)) k++;
@@ -110,6 +122,19 @@ export function dispatchInOrder(
       // (deleted ones included) until none is left.
       stream.history = [...item.entries.map(entryId), ...item.deleted].sort(compareIds).at(-1);
     } else {
+      const prev = before[index];
+      const last = stream.lastDelivered;
+      if (
+        item.entries.length > 0 && prev !== undefined && last !== undefined &&
+        compareIds(prev, last) > 0
+      ) {
+        // The source holds entries between the last one delivered and these: the group was
+        // moved past them. These stay pending; the recovery looks and copies in order.
+        got.add(stream);
+        stream.hot = true;
+        options.passedBy?.(stream, last, prev);
+        continue;
+      }
       stream.hot = n >= batchSize;
       if (item.entries.length > 0) stream.lastDelivered = entryId(item.entries.at(-1)!);
     }

@@ -23,6 +23,11 @@ export interface ReaderHooks {
   lost(stream: ReplicatedStream): void;
   /** Reading `stream` failed for good (e.g. NOPERM). */
   failed(stream: ReplicatedStream, error: unknown): void;
+  /**
+   * A fenced read found entries after `after` (the last one delivered) up
+   * to `to` that the group passed by: the delivered ones stay pending.
+   */
+  passedBy(stream: ReplicatedStream, after: string, to: string): void;
   /** No read including `stream` is in flight any more. */
   idle(stream: ReplicatedStream): void;
   /** Whether `stream` wants entries now (room in its read-ahead, replicating). */

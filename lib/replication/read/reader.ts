@@ -17,7 +17,7 @@
  */
 import { Backoff, sleep } from "../../backoff.ts";
 import { ConnectError, RedisReplyError } from "../../errors.ts";
-import { READ_REPLY, type RedisConnection, type RespValue } from "../../redis/mod.ts";
+import type { RedisConnection, RespValue } from "../../redis/mod.ts";
 import { groupBy } from "../_group_by.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 import { GROUP_READ, lostLeases, type ReadCommand } from "./_read_command.ts";
@@ -280,7 +280,7 @@ export abstract class StreamReader {
         for (const { streams, tail } of commands) {
           command.encode(w, streams, { group, consumer, count: batchSize, blockMs, tail });
         }
-      }, { buffers: true, blockMs, parse: READ_REPLY, name: "XREADGROUP" });
+      }, { buffers: true, blockMs, parse: command.parse, name: "XREADGROUP" });
       return replies; // a refused read is a RedisReplyError in its place
     } catch (error) {
       if (!(error instanceof RedisReplyError) && !(error instanceof ConnectError)) {
@@ -313,11 +313,16 @@ export abstract class StreamReader {
     fromHistory: boolean,
     got: Set<ReplicatedStream>,
   ): void {
-    dispatchInOrder(streams, reply, { fromHistory, got, ...this.#context() });
+    const { read, before } = this.#command.split(reply);
+    dispatchInOrder(streams, read, { fromHistory, got, before, ...this.#context() });
   }
 
   #context(): DispatchContext {
-    return { batchSize: this.options.batchSize, deliver: this.hooks.deliver };
+    return {
+      batchSize: this.options.batchSize,
+      deliver: this.hooks.deliver,
+      passedBy: this.hooks.passedBy,
+    };
   }
 
   async #failedRead(

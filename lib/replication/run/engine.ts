@@ -86,8 +86,6 @@ export class ReplicationEngine {
       signal: options.readSignal,
     });
     this.#healer = new Healer({
-      group,
-      control: options.control,
       target: options.target,
       recover: (stream, reason) => this.#recovery.recover(stream, { reason }),
       onTargetLoss: options.hooks.onTargetLoss,
@@ -234,6 +232,7 @@ export class ReplicationEngine {
         if (stream.active) this.#deliver(stream, entries, deleted, bytes);
       },
       drained: (stream) => this.#drained(stream),
+      passedBy: (stream, after, to) => this.#healer.passedBy(stream, after, to),
       gone: (stream, error) => this.#end(stream, "gone", error.message),
       lost: (stream) => this.release(stream),
       failed: (stream, error) => this.#end(stream, "error", errorMessage(error)),

@@ -12,9 +12,8 @@
  */
 import { errorMessage, type TargetLostError } from "../../errors.ts";
 import { getLog } from "../../log.ts";
-import { compareIds, type RedisClient, type ServerPool } from "../../redis/mod.ts";
+import { compareIds, type ServerPool } from "../../redis/mod.ts";
 import { LogDigest } from "../_log_digest.ts";
-import { unpendingGaps } from "../group/source_range.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
 import { readTargetTop, targetLost } from "../write/target_check.ts";
@@ -23,10 +22,6 @@ const log = getLog("replicator");
 
 /** What the healer works with. */
 export interface HealerOptions {
-  /** The consumer group. */
-  group: string;
-  /** The source's control connection. */
-  control: RedisClient;
   /** The target's connections. */
   target: ServerPool;
   /** Recovers the stream (its `refill` is copied first). */
@@ -46,13 +41,6 @@ export class Healer {
     "warning",
     (streams) =>
       `The target holds less than was copied to it of ${streams} (flushed, restarted without persistence, failed over to a replica that lacked the last writes, or deleted); copying what it lost again from the source`,
-    0,
-  );
-  readonly #movedLog = new LogDigest(
-    log,
-    "warning",
-    (streams) =>
-      `The consumer group of ${streams} was moved past entries the target does not hold (XGROUP SETID, or acked by another consumer); copying them from the source`,
     0,
   );
 
@@ -97,24 +85,22 @@ export class Healer {
 
   /**
    * The stats found `stream`'s group delivered past its target's top with
-   * nothing pending: when the first source entry above the top is not
-   * pending either (the group was moved past it), what lies between is
-   * copied from the source.
+   * nothing pending: its recovery looks whether the first source entry
+   * above the top is pending, and copies what was passed by when it is not.
    */
   checkGroupGap(stream: ReplicatedStream, delivered: string): void {
-    const idle = () => !stream.ended && stream.active && !stream.writing && stream.buffered === 0;
-    if (!idle()) return;
-    const from = stream.targetTop;
-    const range = [{ stream, from, to: delivered }];
-    unpendingGaps(this.#o.control, range, { group: this.#o.group }).then((gaps) => {
-      if (gaps.length === 0 || stream.targetTop !== from || !idle()) return;
-      this.#movedLog.add(stream.ref.label, "");
-      stream.mustRefill(from, delivered, compareIds);
-      this.#o.recover(stream, "group moved");
-    }, (error) =>
-      log.debug("Checking the group of {stream} failed: {error}", {
-        stream: stream.ref.label,
-        error: errorMessage(error),
-      }));
+    if (stream.ended || !stream.active || stream.writing || stream.buffered > 0) return;
+    // Not below where the group stood when the stream started here (made by someone else at
+    // "$", it passed older entries on purpose).
+    const floor = stream.startDelivered;
+    const after = floor && compareIds(floor, stream.targetTop) > 0 ? floor : stream.targetTop;
+    if (compareIds(delivered, after) > 0) this.passedBy(stream, after, delivered);
+  }
+
+  /** Entries of `stream` after `after` up to `to` may have been passed by: its recovery looks. */
+  passedBy(stream: ReplicatedStream, after: string, to: string): void {
+    if (stream.ended) return;
+    stream.suspectGap(after, to, compareIds);
+    this.#o.recover(stream, "group moved");
   }
 }

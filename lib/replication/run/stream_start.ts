@@ -107,6 +107,7 @@ async function findTargetGaps(
   const ranges: Array<{ stream: ReplicatedStream; from: string; to: string }> = [];
   for (const [s, position] of await groupPositions(control, streams, options)) {
     if (position instanceof Error) continue; // its start says so
+    s.startDelivered = position.delivered;
     // No target stream and nobody ever read through the group: a group made by someone else
     // where it should start (XGROUP CREATE ... $), used as is; not a target that lost all.
     if (s.targetTop === "0-0" && position.consumers === 0) continue;

@@ -14,7 +14,10 @@
  * acquisition of a lease has its own), then n IDs (`>` or a history ID).
  * Every lease must hold its value, or nothing is read and the reply is the
  * error `LEASELOST i,j,...` (0-based positions); else the reply is
- * XREADGROUP's.
+ * `[XREADGROUP's reply, before]`: for each stream of that reply read with
+ * `>`, the ID of the source entry before the first one delivered ("0-0":
+ * none), false for the others. The reader checks it against the last entry
+ * it was delivered: nothing may have been passed by (XGROUP SETID).
  */
 export const FENCED_READ = `
 local n = #KEYS / 2
@@ -24,9 +27,25 @@ for i = 1, n do
 end
 if #lost > 0 then return redis.error_reply('LEASELOST ' .. table.concat(lost, ',')) end
 local args = {'XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS'}
-for i = n + 1, 2 * n do args[#args + 1] = KEYS[i] end
+local fresh = {}
+for i = n + 1, 2 * n do
+  args[#args + 1] = KEYS[i]
+  if ARGV[3 + i] == '>' then fresh[KEYS[i]] = true end
+end
 for i = 4 + n, #ARGV do args[#args + 1] = ARGV[i] end
-return redis.call(unpack(args))
+local reply = redis.call(unpack(args))
+local before = {}
+if reply then
+  for i, item in ipairs(reply) do
+    local first = item[2][1]
+    before[i] = false
+    if first and fresh[item[1]] then
+      local prev = redis.call('XREVRANGE', item[1], '(' .. first[1], '-', 'COUNT', 1)
+      before[i] = prev[1] and prev[1][1] or '0-0'
+    end
+  end
+end
+return {reply, before}
 `;
 
 /**

@@ -94,6 +94,18 @@ export class ReplicatedStream {
    * anything else is written.
    */
   refill: { from: string; to: string } | undefined;
+  /**
+   * Entries after `after` up to `to` may have been passed by (its group
+   * moved past them): the next recovery checks whether the first of them is
+   * pending, and copies them from the source when it is not.
+   */
+  suspectedGap: { after: string; to: string } | undefined;
+  /**
+   * Where its consumer group stood when it started here (a group that
+   * existed: made by someone else, or an earlier run); entries at or below
+   * are never taken as passed by. Undefined: a group made by this start.
+   */
+  startDelivered: string | undefined;
   /** Entries read and not written yet, in ID order, from `head` on. */
   buffer: RawEntry[] = [];
   /** Index of the first unwritten entry of `buffer`. */
@@ -291,6 +303,15 @@ export class ReplicatedStream {
   targetLost(found: string, compare: (a: string, b: string) => number): void {
     this.mustRefill(found, this.targetTop, compare);
     this.targetTop = found;
+  }
+
+  /** Entries after `after` up to `to` may have been passed by (joined with any suspicion still open). */
+  suspectGap(after: string, to: string, compare: (a: string, b: string) => number): void {
+    const g = this.suspectedGap;
+    this.suspectedGap = {
+      after: g && compare(g.after, after) < 0 ? g.after : after,
+      to: g && compare(g.to, to) > 0 ? g.to : to,
+    };
   }
 
   /** The source entries after `from` up to `to` are to be copied again (joined with any range still to do). */
