@@ -45,7 +45,7 @@ function usersEnv(
 
 Deno.test("users made with exactly the README's ACL lines replicate, and status and verify work", async () => {
   await using source = await RedisServer.start();
-  await using target = await RedisServer.start();
+  await using target = await RedisServer.start({ appendOnly: true });
   await using src = await connect(source);
   await using dst = await connect(target);
   const [sourceLine, targetLine] = [aclLine("sync-source"), aclLine("sync-target")];
@@ -122,7 +122,7 @@ Deno.test("users made with exactly the README's ACL lines replicate, and status 
 /** A source and a target with the README's users, the default user off; `drop` removes one rule. */
 async function serversWithUsers(drop: { side: "source" | "target"; rule: string }) {
   const source = await RedisServer.start();
-  const target = await RedisServer.start();
+  const target = await RedisServer.start({ appendOnly: true });
   for (const [server, user] of [[source, "sync-source"], [target, "sync-target"]] as const) {
     await using admin = await connect(server);
     const dropping = drop.side === (server === source ? "source" : "target");

@@ -150,6 +150,9 @@ Deno.test("sentinel keys: a master name is required with the sentinels, and chec
       SOURCE_REDIS_SENTINEL_MASTER: MASTER_NAME,
       TARGET_REDIS_HOST: master.host,
       TARGET_REDIS_PORT: String(master.port),
+      // The master is the target too: the copies go to a DB that is not scanned.
+      REDIS_DB_SEARCH_RANGE: "0",
+      TARGET_REDIS_DB: "1",
     },
     timeoutMs: 30_000,
   });
@@ -162,6 +165,9 @@ Deno.test("sentinel keys: a master name is required with the sentinels, and chec
       SOURCE_REDIS_MAX_RETRIES: "0",
       TARGET_REDIS_HOST: master.host,
       TARGET_REDIS_PORT: String(master.port),
+      // The master is the target too: the copies go to a DB that is not scanned.
+      REDIS_DB_SEARCH_RANGE: "0",
+      TARGET_REDIS_DB: "1",
     },
     timeoutMs: 30_000,
   });
@@ -217,6 +223,9 @@ Deno.test("a sentinel that accepts connections and never answers does not stop t
         SOURCE_REDIS_MAX_RETRIES: "1",
         TARGET_REDIS_HOST: master.host,
         TARGET_REDIS_PORT: String(master.port),
+        // The master is the target too: the copies go to a DB that is not scanned.
+        REDIS_DB_SEARCH_RANGE: "0",
+        TARGET_REDIS_DB: "1",
       },
       timeoutMs: 60_000,
     });

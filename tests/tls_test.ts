@@ -37,6 +37,8 @@ Deno.test("run --once copies exactly over TLS on both sides: client certificate,
   await using src = await connect(source.server);
   await using dst = await connect(target.server);
   await dst.send(["ACL", "SETUSER", "copier", "on", ">tls-secret-pw", "~*", "+@all"]);
+  // A target that keeps its data: the start has nothing to warn about.
+  await dst.send(["CONFIG", "SET", "appendonly", "yes"]);
   for (const key of ["tls-a", "tls-b"]) await addEntries(src, key, 150);
   const env = {
     ...FAST_SETTINGS,
@@ -132,6 +134,9 @@ Deno.test("TLS_INSECURE connects to a server whose certificate is not trusted, a
     ...tlsEnv("SOURCE", server.tlsPort, { TLS_INSECURE: "true", TLS_SERVERNAME: "wrong.test" }),
     TARGET_REDIS_HOST: LOOPBACK,
     TARGET_REDIS_PORT: String(server.server.port),
+    // One server for both sides: the copies go to a DB that is not scanned.
+    REDIS_DB_SEARCH_RANGE: "0",
+    TARGET_REDIS_DB: "1",
   };
   for (let start = 0; start < 2; start++) {
     const result = await runCli(["check"], { env, timeoutMs: 60_000 });
