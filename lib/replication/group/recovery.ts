@@ -151,11 +151,8 @@ export class Recovery {
               fence: this.#o.fence,
             });
           } catch (error) {
-            if (!isRetriableError(error)) throw error;
             // The same step again, after a pause: a claim that failed took nothing over.
-            stream.status.errors++;
-            stream.status.lastError = errorMessage(error);
-            await this.#o.scheduler.sleep(backoff.next(error instanceof ConnectionError));
+            await this.#pause(stream, error, backoff);
             continue;
           }
           backoff.reset();
@@ -229,10 +226,7 @@ export class Recovery {
           count: CLAIM_COUNT,
         });
       } catch (error) {
-        if (!isRetriableError(error)) throw error;
-        stream.status.errors++;
-        stream.status.lastError = errorMessage(error);
-        await this.#o.scheduler.sleep(backoff.next(error instanceof ConnectionError));
+        await this.#pause(stream, error, backoff);
         continue;
       }
       backoff.reset();
@@ -265,8 +259,7 @@ export class Recovery {
         }
         return;
       } catch (error) {
-        if (!isRetriableError(error)) throw error;
-        await this.#o.scheduler.sleep(backoff.next(error instanceof ConnectionError));
+        await this.#pause(stream, error, backoff);
       }
     }
   }
@@ -283,6 +276,14 @@ export class Recovery {
       "Target stream {target} lost entries of {stream} after {from}, and the source removed (trimmed or deleted) entries up to {removed}: those the target held in that range cannot be copied again",
       { target: stream.ref.targetLabel, stream: stream.ref.label, from: range.from, removed },
     );
+  }
+
+  /** A step of a recovery failed: thrown on when retrying cannot help, else counted and waited out. */
+  async #pause(stream: ReplicatedStream, error: unknown, backoff: Backoff): Promise<void> {
+    if (!isRetriableError(error)) throw error;
+    stream.status.errors++;
+    stream.status.lastError = errorMessage(error);
+    await this.#o.scheduler.sleep(backoff.next(error instanceof ConnectionError));
   }
 
   /** Waits for {@linkcode Recovery.wake} (a read or write of the stream ended). */

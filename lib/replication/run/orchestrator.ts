@@ -21,11 +21,12 @@ import {
 import { findStreams } from "./discover.ts";
 import { ReplicationEngine } from "./engine.ts";
 import type { OrchestratorHooks } from "./engine_hooks.ts";
-
-export type { OrchestratorHooks } from "./engine_hooks.ts";
-import type { OrchestratorStatus, RunOptions, RunResult } from "./run_result.ts";
-
-export type { OrchestratorStatus, RunOptions, RunResult } from "./run_result.ts";
+import {
+  type OrchestratorStatus,
+  type RunOptions,
+  type RunResult,
+  runStatus,
+} from "./run_result.ts";
 import { Scheduler } from "../scheduler.ts";
 import { StatsKeeper } from "./stats_keeper.ts";
 import { TargetOwners } from "../write/target_owners.ts";
@@ -34,6 +35,9 @@ import type { StreamRef } from "../stream/stream_ref.ts";
 import { mirrorTrims } from "../write/trim.ts";
 import { Ownership } from "../sharing/ownership.ts";
 import { keepOwnership } from "./ownership_loop.ts";
+
+export type { OrchestratorHooks } from "./engine_hooks.ts";
+export type { OrchestratorStatus, RunOptions, RunResult } from "./run_result.ts";
 
 const log = getLog("orchestrator");
 
@@ -102,21 +106,13 @@ export class Orchestrator {
 
   /** A snapshot of every stream and both servers. */
   status(): OrchestratorStatus {
-    const reason = this.#ready
-      ? (!this.#sourceHealth.up
-        ? "source unreachable"
-        : !this.#targetHealth.up
-        ? "target unreachable"
-        : undefined)
-      : this.#notReadyReason;
-    return {
-      ready: reason === undefined,
-      reason,
-      source: this.#sourceHealth.status(),
-      target: this.#targetHealth.status(),
+    return runStatus({
+      notReady: this.#ready ? undefined : this.#notReadyReason,
+      source: this.#sourceHealth,
+      target: this.#targetHealth,
       streams: this.#table.statuses(),
       instance: this.#ownership?.status(),
-    };
+    });
   }
 
   /**
@@ -340,7 +336,11 @@ export class Orchestrator {
     }).catch((error) => this.#conflict.abort(error));
   }
 
-  /** Where a stream's new consumer group starts (a stream that was gone: its first entry). */
+  /**
+   * Where a stream's new consumer group starts. A stream that was deleted and came back is
+   * new: copied whole, whatever STREAM_START_ID says (with "$", entries written before the
+   * next discovery pass would be skipped).
+   */
   #startId(ref: StreamRef): string {
     return this.#table.wasGone(ref.id) ? "0" : this.#settings.startId;
   }
@@ -385,25 +385,19 @@ export class Orchestrator {
   /** Starts replicating `refs` (those not running or starting here already). */
   async #startStreams(refs: StreamRef[]): Promise<void> {
     const fresh = this.#table.beginStart(refs);
+    if (fresh.length === 0) return;
     try {
-      await this.#startNow(fresh);
+      const { created, streams } = await this.#engine!.start(fresh, {
+        startId: (ref) => this.#startId(ref),
+      });
+      this.#table.started(streams);
+      log.info("Replicating {count} new streams ({created} consumer groups created)", {
+        count: streams.filter((s) => !s.ended).length,
+        created,
+      });
     } finally {
       this.#table.endStart(fresh);
     }
-  }
-
-  async #startNow(fresh: StreamRef[]): Promise<void> {
-    if (fresh.length === 0) return;
-    const { created, streams } = await this.#engine!.start(fresh, {
-      // A stream that was deleted and came back is new: copy it whole, whatever STREAM_START_ID
-      // says (with "$", entries written before the next discovery pass would be skipped).
-      startId: (ref) => this.#startId(ref),
-    });
-    this.#table.started(streams);
-    log.info("Replicating {count} new streams ({created} consumer groups created)", {
-      count: streams.filter((s) => !s.ended).length,
-      created,
-    });
   }
 
   #logDiscoveryError(error: unknown): void {

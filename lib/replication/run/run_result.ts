@@ -8,7 +8,7 @@
  */
 import { errorMessage } from "../../errors.ts";
 import type { InstanceStatus } from "../sharing/instances.ts";
-import type { RedisClient, ServerHealthStatus } from "../../redis/mod.ts";
+import type { RedisClient, ServerHealth, ServerHealthStatus } from "../../redis/mod.ts";
 import { pendingCounts } from "../group/pending.ts";
 import type { ReplicatedStream, StreamOutcome, StreamStatus } from "../stream/stream.ts";
 
@@ -126,4 +126,28 @@ export function runFailures(
     }
   }
   return failures;
+}
+
+/**
+ * A run's status: ready unless it is not (yet) or a server is unreachable
+ * (`notReady`: why it is not ready yet).
+ */
+export function runStatus(parts: {
+  notReady: string | undefined;
+  source: ServerHealth;
+  target: ServerHealth;
+  streams: StreamStatus[];
+  instance: InstanceStatus | undefined;
+}): OrchestratorStatus {
+  const { notReady, source, target } = parts;
+  const reason = notReady ??
+    (!source.up ? "source unreachable" : !target.up ? "target unreachable" : undefined);
+  return {
+    ready: reason === undefined,
+    reason,
+    source: source.status(),
+    target: target.status(),
+    streams: parts.streams,
+    instance: parts.instance,
+  };
 }
