@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { connect, RedisServer } from "../testing/redis.ts";
 import {
+  assertSameEntries,
   captureLogs,
   pendingCount,
   replicationConfig,
@@ -141,4 +142,31 @@ Deno.test("a source stream deleted and recreated with IDs below what its target 
   await live.stop();
   assert.ok(sameEntries(await dst.xrangeAll(key), before), "the target was changed");
   assert.equal(await pendingCount(src, key, GROUP), 0, "entries were delivered");
+});
+
+Deno.test("with STREAM_START_ID=$, a stream deleted and recreated while the tool was stopped is copied from where its target stops, not from the group's new start: its first entries are not skipped", async () => {
+  await captureLogs("ERROR");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const key = "recreated-dollar-stream";
+  const config = replicationConfig(source, target, { STREAM_START_ID: "$" });
+  // The group starts at "$": only entries added after the first start are copied.
+  await src.send(["XADD", key, "*", "before", "the group"]);
+  await using live = startReplicator(config);
+  await waitForDiscoveryPasses(live, 1);
+  for (let i = 0; i < 20; i++) await src.send(["XADD", key, "*", "n", String(i)]);
+  await waitFor(async () => Number(await dst.send(["XLEN", key])) === 20, {
+    message: "the 20 entries added after the group's start on the target",
+  });
+  await live.stop();
+  // While it is stopped: the stream is deleted (its group with it) and written anew.
+  await src.send(["DEL", key]);
+  for (let i = 0; i < 30; i++) await src.send(["XADD", key, "*", "n", String(i), "life", "second"]);
+  const result = await runOnce(config);
+  assert.ok(result.ok, JSON.stringify(result.failures));
+  const copied = await dst.xrangeAll(key);
+  assertSameEntries(copied.slice(20), await src.xrangeAll(key), "the recreated stream's entries");
+  assert.equal(copied.length, 50);
 });

@@ -55,34 +55,40 @@ export async function prepareStart(
     refused.push({ stream, outcome, error });
     out.delete(stream);
   };
-  const groups = await ensureGroups(control, streams, {
+  for (const [s, error] of await loadTargetTops(options.target, streams)) {
+    refuse(s, "error", error.message);
+  }
+  // A group made where the target already holds entries goes on from the target's top, not
+  // from "$": the stream was copied before (then deleted and recreated, or its group
+  // destroyed), and what it holds beyond that top is to be copied, not skipped.
+  const from = (s: ReplicatedStream) =>
+    startId(s) === "$" && s.targetTop !== "0-0" ? s.targetTop : startId(s);
+  const groups = await ensureGroups(control, [...out], {
     group,
     autoCreate: options.autoCreate,
-    startId,
+    startId: from,
   });
   for (const s of groups.created) {
     log.debug("Created consumer group {group} on {stream} at {startId}", {
       group,
       stream: s.ref.label,
-      startId: startId(s),
+      startId: from(s),
     });
   }
   for (const s of groups.skipped) refuse(s, "skipped");
   for (const [s, error] of groups.gone) refuse(s, "gone", error.message);
-  for (const [s, error] of await loadTargetTops(options.target, [...out])) {
-    refuse(s, "error", error.message);
-  }
   // A group that has not delivered up to what the target holds (made now, made by an earlier
   // start that refused the stream, or moved back): the source stream may have been deleted
   // and recreated, its IDs starting again below what the target holds.
+  const made = new Set(groups.created);
   await refuseResetSources(control, [...out].filter((s) => s.targetTop !== "0-0"), {
     group,
     refuse,
+    made,
   });
   // A group that existed already may have delivered (and seen acked) entries the target no
   // longer holds (it lost them while this tool was stopped), or been moved past entries
   // (XGROUP SETID): those still on the source are copied again first, by the recovery.
-  const made = new Set(groups.created);
   await findTargetGaps(control, [...out].filter((s) => !made.has(s) && startId(s) !== "$"), {
     group,
     startId,
@@ -134,7 +140,8 @@ async function findTargetGaps(
 
 /**
  * Refuses the streams of `streams` whose group has delivered less than
- * their target holds and whose source stream's last generated ID is below
+ * their target holds (or was made by this start) and whose source
+ * stream's last generated ID is below
  * the target's: their entries cannot be copied in order. An empty source
  * stream is not refused: entries added with generated IDs go above.
  */
@@ -144,6 +151,8 @@ async function refuseResetSources(
   options: {
     group: string;
     refuse: (s: ReplicatedStream, outcome: StreamOutcome, error?: string) => void;
+    /** Streams whose group this start made (at the target's top, or where told). */
+    made: ReadonlySet<ReplicatedStream>;
   },
 ): Promise<void> {
   if (streams.length === 0) return;
@@ -151,7 +160,7 @@ async function refuseResetSources(
   for (const [s, position] of await groupPositions(control, streams, options)) {
     if (position instanceof StreamGoneError) options.refuse(s, "gone", position.message);
     else if (position instanceof Error) throw position;
-    else if (compareIds(position.delivered, s.targetTop) < 0) behind.push(s);
+    else if (options.made.has(s) || compareIds(position.delivered, s.targetTop) < 0) behind.push(s);
   }
   if (behind.length === 0) return;
   for (const [s, end] of await sourceEnds(control, behind)) {
