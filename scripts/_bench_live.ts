@@ -182,7 +182,33 @@ export async function rowC(_ctx: BenchContext): Promise<RowResult> {
   };
 }
 
-/** Row e: 10,000 streams, no traffic, default intervals: CPU and RSS over 30 s. */
+/**
+ * One entry into each of 10 streams that have been quiet (spread over the
+ * keys, 1 s apart): how long until each is on the target (10 s at most).
+ */
+async function quietEntries(
+  src: TestClient,
+  dst: TestClient,
+  keys: readonly string[],
+): Promise<{ delays: number[] }> {
+  const delays: number[] = [];
+  for (let k = 0; k < 10; k++) {
+    const key = keys[(k * 997 + 13) % keys.length];
+    const id = String(await src.send(["XADD", key, "*", "quiet", String(k)]));
+    const added = performance.now();
+    while (performance.now() - added < 10_000) {
+      if ((await dst.send(["XRANGE", key, id, id]) as unknown[]).length > 0) {
+        delays.push(performance.now() - added);
+        break;
+      }
+      await sleep(2);
+    }
+    await sleep(1000);
+  }
+  return { delays };
+}
+
+/** Row e: 10,000 streams, no traffic, default intervals: CPU and RSS over 30 s, then 10 entries into quiet streams. */
 export async function rowE(_ctx: BenchContext): Promise<RowResult> {
   const windowS = 30;
   const streams = 10_000;
@@ -226,6 +252,9 @@ export async function rowE(_ctx: BenchContext): Promise<RowResult> {
   const t1 = performance.now(), s1 = await rep.sample();
   const cpu = s0 && s1 ? (s1.ticks - s0.ticks) / ticksPerS / ((t1 - t0) / 1000) : NaN;
   const maxRss = Math.max(...rss);
+  // Issue 18: an entry into a stream that has been quiet must not wait for something else.
+  progress("e: one entry into each of 10 quiet streams, 1 s apart");
+  const quiet = await quietEntries(src, dst, keyList("e", streams));
   await rep.stop();
   return {
     row: "e",
@@ -245,6 +274,15 @@ export async function rowE(_ctx: BenchContext): Promise<RowResult> {
       },
       {
         row: "e",
+        figure: "10 entries into quiet streams: on the target; slowest",
+        measured: `${quiet.delays.length} of 10; ${
+          quiet.delays.length ? Math.max(...quiet.delays).toFixed(1) : "-"
+        } ms`,
+        goal: "10 of 10; <= 100 ms",
+        pass: quiet.delays.length === 10 && Math.max(...quiet.delays) <= 100,
+      },
+      {
+        row: "e",
         figure: `RSS over the window (min ${mb(Math.min(...rss))})`,
         measured: `max ${mb(maxRss)}`,
         goal: "<= 150 MB",
@@ -256,6 +294,7 @@ export async function rowE(_ctx: BenchContext): Promise<RowResult> {
       windowSeconds: windowS,
       readySeconds,
       cpuShare: cpu,
+      quietDelaysMs: quiet.delays,
       rss,
       clkTck: ticksPerS,
     },

@@ -68,7 +68,10 @@
  * - e. 10,000 streams of one entry, `run` with the default intervals; once
  *   the target has every stream (so every group exists) and 2 s more, CPU =
  *   utime+stime from /proc/<pid>/stat (getconf CLK_TCK) over 30 s of wall
- *   time, and VmRSS sampled every second.
+ *   time, and VmRSS sampled every second. Then one entry into each of 10
+ *   of the quiet streams, 1 s apart (issue 18: an entry must not wait for
+ *   something else to happen): how many reach the target within 10 s
+ *   (polled every 2 ms), and the slowest.
  * - f. With --soak SECONDS: 5,000 entries/s into 100 streams for that long,
  *   VmRSS sampled every few seconds (first, last, max; least-squares trend
  *   over the second half, "flat" = rising less than 5 %), the latency on
