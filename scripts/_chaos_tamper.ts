@@ -9,6 +9,14 @@
  *   while (writes refused with OOM, or EXECABORT, and retried), then back;
  * - `source-oom`: the same on the source (the producer's writes fail too).
  *
+ * And two that no tool can heal, which must end loud (`LOUD_KINDS`): the
+ * stream stops with an error naming it, nothing of it is acked as copied,
+ * and the final `run --once` names it:
+ * - `target-foreign`: another writer adds an entry above the target
+ *   stream's top (the source's next entries can no longer be inserted);
+ * - `source-reset`: a source stream deleted and recreated with IDs below
+ *   what its target holds.
+ *
  * @module
  */
 import type { RedisServer } from "../testing/redis.ts";
@@ -17,8 +25,11 @@ import { connect } from "../testing/redis.ts";
 /** The tamper faults, by name. */
 export const TAMPER_KINDS = ["target-flushall", "target-del", "target-oom", "source-oom"] as const;
 
+/** The tamper faults that must end loud. */
+export const LOUD_KINDS = ["target-foreign", "source-reset"] as const;
+
 /** One tamper fault. */
-export type TamperKind = typeof TAMPER_KINDS[number];
+export type TamperKind = typeof TAMPER_KINDS[number] | typeof LOUD_KINDS[number];
 
 /** What a tamper fault needs. */
 export interface TamperContext {
@@ -30,6 +41,8 @@ export interface TamperContext {
   keys: readonly string[];
   /** The run's PRNG. */
   random: () => number;
+  /** The stream the loud faults go to (kept apart from the others, whose copies must end exact). */
+  loudKey: string;
 }
 
 /** Runs `kind` against the servers (directly, not through the proxies); returns what it did. */
@@ -47,6 +60,21 @@ export async function tamper(kind: TamperKind, ctx: TamperContext): Promise<stri
       await using dst = await connect(target);
       await dst.send(["DEL", key]);
       return `target DEL ${key}`;
+    }
+    case "target-foreign": {
+      const key = ctx.loudKey;
+      await using dst = await connect(target);
+      const top = await dst.send(["XREVRANGE", key, "+", "-", "COUNT", "1"]) as unknown[][];
+      const ms = Number(String(top[0]?.[0] ?? "0-0").split("-")[0]) + 60_000;
+      await dst.send(["XADD", key, `${ms}-0`, "written", "by someone else"]);
+      return `target XADD ${key} ${ms}-0 by another writer (loud)`;
+    }
+    case "source-reset": {
+      const key = ctx.loudKey;
+      await using src = await connect(source);
+      await src.send(["DEL", key]);
+      for (let i = 1; i <= 5; i++) await src.send(["XADD", key, `1-${i}`, "reset", String(i)]);
+      return `source DEL ${key}, recreated with IDs 1-1..1-5 (loud)`;
     }
     case "target-oom":
     case "source-oom": {
