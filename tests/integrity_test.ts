@@ -170,3 +170,30 @@ Deno.test("with STREAM_START_ID=$, a stream deleted and recreated while the tool
   assertSameEntries(copied.slice(20), await src.xrangeAll(key), "the recreated stream's entries");
   assert.equal(copied.length, 50);
 });
+
+Deno.test("entries something else wrote into a target stream are said at start: an ID the source does not hold, or one it holds with other bytes; copies of trimmed source entries are not", async () => {
+  const logs = await captureLogs("WARNING");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  await src.send(["XADD", "trimmed-head-stream", "4-1", "n", "0"]); // trimmed away below
+  for (let i = 1; i <= 5; i++) {
+    for (const key of ["foreign-low-stream", "foreign-bytes-stream", "trimmed-head-stream"]) {
+      await src.send(["XADD", key, `5-${i}`, "n", String(i)]);
+    }
+  }
+  // A lower ID the source never held; the source's own first ID with other bytes; a copy of
+  // an entry the source trimmed since (it held 4-1 once): only the first two are foreign.
+  await dst.send(["XADD", "foreign-low-stream", "2-1", "written", "elsewhere"]);
+  await dst.send(["XADD", "foreign-bytes-stream", "5-1", "n", "changed"]);
+  await dst.send(["XADD", "trimmed-head-stream", "4-1", "n", "0"]);
+  await src.send(["XTRIM", "trimmed-head-stream", "MINID", "5-0"]);
+  await runOnce(replicationConfig(source, target));
+  const said = logs.atLeast("WARNING", /begins with entry/).map((l) => l.message);
+  assert.equal(said.length, 2, said.join("\n"));
+  assert.ok(said.some((m) => /db0:foreign-low-stream begins with entry 2-1, which source/.test(m)));
+  assert.ok(
+    said.some((m) => /db0:foreign-bytes-stream begins with entry 5-1 with other fields/.test(m)),
+  );
+});

@@ -17,6 +17,7 @@ import { pendingCounts } from "../group/pending.ts";
 import { unpendingGaps } from "../group/source_range.ts";
 import type { ReplicatedStream, StreamOutcome } from "../stream/stream.ts";
 import { loadTargetTops } from "../write/target_check.ts";
+import { foreignHeads } from "../write/foreign_entries.ts";
 
 const log = getLog("replicator");
 
@@ -93,6 +94,11 @@ export async function prepareStart(
     group,
     startId,
   });
+  // Entries something else wrote into a target stream are said (never removed).
+  await foreignHeads(
+    { source: control, target: options.target },
+    [...out].filter((s) => s.targetTop !== "0-0"),
+  );
   const ready = await pendingCounts(control, [...out], { group });
   for (const s of out) if (s.refill && ready.get(s) === 0) ready.set(s, -1);
   return { created: groups.created.length, refused, ready };
