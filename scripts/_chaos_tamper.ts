@@ -43,6 +43,8 @@ export interface TamperContext {
   random: () => number;
   /** The stream the loud faults go to (kept apart from the others, whose copies must end exact). */
   loudKey: string;
+  /** Whether a loud fault hit it already (the healable faults then leave it alone). */
+  loudHit: boolean;
 }
 
 /** Runs `kind` against the servers (directly, not through the proxies); returns what it did. */
@@ -52,11 +54,18 @@ export async function tamper(kind: TamperKind, ctx: TamperContext): Promise<stri
   switch (kind) {
     case "target-flushall": {
       await using dst = await connect(target);
-      await dst.send(["FLUSHALL"]);
-      return "target FLUSHALL";
+      if (!ctx.loudHit) {
+        await dst.send(["FLUSHALL"]);
+        return "target FLUSHALL";
+      }
+      // The loud stream keeps what it holds: its difference must stay to be named.
+      const others = keys.filter((k) => k !== ctx.loudKey);
+      await dst.send(["DEL", ...others]);
+      return `target DEL of every stream but ${ctx.loudKey}`;
     }
     case "target-del": {
-      const key = keys[Math.floor(random() * keys.length)];
+      const others = keys.filter((k) => k !== ctx.loudKey);
+      const key = others[Math.floor(random() * others.length)];
       await using dst = await connect(target);
       await dst.send(["DEL", key]);
       return `target DEL ${key}`;

@@ -231,8 +231,10 @@ async function main(): Promise<number> {
       const loudNow = random() < 0.15;
       const kinds = loudNow ? LOUD_KINDS : TAMPER_KINDS;
       const kind = kinds[Math.floor(random() * kinds.length)];
+      const loudHit = loud.size > 0;
       if (loudNow) loud.add(loudKey);
-      const done = await tamper(kind, { source, target, keys, random, loudKey }).catch(errorText);
+      const done = await tamper(kind, { source, target, keys, random, loudKey, loudHit })
+        .catch(errorText);
       note(`tamper: ${done}`);
     } else if (replicator.count > 1 && pick < 0.15) {
       counts.pauses++;
