@@ -36,6 +36,7 @@ import { compareStream } from "../lib/ops/mod.ts";
 import { runCli } from "../testing/cli.ts";
 import { Replicators, tail } from "./_chaos_replicators.ts";
 import { LOUD_KINDS, tamper, TAMPER_KINDS } from "./_chaos_tamper.ts";
+import { totalLength, waitForCatchUp } from "./_chaos_checks.ts";
 import { prng, Producer } from "../testing/producer.ts";
 import { TcpProxy } from "../testing/proxy.ts";
 import { connect, RedisServer } from "../testing/redis.ts";
@@ -116,50 +117,6 @@ async function startServer(server: RedisServer, name: string): Promise<void> {
       await delay(500);
     }
   }
-}
-
-async function totalLength(server: RedisServer, keys: string[]): Promise<number | undefined> {
-  try {
-    await using client = await connect(server);
-    let total = 0;
-    for (const key of keys) total += Number(await client.send(["XLEN", key]));
-    return total;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Waits until every target stream has the same last entry as its source and
- * nothing is pending in the group (the replicator caught up).
- */
-async function waitForCatchUp(
-  source: RedisServer,
-  target: RedisServer,
-  keys: string[],
-  timeoutMs: number,
-): Promise<{ ok: boolean; seconds: number; detail: string }> {
-  const started = performance.now();
-  let detail = "";
-  await using src = await connect(source);
-  await using dst = await connect(target);
-  while (performance.now() - started < timeoutMs) {
-    detail = "";
-    for (const key of keys) {
-      const [a, b, p] = await Promise.all([
-        src.send(["XREVRANGE", key, "+", "-", "COUNT", "1"]),
-        dst.send(["XREVRANGE", key, "+", "-", "COUNT", "1"]),
-        src.send(["XPENDING", key, GROUP]).catch((error) => [errorText(error)]),
-      ]) as [unknown[], unknown[], unknown[]];
-      const last = (reply: unknown[]) => String((reply[0] as unknown[] | undefined)?.[0] ?? "-");
-      if (last(a) !== last(b) || String(p[0]) !== "0") {
-        detail += ` ${key}: source last ${last(a)}, target last ${last(b)}, pending ${p[0]};`;
-      }
-    }
-    if (detail === "") return { ok: true, seconds: (performance.now() - started) / 1000, detail };
-    await delay(250);
-  }
-  return { ok: false, seconds: (performance.now() - started) / 1000, detail };
 }
 
 async function main(): Promise<number> {
