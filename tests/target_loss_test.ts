@@ -55,11 +55,9 @@ Deno.test("a target restarted from an older snapshot while running (the last wri
     await waitForCopy(src, key, dst);
   }
   await target.kill();
-  await target.start(); // loads the snapshot: 200 entries, the last 100 are gone
-  {
-    await using dst = await connect(target);
-    assert.equal((await dst.xrangeAll(key)).length, 200, "the restart rolled the target back");
-  }
+  // The restart loads the snapshot: 200 entries, the last 100 are gone. (Not looked at here:
+  // the stats of the next discovery pass may find and heal it first; `refilled` below tells.)
+  await target.start();
   await addEntries(src, key, 50, { phase: "after the restart" });
   await using dst = await connect(target);
   await waitForCopy(src, key, dst);
