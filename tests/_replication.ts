@@ -33,7 +33,7 @@ import {
   type OrchestratorHooks,
   type RunOptions,
   type RunResult,
-} from "../lib/replication/run/orchestrator.ts";
+} from "../lib/replication/mod.ts";
 import { waitFor } from "../testing/cli.ts";
 import type { RedisArg, TestClient } from "../testing/redis.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { OrchestratorStatus } from "../lib/replication/run/orchestrator.ts";
+import type { OrchestratorStatus } from "../lib/replication/mod.ts";
 import {
   formatProgress,
   progressOf,

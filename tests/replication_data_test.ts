@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { loadConfig } from "../lib/config/load_config.ts";
 import { setupLogging } from "../lib/log.ts";
-import { Orchestrator, type RunResult } from "../lib/replication/run/orchestrator.ts";
+import { Orchestrator, type RunResult } from "../lib/replication/mod.ts";
 import { runCli, spawnCli, stopBoundSeconds, waitFor, writeConfig } from "../testing/cli.ts";
 import { connect, type RedisArg, RedisServer, type TestClient } from "../testing/redis.ts";
 

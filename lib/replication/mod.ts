@@ -29,12 +29,8 @@ export { FENCED_READ } from "./sharing/_lease_scripts.ts";
 export { findStreams, isMissingDbError } from "./run/discover.ts";
 export { leaseKey } from "./sharing/lease_key.ts";
 export { Orchestrator } from "./run/orchestrator.ts";
-export type {
-  OrchestratorHooks,
-  OrchestratorStatus,
-  RunOptions,
-  RunResult,
-} from "./run/orchestrator.ts";
+export type { OrchestratorHooks } from "./run/engine_hooks.ts";
+export type { OrchestratorStatus, RunOptions, RunResult } from "./run/run_result.ts";
 export type { InstanceStatus } from "./sharing/instances.ts";
 export { readStreamStats } from "./stream/stats.ts";
 export type { StreamStats } from "./stream/stats.ts";

@@ -9,7 +9,7 @@
 import type { RawEntry } from "../../redis/mod.ts";
 import type { ReadBudget } from "./read_hooks.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
-import { WRITE_MAX_BYTES, WRITE_MAX_ENTRIES } from "../write/writer.ts";
+import { WRITE_MAX_BYTES, WRITE_MAX_ENTRIES } from "../write/write_hooks.ts";
 
 /** Entries a stream may have read and not written yet. */
 const READ_AHEAD_ENTRIES = 2 * WRITE_MAX_ENTRIES;

@@ -36,9 +36,6 @@ import { mirrorTrims } from "../write/trim.ts";
 import { Ownership } from "../sharing/ownership.ts";
 import { keepOwnership } from "./ownership_loop.ts";
 
-export type { OrchestratorHooks } from "./engine_hooks.ts";
-export type { OrchestratorStatus, RunOptions, RunResult } from "./run_result.ts";
-
 const log = getLog("orchestrator");
 
 /** How often group maintenance looks for the streams whose turn it is, at most. */
@@ -308,7 +305,7 @@ export class Orchestrator {
     await this.#table.allEnded(signal, {
       waiting: () => this.#onceWaiting().length > 0,
       // Streams whose lease another instance holds: looked at again every lease tick.
-      recheck: () => this.#scheduler.sleep(this.#leaseTickMs, signal),
+      recheck: () => this.#scheduler.sleep((this.#settings.sharing?.ttlMs ?? 3000) / 3, signal),
     });
   }
 
@@ -343,11 +340,6 @@ export class Orchestrator {
    */
   #startId(ref: StreamRef): string {
     return this.#table.wasGone(ref.id) ? "0" : this.#settings.startId;
-  }
-
-  /** A third of STREAM_LEASE_TTL: how often leases are renewed and looked at. */
-  get #leaseTickMs(): number {
-    return (this.#settings.sharing?.ttlMs ?? 3000) / 3;
   }
 
   /** Reads lengths, last IDs, pending and lag of the streams seen (for status and metrics). */

@@ -1,13 +1,20 @@
 /**
  * What the replies of one stream's MULTI/XADD.../EXEC say: how many entries
  * were written and the last of them, those the target refused as not above
- * its top (checked carefully next), or the error that ends the write.
+ * its top (checked carefully next), or the error that ends the write; and
+ * the highest ID a batch acknowledges.
  * Internal to the writer.
  *
  * @module
  */
 import { RedisReplyError, StreamStoppedError } from "../../errors.ts";
-import { execReplies, type RawEntry, type RespValue } from "../../redis/mod.ts";
+import {
+  compareIds,
+  entryId,
+  execReplies,
+  type RawEntry,
+  type RespValue,
+} from "../../redis/mod.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 import { DUPLICATE_ID, targetLost, wrongTypeMessage } from "./target_check.ts";
 
@@ -51,4 +58,11 @@ export function writeOutcome(
     };
   }
   return { written, last, duplicates };
+}
+
+/** The highest ID of a batch (deleted IDs included: they are acked with it). */
+export function highestId(entries: readonly RawEntry[], deleted: readonly string[]): string {
+  let high = entries.length > 0 ? entryId(entries[entries.length - 1]) : deleted[0];
+  for (const id of deleted) if (compareIds(id, high) > 0) high = id;
+  return high;
 }

@@ -9,6 +9,11 @@ import type { RawEntry, RedisClient } from "../../redis/mod.ts";
 import type { Scheduler } from "../scheduler.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 
+/** Entries in one write of one stream. */
+export const WRITE_MAX_ENTRIES = 25_000;
+/** Bytes of entry fields in one write of one stream. */
+export const WRITE_MAX_BYTES = 16 * 1024 * 1024;
+
 /** What one finished write did. */
 export interface WriteResult {
   /** IDs to acknowledge: the entries written or confirmed, and IDs of deleted ones. */

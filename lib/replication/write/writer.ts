@@ -21,9 +21,13 @@ import {
   TargetLostError,
 } from "../../errors.ts";
 import { getLog } from "../../log.ts";
-import type { TargetWriterOptions, WriterHooks } from "./write_hooks.ts";
+import {
+  type TargetWriterOptions,
+  WRITE_MAX_BYTES,
+  WRITE_MAX_ENTRIES,
+  type WriterHooks,
+} from "./write_hooks.ts";
 
-export type { TargetWriterOptions, WriteResult, WriterHooks } from "./write_hooks.ts";
 import {
   compareIds,
   encodeStreamWrite,
@@ -34,19 +38,14 @@ import {
   WRITE_REPLY,
   writeReplies,
 } from "../../redis/mod.ts";
-import { highestId } from "./_highest_id.ts";
 import { LogDigest } from "../_log_digest.ts";
 import { confirmReplicas, encodeWait, type ReplicaWait, waitShortfall } from "./_replica_wait.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 import { writeChecked } from "./target_check.ts";
-import { writeOutcome } from "./_write_outcome.ts";
+import { highestId, writeOutcome } from "./_write_outcome.ts";
 
 const log = getLog("replicator");
 
-/** Entries in one write of one stream. */
-export const WRITE_MAX_ENTRIES = 25_000;
-/** Bytes of entry fields in one write of one stream. */
-export const WRITE_MAX_BYTES = 16 * 1024 * 1024;
 /** Bytes of the writes sent in one pipeline on one connection (more go to other connections). */
 const PIPELINE_MAX_BYTES = 2 * 1024 * 1024;
 
@@ -65,6 +64,8 @@ export class TargetWriter {
   readonly #ready = new Set<ReplicatedStream>();
   readonly #maxlen: string[];
   readonly #wait: ReplicaWait | undefined;
+  /** The target's connection generation now (see {@linkcode TargetWriterOptions.targetGeneration}). */
+  readonly #generation: () => number;
   #flushQueued = false;
   #inflight = 0;
   #idleWaiters: Array<() => void> = [];
@@ -84,14 +85,10 @@ export class TargetWriter {
     this.#pool = pool;
     this.#hooks = hooks;
     this.#options = options;
+    this.#generation = options.targetGeneration ?? (() => 0);
     this.#maxlen = options.targetMaxlen ? ["MAXLEN", "~", String(options.targetMaxlen)] : [];
     const replicas = options.waitReplicas ?? 0;
     this.#wait = replicas > 0 ? { replicas, timeoutMs: options.waitTimeoutMs ?? 1000 } : undefined;
-  }
-
-  /** The target's connection generation now (see {@linkcode TargetWriterOptions.targetGeneration}). */
-  #generation(): number {
-    return this.#options.targetGeneration?.() ?? 0;
   }
 
   /** Writes in flight. */
@@ -189,9 +186,8 @@ export class TargetWriter {
       }
       replies = await conn.batch(db, count, (out) => {
         out.reserve(bytes);
-        // Asked again as the bytes go out: the connection may have been opened anew just now
-        // (a restarted target): such a stream's top is checked first, on the careful path;
-        // its place in the pipeline is held by PINGs.
+        // Asked again as the bytes go out (a restarted target's connection may be new): such a
+        // stream's top is checked first, on the careful path; PINGs hold its place.
         const generation = this.#generation();
         for (const w of writes) {
           if (w.stream.targetGeneration !== generation) {
