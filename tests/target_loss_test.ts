@@ -129,24 +129,68 @@ Deno.test("a consumer group moved past entries while running (XGROUP SETID by so
   assert.equal(live.orchestrator.status().streams[0].state, "replicating");
 });
 
-Deno.test("a consumer group moved past entries while entries keep coming is noticed by the next read (leases: the fenced read tells the entry before the first delivered): no hole below the new entries", async () => {
-  const logs = await captureLogs("WARNING");
-  await using source = await RedisServer.start();
-  await using target = await RedisServer.start();
-  await using src = await connect(source);
-  await using dst = await connect(target);
-  const key = "jumped-live-stream";
-  await fillStream(src, key, 100);
-  await using live = startReplicator(replicationConfig(source, target, { STREAM_LEASES: true }));
-  await waitForCopy(src, key, dst);
-  // Atomically: 50 entries the group is moved past, then 10 more it delivers next.
-  const jump: Array<Array<string>> = [["MULTI"]];
-  for (let i = 0; i < 50; i++) jump.push(["XADD", key, "*", "n", String(i), "phase", "passed by"]);
-  jump.push(["XGROUP", "SETID", key, "redis-sync-group", "$"]);
-  for (let i = 0; i < 10; i++) jump.push(["XADD", key, "*", "n", String(i), "phase", "after"]);
-  jump.push(["EXEC"]);
-  for (const command of jump) await src.send(command);
-  await waitForCopy(src, key, dst);
-  assert.ok(logs.atLeast("WARNING", /was moved past entries/).length > 0, logs.toString());
-  assert.equal(live.orchestrator.status().streams[0].state, "replicating");
-});
+for (const leases of [true, false]) {
+  Deno.test(
+    `a consumer group moved past entries while entries keep coming is noticed before the next write (${
+      leases ? "leases" : "no leases"
+    }): the entries passed by are copied from the source, no hole below the new entries`,
+    async () => {
+      const logs = await captureLogs("WARNING");
+      await using source = await RedisServer.start();
+      await using target = await RedisServer.start();
+      await using src = await connect(source);
+      await using dst = await connect(target);
+      const key = "jumped-live-stream";
+      await fillStream(src, key, 100);
+      await using live = startReplicator(
+        replicationConfig(source, target, { STREAM_LEASES: leases }),
+      );
+      await waitForCopy(src, key, dst);
+      // Atomically: 50 entries the group is moved past, then 10 more it delivers next.
+      const jump: Array<Array<string>> = [["MULTI"]];
+      for (let i = 0; i < 50; i++) {
+        jump.push(["XADD", key, "*", "n", String(i), "phase", "passed by"]);
+      }
+      jump.push(["XGROUP", "SETID", key, "redis-sync-group", "$"]);
+      for (let i = 0; i < 10; i++) jump.push(["XADD", key, "*", "n", String(i), "phase", "after"]);
+      jump.push(["EXEC"]);
+      for (const command of jump) await src.send(command);
+      await waitForCopy(src, key, dst);
+      assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key));
+      assert.ok(logs.atLeast("WARNING", /was moved past entries/).length > 0, logs.toString());
+      assert.equal(live.orchestrator.status().streams[0].state, "replicating");
+    },
+  );
+}
+
+for (const leases of [true, false]) {
+  Deno.test(
+    `a consumer group moved past entries, then new entries a moment later, before any stats pass (${
+      leases ? "leases" : "no leases"
+    }): the write of the new entries finds the entries passed by in the source, copies them first`,
+    async () => {
+      await using source = await RedisServer.start();
+      await using target = await RedisServer.start();
+      await using src = await connect(source);
+      await using dst = await connect(target);
+      const key = "jumped-then-live-stream";
+      await fillStream(src, key, 100);
+      await using live = startReplicator(
+        replicationConfig(source, target, { STREAM_LEASES: leases, STREAM_DISCOVERY_INTERVAL: 3600 }),
+      );
+      await waitForCopy(src, key, dst);
+      const jump: Array<Array<string>> = [["MULTI"]];
+      for (let i = 0; i < 50; i++) {
+        jump.push(["XADD", key, "*", "n", String(i), "phase", "passed by"]);
+      }
+      jump.push(["XGROUP", "SETID", key, "redis-sync-group", "$"], ["EXEC"]);
+      for (const command of jump) await src.send(command);
+      // The reader has seen the group moved (a read that found nothing) before these come.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await addEntries(src, key, 10);
+      await waitForCopy(src, key, dst);
+      assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key));
+      assert.equal(live.orchestrator.status().streams[0].state, "replicating");
+    },
+  );
+}

@@ -284,6 +284,7 @@ export class ReplicationEngine {
         });
       },
       targetLost: (stream, error) => this.#healer.targetLost(stream, error),
+      passedBy: (stream, after, to) => this.#healer.passedBy(stream, after, to),
       rewind: (stream) => {
         log.warning(
           "Entries of {stream} were delivered by a read whose reply was lost; re-reading them in order",

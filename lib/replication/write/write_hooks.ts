@@ -50,6 +50,13 @@ export interface WriterHooks {
     stream: ReplicatedStream,
     batch: { highest: string; ids: ReadonlySet<string> },
   ): Promise<boolean>;
+  /**
+   * The source holds entries after `after` (what the target holds) up to
+   * `to` that the next write would pass by (the group was moved past them,
+   * a read's reply was lost): the write was dropped (its entries are still
+   * pending); the recovery looks and copies them first.
+   */
+  passedBy(stream: ReplicatedStream, after: string, to: string): void;
   /** Entries older than the batch were delivered behind its back: re-read in order first. */
   rewind(stream: ReplicatedStream): void;
   /**

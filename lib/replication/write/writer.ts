@@ -6,7 +6,9 @@
  * read meanwhile go into its next write (coalescing, capped in entries and
  * bytes), so throughput does not depend on the round trip and no fence is
  * needed. Entries at or below the target's last ID are re-deliveries:
- * confirmed on the target and only acknowledged.
+ * confirmed on the target and only acknowledged. A write that does not
+ * directly follow the target's top is proven against the source first
+ * (`_continuity.ts`): nothing is ever written above a hole.
  *
  * @module
  */
@@ -30,7 +32,6 @@ import {
 
 import {
   compareIds,
-  encodeStreamWrite,
   entryId,
   type RawEntry,
   type RespValue,
@@ -39,22 +40,15 @@ import {
   writeReplies,
 } from "../../redis/mod.ts";
 import { LogDigest } from "../_log_digest.ts";
-import { confirmReplicas, encodeWait, type ReplicaWait, waitShortfall } from "./_replica_wait.ts";
+import { confirmReplicas, type ReplicaWait, waitShortfall } from "./_replica_wait.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 import { writeChecked } from "./target_check.ts";
 import { highestId, writeOutcome } from "./_write_outcome.ts";
+import { type ContinuityCheck, mustFollow, passedEntries } from "./_continuity.ts";
+import { encodeWrites, pipelineSize, pipelinesOf, type Write } from "./_write_pipeline.ts";
 
 const log = getLog("replicator");
-
-/** Bytes of the writes sent in one pipeline on one connection (more go to other connections). */
-const PIPELINE_MAX_BYTES = 2 * 1024 * 1024;
-
-interface Write {
-  stream: ReplicatedStream;
-  entries: RawEntry[];
-  deleted: string[];
-  bytes: number;
-}
+type Unproven = { write: Write; careful: boolean; check: ContinuityCheck };
 
 /** Writes the streams' entries to the target; see the module doc. */
 export class TargetWriter {
@@ -115,7 +109,8 @@ export class TargetWriter {
   #flush(): void {
     this.#flushQueued = false;
     const now = Date.now();
-    const byRoute = new Map<string, Write[]>();
+    const together: Write[] = [];
+    const unproven: Unproven[] = [];
     for (const stream of this.#ready) {
       if (stream.writing || stream.retryAt > now) continue; // its retry schedules it again
       this.#ready.delete(stream);
@@ -143,30 +138,45 @@ export class TargetWriter {
         this.#hooks.staleReadsPossible(stream) ||
         // The target reconnected since its top was last known: it may hold less now.
         stream.targetGeneration !== this.#generation();
-      if (careful) {
-        this.#writeCarefully(write);
+      const after = entries.length > 0 ? mustFollow(stream, entries[0]) : undefined;
+      if (after !== undefined) {
+        unproven.push({ write, careful, check: { stream, after, first: entryId(entries[0]) } });
+      } else if (careful) this.#writeCarefully(write);
+      else together.push(write);
+    }
+    this.#writeInPipelines(together);
+    if (unproven.length > 0) this.#prove(unproven);
+  }
+
+  /**
+   * Writes whose first entry does not directly follow the target's top are
+   * written once the source holds nothing between the two; one that would
+   * leave a hole is dropped (its entries stay pending) and the stream's
+   * recovery copies what was passed by first.
+   */
+  async #prove(unproven: Unproven[]) {
+    const checks = unproven.map((u) => u.check);
+    const passed = await passedEntries(this.#options.source, checks).catch((error) => {
+      for (const { write } of unproven) this.#failed(write, error);
+    });
+    if (!passed) return;
+    const together: Write[] = [];
+    for (const { write, careful, check } of unproven) {
+      const to = passed.get(check);
+      if (to === undefined) {
+        if (careful) this.#writeCarefully(write);
+        else together.push(write);
         continue;
       }
-      // One pipeline per target DB and node (a cluster's master of the key).
-      const route = `${stream.ref.targetDb}/${this.#pool.nodeOf(stream.ref.targetKey)}`;
-      const list = byRoute.get(route);
-      if (list) list.push(write);
-      else byRoute.set(route, [write]);
+      this.#drop(write, () => this.#hooks.passedBy(write.stream, check.after, to));
     }
-    for (const writes of byRoute.values()) {
-      const db = writes[0].stream.ref.targetDb;
-      let chunk: Write[] = [];
-      let bytes = 0;
-      for (const write of writes) {
-        if (chunk.length > 0 && bytes + write.bytes > PIPELINE_MAX_BYTES) {
-          this.#writeTogether(db, chunk);
-          chunk = [];
-          bytes = 0;
-        }
-        chunk.push(write);
-        bytes += write.bytes;
-      }
-      if (chunk.length > 0) this.#writeTogether(db, chunk);
+    this.#writeInPipelines(together);
+  }
+
+  /** Writes on the normal path (see `_write_pipeline.ts`). */
+  #writeInPipelines(writes: Write[]): void {
+    for (const p of pipelinesOf(writes, (key) => this.#pool.nodeOf(key))) {
+      this.#writeTogether(p.db, p.writes);
     }
   }
 
@@ -178,30 +188,18 @@ export class TargetWriter {
     try {
       const conn = this.#pool.pick(db, writes[0].stream.ref.targetKey);
       const wait = this.#wait;
-      let count = wait ? 1 : 0;
-      for (const w of writes) count += writeReplies(w.entries.length);
-      let bytes = 0;
-      for (const w of writes) {
-        bytes += w.bytes + w.entries.length * (48 + w.stream.ref.targetKey.length);
-      }
-      replies = await conn.batch(db, count, (out) => {
-        out.reserve(bytes);
+      const size = pipelineSize(writes, wait);
+      replies = await conn.batch(db, size.replies, (out) => {
+        out.reserve(size.bytes);
         // Asked again as the bytes go out (a restarted target's connection may be new): such a
         // stream's top is checked first, on the careful path; PINGs hold its place.
         const generation = this.#generation();
-        for (const w of writes) {
-          if (w.stream.targetGeneration !== generation) {
-            diverted.add(w);
-            for (let i = writeReplies(w.entries.length); i > 0; i--) out.command(["PING"]);
-            continue;
-          }
-          encodeStreamWrite(out, w.entries, {
-            key: w.stream.ref.targetKey,
-            maxlen: this.#maxlen,
-            mustExist: w.stream.targetTop !== "0-0",
-          });
-        }
-        if (wait) encodeWait(out, wait); // after all of them: it waits for the last
+        encodeWrites(out, writes, {
+          maxlen: this.#maxlen,
+          wait,
+          divert: (w) => w.stream.targetGeneration !== generation,
+          diverted,
+        });
         // The new IDs EXEC returns are not needed, only its errors.
       }, {
         buffers: true,
@@ -272,11 +270,8 @@ export class TargetWriter {
         for (const e of w.entries) ids.add(entryId(e));
         const batch = { highest: highestId(w.entries, w.deleted), ids };
         if (await this.#hooks.deliveredElsewhere(stream, batch)) {
-          // Dropped, still pending: the recovery claims them again, in order.
-          stream.outstanding = Math.max(0, stream.outstanding - ids.size);
-          this.#hooks.rewind(stream); // first: the released stream is not caught up
-          this.#release(w);
-          return;
+          // First: the released stream is not caught up.
+          return this.#drop(w, () => this.#hooks.rewind(stream));
         }
       }
       // One connection, one socket for the check and the WAIT after it: a WAIT only
@@ -329,12 +324,8 @@ export class TargetWriter {
       return;
     }
     if (error instanceof TargetLostError) {
-      // Dropped, still pending: the range the target lost is copied again first, then what
-      // is pending, in order (recovery).
-      stream.outstanding = Math.max(0, stream.outstanding - w.entries.length - w.deleted.length);
-      this.#hooks.targetLost(stream, error);
-      this.#release(w);
-      return;
+      // The range the target lost is copied again first, then what is pending, in order.
+      return this.#drop(w, () => this.#hooks.targetLost(stream, error));
     }
     if (
       error instanceof StreamStoppedError || error instanceof StreamGoneError ||
@@ -386,6 +377,14 @@ export class TargetWriter {
       stream.retryAt = 0;
       this.schedule(stream);
     });
+  }
+
+  /** Drops a write (its entries stay pending: the recovery `then` starts claims them, in order). */
+  #drop(w: Write, then: () => void): void {
+    const stream = w.stream;
+    stream.outstanding = Math.max(0, stream.outstanding - w.entries.length - w.deleted.length);
+    then();
+    this.#release(w);
   }
 
   #release(w: Write): void {
