@@ -176,7 +176,10 @@ for (const leases of [true, false]) {
       const key = "jumped-then-live-stream";
       await fillStream(src, key, 100);
       await using live = startReplicator(
-        replicationConfig(source, target, { STREAM_LEASES: leases, STREAM_DISCOVERY_INTERVAL: 3600 }),
+        replicationConfig(source, target, {
+          STREAM_LEASES: leases,
+          STREAM_DISCOVERY_INTERVAL: 3600,
+        }),
       );
       await waitForCopy(src, key, dst);
       const jump: Array<Array<string>> = [["MULTI"]];
