@@ -36,6 +36,7 @@ const SEED_CONFIG: Config = {
   targetWaitReplicas: 0,
   targetWaitTimeout: 1,
   mirrorSourceTrim: false,
+  targetEphemeral: false,
   streams: [],
   streamsEnabled: true,
   consumerGroup: "redis-sync-group",
@@ -99,7 +100,7 @@ Deno.test("loadConfig() gives the seed's values when there is no file and no env
 Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
   const keys = CONFIG_KEYS.map((entry) => entry.key);
   assert.equal(new Set(keys).size, keys.length);
-  assert.equal(keys.length, 76);
+  assert.equal(keys.length, 77);
   const file = CONFIG_KEYS.map((entry) => `${entry.key}=${entry.default}`).join("\n");
   assert.deepStrictEqual(fromFile(file), SEED_CONFIG);
   for (const entry of CONFIG_KEYS) assert.ok(entry.description.length > 10, entry.key);
@@ -151,6 +152,7 @@ Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
       "TARGET_WAIT_REPLICAS",
       "TARGET_WAIT_TIMEOUT",
       "MIRROR_SOURCE_TRIM",
+      "TARGET_EPHEMERAL",
       "STREAM_START_ID",
       "STREAM_PENDING_CHECK_INTERVAL",
       "STREAM_CONSUMER_IDLE_TIMEOUT",

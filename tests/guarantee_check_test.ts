@@ -108,6 +108,21 @@ Deno.test("settings that can lose what was copied are said: allkeys eviction, no
   assert.deepEqual(quiet, [], "min-replicas-to-write matters behind sentinels only");
 });
 
+Deno.test("TARGET_EPHEMERAL=true says a target without persistence is intended: no warning about it, the others stay", () => {
+  const target = facts("b", { maxmemoryPolicy: "allkeys-lru", persistent: false });
+  const warnings = judgeGuarantees(config("TARGET_EPHEMERAL=true\n"), {
+    source: facts("a", {}),
+    target,
+  });
+  assert.equal(warnings.length, 1, warnings.join("\n"));
+  assert.match(warnings[0], /maxmemory-policy allkeys-lru/);
+  const said = judgeGuarantees(config("TARGET_EPHEMERAL=false\n"), {
+    source: facts("a", {}),
+    target,
+  });
+  assert.match(said[1], /keeps nothing on disk.*set TARGET_EPHEMERAL=true if that is intended/);
+});
+
 Deno.test("check against one server as both source and target exits 78 and names the pattern that finds the copies; a target that may lose data is warned about", async () => {
   await using server = await RedisServer.start();
   const self = await runCli(["check"], {

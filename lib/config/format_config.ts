@@ -31,6 +31,7 @@ function configValues(config: Config): Record<string, string> {
     TARGET_WAIT_REPLICAS: String(config.targetWaitReplicas),
     TARGET_WAIT_TIMEOUT: String(config.targetWaitTimeout),
     MIRROR_SOURCE_TRIM: String(config.mirrorSourceTrim),
+    TARGET_EPHEMERAL: String(config.targetEphemeral),
     REDIS_STREAMS: config.streams.map(({ db, key }) => `db${db}:${key}`).join(","),
     REDIS_STREAMS_ENABLED: String(config.streamsEnabled),
     STREAM_CONSUMER_GROUP: config.consumerGroup,

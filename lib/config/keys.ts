@@ -242,6 +242,15 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = Object.freeze([
     true,
   ),
   info(
+    "Target",
+    "TARGET_EPHEMERAL",
+    "false",
+    "The target is meant to keep nothing on disk (a cache, a test copy): `check` and `run` no " +
+      "longer warn that it has no persistence. A restart of it then empties it, and what the " +
+      "source still holds is copied again; what the source trimmed meanwhile is lost.",
+    true,
+  ),
+  info(
     "Streams",
     "REDIS_STREAMS",
     "",

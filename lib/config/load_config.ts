@@ -110,6 +110,7 @@ export function loadConfig(
     targetWaitReplicas: read(ctx, "TARGET_WAIT_REPLICAS", integer(0, 64)),
     targetWaitTimeout: read(ctx, "TARGET_WAIT_TIMEOUT", parseSeconds),
     mirrorSourceTrim: read(ctx, "MIRROR_SOURCE_TRIM", parseBoolean),
+    targetEphemeral: read(ctx, "TARGET_EPHEMERAL", parseBoolean),
     streams: streams.map(({ db, key }) => ({ db, key })),
     streamsEnabled: read(ctx, "REDIS_STREAMS_ENABLED", parseBoolean),
     consumerGroup: read(ctx, "STREAM_CONSUMER_GROUP", nonEmpty("a non-empty consumer group name")),

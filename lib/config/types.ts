@@ -107,6 +107,8 @@ export interface Config {
   targetWaitTimeout: number;
   /** MIRROR_SOURCE_TRIM: trim the target to the source's first ID every discovery interval. */
   mirrorSourceTrim: boolean;
+  /** TARGET_EPHEMERAL: a target without persistence is intended (no warning about it). */
+  targetEphemeral: boolean;
   /** REDIS_STREAMS, parsed. */
   streams: ManualStream[];
   /** REDIS_STREAMS_ENABLED. */

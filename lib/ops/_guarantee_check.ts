@@ -74,9 +74,9 @@ export function judgeGuarantees(
       `The target "${address}" has maxmemory-policy ${target.maxmemoryPolicy}: when it is full it may evict whole streams that were copied (they are copied again while the source still holds their entries); use noeviction (a full target refuses writes, which are retried)`,
     );
   }
-  if (target.persistent === false) {
+  if (target.persistent === false && !config.targetEphemeral) {
     warnings.push(
-      `The target "${address}" keeps nothing on disk (appendonly no, no save points): a restart empties it (what the source still holds is copied again; what the source trimmed meanwhile is lost)`,
+      `The target "${address}" keeps nothing on disk (appendonly no, no save points): a restart empties it (what the source still holds is copied again; what the source trimmed meanwhile is lost); set TARGET_EPHEMERAL=true if that is intended`,
     );
   }
   if (config.source.sentinel && source.minReplicasToWrite === 0) {
