@@ -4,7 +4,9 @@
  *
  * @module
  */
+import { compareIds } from "../lib/redis/mod.ts";
 import { connect, type RedisServer } from "../testing/redis.ts";
+import { tail } from "./_chaos_replicators.ts";
 
 const GROUP = "redis-sync-group";
 
@@ -62,4 +64,56 @@ export async function waitForCatchUp(
     await delay(250);
   }
   return { ok: false, seconds: (performance.now() - started) / 1000, detail };
+}
+
+/**
+ * The lowest entry ID from which `stderr` (a run's log) says stream `key`
+ * (of DB 0) cannot be copied: the entry a stopped stream names (not on the
+ * target below its top, or there with other bytes), or "0-0" when the
+ * whole source stream is refused (recreated below its target's top);
+ * undefined when the log does not name the stream so.
+ */
+export function reportedFrom(stderr: string, key: string): string | undefined {
+  const label = escape(`db0:${key}`);
+  const found: string[] = [];
+  const entry = new RegExp(`Entry (\\d+-\\d+) of ${label} is (?:not )?on target stream`, "g");
+  for (const m of stderr.matchAll(entry)) found.push(m[1]);
+  if (new RegExp(`Source stream ${label} cannot be copied in order`).test(stderr)) {
+    found.push("0-0");
+  }
+  return found.sort(compareIds)[0];
+}
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * The problems with a stream that differs after a fault no tool can heal:
+ * none when `stderr` (the final `run --once`) names the stream and the
+ * entry from which it cannot be copied, and every difference (missing,
+ * extra, changed) lies at or above that entry.
+ */
+export function loudDifference(
+  key: string,
+  cmp: { missingIds: string[]; extraIds: string[]; changedIds: string[] },
+  stderr: string,
+): string[] {
+  const from = reportedFrom(stderr, key);
+  if (from === undefined) {
+    return [`${key} differs and run --once did not name it:\n${tail(stderr, 20)}`];
+  }
+  const below = [...cmp.missingIds, ...cmp.extraIds, ...cmp.changedIds]
+    .filter((id) => compareIds(id, from) < 0);
+  if (below.length > 0) {
+    return [
+      `${key} differs below ${from}, where run --once says it cannot be copied from: ${
+        below.sort(compareIds).slice(0, 5).join(", ")
+      }`,
+    ];
+  }
+  console.log(
+    `chaos: ${key} differs from ${from} on, as the loud faults made it, and run --once says so`,
+  );
+  return [];
 }
