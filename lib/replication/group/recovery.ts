@@ -85,6 +85,13 @@ export class Recovery {
       `The consumer group of ${streams} was moved past entries the target does not hold (XGROUP SETID, or acked by another consumer); copying them from the source`,
     0,
   );
+  readonly #pendingLog = new LogDigest(
+    log,
+    "warning",
+    (streams) =>
+      `Entries of ${streams} were delivered by a read whose reply was lost (pending, not in hand); re-reading them in order`,
+    0,
+  );
   readonly #refilledLog = new LogDigest(
     log,
     "warning",
@@ -256,7 +263,7 @@ export class Recovery {
         if (found.length > 0) {
           this.#movedLog.add(stream.ref.label, "");
           stream.mustRefill(stream.targetTop, gap.to, compareIds);
-        }
+        } else this.#pendingLog.add(stream.ref.label, "");
         return;
       } catch (error) {
         await this.#pause(stream, error, backoff);

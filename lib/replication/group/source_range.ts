@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { groupBy } from "../_group_by.ts";
 import { RedisReplyError } from "../../errors.ts";
 import {
   parseFlatMap,
@@ -54,8 +55,9 @@ export async function highestRemoved(
  * Of `ranges`, those whose first source entry after `from` (up to `to`) is
  * not pending in the group: an entry the group delivered and saw acked (or
  * never delivered, moved past by `XGROUP SETID`) that the target does not
- * hold. Its source entry and the group's first pending one in the range are
- * read in one pipeline per DB.
+ * hold. The source entries are read in one pipeline per DB, then whether
+ * each of them is pending in another (pending entries deleted from the
+ * source since lie below them and say nothing).
  */
 export async function unpendingGaps(
   control: RedisClient,
@@ -63,31 +65,31 @@ export async function unpendingGaps(
   options: { group: string },
 ): Promise<Array<{ stream: ReplicatedStream; from: string; to: string }>> {
   const gaps: Array<{ stream: ReplicatedStream; from: string; to: string }> = [];
-  const byDb = new Map<number, typeof ranges[number][]>();
-  for (const r of ranges) {
-    const list = byDb.get(r.stream.ref.db);
-    if (list) list.push(r);
-    else byDb.set(r.stream.ref.db, [r]);
-  }
-  for (const [db, list] of byDb) {
-    const replies = await control.pipeline(
+  for (const [db, list] of groupBy(ranges, (r) => r.stream.ref.db)) {
+    const firsts = await control.pipeline(
       db,
-      list.flatMap(({ stream, from, to }) => [
-        ["XRANGE", stream.ref.key, `(${from}`, to, "COUNT", "1"],
-        ["XPENDING", stream.ref.key, options.group, `(${from}`, to, "1"],
-      ]),
+      list.map(({ stream, from, to }) => ["XRANGE", stream.ref.key, `(${from}`, to, "COUNT", "1"]),
       { buffers: true },
     );
+    const found: Array<{ range: typeof list[number]; id: string }> = [];
     list.forEach((range, i) => {
-      const [first, pending] = [replies[2 * i], replies[2 * i + 1]];
+      const first = firsts[i];
       if (first.status === "rejected") throw first.reason;
-      if (pending.status === "rejected") throw pending.reason;
       const entry = Array.isArray(first.value) ? first.value[0] : undefined;
-      if (!Array.isArray(entry)) return; // nothing in the source there: no gap
-      const id = text(entry[0]);
-      const head = Array.isArray(pending.value) ? pending.value[0] : undefined;
-      if (Array.isArray(head) && text(head[0]) === id) return; // pending: claimed and copied
-      gaps.push(range);
+      if (Array.isArray(entry)) found.push({ range, id: text(entry[0]) });
+      // Nothing in the source there: no gap.
+    });
+    if (found.length === 0) continue;
+    const pending = await control.pipeline(
+      db,
+      found.map(({ range, id }) => ["XPENDING", range.stream.ref.key, options.group, id, id, "1"]),
+      { buffers: true },
+    );
+    found.forEach(({ range }, i) => {
+      const r = pending[i];
+      if (r.status === "rejected") throw r.reason;
+      // Pending: claimed and copied in order.
+      if (!(Array.isArray(r.value) && r.value.length > 0)) gaps.push(range);
     });
   }
   return gaps;

@@ -12,7 +12,7 @@
 import { getLog } from "../../log.ts";
 import { StreamGoneError } from "../../errors.ts";
 import { compareIds, type RedisClient } from "../../redis/mod.ts";
-import { ensureGroups, groupPositions, sourceEnds } from "../group/group.ts";
+import { ensureGroups, type GroupPosition, groupPositions, sourceEnds } from "../group/group.ts";
 import { pendingCounts } from "../group/pending.ts";
 import { unpendingGaps } from "../group/source_range.ts";
 import type { ReplicatedStream, StreamOutcome } from "../stream/stream.ts";
@@ -90,9 +90,16 @@ export async function prepareStart(
   // A group that existed already may have delivered (and seen acked) entries the target no
   // longer holds (it lost them while this tool was stopped), or been moved past entries
   // (XGROUP SETID): those still on the source are copied again first, by the recovery.
+  // Where each group stands now: nothing at or below it is ever taken as passed by (a group
+  // made at "$", here or by someone else, skips older entries on purpose).
+  const positions = await groupPositions(control, [...out], { group });
+  for (const [s, position] of positions) {
+    if (!(position instanceof Error)) s.startDelivered = position.delivered;
+  }
   await findTargetGaps(control, [...out].filter((s) => !made.has(s) && startId(s) !== "$"), {
     group,
     startId,
+    positions,
   });
   // Entries something else wrote into a target stream are said (never removed).
   await foreignHeads(
@@ -113,13 +120,17 @@ export async function prepareStart(
 async function findTargetGaps(
   control: RedisClient,
   streams: ReplicatedStream[],
-  options: { group: string; startId: (stream: ReplicatedStream) => string },
+  options: {
+    group: string;
+    startId: (stream: ReplicatedStream) => string;
+    positions: ReadonlyMap<ReplicatedStream, GroupPosition | Error>;
+  },
 ): Promise<void> {
   if (streams.length === 0) return;
   const ranges: Array<{ stream: ReplicatedStream; from: string; to: string }> = [];
-  for (const [s, position] of await groupPositions(control, streams, options)) {
-    if (position instanceof Error) continue; // its start says so
-    s.startDelivered = position.delivered;
+  for (const s of streams) {
+    const position = options.positions.get(s);
+    if (position === undefined || position instanceof Error) continue; // its start says so
     // No target stream and nobody ever read through the group: a group made by someone else
     // where it should start (XGROUP CREATE ... $), used as is; not a target that lost all.
     if (s.targetTop === "0-0" && position.consumers === 0) continue;
