@@ -266,6 +266,8 @@ export interface BenchContext {
   soakSeconds?: number;
   /** Rounds of row a (interleaved; medians compared). */
   repeat?: number;
+  /** Row q's numbers of quiet streams. */
+  quietSizes?: number[];
   /** Row a's entries/s, once row a has run. */
   aRate?: number;
 }

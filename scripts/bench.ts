@@ -15,6 +15,7 @@
  *   --repeat N       row a N times, interleaved (ours, seed, pipelined, ceiling,
  *                    ours, ...), comparing the medians: steadier ratios on a
  *                    noisy machine (default 1)
+ *   --quiet SIZES    row q's numbers of quiet streams (default 1000,10000,100000)
  *
  * The table goes to stdout: per row its figures, and for each goal the
  * measured value, the goal, and PASS or MISS. Progress goes to stderr. The
@@ -84,6 +85,12 @@
  *   by openssl, verified against their CA), and with no wait and with
  *   TARGET_WAIT_REPLICAS=1 against a target with one REPLICAOF replica;
  *   each pair twice, interleaved, the rates' means compared.
+ * - q. Quiet streams at scale (issue 24; scripts/_bench_quiet.ts): 1,000,
+ *   10,000 and 100,000 streams of 2 entries side by side: `run --once`
+ *   time and peak RSS; `run` idle: commands/s to each server and the
+ *   source CPU they cost (INFO commandstats over 20 s), the tool's CPU and
+ *   RSS; wake-up latency of 20 single entries into random streams. Not in
+ *   the default rows (about 10 minutes): `--only q`.
  * - k. For information (scripts/_bench_cluster.ts): standalone -> a Redis
  *   Cluster of three masters against standalone -> standalone, 100 streams
  *   x 2,000 entries (`run --once`, twice each, interleaved), and live
@@ -102,6 +109,7 @@ import { parseArgs } from "node:util";
 import { rowA, rowB, rowD, rowExtra } from "./_bench_backfill.ts";
 import { rowT, rowW } from "./_bench_connections.ts";
 import { rowK } from "./_bench_cluster.ts";
+import { rowQ } from "./_bench_quiet.ts";
 import { rowC, rowE, rowF } from "./_bench_live.ts";
 import {
   type BenchContext,
@@ -124,13 +132,14 @@ const ROWS: Record<string, (ctx: BenchContext) => Promise<RowResult>> = {
   t: rowT,
   w: rowW,
   k: rowK,
+  q: rowQ,
 };
 const DEFAULT_ROWS = ["a", "b", "c", "d", "e", "g", "h", "t", "w", "k"];
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 function usage(): never {
   console.error(
-    "usage: deno task bench [--only a,b,c,d,e,f,g,h,t,w,k] [--json FILE] [--soak SECONDS] [--entries N] [--repeat N]",
+    "usage: deno task bench [--only a,b,c,d,e,f,g,h,t,w,k,q] [--json FILE] [--soak SECONDS] [--entries N] [--repeat N] [--quiet SIZES]",
   );
   Deno.exit(2);
 }
@@ -146,6 +155,7 @@ function parse(): { rows: string[]; json?: string; ctx: BenchContext } {
         soak: { type: "string" },
         entries: { type: "string", default: "200000" },
         repeat: { type: "string", default: "1" },
+        quiet: { type: "string", default: "1000,10000,100000" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -164,7 +174,9 @@ function parse(): { rows: string[]; json?: string; ctx: BenchContext } {
     ? values.only.split(",").map((r) => r.trim().toLowerCase()).filter(Boolean)
     : [...DEFAULT_ROWS, ...(soak ? ["f"] : [])];
   for (const row of rows) if (!ROWS[row]) usage();
-  return { rows, json: values.json, ctx: { entries, soakSeconds: soak, repeat } };
+  const quietSizes = String(values.quiet).split(",").map(Number);
+  if (!quietSizes.every((n) => Number.isInteger(n) && n > 0)) usage();
+  return { rows, json: values.json, ctx: { entries, soakSeconds: soak, repeat, quietSizes } };
 }
 
 async function environment(): Promise<Record<string, string>> {

@@ -10,9 +10,9 @@ import { type CliProcess, runCli, spawnCli } from "../testing/cli.ts";
 import { prng, Producer } from "../testing/producer.ts";
 import { connect, freePort, RedisServer, type TestClient } from "../testing/redis.ts";
 import { delay, entriesDifference, replicationEnv, waitFor } from "./_replication.ts";
+import { LEASE_KEY_PREFIX, leaseKey } from "../lib/replication/sharing/lease_key.ts";
 
 const GROUP = "redis-sync-group";
-const LEASE_PREFIX = "redis-stream-sync:lease:";
 const RUN_TIMEOUT_MS = 240_000;
 
 /** The instances' settings: short lease TTL and fast passes, INFO logs (lease lines). */
@@ -98,30 +98,38 @@ async function waitCopied(src: TestClient, dst: TestClient, keys: string[], cont
   }, { timeoutMs: 90_000, intervalMs: 200, message: `every stream copied\n${context()}` });
 }
 
-/** The instance id in each lease value, by stream key. */
-async function leaseHolders(src: TestClient): Promise<Map<string, string>> {
+/** The instance that holds each of `keys` (its bucket's lease), by stream key; held ones only. */
+async function leaseHolders(
+  src: TestClient,
+  keys: readonly string[],
+): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  let cursor = "0";
+  for (const key of keys) {
+    const lease = new TextDecoder().decode(
+      leaseKey(new TextEncoder().encode(key), { group: GROUP }),
+    );
+    const value = await src.send(["GET", lease]);
+    if (typeof value === "string") out.set(key, value.split("/")[0]);
+  }
+  return out;
+}
+
+/** How many bucket leases of the group exist on the source. */
+async function bucketLeases(src: TestClient): Promise<number> {
+  let cursor = "0", n = 0;
   do {
-    const [next, keys] = await src.send([
+    const [next, found] = await src.send([
       "SCAN",
       cursor,
       "MATCH",
-      `${LEASE_PREFIX}*`,
+      `${LEASE_KEY_PREFIX}*:${GROUP}:*`,
       "COUNT",
       "1000",
-    ]) as [
-      string,
-      string[],
-    ];
+    ]) as [string, string[]];
     cursor = next;
-    for (const key of keys) {
-      const value = await src.send(["GET", key]);
-      if (typeof value !== "string") continue;
-      out.set(key.slice(key.indexOf(`:${GROUP}:`) + GROUP.length + 2), value.split("/")[0]);
-    }
+    n += found.length;
   } while (cursor !== "0");
-  return out;
+  return n;
 }
 
 function assertNoStop(instances: CliProcess[]): void {
@@ -161,11 +169,11 @@ Deno.test("two instances started together under a producer: exact copy, no strea
   await producing;
   await waitCopied(src, dst, keys, context);
   // Both instances are in the group under their own consumer names.
-  const holders = new Set((await leaseHolders(src)).values());
+  const holders = new Set((await leaseHolders(src, keys)).values());
   assert.equal(holders.size, 2, `leases held by ${[...holders].join(", ")}\n${context()}`);
   await stopAndCheck([a, b], { src, dst, keys }, context);
   // Leases are given back at shutdown.
-  assert.equal((await leaseHolders(src)).size, 0, context());
+  assert.equal(await bucketLeases(src), 0, context());
 });
 
 Deno.test("three instances on 100 streams share them; one SIGKILLed mid-way, the others take its streams and finish the copy exactly", async () => {
@@ -183,7 +191,7 @@ Deno.test("three instances on 100 streams share them; one SIGKILLed mid-way, the
   // Shared: each of the three holds some of the 100 leases, and no stream is without one.
   let counts = new Map<string, number>();
   await waitFor(async () => {
-    const holders = await leaseHolders(src);
+    const holders = await leaseHolders(src, keys);
     counts = new Map();
     for (const h of holders.values()) counts.set(h, (counts.get(h) ?? 0) + 1);
     return holders.size === 100 && counts.size === 3;
@@ -209,7 +217,7 @@ Deno.test("three instances on 100 streams share them; one SIGKILLed mid-way, the
   c.signal("SIGKILL");
   await c.wait().catch(() => {});
   await waitFor(async () => {
-    const holders = await leaseHolders(src);
+    const holders = await leaseHolders(src, keys);
     return holders.size === 100 && new Set(holders.values()).size === 2;
   }, { timeoutMs: 30_000, message: "the streams of the killed instance taken over" });
   await delay(1000);
@@ -227,7 +235,7 @@ Deno.test("an owner paused past its lease while another takes over writes nothin
   await using a = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
   const context = () => logsOf([a])() + (second ? logsOf([second])() : "");
   let second: CliProcess | undefined;
-  await waitFor(async () => (await leaseHolders(src)).size === keys.length, {
+  await waitFor(async () => (await leaseHolders(src, keys)).size === keys.length, {
     timeoutMs: 30_000,
     message: "the first instance holds every lease",
   });
@@ -240,9 +248,9 @@ Deno.test("an owner paused past its lease while another takes over writes nothin
   try {
     await using b = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
     second = b;
-    const firstHolder = [...(await leaseHolders(src)).values()][0];
+    const firstHolder = [...(await leaseHolders(src, keys)).values()][0];
     await waitFor(async () => {
-      const holders = await leaseHolders(src);
+      const holders = await leaseHolders(src, keys);
       return holders.size === keys.length && [...holders.values()].every((h) => h !== firstHolder);
     }, { timeoutMs: 30_000, message: `the second instance took every lease\n${context()}` });
     await waitFor(async () => Number(await dst.send(["XLEN", keys[0]])) > 2000, {
@@ -304,7 +312,7 @@ Deno.test("an instance paused until its INSTANCE_ID was taken by a new process s
   const env = instancesEnv(source, target, { INSTANCE_ID: "box" });
   await using a = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
   await a.waitForOutput(/Instance box \(consumer redis-sync-consumer-box\)/, 30_000);
-  await waitFor(async () => (await leaseHolders(src)).size === keys.length, {
+  await waitFor(async () => (await leaseHolders(src, keys)).size === keys.length, {
     timeoutMs: 30_000,
     message: "the first instance holds every lease",
   });
@@ -313,7 +321,7 @@ Deno.test("an instance paused until its INSTANCE_ID was taken by a new process s
     await delay(3000); // past the TTL (2 s): its registry entry and leases expire
     await using b = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
     await b.waitForOutput(/Instance box \(consumer redis-sync-consumer-box\)/, 30_000);
-    await waitFor(async () => (await leaseHolders(src)).size === keys.length, {
+    await waitFor(async () => (await leaseHolders(src, keys)).size === keys.length, {
       timeoutMs: 30_000,
       message: "the second process holds every lease",
     });
@@ -340,22 +348,22 @@ Deno.test("with a long lease TTL, a stream handed over is taken by the new insta
   // 60 s: a lease that is not given back, or an instance not seen gone, would take a minute.
   const env = instancesEnv(source, target, { STREAM_LEASE_TTL: "60" });
   await using a = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
-  await waitFor(async () => (await leaseHolders(src)).size === keys.length, {
+  await waitFor(async () => (await leaseHolders(src, keys)).size === keys.length, {
     timeoutMs: 30_000,
     message: "the first instance holds every lease",
   });
-  const first = [...(await leaseHolders(src)).values()][0];
+  const first = [...(await leaseHolders(src, keys)).values()][0];
   await using b = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
   const context = logsOf([a, b]);
   // Handed over at the first instance's next lease tick (a third of the TTL), given back at once.
-  await waitFor(async () => new Set((await leaseHolders(src)).values()).size === 2, {
+  await waitFor(async () => new Set((await leaseHolders(src, keys)).values()).size === 2, {
     timeoutMs: 40_000,
     message: `the second instance holds some leases, well before the 60 s TTL\n${context()}`,
   });
   b.signal("SIGKILL");
   await b.wait().catch(() => {});
   await waitFor(async () => {
-    const holders = await leaseHolders(src);
+    const holders = await leaseHolders(src, keys);
     return holders.size === keys.length && [...holders.values()].every((h) => h === first);
   }, {
     timeoutMs: 30_000,
@@ -367,4 +375,35 @@ Deno.test("with a long lease TTL, a stream handed over is taken by the new insta
   a.signal("SIGTERM");
   assert.equal((await a.wait()).code, 0, context());
   await assertExactCopy(src, dst, keys, context);
+});
+
+Deno.test("an instance of an older version (one lease per stream) in the registry: run copies nothing until it is gone, then everything; run --once refuses with exit 1", async () => {
+  await using scene = await Scene.start(3, 11);
+  const { source, target, src, dst, keys } = scene;
+  for (const key of keys) await src.send(["XADD", key, "*", "n", "1"]);
+  // What a running instance of the older version writes: kind "a", valid for a minute.
+  const [seconds] = await src.send(["TIME"]) as [string, string];
+  const registry = `redis-stream-sync:instances:${GROUP.length}:${GROUP}`;
+  await src.send([
+    "HSET",
+    registry,
+    "old-1",
+    `${Number(seconds) * 1000 + 60_000}:a0123456789abcdef`,
+  ]);
+  const env = instancesEnv(source, target);
+  const once = await runCli(["run", "--once"], { env, timeoutMs: 60_000 });
+  assert.equal(once.code, 1, once.stderr);
+  assert.match(once.stderr, /older version of redis-stream-sync.*old-1.*stop them first/);
+  await using run = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
+  await waitFor(() => /older version of redis-stream-sync.*old-1/.test(run.stderr()), {
+    timeoutMs: 20_000,
+    message: `the warning about the older instance\n${run.stderr()}`,
+  });
+  await delay(3000); // more than a TTL (2 s) and a discovery pass
+  for (const key of keys) assert.equal(Number(await dst.send(["XLEN", key])), 0, run.stderr());
+  assert.equal(await bucketLeases(src), 0, "no bucket taken while it runs");
+  await src.send(["HDEL", registry, "old-1"]);
+  await waitCopied(src, dst, keys, () => run.stderr());
+  run.signal("SIGTERM");
+  assert.equal((await run.wait()).code, 0, run.stderr());
 });

@@ -4,11 +4,14 @@
  */
 import assert from "node:assert/strict";
 import {
+  bucketLeaseKey,
+  bucketOf,
   CLUSTER_SLOTS,
   clusterSlot,
   crc16,
   LEASE_KEY_PREFIX,
   leaseKey,
+  STANDALONE_BUCKETS,
   tagForSlot,
 } from "../lib/replication/sharing/lease_key.ts";
 import { connect, RedisServer } from "../testing/redis.ts";
@@ -27,7 +30,7 @@ Deno.test("every cluster slot has a tag of at most 3 characters that maps to it"
   }
 });
 
-Deno.test("lease keys are in their stream's slot as redis-server computes it, hash tags and braces included", async () => {
+Deno.test("in a cluster a stream's bucket is its slot, and its lease key is in that slot as redis-server computes it, hash tags and braces included", async () => {
   await using server = await RedisServer.start({
     args: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"],
   });
@@ -46,12 +49,13 @@ Deno.test("lease keys are in their stream's slot as redis-server computes it, ha
   ];
   for (const text of keys) {
     const key = encoder.encode(text);
-    const lease = leaseKey(key, { group: "redis-sync-group" });
+    const lease = leaseKey(key, { group: "redis-sync-group", cluster: true });
     const expected = Number(await client.send(["CLUSTER", "KEYSLOT", text]));
     assert.equal(clusterSlot(key), expected, `slot of ${JSON.stringify(text)}`);
+    assert.equal(bucketOf(key, { cluster: true }), expected);
     const leaseText = new TextDecoder().decode(lease);
     assert.ok(leaseText.startsWith(LEASE_KEY_PREFIX), leaseText);
-    assert.ok(leaseText.endsWith(`:16:redis-sync-group:${text}`), leaseText);
+    assert.ok(leaseText.endsWith(`:16:redis-sync-group:${expected}`), leaseText);
     assert.equal(
       Number(await client.send(["CLUSTER", "KEYSLOT", leaseText])),
       expected,
@@ -60,9 +64,25 @@ Deno.test("lease keys are in their stream's slot as redis-server computes it, ha
   }
 });
 
-Deno.test("lease keys of one stream differ between consumer groups, also when names contain ':'", () => {
-  const key = encoder.encode("b");
-  const one = new TextDecoder().decode(leaseKey(encoder.encode("a:b"), { group: "g" }));
-  const two = new TextDecoder().decode(leaseKey(key, { group: "g:a" }));
+Deno.test("lease keys of one bucket differ between consumer groups, also when names contain ':'", () => {
+  const one = new TextDecoder().decode(bucketLeaseKey(1, { group: "g:1" }));
+  const two = new TextDecoder().decode(bucketLeaseKey(11, { group: "g" }));
   assert.notEqual(one, two);
+});
+
+Deno.test("on one server the streams fall into 256 buckets, evenly: the leases do not grow with the number of streams", () => {
+  const counts = new Array<number>(STANDALONE_BUCKETS).fill(0);
+  for (let i = 0; i < 100_000; i++) counts[bucketOf(encoder.encode(`device:${i}:stream`))]++;
+  assert.equal(STANDALONE_BUCKETS, 256);
+  // 390.6 a bucket on average.
+  assert.ok(
+    Math.min(...counts) > 300 && Math.max(...counts) < 480,
+    `${Math.min(...counts)}..${Math.max(...counts)}`,
+  );
+  // The same stream is always in the same bucket, and its lease key names that bucket.
+  const key = encoder.encode("orders-stream");
+  assert.equal(
+    new TextDecoder().decode(leaseKey(key, { group: "g" })),
+    `${LEASE_KEY_PREFIX}{${tagForSlot(bucketOf(key))}}:1:g:${bucketOf(key)}`,
+  );
 });

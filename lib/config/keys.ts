@@ -307,9 +307,10 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = Object.freeze([
     "Streams",
     "STREAM_LEASES",
     "true",
-    "Each stream is copied by one instance at a time, through a lease key on the source " +
-      "(`redis-stream-sync:lease:...`, renewed while the instance lives); several instances " +
-      "with the same configuration share the streams. `false` for a single instance that " +
+    "Each stream is copied by one instance at a time, through the lease key of its bucket on " +
+      "the source (`redis-stream-sync:bucket:...`, 256 buckets per DB, a cluster's slots; " +
+      "renewed while the instance lives); several instances with the same configuration share " +
+      "the streams. `false` for a single instance that " +
       "creates no lease keys: two instances at once can then leave a hole on the target.",
     true,
   ),

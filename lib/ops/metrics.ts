@@ -184,7 +184,7 @@ export class Metrics {
           if (i) g.set({}, value(i));
         },
       });
-    instance("leases_held", "Stream leases this instance holds (STREAM_LEASES)", (i) => i.leases);
+    instance("leases_held", "Bucket leases this instance holds (STREAM_LEASES)", (i) => i.leases);
     instance(
       "instances_live",
       "Instances of the consumer group alive at the last lease tick, this one included",

@@ -112,7 +112,7 @@ export async function collectStatus(
   }
 }
 
-/** The instance that holds each stream's lease, by stream id (GET, one pipeline per DB). */
+/** The instance that holds each stream's bucket lease, by stream id (GET, one pipeline per DB). */
 async function leaseOwners(
   source: RedisClient,
   streams: readonly StreamRef[],
@@ -123,7 +123,9 @@ async function leaseOwners(
     const list = streams.filter((s) => s.db === db);
     const replies = await source.pipeline(
       db,
-      list.map((ref) => ["GET", leaseKey(ref.key, { group: options.group })]),
+      list.map((
+        ref,
+      ) => ["GET", leaseKey(ref.key, { group: options.group, cluster: source.cluster })]),
     );
     list.forEach((ref, i) => {
       const r = replies[i];

@@ -78,23 +78,28 @@ export async function keepOwnership(
         else now.add(ref.id);
       }
       strays = now;
-      const moving = tick.surplus.filter((ref) => table.beginHandOver(ref.id));
-      for (const ref of moving) {
-        // The value of this acquisition: the stream's end forgets the lease before it is given back.
-        const value = ownership.leases.valueOf(ref);
-        engine.handOver(table.running(ref.id)!, ttlMs)
-          .then(() => ownership.leases.releaseValues([{ ref, value }]))
+      // A bucket another instance should hold: its streams' writes finish, then it is given back.
+      const moving: StreamRef[] = [];
+      for (const held of tick.surplus) {
+        ownership.leases.leave(held.bucket.id);
+        const streams = [...held.members.values()].filter((ref) => table.beginHandOver(ref.id));
+        moving.push(...streams);
+        Promise.allSettled(
+          streams.map((ref) =>
+            engine.handOver(table.running(ref.id)!, ttlMs).finally(() => table.handedOver(ref.id))
+          ),
+        )
+          .then(() => ownership.leases.releaseBuckets([held]))
           .catch((error) =>
-            log.debug("Giving back the lease of {stream} failed: {error}", {
-              stream: ref.label,
+            log.debug("Giving back the lease of bucket {bucket} failed: {error}", {
+              bucket: held.bucket.id,
               error: errorMessage(error),
             })
-          )
-          .finally(() => table.handedOver(ref.id));
+          );
       }
       if (tick.lost.length + tick.acquired.length + moving.length > 0) {
         log.info(
-          "Leases: {acquired} streams taken, {lost} lost to other instances, {moving} handed over; {held} held",
+          "Leases: {acquired} streams taken, {lost} lost to other instances, {moving} handed over; {held} buckets held",
           {
             acquired: tick.acquired.length,
             lost: tick.lost.length,

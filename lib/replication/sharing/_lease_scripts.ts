@@ -129,18 +129,22 @@ return n
  * value: "<expiry ms>:<token>"). ARGV: token, TTL in ms, id ("" to choose
  * one), host name, how long in ms an expired entry is kept (so that an
  * automatic id is not given to a new process while its old holder may come
- * back), and "p" for a passive instance (`run --once`: it takes part in no
- * sharing, and is not listed) or "a". An entry's value is
- * "<expiry ms>:<p or a><token>". The automatic id is "<host>-<n>", the
- * lowest n without an entry or with this token's. An id asked for is free
- * unless a live entry of another token holds it. Reply: the id (or false
- * when it is not free), then the ids of every live active instance.
+ * back), and "q" for a passive instance (`run --once`: it takes part in no
+ * sharing, and is not listed) or "b". An entry's value is
+ * "<expiry ms>:<kind><token>". The kinds "a" (active) and "p" (passive) are
+ * those of the versions that leased each stream on its own: the two kinds
+ * of lease do not exclude each other, so such instances are listed apart.
+ * The automatic id is "<host>-<n>", the lowest n without an entry or with
+ * this token's. An id asked for is free unless a live entry of another
+ * token holds it. Reply: the id (or false when it is not free), the ids of
+ * every other live active instance, and the ids of the live instances of
+ * an older version.
  */
 export const REGISTER = `#!lua flags=allow-oom
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local token, ttl, id, host, keep = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
-local live, known, active = {}, {}, {}
+local live, known, active, older = {}, {}, {}, {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   local sep = string.find(all[i + 1], ':', 1, true)
@@ -152,7 +156,9 @@ for i = 1, #all, 2 do
     known[all[i]] = holder
     if expiry > now then
       live[all[i]] = holder
-      if string.sub(all[i + 1], sep + 1, sep + 1) == 'a' then active[all[i]] = true end
+      local kind = string.sub(all[i + 1], sep + 1, sep + 1)
+      if kind == 'b' then active[all[i]] = true end
+      if kind == 'a' or kind == 'p' then older[#older + 1] = all[i] end
     end
   end
 end
@@ -165,9 +171,9 @@ elseif live[id] ~= nil and live[id] ~= token then
 end
 redis.call('HSET', KEYS[1], id, (now + ttl) .. ':' .. ARGV[6] .. token)
 redis.call('PEXPIRE', KEYS[1], ttl + keep)
-local out = {id}
-for name in pairs(active) do if name ~= id then out[#out + 1] = name end end
-return out
+local others = {}
+for name in pairs(active) do if name ~= id then others[#others + 1] = name end end
+return {id, others, older}
 `;
 
 /** Unregisters an instance. KEYS: the registry hash. ARGV: id, token. */

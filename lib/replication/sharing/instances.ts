@@ -86,6 +86,7 @@ export class InstanceRegistry {
   readonly #token = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
   #identity: InstanceIdentity | undefined;
   #live: string[] = [];
+  #older: string[] = [];
 
   constructor(conn: RedisClient, options: InstanceRegistryOptions) {
     this.#conn = conn;
@@ -97,6 +98,15 @@ export class InstanceRegistry {
   get identity(): InstanceIdentity {
     if (!this.#identity) throw new Error("The instance is not registered yet");
     return this.#identity;
+  }
+
+  /**
+   * The live instances of an older version (one lease per stream) at the
+   * last registration or heartbeat: their leases and this version's do not
+   * exclude each other.
+   */
+  get older(): readonly string[] {
+    return this.#older;
   }
 
   /** The live instances at the last registration or heartbeat, this one included, sorted. */
@@ -176,13 +186,15 @@ export class InstanceRegistry {
         ? `${this.#o.instanceId || (this.#o.hostname ?? hostName())}-once`
         : this.#o.hostname ?? hostName(),
       String(Math.max(ID_KEPT_MS, 10 * this.#o.ttlMs)),
-      this.#o.passive ? "p" : "a",
+      this.#o.passive ? "q" : "b",
     ]);
-    const list = Array.isArray(reply) ? reply : [];
-    if (typeof list[0] !== "string") return undefined;
+    const [got, others, older] = Array.isArray(reply) ? reply : [];
+    if (typeof got !== "string") return undefined;
     // A passive instance is not among those that share the streams, not even for itself.
-    this.#live = (this.#o.passive ? list.slice(1) : list).map(String).sort();
-    return list[0];
+    const live = (Array.isArray(others) ? others : []).map(String);
+    this.#live = (this.#o.passive ? live : [got, ...live]).sort();
+    this.#older = (Array.isArray(older) ? older : []).map(String).filter((o) => o !== got).sort();
+    return got;
   }
 }
 

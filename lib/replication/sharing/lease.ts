@@ -1,57 +1,30 @@
 /**
- * Stream leases: a key per stream on the source (`lease_key.ts`), set with
- * NX and an expiry, holding this instance's lease value, renewed every
- * third of STREAM_LEASE_TTL while the instance lives. Only the holder reads
- * the stream, and its reads check the lease in the same script
- * (`_lease_scripts.ts` FENCED_READ): an instance that lost its lease
- * (paused past the expiry, cut off) can never take new entries again.
+ * Stream leases, held by bucket: a key per bucket of streams on the source
+ * (`lease_key.ts`: a stream's bucket is its cluster slot, or that modulo
+ * 256 on one server), set with NX and an expiry, holding this instance's
+ * lease value, renewed every third of STREAM_LEASE_TTL while the instance
+ * lives: a renewal costs the same at 100 or 100,000 streams. Only the
+ * holder reads the streams of a bucket, and its reads check the lease in
+ * the same script (`_lease_scripts.ts` FENCED_READ): an instance that lost
+ * a bucket (paused past the expiry, cut off) can never take new entries of
+ * its streams again.
  *
- * Which instance should hold a stream: the one of the live instances with
- * the highest rendezvous hash of (instance, stream), so the streams spread
- * evenly and only the streams of an instance that comes or goes move.
+ * Which instance should hold a bucket: the one of the live instances with
+ * the highest rendezvous hash of (instance, bucket), so the buckets spread
+ * evenly and only the buckets of an instance that comes or goes move.
  *
  * @module
  */
-import { clusterSlot, type RedisClient } from "../../redis/mod.ts";
+import type { RedisClient } from "../../redis/mod.ts";
 import { ACQUIRE, RELEASE, RENEW, TAKE_OVER } from "./_lease_scripts.ts";
 import { groupBy } from "../_group_by.ts";
-import { leaseKey } from "./lease_key.ts";
+import { bucketLeaseKey, bucketOf } from "./lease_key.ts";
+
+export { preferredOwner } from "./_rendezvous.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
 
 /** Lease keys per script call. */
 const KEYS_PER_CALL = 500;
-
-/**
- * The live instance that should hold `streamId`: the highest rendezvous
- * hash. `live` must not be empty.
- */
-export function preferredOwner(streamId: string, live: readonly string[]): string {
-  let best = live[0];
-  let bestHash = -1;
-  for (const id of live) {
-    const h = fnv1a(`${id}\n${streamId}`);
-    if (h > bestHash || (h === bestHash && id < best)) {
-      best = id;
-      bestHash = h;
-    }
-  }
-  return best;
-}
-
-/** 32-bit FNV-1a of a string's UTF-16 code units, then mixed (murmur3 finaliser). */
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /** Options of {@linkcode LeaseKeeper}. */
 export interface LeaseKeeperOptions {
@@ -65,33 +38,55 @@ export interface LeaseKeeperOptions {
   value: string;
   /** STREAM_LEASE_TTL in milliseconds. */
   ttlMs: number;
+  /**
+   * The source is a Redis Cluster (a bucket is a slot).
+   * @default {false}
+   */
+  cluster?: boolean;
+}
+
+/** A bucket of streams of one DB: the unit of the leases. */
+export interface Bucket {
+  /** `db<n>:<bucket>`. */
+  id: string;
+  /** The DB of its streams and of its lease key. */
+  db: number;
+  /** Its number (a cluster's slot). */
+  n: number;
 }
 
 /** The outcome of {@linkcode LeaseKeeper.acquire}. */
 export interface AcquireResult {
-  /** Streams whose lease this instance holds now. */
+  /** Streams whose bucket this instance holds now. */
   acquired: StreamRef[];
   /** The others, with the instance that holds each (the part of its value before `/`). */
   heldBy: Map<StreamRef, string>;
-  /** The others, with the whole value their lease holds. */
+  /** The others, with the whole value their bucket's lease holds. */
   values: Map<StreamRef, string>;
 }
 
-/** A held lease: its stream and the value of this acquisition. */
-interface Held {
-  ref: StreamRef;
+/** A held bucket: the value of this acquisition, and the streams of it that run here. */
+export interface HeldBucket {
+  /** The bucket. */
+  bucket: Bucket;
+  /** The value its lease holds for this acquisition. */
   value: string;
+  /** Its streams this instance copies (or starts), by id. */
+  members: Map<string, StreamRef>;
 }
 
-/** The leases this instance holds, and the calls that take, renew and give them back. */
+/** The buckets this instance holds, and the calls that take, renew and give them back. */
 export class LeaseKeeper {
   readonly #conn: RedisClient;
   readonly #o: LeaseKeeperOptions;
-  /** Held leases by stream id. */
-  readonly #held = new Map<string, Held>();
-  readonly #keys = new WeakMap<StreamRef, Uint8Array>();
-  /** Streams whose lease is being taken or given back now, by id. */
+  /** Held buckets by id. */
+  readonly #held = new Map<string, HeldBucket>();
+  readonly #buckets = new WeakMap<StreamRef, Bucket>();
+  readonly #keys = new Map<string, Uint8Array>();
+  /** Buckets whose lease is being taken or given back now, by id. */
   readonly #busy = new Set<string>();
+  /** Held buckets being handed over: none of their streams starts here any more. */
+  readonly #leaving = new Set<string>();
   #acquisitions = 0;
 
   constructor(conn: RedisClient, options: LeaseKeeperOptions) {
@@ -99,146 +94,222 @@ export class LeaseKeeper {
     this.#o = options;
   }
 
-  /** The value the lease of `ref` holds for this instance ("" when it holds none). */
-  valueOf(ref: StreamRef): string {
-    return this.#held.get(ref.id)?.value ?? "";
+  /** The bucket of `ref` (cached). */
+  bucketOf(ref: StreamRef): Bucket {
+    let bucket = this.#buckets.get(ref);
+    if (!bucket) {
+      const n = bucketOf(ref.key, { cluster: this.#o.cluster });
+      bucket = { id: `db${ref.db}:${n}`, db: ref.db, n };
+      this.#buckets.set(ref, bucket);
+    }
+    return bucket;
   }
 
-  /** How many leases this instance holds. */
+  /** The value the lease of `ref`'s bucket holds for this instance ("" when it holds none). */
+  valueOf(ref: StreamRef): string {
+    return this.#held.get(this.bucketOf(ref).id)?.value ?? "";
+  }
+
+  /** The lease key of `ref`'s bucket. */
+  keyOf(ref: StreamRef): Uint8Array {
+    return this.#keyOfBucket(this.bucketOf(ref));
+  }
+
+  /** How many buckets this instance holds. */
   get size(): number {
     return this.#held.size;
   }
 
-  /** Whether this instance holds the lease of stream `id`. */
-  holds(id: string): boolean {
+  /** Whether this instance holds bucket `id`. */
+  holdsBucket(id: string): boolean {
     return this.#held.has(id);
   }
 
-  /** The lease key of `ref` (cached). */
-  keyOf(ref: StreamRef): Uint8Array {
-    let key = this.#keys.get(ref);
-    if (!key) {
-      key = leaseKey(ref.key, { group: this.#o.group });
-      this.#keys.set(ref, key);
-    }
-    return key;
+  /** Every stream of a held bucket that runs (or starts) here. */
+  get held(): StreamRef[] {
+    return [...this.#held.values()].flatMap((h) => [...h.members.values()]);
+  }
+
+  /** The held buckets. */
+  get buckets(): HeldBucket[] {
+    return [...this.#held.values()];
   }
 
   /**
-   * Takes the leases of `refs` that are free. Streams whose lease is held,
-   * being taken or being given back here are left out: a stream is acquired
-   * once. Every reply that came is applied before a failure is thrown.
+   * Takes the buckets of `refs`: a stream whose bucket is held here (and
+   * not being handed over) is acquired at once, the free buckets are
+   * taken. Buckets being taken or given back here are left out. Every reply
+   * that came is applied before a failure is thrown.
    */
   async acquire(refs: readonly StreamRef[]): Promise<AcquireResult> {
     const result: AcquireResult = { acquired: [], heldBy: new Map(), values: new Map() };
-    const asked = refs.filter((r) => !this.#held.has(r.id) && !this.#busy.has(r.id));
-    const values = new Map(asked.map((r) => [r.id, this.#newValue()]));
-    for (const r of asked) this.#busy.add(r.id);
+    const ask: Array<{ bucket: Bucket; refs: StreamRef[] }> = [];
+    for (const list of groupBy(refs, (r) => this.bucketOf(r).id).values()) {
+      const bucket = this.bucketOf(list[0]);
+      const held = this.#held.get(bucket.id);
+      if (held) {
+        if (this.#leaving.has(bucket.id)) continue;
+        for (const r of list) held.members.set(r.id, r);
+        result.acquired.push(...list);
+      } else if (!this.#busy.has(bucket.id)) ask.push({ bucket, refs: list });
+    }
+    const values = new Map(ask.map((a) => [a.bucket.id, this.#newValue()]));
+    for (const a of ask) this.#busy.add(a.bucket.id);
     try {
-      await this.#perCall(asked, {
+      await this.#perCall(ask, {
         script: ACQUIRE,
         head: [String(this.#ttl())],
-        perKey: [(r) => values.get(r.id)!],
-      }, (ref, reply) => {
+        perKey: [(a) => values.get(a.bucket.id)!],
+      }, (a, reply) => {
+        const value = values.get(a.bucket.id)!;
         if (reply === 1) {
-          this.#held.set(ref.id, { ref, value: values.get(ref.id)! });
-          result.acquired.push(ref);
+          this.#held.set(a.bucket.id, {
+            bucket: a.bucket,
+            value,
+            members: new Map(a.refs.map((r) => [r.id, r])),
+          });
+          result.acquired.push(...a.refs);
           return;
         }
         const holder = String(reply);
-        result.values.set(ref, holder);
-        result.heldBy.set(
-          ref,
-          holder.includes("/") ? holder.slice(0, holder.indexOf("/")) : holder,
-        );
+        const instance = holder.includes("/") ? holder.slice(0, holder.indexOf("/")) : holder;
+        for (const r of a.refs) {
+          result.values.set(r, holder);
+          result.heldBy.set(r, instance);
+        }
       });
     } finally {
-      for (const r of asked) this.#busy.delete(r.id);
+      for (const a of ask) this.#busy.delete(a.bucket.id);
     }
     return result;
   }
 
   /**
-   * Takes over the leases of `all` whose holder is known to be gone, each
-   * only if it still holds the value seen (compare and set); returns those
-   * taken.
+   * Takes over the buckets of the streams of `all` whose holder is known to
+   * be gone, each only if its lease still holds the value seen (compare and
+   * set); returns the streams taken.
    */
   async takeOver(all: ReadonlyArray<{ ref: StreamRef; value: string }>): Promise<StreamRef[]> {
     const out: StreamRef[] = [];
-    const taken = all.filter((t) => !this.#held.has(t.ref.id) && !this.#busy.has(t.ref.id));
-    const seen = new Map(taken.map((t) => [t.ref.id, t.value]));
-    const values = new Map(taken.map((t) => [t.ref.id, this.#newValue()]));
-    for (const t of taken) this.#busy.add(t.ref.id);
+    const ask: Array<{ bucket: Bucket; refs: StreamRef[]; seen: string }> = [];
+    for (const list of groupBy(all, (t) => this.bucketOf(t.ref).id).values()) {
+      const bucket = this.bucketOf(list[0].ref);
+      if (this.#held.has(bucket.id) || this.#busy.has(bucket.id)) continue;
+      ask.push({ bucket, refs: list.map((t) => t.ref), seen: list[0].value });
+    }
+    const values = new Map(ask.map((a) => [a.bucket.id, this.#newValue()]));
+    for (const a of ask) this.#busy.add(a.bucket.id);
     try {
-      await this.#perCall(taken.map((t) => t.ref), {
+      await this.#perCall(ask, {
         script: TAKE_OVER,
         head: [String(this.#ttl())],
-        perKey: [(r) => values.get(r.id)!, (r) => seen.get(r.id)!],
-      }, (ref, reply) => {
+        perKey: [(a) => values.get(a.bucket.id)!, (a) => a.seen],
+      }, (a, reply) => {
         if (reply !== 1) return;
-        this.#held.set(ref.id, { ref, value: values.get(ref.id)! });
-        out.push(ref);
+        this.#held.set(a.bucket.id, {
+          bucket: a.bucket,
+          value: values.get(a.bucket.id)!,
+          members: new Map(a.refs.map((r) => [r.id, r])),
+        });
+        out.push(...a.refs);
       });
     } finally {
-      for (const t of taken) this.#busy.delete(t.ref.id);
+      for (const a of ask) this.#busy.delete(a.bucket.id);
     }
     return out;
   }
 
   /**
-   * Renews every lease held; returns the streams whose lease was found
-   * taken or expired (no longer held: their replication must stop), also
-   * when a part of the renewal failed (connection lost): that failure comes
-   * beside them, and the leases it could not renew stay held until the next
+   * Renews every bucket held; returns the streams of those found taken or
+   * expired (no longer held: their replication must stop), also when a part
+   * of the renewal failed (connection lost): that failure comes beside
+   * them, and the buckets it could not renew stay held until the next
    * renewal tells.
    */
   async renew(): Promise<{ lost: StreamRef[]; failure?: unknown }> {
     const lost: StreamRef[] = [];
     const held = [...this.#held.values()];
-    const values = new Map(held.map((h) => [h.ref.id, h.value]));
-    return await this.#perCall(held.map((h) => h.ref), {
+    return await this.#perCall(held.map((h) => ({ bucket: h.bucket, held: h })), {
       script: RENEW,
       head: [String(this.#ttl())],
-      perKey: [(r) => values.get(r.id)!],
-    }, (ref, reply) => {
+      perKey: [(i) => i.held.value],
+    }, ({ bucket, held: h }, reply) => {
       // Only if still this acquisition (it may have been released meanwhile).
-      if (reply === 1 || this.#held.get(ref.id)?.value !== values.get(ref.id)) return;
-      this.#held.delete(ref.id);
-      lost.push(ref);
+      if (reply === 1 || this.#held.get(bucket.id) !== h) return;
+      this.#held.delete(bucket.id);
+      this.#leaving.delete(bucket.id);
+      lost.push(...h.members.values());
     }).then(() => ({ lost }), (failure) => ({ lost, failure }));
   }
 
-  /** Gives the leases of `refs` back (those still holding the value of their acquisition). */
+  /**
+   * The streams of `refs` stopped here: a bucket none of whose streams runs
+   * here any more is given back (when it still holds the value of its
+   * acquisition).
+   */
   async release(refs: readonly StreamRef[]): Promise<void> {
-    const mine = refs.filter((r) => this.#held.has(r.id) && !this.#busy.has(r.id));
-    const values = new Map(mine.map((r) => [r.id, this.#held.get(r.id)!.value]));
-    for (const r of refs) this.#held.delete(r.id);
-    for (const r of mine) this.#busy.add(r.id);
-    try {
-      await this.#perCall(mine, { script: RELEASE, head: [], perKey: [(r) => values.get(r.id)!] });
-    } finally {
-      for (const r of mine) this.#busy.delete(r.id);
+    const empty: HeldBucket[] = [];
+    for (const r of refs) {
+      const h = this.#held.get(this.bucketOf(r).id);
+      if (!h || !h.members.delete(r.id)) continue;
+      if (h.members.size === 0 && !this.#busy.has(h.bucket.id)) empty.push(h);
     }
+    await this.#giveBack(empty);
   }
 
   /**
-   * Gives back leases that are not held any more here (their stream ended
-   * as handed over), each only if it still holds the value given.
+   * Gives back the buckets of `buckets` (handed over: their streams ended
+   * here), each only if its lease still holds the value given.
    */
-  async releaseValues(list: ReadonlyArray<{ ref: StreamRef; value: string }>): Promise<void> {
-    const values = new Map(list.map((l) => [l.ref.id, l.value]));
-    const refs = list.filter((l) => l.value !== "" && !this.#held.has(l.ref.id)).map((l) => l.ref);
-    await this.#perCall(refs, { script: RELEASE, head: [], perKey: [(r) => values.get(r.id)!] });
+  async releaseBuckets(buckets: readonly HeldBucket[]): Promise<void> {
+    await this.#giveBack(buckets.filter((h) => this.#held.get(h.bucket.id) === h));
   }
 
-  /** Stops renewing the lease of stream `id`, without a call (another instance holds it now). */
-  forget(id: string): void {
-    this.#held.delete(id);
+  /** Bucket `id` is being handed over: none of its streams is acquired here any more. */
+  leave(id: string): void {
+    if (this.#held.has(id)) this.#leaving.add(id);
   }
 
-  /** Every stream whose lease is held. */
-  get held(): StreamRef[] {
-    return [...this.#held.values()].map((h) => h.ref);
+  /** Whether bucket `id` is being handed over. */
+  isLeaving(id: string): boolean {
+    return this.#leaving.has(id);
+  }
+
+  /** The stream `ref` ended here without a call (its bucket was lost or is being handed over). */
+  forget(ref: StreamRef): void {
+    this.#held.get(this.bucketOf(ref).id)?.members.delete(ref.id);
+  }
+
+  /** Every bucket back (at shutdown). */
+  async releaseAll(): Promise<void> {
+    await this.#giveBack([...this.#held.values()]);
+  }
+
+  async #giveBack(buckets: readonly HeldBucket[]): Promise<void> {
+    const mine = buckets.filter((h) => !this.#busy.has(h.bucket.id));
+    for (const h of mine) {
+      this.#held.delete(h.bucket.id);
+      this.#leaving.delete(h.bucket.id);
+      this.#busy.add(h.bucket.id);
+    }
+    try {
+      await this.#perCall(mine.map((h) => ({ bucket: h.bucket, held: h })), {
+        script: RELEASE,
+        head: [],
+        perKey: [(i) => i.held.value],
+      });
+    } finally {
+      for (const h of mine) this.#busy.delete(h.bucket.id);
+    }
+  }
+
+  #keyOfBucket(bucket: Bucket): Uint8Array {
+    let key = this.#keys.get(bucket.id);
+    if (!key) {
+      key = bucketLeaseKey(bucket.n, { group: this.#o.group, cluster: this.#o.cluster });
+      this.#keys.set(bucket.id, key);
+    }
+    return key;
   }
 
   #newValue(): string {
@@ -250,25 +321,24 @@ export class LeaseKeeper {
   }
 
   /**
-   * One script call per DB and chunk of keys: `KEYS` the lease keys, `ARGV`
-   * `head` then, for each `perKey` function in turn, its value for every
-   * key. `each` gets every key's reply; chunks that failed are thrown after
-   * the others were applied.
+   * One script call per DB and chunk of buckets: `KEYS` the lease keys,
+   * `ARGV` `head` then, for each `perKey` function in turn, its value for
+   * every bucket. `each` gets every bucket's reply; chunks that failed are
+   * thrown after the others were applied.
    */
-  async #perCall(
-    refs: readonly StreamRef[],
-    call: { script: string; head: string[]; perKey: Array<(ref: StreamRef) => string> },
-    each: (ref: StreamRef, reply: unknown) => void = () => {},
+  async #perCall<T extends { bucket: Bucket }>(
+    items: readonly T[],
+    call: { script: string; head: string[]; perKey: Array<(item: T) => string> },
+    each: (item: T, reply: unknown) => void = () => {},
   ): Promise<void> {
     let failure: unknown;
     // In a cluster, one call per slot (a script's keys must share one); all the calls of a DB
     // in one pipeline (a cluster client splits it per master: one round trip for all slots).
     const cluster = this.#conn.cluster;
-    const slotOf = (r: StreamRef) => cluster ? clusterSlot(this.keyOf(r)) : 0;
-    for (const list of groupBy(refs, (r) => r.db).values()) {
-      const db = list[0].db;
-      const chunks: StreamRef[][] = [];
-      for (const group of groupBy(list, slotOf).values()) {
+    for (const list of groupBy(items, (i) => i.bucket.db).values()) {
+      const db = list[0].bucket.db;
+      const chunks: T[][] = [];
+      for (const group of groupBy(list, (i) => cluster ? i.bucket.n : 0).values()) {
         for (let i = 0; i < group.length; i += KEYS_PER_CALL) {
           chunks.push(group.slice(i, i + KEYS_PER_CALL));
         }
@@ -281,7 +351,7 @@ export class LeaseKeeper {
             "EVAL",
             call.script,
             String(chunk.length),
-            ...chunk.map((r) => this.keyOf(r)),
+            ...chunk.map((i) => this.#keyOfBucket(i.bucket)),
             ...call.head,
             ...call.perKey.flatMap((f) => chunk.map(f)),
           ]),
@@ -296,7 +366,7 @@ export class LeaseKeeper {
           return;
         }
         const values = Array.isArray(r.value) ? r.value : [];
-        chunks[c].forEach((ref, i) => each(ref, values[i]));
+        chunks[c].forEach((item, i) => each(item, values[i]));
       });
     }
     if (failure !== undefined) throw failure;

@@ -1,11 +1,12 @@
 /**
  * Which streams this instance copies when several share a consumer group:
- * it registers itself (`instances.ts`), holds a lease per stream it copies
- * (`lease.ts`), and every third of STREAM_LEASE_TTL renews its entry and
- * its leases, takes the free streams it should hold, and hands over those
- * another live instance should hold. A stream is preferred by one live
- * instance (rendezvous hash); a stream left free for two passes (its
- * preferred instance does not know it) is taken by any instance.
+ * it registers itself (`instances.ts`), holds the lease of each bucket of
+ * streams it copies (`lease.ts`), and every third of STREAM_LEASE_TTL
+ * renews its entry and its leases, takes the free buckets it should hold
+ * (of the streams found), and hands over those another live instance
+ * should hold. A bucket is preferred by one live instance (rendezvous
+ * hash); a bucket left free for a TTL (its preferred instance does not know
+ * its streams) is taken by any instance.
  *
  * @module
  */
@@ -16,7 +17,8 @@ import { getLog } from "../../log.ts";
 import type { RedisClient } from "../../redis/mod.ts";
 import { groupBy } from "../_group_by.ts";
 import { type InstanceIdentity, InstanceRegistry, type InstanceStatus } from "./instances.ts";
-import { LeaseKeeper, preferredOwner } from "./lease.ts";
+import { ConnectedInstances } from "./_connected_instances.ts";
+import { type HeldBucket, LeaseKeeper, preferredOwner } from "./lease.ts";
 import type { Scheduler } from "../scheduler.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
 
@@ -28,8 +30,8 @@ export interface OwnershipTick {
   lost: StreamRef[];
   /** Streams acquired now: start them. */
   acquired: StreamRef[];
-  /** Streams held whose preferred instance is another live one: hand them over. */
-  surplus: StreamRef[];
+  /** Buckets held whose preferred instance is another live one: hand them over. */
+  surplus: HeldBucket[];
 }
 
 /** Leases that changed hands in one step, by how. */
@@ -68,18 +70,18 @@ export class Ownership {
   readonly #o: OwnershipOptions;
   readonly #registry: InstanceRegistry;
   #leases: LeaseKeeper | undefined;
-  /** Streams found without a lease at every look since (ms since epoch), by id. */
+  /** Buckets found without a lease at every look since (ms since epoch), by id. */
   readonly #seenFree = new Map<string, number>();
   /** The holder of each stream this instance does not hold, as last seen, by stream id. */
   readonly #holders = new Map<string, string>();
   #lastLive: readonly string[] = [];
-  #warnedList = false;
-  /** The instances with a connection at the last look (undefined: CLIENT LIST refused). */
-  #lastConnected: Set<string> | undefined;
-  /** Live instances seen without a connection, by id: how many looks in a row. */
-  readonly #absent = new Map<string, number>();
-  /** Streams taken because nobody preferred took them (not handed back), by id. */
+  /** Which instances have a connection to the source. */
+  readonly #connected: ConnectedInstances;
+  /** Buckets taken because nobody preferred took them (not handed back), by id. */
   readonly #unclaimed = new Set<string>();
+  /** No bucket is taken before this time (ms since epoch): instances of an older version ran. */
+  #olderUntil = 0;
+  #olderSaid = "";
   /** `run --once`: since when each stream has been waited for (ms since epoch). */
   readonly #waitingSince = new Map<string, number>();
 
@@ -87,6 +89,7 @@ export class Ownership {
     this.#conn = conn;
     this.#o = options;
     const { settings } = options;
+    this.#connected = new ConnectedInstances(conn);
     this.#registry = new InstanceRegistry(conn, {
       group: settings.group,
       db: settings.db,
@@ -105,8 +108,16 @@ export class Ownership {
       group: this.#o.settings.group,
       value: identity.leaseValue,
       ttlMs: this.#o.settings.ttlMs,
+      cluster: this.#conn.cluster,
     });
     this.#lastLive = this.#registry.live;
+    if (this.#o.once && this.#registry.older.length > 0) {
+      throw new InstanceConflictError(
+        `Instances of an older version of redis-stream-sync (one lease per stream) run in group "${this.#o.settings.group}": ${
+          this.#registry.older.join(", ")
+        }. Their leases and this version's do not exclude each other; stop them first`,
+      );
+    }
     log.info("Instance {id} (consumer {consumer}); {count} instances of group {group} live", {
       id: identity.id,
       consumer: identity.consumer,
@@ -205,19 +216,21 @@ export class Ownership {
    */
   async take(candidates: readonly StreamRef[]): Promise<StreamRef[]> {
     const leases = this.leases;
+    if (!this.#mayTake()) return [];
     const me = this.#registry.identity.id;
     // Instances gone (no connection) drop out at once, not when their entry expires.
-    if (!this.#o.once) this.#lastLive = await this.#withoutGone(this.#lastLive);
+    if (!this.#o.once) this.#lastLive = await this.#connected.withoutGone(this.#lastLive, me);
     const live = this.#lastLive.length > 0 ? this.#lastLive : [me];
     const ttlMs = this.#o.settings.ttlMs;
     const wanted: StreamRef[] = [];
     const others: StreamRef[] = [];
     const unclaimed = new Set<string>();
     for (const ref of candidates) {
-      if (this.#o.once || preferredOwner(ref.id, live) === me) wanted.push(ref);
-      else if (Date.now() - (this.#seenFree.get(ref.id) ?? Infinity) >= ttlMs) {
+      const bucket = leases.bucketOf(ref).id;
+      if (this.#o.once || preferredOwner(bucket, live) === me) wanted.push(ref);
+      else if (Date.now() - (this.#seenFree.get(bucket) ?? Infinity) >= ttlMs) {
         wanted.push(ref);
-        unclaimed.add(ref.id);
+        unclaimed.add(bucket);
       } else others.push(ref);
     }
     await this.#lookFree(others);
@@ -229,7 +242,7 @@ export class Ownership {
       // taken over now rather than after their TTL. Safe even if it comes back: its reads
       // check the lease.
       // The list of the look above when there was one (one CLIENT LIST per take).
-      const connected = this.#o.once ? await this.#connectedInstances() : this.#lastConnected;
+      const connected = this.#o.once ? await this.#connected.look() : this.#connected.last;
       if (connected) {
         // An earlier acquisition of this instance (its release failed) is taken back too.
         const orphans = [...heldBy].filter(([, h]) => h === me || !connected.has(h));
@@ -248,10 +261,11 @@ export class Ownership {
       }
     }
     for (const ref of acquired) {
+      const bucket = leases.bucketOf(ref).id;
       this.#holders.delete(ref.id);
-      this.#seenFree.delete(ref.id);
+      this.#seenFree.delete(bucket);
       // Nobody preferred took it: not handed back to the preferred instance, which does not.
-      if (unclaimed.has(ref.id)) this.#unclaimed.add(ref.id);
+      if (unclaimed.has(bucket)) this.#unclaimed.add(bucket);
     }
     for (const [ref, holder] of heldBy) this.#holders.set(ref.id, holder);
     if (acquired.length > 0) {
@@ -283,6 +297,13 @@ export class Ownership {
     }
     const before = this.#lastLive;
     this.#lastLive = live;
+    if (this.#registry.older.length > 0 && leases.size > 0) {
+      // Their per-stream leases do not exclude this instance's buckets: every stream here stops.
+      const held = leases.held;
+      await leases.releaseAll();
+      this.#mayTake();
+      return { lost: [...lost, ...held], acquired: [], surplus: [] };
+    }
     // One look for instances that are gone (no connection): in take(), as on a discovery pass.
     const acquired = await this.take(candidates);
     live = this.#lastLive;
@@ -293,27 +314,29 @@ export class Ownership {
       });
     }
     const me = this.#registry.identity.id;
-    for (const id of this.#unclaimed) if (!leases.holds(id)) this.#unclaimed.delete(id);
+    for (const id of this.#unclaimed) if (!leases.holdsBucket(id)) this.#unclaimed.delete(id);
     const surplus = this.#o.once
       ? []
-      : leases.held.filter((ref) =>
-        !this.#unclaimed.has(ref.id) && preferredOwner(ref.id, live) !== me
+      : leases.buckets.filter((h) =>
+        !this.#unclaimed.has(h.bucket.id) && !leases.isLeaving(h.bucket.id) &&
+        preferredOwner(h.bucket.id, live) !== me
       );
     return { lost, acquired, surplus };
   }
 
   /**
-   * A stream ended here. `released` (lost, or handed over: the loop gives it
-   * back): its lease is not renewed any more. Else it is given back now (or
-   * it expires after STREAM_LEASE_TTL).
+   * A stream ended here. `released` (lost, or handed over: the loop gives
+   * its bucket back): nothing to give back. Else its bucket is given back
+   * now when none of its streams runs here any more (or it expires after
+   * STREAM_LEASE_TTL).
    */
   ended(ref: StreamRef, released: boolean): void {
     if (!this.#leases) return;
-    if (released) this.#leases.forget(ref.id);
+    if (released) this.#leases.forget(ref);
     else this.release([ref]).catch(() => {});
   }
 
-  /** Gives leases back (their streams stopped here). */
+  /** The streams of `refs` stopped here: their buckets are given back when nothing of them runs here. */
   async release(refs: readonly StreamRef[]): Promise<void> {
     if (refs.length > 0) await this.leases.release(refs);
   }
@@ -321,59 +344,42 @@ export class Ownership {
   /** At shutdown: every lease back, this instance out of the registry. */
   async stop(): Promise<void> {
     if (!this.#leases) return;
-    await this.#leases.release(this.#leases.held);
+    await this.#leases.releaseAll();
     await this.#registry.unregister();
   }
 
   /**
-   * `live` without the instances that had no connection to the source at
-   * two looks in a row (killed: their registry entry outlives them by up to
-   * a TTL). So their streams are preferred by, and taken over by, the others
-   * at once.
+   * Whether buckets may be taken now: not while instances of an older
+   * version (one lease per stream) are live, nor for a TTL after the last of
+   * them (their leases outlive them by up to that). Says so at WARNING
+   * when the list changes.
    */
-  async #withoutGone(live: readonly string[]): Promise<string[]> {
-    const me = this.#registry.identity.id;
-    const connected = await this.#connectedInstances();
-    this.#lastConnected = connected;
-    if (!connected) return [...live];
-    for (const id of [...this.#absent.keys()]) if (!live.includes(id)) this.#absent.delete(id);
-    for (const id of live) {
-      if (id === me || connected.has(id)) this.#absent.delete(id);
-      else this.#absent.set(id, (this.#absent.get(id) ?? 0) + 1);
-    }
-    return live.filter((id) => (this.#absent.get(id) ?? 0) < 2);
-  }
-
-  /**
-   * The instances with a connection to the source now (CLIENT LIST, the
-   * `@<id>` of the connection names); undefined when it cannot be listed.
-   */
-  async #connectedInstances(): Promise<Set<string> | undefined> {
-    try {
-      // Every master (of a cluster: an instance may have no connection to one of them yet).
-      const ids = new Set<string>();
-      for (const conn of this.#conn.cluster ? await this.#conn.masters() : [this.#conn]) {
-        const list = String(await conn.send(undefined, ["CLIENT", "LIST", "TYPE", "normal"]));
-        for (const m of list.matchAll(/ name=redis-stream-sync-\S*@(\S+)/g)) ids.add(m[1]);
-      }
-      return ids;
-    } catch (error) {
-      if (!this.#warnedList) {
-        this.#warnedList = true;
-        log.info(
-          "CLIENT LIST failed ({error}): streams of an instance that died are taken over after STREAM_LEASE_TTL",
-          { error: errorMessage(error) },
+  #mayTake(): boolean {
+    const older = this.#registry.older;
+    const said = older.join(", ");
+    if (said !== this.#olderSaid) {
+      this.#olderSaid = said;
+      if (older.length > 0) {
+        log.warning(
+          "Instances of an older version of redis-stream-sync (one lease per stream) run in group {group}: {older}. This instance copies no stream until they stop (their leases and this version's do not exclude each other); finish the upgrade by stopping them",
+          { group: this.#o.settings.group, older: said },
+        );
+      } else {
+        log.warning(
+          "The instances of the older version are gone; streams are taken after STREAM_LEASE_TTL",
         );
       }
-      return undefined;
     }
+    if (older.length > 0) this.#olderUntil = Date.now() + this.#o.settings.ttlMs;
+    return Date.now() >= this.#olderUntil;
   }
 
-  /** Counts, for streams this instance would not take yet, how many looks in a row found them free. */
+  /** Notes, for the buckets of streams this instance would not take yet, since when they are free. */
   async #lookFree(refs: readonly StreamRef[]): Promise<void> {
     const leases = this.leases;
     const seen = new Set<string>();
-    for (const [db, list] of groupBy(refs, (r) => r.db)) {
+    const buckets = [...groupBy(refs, (r) => leases.bucketOf(r).id).values()].map((l) => l[0]);
+    for (const [db, list] of groupBy(buckets, (r) => r.db)) {
       const replies = await this.#conn.pipeline(
         db,
         list.map((r) => ["EXISTS", leases.keyOf(r)]),
@@ -381,9 +387,10 @@ export class Ownership {
       list.forEach((ref, i) => {
         const r = replies[i];
         if (r.status !== "fulfilled") return;
-        seen.add(ref.id);
-        if (Number(r.value) !== 0) this.#seenFree.delete(ref.id);
-        else if (!this.#seenFree.has(ref.id)) this.#seenFree.set(ref.id, Date.now());
+        const id = leases.bucketOf(ref).id;
+        seen.add(id);
+        if (Number(r.value) !== 0) this.#seenFree.delete(id);
+        else if (!this.#seenFree.has(id)) this.#seenFree.set(id, Date.now());
       });
     }
     for (const id of this.#seenFree.keys()) if (!seen.has(id)) this.#seenFree.delete(id);

@@ -1,0 +1,227 @@
+/**
+ * The bench's row q (issue 24): quiet streams at scale, 1,000, 10,000 and
+ * 100,000 of them (`--quiet SIZES`) side by side. Per size, on fresh
+ * servers: N streams of 2 entries; `run --once` (time, peak RSS); then
+ * `run` left live with nothing to copy: once its start-up is over (its CPU
+ * below 20 % of a core over 2 s), both servers' `INFO commandstats` are
+ * reset, and over the window: the commands per second the tool sends to
+ * each server (the top ones named), the source's CPU spent on them (the
+ * commands' own `usec`), the tool's CPU and RSS. Then 20 single entries
+ * into random streams, 250 ms apart: the wake-up latency (added on the
+ * source to seen on the target, the target polled every 2 ms; p50, p99,
+ * max, how many never arrived within 5 s). See scripts/bench.ts.
+ *
+ * @module
+ */
+import { connect, type TestClient } from "../testing/redis.ts";
+import {
+  type BenchContext,
+  type Check,
+  fillStreams,
+  int,
+  keyList,
+  mb,
+  progress,
+  quantile,
+  replicatorEnv,
+  type RowResult,
+  sleep,
+  startServer,
+} from "./_bench_util.ts";
+import { clkTck, Replicator } from "./_bench_proc.ts";
+
+/** Seconds of idle measured per size. */
+const WINDOW_S = 20;
+/** Single entries into random quiet streams per size. */
+const WAKE_ENTRIES = 20;
+
+/** Per command: calls and microseconds, from INFO commandstats. */
+type CommandStats = Map<string, { calls: number; usec: number }>;
+
+async function commandStats(client: TestClient): Promise<CommandStats> {
+  const info = String(await client.send(["INFO", "commandstats"]));
+  const out: CommandStats = new Map();
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+    out.set(m[1], { calls: Number(m[2]), usec: Number(m[3]) });
+  }
+  return out;
+}
+
+/** Calls/s and usec/s over `seconds`, without the bench's own INFO and CONFIG calls. */
+function rates(stats: CommandStats, seconds: number) {
+  let calls = 0, usec = 0;
+  const top: Array<[string, number]> = [];
+  for (const [name, s] of stats) {
+    if (name === "info" || name.startsWith("config")) continue;
+    calls += s.calls;
+    usec += s.usec;
+    top.push([name, s.calls / seconds]);
+  }
+  top.sort((a, b) => b[1] - a[1]);
+  return {
+    callsPerS: calls / seconds,
+    cpuShare: usec / 1e6 / seconds,
+    top: top.slice(0, 4).map(([n, r]) => `${n} ${r.toFixed(1)}`).join(", "),
+  };
+}
+
+interface SizeResult {
+  streams: number;
+  onceSeconds?: number;
+  onceHwm: number;
+  startupSeconds?: number;
+  source: ReturnType<typeof rates>;
+  target: ReturnType<typeof rates>;
+  toolCpu: number;
+  maxRss: number;
+  wake: number[];
+  missed: number;
+}
+
+async function measureSize(streams: number): Promise<SizeResult> {
+  await using source = await startServer();
+  await using target = await startServer();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keys = keyList("q", streams);
+  progress(`q: ${int(streams)} streams of 2 entries`);
+  await fillStreams(src, keys, 2);
+  const env = replicatorEnv({ source: source.port, target: target.port });
+  progress(`q: ${int(streams)}: run --once`);
+  let onceSeconds: number | undefined, onceHwm = 0;
+  {
+    await using once = await Replicator.spawn(["run", "--once"], env, { timeoutMs: 600_000 });
+    const code = await once.waitExit(600_000);
+    onceHwm = once.peakHwm;
+    if (code === 0) onceSeconds = once.seconds;
+  }
+  progress(`q: ${int(streams)}: run, waiting for its start-up to end`);
+  await using rep = await Replicator.spawn(["run"], env, { sampleMs: 1000 });
+  const tick = await clkTck();
+  let startupSeconds: number | undefined;
+  for (let waited = 0; waited < 600; waited += 2) {
+    const a = await rep.sample();
+    await sleep(2000);
+    const b = await rep.sample();
+    if (a && b && (b.ticks - a.ticks) / tick / 2 < 0.2 && waited >= 4) {
+      startupSeconds = rep.seconds;
+      break;
+    }
+  }
+  await sleep(3000);
+  progress(`q: ${int(streams)}: ${WINDOW_S} s of idle`);
+  await src.send(["CONFIG", "RESETSTAT"]);
+  await dst.send(["CONFIG", "RESETSTAT"]);
+  const t0 = performance.now(), s0 = await rep.sample();
+  let maxRss = 0;
+  while (performance.now() - t0 < WINDOW_S * 1000) {
+    await sleep(1000);
+    maxRss = Math.max(maxRss, (await rep.sample())?.rss ?? 0);
+  }
+  const seconds = (performance.now() - t0) / 1000, s1 = await rep.sample();
+  const [sourceStats, targetStats] = [await commandStats(src), await commandStats(dst)];
+  const toolCpu = s0 && s1 ? (s1.ticks - s0.ticks) / tick / seconds : NaN;
+  progress(`q: ${int(streams)}: ${WAKE_ENTRIES} entries into random quiet streams`);
+  const wake: number[] = [];
+  let missed = 0;
+  for (let k = 0; k < WAKE_ENTRIES; k++) {
+    const key = keys[Math.floor(Math.random() * keys.length)];
+    const id = String(await src.send(["XADD", key, "*", "wake", String(k)]));
+    const added = performance.now();
+    let seen = false;
+    while (performance.now() - added < 5000) {
+      if ((await dst.send(["XRANGE", key, id, id]) as unknown[]).length > 0) {
+        wake.push(performance.now() - added);
+        seen = true;
+        break;
+      }
+      await sleep(2);
+    }
+    if (!seen) missed++;
+    await sleep(250);
+  }
+  await rep.stop();
+  return {
+    streams,
+    onceSeconds,
+    onceHwm,
+    startupSeconds,
+    source: rates(sourceStats, seconds),
+    target: rates(targetStats, seconds),
+    toolCpu,
+    maxRss,
+    wake,
+    missed,
+  };
+}
+
+/** Row q: quiet streams at scale, side by side (see the module doc). */
+export async function rowQ(ctx: BenchContext): Promise<RowResult> {
+  const sizes = ctx.quietSizes ?? [1000, 10_000, 100_000];
+  const results: SizeResult[] = [];
+  for (const n of sizes) results.push(await measureSize(n));
+  const checks: Check[] = [];
+  const first = results[0];
+  for (const r of results) {
+    const n = int(r.streams);
+    const sorted = [...r.wake].sort((a, b) => a - b);
+    const p99 = sorted.length ? quantile(sorted, 0.99) : NaN;
+    const big = r.streams >= 100_000;
+    checks.push(
+      {
+        row: "q",
+        figure: `${n}: run --once (2 entries each); peak RSS`,
+        measured: `${r.onceSeconds?.toFixed(1) ?? "failed"} s; ${mb(r.onceHwm)}`,
+        ...(big ? { goal: "<= 10 s; <= 300 MB" } : {}),
+        ...(big
+          ? { pass: r.onceSeconds !== undefined && r.onceSeconds <= 10 && r.onceHwm <= 300e6 }
+          : {}),
+      },
+      {
+        row: "q",
+        figure: `${n}: idle commands/s to the source (top: ${r.source.top})`,
+        measured: `${r.source.callsPerS.toFixed(1)} (x${
+          (r.source.callsPerS / first.source.callsPerS).toFixed(2)
+        } of ${int(first.streams)}); source CPU ${(r.source.cpuShare * 100).toFixed(2)}%`,
+        goal: "within 1.5x",
+        pass: r.source.callsPerS <= 1.5 * first.source.callsPerS,
+      },
+      {
+        row: "q",
+        figure: `${n}: idle commands/s to the target (top: ${r.target.top})`,
+        measured: `${r.target.callsPerS.toFixed(1)} (x${
+          (r.target.callsPerS / Math.max(0.05, first.target.callsPerS)).toFixed(2)
+        })`,
+        goal: "within 1.5x",
+        pass: r.target.callsPerS <= 1.5 * Math.max(0.05, first.target.callsPerS),
+      },
+      {
+        row: "q",
+        figure: `${n}: the tool's idle CPU; max RSS (start-up ${
+          r.startupSeconds?.toFixed(0) ?? "never ended"
+        } s)`,
+        measured: `${(r.toolCpu * 100).toFixed(2)}%; ${mb(r.maxRss)}`,
+        ...(big ? { goal: "<= 3%; <= 300 MB" } : {}),
+        ...(big ? { pass: r.toolCpu <= 0.03 && r.maxRss <= 300e6 } : {}),
+      },
+      {
+        row: "q",
+        figure:
+          `${n}: ${WAKE_ENTRIES} entries into random quiet streams: p50, p99, max; not within 5 s`,
+        measured: sorted.length
+          ? `${quantile(sorted, 0.5).toFixed(1)}, ${p99.toFixed(1)}, ${
+            sorted.at(-1)!.toFixed(1)
+          } ms; ${r.missed}`
+          : `none arrived; ${r.missed}`,
+        goal: "p99 <= 50 ms; 0",
+        pass: r.missed === 0 && p99 <= 50,
+      },
+    );
+  }
+  return {
+    row: "q",
+    title: `quiet streams at scale: ${sizes.map(int).join(", ")}`,
+    checks,
+    figures: { sizes: results },
+  };
+}
