@@ -29,6 +29,11 @@ import type { Scheduler } from "../scheduler.ts";
 import type { ReplicatedStream, StreamOutcome } from "../stream/stream.ts";
 
 const log = getLog("replicator");
+/**
+ * Streams whose group one maintenance call looks at, at most (it is called
+ * every quarter of STREAM_PENDING_CHECK_INTERVAL: 1,000 per interval).
+ */
+const MAINTAINED_PER_CALL = 250;
 
 /** Pending entries claimed per XAUTOCLAIM (at least STREAM_BATCH_SIZE). */
 const CLAIM_COUNT = 1000;
@@ -318,7 +323,9 @@ export class Recovery {
 
   /**
    * Group maintenance of the streams whose turn it is (each once per
-   * STREAM_PENDING_CHECK_INTERVAL, spread over it): entries pending for
+   * STREAM_PENDING_CHECK_INTERVAL, spread over it; at most
+   * {@linkcode MAINTAINED_PER_CALL} a call, so beyond 1,000 streams each is
+   * looked at less often and the cost stays the same): entries pending for
    * another consumer are taken over, entries pending for this one beyond
    * what it holds (lost, found twice in a row) are claimed again, and other
    * consumers idle for STREAM_CONSUMER_IDLE_TIMEOUT with nothing pending are
@@ -329,16 +336,18 @@ export class Recovery {
     const { group, recovery } = this.#o;
     const every = recovery.pendingCheckEveryMs;
     const now = Date.now();
-    const due: ReplicatedStream[] = [];
+    let due: ReplicatedStream[] = [];
     for (const s of streams) {
       if (!s.active) continue;
       if (s.maintenanceDue === 0) s.maintenanceDue = now + Math.random() * every;
-      else if (s.maintenanceDue <= now && !this.#running.has(s)) {
-        s.maintenanceDue = now + every;
-        due.push(s);
-      }
+      else if (s.maintenanceDue <= now && !this.#running.has(s)) due.push(s);
     }
     if (due.length === 0) return;
+    if (due.length > MAINTAINED_PER_CALL) {
+      // A bounded pass: the longest waiting first, the others at the next call.
+      due = due.sort((a, b) => a.maintenanceDue - b.maintenanceDue).slice(0, MAINTAINED_PER_CALL);
+    }
+    for (const s of due) s.maintenanceDue = now + every;
     const expected = new Map(due.map((s) => [s, s.outstanding]));
     const consumers = await readConsumers(this.#control, due, { group });
     const removals: Array<{ stream: ReplicatedStream; name: string }> = [];

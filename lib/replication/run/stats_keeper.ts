@@ -1,7 +1,7 @@
 /**
  * The stats of the streams a run replicates, for `status`, `/metrics` and
  * the progress line: read every discovery pass (all streams while there are
- * few, a sixth of them a pass beyond), and the entries trimmed on the
+ * at most 1,000, 1,000 of them a pass beyond), and the entries trimmed on the
  * source before they could be copied reported as they are found.
  *
  * @module
@@ -14,10 +14,13 @@ import type { StreamRef } from "../stream/stream_ref.ts";
 
 const log = getLog("orchestrator");
 
-/** Up to this many streams, every discovery pass reads the stats of all of them. */
-const ALWAYS_REFRESH_STATS = 1000;
-/** Beyond, this share of the streams (1/n) is refreshed a pass: each at least every n passes. */
-const QUIET_STATS_EVERY = 6;
+/**
+ * The stats of this many streams are read a discovery pass at most: all of
+ * them up to this many, beyond (those that moved first, then the quiet
+ * others in turns) so that the cost of a pass stays the same however many
+ * streams there are.
+ */
+const STATS_PER_PASS = 1000;
 
 /** Options for {@linkcode StatsKeeper}. */
 export interface StatsKeeperOptions {
@@ -99,16 +102,16 @@ export class StatsKeeper {
 
   /**
    * The streams whose stats are read this pass: all of them while there are
-   * few. With many, a sixth of them a pass ({@linkcode QUIET_STATS_EVERY}):
-   * first those whose copy moved since their last refresh (or that have
-   * none yet), then the quiet others in turns; so an idle stream costs
-   * almost nothing, each stream is refreshed at least every six passes, and
-   * ten thousand streams that all moved at once (a backfill) are refreshed
-   * over six passes, not in one.
+   * at most {@linkcode STATS_PER_PASS}. With more, that many a pass: first
+   * those whose copy moved since their last refresh (or that have none
+   * yet), then the quiet others in turns; so the pass costs the same at
+   * 1,000 or 100,000 streams, a quiet stream is refreshed every
+   * streams / 1,000 passes, and ten thousand streams that all moved at once
+   * (a backfill) are refreshed over ten passes, not in one.
    */
   #due(all: readonly ReplicatedStream[]): ReplicatedStream[] {
-    if (all.length <= ALWAYS_REFRESH_STATS) return [...all];
-    const cap = Math.max(ALWAYS_REFRESH_STATS, Math.ceil(all.length / QUIET_STATS_EVERY));
+    if (all.length <= STATS_PER_PASS) return [...all];
+    const cap = STATS_PER_PASS;
     const due: ReplicatedStream[] = [];
     const quiet: ReplicatedStream[] = [];
     for (const s of all) {
