@@ -50,18 +50,22 @@ async function commandStats(client: TestClient): Promise<CommandStats> {
 /** Calls/s and usec/s over `seconds`, without the bench's own INFO and CONFIG calls. */
 function rates(stats: CommandStats, seconds: number) {
   let calls = 0, usec = 0;
-  const top: Array<[string, number]> = [];
+  const top: Array<[string, number, number]> = [];
   for (const [name, s] of stats) {
     if (name === "info" || name.startsWith("config")) continue;
     calls += s.calls;
     usec += s.usec;
-    top.push([name, s.calls / seconds]);
+    top.push([name, s.calls / seconds, s.usec / seconds]);
   }
   top.sort((a, b) => b[1] - a[1]);
+  const byCpu = [...top].sort((a, b) => b[2] - a[2]);
   return {
     callsPerS: calls / seconds,
     cpuShare: usec / 1e6 / seconds,
     top: top.slice(0, 4).map(([n, r]) => `${n} ${r.toFixed(1)}`).join(", "),
+    /** The commands that cost the server most, in µs per second. */
+    topCpu: byCpu.slice(0, 4).map(([n, , u]) => `${n} ${u.toFixed(0)} µs/s`).join(", "),
+    commands: Object.fromEntries(top.map(([n, r, u]) => [n, { perS: r, usecPerS: u }])),
   };
 }
 
@@ -182,7 +186,9 @@ export async function rowQ(ctx: BenchContext): Promise<RowResult> {
         figure: `${n}: idle commands/s to the source (top: ${r.source.top})`,
         measured: `${r.source.callsPerS.toFixed(1)} (x${
           (r.source.callsPerS / first.source.callsPerS).toFixed(2)
-        } of ${int(first.streams)}); source CPU ${(r.source.cpuShare * 100).toFixed(2)}%`,
+        } of ${int(first.streams)}); source CPU ${
+          (r.source.cpuShare * 100).toFixed(2)
+        }% (${r.source.topCpu})`,
         goal: "within 1.5x",
         pass: r.source.callsPerS <= 1.5 * first.source.callsPerS,
       },

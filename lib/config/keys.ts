@@ -277,7 +277,9 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = Object.freeze([
     "Streams",
     "STREAM_POLL_INTERVAL",
     "1",
-    "Seconds a read waits for new entries (> 0, may be fractional).",
+    "Seconds a read waits for new entries (> 0, may be fractional); a wait over many quiet " +
+      "streams lasts 5 ms per stream when that is longer (at most 30 s): it wakes for any new " +
+      "entry.",
   ),
   info(
     "Streams",

@@ -29,11 +29,8 @@ import type { Scheduler } from "../scheduler.ts";
 import type { ReplicatedStream, StreamOutcome } from "../stream/stream.ts";
 
 const log = getLog("replicator");
-/**
- * Streams whose group one maintenance call looks at, at most (it is called
- * every quarter of STREAM_PENDING_CHECK_INTERVAL: 1,000 per interval).
- */
-const MAINTAINED_PER_CALL = 250;
+/** Streams whose group maintenance looks at per STREAM_PENDING_CHECK_INTERVAL, at most. */
+const MAINTAINED_PER_INTERVAL = 1000;
 
 /** Pending entries claimed per XAUTOCLAIM (at least STREAM_BATCH_SIZE). */
 const CLAIM_COUNT = 1000;
@@ -74,6 +71,8 @@ export class Recovery {
   readonly #control: RedisClient;
   readonly #o: RecoveryOptions;
   readonly #running = new Set<ReplicatedStream>();
+  /** When maintenance last looked (ms since epoch; 0: never). */
+  #lastMaintained = 0;
   readonly #waiters = new Map<ReplicatedStream, () => void>();
   #summary = { entries: 0, streams: [] as string[], timer: false };
   readonly #removedLog = new LogDigest(
@@ -324,8 +323,8 @@ export class Recovery {
   /**
    * Group maintenance of the streams whose turn it is (each once per
    * STREAM_PENDING_CHECK_INTERVAL, spread over it; at most
-   * {@linkcode MAINTAINED_PER_CALL} a call, so beyond 1,000 streams each is
-   * looked at less often and the cost stays the same): entries pending for
+   * {@linkcode MAINTAINED_PER_INTERVAL} per interval, so beyond 1,000 streams
+   * each is looked at less often and the cost stays the same): entries pending for
    * another consumer are taken over, entries pending for this one beyond
    * what it holds (lost, found twice in a row) are claimed again, and other
    * consumers idle for STREAM_CONSUMER_IDLE_TIMEOUT with nothing pending are
@@ -343,9 +342,12 @@ export class Recovery {
       else if (s.maintenanceDue <= now && !this.#running.has(s)) due.push(s);
     }
     if (due.length === 0) return;
-    if (due.length > MAINTAINED_PER_CALL) {
-      // A bounded pass: the longest waiting first, the others at the next call.
-      due = due.sort((a, b) => a.maintenanceDue - b.maintenanceDue).slice(0, MAINTAINED_PER_CALL);
+    // A bounded rate: the longest waiting first, the others at a later call.
+    const elapsed = Math.min(every, this.#lastMaintained ? now - this.#lastMaintained : every);
+    this.#lastMaintained = now;
+    const budget = Math.max(1, Math.ceil(MAINTAINED_PER_INTERVAL * elapsed / every));
+    if (due.length > budget) {
+      due = due.sort((a, b) => a.maintenanceDue - b.maintenanceDue).slice(0, budget);
     }
     for (const s of due) s.maintenanceDue = now + every;
     const expected = new Map(due.map((s) => [s, s.outstanding]));

@@ -4,9 +4,10 @@
  * in one script), and when no stream has a backlog it waits with `XREAD
  * COUNT 1 BLOCK` from each stream's last delivered ID, which takes nothing:
  * a read left blocked on the server by a paused instance delivers no entry
- * to it. The streams that wait names are read next, through the fence. At
- * least every {@linkcode FENCED_SWEEP_MS} it reads every stream (XREAD does
- * not wake for a deleted or retyped key; the read finds it gone).
+ * to it. The streams that wait names are read next, through the fence.
+ * Every {@linkcode FENCED_SWEEP_MS} (or the wait's block time, when longer:
+ * many streams) it reads up to {@linkcode SWEEP_STREAMS} streams, in turns
+ * (XREAD does not wake for a deleted or retyped key; the read finds it gone).
  *
  * @module
  */
@@ -24,25 +25,44 @@ import { fencedRead, type ReadCommand } from "./_read_command.ts";
 import { RefusedRead } from "./_read_replies.ts";
 import { StreamReader } from "./reader.ts";
 
-/** A fenced reader reads every stream this often, at least. */
+/** A fenced reader sweeps (reads streams without waiting) this often, at least. */
 export const FENCED_SWEEP_MS = 5000;
+/**
+ * Streams one sweep reads, at most: with more, in turns (so a sweep costs
+ * the same; and the read-ahead memory a sweep reserves, a batch a stream,
+ * stays well within the budget all readers share).
+ */
+export const SWEEP_STREAMS = 200;
 
 /** Reads through the leases' fence; waits with an XREAD that takes nothing. */
 export class FencedReader extends StreamReader {
-  /** When it last read every stream (ms since epoch). */
-  #lastFullRead = 0;
+  /** When it last swept (ms since epoch). */
+  #lastSweep = 0;
+  /** Where the next sweep begins among the streams, when they are more than one sweep reads. */
+  #sweepFrom = 0;
 
   protected override command(): ReadCommand {
     return fencedRead(this.options.fence!);
   }
 
   protected quiet(wanting: ReplicatedStream[]): Promise<void> {
-    if (Date.now() - this.#lastFullRead >= FENCED_SWEEP_MS) {
-      this.#lastFullRead = Date.now();
-      return this.readNow(wanting, false);
-    }
     const { db, streams, blockMs } = this.nextDb(wanting);
-    return this.#wait(db, streams, Math.min(blockMs, FENCED_SWEEP_MS));
+    const period = Math.max(FENCED_SWEEP_MS, blockMs);
+    if (Date.now() - this.#lastSweep >= period) {
+      this.#lastSweep = Date.now();
+      return this.readNow(this.#sweepShare(wanting), false);
+    }
+    return this.#wait(db, streams, Math.min(blockMs, period));
+  }
+
+  /** The streams of this sweep: all of them, or the next {@linkcode SWEEP_STREAMS} in turn. */
+  #sweepShare(wanting: ReplicatedStream[]): ReplicatedStream[] {
+    if (wanting.length <= SWEEP_STREAMS) return wanting;
+    const from = this.#sweepFrom % wanting.length;
+    this.#sweepFrom = from + SWEEP_STREAMS;
+    const share = wanting.slice(from, from + SWEEP_STREAMS);
+    if (share.length < SWEEP_STREAMS) share.push(...wanting.slice(0, SWEEP_STREAMS - share.length));
+    return share;
   }
 
   /**

@@ -226,6 +226,7 @@ export class Placement {
       maxRetries: read.retry.immediateRetries,
       onError: onReadError,
       unblock: (id) => this.#unblock(id),
+      canUnblock: () => !this.#warnedUnblock,
     });
     this.#readers.push(reader);
     this.#node.set(reader, { node, conn, stop });

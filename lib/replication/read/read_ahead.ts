@@ -74,11 +74,6 @@ export class ReadAhead implements ReadBudget {
     return this.memory.bytes + this.#reserved < READ_AHEAD_TOTAL_BYTES;
   }
 
-  /** Whether less than half of the budget is used (readers may all be woken). */
-  get mostlyFree(): boolean {
-    return this.memory.bytes < READ_AHEAD_TOTAL_BYTES / 2;
-  }
-
   take(streams: number, reads: number): { streams: number; bytes: number } {
     const perStream = reads * this.#batchSize * this.#entryBytes;
     const left = READ_AHEAD_TOTAL_BYTES - this.memory.bytes - this.#reserved;

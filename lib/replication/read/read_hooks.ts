@@ -89,4 +89,10 @@ export interface StreamReaderOptions {
    * connection); resolves with whether a blocked read was woken.
    */
   unblock: (clientId: string) => Promise<boolean>;
+  /**
+   * Whether CLIENT UNBLOCK works (it was never refused): only then may a
+   * wait over many streams block longer than `blockMs`.
+   * @default {() => false}
+   */
+  canUnblock?: () => boolean;
 }

@@ -37,6 +37,16 @@ import type { ReaderHooks, StreamReaderOptions } from "./read_hooks.ts";
 const STALE_READ_WINDOW_MS = 15 * 60_000;
 /** While streams with a backlog are read, the others are looked at this often. */
 const SWEEP_INTERVAL_MS = 10;
+/**
+ * A wait over many streams blocks this long per stream (ms) when that is
+ * more than `blockMs`: the source spends a few microseconds on each key of
+ * a blocking read each time it is sent, so thousands of quiet streams must
+ * not be sent again every second. It wakes for any new entry, and is
+ * unblocked (CLIENT UNBLOCK) when the streams it covers change.
+ */
+const WAIT_MS_PER_STREAM = 5;
+/** A wait over many streams blocks this long at most (ms). */
+const MAX_WAIT_MS = 30_000;
 
 /** One read of a round trip: its streams, and (a blocking read) the encoded `STREAMS ...` part. */
 export interface ReaderCommand {
@@ -255,10 +265,13 @@ export abstract class StreamReader {
     const dbs = groupBy(wanting, (s) => s.ref.db);
     const keys = [...dbs.keys()];
     const db = keys[this.#rotation++ % keys.length];
-    const blockMs = keys.length === 1
-      ? this.options.blockMs
-      : Math.max(50, Math.floor(this.options.blockMs / keys.length));
-    return { db, streams: dbs.get(db)!, blockMs };
+    const streams = dbs.get(db)!;
+    // Several DBs: one wait covers one DB, so they take turns within `blockMs`.
+    if (keys.length > 1) {
+      return { db, streams, blockMs: Math.max(50, Math.floor(this.options.blockMs / keys.length)) };
+    }
+    const long = this.options.canUnblock?.() ? streams.length * WAIT_MS_PER_STREAM : 0;
+    return { db, streams, blockMs: Math.max(this.options.blockMs, Math.min(MAX_WAIT_MS, long)) };
   }
 
   /** Sends one read per command, in one round trip; error replies are returned in their place. */

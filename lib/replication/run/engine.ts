@@ -334,8 +334,9 @@ export class ReplicationEngine {
   #afterWrite(stream: ReplicatedStream): void {
     if (stream.ended) return;
     if (this.#wants(stream)) this.#placement.readerOf(stream)?.poke(stream);
-    if (this.#readAhead.mostlyFree) this.#placement.pokeAll();
-    else this.#readAhead.wakeIfRoom();
+    // The other readers only when one was refused room: waking them all after every write
+    // would send their waits (thousands of quiet streams) again each time.
+    this.#readAhead.wakeIfRoom();
     this.#maybeCaughtUp(stream);
   }
 
