@@ -46,6 +46,7 @@ const SEED_CONFIG: Config = {
   startId: "0",
   pendingCheckInterval: 60,
   consumerIdleTimeout: 3600,
+  stallTimeout: 5,
   leases: true,
   leaseTtl: 10,
   instanceId: "",
@@ -100,7 +101,7 @@ Deno.test("loadConfig() gives the seed's values when there is no file and no env
 Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
   const keys = CONFIG_KEYS.map((entry) => entry.key);
   assert.equal(new Set(keys).size, keys.length);
-  assert.equal(keys.length, 77);
+  assert.equal(keys.length, 78);
   const file = CONFIG_KEYS.map((entry) => `${entry.key}=${entry.default}`).join("\n");
   assert.deepStrictEqual(fromFile(file), SEED_CONFIG);
   for (const entry of CONFIG_KEYS) assert.ok(entry.description.length > 10, entry.key);
@@ -156,6 +157,7 @@ Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
       "STREAM_START_ID",
       "STREAM_PENDING_CHECK_INTERVAL",
       "STREAM_CONSUMER_IDLE_TIMEOUT",
+      "STREAM_STALL_TIMEOUT",
       "STREAM_LEASES",
       "STREAM_LEASE_TTL",
       "INSTANCE_ID",

@@ -27,6 +27,7 @@ function status(streams: Array<Partial<StreamStatus>>): OrchestratorStatus {
       recovered: 0,
       targetLosses: 0,
       refilled: 0,
+      stalls: 0,
       lastCopiedId: "0-0",
       errors: 0,
       ...s,

@@ -1,10 +1,19 @@
 /**
  * An entry of a quiet stream is copied without waiting for anything else to
  * happen (issue 18): not held back by big entries that went through another
- * stream, with leases (fenced reads) and without.
+ * stream, with leases (fenced reads) and without; and one whose wake-up
+ * never came is found by the watchdog.
  */
+import assert from "node:assert/strict";
 import { connect, RedisServer } from "../testing/redis.ts";
-import { quietLogs, replicationConfig, startReplicator, waitForCopy } from "./_replication.ts";
+import {
+  assertSameEntries,
+  captureLogs,
+  quietLogs,
+  replicationConfig,
+  startReplicator,
+  waitForCopy,
+} from "./_replication.ts";
 
 for (const leases of [true, false]) {
   Deno.test(`the last entries of a small stream are copied after 20 MB entries went through another stream (STREAM_LEASES=${leases})`, async () => {
@@ -34,5 +43,34 @@ for (const leases of [true, false]) {
     // Nothing is written to either stream from now on: the small stream's tail must still come.
     await waitForCopy(src, "small-stream", dst);
     await waitForCopy(src, "big-stream", dst, "big-stream", { timeoutMs: 60_000 });
+  });
+}
+
+for (const leases of [true, false]) {
+  Deno.test(`the watchdog finds a stream whose new entry never woke its reader (taken by another consumer): said at WARNING, counted, the entry copied (STREAM_LEASES=${leases})`, async () => {
+    const logs = await captureLogs("WARNING");
+    await using source = await RedisServer.start();
+    await using target = await RedisServer.start();
+    await using src = await connect(source);
+    await using dst = await connect(target);
+    const key = "stolen-wake-stream";
+    for (let i = 0; i < 5; i++) await src.send(["XADD", key, "*", "i", String(i)]);
+    await using live = startReplicator(replicationConfig(source, target, {
+      STREAM_LEASES: leases,
+      STREAM_DISCOVERY_INTERVAL: 1,
+      STREAM_STALL_TIMEOUT: 1,
+      // Group maintenance (which also claims other consumers' entries) does not come first.
+      STREAM_PENDING_CHECK_INTERVAL: 3600,
+    }));
+    await waitForCopy(src, key, dst);
+    // The new entry is delivered to another consumer before the reader can be woken for it.
+    await src.send(["MULTI"]);
+    await src.send(["XADD", key, "*", "i", "stolen"]);
+    await src.send(["XREADGROUP", "GROUP", "redis-sync-group", "thief", "STREAMS", key, ">"]);
+    await src.send(["EXEC"]);
+    await waitForCopy(src, key, dst);
+    assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key));
+    assert.ok(logs.atLeast("WARNING", /no progress of the copy/).length > 0, logs.toString());
+    assert.ok(live.orchestrator.status().streams[0].stalls >= 1);
   });
 }

@@ -17,6 +17,7 @@ const STATES: StreamState[] = [
   "starting",
   "recovering",
   "replicating",
+  "stalled",
   "retrying",
   "caught-up",
   "stopped",
@@ -36,6 +37,7 @@ function lifeIn(state: StreamState): { life: StreamLife; status: { state: Stream
     starting: () => {},
     recovering: () => life.on("recover"),
     replicating: () => life.on("reading"),
+    stalled: () => (life.on("reading"), life.on("stall")),
     retrying: () => (life.on("reading"), life.on("write-failed")),
     "caught-up": () => life.end("caught-up"),
     stopped: () => life.end("stopped"),
@@ -85,7 +87,15 @@ Deno.test("no event but left-pending leaves an ended state, and left-pending onl
 
 Deno.test("end happens once: the first outcome stays, done resolves with it, and later ends change nothing", async () => {
   for (const outcome of OUTCOMES) {
-    for (const from of ["starting", "recovering", "replicating", "retrying"] as StreamState[]) {
+    for (
+      const from of [
+        "starting",
+        "recovering",
+        "replicating",
+        "stalled",
+        "retrying",
+      ] as StreamState[]
+    ) {
       const { life } = lifeIn(from);
       assert.ok(!life.ended);
       assert.equal(life.end(outcome), true);
@@ -99,9 +109,9 @@ Deno.test("end happens once: the first outcome stays, done resolves with it, and
   }
 });
 
-Deno.test("active means replicating or retrying; a new life is starting", () => {
+Deno.test("active means replicating, stalled (read at once) or retrying; a new life is starting", () => {
   const active = STATES.filter((s) => lifeIn(s).life.active);
-  assert.deepEqual(active, ["replicating", "retrying"]);
+  assert.deepEqual(active, ["replicating", "stalled", "retrying"]);
   const status = { state: "replicating" as StreamState };
   new StreamLife("db0:s", status);
   assert.equal(status.state, "starting");

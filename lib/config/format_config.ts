@@ -41,6 +41,7 @@ function configValues(config: Config): Record<string, string> {
     STREAM_START_ID: config.startId,
     STREAM_PENDING_CHECK_INTERVAL: String(config.pendingCheckInterval),
     STREAM_CONSUMER_IDLE_TIMEOUT: String(config.consumerIdleTimeout),
+    STREAM_STALL_TIMEOUT: String(config.stallTimeout),
     STREAM_LEASES: String(config.leases),
     STREAM_LEASE_TTL: String(config.leaseTtl),
     INSTANCE_ID: config.instanceId,

@@ -307,6 +307,16 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = Object.freeze([
   ),
   info(
     "Streams",
+    "STREAM_STALL_TIMEOUT",
+    "5",
+    "Seconds a stream may have entries on the source beyond its copy without any progress " +
+      "before the watchdog (at each stats pass of it) says so at WARNING, shows it as `stalled` " +
+      "and reads it at once; still stalled at the next pass, it is recovered (what is pending " +
+      "claimed). > 0.",
+    true,
+  ),
+  info(
+    "Streams",
     "STREAM_LEASES",
     "true",
     "Each stream is copied by one instance at a time, through the lease key of its bucket on " +

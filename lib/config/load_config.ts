@@ -120,6 +120,7 @@ export function loadConfig(
     startId: read(ctx, "STREAM_START_ID", parseStartId),
     pendingCheckInterval: read(ctx, "STREAM_PENDING_CHECK_INTERVAL", parseSeconds),
     consumerIdleTimeout: read(ctx, "STREAM_CONSUMER_IDLE_TIMEOUT", parseSeconds),
+    stallTimeout: read(ctx, "STREAM_STALL_TIMEOUT", parseSeconds),
     leases: read(ctx, "STREAM_LEASES", parseBoolean),
     leaseTtl: read(ctx, "STREAM_LEASE_TTL", parseLeaseTtl),
     instanceId: read(ctx, "INSTANCE_ID", parseInstanceId),

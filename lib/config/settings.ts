@@ -54,6 +54,8 @@ export interface RecoverySettings {
   pendingCheckEveryMs: number;
   /** Consumers idle this long without pending entries are removed (CONSUMER_IDLE_TIMEOUT), in milliseconds. */
   consumerIdleMs: number;
+  /** A stream behind its source without progress this long is stalled (STREAM_STALL_TIMEOUT), in milliseconds. */
+  stallMs: number;
 }
 
 /** The replication engine's settings, and those of the parts it makes. */
@@ -159,6 +161,7 @@ export function replicationSettings(config: Config): ReplicationSettings {
       retry: retrySettings(config.source),
       pendingCheckEveryMs: config.pendingCheckInterval * 1000,
       consumerIdleMs: config.consumerIdleTimeout * 1000,
+      stallMs: config.stallTimeout * 1000,
     },
   };
 }

@@ -127,6 +127,8 @@ export interface Config {
   pendingCheckInterval: number;
   /** STREAM_CONSUMER_IDLE_TIMEOUT, seconds after which an idle consumer with nothing pending is removed. */
   consumerIdleTimeout: number;
+  /** STREAM_STALL_TIMEOUT, seconds a stream may lag without progress before the watchdog acts. */
+  stallTimeout: number;
   /** STREAM_LEASES: one instance at a time per stream, through lease keys on the source. */
   leases: boolean;
   /** STREAM_LEASE_TTL, seconds (>= 1). */

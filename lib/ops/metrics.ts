@@ -29,6 +29,7 @@ export class Metrics {
   #readErrors: Counter;
   #trimmed: Counter;
   #targetLosses: Counter;
+  #stalls: Counter;
   #batchSeconds: Histogram;
   #leaseChanges: Counter;
   #errorKinds = new Map<string, Set<string>>();
@@ -67,6 +68,12 @@ export class Metrics {
       name: `${PREFIX}target_losses_total`,
       help:
         "Times a target stream was found holding less than was copied to it (flushed, deleted, restarted without persistence, failed over): what it lost is copied again from the source",
+      labelNames: STREAM_LABELS,
+    });
+    this.#stalls = new Counter(registry, {
+      name: `${PREFIX}stalls_total`,
+      help:
+        "Times the watchdog found a stream stalled: entries on the source beyond its copy, no progress for STREAM_STALL_TIMEOUT (it is read at once, then recovered)",
       labelNames: STREAM_LABELS,
     });
     this.#batchSeconds = new Histogram(registry, {
@@ -223,6 +230,7 @@ export class Metrics {
       onReadError: (kind) => this.#readErrors.inc({ kind }),
       onTrimmedBeforeCopy: (stream, count) => this.#trimmed.inc(streamLabels(stream), count),
       onTargetLoss: (stream) => this.#targetLosses.inc(streamLabels(stream)),
+      onStall: (stream) => this.#stalls.inc(streamLabels(stream)),
       onLeases: ({ acquired, takenOver, lost, handedOver }) => {
         this.#leaseChanges.inc({ change: "acquired" }, acquired);
         this.#leaseChanges.inc({ change: "taken_over" }, takenOver);

@@ -165,6 +165,14 @@ export class ReplicationEngine {
     this.#healer.checkTarget(stream);
   }
 
+  /** The watchdog found `stream` stalled: read at once the first time, then recovered. */
+  nudge(stream: ReplicatedStream, strike: number): void {
+    if (stream.ended) return;
+    if (strike >= 2) return this.#recovery.recover(stream, { reason: "stalled" });
+    stream.hot = true;
+    this.#placement.readerOf(stream)?.poke();
+  }
+
   /** The stats found `stream`'s group ahead of its target: see {@linkcode Healer.checkGroupGap}. */
   checkGroupGap(stream: ReplicatedStream, delivered: string): void {
     this.#healer.checkGroupGap(stream, delivered);

@@ -46,6 +46,11 @@ export interface EngineHooks {
    * @default {undefined}
    */
   onTargetLoss?: (stream: StreamRef) => void;
+  /**
+   * The watchdog found the stream stalled (entries on the source, no progress).
+   * @default {undefined}
+   */
+  onStall?: (stream: StreamRef) => void;
 }
 
 /** What the engine works with. */

@@ -78,8 +78,7 @@ export class Orchestrator {
     this.#sourceHealth = new ServerHealth("source", serverAddress(settings.source));
     this.#targetHealth = new ServerHealth("target", serverAddress(settings.target));
     this.#readerPool = openPool("source", settings.source, { health: this.#sourceHealth });
-    // Outside the pool's bound: discovery, health, group management, acks.
-    this.#control = this.#readerPool.control(settings.source.db, "control");
+    this.#control = this.#readerPool.control(settings.source.db, "control"); // beside the pool
     this.#targetPool = openPool("target", settings.target, { health: this.#targetHealth });
     this.#owners = new TargetOwners(this.#control, { group });
     this.#statsKeeper = new StatsKeeper({
@@ -91,6 +90,11 @@ export class Orchestrator {
       // A group started at "$" passed its older entries on purpose.
       onGroupAhead: (stream, delivered) => {
         if (this.#startId(stream.ref) !== "$") this.#engine?.checkGroupGap(stream, delivered);
+      },
+      stalls: {
+        stallMs: settings.replication.recovery.stallMs,
+        nudge: (stream, strike) => this.#engine?.nudge(stream, strike),
+        onStall: (stream) => hooks.onStall?.(stream.ref),
       },
     });
     this.#table = new StreamTable({
@@ -263,8 +267,8 @@ export class Orchestrator {
   }
 
   async #maintenanceLoop(signal: AbortSignal): Promise<void> {
-    const quarter = this.#settings.replication.recovery.pendingCheckEveryMs / 4;
-    const tick = Math.max(50, Math.min(MAINTENANCE_TICK_MS, quarter));
+    const every = this.#settings.replication.recovery.pendingCheckEveryMs;
+    const tick = Math.max(50, Math.min(MAINTENANCE_TICK_MS, every / 4));
     while (!signal.aborted) {
       await this.#scheduler.sleep(tick, signal);
       if (signal.aborted) return;
@@ -277,10 +281,7 @@ export class Orchestrator {
   }
 
   async #firstPass(signal: AbortSignal): Promise<void> {
-    const backoff = new Backoff({
-      baseMs: this.#settings.sourceRetry.baseMs,
-      maxMs: this.#settings.sourceRetry.maxMs,
-    });
+    const backoff = new Backoff(this.#settings.sourceRetry);
     while (!signal.aborted) {
       try {
         // A cluster's layout first (one server: nothing to read).

@@ -11,6 +11,7 @@ import { compareIds, type RedisClient, type ServerPool } from "../../redis/mod.t
 import { readStreamStats, type StreamStats } from "../stream/stats.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
+import { StallWatch, type StallWatchOptions } from "./stall_watch.ts";
 
 const log = getLog("orchestrator");
 
@@ -43,6 +44,11 @@ export interface StatsKeeperOptions {
    * @default {undefined}
    */
   onGroupAhead?: (stream: ReplicatedStream, delivered: string) => void;
+  /**
+   * The watchdog, which looks at every stream whose stats are read.
+   * @default {undefined}
+   */
+  stalls?: StallWatchOptions;
 }
 
 /** Keeps the streams' stats; see the module doc. */
@@ -55,9 +61,11 @@ export class StatsKeeper {
   /** What each stream's copy had done at its last stats refresh. */
   readonly #marks = new WeakMap<ReplicatedStream, { mark: number; state: string }>();
   #turn = 0;
+  readonly #stalls: StallWatch | undefined;
 
   constructor(options: StatsKeeperOptions) {
     this.#options = options;
+    if (options.stalls) this.#stalls = new StallWatch(options.stalls);
   }
 
   /** Reads the stats of the streams of `all` whose turn it is. */
@@ -96,6 +104,12 @@ export class StatsKeeper {
       if (!st?.groupExists || st.pending !== 0 || stream.ended) continue;
       if (compareIds(st.lastDeliveredId, top) > 0) {
         this.#options.onGroupAhead?.(stream, st.lastDeliveredId);
+      }
+    }
+    for (const stream of confirmed.keys()) {
+      const st = fresh.get(stream.ref.id);
+      if (st && !stream.ended) {
+        this.#stalls?.observe(stream, st.lastSourceId);
       }
     }
   }

@@ -39,6 +39,8 @@ export interface StreamStatus {
   targetLosses: number;
   /** Entries copied again from the source because the target had lost them. */
   refilled: number;
+  /** Times the watchdog found it stalled (entries on the source, no progress, STREAM_STALL_TIMEOUT). */
+  stalls: number;
   /** The ID of the last entry known to be on the target. */
   lastCopiedId: string;
   /** Failed attempts so far. */
@@ -181,6 +183,7 @@ export class ReplicatedStream {
       recovered: 0,
       targetLosses: 0,
       refilled: 0,
+      stalls: 0,
       lastCopiedId: "0-0",
       errors: 0,
     };

@@ -13,6 +13,8 @@
  *                          └─recovered─▶ replicating
  *  any of the above ──end(outcome)──▶ caught-up | stopped | error | gone | skipped | released
  *  caught-up ──left-pending──▶ error   (run --once found entries still pending)
+ *  replicating ──stall──▶ stalled ──write-succeeded | flowing──▶ replicating
+ *                         stalled ──write-failed──▶ retrying,  ──recover──▶ recovering
  * ```
  *
  * No I/O and no timer: the engine, the reader, the writer and recovery tell
@@ -29,6 +31,7 @@ export type StreamState =
   | "starting"
   | "recovering"
   | "replicating"
+  | "stalled"
   | "retrying"
   | "caught-up"
   | "stopped"
@@ -56,9 +59,16 @@ export type StreamEvent =
   /** A write succeeded. */
   | "write-succeeded"
   /** `run --once`: it caught up, but entries are still pending in the group. */
-  | "left-pending";
+  | "left-pending"
+  /**
+   * The watchdog found entries on the source beyond its copy, with no
+   * progress for STREAM_STALL_TIMEOUT: it is read at once.
+   */
+  | "stall"
+  /** A stalled stream is no longer behind (without a write of it: its entries were removed). */
+  | "flowing";
 
-const ACTIVE: readonly StreamState[] = ["replicating", "retrying"];
+const ACTIVE: readonly StreamState[] = ["replicating", "stalled", "retrying"];
 const TERMINAL: ReadonlySet<StreamState> = new Set<StreamState>([
   "caught-up",
   "stopped",
@@ -79,18 +89,27 @@ export const TRANSITIONS: Readonly<
   "recover": {
     starting: "recovering",
     replicating: "recovering",
+    stalled: "recovering",
     retrying: "recovering",
     recovering: "recovering",
   },
   "recovered": { recovering: "replicating" },
   // A write of recovered entries fails or succeeds while recovering: it stays recovering.
-  "write-failed": { replicating: "retrying", retrying: "retrying", recovering: "recovering" },
+  "write-failed": {
+    replicating: "retrying",
+    stalled: "retrying",
+    retrying: "retrying",
+    recovering: "recovering",
+  },
   "write-succeeded": {
     replicating: "replicating",
+    stalled: "replicating",
     retrying: "replicating",
     recovering: "recovering",
   },
   "left-pending": { "caught-up": "error" },
+  "stall": { replicating: "stalled", stalled: "stalled" },
+  "flowing": { stalled: "replicating", replicating: "replicating" },
 });
 
 /** An event that the state machine does not allow from the stream's current state. */
