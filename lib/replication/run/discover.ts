@@ -9,6 +9,10 @@ import type { DiscoverySettings } from "../../config/mod.ts";
 import { RedisReplyError } from "../../errors.ts";
 import { type RedisClient, text } from "../../redis/mod.ts";
 import { makeStreamRef, streamId, type StreamRef } from "../stream/stream_ref.ts";
+import { sleep } from "../../backoff.ts";
+import { getLog } from "../../log.ts";
+
+const log = getLog("orchestrator");
 
 /** Options for {@linkcode discoverStreams}. */
 export interface DiscoveryOptions {
@@ -27,6 +31,12 @@ export interface DiscoveryOptions {
    * @default {() => false}
    */
   skip?: (id: string) => boolean;
+  /**
+   * Milliseconds between two SCAN calls of a pass (a bounded rate on a large
+   * keyspace; the run's passes use {@linkcode RUN_SCAN_PACE_MS}).
+   * @default {0}
+   */
+  paceMs?: number;
 }
 
 /** What one discovery pass found. */
@@ -35,27 +45,38 @@ export interface DiscoveryResult {
   streams: Array<{ db: number; key: Uint8Array; id: string }>;
   /** DBs of the range that the server does not have (SELECT refused). */
   missingDbs: number[];
+  /** SCAN calls the pass made. */
+  calls: number;
 }
 
 const DB_OUT_OF_RANGE = /DB index is out of range|invalid DB index/i;
 /** SCAN's COUNT hint: keys looked at per call. */
 const SCAN_COUNT = 1000;
+/**
+ * The run's discovery passes make at most 20 SCAN calls a second (20,000
+ * keys looked at): a keyspace of 100,000 keys takes 5 s a pass, and the
+ * source never spends more than that on discovery, however large it is.
+ */
+export const RUN_SCAN_PACE_MS = 50;
 
 /** Finds the streams matching `patterns` in each DB of `dbs`. */
 export async function discoverStreams(
   conn: RedisClient,
   options: DiscoveryOptions,
 ): Promise<DiscoveryResult> {
-  const { dbs, patterns, signal, skip = () => false } = options;
+  const { dbs, patterns, signal, skip = () => false, paceMs = 0 } = options;
   const streams: DiscoveryResult["streams"] = [];
   const missingDbs: number[] = [];
+  let calls = 0;
   for (const db of dbs) {
     const seen = new Set<string>();
     try {
       for (const pattern of patterns) {
         let cursor = "0";
         do {
-          if (signal?.aborted) return { streams, missingDbs };
+          if (signal?.aborted) return { streams, missingDbs, calls };
+          if (paceMs > 0 && calls > 0) await sleep(paceMs, signal);
+          calls++;
           const reply = await conn.send(
             db,
             ["SCAN", cursor, "MATCH", pattern, "COUNT", String(SCAN_COUNT), "TYPE", "stream"],
@@ -79,7 +100,7 @@ export async function discoverStreams(
       throw error;
     }
   }
-  return { streams, missingDbs };
+  return { streams, missingDbs, calls };
 }
 
 /**
@@ -98,18 +119,20 @@ export async function discoverEveryMaster(
   const seen = new Set<string>();
   const streams: DiscoveryResult["streams"] = [];
   const skip = options.skip ?? (() => false);
+  let calls = 0;
   for (const master of masters) {
     const found = await discoverStreams(master, {
       ...options,
       dbs: [0],
       skip: (id) => seen.has(id) || skip(id),
     });
+    calls += found.calls;
     for (const s of found.streams) {
       seen.add(s.id);
       streams.push(s);
     }
   }
-  return { streams, missingDbs: [] };
+  return { streams, missingDbs: [], calls };
 }
 
 /** Whether `error` says the DB does not exist on the server. */
@@ -151,6 +174,12 @@ export interface FindStreamsOptions {
    * @default {() => false}
    */
   skipDiscovered?: (id: string) => boolean;
+  /**
+   * See {@linkcode DiscoveryOptions.paceMs}; with it, each pass is logged
+   * at DEBUG, and at INFO when it took longer than `settings.everyMs`.
+   * @default {0}
+   */
+  paceMs?: number;
 }
 
 /**
@@ -168,6 +197,7 @@ export async function findStreams(
     skip = () => false,
     known = () => undefined,
     skipDiscovered = () => false,
+    paceMs = 0,
   } = options;
   const refOptions = { targetDb: settings.targetDb, prefix: settings.prefix };
   const streams: StreamRef[] = [];
@@ -210,12 +240,15 @@ export async function findStreams(
     }
   }
   if (settings.auto) {
+    const started = Date.now();
     const found = await discoverEveryMaster(conn, {
       dbs: settings.dbs,
       patterns: settings.patterns,
       signal,
       skip: skipDiscovered,
+      paceMs,
     });
+    if (paceMs > 0) sayPass(found.calls, Date.now() - started, settings.everyMs);
     for (const db of found.missingDbs) {
       notices.push({
         subject: `db:${db}`,
@@ -233,4 +266,15 @@ export async function findStreams(
     }
   }
   return { streams, notices };
+}
+
+/** One line per paced pass: at INFO when it took longer than the interval between passes. */
+function sayPass(calls: number, ms: number, everyMs: number): void {
+  const slow = ms > everyMs;
+  log[slow ? "info" : "debug"](
+    slow
+      ? "A discovery pass took {seconds} s ({calls} SCAN calls, at most 20 a second), longer than STREAM_DISCOVERY_INTERVAL: new streams are found up to that late"
+      : "Discovery pass: {calls} SCAN calls in {seconds} s",
+    { calls, seconds: (ms / 1000).toFixed(1) },
+  );
 }

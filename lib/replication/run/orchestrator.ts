@@ -18,7 +18,7 @@ import {
   ServerHealth,
   type ServerPool,
 } from "../../redis/mod.ts";
-import { findStreams } from "./discover.ts";
+import { findStreams, RUN_SCAN_PACE_MS } from "./discover.ts";
 import { ReplicationEngine } from "./engine.ts";
 import type { OrchestratorHooks } from "./engine_hooks.ts";
 import {
@@ -38,8 +38,7 @@ import { keepOwnership } from "./ownership_loop.ts";
 
 const log = getLog("orchestrator");
 
-/** How often group maintenance looks for the streams whose turn it is, at most. */
-const MAINTENANCE_TICK_MS = 1000;
+const MAINTENANCE_TICK_MS = 1000; // how often group maintenance looks for streams due, at most
 
 /** Replicates every configured and discovered stream. */
 export class Orchestrator {
@@ -358,6 +357,7 @@ export class Orchestrator {
       skip: (ref) => this.#table.running(ref.id) !== undefined,
       known: (id) => this.#table.endedStream(id)?.ref,
       skipDiscovered: (id) => this.#table.running(id) !== undefined,
+      paceMs: RUN_SCAN_PACE_MS,
     });
     for (const n of found.notices) this.#table.warnOnce(n.subject, n.variant, n.message, n.level);
     const candidates = await this.#owners.previousOwnersFirst(found.streams, {
