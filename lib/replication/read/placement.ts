@@ -76,6 +76,8 @@ export class Placement {
   #relocateTimer: ReturnType<typeof setTimeout> | undefined;
   #events: SourceEvents | undefined;
   #warnedUnblock = false;
+  /** CLIENT UNBLOCK was tried (of no client) and not refused: waits may block long. */
+  #unblockWorks = false;
 
   constructor(pool: ServerPool, control: RedisClient, options: PlacementOptions) {
     this.#pool = pool;
@@ -83,6 +85,10 @@ export class Placement {
     this.#options = options;
     const { signal } = options;
     signal.addEventListener("abort", () => clearTimeout(this.#relocateTimer), { once: true });
+    // Whether the user may CLIENT UNBLOCK, known before any wait relies on it (said if not).
+    if (!options.once) {
+      this.#unblock("0").then(() => (this.#unblockWorks = !this.#warnedUnblock));
+    }
     if (!pool.cluster) return;
     if (!options.once) {
       this.#events = new SourceEvents(pool, {
@@ -226,7 +232,7 @@ export class Placement {
       maxRetries: read.retry.immediateRetries,
       onError: onReadError,
       unblock: (id) => this.#unblock(id),
-      canUnblock: () => !this.#warnedUnblock,
+      canUnblock: () => this.#unblockWorks && !this.#warnedUnblock,
     });
     this.#readers.push(reader);
     this.#node.set(reader, { node, conn, stop });
