@@ -197,3 +197,23 @@ for (const leases of [true, false]) {
     },
   );
 }
+
+Deno.test("a consumer group moved past entries while the tool was stopped is noticed at the next start: run --once copies what it passed from the source, said at WARNING, and ends exact", async () => {
+  const logs = await captureLogs("WARNING");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const key = "moved-offline-stream";
+  await fillStream(src, key, 200);
+  const config = replicationConfig(source, target);
+  assert.ok((await runOnce(config)).ok);
+  // While it is stopped: 1,000 new entries, and the group moved past them; then 10 more.
+  await addEntries(src, key, 1000);
+  await src.send(["XGROUP", "SETID", key, "redis-sync-group", "$"]);
+  await addEntries(src, key, 10);
+  const result = await runOnce(config);
+  assert.ok(result.ok, JSON.stringify(result.failures));
+  assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key));
+  assert.equal(logs.atLeast("WARNING", /holds less than its consumer group delivered/).length, 1);
+});
