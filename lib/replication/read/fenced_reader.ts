@@ -5,8 +5,8 @@
  * COUNT 1 BLOCK` from each stream's last delivered ID, which takes nothing:
  * a read left blocked on the server by a paused instance delivers no entry
  * to it. The streams that wait names are read next, through the fence.
- * Every {@linkcode FENCED_SWEEP_MS} (or the wait's block time, when longer:
- * many streams) it reads up to {@linkcode SWEEP_STREAMS} streams, in turns
+ * Every {@linkcode FENCED_SWEEP_MS} (or 5 ms per stream, when longer: many
+ * streams; at most 30 s) it reads up to {@linkcode SWEEP_STREAMS} streams, in turns
  * (XREAD does not wake for a deleted or retyped key; the read finds it gone).
  *
  * @module
@@ -23,7 +23,7 @@ import type { ReplicatedStream } from "../stream/stream.ts";
 import { streamId } from "../stream/stream_ref.ts";
 import { fencedRead, type ReadCommand } from "./_read_command.ts";
 import { RefusedRead } from "./_read_replies.ts";
-import { StreamReader } from "./reader.ts";
+import { MAX_WAIT_MS, StreamReader, WAIT_MS_PER_STREAM } from "./reader.ts";
 
 /** A fenced reader sweeps (reads streams without waiting) this often, at least. */
 export const FENCED_SWEEP_MS = 5000;
@@ -47,7 +47,11 @@ export class FencedReader extends StreamReader {
 
   protected quiet(wanting: ReplicatedStream[]): Promise<void> {
     const { db, streams, blockMs } = this.nextDb(wanting);
-    const period = Math.max(FENCED_SWEEP_MS, blockMs);
+    // Longer than 5 s only for many streams (a sweep's cost), whatever STREAM_POLL_INTERVAL.
+    const period = Math.max(
+      FENCED_SWEEP_MS,
+      Math.min(MAX_WAIT_MS, wanting.length * WAIT_MS_PER_STREAM),
+    );
     if (Date.now() - this.#lastSweep >= period) {
       this.#lastSweep = Date.now();
       return this.readNow(this.#sweepShare(wanting), false);

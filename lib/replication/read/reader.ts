@@ -44,9 +44,9 @@ const SWEEP_INTERVAL_MS = 10;
  * not be sent again every second. It wakes for any new entry, and is
  * unblocked (CLIENT UNBLOCK) when the streams it covers change.
  */
-const WAIT_MS_PER_STREAM = 5;
+export const WAIT_MS_PER_STREAM = 5;
 /** A wait over many streams blocks this long at most (ms). */
-const MAX_WAIT_MS = 30_000;
+export const MAX_WAIT_MS = 30_000;
 
 /** One read of a round trip: its streams, and (a blocking read) the encoded `STREAMS ...` part. */
 export interface ReaderCommand {
