@@ -16,6 +16,7 @@ Deno.test("replication settings are the configuration's values, every duration i
       "STREAM_POLL_INTERVAL=0.5",
       "STREAM_PENDING_CHECK_INTERVAL=45",
       "STREAM_CONSUMER_IDLE_TIMEOUT=600",
+      "STREAM_STALL_TIMEOUT=2.5",
       "SOURCE_REDIS_BACKOFF_BASE=0.2",
       "SOURCE_REDIS_BACKOFF_MAX=7",
       "SOURCE_REDIS_MAX_RETRIES=4",
@@ -46,6 +47,7 @@ Deno.test("replication settings are the configuration's values, every duration i
     retry: { baseMs: 200, maxMs: 7000, immediateRetries: 4 },
     pendingCheckEveryMs: 45_000,
     consumerIdleMs: 600_000,
+    stallMs: 2500,
   });
   assert.deepEqual(retrySettings(config.target), s.write.retry);
 });
