@@ -197,3 +197,35 @@ Deno.test("entries something else wrote into a target stream are said at start: 
     said.some((m) => /db0:foreign-bytes-stream begins with entry 5-1 with other fields/.test(m)),
   );
 });
+
+Deno.test("entries removed from a target stream by someone else (XTRIM, XDEL) are said at WARNING with how many and up to which ID; not when the tool trims the target itself", async () => {
+  const logs = await captureLogs("WARNING");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  for (let i = 1; i <= 100; i++) {
+    await src.send(["XADD", "trimmed-there-stream", `${i}-0`, "i", String(i)]);
+  }
+  for (let i = 1; i <= 100; i++) {
+    await src.send(["XADD", "capped-there-stream", `${i}-0`, "i", String(i)]);
+  }
+  assert.ok((await runOnce(replicationConfig(source, target))).ok);
+  await dst.send(["XTRIM", "trimmed-there-stream", "MAXLEN", "60"]);
+  await dst.send(["XDEL", "trimmed-there-stream", "70-0"]);
+  await dst.send(["XTRIM", "capped-there-stream", "MAXLEN", "60"]);
+  const said =
+    /(\d+) entries were removed from target stream (db0:\S+) by something else \(XTRIM, XDEL: \d+ so far; it begins at (\S+), XDEL removed up to (\S+)\)/;
+  assert.ok((await runOnce(replicationConfig(source, target))).ok);
+  const lines = logs.atLeast("WARNING", said).map((l) => said.exec(l.message)!.slice(1));
+  // 100 -> 60 by XTRIM (41-0 first), then one XDEL in the trimmed one; XTRIM is not in
+  // max-deleted-entry-id.
+  assert.deepEqual(lines.sort(), [
+    ["40", "db0:capped-there-stream", "41-0", "0-0"],
+    ["41", "db0:trimmed-there-stream", "41-0", "70-0"],
+  ]);
+  // With TARGET_STREAM_MAXLEN the tool trims the target itself: nothing to say.
+  const before = logs.atLeast("WARNING", said).length;
+  assert.ok((await runOnce(replicationConfig(source, target, { TARGET_STREAM_MAXLEN: 60 }))).ok);
+  assert.equal(logs.atLeast("WARNING", said).length, before, logs.toString());
+});

@@ -80,6 +80,9 @@ Deno.test("startProgress() fixes each stream's total from its first stats and en
     targetLength: 30,
     lastCopiedId: "1-30",
     targetWrongType: false,
+    targetRemoved: 0,
+    targetRemovedUpTo: "0-0",
+    firstTargetId: "",
     lagSeconds: 0,
     handledAtRefresh: 30,
   };

@@ -30,6 +30,7 @@ export class Metrics {
   #trimmed: Counter;
   #targetLosses: Counter;
   #stalls: Counter;
+  #targetRemoved: Counter;
   #batchSeconds: Histogram;
   #leaseChanges: Counter;
   #errorKinds = new Map<string, Set<string>>();
@@ -74,6 +75,12 @@ export class Metrics {
       name: `${PREFIX}stalls_total`,
       help:
         "Times the watchdog found a stream stalled: entries on the source beyond its copy, no progress for STREAM_STALL_TIMEOUT (it is read at once, then recovered)",
+      labelNames: STREAM_LABELS,
+    });
+    this.#targetRemoved = new Counter(registry, {
+      name: `${PREFIX}target_entries_removed_total`,
+      help:
+        "Entries found removed from a target stream by something else (XDEL, XTRIM): they cannot be written again below its last entry",
       labelNames: STREAM_LABELS,
     });
     this.#batchSeconds = new Histogram(registry, {
@@ -231,6 +238,7 @@ export class Metrics {
       onTrimmedBeforeCopy: (stream, count) => this.#trimmed.inc(streamLabels(stream), count),
       onTargetLoss: (stream) => this.#targetLosses.inc(streamLabels(stream)),
       onStall: (stream) => this.#stalls.inc(streamLabels(stream)),
+      onTargetRemoved: (stream, count) => this.#targetRemoved.inc(streamLabels(stream), count),
       onLeases: ({ acquired, takenOver, lost, handedOver }) => {
         this.#leaseChanges.inc({ change: "acquired" }, acquired);
         this.#leaseChanges.inc({ change: "taken_over" }, takenOver);

@@ -53,9 +53,10 @@ const DB_OUT_OF_RANGE = /DB index is out of range|invalid DB index/i;
 /** SCAN's COUNT hint: keys looked at per call. */
 const SCAN_COUNT = 1000;
 /**
- * The run's discovery passes make at most 20 SCAN calls a second (20,000
- * keys looked at): a keyspace of 100,000 keys takes 5 s a pass, and the
- * source never spends more than that on discovery, however large it is.
+ * The run's discovery passes walk a large keyspace at most 20 SCAN calls a
+ * second (20,000 keys looked at): a keyspace of 100,000 keys takes 5 s a
+ * pass, and the source never spends more than that on discovery, however
+ * large it is. A DB walked in one call is not paced.
  */
 export const RUN_SCAN_PACE_MS = 50;
 
@@ -75,7 +76,8 @@ export async function discoverStreams(
         let cursor = "0";
         do {
           if (signal?.aborted) return { streams, missingDbs, calls };
-          if (paceMs > 0 && calls > 0) await sleep(paceMs, signal);
+          // Paced within a walk of a large keyspace (not between small DBs and patterns).
+          if (paceMs > 0 && cursor !== "0") await sleep(paceMs, signal);
           calls++;
           const reply = await conn.send(
             db,

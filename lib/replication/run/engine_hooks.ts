@@ -51,6 +51,11 @@ export interface EngineHooks {
    * @default {undefined}
    */
   onStall?: (stream: StreamRef) => void;
+  /**
+   * `count` more entries were found removed from the stream's target stream by something else.
+   * @default {undefined}
+   */
+  onTargetRemoved?: (stream: StreamRef, count: number) => void;
 }
 
 /** What the engine works with. */

@@ -82,12 +82,12 @@ export class Orchestrator {
     this.#owners = new TargetOwners(this.#control, { group });
     this.#statsKeeper = new StatsKeeper({
       group,
-      onTrimmedBeforeCopy: hooks.onTrimmedBeforeCopy,
+      ...hooks, // onTrimmedBeforeCopy, onTargetRemoved
+      targetTrims: settings.replication.write.targetTrims,
       // A trim of the whole target stream (MIRROR_SOURCE_TRIM) or entries deleted at its top
       // look the same: the engine checks its last generated ID.
       onTargetBehind: (stream) => this.#engine?.checkTarget(stream),
-      // A group started at "$" passed its older entries on purpose.
-      onGroupAhead: (stream, delivered) => {
+      onGroupAhead: (stream, delivered) => { // a group made at "$" passed older entries on purpose
         if (this.#startId(stream.ref) !== "$") this.#engine?.checkGroupGap(stream, delivered);
       },
       stalls: {
@@ -186,14 +186,14 @@ export class Orchestrator {
         this.#ready = true;
         if (!once) await this.#scheduler.sleep(2 ** 31 - 1, signal);
       } else {
-        // Leases are renewed from the start, also while the first pass takes long.
-        const leases = this.#ownershipLoop(AbortSignal.any([signal, settled.signal]));
+        const leases = this.#ownershipLoop(AbortSignal.any([signal, settled.signal])); // from now
         await this.#firstPass(signal);
         if (once) {
           await this.#settle(signal);
           settled.abort();
           await engine.acksDone();
           await this.#table.checkNothingPending(this.#control, this.#ownership && consumer);
+          await this.#refreshStats().catch((error) => this.#logDiscoveryError(error)); // said last
         } else {
           const maintenance = this.#maintenanceLoop(signal);
           await this.#discoveryLoop(signal);

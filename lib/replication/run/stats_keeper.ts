@@ -49,6 +49,17 @@ export interface StatsKeeperOptions {
    * @default {undefined}
    */
   stalls?: StallWatchOptions;
+  /**
+   * This tool trims the target itself (TARGET_STREAM_MAXLEN, MIRROR_SOURCE_TRIM): entries
+   * removed from a target stream are then not someone else's doing.
+   * @default {false}
+   */
+  targetTrims?: boolean;
+  /**
+   * `count` more entries were found removed from a target stream by something else.
+   * @default {undefined}
+   */
+  onTargetRemoved?: (stream: StreamRef, count: number) => void;
 }
 
 /** Keeps the streams' stats; see the module doc. */
@@ -58,6 +69,8 @@ export class StatsKeeper {
   readonly #options: StatsKeeperOptions;
   /** Entries trimmed on the source before they were copied, last known, by stream id. */
   readonly #trimmed = new Map<string, number>();
+  /** Entries removed from each target stream by something else, last known, by stream id. */
+  readonly #removed = new Map<string, number>();
   /** What each stream's copy had done at its last stats refresh. */
   readonly #marks = new WeakMap<ReplicatedStream, { mark: number; state: string }>();
   #turn = 0;
@@ -91,6 +104,7 @@ export class StatsKeeper {
     );
     for (const [id, st] of fresh) st.handledAtRefresh = handled.get(id) ?? 0;
     this.#reportTrimmed(fresh, new Map(refresh.map((s) => [s.ref.id, s.ref])));
+    if (!this.#options.targetTrims) this.#reportRemoved(fresh, refresh);
     for (const [id, st] of fresh) this.stats.set(id, st); // gone streams leave by the caller
     for (const [stream, top] of confirmed) {
       const st = fresh.get(stream.ref.id);
@@ -175,6 +189,33 @@ export class StatsKeeper {
         },
       );
       this.#options.onTrimmedBeforeCopy?.(ref, s.trimmedBeforeCopy - before);
+    }
+  }
+
+  /**
+   * Entries removed from a target stream by something else (XDEL, XTRIM:
+   * this tool never removes any unless it trims the target) cannot be
+   * written again below its last entry: one WARNING per stream and pass in
+   * which more are found, with how many and up to which ID, and the metric.
+   */
+  #reportRemoved(stats: Map<string, StreamStats>, streams: readonly ReplicatedStream[]): void {
+    for (const stream of streams) {
+      const st = stats.get(stream.ref.id);
+      if (!st) continue;
+      const before = this.#removed.get(stream.ref.id) ?? 0;
+      this.#removed.set(stream.ref.id, st.targetRemoved);
+      if (st.targetRemoved <= before) continue;
+      log.warning(
+        "{count} entries were removed from target stream {target} by something else (XTRIM, XDEL: {total} so far; it begins at {first}, XDEL removed up to {upTo}): they cannot be written again below its last entry; verify shows the difference",
+        {
+          count: st.targetRemoved - before,
+          target: stream.ref.targetLabel,
+          total: st.targetRemoved,
+          first: st.firstTargetId || "-",
+          upTo: st.targetRemovedUpTo,
+        },
+      );
+      this.#options.onTargetRemoved?.(stream.ref, st.targetRemoved - before);
     }
   }
 }

@@ -10,7 +10,6 @@
 import {
   compareIds,
   idTime,
-  parseEntries,
   parseFlatMap,
   RANGE_REPLY,
   RawEntry,
@@ -54,6 +53,15 @@ export interface StreamStats {
   lastCopiedId: string;
   /** Whether the target key exists and is not a stream. */
   targetWrongType: boolean;
+  /**
+   * Entries removed from the target stream since it was made (XDEL, XTRIM,
+   * MAXLEN: Redis >= 7, entries-added minus length); 0 when not told.
+   */
+  targetRemoved: number;
+  /** The highest ID deleted from the target stream with XDEL ("0-0": none, or not told; XTRIM does not count). */
+  targetRemovedUpTo: string;
+  /** ID of the oldest target entry ("" when empty). */
+  firstTargetId: string;
   /** Seconds between the newest source entry and the last copied one (by the time in their IDs). */
   lagSeconds: number;
   /** Entries the running replicator had handled when these stats were read (set by the orchestrator). */
@@ -123,20 +131,26 @@ export async function readStreamStats(
     });
   }
   for (const [db, list] of chunksBy(refs, (r) => r.targetDb, CHUNK)) {
-    const results = await target.pipeline(
-      db,
-      list.flatMap((
-        r,
-      ) => [["XLEN", r.targetKey], ["XREVRANGE", r.targetKey, "+", "-", "COUNT", "1"]]),
-      { buffers: true },
-    );
+    const infos = await target.pipeline(db, list.map((r) => ["XINFO", "STREAM", r.targetKey]), {
+      buffers: true,
+      parse: RANGE_REPLY,
+    });
     list.forEach((ref, i) => {
       const stats = out.get(ref.id)!;
-      const [len, last] = results.slice(i * 2, i * 2 + 2);
-      if (len.status === "fulfilled") stats.targetLength = Number(len.value);
-      else stats.targetWrongType = /WRONGTYPE/.test(String((len.reason as Error)?.message));
-      if (last.status === "fulfilled") {
-        stats.lastCopiedId = parseEntries(last.value).entries[0]?.id ?? "";
+      const info = infos[i];
+      if (info.status === "fulfilled") {
+        const stream = parseFlatMap(info.value);
+        stats.targetLength = Number(stream.get("length") ?? 0);
+        stats.lastCopiedId = entryId(stream.get("last-entry"));
+        stats.firstTargetId = entryId(stream.get("first-entry"));
+        const added = stream.get("entries-added");
+        if (added !== undefined) {
+          stats.targetRemoved = Math.max(0, Number(added) - stats.targetLength);
+          stats.targetRemovedUpTo = text(stream.get("max-deleted-entry-id") ?? "0-0");
+        }
+      } else {
+        // No such key: no target stream yet (length 0, nothing copied).
+        stats.targetWrongType = /WRONGTYPE/.test(String((info.reason as Error)?.message));
       }
       stats.lagSeconds = lagSeconds(stats);
     });
@@ -199,6 +213,9 @@ function emptyStats(): StreamStats {
     targetLength: 0,
     lastCopiedId: "",
     targetWrongType: false,
+    targetRemoved: 0,
+    targetRemovedUpTo: "0-0",
+    firstTargetId: "",
     lagSeconds: 0,
   };
 }
