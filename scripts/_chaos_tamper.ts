@@ -7,7 +7,11 @@
  * - `target-del`: one target stream deleted;
  * - `target-oom`: the target's maxmemory set just above what it uses, for a
  *   while (writes refused with OOM, or EXECABORT, and retried), then back;
- * - `source-oom`: the same on the source (the producer's writes fail too).
+ * - `source-oom`: the same on the source (the producer's writes fail too);
+ * - `group-setid`: a stream's consumer group moved to its last entry
+ *   (`XGROUP SETID ... $`: the entries it passes are copied from the source);
+ * - `group-destroy`: a stream's consumer group destroyed (made again, the
+ *   stream read again from its start, what the target holds confirmed).
  *
  * And two that no tool can heal, which must end loud (`LOUD_KINDS`): the
  * stream stops with an error naming it, nothing of it is acked as copied,
@@ -15,18 +19,29 @@
  * - `target-foreign`: another writer adds an entry above the target
  *   stream's top (the source's next entries can no longer be inserted);
  * - `source-reset`: a source stream deleted and recreated with IDs below
- *   what its target holds.
+ *   what its target holds;
+ * - `target-trim`: another client trims the target stream (XTRIM MAXLEN to
+ *   half its length): those entries can never be written again.
  *
  * @module
  */
 import type { RedisServer } from "../testing/redis.ts";
 import { connect } from "../testing/redis.ts";
 
+const GROUP = "redis-sync-group";
+
 /** The tamper faults, by name. */
-export const TAMPER_KINDS = ["target-flushall", "target-del", "target-oom", "source-oom"] as const;
+export const TAMPER_KINDS = [
+  "target-flushall",
+  "target-del",
+  "target-oom",
+  "source-oom",
+  "group-setid",
+  "group-destroy",
+] as const;
 
 /** The tamper faults that must end loud. */
-export const LOUD_KINDS = ["target-foreign", "source-reset"] as const;
+export const LOUD_KINDS = ["target-foreign", "source-reset", "target-trim"] as const;
 
 /** One tamper fault. */
 export type TamperKind = typeof TAMPER_KINDS[number] | typeof LOUD_KINDS[number];
@@ -77,6 +92,24 @@ export async function tamper(kind: TamperKind, ctx: TamperContext): Promise<stri
       const ms = Number(String(top[0]?.[0] ?? "0-0").split("-")[0]) + 60_000;
       await dst.send(["XADD", key, `${ms}-0`, "written", "by someone else"]);
       return `target XADD ${key} ${ms}-0 by another writer (loud)`;
+    }
+    case "target-trim": {
+      const key = ctx.loudKey;
+      await using dst = await connect(target);
+      const length = Number(await dst.send(["XLEN", key]));
+      await dst.send(["XTRIM", key, "MAXLEN", String(Math.floor(length / 2))]);
+      return `target XTRIM ${key} MAXLEN ${Math.floor(length / 2)} by another client (loud)`;
+    }
+    case "group-setid":
+    case "group-destroy": {
+      const others = keys.filter((k) => k !== ctx.loudKey);
+      const key = others[Math.floor(random() * others.length)];
+      await using src = await connect(source);
+      if (kind === "group-setid") await src.send(["XGROUP", "SETID", key, GROUP, "$"]);
+      else await src.send(["XGROUP", "DESTROY", key, GROUP]);
+      return kind === "group-setid"
+        ? `source XGROUP SETID ${key} $`
+        : `source XGROUP DESTROY ${key}`;
     }
     case "source-reset": {
       const key = ctx.loudKey;

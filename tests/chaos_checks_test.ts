@@ -25,7 +25,7 @@ Deno.test("the entry a stopped stream names is where its reported difference beg
   );
 });
 
-Deno.test("a difference below the entry the log names is a problem; one at or above it is not; an unnamed one is", () => {
+Deno.test("a difference below the entry the log names is a problem; one at or above it is not; an unnamed one is; a target trimmed by someone else covers what lies below where it begins and what XDEL removed", () => {
   const none = { missingIds: [], extraIds: [], changedIds: [] };
   assert.deepEqual(
     loudDifference("loud", {
@@ -37,7 +37,17 @@ Deno.test("a difference below the entry the log names is a problem; one at or ab
   );
   const below = loudDifference("loud", { ...none, missingIds: ["1700000000004-0"] }, STOPPED);
   assert.equal(below.length, 1);
-  assert.match(below[0], /differs below 1700000000005-0.*1700000000004-0/);
+  assert.match(below[0], /differs where run --once did not say it cannot copy it: 1700000000004-0/);
   const unnamed = loudDifference("loud", { ...none, extraIds: ["9-0"] }, "INFO all good");
   assert.match(unnamed[0], /did not name it/);
+  const trimmed =
+    "WARNING 40 entries were removed from target stream db0:loud by something else (XTRIM, XDEL: 40 so far; it begins at 41-0, XDEL removed up to 70-0): they cannot be written again";
+  assert.deepEqual(
+    loudDifference("loud", { ...none, missingIds: ["1-0", "40-0", "70-0"] }, trimmed),
+    [],
+  );
+  assert.match(
+    loudDifference("loud", { ...none, missingIds: ["71-0"] }, trimmed)[0],
+    /did not say it cannot copy it: 71-0/,
+  );
 });

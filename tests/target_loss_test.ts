@@ -6,14 +6,17 @@
  */
 import assert from "node:assert/strict";
 import { connect, RedisServer } from "../testing/redis.ts";
+import { TcpProxy } from "../testing/proxy.ts";
 import {
   addEntries,
   assertSameEntries,
   captureLogs,
   fillStream,
+  quietLogs,
   replicationConfig,
   runOnce,
   startReplicator,
+  waitFor,
   waitForCopy,
 } from "./_replication.ts";
 
@@ -216,4 +219,74 @@ Deno.test("a consumer group moved past entries while the tool was stopped is not
   assert.ok(result.ok, JSON.stringify(result.failures));
   assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key));
   assert.equal(logs.atLeast("WARNING", /holds less than its consumer group delivered/).length, 1);
+});
+
+Deno.test("without leases, a group moved past entries between two reads that one write carries (slow target) is found at that seam: no hole inside the write", async () => {
+  const logs = await captureLogs("WARNING");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using proxy = await TcpProxy.start(target);
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const key = "seam-stream";
+  const add = async (from: number, to: number) => {
+    for (let i = from; i <= to; i++) await src.send(["XADD", key, `${i}-0`, "i", String(i)]);
+  };
+  await add(1, 100);
+  proxy.delay(400); // every write's round trip takes 800 ms more
+  await using _live = startReplicator(
+    replicationConfig(source, proxy, { STREAM_LEASES: false }),
+  );
+  // While the first write (1..100) is on its way: 101..120 are read into the buffer, then
+  // the group is moved past 121..150 and 151..160 are read after them.
+  await waitFor(async () => {
+    const groups = await src.send(["XINFO", "GROUPS", key]) as unknown[][];
+    return groups.length > 0 &&
+      String(groups[0][groups[0].indexOf("last-delivered-id") + 1]) === "100-0";
+  }, { timeoutMs: 10_000, intervalMs: 5, message: "1..100 delivered" });
+  assert.equal(Number(await dst.send(["XLEN", key])), 0, "the first write is still on its way");
+  await add(101, 120);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await src.send(["MULTI"]);
+  for (let i = 121; i <= 160; i++) {
+    await src.send(["XADD", key, `${i}-0`, "i", String(i)]);
+    if (i === 150) await src.send(["XGROUP", "SETID", key, "redis-sync-group", "150-0"]);
+  }
+  await src.send(["EXEC"]);
+  await waitForCopy(src, key, dst, key, { timeoutMs: 30_000 });
+  assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key));
+  assert.ok(logs.atLeast("WARNING", /was moved past entries/).length > 0, logs.toString());
+});
+
+Deno.test("a group moved past entries while the tool was stopped with an entry pending below them is healed at the next start: the pending entry, then what the group passed", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const key = "pending-then-moved-stream";
+  const add = async (from: number, to: number) => {
+    for (let i = from; i <= to; i++) await src.send(["XADD", key, `${i}-0`, "i", String(i)]);
+  };
+  await add(1, 9);
+  const config = replicationConfig(source, target, { STREAM_LEASES: false });
+  assert.ok((await runOnce(config)).ok);
+  // As a crash leaves it: entry 10 delivered and pending (not on the target); then, while
+  // the tool is stopped, the group is moved past 11..50.
+  await add(10, 10);
+  await src.send([
+    "XREADGROUP",
+    "GROUP",
+    "redis-sync-group",
+    "redis-sync-consumer",
+    "STREAMS",
+    key,
+    ">",
+  ]);
+  await add(11, 50);
+  await src.send(["XGROUP", "SETID", key, "redis-sync-group", "50-0"]);
+  await add(51, 60);
+  const result = await runOnce(config);
+  assert.ok(result.ok, JSON.stringify(result.failures));
+  assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key));
 });

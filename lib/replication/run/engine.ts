@@ -389,6 +389,7 @@ export class ReplicationEngine {
     this.#table.endedNow(stream);
     this.#warnedDeleted.delete(stream);
     this.#placement.release(stream);
+    this.#readAhead.wakeIfRoom(); // its buffer was freed: a reader refused room may read now
     this.#recovery.wake(stream);
     this.#o.hooks.onStreamEnd?.(stream.ref, outcome);
   }

@@ -90,11 +90,16 @@ export async function prepareStart(
   // A group that existed already may have delivered (and seen acked) entries the target no
   // longer holds (it lost them while this tool was stopped), or been moved past entries
   // (XGROUP SETID): those still on the source are copied again first, by the recovery.
-  // Where each group stands now: nothing at or below it is ever taken as passed by (a group
-  // made at "$", here or by someone else, skips older entries on purpose).
+  // Where a group stands now is a floor (nothing at or below it is taken as passed by) only
+  // where it passed older entries on purpose: made at "$" (here, or with STREAM_START_ID=$),
+  // or made by someone else where it should start (nobody read through it, no copy yet).
+  // Elsewhere it may have been moved while this tool was stopped: no floor.
   const positions = await groupPositions(control, [...out], { group });
   for (const [s, position] of positions) {
-    if (!(position instanceof Error)) s.startDelivered = position.delivered;
+    if (position instanceof Error) continue;
+    const onPurpose = made.has(s) || startId(s) === "$" ||
+      (s.targetTop === "0-0" && position.consumers === 0);
+    if (onPurpose) s.startDelivered = position.delivered;
   }
   await findTargetGaps(control, [...out].filter((s) => !made.has(s) && startId(s) !== "$"), {
     group,

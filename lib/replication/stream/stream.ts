@@ -109,6 +109,12 @@ export class ReplicatedStream {
    */
   startDelivered: string | undefined;
   /** Entries read and not written yet, in ID order, from `head` on. */
+  /**
+   * The first entry of each delivery into the buffer (and the entry after a
+   * batch put back): where two entries come from different reads, nothing
+   * proves that no source entry lies between them (the writer asks the source).
+   */
+  readonly seams = new WeakSet<RawEntry>();
   buffer: RawEntry[] = [];
   /** Index of the first unwritten entry of `buffer`. */
   head = 0;
@@ -217,7 +223,10 @@ export class ReplicatedStream {
       this.head = 0;
     }
     for (const entry of entries) this.buffer.push(entry);
-    if (entries.length > 0) this.queuedTop = entryId(entries[entries.length - 1]);
+    if (entries.length > 0) {
+      this.queuedTop = entryId(entries[entries.length - 1]);
+      this.seams.add(entries[0]);
+    }
     this.bufferedBytes += bytes;
     this.#memory.bytes += bytes + ENTRY_OVERHEAD * entries.length;
   }
@@ -252,6 +261,8 @@ export class ReplicatedStream {
     if (batch.length === 0) return;
     let bytes = 0;
     for (const entry of batch) bytes += entry.size;
+    const next = this.buffer[this.head];
+    if (next !== undefined) this.seams.add(next);
     this.buffer = [...batch, ...this.buffer.slice(this.head)];
     this.head = 0;
     this.bufferedBytes += bytes;

@@ -2,7 +2,8 @@
  * The proof that a write continues the target stream without a hole: its
  * first entry is the one right after what the target holds (same
  * millisecond, next sequence number: nothing can lie between), or the
- * source holds no entry between the two. A consumer group moved past
+ * source holds no entry between the two; and the same at each place inside
+ * the write where one read's entries follow another's. A consumer group moved past
  * entries (XGROUP SETID by someone else), a read whose reply was lost, or
  * any other way entries were passed by is found here, before the write,
  * whatever the reader: a write above a hole could never be undone.
@@ -32,19 +33,34 @@ export function followsDirectly(prev: string, next: string): boolean {
 }
 
 /**
- * Where a write of `stream` beginning with `first` must be proven to
- * follow what the target holds: the entry it must follow (the target's
- * top, or where the group stood when the stream started here, whichever is
- * higher: a group made by someone else at "$" passed older entries on
- * purpose); undefined when nothing is to prove.
+ * What a write of `entries` of `stream` must prove: that its first entry
+ * follows what the target holds (the target's top, or where the group
+ * stood when the stream started here, whichever is higher: a group made at
+ * "$" passed older entries on purpose), and that each entry that came in
+ * another read than the one before it (`stream.seams`) follows that one.
+ * Entries directly after another (same millisecond, next sequence) need no
+ * proof, nor entries at or below that floor (re-deliveries, claims).
  */
-export function mustFollow(stream: ReplicatedStream, first: RawEntry): string | undefined {
+export function continuityChecks(
+  stream: ReplicatedStream,
+  entries: readonly RawEntry[],
+): ContinuityCheck[] {
   const top = stream.targetTop;
   const floor = stream.startDelivered;
-  const after = floor !== undefined && compareIds(floor, top) > 0 ? floor : top;
-  const id = first.idText();
-  if (compareIds(id, after) <= 0 || followsDirectly(after, id)) return undefined;
-  return after;
+  let after = floor !== undefined && compareIds(floor, top) > 0 ? floor : top;
+  const checks: ContinuityCheck[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    const id = entries[i].idText();
+    if (i > 0 && !stream.seams.has(entries[i])) {
+      if (compareIds(id, after) > 0) after = id;
+      continue;
+    }
+    if (compareIds(id, after) > 0 && !followsDirectly(after, id)) {
+      checks.push({ stream, after, first: id });
+    }
+    if (compareIds(id, after) > 0) after = id;
+  }
+  return checks;
 }
 
 /** One write to prove: its stream, the entry it must follow, its first entry's ID. */

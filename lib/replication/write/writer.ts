@@ -44,11 +44,11 @@ import { confirmReplicas, type ReplicaWait, waitShortfall } from "./_replica_wai
 import type { ReplicatedStream } from "../stream/stream.ts";
 import { writeChecked } from "./target_check.ts";
 import { highestId, writeOutcome } from "./_write_outcome.ts";
-import { type ContinuityCheck, mustFollow, passedEntries } from "./_continuity.ts";
+import { type ContinuityCheck, continuityChecks, passedEntries } from "./_continuity.ts";
 import { encodeWrites, pipelineSize, pipelinesOf, type Write } from "./_write_pipeline.ts";
 
 const log = getLog("replicator");
-type Unproven = { write: Write; careful: boolean; check: ContinuityCheck };
+type Unproven = { write: Write; careful: boolean; checks: ContinuityCheck[] };
 
 /** Writes the streams' entries to the target; see the module doc. */
 export class TargetWriter {
@@ -138,10 +138,9 @@ export class TargetWriter {
         this.#hooks.staleReadsPossible(stream) ||
         // The target reconnected since its top was last known: it may hold less now.
         stream.targetGeneration !== this.#generation();
-      const after = entries.length > 0 ? mustFollow(stream, entries[0]) : undefined;
-      if (after !== undefined) {
-        unproven.push({ write, careful, check: { stream, after, first: entryId(entries[0]) } });
-      } else if (careful) this.#writeCarefully(write);
+      const checks = continuityChecks(stream, entries);
+      if (checks.length > 0) unproven.push({ write, careful, checks });
+      else if (careful) this.#writeCarefully(write);
       else together.push(write);
     }
     this.#writeInPipelines(together);
@@ -155,15 +154,16 @@ export class TargetWriter {
    * recovery copies what was passed by first.
    */
   async #prove(unproven: Unproven[]) {
-    const checks = unproven.map((u) => u.check);
+    const checks = unproven.flatMap((u) => u.checks);
     const passed = await passedEntries(this.#options.source, checks).catch((error) => {
       for (const { write } of unproven) this.#failed(write, error);
     });
     if (!passed) return;
     const together: Write[] = [];
-    for (const { write, careful, check } of unproven) {
-      const to = passed.get(check);
-      if (to === undefined) {
+    for (const { write, careful, checks } of unproven) {
+      const check = checks.find((c) => passed.has(c));
+      const to = check && passed.get(check);
+      if (check === undefined || to === undefined) {
         if (careful) this.#writeCarefully(write);
         else together.push(write);
         continue;
