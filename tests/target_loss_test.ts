@@ -290,3 +290,24 @@ Deno.test("a group moved past entries while the tool was stopped with an entry p
   assert.ok(result.ok, JSON.stringify(result.failures));
   assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key));
 });
+
+Deno.test("with STREAM_START_ID=$, a target that lost its last entries while the tool was stopped is healed at the next start", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const key = "dollar-rolled-back-stream";
+  await fillStream(src, key, 50); // before the group: not to be copied
+  const config = replicationConfig(source, target, { STREAM_START_ID: "$" });
+  assert.ok((await runOnce(config)).ok);
+  await addEntries(src, key, 300);
+  assert.ok((await runOnce(config)).ok);
+  const copied = await dst.xrangeAll(key);
+  assert.equal(copied.length, 300);
+  // While it is stopped the target goes back 100 entries (a restart from an older snapshot).
+  await dst.send(["DEL", key]);
+  for (const [id, fields] of copied.slice(0, 200)) await dst.send(["XADD", key, id, ...fields]);
+  assert.ok((await runOnce(config)).ok);
+  assertSameEntries(await dst.xrangeAll(key), copied);
+});

@@ -101,7 +101,12 @@ export async function prepareStart(
       (s.targetTop === "0-0" && position.consumers === 0);
     if (onPurpose) s.startDelivered = position.delivered;
   }
-  await findTargetGaps(control, [...out].filter((s) => !made.has(s) && startId(s) !== "$"), {
+  // With "$", only where the target holds entries: a group made at "$" where the target held
+  // some starts at its top, so what lies above it was delivered, not passed on purpose.
+  const gapsToFind = [...out].filter((s) =>
+    !made.has(s) && (startId(s) !== "$" || s.targetTop !== "0-0")
+  );
+  await findTargetGaps(control, gapsToFind, {
     group,
     startId,
     positions,
