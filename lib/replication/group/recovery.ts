@@ -170,6 +170,8 @@ export class Recovery {
           cursor = claimed.cursor;
           recovered += claimed.entries.length;
           if (claimed.entries.length > 0 || claimed.deleted.length > 0) {
+            // Pending entries need not be next to each other in the source: each is proven.
+            for (const e of claimed.entries) stream.seams.add(e);
             this.#o.push(stream, claimed.entries, claimed.deleted, claimed.bytes);
           }
           if (cursor === "0-0") break;

@@ -47,18 +47,20 @@ export function continuityChecks(
 ): ContinuityCheck[] {
   const top = stream.targetTop;
   const floor = stream.startDelivered;
-  let after = floor !== undefined && compareIds(floor, top) > 0 ? floor : top;
+  const start = floor !== undefined && compareIds(floor, top) > 0 ? floor : top;
   const checks: ContinuityCheck[] = [];
   for (let i = 0; i < entries.length; i++) {
+    // Only where a read begins (a WeakSet lookup): the hot path reads no other ID.
+    if (i > 0 && !stream.seams.has(entries[i])) continue;
     const id = entries[i].idText();
-    if (i > 0 && !stream.seams.has(entries[i])) {
-      if (compareIds(id, after) > 0) after = id;
-      continue;
+    let after = start;
+    if (i > 0) {
+      const prev = entries[i - 1].idText();
+      if (compareIds(prev, start) > 0) after = prev;
     }
     if (compareIds(id, after) > 0 && !followsDirectly(after, id)) {
       checks.push({ stream, after, first: id });
     }
-    if (compareIds(id, after) > 0) after = id;
   }
   return checks;
 }
