@@ -311,3 +311,29 @@ Deno.test("with STREAM_START_ID=$, a target that lost its last entries while the
   assert.ok((await runOnce(config)).ok);
   assertSameEntries(await dst.xrangeAll(key), copied);
 });
+
+Deno.test("pending entries left by a crash on both sides of a range the group was moved past are claimed, and the range is copied between them: no hole", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const key = "claimed-around-jump-stream";
+  const add = async (from: number, to: number) => {
+    for (let i = from; i <= to; i++) await src.send(["XADD", key, `${i}-0`, "i", String(i)]);
+  };
+  const read = () =>
+    src.send(["XREADGROUP", "GROUP", "redis-sync-group", "crashed", "STREAMS", key, ">"]);
+  // What a crashed instance leaves: 1..100 read, the group moved past 101..150 by someone
+  // else, 151..160 read; nothing written to the target.
+  await add(1, 100);
+  await src.send(["XGROUP", "CREATE", key, "redis-sync-group", "0"]);
+  await read();
+  await add(101, 150);
+  await src.send(["XGROUP", "SETID", key, "redis-sync-group", "150-0"]);
+  await add(151, 160);
+  await read();
+  const result = await runOnce(replicationConfig(source, target, { STREAM_LEASES: false }));
+  assert.ok(result.ok, JSON.stringify(result.failures));
+  assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key));
+});
