@@ -2,8 +2,8 @@
  * The bench's row q (issue 24): quiet streams at scale, 1,000, 10,000 and
  * 100,000 of them (`--quiet SIZES`) side by side. Per size, on fresh
  * servers: N streams of 2 entries; `run --once` (time, peak RSS); then
- * `run` left live with nothing to copy: once its start-up is over (its CPU
- * below 20 % of a core over 2 s), both servers' `INFO commandstats` are
+ * `run` left live with nothing to copy: once every stream replicates (its
+ * `/metrics`) and 5 s more, both servers' `INFO commandstats` are
  * reset, and over the window: the commands per second the tool sends to
  * each server (the top ones named), the source's CPU spent on them (the
  * commands' own `usec`), the tool's CPU and RSS. Then 20 single entries
@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { connect, type TestClient } from "../testing/redis.ts";
+import { connect, freePort, type TestClient } from "../testing/redis.ts";
 import {
   type BenchContext,
   type Check,
@@ -37,6 +37,17 @@ const WAKE_ENTRIES = 20;
 
 /** Per command: calls and microseconds, from INFO commandstats. */
 type CommandStats = Map<string, { calls: number; usec: number }>;
+
+/** Streams in the state replicating, from the replicator's /metrics on `port` (0 when not served yet). */
+async function replicating(port: number): Promise<number> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const m = /^redis_stream_sync_streams\{state="replicating"\} (\d+)/m.exec(text);
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
 
 async function commandStats(client: TestClient): Promise<CommandStats> {
   const info = String(await client.send(["INFO", "commandstats"]));
@@ -99,20 +110,24 @@ async function measureSize(streams: number): Promise<SizeResult> {
     onceHwm = once.peakHwm;
     if (code === 0) onceSeconds = once.seconds;
   }
-  progress(`q: ${int(streams)}: run, waiting for its start-up to end`);
-  await using rep = await Replicator.spawn(["run"], env, { sampleMs: 1000 });
+  progress(`q: ${int(streams)}: run, waiting until every stream replicates (its /metrics)`);
+  const port = freePort();
+  await using rep = await Replicator.spawn(["run"], {
+    ...env,
+    METRICS_HOST: "127.0.0.1",
+    METRICS_PORT: String(port),
+  }, { sampleMs: 1000 });
   const tick = await clkTck();
   let startupSeconds: number | undefined;
-  for (let waited = 0; waited < 600; waited += 2) {
-    const a = await rep.sample();
-    await sleep(2000);
-    const b = await rep.sample();
-    if (a && b && (b.ticks - a.ticks) / tick / 2 < 0.2 && waited >= 4) {
+  const started = performance.now();
+  while (performance.now() - started < 900_000) {
+    if (await replicating(port) >= streams) {
       startupSeconds = rep.seconds;
       break;
     }
+    await sleep(1000);
   }
-  await sleep(3000);
+  await sleep(5000);
   progress(`q: ${int(streams)}: ${WINDOW_S} s of idle`);
   await src.send(["CONFIG", "RESETSTAT"]);
   await dst.send(["CONFIG", "RESETSTAT"]);
