@@ -337,3 +337,22 @@ Deno.test("pending entries left by a crash on both sides of a range the group wa
   assert.ok(result.ok, JSON.stringify(result.failures));
   assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key));
 });
+
+Deno.test("with STREAM_START_ID=$, a target stream that lost all its entries while the tool was stopped is healed from where the group began (recorded at its creation), not from the source's first entry", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const key = "dollar-emptied-stream";
+  await fillStream(src, key, 50); // before the group: not to be copied
+  const config = replicationConfig(source, target, { STREAM_START_ID: "$" });
+  assert.ok((await runOnce(config)).ok);
+  await addEntries(src, key, 300);
+  assert.ok((await runOnce(config)).ok);
+  const copied = await dst.xrangeAll(key);
+  assert.equal(copied.length, 300);
+  await dst.send(["DEL", key]); // while it is stopped
+  assert.ok((await runOnce(config)).ok);
+  assertSameEntries(await dst.xrangeAll(key), copied);
+});

@@ -15,6 +15,7 @@ import { compareIds, type RedisClient } from "../../redis/mod.ts";
 import { ensureGroups, type GroupPosition, groupPositions, sourceEnds } from "../group/group.ts";
 import { pendingCounts } from "../group/pending.ts";
 import { unpendingGaps } from "../group/source_range.ts";
+import { readStartPoints, recordStartPoints } from "../group/start_points.ts";
 import type { ReplicatedStream, StreamOutcome } from "../stream/stream.ts";
 import { loadTargetTops } from "../write/target_check.ts";
 import { foreignHeads } from "../write/foreign_entries.ts";
@@ -101,15 +102,30 @@ export async function prepareStart(
       (s.targetTop === "0-0" && position.consumers === 0);
     if (onPurpose) s.startDelivered = position.delivered;
   }
+  // Groups made now at "$" say where they began; with no target stream, a "$" group made
+  // earlier is judged from where it began (recorded), not from where it stands now.
+  await recordStartPoints(
+    control,
+    groups.created.filter((s) => startId(s) === "$" && s.startDelivered !== undefined)
+      .map((s) => ({ stream: s, at: s.startDelivered! })),
+    { group },
+  );
+  const began = await readStartPoints(
+    control,
+    [...out].filter((s) => !made.has(s) && startId(s) === "$" && s.targetTop === "0-0"),
+    { group },
+  ).catch(() => new Map<ReplicatedStream, string>());
+  for (const [s, at] of began) s.startDelivered = at;
   // With "$", only where the target holds entries: a group made at "$" where the target held
   // some starts at its top, so what lies above it was delivered, not passed on purpose.
   const gapsToFind = [...out].filter((s) =>
-    !made.has(s) && (startId(s) !== "$" || s.targetTop !== "0-0")
+    !made.has(s) && (startId(s) !== "$" || s.targetTop !== "0-0" || began.has(s))
   );
   await findTargetGaps(control, gapsToFind, {
     group,
     startId,
     positions,
+    began,
   });
   // Entries something else wrote into a target stream are said (never removed).
   await foreignHeads(
@@ -134,6 +150,8 @@ async function findTargetGaps(
     group: string;
     startId: (stream: ReplicatedStream) => string;
     positions: ReadonlyMap<ReplicatedStream, GroupPosition | Error>;
+    /** Where "$" groups made earlier began (recorded): nothing below is to be copied. */
+    began: ReadonlyMap<ReplicatedStream, string>;
   },
 ): Promise<void> {
   if (streams.length === 0) return;
@@ -145,7 +163,7 @@ async function findTargetGaps(
     // where it should start (XGROUP CREATE ... $), used as is; not a target that lost all.
     if (s.targetTop === "0-0" && position.consumers === 0) continue;
     const delivered = position.delivered;
-    const start = options.startId(s);
+    const start = options.began.get(s) ?? options.startId(s);
     const from = /^\d+-\d+$/.test(start) && compareIds(start, s.targetTop) > 0
       ? start
       : s.targetTop;
