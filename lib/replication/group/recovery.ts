@@ -24,6 +24,7 @@ import { compareIds, type RawEntry, type RedisClient } from "../../redis/mod.ts"
 import { LogDigest } from "../_log_digest.ts";
 import { claimPending, readConsumers, removeConsumers } from "./group.ts";
 import { highestRemoved, readSourceRange, unpendingGaps } from "./source_range.ts";
+import { longestWaiting } from "./_longest_waiting.ts";
 import type { ReadFence } from "../sharing/read_fence.ts";
 import type { Scheduler } from "../scheduler.ts";
 import type { ReplicatedStream, StreamOutcome } from "../stream/stream.ts";
@@ -348,9 +349,7 @@ export class Recovery {
     const elapsed = Math.min(every, this.#lastMaintained ? now - this.#lastMaintained : every);
     this.#lastMaintained = now;
     const budget = Math.max(1, Math.ceil(MAINTAINED_PER_INTERVAL * elapsed / every));
-    if (due.length > budget) {
-      due = due.sort((a, b) => a.maintenanceDue - b.maintenanceDue).slice(0, budget);
-    }
+    if (due.length > budget) due = longestWaiting(due, budget);
     for (const s of due) s.maintenanceDue = now + every;
     const expected = new Map(due.map((s) => [s, s.outstanding]));
     const consumers = await readConsumers(this.#control, due, { group });

@@ -36,6 +36,7 @@ export const SWEEP_STREAMS = 200;
 
 /** Reads through the leases' fence; waits with an XREAD that takes nothing. */
 export class FencedReader extends StreamReader {
+  protected override readonly waitTakesNothing = true;
   /** When it last swept (ms since epoch). */
   #lastSweep = 0;
   /** Where the next sweep begins among the streams, when they are more than one sweep reads. */

@@ -208,9 +208,9 @@ export class Placement {
     if (waiting) this.#relocateTimer = setTimeout(() => this.relocate(), RELOCATE_RETRY_MS);
   }
 
-  /** Wakes every reader (room to read again after the memory budget was spent). */
-  pokeAll(): void {
-    for (const r of this.#readers) r.poke();
+  /** Room to read again after the memory for entries read ahead was spent: readers waiting for it read. */
+  roomIsBack(): void {
+    for (const r of this.#readers) r.roomIsBack();
   }
 
   #open(db: number, node: string): StreamReader {

@@ -49,12 +49,18 @@ export class ReadAhead implements ReadBudget {
     this.#onRoom = options.onRoom ?? (() => {});
   }
 
-  /** Whether `stream` has room to read more, and all streams together too. */
+  /**
+   * Whether `stream` has room to read more (its own share; what all
+   * streams together have left is asked by the readers before they read,
+   * see {@linkcode ReadAhead.roomLeft}).
+   */
   hasRoom(stream: ReplicatedStream): boolean {
-    if (stream.buffered >= READ_AHEAD_ENTRIES || stream.bufferedBytes >= READ_AHEAD_BYTES) {
-      return false;
-    }
-    if (this.#roomLeft()) return true;
+    return stream.buffered < READ_AHEAD_ENTRIES && stream.bufferedBytes < READ_AHEAD_BYTES;
+  }
+
+  /** Whether all streams together may read more; if not, `onRoom` is called once they may. */
+  roomLeft(): boolean {
+    if (this.#anyLeft()) return true;
     this.#starved = true;
     return false;
   }
@@ -65,19 +71,22 @@ export class ReadAhead implements ReadBudget {
    * freed memory).
    */
   wakeIfRoom(): void {
-    if (!this.#starved || !this.#roomLeft()) return;
+    if (!this.#starved || !this.#anyLeft()) return;
     this.#starved = false;
     this.#onRoom();
   }
 
-  #roomLeft(): boolean {
+  #anyLeft(): boolean {
     return this.memory.bytes + this.#reserved < READ_AHEAD_TOTAL_BYTES;
   }
 
   take(streams: number, reads: number): { streams: number; bytes: number } {
     const perStream = reads * this.#batchSize * this.#entryBytes;
     const left = READ_AHEAD_TOTAL_BYTES - this.memory.bytes - this.#reserved;
-    const n = Math.max(left > 0 ? 1 : 0, Math.min(streams, Math.floor(left / perStream)));
+    // Half of it at most: a reader has a second read in flight, and other readers read too
+    // (one read taking all of it would leave them none, in turns).
+    const most = Math.min(left, READ_AHEAD_TOTAL_BYTES / 2);
+    const n = Math.max(left > 0 ? 1 : 0, Math.min(streams, Math.floor(most / perStream)));
     this.#reserved += n * perStream;
     return { streams: n, bytes: n * perStream };
   }

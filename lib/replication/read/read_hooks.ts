@@ -46,6 +46,11 @@ export interface ReadBudget {
   take(streams: number, reads: number): { streams: number; bytes: number };
   /** The reads are in (the streams now count what they brought): give back `bytes`. */
   give(bytes: number): void;
+  /**
+   * Whether all streams together may read more now; when not, the caller
+   * is told through `onRoom` (its reader is woken) once there is room again.
+   */
+  roomLeft(): boolean;
 }
 
 /** Options for {@linkcode StreamReader}. */

@@ -31,12 +31,21 @@ import {
   RefusedRead,
 } from "./_read_replies.ts";
 import { ReaderWake } from "./_reader_wake.ts";
+import { Turns } from "./_turns.ts";
 import type { ReaderHooks, StreamReaderOptions } from "./read_hooks.ts";
 
 /** A failed read may still reach the server this long after (kernel retransmits; tcp_orphan_retries). */
 const STALE_READ_WINDOW_MS = 15 * 60_000;
 /** While streams with a backlog are read, the others are looked at this often. */
 const SWEEP_INTERVAL_MS = 10;
+/**
+ * Streams such a look reads, at most (the next ones in turn): while some
+ * streams have a backlog, the others of a reader are all read within
+ * `ceil(streams / SWEEP_STREAMS) * SWEEP_INTERVAL_MS` (plus the reads' own
+ * time), and a reader with many quiet streams does not read all of them
+ * every 10 ms.
+ */
+export const SWEEP_STREAMS = 200;
 /**
  * A wait over many streams blocks this long per stream (ms) when that is
  * more than `blockMs`: the source spends a few microseconds on each key of
@@ -73,7 +82,8 @@ export abstract class StreamReader {
   readonly #streams = new Set<ReplicatedStream>();
   readonly #backoff: Backoff;
   #staleReadsPossibleUntil = 0;
-  #turn = 0;
+  /** Which streams a read takes when it may not take all: in turns, per kind of read. */
+  readonly #turns = new Turns<ReplicatedStream>();
   #rotation = 0;
 
   constructor(conn: RedisConnection, hooks: ReaderHooks, options: StreamReaderOptions) {
@@ -155,6 +165,15 @@ export abstract class StreamReader {
           await this.wake.sleep();
           continue;
         }
+        if (!(blocking && this.waitTakesNothing) && !this.hooks.budget.roomLeft()) {
+          // The memory for entries read ahead is spent (all readers together): no read
+          // until some is given back (the budget wakes this reader then). A wait that takes
+          // nothing goes on: it covers every stream, whatever the memory.
+          if (ahead) await ahead;
+          else await this.wake.sleep();
+          ahead = null;
+          continue;
+        }
         const pass = this.#pass(wanting, hot).then(
           () => this.#backoff.reset(),
           async (error) => {
@@ -179,6 +198,14 @@ export abstract class StreamReader {
     return GROUP_READ;
   }
 
+  /** Its wait for new entries takes none (an XREAD): it needs no memory for entries read ahead. */
+  protected readonly waitTakesNothing: boolean = false;
+
+  /** There is room to read again (memory was given back): wakes the loop if it sleeps. */
+  roomIsBack(): void {
+    this.wake.wakeUp();
+  }
+
   /** The slot a stream's reads are grouped by (in a cluster a read covers one slot). */
   protected slotOf?(stream: ReplicatedStream): number;
 
@@ -197,7 +224,9 @@ export abstract class StreamReader {
     const now = Date.now();
     if (now - this.lastSweep >= SWEEP_INTERVAL_MS && hot.length < wanting.length) {
       this.lastSweep = now;
-      return this.readNow(wanting, false);
+      const backlog = new Set(hot);
+      const others = wanting.filter((s) => !backlog.has(s));
+      return this.readNow(this.#turns.next("sweep", others, SWEEP_STREAMS), false);
     }
     // Streams with a backlog: several reads in one round trip.
     return this.readNow(hot, true);
@@ -217,10 +246,7 @@ export abstract class StreamReader {
       const times = repeat ? readsPerRoundTrip(fresh.length, this.options.batchSize) : 1;
       // Only as many streams as the memory left for reading ahead may take, in turns.
       const share = this.hooks.budget.take(fresh.length, times);
-      if (share.streams < fresh.length) {
-        const from = this.#turn++ % fresh.length;
-        fresh = [...fresh.slice(from), ...fresh.slice(0, from)].slice(0, share.streams);
-      }
+      fresh = this.#turns.next(repeat ? "backlog" : "look", fresh, share.streams);
       const slotOf = this.slotOf?.bind(this);
       const commands = planReads(history, fresh, { times, ...(slotOf ? { slotOf } : {}) });
       if (commands.length === 0) {

@@ -56,7 +56,7 @@ export class ReplicationEngine {
     const { group, batchSize, write } = settings;
     // A reader refused room waits until there is some again: woken then, not by a write that
     // may never come (quiet streams bring nothing to write).
-    this.#readAhead = new ReadAhead(batchSize, { onRoom: () => this.#placement.pokeAll() });
+    this.#readAhead = new ReadAhead(batchSize, { onRoom: () => this.#placement.roomIsBack() });
     this.#writer = new TargetWriter(options.target, this.#writerHooks(), {
       scheduler: options.scheduler,
       source: options.control,

@@ -56,7 +56,8 @@ export async function keepOwnership(
     due = Math.max(due, Date.now() - ttlMs / 3);
     try {
       const tick = await ownership.tick(
-        table.waiting.filter((r) => table.running(r.id) === undefined),
+        // Not those starting here: a start of many streams may take several ticks.
+        table.waiting.filter((r) => table.running(r.id) === undefined && !table.isStarting(r.id)),
       );
       for (const ref of tick.lost) {
         const stream = table.running(ref.id);

@@ -1,0 +1,113 @@
+/**
+ * Many quiet streams (issues 18 and 24): every stream an instance owns is
+ * covered by a wait at every moment, so a single new entry in any of
+ * thousands of quiet streams is copied at once, with leases (fenced reads,
+ * an XREAD wait) and without (a blocking XREADGROUP); and the commands the
+ * tool sends while nothing happens do not grow with the number of streams.
+ *
+ * Why 2,000 streams are enough: with STREAM_BATCH_SIZE=5000 a read may
+ * take only about 5 streams' worth of the read-ahead memory (16 MiB, a
+ * batch of 300-byte entries per stream), so the streams are read in turns
+ * over hundreds of reads, and each reader serves more streams than a sweep
+ * reads (200): the same shape as 100,000 streams at the default batch of
+ * 100, where the first reads of the streams came round so slowly, and kept
+ * the readers so busy, that no single entry was copied within 5 s.
+ */
+import assert from "node:assert/strict";
+import { connect, RedisServer, type TestClient } from "../testing/redis.ts";
+import {
+  assertSameEntries,
+  delay,
+  quietLogs,
+  replicationConfig,
+  startReplicator,
+  waitFor,
+} from "./_replication.ts";
+
+/** Adds one entry to each of `keys` (pipelined). */
+async function fill(client: TestClient, keys: string[]): Promise<void> {
+  for (let i = 0; i < keys.length; i += 1000) {
+    await Promise.all(
+      keys.slice(i, i + 1000).map((key) => client.send(["XADD", key, "*", "n", "0"])),
+    );
+  }
+}
+
+/** How many of `keys` the target holds at least `count` entries of. */
+async function copied(client: TestClient, keys: string[], count = 1): Promise<number> {
+  const lengths = await Promise.all(keys.map((key) => client.send(["XLEN", key])));
+  return lengths.filter((n) => Number(n) >= count).length;
+}
+
+for (const leases of [true, false]) {
+  Deno.test(`a single entry into any of 2,000 quiet streams is copied within 3 s, 20 times in a row (STREAM_LEASES=${leases})`, async () => {
+    await quietLogs();
+    await using source = await RedisServer.start();
+    await using target = await RedisServer.start();
+    await using src = await connect(source);
+    await using dst = await connect(target);
+    const keys = Array.from(
+      { length: Number(Deno.env.get("QN") ?? 2000) },
+      (_, i) => `device:${i}:stream`,
+    );
+    await fill(src, keys);
+    await using _live = startReplicator(
+      replicationConfig(source, target, {
+        STREAM_LEASES: leases,
+        STREAM_BATCH_SIZE: 5000,
+        STREAM_DISCOVERY_INTERVAL: 1,
+      }),
+    );
+    await waitFor(async () => (await copied(dst, keys)) === keys.length, {
+      timeoutMs: 60_000,
+      message: "every stream's first entry on the target",
+    });
+    // Quiet for longer than a fenced reader's sweep period (5 s) and the poll interval.
+    await delay(6000);
+    const late: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const key = keys[Math.floor(Math.random() * keys.length)];
+      const id = String(await src.send(["XADD", key, "*", "n", String(i + 1)]));
+      const added = performance.now();
+      const arrived = await waitFor(async () => {
+        const top = await dst.send(["XREVRANGE", key, "+", "-", "COUNT", "1"]) as unknown[][];
+        return top[0]?.[0] === id;
+      }, { timeoutMs: 3000, intervalMs: 10 }).then(() => true, () => false);
+      if (!arrived) {
+        late.push(`${key} ${id} (not there ${Math.round(performance.now() - added)} ms after)`);
+      } else assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key), key);
+      await delay(100);
+    }
+    assert.deepEqual(late, [], "entries not copied within 3 s");
+  });
+}
+
+Deno.test("streams whose start takes longer than a lease tick are taken once and started once (STREAM_LEASE_TTL=1, 3,000 streams)", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keys = Array.from({ length: 3000 }, (_, i) => `device:${i}:stream`);
+  await fill(src, keys);
+  let acquired = 0;
+  const ended: string[] = [];
+  await using _live = startReplicator(
+    replicationConfig(source, target, { STREAM_LEASE_TTL: 1, STREAM_DISCOVERY_INTERVAL: 1 }),
+    {
+      hooks: {
+        onLeases: (change) => (acquired += change.acquired + change.takenOver),
+        onStreamEnd: (ref, outcome) => ended.push(`${ref.label}: ${outcome}`),
+      },
+    },
+  );
+  await waitFor(async () => (await copied(dst, keys)) === keys.length, {
+    timeoutMs: 60_000,
+    message: "every stream's first entry on the target",
+  });
+  await delay(3000); // several lease ticks (every 333 ms)
+  // A stream still starting at a tick was taken again and started again (its lease counted
+  // twice): at 100,000 streams such starts kept the process so busy that its leases expired.
+  assert.deepEqual(ended, []);
+  assert.equal(acquired, keys.length, "leases taken");
+});
