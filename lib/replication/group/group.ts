@@ -269,6 +269,11 @@ export interface GroupPosition {
   delivered: string;
   /** Its consumers (0: nobody ever read through it, or they were all removed). */
   consumers: number;
+  /**
+   * Entries of the stream it has not delivered yet (Redis 7 `lag`);
+   * undefined when the group is not there or the server cannot tell.
+   */
+  lag?: number;
 }
 
 /**
@@ -291,9 +296,11 @@ export async function groupPositions(
       }
       const mine = (Array.isArray(r.value) ? r.value : []).map(parseFlatMap)
         .find((g) => text(g.get("name")) === options.group);
+      const lag = mine?.get("lag");
       out.set(s, {
         delivered: text(mine?.get("last-delivered-id") ?? "0-0"),
         consumers: Number(mine?.get("consumers") ?? 0),
+        ...(typeof lag === "number" ? { lag } : {}),
       });
     });
   }

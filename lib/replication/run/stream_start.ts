@@ -101,6 +101,13 @@ export async function prepareStart(
     const onPurpose = made.has(s) || startId(s) === "$" ||
       (s.targetTop === "0-0" && position.consumers === 0);
     if (onPurpose) s.startDelivered = position.delivered;
+    if (position.lag === 0) {
+      // Nothing to read yet: straight to the wait (from where the group stands), no first
+      // read (at 100,000 quiet streams, those took most of a minute). Entries that come
+      // meanwhile end the wait at once.
+      s.hot = false;
+      s.lastDelivered = position.delivered;
+    }
   }
   // Groups made now at "$" say where they began; with no target stream, a "$" group made
   // earlier is judged from where it began (recorded), not from where it stands now.
