@@ -111,3 +111,58 @@ Deno.test("streams whose start takes longer than a lease tick are taken once and
   assert.deepEqual(ended, []);
   assert.equal(acquired, keys.length, "leases taken");
 });
+
+/** Calls of each command the server ran since its last CONFIG RESETSTAT, without INFO and CONFIG. */
+async function commandCalls(client: TestClient): Promise<Map<string, number>> {
+  const info = String(await client.send(["INFO", "commandstats"]));
+  const calls = new Map<string, number>();
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+    if (m[1] !== "info" && !m[1].startsWith("config")) calls.set(m[1], Number(m[2]));
+  }
+  return calls;
+}
+
+/** The commands the replicator sends to each server over 10 s of nothing to copy, with `streams` quiet streams. */
+async function idleCalls(
+  streams: number,
+): Promise<{ source: number; target: number; top: string }> {
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keys = Array.from({ length: streams }, (_, i) => `device:${i}:stream`);
+  await fill(src, keys);
+  await using _live = startReplicator(
+    replicationConfig(source, target, {
+      // Each discovery pass (and the stats of up to 1,000 streams it reads) falls in the window
+      // about as often at both sizes; the defaults otherwise (leases on).
+      STREAM_DISCOVERY_INTERVAL: 2,
+      STREAM_POLL_INTERVAL: 1,
+    }),
+  );
+  await waitFor(async () => (await copied(dst, keys)) === keys.length, {
+    timeoutMs: 60_000,
+    message: "every stream's first entry on the target",
+  });
+  await delay(3000);
+  await src.send(["CONFIG", "RESETSTAT"]);
+  await dst.send(["CONFIG", "RESETSTAT"]);
+  await delay(10_000);
+  const [atSource, atTarget] = [await commandCalls(src), await commandCalls(dst)];
+  const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+  const top = [...atSource].sort((a, b) => b[1] - a[1]).slice(0, 5)
+    .map(([name, n]) => `${name} ${n}`).join(", ");
+  return { source: sum(atSource), target: sum(atTarget), top };
+}
+
+Deno.test("the commands sent while nothing is to be copied do not grow tenfold with tenfold streams: 1,000 and 10,000 quiet streams, within 1.5x", async () => {
+  await quietLogs();
+  const small = await idleCalls(1000);
+  const large = await idleCalls(10_000);
+  const said =
+    `1,000 streams: ${small.source} to the source (${small.top}), ${small.target} to the target; ` +
+    `10,000 streams: ${large.source} (${large.top}), ${large.target}`;
+  assert.ok(small.source > 0, said); // the count is taken at all
+  assert.ok(large.source <= 1.5 * small.source, said);
+  assert.ok(large.target <= 1.5 * Math.max(small.target, 20), said);
+});
