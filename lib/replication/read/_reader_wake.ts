@@ -35,6 +35,12 @@ export class ReaderWake {
   /** Blocking reads started so far: which read an unblock is for. */
   #reads = 0;
   #retry: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * A poke that came after the loop last looked at its streams and before
+   * its blocking read started (while it loaded what the read needs): the
+   * read is unblocked as soon as it starts, if it must end then.
+   */
+  #missed: UnblockContext | undefined;
 
   /** Waits until woken, or `ms` milliseconds at most (undefined: until woken). */
   async sleep(ms?: number): Promise<void> {
@@ -55,11 +61,19 @@ export class ReaderWake {
     return true;
   }
 
-  /** A blocking read starts: unblockable from now on. */
+  /** The loop looks at its streams now: what was poked before is in what it sees. */
+  looked(): void {
+    this.#missed = undefined;
+  }
+
+  /** A blocking read starts: unblockable from now on (at once, if poked since the loop looked). */
   blockStarted(): void {
     this.#blocking = true;
     this.#unblockSent = false;
     this.#reads++;
+    const missed = this.#missed;
+    this.#missed = undefined;
+    if (missed) this.poke(missed);
   }
 
   /** The blocking read ended. */
@@ -72,7 +86,11 @@ export class ReaderWake {
   /** Wakes the wait, or unblocks the blocking read when `ctx.mustEnd()` (once per read). */
   poke(ctx: UnblockContext): void {
     if (this.wakeUp()) return;
-    if (!this.#blocking || this.#unblockSent || !ctx.mustEnd()) return;
+    if (!this.#blocking) {
+      this.#missed = ctx;
+      return;
+    }
+    if (this.#unblockSent || !ctx.mustEnd()) return;
     const clientId = ctx.clientId;
     if (clientId === undefined) return; // still connecting: its read starts after this
     this.#unblockSent = true;

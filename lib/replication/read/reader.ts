@@ -150,6 +150,7 @@ export abstract class StreamReader {
     let ahead: Promise<void> | null = null;
     try {
       while (!signal.aborted) {
+        this.wake.looked();
         const wanting: ReplicatedStream[] = [];
         for (const s of this.#streams) if (this.hooks.wants(s)) wanting.push(s);
         const notified = this.notified;
