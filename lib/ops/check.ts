@@ -10,6 +10,7 @@ import { type Config, type RedisServerConfig, retrySettings } from "../config/mo
 import {
   AuthError,
   ConfigError,
+  ConnectionError,
   errorMessage,
   RedisReplyError,
   TlsError,
@@ -68,7 +69,28 @@ export async function checkConnectivity(
   };
   options.signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    return await check(config, { ...options, open, targetDb });
+    // A server that answered the connect may still stop answering within the check (paused,
+    // restarted, cut): the whole check again, as often as a connect is retried.
+    const retries = Math.max(config.source.maxRetries, config.target.maxRetries);
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await check(config, { ...options, open, targetDb });
+      } catch (error) {
+        if (!(error instanceof ConnectionError) || options.signal?.aborted) throw error;
+        if (attempt >= retries) {
+          throw new UnreachableError(
+            `The start-up check lost its connection ${attempt + 1} times: ${errorMessage(error)}`,
+            { cause: error },
+          );
+        }
+        const delay = backoffDelay(attempt, retrySettings(config.target));
+        log.warning("The start-up check lost its connection ({error}); again in {seconds} s", {
+          error: errorMessage(error),
+          seconds: (delay / 1000).toFixed(1),
+        });
+        await sleep(delay, options.signal);
+      }
+    }
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
   }
