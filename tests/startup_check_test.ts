@@ -14,7 +14,7 @@ import { captureLogs, replicationConfig } from "./_replication.ts";
  * server answers, for good) right after the server's first `+PONG`: the
  * check's PING is answered, what it sends next is not.
  */
-async function silentAfterPing(port: number) {
+function silentAfterPing(port: number) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const open = new Set<Deno.Conn>();
   let first = true;
@@ -59,7 +59,7 @@ Deno.test("the start-up check tries again when a server stops answering after th
   const logs = await captureLogs("WARNING");
   await using source = await RedisServer.start();
   await using target = await RedisServer.start();
-  await using proxy = await silentAfterPing(target.port);
+  await using proxy = silentAfterPing(target.port);
   const config = replicationConfig(source, { host: "127.0.0.1", port: proxy.port }, {
     TARGET_REDIS_COMMAND_TIMEOUT: 1,
   });
