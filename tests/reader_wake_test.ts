@@ -47,3 +47,14 @@ Deno.test("a poke before the reader last looked at its streams, or one that need
   assert.deepEqual(sent, []);
   wake.blockEnded();
 });
+
+Deno.test("of several pokes while the reader prepares its wait, one that must end the wait unblocks it even when a later one need not", () => {
+  const wake = new ReaderWake();
+  const sent: string[] = [];
+  wake.looked();
+  wake.poke(context(() => true, sent)); // e.g. a stream handed over
+  wake.poke(context(() => false, sent)); // then a stream already in the wait
+  wake.blockStarted();
+  assert.deepEqual(sent, ["7"]);
+  wake.blockEnded();
+});

@@ -25,6 +25,8 @@ export interface UnblockContext {
  * yet: it goes on another connection, and can overtake the read it is for.
  */
 const UNBLOCK_RETRY_MS = 10;
+/** Pokes kept while a blocking read is prepared, at most (beyond, the read ends as it starts). */
+const MISSED_POKES = 64;
 
 /** A reader's wake-up: its own wait, and its blocking read's unblocking. */
 export class ReaderWake {
@@ -40,7 +42,7 @@ export class ReaderWake {
    * its blocking read started (while it loaded what the read needs): the
    * read is unblocked as soon as it starts, if it must end then.
    */
-  #missed: UnblockContext | undefined;
+  #missed: UnblockContext[] = [];
 
   /** Waits until woken, or `ms` milliseconds at most (undefined: until woken). */
   async sleep(ms?: number): Promise<void> {
@@ -63,7 +65,7 @@ export class ReaderWake {
 
   /** The loop looks at its streams now: what was poked before is in what it sees. */
   looked(): void {
-    this.#missed = undefined;
+    this.#missed = [];
   }
 
   /** A blocking read starts: unblockable from now on (at once, if poked since the loop looked). */
@@ -72,8 +74,10 @@ export class ReaderWake {
     this.#unblockSent = false;
     this.#reads++;
     const missed = this.#missed;
-    this.#missed = undefined;
-    if (missed) this.poke(missed);
+    this.#missed = [];
+    // Each may say the read must end (the last one may not: a stream already in it).
+    const ending = missed.find((ctx) => ctx.mustEnd());
+    if (ending) this.poke(ending);
   }
 
   /** The blocking read ended. */
@@ -87,7 +91,17 @@ export class ReaderWake {
   poke(ctx: UnblockContext): void {
     if (this.wakeUp()) return;
     if (!this.#blocking) {
-      this.#missed = ctx;
+      // Many pokes (thousands of streams) are one that always ends the read.
+      if (this.#missed.length < MISSED_POKES) this.#missed.push(ctx);
+      else {
+        this.#missed = [{
+          mustEnd: () => true,
+          get clientId() {
+            return ctx.clientId;
+          },
+          unblock: ctx.unblock,
+        }];
+      }
       return;
     }
     if (this.#unblockSent || !ctx.mustEnd()) return;

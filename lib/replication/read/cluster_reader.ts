@@ -15,6 +15,15 @@ import { StreamReader } from "./reader.ts";
 
 /** Reads a cluster master's streams: on notification, and all of them every `blockMs`. */
 export class ClusterReader extends StreamReader {
+  /**
+   * A stream new to this reader is read at once: a notification of an
+   * entry added while it started (before it was placed here) reached nobody.
+   */
+  override assign(stream: ReplicatedStream): void {
+    super.assign(stream);
+    this.notified.add(stream);
+  }
+
   /** A notification says `stream` has new entries; it is read next. */
   notify(stream: ReplicatedStream): void {
     if (!this.serves(stream)) return;

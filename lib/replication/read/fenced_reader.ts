@@ -39,8 +39,6 @@ export class FencedReader extends StreamReader {
   protected override readonly waitTakesNothing = true;
   /** When it last swept (ms since epoch). */
   #lastSweep = 0;
-  /** Where the next sweep begins among the streams, when they are more than one sweep reads. */
-  #sweepFrom = 0;
 
   protected override command(): ReadCommand {
     return fencedRead(this.options.fence!);
@@ -55,19 +53,9 @@ export class FencedReader extends StreamReader {
     );
     if (Date.now() - this.#lastSweep >= period) {
       this.#lastSweep = Date.now();
-      return this.readNow(this.#sweepShare(wanting), false);
+      return this.readNow(wanting, false, { turn: "fenced sweep", most: SWEEP_STREAMS });
     }
     return this.#wait(db, streams, Math.min(blockMs, period));
-  }
-
-  /** The streams of this sweep: all of them, or the next {@linkcode SWEEP_STREAMS} in turn. */
-  #sweepShare(wanting: ReplicatedStream[]): ReplicatedStream[] {
-    if (wanting.length <= SWEEP_STREAMS) return wanting;
-    const from = this.#sweepFrom % wanting.length;
-    this.#sweepFrom = from + SWEEP_STREAMS;
-    const share = wanting.slice(from, from + SWEEP_STREAMS);
-    if (share.length < SWEEP_STREAMS) share.push(...wanting.slice(0, SWEEP_STREAMS - share.length));
-    return share;
   }
 
   /**

@@ -101,3 +101,18 @@ export interface StreamReaderOptions {
    */
   canUnblock?: () => boolean;
 }
+
+/** Options for `StreamReader.readNow`. */
+export interface ReadNowOptions {
+  /**
+   * The turn the streams are taken in when not all may be read (each kind
+   * of read keeps its own).
+   * @default {"backlog" with repeat, else "look"}
+   */
+  turn?: string;
+  /**
+   * Streams read at most (the next ones in that turn).
+   * @default {Infinity}
+   */
+  most?: number;
+}

@@ -32,18 +32,15 @@ import {
 } from "./_read_replies.ts";
 import { ReaderWake } from "./_reader_wake.ts";
 import { Turns } from "./_turns.ts";
-import type { ReaderHooks, StreamReaderOptions } from "./read_hooks.ts";
+import type { ReaderHooks, ReadNowOptions, StreamReaderOptions } from "./read_hooks.ts";
 
 /** A failed read may still reach the server this long after (kernel retransmits; tcp_orphan_retries). */
 const STALE_READ_WINDOW_MS = 15 * 60_000;
 /** While streams with a backlog are read, the others are looked at this often. */
 const SWEEP_INTERVAL_MS = 10;
 /**
- * Streams such a look reads, at most (the next ones in turn): while some
- * streams have a backlog, the others of a reader are all read within
- * `ceil(streams / SWEEP_STREAMS) * SWEEP_INTERVAL_MS` (plus the reads' own
- * time), and a reader with many quiet streams does not read all of them
- * every 10 ms.
+ * Streams a look reads at most (the next in turn; fewer when the memory is short): with a
+ * backlog elsewhere a reader's other streams are read within `ceil(streams / 200) * 10 ms`.
  */
 export const SWEEP_STREAMS = 200;
 /**
@@ -130,11 +127,14 @@ export abstract class StreamReader {
 
   /** `stream` wants entries again, or must leave a blocking read: wake the loop, or unblock. */
   poke(stream?: ReplicatedStream): void {
+    const conn = this.conn;
     this.wake.poke({
       // Unblock when a stream it does not block on wants entries, or one it blocks on must stop.
       mustEnd: () =>
         stream === undefined || (stream.readsInFlight > 0) !== this.hooks.wants(stream),
-      clientId: this.conn.clientId,
+      get clientId() {
+        return conn.clientId; // when it unblocks (the connection may have been opened again)
+      },
       unblock: this.options.unblock,
     });
   }
@@ -227,7 +227,7 @@ export abstract class StreamReader {
       this.lastSweep = now;
       const backlog = new Set(hot);
       const others = wanting.filter((s) => !backlog.has(s));
-      return this.readNow(this.#turns.next("sweep", others, SWEEP_STREAMS), false);
+      return this.readNow(others, false, { turn: "sweep", most: SWEEP_STREAMS });
     }
     // Streams with a backlog: several reads in one round trip.
     return this.readNow(hot, true);
@@ -237,17 +237,25 @@ export abstract class StreamReader {
    * Non-blocking reads of `streams`, one round trip per DB; with `repeat`,
    * the ">" reads are sent several times over (each brings the next batch).
    */
-  protected async readNow(streams: ReplicatedStream[], repeat: boolean): Promise<void> {
+  protected async readNow(
+    streams: ReplicatedStream[],
+    repeat: boolean,
+    options: ReadNowOptions = {},
+  ): Promise<void> {
     for (const [db, all] of groupBy(streams, (s) => s.ref.db)) {
       // Asked again right before sending: a stream may have stopped wanting entries (its
       // recovery began) while the reads of another DB were in flight.
       const list = all.filter((s) => this.#streams.has(s) && this.hooks.wants(s));
       let fresh = list.filter((s) => s.history === undefined);
       const history = list.filter((s) => s.history !== undefined);
-      const times = repeat ? readsPerRoundTrip(fresh.length, this.options.batchSize) : 1;
-      // Only as many streams as the memory left for reading ahead may take, in turns.
-      const share = this.hooks.budget.take(fresh.length, times);
-      fresh = this.#turns.next(repeat ? "backlog" : "look", fresh, share.streams);
+      const most = Math.min(options.most ?? Infinity, fresh.length);
+      const times = repeat ? readsPerRoundTrip(most, this.options.batchSize) : 1;
+      // Only as many streams as the memory left for reading ahead may take, in turns (one
+      // turn per kind and DB, moved on by what is read: a turn within a turn could leave
+      // some streams out for good).
+      const share = this.hooks.budget.take(most, times);
+      const turn = `${options.turn ?? (repeat ? "backlog" : "look")}:${db}`;
+      fresh = this.#turns.next(turn, fresh, share.streams);
       const slotOf = this.slotOf?.bind(this);
       const commands = planReads(history, fresh, { times, ...(slotOf ? { slotOf } : {}) });
       if (commands.length === 0) {
