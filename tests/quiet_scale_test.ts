@@ -122,7 +122,7 @@ async function commandCalls(client: TestClient): Promise<Map<string, number>> {
   return calls;
 }
 
-/** The commands the replicator sends to each server over 10 s of nothing to copy, with `streams` quiet streams. */
+/** The commands the replicator sends to each server over 6 s of nothing to copy, with `streams` quiet streams. */
 async function idleCalls(
   streams: number,
 ): Promise<{ source: number; target: number; top: string }> {
@@ -144,10 +144,10 @@ async function idleCalls(
     timeoutMs: 60_000,
     message: "every stream's first entry on the target",
   });
-  await delay(3000);
+  await delay(2000);
   await src.send(["CONFIG", "RESETSTAT"]);
   await dst.send(["CONFIG", "RESETSTAT"]);
-  await delay(10_000);
+  await delay(6000);
   const [atSource, atTarget] = [await commandCalls(src), await commandCalls(dst)];
   const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
   const top = [...atSource].sort((a, b) => b[1] - a[1]).slice(0, 5)
