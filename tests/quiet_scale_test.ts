@@ -14,6 +14,7 @@
  * the readers so busy, that no single entry was copied within 5 s.
  */
 import assert from "node:assert/strict";
+import { TcpProxy } from "../testing/proxy.ts";
 import { connect, RedisServer, type TestClient } from "../testing/redis.ts";
 import {
   assertSameEntries,
@@ -82,18 +83,27 @@ for (const leases of [true, false]) {
   });
 }
 
-Deno.test("streams whose start takes longer than a lease tick are taken once and started once (STREAM_LEASE_TTL=1, 3,000 streams)", async () => {
+Deno.test("streams are taken once and started once while lease ticks and discovery passes overlap: a slow source, new streams all along (STREAM_LEASE_TTL=1)", async () => {
   await quietLogs();
   await using source = await RedisServer.start();
   await using target = await RedisServer.start();
+  // 30 ms more each way to the source: a take of leases spans several lease ticks (333 ms).
+  await using slow = await TcpProxy.start(source);
+  slow.delay(30);
   await using src = await connect(source);
   await using dst = await connect(target);
-  const keys = Array.from({ length: 3000 }, (_, i) => `device:${i}:stream`);
-  await fill(src, keys);
+  const keys = Array.from({ length: 1500 }, (_, i) => `device:${i}:stream`);
+  await fill(src, keys.slice(0, 500));
   let acquired = 0;
   const ended: string[] = [];
   await using _live = startReplicator(
-    replicationConfig(source, target, { STREAM_LEASE_TTL: 1, STREAM_DISCOVERY_INTERVAL: 1 }),
+    replicationConfig(slow, target, {
+      STREAM_LEASE_TTL: 1,
+      STREAM_DISCOVERY_INTERVAL: 1,
+      // One SCAN a pass (not 3 patterns in 16 DBs, each a round trip of the slow source).
+      STREAM_DISCOVERY_PATTERNS: "device:*:stream",
+      REDIS_DB_SEARCH_RANGE: "0",
+    }),
     {
       hooks: {
         onLeases: (change) => (acquired += change.acquired + change.takenOver),
@@ -101,13 +111,17 @@ Deno.test("streams whose start takes longer than a lease tick are taken once and
       },
     },
   );
+  // New streams found by every pass for 6 s: every pass takes leases while ticks run. A stream
+  // a tick still counted as waiting was taken (counted) twice, once by each.
+  for (let i = 500; i < keys.length; i += 50) {
+    await fill(src, keys.slice(i, i + 50));
+    await delay(300);
+  }
   await waitFor(async () => (await copied(dst, keys)) === keys.length, {
     timeoutMs: 60_000,
     message: "every stream's first entry on the target",
   });
-  await delay(3000); // several lease ticks (every 333 ms)
-  // A stream still starting at a tick was taken again and started again (its lease counted
-  // twice): at 100,000 streams such starts kept the process so busy that its leases expired.
+  await delay(2000); // several lease ticks and discovery passes
   assert.deepEqual(ended, []);
   assert.equal(acquired, keys.length, "leases taken");
 });

@@ -115,10 +115,7 @@ export class Orchestrator {
     });
   }
 
-  /**
-   * Replicates until `signal` aborts (or, with `once`, until every stream
-   * is caught up). Closes every connection before it returns.
-   */
+  /** Replicates until `signal` aborts (`once`: until all is copied); closes every connection. */
   async run(stop: AbortSignal, options: RunOptions = {}): Promise<RunResult> {
     if (this.#started) {
       throw new Error("Orchestrator.run() may be called once; make a new Orchestrator");
@@ -328,7 +325,7 @@ export class Orchestrator {
       ttlMs: this.#settings.sharing!.ttlMs,
       engine: this.#engine!,
       table: this.#table,
-      start: (refs) => this.#startStreams(refs),
+      start: (refs) => this.#startBegun(refs),
       onChange: this.#hooks.onLeases,
     }).catch((error) => this.#conflict.abort(error));
   }
@@ -363,21 +360,23 @@ export class Orchestrator {
     const candidates = await this.#owners.previousOwnersFirst(found.streams, {
       busy: (ref) => this.#table.running(ref.id) !== undefined,
     });
-    let fresh = this.#table.admit(candidates);
-    if (this.#ownership) {
-      this.#table.setWaiting(fresh);
-      const taken = fresh.length > 0 ? await this.#ownership.take(fresh) : [];
-      // Only the streams that run here own their target stream here.
-      for (const ref of fresh) if (!taken.includes(ref)) this.#owners.release(ref);
-      fresh = taken;
-    }
-    if (fresh.length === 0 || signal.aborted) return;
-    await this.#startStreams(fresh);
+    const fresh = this.#table.admit(candidates);
+    if (this.#ownership) this.#table.setWaiting(fresh);
+    // Starting from now: no lease tick takes (or counts) them while their leases are taken here.
+    const begun = this.#table.beginStart(fresh);
+    const taken = this.#ownership && begun.length > 0
+      ? await this.#ownership.take(begun).catch((error) => {
+        this.#table.notTaken(begun);
+        throw error;
+      })
+      : begun;
+    const mine = new Set(taken); // only the streams that run here own their target stream here
+    this.#table.notTaken(begun.filter((ref) => !mine.has(ref) || signal.aborted));
+    if (!signal.aborted) await this.#startBegun(taken);
   }
 
-  /** Starts replicating `refs` (those not running or starting here already). */
-  async #startStreams(refs: StreamRef[]): Promise<void> {
-    const fresh = this.#table.beginStart(refs);
+  /** Starts replicating `refs`, begun with `beginStart` (they run, or their start failed). */
+  async #startBegun(fresh: StreamRef[]): Promise<void> {
     if (fresh.length === 0) return;
     try {
       const { created, streams } = await this.#engine!.start(fresh, {

@@ -26,7 +26,7 @@ export interface OwnershipLoopOptions {
   engine: ReplicationEngine;
   /** The one table of this instance's streams (which run here, which are starting or waiting). */
   table: StreamTable;
-  /** Starts streams whose lease was acquired. */
+  /** Starts streams whose lease was acquired (begun with the table's `beginStart`). */
   start(refs: StreamRef[]): Promise<void>;
   /**
    * Counts leases lost and handed over (for metrics; acquisitions are counted by the ownership).
@@ -55,10 +55,15 @@ export async function keepOwnership(
     if (signal.aborted) return;
     due = Math.max(due, Date.now() - ttlMs / 3);
     try {
-      const tick = await ownership.tick(
-        // Not those starting here: a start of many streams may take several ticks.
-        table.waiting.filter((r) => table.running(r.id) === undefined && !table.isStarting(r.id)),
-      );
+      // Starting from now (not those running or starting here: a start of many streams may
+      // take several ticks, and a discovery pass may be taking their leases now).
+      const candidates = table.beginStart(table.waiting);
+      const tick = await ownership.tick(candidates).catch((error) => {
+        table.notTaken(candidates);
+        throw error;
+      });
+      const taken = new Set(tick.acquired);
+      table.notTaken(candidates.filter((ref) => !taken.has(ref)));
       for (const ref of tick.lost) {
         const stream = table.running(ref.id);
         if (stream) engine.release(stream);
@@ -74,7 +79,7 @@ export async function keepOwnership(
         if (table.running(ref.id) || table.isStarting(ref.id) || table.isHandingOver(ref.id)) {
           continue;
         }
-        if (tick.acquired.includes(ref)) continue;
+        if (taken.has(ref)) continue;
         if (strays.has(ref.id)) ownership.release([ref]).catch(() => {});
         else now.add(ref.id);
       }

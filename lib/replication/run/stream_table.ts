@@ -6,6 +6,7 @@
  *
  * ```
  *  found ─(lease another's)─▶ waiting
+ *  found, waiting ─beginStart─▶ starting (leases: taking) ─notTaken─▶ waiting
  *  found ─beginStart─▶ starting ─made─▶ live ─started─▶ running ─end─▶ ended (outcome)
  *                                         running ─end with a read in flight─▶ draining ─readsOver─▶ (free)
  *  running ─beginHandOver─▶ running, handing over ─handedOver─▶ (its lease given back)
@@ -178,6 +179,18 @@ export class StreamTable {
   /** The start of `refs` is over (they run now, or it failed). */
   endStart(refs: readonly StreamRef[]): void {
     for (const r of refs) this.#starting.delete(r.id);
+  }
+
+  /**
+   * With leases: `refs` were begun (to take their leases: no other take
+   * counts or starts them meanwhile), and their lease is another
+   * instance's. They are not starting, and own no target stream here.
+   */
+  notTaken(refs: readonly StreamRef[]): void {
+    for (const r of refs) {
+      this.#starting.delete(r.id);
+      this.#o.owners.release(r);
+    }
   }
 
   /** The engine made `streams` (their start is under way). */
