@@ -135,3 +135,24 @@ Deno.test("each change of state is logged at DEBUG with the stream, both states 
     await quietLogs();
   }
 });
+
+Deno.test("the end listener and done both learn the outcome once, whether they came before or after the end", async () => {
+  const holder = { state: "starting" as StreamState };
+  const life = new StreamLife("db0:s", holder);
+  const order: string[] = [];
+  life.onEnd((outcome) => order.push(`listener ${outcome}`));
+  const early = life.done.then((outcome) => order.push(`done ${outcome}`));
+  assert.throws(() => life.onEnd(() => {}), /has an end listener already/);
+  life.on("reading");
+  assert.equal(life.end("gone"), true);
+  assert.equal(life.end("error"), false);
+  assert.deepEqual(order, []); // in a microtask, not during end()
+  await early;
+  assert.deepEqual(order, ["listener gone", "done gone"]);
+  assert.equal(await life.done, "gone");
+  const ended = new StreamLife("db0:t", { state: "starting" as StreamState });
+  ended.end("caught-up");
+  assert.equal(await ended.done, "caught-up");
+  const late = await new Promise<StreamOutcome>((resolve) => ended.onEnd(resolve));
+  assert.equal(late, "caught-up");
+});

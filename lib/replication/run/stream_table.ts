@@ -222,7 +222,7 @@ export class StreamTable {
     for (const s of streams) {
       this.#ended.delete(s.ref.id);
       this.#running.set(s.ref.id, s);
-      s.done.then((outcome) => this.#onEnd(s, outcome));
+      s.life.onEnd((outcome) => this.#onEnd(s, outcome));
     }
   }
 

@@ -137,8 +137,10 @@ export interface StateHolder {
 export class StreamLife {
   readonly #label: string;
   readonly #holder: { state: StreamState };
-  readonly #done: Promise<StreamOutcome>;
-  #resolve!: (outcome: StreamOutcome) => void;
+  /** Made when first asked for (a promise and its resolver cost ~300 bytes a stream). */
+  #done?: Promise<StreamOutcome>;
+  #resolve?: (outcome: StreamOutcome) => void;
+  #listener?: (outcome: StreamOutcome) => void;
 
   /**
    * @param label the stream, as logs name it.
@@ -148,7 +150,6 @@ export class StreamLife {
     this.#label = label;
     this.#holder = holder as { state: StreamState };
     this.#holder.state = "starting";
-    this.#done = new Promise((resolve) => (this.#resolve = resolve));
   }
 
   /** The current state. */
@@ -168,7 +169,24 @@ export class StreamLife {
 
   /** Resolves with how the stream ended. */
   get done(): Promise<StreamOutcome> {
+    if (this.#done) return this.#done;
+    const state = this.#holder.state;
+    this.#done = TERMINAL.has(state)
+      ? Promise.resolve(state as StreamOutcome)
+      : new Promise((resolve) => (this.#resolve = resolve));
     return this.#done;
+  }
+
+  /**
+   * Calls `listener` with how the stream ended, in a microtask after it
+   * ended (before the reactions to {@linkcode done}); no promise is made.
+   * One listener (the stream table): others await {@linkcode done}.
+   */
+  onEnd(listener: (outcome: StreamOutcome) => void): void {
+    if (this.#listener) throw new Error(`Stream ${this.#label} has an end listener already`);
+    const state = this.#holder.state;
+    if (TERMINAL.has(state)) queueMicrotask(() => listener(state as StreamOutcome));
+    else this.#listener = listener;
   }
 
   /**
@@ -191,7 +209,10 @@ export class StreamLife {
     const from = this.#holder.state;
     if (TERMINAL.has(from)) return false;
     this.#move(from, outcome, `end:${outcome}`);
-    this.#resolve(outcome);
+    const listener = this.#listener;
+    this.#listener = undefined;
+    if (listener) queueMicrotask(() => listener(outcome));
+    this.#resolve?.(outcome);
     return true;
   }
 

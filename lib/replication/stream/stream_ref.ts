@@ -62,27 +62,66 @@ export function makeStreamRef(
   options: StreamRefOptions = {},
 ): StreamRef {
   const { targetDb = 0, prefix = "", manual = false } = options;
-  const keyBytes = typeof key === "string" ? ENCODER.encode(key) : new Uint8Array(key);
-  const prefixBytes = ENCODER.encode(prefix);
-  const targetKey = new Uint8Array(prefixBytes.length + keyBytes.length);
-  targetKey.set(prefixBytes, 0);
-  targetKey.set(keyBytes, prefixBytes.length);
+  // Kept for the stream's life: copied out of the reply it came in, into a shared block.
+  const keyBytes = keepBytes(typeof key === "string" ? ENCODER.encode(key) : key);
   const tdb = targetDb === "same" ? db : targetDb;
-  const keyLabel = escapeBytes(keyBytes);
-  const targetKeyLabel = escapeBytes(targetKey);
+  const keyLabel = flat(escapeBytes(keyBytes));
+  const id = flat(streamId(db, keyBytes));
+  const label = flat(`db${db}:${keyLabel}`);
+  // Without a prefix the target key is the same bytes and names (shared: ~400 bytes a stream).
+  const targetKey = prefix === "" ? keyBytes : keepBytes(concat(ENCODER.encode(prefix), keyBytes));
+  const targetKeyLabel = prefix === "" ? keyLabel : flat(escapeBytes(targetKey));
+  const same = prefix === "" && tdb === db;
   return {
     db,
     key: keyBytes,
     targetDb: tdb,
     targetKey,
-    id: streamId(db, keyBytes),
-    targetId: streamId(tdb, targetKey),
-    label: `db${db}:${keyLabel}`,
-    targetLabel: `db${tdb}:${targetKeyLabel}`,
+    id,
+    targetId: same ? id : flat(streamId(tdb, targetKey)),
+    label,
+    targetLabel: same ? label : flat(`db${tdb}:${targetKeyLabel}`),
     keyLabel,
     targetKeyLabel,
     manual,
   };
+}
+
+/** Bytes per block that keys are kept in (one ArrayBuffer for many keys, not one each). */
+const KEY_BLOCK_BYTES = 64 * 1024;
+/** Keys above this size get an ArrayBuffer of their own. */
+const KEY_IN_BLOCK_MAX = 1024;
+let keyBlock = new Uint8Array(0);
+let keyBlockUsed = 0;
+
+/** A copy of `bytes` that no one writes to: a view into a shared block for small keys. */
+function keepBytes(bytes: Uint8Array): Uint8Array {
+  if (bytes.length > KEY_IN_BLOCK_MAX) return new Uint8Array(bytes);
+  if (keyBlockUsed + bytes.length > keyBlock.length) {
+    keyBlock = new Uint8Array(KEY_BLOCK_BYTES);
+    keyBlockUsed = 0;
+  }
+  const kept = keyBlock.subarray(keyBlockUsed, keyBlockUsed + bytes.length);
+  kept.set(bytes);
+  keyBlockUsed += bytes.length;
+  return kept;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/**
+ * `text` as one flat string: a template literal makes a rope of its parts
+ * (an object per part), kept for as long as the stream is.
+ */
+function flat(text: string): string {
+  // Reading a character makes V8 flatten the rope in place.
+  if (text.length > 0) text.charCodeAt(0);
+  return text;
 }
 
 /**
