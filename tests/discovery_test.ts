@@ -48,3 +48,64 @@ Deno.test("a paced discovery pass finds every stream of a keyspace of several SC
     conn.close();
   }
 });
+
+Deno.test("several patterns are matched in one walk of each DB: every stream matching any of them is found (bytes, classes, escapes), others and non-streams are not, with no more SCAN calls than one pattern", async () => {
+  await using server = await RedisServer.start();
+  await using client = await connect(server);
+  const streams = [
+    "a:1",
+    "a:2",
+    "b-x",
+    "c[1]",
+    "caf\xe9:1", // é: two bytes in UTF-8
+    "d?",
+  ];
+  const others = ["b-xy", "c1", "zz:1", "A:1", "d?!"];
+  for (const key of [...streams, ...others]) await client.send(["XADD", key, "*", "f", "v"]);
+  await client.send(["SET", "a:3", "not a stream"]);
+  await Promise.all(
+    Array.from({ length: 3000 }, (_, i) => client.send(["SET", `filler:${i}`, "x"])),
+  );
+  const binary = new Uint8Array([0x61, 0x3a, 0xff]); // "a:" and a byte that is no UTF-8
+  await client.send(["XADD", binary, "*", "f", "v"]);
+  const patterns = ["a:*", "b-?", "c\\[[0-9]\\]", "caf\xe9:*", "d\\?"];
+  const conn = new RedisConnection({ role: "source", host: server.host, port: server.port });
+  try {
+    const scans = async () => {
+      const info = String(await client.send(["INFO", "commandstats"]));
+      return Number(/cmdstat_scan:calls=(\d+)/.exec(info)?.[1] ?? 0);
+    };
+    const before = await scans();
+    const found = await findStreams(conn, { ...SETTINGS, patterns }, { paceMs: 1 });
+    const several = (await scans()) - before;
+    assert.deepEqual(
+      found.streams.map((r) => r.label).sort(),
+      // Labels escape bytes outside printable ASCII.
+      [...streams.map((k) => `db0:${k}`.replace("\xe9", "\\xc3\\xa9")), "db0:a:\\xff"].sort(),
+    );
+    // What Redis itself matches, pattern by pattern, is the same set.
+    const byRedis = new Set<string>();
+    for (const p of patterns) {
+      const [, keys] = await client.send([
+        "SCAN",
+        "0",
+        "MATCH",
+        p,
+        "COUNT",
+        "100000",
+        "TYPE",
+        "stream",
+      ]) as [
+        string,
+        string[],
+      ];
+      for (const k of keys) byRedis.add(k);
+    }
+    assert.equal(byRedis.size, found.streams.length);
+    const one = await scans();
+    await findStreams(conn, { ...SETTINGS, patterns: ["a:*"] }, { paceMs: 1 });
+    assert.equal(several, (await scans()) - one, "SCAN calls with 5 patterns and with 1");
+  } finally {
+    conn.close();
+  }
+});

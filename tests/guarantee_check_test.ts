@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../lib/config/load_config.ts";
 import { ConfigError } from "../lib/errors.ts";
-import { globExample, globMatch } from "../lib/ops/_glob.ts";
+import { globExample, globMatch } from "../lib/redis/mod.ts";
 import { judgeGuarantees } from "../lib/ops/_guarantee_check.ts";
 import { runCli } from "../testing/cli.ts";
 import { connect, RedisServer } from "../testing/redis.ts";

@@ -11,8 +11,7 @@
 import type { Config } from "../config/mod.ts";
 import { ConfigError, errorMessage, RedisReplyError } from "../errors.ts";
 import { getLog } from "../log.ts";
-import { type RedisConnection, serverAddress } from "../redis/mod.ts";
-import { globExample, globMatch } from "./_glob.ts";
+import { globExample, globMatch, type RedisConnection, serverAddress } from "../redis/mod.ts";
 
 const log = getLog("check");
 

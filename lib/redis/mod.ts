@@ -8,6 +8,7 @@
  */
 export type { RedisClient } from "./client.ts";
 export { execReplies, RedisConnection, serverAddress } from "./connection.ts";
+export { globExample, globMatch } from "./glob.ts";
 export { keyEventKey, watchKeyEvents } from "./key_events.ts";
 export { CLUSTER_SLOTS, clusterSlot, crc16 } from "./key_slot.ts";
 export { clientFor, connectionFor } from "./one_shot.ts";

@@ -1,13 +1,13 @@
 /**
- * Stream discovery: `SCAN ... MATCH pattern TYPE stream` over each DB of
+ * Stream discovery: `SCAN ... [MATCH pattern] TYPE stream` over each DB of
  * the search range, never KEYS, so a large keyspace is walked in small steps
- * without blocking the server.
+ * without blocking the server, once a pass whatever the number of patterns.
  *
  * @module
  */
 import type { DiscoverySettings } from "../../config/mod.ts";
 import { RedisReplyError } from "../../errors.ts";
-import { type RedisClient, text } from "../../redis/mod.ts";
+import { globMatch, type RedisClient, text } from "../../redis/mod.ts";
 import { makeStreamRef, streamId, type StreamRef } from "../stream/stream_ref.ts";
 import { sleep } from "../../backoff.ts";
 import { getLog } from "../../log.ts";
@@ -53,14 +53,23 @@ const DB_OUT_OF_RANGE = /DB index is out of range|invalid DB index/i;
 /** SCAN's COUNT hint: keys looked at per call. */
 const SCAN_COUNT = 1000;
 /**
- * The run's discovery passes walk a large keyspace at most 20 SCAN calls a
- * second (20,000 keys looked at): a keyspace of 100,000 keys takes 5 s a
- * pass, and the source never spends more than that on discovery, however
- * large it is. A DB walked in one call is not paced.
+ * The run's discovery passes walk a large keyspace at a bounded share of
+ * the source's time: after each SCAN call of a walk, a pause of 9 times
+ * what the call took (its round trip: at most 10% of the source's time),
+ * and at most this many milliseconds (20 calls a second on a slow or far
+ * source). A DB walked in one call is not paced.
  */
 export const RUN_SCAN_PACE_MS = 50;
+/** The pause after a SCAN call of a paced walk, in times the call took. */
+const PACE_FACTOR = 9;
+const LATIN1 = new TextDecoder("latin1");
+const ENCODER = new TextEncoder();
 
-/** Finds the streams matching `patterns` in each DB of `dbs`. */
+/**
+ * Finds the streams matching `patterns` in each DB of `dbs`: one walk of
+ * each DB (`MATCH` with one pattern; with several, every stream's name is
+ * matched here, not one walk per pattern).
+ */
 export async function discoverStreams(
   conn: RedisClient,
   options: DiscoveryOptions,
@@ -69,31 +78,42 @@ export async function discoverStreams(
   const streams: DiscoveryResult["streams"] = [];
   const missingDbs: number[] = [];
   let calls = 0;
+  // Several patterns: matched one byte a character, as Redis does (patterns are UTF-8).
+  const globs = patterns.length > 1 ? patterns.map((p) => LATIN1.decode(ENCODER.encode(p))) : [];
+  const match = patterns.length === 1 ? ["MATCH", patterns[0]] : [];
   for (const db of dbs) {
     const seen = new Set<string>();
     try {
-      for (const pattern of patterns) {
-        let cursor = "0";
-        do {
-          if (signal?.aborted) return { streams, missingDbs, calls };
-          // Paced within a walk of a large keyspace (not between small DBs and patterns).
-          if (paceMs > 0 && cursor !== "0") await sleep(paceMs, signal);
-          calls++;
-          const reply = await conn.send(
-            db,
-            ["SCAN", cursor, "MATCH", pattern, "COUNT", String(SCAN_COUNT), "TYPE", "stream"],
-            { buffers: true },
-          ) as [Uint8Array, Uint8Array[]];
-          cursor = text(reply[0]);
-          for (const key of reply[1]) {
-            const id = streamId(db, key);
-            if (seen.has(id) || skip(id)) continue;
-            seen.add(id);
-            // A view of the reply: whoever keeps the key copies it (makeStreamRef does).
-            streams.push({ db, key, id });
+      let cursor = "0";
+      let tookMs = 0;
+      do {
+        if (signal?.aborted) return { streams, missingDbs, calls };
+        // Paced within a walk of a large keyspace (not between small DBs).
+        if (paceMs > 0 && cursor !== "0") {
+          await sleep(Math.min(paceMs, PACE_FACTOR * tookMs), signal);
+        }
+        calls++;
+        const sent = performance.now();
+        const reply = await conn.send(
+          db,
+          ["SCAN", cursor, ...match, "COUNT", String(SCAN_COUNT), "TYPE", "stream"],
+          { buffers: true },
+        ) as [Uint8Array, Uint8Array[]];
+        tookMs = performance.now() - sent;
+        cursor = text(reply[0]);
+        for (const key of reply[1]) {
+          if (globs.length > 0) {
+            const name = LATIN1.decode(key);
+            if (!globs.some((glob) => globMatch(glob, name))) continue;
           }
-        } while (cursor !== "0");
-      }
+          const id = streamId(db, key);
+          // A walk may return a key twice (the server's table grew or shrank meanwhile).
+          if (seen.has(id) || skip(id)) continue;
+          seen.add(id);
+          // A view of the reply: whoever keeps the key copies it (makeStreamRef does).
+          streams.push({ db, key, id });
+        }
+      } while (cursor !== "0");
     } catch (error) {
       if (error instanceof RedisReplyError && DB_OUT_OF_RANGE.test(error.message)) {
         missingDbs.push(db);
@@ -275,7 +295,7 @@ function sayPass(calls: number, ms: number, everyMs: number): void {
   const slow = ms > everyMs;
   log[slow ? "info" : "debug"](
     slow
-      ? "A discovery pass took {seconds} s ({calls} SCAN calls, at most 20 a second), longer than STREAM_DISCOVERY_INTERVAL: new streams are found up to that late"
+      ? "A discovery pass took {seconds} s ({calls} SCAN calls, paced to at most a tenth of the source's time), longer than STREAM_DISCOVERY_INTERVAL: new streams are found up to that late"
       : "Discovery pass: {calls} SCAN calls in {seconds} s",
     { calls, seconds: (ms / 1000).toFixed(1) },
   );
