@@ -141,6 +141,7 @@ export class StreamLife {
   #done?: Promise<StreamOutcome>;
   #resolve?: (outcome: StreamOutcome) => void;
   #listener?: (outcome: StreamOutcome) => void;
+  #active = false;
 
   /**
    * @param label the stream, as logs name it.
@@ -164,7 +165,7 @@ export class StreamLife {
 
   /** Whether it copies new entries now (not starting, recovering or ended). */
   get active(): boolean {
-    return ACTIVE.includes(this.#holder.state);
+    return this.#active;
   }
 
   /** Resolves with how the stream ended. */
@@ -219,6 +220,8 @@ export class StreamLife {
   #move(from: StreamState, to: StreamState, event: string): boolean {
     if (from === to) return false;
     this.#holder.state = to;
+    // Asked for every stream at every read: kept, not looked up.
+    this.#active = ACTIVE.includes(to);
     log.debug("Stream {stream}: {from} -> {to} ({event})", {
       stream: this.#label,
       from,
