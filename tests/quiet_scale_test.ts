@@ -19,10 +19,13 @@ import { connect, RedisServer, type TestClient } from "../testing/redis.ts";
 import {
   assertSameEntries,
   delay,
+  fillStream,
   quietLogs,
   replicationConfig,
+  runOnce,
   startReplicator,
   waitFor,
+  waitForCopy,
 } from "./_replication.ts";
 
 /** Adds one entry to each of `keys` (pipelined). */
@@ -180,3 +183,34 @@ Deno.test("the commands sent while nothing is to be copied do not grow tenfold w
   assert.ok(large.source <= 1.5 * small.source, said);
   assert.ok(large.target <= 1.5 * Math.max(small.target, 20), said);
 });
+
+for (const leases of [true, false]) {
+  Deno.test(`streams whose first read (a few entries) comes back full, or not, are copied whole: lengths around the first read's count and far above it, run --once then live (STREAM_LEASES=${leases})`, async () => {
+    await quietLogs();
+    await using source = await RedisServer.start();
+    await using target = await RedisServer.start();
+    await using src = await connect(source);
+    await using dst = await connect(target);
+    // FIRST_READ_COUNT is 10: shorter, exactly as long, one longer, two reads' worth, many batches.
+    const lengths = [1, 9, 10, 11, 20, 21, 250, 1234];
+    const keys = lengths.map((n) => `len-${n}-stream`);
+    for (let i = 0; i < keys.length; i++) await fillStream(src, keys[i], lengths[i]);
+    // And 1,500 one-entry streams: first reads of many streams share each round trip.
+    const small = Array.from({ length: 1500 }, (_, i) => `device:${i}:stream`);
+    await fill(src, small);
+    const config = replicationConfig(source, target, {
+      STREAM_LEASES: leases,
+      STREAM_BATCH_SIZE: 100,
+    });
+    await runOnce(config, { timeoutMs: 60_000 });
+    for (const key of [...keys, ...small.slice(0, 50)]) {
+      assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key), key);
+    }
+    assert.equal(await copied(dst, small), small.length);
+    // Live: new streams of the same lengths, made while it runs.
+    await using _live = startReplicator(config);
+    const later = lengths.map((n) => `later-${n}-stream`);
+    for (let i = 0; i < later.length; i++) await fillStream(src, later[i], lengths[i]);
+    for (const key of later) await waitForCopy(src, key, dst, key, { timeoutMs: 30_000 });
+  });
+}

@@ -15,6 +15,8 @@ import {
 } from "../../redis/mod.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 import { streamId } from "../stream/stream_ref.ts";
+import type { ReadBudget } from "./read_hooks.ts";
+import type { Turns } from "./_turns.ts";
 import { groupBy } from "../_group_by.ts";
 
 /** Keys in one non-blocking XREADGROUP. */
@@ -33,12 +35,79 @@ export function readsPerRoundTrip(streams: number, batchSize: number): number {
   return Math.max(1, Math.min(MAX_READS_PER_ROUND_TRIP, reads));
 }
 
+/**
+ * Entries a stream's first read asks for: a full one marks it hot (full
+ * batches from then on); a few entries' memory per stream lets thousands
+ * of new streams share one round trip where full batches let a hundred.
+ */
+export const FIRST_READ_COUNT = 10;
+
 /** One XREADGROUP of a round trip: its streams, and whether it re-reads their pending entries. */
 export interface PlannedRead {
   /** The streams read. */
   streams: ReplicatedStream[];
   /** With the history ID instead of ">". */
   fromHistory: boolean;
+  /** Entries per stream (COUNT) when not STREAM_BATCH_SIZE: a first read. */
+  count?: number;
+}
+
+/** What {@linkcode planRound} needs. */
+export interface PlanRoundOptions {
+  /** The read-ahead memory: what the reads may take is set aside there. */
+  budget: ReadBudget;
+  /** Where each kind of read stands in its turn. */
+  turns: Turns<ReplicatedStream>;
+  /** The kind of read (its turn). */
+  turn: string;
+  /** Streams read at most (besides re-reads of pending entries). */
+  most: number;
+  /** Several reads of each stream in the round trip (a backlog). */
+  repeat: boolean;
+  /** STREAM_BATCH_SIZE. */
+  batchSize: number;
+  /** A cluster: the slot of a stream (a read covers one slot). */
+  slotOf?: (stream: ReplicatedStream) => number;
+}
+
+/**
+ * One round trip's reads of `list`: its re-reads of pending entries, first
+ * reads (of {@linkcode FIRST_READ_COUNT} entries) of the streams never read,
+ * and reads of the others, each kind as many as the memory left allows, in
+ * turns. Returns the streams read with ">" and the bytes set aside.
+ */
+export function planRound(
+  list: readonly ReplicatedStream[],
+  options: PlanRoundOptions,
+): { commands: PlannedRead[]; fresh: ReplicatedStream[]; bytes: number } {
+  const { budget, turns, turn, repeat, batchSize, slotOf } = options;
+  const history: ReplicatedStream[] = [];
+  const unread: ReplicatedStream[] = [];
+  const known: ReplicatedStream[] = [];
+  for (const s of list) (s.history !== undefined ? history : s.probed ? known : unread).push(s);
+  let most = Math.min(options.most, unread.length + known.length);
+  let bytes = 0;
+  let first: ReplicatedStream[] = [];
+  if (unread.length > 0 && most > 0) {
+    const share = budget.take(Math.min(most, unread.length), 1, FIRST_READ_COUNT);
+    bytes += share.bytes;
+    first = turns.next(`${turn} first`, unread, share.streams);
+    most -= first.length;
+  }
+  const times = repeat ? readsPerRoundTrip(Math.max(1, most), batchSize) : 1;
+  let fresh: ReplicatedStream[] = [];
+  if (known.length > 0 && most > 0) {
+    const share = budget.take(Math.min(most, known.length), times);
+    bytes += share.bytes;
+    fresh = turns.next(turn, known, share.streams);
+  }
+  // Re-reads alone: one stream's share set aside, as for any read.
+  if (history.length > 0 && bytes === 0) bytes += budget.take(0, times).bytes;
+  const commands = planReads(history, fresh, { times, ...(slotOf ? { slotOf } : {}) });
+  for (const c of planReads([], first, { times: 1, ...(slotOf ? { slotOf } : {}) })) {
+    commands.push({ ...c, count: FIRST_READ_COUNT });
+  }
+  return { commands, fresh: [...fresh, ...first], bytes };
 }
 
 /**

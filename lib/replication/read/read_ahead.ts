@@ -80,8 +80,12 @@ export class ReadAhead implements ReadBudget {
     return this.memory.bytes + this.#reserved < READ_AHEAD_TOTAL_BYTES;
   }
 
-  take(streams: number, reads: number): { streams: number; bytes: number } {
-    const perStream = reads * this.#batchSize * this.#entryBytes;
+  take(
+    streams: number,
+    reads: number,
+    count = this.#batchSize,
+  ): { streams: number; bytes: number } {
+    const perStream = reads * count * this.#entryBytes;
     const left = READ_AHEAD_TOTAL_BYTES - this.memory.bytes - this.#reserved;
     // Half of it at most: a reader has a second read in flight, and other readers read too
     // (one read taking all of it would leave them none, in turns).

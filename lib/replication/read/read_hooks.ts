@@ -39,11 +39,11 @@ export interface ReaderHooks {
 /** Memory for entries read ahead, shared by the readers: reads in flight hold a part of it. */
 export interface ReadBudget {
   /**
-   * How many of `streams` streams may be read `reads` times over now (at
-   * least one while anything is left), and the bytes set aside for what
-   * they may bring.
+   * How many of `streams` streams may be read `reads` times over now, `count`
+   * entries each a read (default: STREAM_BATCH_SIZE; at least one stream
+   * while anything is left), and the bytes set aside for what they may bring.
    */
-  take(streams: number, reads: number): { streams: number; bytes: number };
+  take(streams: number, reads: number, count?: number): { streams: number; bytes: number };
   /** The reads are in (the streams now count what they brought): give back `bytes`. */
   give(bytes: number): void;
   /**

@@ -26,8 +26,8 @@ import {
   type DispatchContext,
   dispatchInOrder,
   dispatchWoken,
-  planReads,
-  readsPerRoundTrip,
+  type PlannedRead,
+  planRound,
   RefusedRead,
 } from "./_read_replies.ts";
 import { ReaderWake } from "./_reader_wake.ts";
@@ -60,6 +60,8 @@ export interface ReaderCommand {
   streams: ReplicatedStream[];
   /** See {@linkcode ReadCommandOptions.tail}. */
   tail?: Uint8Array;
+  /** Entries per stream, when not STREAM_BATCH_SIZE. */
+  count?: number;
 }
 
 /** Reads entries for the streams assigned to it, over one connection. */
@@ -246,27 +248,25 @@ export abstract class StreamReader {
       // Asked again right before sending: a stream may have stopped wanting entries (its
       // recovery began) while the reads of another DB were in flight.
       const list = all.filter((s) => this.#streams.has(s) && this.hooks.wants(s));
-      let fresh = list.filter((s) => s.history === undefined);
-      const history = list.filter((s) => s.history !== undefined);
-      const most = Math.min(options.most ?? Infinity, fresh.length);
-      const times = repeat ? readsPerRoundTrip(most, this.options.batchSize) : 1;
-      // Only as many streams as the memory left for reading ahead may take, in turns (one
-      // turn per kind and DB, moved on by what is read: a turn within a turn could leave
-      // some streams out for good).
-      const share = this.hooks.budget.take(most, times);
-      const turn = `${options.turn ?? (repeat ? "backlog" : "look")}:${db}`;
-      fresh = this.#turns.next(turn, fresh, share.streams);
-      const slotOf = this.slotOf?.bind(this);
-      const commands = planReads(history, fresh, { times, ...(slotOf ? { slotOf } : {}) });
+      // As many streams as the memory left may take, in turns (one per kind of read and DB).
+      const { commands, fresh, bytes } = planRound(list, {
+        budget: this.hooks.budget,
+        turns: this.#turns,
+        turn: `${options.turn ?? (repeat ? "backlog" : "look")}:${db}`,
+        most: options.most ?? Infinity,
+        repeat,
+        batchSize: this.options.batchSize,
+        ...(this.slotOf ? { slotOf: this.slotOf.bind(this) } : {}),
+      });
       if (commands.length === 0) {
-        this.hooks.budget.give(share.bytes);
+        this.hooks.budget.give(bytes);
         continue;
       }
       let replies: RespValue[];
       try {
         replies = await this.send(db, commands, 0);
       } finally {
-        this.hooks.budget.give(share.bytes);
+        this.hooks.budget.give(bytes);
       }
       // Every read that succeeded is handed over, also when another of the pipeline was
       // refused (a refused read delivered nothing): its entries are this consumer's now.
@@ -280,7 +280,7 @@ export abstract class StreamReader {
         } else if (reply instanceof RedisReplyError) {
           refused ??= { error: reply, streams: [] };
           refused.streams.push(...commands[i].streams);
-        } else this.#dispatch(commands[i].streams, reply, commands[i].fromHistory, got);
+        } else this.#dispatch(commands[i], reply, got);
       }
       if (refused) throw new RefusedRead(refused.error, [...new Set(refused.streams)]);
       if (this.options.once) {
@@ -325,8 +325,8 @@ export abstract class StreamReader {
     try {
       const command = this.#command;
       const replies = await this.conn.batch(db, commands.length, (w) => {
-        for (const { streams, tail } of commands) {
-          command.encode(w, streams, { group, consumer, count: batchSize, blockMs, tail });
+        for (const { streams, tail, count } of commands) {
+          command.encode(w, streams, { group, consumer, count: count ?? batchSize, blockMs, tail });
         }
       }, { buffers: true, blockMs, parse: command.parse, name: "XREADGROUP" });
       return replies; // a refused read is a RedisReplyError in its place
@@ -350,27 +350,21 @@ export abstract class StreamReader {
   protected dispatchWoken(db: number, streams: ReplicatedStream[], reply: RespValue): void {
     if (!dispatchWoken(reply, { db, byId: this.byId, ...this.#context() })) {
       // Not one of this read's streams by id (cannot happen): match the slow way.
-      this.#dispatch(streams, reply, false, new Set());
+      this.#dispatch({ streams, fromHistory: false }, reply, new Set());
     }
   }
 
   /** Hands the entries of one XREADGROUP reply to their streams (see `_read_replies.ts`). */
-  #dispatch(
-    streams: ReplicatedStream[],
-    reply: RespValue,
-    fromHistory: boolean,
-    got: Set<ReplicatedStream>,
-  ): void {
-    const { read, before } = this.#command.split(reply);
-    dispatchInOrder(streams, read, { fromHistory, got, before, ...this.#context() });
+  #dispatch(read: PlannedRead, reply: RespValue, got: Set<ReplicatedStream>): void {
+    const { read: items, before } = this.#command.split(reply);
+    for (const s of read.streams) s.probed = true;
+    const context = { ...this.#context(read.count), fromHistory: read.fromHistory, got, before };
+    dispatchInOrder(read.streams, items, context);
   }
 
-  #context(): DispatchContext {
-    return {
-      batchSize: this.options.batchSize,
-      deliver: this.hooks.deliver,
-      passedBy: this.hooks.passedBy,
-    };
+  /** `count`: entries per stream that the read asked for (a full one: more is there). */
+  #context(count = this.options.batchSize): DispatchContext {
+    return { batchSize: count, deliver: this.hooks.deliver, passedBy: this.hooks.passedBy };
   }
 
   async #failedRead(
@@ -393,8 +387,10 @@ export abstract class StreamReader {
       hooks: this.hooks,
       owns: (stream) => this.#streams.has(stream),
       readAlone: async (stream) => (await this.send(stream.ref.db, [{ streams: [stream] }], 0))[0],
-      dispatch: (stream, reply) =>
-        this.#dispatch([stream], reply, stream.history !== undefined, new Set()),
+      dispatch: (stream, reply) => {
+        const read = { streams: [stream], fromHistory: stream.history !== undefined };
+        this.#dispatch(read, reply, new Set());
+      },
     });
   }
 }

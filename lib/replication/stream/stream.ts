@@ -141,6 +141,12 @@ export class ReplicatedStream {
   /** The last read returned a full batch: more is probably there. */
   hot = true;
   /**
+   * A read of it was answered: its next reads ask for full batches (until
+   * then, a first read asks for a few entries, so that thousands of new
+   * streams, most of them small, share one read's memory).
+   */
+  probed = false;
+  /**
    * The group's last delivered ID as this instance knows it (fenced reads
    * wait for entries after it with XREAD); undefined until known.
    */
