@@ -107,8 +107,9 @@ export async function discoverStreams(
             if (!globs.some((glob) => globMatch(glob, name))) continue;
           }
           const id = streamId(db, key);
-          // A walk may return a key twice (the server's table grew or shrank meanwhile).
-          if (seen.has(id) || skip(id)) continue;
+          // A walk may return a key twice (the server's table grew or shrank meanwhile); only
+          // the new streams are remembered (not 100,000 known ones each pass).
+          if (skip(id) || seen.has(id)) continue;
           seen.add(id);
           // A view of the reply: whoever keeps the key copies it (makeStreamRef does).
           streams.push({ db, key, id });
