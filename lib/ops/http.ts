@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { sleep } from "../backoff.ts";
 import { getLog } from "../log.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -70,4 +71,40 @@ export function startHttpServer(options: HttpServerOptions): HttpServer {
     port,
   });
   return { port, finished: server.finished };
+}
+
+/** How often a listener whose port is in use tries again. */
+export const LISTEN_RETRY_MS = 10_000;
+
+/**
+ * Starts the listener like {@linkcode startHttpServer}, but a port in use
+ * (another process holds it: a second instance on the host, a leftover)
+ * does not stop the service: it says so at WARNING and tries again every
+ * `retryMs` until it binds or `options.signal` aborts. Other failures (an
+ * address this host does not have, a port it may not bind) throw.
+ */
+export function listenWhenFree(options: HttpServerOptions, retryMs = LISTEN_RETRY_MS): HttpServer {
+  try {
+    return startHttpServer(options);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+  }
+  log.warning(
+    "Cannot serve metrics and health on {hostname}:{port}: the address is in use (another process, perhaps a second instance on this host: give each its own METRICS_PORT). Replicating without them; trying again every {seconds} s",
+    { hostname: options.hostname, port: options.port, seconds: retryMs / 1000 },
+  );
+  const finished = (async () => {
+    while (!options.signal.aborted) {
+      await sleep(retryMs, options.signal);
+      if (options.signal.aborted) return;
+      try {
+        return await startHttpServer(options).finished;
+      } catch (error) {
+        if (error instanceof Deno.errors.AddrInUse) continue;
+        log.error("Cannot serve metrics and health: {error}", { error: String(error) });
+        return;
+      }
+    }
+  })();
+  return { port: options.port, finished };
 }

@@ -8,7 +8,7 @@
 import { checkConnectivity } from "./check.ts";
 import type { Config } from "../config/mod.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
-import { type HttpServer, startHttpServer } from "./http.ts";
+import { type HttpServer, LISTEN_RETRY_MS, listenWhenFree } from "./http.ts";
 import { getLog } from "../log.ts";
 import { startMemoryTrim } from "./memory_trim.ts";
 import { Metrics } from "./metrics.ts";
@@ -31,6 +31,11 @@ export interface ServiceOptions {
    * @default {Deno.stderr.isTerminal()}
    */
   terminal?: boolean;
+  /**
+   * Milliseconds between two tries to listen while METRICS_PORT is in use.
+   * @default {10000}
+   */
+  listenRetryMs?: number;
 }
 
 /**
@@ -41,6 +46,7 @@ export interface ServiceOptions {
  */
 export async function runService(config: Config, options: ServiceOptions): Promise<RunResult> {
   const { signal, once = false, terminal = Deno.stderr.isTerminal() } = options;
+  const retryMs = options.listenRetryMs ?? LISTEN_RETRY_MS;
   const metrics = new Metrics();
   let orchestrator: Orchestrator | undefined;
   metrics.setStatusSource(() => orchestrator?.status());
@@ -48,7 +54,7 @@ export async function runService(config: Config, options: ServiceOptions): Promi
   // so /readyz says "not ready" while the servers are still being waited for.
   const http = once || config.metricsPort === 0
     ? undefined
-    : listen(config, metrics, () =>
+    : listen(config, metrics, retryMs, () =>
       orchestrator?.status() ??
         { ready: false, reason: "waiting for the source and target to answer" });
   const trim = new AbortController();
@@ -113,17 +119,18 @@ function stoppedDuringStartUp(once: boolean): RunResult {
 function listen(
   config: Config,
   metrics: Metrics,
+  retryMs: number,
   readiness: () => { ready: boolean; reason?: string },
 ): { server: HttpServer; controller: AbortController } {
   const controller = new AbortController();
   try {
-    const server = startHttpServer({
+    const server = listenWhenFree({
       hostname: config.metricsHost,
       port: config.metricsPort,
       metrics,
       readiness,
       signal: controller.signal,
-    });
+    }, retryMs);
     return { server, controller };
   } catch (error) {
     throw new ConfigError(
