@@ -20,6 +20,7 @@
 import { compareLogLevel, configure, dispose, getLogger } from "@logtape/logtape";
 import type { Logger, LogLevel, LogRecord, Sink } from "@logtape/logtape";
 import { formatPythonStyle, type LogLevelName } from "./log_format.ts";
+import { isSecretKey, makeRedact, type Redact, REDACTED } from "./_redact.ts";
 
 export { formatPythonStyle } from "./log_format.ts";
 export type { PythonStyleRecord } from "./log_format.ts";
@@ -30,7 +31,6 @@ export const ROOT_CATEGORY = "redis-stream-sync";
 /** The format used when none is given: the Python seed's default. */
 export const DEFAULT_LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s";
 /** What every secret is replaced with. */
-const REDACTED = "***";
 /** The lowest LogTape level that each service level lets through. */
 const LEVEL_TO_LOGTAPE: Readonly<Record<LogLevelName, LogLevel>> = {
   DEBUG: "trace",
@@ -66,8 +66,11 @@ export interface SetupLoggingOptions {
    */
   format?: string;
   /**
-   * Strings (passwords) replaced by `***` in every line, whatever the format.
-   * Empty strings are ignored.
+   * Secrets (passwords) never written: a value put into a message or a
+   * property that equals one becomes `***`, and so does a secret of 8 or
+   * more characters inside a longer value (see `_redact.ts`); templates,
+   * logger names and other words are never changed. Empty strings are
+   * ignored.
    * @default {[]}
    */
   secrets?: readonly string[];
@@ -97,9 +100,9 @@ export async function setupLogging(options: SetupLoggingOptions = {}): Promise<v
   const render = format.trim().toLowerCase() === "json"
     ? renderJsonLine
     : (record: LogRecord) => renderTextLine(format, record);
-  const redact = makeRedactor(options.secrets ?? []);
+  const redact = makeRedact(options.secrets ?? [], escapeBytes);
   const write = options.write ?? writeStderr;
-  const sink: Sink = (record) => write(redact(render(record)) + "\n");
+  const sink: Sink = (record) => write(render(redactRecord(record, redact)) + "\n");
   await configure({
     reset: true,
     sinks: { main: sink },
@@ -146,6 +149,24 @@ export function escapeBytes(bytes: Uint8Array | string): string {
     else out += `\\x${byte.toString(16).padStart(2, "0")}`;
   }
   return out;
+}
+/**
+ * `record` with its secrets redacted where they could be: the values put
+ * into its message and its properties (see `_redact.ts`); the message
+ * template and the logger name are the code's own and stay as they are.
+ */
+function redactRecord(record: LogRecord, redact: Redact): LogRecord {
+  const properties: Record<string, unknown> = {};
+  const secretValues = new Set<unknown>();
+  for (const [key, value] of Object.entries(record.properties)) {
+    const secret = isSecretKey(key) && value !== undefined && value !== "";
+    if (secret) secretValues.add(value);
+    properties[key] = secret ? REDACTED : redact(value);
+  }
+  const message = record.message.map((part, i) =>
+    i % 2 === 0 ? part : secretValues.has(part) ? REDACTED : redact(part)
+  );
+  return { ...record, message, properties };
 }
 /** The logger name Python would show: the category joined with ".". */
 function loggerName(record: LogRecord): string {
@@ -232,28 +253,6 @@ function renderJsonLine(record: LogRecord): string {
     }
     return JSON.stringify(line, jsonReplacer);
   }
-}
-/**
- * A function that replaces every secret in a line with `***`, in each form
- * it can take there: as is, escaped as in JSON, and escaped as bytes.
- */
-function makeRedactor(secrets: readonly string[]): (line: string) => string {
-  const forms = new Set<string>();
-  for (const secret of secrets) {
-    if (typeof secret !== "string" || secret === "") continue;
-    const escaped = escapeBytes(secret);
-    for (const form of [secret, escaped]) {
-      forms.add(form);
-      forms.add(JSON.stringify(form).slice(1, -1));
-    }
-  }
-  const ordered = [...forms].sort((a, b) => b.length - a.length);
-  if (ordered.length === 0) return (line) => line;
-  return (line) => {
-    let out = line;
-    for (const form of ordered) out = out.replaceAll(form, REDACTED);
-    return out;
-  };
 }
 /** Writes a whole line to stderr, synchronously. */
 function writeStderr(line: string): void {

@@ -156,11 +156,11 @@ Deno.test("setupLogging() with format json writes one JSON object per line", asy
   assert.equal(second._message, "clash");
 });
 
-Deno.test("setupLogging() never writes a secret, in text or JSON", async () => {
+Deno.test("setupLogging() never writes a secret put into a message or a property, in text or JSON", async () => {
   for (const format of [undefined, "json"]) {
     const lines = await capture({ level: "DEBUG", format, secrets: [SECRET, ""] }, () => {
       const log = getLog("connection");
-      log.debug(`AUTH with ${SECRET}`);
+      log.debug("AUTH with {what}", { what: SECRET });
       log.info("Connecting with {password}", { password: SECRET });
       log.error("Connection failed: {error}", {
         error: new Error(`WRONGPASS ${SECRET} is invalid`),
@@ -204,4 +204,53 @@ Deno.test("escapeBytes() renders keys unambiguously", () => {
   assert.equal(escapeBytes("é"), "\\xc3\\xa9");
   assert.equal(escapeBytes(""), "");
   assert.equal(escapeBytes(new Uint8Array()), "");
+});
+
+Deno.test("short passwords are redacted where they are a value, and no other word of a line changes (passwords redis and x)", async () => {
+  for (const format of [undefined, "json"]) {
+    const lines = await capture({ level: "DEBUG", format, secrets: ["redis", "x"] }, () => {
+      const log = getLog("main");
+      log.info("Group {group} of {stream}: key file {path}", {
+        group: "redis-sync-group",
+        stream: "db0:redis-x-stream",
+        path: "/etc/x/redis/key.pem",
+      });
+      log.info("Connecting with {password} as {user}", { password: "redis", user: "x" });
+      log.info("Settings {settings}", { settings: { host: "redis.example", pass: "other" } });
+    });
+    const text = lines.join("");
+    for (const word of ["redis-stream-sync.main", "redis-sync-group", "db0:redis-x-stream"]) {
+      assert.ok(text.includes(word), `${word} in\n${text}`);
+    }
+    assert.ok(text.includes("/etc/x/redis/key.pem"), text);
+    assert.ok(text.includes("redis.example"), text);
+    assert.ok(!text.includes("other"), text); // a property named like a password
+    assert.match(lines[1], /Connecting with \*\*\* as \*\*\*/);
+    if (format === "json") {
+      const second = JSON.parse(lines[1]);
+      assert.equal(second.password, "***");
+      assert.equal(second.user, "***");
+    }
+  }
+});
+
+Deno.test("no log call in lib builds its message template at run time (templates are never redacted)", async () => {
+  const found: string[] = [];
+  const walk = async (dir: string) => {
+    for await (const entry of Deno.readDir(dir)) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory) await walk(path);
+      else if (path.endsWith(".ts")) {
+        const text = await Deno.readTextFile(path);
+        // A template literal with a value in it, or a variable as the template.
+        const call =
+          /(?<![#\w.])log(?:\[[^\]]+\]|\.(?:trace|debug|info|warn|warning|error|fatal))\(\s*(?:`[^`]*\$\{|[A-Za-z_$][\w$.]*\s*[,)])/g;
+        for (const m of text.matchAll(call)) {
+          found.push(`${path}: ${m[0]}`);
+        }
+      }
+    }
+  };
+  await walk(new URL("../lib", import.meta.url).pathname);
+  assert.deepEqual(found, []);
 });
