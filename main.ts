@@ -15,6 +15,8 @@ import {
   helpText,
   parseCliArgs,
   runService,
+  surveyLine,
+  surveyStreams,
   verifyAll,
 } from "./lib/ops/mod.ts";
 import { type Config, formatConfig, loadConfig, loadTlsFiles } from "./lib/config/mod.ts";
@@ -67,6 +69,9 @@ async function checkCommand(config: Config, _args: CliArgs, signal: AbortSignal)
     }` +
       (result.missingSourceDbs.length ? `; missing DBs ${result.missingSourceDbs.join(",")}` : ""),
   );
+  const survey = await surveyStreams(config, { signal });
+  console.log(surveyLine(survey));
+  if (survey.none) log.warning("{message}", { message: survey.none });
   return EXIT_CODES.OK;
 }
 

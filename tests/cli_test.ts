@@ -292,6 +292,9 @@ Deno.test("check exits 0 with the seed's env.conf, hosts and ports from the envi
   await using dir = await tempDir();
   await writeConfig(dir.path, SEED_ENV_CONF);
   const env = serversEnv(source, target);
+  // A stream the seed's patterns find: with none, check warns that nothing would be copied.
+  await using src = await connect(source);
+  await src.send(["XADD", "orders-stream", "*", "n", "1"]);
   await using empty = await tempDir();
   const [check, seedConfig, defaultConfig] = await Promise.all([
     runCli(["check"], { cwd: dir.path, env, timeoutMs: TIMEOUT_MS }),
@@ -675,4 +678,39 @@ Deno.test("run --once through SOURCE_REDIS_URL and TARGET_REDIS_URL (ACL user, p
       assert.ok(!out.stdout.includes(secret) && !out.stderr.includes(secret), output(out));
     }
   }
+});
+
+Deno.test("check says which streams a run would copy, per DB, and warns, naming the patterns and DBs, when discovery finds none; run --once warns too", async () => {
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dir = await tempDir();
+  const env = { ...serversEnv(source, target), REDIS_DB_SEARCH_RANGE: "0-3,7" };
+  const none = await runCli(["check"], {
+    cwd: dir.path,
+    env: { ...env, STREAM_DISCOVERY_PATTERNS: "nomatch*" },
+    timeoutMs: TIMEOUT_MS,
+  });
+  assert.equal(none.code, 0, output(none));
+  assert.match(none.stdout, /^Streams to copy: none found$/m);
+  assert.match(
+    none.stderr,
+    /WARNING.*No streams to copy: no stream matches STREAM_DISCOVERY_PATTERNS "nomatch\*" in DBs 0-3,7 \(REDIS_DB_SEARCH_RANGE\), and REDIS_STREAMS is empty/,
+  );
+  const once = await runCli(["run", "--once"], {
+    cwd: dir.path,
+    env: { ...env, STREAM_DISCOVERY_PATTERNS: "nomatch*" },
+    timeoutMs: TIMEOUT_MS,
+  });
+  assert.equal(once.code, 0, output(once));
+  assert.match(once.stderr, /WARNING.*No streams to copy: no stream matches/);
+  await src.send(["XADD", "a-stream", "*", "n", "1"]);
+  await src.send(["XADD", "b-stream", "*", "n", "1"]);
+  await src.send(["SELECT", "2"]);
+  await src.send(["XADD", "c-stream", "*", "n", "1"]);
+  await src.send(["SELECT", "0"]);
+  const some = await runCli(["check"], { cwd: dir.path, env, timeoutMs: TIMEOUT_MS });
+  assert.equal(some.code, 0, output(some));
+  assert.match(some.stdout, /^Streams to copy: 3 \(db0: 2, db2: 1\)$/m);
+  assert.doesNotMatch(some.stderr, /No streams to copy/);
 });

@@ -5,6 +5,7 @@
  * @module
  */
 export { checkConnectivity } from "./check.ts";
+export { surveyLine, surveyStreams } from "./stream_survey.ts";
 export type { CheckOptions, CheckResult } from "./check.ts";
 export { helpText, parseCliArgs } from "./cli.ts";
 export type { CliArgs } from "./cli.ts";

@@ -26,7 +26,7 @@
  * @module
  */
 export { FENCED_READ } from "./sharing/_lease_scripts.ts";
-export { findStreams, isMissingDbError } from "./run/discover.ts";
+export { findStreams, isMissingDbError, noStreamsFound } from "./run/discover.ts";
 export { leaseKey } from "./sharing/lease_key.ts";
 export { Orchestrator } from "./run/orchestrator.ts";
 export type { OrchestratorHooks } from "./run/engine_hooks.ts";

@@ -301,3 +301,35 @@ function sayPass(calls: number, ms: number, everyMs: number): void {
     { calls, seconds: (ms / 1000).toFixed(1) },
   );
 }
+
+/**
+ * What to tell an operator when discovery finds no stream at all: which
+ * patterns, DBs and named streams were looked for (nothing is copied until
+ * one of them exists).
+ */
+export function noStreamsFound(settings: DiscoverySettings): string {
+  const looked: string[] = [];
+  if (settings.auto) {
+    looked.push(
+      `no stream matches STREAM_DISCOVERY_PATTERNS "${settings.patterns.join(",")}" in DBs ${
+        dbRanges(settings.dbs)
+      } (REDIS_DB_SEARCH_RANGE)`,
+    );
+  } else looked.push("STREAM_AUTO_DISCOVERY is false");
+  if (settings.manual.length > 0) {
+    looked.push(`none of the ${settings.manual.length} streams of REDIS_STREAMS exists`);
+  } else looked.push("REDIS_STREAMS is empty");
+  return `No streams to copy: ${looked.join(", and ")}; nothing is copied until one exists`;
+}
+
+/** `[0,1,2,3,7]` as `0-3,7`. */
+function dbRanges(dbs: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < dbs.length; i++) {
+    let j = i;
+    while (j + 1 < dbs.length && dbs[j + 1] === dbs[j] + 1) j++;
+    parts.push(j > i ? `${dbs[i]}-${dbs[j]}` : String(dbs[i]));
+    i = j;
+  }
+  return parts.join(",");
+}

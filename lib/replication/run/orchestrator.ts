@@ -11,22 +11,13 @@ import { Backoff } from "../../backoff.ts";
 import { type Config, type RunSettings, runSettings } from "../../config/mod.ts";
 import { errorMessage, isRetriableError } from "../../errors.ts";
 import { getLog } from "../../log.ts";
-import {
-  openPool,
-  type RedisClient,
-  serverAddress,
-  ServerHealth,
-  type ServerPool,
-} from "../../redis/mod.ts";
-import { findStreams, RUN_SCAN_PACE_MS } from "./discover.ts";
+import { openPool, type RedisClient, serverAddress, ServerHealth } from "../../redis/mod.ts";
+import type { ServerPool } from "../../redis/mod.ts";
+import { findStreams, noStreamsFound, RUN_SCAN_PACE_MS } from "./discover.ts";
 import { ReplicationEngine } from "./engine.ts";
 import type { OrchestratorHooks } from "./engine_hooks.ts";
-import {
-  type OrchestratorStatus,
-  type RunOptions,
-  type RunResult,
-  runStatus,
-} from "./run_result.ts";
+import { type OrchestratorStatus, type RunOptions, runStatus } from "./run_result.ts";
+import type { RunResult } from "./run_result.ts";
 import { Scheduler } from "../scheduler.ts";
 import { StatsKeeper } from "./stats_keeper.ts";
 import { TargetOwners } from "../write/target_owners.ts";
@@ -357,6 +348,9 @@ export class Orchestrator {
       paceMs: RUN_SCAN_PACE_MS,
     });
     for (const n of found.notices) this.#table.warnOnce(n.subject, n.variant, n.message, n.level);
+    if (found.streams.length + this.#table.runningCount === 0) {
+      log.warning("{message}", { message: noStreamsFound(this.#settings.discovery) }); // each pass
+    }
     const candidates = await this.#owners.previousOwnersFirst(found.streams, {
       busy: (ref) => this.#table.running(ref.id) !== undefined,
     });
