@@ -241,6 +241,7 @@ export class Orchestrator {
     const ending = this.#table.runningStreams().map((s) => s.done);
     engine.stopAll();
     await Promise.allSettled(ending); // their end handlers ran
+    this.#table.sayGone();
     this.#scheduler.close();
     log.info("Stopped");
   }
@@ -348,6 +349,7 @@ export class Orchestrator {
       paceMs: RUN_SCAN_PACE_MS,
     });
     for (const n of found.notices) this.#table.warnOnce(n.subject, n.variant, n.message, n.level);
+    this.#table.sayGone(new Set(found.streams.map((ref) => ref.id)));
     if (found.streams.length + this.#table.runningCount === 0) {
       log.warning("{message}", { message: noStreamsFound(this.#settings.discovery) }); // each pass
     }

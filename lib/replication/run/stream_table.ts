@@ -56,6 +56,8 @@ export class StreamTable {
   readonly #outcomes = new Map<string, StreamOutcome>();
   /** Streams that were gone once (copied whole if they come back). */
   readonly #goneBefore = new Set<string>();
+  /** Streams gone since the last summary (said once per discovery pass, not one line each). */
+  #goneSince: StreamRef[] = [];
   /** Streams being started now, by id: started once. */
   readonly #starting = new Set<string>();
   /** Streams made by the engine that have not ended (those starting included). */
@@ -305,6 +307,39 @@ export class StreamTable {
     return { ok: failures.length === 0, streams: this.statuses(), failures };
   }
 
+  /**
+   * One INFO line for the streams gone since the last call: those `found`
+   * again (by the discovery pass that calls this) lost their consumer group
+   * (destroyed, or the stream was deleted and made again) and start again
+   * from their first entry; the others were deleted. Without `found` (the
+   * end of a run): only how many are gone.
+   */
+  sayGone(found?: ReadonlySet<string>): void {
+    const gone = this.#goneSince;
+    if (gone.length === 0) return;
+    this.#goneSince = [];
+    const lost = found ? gone.filter((ref) => found.has(ref.id)) : [];
+    const deleted = found ? gone.filter((ref) => !found.has(ref.id)) : gone;
+    const names = (refs: StreamRef[]) =>
+      refs.slice(0, 5).map((ref) => ref.label).join(", ") +
+      (refs.length > 5 ? ` and ${refs.length - 5} more` : "");
+    if (deleted.length > 0) {
+      log.info(
+        "{count} streams are gone (deleted, or their group destroyed): {streams}; their replication ended",
+        {
+          count: deleted.length,
+          streams: names(deleted),
+        },
+      );
+    }
+    if (lost.length > 0) {
+      log.warning(
+        "{count} streams lost consumer group {group} (destroyed, or the stream deleted and made again): {streams}; copied again from their first entry (what the target holds already is skipped)",
+        { count: lost.length, group: this.#o.group, streams: names(lost) },
+      );
+    }
+  }
+
   /** Logs `message` once per `(key, variant)`; a new variant logs again. */
   warnOnce(
     key: string,
@@ -349,7 +384,9 @@ export class StreamTable {
         `Stream ${ref.label} has no consumer group "${this.#o.group}" and STREAM_AUTO_CREATE_CONSUMER_GROUPS=false; skipped`,
       );
     } else if (outcome === "gone") {
-      log.warning("Stream {stream} is gone ({reason}); its replication ended", {
+      // Deleting streams is normal: summed up once a pass (sayGone), each one at DEBUG.
+      this.#goneSince.push(ref);
+      log.debug("Stream {stream} is gone ({reason}); its replication ended", {
         stream: ref.label,
         reason: status.lastError,
       });

@@ -1,0 +1,56 @@
+/**
+ * Log volume: what is normal (streams deleted) is summed up once a
+ * discovery pass at INFO, not one WARNING per stream; a destroyed consumer
+ * group is told apart from a deleted stream.
+ */
+import assert from "node:assert/strict";
+import { connect, RedisServer } from "../testing/redis.ts";
+import {
+  assertSameEntries,
+  captureLogs,
+  replicationConfig,
+  startReplicator,
+  waitFor,
+  waitForCopy,
+} from "./_replication.ts";
+
+Deno.test("300 streams deleted while run runs are said in a few INFO lines, not one WARNING each; a destroyed group is a WARNING and its stream is copied again, exact", async () => {
+  const logs = await captureLogs("INFO");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keys = Array.from({ length: 300 }, (_, i) => `gone-${i}-stream`);
+  await Promise.all(keys.map((key) => src.send(["XADD", key, "*", "n", "1"])));
+  await src.send(["XADD", "kept-stream", "*", "n", "1"]);
+  await using _live = startReplicator(replicationConfig(source, target, {
+    STREAM_DISCOVERY_INTERVAL: 0.3,
+  }));
+  await waitForCopy(src, "kept-stream", dst);
+  await waitFor(async () => {
+    const lengths = await Promise.all(keys.map((key) => dst.send(["XLEN", key])));
+    return lengths.every((n) => Number(n) === 1);
+  }, { timeoutMs: 20_000, message: "every stream copied" });
+  await src.send(["DEL", ...keys]);
+  await waitFor(() => {
+    const said = logs.atLeast("INFO", /streams are gone/);
+    return said.reduce((n, line) => n + Number(/^(\d+) streams/.exec(line.message)![1]), 0) ===
+      keys.length;
+  }, { timeoutMs: 20_000, message: "300 streams said gone" });
+  const lines = logs.atLeast("INFO", /streams are gone/);
+  assert.ok(lines.length <= 5, lines.map((l) => l.message).join("\n"));
+  assert.ok(lines.every((l) => l.level === "INFO"), lines.map((l) => l.level).join());
+  assert.deepEqual(logs.atLeast("WARNING", /gone/), []);
+  // The group of a stream destroyed by someone: a WARNING naming it, and the stream copied
+  // again from its first entry (what the target holds is skipped), then on.
+  await src.send(["XGROUP", "DESTROY", "kept-stream", "redis-sync-group"]);
+  await src.send(["XADD", "kept-stream", "*", "n", "2"]);
+  await waitFor(() => logs.atLeast("WARNING", /lost consumer group/).length > 0, {
+    timeoutMs: 20_000,
+    message: "a WARNING for the destroyed group",
+  });
+  assert.match(logs.atLeast("WARNING", /lost consumer group/)[0].message, /db0:kept-stream/);
+  await src.send(["XADD", "kept-stream", "*", "n", "3"]);
+  await waitForCopy(src, "kept-stream", dst);
+  assertSameEntries(await dst.xrangeAll("kept-stream"), await src.xrangeAll("kept-stream"));
+});
