@@ -54,3 +54,36 @@ Deno.test("300 streams deleted while run runs are said in a few INFO lines, not 
   await waitForCopy(src, "kept-stream", dst);
   assertSameEntries(await dst.xrangeAll("kept-stream"), await src.xrangeAll("kept-stream"));
 });
+
+Deno.test("INFO names the streams it starts (the first five, and how many more), and says when they came from another instance", async () => {
+  const logs = await captureLogs("INFO");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keys = Array.from({ length: 40 }, (_, i) => `s${String(i).padStart(2, "0")}-stream`);
+  for (const key of keys) await src.send(["XADD", key, "*", "n", "1"]);
+  const config = replicationConfig(source, target, {
+    STREAM_DISCOVERY_INTERVAL: 0.3,
+    STREAM_LEASE_TTL: 1,
+  });
+  await using _first = startReplicator(config);
+  await waitFor(() => logs.atLeast("INFO", /Replicating 40 new streams/).length === 1, {
+    timeoutMs: 20_000,
+    message: "the first instance starts the 40 streams",
+  });
+  const said = logs.atLeast("INFO", /Replicating 40 new streams/)[0].message;
+  assert.match(said, /: db0:s\d\d-stream(, db0:s\d\d-stream){4} and 35 more$/);
+  // A second instance: some streams move to it, and it says where they came from.
+  await using _second = startReplicator(config);
+  await waitFor(
+    () => logs.atLeast("INFO", /streams handed over or taken over from other instances/).length > 0,
+    {
+      timeoutMs: 30_000,
+      message: "the second instance says it took streams over",
+    },
+  ).catch((error) => {
+    throw new Error(logs.atLeast("INFO").map((l) => l.message).join("\n"), { cause: error });
+  });
+  for (const key of keys) await waitForCopy(src, key, dst);
+});

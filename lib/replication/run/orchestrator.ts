@@ -23,6 +23,7 @@ import { StatsKeeper } from "./stats_keeper.ts";
 import { TargetOwners } from "../write/target_owners.ts";
 import { StreamTable } from "./stream_table.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
+import { sayStarted } from "./_start_log.ts";
 import { mirrorTrims } from "../write/trim.ts";
 import { Ownership } from "../sharing/ownership.ts";
 import { keepOwnership } from "./ownership_loop.ts";
@@ -317,7 +318,7 @@ export class Orchestrator {
       ttlMs: this.#settings.sharing!.ttlMs,
       engine: this.#engine!,
       table: this.#table,
-      start: (refs) => this.#startBegun(refs),
+      start: (refs) => this.#startBegun(refs, () => true),
       onChange: this.#hooks.onLeases,
     }).catch((error) => this.#conflict.abort(error));
   }
@@ -360,6 +361,7 @@ export class Orchestrator {
     if (this.#ownership) this.#table.setWaiting(fresh);
     // Starting from now: no lease tick takes (or counts) them while their leases are taken here.
     const begun = this.#table.beginStart(fresh);
+    const held = new Set(begun.filter((ref) => this.#ownership?.holderOf(ref.id)));
     const taken = this.#ownership && begun.length > 0
       ? await this.#ownership.take(begun).catch((error) => {
         this.#table.notTaken(begun);
@@ -368,21 +370,18 @@ export class Orchestrator {
       : begun;
     const mine = new Set(taken); // only the streams that run here own their target stream here
     this.#table.notTaken(begun.filter((ref) => !mine.has(ref) || signal.aborted));
-    if (!signal.aborted) await this.#startBegun(taken);
+    if (!signal.aborted) await this.#startBegun(taken, (ref) => held.has(ref));
   }
 
-  /** Starts replicating `refs`, begun with `beginStart` (they run, or their start failed). */
-  async #startBegun(fresh: StreamRef[]): Promise<void> {
+  /** Starts `refs` (begun with `beginStart`); `moved`: their lease was another instance's. */
+  async #startBegun(fresh: StreamRef[], moved = (_: StreamRef) => false): Promise<void> {
     if (fresh.length === 0) return;
     try {
       const { created, streams } = await this.#engine!.start(fresh, {
         startId: (ref) => this.#startId(ref),
       });
       this.#table.started(streams);
-      log.info("Replicating {count} new streams ({created} consumer groups created)", {
-        count: streams.filter((s) => !s.ended).length,
-        created,
-      });
+      sayStarted(streams.filter((s) => !s.ended).map((s) => s.ref), moved, created);
     } finally {
       this.#table.endStart(fresh);
     }

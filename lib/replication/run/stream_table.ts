@@ -25,7 +25,7 @@ import type { RedisClient } from "../../redis/mod.ts";
 import { runFailures, type RunResult, stillPending } from "./run_result.ts";
 import type { StatsKeeper } from "./stats_keeper.ts";
 import type { ReplicatedStream, StreamOutcome, StreamStatus } from "../stream/stream.ts";
-import type { StreamRef } from "../stream/stream_ref.ts";
+import { someLabels, type StreamRef } from "../stream/stream_ref.ts";
 import type { TargetOwners } from "../write/target_owners.ts";
 
 const log = getLog("orchestrator");
@@ -320,22 +320,19 @@ export class StreamTable {
     this.#goneSince = [];
     const lost = found ? gone.filter((ref) => found.has(ref.id)) : [];
     const deleted = found ? gone.filter((ref) => !found.has(ref.id)) : gone;
-    const names = (refs: StreamRef[]) =>
-      refs.slice(0, 5).map((ref) => ref.label).join(", ") +
-      (refs.length > 5 ? ` and ${refs.length - 5} more` : "");
     if (deleted.length > 0) {
       log.info(
         "{count} streams are gone (deleted, or their group destroyed): {streams}; their replication ended",
         {
           count: deleted.length,
-          streams: names(deleted),
+          streams: someLabels(deleted),
         },
       );
     }
     if (lost.length > 0) {
       log.warning(
         "{count} streams lost consumer group {group} (destroyed, or the stream deleted and made again): {streams}; copied again from their first entry (what the target holds already is skipped)",
-        { count: lost.length, group: this.#o.group, streams: names(lost) },
+        { count: lost.length, group: this.#o.group, streams: someLabels(lost) },
       );
     }
   }

@@ -133,6 +133,12 @@ export function streamId(db: number, key: Uint8Array): string {
   return `${db}:${LATIN1.decode(key)}`;
 }
 
+/** The labels of the first `most` of `refs`, and how many more: `db0:a, db0:b and 3 more`. */
+export function someLabels(refs: readonly StreamRef[], most = 5): string {
+  const shown = refs.slice(0, most).map((ref) => ref.label).join(", ");
+  return refs.length > most ? `${shown} and ${refs.length - most} more` : shown;
+}
+
 /** Lower-case hex of `bytes`. */
 export function toHex(bytes: Uint8Array): string {
   let out = "";

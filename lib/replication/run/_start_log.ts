@@ -1,0 +1,37 @@
+/**
+ * The INFO line of a start of streams: how many, which (the first five),
+ * and whether they are new here or came from another instance (handed
+ * over, or taken over from one that is gone). Internal to the run folder.
+ *
+ * @module
+ */
+import { getLog } from "../../log.ts";
+import { someLabels, type StreamRef } from "../stream/stream_ref.ts";
+
+const log = getLog("orchestrator");
+
+/**
+ * Says that `started` replicate now; `moved` tells those whose lease
+ * another instance held before; `created`: consumer groups made.
+ */
+export function sayStarted(
+  started: readonly StreamRef[],
+  moved: (ref: StreamRef) => boolean,
+  created: number,
+): void {
+  const fromOthers = started.filter(moved);
+  const fresh = started.filter((ref) => !moved(ref));
+  if (fresh.length > 0 || started.length === 0) {
+    log.info("Replicating {count} new streams ({created} consumer groups created): {streams}", {
+      count: fresh.length,
+      created,
+      streams: someLabels(fresh),
+    });
+  }
+  if (fromOthers.length > 0) {
+    log.info(
+      "Replicating {count} streams handed over or taken over from other instances: {streams}",
+      { count: fromOthers.length, streams: someLabels(fromOthers) },
+    );
+  }
+}
