@@ -124,6 +124,13 @@ export async function setupLogging(options: SetupLoggingOptions = {}): Promise<v
 export function getLog(name: string): Logger {
   return getLogger([ROOT_CATEGORY, name]);
 }
+/**
+ * `n` and the noun, in the singular for one: `counted(1, "entry", "entries")`
+ * is "1 entry", `counted(3, "stream")` is "3 streams".
+ */
+export function counted(n: number, noun: string, nouns = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : nouns}`;
+}
 /** Disposes LogTape's sinks so that nothing is lost at exit. */
 export async function flushLogging(): Promise<void> {
   await dispose();

@@ -714,3 +714,24 @@ Deno.test("check says which streams a run would copy, per DB, and warns, naming 
   assert.match(some.stdout, /^Streams to copy: 3 \(db0: 2, db2: 1\)$/m);
   assert.doesNotMatch(some.stderr, /No streams to copy/);
 });
+
+Deno.test("run --once with one stream of one entry says so in the singular: 1 stream, 1 entry, 1 new stream, 1 consumer group", async () => {
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dir = await tempDir();
+  await src.send(["XADD", "one-stream", "*", "n", "1"]);
+  const result = await runCli(["run", "--once"], {
+    cwd: dir.path,
+    env: serversEnv(source, target),
+    timeoutMs: TIMEOUT_MS,
+  });
+  assert.equal(result.code, 0, output(result));
+  assert.match(result.stderr, /Done: 1 stream, 1 entry copied$/m);
+  assert.match(result.stderr, /; \d+ instances? of group /);
+  assert.match(
+    result.stderr,
+    /Replicating 1 new stream \(1 consumer group created\): db0:one-stream$/m,
+  );
+  assert.doesNotMatch(result.stderr, /\b1 (streams|entries|instances|consumer groups)\b/);
+});

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { reset } from "@logtape/logtape";
 import {
+  counted,
   escapeBytes,
   flushLogging,
   formatPythonStyle,
@@ -253,4 +254,11 @@ Deno.test("no log call in lib builds its message template at run time (templates
   };
   await walk(new URL("../lib", import.meta.url).pathname);
   assert.deepEqual(found, []);
+});
+
+Deno.test("counted() puts the noun in the singular for one, and in the plural given or made with an s otherwise", () => {
+  assert.equal(counted(1, "entry", "entries"), "1 entry");
+  assert.equal(counted(0, "entry", "entries"), "0 entries");
+  assert.equal(counted(2, "stream"), "2 streams");
+  assert.equal(counted(1, "stream"), "1 stream");
 });

@@ -9,7 +9,7 @@ import { checkConnectivity } from "./check.ts";
 import type { Config } from "../config/mod.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
 import { type HttpServer, LISTEN_RETRY_MS, listenWhenFree } from "./http.ts";
-import { getLog } from "../log.ts";
+import { counted, getLog } from "../log.ts";
 import { startMemoryTrim } from "./memory_trim.ts";
 import { Metrics } from "./metrics.ts";
 import { Orchestrator, type RunResult } from "../replication/mod.ts";
@@ -94,7 +94,9 @@ export async function runService(config: Config, options: ServiceOptions): Promi
     }
     if (once) {
       const copied = result.streams.reduce((n, s) => n + s.copied, 0);
-      log.info("Done: {streams} streams, {copied} entries copied", {
+      log.info("Done: {streamCount}, {copiedCount} copied", {
+        streamCount: counted(result.streams.length, "stream"),
+        copiedCount: counted(copied, "entry", "entries"),
         streams: result.streams.length,
         copied,
       });

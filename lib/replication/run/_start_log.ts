@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { getLog } from "../../log.ts";
+import { counted, getLog } from "../../log.ts";
 import { someLabels, type StreamRef } from "../stream/stream_ref.ts";
 
 const log = getLog("orchestrator");
@@ -22,7 +22,9 @@ export function sayStarted(
   const fromOthers = started.filter(moved);
   const fresh = started.filter((ref) => !moved(ref));
   if (fresh.length > 0 || started.length === 0) {
-    log.info("Replicating {count} new streams ({created} consumer groups created): {streams}", {
+    log.info("Replicating {newStreams} ({groups} created): {streams}", {
+      newStreams: counted(fresh.length, "new stream"),
+      groups: counted(created, "consumer group"),
       count: fresh.length,
       created,
       streams: someLabels(fresh),
@@ -30,8 +32,12 @@ export function sayStarted(
   }
   if (fromOthers.length > 0) {
     log.info(
-      "Replicating {count} streams handed over or taken over from other instances: {streams}",
-      { count: fromOthers.length, streams: someLabels(fromOthers) },
+      "Replicating {moved} handed over or taken over from other instances: {streams}",
+      {
+        moved: counted(fromOthers.length, "stream"),
+        count: fromOthers.length,
+        streams: someLabels(fromOthers),
+      },
     );
   }
 }

@@ -7,7 +7,7 @@
  * @module
  */
 import { errorMessage, InstanceConflictError, isRetriableError } from "../../errors.ts";
-import { getLog } from "../../log.ts";
+import { counted, getLog } from "../../log.ts";
 import type { ReplicationEngine } from "./engine.ts";
 import type { LeaseChanges, Ownership } from "../sharing/ownership.ts";
 import type { Scheduler } from "../scheduler.ts";
@@ -105,8 +105,12 @@ export async function keepOwnership(
       }
       if (tick.lost.length + tick.acquired.length + moving.length > 0) {
         log.info(
-          "Leases: {acquired} streams taken, {lost} lost to other instances, {moving} handed over; {held} buckets held",
+          "Leases: {taken} taken, {lostCount} lost to other instances, {moved} handed over; {heldCount} held",
           {
+            taken: counted(tick.acquired.length, "stream"),
+            lostCount: tick.lost.length,
+            moved: moving.length,
+            heldCount: counted(ownership.leases.size, "bucket"),
             acquired: tick.acquired.length,
             lost: tick.lost.length,
             moving: moving.length,

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { getLog } from "../../log.ts";
+import { counted, getLog } from "../../log.ts";
 import type { RedisClient } from "../../redis/mod.ts";
 import { runFailures, type RunResult, stillPending } from "./run_result.ts";
 import type { StatsKeeper } from "./stats_keeper.ts";
@@ -322,8 +322,9 @@ export class StreamTable {
     const deleted = found ? gone.filter((ref) => !found.has(ref.id)) : gone;
     if (deleted.length > 0) {
       log.info(
-        "{count} streams are gone (deleted, or their group destroyed): {streams}; their replication ended",
+        "{gone} gone (deleted, or their group destroyed): {streams}; their replication ended",
         {
+          gone: counted(deleted.length, "stream is", "streams are"),
           count: deleted.length,
           streams: someLabels(deleted),
         },
@@ -331,8 +332,13 @@ export class StreamTable {
     }
     if (lost.length > 0) {
       log.warning(
-        "{count} streams lost consumer group {group} (destroyed, or the stream deleted and made again): {streams}; copied again from their first entry (what the target holds already is skipped)",
-        { count: lost.length, group: this.#o.group, streams: someLabels(lost) },
+        "{lostGroup} consumer group {group} (destroyed, or the stream deleted and made again): {streams}; copied again from their first entry (what the target holds already is skipped)",
+        {
+          lostGroup: counted(lost.length, "stream lost", "streams lost"),
+          count: lost.length,
+          group: this.#o.group,
+          streams: someLabels(lost),
+        },
       );
     }
   }

@@ -13,7 +13,7 @@
 import type { SharingSettings } from "../../config/mod.ts";
 import { Backoff } from "../../backoff.ts";
 import { errorMessage, InstanceConflictError, isRetriableError } from "../../errors.ts";
-import { getLog } from "../../log.ts";
+import { counted, getLog } from "../../log.ts";
 import type { RedisClient } from "../../redis/mod.ts";
 import { groupBy } from "../_group_by.ts";
 import { type InstanceIdentity, InstanceRegistry, type InstanceStatus } from "./instances.ts";
@@ -118,7 +118,8 @@ export class Ownership {
         }. Their leases and this version's do not exclude each other; stop them first`,
       );
     }
-    log.info("Instance {id} (consumer {consumer}); {count} instances of group {group} live", {
+    log.info("Instance {id} (consumer {consumer}); {instances} of group {group} live", {
+      instances: counted(this.#registry.live.length, "instance"),
       id: identity.id,
       consumer: identity.consumer,
       count: this.#registry.live.length,
