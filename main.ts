@@ -50,7 +50,7 @@ async function runCommand(config: Config, args: CliArgs, signal: AbortSignal): P
     source: serverAddress(config.source),
     target: serverAddress(config.target),
   });
-  const result = await runService(config, { signal, once: args.once });
+  const result = await runService(config, { signal, once: args.once, version: VERSION });
   // `run` stopped by a signal exits 0 (streams in error were logged); `run --once`
   // exits 1 when a stream could not be brought up to date.
   return !args.once || result.ok ? EXIT_CODES.OK : EXIT_CODES.FAILURE;

@@ -12,6 +12,7 @@ import {
   Histogram,
   Registry,
 } from "../lib/ops/prometheus.ts";
+import { Metrics } from "../lib/ops/metrics.ts";
 
 Deno.test("counters expose HELP, TYPE and one line per label set, summed, in label order", () => {
   const registry = new Registry();
@@ -111,4 +112,27 @@ Deno.test("a second metric of the same name and an invalid name are refused; the
   assert.throws(() => new Gauge(registry, { name: "x_total", help: "x" }), /already registered/);
   assert.throws(() => new Counter(registry, { name: "bad-name", help: "x" }), /not a valid/);
   assert.equal(EXPOSITION_CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
+});
+
+Deno.test("the service's metrics follow Prometheus' conventions: every _total series is a counter, and build_info says which build runs", () => {
+  const metrics = new Metrics("9.9.9");
+  const text = metrics.text();
+  const types = new Map(
+    [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1], m[2]] as const),
+  );
+  assert.ok(types.size > 10, text);
+  for (const [name, type] of types) {
+    if (name.endsWith("_total")) assert.equal(type, "counter", `${name} is a ${type}`);
+  }
+  assert.ok(types.has("redis_stream_sync_reconnects_total"), text);
+  assert.equal(types.get("redis_stream_sync_build_info"), "gauge");
+  assert.match(
+    text,
+    new RegExp(
+      `^redis_stream_sync_build_info\\{version="9\\.9\\.9",deno="${
+        Deno.version.deno.replaceAll(".", "\\.")
+      }",v8="[^"]+"\\} 1$`,
+      "m",
+    ),
+  );
 });

@@ -35,9 +35,16 @@ export class Metrics {
   #leaseChanges: Counter;
   #errorKinds = new Map<string, Set<string>>();
 
-  constructor() {
+  /** @param version this program's version, for `redis_stream_sync_build_info`. */
+  constructor(version = "unknown") {
     const registry = new Registry();
     this.registry = registry;
+    new Gauge(registry, {
+      name: `${PREFIX}build_info`,
+      help: "Always 1; its labels say which build runs (version, Deno, V8)",
+      labelNames: ["version", "deno", "v8"],
+      collect: (g) => g.set({ version, deno: Deno.version.deno, v8: Deno.version.v8 }, 1),
+    });
     this.#replicated = new Counter(registry, {
       name: `${PREFIX}entries_replicated_total`,
       help: "Entries written to the target (and acknowledged on the source)",
@@ -105,7 +112,7 @@ export class Metrics {
       });
     perServer(
       "reconnects_total",
-      "Connections reopened after a failure, per server (a counter, exposed from the servers' health)",
+      "Connections reopened after a failure, per server",
       (h) => h.reconnects,
     );
     perServer("server_up", "1 when the server answers, 0 during an outage", (h) => (h.up ? 1 : 0));
@@ -130,7 +137,7 @@ export class Metrics {
     );
     perNode(
       "node_reconnects_total",
-      "Redis Cluster only: connections to the node reopened after a failure (a counter)",
+      "Redis Cluster only: connections to the node reopened after a failure",
       (h) => h.reconnects,
     );
     new Gauge(registry, {

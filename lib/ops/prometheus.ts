@@ -135,6 +135,12 @@ export interface GaugeOptions extends MetricOptions {
    * @default {undefined}
    */
   collect?: (gauge: Gauge) => void;
+  /**
+   * The type it is exposed as: `counter` for a value that only grows and
+   * is read at exposition from where it is kept (reconnects of a server).
+   * @default {"counter" for a name ending in `_total`, else "gauge"}
+   */
+  exposedAs?: "gauge" | "counter";
 }
 
 /** A value that goes up and down, per label set. */
@@ -142,7 +148,9 @@ export class Gauge {
   readonly #series: Series;
 
   constructor(registry: Registry, options: GaugeOptions) {
-    this.#series = new Series("gauge", options);
+    // Prometheus' convention: a `_total` series is a counter.
+    const type = options.exposedAs ?? (options.name.endsWith("_total") ? "counter" : "gauge");
+    this.#series = new Series(type, options);
     const series = this.#series;
     const collect = options.collect;
     registry.register({

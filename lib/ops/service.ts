@@ -32,6 +32,11 @@ export interface ServiceOptions {
    */
   terminal?: boolean;
   /**
+   * This program's version (the `build_info` metric).
+   * @default {"unknown"}
+   */
+  version?: string;
+  /**
    * Milliseconds between two tries to listen while METRICS_PORT is in use.
    * @default {10000}
    */
@@ -47,7 +52,7 @@ export interface ServiceOptions {
 export async function runService(config: Config, options: ServiceOptions): Promise<RunResult> {
   const { signal, once = false, terminal = Deno.stderr.isTerminal() } = options;
   const retryMs = options.listenRetryMs ?? LISTEN_RETRY_MS;
-  const metrics = new Metrics();
+  const metrics = new Metrics(options.version);
   let orchestrator: Orchestrator | undefined;
   metrics.setStatusSource(() => orchestrator?.status());
   // `run --once` is a batch job: no listener. `run` serves metrics and health from the start,
