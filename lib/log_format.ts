@@ -71,6 +71,27 @@ export function formatPythonStyle(format: string, record: PythonStyleRecord): st
   );
 }
 
+/** The `%(name)s` placeholders a format may use. */
+export const LOG_FORMAT_FIELDS: readonly string[] = [
+  "asctime",
+  "name",
+  "levelname",
+  "levelno",
+  "message",
+  "process",
+  "created",
+  "msecs",
+];
+
+/** The placeholders of `format` that no line can fill (Python's `threadName`, `lineno`...). */
+export function unknownLogFields(format: string): string[] {
+  const unknown = new Set<string>();
+  for (const m of format.matchAll(PLACEHOLDER_PATTERN)) {
+    if (m[1] !== undefined && !LOG_FORMAT_FIELDS.includes(m[1])) unknown.add(m[0]);
+  }
+  return [...unknown];
+}
+
 function placeholderValue(key: string, record: PythonStyleRecord): string | number | undefined {
   switch (key) {
     case "asctime":

@@ -547,6 +547,17 @@ Deno.test("loadConfig() takes LOG_FORMAT=json in any case as JSON lines", () => 
   );
 });
 
+Deno.test("loadConfig() refuses a LOG_FORMAT placeholder no line can fill, naming it and those it knows", () => {
+  assert.equal(
+    problemOf("LOG_FORMAT=%(asctime)s %(threadName)s %(lineno)d %(message)s\n"),
+    'LOG_FORMAT must be a format using only %(asctime)s, %(name)s, %(levelname)s, %(message)s, %(process)d, %(levelno)d, %(created)f, %(msecs)d (widths allowed), or "json": got "%(asctime)s %(threadName)s %(lineno)d %(message)s", %(threadName)s, %(lineno)d are not known here (env.conf line 1)',
+  );
+  assert.equal(
+    fromFile("LOG_FORMAT=%(levelname)-8s %(process)d %(msecs)03d %(message)s\n").logFormat,
+    "%(levelname)-8s %(process)d %(msecs)03d %(message)s",
+  );
+});
+
 Deno.test("loadConfig() applies --log-format json and text", () => {
   const text = "LOG_FORMAT=%(message)s\n";
   assert.equal(loadConfig({ logFormat: "json" }, {}, text).config.logFormat, "json");

@@ -5,6 +5,7 @@
  * @module
  */
 import type { LogLevelName } from "./types.ts";
+import { unknownLogFields } from "../log_format.ts";
 
 /** Redis' default `databases` count: DB numbers are 0 to this minus one. */
 const DB_COUNT = 16;
@@ -150,7 +151,16 @@ export function parseLogLevel(text: string): Parsed<LogLevelName> {
 
 export function parseLogFormat(text: string): Parsed<string> {
   if (text.trim() === "") return fail('a Python logging format string, or "json"');
-  return ok(text.trim().toLowerCase() === "json" ? "json" : text);
+  if (text.trim().toLowerCase() === "json") return ok("json");
+  const unknown = unknownLogFields(text);
+  if (unknown.length > 0) {
+    return fail(
+      "a format using only %(asctime)s, %(name)s, %(levelname)s, %(message)s, %(process)d, " +
+        '%(levelno)d, %(created)f, %(msecs)d (widths allowed), or "json"',
+      `${unknown.join(", ")} ${unknown.length === 1 ? "is" : "are"} not known here`,
+    );
+  }
+  return ok(text);
 }
 
 /** `0`, `$`, `ms` or `ms-seq` (each part an unsigned 64-bit integer). */
