@@ -87,3 +87,32 @@ Deno.test("INFO names the streams it starts (the first five, and how many more),
   });
   for (const key of keys) await waitForCopy(src, key, dst);
 });
+
+Deno.test("DEBUG shows each write: the stream, how many entries written and already there, the first and last ID, bytes and time", async () => {
+  const logs = await captureLogs("DEBUG");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    ids.push(String(await src.send(["XADD", "debug-stream", "*", "field", "x".repeat(10)])));
+  }
+  await using _live = startReplicator(replicationConfig(source, target, { LOG_LEVEL: "DEBUG" }));
+  await waitForCopy(src, "debug-stream", dst);
+  await waitFor(() => logs.atLeast("DEBUG", /^Wrote db0:debug-stream: /).length > 0, {
+    message: "a DEBUG line for the write",
+  });
+  const lines = logs.lines.filter((l) =>
+    l.level === "DEBUG" && /^Wrote db0:debug-stream: /.test(l.message)
+  );
+  const parsed = lines.map((l) =>
+    /^Wrote db0:debug-stream: (\d+) written, (\d+) already there, (\S+)\.\.(\S+), (\d+) bytes, [\d.]+ ms$/
+      .exec(l.message)
+  );
+  assert.ok(parsed.every((m) => m !== null), lines.map((l) => l.message).join("\n"));
+  assert.equal(parsed.reduce((n, m) => n + Number(m![1]), 0), 5);
+  assert.equal(parsed[0]![3], ids[0]);
+  assert.equal(parsed.at(-1)![4], ids[4]);
+  assert.ok(Number(parsed[0]![5]) > 0);
+});

@@ -22,7 +22,7 @@ import type { ReaderHooks } from "../read/read_hooks.ts";
 import { ReplicatedStream, type StreamOutcome } from "../stream/stream.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
 import { TargetWriter } from "../write/writer.ts";
-import type { WriterHooks } from "../write/write_hooks.ts";
+import { describeWrite, type WriterHooks } from "../write/write_hooks.ts";
 import { ReadAhead } from "../read/read_ahead.ts";
 import type { StreamTable } from "./stream_table.ts";
 import type { EngineOptions } from "./engine_hooks.ts";
@@ -258,6 +258,10 @@ export class ReplicationEngine {
     return {
       canWrite: (stream) => !this.#stopping && !stream.ended && stream.life.state !== "starting",
       written: (stream, result) => {
+        log.debug(
+          "Wrote {stream}: {written} written, {skipped} already there, {first}..{last}, {bytes} bytes, {ms} ms",
+          () => describeWrite(stream, result),
+        );
         if (stream.recordWrite(result) && !this.#warnedDeleted.has(stream)) {
           this.#warnedDeleted.add(stream);
           log.warning(

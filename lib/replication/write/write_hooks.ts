@@ -5,7 +5,7 @@
  * @module
  */
 import type { TargetLostError } from "../../errors.ts";
-import type { RawEntry, RedisClient } from "../../redis/mod.ts";
+import { entryId, type RawEntry, type RedisClient } from "../../redis/mod.ts";
 import type { Scheduler } from "../scheduler.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 
@@ -118,4 +118,23 @@ export interface TargetWriterOptions {
    * @default {undefined}
    */
   onError?: (stream: ReplicatedStream, kind: string) => void;
+}
+
+/** The fields of the DEBUG line of one write (made only when DEBUG is on). */
+export function describeWrite(
+  stream: ReplicatedStream,
+  result: WriteResult,
+): Record<string, unknown> {
+  const entries = result.ids.filter((id): id is RawEntry => typeof id !== "string");
+  const idOf = (id: string | RawEntry | undefined) =>
+    id === undefined ? "-" : typeof id === "string" ? id : entryId(id);
+  return {
+    stream: stream.ref.label,
+    written: result.written,
+    skipped: result.skipped,
+    first: idOf(result.ids[0]),
+    last: idOf(result.ids.at(-1)),
+    bytes: entries.reduce((n, e) => n + e.size, 0),
+    ms: Math.round(result.ms * 10) / 10,
+  };
 }
