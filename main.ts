@@ -57,7 +57,7 @@ async function runCommand(config: Config, args: CliArgs, signal: AbortSignal): P
 }
 
 async function checkCommand(config: Config, _args: CliArgs, signal: AbortSignal): Promise<number> {
-  const result = await checkConnectivity(config, { signal });
+  const result = await checkConnectivity(config, { signal, failFast: true });
   const targetDb = config.target.db === "same" ? "same as source" : `DB ${config.target.db}`;
   console.log("Configuration OK");
   console.log(

@@ -735,3 +735,58 @@ Deno.test("run --once with one stream of one entry says so in the singular: 1 st
   );
   assert.doesNotMatch(result.stderr, /\b1 (streams|entries|instances|consumer groups)\b/);
 });
+
+Deno.test("check looks at both sides at once: a target that refuses connections and a source with a wrong password are both told (exit 78), and a host that does not resolve is not retried", async () => {
+  await using source = await RedisServer.start({ args: ["--requirepass", SECRET] });
+  await using dir = await tempDir();
+  const closedPort = freePort();
+  const retries = {
+    SOURCE_REDIS_MAX_RETRIES: "2",
+    TARGET_REDIS_MAX_RETRIES: "2",
+    SOURCE_REDIS_BACKOFF_BASE: "0.1",
+    TARGET_REDIS_BACKOFF_BASE: "0.1",
+  };
+  const both = await runCli(["check"], {
+    cwd: dir.path,
+    env: {
+      ...serversEnv(source, { host: "127.0.0.1", port: closedPort }),
+      SOURCE_REDIS_PASSWORD: WRONG_PASSWORD,
+      ...retries,
+    },
+    timeoutMs: TIMEOUT_MS,
+  });
+  assert.equal(both.code, 78, output(both));
+  assert.match(
+    both.stderr,
+    new RegExp(`Authentication to source "127\\.0\\.0\\.1:${source.port}" failed`),
+  );
+  assert.match(
+    both.stderr,
+    new RegExp(`cannot connect to target "127\\.0\\.0\\.1:${closedPort}"`, "i"),
+  );
+  assert.ok(!both.stderr.includes(WRONG_PASSWORD), output(both));
+  // The target down, the source fine: said to answer, exit 69 for the target.
+  await using plain = await RedisServer.start();
+  const oneSide = await runCli(["check"], {
+    cwd: dir.path,
+    env: { ...serversEnv(plain, { host: "127.0.0.1", port: closedPort }), ...retries },
+    timeoutMs: TIMEOUT_MS,
+  });
+  assert.equal(oneSide.code, 69, output(oneSide));
+  assert.match(oneSide.stderr, new RegExp(`The source 127\\.0\\.0\\.1:${plain.port} answers`));
+  // A name that does not resolve: one attempt, no retry.
+  const unknown = await runCli(["check"], {
+    cwd: dir.path,
+    env: {
+      ...serversEnv(plain, { host: "no-such-host.invalid", port: 6379 }),
+      TARGET_REDIS_MAX_RETRIES: "5",
+    },
+    timeoutMs: TIMEOUT_MS,
+  });
+  assert.equal(unknown.code, 69, output(unknown));
+  assert.match(
+    unknown.stderr,
+    /target "no-such-host\.invalid:6379" after 1 attempt: host not found/,
+  );
+  assert.doesNotMatch(unknown.stderr, /retry \d/);
+});

@@ -36,6 +36,13 @@ export interface CheckOptions {
    * @default {undefined}
    */
   signal?: AbortSignal;
+  /**
+   * A host name that does not resolve is not retried (the `check` command:
+   * retrying cannot fix it). `run` retries it: in a compose file or a pod,
+   * the other server's name may resolve only once it is up.
+   * @default {false}
+   */
+  failFast?: boolean;
 }
 
 /** What the check found. */
@@ -100,8 +107,12 @@ async function check(
   config: Config,
   options: CheckOptions & { open: Set<RedisConnection>; targetDb: number },
 ): Promise<CheckResult> {
-  const { open, targetDb, signal } = options;
-  const target = await connectWithRetries("target", config.target, { db: targetDb, signal, open });
+  const { open, targetDb, signal, failFast = false } = options;
+  // Both at once: a broken source is reported with a broken target, not after it is fixed.
+  const [target, source] = await connectBoth([
+    connectWithRetries("target", config.target, { db: targetDb, signal, open, failFast }),
+    connectWithRetries("source", config.source, { db: 0, signal, open, failFast }),
+  ], [serverAddress(config.target), serverAddress(config.source)]);
   let targetVersion: string;
   let targetFacts: ServerFacts;
   try {
@@ -117,10 +128,12 @@ async function check(
       );
     }
     targetFacts = await serverFacts(target);
+  } catch (error) {
+    source.close();
+    throw error;
   } finally {
     target.close();
   }
-  const source = await connectWithRetries("source", config.source, { db: 0, signal, open });
   try {
     const sourceVersion = versionOf(String(await source.send(undefined, ["INFO", "server"])));
     requireVersion("source", config.source, sourceVersion);
@@ -158,12 +171,44 @@ async function check(
   }
 }
 
+/**
+ * The target's and the source's connections; when one fails, the other is
+ * closed and said to answer, and when both fail, both are told (the error
+ * of the one that retrying cannot fix first).
+ */
+async function connectBoth(
+  connecting: [Promise<RedisConnection>, Promise<RedisConnection>],
+  addresses: [string, string],
+): Promise<[RedisConnection, RedisConnection]> {
+  const [target, source] = await Promise.allSettled(connecting);
+  if (target.status === "fulfilled" && source.status === "fulfilled") {
+    return [target.value, source.value];
+  }
+  const roles = ["target", "source"];
+  const failed: Error[] = [];
+  [target, source].forEach((result, i) => {
+    if (result.status === "fulfilled") {
+      result.value.close();
+      log.info("The {role} {address} answers", { role: roles[i], address: addresses[i] });
+    } else failed.push(result.reason as Error);
+  });
+  if (failed.length === 1) throw failed[0];
+  const [first, second] = failed.sort((a, b) => severity(b) - severity(a));
+  first.message = `${first.message}; and ${second.message.replace(/^./, (c) => c.toLowerCase())}`;
+  throw first;
+}
+
+/** Errors retrying cannot fix (credentials, TLS, configuration) come first. */
+function severity(error: Error): number {
+  return error instanceof UnreachableError ? 0 : 1;
+}
+
 async function connectWithRetries(
   role: string,
   server: RedisServerConfig,
-  options: { db: number; signal?: AbortSignal; open: Set<RedisConnection> },
+  options: { db: number; signal?: AbortSignal; open: Set<RedisConnection>; failFast: boolean },
 ): Promise<RedisConnection> {
-  const { db, signal, open } = options;
+  const { db, signal, open, failFast } = options;
   const address = serverAddress(server);
   for (let attempt = 0;; attempt++) {
     if (signal?.aborted) {
@@ -189,7 +234,8 @@ async function connectWithRetries(
           },
         );
       }
-      if (attempt >= server.maxRetries || signal?.aborted) {
+      const unknownHost = failFast && /host not found/.test(errorMessage(error));
+      if (attempt >= server.maxRetries || signal?.aborted || unknownHost) {
         throw new UnreachableError(
           `Cannot connect to ${role} "${address}" after ${attempt + 1} attempt${
             attempt === 0 ? "" : "s"
