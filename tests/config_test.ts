@@ -547,6 +547,13 @@ Deno.test("loadConfig() takes LOG_FORMAT=json in any case as JSON lines", () => 
   );
 });
 
+Deno.test("loadConfig() keeps the did-you-mean hint of a mistyped key among the errors when another value is wrong", () => {
+  assert.deepStrictEqual(problemsOf("SOURCE_REDIS_PROT=6380\nTARGET_REDIS_PORT=abc\n"), [
+    'TARGET_REDIS_PORT must be an integer from 1 to 65535: got "abc" (env.conf line 2)',
+    'Unknown key "SOURCE_REDIS_PROT" in env.conf (line 1): did you mean "SOURCE_REDIS_PORT"?',
+  ]);
+});
+
 Deno.test("loadConfig() refuses a LOG_FORMAT placeholder no line can fill, naming it and those it knows", () => {
   assert.equal(
     problemOf("LOG_FORMAT=%(asctime)s %(threadName)s %(lineno)d %(message)s\n"),

@@ -163,7 +163,10 @@ export function loadConfig(
         `on: got ${JSON.stringify(raw.text)}${raw.origin}`,
     );
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0) {
+    // A typo of a key is often why another is wrong or missing: its hint goes with the errors.
+    throw new ConfigError([...problems, ...warnings.filter((w) => w.includes("did you mean"))]);
+  }
   if (config.streamsEnabled && !config.autoDiscovery && config.streams.length === 0) {
     warnings.push(
       "No stream to replicate: REDIS_STREAMS is empty and STREAM_AUTO_DISCOVERY is off",
