@@ -116,6 +116,10 @@ async function main(argv: string[]): Promise<number> {
     console.log(`redis-stream-sync ${VERSION}`);
     return EXIT_CODES.OK;
   }
+  // JSON from the start when asked for on the command line or in the environment (the
+  // configuration may fail to load: its errors are JSON too).
+  const wanted = args.logFormat ?? Deno.env.get("LOG_FORMAT") ?? "";
+  jsonLogs = wanted.trim().toLowerCase() === "json";
   const file = await readConfigFile(args.config);
   const { config: loaded, warnings } = loadConfig(
     { logLevel: args.logLevel, logFormat: args.logFormat },
@@ -175,7 +179,17 @@ async function main(argv: string[]): Promise<number> {
 /** Maps any error to its exit code, with a message on stderr (the one place this happens). */
 function exitCodeFor(error: unknown): number {
   const code = (error as { exitCode?: unknown })?.exitCode;
-  if (error instanceof ConfigError && error.name === "ConfigError") {
+  if (error instanceof ConfigError && error.name === "ConfigError" && jsonLogs) {
+    // Logging may not be set up yet (the configuration did not load): the line is made here.
+    console.error(JSON.stringify({
+      time: new Date().toISOString(),
+      level: "CRITICAL",
+      logger: "redis-stream-sync.main",
+      message: `Configuration error: ${error.problems.join("; ")}`,
+      problems: error.problems,
+      exitCode: error.exitCode,
+    }));
+  } else if (error instanceof ConfigError && error.name === "ConfigError") {
     console.error(`Configuration error:\n${error.problems.map((p) => `  - ${p}`).join("\n")}`);
   } else if (jsonLogs) {
     log.fatal("{error}", {

@@ -790,3 +790,23 @@ Deno.test("check looks at both sides at once: a target that refuses connections 
   );
   assert.doesNotMatch(unknown.stderr, /retry \d/);
 });
+
+Deno.test("with --log-format json (or LOG_FORMAT=json in the environment) configuration errors are a JSON line too, exit 78", async () => {
+  await using dir = await tempDir();
+  for (
+    const [args, env] of [
+      [["check", "--log-format", "json"], { STREAM_BATCH_SIZE: "many" }],
+      [["check"], { STREAM_BATCH_SIZE: "many", LOG_FORMAT: "json" }],
+    ] as const
+  ) {
+    const result = await runCli([...args], { cwd: dir.path, env, timeoutMs: TIMEOUT_MS });
+    assert.equal(result.code, 78, output(result));
+    const lines = result.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, output(result));
+    const line = JSON.parse(lines[0]);
+    assert.equal(line.level, "CRITICAL");
+    assert.equal(line.exitCode, 78);
+    assert.equal(line.problems.length, 1, output(result));
+    assert.match(line.problems[0], /^STREAM_BATCH_SIZE must be .*: got "many"/);
+  }
+});
