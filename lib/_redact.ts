@@ -27,7 +27,11 @@ export type Redact = <T>(value: T) => T | string;
  * A function that redacts one value; `escape` gives a secret's form as
  * escaped bytes (how byte values are shown).
  */
-export function makeRedact(secrets: readonly string[], escape: (s: string) => string): Redact {
+export function makeRedact(
+  secrets: readonly string[],
+  escape: (s: string | Uint8Array) => string,
+  render: (value: unknown) => string = String,
+): Redact {
   const forms = new Set<string>();
   for (const secret of secrets) {
     if (typeof secret !== "string" || secret === "") continue;
@@ -51,13 +55,19 @@ export function makeRedact(secrets: readonly string[], escape: (s: string) => st
       return message === value.message ? value : message;
     }
     if (value instanceof Uint8Array) {
-      const shown = escape(new TextDecoder("latin1").decode(value));
+      // As the line shows it: its bytes escaped.
+      const shown = escape(value);
       const scrubbed = scrub(shown);
       return scrubbed === shown ? value : scrubbed;
     }
-    if (depth > 4 || typeof value !== "object" || value === null) return value;
-    if (Array.isArray(value)) return value.map((v) => walk(v, depth + 1));
-    if (Object.getPrototypeOf(value) !== Object.prototype) return value;
+    if (typeof value !== "object" || value === null) return value;
+    if (Array.isArray(value) && depth <= 4) return value.map((v) => walk(v, depth + 1));
+    if (Object.getPrototypeOf(value) !== Object.prototype || depth > 4) {
+      // A Map, a Set, an instance of a class, or deep: scrubbed as the line shows it.
+      const shown = render(value);
+      const scrubbed = scrub(shown);
+      return scrubbed === shown ? value : scrubbed;
+    }
     const out: Record<string, unknown> = {};
     for (const [key, v] of Object.entries(value)) {
       out[key] = SECRET_KEYS.test(key) && v !== undefined && v !== ""

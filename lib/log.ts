@@ -100,7 +100,7 @@ export async function setupLogging(options: SetupLoggingOptions = {}): Promise<v
   const render = format.trim().toLowerCase() === "json"
     ? renderJsonLine
     : (record: LogRecord) => renderTextLine(format, record);
-  const redact = makeRedact(options.secrets ?? [], escapeBytes);
+  const redact = makeRedact(options.secrets ?? [], escapeBytes, renderValue);
   const write = options.write ?? writeStderr;
   const sink: Sink = (record) => write(render(redactRecord(record, redact)) + "\n");
   await configure({

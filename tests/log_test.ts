@@ -262,3 +262,27 @@ Deno.test("counted() puts the noun in the singular for one, and in the plural gi
   assert.equal(counted(2, "stream"), "2 streams");
   assert.equal(counted(1, "stream"), "1 stream");
 });
+
+Deno.test("a password is redacted where a value shows it: bytes (non-ASCII too), a Map, an instance of a class, an object nested deeper than 4 levels", async () => {
+  const utf8 = "stra\u00dfe-passwort"; // its UTF-8 bytes include 0x9f
+  class Holder {
+    constructor(readonly note: string) {}
+  }
+  for (const format of ["%(message)s", "json"]) {
+    const lines = await capture({ level: "DEBUG", format, secrets: [utf8, "hunter2-long"] }, () => {
+      const log = getLog("x");
+      log.info("bytes {value}", { value: new TextEncoder().encode(utf8) });
+      log.info("map {m} holder {h}", {
+        m: new Map([["a", "hunter2-long"]]),
+        h: new Holder("hunter2-long"),
+      });
+      log.info("deep {d}", { d: { a: { b: { c: { d: { e: "hunter2-long" } } } } } });
+    });
+    assert.equal(lines.length, 3, `format ${format}`);
+    for (const line of lines) {
+      assert.ok(!line.includes("hunter2-long"), line);
+      assert.ok(!line.includes("stra\\xc3\\x9fe") && !line.includes("stra\\\\xc3\\\\x9fe"), line);
+      assert.ok(line.includes("***"), line);
+    }
+  }
+});

@@ -6,6 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { Turns } from "../lib/replication/read/_turns.ts";
+import { planRound } from "../lib/replication/read/_read_replies.ts";
+import { ReadAhead } from "../lib/replication/read/read_ahead.ts";
+import { ReplicatedStream } from "../lib/replication/stream/stream.ts";
+import { makeStreamRef } from "../lib/replication/stream/stream_ref.ts";
 
 Deno.test("reads that take 3 of 10 streams take every stream once before any twice, and each kind of read keeps its own turn", () => {
   const list = Array.from({ length: 10 }, (_, i) => i);
@@ -25,4 +29,24 @@ Deno.test("a read that may take as many streams as there are takes them all", ()
   assert.deepEqual(turns.next("look", ["a", "b"], 2), ["a", "b"]);
   assert.deepEqual(turns.next("look", ["a", "b"], 5), ["a", "b"]);
   assert.deepEqual(turns.next("look", ["a", "b", "c"], 0), []);
+});
+
+Deno.test("a stream's first read asks for 10 entries, or a batch when STREAM_BATCH_SIZE is smaller; later reads a batch", () => {
+  for (const [batchSize, first] of [[100, 10], [3, 3], [1, 1]]) {
+    const streams = [0, 1, 2].map((i) => new ReplicatedStream(makeStreamRef(0, `s${i}`)));
+    streams[2].probed = true;
+    const { commands } = planRound(streams, {
+      budget: new ReadAhead(batchSize),
+      turns: new Turns(),
+      turn: "look",
+      most: Infinity,
+      repeat: false,
+      batchSize,
+    });
+    const firstReads = commands.filter((c) => c.count !== undefined);
+    assert.deepEqual(firstReads.map((c) => c.count), [first]);
+    assert.deepEqual(firstReads[0].streams, streams.slice(0, 2));
+    const full = commands.filter((c) => c.count === undefined);
+    assert.deepEqual(full.map((c) => c.streams), [[streams[2]]]);
+  }
 });

@@ -2,9 +2,9 @@
  * Redis glob patterns (`KEYS`, `SCAN MATCH`: `*`, `?`, `[abc]`, `[^a]`,
  * `[a-z]`, `\x`), matched the way Redis's `stringmatchlen` does (one
  * character a byte: give keys and patterns as latin1 text of their bytes),
- * and an example of what a pattern matches: discovery with several
- * patterns walks the keyspace once, and the check that a target prefix
- * does not make discovery find the copies again.
+ * and an example of what a pattern matches: the check that a target
+ * prefix does not make discovery find the copies again (discovery itself
+ * leaves matching to the server).
  *
  * @module
  */

@@ -81,6 +81,8 @@ export function planRound(
   options: PlanRoundOptions,
 ): { commands: PlannedRead[]; fresh: ReplicatedStream[]; bytes: number } {
   const { budget, turns, turn, repeat, batchSize, slotOf } = options;
+  // Never more than a batch (STREAM_BATCH_SIZE below 10: entries are large).
+  const firstCount = Math.min(FIRST_READ_COUNT, batchSize);
   const history: ReplicatedStream[] = [];
   const unread: ReplicatedStream[] = [];
   const known: ReplicatedStream[] = [];
@@ -89,7 +91,7 @@ export function planRound(
   let bytes = 0;
   let first: ReplicatedStream[] = [];
   if (unread.length > 0 && most > 0) {
-    const share = budget.take(Math.min(most, unread.length), 1, FIRST_READ_COUNT);
+    const share = budget.take(Math.min(most, unread.length), 1, firstCount);
     bytes += share.bytes;
     first = turns.next(`${turn} first`, unread, share.streams);
     most -= first.length;
@@ -105,7 +107,7 @@ export function planRound(
   if (history.length > 0 && bytes === 0) bytes += budget.take(0, times).bytes;
   const commands = planReads(history, fresh, { times, ...(slotOf ? { slotOf } : {}) });
   for (const c of planReads([], first, { times: 1, ...(slotOf ? { slotOf } : {}) })) {
-    commands.push({ ...c, count: FIRST_READ_COUNT });
+    commands.push({ ...c, count: firstCount });
   }
   return { commands, fresh: [...fresh, ...first], bytes };
 }

@@ -1,13 +1,13 @@
 /**
- * Stream discovery: `SCAN ... [MATCH pattern] TYPE stream` over each DB of
+ * Stream discovery: `SCAN ... MATCH pattern TYPE stream` over each DB of
  * the search range, never KEYS, so a large keyspace is walked in small steps
- * without blocking the server, once a pass whatever the number of patterns.
+ * without blocking the server.
  *
  * @module
  */
 import type { DiscoverySettings } from "../../config/mod.ts";
 import { RedisReplyError } from "../../errors.ts";
-import { globMatch, type RedisClient, text } from "../../redis/mod.ts";
+import { type RedisClient, text } from "../../redis/mod.ts";
 import { makeStreamRef, streamId, type StreamRef } from "../stream/stream_ref.ts";
 import { sleep } from "../../backoff.ts";
 import { getLog } from "../../log.ts";
@@ -62,13 +62,10 @@ const SCAN_COUNT = 1000;
 export const RUN_SCAN_PACE_MS = 50;
 /** The pause after a SCAN call of a paced walk, in times the call took. */
 const PACE_FACTOR = 9;
-const LATIN1 = new TextDecoder("latin1");
-const ENCODER = new TextEncoder();
-
 /**
- * Finds the streams matching `patterns` in each DB of `dbs`: one walk of
- * each DB (`MATCH` with one pattern; with several, every stream's name is
- * matched here, not one walk per pattern).
+ * Finds the streams matching `patterns` in each DB of `dbs`: one walk per
+ * pattern, matched by the server (`MATCH`: Redis's own glob rules, which no
+ * copy of them here could be trusted to follow byte for byte).
  */
 export async function discoverStreams(
   conn: RedisClient,
@@ -78,43 +75,38 @@ export async function discoverStreams(
   const streams: DiscoveryResult["streams"] = [];
   const missingDbs: number[] = [];
   let calls = 0;
-  // Several patterns: matched one byte a character, as Redis does (patterns are UTF-8).
-  const globs = patterns.length > 1 ? patterns.map((p) => LATIN1.decode(ENCODER.encode(p))) : [];
-  const match = patterns.length === 1 ? ["MATCH", patterns[0]] : [];
   for (const db of dbs) {
     const seen = new Set<string>();
     try {
-      let cursor = "0";
-      let tookMs = 0;
-      do {
-        if (signal?.aborted) return { streams, missingDbs, calls };
-        // Paced within a walk of a large keyspace (not between small DBs).
-        if (paceMs > 0 && cursor !== "0") {
-          await sleep(Math.min(paceMs, PACE_FACTOR * tookMs), signal);
-        }
-        calls++;
-        const sent = performance.now();
-        const reply = await conn.send(
-          db,
-          ["SCAN", cursor, ...match, "COUNT", String(SCAN_COUNT), "TYPE", "stream"],
-          { buffers: true },
-        ) as [Uint8Array, Uint8Array[]];
-        tookMs = performance.now() - sent;
-        cursor = text(reply[0]);
-        for (const key of reply[1]) {
-          if (globs.length > 0) {
-            const name = LATIN1.decode(key);
-            if (!globs.some((glob) => globMatch(glob, name))) continue;
+      for (const pattern of patterns) {
+        let cursor = "0";
+        let tookMs = 0;
+        do {
+          if (signal?.aborted) return { streams, missingDbs, calls };
+          // Paced within a walk of a large keyspace (not between small DBs and patterns).
+          if (paceMs > 0 && cursor !== "0") {
+            await sleep(Math.min(paceMs, PACE_FACTOR * tookMs), signal);
           }
-          const id = streamId(db, key);
-          // A walk may return a key twice (the server's table grew or shrank meanwhile); only
-          // the new streams are remembered (not 100,000 known ones each pass).
-          if (skip(id) || seen.has(id)) continue;
-          seen.add(id);
-          // A view of the reply: whoever keeps the key copies it (makeStreamRef does).
-          streams.push({ db, key, id });
-        }
-      } while (cursor !== "0");
+          calls++;
+          const sent = performance.now();
+          const reply = await conn.send(
+            db,
+            ["SCAN", cursor, "MATCH", pattern, "COUNT", String(SCAN_COUNT), "TYPE", "stream"],
+            { buffers: true },
+          ) as [Uint8Array, Uint8Array[]];
+          tookMs = performance.now() - sent;
+          cursor = text(reply[0]);
+          for (const key of reply[1]) {
+            const id = streamId(db, key);
+            // A walk may return a key twice (the server's table grew or shrank meanwhile), and
+            // two patterns the same key; only new streams are remembered (not 100,000 known).
+            if (skip(id) || seen.has(id)) continue;
+            seen.add(id);
+            // A view of the reply: whoever keeps the key copies it (makeStreamRef does).
+            streams.push({ db, key, id });
+          }
+        } while (cursor !== "0");
+      }
     } catch (error) {
       if (error instanceof RedisReplyError && DB_OUT_OF_RANGE.test(error.message)) {
         missingDbs.push(db);

@@ -87,24 +87,14 @@ export function makeStreamRef(
   };
 }
 
-/** Bytes per block that keys are kept in (one ArrayBuffer for many keys, not one each). */
-const KEY_BLOCK_BYTES = 64 * 1024;
-/** Keys above this size get an ArrayBuffer of their own. */
-const KEY_IN_BLOCK_MAX = 1024;
-let keyBlock = new Uint8Array(0);
-let keyBlockUsed = 0;
-
-/** A copy of `bytes` that no one writes to: a view into a shared block for small keys. */
+/**
+ * A copy of `bytes` of its own (not a view of the reply it came in). Not a
+ * view into a block shared by many keys: discovery makes refs of streams
+ * that never start here each pass, and one kept key would keep its whole
+ * block, full of those, alive.
+ */
 function keepBytes(bytes: Uint8Array): Uint8Array {
-  if (bytes.length > KEY_IN_BLOCK_MAX) return new Uint8Array(bytes);
-  if (keyBlockUsed + bytes.length > keyBlock.length) {
-    keyBlock = new Uint8Array(KEY_BLOCK_BYTES);
-    keyBlockUsed = 0;
-  }
-  const kept = keyBlock.subarray(keyBlockUsed, keyBlockUsed + bytes.length);
-  kept.set(bytes);
-  keyBlockUsed += bytes.length;
-  return kept;
+  return new Uint8Array(bytes);
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
