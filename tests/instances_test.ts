@@ -280,7 +280,10 @@ Deno.test("a rolling restart, ten times under load (start the new instance, then
     for (let round = 0; round < 10; round++) {
       const next = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
       // The new instance is up and holds streams before the old one goes.
-      await next.waitForOutput(/Leases: \d+ streams? taken|Replicating \d+ new streams?/, 30_000);
+      await next.waitForOutput(
+        /Leases: \d+ streams? taken|Replicating \d+ (new )?streams?/,
+        30_000,
+      );
       old.signal("SIGTERM");
       const result = await old.wait();
       logs.push(result.stderr.slice(-1500));

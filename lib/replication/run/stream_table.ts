@@ -20,12 +20,13 @@
  *
  * @module
  */
-import { counted, getLog } from "../../log.ts";
+import { getLog } from "../../log.ts";
 import type { RedisClient } from "../../redis/mod.ts";
 import { runFailures, type RunResult, stillPending } from "./run_result.ts";
 import type { StatsKeeper } from "./stats_keeper.ts";
 import type { ReplicatedStream, StreamOutcome, StreamStatus } from "../stream/stream.ts";
-import { someLabels, type StreamRef } from "../stream/stream_ref.ts";
+import type { StreamRef } from "../stream/stream_ref.ts";
+import { GoneStreams } from "./_gone_log.ts";
 import type { TargetOwners } from "../write/target_owners.ts";
 
 const log = getLog("orchestrator");
@@ -57,7 +58,7 @@ export class StreamTable {
   /** Streams that were gone once (copied whole if they come back). */
   readonly #goneBefore = new Set<string>();
   /** Streams gone since the last summary (said once per discovery pass, not one line each). */
-  #goneSince: StreamRef[] = [];
+  readonly #gone: GoneStreams;
   /** Streams being started now, by id: started once. */
   readonly #starting = new Set<string>();
   /** Streams made by the engine that have not ended (those starting included). */
@@ -73,6 +74,7 @@ export class StreamTable {
 
   constructor(options: StreamTableOptions) {
     this.#o = options;
+    this.#gone = new GoneStreams(options.group);
   }
 
   // Questions ------------------------------------------------------------
@@ -307,40 +309,9 @@ export class StreamTable {
     return { ok: failures.length === 0, streams: this.statuses(), failures };
   }
 
-  /**
-   * One INFO line for the streams gone since the last call: those `found`
-   * again (by the discovery pass that calls this) lost their consumer group
-   * (destroyed, or the stream was deleted and made again) and start again
-   * from their first entry; the others were deleted. Without `found` (the
-   * end of a run): only how many are gone.
-   */
+  /** Says what ended as gone since the last call: see {@linkcode GoneStreams.say}. */
   sayGone(found?: ReadonlySet<string>): void {
-    const gone = this.#goneSince;
-    if (gone.length === 0) return;
-    this.#goneSince = [];
-    const lost = found ? gone.filter((ref) => found.has(ref.id)) : [];
-    const deleted = found ? gone.filter((ref) => !found.has(ref.id)) : gone;
-    if (deleted.length > 0) {
-      log.info(
-        "{gone} gone (deleted, or their group destroyed): {streams}; their replication ended",
-        {
-          gone: counted(deleted.length, "stream is", "streams are"),
-          count: deleted.length,
-          streams: someLabels(deleted),
-        },
-      );
-    }
-    if (lost.length > 0) {
-      log.warning(
-        "{lostGroup} consumer group {group} (destroyed, or the stream deleted and made again): {streams}; copied again from their first entry (what the target holds already is skipped)",
-        {
-          lostGroup: counted(lost.length, "stream lost", "streams lost"),
-          count: lost.length,
-          group: this.#o.group,
-          streams: someLabels(lost),
-        },
-      );
-    }
+    this.#gone.say(found);
   }
 
   /** Logs `message` once per `(key, variant)`; a new variant logs again. */
@@ -388,7 +359,7 @@ export class StreamTable {
       );
     } else if (outcome === "gone") {
       // Deleting streams is normal: summed up once a pass (sayGone), each one at DEBUG.
-      this.#goneSince.push(ref);
+      this.#gone.add(ref, status.lastError ?? "");
       log.debug("Stream {stream} is gone ({reason}); its replication ended", {
         stream: ref.label,
         reason: status.lastError,
