@@ -9,7 +9,8 @@
  */
 import { connect, type TestClient } from "../testing/redis.ts";
 import { makeCertificates, startTlsServer } from "../testing/tls.ts";
-import { type Backfill, backfill, complete, describeBackfill } from "./_bench_run.ts";
+import { type Backfill, backfill, complete, describeBackfill, runCeiling } from "./_bench_run.ts";
+import { pipelinedXadds } from "./_bench_pipe.ts";
 import {
   type BenchContext,
   type Check,
@@ -89,6 +90,7 @@ export async function rowT(ctx: BenchContext): Promise<RowResult> {
       measured: describeBackfill(r),
     })),
     { row: "t", figure: "TLS rate as a share of plain (means)", measured: ratio(plain, tls) },
+    ...await redisTlsCost(ctx, { port: target.server.port, tlsPort: target.tlsPort, ca: certs.ca }),
   ];
   return {
     row: "t",
@@ -96,6 +98,49 @@ export async function rowT(ctx: BenchContext): Promise<RowResult> {
     checks,
     figures: { plain, tls },
   };
+}
+
+/**
+ * What TLS costs Redis and the runtime themselves, on row t's target, plain
+ * and TLS interleaved, twice: `redis-benchmark -P 64` XADD (50 clients),
+ * and one pipelined client over node:net and node:tls (the module the tool
+ * uses); each TLS rate as a share of its plain rate, beside the tool's.
+ */
+async function redisTlsCost(
+  ctx: BenchContext,
+  server: { port: number; tlsPort: number; ca: string },
+): Promise<Check[]> {
+  const key = keyList("t-xadd", 1)[0];
+  const entries = Math.min(ctx.entries, 200_000);
+  const rates = { bench: [[], []] as number[][], pipe: [[], []] as number[][] };
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const tls of [false, true]) {
+      progress(`t: redis-benchmark and a pipelined client, ${tls ? "TLS" : "plain TCP"}`);
+      const port = tls ? server.tlsPort : server.port;
+      const tlsCa = tls ? server.ca : undefined;
+      rates.bench[Number(tls)].push(
+        await runCeiling(port, { key, entries, timeoutMs: TIMEOUT_MS, tlsCa }),
+      );
+      rates.pipe[Number(tls)].push(await pipelinedXadds(port, { key, entries, tlsCa }));
+    }
+  }
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const line = ([plain, tls]: number[][]) =>
+    `${int(mean(plain))} plain, ${int(mean(tls))} TLS: ${
+      (mean(tls) / mean(plain) * 100).toFixed(0)
+    }%`;
+  return [
+    {
+      row: "t",
+      figure: "Redis' own TLS cost: redis-benchmark -P 64 XADD/s (means), TLS share",
+      measured: line(rates.bench),
+    },
+    {
+      row: "t",
+      figure: "the runtime's: one pipelined client (node:net, node:tls), XADD/s, TLS share",
+      measured: line(rates.pipe),
+    },
+  ];
 }
 
 /** Row w: no wait against TARGET_WAIT_REPLICAS=1 with one replica of the target. */

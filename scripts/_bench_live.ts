@@ -109,7 +109,13 @@ async function startLive(
   return { rep, readySeconds: ok ? rep.seconds : undefined };
 }
 
-/** Row c: latency at 5,000 entries/s into 1 stream, then into 1,000, against a replica. */
+/** Row c's third phase: its streams are created while the tool runs. */
+const NEW_STREAMS = "1,000 streams created while running";
+
+/**
+ * Row c: latency at 5,000 entries/s into 1 stream, then into 1,000, then
+ * into 1,000 created while the tool runs, against a replica.
+ */
 export async function rowC(_ctx: BenchContext): Promise<RowResult> {
   const seconds = 20;
   await using source = await startServer({ args: ["--repl-diskless-sync-delay", "0"] });
@@ -151,7 +157,29 @@ export async function rowC(_ctx: BenchContext): Promise<RowResult> {
   await sleep(2000); // past the start-up work that follows the first copies
   const ports = { target: target.port, replica: replica.port };
   const ticksPerS = await clkTck();
-  for (const [label, keys] of [["1 stream", one], ["1,000 streams", many]] as const) {
+  const later = keyList("c-new", 1000);
+  const phases = [["1 stream", one], ["1,000 streams", many], [NEW_STREAMS, later]] as const;
+  for (const [label, keys] of phases) {
+    if (keys === later) {
+      // Streams made while the tool runs: found by a discovery pass, placed on running readers.
+      progress("c: 1,000 streams created while the tool runs; waiting for their first copies");
+      await createStreams(src, later);
+      const found = await poll(async () => Number(await dst.send(["DBSIZE"])) >= 2001, {
+        timeoutMs: 60_000,
+        intervalMs: 200,
+      });
+      if (!found) {
+        checks.push({
+          row: "c",
+          figure: `${label}: first entries copied`,
+          measured: `timeout after 60 s (${await dst.send(["DBSIZE"])} of 2001 keys)`,
+          goal: "copied",
+          pass: false,
+        });
+        break;
+      }
+      await sleep(2000);
+    }
     progress(`c: ${RATE}/s for ${seconds} s into ${label}`);
     const before = await rep.sample(), started = performance.now();
     const phase = await livePhase(keys, { sourcePort: source.port, probePorts: ports, seconds });

@@ -177,14 +177,15 @@ export async function runSeed(
   return { entries, rate, wallSeconds };
 }
 
-/** `redis-benchmark -P 64 -n <n>` of `XADD <key> * <entryFields>` on the server: requests/s. */
+/** `redis-benchmark -P 64 -n <n>` of `XADD <key> * <entryFields>` on the server (over TLS with `tlsCa`): requests/s. */
 export async function runCeiling(
   port: number,
-  options: { key: string; entries: number; timeoutMs: number },
+  options: { key: string; entries: number; timeoutMs: number; tlsCa?: string },
 ): Promise<number> {
-  const { key, entries, timeoutMs } = options;
+  const { key, entries, timeoutMs, tlsCa } = options;
   const out = await runTool("redis-benchmark", [
     ..."-h 127.0.0.1 -P 64 --csv".split(" "),
+    ...(tlsCa ? ["--tls", "--cacert", tlsCa] : []),
     ...["-p", String(port), "-n", String(entries), "XADD", key, "*", ...entryFields(1)],
   ], { timeoutMs });
   const rate = Number(out.trim().split("\n").pop()?.split(",")[1]?.replaceAll('"', ""));

@@ -8,7 +8,7 @@
  *
  *   deno task bench [--only a,b,...] [--json FILE] [--soak SECONDS] [--entries N] [--repeat N]
  *
- *   --only ROWS      rows to run, comma-separated (default: a,b,c,d,e,g,h,t,w,k; f needs --soak)
+ *   --only ROWS      rows to run, comma-separated (default: a,b,c,d,e,g,h,t,w,k,l; f needs --soak)
  *   --json FILE      also write every figure as JSON to FILE
  *   --soak SECONDS   also run row f, for that long (`--only f --soak S` for it alone)
  *   --entries N      entries of the one-stream backfills a and d (default 200000)
@@ -51,6 +51,9 @@
  *   exist) before the load. A producer process writes XADD * at a steady
  *   5,000 entries/s (the entries due every millisecond, pipelined) for 20 s
  *   into one stream, then for 20 s into the 1,000 streams (round-robin),
+ *   then 1,000 more streams are created while the tool runs (one entry
+ *   each; found by a discovery pass, placed on the running readers) and
+ *   once their first entries are copied, 20 s into those,
  *   with the same replicator process (2 s after its start-up copies);
  *   each entry carries its send time. Probe processes, one on the target and
  *   one on a `--replicaof` replica of the source, block in XREAD BLOCK 0
@@ -84,7 +87,19 @@
  *   --entries entries in plain TCP and with TLS on both sides (certificates
  *   by openssl, verified against their CA), and with no wait and with
  *   TARGET_WAIT_REPLICAS=1 against a target with one REPLICAOF replica;
- *   each pair twice, interleaved, the rates' means compared.
+ *   each pair twice, interleaved, the rates' means compared. Beside t, what
+ *   TLS costs Redis and the runtime on the same target (issue 18):
+ *   `redis-benchmark -P 64` XADD with and without `--tls`, and a minimal
+ *   pipelined client (scripts/_bench_pipe.ts: pipelines of 1,000 XADDs)
+ *   over node:net and node:tls, each twice, interleaved, at most 200,000.
+ * - l. A quiet tail after large entries (issue 18; scripts/_bench_tail.ts):
+ *   `run` live, with leases and without; a small stream gets an entry
+ *   every 10 ms, for 1 s and while 3 entries of 20 MB go into another
+ *   stream, then
+ *   nothing more is written. Each small entry's delay from its XADD to its
+ *   arrival on the target (a blocking XREAD on the target in the bench
+ *   process), and the tail's: the last small entry, which nothing after it
+ *   can wake.
  * - q. Quiet streams at scale (issue 24; scripts/_bench_quiet.ts): 1,000,
  *   10,000 and 100,000 streams of 2 entries side by side: `run --once`
  *   time and peak RSS; `run` idle: commands/s to each server and the
@@ -110,6 +125,7 @@ import { rowA, rowB, rowD, rowExtra } from "./_bench_backfill.ts";
 import { rowT, rowW } from "./_bench_connections.ts";
 import { rowK } from "./_bench_cluster.ts";
 import { rowQ } from "./_bench_quiet.ts";
+import { rowL } from "./_bench_tail.ts";
 import { rowC, rowE, rowF } from "./_bench_live.ts";
 import {
   type BenchContext,
@@ -133,8 +149,9 @@ const ROWS: Record<string, (ctx: BenchContext) => Promise<RowResult>> = {
   w: rowW,
   k: rowK,
   q: rowQ,
+  l: rowL,
 };
-const DEFAULT_ROWS = ["a", "b", "c", "d", "e", "g", "h", "t", "w", "k"];
+const DEFAULT_ROWS = ["a", "b", "c", "d", "e", "g", "h", "t", "w", "k", "l"];
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 function usage(): never {

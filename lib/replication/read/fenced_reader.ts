@@ -6,8 +6,15 @@
  * a read left blocked on the server by a paused instance delivers no entry
  * to it. The streams that wait names are read next, through the fence.
  * Every {@linkcode FENCED_SWEEP_MS} (or 5 ms per stream, when longer: many
- * streams; at most 30 s) it reads up to {@linkcode SWEEP_STREAMS} streams, in turns
- * (XREAD does not wake for a deleted or retyped key; the read finds it gone).
+ * streams; at most 30 s) it sweeps: reads some of its streams through the
+ * fence, in turns (XREAD does not wake for a deleted or retyped key, nor
+ * for entries below where the group was moved back; the read finds them).
+ * The sweeps of all readers together read at most
+ * {@linkcode FENCED_SWEEP_RATE} streams a second, each reader its share by
+ * its number of streams, and at most {@linkcode SWEEP_STREAMS} at once: so
+ * the idle cost of the sweeps does not grow with the number of streams, and
+ * each stream is swept every `max(5 s, streams / 200 s)` or so (at most
+ * `ceil(streams of the reader / 200)` sweeps of it).
  *
  * @module
  */
@@ -33,6 +40,8 @@ export const FENCED_SWEEP_MS = 5000;
  * stays well within the budget all readers share).
  */
 export const SWEEP_STREAMS = 200;
+/** Streams the sweeps of all readers read per second together, at most. */
+export const FENCED_SWEEP_RATE = 200;
 
 /** Reads through the leases' fence; waits with an XREAD that takes nothing. */
 export class FencedReader extends StreamReader {
@@ -53,9 +62,17 @@ export class FencedReader extends StreamReader {
     );
     if (Date.now() - this.#lastSweep >= period) {
       this.#lastSweep = Date.now();
-      return this.readNow(wanting, false, { turn: "fenced sweep", most: SWEEP_STREAMS });
+      return this.readNow(wanting, false, { turn: "fenced sweep", most: this.#sweepShare(period) });
     }
     return this.#wait(db, streams, Math.min(blockMs, period));
+  }
+
+  /** Streams this reader's sweep reads: its share (by streams) of the rate over `periodMs`. */
+  #sweepShare(periodMs: number): number {
+    const mine = this.load;
+    const all = Math.max(mine, this.options.placed?.() ?? mine);
+    const share = Math.ceil((FENCED_SWEEP_RATE * periodMs / 1000) * mine / all);
+    return Math.max(1, Math.min(SWEEP_STREAMS, share));
   }
 
   /**

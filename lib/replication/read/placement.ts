@@ -233,6 +233,7 @@ export class Placement {
       onError: onReadError,
       unblock: (id) => this.#unblock(id),
       canUnblock: () => this.#unblockWorks && !this.#warnedUnblock,
+      placed: () => this.#of.size,
     });
     this.#readers.push(reader);
     this.#node.set(reader, { node, conn, stop });

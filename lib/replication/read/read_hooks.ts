@@ -100,6 +100,12 @@ export interface StreamReaderOptions {
    * @default {() => false}
    */
   canUnblock?: () => boolean;
+  /**
+   * How many streams all readers of this instance serve: a fenced reader's
+   * sweep takes its share of the sweeps' rate by it (`fenced_reader.ts`).
+   * @default {undefined} (this reader's own streams: the whole rate)
+   */
+  placed?: () => number;
 }
 
 /** Options for `StreamReader.readNow`. */

@@ -17,13 +17,20 @@
  * `[XREADGROUP's reply, before]`: for each stream of that reply read with
  * `>`, the ID of the source entry before the first one delivered ("0-0":
  * none), false for the others. The reader checks it against the last entry
- * it was delivered: nothing may have been passed by (XGROUP SETID).
+ * it was delivered: nothing may have been passed by (XGROUP SETID). A
+ * lease key that several streams share (their bucket) is read once.
  */
 export const FENCED_READ = `
 local n = #KEYS / 2
 local lost = {}
+local held = {}
 for i = 1, n do
-  if redis.call('GET', KEYS[i]) ~= ARGV[3 + i] then lost[#lost + 1] = i - 1 end
+  local v = held[KEYS[i]]
+  if v == nil then
+    v = redis.call('GET', KEYS[i])
+    held[KEYS[i]] = v
+  end
+  if v ~= ARGV[3 + i] then lost[#lost + 1] = i - 1 end
 end
 if #lost > 0 then return redis.error_reply('LEASELOST ' .. table.concat(lost, ',')) end
 local args = {'XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS'}
