@@ -12,6 +12,7 @@ import {
   quietLogs,
   replicationConfig,
   startReplicator,
+  waitFor,
   waitForCopy,
 } from "./_replication.ts";
 
@@ -74,3 +75,34 @@ for (const leases of [true, false]) {
     assert.ok(live.orchestrator.status().streams[0].stalls >= 1);
   });
 }
+
+Deno.test("the watchdog looks at every stream each pass, also beyond the 1,000 whose stats a pass reads: a stolen entry among 10,000 quiet streams is copied within seconds", async () => {
+  const logs = await captureLogs("WARNING");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keys = Array.from({ length: 10_000 }, (_, i) => `device:${i}:stream`);
+  for (let i = 0; i < keys.length; i += 1000) {
+    await Promise.all(keys.slice(i, i + 1000).map((k) => src.send(["XADD", k, "*", "n", "0"])));
+  }
+  await using _live = startReplicator(replicationConfig(source, target, {
+    STREAM_DISCOVERY_INTERVAL: 1,
+    STREAM_STALL_TIMEOUT: 1,
+    STREAM_PENDING_CHECK_INTERVAL: 3600,
+  }));
+  await waitFor(async () => Number(await dst.send(["DBSIZE"])) === keys.length, {
+    timeoutMs: 60_000,
+    message: "every stream's first entry on the target",
+  });
+  // The stats of a pass reach a quiet stream every 10 passes, so the stats alone would find
+  // the stall only after 20 passes or more (two looks, the second one without progress).
+  const key = keys[7_777];
+  await src.send(["MULTI"]);
+  await src.send(["XADD", key, "*", "i", "stolen"]);
+  await src.send(["XREADGROUP", "GROUP", "redis-sync-group", "thief", "STREAMS", key, ">"]);
+  await src.send(["EXEC"]);
+  await waitForCopy(src, key, dst, key, { timeoutMs: 12_000 });
+  assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key));
+  assert.ok(logs.atLeast("WARNING", /no progress of the copy/).length > 0, logs.toString());
+});

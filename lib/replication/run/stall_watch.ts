@@ -6,16 +6,18 @@
  * not come. It is said at WARNING (one line for the streams of a pass),
  * counted, shown as `stalled`, and read at once; still stalled at the next
  * look, it is recovered (what is pending, for any consumer, is claimed and
- * copied, and its wait is set up again). It looks when the stats of a
- * stream are read (every discovery pass, 1,000 streams a pass beyond
- * 1,000), so a stall is found within STREAM_STALL_TIMEOUT plus one or two
- * of the stream's stats passes.
+ * copied, and its wait is set up again). It looks at every stream each
+ * discovery pass: by its stats where they are read (all streams up to
+ * 1,000, 1,000 a pass beyond), else by one XREAD per 1,000 streams from
+ * their copies (`cover_check.ts`); so a stall is found within
+ * STREAM_STALL_TIMEOUT plus one or two discovery passes.
  *
  * @module
  */
 import { getLog } from "../../log.ts";
 import { compareIds } from "../../redis/mod.ts";
 import { LogDigest } from "../_log_digest.ts";
+import { copyFloor } from "./cover_check.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 
 const log = getLog("replicator");
@@ -64,11 +66,15 @@ export class StallWatch {
    * empty), as its stats read just now (ms since epoch `now`).
    */
   observe(stream: ReplicatedStream, sourceLast: string, now = Date.now()): void {
-    const floor = stream.startDelivered !== undefined &&
-        compareIds(stream.startDelivered, stream.targetTop) > 0
-      ? stream.startDelivered
-      : stream.targetTop;
-    const behind = sourceLast !== "" && compareIds(sourceLast, floor) > 0;
+    this.judge(stream, sourceLast !== "" && compareIds(sourceLast, copyFloor(stream)) > 0, now);
+  }
+
+  /**
+   * `stream`'s source holds entries beyond its copy (`behind`), or not, as
+   * seen just now (ms since epoch `now`): by its stats, or by the cheap look
+   * of `cover_check.ts`.
+   */
+  judge(stream: ReplicatedStream, behind: boolean, now = Date.now()): void {
     const seen = this.#behind.get(stream);
     if (!behind || !stream.active || stream.life.state === "retrying") {
       // Not behind, or busy in a way that says so itself (recovering, retrying, ended).
@@ -87,12 +93,14 @@ export class StallWatch {
     stream.status.stalls++;
     stream.life.on("stall");
     this.#log.add(stream.ref.label, "");
-    log.debug("Stream {stream} stalled: source up to {last}, target up to {top} since {ms} ms", {
-      stream: stream.ref.label,
-      last: sourceLast,
-      top: stream.targetTop,
-      ms: now - seen.since,
-    });
+    log.debug(
+      "Stream {stream} stalled: entries on the source beyond {top}, no progress for {ms} ms",
+      {
+        stream: stream.ref.label,
+        top: stream.targetTop,
+        ms: now - seen.since,
+      },
+    );
     this.#o.onStall?.(stream);
     this.#o.nudge(stream, seen.strikes);
   }

@@ -1,8 +1,9 @@
 /**
  * The stats of the streams a run replicates, for `status`, `/metrics` and
  * the progress line: read every discovery pass (all streams while there are
- * at most 1,000, 1,000 of them a pass beyond), and the entries trimmed on the
- * source before they could be copied reported as they are found.
+ * at most 1,000, 1,000 of them a pass beyond; the watchdog looks at the
+ * others by `cover_check.ts`), and the entries trimmed on the source before
+ * they could be copied reported as they are found.
  *
  * @module
  */
@@ -11,6 +12,7 @@ import { compareIds, type RedisClient, type ServerPool } from "../../redis/mod.t
 import { readStreamStats, type StreamStats } from "../stream/stats.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
+import { lookBeyondCopies } from "./cover_check.ts";
 import { StallWatch, type StallWatchOptions } from "./stall_watch.ts";
 
 const log = getLog("orchestrator");
@@ -125,6 +127,14 @@ export class StatsKeeper {
       if (st && !stream.ended) {
         this.#stalls?.observe(stream, st.lastSourceId);
       }
+    }
+    if (this.#stalls && refresh.length < all.length) {
+      // The others, whose stats wait their turn: one XREAD per 1,000 of them.
+      const others = all.filter((s) => !confirmed.has(s) && s.active);
+      const now = Date.now();
+      const { behind, caughtUp } = await lookBeyondCopies(connections.source, others);
+      for (const s of behind) if (!s.ended) this.#stalls.judge(s, true, now);
+      for (const s of caughtUp) if (!s.ended) this.#stalls.judge(s, false, now);
     }
   }
 

@@ -1,0 +1,74 @@
+/**
+ * The watchdog's cheap look at the streams whose stats a discovery pass
+ * does not read (beyond 1,000 streams): for each DB, one non-blocking
+ * `XREAD COUNT 1 STREAMS k1 k2 ... floor1 floor2 ...` per 1,000 streams,
+ * from each stream's copy (its target's top, or where its group stood when
+ * it started here, whichever is higher). A stream it names holds entries
+ * beyond its copy; the watchdog then judges it as it judges the stats
+ * (behind with no progress for STREAM_STALL_TIMEOUT: stalled). So every
+ * stream is looked at every pass, whatever their number: an entry that no
+ * wait woke for is found within STREAM_DISCOVERY_INTERVAL plus
+ * STREAM_STALL_TIMEOUT (plus a pass), at 100 streams or at 100,000, for
+ * one command per 1,000 streams a pass. Not on a cluster (its readers
+ * sweep every stream anyway; a read over keys of several slots is
+ * refused). A refused read (a key of another type among them) is left to
+ * the sweeps and the stats, which find that key.
+ *
+ * @module
+ */
+import { compareIds, type RedisClient, wokenKeys } from "../../redis/mod.ts";
+import type { ReplicatedStream } from "../stream/stream.ts";
+import { streamId } from "../stream/stream_ref.ts";
+
+/** Streams one XREAD of the look covers. */
+const KEYS_PER_READ = 1000;
+
+/** Where a stream's copy stands, for the watchdog: entries above it are not copied yet. */
+export function copyFloor(stream: ReplicatedStream): string {
+  const start = stream.startDelivered;
+  return start !== undefined && compareIds(start, stream.targetTop) > 0 ? start : stream.targetTop;
+}
+
+/**
+ * Which of `streams` hold entries beyond their copy ({@linkcode copyFloor}),
+ * by the source's XREAD; the streams of a read the source refused are in
+ * neither list.
+ */
+export async function lookBeyondCopies(
+  source: RedisClient,
+  streams: readonly ReplicatedStream[],
+): Promise<{ behind: ReplicatedStream[]; caughtUp: ReplicatedStream[] }> {
+  const behind: ReplicatedStream[] = [];
+  const caughtUp: ReplicatedStream[] = [];
+  if (source.cluster || streams.length === 0) return { behind, caughtUp };
+  const byDb = new Map<number, ReplicatedStream[]>();
+  for (const s of streams) {
+    const list = byDb.get(s.ref.db);
+    if (list) list.push(s);
+    else byDb.set(s.ref.db, [s]);
+  }
+  for (const [db, list] of byDb) {
+    const reads: ReplicatedStream[][] = [];
+    for (let i = 0; i < list.length; i += KEYS_PER_READ) {
+      reads.push(list.slice(i, i + KEYS_PER_READ));
+    }
+    const replies = await source.pipeline(
+      db,
+      reads.map((part) => [
+        "XREAD",
+        "COUNT",
+        "1",
+        "STREAMS",
+        ...part.map((s) => s.ref.key),
+        ...part.map(copyFloor),
+      ]),
+      { buffers: true },
+    );
+    replies.forEach((r, i) => {
+      if (r.status !== "fulfilled") return;
+      const named = new Set(wokenKeys(r.value as never).map((key) => streamId(db, key)));
+      for (const s of reads[i]) (named.has(s.ref.id) ? behind : caughtUp).push(s);
+    });
+  }
+  return { behind, caughtUp };
+}
