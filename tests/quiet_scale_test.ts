@@ -214,3 +214,40 @@ for (const leases of [true, false]) {
     for (const key of later) await waitForCopy(src, key, dst, key, { timeoutMs: 30_000 });
   });
 }
+
+Deno.test("with leases, while a stream's backlog is read, the quiet streams beside it are looked at with an XREAD that takes nothing: a new entry in one of them is copied before the backlog is", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const quiet = Array.from({ length: 500 }, (_, i) => `quiet-${i}-stream`);
+  await fill(src, quiet);
+  // One reader for all: the backlog and the quiet streams share it.
+  await using _live = startReplicator(
+    replicationConfig(source, target, { STREAM_LEASES: true, SOURCE_REDIS_POOL_SIZE: 2 }),
+  );
+  await waitFor(async () => (await copied(dst, quiet)) === quiet.length, {
+    timeoutMs: 30_000,
+    message: "every quiet stream's first entry on the target",
+  });
+  // Filled under a name discovery does not match, then found whole: a backlog at once.
+  await fillStream(src, "staging", 300_000);
+  await src.send(["RENAME", "staging", "backlog-stream"]);
+  await waitFor(async () => Number(await dst.send(["XLEN", "backlog-stream"])) > 0, {
+    timeoutMs: 30_000,
+    message: "the backlog's copy begun",
+  });
+  await src.send(["CONFIG", "RESETSTAT"]);
+  const key = quiet[321];
+  const id = String(await src.send(["XADD", key, "*", "n", "new"]));
+  await waitFor(async () => (await dst.send(["XRANGE", key, id, id]) as unknown[]).length === 1, {
+    timeoutMs: 10_000,
+    message: "the quiet stream's new entry on the target",
+  });
+  const backlog = Number(await dst.send(["XLEN", "backlog-stream"]));
+  const calls = await commandCalls(src);
+  assert.ok(backlog < 300_000, `the backlog was copied first (${backlog})`);
+  // Looks every 10 ms while the backlog is read (a wait would be one XREAD, or none).
+  assert.ok((calls.get("xread") ?? 0) >= 5, `no XREAD looks during the backlog: ${[...calls]}`);
+});

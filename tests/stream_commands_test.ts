@@ -144,6 +144,11 @@ Deno.test("the wait is XREAD COUNT 1 BLOCK from the given IDs, and its reply nam
   const [value] = parseSplit(reply, [], PARSE_VALUES);
   assert.deepEqual(wokenKeys(value).map(text), [text(KEY)]);
   assert.deepEqual(wokenKeys(null), []);
+  // Without a block time: a look that does not wait.
+  assert.deepEqual(
+    request((w) => encodeWaitRead(w, [KEY], { ids: ["1-1"] })),
+    [["XREAD", "COUNT", "1", "STREAMS", text(KEY), "1-1"]],
+  );
 });
 
 /** An XREADGROUP reply of two streams; a deleted pending entry has a nil field list. */

@@ -149,19 +149,23 @@ export function leaseLostPositions(reply: RespValue, keys: number): number[] | u
 
 /**
  * Appends `XREAD COUNT 1 BLOCK ms STREAMS keys... ids...` (one reply): a wait
- * for entries after `ids` that takes nothing.
+ * for entries after `ids` that takes nothing; without `blockMs`, a look
+ * that does not wait.
  */
 export function encodeWaitRead(
   w: RespWriter,
   keys: readonly Uint8Array[],
-  options: { ids: readonly string[]; blockMs: number },
+  options: { ids: readonly string[]; blockMs?: number },
 ): void {
-  w.arrayHeader(6 + 2 * keys.length);
+  const block = options.blockMs !== undefined;
+  w.arrayHeader((block ? 6 : 4) + 2 * keys.length);
   w.bulk("XREAD");
   w.bulk("COUNT");
   w.bulk("1");
-  w.bulk("BLOCK");
-  w.bulkInteger(options.blockMs);
+  if (block) {
+    w.bulk("BLOCK");
+    w.bulkInteger(options.blockMs!);
+  }
   writeTail(w, keys, options.ids);
 }
 

@@ -28,8 +28,10 @@ import {
 } from "../../redis/mod.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 import { streamId } from "../stream/stream_ref.ts";
+import { groupBy } from "../_group_by.ts";
 import { fencedRead, type ReadCommand } from "./_read_command.ts";
 import { RefusedRead } from "./_read_replies.ts";
+import { Turns } from "./_turns.ts";
 import { MAX_WAIT_MS, StreamReader, WAIT_MS_PER_STREAM } from "./reader.ts";
 
 /** A fenced reader sweeps (reads streams without waiting) this often, at least. */
@@ -48,6 +50,8 @@ export class FencedReader extends StreamReader {
   protected override readonly waitTakesNothing = true;
   /** When it last swept (ms since epoch). */
   #lastSweep = 0;
+  /** Which others the next look takes. */
+  readonly #looks = new Turns<ReplicatedStream>();
 
   protected override command(): ReadCommand {
     return fencedRead(this.options.fence!);
@@ -67,6 +71,16 @@ export class FencedReader extends StreamReader {
     return this.#wait(db, streams, Math.min(blockMs, period));
   }
 
+  /**
+   * While some streams have a backlog, the next 200 others in turn are
+   * looked at with an XREAD that takes nothing (no script, no lease check);
+   * those it names are read through the fence next, like a wait's.
+   */
+  protected override async lookAtOthers(others: ReplicatedStream[]): Promise<void> {
+    const share = this.#looks.next("look", others, SWEEP_STREAMS);
+    for (const [db, streams] of groupBy(share, (s) => s.ref.db)) await this.#wait(db, streams);
+  }
+
   /** Streams this reader's sweep reads: its share (by streams) of the rate over `periodMs`. */
   #sweepShare(periodMs: number): number {
     const mine = this.load;
@@ -77,11 +91,11 @@ export class FencedReader extends StreamReader {
 
   /**
    * Waits with XREAD (taking nothing) for entries of `streams` after their
-   * last delivered IDs (loaded first where unknown), and marks those that
-   * have some as hot: the next pass reads them through the fence. The
+   * last delivered IDs (loaded first where unknown; without `blockMs` it
+   * only looks), and marks those that have some as hot: the next pass reads them through the fence. The
    * streams count as read in flight meanwhile.
    */
-  async #wait(db: number, streams: ReplicatedStream[], blockMs: number): Promise<void> {
+  async #wait(db: number, streams: ReplicatedStream[], blockMs?: number): Promise<void> {
     try {
       const unknown = streams.filter((s) => s.lastDelivered === undefined);
       if (unknown.length > 0) {
@@ -90,7 +104,7 @@ export class FencedReader extends StreamReader {
       for (const s of streams) s.readsInFlight++;
       try {
         // Blocking (unblockable) only from the XREAD on, not while its IDs are loaded.
-        this.wake.blockStarted();
+        if (blockMs !== undefined) this.wake.blockStarted();
         const [reply] = await this.conn.batch(
           db,
           1,
@@ -99,7 +113,7 @@ export class FencedReader extends StreamReader {
               ids: streams.map((s) => s.lastDelivered ?? "$"),
               blockMs,
             }),
-          { buffers: true, blockMs, name: "XREAD" },
+          { buffers: true, blockMs: blockMs ?? 0, name: "XREAD" },
         );
         if (reply instanceof RedisReplyError) throw new RefusedRead(reply, [...streams]);
         for (const key of wokenKeys(reply)) {

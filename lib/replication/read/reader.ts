@@ -196,6 +196,11 @@ export abstract class StreamReader {
     }
   }
 
+  /** While some streams have a backlog: reads the next of the `others` in turn. */
+  protected lookAtOthers(others: ReplicatedStream[]): Promise<void> {
+    return this.readNow(others, false, { turn: "sweep", most: SWEEP_STREAMS });
+  }
+
   /** How this reader's reads are sent (plain XREADGROUP unless said otherwise). */
   protected command(): ReadCommand {
     return GROUP_READ;
@@ -228,8 +233,7 @@ export abstract class StreamReader {
     if (now - this.lastSweep >= SWEEP_INTERVAL_MS && hot.length < wanting.length) {
       this.lastSweep = now;
       const backlog = new Set(hot);
-      const others = wanting.filter((s) => !backlog.has(s));
-      return this.readNow(others, false, { turn: "sweep", most: SWEEP_STREAMS });
+      return this.lookAtOthers(wanting.filter((s) => !backlog.has(s)));
     }
     // Streams with a backlog: several reads in one round trip.
     return this.readNow(hot, true);
