@@ -25,5 +25,10 @@ WORKDIR /config
 ENV METRICS_HOST=0.0.0.0
 EXPOSE 9108
 USER nonroot:nonroot
+# No shell and no curl here: the binary asks its own listener (http://127.0.0.1:9108/healthz,
+# from METRICS_HOST/METRICS_PORT; `health --url .../readyz` asks readiness instead) and exits
+# 0 when it answers 200. Liveness only: an unreachable Redis makes /readyz fail, not this.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
+  CMD ["/usr/local/bin/redis-stream-sync", "health"]
 ENTRYPOINT ["/usr/local/bin/redis-stream-sync"]
 CMD ["run"]

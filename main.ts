@@ -7,6 +7,7 @@
 import denoJson from "./deno.json" with { type: "json" };
 import {
   checkConnectivity,
+  checkHealth,
   type CliArgs,
   collectStatus,
   formatStatusTable,
@@ -42,6 +43,7 @@ const COMMAND_HANDLERS: Record<string, Command> = {
   check: checkCommand,
   status: statusCommand,
   verify: verifyCommand,
+  health: healthCommand,
 };
 
 async function runCommand(config: Config, args: CliArgs, signal: AbortSignal): Promise<number> {
@@ -88,6 +90,13 @@ async function verifyCommand(config: Config, args: CliArgs, signal: AbortSignal)
   });
   console.log(args.json ? JSON.stringify(report) : formatVerifySummary(report));
   return report.summary.different === 0 ? EXIT_CODES.OK : EXIT_CODES.FAILURE;
+}
+
+async function healthCommand(config: Config, args: CliArgs, signal: AbortSignal): Promise<number> {
+  const result = await checkHealth(config, { url: args.url, signal });
+  if (result.healthy) console.log(result.message);
+  else console.error(result.message);
+  return result.healthy ? EXIT_CODES.OK : EXIT_CODES.FAILURE;
 }
 
 async function readConfigFile(path: string | undefined): Promise<{ text?: string; name: string }> {

@@ -345,6 +345,36 @@ Deno.test("the Dockerfile builds with deno task compile in one stage and runs as
   assert.deepEqual(JSON.parse(entrypoint.args), [fromBuild.dest]);
 });
 
+Deno.test("the image's HEALTHCHECK runs the binary's own health command in exec form (distroless has no shell)", async () => {
+  const steps = dockerInstructions(await Deno.readTextFile(join(ROOT, "Dockerfile")));
+  const final = steps.findLastIndex((s) => s.op === "FROM");
+  const finalSteps = steps.slice(final + 1);
+  const checks = finalSteps.filter((s) => s.op === "HEALTHCHECK");
+  assert.equal(checks.length, 1, "the final stage has one HEALTHCHECK");
+  const m = /^((?:--[a-z-]+=\S+\s+)*)CMD\s+(\[.*\])$/.exec(checks[0].args);
+  assert.ok(m, `HEALTHCHECK must be "[--option=value...] CMD [...]": ${checks[0].args}`);
+  const options = Object.fromEntries(
+    m[1].trim().split(/\s+/).filter((o) => o).map((o) => o.slice(2).split("=")),
+  );
+  // The JSON (exec) form: the shell form needs /bin/sh, which distroless does not have.
+  const command = JSON.parse(m[2]) as string[];
+  const entrypoint = JSON.parse(finalSteps.find((s) => s.op === "ENTRYPOINT")!.args) as string[];
+  assert.deepEqual(command, [entrypoint[0], "health"]);
+  // `health` gives up after 5 s of its own: Docker's timeout must leave it that time.
+  const seconds = (value: string) => Number(/^(\d+)s$/.exec(value)?.[1] ?? NaN);
+  assert.ok(seconds(options.timeout) > 5, `--timeout=${options.timeout} must be above 5s`);
+  assert.ok(
+    seconds(options.interval) >= seconds(options.timeout),
+    `--interval=${options.interval}`,
+  );
+  // The health command asks METRICS_HOST:METRICS_PORT: the image's listener is on every
+  // address, which the command asks on 127.0.0.1 (tests/health_test.ts runs it so).
+  assert.ok(
+    finalSteps.some((s) => s.op === "ENV" && /^METRICS_HOST=0\.0\.0\.0$/.test(s.args)),
+    "ENV METRICS_HOST=0.0.0.0",
+  );
+});
+
 Deno.test("the compile task builds main.ts into dist/redis-stream-sync", () => {
   const words = taskWords("compile");
   assert.deepEqual(words.slice(0, 2), ["deno", "compile"]);

@@ -27,6 +27,10 @@ export const COMMANDS: Readonly<Record<string, CommandInfo>> = {
     summary: "Compare every stream with its target, entry by entry (exit 1 on differences)",
     flags: ["json"],
   },
+  health: {
+    summary: "Ask a running replicator's /healthz (or --url): exit 0 when it answers 200, else 1",
+    flags: ["url"],
+  },
 };
 
 /** Parsed command line. */
@@ -49,6 +53,8 @@ export interface CliArgs {
   once: boolean;
   /** `--json` (status, verify). */
   json: boolean;
+  /** `health --url URL`. */
+  url?: string;
 }
 
 const OPTIONS = {
@@ -60,6 +66,7 @@ const OPTIONS = {
   version: { type: "boolean", short: "V" },
   once: { type: "boolean" },
   json: { type: "boolean" },
+  url: { type: "string" },
 } as const;
 
 /** Parses `argv` (without the program name). Throws {@linkcode UsageError}. */
@@ -86,8 +93,8 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
       }. Run "redis-stream-sync --help" for usage`,
     );
   }
-  for (const flag of ["once", "json"] as const) {
-    if (values[flag] && !info.flags.includes(flag)) {
+  for (const flag of ["once", "json", "url"] as const) {
+    if (values[flag] !== undefined && values[flag] !== false && !info.flags.includes(flag)) {
       throw new UsageError(`The flag --${flag} does not apply to the "${command}" command`);
     }
   }
@@ -101,6 +108,7 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     version: values.version ?? false,
     once: values.once ?? false,
     json: values.json ?? false,
+    url: values.url,
   };
 }
 
@@ -123,6 +131,7 @@ Flags:
       --print-config      print the effective configuration (passwords as ***) and exit
       --once              run: copy until every stream is caught up, then exit
       --json              status, verify: machine-readable output
+      --url URL           health: the URL to ask (default http://METRICS_HOST:METRICS_PORT/healthz)
   -h, --help              show this help
   -V, --version           show the version
 
@@ -131,7 +140,7 @@ Configuration: flags > environment variables > env.conf > defaults (keys as in e
 Exit codes:
   0   success
   1   failure at run time (run --once: a stream could not be brought up to date;
-      verify: differences found)
+      verify: differences found; health: not healthy or nothing answers)
   2   bad command-line usage
   69  a Redis server unreachable at start-up after the configured retries
   78  configuration error (including a failed authentication or TLS handshake)

@@ -1,5 +1,5 @@
 /**
- * The operations layer's door: the commands (`run`, `check`, `status`, `verify`), the CLI,
+ * The operations layer's door: the commands (`run`, `check`, `status`, `verify`, `health`), the CLI,
  * metrics and health. What `main.ts` and `mod.ts` may import of `lib/ops/`.
  *
  * @module
@@ -8,6 +8,8 @@ export { checkConnectivity } from "./check.ts";
 export { surveyLine, surveyStreams } from "./stream_survey.ts";
 export type { CheckOptions, CheckResult } from "./check.ts";
 export { helpText, parseCliArgs } from "./cli.ts";
+export { checkHealth, defaultHealthUrl } from "./health.ts";
+export type { HealthOptions, HealthResult } from "./health.ts";
 export type { CliArgs } from "./cli.ts";
 export { runService } from "./service.ts";
 export type { ServiceOptions } from "./service.ts";
