@@ -73,7 +73,10 @@ export async function runService(config: Config, options: ServiceOptions): Promi
     },
   };
   // Quiet: nothing written for 3 s (a full collection pauses the process).
-  startMemoryTrim(trim.signal, { quiet: () => Date.now() - lastWrite >= 3000 });
+  startMemoryTrim(trim.signal, {
+    quiet: () => Date.now() - lastWrite >= 3000,
+    lastActivity: () => lastWrite,
+  });
   try {
     try {
       await checkConnectivity(config, { signal });

@@ -5,11 +5,13 @@
  * from each stream's copy (its target's top, or where its group stood when
  * it started here, whichever is higher). A stream it names holds entries
  * beyond its copy; the watchdog then judges it as it judges the stats
- * (behind with no progress for STREAM_STALL_TIMEOUT: stalled). So every
- * stream is looked at every pass, whatever their number: an entry that no
- * wait woke for is found within STREAM_DISCOVERY_INTERVAL plus
- * STREAM_STALL_TIMEOUT (plus a pass), at 100 streams or at 100,000, for
- * one command per 1,000 streams a pass. Not on a cluster (its readers
+ * (behind with no progress for STREAM_STALL_TIMEOUT: stalled). It takes
+ * 10,000 streams a pass at most, in turns (the source spends about 4 µs
+ * per stream of it): so up to 11,000 streams every stream is looked at
+ * every pass, and an entry that no wait woke for is found within
+ * STREAM_STALL_TIMEOUT plus two or three passes; beyond, within
+ * streams / 10,000 times as many passes (100,000 streams: about 5 minutes
+ * with the defaults), for one command per 1,000 streams. Not on a cluster (its readers
  * sweep every stream anyway; a read over keys of several slots is
  * refused). A refused read (a key of another type among them) is left to
  * the sweeps and the stats, which find that key.

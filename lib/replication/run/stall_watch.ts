@@ -9,8 +9,9 @@
  * copied, and its wait is set up again). It looks at every stream each
  * discovery pass: by its stats where they are read (all streams up to
  * 1,000, 1,000 a pass beyond), else by one XREAD per 1,000 streams from
- * their copies (`cover_check.ts`); so a stall is found within
- * STREAM_STALL_TIMEOUT plus one or two discovery passes.
+ * their copies (`cover_check.ts`: 10,000 streams a pass at most, in
+ * turns); so a stall is found within STREAM_STALL_TIMEOUT plus two or
+ * three discovery passes up to 11,000 streams, later beyond.
  *
  * @module
  */

@@ -1,0 +1,52 @@
+/**
+ * Memory given back after a burst (lib/ops/memory_trim.ts): a full
+ * collection once the heap has much free space and the service is quiet,
+ * once after each burst of work, not again and again while it stays idle.
+ */
+import assert from "node:assert/strict";
+import { startMemoryTrim } from "../lib/ops/memory_trim.ts";
+import { captureLogs, delay } from "./_replication.ts";
+
+/** Makes about `mb` MB of small objects and drops them: free heap, once collected by V8's own pace. */
+function churn(mb: number): number {
+  let kept = 0;
+  for (let round = 0; round < mb; round++) {
+    const junk = Array.from({ length: 10_000 }, (_, i) => ({ i, s: `x${i}` }));
+    kept += junk.length;
+  }
+  return kept;
+}
+
+/** Makes garbage until `done()` (or 5 s): free heap for a collection to take. */
+async function churnUntil(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 50 && !done(); i++) {
+    churn(40);
+    await delay(100);
+  }
+}
+
+Deno.test("memory is given back once after a burst, and not again while nothing is copied", async () => {
+  const logs = await captureLogs("DEBUG");
+  const gave = () => logs.atLeast("DEBUG", /Gave back/).length;
+  const stop = new AbortController();
+  let lastWrite = Date.now();
+  try {
+    startMemoryTrim(stop.signal, {
+      intervalMs: 20,
+      quiet: () => true,
+      lastActivity: () => lastWrite,
+      backoffMs: 0,
+    });
+    await churnUntil(() => gave() > 0);
+    assert.equal(gave(), 1, logs.toString());
+    // Idle: garbage again (free space a collection could take), no new activity: none.
+    await churnUntil(() => gave() > 1);
+    assert.equal(gave(), 1, logs.toString());
+    // A new burst: given back again.
+    lastWrite = Date.now();
+    await churnUntil(() => gave() > 1);
+    assert.equal(gave(), 2, logs.toString());
+  } finally {
+    stop.abort();
+  }
+});
