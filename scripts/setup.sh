@@ -4,7 +4,9 @@
 #   redis-tools (redis-cli, redis-benchmark), openssl (TLS test certificates),
 #   a Compose front end (docker-compose; skipped when `docker compose` already
 #   works), systemd-analyze (systemd; checks the unit), python3 with the redis
-#   module (python3-redis: the bench's baseline, scripts/seed_baseline.py).
+#   module (python3-redis: the bench's baseline, scripts/seed_baseline.py),
+#   promtool (prometheus, without its recommends: checks and unit-tests the
+#   alert rules of deploy/prometheus; the server it may start is stopped).
 # Installs what is missing (Deno with npm, the rest with apt-get) when it can:
 # as root, or with password-less sudo. Otherwise, or with SETUP_NO_INSTALL=1,
 # only reports what is missing and how to install it.
@@ -14,6 +16,7 @@ set -euo pipefail
 readonly DENO_VERSION="2.9.6"
 no_install="${SETUP_NO_INSTALL:-0}"
 missing=0
+apt_updated=0
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -141,6 +144,7 @@ ensure_packages() {
     return 0
   fi
   rm -f "$log"
+  apt_updated=1
   # Debian's package may start a redis-server service on port 6379: the tests never use it.
   local absent=()
   command -v redis-server >/dev/null 2>&1 || absent+=(redis-server)
@@ -155,6 +159,51 @@ ensure_packages() {
   fi
 }
 
+# promtool comes with Debian's prometheus package, installed apart from the others: without
+# its recommends (node exporter...), and the Prometheus server that the package starts on a
+# machine run by systemd is stopped and disabled (the tests only run promtool).
+ensure_promtool() {
+  command -v promtool >/dev/null 2>&1 && return 0
+  local command="apt-get update && apt-get install -y --no-install-recommends prometheus"
+  if [[ "$no_install" == "1" ]]; then
+    say "promtool needed for the tests of deploy/prometheus; install with: ${command} (as root)"
+    missing=1
+    return 0
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "promtool needed for the tests of deploy/prometheus, and this machine has no apt-get: install Prometheus' promtool (2.x) with its package manager"
+    missing=1
+    return 0
+  fi
+  if ! can_be_root; then
+    say "promtool needed for the tests of deploy/prometheus; install with: sudo sh -c '${command}'"
+    missing=1
+    return 0
+  fi
+  say "installing prometheus (for promtool): ${command}"
+  local log
+  log="$(mktemp)"
+  if ! {
+    { [[ "$apt_updated" == "1" ]] || as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q; } &&
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus
+  } >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    say "could not install prometheus"
+    missing=1
+    return 0
+  fi
+  rm -f "$log"
+  if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+    as_root systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
+  if ! command -v promtool >/dev/null 2>&1; then
+    say "installed prometheus, but promtool is still missing"
+    missing=1
+  fi
+}
+
 ensure_deno
 ensure_packages
+ensure_promtool
 exit "$missing"
