@@ -31,9 +31,9 @@ echo "Installed ${prefix}/bin/redis-stream-sync ($("${destdir}${prefix}/bin/redi
 etc="${destdir}/etc/redis-stream-sync"
 install -d -m 0755 "$etc"
 if [[ ! -e "$etc/env.conf" ]]; then
-  # 0644: the service runs as a dynamic user that must read it; keep passwords in
-  # /etc/redis-stream-sync/environment (0600, read by systemd as root) instead.
-  install -m 0644 env.conf.example "$etc/env.conf"
+  # 0600: it may hold the passwords. The unit loads it as a credential (systemd reads it as
+  # root and hands the service, a dynamic user, its own copy).
+  install -m 0600 env.conf.example "$etc/env.conf"
   echo "Installed /etc/redis-stream-sync/env.conf: edit the hosts before starting"
 else
   echo "Kept the existing /etc/redis-stream-sync/env.conf"

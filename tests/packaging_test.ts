@@ -1,5 +1,6 @@
 /**
- * Packaging: the systemd unit (checked by `systemd-analyze verify`),
+ * Packaging: the systemd unit (checked by `systemd-analyze verify`, and its
+ * credentials handed to the real CLI as systemd hands them over),
  * scripts/install.sh into a staging root, the Dockerfile, and the compile
  * task. That the compile task has exactly the start task's permission flags,
  * and that they suffice to replicate, is tested once, in
@@ -11,6 +12,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
+import { runCli } from "../testing/cli.ts";
+import { makeCertificates, startTlsServer } from "../testing/tls.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const UNIT_PATH = join(ROOT, "scripts", "redis-stream-sync.service");
@@ -166,7 +169,9 @@ Deno.test({
     assert.ok(execStart, "no ExecStart");
     const [binary, ...args] = execStart.split(/\s+/);
     assert.equal(binary, "/usr/local/bin/redis-stream-sync");
-    assert.deepEqual(args, ["run", "--config", "/etc/redis-stream-sync/env.conf"]);
+    // env.conf, which may hold the passwords, is read from the copy systemd hands over.
+    assert.deepEqual(args, ["run", "--config", "${CREDENTIALS_DIRECTORY}/env.conf"]);
+    assert.deepEqual(service.get("LoadCredential"), ["env.conf:/etc/redis-stream-sync/env.conf"]);
     assert.deepEqual(unit.get("Install")?.get("WantedBy"), ["multi-user.target"]);
 
     await using dir = await tempDir();
@@ -187,6 +192,21 @@ Deno.test({
     );
     assert.deepEqual(warnings, [], result.stderr);
 
+    // The TLS key example, uncommented, is a valid unit too.
+    const tls = join(dir.path, "tls", UNIT_NAME);
+    await Deno.mkdir(join(dir.path, "tls"));
+    await Deno.writeTextFile(tls, uncommentTls(lines.join("\n")));
+    assert.equal(
+      (parseUnit(uncommentTls(text)).get("Service")?.get("LoadCredential") ?? []).length,
+      3,
+    );
+    const tlsResult = await run("systemd-analyze", ["verify", tls]);
+    assert.equal(tlsResult.code, 0, tlsResult.stderr);
+    assert.deepEqual(
+      (tlsResult.stdout + tlsResult.stderr).split("\n").filter((l) => l.includes(UNIT_NAME)),
+      [],
+    );
+
     // The check above does see mistakes: the same unit with a misspelt key is warned about.
     const broken = join(dir.path, "broken", UNIT_NAME);
     await Deno.mkdir(join(dir.path, "broken"));
@@ -194,6 +214,87 @@ Deno.test({
     const check = await run("systemd-analyze", ["verify", broken]);
     assert.match(check.stdout + check.stderr, /Unknown key 'Restrt'/);
   },
+});
+
+/** The unit with its TLS key example uncommented (its `#LoadCredential=` and `#Environment=` lines). */
+function uncommentTls(text: string): string {
+  return text.replace(/^#(LoadCredential|Environment)=/gm, "$1=");
+}
+
+Deno.test("the unit's credentials work with what the tool reads: env.conf with the passwords, and the TLS keys, read from $CREDENTIALS_DIRECTORY as systemd hands them over", async () => {
+  await using certs = await makeCertificates();
+  await using source = await startTlsServer(certs, {
+    clientCerts: true,
+    args: ["--requirepass", "source secret"],
+  });
+  await using target = await startTlsServer(certs, {
+    clientCerts: true,
+    args: ["--requirepass", "target secret"],
+  });
+  await using dir = await tempDir();
+  // /etc/redis-stream-sync as the operator sets it up, every file root's, mode 0600.
+  const etc = join(dir.path, "etc", "redis-stream-sync");
+  await Deno.mkdir(join(etc, "tls"), { recursive: true });
+  const side = (prefix: string, port: number, password: string) =>
+    [
+      `${prefix}_REDIS_HOST=127.0.0.1`,
+      `${prefix}_REDIS_PORT=${port}`,
+      `${prefix}_REDIS_PASSWORD='${password}'`,
+      `${prefix}_REDIS_TLS=true`,
+      `${prefix}_REDIS_TLS_CA_FILE=${certs.ca}`,
+      `${prefix}_REDIS_TLS_CERT_FILE=${certs.clientCert}`,
+      `${prefix}_REDIS_MAX_RETRIES=1`,
+      `${prefix}_REDIS_BACKOFF_BASE=0.05`,
+    ].join("\n");
+  await Deno.writeTextFile(
+    join(etc, "env.conf"),
+    `${side("SOURCE", source.tlsPort, "source secret")}\n${
+      side("TARGET", target.tlsPort, "target secret")
+    }\nMETRICS_PORT=0\n`,
+    { mode: 0o600 },
+  );
+  for (const name of ["source.key", "target.key"]) {
+    await Deno.copyFile(certs.clientKey, join(etc, "tls", name));
+    await Deno.chmod(join(etc, "tls", name), 0o600);
+  }
+
+  /** What the unit starts, as systemd would: credentials copied, %d and ${...} expanded. */
+  const start = async (unitText: string, name: string) => {
+    const service = parseUnit(unitText).get("Service")!;
+    const credentials = join(dir.path, "credentials", name);
+    await Deno.mkdir(credentials, { recursive: true, mode: 0o700 });
+    for (const spec of service.get("LoadCredential") ?? []) {
+      const [id, path] = spec.split(/:(.*)/s);
+      assert.ok(path.startsWith("/etc/redis-stream-sync/"), `LoadCredential=${spec}`);
+      await Deno.copyFile(
+        join(etc, path.slice("/etc/redis-stream-sync/".length)),
+        join(credentials, id),
+      );
+    }
+    const expand = (value: string) =>
+      value.replaceAll("%d", credentials).replaceAll("${CREDENTIALS_DIRECTORY}", credentials);
+    const env: Record<string, string> = { CREDENTIALS_DIRECTORY: credentials };
+    for (const assignment of service.get("Environment") ?? []) {
+      const at = assignment.indexOf("=");
+      env[assignment.slice(0, at)] = expand(assignment.slice(at + 1));
+    }
+    const [, command, ...args] = service.get("ExecStart")![0].split(/\s+/).map(expand);
+    assert.equal(command, "run");
+    // `check` instead of `run`: the same configuration, the same connections, and it ends.
+    return await runCli(["check", ...args], { cwd: dir.path, env, timeoutMs: 60_000 });
+  };
+
+  const text = await Deno.readTextFile(UNIT_PATH);
+  const withTls = await start(uncommentTls(text), "tls");
+  assert.equal(withTls.code, 0, `${withTls.stdout}\n${withTls.stderr}`);
+  assert.match(withTls.stdout, /^Configuration OK$/m);
+  assert.match(withTls.stdout, /^Target "127\.0\.0\.1:\d+" answers/m);
+  assert.match(withTls.stdout, /^Source "127\.0\.0\.1:\d+" answers/m);
+
+  // As shipped (the TLS lines commented out), the key is missing: a configuration error.
+  const withoutTls = await start(text, "plain");
+  assert.equal(withoutTls.code, 78, `${withoutTls.stdout}\n${withoutTls.stderr}`);
+  assert.match(withoutTls.stderr, /TLS_KEY_FILE must be set too/);
 });
 
 // ---------------------------------------------------------------------------
@@ -220,6 +321,8 @@ Deno.test("install.sh --destdir stages the binary, the unit and env.conf, and ke
     await Deno.readTextFile(envConf),
     await Deno.readTextFile(join(ROOT, "env.conf.example")),
   );
+  // It may hold the passwords: the unit loads it as a credential, so root's alone may read it.
+  assert.equal((await Deno.stat(envConf)).mode! & 0o777, 0o600, "env.conf may hold passwords");
   const environment = join(root, "etc/redis-stream-sync/environment");
   assert.equal((await Deno.stat(environment)).mode! & 0o777, 0o600, "environment holds passwords");
   // Nothing lands outside the staging root's usr/ and etc/.
@@ -252,7 +355,7 @@ Deno.test("install.sh --destdir stages the binary, the unit and env.conf, and ke
   await Deno.stat(join(other, "opt/rss/bin/redis-stream-sync"));
   const unit = parseUnit(await Deno.readTextFile(join(other, "etc/systemd/system", UNIT_NAME)));
   assert.deepEqual(unit.get("Service")?.get("ExecStart"), [
-    "/opt/rss/bin/redis-stream-sync run --config /etc/redis-stream-sync/env.conf",
+    "/opt/rss/bin/redis-stream-sync run --config ${CREDENTIALS_DIRECTORY}/env.conf",
   ]);
 
   // A missing binary is an error that says what to do.
