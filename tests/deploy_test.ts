@@ -346,6 +346,8 @@ Deno.test("alerts.yml alerts on stalls, lag, trimmed entries, streams in error a
   for (const c of cases) {
     assert.ok(names.includes(c.alertname), `alerts_test.yml tests "${c.alertname}", not an alert`);
   }
+  const readme = Deno.readTextFileSync(join(DEPLOY, "README.md"));
+  for (const name of names) assert.ok(readme.includes(`\`${name}\``), `deploy/README.md: ${name}`);
 });
 
 Deno.test("scripts/setup.sh installs promtool: without it on PATH it says how (SETUP_NO_INSTALL=1), with it it says nothing of it", async () => {
