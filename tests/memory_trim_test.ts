@@ -17,15 +17,15 @@ function churn(mb: number): number {
   return kept;
 }
 
-/** Makes garbage until `done()` (or 5 s): free heap for a collection to take. */
-async function churnUntil(done: () => boolean): Promise<void> {
-  for (let i = 0; i < 50 && !done(); i++) {
+/** Makes garbage until `done()` (or `rounds` tenths of a second): free heap for a collection to take. */
+async function churnUntil(done: () => boolean, rounds = 50): Promise<void> {
+  for (let i = 0; i < rounds && !done(); i++) {
     churn(40);
     await delay(100);
   }
 }
 
-Deno.test("memory is given back once after a burst, and not again while nothing is copied", async () => {
+Deno.test("memory is given back once after a burst, and not again while nothing is copied (within the idle interval)", async () => {
   const logs = await captureLogs("DEBUG");
   const gave = () => logs.atLeast("DEBUG", /Gave back/).length;
   const stop = new AbortController();
@@ -36,16 +36,40 @@ Deno.test("memory is given back once after a burst, and not again while nothing 
       quiet: () => true,
       lastActivity: () => lastWrite,
       backoffMs: 0,
+      idleIntervalMs: 600_000,
     });
     await churnUntil(() => gave() > 0);
     assert.equal(gave(), 1, logs.toString());
     // Idle: garbage again (free space a collection could take), no new activity: none.
-    await churnUntil(() => gave() > 1);
+    await churnUntil(() => gave() > 1, 25);
     assert.equal(gave(), 1, logs.toString());
     // A new burst: given back again.
     lastWrite = Date.now();
     await churnUntil(() => gave() > 1);
     assert.equal(gave(), 2, logs.toString());
+  } finally {
+    stop.abort();
+  }
+});
+
+Deno.test("while nothing is copied, memory is still given back, at most once per idle interval", async () => {
+  const logs = await captureLogs("DEBUG");
+  const gave = () => logs.atLeast("DEBUG", /Gave back/).length;
+  const stop = new AbortController();
+  const lastWrite = Date.now();
+  try {
+    startMemoryTrim(stop.signal, {
+      intervalMs: 20,
+      quiet: () => true,
+      lastActivity: () => lastWrite,
+      backoffMs: 0,
+      idleIntervalMs: 300,
+    });
+    await churnUntil(() => gave() > 0);
+    const first = performance.now();
+    await churnUntil(() => gave() > 1);
+    assert.equal(gave(), 2, logs.toString());
+    assert.ok(performance.now() - first >= 250, "the second came before the idle interval");
   } finally {
     stop.abort();
   }

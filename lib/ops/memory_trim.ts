@@ -18,6 +18,8 @@ const log = getLog("memory");
 const CHECK_INTERVAL_MS = 1_000;
 /** Free heap (allocated and not used) above which a collection gives it back. */
 const FREE_HEAP_BYTES = 48 * 1024 * 1024;
+/** While nothing is copied, a collection at most this often (after one that followed a burst). */
+const IDLE_INTERVAL_MS = 60_000;
 /** Collections that gave nothing back wait this much longer before the next one. */
 const BACKOFF_MS = 60_000;
 
@@ -52,13 +54,18 @@ export interface MemoryTrimOptions {
   quiet?: () => boolean;
   /**
    * When something was last copied (ms since epoch): a collection runs once
-   * after each burst of work, not again and again while the service is idle
-   * (a large idle heap keeps free space of its own, which a collection would
-   * give back only for it to grow again: at 100,000 streams, two full
-   * collections of about 250 ms every 15 s).
+   * after each burst of work, and while the service stays idle at most every
+   * `idleIntervalMs` (a large idle heap keeps free space of its own, which a
+   * collection gives back only for it to grow again: at 100,000 streams, two
+   * full collections of about 250 ms every 15 s).
    * @default {undefined} (every time the heap has that much free)
    */
   lastActivity?: () => number;
+  /**
+   * With `lastActivity`: milliseconds between two collections while nothing is copied.
+   * @default {60000}
+   */
+  idleIntervalMs?: number;
   /**
    * Milliseconds a collection that gave back little (under 24 MiB) waits before the next.
    * @default {60000}
@@ -69,8 +76,9 @@ export interface MemoryTrimOptions {
 /**
  * Looks at the heap every second until `signal` aborts; runs a full
  * collection when more than 48 MiB of it are free and the service is quiet
- * (once after each burst with `lastActivity`, and at most once a minute
- * while collections give little back). Returns at once where the runtime
+ * (with `lastActivity`: once after each burst, then at most once a minute
+ * while idle; and at most once a minute while collections give little
+ * back). Returns at once where the runtime
  * offers no way to collect.
  */
 export function startMemoryTrim(signal: AbortSignal, options: MemoryTrimOptions = {}): void {
@@ -81,7 +89,9 @@ export function startMemoryTrim(signal: AbortSignal, options: MemoryTrimOptions 
   let collectedAt = -Infinity;
   const timer = setInterval(() => {
     if (Date.now() < notBefore || !quiet()) return;
-    if (lastActivity && lastActivity() <= collectedAt) return; // nothing happened since
+    // Nothing copied since the last one: only after a while.
+    const idle = lastActivity !== undefined && lastActivity() <= collectedAt;
+    if (idle && Date.now() - collectedAt < (options.idleIntervalMs ?? IDLE_INTERVAL_MS)) return;
     const before = Deno.memoryUsage();
     if (before.heapTotal - before.heapUsed < FREE_HEAP_BYTES) return;
     const started = performance.now();
