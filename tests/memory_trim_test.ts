@@ -52,7 +52,7 @@ Deno.test("memory is given back once after a burst, and not again while nothing 
   }
 });
 
-Deno.test("while nothing is copied, memory is still given back, at most once per idle interval", async () => {
+Deno.test("while nothing is copied, memory is still given back, after the idle interval", async () => {
   const logs = await captureLogs("DEBUG");
   const gave = () => logs.atLeast("DEBUG", /Gave back/).length;
   const stop = new AbortController();

@@ -18,8 +18,15 @@ const log = getLog("memory");
 const CHECK_INTERVAL_MS = 1_000;
 /** Free heap (allocated and not used) above which a collection gives it back. */
 const FREE_HEAP_BYTES = 48 * 1024 * 1024;
-/** While nothing is copied, a collection at most this often (after one that followed a burst). */
-const IDLE_INTERVAL_MS = 60_000;
+/**
+ * While nothing is copied, the first collection after one that followed a
+ * burst waits this long; each next one twice as long as the one before, up
+ * to {@linkcode IDLE_MAX_MS}: the heap left by a burst is given back within
+ * seconds, and an idle service then collects rarely.
+ */
+const IDLE_FIRST_MS = 5_000;
+/** The longest wait between two collections while nothing is copied. */
+const IDLE_MAX_MS = 300_000;
 /** Collections that gave nothing back wait this much longer before the next one. */
 const BACKOFF_MS = 60_000;
 
@@ -54,16 +61,17 @@ export interface MemoryTrimOptions {
   quiet?: () => boolean;
   /**
    * When something was last copied (ms since epoch): a collection runs once
-   * after each burst of work, and while the service stays idle at most every
-   * `idleIntervalMs` (a large idle heap keeps free space of its own, which a
-   * collection gives back only for it to grow again: at 100,000 streams, two
-   * full collections of about 250 ms every 15 s).
+   * after each burst of work, and while the service stays idle after 5 s,
+   * then 10 s, 20 s, ... at most every 5 minutes (a large idle heap keeps
+   * free space of its own, which a collection gives back only for it to
+   * grow again: at 100,000 streams, two full collections of about 250 ms
+   * every 15 s).
    * @default {undefined} (every time the heap has that much free)
    */
   lastActivity?: () => number;
   /**
-   * With `lastActivity`: milliseconds between two collections while nothing is copied.
-   * @default {60000}
+   * With `lastActivity`: the first wait between two collections while nothing is copied (ms).
+   * @default {5000}
    */
   idleIntervalMs?: number;
   /**
@@ -76,10 +84,9 @@ export interface MemoryTrimOptions {
 /**
  * Looks at the heap every second until `signal` aborts; runs a full
  * collection when more than 48 MiB of it are free and the service is quiet
- * (with `lastActivity`: once after each burst, then at most once a minute
- * while idle; and at most once a minute while collections give little
- * back). Returns at once where the runtime
- * offers no way to collect.
+ * (with `lastActivity`: once after each burst, then ever more rarely while
+ * idle; and at most once a minute while collections give little back).
+ * Returns at once where the runtime offers no way to collect.
  */
 export function startMemoryTrim(signal: AbortSignal, options: MemoryTrimOptions = {}): void {
   const gc = fullCollection();
@@ -87,13 +94,16 @@ export function startMemoryTrim(signal: AbortSignal, options: MemoryTrimOptions 
   const { quiet = () => true, lastActivity } = options;
   let notBefore = 0;
   let collectedAt = -Infinity;
+  let idleWait = options.idleIntervalMs ?? IDLE_FIRST_MS;
   const timer = setInterval(() => {
     if (Date.now() < notBefore || !quiet()) return;
-    // Nothing copied since the last one: only after a while.
+    // Nothing copied since the last one: only after a while, longer each time.
     const idle = lastActivity !== undefined && lastActivity() <= collectedAt;
-    if (idle && Date.now() - collectedAt < (options.idleIntervalMs ?? IDLE_INTERVAL_MS)) return;
+    if (!idle) idleWait = options.idleIntervalMs ?? IDLE_FIRST_MS;
+    if (idle && Date.now() - collectedAt < idleWait) return;
     const before = Deno.memoryUsage();
     if (before.heapTotal - before.heapUsed < FREE_HEAP_BYTES) return;
+    if (idle) idleWait = Math.min(IDLE_MAX_MS, idleWait * 2);
     const started = performance.now();
     collectedAt = Date.now();
     gc();
