@@ -21,6 +21,7 @@ import { compareLogLevel, configure, dispose, getLogger } from "@logtape/logtape
 import type { Logger, LogLevel, LogRecord, Sink } from "@logtape/logtape";
 import { formatPythonStyle, type LogLevelName } from "./log_format.ts";
 import { isSecretKey, makeRedact, type Redact, REDACTED } from "./_redact.ts";
+import { STDERR_LINES, type TerminalLines } from "./terminal.ts";
 
 export { formatPythonStyle } from "./log_format.ts";
 export type { PythonStyleRecord } from "./log_format.ts";
@@ -76,9 +77,14 @@ export interface SetupLoggingOptions {
   secrets?: readonly string[];
   /**
    * Receives each full line, including its trailing `"\n"`.
-   * @default {writes the line to stderr synchronously}
+   * @default {`terminal`'s log lines}
    */
   write?: (line: string) => void;
+  /**
+   * Where lines go without `write`: above the status line it may show.
+   * @default {STDERR_LINES: standard error, synchronously}
+   */
+  terminal?: TerminalLines;
 }
 /**
  * Configures LogTape for the service: one sink, under the category
@@ -101,7 +107,8 @@ export async function setupLogging(options: SetupLoggingOptions = {}): Promise<v
     ? renderJsonLine
     : (record: LogRecord) => renderTextLine(format, record);
   const redact = makeRedact(options.secrets ?? [], escapeBytes, renderValue);
-  const write = options.write ?? writeStderr;
+  const terminal = options.terminal ?? STDERR_LINES;
+  const write = options.write ?? ((line: string) => terminal.log(line));
   const sink: Sink = (record) => write(render(redactRecord(record, redact)) + "\n");
   await configure({
     reset: true,
@@ -259,13 +266,5 @@ function renderJsonLine(record: LogRecord): string {
       }
     }
     return JSON.stringify(line, jsonReplacer);
-  }
-}
-/** Writes a whole line to stderr, synchronously. */
-function writeStderr(line: string): void {
-  const data = TEXT_ENCODER.encode(line);
-  let written = 0;
-  while (written < data.length) {
-    written += Deno.stderr.writeSync(data.subarray(written));
   }
 }

@@ -7,6 +7,8 @@ import {
   startProgress,
 } from "../lib/ops/progress.ts";
 import type { StreamStatus } from "../lib/replication/stream/stream.ts";
+import { getLog, setupLogging } from "../lib/log.ts";
+import { TerminalLines } from "../lib/terminal.ts";
 
 function status(streams: Array<Partial<StreamStatus>>): OrchestratorStatus {
   const health = { role: "source", address: "127.0.0.1:1", up: true, reconnects: 0, outages: 0 };
@@ -96,4 +98,26 @@ Deno.test("startProgress() fixes each stream's total from its first stats and en
   stop();
   assert.equal(lines.at(-1), "\n");
   assert.ok(lines.at(-2)!.startsWith(`${clear}copied 80 of 100 entries (80.0%)`), lines.at(-2));
+});
+
+Deno.test("a log line written while the progress line is shown goes above it, and the progress line is drawn again below it", async () => {
+  const out: string[] = [];
+  const terminal = new TerminalLines((text) => out.push(text));
+  await setupLogging({ level: "INFO", format: "%(levelname)s %(message)s", terminal });
+  try {
+    const stop = startProgress(() => status([{ copied: 5 }]), { intervalMs: 60_000, terminal });
+    getLog("orchestrator").warning("Something happened");
+    stop();
+    const clear = "\r\x1b[2K";
+    const text = out.join("");
+    assert.ok(
+      text.includes(`${clear}WARNING Something happened\n${clear}copied 5`) ||
+        text.includes(`${clear}WARNING Something happened\ncopied 5`),
+      JSON.stringify(text),
+    );
+    assert.ok(!/copied 5[^\n\r]*WARNING/.test(text), JSON.stringify(text)); // never on one line
+    assert.ok(text.endsWith("\n"), JSON.stringify(text));
+  } finally {
+    await setupLogging({ level: "ERROR" });
+  }
 });

@@ -1,11 +1,13 @@
 /**
  * The live progress line of `run --once` on a terminal: entries copied of
- * the total, rate and ETA, redrawn in place on standard error. Nothing of
+ * the total, rate and ETA, redrawn in place on standard error, as its
+ * status line (log lines go above it, see `lib/terminal.ts`). Nothing of
  * the kind when standard error is not a terminal or logs are JSON.
  *
  * @module
  */
 import type { OrchestratorStatus } from "../replication/mod.ts";
+import { STDERR_LINES, type TerminalLines } from "../terminal.ts";
 
 /** Whether to draw the progress line. */
 export function shouldShowProgress(isTerminal: boolean, logFormat: string): boolean {
@@ -72,10 +74,16 @@ export interface ProgressOptions {
    */
   intervalMs?: number;
   /**
-   * Where the line goes.
-   * @default {writes to stderr}
+   * Where the line goes, as raw text (`"\r\x1b[2K"` and the line at each
+   * redraw, `"\n"` at the end); without it, the terminal's status line.
+   * @default {undefined}
    */
   write?: (text: string) => void;
+  /**
+   * Without `write`: the output whose status line it is (log lines go above it).
+   * @default {STDERR_LINES}
+   */
+  terminal?: TerminalLines;
 }
 
 /**
@@ -86,8 +94,12 @@ export function startProgress(
   status: () => OrchestratorStatus,
   options: ProgressOptions = {},
 ): () => void {
-  const encoder = new TextEncoder();
-  const write = options.write ?? ((text: string) => Deno.stderr.writeSync(encoder.encode(text)));
+  const terminal = options.terminal ?? STDERR_LINES;
+  const raw = options.write;
+  const show = (line: string | null) => {
+    if (!raw) terminal.status(line);
+    else raw(line === null ? "\n" : `\r\x1b[2K${line}`);
+  };
   const started = performance.now();
   // Each stream's total is fixed when its stats first appear: what it had
   // handled when they were read plus what was left then (lag + pending).
@@ -104,13 +116,13 @@ export function startProgress(
       total += totals.get(id) ?? 0;
     }
     const elapsedMs = performance.now() - started;
-    write(`\r\x1b[2K${formatProgress(progressOf(s, { elapsedMs, total }))}`);
+    show(formatProgress(progressOf(s, { elapsedMs, total })));
   };
   draw();
   const timer = setInterval(draw, options.intervalMs ?? 250);
   return () => {
     clearInterval(timer);
     draw();
-    write("\n");
+    show(null);
   };
 }
