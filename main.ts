@@ -78,9 +78,11 @@ async function checkCommand(config: Config, _args: CliArgs, signal: AbortSignal)
 }
 
 async function statusCommand(config: Config, args: CliArgs, signal: AbortSignal): Promise<number> {
-  const rows = await collectStatus(config, { signal });
-  console.log(args.json ? JSON.stringify({ streams: rows }) : formatStatusTable(rows));
-  return EXIT_CODES.OK;
+  const report = await collectStatus(config, { signal });
+  console.log(args.json ? JSON.stringify(report) : formatStatusTable(report));
+  // One server down: what the other says was shown, and the exit code says a server is down.
+  const { source, target } = report.servers;
+  return source.up && target.up ? EXIT_CODES.OK : EXIT_CODES.UNAVAILABLE;
 }
 
 async function verifyCommand(config: Config, args: CliArgs, signal: AbortSignal): Promise<number> {

@@ -66,7 +66,7 @@ export type { ServerHealthStatus } from "./lib/redis/mod.ts";
 export { runService } from "./lib/ops/mod.ts";
 export type { ServiceOptions } from "./lib/ops/mod.ts";
 export { collectStatus, formatStatusTable } from "./lib/ops/mod.ts";
-export type { StatusOptions, StatusRow } from "./lib/ops/mod.ts";
+export type { ServerStatus, StatusOptions, StatusReport, StatusRow } from "./lib/ops/mod.ts";
 export { makeStreamRef } from "./lib/replication/mod.ts";
 export type { StreamRef, StreamRefOptions } from "./lib/replication/mod.ts";
 export type {

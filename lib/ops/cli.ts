@@ -143,6 +143,7 @@ Exit codes:
       verify: differences found; health: not healthy or nothing answers)
   2   bad command-line usage
   69  a Redis server unreachable at start-up after the configured retries
+      (status: a server down; what the other one says is still shown)
   78  configuration error (including a failed authentication or TLS handshake)
 `;
 }

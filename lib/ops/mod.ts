@@ -13,8 +13,9 @@ export type { HealthOptions, HealthResult } from "./health.ts";
 export type { CliArgs } from "./cli.ts";
 export { runService } from "./service.ts";
 export type { ServiceOptions } from "./service.ts";
-export { collectStatus, formatStatusTable } from "./status.ts";
-export type { StatusOptions, StatusRow } from "./status.ts";
+export { collectStatus } from "./status.ts";
+export { formatStatusTable } from "./status_table.ts";
+export type { ServerStatus, StatusOptions, StatusReport, StatusRow } from "./status.ts";
 export { compareStream, formatVerifiedStream, formatVerifySummary, verifyAll } from "./verify.ts";
 export type {
   CompareOptions,

@@ -1,6 +1,7 @@
 /**
  * `status`: where each stream's copy stands, read from Redis directly (so
- * it works whether or not a replicator is running).
+ * it works whether or not a replicator is running), and from one side when
+ * the other is down.
  *
  * @module
  */
@@ -8,18 +9,25 @@ import { type Config, discoverySettings } from "../config/mod.ts";
 import {
   findStreams,
   leaseKey,
-  readStreamStats,
+  readSourceStats,
+  readTargetStats,
   type StreamRef,
-  type StreamStats,
-  toHex,
 } from "../replication/mod.ts";
-import { connectOrThrow } from "./check.ts";
-import { clientFor, type RedisClient } from "../redis/mod.ts";
+import type { RedisClient } from "../redis/mod.ts";
+import { lookAtCopies } from "./_status_copy.ts";
+import { bothSidesRow, sourceSideRow, targetSideRow } from "./_status_rows.ts";
+import { openSides, type ServerStatus } from "./_status_sides.ts";
+import { findTargetStreams } from "./_target_streams.ts";
 
-/** One row of `status`. Field names are the `status --json` format. */
+export type { ServerStatus } from "./_status_sides.ts";
+
+/**
+ * One row of `status`. Field names are the `status --json` format. A
+ * field of a side that is down is null.
+ */
 export interface StatusRow {
-  /** Source DB. */
-  db: number;
+  /** Source DB (null: the source is down and the configuration does not tell). */
+  db: number | null;
   /** Source key (bytes outside printable ASCII escaped as \xNN). */
   key: string;
   /** Source key as hex, exact. */
@@ -29,22 +37,32 @@ export interface StatusRow {
   /** Target DB. */
   targetDb: number;
   /** Entries in the source stream. */
-  sourceLength: number;
+  sourceLength: number | null;
   /** Entries in the target stream. */
-  targetLength: number;
+  targetLength: number | null;
   /** Newest source ID ("" when empty). */
-  lastSourceId: string;
-  /** Newest target ID: the last copied entry ("" when none). */
-  lastCopiedId: string;
+  lastSourceId: string | null;
+  /**
+   * The last entry copied ("" when none): the target's last one when the
+   * source holds it with the same bytes (or removed it since); below a
+   * target's foreign entries, the last one the source holds (null when one
+   * look cannot tell). With the source down, the target's last ID, unchecked.
+   */
+  lastCopiedId: string | null;
   /**
    * Entries not yet delivered to the group. Without a group: what a group
    * created at STREAM_START_ID would deliver (the source length for `0`, 0 for `$`).
    */
-  lag: number;
-  /** Seconds of source data not yet copied, from the times inside the IDs. */
-  lagSeconds: number;
+  lag: number | null;
+  /**
+   * The age in seconds of the oldest uncopied entry: the source's clock
+   * (TIME) minus the millisecond time in the ID of the first source entry
+   * above `lastCopiedId` (entries a group made at STREAM_START_ID skips not
+   * counted); 0 when nothing is uncopied.
+   */
+  lagSeconds: number | null;
   /** Entries delivered and not acknowledged. */
-  pending: number;
+  pending: number | null;
   /**
    * Entries the source trimmed before they were delivered to the group:
    * lost for the target (not counted in `lag`); null when Redis cannot
@@ -54,20 +72,34 @@ export interface StatusRow {
   /**
    * `in-sync` (nothing to copy), `behind` (entries to copy), `no-group`
    * (the consumer group does not exist yet), `target-wrong-type` (the
-   * target key is not a stream), `unknown` (Redis cannot tell the lag).
+   * target key is not a stream), `error` (the target stream holds entries
+   * the source does not: `error` says which), `unknown` (Redis cannot tell
+   * the lag), `source-down` / `target-down` (that server does not answer).
    */
   state: string;
+  /** Why the state is `error` ("" otherwise). */
+  error: string;
   /** The consumer group's last delivered ID. */
-  lastDeliveredId: string;
+  lastDeliveredId: string | null;
   /**
    * The instance that holds the stream's lease (copies it now); "" when none
    * does, or without leases (STREAM_LEASES=false).
    */
-  owner: string;
+  owner: string | null;
   /** A cluster source: `host:port` of the master that holds the stream now ("" on one server). */
   sourceNode: string;
   /** A cluster target: `host:port` of the master that holds the target stream now ("" on one server). */
   targetNode: string;
+}
+
+/** What `status` found: the `status --json` document. */
+export interface StatusReport {
+  /** One row per stream. */
+  streams: StatusRow[];
+  /** Each server, and why it is down when it is. */
+  servers: { source: ServerStatus; target: ServerStatus };
+  /** What could not be looked at, one sentence each. */
+  notes: string[];
 }
 
 /** Options for {@linkcode collectStatus}. */
@@ -79,36 +111,65 @@ export interface StatusOptions {
   signal?: AbortSignal;
 }
 
-/** Reads the status of every stream the configuration covers (manual and discovered). */
+/**
+ * Reads the status of every stream the configuration covers (manual and
+ * discovered). With one server down, what the other says (`servers` tells
+ * which is down, and why); with both down, {@linkcode UnreachableError}.
+ */
 export async function collectStatus(
   config: Config,
   options: StatusOptions = {},
-): Promise<StatusRow[]> {
-  const source = clientFor("source", config.source, { db: config.source.db });
-  const target = clientFor("target", config.target, {
-    db: config.target.db === "same" ? 0 : config.target.db,
-  });
+): Promise<StatusReport> {
+  const sides = await openSides(config);
+  const { source, target, servers } = sides;
   try {
-    await connectOrThrow(source, { role: "source", server: config.source });
-    await connectOrThrow(target, { role: "target", server: config.target });
-    const { streams } = await findStreams(source, discoverySettings(config), {
+    if (!source) {
+      const found = await findTargetStreams(target!, config);
+      const stats = await readTargetStats(target!, found.streams.map((s) => s.ref));
+      const streams = found.streams.map((s) =>
+        targetSideRow(s.ref, stats.get(s.ref.id)!, {
+          sourceDbKnown: s.sourceDbKnown,
+          targetNode: target!.nodeOf(s.ref.targetKey),
+        })
+      );
+      return { streams, servers, notes: found.notes };
+    }
+    const { streams: refs } = await findStreams(source, discoverySettings(config), {
       signal: options.signal,
     });
-    const stats = await readStreamStats({ source, target }, streams, {
-      group: config.consumerGroup,
-    });
+    const group = config.consumerGroup;
+    const stats = await readSourceStats(source, refs, { group });
     const owners = config.leases
-      ? await leaseOwners(source, streams, { group: config.consumerGroup })
+      ? await leaseOwners(source, refs, { group })
       : new Map<string, string>();
-    return streams.map((ref) => ({
-      ...toRow(ref, stats.get(ref.id)!, config.startId),
+    const nodes = (ref: StreamRef) => ({
       owner: owners.get(ref.id) ?? "",
       sourceNode: source.nodeOf(ref.key),
-      targetNode: target.nodeOf(ref.targetKey),
-    }));
+      targetNode: target?.nodeOf(ref.targetKey) ?? "",
+    });
+    if (!target) {
+      const streams = refs.map((ref) =>
+        sourceSideRow(ref, stats.get(ref.id)!, { startId: config.startId, ...nodes(ref) })
+      );
+      return { streams, servers, notes: [] };
+    }
+    await readTargetStats(target, refs, { into: stats });
+    const { nowMs, looks } = await lookAtCopies({ source, target }, refs, {
+      stats,
+      group,
+      startId: config.startId,
+    });
+    const streams = refs.map((ref) =>
+      bothSidesRow(ref, stats.get(ref.id)!, {
+        look: looks.get(ref.id)!,
+        nowMs,
+        startId: config.startId,
+        ...nodes(ref),
+      })
+    );
+    return { streams, servers, notes: [] };
   } finally {
-    source.close();
-    target.close();
+    sides.close();
   }
 }
 
@@ -135,85 +196,4 @@ async function leaseOwners(
     });
   }
   return owners;
-}
-
-function toRow(
-  ref: StreamRef,
-  s: StreamStats,
-  startId: string,
-): Omit<StatusRow, "owner" | "sourceNode" | "targetNode"> {
-  const inSync = s.lastSourceId === "" || s.lastCopiedId === s.lastSourceId;
-  let state: string;
-  if (s.targetWrongType) state = "target-wrong-type";
-  else if (!s.groupExists) state = inSync && s.sourceLength > 0 ? "in-sync" : "no-group";
-  else if (s.lag === null) state = s.pending > 0 || !inSync ? "behind" : "unknown";
-  else state = s.lag === 0 && s.pending === 0 && inSync ? "in-sync" : "behind";
-  // Without a group, the lag is what a group created now at STREAM_START_ID would deliver
-  // (the whole stream for 0, at most the whole stream for an explicit ID, nothing for $).
-  const lag = s.groupExists
-    ? s.lag ?? 0
-    : state === "in-sync" || startId === "$"
-    ? 0
-    : s.sourceLength;
-  return {
-    db: ref.db,
-    key: ref.keyLabel,
-    keyHex: toHex(ref.key),
-    target: ref.targetKeyLabel,
-    targetDb: ref.targetDb,
-    sourceLength: s.sourceLength,
-    targetLength: s.targetLength,
-    lastSourceId: s.lastSourceId,
-    lastCopiedId: s.lastCopiedId,
-    lag,
-    lagSeconds: Math.round(s.lagSeconds * 1000) / 1000,
-    pending: s.pending,
-    trimmedBeforeCopy: s.groupExists ? s.trimmedBeforeCopy : 0,
-    state,
-    lastDeliveredId: s.lastDeliveredId,
-  };
-}
-
-/** The human-readable table of `status`. */
-export function formatStatusTable(rows: readonly StatusRow[]): string {
-  const header = [
-    "SOURCE",
-    "TARGET",
-    "SRC LEN",
-    "TGT LEN",
-    "LAST SOURCE ID",
-    "LAST COPIED ID",
-    "LAG",
-    "LAG S",
-    "PENDING",
-    "TRIMMED",
-    "STATE",
-    "OWNER",
-  ];
-  // A cluster's node after the key: `db0:key@host:port`.
-  const at = (node: string) => node === "" ? "" : `@${node}`;
-  const body = rows.map((r) => [
-    `db${r.db}:${r.key}${at(r.sourceNode)}`,
-    `db${r.targetDb}:${r.target}${at(r.targetNode)}`,
-    String(r.sourceLength),
-    String(r.targetLength),
-    r.lastSourceId || "-",
-    r.lastCopiedId || "-",
-    String(r.lag),
-    r.lagSeconds.toFixed(1),
-    String(r.pending),
-    r.trimmedBeforeCopy === null ? "?" : String(r.trimmedBeforeCopy),
-    r.state,
-    r.owner || "-",
-  ]);
-  const numeric = new Set([2, 3, 6, 7, 8, 9]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => numeric.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i])).join("  ")
-      .trimEnd();
-  const behind = rows.filter((r) => r.state !== "in-sync").length;
-  const summary = rows.length === 0
-    ? "No streams found (check REDIS_STREAMS, STREAM_DISCOVERY_PATTERNS and REDIS_DB_SEARCH_RANGE)."
-    : `${rows.length} streams, ${rows.length - behind} in sync, ${behind} not in sync.`;
-  return [line(header), ...body.map(line), "", summary].join("\n");
 }

@@ -26,14 +26,19 @@
  * @module
  */
 export { FENCED_READ } from "./sharing/_lease_scripts.ts";
-export { findStreams, isMissingDbError, noStreamsFound } from "./run/discover.ts";
+export {
+  discoverEveryMaster,
+  findStreams,
+  isMissingDbError,
+  noStreamsFound,
+} from "./run/discover.ts";
 export { leaseKey } from "./sharing/lease_key.ts";
 export { Orchestrator } from "./run/orchestrator.ts";
 export type { OrchestratorHooks } from "./run/engine_hooks.ts";
 export type { OrchestratorStatus, RunOptions, RunResult } from "./run/run_result.ts";
 export type { InstanceStatus } from "./sharing/instances.ts";
-export { readStreamStats } from "./stream/stats.ts";
-export type { StreamStats } from "./stream/stats.ts";
+export { readSourceStats, readStreamStats, readTargetStats } from "./stream/stats.ts";
+export type { ReadTargetStatsOptions, StreamStats } from "./stream/stats.ts";
 export type { CopiedBatch, StreamOutcome, StreamState, StreamStatus } from "./stream/stream.ts";
 export { makeStreamRef, toHex } from "./stream/stream_ref.ts";
 export type { StreamRef, StreamRefOptions } from "./stream/stream_ref.ts";

@@ -83,7 +83,22 @@ export async function readStreamStats(
   refs: readonly StreamRef[],
   options: ReadStreamStatsOptions,
 ): Promise<Map<string, StreamStats>> {
-  const { source, target } = connections;
+  const out = await readSourceStats(connections.source, refs, options);
+  await readTargetStats(connections.target, refs, { into: out });
+  for (const stats of out.values()) stats.lagSeconds = lagSeconds(stats);
+  return out;
+}
+
+/**
+ * Reads the source side of the stats of `refs` (lengths, first and last
+ * IDs, the group): the target's fields keep their empty values and
+ * `lagSeconds` is 0. `status` reads it alone while the target is down.
+ */
+export async function readSourceStats(
+  source: RedisClient,
+  refs: readonly StreamRef[],
+  options: ReadStreamStatsOptions,
+): Promise<Map<string, StreamStats>> {
   const { group } = options;
   const out = new Map<string, StreamStats>();
   for (const [db, list] of chunksBy(refs, (r) => r.db, CHUNK)) {
@@ -130,13 +145,39 @@ export async function readStreamStats(
       out.set(ref.id, stats);
     });
   }
+  return out;
+}
+
+/** Options for {@linkcode readTargetStats}. */
+export interface ReadTargetStatsOptions {
+  /**
+   * Stats (by stream id) whose target fields are filled in; streams not in
+   * it get stats of their own (source fields empty), added to it.
+   * @default {a new map}
+   */
+  into?: Map<string, StreamStats>;
+}
+
+/**
+ * Reads the target side of the stats of `refs` (length, first and last
+ * IDs, entries removed, a key of another type) into `options.into`;
+ * `lagSeconds` is left as it is. `status` reads it alone while the source
+ * is down.
+ */
+export async function readTargetStats(
+  target: RedisClient,
+  refs: readonly StreamRef[],
+  options: ReadTargetStatsOptions = {},
+): Promise<Map<string, StreamStats>> {
+  const out = options.into ?? new Map<string, StreamStats>();
   for (const [db, list] of chunksBy(refs, (r) => r.targetDb, CHUNK)) {
     const infos = await target.pipeline(db, list.map((r) => ["XINFO", "STREAM", r.targetKey]), {
       buffers: true,
       parse: RANGE_REPLY,
     });
     list.forEach((ref, i) => {
-      const stats = out.get(ref.id)!;
+      let stats = out.get(ref.id);
+      if (stats === undefined) out.set(ref.id, stats = emptyStats());
       const info = infos[i];
       if (info.status === "fulfilled") {
         const stream = parseFlatMap(info.value);
@@ -152,7 +193,6 @@ export async function readStreamStats(
         // No such key: no target stream yet (length 0, nothing copied).
         stats.targetWrongType = /WRONGTYPE/.test(String((info.reason as Error)?.message));
       }
-      stats.lagSeconds = lagSeconds(stats);
     });
   }
   return out;
