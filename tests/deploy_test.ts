@@ -275,7 +275,7 @@ function registeredLabels(): Map<string, Set<string>> {
   const metrics = new Metrics("test");
   const hooks = metrics.hooks();
   const ref = makeStreamRef(0, "orders");
-  hooks.onBatch?.(ref, { written: 1, skipped: 1, ms: 1 } as never);
+  hooks.onBatch?.(ref, { written: 1, skipped: 1, ms: 1, ids: [], deleted: 0 });
   hooks.onError?.(ref, "OOM");
   hooks.onReadError?.("connection");
   hooks.onTrimmedBeforeCopy?.(ref, 1);

@@ -136,3 +136,15 @@ Deno.test("the service's metrics follow Prometheus' conventions: every _total se
     ),
   );
 });
+
+Deno.test("a histogram counts a run of equal values at once: the same buckets, sum and count as one by one", () => {
+  const options = { name: "delay_seconds", help: "Delay", buckets: [0.001, 0.01, 1] };
+  const once = new Registry();
+  new Histogram(once, options).observe(0.0078125, 100); // exact in binary: sums alike
+  const oneByOne = new Registry();
+  const h = new Histogram(oneByOne, options);
+  for (let i = 0; i < 100; i++) h.observe(0.0078125);
+  assert.equal(once.metrics(), oneByOne.metrics());
+  assert.match(once.metrics(), /^delay_seconds_bucket\{le="0\.01"\} 100$/m);
+  assert.match(once.metrics(), /^delay_seconds_count 100$/m);
+});

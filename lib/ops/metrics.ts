@@ -7,6 +7,7 @@
  */
 import process from "node:process";
 import { Counter, EXPOSITION_CONTENT_TYPE, Gauge, Histogram, Registry } from "./prometheus.ts";
+import { ReplicationDelay } from "./delay.ts";
 import type {
   InstanceStatus,
   OrchestratorHooks,
@@ -32,6 +33,7 @@ export class Metrics {
   #stalls: Counter;
   #targetRemoved: Counter;
   #batchSeconds: Histogram;
+  #delay: ReplicationDelay;
   #leaseChanges: Counter;
   #errorKinds = new Map<string, Set<string>>();
 
@@ -97,6 +99,7 @@ export class Metrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     });
     const status = () => this.#status();
+    this.#delay = new ReplicationDelay(registry, { prefix: PREFIX, status });
     const perServer = (name: string, help: string, value: (h: ServerHealthStatus) => number) =>
       new Gauge(registry, {
         name: `${PREFIX}${name}`,
@@ -228,11 +231,13 @@ export class Metrics {
   /** Hooks to pass to the orchestrator. */
   hooks(): OrchestratorHooks {
     return {
-      onBatch: (stream, { written, skipped, ms }) => {
+      onBatch: (stream, batch) => {
+        const { written, skipped, ms } = batch;
         const labels = streamLabels(stream);
         if (written > 0) this.#replicated.inc(labels, written);
         if (skipped > 0) this.#skipped.inc(labels, skipped);
         this.#batchSeconds.observe(ms / 1000);
+        this.#delay.observe(batch);
       },
       onError: (stream, kind) => {
         const labels = streamLabels(stream);

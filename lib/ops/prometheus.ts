@@ -204,13 +204,13 @@ export class Histogram {
     registry.register(this);
   }
 
-  /** Counts one value. */
-  observe(value: number): void {
-    this.#sum += value;
-    this.#count++;
+  /** Counts `value`, `times` times (a run of equal values at once). */
+  observe(value: number, times = 1): void {
+    this.#sum += value * times;
+    this.#count += times;
     for (let i = 0; i < this.#bounds.length; i++) {
       if (value <= this.#bounds[i]) {
-        this.#counts[i]++;
+        this.#counts[i] += times;
         return;
       }
     }

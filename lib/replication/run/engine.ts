@@ -270,11 +270,7 @@ export class ReplicationEngine {
           );
         }
         this.#acker.ack(stream, result.ids);
-        this.#o.hooks.onBatch?.(stream.ref, {
-          written: result.written,
-          skipped: result.skipped,
-          ms: result.ms,
-        });
+        this.#o.hooks.onBatch?.(stream.ref, result); // its entries too: the delay metric reads their IDs
         this.#afterWrite(stream);
       },
       stopped: (stream, error) => {

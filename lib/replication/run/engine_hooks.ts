@@ -15,7 +15,8 @@ import type { StreamTable } from "./stream_table.ts";
 /** Per-batch and per-error hooks, for metrics. */
 export interface EngineHooks {
   /**
-   * A write finished and its entries were acked.
+   * The target confirmed a write (called at once: now is when it was
+   * confirmed; the acks of its entries are on their way).
    * @default {undefined}
    */
   onBatch?: (stream: StreamRef, batch: CopiedBatch) => void;

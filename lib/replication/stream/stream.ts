@@ -61,6 +61,14 @@ export interface CopiedBatch {
   skipped: number;
   /** Milliseconds the write took. */
   ms: number;
+  /**
+   * The write's entries in ID order, then the IDs of pending entries found
+   * deleted from the source (`deleted` of them, acked only): the last
+   * `written` entries are those written, those before were already there.
+   */
+  ids: ReadonlyArray<string | RawEntry>;
+  /** Pending entries found deleted from the source (acked without a copy). */
+  deleted: number;
 }
 
 /**
