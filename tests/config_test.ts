@@ -59,6 +59,7 @@ const SEED_CONFIG: Config = {
   logFormat: "%(asctime)s - %(name)s - %(levelname)s - %(message)s",
   metricsHost: "127.0.0.1",
   metricsPort: 9108,
+  heartbeatInterval: 0,
   registry: "localhost:5000",
   tag: "latest",
 };
@@ -101,7 +102,7 @@ Deno.test("loadConfig() gives the seed's values when there is no file and no env
 Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
   const keys = CONFIG_KEYS.map((entry) => entry.key);
   assert.equal(new Set(keys).size, keys.length);
-  assert.equal(keys.length, 78);
+  assert.equal(keys.length, 79);
   const file = CONFIG_KEYS.map((entry) => `${entry.key}=${entry.default}`).join("\n");
   assert.deepStrictEqual(fromFile(file), SEED_CONFIG);
   for (const entry of CONFIG_KEYS) assert.ok(entry.description.length > 10, entry.key);
@@ -163,6 +164,7 @@ Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
       "INSTANCE_ID",
       "METRICS_HOST",
       "METRICS_PORT",
+      "HEARTBEAT_INTERVAL",
     ],
   );
 });
@@ -445,6 +447,7 @@ Deno.test("loadConfig() rejects an empty value for keys with a non-empty default
     "LOG_LEVEL",
     "LOG_FORMAT",
     "METRICS_PORT",
+    "HEARTBEAT_INTERVAL",
     "REGISTRY",
     "TAG",
   ];
@@ -598,6 +601,24 @@ Deno.test("loadConfig() accepts METRICS_PORT 0 (off) to 65535", () => {
   assert.equal(
     problemOf("METRICS_PORT=65536\n"),
     'METRICS_PORT must be an integer from 0 to 65535: got "65536" (env.conf line 1)',
+  );
+});
+
+Deno.test("loadConfig() reads HEARTBEAT_INTERVAL: 0 (none, the default) or seconds > 0, fractions allowed", () => {
+  assert.equal(fromFile("").heartbeatInterval, 0);
+  for (const zero of ["0", "0.0", "00", " 0 "]) {
+    assert.equal(fromFile(`HEARTBEAT_INTERVAL=${zero}\n`).heartbeatInterval, 0, zero);
+  }
+  assert.equal(fromFile("HEARTBEAT_INTERVAL=1\n").heartbeatInterval, 1);
+  assert.equal(fromFile("HEARTBEAT_INTERVAL=0.25\n").heartbeatInterval, 0.25);
+  assert.equal(
+    problemOf("HEARTBEAT_INTERVAL=-1\n"),
+    'HEARTBEAT_INTERVAL must be 0 (none) or a number of seconds > 0: got "-1" (env.conf line 1)',
+  );
+  assert.match(problemOf("HEARTBEAT_INTERVAL=1s\n"), /^HEARTBEAT_INTERVAL must be 0 \(none\) or/);
+  assert.match(problemOf("HEARTBEAT_INTERVAL=0.0001\n"), /the smallest is 0\.001/);
+  assert.ok(
+    formatConfig(fromFile("HEARTBEAT_INTERVAL=2.5\n")).includes("\nHEARTBEAT_INTERVAL=2.5\n"),
   );
 });
 

@@ -3,8 +3,8 @@
  * `redis_stream_sync_replication_delay_seconds` (every entry written, all
  * streams together) and the per-stream gauge
  * `redis_stream_sync_last_entry_delay_seconds`, fed by a replicator copying
- * between real servers; and the heartbeats (HEARTBEAT_INTERVAL) that keep
- * them moving when no application writes.
+ * between real servers (the heartbeats that keep them moving when no
+ * application writes are in `heartbeat_test.ts`).
  *
  * What was chosen for IDs that are not times: an entry up to a minute ahead
  * of this host's clock counts as a delay of 0; further ahead, or more than a

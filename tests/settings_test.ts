@@ -4,7 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { loadConfig } from "../lib/config/load_config.ts";
-import { replicationSettings, retrySettings, runSettings } from "../lib/config/settings.ts";
+import {
+  discoverySettings,
+  replicationSettings,
+  retrySettings,
+  runSettings,
+} from "../lib/config/settings.ts";
 
 Deno.test("replication settings are the configuration's values, every duration in milliseconds, each side's retries its own", () => {
   const { config } = loadConfig(
@@ -103,4 +108,27 @@ Deno.test("a run's settings: discovery and leases in milliseconds, the manual st
   assert.equal(off.sharing, undefined);
   const idle = runSettings(loadConfig({}, {}, `${text}\nREDIS_STREAMS_ENABLED=false`).config);
   assert.equal(idle.sharing, undefined, "no leases are taken when nothing is replicated");
+});
+
+Deno.test("HEARTBEAT_INTERVAL: the heartbeats in milliseconds, their stream in SOURCE_REDIS_DB named beside REDIS_STREAMS' streams (once), none at 0 or when nothing is replicated", () => {
+  const text = [
+    "REDIS_STREAMS=a",
+    "STREAM_CONSUMER_GROUP=copy",
+    "SOURCE_REDIS_DB=2",
+    "HEARTBEAT_INTERVAL=1.5",
+  ].join("\n");
+  const config = loadConfig({}, {}, text).config;
+  const beat = { db: 2, key: "redis-stream-sync:heartbeat:copy" };
+  assert.deepEqual(runSettings(config).heartbeat, { everyMs: 1500, stream: beat, maxlen: 1000 });
+  assert.deepEqual(runSettings(config).discovery.manual, [{ db: 2, key: "a" }]);
+  assert.deepEqual(runSettings(config).discovery.heartbeat, beat);
+  // Named already in REDIS_STREAMS: once.
+  const named = loadConfig({}, {}, `${text}\nREDIS_STREAMS=${beat.key},a`).config;
+  assert.deepEqual(discoverySettings(named).manual, [beat, { db: 2, key: "a" }]);
+  assert.equal(discoverySettings(named).heartbeat, undefined);
+  const off = loadConfig({}, {}, text.replace("HEARTBEAT_INTERVAL=1.5", "HEARTBEAT_INTERVAL=0"));
+  assert.equal(runSettings(off.config).heartbeat, undefined);
+  assert.equal(runSettings(off.config).discovery.heartbeat, undefined);
+  const idle = loadConfig({}, {}, `${text}\nREDIS_STREAMS_ENABLED=false`).config;
+  assert.equal(runSettings(idle).heartbeat, undefined, "no heartbeats when nothing is replicated");
 });

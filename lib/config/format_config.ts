@@ -54,6 +54,7 @@ function configValues(config: Config): Record<string, string> {
     LOG_FORMAT: config.logFormat,
     METRICS_HOST: config.metricsHost,
     METRICS_PORT: String(config.metricsPort),
+    HEARTBEAT_INTERVAL: String(config.heartbeatInterval),
     REGISTRY: config.registry,
     TAG: config.tag,
   };

@@ -247,6 +247,19 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = Object.freeze([
     "Port of the metrics HTTP listener (0-65535); 0 = no listener.",
     true,
   ),
+  info(
+    "Metrics",
+    "HEARTBEAT_INTERVAL",
+    "0",
+    "Seconds between heartbeats (> 0), or 0: none, nothing is written to the source. Each " +
+      "instance adds an entry (`instance` = its consumer name) to the source stream " +
+      "`redis-stream-sync:heartbeat:<STREAM_CONSUMER_GROUP>` in `SOURCE_REDIS_DB` (`XADD ... " +
+      "MAXLEN ~ 1000`), copied like the others whatever the discovery patterns, so that " +
+      "`replication_delay_seconds` moves when no application writes. Refused (a source user " +
+      "without `+xadd`): one WARNING, the copy goes on without. Its copy on the target grows " +
+      "unless `MIRROR_SOURCE_TRIM` trims it.",
+    true,
+  ),
   info("Container", "REGISTRY", "localhost:5000", "Image registry for `scripts/build_image.sh`."),
   info("Container", "TAG", "latest", "Image tag for `scripts/build_image.sh`."),
 ].map((entry) => Object.freeze(entry)));

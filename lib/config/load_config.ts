@@ -31,6 +31,7 @@ import {
   parseLogFormat,
   parseLogLevel,
   parseSeconds,
+  parseSecondsOrZero,
   parseStartId,
   parseStreamList,
   parseTargetDb,
@@ -135,6 +136,7 @@ export function loadConfig(
     logFormat: readLogFormat(ctx, flags.logFormat),
     metricsHost: read(ctx, "METRICS_HOST", nonEmpty("a non-empty host name or IP address")),
     metricsPort: read(ctx, "METRICS_PORT", integer(0, 65535)),
+    heartbeatInterval: read(ctx, "HEARTBEAT_INTERVAL", parseSecondsOrZero),
     registry: read(ctx, "REGISTRY", nonEmpty("a non-empty registry address")),
     tag: read(ctx, "TAG", nonEmpty("a non-empty image tag")),
   };

@@ -12,6 +12,9 @@ export { loadConfig } from "./load_config.ts";
 export type { ConfigFlags, LoadConfigOptions, LoadConfigResult } from "./load_config.ts";
 export {
   discoverySettings,
+  HEARTBEAT_MAXLEN,
+  heartbeatKey,
+  heartbeatSettings,
   replicationSettings,
   retrySettings,
   runSettings,
@@ -19,6 +22,7 @@ export {
 } from "./settings.ts";
 export type {
   DiscoverySettings,
+  HeartbeatSettings,
   ReadSettings,
   RecoverySettings,
   ReplicationSettings,

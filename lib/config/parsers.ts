@@ -102,6 +102,13 @@ export function parseSeconds(text: string): Parsed<number> {
   return ok(value);
 }
 
+/** A duration in seconds, or 0 for none (HEARTBEAT_INTERVAL). */
+export function parseSecondsOrZero(text: string): Parsed<number> {
+  if (/^\+?(?:0+(?:\.0*)?|\.0+)$/.test(text.trim())) return ok(0);
+  const seconds = parseSeconds(text);
+  return seconds.ok ? seconds : fail(`0 (none) or ${seconds.expected}`, seconds.detail);
+}
+
 export function parseBoolean(text: string): Parsed<boolean> {
   const value = BOOLEANS.get(text.trim().toLowerCase());
   return value === undefined ? fail("true or false (or 1/0, yes/no, on/off)") : ok(value);

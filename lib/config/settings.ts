@@ -78,6 +78,12 @@ export interface ReplicationSettings {
 export interface DiscoverySettings {
   /** The streams named in REDIS_STREAMS. */
   manual: readonly ManualStream[];
+  /**
+   * The heartbeat stream (HEARTBEAT_INTERVAL), named like those of
+   * REDIS_STREAMS (copied whatever the patterns); absent without heartbeats
+   * or when REDIS_STREAMS names it.
+   */
+  heartbeat?: ManualStream;
   /** STREAM_AUTO_DISCOVERY: SCAN for more. */
   auto: boolean;
   /** The DBs scanned (REDIS_DB_SEARCH_RANGE). */
@@ -106,6 +112,24 @@ export interface SharingSettings {
   consumerName: string;
 }
 
+/** Entries the heartbeat stream keeps, about (`XADD ... MAXLEN ~`). */
+export const HEARTBEAT_MAXLEN = 1000;
+
+/** The key of the heartbeat stream of consumer group `group`, on the source. */
+export function heartbeatKey(group: string): string {
+  return `redis-stream-sync:heartbeat:${group}`;
+}
+
+/** What the heartbeats need (HEARTBEAT_INTERVAL > 0). */
+export interface HeartbeatSettings {
+  /** HEARTBEAT_INTERVAL, in milliseconds. */
+  everyMs: number;
+  /** The heartbeat stream: {@linkcode heartbeatKey} in SOURCE_REDIS_DB. */
+  stream: ManualStream;
+  /** Entries it keeps, about ({@linkcode HEARTBEAT_MAXLEN}). */
+  maxlen: number;
+}
+
 /** What a run needs: the servers, and each component's settings. */
 export interface RunSettings {
   /** The source server and its default DB (the run opens its pools). */
@@ -126,6 +150,8 @@ export interface RunSettings {
   discovery: DiscoverySettings;
   /** With leases (and replication on): sharing the streams; undefined without. */
   sharing?: SharingSettings;
+  /** With HEARTBEAT_INTERVAL (and replication on): the heartbeats; undefined without. */
+  heartbeat?: HeartbeatSettings;
   /** The replication engine's. */
   replication: ReplicationSettings;
 }
@@ -166,10 +192,23 @@ export function replicationSettings(config: Config): ReplicationSettings {
   };
 }
 
+/** The heartbeats' settings, from the configuration; undefined when HEARTBEAT_INTERVAL is 0. */
+export function heartbeatSettings(config: Config): HeartbeatSettings | undefined {
+  if (!(config.heartbeatInterval > 0)) return undefined;
+  return {
+    everyMs: config.heartbeatInterval * 1000,
+    stream: { db: config.source.db, key: heartbeatKey(config.consumerGroup) },
+    maxlen: HEARTBEAT_MAXLEN,
+  };
+}
+
 /** What finding the streams needs, from the configuration. */
 export function discoverySettings(config: Config): DiscoverySettings {
+  const beat = heartbeatSettings(config)?.stream;
+  const named = beat && !config.streams.some((s) => s.db === beat.db && s.key === beat.key);
   return {
     manual: config.streams,
+    ...(named ? { heartbeat: beat } : {}),
     auto: config.autoDiscovery,
     dbs: config.dbSearchRange,
     patterns: config.discoveryPatterns,
@@ -202,6 +241,9 @@ export function runSettings(config: Config): RunSettings {
     sourceRetry: retrySettings(config.source),
     discovery: discoverySettings(config),
     ...(config.leases && config.streamsEnabled ? { sharing: sharingSettings(config) } : {}),
+    ...(config.streamsEnabled && config.heartbeatInterval > 0
+      ? { heartbeat: heartbeatSettings(config) }
+      : {}),
     replication: replicationSettings(config),
   };
 }

@@ -153,6 +153,8 @@ export interface Config {
   metricsHost: string;
   /** METRICS_PORT; 0 = no metrics listener. */
   metricsPort: number;
+  /** HEARTBEAT_INTERVAL, seconds between heartbeats on the source; 0 = none. */
+  heartbeatInterval: number;
   /** REGISTRY, for scripts/build_image.sh. */
   registry: string;
   /** TAG, for scripts/build_image.sh. */

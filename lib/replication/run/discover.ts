@@ -13,6 +13,7 @@ import { sleep } from "../../backoff.ts";
 import { getLog } from "../../log.ts";
 
 const log = getLog("orchestrator");
+const ENCODER = new TextEncoder();
 
 /** Options for {@linkcode discoverStreams}. */
 export interface DiscoveryOptions {
@@ -217,7 +218,8 @@ export async function findStreams(
   const refOptions = { targetDb: settings.targetDb, prefix: settings.prefix };
   const streams: StreamRef[] = [];
   const notices: StreamNotice[] = [];
-  for (const manual of settings.manual) {
+  const named = settings.heartbeat ? [...settings.manual, settings.heartbeat] : settings.manual;
+  for (const manual of named) {
     const ref = makeStreamRef(manual.db, manual.key, { ...refOptions, manual: true });
     if (skip(ref)) {
       streams.push(ref);
@@ -292,6 +294,27 @@ function sayPass(calls: number, ms: number, everyMs: number): void {
       : "Discovery pass: {calls} SCAN calls in {seconds} s",
     { calls, seconds: (ms / 1000).toFixed(1) },
   );
+}
+
+/** Options of {@linkcode nothingToCopy}. */
+export interface NothingToCopyOptions {
+  /** What finding the streams needs (the heartbeat stream's name). */
+  settings: DiscoverySettings;
+  /** The streams running here. */
+  table: { readonly runningCount: number; running(id: string): unknown };
+}
+
+/**
+ * Whether there is no stream to copy: a pass `found` none and none runs
+ * here, the heartbeat stream aside (copying heartbeats alone is copying
+ * nothing the operator asked for).
+ */
+export function nothingToCopy(found: readonly StreamRef[], options: NothingToCopyOptions): boolean {
+  const { settings, table } = options;
+  const beat = settings.heartbeat &&
+    streamId(settings.heartbeat.db, ENCODER.encode(settings.heartbeat.key));
+  if (found.some((ref) => ref.id !== beat)) return false;
+  return table.runningCount - (beat !== undefined && table.running(beat) ? 1 : 0) === 0;
 }
 
 /**

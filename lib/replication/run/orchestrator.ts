@@ -13,7 +13,7 @@ import { errorMessage, isRetriableError } from "../../errors.ts";
 import { getLog } from "../../log.ts";
 import { openPool, type RedisClient, serverAddress, ServerHealth } from "../../redis/mod.ts";
 import type { ServerPool } from "../../redis/mod.ts";
-import { findStreams, noStreamsFound, RUN_SCAN_PACE_MS } from "./discover.ts";
+import { findStreams, noStreamsFound, nothingToCopy, RUN_SCAN_PACE_MS } from "./discover.ts";
 import { ReplicationEngine } from "./engine.ts";
 import type { OrchestratorHooks } from "./engine_hooks.ts";
 import { type OrchestratorStatus, type RunOptions, runStatus } from "./run_result.ts";
@@ -27,6 +27,7 @@ import { sayStarted } from "./_start_log.ts";
 import { mirrorTrims } from "../write/trim.ts";
 import { Ownership } from "../sharing/ownership.ts";
 import { keepOwnership } from "./ownership_loop.ts";
+import { keepBeating } from "./heartbeat.ts";
 
 const log = getLog("orchestrator");
 
@@ -176,6 +177,11 @@ export class Orchestrator {
         if (!once) await this.#scheduler.sleep(2 ** 31 - 1, signal);
       } else {
         const leases = this.#ownershipLoop(AbortSignal.any([signal, settled.signal])); // from now
+        const beats = keepBeating(this.#control, AbortSignal.any([signal, settled.signal]), {
+          settings: once ? undefined : this.#settings.heartbeat,
+          instance: consumer,
+          scheduler: this.#scheduler,
+        });
         await this.#firstPass(signal);
         if (once) {
           await this.#settle(signal);
@@ -188,7 +194,7 @@ export class Orchestrator {
           await this.#discoveryLoop(signal);
           await maintenance;
         }
-        await leases;
+        await Promise.all([leases, beats]);
       }
       await this.#shutdown(readers, graceMs);
       if (this.#conflict.signal.aborted) throw this.#conflict.signal.reason;
@@ -351,7 +357,7 @@ export class Orchestrator {
     });
     for (const n of found.notices) this.#table.warnOnce(n.subject, n.variant, n.message, n.level);
     this.#table.sayGone(new Set(found.streams.map((ref) => ref.id)));
-    if (found.streams.length + this.#table.runningCount === 0) {
+    if (nothingToCopy(found.streams, { settings: this.#settings.discovery, table: this.#table })) {
       log.warning("{message}", { message: noStreamsFound(this.#settings.discovery) }); // each pass
     }
     const candidates = await this.#owners.previousOwnersFirst(found.streams, {
