@@ -463,6 +463,7 @@ Deno.test("every metric, label and stream state that the dashboard and the alert
     for (
       const metric of [
         "redis_stream_sync_lag_seconds",
+        "redis_stream_sync_replication_delay_seconds_bucket",
         "redis_stream_sync_entries_replicated_total",
         "redis_stream_sync_stalls_total",
         "redis_stream_sync_write_errors_total",
