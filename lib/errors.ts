@@ -119,6 +119,30 @@ export class TimeoutError extends ConnectionError {
 }
 
 /**
+ * The server answered a command with a protocol error (`ERR Protocol error:
+ * ...`: it could not take the command as sent, e.g. an argument longer than
+ * its `proto-max-bulk-len`) and closed the connection. Retriable like any
+ * lost connection. `reply` is the server's error; `repliesBefore`, given to
+ * the commands sent together that it was answering: how many of them it
+ * answered before (the command at that place was refused).
+ */
+export class ServerProtocolError extends ConnectionError {
+  /** The server's error reply. */
+  readonly reply: RedisReplyError;
+  /** Replies of the failed commands that arrived before the error (undefined: not theirs). */
+  readonly repliesBefore: number | undefined;
+  constructor(
+    message: string,
+    options: ErrorOptions & { reply: RedisReplyError; repliesBefore?: number },
+  ) {
+    super(message, options);
+    this.name = "ServerProtocolError";
+    this.reply = options.reply;
+    this.repliesBefore = options.repliesBefore;
+  }
+}
+
+/**
  * An error reply from a Redis server. `code` is its first word (`ERR`,
  * `NOGROUP`, `WRONGTYPE`, `OOM`...).
  */
@@ -141,6 +165,30 @@ export class StreamStoppedError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "StreamStoppedError";
+  }
+}
+
+/**
+ * An entry cannot be written to the target: a field name or value of it (or
+ * its key) is longer than the target's `proto-max-bulk-len` (Redis answers
+ * such a bulk string with a protocol error and closes the connection). Its
+ * stream stops like for a {@linkcode StreamStoppedError}; `id` is the entry,
+ * `size` its largest field name or value, `limit` the setting (undefined:
+ * not known, the target refused it).
+ */
+export class EntryTooLargeError extends StreamStoppedError {
+  readonly id: string;
+  readonly size: number;
+  readonly limit: number | undefined;
+  constructor(
+    message: string,
+    options: ErrorOptions & { id: string; size: number; limit: number | undefined },
+  ) {
+    super(message, options);
+    this.name = "EntryTooLargeError";
+    this.id = options.id;
+    this.size = options.size;
+    this.limit = options.limit;
   }
 }
 

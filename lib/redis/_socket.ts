@@ -10,6 +10,7 @@ import {
   ConnectError,
   ConnectionError,
   RedisReplyError,
+  ServerProtocolError,
   TimeoutError,
   TlsError,
 } from "../errors.ts";
@@ -64,6 +65,14 @@ const DECODER = new TextDecoder();
 /** Bytes per millisecond a link is granted at least (1 MB/s) on top of the command timeout. */
 const BYTES_PER_MS = 1000;
 const COMPACT_AT = 1024;
+/** The server's answer before it closes a connection it cannot parse (`ERR Protocol error: ...`). */
+const PROTOCOL_ERROR = /^ERR Protocol error/i;
+/**
+ * How long a socket whose write failed waits for its read side to end: the
+ * server may have answered (a protocol error) before it closed, and that
+ * answer, still to be read, says why.
+ */
+const WRITE_FAILED_GRACE_MS = 1000;
 
 /** An open socket; see the module doc. */
 export class Socket {
@@ -80,6 +89,10 @@ export class Socket {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerDue = Infinity;
   #dead: Error | null = null;
+  /** A protocol error the server answered (it closes the connection next). */
+  #protocolError: RedisReplyError | undefined;
+  /** The write side failed: the socket fails once its read side ended (or after a grace). */
+  #writeFailed: Error | undefined;
 
   private constructor(conn: ByteConn, options: SocketOptions) {
     this.#conn = conn;
@@ -115,9 +128,9 @@ export class Socket {
     return this.#inflight;
   }
 
-  /** Whether the socket failed or was destroyed. */
+  /** Whether the socket failed or was destroyed (or its write side failed). */
   get dead(): boolean {
-    return this.#dead !== null;
+    return this.#dead !== null || this.#writeFailed !== undefined;
   }
 
   /**
@@ -129,9 +142,10 @@ export class Socket {
     encode: (writer: RespWriter) => void,
     options: PendingOptions,
   ): Promise<RespValue[]> {
-    if (this.#dead) {
+    const dead = this.#dead ?? this.#writeFailed;
+    if (dead) {
       return Promise.reject(
-        new ConnectError(`Connection to ${this.#options.where} lost: ${this.#dead.message}`),
+        new ConnectError(`Connection to ${this.#options.where} lost: ${dead.message}`),
       );
     }
     const before = this.#writer.length;
@@ -166,7 +180,7 @@ export class Socket {
 
   async #flush(): Promise<void> {
     this.#flushQueued = false;
-    if (this.#writing || this.#dead) return;
+    if (this.#writing || this.#dead || this.#writeFailed) return;
     this.#writing = true;
     try {
       while (this.#writer.length > 0 && !this.#dead) {
@@ -177,13 +191,14 @@ export class Socket {
       }
     } catch (error) {
       if (error instanceof TlsError) return this.#fail(error, true);
-      this.#fail(
-        new ConnectionError(
-          `Connection to ${this.#options.where} lost: ${describeSocketError(error)}`,
-          { cause: error },
-        ),
-        true,
+      if (this.#dead) return;
+      // The read side goes on until it ends by itself (or the grace is over): replies sent
+      // before the server closed (a protocol error saying why) are still read.
+      this.#writeFailed = new ConnectionError(
+        `Connection to ${this.#options.where} lost: ${describeSocketError(error)}`,
+        { cause: error },
       );
+      this.#arm(Date.now() + WRITE_FAILED_GRACE_MS);
     } finally {
       this.#writing = false;
       this.#writingBytes = 0;
@@ -224,6 +239,9 @@ export class Socket {
 
   #onReply(value: RespValue): void {
     if (this.#options.onPush && isMessage(value)) return this.#options.onPush(value);
+    if (value instanceof RedisReplyError && PROTOCOL_ERROR.test(value.message)) {
+      this.#protocolError ??= value;
+    }
     const entry = this.#queue[this.#head];
     if (entry === undefined) {
       throw new ConnectionError(`Unexpected reply from ${this.#options.where}`);
@@ -259,6 +277,7 @@ export class Socket {
     this.#timer = undefined;
     this.#timerDue = Infinity;
     if (this.#dead) return;
+    if (this.#writeFailed) return this.#fail(this.#writeFailed, true);
     const head = this.#queue[this.#head];
     if (head === undefined) return;
     if (Date.now() < head.deadline) {
@@ -273,8 +292,19 @@ export class Socket {
     );
   }
 
+  /** The error of a socket the server closed after it answered `reply` (the socket's is the cause). */
+  #closedAfter(reply: RedisReplyError, cause: unknown, repliesBefore?: number): Error {
+    return new ServerProtocolError(closedAfterMessage(this.#options.where, reply), {
+      reply,
+      repliesBefore,
+      cause,
+    });
+  }
+
   #fail(error: Error, lost: boolean): void {
     if (this.#dead) return;
+    const refused = lost ? this.#protocolError : undefined;
+    if (refused) error = this.#closedAfter(refused, error);
     this.#dead = error;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -288,10 +318,24 @@ export class Socket {
     this.#queue = [];
     this.#head = 0;
     this.#inflight = 0;
+    // The commands the server was answering when it refused one: theirs says which.
+    const head = pending[0];
+    if (refused && head?.replies?.at(-1) === refused) {
+      head.reject(this.#closedAfter(refused, error.cause, head.replies.length - 1));
+      pending.shift();
+    }
     for (const entry of pending) entry.reject(error);
     if (lost) this.#options.onLost(this, error);
     this.#options.onIdle();
   }
+}
+
+/** The error of a socket closed by the server after it answered `reply` (a protocol error). */
+function closedAfterMessage(where: string, reply: RedisReplyError): string {
+  const hint = /invalid bulk length/i.test(reply.message)
+    ? " (an argument longer than its proto-max-bulk-len)"
+    : "";
+  return `Connection to ${where} closed by the server after it answered "${reply.message}" to a command${hint}`;
 }
 
 /** Bulk strings as text, deeply (for callers that did not ask for buffers). */

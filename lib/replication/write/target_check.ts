@@ -23,6 +23,7 @@ import {
 import { chunksBy } from "../_group_by.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
+import { refusedWrite } from "./_entry_limit.ts";
 
 const log = getLog("replicator");
 
@@ -319,7 +320,11 @@ export async function writeChecked(
     const results = await conn.transaction(
       stream.ref.targetDb,
       fresh.map((e) => ["XADD", stream.ref.targetKey, ...exists, ...maxlen, e.id, ...e.items()]),
-    );
+    ).catch((error) => {
+      // An entry the target refused with a protocol error stops the stream (see `_entry_limit.ts`).
+      throw refusedWrite([{ stream, entries: fresh, deleted: [], bytes: 0 }], error)?.error ??
+        error;
+    });
     if (results.some((r) => r.status === "fulfilled" && r.value === null)) {
       throw targetLost(stream, "0-0");
     }

@@ -8,20 +8,12 @@
  * needed. Entries at or below the target's last ID are re-deliveries:
  * confirmed on the target and only acknowledged. A write that does not
  * directly follow the target's top is proven against the source first
- * (`_continuity.ts`): nothing is ever written above a hole.
+ * (`_continuity.ts`): nothing is ever written above a hole. An entry above
+ * the target's `proto-max-bulk-len` stops its stream (`_entry_limit.ts`).
  *
  * @module
  */
-import { backoffDelay } from "../../backoff.ts";
-import {
-  ConnectionError,
-  errorMessage,
-  isRetriableError,
-  RedisReplyError,
-  StreamGoneError,
-  StreamStoppedError,
-  TargetLostError,
-} from "../../errors.ts";
+import { ConnectionError, errorMessage, RedisReplyError, TargetLostError } from "../../errors.ts";
 import { getLog } from "../../log.ts";
 import {
   type TargetWriterOptions,
@@ -46,6 +38,8 @@ import { writeChecked } from "./target_check.ts";
 import { highestId, writeOutcome } from "./_write_outcome.ts";
 import { type ContinuityCheck, continuityChecks, passedEntries } from "./_continuity.ts";
 import { encodeWrites, pipelineSize, pipelinesOf, type Write } from "./_write_pipeline.ts";
+import { firstTooLarge, refusedWrite, TargetBulkLimit } from "./_entry_limit.ts";
+import { requeue, retryDelay, stopsStream } from "./_retry.ts";
 
 const log = getLog("replicator");
 type Unproven = { write: Write; careful: boolean; checks: ContinuityCheck[] };
@@ -60,6 +54,8 @@ export class TargetWriter {
   readonly #wait: ReplicaWait | undefined;
   /** The target's connection generation now (see {@linkcode TargetWriterOptions.targetGeneration}). */
   readonly #generation: () => number;
+  /** The target's proto-max-bulk-len. */
+  readonly #limit: TargetBulkLimit;
   #flushQueued = false;
   #inflight = 0;
   #idleWaiters: Array<() => void> = [];
@@ -80,6 +76,7 @@ export class TargetWriter {
     this.#hooks = hooks;
     this.#options = options;
     this.#generation = options.targetGeneration ?? (() => 0);
+    this.#limit = new TargetBulkLimit(pool, this.#generation);
     this.#maxlen = options.targetMaxlen ? ["MAXLEN", "~", String(options.targetMaxlen)] : [];
     const replicas = options.waitReplicas ?? 0;
     this.#wait = replicas > 0 ? { replicas, timeoutMs: options.waitTimeoutMs ?? 1000 } : undefined;
@@ -108,6 +105,10 @@ export class TargetWriter {
 
   #flush(): void {
     this.#flushQueued = false;
+    // The target's limit, read again after each reconnect, before anything is written.
+    const first = this.#ready.values().next().value;
+    const limit = first && this.#limit.known(first.ref.targetDb, () => this.#flush());
+    if (limit === undefined) return;
     const now = Date.now();
     const together: Write[] = [];
     const unproven: Unproven[] = [];
@@ -126,6 +127,9 @@ export class TargetWriter {
           ? Number.MAX_SAFE_INTEGER
           : Math.max(1, Math.floor(WRITE_MAX_BYTES * cap / WRITE_MAX_ENTRIES)),
       );
+      // Written up to an entry the target cannot take; it stops the stream: nothing after it.
+      const large = firstTooLarge(stream, entries, limit);
+      if (large && large.at > 0) stream.unshift(entries.splice(large.at));
       const deleted = stream.deleted;
       stream.deleted = [];
       let bytes = 0;
@@ -133,6 +137,10 @@ export class TargetWriter {
       const write: Write = { stream, entries, deleted, bytes };
       stream.writing = true;
       this.#inflight++;
+      if (large?.at === 0) {
+        this.#tooLarge(write);
+        continue;
+      }
       const careful = entries.length === 0 ||
         compareIds(entryId(entries[0]), stream.targetTop) <= 0 ||
         this.#hooks.staleReadsPossible(stream) ||
@@ -208,7 +216,9 @@ export class TargetWriter {
         blockMs: wait?.timeoutMs ?? 0,
       });
     } catch (error) {
-      for (const w of writes) this.#failed(w, error);
+      // An entry refused with a protocol error (the limit changed, or was not readable).
+      const refused = refusedWrite(writes, error);
+      for (const w of writes) this.#failed(w, w === refused?.write ? refused.error : error);
       return;
     }
     const shortfall = this.#wait
@@ -327,38 +337,13 @@ export class TargetWriter {
       // The range the target lost is copied again first, then what is pending, in order.
       return this.#drop(w, () => this.#hooks.targetLost(stream, error));
     }
-    if (
-      error instanceof StreamStoppedError || error instanceof StreamGoneError ||
-      !isRetriableError(error)
-    ) {
-      // Ended first, so that nothing takes the released stream as caught up.
-      this.#hooks.stopped(
-        stream,
-        error instanceof StreamStoppedError || error instanceof StreamGoneError
-          ? error
-          : new StreamStoppedError(
-            `Copy of a batch of ${stream.ref.label} to ${stream.ref.targetLabel} failed: ${
-              errorMessage(error)
-            }`,
-            { cause: error },
-          ),
-      );
+    const stop = stopsStream(stream, error);
+    if (stop) {
+      this.#hooks.stopped(stream, stop); // ended first: nothing takes it as caught up
       this.#release(w);
       return;
     }
-    // Retried: the batch goes back in front of what was read meanwhile (a later write
-    // carries it, and whatever of it the target holds is found by its ID).
-    stream.unshift(w.entries);
-    if (error instanceof RedisReplyError && error.code === "OOM") {
-      // A big write may not fit where a smaller one still does (a transaction's queued
-      // commands count against maxmemory while it is being queued).
-      // Not below one read's batch (STREAM_BATCH_SIZE): a target that cannot take that is full.
-      stream.writeCap = Math.max(
-        this.#options.minWriteEntries,
-        Math.floor(Math.min(stream.writeCap, w.entries.length) / 4),
-      );
-    }
-    stream.deleted = [...w.deleted, ...stream.deleted];
+    requeue(w, error, this.#options.minWriteEntries); // retried, in front of what was read since
     this.#release(w);
     const message = errorMessage(error);
     stream.status.errors++;
@@ -366,17 +351,24 @@ export class TargetWriter {
     this.#options.onError?.(stream, error instanceof RedisReplyError ? error.code : "connection");
     stream.life.on("write-failed");
     this.#retryLog.add(stream.ref.label, message);
-    const immediate = this.#options.maxRetries ?? 0;
-    const attempt = stream.failures++;
-    const delay = attempt < immediate && error instanceof ConnectionError ? 0 : backoffDelay(
-      Math.max(0, attempt - immediate),
-      { baseMs: this.#options.backoffBaseMs, maxMs: this.#options.backoffMaxMs },
-    );
+    const delay = retryDelay(stream.failures++, error, this.#options);
     stream.retryAt = Date.now() + delay;
     this.#options.scheduler.after(delay, () => {
       stream.retryAt = 0;
       this.schedule(stream);
     });
+  }
+
+  /**
+   * A write whose first entry is above the target's limit: the limit is read
+   * again (it may have been raised: the write goes then), else it stops the stream.
+   */
+  async #tooLarge(w: Write): Promise<void> {
+    const still = firstTooLarge(w.stream, w.entries, await this.#limit.read(w.stream.ref.targetDb));
+    if (still?.at === 0 || w.stream.ended) return this.#failed(w, still?.error);
+    requeue(w, undefined, this.#options.minWriteEntries);
+    this.#release(w);
+    this.schedule(w.stream);
   }
 
   /** Drops a write (its entries stay pending: the recovery `then` starts claims them, in order). */
