@@ -13,14 +13,13 @@
 import {
   compareIds,
   idTime,
-  parseFlatMap,
   parseRawEntries,
   RANGE_REPLY,
   type RawEntry,
   type RedisClient,
   text,
 } from "../redis/mod.ts";
-import type { StreamRef, StreamStats } from "../replication/mod.ts";
+import { foreignVerdict, type StreamRef, type StreamStats } from "../replication/mod.ts";
 
 /** What `status` found of one stream's copy. */
 export interface CopyLook {
@@ -113,32 +112,13 @@ async function foreignTops(
       const [same, info] = [replies[2 * i], replies[2 * i + 1]];
       const mine = onTarget.get(ref);
       if (!mine || same.status === "rejected" || info.status === "rejected") return;
-      const there = parseRawEntries(same.value).entries[0];
-      const id = top(ref);
-      if (there) {
-        if (!sameBytes(there.fields, mine.fields)) out.set(ref, { id, how: "different" });
-      } else if (!mayHaveRemoved(info.value, id)) out.set(ref, { id, how: "missing" });
+      const verdict = foreignVerdict(mine, parseRawEntries(same.value).entries[0], info.value);
+      if (verdict === "missing" || verdict === "different") {
+        out.set(ref, { id: top(ref), how: verdict });
+      }
     });
   }
   return out;
-}
-
-/**
- * Whether the source stream (its XINFO STREAM reply) may have held `id`
- * and removed it since: it removed entries, and a trim reached `id` (its
- * first entry is not older) or an XDEL went up to it (or Redis < 7 does
- * not tell).
- */
-function mayHaveRemoved(info: unknown, id: string): boolean {
-  const map = parseFlatMap(info);
-  const added = map.get("entries-added");
-  const length = Number(map.get("length") ?? 0);
-  const first = map.get("first-entry") as RawEntry | undefined | null;
-  const deleted = map.get("max-deleted-entry-id");
-  if (added !== undefined && Number(added) === length) return false;
-  const notTrimmed = first != null && compareIds(first.idText(), id) < 0;
-  const notDeleted = deleted !== undefined && compareIds(text(deleted), id) < 0;
-  return !(notTrimmed && notDeleted);
 }
 
 function foreignMessage(ref: StreamRef, found: Found): string {
@@ -177,7 +157,9 @@ async function copiedBelow(
   for (const ref of found) {
     const mine = candidates.get(ref)!;
     const theirs = onSource.get(ref);
-    if (theirs && theirs.idText() === mine.idText() && sameBytes(theirs.fields, mine.fields)) {
+    if (
+      theirs && theirs.idText() === mine.idText() && foreignVerdict(mine, theirs, null) === "same"
+    ) {
       out.set(ref, mine.idText());
     }
   }
@@ -271,12 +253,6 @@ async function oldestUncopied(
     });
   }
   return out;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** `items` by `db`, in chunks of {@linkcode CHUNK}. */

@@ -32,6 +32,7 @@ export {
   isMissingDbError,
   noStreamsFound,
 } from "./run/discover.ts";
+export { foreignVerdict } from "./write/foreign_entries.ts";
 export { leaseKey } from "./sharing/lease_key.ts";
 export { Orchestrator } from "./run/orchestrator.ts";
 export type { OrchestratorHooks } from "./run/engine_hooks.ts";

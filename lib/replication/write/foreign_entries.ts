@@ -64,26 +64,10 @@ export async function foreignHeads(
       const [same, info] = [replies[2 * i], replies[2 * i + 1]];
       if (same.status === "rejected" || info.status === "rejected") return;
       const head = heads.get(s)!;
-      const there = parseRawEntries(same.value).entries[0];
-      if (there) {
-        if (!sameBytes(there.fields, head.fields)) {
-          out.push({ stream: s, id: head.idText(), found: "different" });
-        }
-        return;
+      const verdict = foreignVerdict(head, parseRawEntries(same.value).entries[0], info.value);
+      if (verdict === "missing" || verdict === "different") {
+        out.push({ stream: s, id: head.idText(), found: verdict });
       }
-      // Not in the source: trimmed or deleted there since it was copied, unless the source
-      // never removed an entry (entries-added = length), or removed none that far: its first
-      // entry is older (no trim reached it) and no XDEL went up to it (Redis >= 7 tells).
-      const map = parseFlatMap(info.value);
-      const added = map.get("entries-added");
-      const length = Number(map.get("length") ?? 0);
-      const first = map.get("first-entry") as RawEntry | undefined;
-      const deleted = map.get("max-deleted-entry-id");
-      const id = head.idText();
-      const neverRemoved = added !== undefined && Number(added) === length;
-      const notTrimmed = first !== undefined && compareIds(first.idText(), id) < 0;
-      const notDeleted = deleted !== undefined && compareIds(text(deleted), id) < 0;
-      if (neverRemoved || (notTrimmed && notDeleted)) out.push({ stream: s, id, found: "missing" });
     });
   }
   for (const { stream, id, found } of out) {
@@ -95,6 +79,39 @@ export async function foreignHeads(
     );
   }
   return out;
+}
+
+/**
+ * What the source says of a target entry, the one rule for every look at a
+ * target stream (a run's start, `status`): "same" when the source holds it
+ * with the same bytes, "different" with other bytes; when the source does
+ * not hold it, "removed" if the source may have held it and removed it
+ * since (a trim reached it: the source's first entry is not older, or the
+ * source is empty; an XDEL went up to it; or Redis < 7 does not tell),
+ * else "missing": something else wrote it into the target.
+ *
+ * @param onTarget The target's entry.
+ * @param onSource The source's entry of that ID (XRANGE id id), if any.
+ * @param sourceInfo The source stream's XINFO STREAM reply.
+ */
+export function foreignVerdict(
+  onTarget: RawEntry,
+  onSource: RawEntry | undefined,
+  sourceInfo: unknown,
+): "same" | "different" | "removed" | "missing" {
+  if (onSource) return sameBytes(onSource.fields, onTarget.fields) ? "same" : "different";
+  const id = onTarget.idText();
+  const map = parseFlatMap(sourceInfo);
+  const added = map.get("entries-added");
+  const length = Number(map.get("length") ?? 0);
+  // Never removed an entry: entries-added = length (Redis >= 7 tells).
+  if (added !== undefined && Number(added) === length) return "missing";
+  // An empty source (first-entry nil) may have trimmed it away.
+  const first = map.get("first-entry") as RawEntry | null | undefined;
+  const deleted = map.get("max-deleted-entry-id");
+  const notTrimmed = first != null && compareIds(first.idText(), id) < 0;
+  const notDeleted = deleted !== undefined && compareIds(text(deleted), id) < 0;
+  return notTrimmed && notDeleted ? "missing" : "removed";
 }
 
 function byDb(
