@@ -15,6 +15,7 @@ import assert from "node:assert/strict";
 import { RawEntry } from "../lib/redis/mod.ts";
 import { entryTimeMs } from "../lib/ops/delay.ts";
 import { Metrics } from "../lib/ops/metrics.ts";
+import { collectStatus } from "../lib/ops/mod.ts";
 import { connect, RedisServer } from "../testing/redis.ts";
 import {
   addEntries,
@@ -180,4 +181,35 @@ Deno.test("an entry's ID time is read from its bytes: short, 13-digit, 16-digit 
     const entry = new RawEntry(bytes, 0, bytes.length, bytes.length, bytes.length, 0);
     assert.equal(entryTimeMs(entry), Number(id.split("-")[0]), id);
   }
+});
+
+Deno.test("lag_seconds is the age of the oldest uncopied entry by the source's clock, as status' LAG S, not the span from the last copied entry to the newest", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  // Nothing can be copied: the target key is a string. The oldest uncopied entry is 100 s
+  // old, the newest 10 s: the age is ~100 s (the span newest - oldest would be 90 s).
+  const now = Date.now();
+  await src.send(["XADD", "stuck-stream", `${now - 100_000}-1`, "n", "1"]);
+  await src.send(["XADD", "stuck-stream", `${now - 10_000}-1`, "n", "2"]);
+  await dst.send(["SET", "stuck-stream", "not a stream"]);
+  const settings = { STREAM_DISCOVERY_INTERVAL: "0.2" };
+  const { metrics, replicator } = replicatorWithMetrics(source, target, settings);
+  await using _replicator = replicator;
+  const labels = { db: "0", stream: "stuck-stream" };
+  const text = await metricsWhen(
+    metrics,
+    (t) => (sample(t, `${PREFIX}lag_seconds`, labels) ?? 0) > 0,
+    "lag_seconds of stuck-stream",
+  );
+  const lag = sample(text, `${PREFIX}lag_seconds`, labels)!;
+  const [row] = (await collectStatus(replicationConfig(source, target, settings))).streams;
+  const age = (Date.now() - now) / 1000;
+  assert.ok(lag >= 100 && lag <= 100 + age + 1, `lag_seconds ${lag}, expected 100..${100 + age}`);
+  assert.ok(
+    row.lagSeconds !== null && Math.abs(row.lagSeconds - lag) <= age + 1,
+    JSON.stringify(row),
+  );
 });

@@ -12,14 +12,18 @@
  */
 import {
   compareIds,
-  idTime,
   parseRawEntries,
   RANGE_REPLY,
   type RawEntry,
   type RedisClient,
-  text,
 } from "../redis/mod.ts";
-import { foreignVerdict, type StreamRef, type StreamStats } from "../replication/mod.ts";
+import {
+  foreignVerdict,
+  oldestUncopied,
+  serverNowMs,
+  type StreamRef,
+  type StreamStats,
+} from "../replication/mod.ts";
 
 /** What `status` found of one stream's copy. */
 export interface CopyLook {
@@ -73,13 +77,17 @@ export async function lookAtCopies(
   for (const [ref, found] of foreign) looks.get(ref.id)!.error = foreignMessage(ref, found);
   const below = await copiedBelow(connections, [...foreign.keys()], options.stats);
   for (const [ref, id] of below) looks.get(ref.id)!.copiedId = id;
-  const [time, oldest] = await Promise.all([
-    source.send(undefined, ["TIME"]),
-    oldestUncopied(source, refs, { ...options, looks }),
+  const asks = refs.flatMap((ref) => {
+    const copiedId = looks.get(ref.id)!.copiedId;
+    const stats = options.stats.get(ref.id)!;
+    return copiedId === null ? [] : [{ ref, copiedId, stats, startId: options.startId }];
+  });
+  const [nowMs, oldest] = await Promise.all([
+    serverNowMs(source),
+    oldestUncopied(source, asks, options),
   ]);
   for (const [id, ms] of oldest) looks.get(id)!.oldestUncopiedMs = ms;
-  const [seconds, micros] = (time as unknown[]).map((v) => Number(text(v)));
-  return { nowMs: seconds * 1000 + Math.floor(micros / 1000), looks };
+  return { nowMs, looks };
 }
 
 /** How a target's entry differs from the source: not there (never removed), or other bytes. */
@@ -191,65 +199,6 @@ async function entriesAt(
       const r = replies[i];
       const entry = r.status === "fulfilled" ? parseRawEntries(r.value).entries[0] : undefined;
       if (entry) out.set(ref, entry);
-    });
-  }
-  return out;
-}
-
-/**
- * The time of the oldest source entry above what each stream's target
- * holds (its copied ID), by stream id; streams with nothing to copy are
- * left out. Not counted: entries at or below an explicit STREAM_START_ID,
- * and with STREAM_START_ID=$ and an empty target, entries older than what
- * the group has to deliver (its pending ones and those after its last
- * delivered ID; none without a group).
- */
-async function oldestUncopied(
-  source: RedisClient,
-  refs: readonly StreamRef[],
-  options: LookOptions & { looks: ReadonlyMap<string, CopyLook> },
-): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  const asks: Array<{ ref: StreamRef; from: string; pending: boolean }> = [];
-  for (const ref of refs) {
-    const copied = options.looks.get(ref.id)!.copiedId;
-    const s = options.stats.get(ref.id)!;
-    if (copied === null || s.lastSourceId === "") continue;
-    if (copied === "" && options.startId === "$") {
-      if (!s.groupExists) continue;
-      asks.push({ ref, from: `(${s.lastDeliveredId || "0-0"}`, pending: s.pending > 0 });
-      continue;
-    }
-    let from = copied === "" ? "-" : `(${copied}`;
-    const start = /^\d+(-\d+)?$/.test(options.startId) ? options.startId : "";
-    if (start !== "" && (copied === "" || compareIds(start, copied) > 0)) from = `(${start}`;
-    asks.push({ ref, from, pending: false });
-  }
-  for (const [db, list] of chunks(asks, (a) => a.ref.db)) {
-    const replies = await source.pipeline(
-      db,
-      list.map((a) => ["XRANGE", a.ref.key, a.from, "+", "COUNT", "1"]),
-      { buffers: true, parse: RANGE_REPLY },
-    );
-    list.forEach((a, i) => {
-      const r = replies[i];
-      const first = r.status === "fulfilled" ? parseRawEntries(r.value).entries[0] : undefined;
-      if (first) out.set(a.ref.id, idTime(first.idText()));
-    });
-    // Delivered and not acked (STREAM_START_ID=$, nothing on the target yet): the oldest
-    // pending entry (XPENDING's summary), when it is older.
-    const pending = list.filter((a) => a.pending);
-    if (pending.length === 0) continue;
-    const summaries = await source.pipeline(
-      db,
-      pending.map((a) => ["XPENDING", a.ref.key, options.group]),
-    );
-    pending.forEach((a, i) => {
-      const r = summaries[i];
-      const min = r.status === "fulfilled" && Array.isArray(r.value) ? r.value[1] : null;
-      if (min == null) return;
-      const ms = idTime(text(min));
-      out.set(a.ref.id, Math.min(ms, out.get(a.ref.id) ?? ms));
     });
   }
   return out;

@@ -185,7 +185,7 @@ export class Metrics {
     );
     perStream(
       "lag_seconds",
-      "Time between the newest source entry and the last copied one, from the times inside their IDs",
+      "Age of the oldest source entry not yet copied (the source's clock minus the time in its ID), as status' LAG S; 0 when nothing is left",
       (st) => st.stats ? st.stats.lagSeconds : null,
     );
     perStream(

@@ -39,6 +39,7 @@ export type { OrchestratorHooks } from "./run/engine_hooks.ts";
 export type { OrchestratorStatus, RunOptions, RunResult } from "./run/run_result.ts";
 export type { InstanceStatus } from "./sharing/instances.ts";
 export { readSourceStats, readStreamStats, readTargetStats } from "./stream/stats.ts";
+export { oldestUncopied, serverNowMs } from "./stream/oldest_uncopied.ts";
 export type { ReadTargetStatsOptions, StreamStats } from "./stream/stats.ts";
 export type { CopiedBatch, StreamOutcome, StreamState, StreamStatus } from "./stream/stream.ts";
 export { makeStreamRef, toHex } from "./stream/stream_ref.ts";

@@ -74,11 +74,11 @@ export class Orchestrator {
     this.#targetPool = openPool("target", settings.target, { health: this.#targetHealth });
     this.#owners = new TargetOwners(this.#control, { group });
     this.#statsKeeper = new StatsKeeper({
-      group,
       ...hooks, // onTrimmedBeforeCopy, onTargetRemoved
+      group,
+      startId: (ref) => this.#startId(ref),
       targetTrims: settings.replication.write.targetTrims,
-      // A trim of the whole target stream (MIRROR_SOURCE_TRIM) or entries deleted at its top
-      // look the same: the engine checks its last generated ID.
+      // A whole target trimmed (MIRROR_SOURCE_TRIM) or its top deleted: the engine checks.
       onTargetBehind: (stream) => this.#engine?.checkTarget(stream),
       onGroupAhead: (stream, delivered) => { // a group made at "$" passed older entries on purpose
         if (this.#startId(stream.ref) !== "$") this.#engine?.checkGroupGap(stream, delivered);

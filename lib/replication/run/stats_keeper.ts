@@ -36,6 +36,11 @@ export interface StatsKeeperOptions {
   /** The consumer group whose pending count and lag are read. */
   group: string;
   /**
+   * STREAM_START_ID of a stream: entries at or below an explicit one are not uncopied.
+   * @default {() => "0"}
+   */
+  startId?: (ref: StreamRef) => string;
+  /**
    * `count` more entries of the stream were found trimmed before they could be copied.
    * @default {undefined}
    */
@@ -109,7 +114,7 @@ export class StatsKeeper {
     const fresh = await readStreamStats(
       { source: connections.source, target: connections.target.client(all[0].ref.targetDb) },
       refresh.map((s) => s.ref),
-      { group: this.#options.group },
+      { group: this.#options.group, startId: this.#options.startId },
     );
     for (const [id, st] of fresh) st.handledAtRefresh = handled.get(id) ?? 0;
     this.#reportTrimmed(fresh, new Map(refresh.map((s) => [s.ref.id, s.ref])));

@@ -9,7 +9,6 @@
  */
 import {
   compareIds,
-  idTime,
   parseFlatMap,
   RANGE_REPLY,
   RawEntry,
@@ -17,6 +16,7 @@ import {
   text,
 } from "../../redis/mod.ts";
 import { chunksBy } from "../_group_by.ts";
+import { oldestUncopied, serverNowMs } from "./oldest_uncopied.ts";
 import type { StreamRef } from "./stream_ref.ts";
 
 /** Where one stream's copy stands. */
@@ -62,7 +62,11 @@ export interface StreamStats {
   targetRemovedUpTo: string;
   /** ID of the oldest target entry ("" when empty). */
   firstTargetId: string;
-  /** Seconds between the newest source entry and the last copied one (by the time in their IDs). */
+  /**
+   * Age in seconds of the oldest source entry not yet copied, by the
+   * source's clock and the time in its ID (`oldest_uncopied.ts`); 0 when
+   * nothing is left to copy. Set by {@linkcode readStreamStats}.
+   */
   lagSeconds: number;
   /** Entries the running replicator had handled when these stats were read (set by the orchestrator). */
   handledAtRefresh?: number;
@@ -72,6 +76,11 @@ export interface StreamStats {
 export interface ReadStreamStatsOptions {
   /** The consumer group whose pending count and lag are read. */
   group: string;
+  /**
+   * STREAM_START_ID of a stream: entries at or below an explicit one are not uncopied.
+   * @default {() => "0"}
+   */
+  startId?: (ref: StreamRef) => string;
 }
 
 /** Streams per pipeline. */
@@ -85,7 +94,19 @@ export async function readStreamStats(
 ): Promise<Map<string, StreamStats>> {
   const out = await readSourceStats(connections.source, refs, options);
   await readTargetStats(connections.target, refs, { into: out });
-  for (const stats of out.values()) stats.lagSeconds = lagSeconds(stats);
+  const startId = options.startId ?? (() => "0");
+  const asks = refs.flatMap((ref) => {
+    const stats = out.get(ref.id)!;
+    return anythingLeft(stats)
+      ? [{ ref, copiedId: stats.lastCopiedId, stats, startId: startId(ref) }]
+      : [];
+  });
+  if (asks.length === 0) return out;
+  const [nowMs, oldest] = await Promise.all([
+    serverNowMs(connections.source),
+    oldestUncopied(connections.source, asks, options),
+  ]);
+  for (const [id, ms] of oldest) out.get(id)!.lagSeconds = Math.max(0, nowMs - ms) / 1000;
   return out;
 }
 
@@ -227,16 +248,10 @@ function entryId(entry: unknown): string {
   return entry instanceof RawEntry ? entry.idText() : "";
 }
 
-/**
- * Seconds of source data not yet copied, by the millisecond time inside
- * the IDs: newest source entry minus last copied one (or minus the oldest
- * source entry when nothing is copied yet); 0 when nothing is left to copy.
- */
-export function lagSeconds(stats: StreamStats): number {
-  if (!stats.lastSourceId || stats.lastSourceId === stats.lastCopiedId) return 0;
-  if (stats.groupExists && stats.lag === 0 && stats.pending === 0) return 0;
-  const from = stats.lastCopiedId || stats.firstSourceId;
-  return Math.max(0, (idTime(stats.lastSourceId) - idTime(from)) / 1000);
+/** Whether `stats` may show entries left to copy (a cheap test before a look at them). */
+function anythingLeft(stats: StreamStats): boolean {
+  if (!stats.lastSourceId || stats.lastSourceId === stats.lastCopiedId) return false;
+  return !(stats.groupExists && stats.lag === 0 && stats.pending === 0);
 }
 
 function emptyStats(): StreamStats {
