@@ -310,7 +310,7 @@ Deno.test("alerts.yml passes promtool check rules and its unit tests (alerts_tes
   assert.match(test.output, /SUCCESS/);
 });
 
-Deno.test("alerts.yml alerts on stalls, lag, trimmed entries, streams in error and instances down; alerts_test.yml has a firing and a silent case for each alert", () => {
+Deno.test("alerts.yml alerts on stalls, lag, delay, trimmed entries, streams in error and instances down; alerts_test.yml has a firing and a silent case for each alert", () => {
   const rules = alertRules();
   const names = rules.map((r) => r.alert);
   assert.equal(new Set(names).size, names.length, `an alert name twice: ${names}`);
@@ -321,6 +321,10 @@ Deno.test("alerts.yml alerts on stalls, lag, trimmed entries, streams in error a
     'an alert on streams{state="stalled"}',
   );
   assert.ok(using("redis_stream_sync_lag_seconds").length > 0, "an alert on lag_seconds");
+  assert.ok(
+    using("redis_stream_sync_replication_delay_seconds_bucket").length > 0,
+    "an alert on the replication delay histogram",
+  );
   assert.ok(using("redis_stream_sync_entries_trimmed_before_copy_total").length > 0);
   assert.ok(rules.some((r) => /redis_stream_sync_streams\{[^}]*state="error"/.test(r.expr)));
   assert.ok(rules.some((r) => /^up\{job="redis-stream-sync"\} == 0$/.test(r.expr)), "up == 0");
