@@ -480,7 +480,7 @@ Deno.test("verify names each missing, extra and changed ID (exit 1), and --json 
   assert.match(line, /1 extra on target \(1-11\)/);
   assert.match(line, /1 changed \(1-5\)/);
   assert.match(line, /source 10 entries, target 10/);
-  assert.match(text.stdout, /^verify: 1 streams, 0 identical, 1 different;/m);
+  assert.match(text.stdout, /^verify: 1 stream, 0 identical, 1 different;/m);
 
   const json = await cli(["verify", "--json"], env);
   assert.equal(json.code, 1, show(json));
@@ -661,7 +661,7 @@ Deno.test("verify compares a 1,000,000-entry stream in bounded memory and report
   assert.match(result.stdout, /^ok +db0:big-stream -> db0:big-stream: 1000000 entries identical$/m);
   assert.match(
     result.stdout,
-    /^verify: 1 streams, 1 identical, 0 different; 1000000 entries compared in \d+\.\d s \([1-9]\d* entries\/s\)$/m,
+    /^verify: 1 stream, 1 identical, 0 different; 1000000 entries compared in \d+\.\d s \([1-9]\d* entries\/s\)$/m,
   );
 });
 

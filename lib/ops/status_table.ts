@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { counted } from "../log.ts";
 import type { StatusReport } from "./status.ts";
 
 const HEADER = [
@@ -62,7 +63,9 @@ export function formatStatusTable(report: StatusReport): string {
   const inError = errors.length > 0 ? ` (${errors.length} in error)` : "";
   const summary = rows.length === 0
     ? "No streams found (check REDIS_STREAMS, STREAM_DISCOVERY_PATTERNS and REDIS_DB_SEARCH_RANGE)."
-    : `${rows.length} streams, ${rows.length - behind} in sync, ${behind} not in sync${inError}.`;
+    : `${counted(rows.length, "stream")}, ${
+      rows.length - behind
+    } in sync, ${behind} not in sync${inError}.`;
   const after = [...said, ...report.notes, ...down];
   return [line(HEADER), ...body.map(line), "", ...after, ...(after.length ? [""] : []), summary]
     .join("\n");

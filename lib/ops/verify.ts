@@ -8,6 +8,7 @@
 import { type Config, discoverySettings } from "../config/mod.ts";
 import { findStreams, type StreamRef } from "../replication/mod.ts";
 import { RedisReplyError } from "../errors.ts";
+import { counted } from "../log.ts";
 import { connectOrThrow } from "./check.ts";
 import {
   clientFor,
@@ -376,6 +377,10 @@ export function formatVerifiedStream(s: VerifiedStream): string {
 /** The summary line of `verify`. */
 export function formatVerifySummary(report: VerifyReport): string {
   const { summary: s } = report;
-  return `verify: ${s.streams} streams, ${s.identical} identical, ${s.different} different; ` +
-    `${s.entries} entries compared in ${s.seconds.toFixed(1)} s (${s.entriesPerSecond} entries/s)`;
+  return `verify: ${
+    counted(s.streams, "stream")
+  }, ${s.identical} identical, ${s.different} different; ` +
+    `${counted(s.entries, "entry", "entries")} compared in ${
+      s.seconds.toFixed(1)
+    } s (${s.entriesPerSecond} entries/s)`;
 }
