@@ -4,7 +4,16 @@
  */
 import assert from "node:assert/strict";
 import { connect, RedisServer } from "../testing/redis.ts";
-import { assertSameEntries, quietLogs, replicationConfig, runOnce } from "./_replication.ts";
+import {
+  assertSameEntries,
+  captureLogs,
+  quietLogs,
+  replicationConfig,
+  runOnce,
+  startReplicator,
+  waitFor,
+  withTimeout,
+} from "./_replication.ts";
 
 Deno.test("run --once with more quiet streams than the readers' share of the read-ahead memory covers at once ends, run after run, each stream caught up", async () => {
   await quietLogs();
@@ -32,6 +41,48 @@ Deno.test("run --once with more quiet streams than the readers' share of the rea
     assert.equal(result.streams.length, keys.length);
     if (run === 2) await src.xadd(keys[7], "*", { n: "2" }); // something new for run 3
   }
+  for (const key of keys) {
+    assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key), key);
+  }
+});
+
+Deno.test("run --once whose bucket leases are lost mid-run (their keys deleted on the source while the target pauses writes) takes them again and copies every stream: it never ends 'done' with streams left", async () => {
+  const logs = await captureLogs("INFO");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keys = Array.from({ length: 20 }, (_, i) => `lease-lost-${i}-stream`);
+  for (const key of keys) {
+    for (let i = 1; i <= 50; i++) await src.xadd(key, `${i}-1`, { n: String(i) });
+  }
+  // Reads answer, writes wait: the streams start, their first writes hang.
+  await dst.send(["CLIENT", "PAUSE", "8000", "WRITE"]);
+  await using run = startReplicator(
+    replicationConfig(source, target, { STREAM_LEASE_TTL: "1" }),
+    { once: true },
+  );
+  await waitFor(() => logs.atLeast("INFO", /Replicating 20 new streams/).length > 0, {
+    timeoutMs: 10_000,
+    message: "the streams to start",
+  });
+  // Someone else's hands: the lease keys are deleted (as when a pause outlived the TTL).
+  const leaseKeys = await src.send(["KEYS", "redis-stream-sync:bucket:*"]) as string[];
+  assert.ok(leaseKeys.length > 0, "no lease key found");
+  await src.send(["DEL", ...leaseKeys]);
+  // Found lost by a renewal or by a fenced read, whichever comes first; then taken again.
+  await waitFor(
+    async () => (await src.send(["KEYS", "redis-stream-sync:bucket:*"]) as string[]).length > 0,
+    { timeoutMs: 10_000, message: "the leases to be taken again" },
+  );
+  await dst.send(["CLIENT", "UNPAUSE"]);
+  const result = await withTimeout(run.done, 30_000, "run --once to end");
+  assert.ok(result.ok, JSON.stringify(result.failures));
+  assert.deepEqual(
+    keys.filter((k) => !result.streams.some((s) => s.key === k && s.state === "caught-up")),
+    [],
+    `streams not caught up: ${JSON.stringify(result.streams.map((s) => [s.key, s.state]))}`,
+  );
   for (const key of keys) {
     assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key), key);
   }

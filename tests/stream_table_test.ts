@@ -79,33 +79,43 @@ Deno.test("a stream that ends with a read of it in flight drains: it is not star
   assert.deepEqual(t.admit([a]), [a]);
 });
 
-Deno.test("how a stream ended decides what the table keeps: gone is remembered and hidden, released is forgotten, others stay shown", async () => {
+Deno.test("how a stream ended decides what the table keeps: gone is remembered and hidden, released is forgotten, a lost lease's stream waits to be taken again, others stay shown", async () => {
   await quietLogs();
   const { table: t, leaseEnds } = table();
-  const [gone, released, caughtUp] = [ref("gone"), ref("released"), ref("caught")];
-  const streams = [gone, released, caughtUp].map((r) => new ReplicatedStream(r));
+  const [gone, lost, handed, caughtUp] = [ref("gone"), ref("lost"), ref("handed"), ref("caught")];
+  const streams = [gone, lost, handed, caughtUp].map((r) => new ReplicatedStream(r));
   t.made(streams);
   t.started(streams);
-  assert.equal(t.runningCount, 3);
+  assert.equal(t.runningCount, 4);
+  assert.ok(t.beginHandOver(handed.id));
   streams[0].end("gone", "no such key");
-  streams[1].end("released");
-  streams[2].end("caught-up");
+  streams[1].end("released"); // its lease was lost
+  streams[2].end("released"); // handed over
+  streams[3].end("caught-up");
   await settle();
+  t.handedOver(handed.id);
   assert.equal(t.runningCount, 0);
   assert.ok(t.wasGone(gone.id));
   assert.ok(!t.wasGone(caughtUp.id));
   assert.deepEqual(t.shownStreams().map((s) => s.ref.id), [caughtUp.id]);
-  assert.equal(t.endedStream(caughtUp.id), streams[2]);
-  assert.equal(t.endedStream(released.id), undefined);
-  for (const r of [gone, released, caughtUp]) assert.ok(t.isDone(r.id));
-  assert.deepEqual(leaseEnds, [["db0:gone", false], ["db0:released", true], [
-    "db0:caught",
-    false,
-  ]]);
-  // Started again: it runs, and is no longer shown as ended.
+  assert.equal(t.endedStream(caughtUp.id), streams[3]);
+  assert.equal(t.endedStream(lost.id), undefined);
+  for (const r of [gone, handed, caughtUp]) assert.ok(t.isDone(r.id), r.id);
+  // Not done: taken again at a next lease tick (or left to the instance that holds it).
+  assert.ok(!t.isDone(lost.id));
+  assert.deepEqual(t.waiting, [lost]);
+  assert.deepEqual(leaseEnds, [
+    ["db0:gone", false],
+    ["db0:lost", true],
+    ["db0:handed", true],
+    ["db0:caught", false],
+  ]);
+  // Started again: it runs, waits no more, and is no longer shown as ended.
   const again = new ReplicatedStream(caughtUp);
-  t.started([again]);
-  assert.deepEqual(t.shownStreams(), [again]);
+  const lostAgain = new ReplicatedStream(lost);
+  t.started([again, lostAgain]);
+  assert.deepEqual(t.shownStreams(), [again, lostAgain]);
+  assert.deepEqual(t.waiting, []);
 });
 
 Deno.test("a start that failed before the stream ran forgets it; waiting streams are those set last, and one left to others counts as done", () => {

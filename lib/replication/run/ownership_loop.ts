@@ -66,7 +66,7 @@ export async function keepOwnership(
       table.notTaken(candidates.filter((ref) => !taken.has(ref)));
       for (const ref of tick.lost) {
         const stream = table.running(ref.id);
-        if (stream) engine.release(stream);
+        if (stream) engine.release(stream); // waits to be taken again (the table's onEnd)
       }
       if (tick.acquired.length > 0) {
         options.start(tick.acquired).catch((error) =>

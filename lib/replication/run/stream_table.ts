@@ -221,12 +221,15 @@ export class StreamTable {
     if (this.#draining.get(stream.ref.id) === stream) this.#draining.delete(stream.ref.id);
   }
 
-  /** `streams` replicate now. */
+  /** `streams` replicate now: they wait no more. */
   started(streams: readonly ReplicatedStream[]): void {
     for (const s of streams) {
       this.#ended.delete(s.ref.id);
       this.#running.set(s.ref.id, s);
       s.life.onEnd((outcome) => this.#onEnd(s, outcome));
+    }
+    if (this.#waiting.length > 0 && streams.length > 0) {
+      this.#waiting = this.#waiting.filter((r) => !this.#running.has(r.id));
     }
   }
 
@@ -262,14 +265,16 @@ export class StreamTable {
     signal: AbortSignal,
     options: { waiting: () => boolean; recheck: () => Promise<void> },
   ): Promise<void> {
+    const aborted = new Promise<void>((resolve) =>
+      signal.addEventListener("abort", () => resolve(), { once: true })
+    );
     while ((this.#running.size > 0 || options.waiting()) && !signal.aborted) {
-      const aborted = new Promise<void>((resolve) =>
-        signal.addEventListener("abort", () => resolve(), { once: true })
-      );
-      const waits: Promise<unknown>[] = [
-        Promise.all([...this.#running.values()].map((s) => s.done)),
-        aborted,
-      ];
+      const waits: Promise<unknown>[] = [aborted];
+      // None running (all of them lost their lease, say): only the recheck, never an empty
+      // Promise.all, which resolves at once and would spin this loop.
+      if (this.#running.size > 0) {
+        waits.push(Promise.all([...this.#running.values()].map((s) => s.done)));
+      }
       if (options.waiting()) waits.push(options.recheck());
       await Promise.race(waits);
     }
@@ -331,7 +336,14 @@ export class StreamTable {
     if (this.#running.get(ref.id) === stream) this.#running.delete(ref.id);
     this.#o.owners.release(ref);
     this.#o.onLeaseEnd?.(stream, outcome === "released");
-    this.#outcomes.set(ref.id, outcome);
+    if (outcome === "released" && !this.#handing.has(ref.id)) {
+      // Its lease was lost (taken by another instance, or expired: a pause longer than
+      // STREAM_LEASE_TTL, its key deleted), not handed over: not done, it waits to be taken
+      // again, at the next lease tick if its bucket is free; `run --once` leaves it to an
+      // instance that holds it (`leftToOthers`).
+      this.#outcomes.delete(ref.id);
+      if (!this.#waiting.some((r) => r.id === ref.id)) this.#waiting = [...this.#waiting, ref];
+    } else this.#outcomes.set(ref.id, outcome);
     if (outcome === "released") {
       // Another instance copies it now: it leaves status and metrics here.
       this.#ended.delete(ref.id);
