@@ -286,12 +286,12 @@ export function errorMessage(error: unknown): string {
 /** What to add to the ACL user, for a refusal of its permissions (else ""). */
 function permissionHint(message: string): string {
   const command = /^NOPERM .*'([a-z|_-]+)' command/i.exec(message)?.[1];
-  if (command) return ` (the ACL user needs +${command}; see "ACL users" in the README)`;
+  if (command) return ` (the ACL user needs +${command}; see "ACL users" in docs/operating.md)`;
   if (/^NOPERM .*keys/i.test(message)) {
-    return ` (the ACL user needs access to these keys; see "ACL users" in the README)`;
+    return ` (the ACL user needs access to these keys; see "ACL users" in docs/operating.md)`;
   }
   if (/can't run this command or subcommand script/i.test(message)) {
-    return ` (a lease script was refused a command: the ACL user needs those listed under "ACL users" in the README)`;
+    return ` (a lease script was refused a command: the ACL user needs those listed under "ACL users" in docs/operating.md)`;
   }
   return "";
 }

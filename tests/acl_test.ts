@@ -1,7 +1,7 @@
 /**
- * The ACL lines of the README are enough: users created with exactly those
- * lines on a source and a target run `run --once`, `status` and `verify`,
- * and the copy is exact.
+ * The ACL lines of docs/operating.md ("ACL users") are enough: users created
+ * with exactly those lines on a source and a target run `run --once`,
+ * `status` and `verify`, and the copy is exact.
  */
 import assert from "node:assert/strict";
 import { runCli, spawnCli } from "../testing/cli.ts";
@@ -9,23 +9,23 @@ import { connect, RedisServer } from "../testing/redis.ts";
 import { ClusterTestClient, startCluster } from "../testing/cluster.ts";
 import { addEntries, entriesDifference, pendingCount, waitFor } from "./_replication.ts";
 
-const README = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
+const GUIDE = Deno.readTextFileSync(new URL("../docs/operating.md", import.meta.url));
 
-/** The `ACL SETUSER <user> ...` line of the README for `user`, as arguments. */
+/** The `ACL SETUSER <user> ...` line of docs/operating.md for `user`, as arguments. */
 function aclLine(user: string): string[] {
-  const line = README.split("\n").find((l) => l.startsWith(`ACL SETUSER ${user} `));
-  assert.ok(line, `README has no ACL SETUSER line for ${user}`);
+  const line = GUIDE.split("\n").find((l) => l.startsWith(`ACL SETUSER ${user} `));
+  assert.ok(line, `docs/operating.md has no ACL SETUSER line for ${user}`);
   return line.trim().split(/\s+/).slice(1);
 }
 
-/** The README's extra line for `user` on a Redis Cluster. */
+/** The extra line of docs/operating.md for `user` on a Redis Cluster. */
 function clusterAclLine(user: string): string[] {
-  const line = README.split("\n").find((l) => l.startsWith(`ACL SETUSER ${user} +cluster`));
-  assert.ok(line, `README has no cluster ACL SETUSER line for ${user}`);
+  const line = GUIDE.split("\n").find((l) => l.startsWith(`ACL SETUSER ${user} +cluster`));
+  assert.ok(line, `docs/operating.md has no cluster ACL SETUSER line for ${user}`);
   return line.trim().split(/\s+/).slice(1);
 }
 
-/** The keys that point the tool at `source` and `target` as the README's users. */
+/** The keys that point the tool at `source` and `target` as the guide's users. */
 function usersEnv(
   source: { host: string; port: number },
   target: { host: string; port: number },
@@ -43,7 +43,7 @@ function usersEnv(
   };
 }
 
-Deno.test("users made with exactly the README's ACL lines replicate, and status and verify work", async () => {
+Deno.test("users made with exactly the guide's ACL lines replicate, and status and verify work", async () => {
   await using source = await RedisServer.start();
   await using target = await RedisServer.start({ appendOnly: true });
   await using src = await connect(source);
@@ -119,7 +119,7 @@ Deno.test("users made with exactly the README's ACL lines replicate, and status 
   assert.doesNotMatch(stopped.stderr, /NOPERM|WARNING|ERROR/, stopped.stderr);
 });
 
-/** A source and a target with the README's users, the default user off; `drop` removes one rule. */
+/** A source and a target with the guide's users, the default user off; `drop` removes one rule. */
 async function serversWithUsers(drop: { side: "source" | "target"; rule: string }) {
   const source = await RedisServer.start();
   const target = await RedisServer.start({ appendOnly: true });
@@ -155,7 +155,7 @@ Deno.test("a target user without +xadd: the copy stops with the documented error
   assert.equal(run.code, 1, `${run.stdout}\n${run.stderr}`);
   assert.match(
     run.stderr,
-    /NOPERM [^\n]*'xadd' command \(the ACL user needs \+xadd; see "ACL users" in the README\)/,
+    /NOPERM [^\n]*'xadd' command \(the ACL user needs \+xadd; see "ACL users" in docs\/operating\.md\)/,
   );
   assert.equal(await pendingCount(src, "acl-x-stream", "redis-sync-group"), 20);
 });
@@ -196,7 +196,7 @@ Deno.test("a source user without +client|unblock: one WARNING naming the rule, a
   }
 });
 
-Deno.test("on clusters, users made with the README's ACL lines plus its cluster lines replicate live (notifications) and once, and status and verify work", async () => {
+Deno.test("on clusters, users made with the guide's ACL lines plus its cluster lines replicate live (notifications) and once, and status and verify work", async () => {
   await using source = await startCluster();
   await using target = await startCluster();
   for (const node of source.nodes) {

@@ -63,7 +63,7 @@ Deno.test("errorMessage() says what to add to the ACL user when Redis refuses a 
         "NOPERM this user has no permissions to run the 'client|unblock' command",
       ),
     ),
-    `NOPERM this user has no permissions to run the 'client|unblock' command (the ACL user needs +client|unblock; see "ACL users" in the README)`,
+    `NOPERM this user has no permissions to run the 'client|unblock' command (the ACL user needs +client|unblock; see "ACL users" in docs/operating.md)`,
   );
   assert.match(
     errorMessage(

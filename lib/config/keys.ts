@@ -1,7 +1,7 @@
 /**
  * The catalogue of configuration keys: every key's name, default, meaning
- * and documentation section, in the order of `--print-config` and of the
- * README.
+ * and documentation section, in the order of `--print-config` and of
+ * docs/configuration.md.
  *
  * @module
  */

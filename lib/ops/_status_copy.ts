@@ -133,7 +133,7 @@ function foreignMessage(ref: StreamRef, found: Found): string {
   const what = found.how === "missing"
     ? `not on source stream "${ref.label}", which never removed it`
     : `which source stream "${ref.label}" holds with other fields or values`;
-  return `Target stream "${ref.targetLabel}" holds entries the source does not: "${found.id}", ${what} (something else wrote into the target stream: see "Copying a stream again" in the README)`;
+  return `Target stream "${ref.targetLabel}" holds entries the source does not: "${found.id}", ${what} (something else wrote into the target stream: see "Copying a stream again" in docs/operating.md)`;
 }
 
 /**

@@ -316,7 +316,7 @@ async function requireScripting(source: RedisConnection, config: Config): Promis
       throw new ConfigError(
         `Source "${
           serverAddress(config.source)
-        }" refused EVAL (${error.message}): STREAM_LEASES=true (the default) needs EVAL on the source for the leases of the streams; grant it (+eval, see "Several instances" in the README) or set STREAM_LEASES=false for a single instance`,
+        }" refused EVAL (${error.message}): STREAM_LEASES=true (the default) needs EVAL on the source for the leases of the streams; grant it (+eval, see "Several instances" in docs/operating.md) or set STREAM_LEASES=false for a single instance`,
       );
     }
     throw error;

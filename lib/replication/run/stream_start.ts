@@ -225,5 +225,5 @@ async function refuseResetSources(
 }
 
 function resetMessage(s: ReplicatedStream, last: string): string {
-  return `Source stream ${s.ref.label} cannot be copied in order: its last ID ${last} is below the last ID ${s.targetTop} that target stream ${s.ref.targetLabel} already holds (the source stream was deleted and recreated, or its server lost entries that had been copied, or something else wrote into the target stream). Nothing was acked; copy it again into an emptied target stream (see "Copying a stream again" in the README)`;
+  return `Source stream ${s.ref.label} cannot be copied in order: its last ID ${last} is below the last ID ${s.targetTop} that target stream ${s.ref.targetLabel} already holds (the source stream was deleted and recreated, or its server lost entries that had been copied, or something else wrote into the target stream). Nothing was acked; copy it again into an emptied target stream (see "Copying a stream again" in docs/operating.md)`;
 }

@@ -158,7 +158,7 @@ export async function confirmOnTarget(
           ids[i]
         } of ${ref.label} is on target stream ${ref.targetLabel} with other fields or values (${found.size} bytes there, ${
           entries[i].size
-        } in the source): something else wrote that ID into the target stream (another writer, or a source stream deleted and recreated with the same IDs). Nothing was acked; fix the target stream (see "Copying a stream again" in the README) and the stream resumes on the next discovery pass`,
+        } in the source): something else wrote that ID into the target stream (another writer, or a source stream deleted and recreated with the same IDs). Nothing was acked; fix the target stream (see "Copying a stream again" in docs/operating.md) and the stream resumes on the next discovery pass`,
       );
     }
   }
@@ -209,7 +209,7 @@ export async function confirmOnTarget(
     throw new StreamStoppedError(
       `Entry ${
         lost[0]
-      } of ${ref.label} is not on target stream ${ref.targetLabel}, whose last ID is already ${stream.targetTop} (${first}): it was never written there (something else wrote into the target stream, or the source stream was deleted and recreated with lower IDs) or it was removed from the target by someone else, and it can no longer be inserted in order. Nothing was acked; fix the target stream (see "Copying a stream again" in the README) and the stream resumes on the next discovery pass`,
+      } of ${ref.label} is not on target stream ${ref.targetLabel}, whose last ID is already ${stream.targetTop} (${first}): it was never written there (something else wrote into the target stream, or the source stream was deleted and recreated with lower IDs) or it was removed from the target by someone else, and it can no longer be inserted in order. Nothing was acked; fix the target stream (see "Copying a stream again" in docs/operating.md) and the stream resumes on the next discovery pass`,
     );
   }
 }

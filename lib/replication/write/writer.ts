@@ -120,7 +120,7 @@ export class TargetWriter {
       if (stream.writeCap === 0) stream.writeCap = WRITE_MAX_ENTRIES;
       const cap = stream.writeCap;
       // Bytes shrink with the entries after OOM, down to a write of STREAM_BATCH_SIZE entries
-      // whatever their size (the smallest write is a batch, as the README says).
+      // whatever their size (the smallest write is a batch, as docs/design.md says).
       const entries = stream.take(
         cap,
         cap <= this.#options.minWriteEntries
