@@ -119,12 +119,37 @@ async function role(server: RedisServer): Promise<string> {
   return String((await c.send(["ROLE"]) as unknown[])[0]);
 }
 
+/**
+ * Every server's arguments: a full sync starts at once, not 5 s later (Redis' default for
+ * diskless syncs, waiting for more replicas to share the transfer). Both servers have it: a
+ * failover turns the replica into the master the old master syncs from.
+ */
+const SYNC_AT_ONCE = ["--repl-diskless-sync-delay", "0"];
+
+/** Starts `count` sentinels of the master on `masterPort` at the same time. */
+async function startSentinels(
+  count: number,
+  masterPort: number,
+  certs?: TestCertificates,
+): Promise<SentinelProcess[]> {
+  const started = await Promise.allSettled(
+    Array.from({ length: count }, () => SentinelProcess.start(masterPort, 2, certs)),
+  );
+  const sentinels = started.flatMap((s) => s.status === "fulfilled" ? [s.value] : []);
+  const failed = started.find((s) => s.status === "rejected");
+  if (failed) {
+    for (const s of sentinels) await s[Symbol.asyncDispose]();
+    throw failed.reason;
+  }
+  return sentinels;
+}
+
 /** Starts the master (persistent), its replica and three sentinels, and waits until all see each other. */
 export async function startSentinelSetup(): Promise<SentinelSetup> {
-  const master = await RedisServer.start({ appendOnly: true });
+  const master = await RedisServer.start({ appendOnly: true, args: SYNC_AT_ONCE });
   const replica = await RedisServer.start({
     appendOnly: true,
-    args: ["--replicaof", "127.0.0.1", String(master.port)],
+    args: [...SYNC_AT_ONCE, "--replicaof", "127.0.0.1", String(master.port)],
   });
   const sentinels: SentinelProcess[] = [];
   const dispose = async () => {
@@ -134,7 +159,7 @@ export async function startSentinelSetup(): Promise<SentinelSetup> {
   };
   try {
     await waitInSync(replica);
-    for (let i = 0; i < 3; i++) sentinels.push(await SentinelProcess.start(master.port));
+    sentinels.push(...await startSentinels(3, master.port));
     // A failover needs every sentinel to know the replica and the other sentinels.
     await waitFor(async () => {
       for (const s of sentinels) {
@@ -206,9 +231,18 @@ export async function tlsCli(
 export async function startTlsSentinelSetup(
   certs: TestCertificates,
 ): Promise<{ master: RedisServer; sentinels: string } & AsyncDisposable> {
-  const master = await startTlsServer(certs, { args: ["--tls-replication", "yes"] });
+  const master = await startTlsServer(certs, {
+    args: [...SYNC_AT_ONCE, "--tls-replication", "yes"],
+  });
   const replica = await startTlsServer(certs, {
-    args: ["--tls-replication", "yes", "--replicaof", "127.0.0.1", String(master.tlsPort)],
+    args: [
+      ...SYNC_AT_ONCE,
+      "--tls-replication",
+      "yes",
+      "--replicaof",
+      "127.0.0.1",
+      String(master.tlsPort),
+    ],
   });
   const sentinels: SentinelProcess[] = [];
   const dispose = async () => {
@@ -218,9 +252,7 @@ export async function startTlsSentinelSetup(
   };
   try {
     await waitInSync(replica.server);
-    for (let i = 0; i < 3; i++) {
-      sentinels.push(await SentinelProcess.start(master.tlsPort, 2, certs));
-    }
+    sentinels.push(...await startSentinels(3, master.tlsPort, certs));
     await waitFor(async () => {
       for (const s of sentinels) {
         if (!/slaves=1,sentinels=3/.test(await tlsCli(certs, s.port, ["INFO", "sentinel"]))) {
