@@ -87,3 +87,24 @@ Deno.test("run --once whose bucket leases are lost mid-run (their keys deleted o
     assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key), key);
   }
 });
+
+Deno.test("a first run --once of 300 streams asks each group's pending entries once (the final check), not also at the start of a group it made", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keys = Array.from({ length: 300 }, (_, i) => `made-${i}-stream`);
+  for (const key of keys) await src.xadd(key, "*", { n: "1" });
+  await src.send(["CONFIG", "RESETSTAT"]);
+  const result = await runOnce(replicationConfig(source, target));
+  assert.ok(result.ok, JSON.stringify(result.failures));
+  const stats = String(await src.send(["INFO", "commandstats"]));
+  const calls = (command: string) =>
+    Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, "m").exec(stats)?.[1] ?? 0);
+  assert.equal(calls("xgroup\\|create"), 300);
+  assert.equal(calls("xpending"), 300, stats);
+  for (const key of keys) {
+    assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key), key);
+  }
+});

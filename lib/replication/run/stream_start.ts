@@ -95,7 +95,18 @@ export async function prepareStart(
   // where it passed older entries on purpose: made at "$" (here, or with STREAM_START_ID=$),
   // or made by someone else where it should start (nobody read through it, no copy yet).
   // Elsewhere it may have been moved while this tool was stopped: no floor.
-  const positions = await groupPositions(control, [...out], { group });
+  // A group made here at an ID stands at that ID with no consumer: no XINFO GROUPS for it
+  // (100,000 of them on a first start). Made at "$", where it stands is read. Moved since by
+  // someone else: the write's continuity check finds what it passed.
+  const known = new Map<ReplicatedStream, GroupPosition>();
+  for (const s of made) {
+    const at = from(s);
+    if (at !== "$") known.set(s, { delivered: at.includes("-") ? at : `${at}-0`, consumers: 0 });
+  }
+  const positions = await groupPositions(control, [...out].filter((s) => !known.has(s)), {
+    group,
+  });
+  for (const [s, position] of known) if (out.has(s)) positions.set(s, position);
   for (const [s, position] of positions) {
     if (position instanceof Error) continue;
     const onPurpose = made.has(s) || startId(s) === "$" ||
@@ -139,7 +150,10 @@ export async function prepareStart(
     { source: control, target: options.target },
     [...out].filter((s) => s.targetTop !== "0-0"),
   );
-  const ready = await pendingCounts(control, [...out], { group });
+  // A group made here has nothing pending (one read through it in the meantime by someone
+  // else leaves entries pending to another consumer: claimed by the group's maintenance).
+  const ready = await pendingCounts(control, [...out].filter((s) => !made.has(s)), { group });
+  for (const s of made) if (out.has(s)) ready.set(s, 0);
   for (const s of out) if (s.refill && ready.get(s) === 0) ready.set(s, -1);
   return { created: groups.created.length, refused, ready };
 }
