@@ -150,10 +150,10 @@ export async function prepareStart(
     { source: control, target: options.target },
     [...out].filter((s) => s.targetTop !== "0-0"),
   );
-  // A group made here has nothing pending (one read through it in the meantime by someone
-  // else leaves entries pending to another consumer: claimed by the group's maintenance).
-  const ready = await pendingCounts(control, [...out].filter((s) => !made.has(s)), { group });
-  for (const s of made) if (out.has(s)) ready.set(s, 0);
+  // Also for a group made here: someone may have read through it already (entries pending to
+  // another consumer, claimed by the recovery before the first read; run --once has no
+  // maintenance to claim them later).
+  const ready = await pendingCounts(control, [...out], { group });
   for (const s of out) if (s.refill && ready.get(s) === 0) ready.set(s, -1);
   return { created: groups.created.length, refused, ready };
 }
