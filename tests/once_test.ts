@@ -141,3 +141,40 @@ Deno.test("run --once never ends ok while entries another consumer read through 
     }`,
   );
 });
+
+Deno.test("run --once with leases is not ok while its group holds entries pending to a consumer of no live instance: read through it by another client after this run read its stream to the end", async () => {
+  const logs = await captureLogs("INFO");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  await src.xadd("taken-stream", "1-1", { n: "1" });
+  // The first write waits: the run has read the stream to its end meanwhile.
+  await dst.send(["CLIENT", "PAUSE", "3000", "WRITE"]);
+  await using run = startReplicator(replicationConfig(source, target), { once: true });
+  await waitFor(() => logs.atLeast("INFO", /Replicating 1 new stream/).length > 0, {
+    timeoutMs: 10_000,
+    message: "the stream to start",
+  });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  // Another client adds an entry and reads it through the tool's group: pending to it.
+  await src.xadd("taken-stream", "2-1", { n: "2" });
+  const read = await src.send([
+    "XREADGROUP",
+    "GROUP",
+    "redis-sync-group",
+    "someone-else",
+    "STREAMS",
+    "taken-stream",
+    ">",
+  ]) as unknown[] | null;
+  assert.ok(read, "the other client read nothing");
+  await dst.send(["CLIENT", "UNPAUSE"]);
+  const result = await withTimeout(run.done, 30_000, "run --once to end");
+  assert.deepEqual((await dst.xrangeAll("taken-stream")).map(([id]) => id), ["1-1"]);
+  assert.equal(result.ok, false, "run --once said ok with 2-1 pending to someone-else, not copied");
+  assert.match(
+    result.failures.map((f) => `${f.stream}: ${f.reason}`).join("\n"),
+    /db0:taken-stream: 1 entry still pending in group "redis-sync-group" for this instance or consumers of no live instance/,
+  );
+});

@@ -15,12 +15,13 @@ const CHUNK = 1000;
 
 /**
  * Entries pending in each stream's group (XPENDING summary), one pipeline
- * per DB and chunk; with `consumer`, those pending for that consumer only.
+ * per DB and chunk; with `consumer`, those pending for that consumer only
+ * (a name, or the consumers a test accepts).
  */
 export async function pendingCounts(
   conn: RedisClient,
   streams: readonly ReplicatedStream[],
-  options: { group: string; consumer?: string },
+  options: { group: string; consumer?: string | ((name: string) => boolean) },
 ): Promise<Map<ReplicatedStream, number | Error>> {
   const out = new Map<ReplicatedStream, number | Error>();
   for (const [db, chunk] of chunksBy(streams, (s) => s.ref.db, CHUNK)) {
@@ -45,13 +46,15 @@ export async function pendingCounts(
   return out;
 }
 
-/** The count of `consumer` in the per-consumer part of an XPENDING summary. */
-function consumerCount(list: unknown, consumer: string): number {
+/** The count of `consumer` (or of the consumers it accepts) in an XPENDING summary's list. */
+function consumerCount(list: unknown, consumer: string | ((name: string) => boolean)): number {
   if (!Array.isArray(list)) return 0;
+  const counted = typeof consumer === "string" ? (name: string) => name === consumer : consumer;
+  let n = 0;
   for (const item of list) {
-    if (Array.isArray(item) && text(item[0]) === consumer) return Number(item[1]);
+    if (Array.isArray(item) && counted(text(item[0]))) n += Number(item[1]);
   }
-  return 0;
+  return n;
 }
 
 /**

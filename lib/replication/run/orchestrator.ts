@@ -160,10 +160,9 @@ export class Orchestrator {
     const onAbort = () => {
       log.info("Stopping: no new reads; finishing the writes in flight");
       readers.abort();
-      // A read in flight is cut: what it delivered stays pending and is copied on the next start.
+      // Reads in flight are cut now, writes after the grace period: what they had stays
+      // pending and is copied on the next start.
       this.#readerPool.close();
-      // After the grace period whatever still waits on a server is cut too (writes in flight
-      // stay pending and are re-delivered safely on the next start).
       this.#graceTimer = setTimeout(() => this.#hardStop(), graceMs);
     };
     if (signal.aborted) onAbort();
@@ -187,7 +186,8 @@ export class Orchestrator {
           await this.#settle(signal);
           settled.abort();
           await engine.acksDone();
-          await this.#table.checkNothingPending(this.#control, this.#ownership && consumer);
+          const owed = this.#ownership?.answersFor(consumer); // else the whole group's
+          await this.#table.checkNothingPending(this.#control, owed);
           await this.#refreshStats().catch((error) => this.#logDiscoveryError(error)); // said last
         } else {
           const maintenance = this.#maintenanceLoop(signal);

@@ -7,6 +7,7 @@
  * @module
  */
 import { errorMessage } from "../../errors.ts";
+import { counted } from "../../log.ts";
 import type { InstanceStatus } from "../sharing/instances.ts";
 import type { RedisClient, ServerHealth, ServerHealthStatus } from "../../redis/mod.ts";
 import { pendingCounts } from "../group/pending.ts";
@@ -61,7 +62,7 @@ export interface OrchestratorStatus {
 export async function stillPending(
   control: RedisClient,
   streams: readonly ReplicatedStream[],
-  options: { group: string; consumer?: string },
+  options: { group: string; consumer?: string | ((name: string) => boolean) },
 ): Promise<ReplicatedStream[]> {
   if (streams.length === 0) return [];
   let counts: Map<ReplicatedStream, number | Error>;
@@ -80,8 +81,14 @@ export async function stillPending(
       out.push(s);
     } else if (count > 0) {
       s.life.on("left-pending");
-      s.status.lastError = `${count} entries still pending in group "${options.group}"${
-        options.consumer ? ` for ${options.consumer}` : ""
+      s.status.lastError = `${
+        counted(count, "entry", "entries")
+      } still pending in group "${options.group}"${
+        typeof options.consumer === "string"
+          ? ` for ${options.consumer}`
+          : options.consumer
+          ? " for this instance or consumers of no live instance (read through the group by something else, or left by an instance that is gone)"
+          : ""
       }`;
       out.push(s);
     }

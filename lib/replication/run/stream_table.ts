@@ -295,7 +295,10 @@ export class StreamTable {
    * its group (with leases, for this instance's `consumer`: other live
    * instances may be reading it by now).
    */
-  async checkNothingPending(control: RedisClient, consumer?: string): Promise<void> {
+  async checkNothingPending(
+    control: RedisClient,
+    consumer?: string | ((name: string) => boolean),
+  ): Promise<void> {
     const caughtUp = [...this.#outcomes].filter(([, o]) => o === "caught-up")
       .map(([id]) => this.#ended.get(id)).filter((s) => s !== undefined);
     for (const s of await stillPending(control, caughtUp, { group: this.#o.group, consumer })) {

@@ -201,6 +201,12 @@ export class Ownership {
     return { id, consumer, live: [...this.#lastLive], leases: this.leases.size };
   }
 
+  /** At `run --once`'s end: the consumers whose pending entries nobody else copies. */
+  answersFor(consumer: string): (name: string) => boolean {
+    const live = new Set(this.#lastLive.map((id) => `${this.#o.settings.consumerName}-${id}`));
+    return (name) => name === consumer || !live.has(name);
+  }
+
   /** The live instances at the last tick, this one included. */
   get live(): readonly string[] {
     return this.#lastLive;
@@ -240,9 +246,8 @@ export class Ownership {
     let takenOver = 0;
     if (heldBy.size > 0) {
       // A holder with no connection to the source is gone (killed, crashed): its leases are
-      // taken over now rather than after their TTL. Safe even if it comes back: its reads
-      // check the lease.
-      // The list of the look above when there was one (one CLIENT LIST per take).
+      // taken over now, not after their TTL (safe if it comes back: its reads check the
+      // lease). The list of the look above when there was one (one CLIENT LIST per take).
       const connected = this.#o.once ? await this.#connected.look() : this.#connected.last;
       if (connected) {
         // An earlier acquisition of this instance (its release failed) is taken back too.
@@ -281,8 +286,8 @@ export class Ownership {
    */
   async tick(candidates: readonly StreamRef[]): Promise<OwnershipTick> {
     const leases = this.leases;
-    // Leases first: they must not expire because the registry could not be written. What a
-    // part that answered found lost is stopped even when another part failed.
+    // Leases first (not to expire for a registry not written); what a part that answered
+    // found lost is stopped even when another part failed.
     const renewal = await leases.renew();
     const lost = renewal.lost;
     if (renewal.failure !== undefined) {
