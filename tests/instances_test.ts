@@ -132,6 +132,18 @@ async function bucketLeases(src: TestClient): Promise<number> {
   return n;
 }
 
+/** Whether the registry entry of instance `id` has expired by the source's clock (or is gone). */
+async function registryExpired(src: TestClient, id: string): Promise<boolean> {
+  const value = await src.send([
+    "HGET",
+    `redis-stream-sync:instances:${GROUP.length}:${GROUP}`,
+    id,
+  ]);
+  if (typeof value !== "string") return true;
+  const [seconds, micros] = await src.send(["TIME"]) as [string, string];
+  return Number(value.split(":")[0]) <= Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}
+
 function assertNoStop(instances: CliProcess[]): void {
   for (const cli of instances) {
     assert.doesNotMatch(cli.stderr(), /Stopped replicating|ERROR/, cli.stderr().slice(-3000));
@@ -245,6 +257,8 @@ Deno.test("an owner paused past its lease while another takes over writes nothin
   });
   // Paused with reads, writes and acks in flight: its leases expire (TTL 2 s).
   a.signal("SIGSTOP");
+  // It cannot have read beyond what the source holds now.
+  const readable = Number(await src.send(["XLEN", keys[0]]));
   try {
     await using b = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
     second = b;
@@ -253,9 +267,10 @@ Deno.test("an owner paused past its lease while another takes over writes nothin
       const holders = await leaseHolders(src, keys);
       return holders.size === keys.length && [...holders.values()].every((h) => h !== firstHolder);
     }, { timeoutMs: 30_000, message: `the second instance took every lease\n${context()}` });
-    await waitFor(async () => Number(await dst.send(["XLEN", keys[0]])) > 2000, {
+    // Well past anything the paused one could have read: 250 entries written after it stopped.
+    await waitFor(async () => Number(await dst.send(["XLEN", keys[0]])) > readable + 250, {
       timeoutMs: 30_000,
-      message: `the second instance copies\n${context()}`,
+      message: `the second instance copies past what the first could have read\n${context()}`,
     });
     // Resumed while the producer runs: whatever it had read must not land out of order.
     a.signal("SIGCONT");
@@ -321,7 +336,11 @@ Deno.test("an instance paused until its INSTANCE_ID was taken by a new process s
   });
   a.signal("SIGSTOP");
   try {
-    await delay(3000); // past the TTL (2 s): its registry entry and leases expire
+    // Past the TTL (2 s): its leases and its registry entry expire.
+    await waitFor(
+      async () => (await leaseHolders(src, keys)).size === 0 && await registryExpired(src, "box"),
+      { timeoutMs: 30_000, message: "the paused instance's leases and registry entry expired" },
+    );
     await using b = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
     await b.waitForOutput(/Instance box \(consumer redis-sync-consumer-box\)/, 30_000);
     await waitFor(async () => (await leaseHolders(src, keys)).size === keys.length, {
@@ -348,8 +367,10 @@ Deno.test("with a long lease TTL, a stream handed over is taken by the new insta
   await using scene = await Scene.start(12, 23);
   const { source, target, src, dst, keys, producer } = scene;
   const producing = producer.runRate(500);
-  // 60 s: a lease that is not given back, or an instance not seen gone, would take a minute.
-  const env = instancesEnv(source, target, { STREAM_LEASE_TTL: "60" });
+  // 30 s, renewed every 10 s: a lease that is not given back is renewed for ever, or taken
+  // when it expires, 30 s after the first instance took it; an instance not seen gone keeps
+  // its leases until they expire, at least 20 s after it died (renewed at most 10 s before).
+  const env = instancesEnv(source, target, { STREAM_LEASE_TTL: "30" });
   await using a = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
   await waitFor(async () => (await leaseHolders(src, keys)).size === keys.length, {
     timeoutMs: 30_000,
@@ -358,10 +379,11 @@ Deno.test("with a long lease TTL, a stream handed over is taken by the new insta
   const first = [...(await leaseHolders(src, keys)).values()][0];
   await using b = spawnCli(["run"], { env, timeoutMs: RUN_TIMEOUT_MS });
   const context = logsOf([a, b]);
-  // Handed over at the first instance's next lease tick (a third of the TTL), given back at once.
+  // Handed over at the first instance's next lease tick (a third of the TTL: within 10 s of
+  // its start), given back at once.
   await waitFor(async () => new Set((await leaseHolders(src, keys)).values()).size === 2, {
-    timeoutMs: 40_000,
-    message: `the second instance holds some leases, well before the 60 s TTL\n${context()}`,
+    timeoutMs: 20_000,
+    message: `the second instance holds some leases, well before the 30 s TTL\n${context()}`,
   });
   b.signal("SIGKILL");
   await b.wait().catch(() => {});
@@ -369,8 +391,8 @@ Deno.test("with a long lease TTL, a stream handed over is taken by the new insta
     const holders = await leaseHolders(src, keys);
     return holders.size === keys.length && [...holders.values()].every((h) => h === first);
   }, {
-    timeoutMs: 30_000,
-    message: `the killed instance's streams taken over, well before the 60 s TTL\n${context()}`,
+    timeoutMs: 15_000,
+    message: `the killed instance's streams taken over, well before the 30 s TTL\n${context()}`,
   });
   producer.stop();
   await producing;
