@@ -145,13 +145,15 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
     for (const node of nodes) await node[Symbol.asyncDispose]();
   };
   try {
-    for (let i = 0; i < masters * 2; i++) {
-      nodes.push(
-        await RedisServer.start({
-          args: [...NODE_ARGS, ...auth, ...tlsArgs(i)],
-        }),
-      );
-    }
+    // Started at the same time; nodes[i] is the i-th whatever the order they come up in.
+    const args = Array.from(
+      { length: masters * 2 },
+      (_, i) => [...NODE_ARGS, ...auth, ...tlsArgs(i)],
+    );
+    const started = await Promise.allSettled(args.map((a) => RedisServer.start({ args: a })));
+    for (const s of started) if (s.status === "fulfilled") nodes.push(s.value);
+    const failed = started.find((s) => s.status === "rejected");
+    if (failed) throw failed.reason;
     await joinNodes(nodes, { masters, password, ...(options.tls ? { busPorts: tlsPorts } : {}) });
     await waitFor(async () => {
       for (const node of nodes) {
@@ -174,6 +176,26 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
     ...(options.tls ? { tlsPorts } : {}),
     [Symbol.asyncDispose]: dispose,
   };
+}
+
+/**
+ * Starts `count` clusters (see {@linkcode startCluster}) at the same time;
+ * when one fails, the others are stopped.
+ */
+export async function startClusters(
+  count: number,
+  options: StartClusterOptions = {},
+): Promise<TestCluster[]> {
+  const started = await Promise.allSettled(
+    Array.from({ length: count }, () => startCluster(options)),
+  );
+  const clusters = started.flatMap((s) => s.status === "fulfilled" ? [s.value] : []);
+  const failed = started.find((s) => s.status === "rejected");
+  if (failed) {
+    for (const cluster of clusters) await cluster[Symbol.asyncDispose]();
+    throw failed.reason;
+  }
+  return clusters;
 }
 
 /**
