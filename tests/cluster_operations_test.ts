@@ -13,6 +13,7 @@ import {
   masterOf,
   migrateSlot,
   startCluster,
+  startClusters,
   type TestCluster,
 } from "../testing/cluster.ts";
 import { connect, RedisServer } from "../testing/redis.ts";
@@ -59,8 +60,9 @@ async function otherMaster(cluster: TestCluster, key: string): Promise<RedisServ
 }
 
 Deno.test("a slot holding streams migrates to another master during run under load, on the source and then on the target: the copy ends exact", async () => {
-  await using source = await startCluster();
-  await using target = await startCluster();
+  const [sourceCluster, targetCluster] = await startClusters(2);
+  await using source = sourceCluster;
+  await using target = targetCluster;
   await using src = clientOf(source);
   await using dst = clientOf(target);
   // Six streams in one slot (a hash tag), and six elsewhere.
@@ -125,8 +127,9 @@ async function toolConnections(node: RedisServer): Promise<string[]> {
 }
 
 Deno.test("1,000 streams over a cluster under a pool of 10 per master: at most 10 plus one control connection on every node, sampled while copying", async () => {
-  await using source = await startCluster();
-  await using target = await startCluster();
+  const [sourceCluster, targetCluster] = await startClusters(2);
+  await using source = sourceCluster;
+  await using target = targetCluster;
   await using src = clientOf(source);
   await using dst = clientOf(target);
   for (const node of source.nodes) {
@@ -295,8 +298,16 @@ Deno.test("a master added during run and given a slot with streams: the copy fol
   }
   await migrateSlot(source, slot, added, { batch: 2, pauseMs: 200 });
   assert.equal((await masterOf(source, moving[0])).master, added);
-  // Wait for the layout refresh (every 5 s) to see the new master and move the streams.
-  await delay(7000);
+  // The layout refresh (every 5 s) sees the new master: its streams are read there, and its
+  // notifications listened to.
+  await waitFor(async () => {
+    const names = await subscribedNames(added);
+    return names.some((x) => x.startsWith("redis-stream-sync-events")) &&
+      names.some((x) => x.startsWith("redis-stream-sync-reader"));
+  }, {
+    timeoutMs: 20_000,
+    message: "a reader and a subscribed events connection on the new master",
+  });
   for (const key of moving) await src.xadd(key, { n: "on-the-new-master" });
   await waitFor(same, {
     timeoutMs: 15_000,
@@ -340,6 +351,17 @@ Deno.test("a cluster reached over TLS with the seed's settings only: the nodes i
   const tlsMasters = source.tlsPorts!.slice(0, 3).map((p) => `127.0.0.1:${p}`);
   assert.deepEqual([...nodes].sort(), [...tlsMasters].sort());
 });
+
+/** The names of the connections on `node`; an events connection counts once it has subscribed. */
+async function subscribedNames(node: RedisServer): Promise<string[]> {
+  await using c = await connect(node);
+  return (await c.clientList())
+    .filter((r) =>
+      !(r.name ?? "").startsWith("redis-stream-sync-events") ||
+      Number(r.sub ?? 0) + Number(r.psub ?? 0) + Number(r.ssub ?? 0) > 0
+    )
+    .map((r) => r.name ?? "");
+}
 
 /** The keys cover every master (checked through the test's own client). */
 async function spreadCheck(src: ClusterTestClient, keys: string[]): Promise<void> {
