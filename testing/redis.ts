@@ -26,6 +26,10 @@ const LOOPBACK = "127.0.0.1";
 const READY_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 10_000;
 const PROBE_TIMEOUT_MS = 1_000;
+/** A starting server is probed every 5 ms for its first 200 ms (most are up in 20), then every 50. */
+const EARLY_PROBE_PAUSE_MS = 5;
+const EARLY_PROBES_MS = 200;
+const PROBE_PAUSE_MS = 50;
 const START_ATTEMPTS = 5;
 const LOG_TAIL_LINES = 30;
 const NOT_FOUND_MESSAGE =
@@ -282,6 +286,7 @@ export class RedisServer implements AsyncDisposable {
     const deadline = Date.now() + READY_TIMEOUT_MS;
     const password = this.#password();
     let last = "no answer";
+    const early = Date.now() + EARLY_PROBES_MS;
     for (;;) {
       if (!this.#running) {
         const exit = await this.#exited;
@@ -308,7 +313,7 @@ export class RedisServer implements AsyncDisposable {
           } s (last probe: ${last}):\n${tail(log)}`,
         );
       }
-      await delay(50);
+      await delay(Date.now() < early ? EARLY_PROBE_PAUSE_MS : PROBE_PAUSE_MS);
     }
   }
 
