@@ -19,7 +19,8 @@
 
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
-import { createClient, RESP_TYPES } from "@redis/client";
+import { RESP_TYPES } from "@redis/client";
+import redisClientModule from "@redis/client/dist/lib/client/index.js";
 import { collectText } from "./cli.ts";
 
 const LOOPBACK = "127.0.0.1";
@@ -623,11 +624,19 @@ export async function connect(
   return new TestClient(client, `${server.host}:${server.port}`, options.commandTimeoutMs);
 }
 
+/**
+ * node-redis' client factory with one configuration for every client.
+ * `createClient(options)` keys its cache of client classes by the whole
+ * options (the port included) and keeps one: a client of another server
+ * than the last built a new class of every command, 10-200 ms each time.
+ */
+const newNodeRedisClient = redisClientModule.default.factory({});
+
 function createNodeRedisClient(
   server: { host: string; port: number },
   options: ConnectOptions,
 ) {
-  return createClient({
+  return newNodeRedisClient({
     socket: {
       host: server.host,
       port: server.port,
