@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { runCli, spawnCli } from "../testing/cli.ts";
 import { connect, RedisServer } from "../testing/redis.ts";
-import { ClusterTestClient, startCluster } from "../testing/cluster.ts";
+import { ClusterTestClient, startClusters } from "../testing/cluster.ts";
 import { addEntries, entriesDifference, pendingCount, waitFor } from "./_replication.ts";
 
 const GUIDE = Deno.readTextFileSync(new URL("../docs/operating.md", import.meta.url));
@@ -197,8 +197,9 @@ Deno.test("a source user without +client|unblock: one WARNING naming the rule, a
 });
 
 Deno.test("on clusters, users made with the guide's ACL lines plus its cluster lines replicate live (notifications) and once, and status and verify work", async () => {
-  await using source = await startCluster();
-  await using target = await startCluster();
+  const [sourceCluster, targetCluster] = await startClusters(2);
+  await using source = sourceCluster;
+  await using target = targetCluster;
   for (const node of source.nodes) {
     await using c = await connect(node);
     await c.send(["ACL", ...aclLine("sync-source")]);
