@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { runCli, spawnCli } from "../testing/cli.ts";
-import { ClusterTestClient, startCluster } from "../testing/cluster.ts";
+import { ClusterTestClient, startCluster, startClusters } from "../testing/cluster.ts";
 import { connect, freePort, RedisServer, type TestClient } from "../testing/redis.ts";
 import { entriesDifference, FAST_SETTINGS, waitFor } from "./_replication.ts";
 
@@ -125,8 +125,9 @@ Deno.test("cluster -> standalone: run --once copies the streams of every master 
 });
 
 Deno.test("cluster -> cluster live without leases: a backlog and then entries added while running are copied exactly, with notifications on", async () => {
-  await using source = await startCluster();
-  await using target = await startCluster();
+  const [sourceCluster, targetCluster] = await startClusters(2);
+  await using source = sourceCluster;
+  await using target = targetCluster;
   await using src = new ClusterTestClient(source.seed);
   await using dst = new ClusterTestClient(target.seed);
   for (const node of source.nodes) {
