@@ -30,6 +30,23 @@ async function addToAll(server: RedisServer, count: number, phase: string): Prom
   for (const key of KEYS) await addEntries(c, key, count, { phase });
 }
 
+/**
+ * The same entries as {@linkcode addToAll}, pipelined 100 at a time: a backlog written before
+ * the copy starts (a persistent master syncs its AOF once a round trip, not once an entry).
+ */
+async function backlogOnAll(server: RedisServer, count: number, phase: string): Promise<void> {
+  await using c = await connect(server);
+  for (const key of KEYS) {
+    for (let from = 1; from <= count; from += 100) {
+      const batch = [];
+      for (let n = from; n < Math.min(count + 1, from + 100); n++) {
+        batch.push(c.xadd(key, "*", { n: String(n), phase }));
+      }
+      await Promise.all(batch);
+    }
+  }
+}
+
 /** Whether every stream of `target` equals its source, and nothing is pending on the source. */
 async function exact(source: TestClient, target: TestClient): Promise<boolean> {
   for (const key of KEYS) {
@@ -43,7 +60,7 @@ Deno.test("a source behind sentinels: SENTINEL FAILOVER during run under load, t
   await using setup = await startSentinelSetup();
   await using target = await RedisServer.start();
   const [first] = setup.servers;
-  await addToAll(first, 2000, "backlog");
+  await backlogOnAll(first, 2000, "backlog");
   const env = {
     ...FAST_SETTINGS,
     SOURCE_REDIS_SENTINELS: setup.sentinels,
@@ -84,7 +101,7 @@ Deno.test("a source behind sentinels: SENTINEL FAILOVER during run under load, t
 Deno.test("a target behind sentinels with TARGET_WAIT_REPLICAS=1: SENTINEL FAILOVER during run under load loses nothing acknowledged", async () => {
   await using setup = await startSentinelSetup();
   await using source = await RedisServer.start();
-  await addToAll(source, 2000, "backlog");
+  await backlogOnAll(source, 2000, "backlog");
   const env = {
     ...FAST_SETTINGS,
     SOURCE_REDIS_HOST: source.host,
@@ -182,7 +199,7 @@ Deno.test("a sentinel that names a replica is passed over: the copy goes from th
   const [master, replica] = setup.servers;
   // Asked first (listed first): it names the replica as the master.
   await using wrong = await startLoneSentinel(replica.port);
-  await addToAll(master, 200, "backlog");
+  await backlogOnAll(master, 200, "backlog");
   const result = await runCli(["run", "--once"], {
     env: {
       ...FAST_SETTINGS,
@@ -243,7 +260,7 @@ Deno.test("sentinels over TLS name a master reached over TLS: run --once copies 
   await using certs = await makeCertificates();
   await using setup = await startTlsSentinelSetup(certs);
   await using target = await RedisServer.start();
-  await addToAll(setup.master, 150, "backlog");
+  await backlogOnAll(setup.master, 150, "backlog");
   const env = {
     ...FAST_SETTINGS,
     SOURCE_REDIS_SENTINELS: setup.sentinels,
