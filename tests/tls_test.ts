@@ -105,8 +105,12 @@ Deno.test("TLS failures at start-up exit 78, each with a message that says what 
       /Source "127\.0\.0\.1:\d+" speaks TLS on that port, and the connection was plain: set SOURCE_REDIS_TLS=true/,
     ],
   ];
-  for (const [name, env, message] of cases) {
-    const result = await runCli(["check"], { env: { ...target, ...env }, timeoutMs: 60_000 });
+  // Independent runs: all at the same time.
+  const results = await Promise.all(
+    cases.map(([, env]) => runCli(["check"], { env: { ...target, ...env }, timeoutMs: 60_000 })),
+  );
+  for (const [i, [name, , message]] of cases.entries()) {
+    const result = results[i];
     assert.equal(result.code, 78, `${name}: ${result.stdout}\n${result.stderr}`);
     assert.match(result.stderr, message, name);
     assert.doesNotMatch(result.stderr, /Socket closed unexpectedly|stack|at async/, name);
