@@ -39,76 +39,85 @@ export async function makeCertificates(): Promise<TestCertificates> {
   const dir = await Deno.makeTempDir({ prefix: "redis-stream-sync-tls-" });
   const days = ["-days", "2"];
   const rsa = ["-newkey", "rsa:2048", "-nodes"];
-  await openssl([
-    "req",
-    "-x509",
-    ...rsa,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.crt",
-    ...days,
-    "-subj",
-    "/CN=Test CA",
-  ], dir);
-  await Deno.writeTextFile(
-    join(dir, "server.ext"),
-    "subjectAltName=DNS:redis.test,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-  );
-  await Deno.writeTextFile(
-    join(dir, "client.ext"),
-    "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-  );
-  for (const name of ["server", "client"]) {
-    await openssl([
+  // The keys first, all at the same time (each key takes a while), then the signatures.
+  await Promise.all([
+    openssl([
       "req",
+      "-x509",
       ...rsa,
       "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.csr`,
-      "-subj",
-      `/CN=${name}`,
-    ], dir);
-    await openssl([
-      "x509",
-      "-req",
-      "-in",
-      `${name}.csr`,
-      "-CA",
-      "ca.crt",
-      "-CAkey",
       "ca.key",
-      "-CAcreateserial",
       "-out",
-      `${name}.crt`,
+      "ca.crt",
       ...days,
-      "-extfile",
-      `${name}.ext`,
-    ], dir);
-  }
-  await openssl([
-    "req",
-    "-x509",
-    ...rsa,
-    "-keyout",
-    "other.key",
-    "-out",
-    "other.crt",
-    ...days,
-    "-subj",
-    "/CN=Other CA",
-  ], dir);
-  await openssl([
-    "pkey",
-    "-in",
-    "client.key",
-    "-aes256",
-    "-passout",
-    "pass:pass",
-    "-out",
-    "encrypted.key",
-  ], dir);
+      "-subj",
+      "/CN=Test CA",
+    ], dir),
+    openssl([
+      "req",
+      "-x509",
+      ...rsa,
+      "-keyout",
+      "other.key",
+      "-out",
+      "other.crt",
+      ...days,
+      "-subj",
+      "/CN=Other CA",
+    ], dir),
+    ...["server", "client"].map((name) =>
+      openssl([
+        "req",
+        ...rsa,
+        "-keyout",
+        `${name}.key`,
+        "-out",
+        `${name}.csr`,
+        "-subj",
+        `/CN=${name}`,
+      ], dir)
+    ),
+    Deno.writeTextFile(
+      join(dir, "server.ext"),
+      "subjectAltName=DNS:redis.test,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    ),
+    Deno.writeTextFile(
+      join(dir, "client.ext"),
+      "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    ),
+  ]);
+  await Promise.all([
+    // Serial numbers given (not a shared serial file written by both at once).
+    ...["server", "client"].map((name, i) =>
+      openssl([
+        "x509",
+        "-req",
+        "-in",
+        `${name}.csr`,
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        String(i + 1),
+        "-out",
+        `${name}.crt`,
+        ...days,
+        "-extfile",
+        `${name}.ext`,
+      ], dir)
+    ),
+    openssl([
+      "pkey",
+      "-in",
+      "client.key",
+      "-aes256",
+      "-passout",
+      "pass:pass",
+      "-out",
+      "encrypted.key",
+    ], dir),
+  ]);
   const at = (file: string) => join(dir, file);
   return {
     dir,
