@@ -209,6 +209,7 @@ export class ClusterTestClient implements AsyncDisposable {
   readonly #ports: number[];
   readonly #clients = new Map<number, TestClient>();
   readonly #bySlot = new Map<number, number>();
+  readonly #slots = new Map<string, number>();
 
   /** `options.ports`: every node, tried in turn when one cannot be reached (a killed master). */
   constructor(
@@ -241,7 +242,7 @@ export class ClusterTestClient implements AsyncDisposable {
   }
 
   async #route<T>(key: RedisArg, run: (c: TestClient) => Promise<T>): Promise<T> {
-    const slot = Number(await this.#anyNode((c) => c.send(["CLUSTER", "KEYSLOT", key])));
+    const slot = await this.#slotOf(key);
     let port = this.#bySlot.get(slot) ?? this.#seed.port;
     let asking = false;
     for (let hop = 0;; hop++) {
@@ -266,6 +267,15 @@ export class ClusterTestClient implements AsyncDisposable {
         if (!asking) this.#bySlot.set(slot, port);
       }
     }
+  }
+
+  /** CLUSTER KEYSLOT `key`, asked once per (text) key: a key's slot never changes. */
+  async #slotOf(key: RedisArg): Promise<number> {
+    const known = typeof key === "string" ? this.#slots.get(key) : undefined;
+    if (known !== undefined) return known;
+    const slot = Number(await this.#anyNode((c) => c.send(["CLUSTER", "KEYSLOT", key])));
+    if (typeof key === "string") this.#slots.set(key, slot);
+    return slot;
   }
 
   async #anyNode<T>(run: (c: TestClient) => Promise<T>): Promise<T> {
