@@ -144,8 +144,25 @@ async function startSentinels(
   return sentinels;
 }
 
-/** Starts the master (persistent), its replica and three sentinels, and waits until all see each other. */
-export async function startSentinelSetup(): Promise<SentinelSetup> {
+/** Options for {@linkcode startSentinelSetup} and {@linkcode startTlsSentinelSetup}. */
+export interface SentinelSetupOptions {
+  /**
+   * Wait until every sentinel knows the replica and the other sentinels
+   * (their hello messages go every 2 s): a failover needs it. Without, the
+   * sentinels name the master from their configuration at once, which is all
+   * that `SENTINEL get-master-addr-by-name` (the tool's only question) needs.
+   * @default {true}
+   */
+  failoverReady?: boolean;
+}
+
+/**
+ * Starts the master (persistent), its replica and three sentinels, and waits until all see each
+ * other (unless `failoverReady` is false).
+ */
+export async function startSentinelSetup(
+  options: SentinelSetupOptions = {},
+): Promise<SentinelSetup> {
   const master = await RedisServer.start({ appendOnly: true, args: SYNC_AT_ONCE });
   const replica = await RedisServer.start({
     appendOnly: true,
@@ -161,14 +178,16 @@ export async function startSentinelSetup(): Promise<SentinelSetup> {
     await waitInSync(replica);
     sentinels.push(...await startSentinels(3, master.port));
     // A failover needs every sentinel to know the replica and the other sentinels.
-    await waitFor(async () => {
-      for (const s of sentinels) {
-        await using c = await connect({ host: "127.0.0.1", port: s.port });
-        const info = String(await c.send(["INFO", "sentinel"]));
-        if (!/slaves=1,sentinels=3/.test(info)) return false;
-      }
-      return true;
-    }, { timeoutMs: 30_000, message: "three sentinels that see the replica and each other" });
+    if (options.failoverReady ?? true) {
+      await waitFor(async () => {
+        for (const s of sentinels) {
+          await using c = await connect({ host: "127.0.0.1", port: s.port });
+          const info = String(await c.send(["INFO", "sentinel"]));
+          if (!/slaves=1,sentinels=3/.test(info)) return false;
+        }
+        return true;
+      }, { timeoutMs: 30_000, message: "three sentinels that see the replica and each other" });
+    }
   } catch (error) {
     await dispose();
     throw error;
@@ -230,6 +249,7 @@ export async function tlsCli(
  */
 export async function startTlsSentinelSetup(
   certs: TestCertificates,
+  options: SentinelSetupOptions = {},
 ): Promise<{ master: RedisServer; sentinels: string } & AsyncDisposable> {
   const master = await startTlsServer(certs, {
     args: [...SYNC_AT_ONCE, "--tls-replication", "yes"],
@@ -253,14 +273,16 @@ export async function startTlsSentinelSetup(
   try {
     await waitInSync(replica.server);
     sentinels.push(...await startSentinels(3, master.tlsPort, certs));
-    await waitFor(async () => {
-      for (const s of sentinels) {
-        if (!/slaves=1,sentinels=3/.test(await tlsCli(certs, s.port, ["INFO", "sentinel"]))) {
-          return false;
+    if (options.failoverReady ?? true) {
+      await waitFor(async () => {
+        for (const s of sentinels) {
+          if (!/slaves=1,sentinels=3/.test(await tlsCli(certs, s.port, ["INFO", "sentinel"]))) {
+            return false;
+          }
         }
-      }
-      return true;
-    }, { timeoutMs: 30_000, message: "three TLS sentinels that see the replica and each other" });
+        return true;
+      }, { timeoutMs: 30_000, message: "three TLS sentinels that see the replica and each other" });
+    }
   } catch (error) {
     await dispose();
     throw error;
