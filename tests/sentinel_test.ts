@@ -150,7 +150,7 @@ Deno.test("a target behind sentinels with TARGET_WAIT_REPLICAS=1: SENTINEL FAILO
 });
 
 Deno.test("sentinel keys: a master name is required with the sentinels, and check names the master it reached", async () => {
-  await using setup = await startSentinelSetup();
+  await using setup = await startSentinelSetup({ failoverReady: false });
   const noName = await runCli(["check"], {
     env: { SOURCE_REDIS_SENTINELS: setup.sentinels },
     timeoutMs: 30_000,
@@ -194,7 +194,7 @@ Deno.test("sentinel keys: a master name is required with the sentinels, and chec
 });
 
 Deno.test("a sentinel that names a replica is passed over: the copy goes from the master the other sentinels name", async () => {
-  await using setup = await startSentinelSetup();
+  await using setup = await startSentinelSetup({ failoverReady: false });
   await using target = await RedisServer.start();
   const [master, replica] = setup.servers;
   // Asked first (listed first): it names the replica as the master.
@@ -219,7 +219,7 @@ Deno.test("a sentinel that names a replica is passed over: the copy goes from th
 });
 
 Deno.test("a sentinel that accepts connections and never answers does not stop the others from being asked", async () => {
-  await using setup = await startSentinelSetup();
+  await using setup = await startSentinelSetup({ failoverReady: false });
   const [master] = setup.servers;
   // Listed first: a port that takes connections and never says a word.
   const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -258,7 +258,7 @@ Deno.test("a sentinel that accepts connections and never answers does not stop t
 
 Deno.test("sentinels over TLS name a master reached over TLS: run --once copies exactly; a CA that did not sign them is a TLS error about the sentinels (78)", async () => {
   await using certs = await makeCertificates();
-  await using setup = await startTlsSentinelSetup(certs);
+  await using setup = await startTlsSentinelSetup(certs, { failoverReady: false });
   await using target = await RedisServer.start();
   await backlogOnAll(setup.master, 150, "backlog");
   const env = {
