@@ -60,6 +60,8 @@ const SEED_CONFIG: Config = {
   metricsHost: "127.0.0.1",
   metricsPort: 9108,
   heartbeatInterval: 0,
+  groupsSync: [],
+  groupsSyncInterval: 5,
   registry: "localhost:5000",
   tag: "latest",
 };

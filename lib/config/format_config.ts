@@ -55,6 +55,8 @@ function configValues(config: Config): Record<string, string> {
     METRICS_HOST: config.metricsHost,
     METRICS_PORT: String(config.metricsPort),
     HEARTBEAT_INTERVAL: String(config.heartbeatInterval),
+    STREAM_GROUPS_SYNC: config.groupsSync.join(","),
+    STREAM_GROUPS_SYNC_INTERVAL: String(config.groupsSyncInterval),
     REGISTRY: config.registry,
     TAG: config.tag,
   };

@@ -194,6 +194,26 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = Object.freeze([
     true,
   ),
   info(
+    "Streams",
+    "STREAM_GROUPS_SYNC",
+    "",
+    "Comma-separated Redis glob patterns of the applications' consumer groups to mirror on the " +
+      "target (`*` = all); empty = none. Each matching group of a replicated stream is created, " +
+      "moved (`XGROUP SETID ... ENTRIESREAD`) and destroyed on the target as on the source, never " +
+      "past what the target holds, so that consumers can move to the target after a failover. " +
+      "`STREAM_CONSUMER_GROUP` is never mirrored. Needs Redis 7.0 or later on the target.",
+    true,
+  ),
+  info(
+    "Streams",
+    "STREAM_GROUPS_SYNC_INTERVAL",
+    "5",
+    "Seconds (> 0) in which the groups of every replicated stream are mirrored once (spread " +
+      "over the interval, at most 2,000 streams a second): after a failover, at most the entries " +
+      "delivered on the source in about this time are delivered again on the target.",
+    true,
+  ),
+  info(
     "Discovery",
     "STREAM_AUTO_DISCOVERY",
     "true",

@@ -137,6 +137,8 @@ export function loadConfig(
     metricsHost: read(ctx, "METRICS_HOST", nonEmpty("a non-empty host name or IP address")),
     metricsPort: read(ctx, "METRICS_PORT", integer(0, 65535)),
     heartbeatInterval: read(ctx, "HEARTBEAT_INTERVAL", parseSecondsOrZero),
+    groupsSync: read(ctx, "STREAM_GROUPS_SYNC", parseList),
+    groupsSyncInterval: read(ctx, "STREAM_GROUPS_SYNC_INTERVAL", parseSeconds),
     registry: read(ctx, "REGISTRY", nonEmpty("a non-empty registry address")),
     tag: read(ctx, "TAG", nonEmpty("a non-empty image tag")),
   };

@@ -12,6 +12,7 @@ export { loadConfig } from "./load_config.ts";
 export type { ConfigFlags, LoadConfigOptions, LoadConfigResult } from "./load_config.ts";
 export {
   discoverySettings,
+  groupSyncSettings,
   HEARTBEAT_MAXLEN,
   heartbeatKey,
   heartbeatSettings,
@@ -22,6 +23,7 @@ export {
 } from "./settings.ts";
 export type {
   DiscoverySettings,
+  GroupSyncSettings,
   HeartbeatSettings,
   ReadSettings,
   RecoverySettings,

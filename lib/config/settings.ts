@@ -130,6 +130,16 @@ export interface HeartbeatSettings {
   maxlen: number;
 }
 
+/** What mirroring the applications' consumer groups needs (STREAM_GROUPS_SYNC not empty). */
+export interface GroupSyncSettings {
+  /** STREAM_GROUPS_SYNC: glob patterns of the group names mirrored. */
+  patterns: string[];
+  /** STREAM_CONSUMER_GROUP: never mirrored. */
+  ownGroup: string;
+  /** STREAM_GROUPS_SYNC_INTERVAL, in milliseconds. */
+  everyMs: number;
+}
+
 /** What a run needs: the servers, and each component's settings. */
 export interface RunSettings {
   /** The source server and its default DB (the run opens its pools). */
@@ -152,6 +162,8 @@ export interface RunSettings {
   sharing?: SharingSettings;
   /** With HEARTBEAT_INTERVAL (and replication on): the heartbeats; undefined without. */
   heartbeat?: HeartbeatSettings;
+  /** With STREAM_GROUPS_SYNC (and replication on): mirroring groups; undefined without. */
+  groupSync?: GroupSyncSettings;
   /** The replication engine's. */
   replication: ReplicationSettings;
 }
@@ -229,6 +241,16 @@ export function sharingSettings(config: Config): SharingSettings {
   };
 }
 
+/** Mirroring the applications' groups, from the configuration; undefined when off. */
+export function groupSyncSettings(config: Config): GroupSyncSettings | undefined {
+  if (config.groupsSync.length === 0) return undefined;
+  return {
+    patterns: config.groupsSync,
+    ownGroup: config.consumerGroup,
+    everyMs: config.groupsSyncInterval * 1000,
+  };
+}
+
 /** Every setting of a run, from the configuration: built once, when the run is made. */
 export function runSettings(config: Config): RunSettings {
   return {
@@ -243,6 +265,9 @@ export function runSettings(config: Config): RunSettings {
     ...(config.leases && config.streamsEnabled ? { sharing: sharingSettings(config) } : {}),
     ...(config.streamsEnabled && config.heartbeatInterval > 0
       ? { heartbeat: heartbeatSettings(config) }
+      : {}),
+    ...(config.streamsEnabled && config.groupsSync.length > 0
+      ? { groupSync: groupSyncSettings(config) }
       : {}),
     replication: replicationSettings(config),
   };

@@ -155,6 +155,10 @@ export interface Config {
   metricsPort: number;
   /** HEARTBEAT_INTERVAL, seconds between heartbeats on the source; 0 = none. */
   heartbeatInterval: number;
+  /** STREAM_GROUPS_SYNC, glob patterns of the source's consumer groups mirrored on the target; empty = none. */
+  groupsSync: string[];
+  /** STREAM_GROUPS_SYNC_INTERVAL, seconds (> 0) in which every stream's groups are mirrored once. */
+  groupsSyncInterval: number;
   /** REGISTRY, for scripts/build_image.sh. */
   registry: string;
   /** TAG, for scripts/build_image.sh. */

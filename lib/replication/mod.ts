@@ -7,7 +7,9 @@
  * - `run/`: a run of this instance: the orchestrator (discovery on a timer, stats, trims),
  *   the engine (the streams' data path), the one table of this instance's streams
  *   (`stream_table.ts`), the start of streams, and the loop acting on leases.
- * - `group/`: the consumer group on the source: made, pending entries taken over
+ * - `mirror/`: the applications' consumer groups (STREAM_GROUPS_SYNC), mirrored on the
+ *   target: what to change (`group_plan.ts`, pure) and the pass over the streams.
+ * - `group/`: the tool's consumer group on the source: made, pending entries taken over
  *   (recovery), acknowledgements.
  * - `read/`: readers of the source (plain, fenced and cluster strategies behind one loop),
  *   their placement on connections, and the memory read ahead.
@@ -35,6 +37,10 @@ export {
 export { foreignVerdict } from "./write/foreign_entries.ts";
 export { leaseKey } from "./sharing/lease_key.ts";
 export { Orchestrator } from "./run/orchestrator.ts";
+export { isMirrored, planGroups } from "./mirror/group_plan.ts";
+export type { GroupPlan, GroupPosition, StreamSide } from "./mirror/group_plan.ts";
+export { readSides } from "./mirror/group_sides.ts";
+export type { MirroredGroupStatus } from "./mirror/group_mirror.ts";
 export type { OrchestratorHooks } from "./run/engine_hooks.ts";
 export type { OrchestratorStatus, RunOptions, RunResult } from "./run/run_result.ts";
 export type { InstanceStatus } from "./sharing/instances.ts";

@@ -28,6 +28,7 @@ import { mirrorTrims } from "../write/trim.ts";
 import { Ownership } from "../sharing/ownership.ts";
 import { keepOwnership } from "./ownership_loop.ts";
 import { keepBeating } from "./heartbeat.ts";
+import { GroupMirror } from "../mirror/group_mirror.ts";
 
 const log = getLog("orchestrator");
 
@@ -61,6 +62,8 @@ export class Orchestrator {
   readonly #conflict = new AbortController();
   /** With leases: this instance's share of the streams. */
   #ownership: Ownership | undefined;
+  /** With STREAM_GROUPS_SYNC: the applications' groups, mirrored on the target. */
+  readonly #mirror: GroupMirror | undefined;
 
   constructor(config: Config, hooks: OrchestratorHooks = {}) {
     const settings = runSettings(config);
@@ -95,6 +98,12 @@ export class Orchestrator {
       owners: this.#owners,
       onLeaseEnd: (stream, released) => this.#ownership?.ended(stream.ref, released),
     });
+    const mirrored = settings.groupSync;
+    this.#mirror = mirrored &&
+      new GroupMirror({ source: this.#control, target: this.#targetPool }, {
+        settings: mirrored,
+        scheduler: this.#scheduler,
+      });
   }
 
   /** A snapshot of every stream and both servers. */
@@ -105,6 +114,7 @@ export class Orchestrator {
       target: this.#targetHealth,
       streams: this.#table.statuses(),
       instance: this.#ownership?.status(),
+      groups: this.#mirror?.status(),
     });
   }
 
@@ -188,11 +198,13 @@ export class Orchestrator {
           await engine.acksDone();
           const owed = this.#ownership?.answersFor(consumer); // else the whole group's
           await this.#table.checkNothingPending(this.#control, owed);
+          await this.#mirror?.sync(this.#table.caughtUp().map((s) => s.ref)); // where they are now
           await this.#refreshStats().catch((error) => this.#logDiscoveryError(error)); // said last
         } else {
           const maintenance = this.#maintenanceLoop(signal);
+          const mirroring = this.#mirror?.run(() => this.#table.runningRefs(), signal);
           await this.#discoveryLoop(signal);
-          await maintenance;
+          await Promise.all([maintenance, mirroring]);
         }
         await Promise.all([leases, beats]);
       }

@@ -9,6 +9,7 @@
 import { errorMessage } from "../../errors.ts";
 import { counted } from "../../log.ts";
 import type { InstanceStatus } from "../sharing/instances.ts";
+import type { MirroredGroupStatus } from "../mirror/group_mirror.ts";
 import type { RedisClient, ServerHealth, ServerHealthStatus } from "../../redis/mod.ts";
 import { pendingCounts } from "../group/pending.ts";
 import type { ReplicatedStream, StreamOutcome, StreamStatus } from "../stream/stream.ts";
@@ -53,6 +54,8 @@ export interface OrchestratorStatus {
   streams: StreamStatus[];
   /** With leases: this instance, the live ones, and how many leases it holds. */
   instance?: InstanceStatus;
+  /** With STREAM_GROUPS_SYNC: each mirrored group name and how far behind its copies are. */
+  groups?: MirroredGroupStatus[];
 }
 
 /**
@@ -145,6 +148,7 @@ export function runStatus(parts: {
   target: ServerHealth;
   streams: StreamStatus[];
   instance: InstanceStatus | undefined;
+  groups?: MirroredGroupStatus[];
 }): OrchestratorStatus {
   const { notReady, source, target } = parts;
   const reason = notReady ??
@@ -156,5 +160,6 @@ export function runStatus(parts: {
     target: target.status(),
     streams: parts.streams,
     instance: parts.instance,
+    ...(parts.groups ? { groups: parts.groups } : {}),
   };
 }

@@ -89,6 +89,17 @@ export class StreamTable {
     return [...this.#running.values()];
   }
 
+  /** The names of every stream replicating here now. */
+  runningRefs(): StreamRef[] {
+    return Array.from(this.#running.values(), (s) => s.ref);
+  }
+
+  /** The streams that ended caught up in this run (`run --once`). */
+  caughtUp(): ReplicatedStream[] {
+    return [...this.#outcomes].filter(([, o]) => o === "caught-up")
+      .map(([id]) => this.#ended.get(id)).filter((s) => s !== undefined);
+  }
+
   /** How many streams replicate here now. */
   get runningCount(): number {
     return this.#running.size;
@@ -299,9 +310,9 @@ export class StreamTable {
     control: RedisClient,
     consumer?: string | ((name: string) => boolean),
   ): Promise<void> {
-    const caughtUp = [...this.#outcomes].filter(([, o]) => o === "caught-up")
-      .map(([id]) => this.#ended.get(id)).filter((s) => s !== undefined);
-    for (const s of await stillPending(control, caughtUp, { group: this.#o.group, consumer })) {
+    for (
+      const s of await stillPending(control, this.caughtUp(), { group: this.#o.group, consumer })
+    ) {
       this.#outcomes.set(s.ref.id, "error");
     }
   }

@@ -1,0 +1,247 @@
+/**
+ * Mirrors the applications' consumer groups (STREAM_GROUPS_SYNC) of the
+ * streams this instance replicates: every stream once per interval, spread
+ * over it in slices (at most {@linkcode MAX_STREAMS_PER_SECOND} a second),
+ * each slice one pipeline of `XINFO GROUPS` + `XINFO STREAM` per side and
+ * one of the changes ({@linkcode planGroups} decides them). No timer or
+ * state per stream beyond the groups that are not in step.
+ *
+ * @module
+ */
+import type { GroupSyncSettings } from "../../config/mod.ts";
+import { errorMessage } from "../../errors.ts";
+import { escapeBytes, getLog } from "../../log.ts";
+import type { RedisClient, ServerPool } from "../../redis/mod.ts";
+import { chunksBy } from "../_group_by.ts";
+import type { Scheduler } from "../scheduler.ts";
+import type { StreamRef } from "../stream/stream_ref.ts";
+import { type GroupChange, planGroups } from "./group_plan.ts";
+import { readSides } from "./group_sides.ts";
+
+const log = getLog("groups");
+
+/** Streams whose groups are mirrored a second at most, whatever the interval. */
+export const MAX_STREAMS_PER_SECOND = 2000;
+/** How often a slice goes, at most. */
+const TICK_MS = 1000;
+
+/** What one pass (or slice) did. */
+export interface MirrorReport {
+  /** Streams whose groups were read on both sides. */
+  streams: number;
+  /** Changes made on the target, by kind. */
+  created: number;
+  moved: number;
+  destroyed: number;
+  /** Changes the target refused, and streams that could not be read. */
+  failed: number;
+}
+
+/** A mirrored group name and how far its copies are behind. */
+export interface MirroredGroupStatus {
+  /** The group's name (latin1 text of its bytes). */
+  group: string;
+  /** Streams where it is mirrored. */
+  streams: number;
+  /** Of those, where the target's group is not at the source's position. */
+  behind: number;
+  /** Seconds since the longest-behind of them was last in step (0: all are). */
+  delaySeconds: number;
+}
+
+/** Options for {@linkcode GroupMirror}. */
+export interface GroupMirrorOptions {
+  /** STREAM_GROUPS_SYNC and its interval. */
+  settings: GroupSyncSettings;
+  /** The run's scheduler (its sleeps end on the run's signal). */
+  scheduler: Scheduler;
+  /**
+   * Each slice's report (metrics).
+   * @default {undefined}
+   */
+  onReport?: (report: MirrorReport) => void;
+}
+
+/** See the module doc. */
+export class GroupMirror {
+  readonly #source: RedisClient;
+  readonly #target: ServerPool;
+  readonly #options: GroupMirrorOptions;
+  #from = 0;
+  /** Per stream id + "\0" + group: since when the target's group is not in step (ms). */
+  readonly #behindSince = new Map<string, number>();
+  /** Per stream id + "\0" + group: mirrored groups seen at the last look of their stream. */
+  readonly #seen = new Map<string, Set<string>>();
+  #warned = "";
+
+  constructor(
+    connections: { source: RedisClient; target: ServerPool },
+    options: GroupMirrorOptions,
+  ) {
+    this.#source = connections.source;
+    this.#target = connections.target;
+    this.#options = options;
+  }
+
+  /** Mirrors the groups of every stream of `streams()`, once per interval, until `signal` aborts. */
+  async run(streams: () => readonly StreamRef[], signal: AbortSignal): Promise<void> {
+    const { everyMs } = this.#options.settings;
+    const tick = Math.min(TICK_MS, everyMs);
+    while (!signal.aborted) {
+      await this.#options.scheduler.sleep(tick, signal);
+      if (signal.aborted) return;
+      const all = streams();
+      const share = Math.min(
+        Math.ceil(all.length * tick / everyMs),
+        Math.ceil(MAX_STREAMS_PER_SECOND * tick / 1000),
+      );
+      try {
+        await this.sync(this.#turn(all, share));
+      } catch (error) {
+        log.debug("Mirroring consumer groups failed: {error}", { error: errorMessage(error) });
+      }
+    }
+  }
+
+  /** Mirrors the groups of `refs` now; the report of what it did. */
+  async sync(refs: readonly StreamRef[]): Promise<MirrorReport> {
+    const report: MirrorReport = { streams: 0, created: 0, moved: 0, destroyed: 0, failed: 0 };
+    if (refs.length === 0) return report;
+    const settings = this.#options.settings;
+    const problems: string[] = [];
+    for (const [targetDb, list] of chunksBy(refs, (r) => r.targetDb, 500)) {
+      const sources = await readSides(this.#source, list.map((r) => ({ db: r.db, key: r.key })));
+      const target = this.#target.client(targetDb);
+      const targets = await readSides(
+        target,
+        list.map((r) => ({ db: targetDb, key: r.targetKey })),
+      );
+      const changes: { ref: StreamRef; change: GroupChange }[] = [];
+      const now = Date.now();
+      list.forEach((ref, i) => {
+        const [s, t] = [sources[i], targets[i]];
+        if (s instanceof Error || t instanceof Error) {
+          report.failed++;
+          problems.push(`${ref.label}: ${errorMessage(s instanceof Error ? s : t)}`);
+          return;
+        }
+        report.streams++;
+        const plan = planGroups(s, t, settings);
+        for (const change of plan.changes) changes.push({ ref, change });
+        const names = new Set<string>();
+        for (const st of plan.standings) {
+          const pair = `${ref.id}\0${st.group.key}`;
+          names.add(st.group.key);
+          if (st.capped) {
+            if (!this.#behindSince.has(pair)) this.#behindSince.set(pair, now);
+          } else this.#behindSince.delete(pair);
+        }
+        this.#forgetGone(ref.id, names);
+      });
+      const outcomes = await target.pipeline(
+        targetDb,
+        changes.map(({ ref, change }) => command(ref, change)),
+      );
+      outcomes.forEach((outcome, i) => {
+        const { ref, change } = changes[i];
+        if (outcome.status === "rejected") {
+          report.failed++;
+          // Not in step: counted behind until a pass makes the change.
+          const pair = `${ref.id}\0${change.group.key}`;
+          if (change.kind !== "destroy" && !this.#behindSince.has(pair)) {
+            this.#behindSince.set(pair, now);
+          }
+          problems.push(
+            `${ref.targetLabel} group ${escapeBytes(change.group.name)}: ${
+              errorMessage(outcome.reason)
+            }`,
+          );
+          return;
+        }
+        if (change.kind === "create") report.created++;
+        else if (change.kind === "setid") report.moved++;
+        else report.destroyed++;
+        log.debug("Consumer group {group} of {stream}: {change} on the target{at}", {
+          group: escapeBytes(change.group.name),
+          stream: ref.targetLabel,
+          change: change.kind,
+          at: change.kind === "destroy" ? "" : ` at ${change.id}`,
+        });
+      });
+    }
+    this.#say(problems);
+    this.#options.onReport?.(report);
+    return report;
+  }
+
+  /** Each mirrored group name: on how many streams, how many behind, the longest delay. */
+  status(now = Date.now()): MirroredGroupStatus[] {
+    const byName = new Map<string, MirroredGroupStatus>();
+    for (const names of this.#seen.values()) {
+      for (const group of names) {
+        const s = byName.get(group) ?? { group, streams: 0, behind: 0, delaySeconds: 0 };
+        s.streams++;
+        byName.set(group, s);
+      }
+    }
+    for (const [pair, since] of this.#behindSince) {
+      const group = pair.slice(pair.indexOf("\0") + 1);
+      const s = byName.get(group);
+      if (!s) continue;
+      s.behind++;
+      s.delaySeconds = Math.max(s.delaySeconds, (now - since) / 1000);
+    }
+    return [...byName.values()].sort((a, b) => (a.group < b.group ? -1 : 1));
+  }
+
+  /** Forgets what was kept of a stream that is no longer replicated here. */
+  forget(id: string): void {
+    this.#forgetGone(id, new Set());
+    this.#seen.delete(id);
+  }
+
+  #forgetGone(id: string, names: Set<string>): void {
+    for (const group of this.#seen.get(id) ?? []) {
+      if (!names.has(group)) this.#behindSince.delete(`${id}\0${group}`);
+    }
+    if (names.size > 0) this.#seen.set(id, names);
+    else this.#seen.delete(id);
+  }
+
+  /** The next `share` of `all` (all of them when fewer), in turns. */
+  #turn(all: readonly StreamRef[], share: number): readonly StreamRef[] {
+    if (all.length <= share) return all;
+    const from = this.#from % all.length;
+    this.#from = from + share;
+    const out = all.slice(from, from + share);
+    if (out.length < share) out.push(...all.slice(0, share - out.length));
+    return out;
+  }
+
+  /** One WARNING per pass with problems, naming the first; the same again only at DEBUG. */
+  #say(problems: string[]): void {
+    if (problems.length === 0) {
+      this.#warned = "";
+      return;
+    }
+    const first = problems[0];
+    const level = first === this.#warned ? "debug" : "warning";
+    this.#warned = first;
+    log[level]("Mirroring consumer groups failed for {count} (first: {first})", {
+      count: problems.length === 1 ? "1 stream or group" : `${problems.length} streams or groups`,
+      first,
+    });
+  }
+}
+
+/** The target command of `change`. */
+function command(ref: StreamRef, change: GroupChange): (string | Uint8Array)[] {
+  const name = change.group.name;
+  if (change.kind === "destroy") return ["XGROUP", "DESTROY", ref.targetKey, name];
+  const args: (string | Uint8Array)[] = change.kind === "create"
+    ? ["XGROUP", "CREATE", ref.targetKey, name, change.id]
+    : ["XGROUP", "SETID", ref.targetKey, name, change.id];
+  if (change.kind === "create" && change.mkstream) args.push("MKSTREAM");
+  if (change.entriesRead !== undefined) args.push("ENTRIESREAD", String(change.entriesRead));
+  return args;
+}

@@ -1,0 +1,172 @@
+/**
+ * What mirroring the applications' consumer groups of one stream does on
+ * the target, decided from what both servers said (pure): a group of the
+ * source that matches the patterns exists on the target at the same
+ * position, never past what the target holds; a mirrored group gone from
+ * the source goes from the target. The tool's own group is never touched.
+ *
+ * A position is `last-delivered-id`, with `entries-read` when it can be
+ * told exactly (Redis' lag of the group on the target is then right):
+ * at the target's last entry it is the target's `entries-added`; below it,
+ * when the target holds the source's whole tail, the target's
+ * `entries-added` minus the group's lag on the source. Otherwise it is
+ * left out and Redis estimates it, as it does after `XGROUP SETID`
+ * without `ENTRIESREAD`.
+ *
+ * @module
+ */
+import { compareIds } from "../../redis/mod.ts";
+import { globMatch } from "../../redis/mod.ts";
+
+/** One consumer group as `XINFO GROUPS` shows it. */
+export interface GroupPosition {
+  /** The group's name, raw bytes. */
+  readonly name: Uint8Array;
+  /** The name as latin1 text of its bytes (one character a byte): for matching and maps. */
+  readonly key: string;
+  /** `last-delivered-id`. */
+  readonly lastDeliveredId: string;
+  /** `entries-read`; null when Redis does not know it. */
+  readonly entriesRead: number | null;
+  /** `lag`; null when Redis cannot tell it. */
+  readonly lag: number | null;
+  /** `pending`. */
+  readonly pending: number;
+  /** `consumers`. */
+  readonly consumers: number;
+}
+
+/** One side of a stream, as `XINFO STREAM` and `XINFO GROUPS` showed it. */
+export interface StreamSide {
+  /** The stream exists (both commands answered). */
+  readonly exists: boolean;
+  /** `last-generated-id` ("0-0" when the stream does not exist). */
+  readonly lastGeneratedId: string;
+  /** The ID of the last entry ("0-0" when there is none). */
+  readonly topId: string;
+  /** `entries-added` (0 when the stream does not exist). */
+  readonly entriesAdded: number;
+  /** The stream's groups. */
+  readonly groups: readonly GroupPosition[];
+}
+
+/** A change to make on the target. */
+export type GroupChange =
+  | {
+    readonly kind: "create";
+    readonly group: GroupPosition;
+    readonly id: string;
+    readonly entriesRead?: number;
+    /** The target stream does not exist yet: made empty with the group (`MKSTREAM`). */
+    readonly mkstream: boolean;
+  }
+  | {
+    readonly kind: "setid";
+    readonly group: GroupPosition;
+    readonly id: string;
+    readonly entriesRead?: number;
+  }
+  | { readonly kind: "destroy"; readonly group: GroupPosition };
+
+/** How a mirrored group of the source stands on the target, once the changes are made. */
+export interface GroupStanding {
+  /** The source's group. */
+  readonly group: GroupPosition;
+  /** Where the target's group is (after the changes): the source's position, or the target's last entry. */
+  readonly targetId: string;
+  /** The source's position is past what the target holds: the target's group waits at its last entry. */
+  readonly capped: boolean;
+}
+
+/** What to do on the target for one stream. */
+export interface GroupPlan {
+  /** The changes, in order. */
+  readonly changes: GroupChange[];
+  /** Every mirrored group of the source, and where it stands on the target. */
+  readonly standings: GroupStanding[];
+}
+
+/** Options for {@linkcode planGroups}. */
+export interface PlanGroupsOptions {
+  /** STREAM_GROUPS_SYNC: glob patterns of the group names mirrored. */
+  patterns: readonly string[];
+  /** STREAM_CONSUMER_GROUP: never mirrored, on either side. */
+  ownGroup: string;
+}
+
+const ENCODER = new TextEncoder();
+const LATIN1 = new TextDecoder("latin1");
+
+/** A pattern or name as latin1 text of its UTF-8 bytes, as group names are matched. */
+export function latin1Of(text: string): string {
+  return LATIN1.decode(ENCODER.encode(text));
+}
+
+/** Whether group `key` (latin1 text of its bytes) is mirrored. */
+export function isMirrored(key: string, options: PlanGroupsOptions): boolean {
+  if (key === latin1Of(options.ownGroup)) return false;
+  return options.patterns.some((p) => globMatch(latin1Of(p), key));
+}
+
+/**
+ * The changes that make the target's mirrored groups of one stream stand
+ * where the source's do. Nothing when the source stream is not there (it
+ * is gone or not a stream: its groups are not known, none is destroyed).
+ */
+export function planGroups(
+  source: StreamSide,
+  target: StreamSide,
+  options: PlanGroupsOptions,
+): GroupPlan {
+  const changes: GroupChange[] = [];
+  const standings: GroupStanding[] = [];
+  if (!source.exists) return { changes, standings };
+  const onTarget = new Map(target.groups.map((g) => [g.key, g]));
+  const mirrored = new Set<string>();
+  // What the target holds: its last entry (no entry: nothing, "0-0").
+  const top = target.exists ? target.topId : "0-0";
+  for (const group of source.groups) {
+    if (!isMirrored(group.key, options)) continue;
+    mirrored.add(group.key);
+    const capped = compareIds(group.lastDeliveredId, top) > 0;
+    const id = capped ? top : group.lastDeliveredId;
+    const entriesRead = exactEntriesRead(id, group, source, target);
+    standings.push({ group, targetId: id, capped });
+    const there = onTarget.get(group.key);
+    if (!there) {
+      changes.push({ kind: "create", group, id, entriesRead, mkstream: !target.exists });
+    } else if (
+      there.lastDeliveredId !== id ||
+      (entriesRead !== undefined && there.entriesRead !== entriesRead)
+    ) {
+      changes.push({ kind: "setid", group, id, entriesRead });
+    }
+  }
+  for (const group of target.groups) {
+    if (!mirrored.has(group.key) && isMirrored(group.key, options)) {
+      changes.push({ kind: "destroy", group });
+    }
+  }
+  return { changes, standings };
+}
+
+/**
+ * The target group's `entries-read` at `id`, when it can be told exactly
+ * (see the module doc); undefined otherwise.
+ */
+function exactEntriesRead(
+  id: string,
+  group: GroupPosition,
+  source: StreamSide,
+  target: StreamSide,
+): number | undefined {
+  if (!target.exists) return id === "0-0" ? 0 : undefined;
+  // Entries deleted at the target's end: the counter of its last entry is not known.
+  if (target.lastGeneratedId !== target.topId) return undefined;
+  if (id === target.topId) return target.entriesAdded;
+  // Below the target's end: the target holds what the source has after the group's position
+  // only when it holds the source's last entry.
+  if (group.lag === null || target.topId !== source.lastGeneratedId) return undefined;
+  const read = target.entriesAdded - group.lag;
+  return read >= 0 && read <= target.entriesAdded ? read : undefined;
+}

@@ -1,0 +1,196 @@
+/**
+ * The applications' consumer groups follow to the target (STREAM_GROUPS_SYNC,
+ * `lib/replication/mirror/`): created, moved, moved back and destroyed as on
+ * the source, never past what the target holds, the tool's own group never.
+ * Real servers; replicators in-process.
+ */
+import assert from "node:assert/strict";
+import { loadConfig, runSettings } from "../lib/config/mod.ts";
+import { GroupMirror } from "../lib/replication/mirror/group_mirror.ts";
+import { Scheduler } from "../lib/replication/scheduler.ts";
+import { openPool, serverAddress, ServerHealth } from "../lib/redis/mod.ts";
+import { makeStreamRef } from "../lib/replication/mod.ts";
+import { connect, RedisServer, type TestClient } from "../testing/redis.ts";
+import {
+  fillStream,
+  quietLogs,
+  replicationConfig,
+  replicationEnvConf,
+  runOnce,
+  startReplicator,
+  waitFor,
+} from "./_replication.ts";
+
+const KEY = "orders-stream";
+const OWN = "redis-sync-group";
+
+/** Each group of `key`: name -> [last-delivered-id, entries-read, lag]. */
+async function groups(
+  client: TestClient,
+  key: string,
+): Promise<Map<string, [string, number | null, number | null]>> {
+  const reply = await client.send(["XINFO", "GROUPS", key]).catch(() => []) as unknown[][];
+  const out = new Map<string, [string, number | null, number | null]>();
+  for (const g of reply) {
+    const m = new Map<string, unknown>();
+    for (let i = 0; i + 1 < g.length; i += 2) m.set(String(g[i]), g[i + 1]);
+    const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+    out.set(String(m.get("name")), [
+      String(m.get("last-delivered-id")),
+      num(m.get("entries-read")),
+      num(m.get("lag")),
+    ]);
+  }
+  return out;
+}
+
+/** The source's groups but the tool's own, as the target should show them. */
+async function mirroredOf(client: TestClient, key: string) {
+  const all = await groups(client, key);
+  all.delete(OWN);
+  return all;
+}
+
+/**
+ * "" when the target's groups of `key` are the source's (but the tool's own): same names,
+ * positions and lag, and the same entries read where the source knows them (where it does not,
+ * the target's may be exact: the mirror sets them when it can tell).
+ */
+async function sameGroups(src: TestClient, dst: TestClient, key = KEY): Promise<string> {
+  const want = await mirroredOf(src, key);
+  const got = await groups(dst, key);
+  for (const [name, [, read]] of want) {
+    const there = got.get(name);
+    if (read === null && there) there[1] = null;
+  }
+  const [a, b] = [JSON.stringify([...want].sort()), JSON.stringify([...got].sort())];
+  return a === b ? "" : `source ${a}, target ${b}`;
+}
+
+/** Waits until the target's groups of `key` are the source's (but the tool's own). */
+async function waitMirrored(src: TestClient, dst: TestClient, what: string, key = KEY) {
+  let diff = "";
+  await waitFor(async () => (diff = await sameGroups(src, dst, key)) === "", {
+    timeoutMs: 10_000,
+    message: what,
+  }).catch((error) => {
+    throw new Error(`${error.message}: ${diff}`);
+  });
+}
+
+async function ids(client: TestClient, key: string): Promise<string[]> {
+  return (await client.xrangeAll(key)).map(([id]) => id);
+}
+
+Deno.test("the source's consumer groups are created, moved, moved back and destroyed on the target, with their entries read and lag, the tool's own group never", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  await fillStream(src, KEY, 100);
+  const all = await ids(src, KEY);
+  await src.send(["XGROUP", "CREATE", KEY, "billing", "0"]);
+  await src.send(["XGROUP", "CREATE", KEY, "shipping", "$"]);
+  await src.send(["XREADGROUP", "GROUP", "billing", "app-1", "COUNT", "40", "STREAMS", KEY, ">"]);
+  await using _ = startReplicator(
+    replicationConfig(source, target, {
+      STREAM_GROUPS_SYNC: "*",
+      STREAM_GROUPS_SYNC_INTERVAL: 0.2,
+    }),
+  );
+  await waitMirrored(src, dst, "groups mirrored");
+  const mirrored = await groups(dst, KEY);
+  assert.deepEqual(mirrored.get("billing"), [all[39], 40, 60]);
+  assert.equal(mirrored.get("shipping")?.[0], all[99]);
+  assert.equal(mirrored.has(OWN), false, "the tool's own group is not mirrored");
+
+  // Moved back, destroyed, created at "$" after more entries, and moved on by a consumer.
+  await fillStream(src, KEY, 10);
+  await src.send(["XGROUP", "SETID", KEY, "billing", all[9]]);
+  await src.send(["XGROUP", "DESTROY", KEY, "shipping"]);
+  await src.send(["XGROUP", "CREATE", KEY, "audit", "$"]);
+  await src.send(["XREADGROUP", "GROUP", "billing", "app-1", "COUNT", "5", "STREAMS", KEY, ">"]);
+  await waitMirrored(src, dst, "groups mirrored again");
+  const again = await groups(dst, KEY);
+  assert.equal(again.has("shipping"), false);
+  // After SETID without ENTRIESREAD the source does not know its entries read or lag: nor
+  // does the target (the mirror does not make them up).
+  assert.deepEqual(again.get("billing"), [all[14], null, null]);
+  assert.equal(again.get("audit")?.[2], 0);
+});
+
+Deno.test("a group whose position is past what the target holds waits at the target's last entry and follows the copy", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  await fillStream(src, KEY, 100);
+  const all = await src.xrangeAll(KEY);
+  // The target holds the first 60 entries only (a copy in progress).
+  for (const [id, fields] of all.slice(0, 60)) await dst.send(["XADD", KEY, id, ...fields]);
+  await src.send(["XGROUP", "CREATE", KEY, "billing", "0"]);
+  await src.send(["XREADGROUP", "GROUP", "billing", "app-1", "COUNT", "90", "STREAMS", KEY, ">"]);
+  const config =
+    loadConfig({}, {}, replicationEnvConf(source, target, { STREAM_GROUPS_SYNC: "billing" }))
+      .config;
+  const settings = runSettings(config);
+  const scheduler = new Scheduler();
+  const sourcePool = openPool("source", settings.source, {
+    health: new ServerHealth("source", serverAddress(settings.source)),
+  });
+  const targetPool = openPool("target", settings.target, {
+    health: new ServerHealth("target", serverAddress(settings.target)),
+  });
+  try {
+    const mirror = new GroupMirror(
+      { source: sourcePool.control(0, "control"), target: targetPool },
+      { settings: settings.groupSync!, scheduler },
+    );
+    const ref = makeStreamRef(0, KEY);
+    const first = await mirror.sync([ref]);
+    assert.equal(first.created, 1);
+    assert.deepEqual((await groups(dst, KEY)).get("billing"), [all[59][0], 60, 0]);
+    const [status] = mirror.status();
+    assert.equal(status.group, "billing");
+    assert.equal(status.behind, 1, "the target's group waits for the copy");
+    // The copy reaches entry 80: the group moves to it; then past the source's position.
+    for (const [id, fields] of all.slice(60, 80)) await dst.send(["XADD", KEY, id, ...fields]);
+    await mirror.sync([ref]);
+    assert.deepEqual((await groups(dst, KEY)).get("billing"), [all[79][0], 80, 0]);
+    for (const [id, fields] of all.slice(80)) await dst.send(["XADD", KEY, id, ...fields]);
+    await mirror.sync([ref]);
+    assert.deepEqual((await groups(dst, KEY)).get("billing"), [all[89][0], 90, 10]);
+    assert.equal(mirror.status()[0].behind, 0);
+    // The target loses its last 30 entries (a failover of the target, say): the group moves back.
+    await dst.send(["XTRIM", KEY, "MINID", "0"]);
+    await dst.send(["DEL", KEY]);
+    for (const [id, fields] of all.slice(0, 70)) await dst.send(["XADD", KEY, id, ...fields]);
+    await mirror.sync([ref]);
+    assert.deepEqual((await groups(dst, KEY)).get("billing"), [all[69][0], 70, 0]);
+  } finally {
+    sourcePool.close();
+    targetPool.close();
+    scheduler.close();
+  }
+});
+
+Deno.test("run --once leaves the groups where the source has them, on a stream the copy made", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  await fillStream(src, KEY, 50);
+  await src.send(["XGROUP", "CREATE", KEY, "billing", "0"]);
+  await src.send(["XREADGROUP", "GROUP", "billing", "app-1", "COUNT", "20", "STREAMS", KEY, ">"]);
+  await src.send(["XGROUP", "CREATE", "idle-stream", "empty", "$", "MKSTREAM"]);
+  const result = await runOnce(
+    replicationConfig(source, target, { STREAM_GROUPS_SYNC: "*", STREAM_GROUPS_SYNC_INTERVAL: 60 }),
+  );
+  assert.ok(result.ok, JSON.stringify(result.failures));
+  assert.equal(await sameGroups(src, dst), "");
+  assert.equal(await sameGroups(src, dst, "idle-stream"), "", "an empty stream's group too");
+  assert.equal((await groups(dst, KEY)).get("billing")?.[1], 20);
+});
