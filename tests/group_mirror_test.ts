@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { loadConfig, runSettings } from "../lib/config/mod.ts";
+import { Metrics } from "../lib/ops/metrics.ts";
 import { GroupMirror } from "../lib/replication/mirror/group_mirror.ts";
 import { Scheduler } from "../lib/replication/scheduler.ts";
 import { openPool, serverAddress, ServerHealth } from "../lib/redis/mod.ts";
@@ -93,13 +94,23 @@ Deno.test("the source's consumer groups are created, moved, moved back and destr
   await src.send(["XGROUP", "CREATE", KEY, "billing", "0"]);
   await src.send(["XGROUP", "CREATE", KEY, "shipping", "$"]);
   await src.send(["XREADGROUP", "GROUP", "billing", "app-1", "COUNT", "40", "STREAMS", KEY, ">"]);
-  await using _ = startReplicator(
+  await using replicator = startReplicator(
     replicationConfig(source, target, {
       STREAM_GROUPS_SYNC: "*",
       STREAM_GROUPS_SYNC_INTERVAL: 0.2,
     }),
   );
+  const metrics = new Metrics("test");
+  metrics.setStatusSource(() => replicator.orchestrator.status());
   await waitMirrored(src, dst, "groups mirrored");
+  await waitFor(() => metrics.text().includes('group_sync_streams_behind{group="billing"} 0'), {
+    timeoutMs: 5000,
+    message: "the metrics showing billing mirrored, in step",
+  });
+  assert.match(
+    metrics.text(),
+    /^redis_stream_sync_group_sync_delay_seconds\{group="shipping"\} 0$/m,
+  );
   const mirrored = await groups(dst, KEY);
   assert.deepEqual(mirrored.get("billing"), [all[39], 40, 60]);
   assert.equal(mirrored.get("shipping")?.[0], all[99]);

@@ -10,6 +10,7 @@ import { Counter, EXPOSITION_CONTENT_TYPE, Gauge, Histogram, Registry } from "./
 import { ReplicationDelay } from "./delay.ts";
 import type {
   InstanceStatus,
+  MirroredGroupStatus,
   OrchestratorHooks,
   OrchestratorStatus,
   StreamRef,
@@ -220,6 +221,26 @@ export class Metrics {
         "Stream leases this instance took while free (acquired) or from an instance that is gone (taken_over), found taken by another (lost) or gave to the instance that should hold them (handed_over)",
       labelNames: ["change"],
     });
+    const perGroup = (name: string, help: string, value: (g: MirroredGroupStatus) => number) =>
+      new Gauge(registry, {
+        name: `${PREFIX}${name}`,
+        help,
+        labelNames: ["group"],
+        collect(g) {
+          g.reset();
+          for (const group of status()?.groups ?? []) g.set({ group: group.group }, value(group));
+        },
+      });
+    perGroup(
+      "group_sync_delay_seconds",
+      "STREAM_GROUPS_SYNC: per mirrored group name, seconds since the longest-behind of its copies on the target was last at the source's position (0: all are); a copy waits while the source's position is past what the target holds",
+      (g) => g.delaySeconds,
+    );
+    perGroup(
+      "group_sync_streams_behind",
+      "STREAM_GROUPS_SYNC: per mirrored group name, streams whose copy of the group on the target is not at the source's position",
+      (g) => g.behind,
+    );
     registerProcessMetrics(registry);
   }
 

@@ -28,11 +28,10 @@ import { mirrorTrims } from "../write/trim.ts";
 import { Ownership } from "../sharing/ownership.ts";
 import { keepOwnership } from "./ownership_loop.ts";
 import { keepBeating } from "./heartbeat.ts";
+import { keepMaintaining } from "./maintenance_loop.ts";
 import { GroupMirror } from "../mirror/group_mirror.ts";
 
 const log = getLog("orchestrator");
-
-const MAINTENANCE_TICK_MS = 1000; // how often group maintenance looks for streams due, at most
 
 /** Replicates every configured and discovered stream. */
 export class Orchestrator {
@@ -201,7 +200,10 @@ export class Orchestrator {
           await this.#mirror?.sync(this.#table.caughtUp().map((s) => s.ref)); // where they are now
           await this.#refreshStats().catch((error) => this.#logDiscoveryError(error)); // said last
         } else {
-          const maintenance = this.#maintenanceLoop(signal);
+          const maintenance = keepMaintaining(() => engine.maintain(), signal, {
+            scheduler: this.#scheduler,
+            everyMs: this.#settings.replication.recovery.pendingCheckEveryMs,
+          });
           const mirroring = this.#mirror?.run(() => this.#table.runningRefs(), signal);
           await this.#discoveryLoop(signal);
           await Promise.all([maintenance, mirroring]);
@@ -271,20 +273,6 @@ export class Orchestrator {
     this.#readerPool.close();
     this.#targetPool.close();
     this.#endHardStop();
-  }
-
-  async #maintenanceLoop(signal: AbortSignal): Promise<void> {
-    const every = this.#settings.replication.recovery.pendingCheckEveryMs;
-    const tick = Math.max(50, Math.min(MAINTENANCE_TICK_MS, every / 4));
-    while (!signal.aborted) {
-      await this.#scheduler.sleep(tick, signal);
-      if (signal.aborted) return;
-      try {
-        await this.#engine!.maintain();
-      } catch (error) {
-        log.debug("Group maintenance failed: {error}", { error: errorMessage(error) });
-      }
-    }
   }
 
   async #firstPass(signal: AbortSignal): Promise<void> {
