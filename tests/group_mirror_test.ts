@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { loadConfig, runSettings } from "../lib/config/mod.ts";
 import { Metrics } from "../lib/ops/metrics.ts";
 import { GroupMirror } from "../lib/replication/mirror/group_mirror.ts";
+import { idBefore } from "../lib/replication/mirror/group_plan.ts";
 import { Scheduler } from "../lib/replication/scheduler.ts";
 import { openPool, serverAddress, ServerHealth } from "../lib/redis/mod.ts";
 import { makeStreamRef } from "../lib/replication/mod.ts";
@@ -79,6 +80,24 @@ async function waitMirrored(src: TestClient, dst: TestClient, what: string, key 
   });
 }
 
+/** A consumer of `group` reads `count` new entries and acknowledges them; their IDs. */
+async function consume(client: TestClient, group: string, count: number, ack = true) {
+  const reply = await client.send([
+    "XREADGROUP",
+    "GROUP",
+    group,
+    "app-1",
+    "COUNT",
+    String(count),
+    "STREAMS",
+    KEY,
+    ">",
+  ]) as [string, [string, string[]][]][];
+  const read = reply[0][1].map(([id]) => id);
+  if (ack) await client.send(["XACK", KEY, group, ...read]);
+  return read;
+}
+
 async function ids(client: TestClient, key: string): Promise<string[]> {
   return (await client.xrangeAll(key)).map(([id]) => id);
 }
@@ -93,7 +112,7 @@ Deno.test("the source's consumer groups are created, moved, moved back and destr
   const all = await ids(src, KEY);
   await src.send(["XGROUP", "CREATE", KEY, "billing", "0"]);
   await src.send(["XGROUP", "CREATE", KEY, "shipping", "$"]);
-  await src.send(["XREADGROUP", "GROUP", "billing", "app-1", "COUNT", "40", "STREAMS", KEY, ">"]);
+  await consume(src, "billing", 40);
   await using replicator = startReplicator(
     replicationConfig(source, target, {
       STREAM_GROUPS_SYNC: "*",
@@ -121,7 +140,7 @@ Deno.test("the source's consumer groups are created, moved, moved back and destr
   await src.send(["XGROUP", "SETID", KEY, "billing", all[9]]);
   await src.send(["XGROUP", "DESTROY", KEY, "shipping"]);
   await src.send(["XGROUP", "CREATE", KEY, "audit", "$"]);
-  await src.send(["XREADGROUP", "GROUP", "billing", "app-1", "COUNT", "5", "STREAMS", KEY, ">"]);
+  await consume(src, "billing", 5);
   await waitMirrored(src, dst, "groups mirrored again");
   const again = await groups(dst, KEY);
   assert.equal(again.has("shipping"), false);
@@ -129,6 +148,19 @@ Deno.test("the source's consumer groups are created, moved, moved back and destr
   // does the target (the mirror does not make them up).
   assert.deepEqual(again.get("billing"), [all[14], null, null]);
   assert.equal(again.get("audit")?.[2], 0);
+
+  // Delivered and not acknowledged on the source: the target's group stands before the oldest
+  // of them, so that they are delivered again there (none is skipped after a failover).
+  const unacked = await consume(src, "billing", 5, false);
+  await consume(src, "billing", 3);
+  await waitFor(async () => (await groups(dst, KEY)).get("billing")?.[0] === idBefore(unacked[0]), {
+    timeoutMs: 5000,
+    message: "billing held before its oldest pending entry",
+  });
+  assert.equal(unacked[0], all[15]);
+  await src.send(["XACK", KEY, "billing", ...unacked]);
+  await waitMirrored(src, dst, "billing at its last delivered entry once all is acknowledged");
+  assert.equal((await groups(dst, KEY)).get("billing")?.[0], all[22]);
 });
 
 Deno.test("a group whose position is past what the target holds waits at the target's last entry and follows the copy", async () => {
@@ -142,7 +174,7 @@ Deno.test("a group whose position is past what the target holds waits at the tar
   // The target holds the first 60 entries only (a copy in progress).
   for (const [id, fields] of all.slice(0, 60)) await dst.send(["XADD", KEY, id, ...fields]);
   await src.send(["XGROUP", "CREATE", KEY, "billing", "0"]);
-  await src.send(["XREADGROUP", "GROUP", "billing", "app-1", "COUNT", "90", "STREAMS", KEY, ">"]);
+  await consume(src, "billing", 90);
   const config =
     loadConfig({}, {}, replicationEnvConf(source, target, { STREAM_GROUPS_SYNC: "billing" }))
       .config;
@@ -195,7 +227,7 @@ Deno.test("run --once leaves the groups where the source has them, on a stream t
   await using dst = await connect(target);
   await fillStream(src, KEY, 50);
   await src.send(["XGROUP", "CREATE", KEY, "billing", "0"]);
-  await src.send(["XREADGROUP", "GROUP", "billing", "app-1", "COUNT", "20", "STREAMS", KEY, ">"]);
+  await consume(src, "billing", 20);
   await src.send(["XGROUP", "CREATE", "idle-stream", "empty", "$", "MKSTREAM"]);
   const result = await runOnce(
     replicationConfig(source, target, { STREAM_GROUPS_SYNC: "*", STREAM_GROUPS_SYNC_INTERVAL: 60 }),

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import {
   type GroupPosition,
+  idBefore,
   planGroups,
   type StreamSide,
 } from "../lib/replication/mirror/group_plan.ts";
@@ -27,6 +28,7 @@ function group(
     entriesRead: null,
     lag: null,
     pending: 0,
+    oldestPendingId: null,
     consumers: 0,
     ...more,
   };
@@ -173,4 +175,21 @@ Deno.test("group names are matched as bytes: a name that is not UTF-8 matches a 
   const plan = planGroups(side(5, [odd]), side(5, []), { patterns: ["g?1"], ownGroup: "own" });
   assert.equal(plan.changes.length, 1);
   assert.deepEqual(plan.changes[0].group.name, bytes);
+});
+
+Deno.test("a group with entries pending on the source is mirrored just before its oldest pending entry, so that they are delivered again on the target", () => {
+  const held = group("billing", "40-0", {
+    entriesRead: 40,
+    lag: 60,
+    pending: 5,
+    oldestPendingId: "36-0",
+  });
+  const [change] = planGroups(side(100, [held]), side(100, []), OPTIONS).changes;
+  assert.ok(change.kind === "create");
+  assert.equal(change.id, "35-18446744073709551615");
+  assert.equal(change.entriesRead, undefined, "not known exactly below the last delivered entry");
+  assert.equal(idBefore("36-3"), "36-2");
+  assert.equal(idBefore("0-1"), "0-0");
+  assert.equal(idBefore("0-0"), "0-0");
+  assert.equal(idBefore("18446744073709551615-0"), "18446744073709551614-18446744073709551615");
 });

@@ -15,7 +15,7 @@ import type { RedisClient, ServerPool } from "../../redis/mod.ts";
 import { chunksBy } from "../_group_by.ts";
 import type { Scheduler } from "../scheduler.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
-import { type GroupChange, planGroups } from "./group_plan.ts";
+import { type GroupChange, isMirrored, planGroups } from "./group_plan.ts";
 import { readSides } from "./group_sides.ts";
 
 const log = getLog("groups");
@@ -110,7 +110,9 @@ export class GroupMirror {
     const settings = this.#options.settings;
     const problems: string[] = [];
     for (const [targetDb, list] of chunksBy(refs, (r) => r.targetDb, 500)) {
-      const sources = await readSides(this.#source, list.map((r) => ({ db: r.db, key: r.key })));
+      const sources = await readSides(this.#source, list.map((r) => ({ db: r.db, key: r.key })), {
+        pendingOf: (group) => isMirrored(group, settings),
+      });
       const target = this.#target.client(targetDb);
       const targets = await readSides(
         target,

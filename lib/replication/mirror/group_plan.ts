@@ -32,6 +32,8 @@ export interface GroupPosition {
   readonly lag: number | null;
   /** `pending`. */
   readonly pending: number;
+  /** The group's oldest pending entry (`XPENDING`), when read and there is one. */
+  oldestPendingId: string | null;
   /** `consumers`. */
   readonly consumers: number;
 }
@@ -128,8 +130,9 @@ export function planGroups(
   for (const group of source.groups) {
     if (!isMirrored(group.key, options)) continue;
     mirrored.add(group.key);
-    const capped = compareIds(group.lastDeliveredId, top) > 0;
-    const id = capped ? top : group.lastDeliveredId;
+    const resume = resumeId(group);
+    const capped = compareIds(resume, top) > 0;
+    const id = capped ? top : resume;
     const entriesRead = exactEntriesRead(id, group, source, target);
     standings.push({ group, targetId: id, capped });
     const there = onTarget.get(group.key);
@@ -151,6 +154,30 @@ export function planGroups(
 }
 
 /**
+ * Where a consumer of the group on the target goes on from: its last
+ * delivered entry, or the one before its oldest pending entry when it has
+ * one (that entry and those after it are delivered again there: an entry
+ * delivered and not acknowledged on the source is not skipped).
+ */
+export function resumeId(group: GroupPosition): string {
+  const pending = group.oldestPendingId;
+  if (pending === null) return group.lastDeliveredId;
+  const before = idBefore(pending);
+  return compareIds(before, group.lastDeliveredId) < 0 ? before : group.lastDeliveredId;
+}
+
+const MAX_SEQ = "18446744073709551615";
+
+/** The greatest stream ID below `id` ("0-0" for "0-0" and "0-1"). */
+export function idBefore(id: string): string {
+  const dash = id.indexOf("-");
+  const ms = BigInt(dash < 0 ? id : id.slice(0, dash));
+  const seq = BigInt(dash < 0 ? "0" : id.slice(dash + 1));
+  if (seq > 0n) return `${ms}-${seq - 1n}`;
+  return ms > 0n ? `${ms - 1n}-${MAX_SEQ}` : "0-0";
+}
+
+/**
  * The target group's `entries-read` at `id`, when it can be told exactly
  * (see the module doc); undefined otherwise.
  */
@@ -166,6 +193,7 @@ function exactEntriesRead(
   if (id === target.topId) return target.entriesAdded;
   // Below the target's end: the target holds what the source has after the group's position
   // only when it holds the source's last entry.
+  if (id !== group.lastDeliveredId) return undefined; // held back before a pending entry
   if (group.lag === null || target.topId !== source.lastGeneratedId) return undefined;
   const read = target.entriesAdded - group.lag;
   return read >= 0 && read <= target.entriesAdded ? read : undefined;

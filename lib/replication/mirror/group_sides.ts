@@ -19,6 +19,16 @@ export interface SideKey {
   readonly key: Uint8Array;
 }
 
+/** Options for {@linkcode readSides}. */
+export interface ReadSidesOptions {
+  /**
+   * The groups (latin1 names) whose oldest pending entry is read (`XPENDING` summary) when
+   * they have any.
+   * @default {() => false}
+   */
+  pendingOf?: (group: string) => boolean;
+}
+
 /**
  * The side of each of `keys` (in order): a stream that is not there is
  * `exists: false`; one that could not be read (another type, a refusal),
@@ -27,6 +37,7 @@ export interface SideKey {
 export async function readSides(
   client: RedisClient,
   keys: readonly SideKey[],
+  options: ReadSidesOptions = {},
 ): Promise<(StreamSide | Error)[]> {
   const out = new Map<SideKey, StreamSide | Error>();
   for (const [db, list] of chunksBy(keys, (k) => k.db, CHUNK)) {
@@ -39,9 +50,44 @@ export async function readSides(
       buffers: true,
       parse: RANGE_REPLY,
     });
-    list.forEach((k, i) => out.set(k, side(groups[i], infos[i])));
+    const sides = list.map((_, i) => side(groups[i], infos[i]));
+    if (options.pendingOf) await readOldestPending(client, db, list, sides, options.pendingOf);
+    list.forEach((k, i) => out.set(k, sides[i]));
   }
   return keys.map((k) => out.get(k)!);
+}
+
+/**
+ * Fills in `oldestPendingId` of the groups of `sides` that `pendingOf` names and that have
+ * entries pending (read after their `XINFO GROUPS`: an entry acked since is not pending, and
+ * entries delivered since come after `last-delivered-id`). A group whose read fails (it was
+ * destroyed meanwhile) keeps `oldestPendingId` null and its position.
+ */
+async function readOldestPending(
+  client: RedisClient,
+  db: number,
+  list: readonly SideKey[],
+  sides: (StreamSide | Error)[],
+  pendingOf: (group: string) => boolean,
+): Promise<void> {
+  const asks: { group: { oldestPendingId: string | null }; command: (string | Uint8Array)[] }[] =
+    [];
+  list.forEach((k, i) => {
+    const s = sides[i];
+    if (s instanceof Error) return;
+    for (const g of s.groups) {
+      if (g.pending > 0 && pendingOf(g.key)) {
+        asks.push({ group: g, command: ["XPENDING", k.key, g.name] });
+      }
+    }
+  });
+  if (asks.length === 0) return;
+  const replies = await client.pipeline(db, asks.map((a) => a.command));
+  replies.forEach((reply, i) => {
+    if (reply.status !== "fulfilled" || !Array.isArray(reply.value)) return;
+    const [count, smallest] = reply.value;
+    if (Number(count) > 0 && smallest !== null) asks[i].group.oldestPendingId = text(smallest);
+  });
 }
 
 /** The side of a stream from its `XINFO GROUPS` and `XINFO STREAM` outcomes. */
@@ -82,6 +128,7 @@ function groupPosition(reply: unknown): GroupPosition {
     entriesRead: numberOrNull(g.get("entries-read")),
     lag: numberOrNull(g.get("lag")),
     pending: Number(g.get("pending") ?? 0),
+    oldestPendingId: null,
     consumers: Number(g.get("consumers") ?? 0),
   };
 }
