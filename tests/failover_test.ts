@@ -12,10 +12,13 @@ import { createClient } from "@redis/client";
 import { RedisServer } from "../testing/redis.ts";
 import { connect } from "../testing/redis.ts";
 import {
+  addEntries,
+  assertSameEntries,
   delay,
   fillStream,
   quietLogs,
   replicationConfig,
+  runOnce,
   startReplicator,
   waitFor,
 } from "./_replication.ts";
@@ -135,4 +138,56 @@ Deno.test("after the source is killed, consumers that move to the target go on f
   } finally {
     await replicator.stop().catch(() => {});
   }
+});
+
+Deno.test("failback: the tool run with the sides swapped copies back what was written on the target during the outage, exact, the groups follow back, and a stream whose old source holds entries never copied is reported, not overwritten", async () => {
+  await quietLogs();
+  await using oldSource = await RedisServer.start();
+  await using oldTarget = await RedisServer.start();
+  await using src = await connect(oldSource);
+  await using dst = await connect(oldTarget);
+  const [clean, diverged] = ["orders-stream", "payments-stream"];
+  for (const key of [clean, diverged]) {
+    await fillStream(src, key, 200);
+    await src.send(["XGROUP", "CREATE", key, "billing", "0"]);
+  }
+  const forward = { STREAM_GROUPS_SYNC: "*" };
+  assert.ok((await runOnce(replicationConfig(oldSource, oldTarget, forward))).ok);
+  // Written on the old source after its last copy, then the old source was lost.
+  const neverCopied = await addEntries(src, diverged, 5);
+  // The applications on the old target: new entries, and the group goes on.
+  for (const key of [clean, diverged]) {
+    await addEntries(dst, key, 50);
+    await dst.send(["XREADGROUP", "GROUP", "billing", "app", "COUNT", "230", "STREAMS", key, ">"]);
+    await dst.send([
+      "XACK",
+      key,
+      "billing",
+      ...(await dst.xrangeAll(key)).slice(0, 230).map(([id]) => id),
+    ]);
+  }
+  // The old source is back: the same settings with the sides swapped.
+  const back = await runOnce(replicationConfig(oldTarget, oldSource, forward));
+  assert.deepEqual(back.failures.map((f) => f.stream), [`db0:${diverged}`]);
+  assert.match(
+    back.failures[0].reason,
+    /ends with entry \S+, which source stream db0:payments-stream does not hold/,
+  );
+  // The clean stream: the old source is the old target's exact copy, the group follows back.
+  assertSameEntries(await src.xrangeAll(clean), await dst.xrangeAll(clean), clean);
+  // Position, entries read, lag and pending (consumers are not mirrored).
+  const groupsOf = async (c: typeof src, key: string) => {
+    const g = (await c.send(["XINFO", "GROUPS", key]) as unknown[][]).find((g) =>
+      g[1] === "billing"
+    )!;
+    const m = new Map(g.flatMap((v, i) => (i % 2 === 0 ? [[String(v), g[i + 1]]] : [])));
+    return JSON.stringify(
+      ["last-delivered-id", "entries-read", "lag", "pending"].map((f) => m.get(f)),
+    );
+  };
+  assert.equal(await groupsOf(src, clean), await groupsOf(dst, clean));
+  // The diverged stream is left as it was on the old source: its 5 entries there, nothing added.
+  const old = await src.xrangeAll(diverged);
+  assert.deepEqual(old.slice(-5).map(([id]) => id), neverCopied);
+  assert.equal(old.length, 205);
 });

@@ -29,9 +29,12 @@ Deno.test("entries whose IDs the target already holds with other fields or value
   const key = "same-ids-stream";
   // Another writer (or a source stream deleted and recreated with explicit IDs) put entries
   // with the source's IDs and other content into the target stream.
+  // Its last entry is the source's (a target that ends with an entry the source holds
+  // otherwise is refused at start: tests/failover_test.ts).
   for (let i = 1; i <= 10; i++) {
     await src.send(["XADD", key, `1-${i}`, "n", String(i), "from", "source"]);
-    await dst.send(["XADD", key, `1-${i}`, "n", String(i), "from", "someone else"]);
+    const from = i < 10 ? "someone else" : "source";
+    await dst.send(["XADD", key, `1-${i}`, "n", String(i), "from", from]);
   }
   const before = await dst.xrangeAll(key);
   const result = await runOnce(replicationConfig(source, target));
@@ -189,8 +192,14 @@ Deno.test("entries something else wrote into a target stream are said at start: 
   await dst.send(["XADD", "foreign-bytes-stream", "5-1", "n", "changed"]);
   await dst.send(["XADD", "trimmed-head-stream", "4-1", "n", "0"]);
   await src.send(["XTRIM", "trimmed-head-stream", "MINID", "5-0"]);
-  await runOnce(replicationConfig(source, target));
+  const result = await runOnce(replicationConfig(source, target));
   const said = logs.atLeast("WARNING", /begins with entry/).map((l) => l.message);
+  // The one whose last entry the source holds with other bytes cannot be copied on: refused.
+  assert.deepEqual(result.failures.map((f) => f.stream), ["db0:foreign-bytes-stream"]);
+  assert.match(
+    result.failures[0].reason,
+    /ends with entry 5-1, which source stream .* other fields/,
+  );
   assert.equal(said.length, 2, said.join("\n"));
   assert.ok(said.some((m) => /db0:foreign-low-stream begins with entry 2-1, which source/.test(m)));
   assert.ok(

@@ -11,14 +11,14 @@
  */
 import { getLog } from "../../log.ts";
 import { StreamGoneError } from "../../errors.ts";
-import { compareIds, type RedisClient } from "../../redis/mod.ts";
+import { compareIds, type RawEntry, type RedisClient } from "../../redis/mod.ts";
 import { ensureGroups, type GroupPosition, groupPositions, sourceEnds } from "../group/group.ts";
 import { pendingCounts } from "../group/pending.ts";
 import { unpendingGaps } from "../group/source_range.ts";
 import { readStartPoints, recordStartPoints } from "../group/start_points.ts";
 import type { ReplicatedStream, StreamOutcome } from "../stream/stream.ts";
 import { loadTargetTops } from "../write/target_check.ts";
-import { foreignHeads } from "../write/foreign_entries.ts";
+import { foreignHeads, foreignTops } from "../write/foreign_entries.ts";
 
 const log = getLog("replicator");
 
@@ -57,7 +57,8 @@ export async function prepareStart(
     refused.push({ stream, outcome, error });
     out.delete(stream);
   };
-  for (const [s, error] of await loadTargetTops(options.target, streams)) {
+  const tops = new Map<ReplicatedStream, RawEntry>();
+  for (const [s, error] of await loadTargetTops(options.target, streams, { tops })) {
     refuse(s, "error", error.message);
   }
   // A group made where the target already holds entries goes on from the target's top, not
@@ -145,11 +146,14 @@ export async function prepareStart(
     positions,
     began,
   });
-  // Entries something else wrote into a target stream are said (never removed).
+  // Entries something else wrote into a target stream are said (never removed); a target
+  // that ends with an entry the source lacks is refused: nothing can be written above it.
   await foreignHeads(
     { source: control, target: options.target },
     [...out].filter((s) => s.targetTop !== "0-0"),
   );
+  const ending = new Map([...tops].filter(([s]) => out.has(s)));
+  for (const [s, error] of await foreignTops(control, ending)) refuse(s, "error", error);
   // Also for a group made here: someone may have read through it already (entries pending to
   // another consumer, claimed by the recovery before the first read; run --once has no
   // maintenance to claim them later).

@@ -82,6 +82,58 @@ export async function foreignHeads(
 }
 
 /**
+ * Of `tops` (each stream's last entry on the target, read at its start),
+ * those the source does not hold ("missing") or holds with other bytes
+ * ("different"), with why they cannot start: the next write would go above
+ * entries the source lacks, and the target would be a copy of no prefix of
+ * the source, for good (nothing can be written below a stream's top). It
+ * happens when something else wrote into the target, and when failing
+ * back: entries written on the old source and never copied before it was
+ * lost stand above what the new source holds. Entries the source removed
+ * since (trimmed, deleted) are not refused, nor a top below all the
+ * source holds (a source stream deleted and made again is new: copied
+ * after it).
+ */
+export async function foreignTops(
+  source: RedisClient,
+  tops: ReadonlyMap<ReplicatedStream, RawEntry>,
+): Promise<Map<ReplicatedStream, string>> {
+  const out = new Map<ReplicatedStream, string>();
+  for (const [db, list] of byDb([...tops.keys()], (s) => s.ref.db)) {
+    const replies = await source.pipeline(
+      db,
+      list.flatMap((s) => {
+        const id = tops.get(s)!.idText();
+        return [["XRANGE", s.ref.key, id, id], ["XINFO", "STREAM", s.ref.key]];
+      }),
+      { buffers: true, parse: RANGE_REPLY },
+    );
+    list.forEach((s, i) => {
+      const [same, info] = [replies[2 * i], replies[2 * i + 1]];
+      // No source stream (or not a stream): the start says so on its own.
+      if (same.status === "rejected" || info.status === "rejected") return;
+      const top = tops.get(s)!;
+      const verdict = foreignVerdict(top, parseRawEntries(same.value).entries[0], info.value);
+      if (verdict !== "missing" && verdict !== "different") return;
+      // A source stream all above it (deleted and made again since) is new: copied after it.
+      const first = parseFlatMap(info.value).get("first-entry") as RawEntry | null | undefined;
+      if (
+        verdict === "missing" && (first == null || compareIds(first.idText(), top.idText()) > 0)
+      ) {
+        return;
+      }
+      out.set(
+        s,
+        `Target stream ${s.ref.targetLabel} ends with entry ${top.idText()}, which source stream ${s.ref.label} ${
+          verdict === "missing" ? "does not hold" : "holds with other fields or values"
+        }: copying on would put the source's next entries after it, and the target would no longer be a copy of the source. Something else wrote into the target, or (failing back) these are entries written on the old source that were never copied before it was lost. Nothing was acked; see "Failing back" in docs/operating.md`,
+      );
+    });
+  }
+  return out;
+}
+
+/**
  * What the source says of a target entry, the one rule for every look at a
  * target stream (a run's start, `status`): "same" when the source holds it
  * with the same bytes, "different" with other bytes; when the source does

@@ -43,6 +43,7 @@ export function wrongTypeMessage(ref: StreamRef): string {
 export async function loadTargetTops(
   conn: RedisClient,
   streams: readonly ReplicatedStream[],
+  options: { tops?: Map<ReplicatedStream, RawEntry> } = {},
 ): Promise<Map<ReplicatedStream, StreamStoppedError>> {
   const stopped = new Map<ReplicatedStream, StreamStoppedError>();
   for (const [db, chunk] of chunksBy(streams, (s) => s.ref.targetDb, 1000)) {
@@ -57,7 +58,9 @@ export async function loadTargetTops(
     chunk.forEach((s, j) => {
       const r = replies[j];
       if (r.status === "fulfilled") {
-        setTop(s, parseRawEntries(r.value).entries[0]?.idText() ?? "0-0");
+        const top = parseRawEntries(r.value).entries[0];
+        setTop(s, top?.idText() ?? "0-0");
+        if (top) options.tops?.set(s, top);
       } else if (r.reason instanceof RedisReplyError && r.reason.code === "WRONGTYPE") {
         stopped.set(s, new StreamStoppedError(wrongTypeMessage(s.ref), { cause: r.reason }));
       } else {
