@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { CONFIG_KEYS } from "../lib/config/keys.ts";
 import { loadConfig } from "../lib/config/load_config.ts";
 import { formatConfig } from "../lib/config/format_config.ts";
+import { runSettings } from "../lib/config/settings.ts";
 import type { Config } from "../lib/config/types.ts";
 import { parseEnvFile } from "../lib/config/env_file.ts";
 import { SEED_ENV_CONF } from "./_fixtures.ts";
@@ -104,7 +105,7 @@ Deno.test("loadConfig() gives the seed's values when there is no file and no env
 Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
   const keys = CONFIG_KEYS.map((entry) => entry.key);
   assert.equal(new Set(keys).size, keys.length);
-  assert.equal(keys.length, 79);
+  assert.equal(keys.length, 81);
   const file = CONFIG_KEYS.map((entry) => `${entry.key}=${entry.default}`).join("\n");
   assert.deepStrictEqual(fromFile(file), SEED_CONFIG);
   for (const entry of CONFIG_KEYS) assert.ok(entry.description.length > 10, entry.key);
@@ -164,6 +165,8 @@ Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
       "STREAM_LEASES",
       "STREAM_LEASE_TTL",
       "INSTANCE_ID",
+      "STREAM_GROUPS_SYNC",
+      "STREAM_GROUPS_SYNC_INTERVAL",
       "METRICS_HOST",
       "METRICS_PORT",
       "HEARTBEAT_INTERVAL",
@@ -604,6 +607,27 @@ Deno.test("loadConfig() accepts METRICS_PORT 0 (off) to 65535", () => {
     problemOf("METRICS_PORT=65536\n"),
     'METRICS_PORT must be an integer from 0 to 65535: got "65536" (env.conf line 1)',
   );
+});
+
+Deno.test("loadConfig() reads STREAM_GROUPS_SYNC as glob patterns (empty, the default: off) and STREAM_GROUPS_SYNC_INTERVAL as seconds > 0", () => {
+  assert.deepEqual(fromFile("").groupsSync, []);
+  assert.equal(runSettings(fromFile("")).groupSync, undefined);
+  const config = fromFile(
+    "STREAM_GROUPS_SYNC= billing, app-* ,billing\nSTREAM_GROUPS_SYNC_INTERVAL=0.5\n",
+  );
+  assert.deepEqual(config.groupsSync, ["billing", "app-*"]);
+  assert.deepEqual(runSettings(config).groupSync, {
+    patterns: ["billing", "app-*"],
+    ownGroup: "redis-sync-group",
+    everyMs: 500,
+  });
+  assert.equal(
+    problemOf("STREAM_GROUPS_SYNC_INTERVAL=0\n"),
+    'STREAM_GROUPS_SYNC_INTERVAL must be a number of seconds > 0: got "0" (env.conf line 1)',
+  );
+  // Replication off: nothing to mirror.
+  const off = fromFile("STREAM_GROUPS_SYNC=*\nREDIS_STREAMS_ENABLED=false\n");
+  assert.equal(runSettings(off).groupSync, undefined);
 });
 
 Deno.test("loadConfig() reads HEARTBEAT_INTERVAL: 0 (none, the default) or seconds > 0, fractions allowed", () => {

@@ -146,14 +146,13 @@ export async function prepareStart(
     positions,
     began,
   });
-  // Entries something else wrote into a target stream are said (never removed); a target
-  // that ends with an entry the source lacks is refused: nothing can be written above it.
+  // Entries something else wrote into a target stream are said (never removed), at its
+  // beginning and at its end (what is copied next goes above them).
   await foreignHeads(
     { source: control, target: options.target },
     [...out].filter((s) => s.targetTop !== "0-0"),
   );
-  const ending = new Map([...tops].filter(([s]) => out.has(s)));
-  for (const [s, error] of await foreignTops(control, ending)) refuse(s, "error", error);
+  await foreignTops(control, new Map([...tops].filter(([s]) => out.has(s))));
   // Also for a group made here: someone may have read through it already (entries pending to
   // another consumer, claimed by the recovery before the first read; run --once has no
   // maintenance to claim them later).

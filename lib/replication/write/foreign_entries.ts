@@ -82,23 +82,24 @@ export async function foreignHeads(
 }
 
 /**
- * Of `tops` (each stream's last entry on the target, read at its start),
- * those the source does not hold ("missing") or holds with other bytes
- * ("different"), with why they cannot start: the next write would go above
- * entries the source lacks, and the target would be a copy of no prefix of
- * the source, for good (nothing can be written below a stream's top). It
- * happens when something else wrote into the target, and when failing
- * back: entries written on the old source and never copied before it was
- * lost stand above what the new source holds. Entries the source removed
- * since (trimmed, deleted) are not refused, nor a top below all the
+ * Says, at WARNING, each stream of `tops` (its last entry on the target,
+ * read at its start) whose target ends with an entry the source does not
+ * hold ("missing") or holds with other bytes ("different") while the source
+ * holds entries below it: the source's next entries are copied after it,
+ * and the target holds entries the source lacks, in the middle, for good.
+ * The source lost entries that had been copied (a restart without
+ * persistence, a failover), something else wrote into the target, or,
+ * failing back, entries written on the old source and never copied before
+ * it was lost stand above what the new source holds. Entries the source
+ * removed since (trimmed, deleted) are not said, nor a top below all the
  * source holds (a source stream deleted and made again is new: copied
- * after it).
+ * after it). Returns the streams said.
  */
 export async function foreignTops(
   source: RedisClient,
   tops: ReadonlyMap<ReplicatedStream, RawEntry>,
-): Promise<Map<ReplicatedStream, string>> {
-  const out = new Map<ReplicatedStream, string>();
+): Promise<ReplicatedStream[]> {
+  const out: ReplicatedStream[] = [];
   for (const [db, list] of byDb([...tops.keys()], (s) => s.ref.db)) {
     const replies = await source.pipeline(
       db,
@@ -122,11 +123,12 @@ export async function foreignTops(
       ) {
         return;
       }
-      out.set(
-        s,
-        `Target stream ${s.ref.targetLabel} ends with entry ${top.idText()}, which source stream ${s.ref.label} ${
-          verdict === "missing" ? "does not hold" : "holds with other fields or values"
-        }: copying on would put the source's next entries after it, and the target would no longer be a copy of the source. Something else wrote into the target, or (failing back) these are entries written on the old source that were never copied before it was lost. Nothing was acked; see "Failing back" in docs/operating.md`,
+      out.push(s);
+      log.warning(
+        verdict === "missing"
+          ? 'Target stream {target} ends with entry {id}, which source stream {stream} does not hold: the source lost entries that had been copied (a restart without persistence, a failover), something else wrote into the target, or (failing back) they were written on the old source and never copied before it was lost. They stay; the source\'s next entries are copied after them; verify shows every difference (see "Failing back" in docs/operating.md)'
+          : "Target stream {target} ends with entry {id} with other fields or values than source stream {stream} holds: something else wrote into the target stream. It stays; the source's next entries are copied after it; verify shows every difference",
+        { target: s.ref.targetLabel, stream: s.ref.label, id: top.idText() },
       );
     });
   }
