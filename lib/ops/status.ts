@@ -18,8 +18,10 @@ import { lookAtCopies } from "./_status_copy.ts";
 import { bothSidesRow, sourceSideRow, targetSideRow } from "./_status_rows.ts";
 import { openSides, type ServerStatus } from "./_status_sides.ts";
 import { findTargetStreams } from "./_target_streams.ts";
+import { type GroupStatusRow, groupStatusRows } from "./_status_groups.ts";
 
 export type { ServerStatus } from "./_status_sides.ts";
+export type { GroupStatusRow } from "./_status_groups.ts";
 
 /**
  * One row of `status`. Field names are the `status --json` format. A
@@ -100,6 +102,8 @@ export interface StatusReport {
   servers: { source: ServerStatus; target: ServerStatus };
   /** What could not be looked at, one sentence each. */
   notes: string[];
+  /** With STREAM_GROUPS_SYNC and both servers up: the mirrored consumer groups. */
+  groups?: GroupStatusRow[];
 }
 
 /** Options for {@linkcode collectStatus}. */
@@ -167,7 +171,9 @@ export async function collectStatus(
         ...nodes(ref),
       })
     );
-    return { streams, servers, notes: [] };
+    if (config.groupsSync.length === 0) return { streams, servers, notes: [] };
+    const groups = await groupStatusRows({ source, target }, refs, config);
+    return { streams, servers, notes: [], groups };
   } finally {
     sides.close();
   }

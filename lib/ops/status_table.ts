@@ -67,6 +67,51 @@ export function formatStatusTable(report: StatusReport): string {
       rows.length - behind
     } in sync, ${behind} not in sync${inError}.`;
   const after = [...said, ...report.notes, ...down];
-  return [line(HEADER), ...body.map(line), "", ...after, ...(after.length ? [""] : []), summary]
-    .join("\n");
+  return [
+    line(HEADER),
+    ...body.map(line),
+    "",
+    ...after,
+    ...(after.length ? [""] : []),
+    summary,
+    ...(report.groups ? ["", ...groupsTable(report.groups)] : []),
+  ].join("\n");
+}
+
+const GROUP_HEADER = [
+  "SOURCE",
+  "GROUP",
+  "SOURCE ID",
+  "SRC LAG",
+  "PENDING",
+  "TARGET ID",
+  "TGT LAG",
+  "STATE",
+];
+const GROUP_NUMERIC = new Set([3, 4, 6]);
+
+/** The mirrored consumer groups (STREAM_GROUPS_SYNC): a table and a summary. */
+function groupsTable(groups: NonNullable<StatusReport["groups"]>): string[] {
+  const cell = (value: number | string | null) => (value === null ? "-" : String(value));
+  const body = groups.map((g) => [
+    g.stream,
+    g.group,
+    cell(g.sourceId),
+    cell(g.sourceLag),
+    cell(g.pending),
+    cell(g.targetId),
+    cell(g.targetLag),
+    g.state,
+  ]);
+  const widths = GROUP_HEADER.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => GROUP_NUMERIC.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))
+      .join("  ").trimEnd();
+  const inStep = groups.filter((g) => g.state === "in-step").length;
+  const summary = groups.length === 0
+    ? "No consumer group matches STREAM_GROUPS_SYNC."
+    : `${counted(groups.length, "mirrored consumer group")}, ${inStep} in step, ${
+      groups.length - inStep
+    } not (the next passes move them; "waiting-for-copy" and "held-by-pending" are where they should be).`;
+  return [line(GROUP_HEADER), ...body.map(line), "", summary];
 }

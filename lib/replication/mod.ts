@@ -37,7 +37,7 @@ export {
 export { foreignVerdict } from "./write/foreign_entries.ts";
 export { leaseKey } from "./sharing/lease_key.ts";
 export { Orchestrator } from "./run/orchestrator.ts";
-export { isMirrored, planGroups } from "./mirror/group_plan.ts";
+export { isMirrored, planGroups, resumeId } from "./mirror/group_plan.ts";
 export type { GroupPlan, GroupPosition, StreamSide } from "./mirror/group_plan.ts";
 export { readSides } from "./mirror/group_sides.ts";
 export type { MirroredGroupStatus } from "./mirror/group_mirror.ts";
