@@ -48,10 +48,10 @@ async function reads(client: TestClient): Promise<number> {
 }
 
 /** Per command: calls and microseconds, from INFO commandstats. */
-type CommandStats = Map<string, { calls: number; usec: number }>;
+export type CommandStats = Map<string, { calls: number; usec: number }>;
 
 /** Streams in the state replicating, from the replicator's /metrics on `port` (0 when not served yet). */
-async function replicating(port: number): Promise<number> {
+export async function replicating(port: number): Promise<number> {
   try {
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     const m = /^redis_stream_sync_streams\{state="replicating"\} (\d+)/m.exec(text);
@@ -61,7 +61,7 @@ async function replicating(port: number): Promise<number> {
   }
 }
 
-async function commandStats(client: TestClient): Promise<CommandStats> {
+export async function commandStats(client: TestClient): Promise<CommandStats> {
   const info = String(await client.send(["INFO", "commandstats"]));
   const out: CommandStats = new Map();
   for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
@@ -71,7 +71,7 @@ async function commandStats(client: TestClient): Promise<CommandStats> {
 }
 
 /** Calls/s and usec/s over `seconds`, without the bench's own INFO and CONFIG calls. */
-function rates(stats: CommandStats, seconds: number) {
+export function rates(stats: CommandStats, seconds: number) {
   let calls = 0, usec = 0;
   const top: Array<[string, number, number]> = [];
   for (const [name, s] of stats) {

@@ -106,6 +106,11 @@
  *   source CPU they cost (INFO commandstats over 20 s), the tool's CPU and
  *   RSS; wake-up latency of 20 single entries into random streams. Not in
  *   the default rows (about 10 minutes): `--only q`.
+ * - m. Mirrored consumer groups (issue 22; scripts/_bench_groups.ts): 1,000
+ *   streams with 3 groups each, `run` idle without and with
+ *   STREAM_GROUPS_SYNC=*, side by side: the tool's CPU (goal: the sync adds
+ *   less than 5% of a core) and commands/s to each server; every group
+ *   checked on the target at the end. Not in the default rows: `--only m`.
  * - k. For information (scripts/_bench_cluster.ts): standalone -> a Redis
  *   Cluster of three masters against standalone -> standalone, 100 streams
  *   x 2,000 entries (`run --once`, twice each, interleaved), and live
@@ -125,6 +130,7 @@ import { rowA, rowB, rowD, rowExtra } from "./_bench_backfill.ts";
 import { rowT, rowW } from "./_bench_connections.ts";
 import { rowK } from "./_bench_cluster.ts";
 import { rowQ } from "./_bench_quiet.ts";
+import { rowM } from "./_bench_groups.ts";
 import { rowL } from "./_bench_tail.ts";
 import { rowC, rowE, rowF } from "./_bench_live.ts";
 import {
@@ -150,13 +156,14 @@ const ROWS: Record<string, (ctx: BenchContext) => Promise<RowResult>> = {
   k: rowK,
   q: rowQ,
   l: rowL,
+  m: rowM,
 };
 const DEFAULT_ROWS = ["a", "b", "c", "d", "e", "g", "h", "t", "w", "k", "l"];
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 function usage(): never {
   console.error(
-    "usage: deno task bench [--only a,b,c,d,e,f,g,h,t,w,k,q] [--json FILE] [--soak SECONDS] [--entries N] [--repeat N] [--quiet SIZES]",
+    "usage: deno task bench [--only a,b,c,d,e,f,g,h,t,w,k,q,l,m] [--json FILE] [--soak SECONDS] [--entries N] [--repeat N] [--quiet SIZES]",
   );
   Deno.exit(2);
 }

@@ -313,3 +313,58 @@ Deno.test("status shows each mirrored group on both servers: in step, waiting fo
     scheduler.close();
   }
 });
+
+Deno.test("a pass that is not full reads the target only for streams whose source groups changed; a full pass undoes another client's move on the target", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keys = ["a-stream", "b-stream"];
+  for (const key of keys) {
+    for (let i = 0; i < 10; i++) await src.send(["XADD", key, `${i + 1}-0`, "n", String(i)]);
+    for (let i = 0; i < 10; i++) await dst.send(["XADD", key, `${i + 1}-0`, "n", String(i)]);
+    await src.send(["XGROUP", "CREATE", key, "billing", "3-0"]);
+  }
+  const config = loadConfig({}, {}, replicationEnvConf(source, target, { STREAM_GROUPS_SYNC: "*" }))
+    .config;
+  const settings = runSettings(config);
+  const scheduler = new Scheduler();
+  const sourcePool = openPool("source", settings.source, {
+    health: new ServerHealth("source", serverAddress(settings.source)),
+  });
+  const targetPool = openPool("target", settings.target, {
+    health: new ServerHealth("target", serverAddress(settings.target)),
+  });
+  const groupReads = async () => await dst.commandCalls("xinfo|groups");
+  try {
+    const mirror = new GroupMirror(
+      { source: sourcePool.control(0, "control"), target: targetPool },
+      { settings: settings.groupSync!, scheduler },
+    );
+    const refs = keys.map((k) => makeStreamRef(0, k));
+    assert.equal((await mirror.sync(refs)).created, 2);
+    await mirror.sync(refs); // in step: remembered
+    let before = await groupReads();
+    await mirror.sync(refs, { full: false });
+    assert.equal(await groupReads(), before, "nothing read on the target: nothing changed");
+    // The source moves one group: only that stream's target is read, and moved.
+    await src.send(["XGROUP", "SETID", "b-stream", "billing", "7-0"]);
+    before = await groupReads();
+    const moved = await mirror.sync(refs, { full: false });
+    assert.equal(moved.moved, 1);
+    assert.equal(await groupReads(), before + 1);
+    assert.equal((await groups(dst, "b-stream")).get("billing")?.[0], "7-0");
+    // Another client moves the target's group: a pass that is not full leaves it, a full one
+    // puts it back.
+    await dst.send(["XGROUP", "SETID", "a-stream", "billing", "9-0"]);
+    await mirror.sync(refs, { full: false });
+    assert.equal((await groups(dst, "a-stream")).get("billing")?.[0], "9-0");
+    assert.equal((await mirror.sync(refs)).moved, 1);
+    assert.equal((await groups(dst, "a-stream")).get("billing")?.[0], "3-0");
+  } finally {
+    sourcePool.close();
+    targetPool.close();
+    scheduler.close();
+  }
+});

@@ -15,7 +15,7 @@ import type { RedisClient, ServerPool } from "../../redis/mod.ts";
 import { chunksBy } from "../_group_by.ts";
 import type { Scheduler } from "../scheduler.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
-import { type GroupChange, isMirrored, planGroups } from "./group_plan.ts";
+import { type GroupChange, isMirrored, planGroups, type StreamSide } from "./group_plan.ts";
 import { readSides } from "./group_sides.ts";
 
 const log = getLog("groups");
@@ -24,6 +24,12 @@ const log = getLog("groups");
 export const MAX_STREAMS_PER_SECOND = 2000;
 /** How often a slice goes, at most. */
 const TICK_MS = 1000;
+/**
+ * Every this many passes over the streams, the target side of every stream
+ * is read; in the others, only that of streams whose source side changed
+ * since a pass found them in step.
+ */
+const FULL_EVERY = 6;
 
 /** What one pass (or slice) did. */
 export interface MirrorReport {
@@ -73,6 +79,10 @@ export class GroupMirror {
   /** Per stream id + "\0" + group: mirrored groups seen at the last look of their stream. */
   readonly #seen = new Map<string, Set<string>>();
   #warned = "";
+  /** Per stream id: the source side's fingerprint when a pass last found it in step. */
+  readonly #quiet = new Map<string, string>();
+  /** Passes over all the streams so far (a pass ends when the turns wrap around). */
+  #passes = 0;
 
   constructor(
     connections: { source: RedisClient; target: ServerPool },
@@ -95,16 +105,25 @@ export class GroupMirror {
         Math.ceil(all.length * tick / everyMs),
         Math.ceil(MAX_STREAMS_PER_SECOND * tick / 1000),
       );
+      const slice = this.#turn(all, share);
+      const full = this.#passes % FULL_EVERY === 0;
+      if (this.#from >= all.length || slice === all) this.#endPass(all);
       try {
-        await this.sync(this.#turn(all, share));
+        await this.sync(slice, { full });
       } catch (error) {
         log.debug("Mirroring consumer groups failed: {error}", { error: errorMessage(error) });
       }
     }
   }
 
-  /** Mirrors the groups of `refs` now; the report of what it did. */
-  async sync(refs: readonly StreamRef[]): Promise<MirrorReport> {
+  /**
+   * Mirrors the groups of `refs` now; the report of what it did. With
+   * `full: false`, the target is not read for a stream whose source side
+   * is as it was when a pass last found it in step (another client's change
+   * on the target is then undone by the next full pass).
+   */
+  async sync(refs: readonly StreamRef[], options: { full?: boolean } = {}): Promise<MirrorReport> {
+    const { full = true } = options;
     const report: MirrorReport = { streams: 0, created: 0, moved: 0, destroyed: 0, failed: 0 };
     if (refs.length === 0) return report;
     const settings = this.#options.settings;
@@ -114,14 +133,21 @@ export class GroupMirror {
         pendingOf: (group) => isMirrored(group, settings),
       });
       const target = this.#target.client(targetDb);
+      const prints = sources.map((s) => (s instanceof Error ? "" : fingerprint(s)));
+      const looked = list.flatMap((ref, i) =>
+        full || prints[i] === "" || this.#quiet.get(ref.id) !== prints[i] ? [i] : []
+      );
+      report.streams += list.length - looked.length; // in step, as they were
       const targets = await readSides(
         target,
-        list.map((r) => ({ db: targetDb, key: r.targetKey })),
+        looked.map((i) => ({ db: targetDb, key: list[i].targetKey })),
       );
       const changes: { ref: StreamRef; change: GroupChange }[] = [];
       const now = Date.now();
-      list.forEach((ref, i) => {
-        const [s, t] = [sources[i], targets[i]];
+      looked.forEach((i, k) => {
+        const ref = list[i];
+        const [s, t] = [sources[i], targets[k]];
+        this.#quiet.delete(ref.id);
         if (s instanceof Error || t instanceof Error) {
           report.failed++;
           problems.push(`${ref.label}: ${errorMessage(s instanceof Error ? s : t)}`);
@@ -130,6 +156,9 @@ export class GroupMirror {
         report.streams++;
         const plan = planGroups(s, t, settings);
         for (const change of plan.changes) changes.push({ ref, change });
+        if (plan.changes.length === 0 && !plan.standings.some((st) => st.capped)) {
+          this.#quiet.set(ref.id, prints[i]);
+        }
         const names = new Set<string>();
         for (const st of plan.standings) {
           const pair = `${ref.id}\0${st.group.key}`;
@@ -200,6 +229,16 @@ export class GroupMirror {
   forget(id: string): void {
     this.#forgetGone(id, new Set());
     this.#seen.delete(id);
+    this.#quiet.delete(id);
+  }
+
+  /** A pass over `all` ends: what is kept of streams no longer in it goes. */
+  #endPass(all: readonly StreamRef[]): void {
+    this.#passes++;
+    const ids = new Set(all.map((r) => r.id));
+    for (const id of [...this.#seen.keys(), ...this.#quiet.keys()]) {
+      if (!ids.has(id)) this.forget(id);
+    }
   }
 
   #forgetGone(id: string, names: Set<string>): void {
@@ -234,6 +273,15 @@ export class GroupMirror {
       first,
     });
   }
+}
+
+/** What of a source side the target's groups depend on, as one string. */
+function fingerprint(side: StreamSide): string {
+  let out = `${side.exists}|${side.lastGeneratedId}`;
+  for (const g of side.groups) {
+    out += `|${g.key}\0${g.lastDeliveredId}\0${g.entriesRead}\0${g.lag}\0${g.oldestPendingId}`;
+  }
+  return out;
 }
 
 /** The target command of `change`. */
