@@ -63,6 +63,7 @@ const SEED_CONFIG: Config = {
   heartbeatInterval: 0,
   groupsSync: [],
   groupsSyncInterval: 5,
+  groupsSyncPending: false,
   registry: "localhost:5000",
   tag: "latest",
 };
@@ -105,7 +106,7 @@ Deno.test("loadConfig() gives the seed's values when there is no file and no env
 Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
   const keys = CONFIG_KEYS.map((entry) => entry.key);
   assert.equal(new Set(keys).size, keys.length);
-  assert.equal(keys.length, 81);
+  assert.equal(keys.length, 82);
   const file = CONFIG_KEYS.map((entry) => `${entry.key}=${entry.default}`).join("\n");
   assert.deepStrictEqual(fromFile(file), SEED_CONFIG);
   for (const entry of CONFIG_KEYS) assert.ok(entry.description.length > 10, entry.key);
@@ -167,6 +168,7 @@ Deno.test("CONFIG_KEYS lists each key once, with a default that loads", () => {
       "INSTANCE_ID",
       "STREAM_GROUPS_SYNC",
       "STREAM_GROUPS_SYNC_INTERVAL",
+      "STREAM_GROUPS_SYNC_PENDING",
       "METRICS_HOST",
       "METRICS_PORT",
       "HEARTBEAT_INTERVAL",
@@ -620,6 +622,7 @@ Deno.test("loadConfig() reads STREAM_GROUPS_SYNC as glob patterns (empty, the de
     patterns: ["billing", "app-*"],
     ownGroup: "redis-sync-group",
     everyMs: 500,
+    pending: false,
   });
   assert.equal(
     problemOf("STREAM_GROUPS_SYNC_INTERVAL=0\n"),

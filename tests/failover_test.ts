@@ -198,3 +198,53 @@ Deno.test("failback: the tool run with the sides swapped copies back what was wr
   assert.deepEqual(old.slice(200, 205).map(([id]) => id), neverCopied);
   assert.equal(old.length, 255);
 });
+
+Deno.test("with STREAM_GROUPS_SYNC_PENDING, a consumer that had 10 unacknowledged entries on the source finds them pending under its name on the target after the source is killed", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  {
+    await using src = await connect(source);
+    await fillStream(src, KEY, 100);
+    await src.send(["XGROUP", "CREATE", KEY, "billing", "0"]);
+  }
+  const replicator = startReplicator(replicationConfig(source, target, {
+    STREAM_GROUPS_SYNC: "*",
+    STREAM_GROUPS_SYNC_INTERVAL: 0.2,
+    STREAM_GROUPS_SYNC_PENDING: true,
+  }));
+  try {
+    const worker = await app(source);
+    const reply = await worker.xReadGroup("billing", "worker-7", { key: KEY, id: ">" }, {
+      COUNT: 10,
+    }) as { messages: { id: string }[] }[];
+    const unacked = reply[0].messages.map((m) => m.id);
+    await using dst = await connect(target);
+    const pendingThere = async () =>
+      ((await dst.send(["XPENDING", KEY, "billing", "-", "+", "100"]).catch(
+        () => [],
+      )) as unknown[][])
+        .map(([id, consumer]) => `${id} ${consumer}`);
+    await waitFor(async () => (await pendingThere()).length === 10, {
+      timeoutMs: 10_000,
+      message: "the 10 pending entries mirrored",
+    });
+    worker.destroy();
+    await source.kill();
+    await replicator.stop();
+    // The application on the target: its consumer's history (id 0) gives the same 10 entries.
+    const onTarget = await app(target);
+    try {
+      const history = await onTarget.xReadGroup("billing", "worker-7", { key: KEY, id: "0" }, {
+        COUNT: 100,
+      }) as { messages: { id: string; message: Record<string, string> }[] }[];
+      assert.deepEqual(history[0].messages.map((m) => m.id), unacked);
+      assert.ok(history[0].messages.every((m) => Object.keys(m.message).length > 0));
+      assert.deepEqual(await pendingThere(), unacked.map((id) => `${id} worker-7`));
+    } finally {
+      onTarget.destroy();
+    }
+  } finally {
+    await replicator.stop().catch(() => {});
+  }
+});

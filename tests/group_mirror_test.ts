@@ -368,3 +368,94 @@ Deno.test("a pass that is not full reads the target only for streams whose sourc
     scheduler.close();
   }
 });
+
+Deno.test("with STREAM_GROUPS_SYNC_PENDING a consumer's unacknowledged entries are pending under its name on the target, with their delivery counts; acks and consumers follow, and XAUTOCLAIM on the target takes them", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  await fillStream(src, KEY, 50);
+  const all = await src.xrangeAll(KEY);
+  for (const [id, fields] of all) await dst.send(["XADD", KEY, id, ...fields]);
+  await src.send(["XGROUP", "CREATE", KEY, "billing", "0"]);
+  const read = async (consumer: string, count: number) =>
+    ((await src.send([
+      "XREADGROUP",
+      "GROUP",
+      "billing",
+      consumer,
+      "COUNT",
+      String(count),
+      "STREAMS",
+      KEY,
+      ">",
+    ])) as [string, [string, unknown][]][])[0][1].map(([id]) => id);
+  const first = await read("worker-1", 20);
+  await src.send(["XACK", KEY, "billing", ...first.slice(0, 10)]); // 10 left pending
+  const second = await read("worker-2", 5);
+  // Delivered again to worker-1: its delivery count is 2.
+  await src.send(["XCLAIM", KEY, "billing", "worker-1", "0", first[10]]);
+  await src.send(["XGROUP", "CREATECONSUMER", KEY, "billing", "idle-one"]);
+  const pel = async (c: TestClient) =>
+    ((await c.send(["XPENDING", KEY, "billing", "-", "+", "100"])) as unknown[][])
+      .map(([id, consumer, , deliveries]) => [id, consumer, deliveries]);
+  const consumers = async (c: TestClient) =>
+    ((await c.send(["XINFO", "CONSUMERS", KEY, "billing"])) as unknown[][]).map((c) => c[1]).sort();
+  const config = loadConfig(
+    {},
+    {},
+    replicationEnvConf(source, target, {
+      STREAM_GROUPS_SYNC: "*",
+      STREAM_GROUPS_SYNC_PENDING: true,
+    }),
+  ).config;
+  const settings = runSettings(config);
+  const scheduler = new Scheduler();
+  const sourcePool = openPool("source", settings.source, {
+    health: new ServerHealth("source", serverAddress(settings.source)),
+  });
+  const targetPool = openPool("target", settings.target, {
+    health: new ServerHealth("target", serverAddress(settings.target)),
+  });
+  try {
+    const mirror = new GroupMirror(
+      { source: sourcePool.control(0, "control"), target: targetPool },
+      { settings: settings.groupSync!, scheduler },
+    );
+    const ref = makeStreamRef(0, KEY);
+    const made = await mirror.sync([ref]);
+    assert.deepEqual(await pel(dst), await pel(src), JSON.stringify(made));
+    assert.equal((await pel(dst)).length, 15);
+    assert.deepEqual((await pel(dst)).find(([id]) => id === first[10]), [first[10], "worker-1", 2]);
+    assert.deepEqual(await consumers(dst), ["idle-one", "worker-1", "worker-2"]);
+    // Not held back: the pending entries are pending there.
+    assert.equal((await groups(dst, KEY)).get("billing")?.[0], second[4]);
+    // Acks and a removed consumer follow; a second pass changes nothing more.
+    await src.send(["XACK", KEY, "billing", ...first.slice(10, 13)]);
+    await src.send(["XGROUP", "DELCONSUMER", KEY, "billing", "idle-one"]);
+    await mirror.sync([ref]);
+    assert.deepEqual(await pel(dst), await pel(src));
+    assert.deepEqual(await consumers(dst), ["worker-1", "worker-2"]);
+    assert.equal((await mirror.sync([ref])).pending, 0);
+    const report = await collectStatus(config);
+    assert.deepEqual(report.groups?.map((g) => g.state), ["in-step"]);
+    // After a failover, another consumer takes the unacknowledged entries with their data.
+    const [, claimed] = (await dst.send([
+      "XAUTOCLAIM",
+      KEY,
+      "billing",
+      "worker-3",
+      "0",
+      "0-0",
+      "COUNT",
+      "100",
+    ])) as [string, [string, unknown[]][]];
+    assert.deepEqual(claimed.map(([id]) => id), [...first.slice(13), ...second]);
+    assert.ok(claimed.every(([, fields]) => Array.isArray(fields) && fields.length > 0));
+  } finally {
+    sourcePool.close();
+    targetPool.close();
+    scheduler.close();
+  }
+});

@@ -193,3 +193,54 @@ Deno.test("a group with entries pending on the source is mirrored just before it
   assert.equal(idBefore("0-0"), "0-0");
   assert.equal(idBefore("18446744073709551615-0"), "18446744073709551614-18446744073709551615");
 });
+
+Deno.test("pending entries follow: claimed under the same consumer with their delivery counts (those the target holds), acknowledged when gone from the source, consumers made and removed", () => {
+  const entry = (id: string, consumer: string, deliveries = 1) => ({
+    id,
+    consumer: new TextEncoder().encode(consumer),
+    consumerKey: consumer,
+    idleMs: 500,
+    deliveries,
+  });
+  const names = (...list: string[]) => new Map(list.map((n) => [n, new TextEncoder().encode(n)]));
+  const source = group("billing", "20-0", {
+    pending: 4,
+    oldestPendingId: "11-0",
+    pel: [entry("11-0", "w1", 2), entry("12-0", "w1"), entry("13-0", "w2"), entry("19-0", "w2")],
+    pelComplete: true,
+    consumerNames: names("w1", "w2", "idle"),
+  });
+  const target = group("billing", "20-0", {
+    pel: [entry("11-0", "w1", 2), entry("12-0", "w2"), entry("14-0", "w1")],
+    pelComplete: true,
+    consumerNames: names("w1", "w2", "gone"),
+  });
+  const plan = planGroups(side(20, [source]), side(15, [target]), { ...OPTIONS, pending: true });
+  const described = plan.changes.map((c) =>
+    c.kind === "claim"
+      ? `claim ${c.entry.id} ${c.entry.consumerKey} ${c.entry.deliveries}`
+      : c.kind === "ack"
+      ? `ack ${c.ids.join(",")}`
+      : c.kind === "createconsumer" || c.kind === "delconsumer"
+      ? `${c.kind} ${new TextDecoder().decode(c.consumer)}`
+      : `${c.kind} ${"id" in c ? c.id : ""}`
+  );
+  // Capped at the target's last entry (15-0); 19-0 is not there yet: claimed once copied. 11-0
+  // is as it should be; 12-0 moves to w1; 13-0 is claimed; 14-0 was acked on the source.
+  assert.deepEqual(described, [
+    "setid 15-0",
+    "createconsumer idle",
+    "claim 12-0 w1 1",
+    "claim 13-0 w2 1",
+    "ack 14-0",
+    "delconsumer gone",
+  ]);
+  // Not held back before the oldest pending entry: it is pending there.
+  const whole = planGroups(side(20, [source]), side(20, []), { ...OPTIONS, pending: true });
+  assert.equal(whole.changes[0].kind === "create" && whole.changes[0].id, "20-0");
+  // A pending list longer than what is read: held back as without the option, nothing claimed.
+  const long = { ...source, pelComplete: false };
+  const held = planGroups(side(20, [long]), side(20, []), { ...OPTIONS, pending: true });
+  assert.deepEqual(held.changes.map((c) => c.kind), ["create"]);
+  assert.equal(held.changes[0].kind === "create" && held.changes[0].id, "10-18446744073709551615");
+});

@@ -57,6 +57,7 @@ function configValues(config: Config): Record<string, string> {
     HEARTBEAT_INTERVAL: String(config.heartbeatInterval),
     STREAM_GROUPS_SYNC: config.groupsSync.join(","),
     STREAM_GROUPS_SYNC_INTERVAL: String(config.groupsSyncInterval),
+    STREAM_GROUPS_SYNC_PENDING: String(config.groupsSyncPending),
     REGISTRY: config.registry,
     TAG: config.tag,
   };

@@ -214,6 +214,17 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = Object.freeze([
     true,
   ),
   info(
+    "Streams",
+    "STREAM_GROUPS_SYNC_PENDING",
+    "false",
+    "With `STREAM_GROUPS_SYNC`: the mirrored groups' consumers and pending entries follow too " +
+      "(`XGROUP CREATECONSUMER`, `XCLAIM ... FORCE JUSTID` with the same idle time and delivery " +
+      "count, `XACK`, `XGROUP DELCONSUMER`), so that after a failover unacknowledged entries are " +
+      "pending under the same consumer names. Off: the target's group stands before the oldest " +
+      "pending entry, and those entries are delivered again as new.",
+    true,
+  ),
+  info(
     "Discovery",
     "STREAM_AUTO_DISCOVERY",
     "true",

@@ -139,6 +139,7 @@ export function loadConfig(
     heartbeatInterval: read(ctx, "HEARTBEAT_INTERVAL", parseSecondsOrZero),
     groupsSync: read(ctx, "STREAM_GROUPS_SYNC", parseList),
     groupsSyncInterval: read(ctx, "STREAM_GROUPS_SYNC_INTERVAL", parseSeconds),
+    groupsSyncPending: read(ctx, "STREAM_GROUPS_SYNC_PENDING", parseBoolean),
     registry: read(ctx, "REGISTRY", nonEmpty("a non-empty registry address")),
     tag: read(ctx, "TAG", nonEmpty("a non-empty image tag")),
   };

@@ -138,6 +138,8 @@ export interface GroupSyncSettings {
   ownGroup: string;
   /** STREAM_GROUPS_SYNC_INTERVAL, in milliseconds. */
   everyMs: number;
+  /** STREAM_GROUPS_SYNC_PENDING: consumers and pending entries follow too. */
+  pending: boolean;
 }
 
 /** What a run needs: the servers, and each component's settings. */
@@ -248,6 +250,7 @@ export function groupSyncSettings(config: Config): GroupSyncSettings | undefined
     patterns: config.groupsSync,
     ownGroup: config.consumerGroup,
     everyMs: config.groupsSyncInterval * 1000,
+    pending: config.groupsSyncPending,
   };
 }
 

@@ -159,6 +159,8 @@ export interface Config {
   groupsSync: string[];
   /** STREAM_GROUPS_SYNC_INTERVAL, seconds (> 0) in which every stream's groups are mirrored once. */
   groupsSyncInterval: number;
+  /** STREAM_GROUPS_SYNC_PENDING: the mirrored groups' pending entries and consumers follow too. */
+  groupsSyncPending: boolean;
   /** REGISTRY, for scripts/build_image.sh. */
   registry: string;
   /** TAG, for scripts/build_image.sh. */

@@ -37,7 +37,9 @@ export interface GroupStatusRow {
   /**
    * `in-step` (where the source's is), `waiting-for-copy` (at the target's last entry: the
    * source's is past what was copied), `held-by-pending` (before the source's oldest pending
-   * entry), `behind` (not moved yet: the next pass moves it), `missing` (not made yet),
+   * entry), `behind` (not moved yet: the next pass moves it), `pending-behind` (with
+   * STREAM_GROUPS_SYNC_PENDING: its consumers or pending entries not yet as on the source),
+   * `missing` (not made yet),
    * `extra` (gone from the source: the next pass destroys it).
    */
   state: string;
@@ -49,13 +51,21 @@ export async function groupStatusRows(
   refs: readonly StreamRef[],
   config: Config,
 ): Promise<GroupStatusRow[]> {
-  const options = { patterns: config.groupsSync, ownGroup: config.consumerGroup };
+  const options = {
+    patterns: config.groupsSync,
+    ownGroup: config.consumerGroup,
+    pending: config.groupsSyncPending,
+  };
+  const mirrored = (group: string) => isMirrored(group, options);
+  const pel = options.pending ? mirrored : undefined;
   const sources = await readSides(connections.source, refs.map((r) => ({ db: r.db, key: r.key })), {
-    pendingOf: (group) => isMirrored(group, options),
+    pendingOf: mirrored,
+    pel,
   });
   const targets = await readSides(
     connections.target,
     refs.map((r) => ({ db: r.targetDb, key: r.targetKey })),
+    { pel },
   );
   const rows: GroupStatusRow[] = [];
   refs.forEach((ref, i) => {
@@ -63,6 +73,10 @@ export async function groupStatusRows(
     if (s instanceof Error || t instanceof Error) return;
     const there = new Map(t.groups.map((g) => [g.key, g]));
     const plan = planGroups(s, t, options);
+    const pelChanges = new Set(
+      plan.changes.filter((c) => c.kind !== "create" && c.kind !== "setid" && c.kind !== "destroy")
+        .map((c) => c.group.key),
+    );
     for (const st of plan.standings) {
       const on = there.get(st.group.key);
       const state = !on
@@ -71,8 +85,10 @@ export async function groupStatusRows(
         ? "behind"
         : st.capped
         ? "waiting-for-copy"
-        : resumeId(st.group) !== st.group.lastDeliveredId
+        : st.targetId !== st.group.lastDeliveredId && resumeId(st.group) === st.targetId
         ? "held-by-pending"
+        : pelChanges.has(st.group.key)
+        ? "pending-behind"
         : "in-step";
       rows.push(row(ref, st.group, on, state));
     }

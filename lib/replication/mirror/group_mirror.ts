@@ -39,6 +39,8 @@ export interface MirrorReport {
   created: number;
   moved: number;
   destroyed: number;
+  /** With STREAM_GROUPS_SYNC_PENDING: entries claimed or acknowledged, consumers made or removed. */
+  pending: number;
   /** Changes the target refused, and streams that could not be read. */
   failed: number;
 }
@@ -80,7 +82,7 @@ export class GroupMirror {
   readonly #seen = new Map<string, Set<string>>();
   #warned = "";
   /** Per stream id: the source side's fingerprint when a pass last found it in step. */
-  readonly #quiet = new Map<string, string>();
+  readonly #quiet = new Map<string, number>();
   /** Passes over all the streams so far (a pass ends when the turns wrap around). */
   #passes = 0;
 
@@ -124,23 +126,33 @@ export class GroupMirror {
    */
   async sync(refs: readonly StreamRef[], options: { full?: boolean } = {}): Promise<MirrorReport> {
     const { full = true } = options;
-    const report: MirrorReport = { streams: 0, created: 0, moved: 0, destroyed: 0, failed: 0 };
+    const report: MirrorReport = {
+      streams: 0,
+      created: 0,
+      moved: 0,
+      destroyed: 0,
+      pending: 0,
+      failed: 0,
+    };
     if (refs.length === 0) return report;
     const settings = this.#options.settings;
     const problems: string[] = [];
     for (const [targetDb, list] of chunksBy(refs, (r) => r.targetDb, 500)) {
+      const mirrored = (group: string) => isMirrored(group, settings);
       const sources = await readSides(this.#source, list.map((r) => ({ db: r.db, key: r.key })), {
-        pendingOf: (group) => isMirrored(group, settings),
+        pendingOf: mirrored,
+        pel: settings.pending ? mirrored : undefined,
       });
       const target = this.#target.client(targetDb);
-      const prints = sources.map((s) => (s instanceof Error ? "" : fingerprint(s)));
+      const prints = sources.map((s) => (s instanceof Error ? -1 : fingerprint(s)));
       const looked = list.flatMap((ref, i) =>
-        full || prints[i] === "" || this.#quiet.get(ref.id) !== prints[i] ? [i] : []
+        full || prints[i] === -1 || this.#quiet.get(ref.id) !== prints[i] ? [i] : []
       );
       report.streams += list.length - looked.length; // in step, as they were
       const targets = await readSides(
         target,
         looked.map((i) => ({ db: targetDb, key: list[i].targetKey })),
+        { pel: settings.pending ? mirrored : undefined },
       );
       const changes: { ref: StreamRef; change: GroupChange }[] = [];
       const now = Date.now();
@@ -179,7 +191,9 @@ export class GroupMirror {
           report.failed++;
           // Not in step: counted behind until a pass makes the change.
           const pair = `${ref.id}\0${change.group.key}`;
-          if (change.kind !== "destroy" && !this.#behindSince.has(pair)) {
+          if (
+            (change.kind === "create" || change.kind === "setid") && !this.#behindSince.has(pair)
+          ) {
             this.#behindSince.set(pair, now);
           }
           problems.push(
@@ -191,12 +205,13 @@ export class GroupMirror {
         }
         if (change.kind === "create") report.created++;
         else if (change.kind === "setid") report.moved++;
-        else report.destroyed++;
+        else if (change.kind === "destroy") report.destroyed++;
+        else report.pending++;
         log.debug("Consumer group {group} of {stream}: {change} on the target{at}", {
           group: escapeBytes(change.group.name),
           stream: ref.targetLabel,
           change: change.kind,
-          at: change.kind === "destroy" ? "" : ` at ${change.id}`,
+          at: describe(change),
         });
       });
     }
@@ -275,19 +290,70 @@ export class GroupMirror {
   }
 }
 
-/** What of a source side the target's groups depend on, as one string. */
-function fingerprint(side: StreamSide): string {
+/** What of a source side the target's groups depend on, hashed (FNV-1a, 32 bits). */
+function fingerprint(side: StreamSide): number {
   let out = `${side.exists}|${side.lastGeneratedId}`;
   for (const g of side.groups) {
     out += `|${g.key}\0${g.lastDeliveredId}\0${g.entriesRead}\0${g.lag}\0${g.oldestPendingId}`;
+    for (const name of g.consumerNames?.keys() ?? []) out += `\0${name}`;
+    for (const e of g.pel ?? []) out += `\0${e.id} ${e.consumerKey} ${e.deliveries}`;
   }
-  return out;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < out.length; i++) {
+    hash = Math.imul(hash ^ out.charCodeAt(i), 0x01000193) >>> 0;
+  }
+  return hash;
+}
+
+/** For the DEBUG line of `change`: where it puts the group, or what it moves. */
+function describe(change: GroupChange): string {
+  switch (change.kind) {
+    case "create":
+    case "setid":
+      return ` at ${change.id}`;
+    case "claim":
+      return ` ${change.entry.id} to ${escapeBytes(change.entry.consumer)}`;
+    case "ack":
+      return ` ${change.ids.length} entries`;
+    case "createconsumer":
+    case "delconsumer":
+      return ` ${escapeBytes(change.consumer)}`;
+    default:
+      return "";
+  }
 }
 
 /** The target command of `change`. */
 function command(ref: StreamRef, change: GroupChange): (string | Uint8Array)[] {
   const name = change.group.name;
-  if (change.kind === "destroy") return ["XGROUP", "DESTROY", ref.targetKey, name];
+  const key = ref.targetKey;
+  switch (change.kind) {
+    case "destroy":
+      return ["XGROUP", "DESTROY", key, name];
+    case "claim": {
+      const { entry } = change;
+      return [
+        "XCLAIM",
+        key,
+        name,
+        entry.consumer,
+        "0",
+        entry.id,
+        "IDLE",
+        String(entry.idleMs),
+        "RETRYCOUNT",
+        String(entry.deliveries),
+        "FORCE",
+        "JUSTID",
+      ];
+    }
+    case "ack":
+      return ["XACK", key, name, ...change.ids];
+    case "createconsumer":
+      return ["XGROUP", "CREATECONSUMER", key, name, change.consumer];
+    case "delconsumer":
+      return ["XGROUP", "DELCONSUMER", key, name, change.consumer];
+  }
   const args: (string | Uint8Array)[] = change.kind === "create"
     ? ["XGROUP", "CREATE", ref.targetKey, name, change.id]
     : ["XGROUP", "SETID", ref.targetKey, name, change.id];

@@ -34,8 +34,27 @@ export interface GroupPosition {
   readonly pending: number;
   /** The group's oldest pending entry (`XPENDING`), when read and there is one. */
   oldestPendingId: string | null;
+  /** With STREAM_GROUPS_SYNC_PENDING: its pending entries, oldest first (undefined: not read). */
+  pel?: PendingEntry[];
+  /** Whether `pel` holds all of them (at most `PEL_LIMIT` are read). */
+  pelComplete?: boolean;
+  /** With STREAM_GROUPS_SYNC_PENDING: its consumers, by latin1 name (undefined: not read). */
+  consumerNames?: Map<string, Uint8Array>;
   /** `consumers`. */
   readonly consumers: number;
+}
+
+/** One pending entry of a group (`XPENDING` extended form). */
+export interface PendingEntry {
+  readonly id: string;
+  /** The consumer it is pending to, raw bytes. */
+  readonly consumer: Uint8Array;
+  /** The consumer's name as latin1 text of its bytes. */
+  readonly consumerKey: string;
+  /** Milliseconds since it was last delivered. */
+  readonly idleMs: number;
+  /** Times it was delivered. */
+  readonly deliveries: number;
 }
 
 /** One side of a stream, as `XINFO STREAM` and `XINFO GROUPS` showed it. */
@@ -68,7 +87,19 @@ export type GroupChange =
     readonly id: string;
     readonly entriesRead?: number;
   }
-  | { readonly kind: "destroy"; readonly group: GroupPosition };
+  | { readonly kind: "destroy"; readonly group: GroupPosition }
+  | {
+    readonly kind: "claim";
+    readonly group: GroupPosition;
+    readonly entry: PendingEntry;
+  }
+  | { readonly kind: "ack"; readonly group: GroupPosition; readonly ids: string[] }
+  | {
+    readonly kind: "createconsumer";
+    readonly group: GroupPosition;
+    readonly consumer: Uint8Array;
+  }
+  | { readonly kind: "delconsumer"; readonly group: GroupPosition; readonly consumer: Uint8Array };
 
 /** How a mirrored group of the source stands on the target, once the changes are made. */
 export interface GroupStanding {
@@ -94,6 +125,12 @@ export interface PlanGroupsOptions {
   patterns: readonly string[];
   /** STREAM_CONSUMER_GROUP: never mirrored, on either side. */
   ownGroup: string;
+  /**
+   * STREAM_GROUPS_SYNC_PENDING: the pending entries and consumers follow too (where the
+   * groups' `pel` and `consumerNames` were read).
+   * @default {false}
+   */
+  pending?: boolean;
 }
 
 const ENCODER = new TextEncoder();
@@ -130,7 +167,9 @@ export function planGroups(
   for (const group of source.groups) {
     if (!isMirrored(group.key, options)) continue;
     mirrored.add(group.key);
-    const resume = resumeId(group);
+    const mirrorPel = options.pending === true && group.pelComplete === true;
+    // Pending entries mirrored: the group stands where it does; else before the oldest of them.
+    const resume = mirrorPel ? group.lastDeliveredId : resumeId(group);
     const capped = compareIds(resume, top) > 0;
     const id = capped ? top : resume;
     const entriesRead = exactEntriesRead(id, group, source, target);
@@ -144,6 +183,7 @@ export function planGroups(
     ) {
       changes.push({ kind: "setid", group, id, entriesRead });
     }
+    if (mirrorPel) changes.push(...planPending(group, there, top));
   }
   for (const group of target.groups) {
     if (!mirrored.has(group.key) && isMirrored(group.key, options)) {
@@ -151,6 +191,44 @@ export function planGroups(
     }
   }
   return { changes, standings };
+}
+
+/**
+ * The changes that make the target's copy of `group` (`there`, undefined
+ * when it is made now) hold the same consumers and the same pending
+ * entries, each under the same consumer, with its idle time and delivery
+ * count: `XGROUP CREATECONSUMER`, `XCLAIM ... FORCE JUSTID` of the entries
+ * the target holds (at or below `top`; the others are claimed once copied,
+ * and meanwhile delivered as new), `XACK` of those no longer pending on the
+ * source, `XGROUP DELCONSUMER` of consumers gone from the source.
+ */
+export function planPending(
+  group: GroupPosition,
+  there: GroupPosition | undefined,
+  top: string,
+): GroupChange[] {
+  const changes: GroupChange[] = [];
+  const names = group.consumerNames ?? new Map<string, Uint8Array>();
+  const theirs = there?.consumerNames ?? new Map<string, Uint8Array>();
+  for (const [key, consumer] of names) {
+    if (!theirs.has(key)) changes.push({ kind: "createconsumer", group, consumer });
+  }
+  const onTarget = new Map((there?.pel ?? []).map((e) => [e.id, e]));
+  const pending = new Set<string>();
+  for (const entry of group.pel ?? []) {
+    pending.add(entry.id);
+    if (compareIds(entry.id, top) > 0) continue;
+    const t = onTarget.get(entry.id);
+    if (!t || t.consumerKey !== entry.consumerKey || t.deliveries !== entry.deliveries) {
+      changes.push({ kind: "claim", group, entry });
+    }
+  }
+  const acked = [...onTarget.keys()].filter((id) => !pending.has(id));
+  if (acked.length > 0) changes.push({ kind: "ack", group, ids: acked });
+  for (const [key, consumer] of theirs) {
+    if (!names.has(key)) changes.push({ kind: "delconsumer", group, consumer });
+  }
+  return changes;
 }
 
 /**

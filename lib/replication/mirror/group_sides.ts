@@ -8,6 +8,7 @@
 import { parseFlatMap, RANGE_REPLY, RawEntry, type RedisClient, text } from "../../redis/mod.ts";
 import { chunksBy } from "../_group_by.ts";
 import type { GroupPosition, StreamSide } from "./group_plan.ts";
+import { readPending } from "./group_pending.ts";
 
 /** Streams a pipeline carries at most. */
 const CHUNK = 500;
@@ -27,6 +28,12 @@ export interface ReadSidesOptions {
    * @default {() => false}
    */
   pendingOf?: (group: string) => boolean;
+  /**
+   * The groups whose pending entries and consumers are read in full (`group_pending.ts`;
+   * STREAM_GROUPS_SYNC_PENDING); for them, `pendingOf` is not needed.
+   * @default {undefined}
+   */
+  pel?: (group: string) => boolean;
 }
 
 /**
@@ -51,7 +58,9 @@ export async function readSides(
       parse: RANGE_REPLY,
     });
     const sides = list.map((_, i) => side(groups[i], infos[i]));
-    if (options.pendingOf) await readOldestPending(client, db, list, sides, options.pendingOf);
+    const { pel, pendingOf } = options;
+    if (pel) await readPending(client, db, list, sides, pel);
+    else if (pendingOf) await readOldestPending(client, db, list, sides, pendingOf);
     list.forEach((k, i) => out.set(k, sides[i]));
   }
   return keys.map((k) => out.get(k)!);
