@@ -93,21 +93,51 @@ async function spreadOverMasters(c: ClusterTestClient, masters: number): Promise
   assert.equal(owners.size, masters, "the test's streams do not cover every master");
 }
 
-Deno.test("standalone -> cluster: run --once copies every stream exactly onto the masters that own them", async () => {
+Deno.test("standalone -> cluster: run --once copies every stream exactly onto the masters that own them, and their consumer groups with their pending entries (STREAM_GROUPS_SYNC_PENDING)", async () => {
   await using cluster = await startCluster();
   await using source = await RedisServer.start();
   await using src = await connect(source);
   await using dst = new ClusterTestClient(cluster.seed);
   await spreadOverMasters(dst, 3);
   await addAll(src, 30, "backlog");
+  // An application's group on each stream: 10 entries delivered to "c1", not acknowledged.
+  const delivered = new Map<string, string[]>();
+  for (const key of KEYS) {
+    await src.send(["XGROUP", "CREATE", key, "app", "0"]);
+    const reply = await src.send([
+      "XREADGROUP",
+      "GROUP",
+      "app",
+      "c1",
+      "COUNT",
+      "10",
+      "STREAMS",
+      key,
+      ">",
+    ]) as [string, [string, unknown][]][];
+    delivered.set(key, reply[0][1].map(([id]) => id));
+  }
   const result = await runCli(["run", "--once"], {
-    env: { ...BASE, ...sideEnv("SOURCE", source, false), ...sideEnv("TARGET", cluster.seed, true) },
+    env: {
+      ...BASE,
+      ...sideEnv("SOURCE", source, false),
+      ...sideEnv("TARGET", cluster.seed, true),
+      STREAM_GROUPS_SYNC: "app",
+      STREAM_GROUPS_SYNC_PENDING: "true",
+    },
     timeoutMs: 120_000,
   });
   assert.equal(result.code, 0, result.stderr);
   assert.equal(await exact(src, dst), undefined);
   // Each stream is on its own master (no MOVED left behind, no key on a wrong node).
   for (const key of KEYS) assert.equal((await dst.xrangeAll(key)).length, 30);
+  for (const key of KEYS) {
+    const ids = delivered.get(key)!;
+    const groups = await dst.send(key, ["XINFO", "GROUPS", key]) as unknown[][];
+    assert.deepEqual(groups.map((g) => [g[1], g[7]]), [["app", ids.at(-1)]], key);
+    const pel = await dst.send(key, ["XPENDING", key, "app", "-", "+", "100"]) as unknown[][];
+    assert.deepEqual(pel.map(([id, consumer]) => `${id} ${consumer}`), ids.map((id) => `${id} c1`));
+  }
 });
 
 Deno.test("cluster -> standalone: run --once copies the streams of every master exactly, nothing pending", async () => {
