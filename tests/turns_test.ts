@@ -5,7 +5,7 @@
  * read left most streams unread for minutes.
  */
 import assert from "node:assert/strict";
-import { Turns } from "../lib/replication/read/_turns.ts";
+import { Rotation, Turns } from "../lib/replication/read/_turns.ts";
 import { planRound } from "../lib/replication/read/_read_replies.ts";
 import { ReadAhead } from "../lib/replication/read/read_ahead.ts";
 import { ReplicatedStream } from "../lib/replication/stream/stream.ts";
@@ -49,4 +49,36 @@ Deno.test("a stream's first read asks for 10 entries, or a batch when STREAM_BAT
     const full = commands.filter((c) => c.count === undefined);
     assert.deepEqual(full.map((c) => c.streams), [[streams[2]]]);
   }
+});
+
+Deno.test("a rotation takes the next items that qualify, every one in its turn, while items come and go between calls", () => {
+  const items = new Set(Array.from({ length: 10 }, (_, i) => i));
+  const rotation = new Rotation(items);
+  const even = (i: number) => i % 2 === 0;
+  assert.deepEqual(rotation.take(2, even), [0, 2]);
+  items.delete(4); // gone before its turn: not taken
+  items.add(12); // new: taken in its turn, after those already there
+  assert.deepEqual(rotation.take(2, even), [6, 8]);
+  assert.deepEqual(rotation.take(2, even), [12, 0]); // round again
+  // Never an item twice in one call, also when fewer qualify than asked for.
+  assert.deepEqual(rotation.take(100, even), [2, 6, 8, 12, 0]);
+  assert.deepEqual(rotation.take(3, () => false), []);
+  assert.deepEqual(new Rotation(new Set<number>()).take(5, () => true), []);
+});
+
+Deno.test("a rotation's items put back (their pass was not sent) are taken alone by the next call, if still there and qualifying; then it goes on where it stopped", () => {
+  const items = new Set(Array.from({ length: 6 }, (_, i) => i));
+  const rotation = new Rotation(items);
+  const all = () => true;
+  const taken = rotation.take(3, all);
+  assert.deepEqual(taken, [0, 1, 2]);
+  rotation.putBack(taken);
+  items.delete(1);
+  assert.deepEqual(rotation.take(4, (i) => i !== 2), [0]);
+  assert.deepEqual(rotation.take(2, all), [3, 4]);
+  rotation.putBack([3, 4]);
+  items.delete(3);
+  items.delete(4);
+  // None of them is left: the call goes on where the last one stopped, each item once.
+  assert.deepEqual(rotation.take(10, all), [5, 0, 2]);
 });

@@ -32,6 +32,7 @@ import {
 } from "./_read_replies.ts";
 import { ReaderWake } from "./_reader_wake.ts";
 import { Turns } from "./_turns.ts";
+import { NextPass } from "./_next_pass.ts";
 import type { ReaderHooks, ReadNowOptions, StreamReaderOptions } from "./read_hooks.ts";
 
 /** A failed read may still reach the server this long after (kernel retransmits; tcp_orphan_retries). */
@@ -83,6 +84,8 @@ export abstract class StreamReader {
   #staleReadsPossibleUntil = 0;
   /** Which streams a read takes when it may not take all: in turns, per kind of read. */
   readonly #turns = new Turns<ReplicatedStream>();
+  /** Which streams the loop's next pass takes. */
+  readonly #next: NextPass;
   #rotation = 0;
 
   constructor(conn: RedisConnection, hooks: ReaderHooks, options: StreamReaderOptions) {
@@ -95,6 +98,17 @@ export abstract class StreamReader {
       maxMs: options.backoffMaxMs,
       immediateRetries: options.maxRetries,
     });
+    this.#next = new NextPass({
+      streams: this.#streams,
+      notified: this.notified,
+      once: options.once ?? false,
+      wants: (stream) => this.hooks.wants(stream),
+      lookDue: () => Date.now() - this.lastSweep >= SWEEP_INTERVAL_MS,
+      looked: () => (this.lastSweep = Date.now()),
+      readNow: (streams, repeat) => this.readNow(streams, repeat),
+      lookAtOthers: (others) => this.lookAtOthers(others),
+      quiet: (wanting, notified) => this.quiet(wanting, notified),
+    }, SWEEP_STREAMS);
   }
 
   /** Streams assigned to this reader. */
@@ -129,6 +143,7 @@ export abstract class StreamReader {
 
   /** `stream` wants entries again, or must leave a blocking read: wake the loop, or unblock. */
   poke(stream?: ReplicatedStream): void {
+    if (this.options.once) return void this.wake.wakeUp(); // --once never blocks: nothing to unblock
     const conn = this.conn;
     this.wake.poke({
       // Unblock when a stream it does not block on wants entries, or one it blocks on must stop.
@@ -153,34 +168,32 @@ export abstract class StreamReader {
     try {
       while (!signal.aborted) {
         this.wake.looked();
-        const wanting: ReplicatedStream[] = [];
-        for (const s of this.#streams) if (this.hooks.wants(s)) wanting.push(s);
-        const notified = this.notified;
-        const hot = wanting.filter((s) => s.hot || s.history !== undefined || notified.has(s));
-        const blocking = !this.options.once && hot.length === 0;
-        if (ahead && (wanting.length === 0 || blocking)) {
+        const next = this.#next.next();
+        if (ahead && (next === undefined || next.blocking)) {
           // Let the pass in flight finish first: what it brings decides what comes next.
           await ahead;
           ahead = null;
           continue;
         }
-        if (wanting.length === 0) {
+        if (next === undefined) {
           await this.wake.sleep();
           continue;
         }
+        const { streams, blocking } = next;
         if (!(blocking && this.waitTakesNothing) && !this.hooks.budget.roomLeft()) {
           // The memory for entries read ahead is spent (all readers together): no read
           // until some is given back (the budget wakes this reader then). A wait that takes
           // nothing goes on: it covers every stream, whatever the memory.
+          next.putBack();
           if (ahead) await ahead;
           else await this.wake.sleep();
           ahead = null;
           continue;
         }
-        const pass = this.#pass(wanting, hot).then(
+        const pass = next.send().then(
           () => this.#backoff.reset(),
           async (error) => {
-            if (!signal.aborted) await this.#failedRead(error, wanting, signal);
+            if (!signal.aborted) await this.#failedRead(error, streams, signal);
           },
         );
         if (blocking) {
@@ -225,19 +238,6 @@ export abstract class StreamReader {
     wanting: ReplicatedStream[],
     notified: ReplicatedStream[],
   ): Promise<void>;
-
-  #pass(wanting: ReplicatedStream[], hot: ReplicatedStream[]): Promise<void> {
-    if (this.options.once) return this.readNow(wanting, hot.length > 0);
-    if (!hot.some((s) => s.hot || s.history !== undefined)) return this.quiet(wanting, hot);
-    const now = Date.now();
-    if (now - this.lastSweep >= SWEEP_INTERVAL_MS && hot.length < wanting.length) {
-      this.lastSweep = now;
-      const backlog = new Set(hot);
-      return this.lookAtOthers(wanting.filter((s) => !backlog.has(s)));
-    }
-    // Streams with a backlog: several reads in one round trip.
-    return this.readNow(hot, true);
-  }
 
   /**
    * Non-blocking reads of `streams`, one round trip per DB; with `repeat`,

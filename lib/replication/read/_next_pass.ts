@@ -1,0 +1,104 @@
+/**
+ * What a reader's loop does next: which of its streams the next pass
+ * takes. A read takes a window of them, in turns (`run --once`: those that
+ * want entries; else those with a backlog, and now and then a look at the
+ * others); only a wait, when none has a backlog, lists them all. With
+ * thousands of streams per reader, a list of them all for each read was
+ * most of what a backfill allocated. Internal to the reader.
+ *
+ * @module
+ */
+import type { ReplicatedStream } from "../stream/stream.ts";
+import { Rotation } from "./_turns.ts";
+
+/**
+ * Streams one pass takes at most (a backfill's read takes fewer when the
+ * read-ahead memory is short; the others are taken by the next passes).
+ */
+export const READ_WINDOW = 2000;
+
+/** One pass of the loop. */
+export interface Pass {
+  /** The streams it reads or waits for (told when it fails). */
+  streams: ReplicatedStream[];
+  /** A wait (never pipelined). */
+  blocking: boolean;
+  /** Sends it. */
+  send(): Promise<void>;
+  /** It is not sent now: the streams it took are taken first next time. */
+  putBack(): void;
+}
+
+/** What {@linkcode NextPass} needs of its reader. */
+export interface NextPassContext {
+  /** The reader's streams (it keeps them). */
+  streams: ReadonlySet<ReplicatedStream>;
+  /** The streams to read next even without a backlog (a cluster's notifications). */
+  notified: ReadonlySet<ReplicatedStream>;
+  /** `run --once`: never wait. */
+  once: boolean;
+  /** Whether `stream` wants entries now. */
+  wants(stream: ReplicatedStream): boolean;
+  /** Whether the others (no backlog) are due for a look, while some have one; `looked` marks it. */
+  lookDue(): boolean;
+  looked(): void;
+  /** The reader's reads: see `StreamReader`. */
+  readNow(streams: ReplicatedStream[], repeat: boolean): Promise<void>;
+  lookAtOthers(others: ReplicatedStream[]): Promise<void>;
+  quiet(wanting: ReplicatedStream[], notified: ReplicatedStream[]): Promise<void>;
+}
+
+/** Picks a reader's next pass; see the module doc. */
+export class NextPass {
+  readonly #c: NextPassContext;
+  readonly #window: Rotation<ReplicatedStream>;
+  readonly #others: Rotation<ReplicatedStream>;
+  /** How many streams a look at the others takes. */
+  readonly #lookSize: number;
+
+  constructor(context: NextPassContext, lookSize: number) {
+    this.#c = context;
+    this.#window = new Rotation(context.streams);
+    this.#others = new Rotation(context.streams);
+    this.#lookSize = lookSize;
+  }
+
+  /** The next pass (undefined: no stream wants entries). */
+  next(): Pass | undefined {
+    const c = this.#c;
+    const wants = (s: ReplicatedStream) => c.wants(s);
+    const notified = c.notified;
+    const hot = (s: ReplicatedStream) => s.hot || s.history !== undefined || notified.has(s);
+    if (c.once) {
+      const streams = this.#window.take(READ_WINDOW, wants);
+      if (streams.length === 0) return undefined;
+      return this.#pass(streams, this.#window, () => c.readNow(streams, streams.some(hot)));
+    }
+    const backlog = this.#window.take(READ_WINDOW, (s) => hot(s) && wants(s));
+    if (backlog.some((s) => s.hot || s.history !== undefined)) {
+      if (c.lookDue()) {
+        const others = this.#others.take(this.#lookSize, (s) => !hot(s) && wants(s));
+        if (others.length > 0) {
+          c.looked();
+          return this.#pass(others, this.#others, () => c.lookAtOthers(others));
+        }
+      }
+      // Streams with a backlog: several reads in one round trip.
+      return this.#pass(backlog, this.#window, () => c.readNow(backlog, true));
+    }
+    const wanting: ReplicatedStream[] = [];
+    for (const s of c.streams) if (wants(s)) wanting.push(s);
+    if (wanting.length === 0) return undefined;
+    // The notified streams (a cluster's) are read without blocking.
+    const pass = this.#pass(wanting, this.#window, () => c.quiet(wanting, backlog));
+    return {
+      ...pass,
+      blocking: backlog.length === 0,
+      putBack: () => this.#window.putBack(backlog),
+    };
+  }
+
+  #pass(streams: ReplicatedStream[], from: Rotation<ReplicatedStream>, send: () => Promise<void>) {
+    return { streams, blocking: false, send, putBack: () => from.putBack(streams) };
+  }
+}
