@@ -549,3 +549,157 @@ Deno.test("a quiet stream whose target lost its last entries to another client's
     `target holds ${held.length} entries (top ${top}); billing there at ${at}`,
   );
 });
+
+// The reviewer's failing cases, fixed since (B2-B5 of the review).
+
+Deno.test("a source group at $ on a stream trimmed to empty is mirrored and counted in step, not waiting for a copy that cannot come", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const key = "emptied-stream";
+  await fillStream(src, key, 20);
+  await src.send(["XTRIM", key, "MAXLEN", "0"]);
+  await src.send(["XGROUP", "CREATE", key, "billing", "$"]);
+  await using live = startReplicator(
+    replicationConfig(source, target, {
+      STREAM_GROUPS_SYNC: "*",
+      STREAM_GROUPS_SYNC_INTERVAL: 0.1,
+    }),
+  );
+  await waitFor(async () => (await positions(dst, key)).has("billing"), {
+    timeoutMs: 10_000,
+    message: "billing on the target",
+  });
+  await new Promise((r) => setTimeout(r, 1500));
+  const status = live.orchestrator.status().groups ?? [];
+  assert.deepEqual(
+    status.map((g) => [g.group, g.behind]),
+    [["billing", 0]],
+    JSON.stringify(status),
+  );
+});
+
+Deno.test("a source group at $ whose last entries were deleted before they were copied is counted in step once the target holds all the source holds", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const key = "deleted-top-stream";
+  await fillStream(src, key, 30);
+  await src.send(["XGROUP", "CREATE", key, "billing", "$"]);
+  const all = await src.xrangeAll(key);
+  await src.send(["XDEL", key, ...all.slice(25).map(([id]) => id)]);
+  await using live = startReplicator(
+    replicationConfig(source, target, {
+      STREAM_GROUPS_SYNC: "*",
+      STREAM_GROUPS_SYNC_INTERVAL: 0.1,
+    }),
+  );
+  await waitForCopy(src, key, dst);
+  await waitFor(async () => (await positions(dst, key)).has("billing"), {
+    timeoutMs: 10_000,
+    message: "billing on the target",
+  });
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal((await positions(dst, key)).get("billing"), all[24][0]);
+  const status = live.orchestrator.status().groups ?? [];
+  assert.deepEqual(
+    status.map((g) => [g.group, g.behind]),
+    [["billing", 0]],
+    JSON.stringify(status),
+  );
+});
+
+Deno.test("entries-read is not set from the source's lag when the target holds entries after the group that the source lost (a source restarted from an older snapshot): Redis' lag on the target is not wrong", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start({ args: ["--save", ""] });
+  await using target = await RedisServer.start();
+  await using dst = await connect(target);
+  const key = "lag-after-loss-stream";
+  const settings = { STREAM_GROUPS_SYNC: "*" };
+  {
+    await using src = await connect(source);
+    await fillStream(src, key, 80);
+    await src.send(["XGROUP", "CREATE", key, "billing", "0"]);
+    await readGroup(src, key, "billing", 80);
+    await src.send(["SAVE"]);
+    await fillStream(src, key, 20); // copied, then lost by the source
+    const first = await runOnce(replicationConfig(source, target, settings));
+    assert.ok(first.ok, JSON.stringify(first.failures));
+  }
+  await source.kill();
+  await source.start();
+  await using src = await connect(source);
+  await fillStream(src, key, 20); // new entries, above the lost ones
+  await runOnce(replicationConfig(source, target, settings));
+  const info = await dst.send(["XINFO", "GROUPS", key]) as unknown[][];
+  const billing = info.map((g) => {
+    const m = new Map<string, unknown>();
+    for (let i = 0; i + 1 < g.length; i += 2) m.set(String(g[i]), g[i + 1]);
+    return m;
+  }).find((m) => m.get("name") === "billing")!;
+  const at = String(billing.get("last-delivered-id"));
+  const after = (await dst.xrangeAll(key)).filter(([id]) => compareIds(id, at) > 0).length;
+  const lag = billing.get("lag");
+  assert.ok(
+    lag === null || Number(lag) === after,
+    `billing on the target at ${at} with entries-read ${billing.get("entries-read")}: ` +
+      `Redis says lag ${lag}, but ${after} entries follow it there`,
+  );
+});
+
+Deno.test("with STREAM_GROUPS_SYNC_PENDING and a target that refuses XCLAIM (its ACL user lacks it), the entries pending on the source are not passed by on the target: pending there or after its group's position", async () => {
+  await quietLogs();
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  await dst.send(["ACL", "SETUSER", "no-claim", "on", ">pw", "~*", "&*", "+@all", "-xclaim"]);
+  const key = "no-claim-stream";
+  await fillStream(src, key, 30);
+  await src.send(["XGROUP", "CREATE", key, "billing", "0"]);
+  const unacked = await src.send([
+    "XREADGROUP",
+    "GROUP",
+    "billing",
+    "worker",
+    "COUNT",
+    "10",
+    "STREAMS",
+    key,
+    ">",
+  ]) as [string, [string, unknown][]][];
+  const pendingIds = unacked[0][1].map(([id]) => id);
+  await readGroup(src, key, "billing", 10); // read and acknowledged after them
+  await using _live = startReplicator(
+    replicationConfig(source, target, {
+      STREAM_GROUPS_SYNC: "*",
+      STREAM_GROUPS_SYNC_INTERVAL: 0.1,
+      STREAM_GROUPS_SYNC_PENDING: true,
+      TARGET_REDIS_USERNAME: "no-claim",
+      TARGET_REDIS_PASSWORD: "pw",
+    }),
+  );
+  await waitForCopy(src, key, dst);
+  await waitFor(async () => (await positions(dst, key)).has("billing"), {
+    timeoutMs: 10_000,
+    message: "billing on the target",
+  });
+  await new Promise((r) => setTimeout(r, 1000));
+  const at = (await positions(dst, key)).get("billing")!;
+  const there = new Set(
+    ((await dst.send(["XPENDING", key, "billing", "-", "+", "100"])) as [string][]).map(([id]) =>
+      id
+    ),
+  );
+  const passed = pendingIds.filter((id) => !there.has(id) && compareIds(id, at) <= 0);
+  assert.deepEqual(
+    passed,
+    [],
+    `billing on the target at ${at}: ${passed.length} entries pending on the source are neither ` +
+      `pending there nor after its position (skipped after a failover)`,
+  );
+});

@@ -59,13 +59,18 @@ Deno.test("a source group the target lacks is created at the same position, with
   assert.deepEqual(plan.standings.map((s) => [s.targetId, s.capped]), [["40-0", false]]);
 });
 
-Deno.test("entries read are translated when the target's copy began later than the source's first entry", () => {
+Deno.test("entries read are left to Redis when the target counted other entries than the source (its copy began later, or it holds entries the source lost)", () => {
   // The target holds 51-0 .. 100-0 only (copied from the middle): 50 entries added there.
   const source = side(100, [group("billing", "80-0", { entriesRead: 80, lag: 20 })]);
-  const target = side(100, [], { entriesAdded: 50 });
-  const [change] = planGroups(source, target, OPTIONS).changes;
+  const later = side(100, [], { entriesAdded: 50 });
+  const [change] = planGroups(source, later, OPTIONS).changes;
   assert.ok(change.kind === "create");
-  assert.equal(change.entriesRead, 30, "50 added on the target, 20 after the group's position");
+  assert.equal(change.entriesRead, undefined);
+  // 120 added on the target: 20 the source lost after they were copied, then 20 new ones.
+  const lost = side(100, [], { entriesAdded: 120 });
+  const [c2] = planGroups(source, lost, OPTIONS).changes;
+  assert.ok(c2.kind === "create");
+  assert.equal(c2.entriesRead, undefined);
 });
 
 Deno.test("a group past what the target holds waits at the target's last entry, never beyond", () => {
@@ -227,17 +232,41 @@ Deno.test("pending entries follow: claimed under the same consumer with their de
   );
   // Capped at the target's last entry (15-0); 19-0 is not there yet: claimed once copied. 11-0
   // is as it should be; 12-0 moves to w1; 13-0 is claimed; 14-0 was acked on the source.
+  // Entries to claim at or below where the target's group stands: it is held before the oldest
+  // pending entry while they are claimed, and goes where it stands on the source only once the
+  // claims were made (the last change, which the caller sends after them).
   assert.deepEqual(described, [
-    "setid 15-0",
+    "setid 10-18446744073709551615",
     "createconsumer idle",
     "claim 12-0 w1 1",
     "claim 13-0 w2 1",
     "ack 14-0",
     "delconsumer gone",
+    "setid 15-0",
   ]);
-  // Not held back before the oldest pending entry: it is pending there.
+  const last = plan.changes.at(-1)!;
+  assert.ok(last.kind === "setid" && last.afterClaims);
+  // Nothing to claim: straight where it stands.
+  const claimed = group("billing", "20-0", {
+    entriesRead: 20,
+    pel: source.pel!.slice(0, 3).map((e) => ({ ...e })),
+    pelComplete: true,
+    consumerNames: names("w1", "w2", "idle"),
+  });
+  const settled = planGroups(
+    side(20, [{ ...source, pel: source.pel!.slice(0, 3), pending: 3 }]),
+    side(20, [claimed]),
+    { ...OPTIONS, pending: true },
+  );
+  assert.deepEqual(settled.changes.map((c) => c.kind === "setid" ? c.id : c.kind), []);
   const whole = planGroups(side(20, [source]), side(20, []), { ...OPTIONS, pending: true });
-  assert.equal(whole.changes[0].kind === "create" && whole.changes[0].id, "20-0");
+  // A group made now: before its oldest pending entry, then (once claimed) where it stands.
+  assert.equal(
+    whole.changes[0].kind === "create" && whole.changes[0].id,
+    "10-18446744073709551615",
+  );
+  const moved = whole.changes.at(-1)!;
+  assert.ok(moved.kind === "setid" && moved.afterClaims && moved.id === "20-0");
   // A pending list longer than what is read: held back as without the option, nothing claimed.
   const long = { ...source, pelComplete: false };
   const held = planGroups(side(20, [long]), side(20, []), { ...OPTIONS, pending: true });

@@ -181,39 +181,50 @@ export class GroupMirror {
         }
         this.#forgetGone(ref.id, names);
       });
-      const outcomes = await target.pipeline(
-        targetDb,
-        changes.map(({ ref, change }) => command(ref, change)),
-      );
-      outcomes.forEach((outcome, i) => {
-        const { ref, change } = changes[i];
-        if (outcome.status === "rejected") {
-          report.failed++;
-          // Not in step: counted behind until a pass makes the change.
+      // Claims first; a group moves to where it stands on the source only once they were made
+      // (else it stays before its entries that are not pending there yet).
+      const failed = new Set<string>();
+      const tally = (list: typeof changes, outcomes: PromiseSettledResult<unknown>[]) => {
+        outcomes.forEach((outcome, i) => {
+          const { ref, change } = list[i];
           const pair = `${ref.id}\0${change.group.key}`;
-          if (
-            (change.kind === "create" || change.kind === "setid") && !this.#behindSince.has(pair)
-          ) {
-            this.#behindSince.set(pair, now);
+          if (outcome.status === "rejected") {
+            report.failed++;
+            failed.add(pair);
+            // Not in step: counted behind until a pass makes the change.
+            if (
+              (change.kind === "create" || change.kind === "setid") && !this.#behindSince.has(pair)
+            ) {
+              this.#behindSince.set(pair, now);
+            }
+            problems.push(
+              `${ref.targetLabel} group ${escapeBytes(change.group.name)}: ${
+                errorMessage(outcome.reason)
+              }`,
+            );
+            return;
           }
-          problems.push(
-            `${ref.targetLabel} group ${escapeBytes(change.group.name)}: ${
-              errorMessage(outcome.reason)
-            }`,
-          );
-          return;
-        }
-        if (change.kind === "create") report.created++;
-        else if (change.kind === "setid") report.moved++;
-        else if (change.kind === "destroy") report.destroyed++;
-        else report.pending++;
-        log.debug("Consumer group {group} of {stream}: {change} on the target{at}", {
-          group: escapeBytes(change.group.name),
-          stream: ref.targetLabel,
-          change: change.kind,
-          at: describe(change),
+          if (change.kind === "create") report.created++;
+          else if (change.kind === "setid") report.moved++;
+          else if (change.kind === "destroy") report.destroyed++;
+          else report.pending++;
+          log.debug("Consumer group {group} of {stream}: {change} on the target{at}", {
+            group: escapeBytes(change.group.name),
+            stream: ref.targetLabel,
+            change: change.kind,
+            at: describe(change),
+          });
         });
-      });
+      };
+      const later = (c: GroupChange) => c.kind === "setid" && c.afterClaims === true;
+      const first = changes.filter((c) => !later(c.change));
+      tally(first, await target.pipeline(targetDb, first.map((c) => command(c.ref, c.change))));
+      const then = changes.filter((c) =>
+        later(c.change) && !failed.has(`${c.ref.id}\0${c.change.group.key}`)
+      );
+      if (then.length > 0) {
+        tally(then, await target.pipeline(targetDb, then.map((c) => command(c.ref, c.change))));
+      }
     }
     this.#say(problems);
     this.#options.onReport?.(report);

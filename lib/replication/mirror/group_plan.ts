@@ -86,6 +86,8 @@ export type GroupChange =
     readonly group: GroupPosition;
     readonly id: string;
     readonly entriesRead?: number;
+    /** Made only if every change of this group before it was made (its claims). */
+    readonly afterClaims?: boolean;
   }
   | { readonly kind: "destroy"; readonly group: GroupPosition }
   | {
@@ -168,13 +170,26 @@ export function planGroups(
     if (!isMirrored(group.key, options)) continue;
     mirrored.add(group.key);
     const mirrorPel = options.pending === true && group.pelComplete === true;
-    // Pending entries mirrored: the group stands where it does; else before the oldest of them.
-    const resume = mirrorPel ? group.lastDeliveredId : resumeId(group);
-    const capped = compareIds(resume, top) > 0;
-    const id = capped ? top : resume;
-    const entriesRead = exactEntriesRead(id, group, source, target);
-    standings.push({ group, targetId: id, capped });
     const there = onTarget.get(group.key);
+    const pend = mirrorPel ? planPending(group, there, top) : [];
+    const claims = pend.flatMap((c) => (c.kind === "claim" ? [c.entry.id] : []));
+    // Where it goes: with its pending entries mirrored, where it stands; else (or while some
+    // are still to be claimed there) before the oldest of them.
+    const final = mirrorPel ? group.lastDeliveredId : resumeId(group);
+    const finalId = capAt(final, top);
+    let id = mirrorPel && claims.length > 0 ? capAt(resumeId(group), top) : finalId;
+    if (there && mirrorPel && claims.length > 0) {
+      // Already there: held back only if an entry to claim is at or below where it stands
+      // (passed by, should the claim fail), else left where it is until the claims are made.
+      const at = there.lastDeliveredId;
+      const exposed = claims.some((c) => compareIds(c, at) <= 0);
+      id = exposed && compareIds(id, at) < 0 ? id : at;
+    }
+    // Past what the target holds: it waits at the target's last entry, for the copy; unless the
+    // source holds nothing above that entry (deleted, trimmed): then nothing is to come.
+    const capped = compareIds(final, top) > 0 && compareIds(source.topId, top) > 0;
+    const entriesRead = exactEntriesRead(id, group, source, target);
+    standings.push({ group, targetId: finalId, capped });
     if (!there) {
       changes.push({ kind: "create", group, id, entriesRead, mkstream: !target.exists });
     } else if (
@@ -183,7 +198,12 @@ export function planGroups(
     ) {
       changes.push({ kind: "setid", group, id, entriesRead });
     }
-    if (mirrorPel) changes.push(...planPending(group, there, top));
+    changes.push(...pend);
+    if (id !== finalId) {
+      // Once every claim of this pass was made (the caller checks): where it stands.
+      const read = exactEntriesRead(finalId, group, source, target);
+      changes.push({ kind: "setid", group, id: finalId, entriesRead: read, afterClaims: true });
+    }
   }
   for (const group of target.groups) {
     if (!mirrored.has(group.key) && isMirrored(group.key, options)) {
@@ -231,6 +251,11 @@ export function planPending(
   return changes;
 }
 
+/** `id`, or `top` when `id` is above it. */
+function capAt(id: string, top: string): string {
+  return compareIds(id, top) > 0 ? top : id;
+}
+
 /**
  * Where a consumer of the group on the target goes on from: its last
  * delivered entry, or the one before its oldest pending entry when it has
@@ -273,6 +298,9 @@ function exactEntriesRead(
   // only when it holds the source's last entry.
   if (id !== group.lastDeliveredId) return undefined; // held back before a pending entry
   if (group.lag === null || target.topId !== source.lastGeneratedId) return undefined;
+  // And only when both counted the same entries (a target that began later, or that holds
+  // entries the source lost, counts others).
+  if (target.entriesAdded !== source.entriesAdded) return undefined;
   const read = target.entriesAdded - group.lag;
   return read >= 0 && read <= target.entriesAdded ? read : undefined;
 }
