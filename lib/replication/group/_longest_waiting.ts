@@ -7,14 +7,23 @@
 import type { ReplicatedStream } from "../stream/stream.ts";
 
 /**
- * The `n` streams of `due` due longest ago, without sorting all of them
- * (100,000 streams, a few dozen taken each second): one walk, the `n`
- * kept in order.
+ * Keeps the `n` streams offered that were due longest ago, in order,
+ * without a list of all of them (100,000 streams walked every second, a
+ * few dozen kept): one binary search per stream that beats the last kept.
  */
-export function longestWaiting(due: readonly ReplicatedStream[], n: number): ReplicatedStream[] {
-  const kept: ReplicatedStream[] = [];
-  for (const s of due) {
-    if (kept.length === n && s.maintenanceDue >= kept[n - 1].maintenanceDue) continue;
+export class LongestWaiting {
+  readonly #n: number;
+  readonly #kept: ReplicatedStream[] = [];
+
+  constructor(n: number) {
+    this.#n = Math.max(1, n);
+  }
+
+  /** Offers `s` (due at `s.maintenanceDue`). */
+  offer(s: ReplicatedStream): void {
+    const kept = this.#kept;
+    const n = this.#n;
+    if (kept.length === n && s.maintenanceDue >= kept[n - 1].maintenanceDue) return;
     let lo = 0, hi = kept.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
@@ -24,5 +33,9 @@ export function longestWaiting(due: readonly ReplicatedStream[], n: number): Rep
     kept.splice(lo, 0, s);
     if (kept.length > n) kept.pop();
   }
-  return kept;
+
+  /** The streams kept, due longest ago first. */
+  get streams(): readonly ReplicatedStream[] {
+    return this.#kept;
+  }
 }

@@ -24,7 +24,7 @@ import { compareIds, type RawEntry, type RedisClient } from "../../redis/mod.ts"
 import { LogDigest } from "../_log_digest.ts";
 import { claimPending, readConsumers, removeConsumers } from "./group.ts";
 import { highestRemoved, readSourceRange, unpendingGaps } from "./source_range.ts";
-import { longestWaiting } from "./_longest_waiting.ts";
+import { LongestWaiting } from "./_longest_waiting.ts";
 import type { ReadFence } from "../sharing/read_fence.ts";
 import type { Scheduler } from "../scheduler.ts";
 import type { ReplicatedStream, StreamOutcome } from "../stream/stream.ts";
@@ -338,18 +338,19 @@ export class Recovery {
     const { group, recovery } = this.#o;
     const every = recovery.pendingCheckEveryMs;
     const now = Date.now();
-    let due: ReplicatedStream[] = [];
+    // A bounded rate: the longest waiting first, the others at a later call. Kept as they are
+    // walked (at 100,000 streams nearly all are overdue: no list of them every second).
+    const elapsed = Math.min(every, this.#lastMaintained ? now - this.#lastMaintained : every);
+    const budget = Math.max(1, Math.ceil(MAINTAINED_PER_INTERVAL * elapsed / every));
+    const waiting = new LongestWaiting(budget);
     for (const s of streams) {
       if (!s.active) continue;
       if (s.maintenanceDue === 0) s.maintenanceDue = now + Math.random() * every;
-      else if (s.maintenanceDue <= now && !this.#running.has(s)) due.push(s);
+      else if (s.maintenanceDue <= now && !this.#running.has(s)) waiting.offer(s);
     }
+    const due = waiting.streams;
     if (due.length === 0) return;
-    // A bounded rate: the longest waiting first, the others at a later call.
-    const elapsed = Math.min(every, this.#lastMaintained ? now - this.#lastMaintained : every);
     this.#lastMaintained = now;
-    const budget = Math.max(1, Math.ceil(MAINTAINED_PER_INTERVAL * elapsed / every));
-    if (due.length > budget) due = longestWaiting(due, budget);
     for (const s of due) s.maintenanceDue = now + every;
     const expected = new Map(due.map((s) => [s, s.outstanding]));
     const consumers = await readConsumers(this.#control, due, { group });
