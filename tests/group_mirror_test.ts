@@ -16,6 +16,7 @@ import { openPool, serverAddress, ServerHealth } from "../lib/redis/mod.ts";
 import { makeStreamRef } from "../lib/replication/mod.ts";
 import { connect, RedisServer, type TestClient } from "../testing/redis.ts";
 import {
+  captureLogs,
   fillStream,
   quietLogs,
   replicationConfig,
@@ -105,7 +106,7 @@ async function ids(client: TestClient, key: string): Promise<string[]> {
 }
 
 Deno.test("the source's consumer groups are created, moved, moved back and destroyed on the target, with their entries read and lag, the tool's own group never", async () => {
-  await quietLogs();
+  const logs = await captureLogs("INFO");
   await using source = await RedisServer.start();
   await using target = await RedisServer.start();
   await using src = await connect(source);
@@ -146,6 +147,14 @@ Deno.test("the source's consumer groups are created, moved, moved back and destr
   await waitMirrored(src, dst, "groups mirrored again");
   const again = await groups(dst, KEY);
   assert.equal(again.has("shipping"), false);
+  assert.ok(
+    logs.atLeast(
+      "INFO",
+      /\d+ made, 1 destroyed \(gone from the source; first: shipping of db0:orders-stream\)/,
+    )
+      .length === 1,
+    logs.toString(),
+  );
   // After SETID without ENTRIESREAD the source does not know its entries read or lag: nor
   // does the target (the mirror does not make them up).
   assert.deepEqual(again.get("billing"), [all[14], null, null]);

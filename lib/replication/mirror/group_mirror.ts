@@ -137,6 +137,7 @@ export class GroupMirror {
     if (refs.length === 0) return report;
     const settings = this.#options.settings;
     const problems: string[] = [];
+    let firstDestroyed = "";
     for (const [targetDb, list] of chunksBy(refs, (r) => r.targetDb, 500)) {
       const mirrored = (group: string) => isMirrored(group, settings);
       const sources = await readSides(this.#source, list.map((r) => ({ db: r.db, key: r.key })), {
@@ -206,8 +207,10 @@ export class GroupMirror {
           }
           if (change.kind === "create") report.created++;
           else if (change.kind === "setid") report.moved++;
-          else if (change.kind === "destroy") report.destroyed++;
-          else report.pending++;
+          else if (change.kind === "destroy") {
+            report.destroyed++;
+            firstDestroyed ||= `${escapeBytes(change.group.name)} of ${ref.targetLabel}`;
+          } else report.pending++;
           log.debug("Consumer group {group} of {stream}: {change} on the target{at}", {
             group: escapeBytes(change.group.name),
             stream: ref.targetLabel,
@@ -227,6 +230,14 @@ export class GroupMirror {
       }
     }
     this.#say(problems);
+    if (report.created + report.destroyed > 0) {
+      // Made and destroyed groups are said (a destroyed one takes its consumers with it).
+      log.info("Consumer groups on the target: {created} made, {destroyed} destroyed{first}", {
+        created: report.created,
+        destroyed: report.destroyed,
+        first: firstDestroyed === "" ? "" : ` (gone from the source; first: ${firstDestroyed})`,
+      });
+    }
     this.#options.onReport?.(report);
     return report;
   }
