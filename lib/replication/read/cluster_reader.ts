@@ -15,6 +15,9 @@ import { StreamReader } from "./reader.ts";
 
 /** Reads a cluster master's streams: on notification, and all of them every `blockMs`. */
 export class ClusterReader extends StreamReader {
+  /** When every stream was last read (ms since epoch). */
+  #lastSweep = 0;
+
   /**
    * A stream new to this reader is read at once: a notification of an
    * entry added while it started (before it was placed here) reached nobody.
@@ -31,9 +34,14 @@ export class ClusterReader extends StreamReader {
     this.wake.wakeUp();
   }
 
+  /** A look reads 200 others at most: this reader's streams are also woken by notifications. */
+  protected override lookSize(): number {
+    return 200;
+  }
+
   /** Notifications may have been missed; every stream is read next. */
   sweepNow(): void {
-    this.lastSweep = 0;
+    this.#lastSweep = 0;
     this.wake.wakeUp();
   }
 
@@ -48,13 +56,13 @@ export class ClusterReader extends StreamReader {
   /** The notified streams once each; with none, the next sweep (or a notification). */
   protected async quiet(wanting: ReplicatedStream[], notified: ReplicatedStream[]): Promise<void> {
     if (notified.length > 0) return this.readNow(notified, false);
-    const wait = this.lastSweep + this.options.blockMs - Date.now();
+    const wait = this.#lastSweep + this.options.blockMs - Date.now();
     if (wait > 0) {
       await this.wake.sleep(wait);
       // Woken (a notification, a new stream, the stop): the loop looks again.
-      if (Date.now() - this.lastSweep < this.options.blockMs) return;
+      if (Date.now() - this.#lastSweep < this.options.blockMs) return;
     }
-    this.lastSweep = Date.now();
+    this.#lastSweep = Date.now();
     await this.readNow(wanting.filter((s) => this.hooks.wants(s)), false);
   }
 }

@@ -31,7 +31,6 @@ import { streamId } from "../stream/stream_ref.ts";
 import { groupBy } from "../_group_by.ts";
 import { fencedRead, type ReadCommand } from "./_read_command.ts";
 import { RefusedRead } from "./_read_replies.ts";
-import { Turns } from "./_turns.ts";
 import { MAX_WAIT_MS, StreamReader, WAIT_MS_PER_STREAM } from "./reader.ts";
 
 /** A fenced reader sweeps (reads streams without waiting) this often, at least. */
@@ -50,8 +49,6 @@ export class FencedReader extends StreamReader {
   protected override readonly waitTakesNothing = true;
   /** When it last swept (ms since epoch). */
   #lastSweep = 0;
-  /** Which others the next look takes. */
-  readonly #looks = new Turns<ReplicatedStream>();
 
   protected override command(): ReadCommand {
     return fencedRead(this.options.fence!);
@@ -72,13 +69,12 @@ export class FencedReader extends StreamReader {
   }
 
   /**
-   * While some streams have a backlog, the next 200 others in turn are
+   * While some streams have a backlog, the others (the next in turn) are
    * looked at with an XREAD that takes nothing (no script, no lease check);
    * those it names are read through the fence next, like a wait's.
    */
   protected override async lookAtOthers(others: ReplicatedStream[]): Promise<void> {
-    const share = this.#looks.next("look", others, SWEEP_STREAMS);
-    for (const [db, streams] of groupBy(share, (s) => s.ref.db)) await this.#wait(db, streams);
+    for (const [db, streams] of groupBy(others, (s) => s.ref.db)) await this.#wait(db, streams);
   }
 
   /** Streams this reader's sweep reads: its share (by streams) of the rate over `periodMs`. */
@@ -118,7 +114,10 @@ export class FencedReader extends StreamReader {
         if (reply instanceof RedisReplyError) throw new RefusedRead(reply, [...streams]);
         for (const key of wokenKeys(reply)) {
           const stream = this.byId.get(streamId(db, key));
-          if (stream) stream.hot = true;
+          if (stream) {
+            stream.hot = true;
+            this.woken.add(stream);
+          }
         }
       } finally {
         for (const s of streams) if (--s.readsInFlight === 0) this.hooks.idle(s);

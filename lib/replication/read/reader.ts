@@ -32,18 +32,11 @@ import {
 } from "./_read_replies.ts";
 import { ReaderWake } from "./_reader_wake.ts";
 import { Turns } from "./_turns.ts";
-import { NextPass } from "./_next_pass.ts";
+import { LOOK_STREAMS, NextPass } from "./_next_pass.ts";
 import type { ReaderHooks, ReadNowOptions, StreamReaderOptions } from "./read_hooks.ts";
 
 /** A failed read may still reach the server this long after (kernel retransmits; tcp_orphan_retries). */
 const STALE_READ_WINDOW_MS = 15 * 60_000;
-/** While streams with a backlog are read, the others are looked at this often. */
-const SWEEP_INTERVAL_MS = 10;
-/**
- * Streams a look reads at most (the next in turn; fewer when the memory is short): with a
- * backlog elsewhere a reader's other streams are read within `ceil(streams / 200) * 10 ms`.
- */
-export const SWEEP_STREAMS = 200;
 /**
  * A wait over many streams blocks this long per stream (ms) when that is
  * more than `blockMs`: the source spends a few microseconds on each key of
@@ -76,8 +69,8 @@ export abstract class StreamReader {
   protected readonly byId = new Map<string, ReplicatedStream>();
   /** Streams to read next even without a backlog (a cluster's notifications). */
   protected readonly notified = new Set<ReplicatedStream>();
-  /** When every stream was last read (ms since epoch). */
-  protected lastSweep = 0;
+  /** Streams a wait that takes nothing saw entries of (see `NextPassContext.woken`). */
+  protected readonly woken = new Set<ReplicatedStream>();
   readonly #command: ReadCommand;
   readonly #streams = new Set<ReplicatedStream>();
   readonly #backoff: Backoff;
@@ -101,14 +94,14 @@ export abstract class StreamReader {
     this.#next = new NextPass({
       streams: this.#streams,
       notified: this.notified,
+      woken: this.woken,
       once: options.once ?? false,
       wants: (stream) => this.hooks.wants(stream),
-      lookDue: () => Date.now() - this.lastSweep >= SWEEP_INTERVAL_MS,
-      looked: () => (this.lastSweep = Date.now()),
+      lookSize: () => this.lookSize(),
       readNow: (streams, repeat) => this.readNow(streams, repeat),
       lookAtOthers: (others) => this.lookAtOthers(others),
       quiet: (wanting, notified) => this.quiet(wanting, notified),
-    }, SWEEP_STREAMS);
+    });
   }
 
   /** Streams assigned to this reader. */
@@ -137,6 +130,7 @@ export abstract class StreamReader {
   release(stream: ReplicatedStream): void {
     this.#streams.delete(stream);
     this.notified.delete(stream);
+    this.woken.delete(stream);
     if (stream.readsInFlight > 0) this.poke(); // a blocking read of it ends now
     if (this.byId.get(stream.ref.id) === stream) this.byId.delete(stream.ref.id);
   }
@@ -209,9 +203,14 @@ export abstract class StreamReader {
     }
   }
 
-  /** While some streams have a backlog: reads the next of the `others` in turn. */
+  /** While some streams have a backlog: reads the `others` (the next in turn), as many as fit. */
   protected lookAtOthers(others: ReplicatedStream[]): Promise<void> {
-    return this.readNow(others, false, { turn: "sweep", most: SWEEP_STREAMS });
+    return this.readNow(others, false, { turn: "sweep", most: others.length });
+  }
+
+  /** How many of the others a look takes at most. */
+  protected lookSize(): number {
+    return LOOK_STREAMS;
   }
 
   /** How this reader's reads are sent (plain XREADGROUP unless said otherwise). */
@@ -324,6 +323,7 @@ export abstract class StreamReader {
       for (const s of c.streams) {
         s.readsInFlight++;
         this.notified.delete(s); // a notification from now on is for entries after this read
+        this.woken.delete(s);
       }
     }
     try {
