@@ -81,8 +81,13 @@ export class NextPass {
     this.#others = new Rotation(context.streams);
   }
 
-  /** The next pass (undefined: no stream wants entries). */
-  next(): Pass | undefined {
+  /**
+   * The next pass (undefined: no stream wants entries). `readsOnly` (a pass
+   * is in flight, which is waited for before any wait): undefined instead
+   * of a wait, without listing every stream for it (at 10,000 streams a
+   * reader, that list delayed the handling of the reply in flight).
+   */
+  next(readsOnly = false): Pass | undefined {
     const c = this.#c;
     const wants = (s: ReplicatedStream) => c.wants(s);
     const notified = c.notified;
@@ -111,6 +116,7 @@ export class NextPass {
       const repeat = backlog.some((s) => s.history !== undefined || (s.hot && !c.woken.has(s)));
       return this.#pass(backlog, this.#window, () => c.readNow(backlog, repeat));
     }
+    if (readsOnly && backlog.length === 0) return undefined;
     const wanting: ReplicatedStream[] = [];
     for (const s of c.streams) if (wants(s)) wanting.push(s);
     if (wanting.length === 0) return undefined;

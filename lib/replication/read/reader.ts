@@ -162,7 +162,7 @@ export abstract class StreamReader {
     try {
       while (!signal.aborted) {
         this.wake.looked();
-        const next = this.#next.next();
+        const next = this.#next.next(ahead !== null);
         if (ahead && (next === undefined || next.blocking)) {
           // Let the pass in flight finish first: what it brings decides what comes next.
           await ahead;

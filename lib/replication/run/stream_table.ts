@@ -229,6 +229,7 @@ export class StreamTable {
 
   /** No read of `stream` is in flight any more. */
   readsOver(stream: ReplicatedStream): void {
+    if (this.#draining.size === 0) return; // after every wait, for each of its streams
     if (this.#draining.get(stream.ref.id) === stream) this.#draining.delete(stream.ref.id);
   }
 
