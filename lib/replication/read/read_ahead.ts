@@ -104,7 +104,12 @@ export class ReadAhead implements ReadBudget {
   push(stream: ReplicatedStream, entries: RawEntry[], bytes: number): void {
     const before = this.memory.bytes;
     stream.push(entries, bytes);
-    const each = (this.memory.bytes - before) / entries.length;
-    this.#entryBytes += (each - this.#entryBytes) / 16;
+    if (entries.length === 0) return; // deleted IDs only: nothing to learn from
+    const each = Math.max(1, (this.memory.bytes - before) / entries.length);
+    // In log space: one 20 MB entry among small ones doubles the estimate instead of making it
+    // 1.25 MB for the next reads of every stream (which then took one stream a read).
+    this.#entryBytes = Math.exp(
+      Math.log(this.#entryBytes) + (Math.log(each) - Math.log(this.#entryBytes)) / 16,
+    );
   }
 }
