@@ -69,7 +69,7 @@ Deno.test("clearing the buffer drops what was read and not written, with the del
   const s = new ReplicatedStream(makeStreamRef(0, "s"), memory);
   const list = entries(["5-1", "5-2"]);
   s.push(list, bytesOf(list));
-  s.deleted.push("4-9");
+  s.addDeleted(["4-9"]);
   assert.equal(s.clearBuffer(), 3);
   assert.equal(s.buffered, 0);
   assert.deepEqual(s.deleted, []);

@@ -329,7 +329,7 @@ export class ReplicationEngine {
     }
     stream.outstanding += entries.length + deleted.length;
     if (entries.length > 0) this.#readAhead.push(stream, entries, bytes);
-    for (const id of deleted) stream.deleted.push(id);
+    stream.addDeleted(deleted);
     this.#writer.schedule(stream);
   }
 

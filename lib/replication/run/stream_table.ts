@@ -71,6 +71,8 @@ export class StreamTable {
   readonly #handing = new Set<string>();
   readonly #warned = new Map<string, string>();
   readonly #o: StreamTableOptions;
+  /** Every stream's end listener (one function, not a closure per stream). */
+  readonly #endListener = (outcome: StreamOutcome, s: ReplicatedStream) => this.#onEnd(s, outcome);
 
   constructor(options: StreamTableOptions) {
     this.#o = options;
@@ -238,7 +240,7 @@ export class StreamTable {
     for (const s of streams) {
       this.#ended.delete(s.ref.id);
       this.#running.set(s.ref.id, s);
-      s.life.onEnd((outcome) => this.#onEnd(s, outcome));
+      s.life.onEnd(this.#endListener, s);
     }
     if (this.#waiting.length > 0 && streams.length > 0) {
       this.#waiting = this.#waiting.filter((r) => !this.#running.has(r.id));

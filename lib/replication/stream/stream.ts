@@ -84,6 +84,13 @@ const ENTRY_OVERHEAD = 160;
  */
 const SEAMS = new WeakSet<RawEntry>();
 
+/**
+ * The empty buffer and deleted IDs of every stream without any (64 bytes a stream otherwise),
+ * frozen: a push into them throws; `push` and `addDeleted` make a stream's own.
+ */
+const NO_ENTRIES: RawEntry[] = Object.freeze([]) as unknown as RawEntry[];
+const NO_IDS: string[] = Object.freeze([]) as unknown as string[];
+
 /** One stream being replicated. */
 export class ReplicatedStream {
   /** Which stream, and where it goes. */
@@ -122,14 +129,14 @@ export class ReplicatedStream {
    * are never taken as passed by. Undefined: a group made by this start.
    */
   startDelivered: string | undefined;
-  /** Entries read and not written yet, in ID order, from `head` on. */
   /**
    * The first entry of each delivery into the buffer (and the entry after a
    * batch put back): where two entries come from different reads, nothing
    * proves that no source entry lies between them (the writer asks the source).
    */
   readonly seams: WeakSet<RawEntry> = SEAMS;
-  buffer: RawEntry[] = [];
+  /** Entries read and not written yet, in ID order, from `head` on (none: the shared empty one). */
+  buffer: RawEntry[] = NO_ENTRIES;
   /** Index of the first unwritten entry of `buffer`. */
   head = 0;
   /** Bytes of the entries from `head` on. */
@@ -140,8 +147,8 @@ export class ReplicatedStream {
    * taken only above it, so the buffer stays strictly increasing.
    */
   queuedTop = "0-0";
-  /** IDs of pending entries found deleted from the source: acked with the next write. */
-  deleted: string[] = [];
+  /** IDs of pending entries found deleted from the source: acked with the next write (`addDeleted`). */
+  deleted: string[] = NO_IDS;
   /** A write of this stream is in flight. */
   writing = false;
   /** Reads in flight that include this stream. */
@@ -239,12 +246,13 @@ export class ReplicatedStream {
   /** Appends entries read (in ID order). */
   push(entries: readonly RawEntry[], bytes: number): void {
     if (this.head > 0 && this.head === this.buffer.length) {
-      this.buffer = [];
+      this.buffer = NO_ENTRIES;
       this.head = 0;
     }
+    if (entries.length > 0 && this.buffer === NO_ENTRIES) this.buffer = [];
     for (const entry of entries) this.buffer.push(entry);
     if (entries.length > 0) {
-      this.queuedTop = entryId(entries[entries.length - 1]);
+      this.queuedTop = this.#sameId(entryId(entries[entries.length - 1]));
       this.seams.add(entries[0]);
     }
     this.bufferedBytes += bytes;
@@ -267,7 +275,7 @@ export class ReplicatedStream {
     this.bufferedBytes -= bytes;
     this.#memory.bytes -= bytes + ENTRY_OVERHEAD * (end - start);
     if (this.head === this.buffer.length) {
-      this.buffer = [];
+      this.buffer = NO_ENTRIES;
       this.head = 0;
     } else if (this.head > 4096 && this.head * 2 > this.buffer.length) {
       this.buffer = this.buffer.slice(this.head);
@@ -296,12 +304,26 @@ export class ReplicatedStream {
   clearBuffer(): number {
     const dropped = this.buffered + this.deleted.length;
     this.#memory.bytes -= this.bufferedBytes + ENTRY_OVERHEAD * this.buffered;
-    this.buffer = [];
+    this.buffer = NO_ENTRIES;
     this.head = 0;
     this.bufferedBytes = 0;
-    this.deleted = [];
+    this.deleted = NO_IDS;
     this.queuedTop = "0-0";
     return dropped;
+  }
+
+  /** Pending entries found deleted from the source: acked with the next write. */
+  addDeleted(ids: readonly string[]): void {
+    if (ids.length === 0) return;
+    if (this.deleted === NO_IDS) this.deleted = [];
+    for (const id of ids) this.deleted.push(id);
+  }
+
+  /** The deleted IDs to ack with the write being made now; the stream has none left. */
+  takeDeleted(): string[] {
+    const deleted = this.deleted;
+    this.deleted = NO_IDS;
+    return deleted;
   }
 
   /**
@@ -325,8 +347,19 @@ export class ReplicatedStream {
 
   /** `id` is on the target now. */
   advance(id: string, compare: (a: string, b: string) => number): void {
-    if (compare(id, this.targetTop) > 0) this.targetTop = id;
-    if (compare(id, this.status.lastCopiedId) > 0) this.status.lastCopiedId = id;
+    if (compare(id, this.targetTop) > 0) this.targetTop = this.#sameId(id);
+    if (compare(id, this.status.lastCopiedId) > 0) this.status.lastCopiedId = this.#sameId(id);
+  }
+
+  /**
+   * `id`, or the equal string the stream holds already: a quiet stream's last delivered,
+   * queued, target and copied IDs are one string, not four (~100 bytes a stream).
+   */
+  #sameId(id: string): string {
+    if (id === this.lastDelivered) return this.lastDelivered;
+    if (id === this.queuedTop) return this.queuedTop;
+    if (id === this.targetTop) return this.targetTop;
+    return id;
   }
 
   /**

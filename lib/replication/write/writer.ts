@@ -130,8 +130,7 @@ export class TargetWriter {
       // Written up to an entry the target cannot take; it stops the stream: nothing after it.
       const large = firstTooLarge(stream, entries, limit);
       if (large && large.at > 0) stream.unshift(entries.splice(large.at));
-      const deleted = stream.deleted;
-      stream.deleted = [];
+      const deleted = stream.takeDeleted();
       let bytes = 0;
       for (const e of entries) bytes += e.size;
       const write: Write = { stream, entries, deleted, bytes };
