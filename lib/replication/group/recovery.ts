@@ -149,6 +149,11 @@ export class Recovery {
         const refill = stream.refill;
         stream.refill = undefined;
         if (refill) await this.#refill(stream, refill, backoff);
+        // Written first; then claims below what they brought are taken, not dropped as in hand.
+        await this.#whileInHand(stream);
+        if (stream.ended) return;
+        if (stream.needsRecovery) continue;
+        stream.nothingInHand();
         let cursor = "0-0";
         while (true) {
           while (stream.buffered >= CLAIM_AHEAD && !stream.ended) await this.#wait(stream);
@@ -178,10 +183,7 @@ export class Recovery {
           if (cursor === "0-0") break;
         }
         // What was claimed is written before anything new is read.
-        while (
-          (stream.buffered > 0 || stream.deleted.length > 0 || stream.writing) &&
-          !stream.ended && !stream.needsRecovery
-        ) await this.#wait(stream);
+        await this.#whileInHand(stream);
       }
       if (stream.ended) return;
       stream.life.on("recovered");
@@ -199,6 +201,11 @@ export class Recovery {
       else if (error instanceof LeaseLostError) this.#o.end(stream, "released", error.message);
       else this.#o.end(stream, "error", errorMessage(error));
     }
+  }
+
+  /** Waits while `stream` has entries read and not written (unless it ends or must recover). */
+  async #whileInHand(stream: ReplicatedStream): Promise<void> {
+    while (stream.inHand && !stream.ended && !stream.needsRecovery) await this.#wait(stream);
   }
 
   /**

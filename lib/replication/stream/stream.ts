@@ -284,6 +284,21 @@ export class ReplicatedStream {
     return batch;
   }
 
+  /** Entries read and not written, IDs to ack with the next write, or a write in flight. */
+  get inHand(): boolean {
+    return this.buffered > 0 || this.deleted.length > 0 || this.writing;
+  }
+
+  /**
+   * Nothing read is in hand any more (the buffer is empty, no write in
+   * flight): entries delivered again below the last one taken in are
+   * written again (the target confirms them and they are acked), not
+   * dropped as in hand.
+   */
+  nothingInHand(): void {
+    if (this.buffered === 0 && !this.writing) this.queuedTop = "0-0";
+  }
+
   /** Puts a batch that could not be written back in front of the buffer. */
   unshift(batch: readonly RawEntry[]): void {
     if (batch.length === 0) return;
