@@ -82,6 +82,8 @@ export class LeaseKeeper {
   /** Held buckets by id. */
   readonly #held = new Map<string, HeldBucket>();
   readonly #buckets = new WeakMap<StreamRef, Bucket>();
+  /** Each bucket once, by id, shared by its streams (an object and an id each: ~70 bytes a stream). */
+  readonly #bucketsById = new Map<string, Bucket>();
   readonly #keys = new Map<string, Uint8Array>();
   /** Buckets whose lease is being taken or given back now, by id. */
   readonly #busy = new Set<string>();
@@ -99,7 +101,9 @@ export class LeaseKeeper {
     let bucket = this.#buckets.get(ref);
     if (!bucket) {
       const n = bucketOf(ref.key, { cluster: this.#o.cluster });
-      bucket = { id: `db${ref.db}:${n}`, db: ref.db, n };
+      const id = `db${ref.db}:${n}`;
+      bucket = this.#bucketsById.get(id);
+      if (!bucket) this.#bucketsById.set(id, bucket = { id, db: ref.db, n });
       this.#buckets.set(ref, bucket);
     }
     return bucket;
