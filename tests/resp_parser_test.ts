@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { RedisReplyError } from "../lib/errors.ts";
 import {
   entriesAt,
+  flatEntriesAt,
   PARSE_SKIP_BULKS,
   PARSE_VALUES,
   type ParseMode,
@@ -882,10 +883,11 @@ Deno.test("a bad type byte inside an array throws ProtocolError too", () => {
   assert.throws(() => byteByByte(latin1("*1\r\n*1\r\n&\r\n")), ProtocolError);
 });
 
-Deno.test("parse modes are named: rawArraysAt and entriesAt take a whole depth from 0 to 999, and the modes differ", () => {
+Deno.test("parse modes are named: rawArraysAt, entriesAt and flatEntriesAt take a whole depth from 0 to 999, and the modes differ", () => {
   for (const bad of [-1, 1.5, 1000, Number.NaN]) {
     assert.throws(() => rawArraysAt(bad), RangeError, String(bad));
     assert.throws(() => entriesAt(bad), RangeError, String(bad));
+    assert.throws(() => flatEntriesAt(bad), RangeError, String(bad));
   }
   const modes = [
     PARSE_VALUES,
@@ -894,6 +896,160 @@ Deno.test("parse modes are named: rawArraysAt and entriesAt take a whole depth f
     rawArraysAt(3),
     entriesAt(0),
     entriesAt(3),
+    entriesAt(999),
+    flatEntriesAt(0),
+    flatEntriesAt(3),
+    flatEntriesAt(999),
   ];
   assert.equal(new Set(modes).size, modes.length);
+});
+
+// --- Flat lists of stream entries (flatEntriesAt) -----------------------------
+
+/**
+ * A fenced read's reply as the FENCED_READ script returns it with its
+ * entries flat: `[[[key, [id, n, f, v, ..., id, n, ...]], ...], before]`;
+ * with `nested`, the same entries as XREADGROUP nests them.
+ */
+function fencedReply(streams: [key: string, entries: Entry[]][], nested: boolean): Gen {
+  const flat = (entries: Entry[]) =>
+    array(
+      ...entries.flatMap(([id, fields]) => [
+        bulk(id),
+        int(fields === null ? -1 : fields.length),
+        ...(fields ?? []).map((f) => bulk(f)),
+      ]),
+    );
+  const read = nested
+    ? xreadgroup(streams)
+    : array(...streams.map(([key, entries]) => array(bulk(key), flat(entries))));
+  return array(read, array(...streams.map((_, i) => i % 2 ? nilBulk : bulk(`${i}-0`))));
+}
+
+/** Feeds `bytes` in chunks of `chunk()` bytes; the replies, each parsed in the next of `modes`. */
+function feedModes(bytes: Uint8Array, chunk: () => number, modes: ParseMode[]): Plain[] {
+  let asked = 0;
+  const replies: RespValue[] = [];
+  const parser = new RespParser();
+  let offset = 0;
+  while (offset < bytes.length) {
+    const room = parser.writable();
+    const n = Math.min(room.length, Math.max(1, chunk()), bytes.length - offset);
+    room.set(bytes.subarray(offset, offset + n));
+    offset += n;
+    parser.commit(n);
+    parser.parse(() => modes[asked++], (value) => replies.push(value));
+  }
+  assert.equal(asked, modes.length, "a mode asked once per reply");
+  return replies.map(plain);
+}
+
+function randomEntries(random: () => number, n: number, big: number): Entry[] {
+  return Array.from({ length: n }, (_, e) => {
+    const r = random();
+    if (r < 0.08) return [`${e}-1`, null];
+    if (r < 0.12) return [`${e}-1`, []];
+    const nFields = 2 * (1 + Math.floor(random() * 5));
+    return [
+      `${e}-1`,
+      Array.from({ length: nFields }, () => {
+        const size = random() < 0.97 ? Math.floor(random() * 40) : Math.floor(random() * big);
+        return randomBytes(random, size);
+      }),
+    ];
+  });
+}
+
+Deno.test("flat entries at depth 3 give the same RawEntry values as the same entries nested at depth 4, split at random points", () => {
+  const random = prng(2026_12_05);
+  for (let iteration = 0; iteration < 200; iteration++) {
+    const streams: [string, Entry[]][] = Array.from(
+      { length: 1 + Math.floor(random() * 3) },
+      (_, s) => [`stream:${s}`, randomEntries(random, Math.floor(random() * 15), 9000)],
+    );
+    const around = array(bulk("x"), int(7), array(bulk("y")));
+    const flat = encode(around, fencedReply(streams, false), around);
+    const nested = encode(around, fencedReply(streams, true), around);
+    const max = [1, 5, 100, 3000, 70_000][iteration % 5];
+    const chunk = () => 1 + Math.floor(random() * max);
+    const want = feedModes(nested, chunk, [PARSE_VALUES, entriesAt(4), PARSE_VALUES]);
+    const got = feedModes(flat, chunk, [PARSE_VALUES, flatEntriesAt(3), PARSE_VALUES]);
+    assert.deepEqual(got, want, `iteration ${iteration} (chunks up to ${max} bytes)`);
+    // And what the test's model says: IDs, the field bytes, -1 for a deleted entry.
+    const entries = (got[1] as Plain[][][])[0].map((s) => s[1] as Plain[]);
+    streams.forEach(([, list], s) =>
+      assert.deepEqual(
+        entries[s],
+        list.map(([id, fields]) => ({
+          entry: id,
+          raw: fields === null ? "" : BYTES.decode(encode(...fields.map((f) => bulk(f)))),
+          count: fields === null ? -1 : fields.length,
+          items: (fields ?? []).map((f) => BYTES.decode(f)),
+        })),
+      )
+    );
+  }
+});
+
+Deno.test("flat entries split at every single point, and across buffer growth, stay exact", () => {
+  const random = prng(18);
+  const small = encode(fencedReply([["k", randomEntries(random, 6, 40)], ["l", []]], false));
+  const want = feedModes(small, () => small.length, [flatEntriesAt(3)]);
+  for (let cut = 1; cut < small.length; cut++) {
+    let first = true;
+    const got = feedModes(small, () => {
+      const n = first ? cut : small.length;
+      first = false;
+      return n;
+    }, [flatEntriesAt(3)]);
+    assert.deepEqual(got, want, `split at ${cut}`);
+  }
+  // Entries of up to 200 KB in tiny reads: IDs and fields carried into new buffers whole.
+  const streams: [string, Entry[]][] = [["big", randomEntries(random, 60, 200_000)]];
+  const flat = encode(fencedReply(streams, false));
+  const nested = encode(fencedReply(streams, true));
+  const chunks = [1, 2, 3, 13, 200, 4096, 65536];
+  const chunk = () => chunks[Math.floor(random() * chunks.length)];
+  assert.deepEqual(
+    feedModes(flat, chunk, [flatEntriesAt(3)]),
+    feedModes(nested, chunk, [entriesAt(4)]),
+  );
+});
+
+Deno.test("flat entries: an empty list is [], nil is null, and other depths are left alone", () => {
+  const reply = "*2\r\n*2\r\n*2\r\n$1\r\na\r\n*0\r\n*2\r\n$1\r\nb\r\n*-1\r\n*1\r\n:3\r\n";
+  const got = feedModes(latin1(reply), () => 1, [flatEntriesAt(3)]);
+  assert.deepEqual(got, [[[[{ bulk: "a" }, []], [{ bulk: "b" }, null]], [3]]]);
+  assert.deepEqual(
+    feedModes(latin1("*-1\r\n-ERR x\r\n"), () => 3, [flatEntriesAt(3), flatEntriesAt(3)]),
+    [
+      null,
+      { error: "ERR x", code: "ERR" },
+    ],
+  );
+});
+
+Deno.test("a flat list of entries that is not [id, count, fields...] throws ProtocolError", () => {
+  const at3 = (list: string) => `*1\r\n*1\r\n*2\r\n$1\r\nk\r\n${list}`;
+  const cases = [
+    "*1\r\n$3\r\n1-0\r\n", // an ID without its count
+    "*2\r\n:2\r\n$3\r\n1-0\r\n", // a count where the ID goes
+    "*2\r\n$3\r\n1-0\r\n$1\r\n2\r\n", // a bulk where the count goes
+    "*4\r\n$3\r\n1-0\r\n:3\r\n$1\r\nf\r\n$1\r\nv\r\n", // more fields than the list holds
+    "*2\r\n$3\r\n1-0\r\n:-2\r\n", // a count below -1
+    "*4\r\n$3\r\n1-0\r\n:2\r\n$1\r\nf\r\n:1\r\n", // a field that is not a bulk string
+    "*4\r\n$3\r\n1-0\r\n:2\r\n$1\r\nf\r\n$-1\r\n", // a nil field
+    "*2\r\n$-1\r\n:0\r\n", // a nil ID
+    "*1\r\n*2\r\n$3\r\n1-0\r\n*0\r\n", // an entry nested in it
+    "*2\r\n+OK\r\n:0\r\n", // a status where the ID goes
+  ];
+  for (const list of cases) {
+    for (const chunk of [1, 1000]) {
+      assert.throws(
+        () => feedModes(latin1(at3(list)), () => chunk, [flatEntriesAt(3)]),
+        ProtocolError,
+        JSON.stringify(list),
+      );
+    }
+  }
 });

@@ -68,8 +68,9 @@ export interface SendOptions {
   name?: string;
   /**
    * How the reply is parsed: `PARSE_VALUES`, `PARSE_SKIP_BULKS` (no bulk
-   * string kept), `rawArraysAt(depth)` or `entriesAt(depth)` (stream
-   * entries: 3 for XREADGROUP, 2 for XAUTOCLAIM, 1 for XRANGE).
+   * string kept), `rawArraysAt(depth)`, `entriesAt(depth)` (stream
+   * entries: 3 for XREADGROUP, 2 for XAUTOCLAIM, 1 for XRANGE) or
+   * `flatEntriesAt(depth)` (a script's flat lists of entries).
    * @default {PARSE_VALUES}
    */
   parse?: ParseMode;

@@ -1,6 +1,7 @@
 /**
  * How a reply is parsed, named: every value, no bulk string kept, or the
- * arrays at one depth kept as RESP bytes or as stream entries. The parser
+ * arrays at one depth kept as RESP bytes or as stream entries (nested, or
+ * flat). The parser
  * asks for a mode at the start of each reply; the send options take one as
  * `parse`.
  *
@@ -16,6 +17,9 @@ export type ParseMode = number & { readonly __parseMode: true };
 
 /** Modes from here on are {@linkcode entriesAt}(mode - ENTRIES_BASE). */
 export const ENTRIES_BASE = 1000;
+
+/** Modes from here on are {@linkcode flatEntriesAt}(mode - FLAT_ENTRIES_BASE). */
+export const FLAT_ENTRIES_BASE = 2000;
 
 /** Every value parsed: bulk strings as views of the read buffer. */
 export const PARSE_VALUES = -1 as ParseMode;
@@ -44,4 +48,18 @@ export function rawArraysAt(depth: number): ParseMode {
  */
 export function entriesAt(depth: number): ParseMode {
   return (ENTRIES_BASE + rawArraysAt(depth)) as ParseMode;
+}
+
+/**
+ * The arrays at `depth` of a reply read as flat lists of stream entries,
+ * `[id, n, field, value, ..., id, n, ...]` (`n` the number of fields and
+ * values, -1 for an entry that no longer exists), each returned as an
+ * array of `RawEntry`s: what {@linkcode entriesAt}(depth + 1) returns for
+ * the same entries nested (`[[id, [field, value, ...]], ...]`). A script
+ * returns its entries so: Redis sends a nested array made in Lua as one
+ * write per level of every entry, each its own TLS record (two per entry),
+ * and a flat one in buffers of 16 KiB.
+ */
+export function flatEntriesAt(depth: number): ParseMode {
+  return (FLAT_ENTRIES_BASE + rawArraysAt(depth)) as ParseMode;
 }

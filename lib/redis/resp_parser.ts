@@ -8,12 +8,13 @@
  * How each reply is parsed is a named mode (`parse_mode.ts`): every value,
  * no bulk string kept, the arrays at one depth kept as RESP bytes (the
  * field/value lists of entries, written back into an XADD without being
- * split into values at all), or as stream entries.
+ * split into values at all), or as stream entries, nested or flat.
  *
  * @module
  */
-import { RedisReplyError } from "../errors.ts";
-import { ENTRIES_BASE, PARSE_SKIP_BULKS, type ParseMode } from "./parse_mode.ts";
+import type { RedisReplyError } from "../errors.ts";
+import { ENTRIES_BASE, FLAT_ENTRIES_BASE, PARSE_SKIP_BULKS, type ParseMode } from "./parse_mode.ts";
+import { errorReply, status } from "./_reply_lines.ts";
 import { RawArray, RawEntry } from "./resp_values.ts";
 
 export { RawArray, RawEntry };
@@ -26,8 +27,6 @@ const LATIN1 = new TextDecoder("latin1");
 /** What a bulk string is parsed as in a reply read with {@linkcode PARSE_SKIP_BULKS}. */
 const SKIPPED = new Uint8Array(0);
 
-const UTF8 = new TextDecoder();
-
 /** A reply value: string (status), number, Uint8Array (bulk), null, array, RawArray, RawEntry or an error reply. */
 export type RespValue =
   | string
@@ -39,26 +38,31 @@ export type RespValue =
   | RawEntry
   | RedisReplyError;
 
-/** An array being parsed: its values, bulk strings kept raw, or a stream entry. */
+/** An array being parsed: its values, bulk strings kept raw, a stream entry, or a flat list of them. */
 const NORMAL = 0;
 const RAW = 1;
 const ENTRY = 2;
+const FLAT = 3;
+/** What a flat list of entries expects next: an entry's ID, its count of fields, its fields. */
+const AT_ID = 0;
+const AT_COUNT = 1;
+const AT_FIELDS = 2;
 
 interface Frame {
-  kind: typeof NORMAL | typeof RAW | typeof ENTRY;
-  /** Elements so far (normal frames). */
+  kind: typeof NORMAL | typeof RAW | typeof ENTRY | typeof FLAT;
+  /** Elements so far (normal frames; a flat frame's entries). */
   items: RespValue[] | undefined;
   /** Elements still to come. */
   remaining: number;
   /** Raw frame: offset in the buffer where its elements start, and their count. */
   rawStart: number;
   rawCount: number;
-  /** Entry frame: where its ID starts and ends, and its fields (start, end, count). */
+  /** Entry frame (and a flat frame's entry): where its ID starts and ends, and its fields start. */
   idStart: number;
   idEnd: number;
   fieldsStart: number;
-  fieldsEnd: number;
-  fieldsCount: number;
+  /** Flat frame: what comes next (AT_ID, AT_COUNT, AT_FIELDS). */
+  next: number;
 }
 
 /** Frames no longer in use, taken again (two per stream entry would be garbage otherwise). */
@@ -69,28 +73,26 @@ function frame(kind: Frame["kind"], remaining: number, start: number): Frame {
   if (f === undefined) {
     return {
       kind,
-      items: kind === NORMAL ? [] : undefined,
+      items: kind === NORMAL || kind === FLAT ? [] : undefined,
       remaining,
       rawStart: start,
       rawCount: remaining,
       idStart: start,
       idEnd: start,
       fieldsStart: start,
-      fieldsEnd: start,
-      fieldsCount: -1,
+      next: AT_ID,
     };
   }
   f.kind = kind;
-  f.items = kind === NORMAL ? [] : undefined;
+  f.items = kind === NORMAL || kind === FLAT ? [] : undefined;
   f.remaining = remaining;
   f.rawStart =
     f.idStart =
     f.idEnd =
     f.fieldsStart =
-    f.fieldsEnd =
       start;
   f.rawCount = remaining;
-  f.fieldsCount = -1;
+  f.next = AT_ID;
   return f;
 }
 
@@ -118,6 +120,7 @@ export class RespParser {
   #bulkLen = -1;
   #rawDepth = -1;
   #entryDepth = -1;
+  #flatDepth = -1;
   #skip = false;
   #inReply = false;
 
@@ -154,7 +157,8 @@ export class RespParser {
       if (!this.#inReply) {
         if (this.#pos >= this.#end) return;
         const m = mode();
-        this.#entryDepth = m >= ENTRIES_BASE ? m - ENTRIES_BASE : -1;
+        this.#flatDepth = m >= FLAT_ENTRIES_BASE ? m - FLAT_ENTRIES_BASE : -1;
+        this.#entryDepth = m >= ENTRIES_BASE && m < FLAT_ENTRIES_BASE ? m - ENTRIES_BASE : -1;
         this.#rawDepth = m >= ENTRIES_BASE ? -1 : m;
         this.#skip = m === PARSE_SKIP_BULKS;
         this.#inReply = true;
@@ -176,6 +180,13 @@ export class RespParser {
           top!.idStart = start;
           top!.idEnd = start + n;
           top!.remaining--;
+        } else if (kind === FLAT) {
+          if (--top!.remaining === 0) {
+            throw new ProtocolError("A stream entry's ID without its count");
+          }
+          top!.idStart = start;
+          top!.idEnd = start + n;
+          top!.next = AT_COUNT;
         } else this.#emit(this.#skip ? SKIPPED : buf.subarray(start, start + n), onReply);
         continue;
       }
@@ -193,6 +204,9 @@ export class RespParser {
       }
       if (kind === ENTRY && (type === 36) !== (top!.remaining === 2)) {
         throw new ProtocolError("A stream entry is not [id, fields]");
+      }
+      if (kind === FLAT && type !== (top!.next === AT_ID ? 36 : 58)) {
+        throw new ProtocolError("A flat list of stream entries is not [id, count, fields, ...]");
       }
       this.#pos = lineEnd + 2;
       switch (type) {
@@ -212,7 +226,10 @@ export class RespParser {
             if (n <= 0) this.#entryFields(this.#pos, n < 0 ? -1 : 0, onReply);
             else this.#stack.push(frame(RAW, n, this.#pos));
           } else if (n < 0) this.#emit(null, onReply);
-          else if (depth === this.#entryDepth) {
+          else if (depth === this.#flatDepth) {
+            if (n === 0) this.#emit([], onReply);
+            else this.#stack.push(frame(FLAT, n, this.#pos));
+          } else if (depth === this.#entryDepth) {
             if (n !== 2) throw new ProtocolError(`A stream entry of ${n} elements`);
             this.#stack.push(frame(ENTRY, 2, this.#pos));
           } else if (depth === this.#rawDepth) {
@@ -226,10 +243,11 @@ export class RespParser {
           this.#emit(status(buf, lineStart, lineEnd), onReply);
           break;
         case 45: // - error
-          this.#emit(replyError(UTF8.decode(buf.subarray(lineStart, lineEnd))), onReply);
+          this.#emit(errorReply(buf, lineStart, lineEnd), onReply);
           break;
         case 58: // : integer
-          this.#emit(this.#integer(lineStart, lineEnd), onReply);
+          if (kind === FLAT) this.#flatCount(top!, this.#integer(lineStart, lineEnd), onReply);
+          else this.#emit(this.#integer(lineStart, lineEnd), onReply);
           break;
         default:
           throw new ProtocolError(`Unexpected reply type byte ${type}`);
@@ -250,6 +268,7 @@ export class RespParser {
       this.#entryFields(this.#pos, rawCount, onReply);
       return;
     }
+    if (parent?.kind === FLAT) return this.#flatEntry(parent, rawStart, rawCount, onReply);
     this.#emit(new RawArray(this.#buf.subarray(rawStart, this.#pos), rawCount), onReply);
   }
 
@@ -267,6 +286,30 @@ export class RespParser {
     );
     release(entry);
     this.#emit(value, onReply);
+  }
+
+  /** The count of fields of a flat frame's entry (-1: deleted): its fields follow, or it is done. */
+  #flatCount(top: Frame, count: number, onReply: (value: RespValue) => void): void {
+    if (count < -1 || count >= top.remaining) {
+      throw new ProtocolError(
+        `A stream entry of ${count} fields where ${top.remaining - 1} remain`,
+      );
+    }
+    top.remaining -= 1 + Math.max(count, 0);
+    if (count <= 0) return this.#flatEntry(top, this.#pos, count, onReply);
+    top.next = AT_FIELDS;
+    this.#stack.push(frame(RAW, count, this.#pos));
+  }
+
+  /** A flat frame's entry is done, its fields up to here; the frame too after its last one. */
+  #flatEntry(top: Frame, start: number, count: number, onReply: (value: RespValue) => void): void {
+    top.items!.push(new RawEntry(this.#buf, top.idStart, top.idEnd, start, this.#pos, count));
+    top.next = AT_ID;
+    if (top.remaining > 0) return;
+    this.#stack.pop();
+    const entries = top.items!;
+    release(top);
+    this.#emit(entries, onReply);
   }
 
   #emit(value: RespValue, onReply: (value: RespValue) => void): void {
@@ -313,7 +356,9 @@ export class RespParser {
     let keep = this.#pos;
     for (const f of this.#stack) {
       if (f.kind === RAW && f.rawStart < keep) keep = f.rawStart;
-      if (f.kind === ENTRY && f.idStart < keep) keep = f.idStart;
+      if ((f.kind === ENTRY || (f.kind === FLAT && f.next !== AT_ID)) && f.idStart < keep) {
+        keep = f.idStart;
+      }
     }
     const carried = this.#end - keep;
     // Doubling: a raw array far bigger than a read is copied O(log n) times, not once per read.
@@ -330,37 +375,4 @@ export class RespParser {
     this.#pos -= keep;
     this.#end -= keep;
   }
-}
-
-/**
- * An error reply as a {@linkcode RedisReplyError}, without a stack trace:
- * thousands of them arrive at once ("no such key" for every new stream),
- * and where one was parsed says nothing about who sent the command.
- */
-function replyError(message: string): RedisReplyError {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return new RedisReplyError(message);
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
-}
-
-const OK = "OK";
-const QUEUED = "QUEUED";
-const PONG = "PONG";
-
-/** A status reply as text; the common ones without decoding. */
-function status(buf: Uint8Array, start: number, end: number): string {
-  const n = end - start;
-  if (n === 2 && buf[start] === 79 && buf[start + 1] === 75) return OK;
-  if (n === 6 && equals(buf, start, QUEUED)) return QUEUED;
-  if (n === 4 && equals(buf, start, PONG)) return PONG;
-  return UTF8.decode(buf.subarray(start, end));
-}
-
-function equals(buf: Uint8Array, start: number, word: string): boolean {
-  for (let i = 0; i < word.length; i++) if (buf[start + i] !== word.charCodeAt(i)) return false;
-  return true;
 }
