@@ -1,6 +1,8 @@
 /**
  * The bench's rows for how the connections are made (for information, no
- * goals): t, one stream backfilled in plain TCP and with TLS on both sides;
+ * goals): t, one stream backfilled in plain TCP and with TLS on both sides
+ * (each server's CPU during each run beside the rates: they say where TLS
+ * costs, and vary less than the rates on a busy machine);
  * w, the same with TARGET_WAIT_REPLICAS=1 and a replica of the target,
  * against no wait. Each pair runs on the same data in the same run, plain
  * first, and is repeated twice (interleaved). See scripts/bench.ts.
@@ -16,6 +18,7 @@ import {
   type Check,
   fillStreams,
   GROUP,
+  infoNumber,
   int,
   keyList,
   progress,
@@ -32,6 +35,19 @@ async function reset(src: TestClient, dst: TestClient, key: string): Promise<voi
   for (const lease of await src.send(["KEYS", "redis-stream-sync:*"]) as string[]) {
     await src.send(["DEL", lease]);
   }
+}
+
+/** A server's CPU seconds so far (INFO cpu: used_cpu_user + used_cpu_sys). */
+async function serverCpu(client: TestClient): Promise<number> {
+  const user = await infoNumber(client, { section: "cpu", field: "used_cpu_user" });
+  const sys = await infoNumber(client, { section: "cpu", field: "used_cpu_sys" });
+  return user + sys;
+}
+
+/** "0.42 s plain, 1.31 s TLS": the means of CPU seconds per run. */
+function cpuLine(plain: number[], tls: number[]): string {
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return `${mean(plain).toFixed(2)} s plain, ${mean(tls).toFixed(2)} s TLS`;
 }
 
 function ratio(a: Backfill[], b: Backfill[]): string {
@@ -51,10 +67,12 @@ export async function rowT(ctx: BenchContext): Promise<RowResult> {
   progress(`t: filling ${int(ctx.entries)} entries into ${key}`);
   await fillStreams(src, [key], ctx.entries);
   const expected = Number(await src.send(["XLEN", key]));
+  const cpu = { source: [[], []] as number[][], target: [[], []] as number[][] };
   const run = async (tls: boolean) => {
     await reset(src, dst, key);
     progress(`t: run --once, ${tls ? "TLS" : "plain TCP"}`);
-    return await backfill({
+    const before = [await serverCpu(src), await serverCpu(dst)];
+    const result = await backfill({
       src,
       dst,
       sourcePort: tls ? source.tlsPort : source.server.port,
@@ -71,6 +89,9 @@ export async function rowT(ctx: BenchContext): Promise<RowResult> {
         }
         : {},
     });
+    cpu.source[Number(tls)].push(await serverCpu(src) - before[0]);
+    cpu.target[Number(tls)].push(await serverCpu(dst) - before[1]);
+    return result;
   };
   const plain: Backfill[] = [];
   const tls: Backfill[] = [];
@@ -90,13 +111,23 @@ export async function rowT(ctx: BenchContext): Promise<RowResult> {
       measured: describeBackfill(r),
     })),
     { row: "t", figure: "TLS rate as a share of plain (means)", measured: ratio(plain, tls) },
+    {
+      row: "t",
+      figure: "the source redis-server's CPU per run (user + sys, means)",
+      measured: cpuLine(cpu.source[0], cpu.source[1]),
+    },
+    {
+      row: "t",
+      figure: "the target redis-server's CPU per run (user + sys, means)",
+      measured: cpuLine(cpu.target[0], cpu.target[1]),
+    },
     ...await redisTlsCost(ctx, { port: target.server.port, tlsPort: target.tlsPort, ca: certs.ca }),
   ];
   return {
     row: "t",
     title: `TLS: 1 stream x ${int(expected)}, plain TCP and TLS on both sides`,
     checks,
-    figures: { plain, tls },
+    figures: { plain, tls, serverCpu: cpu },
   };
 }
 
