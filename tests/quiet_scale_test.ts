@@ -253,7 +253,7 @@ Deno.test("with leases, while a stream's backlog is read, the quiet streams besi
   assert.ok((calls.get("xread") ?? 0) >= 1, `no XREAD looks during the backlog: ${[...calls]}`);
 });
 
-Deno.test("with leases, a quiet stream that its wait saw an entry of is read through the fence once, not several times over in one round trip, and its write needs no second look at the source: 50 single entries into 50 of 300 quiet streams cost about one fenced read and one XREVRANGE each", async () => {
+Deno.test("with leases, a quiet stream that its wait saw an entry of is read through the fence once, not several times over in one round trip: 50 single entries into 50 of 300 quiet streams cost about one fenced read each", async () => {
   await quietLogs();
   await using source = await RedisServer.start();
   await using target = await RedisServer.start();
@@ -276,7 +276,6 @@ Deno.test("with leases, a quiet stream that its wait saw an entry of is read thr
   let started = performance.now();
   await delay(3000);
   const idlePerMs = await evals() / (performance.now() - started);
-  const idleRanges = (await commandCalls(src)).get("xrevrange") ?? 0;
   await src.send(["CONFIG", "RESETSTAT"]);
   started = performance.now();
   const woken = keys.filter((_, i) => i % 6 === 0); // 50 streams, each written once
@@ -288,13 +287,6 @@ Deno.test("with leases, a quiet stream that its wait saw an entry of is read thr
     }, { timeoutMs: 5000, intervalMs: 5, message: `${key}'s entry ${id} on the target` });
   }
   const spent = await evals() - idlePerMs * (performance.now() - started);
-  // The fenced read's script asks XREVRANGE for the entry below what it takes (counted here
-  // too): that proves the write continues its target, and the writer does not ask again.
-  const ranges = (await commandCalls(src)).get("xrevrange") ?? 0;
-  assert.ok(
-    ranges <= woken.length * 1.5 + idleRanges,
-    `${ranges} XREVRANGE for ${woken.length} entries (idle: ${idleRanges} in 3 s)`,
-  );
   // One fenced read per entry, and some slack for a sweep or a look that finds it first. Sent
   // 16 times over in one round trip (a backlog's reads), it was about 16 per entry.
   assert.ok(

@@ -1,11 +1,12 @@
 /**
- * Review of 7ae11b4: a fenced read's own XREVRANGE (the source entry right
- * below the first one delivered) is the write's proof that nothing lies
- * between the target's top and that entry; a stream woken by a fenced wait
- * is read once; looks at the others take up to 2,000 streams. Each test
- * changes something between the read and the write, or loads a woken
- * stream, and checks the copy by IDs and bytes.
- */
+ * A reviewer's attacks on 7ae11b4: a fenced read's own XREVRANGE (the
+ * source entry right below the first one delivered) taken as the write's
+ * proof that nothing lies between the target's top and that entry (the
+ * first two tests skipped an entry put below it between the read and the
+ * write, after the stream's last ID went down: that proof was withdrawn);
+ * a stream woken by a fenced wait is read once; looks at the others take
+ * up to 2,000 streams. Each test changes something between the read and
+ * the write, or loads a woken stream, and checks the copy by IDs and bytes. */
 import assert from "node:assert/strict";
 import { TcpProxy } from "../testing/proxy.ts";
 import { connect, RedisServer, type TestClient } from "../testing/redis.ts";

@@ -15,7 +15,6 @@ import {
 } from "../../redis/mod.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 import { streamId } from "../stream/stream_ref.ts";
-import { provedBefore } from "../stream/read_proof.ts";
 import type { ReadBudget } from "./read_hooks.ts";
 import type { Turns } from "./_turns.ts";
 import { groupBy } from "../_group_by.ts";
@@ -208,11 +207,7 @@ export function dispatchInOrder(
         continue;
       }
       stream.hot = n >= batchSize;
-      if (item.entries.length > 0) {
-        stream.lastDelivered = entryId(item.entries.at(-1)!);
-        // The writer's proof that nothing lies below the first entry (see read_proof.ts).
-        if (prev !== undefined) provedBefore(item.entries[0], prev);
-      }
+      if (item.entries.length > 0) stream.lastDelivered = entryId(item.entries.at(-1)!);
     }
     if (n === 0) continue;
     got.add(stream);

@@ -7,8 +7,9 @@
  * entries (XGROUP SETID by someone else), a read whose reply was lost, or
  * any other way entries were passed by is found here, before the write,
  * whatever the reader: a write above a hole could never be undone. A
- * fenced read brings its own proof (`read_proof.ts`): then the source is
- * not asked again.
+ * fenced read's own look below its first entry is not taken as proof: the
+ * stream's last ID can go down between the read and the write (XSETID, a
+ * stream deleted and made again), and an entry be added in between.
  * Internal to the writer.
  *
  * @module
@@ -21,7 +22,6 @@ import {
   type RedisClient,
 } from "../../redis/mod.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
-import { sourceBefore } from "../stream/read_proof.ts";
 import { groupBy } from "../_group_by.ts";
 
 /** Whether `next` is the ID right after `prev`: the same millisecond, the next sequence number. */
@@ -61,11 +61,9 @@ export function continuityChecks(
       const prev = entries[i - 1].idText();
       if (compareIds(prev, start) > 0) after = prev;
     }
-    if (compareIds(id, after) <= 0 || followsDirectly(after, id)) continue;
-    // A fenced read found the source's entry right below it at or below `after`: proven.
-    const below = sourceBefore(entries[i]);
-    if (below !== undefined && compareIds(below, after) <= 0) continue;
-    checks.push({ stream, after, first: id });
+    if (compareIds(id, after) > 0 && !followsDirectly(after, id)) {
+      checks.push({ stream, after, first: id });
+    }
   }
   return checks;
 }
