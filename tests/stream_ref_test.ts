@@ -3,7 +3,12 @@
  * bytes, kept apart from the reply they came in. Pure: no server.
  */
 import assert from "node:assert/strict";
-import { makeStreamRef, streamId } from "../lib/replication/stream/stream_ref.ts";
+import {
+  makeStreamRef,
+  packKeys,
+  streamId,
+  type StreamRef,
+} from "../lib/replication/stream/stream_ref.ts";
 
 Deno.test("a stream's key bytes are its own: 20,000 keys made from one reused buffer each keep their bytes", () => {
   const reply = new Uint8Array(64);
@@ -43,4 +48,35 @@ Deno.test("with a prefix or another target DB the target's key, id and labels di
   const otherDb = makeStreamRef(2, "orders", { targetDb: 0 });
   assert.equal(otherDb.targetLabel, "db0:orders");
   assert.notEqual(otherDb.targetId, otherDb.id);
+});
+
+Deno.test("the keys of streams that start are packed into shared blocks: the same bytes, ids and labels; the target key stays the key without a prefix; long keys and packed ones are left as they are", () => {
+  const refs: StreamRef[] = [];
+  for (let i = 0; i < 5_000; i++) {
+    refs.push(makeStreamRef(0, new TextEncoder().encode(`device:${i}:stream\xff`)));
+  }
+  const prefixed = makeStreamRef(1, "orders", { prefix: "copy:" });
+  const long = makeStreamRef(0, new Uint8Array(300).fill(0x41));
+  const longKey = long.key;
+  for (const ref of [...refs, prefixed, long]) packKeys(ref);
+  for (let i = 0; i < refs.length; i++) {
+    const ref = refs[i];
+    const expected = new TextEncoder().encode(`device:${i}:stream\xff`);
+    assert.deepEqual(ref.key, expected, `key ${i}`);
+    assert.equal(ref.key.byteLength, expected.byteLength);
+    assert.ok(ref.key.buffer.byteLength > ref.key.byteLength, "a view of a block");
+    assert.equal(ref.targetKey, ref.key);
+    assert.equal(ref.id, streamId(0, expected));
+  }
+  // Many keys share a block; a block is never written again.
+  assert.equal(refs[0].key.buffer, refs[1].key.buffer);
+  const before = refs[0].key;
+  packKeys(refs[0]);
+  assert.equal(refs[0].key, before, "packed once");
+  for (let i = 0; i < 200; i++) packKeys(makeStreamRef(0, `more:${i}`));
+  assert.deepEqual(refs[0].key, new TextEncoder().encode("device:0:stream\xff"));
+  assert.deepEqual(new TextDecoder().decode(prefixed.key), "orders");
+  assert.deepEqual(new TextDecoder().decode(prefixed.targetKey), "copy:orders");
+  assert.equal(prefixed.targetId, streamId(0, new TextEncoder().encode("copy:orders")));
+  assert.equal(long.key, longKey, "a long key keeps its own copy");
 });

@@ -7,7 +7,7 @@
  * @module
  */
 import { entryId, type RawEntry } from "../../redis/mod.ts";
-import type { StreamRef } from "./stream_ref.ts";
+import { packKeys, type StreamRef } from "./stream_ref.ts";
 import type { StreamStats } from "./stats.ts";
 import { StreamLife, type StreamOutcome, type StreamState } from "./stream_life.ts";
 
@@ -201,6 +201,7 @@ export class ReplicatedStream {
    * taken away as its buffer changes).
    */
   constructor(ref: StreamRef, memory: { bytes: number } = { bytes: 0 }) {
+    packKeys(ref); // kept while it runs: its key bytes in a shared block
     this.ref = ref;
     this.#memory = memory;
     this.status = {

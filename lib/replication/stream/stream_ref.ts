@@ -62,7 +62,7 @@ export function makeStreamRef(
   options: StreamRefOptions = {},
 ): StreamRef {
   const { targetDb = 0, prefix = "", manual = false } = options;
-  // Kept for the stream's life: copied out of the reply it came in, into a shared block.
+  // Copied out of the reply it came in; packKeys moves it into a shared block if it starts.
   const keyBytes = keepBytes(typeof key === "string" ? ENCODER.encode(key) : key);
   const tdb = targetDb === "same" ? db : targetDb;
   const keyLabel = escapeBytes(keyBytes);
@@ -91,10 +91,53 @@ export function makeStreamRef(
  * A copy of `bytes` of its own (not a view of the reply it came in). Not a
  * view into a block shared by many keys: discovery makes refs of streams
  * that never start here each pass, and one kept key would keep its whole
- * block, full of those, alive.
+ * block, full of those, alive ({@linkcode packKeys} packs only the keys of
+ * streams that start).
  */
 function keepBytes(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(bytes);
+}
+
+/** Bytes of a block of {@linkcode packKeys}. */
+const BLOCK_BYTES = 4096;
+/** Keys longer than this keep their own copy. */
+const MOST_PACKED = 256;
+/** Every block of packed keys (a block is kept by its keys' views; this set keeps none). */
+const BLOCKS = new WeakSet<ArrayBuffer>();
+let block = new Uint8Array(0);
+let blockUsed = 0;
+
+/**
+ * Moves the key bytes of `ref`, a stream that starts here (kept for as long
+ * as it runs), into a block shared with other such keys: a key's own copy
+ * costs ~400 bytes (its view, its ArrayBuffer and the backing store), a
+ * view of a block ~110. The same bytes; a block is filled once and never
+ * written again, so a view made before (a command being sent) stays right.
+ * A block lives while one of its keys does: what ended streams leave there
+ * (a stream gone, released) is kept with it, at most a block a stream in
+ * the worst case. Refs that never start (discovery makes them each pass)
+ * keep their own copy and leave nothing in a block.
+ */
+export function packKeys(ref: StreamRef): void {
+  const key = ref.key;
+  if (BLOCKS.has(key.buffer as ArrayBuffer) || key.length > MOST_PACKED) return;
+  const kept = ref as { key: Uint8Array; targetKey: Uint8Array };
+  const targetKey = ref.targetKey;
+  kept.key = packed(key);
+  if (targetKey === key) kept.targetKey = kept.key;
+  else if (targetKey.length <= MOST_PACKED) kept.targetKey = packed(targetKey);
+}
+
+function packed(bytes: Uint8Array): Uint8Array {
+  if (blockUsed + bytes.length > block.length) {
+    block = new Uint8Array(BLOCK_BYTES);
+    BLOCKS.add(block.buffer);
+    blockUsed = 0;
+  }
+  const view = block.subarray(blockUsed, blockUsed + bytes.length);
+  view.set(bytes);
+  blockUsed += bytes.length;
+  return view;
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
