@@ -8,6 +8,12 @@
 import assert from "node:assert/strict";
 import { RedisReplyError } from "../lib/errors.ts";
 import { RedisConnection } from "../lib/redis/connection.ts";
+import {
+  FENCED_READ_REPLY,
+  fencedReadReply,
+  parseRawMultiRead,
+  READ_REPLY,
+} from "../lib/redis/stream_commands.ts";
 import { FENCED_DELCONSUMER, FENCED_READ } from "../lib/replication/sharing/_lease_scripts.ts";
 import { InstanceRegistry } from "../lib/replication/sharing/instances.ts";
 import { LeaseKeeper } from "../lib/replication/sharing/lease.ts";
@@ -143,4 +149,78 @@ Deno.test("a fenced consumer removal does nothing while the consumer has pending
   const names = (await client.send(["XINFO", "CONSUMERS", "s", GROUP]) as unknown[][])
     .map((c) => String(c[1]));
   assert.deepEqual(names, ["old"]);
+});
+
+Deno.test("a fenced read gives the entries XREADGROUP gives, bytes and all: new ones, then a history with a deleted entry", async () => {
+  await using server = await RedisServer.start();
+  using conn = ownConnection(server);
+  const bytes = (...b: number[]) => Uint8Array.from(b);
+  const key = bytes(0x73, 13, 10, 0xff); // "s\r\n\xff"
+  const other = "t";
+  for (let i = 1; i <= 30; i++) {
+    const value = bytes(...Array.from({ length: i * 37 }, (_, j) => (i * j) % 256));
+    const fields = i % 3 ? [bytes(36, 13, 10), value] : [bytes(42), value, bytes(0), bytes()];
+    await conn.send(0, ["XADD", key, `${i}-0`, ...fields]);
+    await conn.send(0, ["XADD", other, `${i}-1`, "f", String(i)]);
+  }
+  for (const k of [key, other]) {
+    for (const g of ["plain", GROUP]) await conn.send(0, ["XGROUP", "CREATE", k, g, "0"]);
+  }
+  const leases = keeper(conn, "box/t0k3n");
+  const refs = [makeStreamRef(0, key), makeStreamRef(0, other)];
+  assert.equal((await leases.acquire(refs)).acquired.length, 2);
+  const plainRead = async (ids: string[]) =>
+    shape(
+      await conn.send(0, [
+        "XREADGROUP",
+        "GROUP",
+        "plain",
+        "me",
+        "COUNT",
+        "20",
+        "STREAMS",
+        key,
+        other,
+        ...ids,
+      ], { buffers: true, parse: READ_REPLY }),
+    );
+  const fenced = async (ids: string[]) => {
+    const reply = await conn.send(0, [
+      "EVAL",
+      FENCED_READ,
+      "4",
+      ...refs.map((r) => leases.keyOf(r)),
+      key,
+      other,
+      GROUP,
+      "me",
+      "20",
+      ...refs.map((r) => leases.valueOf(r)),
+      ...ids,
+    ], { buffers: true, parse: FENCED_READ_REPLY });
+    return shape(fencedReadReply(reply as never).read);
+  };
+  const shape = (reply: unknown) =>
+    parseRawMultiRead(reply).map((s) => ({
+      key: [...s.key],
+      ids: s.entries.map((e) => e.idText()),
+      deleted: s.deleted,
+      fields: s.entries.map((e) => e.items().map((b) => [...b])),
+    }));
+  for (const ids of [[">", ">"], [">", ">"], [">", ">"]]) {
+    const want = await plainRead(ids);
+    assert.deepEqual(await fenced(ids), want);
+  }
+  // A history read: every pending entry, one of them deleted meanwhile, and an empty history.
+  await conn.send(0, ["XDEL", key, "2-0"]);
+  await conn.send(0, [
+    "XACK",
+    other,
+    "plain",
+    ...Array.from({ length: 30 }, (_, i) => `${i + 1}-1`),
+  ]);
+  await conn.send(0, ["XACK", other, GROUP, ...Array.from({ length: 30 }, (_, i) => `${i + 1}-1`)]);
+  const want = await plainRead(["0", "0"]);
+  assert.deepEqual(want.map((s) => [s.ids.length, s.deleted]), [[19, ["2-0"]], [0, []]]);
+  assert.deepEqual(await fenced(["0", "0"]), want);
 });

@@ -11,7 +11,13 @@
  * @module
  */
 import { RedisReplyError } from "../errors.ts";
-import { entriesAt, PARSE_SKIP_BULKS, type ParseMode, rawArraysAt } from "./parse_mode.ts";
+import {
+  entriesAt,
+  flatEntriesAt,
+  PARSE_SKIP_BULKS,
+  type ParseMode,
+  rawArraysAt,
+} from "./parse_mode.ts";
 import { ascii, text } from "./replies.ts";
 import type { RespValue } from "./resp_parser.ts";
 import { RawEntry } from "./resp_values.ts";
@@ -23,9 +29,10 @@ export { RawEntry };
 export const READ_REPLY: ParseMode = entriesAt(3);
 /**
  * A fenced read's reply (`[XREADGROUP's reply, before]`, see
- * {@linkcode fencedReadReply}): its entries as {@linkcode RawEntry}.
+ * {@linkcode fencedReadReply}), each stream's entries flat as the script
+ * returns them: as {@linkcode RawEntry}s, the same as {@linkcode READ_REPLY}'s.
  */
-export const FENCED_READ_REPLY: ParseMode = entriesAt(4);
+export const FENCED_READ_REPLY: ParseMode = flatEntriesAt(3);
 /** An XAUTOCLAIM reply (`[cursor, entries, deleted]`): its entries as {@linkcode RawEntry}. */
 export const CLAIM_REPLY: ParseMode = entriesAt(2);
 /** An XRANGE or XREVRANGE reply: its entries as {@linkcode RawEntry}. */
