@@ -98,6 +98,8 @@ interface SizeResult {
   onceHwm: number;
   startupSeconds?: number;
   settledSeconds?: number;
+  /** The source sent `xadd` keyspace events (notify-keyspace-events Et). */
+  events: boolean;
   source: ReturnType<typeof rates>;
   target: ReturnType<typeof rates>;
   toolCpu: number;
@@ -106,8 +108,11 @@ interface SizeResult {
   missed: number;
 }
 
-async function measureSize(streams: number): Promise<SizeResult> {
-  await using source = await startServer();
+async function measureSize(streams: number, events: boolean): Promise<SizeResult> {
+  // With notifications (issue 24): readers wait in the tool, woken by the `xadd` events.
+  await using source = await startServer(
+    events ? { args: ["--notify-keyspace-events", "Et"] } : undefined,
+  );
   await using target = await startServer();
   await using src = await connect(source);
   await using dst = await connect(target);
@@ -188,6 +193,7 @@ async function measureSize(streams: number): Promise<SizeResult> {
   await rep.stop();
   return {
     streams,
+    events,
     onceSeconds,
     onceHwm,
     startupSeconds,
@@ -204,12 +210,14 @@ async function measureSize(streams: number): Promise<SizeResult> {
 /** Row q: quiet streams at scale, side by side (see the module doc). */
 export async function rowQ(ctx: BenchContext): Promise<RowResult> {
   const sizes = ctx.quietSizes ?? [1000, 10_000, 100_000];
+  const modes = ctx.quietEvents ?? [false, true];
   const results: SizeResult[] = [];
-  for (const n of sizes) results.push(await measureSize(n));
+  for (const events of modes) for (const n of sizes) results.push(await measureSize(n, events));
   const checks: Check[] = [];
-  const first = results[0];
   for (const r of results) {
-    const n = int(r.streams);
+    // Side by side with the smallest size of the same mode.
+    const first = results.find((f) => f.events === r.events)!;
+    const n = `${int(r.streams)}${r.events ? " (events)" : ""}`;
     const sorted = [...r.wake].sort((a, b) => a - b);
     const p99 = sorted.length ? quantile(sorted, 0.99) : NaN;
     const big = r.streams >= 100_000;
@@ -268,7 +276,9 @@ export async function rowQ(ctx: BenchContext): Promise<RowResult> {
   }
   return {
     row: "q",
-    title: `quiet streams at scale: ${sizes.map(int).join(", ")}`,
+    title: `quiet streams at scale: ${sizes.map(int).join(", ")}, notifications ${
+      modes.map((m) => (m ? "on" : "off")).join(" and ")
+    }`,
     checks,
     figures: { sizes: results },
   };

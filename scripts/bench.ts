@@ -16,6 +16,7 @@
  *                    ours, ...), comparing the medians: steadier ratios on a
  *                    noisy machine (default 1)
  *   --quiet SIZES    row q's numbers of quiet streams (default 1000,10000,100000)
+ *   --events MODES   row q with the source's notifications off, on, or off,on (default)
  *
  * The table goes to stdout: per row its figures, and for each goal the
  * measured value, the goal, and PASS or MISS. Progress goes to stderr. The
@@ -104,8 +105,10 @@
  *   10,000 and 100,000 streams of 2 entries side by side: `run --once`
  *   time and peak RSS; `run` idle: commands/s to each server and the
  *   source CPU they cost (INFO commandstats over 20 s), the tool's CPU and
- *   RSS; wake-up latency of 20 single entries into random streams. Not in
- *   the default rows (about 10 minutes): `--only q`.
+ *   RSS; wake-up latency of 20 single entries into random streams; each
+ *   size without and with the source's `xadd` notifications
+ *   (`notify-keyspace-events Et`: readers wait in the tool, not blocked on
+ *   the source). Not in the default rows (about 20 minutes): `--only q`.
  * - m. Mirrored consumer groups (issue 22; scripts/_bench_groups.ts): 1,000
  *   streams with 3 groups each, `run` idle without and with
  *   STREAM_GROUPS_SYNC=*, side by side: the tool's CPU (goal: the sync adds
@@ -163,7 +166,7 @@ const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 function usage(): never {
   console.error(
-    "usage: deno task bench [--only a,b,c,d,e,f,g,h,t,w,k,q,l,m] [--json FILE] [--soak SECONDS] [--entries N] [--repeat N] [--quiet SIZES]",
+    "usage: deno task bench [--only a,b,c,d,e,f,g,h,t,w,k,q,l,m] [--json FILE] [--soak SECONDS] [--entries N] [--repeat N] [--quiet SIZES] [--events off,on]",
   );
   Deno.exit(2);
 }
@@ -180,6 +183,7 @@ function parse(): { rows: string[]; json?: string; ctx: BenchContext } {
         entries: { type: "string", default: "200000" },
         repeat: { type: "string", default: "1" },
         quiet: { type: "string", default: "1000,10000,100000" },
+        events: { type: "string", default: "off,on" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -200,7 +204,14 @@ function parse(): { rows: string[]; json?: string; ctx: BenchContext } {
   for (const row of rows) if (!ROWS[row]) usage();
   const quietSizes = String(values.quiet).split(",").map(Number);
   if (!quietSizes.every((n) => Number.isInteger(n) && n > 0)) usage();
-  return { rows, json: values.json, ctx: { entries, soakSeconds: soak, repeat, quietSizes } };
+  const events = String(values.events).split(",");
+  if (!events.every((m) => m === "on" || m === "off")) usage();
+  const quietEvents = events.map((m) => m === "on");
+  return {
+    rows,
+    json: values.json,
+    ctx: { entries, soakSeconds: soak, repeat, quietSizes, quietEvents },
+  };
 }
 
 async function environment(): Promise<Record<string, string>> {

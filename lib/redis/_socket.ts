@@ -338,17 +338,19 @@ function closedAfterMessage(where: string, reply: RedisReplyError): string {
   return `Connection to ${where} closed by the server after it answered "${reply.message}" to a command${hint}`;
 }
 
-/** Bulk strings as text, deeply (for callers that did not ask for buffers). */
 const MESSAGE = new TextEncoder().encode("message");
+const PMESSAGE = new TextEncoder().encode("pmessage");
 
-/** A pub/sub message: `["message", channel, payload]`. */
+/** A pub/sub message: `["message", channel, payload]` or `["pmessage", pattern, channel, payload]`. */
 function isMessage(value: RespValue): value is RespValue[] {
-  if (!Array.isArray(value) || value.length !== 3) return false;
+  if (!Array.isArray(value)) return false;
+  const word = value.length === 3 ? MESSAGE : value.length === 4 ? PMESSAGE : undefined;
   const kind = value[0];
-  return kind instanceof Uint8Array && kind.length === MESSAGE.length &&
-    kind.every((b, i) => b === MESSAGE[i]);
+  return word !== undefined && kind instanceof Uint8Array && kind.length === word.length &&
+    kind.every((b, i) => b === word[i]);
 }
 
+/** Bulk strings as text, deeply (for callers that did not ask for buffers). */
 function toText(value: RespValue): RespValue {
   if (value instanceof Uint8Array) return DECODER.decode(value);
   if (Array.isArray(value)) {

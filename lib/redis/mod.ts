@@ -9,7 +9,7 @@
 export type { RedisClient } from "./client.ts";
 export { execReplies, RedisConnection, serverAddress } from "./connection.ts";
 export { globExample, globMatch } from "./glob.ts";
-export { keyEventKey, watchKeyEvents } from "./key_events.ts";
+export { KEY_EVENTS_RECHECK_MS, type KeyEvent, keyEventOf, watchKeyEvents } from "./key_events.ts";
 export { CLUSTER_SLOTS, clusterSlot, crc16 } from "./key_slot.ts";
 export { clientFor, connectionFor } from "./one_shot.ts";
 export { openPool } from "./open_pool.ts";

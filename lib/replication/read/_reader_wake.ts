@@ -1,7 +1,8 @@
 /**
- * How a reader is woken: out of its own wait (no stream wanted entries, or
- * in a cluster, the time to the next sweep), or out of a blocking read on
- * the server (`CLIENT UNBLOCK` of its connection, sent once per read).
+ * How a reader is woken: out of its own wait (no stream wanted entries, or,
+ * when notifications wake it, the time to its next look), or out of a
+ * blocking read on the server (`CLIENT UNBLOCK` of its connection, sent
+ * once per read).
  * Internal to the reader.
  *
  * @module
@@ -43,6 +44,8 @@ export class ReaderWake {
    * read is unblocked as soon as it starts, if it must end then.
    */
   #missed: UnblockContext[] = [];
+  /** When the reader last looked at its streams without blocking (ms since epoch; see `lookDue`). */
+  #lookedAt = 0;
 
   /** Waits until woken, or `ms` milliseconds at most (undefined: until woken). */
   async sleep(ms?: number): Promise<void> {
@@ -54,6 +57,28 @@ export class ReaderWake {
       };
     });
     this.#wake = null;
+  }
+
+  /**
+   * A wait that sleeps here, not on the server (notifications wake the
+   * reader): sleeps until woken, or until `everyMs` after the last look.
+   * True when a look (the wait's read without BLOCK) is due now: it counts
+   * as sent from now on.
+   */
+  async lookDue(everyMs: number): Promise<boolean> {
+    const left = this.#lookedAt + everyMs - Date.now();
+    if (left > 0) {
+      await this.sleep(left);
+      if (Date.now() - this.#lookedAt < everyMs) return false; // woken: the loop looks again
+    }
+    this.#lookedAt = Date.now();
+    return true;
+  }
+
+  /** The next `lookDue` is due at once (notifications may have been missed), and the wait ends. */
+  lookSoon(): void {
+    this.#lookedAt = 0;
+    this.wakeUp();
   }
 
   /** Ends the reader's own wait now; false when it does not wait. */

@@ -15,9 +15,6 @@ import { StreamReader } from "./reader.ts";
 
 /** Reads a cluster master's streams: on notification, and all of them every `blockMs`. */
 export class ClusterReader extends StreamReader {
-  /** When every stream was last read (ms since epoch). */
-  #lastSweep = 0;
-
   /**
    * A stream new to this reader is read at once: a notification of an
    * entry added while it started (before it was placed here) reached nobody.
@@ -27,22 +24,9 @@ export class ClusterReader extends StreamReader {
     this.notified.add(stream);
   }
 
-  /** A notification says `stream` has new entries; it is read next. */
-  notify(stream: ReplicatedStream): void {
-    if (!this.serves(stream)) return;
-    this.notified.add(stream);
-    this.wake.wakeUp();
-  }
-
   /** A look reads 200 others at most: this reader's streams are also woken by notifications. */
   protected override lookSize(): number {
     return 200;
-  }
-
-  /** Notifications may have been missed; every stream is read next. */
-  sweepNow(): void {
-    this.#lastSweep = 0;
-    this.wake.wakeUp();
   }
 
   protected override command(): ReadCommand {
@@ -56,13 +40,8 @@ export class ClusterReader extends StreamReader {
   /** The notified streams once each; with none, the next sweep (or a notification). */
   protected async quiet(wanting: ReplicatedStream[], notified: ReplicatedStream[]): Promise<void> {
     if (notified.length > 0) return this.readNow(notified, false);
-    const wait = this.#lastSweep + this.options.blockMs - Date.now();
-    if (wait > 0) {
-      await this.wake.sleep(wait);
-      // Woken (a notification, a new stream, the stop): the loop looks again.
-      if (Date.now() - this.#lastSweep < this.options.blockMs) return;
-    }
-    this.#lastSweep = Date.now();
+    // Woken before the sweep is due (a notification, a new stream, the stop): the loop looks again.
+    if (!(await this.wake.lookDue(this.options.blockMs))) return;
     await this.readNow(wanting.filter((s) => this.hooks.wants(s)), false);
   }
 }

@@ -14,7 +14,10 @@
  * its number of streams, and at most {@linkcode SWEEP_STREAMS} at once: so
  * the idle cost of the sweeps does not grow with the number of streams, and
  * each stream is swept every `max(5 s, streams / 200 s)` or so (at most
- * `ceil(streams of the reader / 200)` sweeps of it).
+ * `ceil(streams of the reader / 200)` sweeps of it). When the source's
+ * notifications reach it, its wait sleeps here instead (a notification
+ * names the stream, read through the fence next), and the XREAD is sent
+ * without BLOCK when the block would have ended.
  *
  * @module
  */
@@ -49,13 +52,15 @@ export class FencedReader extends StreamReader {
   protected override readonly waitTakesNothing = true;
   /** When it last swept (ms since epoch). */
   #lastSweep = 0;
+  /** How long the last wait blocked, or would have (ms): with notifications, how often it looks. */
+  #waitMs = 0;
 
   protected override command(): ReadCommand {
     return fencedRead(this.options.fence!);
   }
 
-  protected quiet(wanting: ReplicatedStream[]): Promise<void> {
-    const { db, streams, blockMs } = this.nextDb(wanting);
+  protected async quiet(wanting: ReplicatedStream[], notified: ReplicatedStream[]): Promise<void> {
+    if (notified.length > 0) return this.readNow(notified, false);
     // Longer than 5 s only for many streams (a sweep's cost), whatever STREAM_POLL_INTERVAL.
     const period = Math.max(
       FENCED_SWEEP_MS,
@@ -65,7 +70,11 @@ export class FencedReader extends StreamReader {
       this.#lastSweep = Date.now();
       return this.readNow(wanting, false, { turn: "fenced sweep", most: this.#sweepShare(period) });
     }
-    return this.#wait(db, streams, Math.min(blockMs, period));
+    const notifications = this.options.notifications?.() ?? false;
+    if (notifications && !(await this.wake.lookDue(Math.min(this.#waitMs, period)))) return;
+    const { db, streams, blockMs } = this.nextDb(wanting);
+    this.#waitMs = Math.min(blockMs, period);
+    return this.#wait(db, streams, notifications ? undefined : this.#waitMs);
   }
 
   /**

@@ -7,14 +7,16 @@
  * per master (each master's pool is bounded alike), a stream is read by a
  * reader of its slot's master, and streams move to the right master's
  * readers after a change of layout (once no read of theirs is in flight);
- * readers left without streams on former masters are closed.
+ * readers left without streams on former masters are closed. The source's
+ * notifications (`source_events.ts`) are handed to the reader of the
+ * stream they name.
  *
  * @module
  */
 import type { ReadSettings } from "../../config/mod.ts";
 import { errorMessage, RedisReplyError } from "../../errors.ts";
 import { getLog } from "../../log.ts";
-import type { RedisClient, RedisConnection, ServerPool } from "../../redis/mod.ts";
+import type { KeyEvent, RedisClient, RedisConnection, ServerPool } from "../../redis/mod.ts";
 import { ClusterReader } from "./cluster_reader.ts";
 import { FencedReader } from "./fenced_reader.ts";
 import { PlainReader } from "./plain_reader.ts";
@@ -71,8 +73,6 @@ export class Placement {
     StreamReader,
     { node: string; conn: RedisConnection; stop: AbortController }
   >();
-  /** In a cluster: the streams placed, by id (DB 0), for notifications. */
-  readonly #byId = new Map<string, ReplicatedStream>();
   #relocateTimer: ReturnType<typeof setTimeout> | undefined;
   #events: SourceEvents | undefined;
   #warnedUnblock = false;
@@ -89,15 +89,15 @@ export class Placement {
     if (!options.once) {
       this.#unblock("0").then(() => (this.#unblockWorks = !this.#warnedUnblock));
     }
-    if (!pool.cluster) return;
     if (!options.once) {
       this.#events = new SourceEvents(pool, {
-        onKey: (key) => this.notifyKey(key),
+        onKey: (event) => this.notifyKey(event),
         onGap: (node) => this.sweepNode(node),
         signal,
       });
       this.#events.sync();
     }
+    if (!pool.cluster) return;
     // Subscribers first: a new master's pool keeps a place for its subscriber.
     pool.onLayoutChange(() => {
       this.#events?.sync();
@@ -134,7 +134,6 @@ export class Placement {
     }
     if (!best) return; // stopping: nothing reads it
     this.#of.set(stream, best);
-    if (this.#pool.cluster) this.#byId.set(stream.ref.id, stream);
     const dbs = this.#dbs.get(best)!;
     dbs.set(db, (dbs.get(db) ?? 0) + 1);
     best.assign(stream);
@@ -146,7 +145,6 @@ export class Placement {
     if (!reader) return;
     reader.release(stream);
     this.#of.delete(stream);
-    if (this.#byId.get(stream.ref.id) === stream) this.#byId.delete(stream.ref.id);
     const dbs = this.#dbs.get(reader)!;
     const n = (dbs.get(stream.ref.db) ?? 1) - 1;
     if (n <= 0) dbs.delete(stream.ref.db);
@@ -159,18 +157,15 @@ export class Placement {
     return reader ? this.#node.get(reader)!.node : undefined;
   }
 
-  /** In a cluster: a notification named `key` (DB 0): its stream is read next. */
-  notifyKey(key: Uint8Array): void {
-    const stream = this.#byId.get(streamId(0, key));
-    const reader = stream && this.#of.get(stream);
-    if (reader instanceof ClusterReader) reader.notify(stream!);
+  /** A notification named `key` of `db`: its stream is read next, by its reader. */
+  notifyKey({ db, key }: KeyEvent): void {
+    const id = streamId(db, key);
+    for (const r of this.#readers) if (r.notifyId(id)) return;
   }
 
-  /** In a cluster: every stream of `node` is read next (notifications may have been missed). */
+  /** Every stream of `node` is looked at next (notifications may have been missed, or stopped). */
   sweepNode(node: string): void {
-    for (const [r, at] of this.#node) {
-      if (at.node === node && r instanceof ClusterReader) r.sweepNow();
-    }
+    for (const [r, at] of this.#node) if (at.node === node) r.sweepNow();
   }
 
   /**
@@ -234,6 +229,7 @@ export class Placement {
       unblock: (id) => this.#unblock(id),
       canUnblock: () => this.#unblockWorks && !this.#warnedUnblock,
       placed: () => this.#of.size,
+      notifications: () => this.#events?.live(node) ?? false,
     });
     this.#readers.push(reader);
     this.#node.set(reader, { node, conn, stop });

@@ -3,7 +3,11 @@
  * it blocks on all its streams at once with one `XREADGROUP ... BLOCK ms`
  * (of one DB at a time), whose `STREAMS ...` part is encoded once and
  * reused while its streams stay the same; a stream that wants entries and
- * is not in that read wakes it (CLIENT UNBLOCK).
+ * is not in that read wakes it (CLIENT UNBLOCK). When the source's
+ * notifications reach it, it waits here instead (woken by a notification,
+ * which names the stream to read), and sends that read without BLOCK when
+ * the block would have ended: the same coverage, without a read blocked
+ * over thousands of keys on the server.
  *
  * @module
  */
@@ -16,16 +20,23 @@ import { StreamReader } from "./reader.ts";
 /** Reads with a blocking XREADGROUP when nothing has a backlog. */
 export class PlainReader extends StreamReader {
   readonly #tail = new TailCache();
+  /** How long the last wait blocked, or would have (ms): with notifications, how often it looks. */
+  #waitMs = 0;
 
-  protected async quiet(wanting: ReplicatedStream[]): Promise<void> {
+  protected async quiet(wanting: ReplicatedStream[], notified: ReplicatedStream[]): Promise<void> {
+    if (notified.length > 0) return this.readNow(notified, false);
+    const notifications = this.options.notifications?.() ?? false;
+    if (notifications && !(await this.wake.lookDue(this.#waitMs))) return;
     const { db, streams, blockMs } = this.nextDb(wanting);
-    this.wake.blockStarted();
+    this.#waitMs = blockMs;
+    if (!notifications) this.wake.blockStarted();
     try {
-      const [reply] = await this.send(db, [{ streams, tail: this.#tail.of(streams) }], blockMs);
+      const tail = this.#tail.of(streams);
+      const [reply] = await this.send(db, [{ streams, tail }], notifications ? 0 : blockMs);
       if (reply instanceof RedisReplyError) throw new RefusedRead(reply, streams);
       this.dispatchWoken(db, streams, reply);
     } finally {
-      this.wake.blockEnded();
+      if (!notifications) this.wake.blockEnded();
     }
   }
 }

@@ -106,6 +106,14 @@ export interface StreamReaderOptions {
    * @default {undefined} (this reader's own streams: the whole rate)
    */
   placed?: () => number;
+  /**
+   * Whether the source's notifications of new entries (`xadd` keyspace
+   * events, see `source_events.ts`) reach this reader now: its waits then
+   * sleep here, not on the server (one server; a cluster's reader never
+   * blocks anyway).
+   * @default {() => false}
+   */
+  notifications?: () => boolean;
 }
 
 /** Options for `StreamReader.readNow`. */

@@ -67,7 +67,7 @@ export abstract class StreamReader {
   protected readonly wake = new ReaderWake();
   /** The streams by id (DB and key), to find those a reply names. */
   protected readonly byId = new Map<string, ReplicatedStream>();
-  /** Streams to read next even without a backlog (a cluster's notifications). */
+  /** Streams to read next even without a backlog (named by notifications). */
   protected readonly notified = new Set<ReplicatedStream>();
   /** Streams a wait that takes nothing saw entries of (see `NextPassContext.woken`). */
   protected readonly woken = new Set<ReplicatedStream>();
@@ -121,11 +121,6 @@ export abstract class StreamReader {
     this.poke(stream);
   }
 
-  /** Whether `stream` is assigned to this reader. */
-  protected serves(stream: ReplicatedStream): boolean {
-    return this.#streams.has(stream);
-  }
-
   /** Releases a stream (it ended, or moved to another reader). */
   release(stream: ReplicatedStream): void {
     this.#streams.delete(stream);
@@ -133,6 +128,20 @@ export abstract class StreamReader {
     this.woken.delete(stream);
     if (stream.readsInFlight > 0) this.poke(); // a blocking read of it ends now
     if (this.byId.get(stream.ref.id) === stream) this.byId.delete(stream.ref.id);
+  }
+
+  /** A notification says the stream of id `id` has new entries: false when not this reader's. */
+  notifyId(id: string): boolean {
+    const stream = this.byId.get(id);
+    if (stream === undefined) return false;
+    this.notified.add(stream);
+    this.wake.wakeUp();
+    return true;
+  }
+
+  /** Notifications may have been missed, or stopped: the next wait looks at every stream first. */
+  sweepNow(): void {
+    this.wake.lookSoon();
   }
 
   /** `stream` wants entries again, or must leave a blocking read: wake the loop, or unblock. */

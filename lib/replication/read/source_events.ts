@@ -1,18 +1,22 @@
 /**
- * New entries on a cluster source: a subscriber per master on the
- * `xadd` keyspace event (`__keyevent@0__:xadd`), which names the stream
- * that got entries, so a reader reads it at once instead of at its next
- * sweep. A master's subscriber takes one place of that master's pool
- * (when the pool has at least two); subscribers follow the layout (made
- * for new masters, closed for former ones). Notifications are
- * fire-and-forget: the readers' sweeps stay the safety net, and a renewed
- * subscription sweeps that master's streams at once.
+ * New entries on the source: a subscriber per master on the `xadd`
+ * keyspace event (`__keyevent@0__:xadd`; on one server, every DB's:
+ * `__keyevent@*__:xadd`), which names the stream that got entries, so a
+ * reader reads it at once. A master's subscriber takes one place of that
+ * master's pool (when the pool has at least two); subscribers follow the
+ * layout (made for new masters, closed for former ones). Notifications are
+ * fire-and-forget: a cluster's readers sweep as the safety net, and one
+ * server's readers rely on them only while they are {@linkcode SourceEvents.live}
+ * (subscribed, and `notify-keyspace-events` sends them), else block on the
+ * server as before; each change of that, and each renewed subscription,
+ * has that master's streams looked at at once.
  *
  * @module
  */
 import { getLog } from "../../log.ts";
 import {
-  keyEventKey,
+  type KeyEvent,
+  keyEventOf,
   type RedisConnection,
   type ServerPool,
   watchKeyEvents,
@@ -22,9 +26,12 @@ const log = getLog("orchestrator");
 
 /** Options for {@linkcode SourceEvents}. */
 export interface SourceEventsOptions {
-  /** A stream key was named by an `xadd` event. */
-  onKey: (key: Uint8Array) => void;
-  /** Notifications of `node` may have been missed: sweep its streams. */
+  /** A stream key (and its DB) was named by an `xadd` event. */
+  onKey: (event: KeyEvent) => void;
+  /**
+   * Notifications of `node` may have been missed, or whether they arrive
+   * changed (see {@linkcode SourceEvents.live}): look at its streams.
+   */
   onGap: (node: string) => void;
   /** Stops every subscriber. */
   signal: AbortSignal;
@@ -34,6 +41,10 @@ interface Subscriber {
   conn: RedisConnection;
   stop: AbortController;
   done: Promise<void>;
+  /** Subscribed now (since its last renewal). */
+  subscribed: boolean;
+  /** The server sends the events (`notify-keyspace-events` read last). */
+  sends: boolean;
 }
 
 /** The subscribers of a cluster source's masters; see the module doc. */
@@ -41,7 +52,7 @@ export class SourceEvents {
   readonly #pool: ServerPool;
   readonly #options: SourceEventsOptions;
   readonly #subscribers = new Map<string, Subscriber>();
-  readonly #told = new Set<string>();
+  readonly #told = new Map<string, string>();
   readonly #runs: Promise<void>[] = [];
 
   constructor(pool: ServerPool, options: SourceEventsOptions) {
@@ -70,6 +81,17 @@ export class SourceEvents {
     }
   }
 
+  /**
+   * Whether `node`'s notifications arrive now: subscribed, and its
+   * `notify-keyspace-events` sends them (read every few seconds). A
+   * subscription found lost counts at once; one lost unnoticed, until its
+   * keepalive fails (2 s) and the renewal's `onGap`.
+   */
+  live(node: string): boolean {
+    const sub = this.#subscribers.get(node);
+    return sub !== undefined && sub.subscribed && sub.sends;
+  }
+
   /** The subscribers' loops (they end with the signal). */
   get runs(): Promise<void>[] {
     return this.#runs;
@@ -85,38 +107,78 @@ export class SourceEvents {
       name: "events",
       node,
       onPush: (message) => {
-        const key = keyEventKey(message);
-        if (key) onKey(key);
+        const event = keyEventOf(message);
+        if (event) onKey(event);
       },
     });
     const stop = new AbortController();
-    const sub: Subscriber = { conn, stop, done: Promise.resolve() };
+    const sub: Subscriber = {
+      conn,
+      stop,
+      done: Promise.resolve(),
+      subscribed: false,
+      sends: false,
+    };
+    const change = (update: () => void) => {
+      const was = this.live(node);
+      update();
+      if (this.live(node) === was) return;
+      if (!was) this.#told.delete(node); // said again, should they stop
+      onGap(node);
+    };
     sub.done = watchKeyEvents(conn, {
       event: "xadd",
+      allDbs: !this.#pool.cluster,
       control: this.#pool.controlOf(node),
       signal: AbortSignal.any([signal, stop.signal]),
-      onGap: () => onGap(node),
+      onGap: () => {
+        sub.subscribed = true;
+        onGap(node);
+      },
+      onLost: () => change(() => (sub.subscribed = false)),
+      onRefused: (error) => {
+        const channel = this.#pool.cluster
+          ? "+subscribe &__keyevent@0__:xadd"
+          : "+psubscribe &__keyevent@*__:xadd";
+        this.#tell(
+          node,
+          `the subscription was refused: "${error.message}"; the ACL user needs ${channel}`,
+        );
+      },
       onMode: (mode, flags) => {
+        change(() => (sub.sends = mode === "on"));
         if (mode === "off") {
           this.#tell(
             node,
             `its notify-keyspace-events is ${JSON.stringify(flags)}; set it to include "Et" ` +
               `(CONFIG SET notify-keyspace-events Et) for notifications`,
           );
-        } else this.#told.delete(node);
+        } else if (mode === "unknown" && !this.#pool.cluster) {
+          this.#tell(
+            node,
+            "CONFIG GET notify-keyspace-events was refused, so whether it sends them is not known",
+          );
+        }
       },
     });
     this.#subscribers.set(node, sub);
     this.#runs.push(sub.done);
   }
 
-  /** Says once per master (until it changes) why it is swept only. */
+  /** Says once per master and reason (until notifications arrive) why it is swept only. */
   #tell(node: string, why: string): void {
-    if (this.#told.has(node)) return;
-    this.#told.add(node);
-    log.info(
-      "Source master {node} sends no stream notifications ({why}): its new entries are found by sweeps every STREAM_POLL_INTERVAL",
-      { node, why },
-    );
+    if (this.#told.get(node) === why) return;
+    this.#told.set(node, why);
+    if (node === "") {
+      log.info(
+        "The source sends no stream notifications ({why}): readers wait for new entries with reads blocked on the source over all their streams, which costs it more at many streams",
+        { why },
+      );
+    } else {
+      log.info(
+        "Source master {node} sends no stream notifications ({why}): its new entries are found by sweeps every STREAM_POLL_INTERVAL",
+        { node, why },
+      );
+    }
   }
 }
