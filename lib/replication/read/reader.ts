@@ -118,6 +118,9 @@ export abstract class StreamReader {
   assign(stream: ReplicatedStream): void {
     this.#streams.add(stream);
     this.byId.set(stream.ref.id, stream);
+    // Read at once when notifications wake this reader: one of an entry added while the stream
+    // started (before it was placed here) reached nobody.
+    if (this.options.notifications?.()) this.notified.add(stream);
     this.poke(stream);
   }
 
