@@ -37,7 +37,7 @@ function setup(streams: ReplicatedStream[], extra: Partial<NextPassContext> = {}
     lookSize: () => LOOK_STREAMS,
     readNow: (s, repeat) => (sent.push({ kind: "read", streams: s, repeat }), Promise.resolve()),
     lookAtOthers: (s) => (sent.push({ kind: "look", streams: s }), Promise.resolve()),
-    quiet: (s) => (sent.push({ kind: "wait", streams: s }), Promise.resolve()),
+    quiet: (s) => (sent.push({ kind: "wait", streams: s() }), Promise.resolve()),
     ...extra,
   };
   return { next: new NextPass(context), sent, woken, notified };
@@ -91,4 +91,22 @@ Deno.test("while streams have a backlog, the others are looked at up to 2,000 at
   await next.next()!.send();
   assert.deepEqual([sent.at(-1)!.kind, sent.at(-1)!.streams.length], ["look", 2000]);
   assert.ok(!sent.at(-1)!.streams.includes(sent[0].streams[0]), "the next 2,000 in turn");
+});
+
+Deno.test("a notified stream among 10,000 is read at once, and neither its read nor a wait that does not need the list asks every stream whether it wants entries", async () => {
+  const streams = fakes(10_000);
+  let asked = 0;
+  const { next, sent, notified } = setup(streams, {
+    wants: () => (asked++, true),
+    quiet: () => (sent.push({ kind: "wait", streams: [] }), Promise.resolve()),
+  });
+  notified.add(streams[1234]);
+  const read = next.next(false)!;
+  assert.equal(read.blocking, false);
+  await read.send();
+  assert.deepEqual(sent.map((p) => [p.kind, p.streams]), [["read", [streams[1234]]]]);
+  notified.clear();
+  await next.next(false)!.send(); // a wait that sleeps (notifications): no list
+  assert.deepEqual(sent.map((p) => p.kind), ["read", "wait"]);
+  assert.ok(asked < 10, `wants() asked ${asked} times`);
 });

@@ -37,11 +37,10 @@ export class ClusterReader extends StreamReader {
     return clusterSlot(stream.ref.key);
   }
 
-  /** The notified streams once each; with none, the next sweep (or a notification). */
-  protected async quiet(wanting: ReplicatedStream[], notified: ReplicatedStream[]): Promise<void> {
-    if (notified.length > 0) return this.readNow(notified, false);
+  /** Every stream every `blockMs` (the notified ones are read at once, not here). */
+  protected async quiet(wanting: () => ReplicatedStream[]): Promise<void> {
     // Woken before the sweep is due (a notification, a new stream, the stop): the loop looks again.
     if (!(await this.wake.lookDue(this.options.blockMs))) return;
-    await this.readNow(wanting.filter((s) => this.hooks.wants(s)), false);
+    await this.readNow(wanting().filter((s) => this.hooks.wants(s)), false);
   }
 }

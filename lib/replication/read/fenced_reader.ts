@@ -59,20 +59,20 @@ export class FencedReader extends StreamReader {
     return fencedRead(this.options.fence!);
   }
 
-  protected async quiet(wanting: ReplicatedStream[], notified: ReplicatedStream[]): Promise<void> {
-    if (notified.length > 0) return this.readNow(notified, false);
+  protected async quiet(wanting: () => ReplicatedStream[]): Promise<void> {
     // Longer than 5 s only for many streams (a sweep's cost), whatever STREAM_POLL_INTERVAL.
     const period = Math.max(
       FENCED_SWEEP_MS,
-      Math.min(MAX_WAIT_MS, wanting.length * WAIT_MS_PER_STREAM),
+      Math.min(MAX_WAIT_MS, this.load * WAIT_MS_PER_STREAM),
     );
     if (Date.now() - this.#lastSweep >= period) {
       this.#lastSweep = Date.now();
-      return this.readNow(wanting, false, { turn: "fenced sweep", most: this.#sweepShare(period) });
+      const most = this.#sweepShare(period);
+      return this.readNow(wanting(), false, { turn: "fenced sweep", most });
     }
     const notifications = this.options.notifications?.() ?? false;
     if (notifications && !(await this.wake.lookDue(Math.min(this.#waitMs, period)))) return;
-    const { db, streams, blockMs } = this.nextDb(wanting);
+    const { db, streams, blockMs } = this.nextDb(wanting());
     this.#waitMs = Math.min(blockMs, period);
     return this.#wait(db, streams, notifications ? undefined : this.#waitMs);
   }

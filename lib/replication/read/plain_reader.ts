@@ -23,11 +23,10 @@ export class PlainReader extends StreamReader {
   /** How long the last wait blocked, or would have (ms): with notifications, how often it looks. */
   #waitMs = 0;
 
-  protected async quiet(wanting: ReplicatedStream[], notified: ReplicatedStream[]): Promise<void> {
-    if (notified.length > 0) return this.readNow(notified, false);
+  protected async quiet(wanting: () => ReplicatedStream[]): Promise<void> {
     const notifications = this.options.notifications?.() ?? false;
     if (notifications && !(await this.wake.lookDue(this.#waitMs))) return;
-    const { db, streams, blockMs } = this.nextDb(wanting);
+    const { db, streams, blockMs } = this.nextDb(wanting());
     this.#waitMs = blockMs;
     if (!notifications) this.wake.blockStarted();
     try {

@@ -100,7 +100,7 @@ export abstract class StreamReader {
       lookSize: () => this.lookSize(),
       readNow: (streams, repeat) => this.readNow(streams, repeat),
       lookAtOthers: (others) => this.lookAtOthers(others),
-      quiet: (wanting, notified) => this.quiet(wanting, notified),
+      quiet: (wanting) => this.quiet(wanting),
     });
   }
 
@@ -185,7 +185,7 @@ export abstract class StreamReader {
           await this.wake.sleep();
           continue;
         }
-        const { streams, blocking } = next;
+        const blocking = next.blocking;
         if (!(blocking && this.waitTakesNothing) && !this.hooks.budget.roomLeft()) {
           // The memory for entries read ahead is spent (all readers together): no read
           // until some is given back (the budget wakes this reader then). A wait that takes
@@ -199,7 +199,7 @@ export abstract class StreamReader {
         const pass = next.send().then(
           () => this.#backoff.reset(),
           async (error) => {
-            if (!signal.aborted) await this.#failedRead(error, streams, signal);
+            if (!signal.aborted) await this.#failedRead(error, next.streams, signal);
           },
         );
         if (blocking) {
@@ -242,13 +242,10 @@ export abstract class StreamReader {
   protected slotOf?(stream: ReplicatedStream): number;
 
   /**
-   * No stream of `wanting` has a backlog (`notified`: those to read anyway):
-   * wait for entries, in this reader's way.
+   * No stream has a backlog or was notified: wait for entries, in this
+   * reader's way (`wanting`: the streams that want entries, listed when asked).
    */
-  protected abstract quiet(
-    wanting: ReplicatedStream[],
-    notified: ReplicatedStream[],
-  ): Promise<void>;
+  protected abstract quiet(wanting: () => ReplicatedStream[]): Promise<void>;
 
   /**
    * Non-blocking reads of `streams`, one round trip per DB; with `repeat`,

@@ -50,27 +50,21 @@ export async function lookBeyondCopies(
     else byDb.set(s.ref.db, [s]);
   }
   for (const [db, list] of byDb) {
-    const reads: ReplicatedStream[][] = [];
+    // One read at a time: the event loop (and the source) is not held by 10,000 keys at once.
     for (let i = 0; i < list.length; i += KEYS_PER_READ) {
-      reads.push(list.slice(i, i + KEYS_PER_READ));
-    }
-    const replies = await source.pipeline(
-      db,
-      reads.map((part) => [
+      const part = list.slice(i, i + KEYS_PER_READ);
+      const [r] = await source.pipeline(db, [[
         "XREAD",
         "COUNT",
         "1",
         "STREAMS",
         ...part.map((s) => s.ref.key),
         ...part.map(copyFloor),
-      ]),
-      { buffers: true },
-    );
-    replies.forEach((r, i) => {
-      if (r.status !== "fulfilled") return;
+      ]], { buffers: true });
+      if (r.status !== "fulfilled") continue;
       const named = new Set(wokenKeys(r.value as never).map((key) => streamId(db, key)));
-      for (const s of reads[i]) (named.has(s.ref.id) ? behind : caughtUp).push(s);
-    });
+      for (const s of part) (named.has(s.ref.id) ? behind : caughtUp).push(s);
+    }
   }
   return { behind, caughtUp };
 }
