@@ -80,3 +80,26 @@ Deno.test("the keys of streams that start are packed into shared blocks: the sam
   assert.equal(prefixed.targetId, streamId(0, new TextEncoder().encode("copy:orders")));
   assert.equal(long.key, longKey, "a long key keeps its own copy");
 });
+
+Deno.test("stream ids are unique for every byte sequence, short and long keys alike, and the same for the same DB and bytes", () => {
+  const ids = new Map<string, string>();
+  const add = (db: number, key: Uint8Array) => {
+    const id = streamId(db, key);
+    const what = `${db}:${[...key].join(",")}`;
+    const before = ids.get(id);
+    assert.ok(before === undefined || before === what, `${what} and ${before} share id ${id}`);
+    ids.set(id, what);
+    assert.equal(streamId(db, key.slice()), id);
+  };
+  for (let a = 0; a < 256; a++) {
+    add(0, Uint8Array.of(a));
+    add(1, Uint8Array.of(a));
+    for (let b = 0; b < 256; b += 17) add(0, Uint8Array.of(a, b));
+  }
+  // Around the length where ids stop being made in JavaScript: every high byte, both sides.
+  for (const length of [63, 64, 65, 66]) {
+    for (let a = 0x7e; a < 0xa2; a++) add(0, new Uint8Array(length).fill(a));
+  }
+  add(0, new Uint8Array(0));
+  assert.equal(streamId(3, new TextEncoder().encode("device:1:stream")), "3:device:1:stream");
+});
