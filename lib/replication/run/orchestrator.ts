@@ -225,7 +225,7 @@ export class Orchestrator {
       await this.#scheduler.sleep(this.#settings.discovery.everyMs, signal);
       if (signal.aborted) break;
       try {
-        await this.#pass(signal);
+        await this.#pass(signal, RUN_SCAN_PACE_MS);
         await this.#refreshStats();
         if (this.#settings.mirrorSourceTrim) {
           await mirrorTrims(this.#control, this.#table.runningStreams(), {
@@ -282,7 +282,8 @@ export class Orchestrator {
         // A cluster's layout first (one server: nothing to read).
         await this.#readerPool.prepare();
         await this.#targetPool.prepare();
-        await this.#pass(signal);
+        // Not paced: the copy starts once it is done (`run --once` is this pass only).
+        await this.#pass(signal, 0);
         this.#ready = true;
         this.#notReadyReason = "";
         await this.#refreshStats().catch((error) => this.#logDiscoveryError(error));
@@ -346,14 +347,14 @@ export class Orchestrator {
     });
   }
 
-  /** One discovery pass: find streams, start replicating the new ones. */
-  async #pass(signal: AbortSignal): Promise<void> {
+  /** One discovery pass (its SCAN walks paced by `paceMs`): find streams, start the new ones. */
+  async #pass(signal: AbortSignal, paceMs: number): Promise<void> {
     const found = await findStreams(this.#control, this.#settings.discovery, {
       signal,
       skip: (ref) => this.#table.running(ref.id) !== undefined,
       known: (id) => this.#table.endedStream(id)?.ref,
       skipDiscovered: (id) => this.#table.running(id) !== undefined,
-      paceMs: RUN_SCAN_PACE_MS,
+      paceMs,
     });
     for (const n of found.notices) this.#table.warnOnce(n.subject, n.variant, n.message, n.level);
     this.#table.sayGone(new Set(found.streams.map((ref) => ref.id)));
