@@ -40,10 +40,21 @@ const KEY = "fence-cost";
 const LEASE = "fence-cost-lease";
 const VALUE = "instance/token.1";
 
+const READ_CALL = "local reply = redis.call(unpack(args))";
+if (!FENCED_READ.includes(READ_CALL)) {
+  throw new Error("FENCED_READ no longer reads with " + READ_CALL);
+}
 const COUNT_ONLY = FENCED_READ.replace(
-  "return redis.call(unpack(args))",
-  "local r = redis.call(unpack(args)); if not r then return false end; return #r[1][2]",
+  READ_CALL,
+  `${READ_CALL}\nif not reply then return false end\ndo return #reply[1][2] end`,
 );
+
+/** Entries in a stream's flat list of the fenced reply: `[id, n, field, value, ..., id, n, ...]`. */
+function flatCount(flat: unknown[]): number {
+  let count = 0;
+  for (let i = 0; i < flat.length; count++) i += 2 + Math.max(0, Number(flat[i + 1]));
+  return count;
+}
 const CLAIM = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('LEASELOST 0') end
 local args = {'XCLAIM', KEYS[2], ARGV[2], ARGV[3], '0'}
@@ -85,8 +96,9 @@ const WAYS: Record<string, Read> = {
     return r ? r[0][1].length : 0;
   },
   fenced: async () => {
-    const r = await send(fencedArgs(FENCED_READ));
-    return r ? r[0][1].length : 0;
+    // {reply, before}: reply is XREADGROUP's, each stream's entries flat.
+    const [reply] = await send(fencedArgs(FENCED_READ));
+    return reply ? flatCount(reply[0][1]) : 0;
   },
   "lua-in": async () => Number(await send(fencedArgs(COUNT_ONLY)) ?? 0),
   "xrange+xclaim": async (state) => {
