@@ -9,12 +9,20 @@ import assert from "node:assert/strict";
 import { RedisReplyError } from "../lib/errors.ts";
 import { RedisConnection } from "../lib/redis/connection.ts";
 import {
+  CLAIM_REPLY,
+  FENCED_CLAIM_REPLY,
   FENCED_READ_REPLY,
   fencedReadReply,
+  parseFencedClaim,
+  parseRawAutoClaim,
   parseRawMultiRead,
   READ_REPLY,
 } from "../lib/redis/stream_commands.ts";
-import { FENCED_DELCONSUMER, FENCED_READ } from "../lib/replication/sharing/_lease_scripts.ts";
+import {
+  FENCED_CLAIM,
+  FENCED_DELCONSUMER,
+  FENCED_READ,
+} from "../lib/replication/sharing/_lease_scripts.ts";
 import { InstanceRegistry } from "../lib/replication/sharing/instances.ts";
 import { LeaseKeeper } from "../lib/replication/sharing/lease.ts";
 import { makeStreamRef } from "../lib/replication/stream/stream_ref.ts";
@@ -223,4 +231,63 @@ Deno.test("a fenced read gives the entries XREADGROUP gives, bytes and all: new 
   const want = await plainRead(["0", "0"]);
   assert.deepEqual(want.map((s) => [s.ids.length, s.deleted]), [[19, ["2-0"]], [0, []]]);
   assert.deepEqual(await fenced(["0", "0"]), want);
+});
+
+Deno.test("a fenced claim gives the entries XAUTOCLAIM gives, bytes and all, with the cursor and a deleted pending entry, and is refused without the lease", async () => {
+  await using server = await RedisServer.start();
+  using conn = ownConnection(server);
+  const bytes = (...b: number[]) => Uint8Array.from(b);
+  const key = bytes(0x63, 13, 10, 0xfe); // "c\r\n\xfe"
+  for (let i = 1; i <= 25; i++) {
+    const value = bytes(...Array.from({ length: i * 41 }, (_, j) => (i + j) % 256));
+    const fields = i % 4 ? [bytes(36, 13, 10), value] : [bytes(42), value, bytes(0), bytes()];
+    await conn.send(0, ["XADD", key, `${i}-0`, ...fields]);
+  }
+  // Two groups with the same pending entries (read by "old"), one entry deleted since.
+  for (const g of ["plain", GROUP]) {
+    await conn.send(0, ["XGROUP", "CREATE", key, g, "0"]);
+    await conn.send(0, ["XREADGROUP", "GROUP", g, "old", "COUNT", "100", "STREAMS", key, ">"]);
+  }
+  await conn.send(0, ["XDEL", key, "3-0"]);
+  const leases = keeper(conn, "box/cl4im");
+  const ref = makeStreamRef(0, key);
+  assert.equal((await leases.acquire([ref])).acquired.length, 1);
+  const shape = (claim: ReturnType<typeof parseRawAutoClaim>) => ({
+    cursor: claim.cursor,
+    ids: claim.entries.map((e) => e.idText()),
+    deleted: claim.deleted,
+    fields: claim.entries.map((e) => e.items().map((b) => [...b])),
+  });
+  const plain = async (cursor: string) =>
+    shape(parseRawAutoClaim(
+      await conn.send(0, ["XAUTOCLAIM", key, "plain", "me", "0", cursor, "COUNT", "10"], {
+        buffers: true,
+        parse: CLAIM_REPLY,
+      }),
+    ));
+  const fenced = async (cursor: string, value = leases.valueOf(ref)) =>
+    shape(parseFencedClaim(
+      await conn.send(0, [
+        "EVAL",
+        FENCED_CLAIM,
+        "2",
+        leases.keyOf(ref),
+        key,
+        value,
+        GROUP,
+        "me",
+        cursor,
+        "10",
+      ], { buffers: true, parse: FENCED_CLAIM_REPLY }),
+    ));
+  const steps: string[] = [];
+  for (let cursor = "0-0";;) {
+    const want = await plain(cursor);
+    assert.deepEqual(await fenced(cursor), want);
+    steps.push(`${want.ids.length}/${want.deleted.length}`);
+    cursor = want.cursor;
+    if (cursor === "0-0") break;
+  }
+  assert.deepEqual(steps, ["9/1", "10/0", "5/0"]);
+  await assert.rejects(fenced("0-0", "box/other"), /LEASELOST/);
 });

@@ -35,6 +35,11 @@ export const READ_REPLY: ParseMode = entriesAt(3);
 export const FENCED_READ_REPLY: ParseMode = flatEntriesAt(3);
 /** An XAUTOCLAIM reply (`[cursor, entries, deleted]`): its entries as {@linkcode RawEntry}. */
 export const CLAIM_REPLY: ParseMode = entriesAt(2);
+/**
+ * A fenced claim's reply (`[cursor, [flat entries], deleted]`, see
+ * {@linkcode parseFencedClaim}): its entries as {@linkcode RawEntry}, the same as {@linkcode CLAIM_REPLY}'s.
+ */
+export const FENCED_CLAIM_REPLY: ParseMode = flatEntriesAt(2);
 /** An XRANGE or XREVRANGE reply: its entries as {@linkcode RawEntry}. */
 export const RANGE_REPLY: ParseMode = entriesAt(1);
 /** An XRANGE reply whose entries are only counted: each entry a raw array, nothing decoded. */
@@ -289,6 +294,13 @@ export function parseRawAutoClaim(reply: unknown): { cursor: string } & RawEntri
   const parsed = parseRawEntries(entries);
   if (Array.isArray(deletedIds)) { for (const id of deletedIds) parsed.deleted.push(ascii(id)); }
   return { cursor: ascii(cursor), ...parsed };
+}
+
+/** A fenced claim's `[cursor, [entries], deletedIds]` read with {@linkcode FENCED_CLAIM_REPLY}. */
+export function parseFencedClaim(reply: unknown): { cursor: string } & RawEntries {
+  const [cursor, wrapped, deletedIds] = reply as [unknown, unknown, unknown];
+  const entries = Array.isArray(wrapped) ? wrapped[0] : undefined;
+  return parseRawAutoClaim([cursor, entries, deletedIds]);
 }
 
 /** A raw entry's ID as text. */

@@ -10,6 +10,8 @@
 import { LeaseLostError, RedisReplyError, StreamGoneError } from "../../errors.ts";
 import {
   CLAIM_REPLY,
+  FENCED_CLAIM_REPLY,
+  parseFencedClaim,
   parseFlatMap,
   parseRawAutoClaim,
   type RawEntries,
@@ -136,10 +138,10 @@ export async function claimPending(
   try {
     const reply = await conn.send(stream.ref.db, args, {
       buffers: true,
-      parse: CLAIM_REPLY,
+      parse: fence ? FENCED_CLAIM_REPLY : CLAIM_REPLY,
       name: "XAUTOCLAIM",
     });
-    return parseRawAutoClaim(reply);
+    return fence ? parseFencedClaim(reply) : parseRawAutoClaim(reply);
   } catch (error) {
     if (error instanceof RedisReplyError && error.code === "LEASELOST") {
       throw new LeaseLostError(`The lease of ${stream.ref.label} is held by another instance`, {

@@ -9,6 +9,32 @@
  */
 
 /**
+ * A Lua function of the scripts that return entries: a list of entries
+ * `[[id, [field, value, ...]], ...]` made flat, `[id, n, field, value, ...,
+ * id, n, ...]` (n = -1: a deleted entry). Redis writes a nested array made
+ * in Lua one level of one entry at a time (two writes per entry, over TLS
+ * two records), a flat one in 16 KiB buffers.
+ */
+const FLAT_ENTRIES = `
+local function flatEntries(entries)
+  local flat, k = {}, 0
+  for _, entry in ipairs(entries) do
+    local fields = entry[2]
+    flat[k + 1] = entry[1]
+    if fields then
+      local m = #fields
+      flat[k + 2] = m
+      for j = 1, m do flat[k + 2 + j] = fields[j] end
+      k = k + 2 + m
+    else
+      flat[k + 2] = -1
+      k = k + 2
+    end
+  end
+  return flat
+end`;
+
+/**
  * The fenced read. KEYS: n lease keys, then their n stream keys. ARGV:
  * group, consumer, COUNT, then the n values the leases must hold (each
  * acquisition of a lease has its own), then n IDs (`>` or a history ID).
@@ -27,7 +53,7 @@
  * buffers. The parse mode of the reply is `FENCED_READ_REPLY`
  * (`flatEntriesAt(3)`).
  */
-export const FENCED_READ = `
+export const FENCED_READ = `${FLAT_ENTRIES}
 local n = #KEYS / 2
 local lost = {}
 local held = {}
@@ -58,21 +84,7 @@ if reply then
       local prev = redis.call('XREVRANGE', item[1], '(' .. first[1], '-', 'COUNT', 1)
       before[i] = prev[1] and prev[1][1] or '0-0'
     end
-    local flat, k = {}, 0
-    for _, entry in ipairs(entries) do
-      local fields = entry[2]
-      flat[k + 1] = entry[1]
-      if fields then
-        local m = #fields
-        flat[k + 2] = m
-        for j = 1, m do flat[k + 2 + j] = fields[j] end
-        k = k + 2 + m
-      else
-        flat[k + 2] = -1
-        k = k + 2
-      end
-    end
-    item[2] = flat
+    item[2] = flatEntries(entries)
   end
 end
 return {reply, before}
@@ -81,11 +93,15 @@ return {reply, before}
 /**
  * The fenced claim. KEYS: lease, stream. ARGV: lease value, group,
  * consumer, cursor, COUNT. `LEASELOST 0` unless the lease holds the value;
- * else XAUTOCLAIM's reply (min idle time 0: every pending entry).
+ * else XAUTOCLAIM's reply (min idle time 0: every pending entry) with its
+ * entries flat and wrapped in a list, `[cursor, [flat], deleted]`, read
+ * with `FENCED_CLAIM_REPLY` (`flatEntriesAt(2)`): over TLS a nested reply
+ * cost two TLS records per entry claimed.
  */
-export const FENCED_CLAIM = `
+export const FENCED_CLAIM = `${FLAT_ENTRIES}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('LEASELOST 0') end
-return redis.call('XAUTOCLAIM', KEYS[2], ARGV[2], ARGV[3], '0', ARGV[4], 'COUNT', ARGV[5])
+local r = redis.call('XAUTOCLAIM', KEYS[2], ARGV[2], ARGV[3], '0', ARGV[4], 'COUNT', ARGV[5])
+return {r[1], {flatEntries(r[2])}, r[3]}
 `;
 
 /**
