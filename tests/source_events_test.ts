@@ -181,10 +181,14 @@ async function oneReaderLive() {
   }
 }
 
-Deno.test("a lost subscription to notifications is renewed, and entries added while it was lost are copied within seconds, not at the end of a 15 s wait", async () => {
+Deno.test("a lost subscription to notifications is renewed, and entries added while it was lost are copied within seconds, not at the end of a 15 s wait, by reads of at most 1,000 streams each", async () => {
   const logs = await captureLogs("WARNING");
   await using live = await oneReaderLive();
   const { src, dst } = live;
+  // Every command from now on, with its number of arguments (the slow log keeps the first 31).
+  await src.send(["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+  await src.send(["CONFIG", "SET", "slowlog-max-len", "100000"]);
+  await src.send(["SLOWLOG", "RESET"]);
   // The subscriber goes; entries come before it is back: their notifications are lost.
   await src.send(["CLIENT", "KILL", "TYPE", "pubsub"]);
   const keys = someKeys(10);
@@ -192,6 +196,17 @@ Deno.test("a lost subscription to notifications is renewed, and entries added wh
   assert.deepEqual(await blockedClients(src), [], "clients blocked on the source");
   // Not found by the watchdog (STREAM_STALL_TIMEOUT): by the look after the renewal.
   assert.deepEqual(stalls(logs), []);
+  // That look read all 3,000 streams (a non-blocking XREADGROUP), 1,000 keys a read at most.
+  const reads = (await src.send(["SLOWLOG", "GET", "-1"]) as unknown[][])
+    .map((entry) => entry[3] as string[])
+    .filter((args) => args[0].toUpperCase() === "XREADGROUP" && !args.includes("BLOCK"))
+    .map((args) => {
+      const more = /^\.\.\. \((\d+) more arguments\)$/.exec(args.at(-1)!);
+      return more ? args.length - 1 + Number(more[1]) : args.length;
+    });
+  const streamsRead = reads.map((n) => (n - 7) / 2);
+  assert.ok(streamsRead.some((n) => n >= 1000), `reads of ${streamsRead.join(", ")} streams`);
+  assert.ok(streamsRead.every((n) => n <= 1000), `reads of ${streamsRead.join(", ")} streams`);
 });
 
 Deno.test("notifications switched off at run time: readers wait on the source again, and new entries are copied within seconds", async () => {

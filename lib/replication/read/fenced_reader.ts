@@ -35,6 +35,7 @@ import { groupBy } from "../_group_by.ts";
 import { fencedRead, type ReadCommand } from "./_read_command.ts";
 import { RefusedRead } from "./_read_replies.ts";
 import { MAX_WAIT_MS, StreamReader, WAIT_MS_PER_STREAM } from "./reader.ts";
+import { LOOK_KEYS_PER_READ } from "./_next_pass.ts";
 
 /** A fenced reader sweeps (reads streams without waiting) this often, at least. */
 export const FENCED_SWEEP_MS = 5000;
@@ -74,7 +75,11 @@ export class FencedReader extends StreamReader {
     if (notifications && !(await this.wake.lookDue(Math.min(this.#waitMs, period)))) return;
     const { db, streams, blockMs } = this.nextDb(wanting());
     this.#waitMs = Math.min(blockMs, period);
-    return this.#wait(db, streams, notifications ? undefined : this.#waitMs);
+    if (!notifications) return this.#wait(db, streams, this.#waitMs);
+    // The same XREAD without BLOCK, in parts (the source is not held by 10,000 keys at once).
+    for (let i = 0; i < streams.length; i += LOOK_KEYS_PER_READ) {
+      await this.#wait(db, streams.slice(i, i + LOOK_KEYS_PER_READ));
+    }
   }
 
   /**

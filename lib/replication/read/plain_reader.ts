@@ -16,6 +16,7 @@ import type { ReplicatedStream } from "../stream/stream.ts";
 import { TailCache } from "./_read_command.ts";
 import { RefusedRead } from "./_read_replies.ts";
 import { StreamReader } from "./reader.ts";
+import { LOOK_KEYS_PER_READ } from "./_next_pass.ts";
 
 /** Reads with a blocking XREADGROUP when nothing has a backlog. */
 export class PlainReader extends StreamReader {
@@ -28,14 +29,24 @@ export class PlainReader extends StreamReader {
     if (notifications && !(await this.wake.lookDue(this.#waitMs))) return;
     const { db, streams, blockMs } = this.nextDb(wanting());
     this.#waitMs = blockMs;
-    if (!notifications) this.wake.blockStarted();
-    try {
-      const tail = this.#tail.of(streams);
-      const [reply] = await this.send(db, [{ streams, tail }], notifications ? 0 : blockMs);
-      if (reply instanceof RedisReplyError) throw new RefusedRead(reply, streams);
-      this.dispatchWoken(db, streams, reply);
-    } finally {
-      if (!notifications) this.wake.blockEnded();
+    if (notifications) {
+      // The same read without BLOCK, in parts (the source is not held by 10,000 keys at once).
+      for (let i = 0; i < streams.length; i += LOOK_KEYS_PER_READ) {
+        await this.#read(db, streams.slice(i, i + LOOK_KEYS_PER_READ), 0);
+      }
+      return;
     }
+    this.wake.blockStarted();
+    try {
+      await this.#read(db, streams, blockMs);
+    } finally {
+      this.wake.blockEnded();
+    }
+  }
+
+  async #read(db: number, streams: ReplicatedStream[], blockMs: number): Promise<void> {
+    const [reply] = await this.send(db, [{ streams, tail: this.#tail.of(streams) }], blockMs);
+    if (reply instanceof RedisReplyError) throw new RefusedRead(reply, streams);
+    this.dispatchWoken(db, streams, reply);
   }
 }
