@@ -114,11 +114,38 @@ const NEW_STREAMS = "1,000 streams created while running";
 
 /**
  * Row c: latency at 5,000 entries/s into 1 stream, then into 1,000, then
- * into 1,000 created while the tool runs, against a replica.
+ * into 1,000 created while the tool runs, against a replica; with the
+ * source's `xadd` notifications off, then on (`--events`).
  */
-export async function rowC(_ctx: BenchContext): Promise<RowResult> {
+export async function rowC(ctx: BenchContext): Promise<RowResult> {
+  const checks: Check[] = [];
+  const figures: Record<string, unknown> = {};
+  for (const events of ctx.events ?? [false, true]) {
+    const one = await liveLatency(events);
+    checks.push(...one.checks);
+    figures[events ? "notifications" : "blocking waits"] = one.figures;
+  }
+  return {
+    row: "c",
+    title: "live: 5,000 entries/s, latency to a reader on the target",
+    checks,
+    figures,
+  };
+}
+
+/** Row c with the source's notifications off or on: its checks and figures. */
+async function liveLatency(
+  events: boolean,
+): Promise<{ checks: Check[]; figures: Record<string, unknown> }> {
   const seconds = 20;
-  await using source = await startServer({ args: ["--repl-diskless-sync-delay", "0"] });
+  const suffix = events ? " (events)" : "";
+  await using source = await startServer({
+    args: [
+      "--repl-diskless-sync-delay",
+      "0",
+      ...(events ? ["--notify-keyspace-events", "Et"] : []),
+    ],
+  });
   await using target = await startServer();
   await using replica = await startServer({
     args: ["--replicaof", "127.0.0.1", String(source.port)],
@@ -152,14 +179,15 @@ export async function rowC(_ctx: BenchContext): Promise<RowResult> {
       goal: "started",
       pass: false,
     });
-    return { row: "c", title: "live latency", checks, figures };
+    return { checks, figures };
   }
   await sleep(2000); // past the start-up work that follows the first copies
   const ports = { target: target.port, replica: replica.port };
   const ticksPerS = await clkTck();
   const later = keyList("c-new", 1000);
   const phases = [["1 stream", one], ["1,000 streams", many], [NEW_STREAMS, later]] as const;
-  for (const [label, keys] of phases) {
+  for (const [name, keys] of phases) {
+    const label = name + suffix;
     if (keys === later) {
       // Streams made while the tool runs: found by a discovery pass, placed on running readers.
       progress("c: 1,000 streams created while the tool runs; waiting for their first copies");
@@ -199,15 +227,12 @@ export async function rowC(_ctx: BenchContext): Promise<RowResult> {
     });
   }
   figures.peakHwm = rep.peakHwm;
-  checks.push({ row: "c", figure: "peak RSS (VmHWM)", measured: mb(rep.peakHwm) });
+  checks.push({ row: "c", figure: `peak RSS (VmHWM)${suffix}`, measured: mb(rep.peakHwm) });
   const code = await rep.stop();
-  if (code !== 0) checks.push({ row: "c", figure: "exit on SIGTERM", measured: String(code) });
-  return {
-    row: "c",
-    title: "live: 5,000 entries/s, latency to a reader on the target",
-    checks,
-    figures,
-  };
+  if (code !== 0) {
+    checks.push({ row: "c", figure: `exit on SIGTERM${suffix}`, measured: String(code) });
+  }
+  return { checks, figures };
 }
 
 /**

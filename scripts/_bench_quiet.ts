@@ -210,7 +210,7 @@ async function measureSize(streams: number, events: boolean): Promise<SizeResult
 /** Row q: quiet streams at scale, side by side (see the module doc). */
 export async function rowQ(ctx: BenchContext): Promise<RowResult> {
   const sizes = ctx.quietSizes ?? [1000, 10_000, 100_000];
-  const modes = ctx.quietEvents ?? [false, true];
+  const modes = ctx.events ?? [false, true];
   const results: SizeResult[] = [];
   for (const events of modes) for (const n of sizes) results.push(await measureSize(n, events));
   const checks: Check[] = [];

@@ -268,8 +268,8 @@ export interface BenchContext {
   repeat?: number;
   /** Row q's numbers of quiet streams. */
   quietSizes?: number[];
-  /** Row q with the source's `xadd` notifications off (false) and on (true). */
-  quietEvents?: boolean[];
+  /** Rows c and q with the source's `xadd` notifications off (false) and on (true). */
+  events?: boolean[];
   /** Row a's entries/s, once row a has run. */
   aRate?: number;
 }

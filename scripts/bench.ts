@@ -16,7 +16,7 @@
  *                    ours, ...), comparing the medians: steadier ratios on a
  *                    noisy machine (default 1)
  *   --quiet SIZES    row q's numbers of quiet streams (default 1000,10000,100000)
- *   --events MODES   row q with the source's notifications off, on, or off,on (default)
+ *   --events MODES   rows c and q with the source's notifications off, on, or off,on (default)
  *
  * The table goes to stdout: per row its figures, and for each goal the
  * measured value, the goal, and PASS or MISS. Progress goes to stderr. The
@@ -64,7 +64,9 @@
  *   target 1 s after the producer stopped, or a growing lag: the median
  *   latency of the last quarter of the run above twice the first quarter's
  *   plus 5 ms. The JSON has a per-second timeline (entries, p50, max) and
- *   the CPU share of the replicator, the producer and each probe.
+ *   the CPU share of the replicator, the producer and each probe. All of it
+ *   twice: the source without and with `xadd` notifications
+ *   (`notify-keyspace-events Et`, labels "(events)"), `--events`.
  * - d. Row a's backfill on fresh servers, loopback, then again (target
  *   emptied, group dropped) with the target behind testing/proxy.ts TcpProxy
  *   with delay(10): every chunk waits 10 ms in each direction, so a round
@@ -204,13 +206,13 @@ function parse(): { rows: string[]; json?: string; ctx: BenchContext } {
   for (const row of rows) if (!ROWS[row]) usage();
   const quietSizes = String(values.quiet).split(",").map(Number);
   if (!quietSizes.every((n) => Number.isInteger(n) && n > 0)) usage();
-  const events = String(values.events).split(",");
-  if (!events.every((m) => m === "on" || m === "off")) usage();
-  const quietEvents = events.map((m) => m === "on");
+  const modes = String(values.events).split(",");
+  if (!modes.every((m) => m === "on" || m === "off")) usage();
+  const events = modes.map((m) => m === "on");
   return {
     rows,
     json: values.json,
-    ctx: { entries, soakSeconds: soak, repeat, quietSizes, quietEvents },
+    ctx: { entries, soakSeconds: soak, repeat, quietSizes, events },
   };
 }
 
