@@ -18,7 +18,9 @@
  * With `--tamper`, other people's hands on the servers too
  * (scripts/_chaos_tamper.ts: target FLUSHALL, a target stream deleted,
  * either server out of memory for a while): the tool must heal each, and
- * the run still ends exact.
+ * the run still ends exact. With `--events`, the source sends `xadd`
+ * keyspace notifications (`notify-keyspace-events Et`, kept across its
+ * restarts): readers wait in the tool, woken by them.
  * Fault log on stderr; one summary line on stdout:
  *
  * ```
@@ -64,6 +66,7 @@ interface Options {
   rate: number;
   instances: number;
   tamper: boolean;
+  events: boolean;
 }
 
 function parseOptions(): Options {
@@ -76,13 +79,14 @@ function parseOptions(): Options {
       rate: { type: "string", default: "2500" },
       instances: { type: "string", default: "1" },
       tamper: { type: "boolean", default: false },
+      events: { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
   });
   if (values.help) {
     console.log(
-      "deno task chaos [--duration SECONDS=60] [--seed N] [--streams N=8] [--rate ENTRIES_PER_S=2500] [--instances N=1] [--tamper]",
+      "deno task chaos [--duration SECONDS=60] [--seed N] [--streams N=8] [--rate ENTRIES_PER_S=2500] [--instances N=1] [--tamper] [--events]",
     );
     Deno.exit(0);
   }
@@ -103,6 +107,7 @@ function parseOptions(): Options {
     rate: number("rate", values.rate!, 1),
     instances: number("instances", values.instances!, 1),
     tamper: values.tamper ?? false,
+    events: values.events ?? false,
   };
 }
 
@@ -138,9 +143,12 @@ async function main(): Promise<number> {
   note(
     `seed=${seed} duration=${duration}s streams=${streams} rate=${options.rate}/s instances=${options.instances}${
       options.tamper ? " tamper" : ""
-    }; starting servers`,
+    }${options.events ? " events" : ""}; starting servers`,
   );
-  await using source = await RedisServer.start({ appendOnly: true });
+  await using source = await RedisServer.start({
+    appendOnly: true,
+    ...(options.events ? { args: ["--notify-keyspace-events", "Et"] } : {}),
+  });
   await using target = await RedisServer.start({ appendOnly: true });
   await using sourceProxy = await TcpProxy.start(source);
   await using targetProxy = await TcpProxy.start(target);
