@@ -18,6 +18,7 @@
 import assert from "node:assert/strict";
 import { keyEventOf } from "../lib/redis/mod.ts";
 import { connect, RedisServer, type TestClient } from "../testing/redis.ts";
+import { MASTER_NAME, startSentinelSetup } from "./_sentinel.ts";
 import {
   assertSameEntries,
   captureLogs,
@@ -218,6 +219,48 @@ Deno.test("notifications switched off at run time: readers wait on the source ag
   await waitFor(async () => (await blockedClients(src)).length > 0, {
     timeoutMs: 8000,
     message: "a reader blocked on the source",
+  });
+  assert.deepEqual(await addAndAwait(src, dst, someKeys(10), 2000), [], "entries not copied");
+  assert.deepEqual(stalls(logs), []);
+});
+
+Deno.test("a source behind sentinels whose new master sends no notifications: after SENTINEL FAILOVER, readers wait on the source again and new entries are copied within seconds, not at the end of a 15 s wait", async () => {
+  const logs = await captureLogs("WARNING");
+  await using setup = await startSentinelSetup();
+  await using target = await RedisServer.start();
+  const [first] = setup.servers;
+  {
+    await using m = await connect(first);
+    await setUp(m, "Et"); // on the first master only: a replica's settings are its own
+    assert.equal(Number(await m.send(["WAIT", "1", "10000"])), 1);
+  }
+  await using _live = startReplicator(
+    replicationConfig(first, target, {
+      SOURCE_REDIS_SENTINELS: setup.sentinels,
+      SOURCE_REDIS_SENTINEL_MASTER: MASTER_NAME,
+      STREAM_LEASES: false,
+      STREAM_DISCOVERY_INTERVAL: 1,
+      SOURCE_REDIS_POOL_SIZE: 2, // the subscriber and one reader: its wait lasts 15 s
+      REDIS_DB_SEARCH_RANGE: "0",
+    }),
+  );
+  await using dst = await connect(target);
+  await allCopied(dst);
+  await delay(3000);
+  {
+    await using m = await connect(first);
+    assert.deepEqual(await blockedClients(m), [], "clients blocked on the first master");
+  }
+  const second = await setup.failover();
+  await using src = await connect(second);
+  assert.equal(
+    String(await src.send(["CONFIG", "GET", "notify-keyspace-events"])).includes("E"),
+    false,
+  );
+  // Within the subscriber's renewal and the recheck of the setting, a reader blocks on the new master.
+  await waitFor(async () => (await blockedClients(src)).length > 0, {
+    timeoutMs: 15_000,
+    message: "a reader blocked on the new master",
   });
   assert.deepEqual(await addAndAwait(src, dst, someKeys(10), 2000), [], "entries not copied");
   assert.deepEqual(stalls(logs), []);
