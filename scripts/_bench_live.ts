@@ -262,10 +262,30 @@ async function quietEntries(
 }
 
 /** Row e: 10,000 streams, no traffic, default intervals: CPU and RSS over 30 s, then 10 entries into quiet streams. */
-export async function rowE(_ctx: BenchContext): Promise<RowResult> {
+export async function rowE(ctx: BenchContext): Promise<RowResult> {
+  const results: RowResult[] = [];
+  for (const events of ctx.events ?? [false, true]) results.push(await idleRow(events));
+  return {
+    row: "e",
+    title: results.map((r) => r.title).join("; "),
+    checks: results.flatMap((r) => r.checks),
+    figures: Object.fromEntries(
+      results.map((
+        r,
+        i,
+      ) => [(ctx.events ?? [false, true])[i] ? "notifications" : "blocking waits", r.figures]),
+    ),
+  };
+}
+
+/** Row e with the source's notifications off or on. */
+async function idleRow(events: boolean): Promise<RowResult> {
   const windowS = 30;
   const streams = 10_000;
-  await using source = await startServer();
+  const suffix = events ? " (events)" : "";
+  await using source = await startServer(
+    events ? { args: ["--notify-keyspace-events", "Et"] } : undefined,
+  );
   await using target = await startServer();
   await using src = await connect(source);
   await using dst = await connect(target);
@@ -284,7 +304,7 @@ export async function rowE(_ctx: BenchContext): Promise<RowResult> {
       title: "idle",
       checks: [{
         row: "e",
-        figure: "start-up",
+        figure: `start-up${suffix}`,
         measured: `timeout after 600 s (${int(copied)} of ${int(streams)} streams copied)`,
         goal: "started",
         pass: false,
@@ -311,23 +331,25 @@ export async function rowE(_ctx: BenchContext): Promise<RowResult> {
   await rep.stop();
   return {
     row: "e",
-    title: `idle: ${int(streams)} live streams, no traffic, default intervals, ${windowS} s`,
+    title: `idle: ${
+      int(streams)
+    } live streams, no traffic, default intervals, ${windowS} s${suffix}`,
     checks: [
       {
         row: "e",
-        figure: "start-up to every stream copied",
+        figure: `start-up to every stream copied${suffix}`,
         measured: `${readySeconds.toFixed(1)} s`,
       },
       {
         row: "e",
-        figure: "CPU (utime+stime) as a share of one core",
+        figure: `CPU (utime+stime) as a share of one core${suffix}`,
         measured: `${(cpu * 100).toFixed(2)}%`,
         goal: "<= 3%",
         pass: cpu <= 0.03,
       },
       {
         row: "e",
-        figure: "10 entries into quiet streams: on the target; slowest",
+        figure: `10 entries into quiet streams: on the target; slowest${suffix}`,
         measured: `${quiet.delays.length} of 10; ${
           quiet.delays.length ? Math.max(...quiet.delays).toFixed(1) : "-"
         } ms`,
@@ -336,7 +358,7 @@ export async function rowE(_ctx: BenchContext): Promise<RowResult> {
       },
       {
         row: "e",
-        figure: `RSS over the window (min ${mb(Math.min(...rss))})`,
+        figure: `RSS over the window (min ${mb(Math.min(...rss))})${suffix}`,
         measured: `max ${mb(maxRss)}`,
         goal: "<= 150 MB",
         pass: maxRss <= 150e6,

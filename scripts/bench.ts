@@ -16,7 +16,7 @@
  *                    ours, ...), comparing the medians: steadier ratios on a
  *                    noisy machine (default 1)
  *   --quiet SIZES    row q's numbers of quiet streams (default 1000,10000,100000)
- *   --events MODES   rows c and q with the source's notifications off, on, or off,on (default)
+ *   --events MODES   rows c, e and q with the source's notifications off, on, or off,on (default)
  *
  * The table goes to stdout: per row its figures, and for each goal the
  * measured value, the goal, and PASS or MISS. Progress goes to stderr. The
@@ -78,7 +78,8 @@
  *   time, and VmRSS sampled every second. Then one entry into each of 10
  *   of the quiet streams, 1 s apart (issue 18: an entry must not wait for
  *   something else to happen): how many reach the target within 10 s
- *   (polled every 2 ms), and the slowest.
+ *   (polled every 2 ms), and the slowest. Twice: the source without and
+ *   with `xadd` notifications (`--events`).
  * - f. With --soak SECONDS: 5,000 entries/s into 100 streams for that long,
  *   VmRSS sampled every few seconds (first, last, max; least-squares trend
  *   over the second half, "flat" = rising less than 5 %), the latency on
