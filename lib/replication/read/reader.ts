@@ -331,19 +331,31 @@ export abstract class StreamReader {
     for (const c of commands) {
       for (const s of c.streams) {
         s.readsInFlight++;
-        this.notified.delete(s); // a notification from now on is for entries after this read
         this.woken.delete(s);
       }
     }
+    // Per read, the notified streams it reads with ">": their notification is used up by it
+    // (one from now on is for entries after it), unless it fails; a re-read of pending entries
+    // ("0", history) does not read new ones, so their streams stay notified.
+    const used: ReplicatedStream[][] = commands.map(() => []);
+    const renotify = (streams: ReplicatedStream[]) => {
+      for (const s of streams) if (this.#streams.has(s)) this.notified.add(s);
+    };
     try {
       const command = this.#command;
       const replies = await this.conn.batch(db, commands.length, (w) => {
-        for (const { streams, tail, count } of commands) {
+        commands.forEach(({ streams, tail, count }, i) => {
+          for (const s of streams) {
+            if (s.history === undefined && this.notified.delete(s)) used[i].push(s);
+          }
           command.encode(w, streams, { group, consumer, count: count ?? batchSize, blockMs, tail });
-        }
+        });
       }, { buffers: true, blockMs, parse: command.parse, name: "XREADGROUP" });
+      // A refused read read nothing: its streams are read again (after the reader's backoff).
+      replies.forEach((r, i) => r instanceof RedisReplyError && renotify(used[i]));
       return replies; // a refused read is a RedisReplyError in its place
     } catch (error) {
+      for (const streams of used) renotify(streams);
       if (!(error instanceof RedisReplyError) && !(error instanceof ConnectError)) {
         // The reads may have been executed: the server may have delivered entries whose
         // reply was lost, or may still run them later (the abandoned connection's data can
