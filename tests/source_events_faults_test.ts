@@ -18,6 +18,7 @@ import {
   captureLogs,
   delay,
   replicationConfig,
+  type Settings,
   startReplicator,
   waitFor,
 } from "./_replication.ts";
@@ -25,8 +26,11 @@ import {
 const STREAMS = 3000;
 const KEYS = Array.from({ length: STREAMS }, (_, i) => `device:${i}:stream`);
 
-/** 3,000 streams of one entry each, copied live by one reader whose look has begun. */
-async function oneReaderLive(leases: boolean) {
+/**
+ * `keys` (3,000 streams) of one entry each, copied live by one reader whose look has begun;
+ * `settings` added to the replicator's.
+ */
+async function oneReaderLive(leases: boolean, keys = KEYS, settings: Settings = {}) {
   const stack = new AsyncDisposableStack();
   try {
     const source = stack.use(await RedisServer.start());
@@ -34,9 +38,9 @@ async function oneReaderLive(leases: boolean) {
     const src = stack.use(await connect(source));
     const dst = stack.use(await connect(target));
     await src.send(["CONFIG", "SET", "notify-keyspace-events", "Et"]);
-    for (let i = 0; i < KEYS.length; i += 1000) {
+    for (let i = 0; i < keys.length; i += 1000) {
       await Promise.all(
-        KEYS.slice(i, i + 1000).map((key) => src.send(["XADD", key, "*", "n", "0"])),
+        keys.slice(i, i + 1000).map((key) => src.send(["XADD", key, "*", "n", "0"])),
       );
     }
     stack.use(startReplicator(
@@ -44,10 +48,11 @@ async function oneReaderLive(leases: boolean) {
         STREAM_LEASES: leases,
         STREAM_DISCOVERY_INTERVAL: 1,
         SOURCE_REDIS_POOL_SIZE: 2,
+        ...settings,
       }),
     ));
     await waitFor(async () => {
-      const lengths = await Promise.all(KEYS.map((key) => dst.send(["XLEN", key])));
+      const lengths = await Promise.all(keys.map((key) => dst.send(["XLEN", key])));
       return lengths.every((n) => Number(n) >= 1);
     }, { timeoutMs: 60_000, message: "every stream's first entry on the target" });
     await delay(3000);
@@ -144,6 +149,26 @@ for (const leases of [false, true]) {
     await src.send(["CONFIG", "SET", "busy-reply-threshold", "5000"]);
     assert.ok(await copiedWithin(src, dst, key, String(id), 2000), `${key}'s entry not copied`);
     assert.deepEqual(logs.atLeast("INFO", "refused").map((l) => l.message), []);
+    assert.deepEqual(logs.atLeast("WARNING", "no progress").map((l) => l.message), []);
+  });
+}
+
+for (const leases of [false, true]) {
+  Deno.test(`with notifications, an entry that comes without an xadd event (a copy of the stream with one more entry renamed onto it) is copied by the reader's look within STREAM_POLL_INTERVAL, not left to the watchdog (STREAM_LEASES=${leases})`, async () => {
+    const logs = await captureLogs("WARNING");
+    const keys = KEYS.slice(0, 10);
+    // A look every 3 s (10 streams: 5 ms each is less); the watchdog after a minute only.
+    await using live = await oneReaderLive(leases, keys, {
+      STREAM_POLL_INTERVAL: 3,
+      STREAM_STALL_TIMEOUT: 60,
+    });
+    const { src, dst } = live;
+    const key = keys[7];
+    // COPY takes the consumer group along (where it stands); RENAME sends no xadd event.
+    await src.send(["COPY", key, "tmp"]);
+    const id = String(await src.send(["XADD", "tmp", "*", "n", "1"]));
+    await src.send(["RENAME", "tmp", key]);
+    assert.ok(await copiedWithin(src, dst, key, id, 4500), `${key}'s entry not copied`);
     assert.deepEqual(logs.atLeast("WARNING", "no progress").map((l) => l.message), []);
   });
 }
