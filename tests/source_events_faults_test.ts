@@ -172,3 +172,33 @@ for (const leases of [false, true]) {
     assert.deepEqual(logs.atLeast("WARNING", "no progress").map((l) => l.message), []);
   });
 }
+
+Deno.test("with notifications, a subscriber the source drops for its output buffer (client-output-buffer-limit pubsub) loses the notifications of a burst; its entries are copied by the looks once that is noticed, within seconds, not by the watchdog", async () => {
+  const logs = await captureLogs("WARNING");
+  await using live = await oneReaderLive(false, KEYS, { STREAM_STALL_TIMEOUT: 60 });
+  const { src, dst } = live;
+  const subscribers = async () =>
+    (await src.clientList()).filter((c) => (c.name ?? "").startsWith("redis-stream-sync-events"))
+      .map((c) => c.id);
+  const [before] = await subscribers();
+  // 500 entries in one transaction: their notifications (some 35 KB, more than the 16 KB a
+  // client's reply buffer holds before the limit counts) overflow the subscriber's buffer.
+  await src.send(["CONFIG", "SET", "client-output-buffer-limit", "pubsub 1kb 0 0"]);
+  const keys = KEYS.slice(0, 500);
+  await src.send(["MULTI"]);
+  for (const key of keys) await src.send(["XADD", key, "*", "n", "1"]);
+  const ids = (await src.send(["EXEC"]) as string[]).map(String);
+  await src.send(["CONFIG", "SET", "client-output-buffer-limit", "pubsub 32mb 8mb 60"]);
+  const late = new Set(keys);
+  await waitFor(async () => {
+    for (const [i, key] of keys.entries()) {
+      if (!late.has(key)) continue;
+      const top = await dst.send(["XREVRANGE", key, "+", "-", "COUNT", "1"]) as unknown[][];
+      if (top[0]?.[0] === ids[i]) late.delete(key);
+    }
+    return late.size === 0;
+  }, { timeoutMs: 6000, intervalMs: 50 }).catch(() => {});
+  assert.deepEqual([...late], [], "entries not copied within 6 s");
+  assert.equal((await subscribers()).includes(before), false, "the subscriber was dropped");
+  assert.deepEqual(logs.atLeast("WARNING", "no progress").map((l) => l.message), []);
+});
