@@ -202,3 +202,31 @@ Deno.test("with notifications, a subscriber the source drops for its output buff
   assert.equal((await subscribers()).includes(before), false, "the subscriber was dropped");
   assert.deepEqual(logs.atLeast("WARNING", "no progress").map((l) => l.message), []);
 });
+
+Deno.test("with notifications, a long script that makes the source answer BUSY to the subscriber's keepalive is not taken for an ACL refusal: the notifications are used again within seconds after it, not a minute later", async () => {
+  const logs = await captureLogs("INFO");
+  // 10 streams: a blocking wait lasts STREAM_POLL_INTERVAL (1 s), so readers that block show.
+  await using live = await oneReaderLive(false, KEYS.slice(0, 10), { STREAM_POLL_INTERVAL: 1 });
+  const { src } = live;
+  await src.send(["CONFIG", "SET", "busy-reply-threshold", "50"]);
+  // 2.5 s busy: the keepalive (every 2 s) and the read of the setting are refused with BUSY.
+  await src.send([
+    "EVAL",
+    `local t = redis.call('TIME')
+     local start = t[1] * 1000000 + t[2]
+     repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start > 2500000
+     return 1`,
+    "0",
+  ]);
+  await src.send(["CONFIG", "SET", "busy-reply-threshold", "5000"]);
+  // The readers may block meanwhile (a safe fallback); within 8 s none does for 2 s in a row.
+  await waitFor(async () => {
+    for (let i = 0; i < 20; i++) {
+      if ((await heldReaders(src)).length > 0) return false;
+      await delay(100);
+    }
+    return true;
+  }, { timeoutMs: 8000, intervalMs: 0, message: "the readers waiting in the tool again" });
+  const said = logs.atLeast("INFO", "stream notifications").map((l) => l.message);
+  assert.deepEqual(said.filter((m) => /ACL|refused/.test(m)), [], "an ACL refusal said");
+});
