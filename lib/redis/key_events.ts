@@ -12,7 +12,7 @@
  * @module
  */
 import { Backoff, sleep } from "../backoff.ts";
-import { RedisReplyError } from "../errors.ts";
+import { isRetriableError, RedisReplyError } from "../errors.ts";
 import type { RedisConnection } from "./connection.ts";
 
 /** PING on the subscriber this often (ms); a hung one is closed after the command timeout. */
@@ -136,8 +136,11 @@ async function keepSubscribed(
         if (signal.aborted) return;
         if (generation !== -1) options.onLost?.();
         generation = -1;
-        if (error instanceof RedisReplyError) options.onRefused?.(error);
-        await sleep(error instanceof RedisReplyError ? REFUSED_RETRY_MS : backoff.next(), signal);
+        // A refusal (NOPERM...) is tried again in a minute; a transient reply (BUSY during a
+        // long script, LOADING...) is an outage like a lost connection: backoff.
+        const refused = error instanceof RedisReplyError && !isRetriableError(error);
+        if (refused) options.onRefused?.(error);
+        await sleep(refused ? REFUSED_RETRY_MS : backoff.next(), signal);
       }
     }
   } finally {
@@ -156,7 +159,8 @@ async function readMode(options: KeyEventsOptions): Promise<void> {
     const flags = Array.isArray(reply) ? String(reply[1] ?? "") : "";
     options.onMode(sendsStreamEvents(flags) ? "on" : "off", flags);
   } catch (error) {
-    if (!(error instanceof RedisReplyError)) throw error;
+    // Transient (BUSY, LOADING...): not a refusal of CONFIG GET; the watch backs off.
+    if (!(error instanceof RedisReplyError) || isRetriableError(error)) throw error;
     options.onMode("unknown", "");
   }
 }
