@@ -106,3 +106,34 @@ Deno.test("the watchdog looks at every stream each pass, also beyond the 1,000 w
   assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key));
   assert.ok(logs.atLeast("WARNING", /no progress of the copy/).length > 0, logs.toString());
 });
+
+Deno.test("group maintenance reaches every stream in turn, also beyond the 1,000 it may look at per interval: an entry taken by another consumer is claimed and copied", async () => {
+  const logs = await captureLogs("WARNING");
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  const keys = Array.from({ length: 3_000 }, (_, i) => `device:${i}:stream`);
+  for (let i = 0; i < keys.length; i += 1000) {
+    await Promise.all(keys.slice(i, i + 1000).map((k) => src.send(["XADD", k, "*", "n", "0"])));
+  }
+  await using _live = startReplicator(replicationConfig(source, target, {
+    STREAM_DISCOVERY_INTERVAL: 1,
+    STREAM_STALL_TIMEOUT: 3600, // not the watchdog: maintenance alone finds it
+    STREAM_PENDING_CHECK_INTERVAL: 0.5, // 1,000 streams a half second: 3,000 in 1.5 s
+  }));
+  await waitFor(async () => Number(await dst.send(["DBSIZE"])) === keys.length, {
+    timeoutMs: 60_000,
+    message: "every stream's first entry on the target",
+  });
+  // Twice, on two streams, so that the second is found by maintenance's later turns.
+  for (const key of [keys[2_999], keys[1_234]]) {
+    await src.send(["MULTI"]);
+    await src.send(["XADD", key, "*", "i", "stolen"]);
+    await src.send(["XREADGROUP", "GROUP", "redis-sync-group", "thief", "STREAMS", key, ">"]);
+    await src.send(["EXEC"]);
+    await waitForCopy(src, key, dst, key, { timeoutMs: 15_000 });
+    assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key));
+  }
+  assert.deepEqual(logs.atLeast("WARNING", /no progress of the copy/), [], logs.toString());
+});

@@ -5,7 +5,8 @@
  * read left most streams unread for minutes.
  */
 import assert from "node:assert/strict";
-import { Rotation, Turns } from "../lib/replication/read/_turns.ts";
+import { Turns } from "../lib/replication/read/_turns.ts";
+import { Rotation } from "../lib/replication/rotation.ts";
 import { planRound } from "../lib/replication/read/_read_replies.ts";
 import { ReadAhead } from "../lib/replication/read/read_ahead.ts";
 import { ReplicatedStream } from "../lib/replication/stream/stream.ts";

@@ -24,8 +24,8 @@ import { compareIds, type RawEntry, type RedisClient } from "../../redis/mod.ts"
 import { LogDigest } from "../_log_digest.ts";
 import { claimPending, readConsumers, removeConsumers } from "./group.ts";
 import { highestRemoved, readSourceRange, unpendingGaps } from "./source_range.ts";
-import { LongestWaiting } from "./_longest_waiting.ts";
 import type { ReadFence } from "../sharing/read_fence.ts";
+import { Rotation } from "../rotation.ts";
 import type { Scheduler } from "../scheduler.ts";
 import type { ReplicatedStream, StreamOutcome } from "../stream/stream.ts";
 
@@ -72,6 +72,8 @@ export class Recovery {
   readonly #control: RedisClient;
   readonly #o: RecoveryOptions;
   readonly #running = new Set<ReplicatedStream>();
+  /** Group maintenance's turns over the live streams. */
+  #turns: Rotation<ReplicatedStream> | undefined;
   /** When maintenance last looked (ms since epoch; 0: never). */
   #lastMaintained = 0;
   readonly #waiters = new Map<ReplicatedStream, () => void>();
@@ -340,22 +342,23 @@ export class Recovery {
    * consumers idle for STREAM_CONSUMER_IDLE_TIMEOUT with nothing pending are
    * removed.
    */
-  async maintain(streams: Iterable<ReplicatedStream>): Promise<void> {
+  async maintain(streams: ReadonlySet<ReplicatedStream>): Promise<void> {
     if (this.#o.once) return;
     const { group, recovery } = this.#o;
     const every = recovery.pendingCheckEveryMs;
     const now = Date.now();
-    // A bounded rate: the longest waiting first, the others at a later call. Kept as they are
-    // walked (at 100,000 streams nearly all are overdue: no list of them every second).
+    // A bounded rate, in turns: each call goes on from where the last stopped and looks only
+    // until it has its share (at 100,000 streams nearly all are overdue: not a walk of all of
+    // them every second).
     const elapsed = Math.min(every, this.#lastMaintained ? now - this.#lastMaintained : every);
     const budget = Math.max(1, Math.ceil(MAINTAINED_PER_INTERVAL * elapsed / every));
-    const waiting = new LongestWaiting(budget);
-    for (const s of streams) {
-      if (!s.active) continue;
-      if (s.maintenanceDue === 0) s.maintenanceDue = now + Math.random() * every;
-      else if (s.maintenanceDue <= now && !this.#running.has(s)) waiting.offer(s);
-    }
-    const due = waiting.streams;
+    if (this.#turns?.items !== streams) this.#turns = new Rotation(streams);
+    const due = this.#turns.take(budget, (s) => {
+      if (!s.active) return false;
+      if (s.maintenanceDue !== 0) return s.maintenanceDue <= now && !this.#running.has(s);
+      s.maintenanceDue = now + Math.random() * every; // its first turn, spread over the interval
+      return false;
+    });
     if (due.length === 0) return;
     this.#lastMaintained = now;
     for (const s of due) s.maintenanceDue = now + every;

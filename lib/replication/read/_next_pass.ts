@@ -9,7 +9,7 @@
  * @module
  */
 import type { ReplicatedStream } from "../stream/stream.ts";
-import { Rotation } from "./_turns.ts";
+import { Rotation } from "../rotation.ts";
 
 /**
  * Streams one pass takes at most (a backfill's read takes fewer when the
