@@ -37,6 +37,22 @@ async function fill(client: TestClient, keys: string[]): Promise<void> {
   }
 }
 
+/**
+ * Appends `count` entries to `key` with the fields of {@linkcode fillStream} (`n`, `payload`),
+ * built by a Lua script 20,000 at a time: 300,000 entries in about a second rather than five
+ * (each script holds the source for some 60 ms).
+ */
+async function fillServerSide(client: TestClient, key: string, count: number): Promise<void> {
+  const script = `for i = tonumber(ARGV[1]), tonumber(ARGV[2]) - 1 do
+    redis.call('XADD', KEYS[1], '*', 'n', tostring(i), 'payload', string.rep('entry ' .. i .. ' ', 4))
+  end`;
+  for (let from = 0; from < count; from += 20_000) {
+    const to = Math.min(count, from + 20_000);
+    await client.send(["EVAL", script, "1", key, String(from), String(to)]);
+  }
+  assert.equal(Number(await client.send(["XLEN", key])), count);
+}
+
 /** How many of `keys` the target holds at least `count` entries of. */
 async function copied(client: TestClient, keys: string[], count = 1): Promise<number> {
   const lengths = await Promise.all(keys.map((key) => client.send(["XLEN", key])));
@@ -232,7 +248,7 @@ Deno.test("with leases, while a stream's backlog is read, the quiet streams besi
     message: "every quiet stream's first entry on the target",
   });
   // Filled under a name discovery does not match, then found whole: a backlog at once.
-  await fillStream(src, "staging", 300_000);
+  await fillServerSide(src, "staging", 300_000);
   await src.send(["RENAME", "staging", "backlog-stream"]);
   await waitFor(async () => Number(await dst.send(["XLEN", "backlog-stream"])) > 0, {
     timeoutMs: 30_000,
