@@ -4,7 +4,8 @@
  * a {@linkcode RedisServer} in its own directory, joined as `redis-cli
  * --cluster create ... --cluster-replicas 1` joins them (slots split
  * evenly, a config epoch per master, CLUSTER MEET, CLUSTER REPLICATE), only
- * without its one-second polls. `await using` it.
+ * without its one-second polls, and with every pair of nodes meeting
+ * directly rather than through gossip. `await using` it.
  *
  * @module
  */
@@ -85,10 +86,12 @@ async function joinNodes(
     await c.send(["CLUSTER", "ADDSLOTSRANGE", String(from), String(to)]);
     await c.send(["CLUSTER", "SET-CONFIG-EPOCH", String(i + 1)]);
   }
-  {
-    await using first = await connect(nodes[0], auth);
-    for (let i = 1; i < nodes.length; i++) {
-      await first.send(["CLUSTER", "MEET", "127.0.0.1", String(meetPort(i))]);
+  // Every pair meets directly (node i meets every node before it), instead of the first node
+  // meeting all and the others learning of each other by gossip, a ping a second.
+  for (let i = 1; i < nodes.length; i++) {
+    await using c = await connect(nodes[i], auth);
+    for (let j = 0; j < i; j++) {
+      await c.send(["CLUSTER", "MEET", "127.0.0.1", String(meetPort(j))]);
     }
   }
   await waitFor(async () => {
@@ -431,8 +434,9 @@ export async function migrateSlot(
 export async function addMaster(cluster: TestCluster): Promise<RedisServer> {
   const node = await RedisServer.start({ args: NODE_ARGS });
   cluster.nodes.push(node); // disposed with the others
-  {
-    await using c = await connect(cluster.nodes.find((n) => n.running && n !== node)!);
+  // Every running node meets it (rather than one, the others learning of it by gossip).
+  for (const n of cluster.nodes.filter((x) => x.running && x !== node)) {
+    await using c = await connect(n);
     await c.send(["CLUSTER", "MEET", "127.0.0.1", String(node.port)]);
   }
   await waitFor(async () => {

@@ -34,9 +34,69 @@ async function openssl(args: string[], cwd: string): Promise<void> {
   }
 }
 
-/** Makes a CA, a server and a client certificate (RSA 2048, valid 2 days) in a new directory. */
+/**
+ * The files of the test PKI, by name, with their modes: made by openssl once per process (the
+ * RSA keys take most of a second), then written anew for each {@linkcode makeCertificates}.
+ */
+let pki: Promise<Map<string, { bytes: Uint8Array; mode: number }>> | undefined;
+
+/**
+ * Makes a CA, a server and a client certificate (RSA 2048, valid 2 days) in a new directory:
+ * the same certificates and keys for every call in one process, each call its own copy of the
+ * files (removed by its disposal).
+ */
 export async function makeCertificates(): Promise<TestCertificates> {
+  pki ??= makePki().catch((error) => {
+    pki = undefined; // the next call tries again
+    throw error;
+  });
+  const files = await pki;
   const dir = await Deno.makeTempDir({ prefix: "redis-stream-sync-tls-" });
+  try {
+    for (const [name, { bytes, mode }] of files) {
+      await Deno.writeFile(join(dir, name), bytes, { mode });
+    }
+  } catch (error) {
+    await Deno.remove(dir, { recursive: true });
+    throw error;
+  }
+  const at = (file: string) => join(dir, file);
+  return {
+    dir,
+    ca: at("ca.crt"),
+    serverCert: at("server.crt"),
+    serverKey: at("server.key"),
+    clientCert: at("client.crt"),
+    clientKey: at("client.key"),
+    otherCert: at("other.crt"),
+    otherKey: at("other.key"),
+    encryptedKey: at("encrypted.key"),
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** Runs openssl in a temporary directory for the files of the test PKI; reads them and removes it. */
+async function makePki(): Promise<Map<string, { bytes: Uint8Array; mode: number }>> {
+  const dir = await Deno.makeTempDir({ prefix: "redis-stream-sync-pki-" });
+  try {
+    await opensslPki(dir);
+    const files = new Map<string, { bytes: Uint8Array; mode: number }>();
+    for await (const entry of Deno.readDir(dir)) {
+      if (!entry.isFile) continue;
+      const path = join(dir, entry.name);
+      const mode = ((await Deno.stat(path)).mode ?? 0o600) & 0o777;
+      files.set(entry.name, { bytes: await Deno.readFile(path), mode });
+    }
+    return files;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** The openssl runs that make the test PKI's files in `dir`. */
+async function opensslPki(dir: string): Promise<void> {
   const days = ["-days", "2"];
   const rsa = ["-newkey", "rsa:2048", "-nodes"];
   // The keys first, all at the same time (each key takes a while), then the signatures.
@@ -118,21 +178,6 @@ export async function makeCertificates(): Promise<TestCertificates> {
       "encrypted.key",
     ], dir),
   ]);
-  const at = (file: string) => join(dir, file);
-  return {
-    dir,
-    ca: at("ca.crt"),
-    serverCert: at("server.crt"),
-    serverKey: at("server.key"),
-    clientCert: at("client.crt"),
-    clientKey: at("client.key"),
-    otherCert: at("other.crt"),
-    otherKey: at("other.key"),
-    encryptedKey: at("encrypted.key"),
-    async [Symbol.asyncDispose]() {
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
 }
 
 /** A test server with a TLS port (`tlsPort`) beside its plain one (`port`). */
