@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { RedisConnection } from "../lib/redis/mod.ts";
-import { findStreams } from "../lib/replication/mod.ts";
+import { findStreams, makeStreamRef } from "../lib/replication/mod.ts";
 import { connect, RedisServer } from "../testing/redis.ts";
 import { captureLogs } from "./_replication.ts";
 
@@ -96,6 +96,35 @@ Deno.test("several patterns find every stream that matches any of them as Redis 
       for (const k of keys) byRedis.add(k);
     }
     assert.equal(byRedis.size, found.streams.length);
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("streams with any bytes in their keys (0x80-0xff, NUL, 200 bytes) are found with the ids and bytes of their refs, and a pass that skips them finds nothing more", async () => {
+  await using server = await RedisServer.start();
+  await using client = await connect(server);
+  const keys = [
+    new Uint8Array([0x64, 0x65, 0x76, 0x3a, 0x80, 0x81, 0x9f]), // windows-1252 would remap these
+    new Uint8Array([0x64, 0x65, 0x76, 0x3a, 0x00, 0xff, 0x0d, 0x0a]),
+    new Uint8Array(200).map((_, i) =>
+      i === 3 ? 0x3a : i < 3 ? [0x64, 0x65, 0x76][i] : 128 + i % 128
+    ),
+    new Uint8Array(64).map((_, i) => i === 3 ? 0x3a : i < 3 ? [0x64, 0x65, 0x76][i] : 0xe9),
+    new Uint8Array(65).map((_, i) => i === 3 ? 0x3a : i < 3 ? [0x64, 0x65, 0x76][i] : 0x9d),
+  ];
+  for (const key of keys) await client.send(["XADD", key, "*", "f", "v"]);
+  const conn = new RedisConnection({ role: "source", host: server.host, port: server.port });
+  try {
+    const found = await findStreams(conn, SETTINGS);
+    const byHex = (k: Uint8Array) => [...k].map((b) => b.toString(16).padStart(2, "0")).join("");
+    assert.deepEqual(found.streams.map((r) => byHex(r.key)).sort(), keys.map(byHex).sort());
+    for (const ref of found.streams) {
+      assert.equal(ref.id, makeStreamRef(0, new Uint8Array(ref.key)).id, ref.label);
+    }
+    const ids = new Set(found.streams.map((r) => r.id));
+    const again = await findStreams(conn, SETTINGS, { skipDiscovered: (id) => ids.has(id) });
+    assert.deepEqual(again.streams, []);
   } finally {
     conn.close();
   }

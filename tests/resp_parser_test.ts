@@ -3,6 +3,7 @@ import { RedisReplyError } from "../lib/errors.ts";
 import {
   entriesAt,
   flatEntriesAt,
+  PARSE_BYTE_STRINGS,
   PARSE_SKIP_BULKS,
   PARSE_VALUES,
   type ParseMode,
@@ -892,6 +893,7 @@ Deno.test("parse modes are named: rawArraysAt, entriesAt and flatEntriesAt take 
   const modes = [
     PARSE_VALUES,
     PARSE_SKIP_BULKS,
+    PARSE_BYTE_STRINGS,
     rawArraysAt(0),
     rawArraysAt(3),
     entriesAt(0),
@@ -1051,5 +1053,37 @@ Deno.test("a flat list of entries that is not [id, count, fields...] throws Prot
         JSON.stringify(list),
       );
     }
+  }
+});
+
+Deno.test("PARSE_BYTE_STRINGS gives every bulk string as one character per byte, any bytes and lengths, however the reply is split", () => {
+  const random = prng(7);
+  // A SCAN reply: a cursor, then keys of 0 to 300 bytes holding every byte value.
+  const keys = Array.from({ length: 300 }, (_, n) => {
+    const key = randomBytes(random, n);
+    if (n > 0) key[0] = n % 256;
+    return key;
+  });
+  const bytes = encode(array(bulk("17"), array(...keys.map((k) => bulk(k)))));
+  for (const chunk of [() => bytes.length, () => 1, () => 1 + Math.floor(random() * 100)]) {
+    const replies: RespValue[] = [];
+    const parser = new RespParser();
+    let offset = 0;
+    while (offset < bytes.length) {
+      const room = parser.writable();
+      const n = Math.min(room.length, Math.max(1, chunk()), bytes.length - offset);
+      room.set(bytes.subarray(offset, offset + n));
+      offset += n;
+      parser.commit(n);
+      parser.parse(() => PARSE_BYTE_STRINGS, (value) => replies.push(value));
+    }
+    assert.equal(replies.length, 1);
+    const [cursor, got] = replies[0] as [string, string[]];
+    assert.equal(cursor, "17");
+    assert.equal(got.length, keys.length);
+    got.forEach((s, i) => {
+      assert.equal(typeof s, "string");
+      assert.deepEqual(latin1(s), keys[i], `key ${i} of ${keys[i].length} bytes`);
+    });
   }
 });

@@ -40,7 +40,7 @@ export {
   writeReplies,
 } from "./stream_commands.ts";
 export type { GroupRead, RawEntries, StreamEntry } from "./stream_commands.ts";
-export type { ParseMode } from "./parse_mode.ts";
+export { PARSE_BYTE_STRINGS, type ParseMode } from "./parse_mode.ts";
 export type { RespValue } from "./resp_parser.ts";
 export type { RespWriter } from "./resp_writer.ts";
 export { ServerHealth } from "./server_health.ts";

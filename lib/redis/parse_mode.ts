@@ -32,6 +32,14 @@ export const PARSE_VALUES = -1 as ParseMode;
 export const PARSE_SKIP_BULKS = -2 as ParseMode;
 
 /**
+ * Every value parsed, bulk strings as strings of one character per byte
+ * (its code point the byte's value: any bytes, nothing decoded), not as
+ * views: for replies of many short values kept only as text, such as
+ * `SCAN`'s keys (a view costs ~100 bytes, a short string ~40).
+ */
+export const PARSE_BYTE_STRINGS = -3 as ParseMode;
+
+/**
  * The arrays at `depth` of a reply (0 = the reply itself) returned as one
  * `RawArray` each: their RESP bytes, not split into values.
  */

@@ -13,9 +13,15 @@
  * @module
  */
 import type { RedisReplyError } from "../errors.ts";
-import { ENTRIES_BASE, FLAT_ENTRIES_BASE, PARSE_SKIP_BULKS, type ParseMode } from "./parse_mode.ts";
+import {
+  ENTRIES_BASE,
+  FLAT_ENTRIES_BASE,
+  PARSE_BYTE_STRINGS,
+  PARSE_SKIP_BULKS,
+  type ParseMode,
+} from "./parse_mode.ts";
 import { errorReply, status } from "./_reply_lines.ts";
-import { RawArray, RawEntry } from "./resp_values.ts";
+import { byteString, RawArray, RawEntry } from "./resp_values.ts";
 
 export { RawArray, RawEntry };
 
@@ -122,6 +128,7 @@ export class RespParser {
   #entryDepth = -1;
   #flatDepth = -1;
   #skip = false;
+  #byteStrings = false;
   #inReply = false;
 
   /** Bytes received and not parsed yet. */
@@ -161,6 +168,7 @@ export class RespParser {
         this.#entryDepth = m >= ENTRIES_BASE && m < FLAT_ENTRIES_BASE ? m - ENTRIES_BASE : -1;
         this.#rawDepth = m >= ENTRIES_BASE ? -1 : m;
         this.#skip = m === PARSE_SKIP_BULKS;
+        this.#byteStrings = m === PARSE_BYTE_STRINGS;
         this.#inReply = true;
       }
       const top = this.#stack.length > 0 ? this.#stack[this.#stack.length - 1] : undefined;
@@ -187,7 +195,8 @@ export class RespParser {
           top!.idStart = start;
           top!.idEnd = start + n;
           top!.next = AT_COUNT;
-        } else this.#emit(this.#skip ? SKIPPED : buf.subarray(start, start + n), onReply);
+        } else if (this.#byteStrings) this.#emit(byteString(buf, start, n), onReply);
+        else this.#emit(this.#skip ? SKIPPED : buf.subarray(start, start + n), onReply);
         continue;
       }
       if (this.#pos >= this.#end) return;

@@ -114,3 +114,21 @@ export class RawEntry {
     return splitBulks(this.buffer, this.fieldsStart, this.fieldsEnd);
   }
 }
+
+/** Reused for the bytes of a short bulk string read with `PARSE_BYTE_STRINGS`. */
+const CODES: number[] = [];
+
+/** `n` bytes of `buf` from `start` as a string of one character per byte. */
+export function byteString(buf: Uint8Array, start: number, n: number): string {
+  if (n <= 64) {
+    CODES.length = n;
+    for (let i = 0; i < n; i++) CODES[i] = buf[start + i];
+    return String.fromCharCode.apply(null, CODES);
+  }
+  let out = "";
+  for (let i = start; i < start + n; i += 4096) {
+    const part = buf.subarray(i, Math.min(start + n, i + 4096));
+    out += String.fromCharCode.apply(null, part as unknown as number[]);
+  }
+  return out;
+}

@@ -7,8 +7,14 @@
  */
 import type { DiscoverySettings } from "../../config/mod.ts";
 import { RedisReplyError } from "../../errors.ts";
-import { type RedisClient, text } from "../../redis/mod.ts";
-import { makeStreamRef, streamId, type StreamRef } from "../stream/stream_ref.ts";
+import { PARSE_BYTE_STRINGS, type RedisClient, text } from "../../redis/mod.ts";
+import {
+  bytesOfByteString,
+  makeStreamRef,
+  streamId,
+  streamIdOfByteString,
+  type StreamRef,
+} from "../stream/stream_ref.ts";
 import { sleep } from "../../backoff.ts";
 import { getLog } from "../../log.ts";
 
@@ -90,21 +96,21 @@ export async function discoverStreams(
           }
           calls++;
           const sent = performance.now();
+          // Keys as strings of one character per byte, not views: 100,000 keys a pass.
           const reply = await conn.send(
             db,
             ["SCAN", cursor, "MATCH", pattern, "COUNT", String(SCAN_COUNT), "TYPE", "stream"],
-            { buffers: true },
-          ) as [Uint8Array, Uint8Array[]];
+            { buffers: true, parse: PARSE_BYTE_STRINGS },
+          ) as [string, string[]];
           tookMs = performance.now() - sent;
-          cursor = text(reply[0]);
+          cursor = reply[0];
           for (const key of reply[1]) {
-            const id = streamId(db, key);
+            const id = streamIdOfByteString(db, key);
             // A walk may return a key twice (the server's table grew or shrank meanwhile), and
             // two patterns the same key; only new streams are remembered (not 100,000 known).
             if (skip(id) || seen.has(id)) continue;
             seen.add(id);
-            // A view of the reply: whoever keeps the key copies it (makeStreamRef does).
-            streams.push({ db, key, id });
+            streams.push({ db, key: bytesOfByteString(key), id });
           }
         } while (cursor !== "0");
       }

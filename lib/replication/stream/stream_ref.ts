@@ -174,6 +174,22 @@ export function streamId(db: number, key: Uint8Array): string {
   return `${db}:${LATIN1.decode(key)}`;
 }
 
+/**
+ * {@linkcode streamId} of a key given as a string of one character per
+ * byte (a reply read with `PARSE_BYTE_STRINGS`): the same id, without the
+ * key's bytes for a short key.
+ */
+export function streamIdOfByteString(db: number, key: string): string {
+  return key.length <= SHORT_KEY ? `${db}:${key}` : streamId(db, bytesOfByteString(key));
+}
+
+/** The bytes of a string of one character per byte. */
+export function bytesOfByteString(key: string): Uint8Array {
+  const bytes = new Uint8Array(key.length);
+  for (let i = 0; i < key.length; i++) bytes[i] = key.charCodeAt(i);
+  return bytes;
+}
+
 /** The labels of the first `most` of `refs`, and how many more: `db0:a, db0:b and 3 more`. */
 export function someLabels(refs: readonly StreamRef[], most = 5): string {
   const shown = refs.slice(0, most).map((ref) => ref.label).join(", ");
