@@ -95,6 +95,34 @@ Deno.test("each acquisition of a lease has its own value: a read with an earlier
   assert.equal(tried.heldBy.get(ref), "box");
 });
 
+Deno.test("a renewal tells a bucket whose lease key expired from one another instance took, and stops holding both", async () => {
+  await using server = await RedisServer.start();
+  await using client = await connect(server);
+  using conn = ownConnection(server);
+  const leases = keeper(conn, "box/t0k3n");
+  // Three streams in three buckets (the bucket of a key on one server: its slot modulo 256).
+  const refs = ["a", "b", "c"].map((k) => makeStreamRef(0, k));
+  assert.equal(new Set(refs.map((r) => leases.bucketOf(r).id)).size, 3, "three buckets");
+  const [kept, expired, taken] = refs;
+  assert.deepEqual((await leases.acquire(refs)).acquired, refs);
+  // One key expires (as while this process was paused past the TTL), one is taken meanwhile.
+  await client.send(["DEL", leases.keyOf(expired)]);
+  await client.send(["SET", leases.keyOf(taken), "web/0th3r.1", "PX", "10000"]);
+  assert.deepEqual(await leases.renew(), {
+    lost: [taken],
+    expired: [expired],
+    expiredBuckets: 1,
+  });
+  assert.equal(leases.size, 1);
+  assert.notEqual(leases.valueOf(kept), "");
+  assert.equal(leases.valueOf(expired), "");
+  assert.equal(leases.valueOf(taken), "");
+  // The other instance's lease is left as it was; the expired one is not re-created by the renewal.
+  assert.equal(await client.send(["GET", leases.keyOf(taken)]), "web/0th3r.1");
+  assert.equal(await client.send(["EXISTS", leases.keyOf(expired)]), 0);
+  assert.deepEqual(await leases.renew(), { lost: [], expired: [], expiredBuckets: 0 });
+});
+
 Deno.test("leases are acquired and renewed and the registry written while the source is out of memory", async () => {
   await using server = await RedisServer.start();
   await using client = await connect(server);
@@ -122,7 +150,7 @@ Deno.test("leases are acquired and renewed and the registry written while the so
     const leases = keeper(conn, identity.leaseValue);
     const ref = makeStreamRef(0, "s");
     assert.deepEqual((await leases.acquire([ref])).acquired, [ref]);
-    assert.deepEqual(await leases.renew(), { lost: [] });
+    assert.deepEqual(await leases.renew(), { lost: [], expired: [], expiredBuckets: 0 });
     assert.equal(leases.size, 1);
   } finally {
     await client.send(["CONFIG", "SET", "maxmemory", "0"]);

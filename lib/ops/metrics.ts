@@ -218,7 +218,7 @@ export class Metrics {
     this.#leaseChanges = new Counter(registry, {
       name: `${PREFIX}lease_changes_total`,
       help:
-        "Stream leases this instance took while free (acquired) or from an instance that is gone (taken_over), found taken by another (lost) or gave to the instance that should hold them (handed_over)",
+        "Stream leases this instance took while free (acquired) or from an instance that is gone (taken_over), found taken by another (lost) or expired (not renewed in time: paused, cut off), or gave to the instance that should hold them (handed_over)",
       labelNames: ["change"],
     });
     const perGroup = (name: string, help: string, value: (g: MirroredGroupStatus) => number) =>
@@ -272,10 +272,11 @@ export class Metrics {
       onTargetLoss: (stream) => this.#targetLosses.inc(streamLabels(stream)),
       onStall: (stream) => this.#stalls.inc(streamLabels(stream)),
       onTargetRemoved: (stream, count) => this.#targetRemoved.inc(streamLabels(stream), count),
-      onLeases: ({ acquired, takenOver, lost, handedOver }) => {
+      onLeases: ({ acquired, takenOver, lost, expired = 0, handedOver }) => {
         this.#leaseChanges.inc({ change: "acquired" }, acquired);
         this.#leaseChanges.inc({ change: "taken_over" }, takenOver);
         this.#leaseChanges.inc({ change: "lost" }, lost);
+        this.#leaseChanges.inc({ change: "expired" }, expired);
         this.#leaseChanges.inc({ change: "handed_over" }, handedOver);
       },
       onStreamEnd: (stream, outcome) => {

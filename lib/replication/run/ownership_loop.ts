@@ -64,9 +64,24 @@ export async function keepOwnership(
       });
       const taken = new Set(tick.acquired);
       table.notTaken(candidates.filter((ref) => !taken.has(ref)));
-      for (const ref of tick.lost) {
-        const stream = table.running(ref.id);
-        if (stream) engine.release(stream); // waits to be taken again (the table's onEnd)
+      if (tick.expiredBuckets) {
+        log.warning(
+          "The leases of {bucketCount} ({streamCount}) expired before this instance renewed them: it did not renew for {seconds} s (paused, or cut off from the source), longer than STREAM_LEASE_TTL ({ttl} s). Their streams stop and are taken again; what they read and did not write stays pending and is copied on",
+          {
+            bucketCount: counted(tick.expiredBuckets.count, "bucket"),
+            streamCount: counted(tick.expired.length, "stream"),
+            seconds: (tick.expiredBuckets.sinceRenewalMs / 1000).toFixed(1),
+            ttl: ttlMs / 1000,
+            buckets: tick.expiredBuckets.count,
+            streams: tick.expired.length,
+          },
+        );
+      }
+      for (const list of [tick.lost, tick.expired]) {
+        for (const ref of list) {
+          const stream = table.running(ref.id);
+          if (stream) engine.release(stream); // waits to be taken again (the table's onEnd)
+        }
       }
       if (tick.acquired.length > 0) {
         options.start(tick.acquired).catch((error) =>
@@ -107,25 +122,29 @@ export async function keepOwnership(
             })
           );
       }
-      if (tick.lost.length + tick.acquired.length + moving.length > 0) {
+      const ended = tick.lost.length + tick.expired.length + moving.length;
+      if (tick.acquired.length + ended > 0) {
         log.info(
-          "Leases: {taken} taken, {lostCount} lost to other instances, {moved} handed over; {heldCount} held",
+          "Leases: {taken} taken, {lostCount} lost to other instances, {expiredCount} expired, {moved} handed over; {heldCount} held",
           {
             taken: counted(tick.acquired.length, "stream"),
             lostCount: tick.lost.length,
+            expiredCount: tick.expired.length,
             moved: moving.length,
             heldCount: counted(ownership.leases.size, "bucket"),
             acquired: tick.acquired.length,
             lost: tick.lost.length,
+            expired: tick.expired.length,
             moving: moving.length,
             held: ownership.leases.size,
           },
         );
-        if (tick.lost.length + moving.length > 0) {
+        if (ended > 0) {
           options.onChange?.({
             acquired: 0,
             takenOver: 0,
             lost: tick.lost.length,
+            expired: tick.expired.length,
             handedOver: moving.length,
           });
         }

@@ -27,6 +27,7 @@ import type { StatsKeeper } from "./stats_keeper.ts";
 import type { ReplicatedStream, StreamOutcome, StreamStatus } from "../stream/stream.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
 import { GoneStreams } from "./_gone_log.ts";
+import { addCounts, type Counts } from "./_stream_counts.ts";
 import type { TargetOwners } from "../write/target_owners.ts";
 
 const log = getLog("orchestrator");
@@ -65,8 +66,17 @@ export class StreamTable {
   readonly #live = new Set<ReplicatedStream>();
   /** Streams that ended while a read of theirs was in flight, by id: not started again until it is over. */
   readonly #draining = new Map<string, ReplicatedStream>();
-  /** With leases: streams found by the last pass whose lease is another instance's. */
-  #waiting: StreamRef[] = [];
+  /**
+   * With leases: streams found by the last pass whose lease is another
+   * instance's, or was lost, by id (a map: a lease tick that lost the buckets
+   * of 100,000 streams adds each in constant time).
+   */
+  #waiting = new Map<string, StreamRef>();
+  /**
+   * With leases: what the earlier runs here of the streams whose lease was
+   * lost or expired did (counted on when one starts here again), by id.
+   */
+  readonly #earlier = new Map<string, Counts>();
   /** With leases: streams being handed over to another instance now (writes finishing, then the lease), by id. */
   readonly #handing = new Set<string>();
   readonly #warned = new Map<string, string>();
@@ -149,14 +159,14 @@ export class StreamTable {
 
   /** With leases: the streams found by the last pass whose lease is another instance's. */
   get waiting(): readonly StreamRef[] {
-    return this.#waiting;
+    return [...this.#waiting.values()];
   }
 
   // What happened --------------------------------------------------------
 
   /** With leases: the streams found by the last pass that do not run here (yet). */
-  setWaiting(refs: StreamRef[]): void {
-    this.#waiting = refs;
+  setWaiting(refs: readonly StreamRef[]): void {
+    this.#waiting = new Map(refs.map((r) => [r.id, r]));
   }
 
   /**
@@ -242,9 +252,7 @@ export class StreamTable {
       this.#running.set(s.ref.id, s);
       s.life.onEnd(this.#endListener, s);
     }
-    if (this.#waiting.length > 0 && streams.length > 0) {
-      this.#waiting = this.#waiting.filter((r) => !this.#running.has(r.id));
-    }
+    if (this.#waiting.size > 0) { for (const s of streams) this.#waiting.delete(s.ref.id); }
   }
 
   /**
@@ -299,7 +307,9 @@ export class StreamTable {
     const streams: StreamStatus[] = [];
     for (const s of this.shownStreams()) {
       const stats = this.#o.stats.stats.get(s.ref.id);
-      streams.push(stats ? { ...s.status, stats } : s.status);
+      const earlier = this.#earlier.get(s.ref.id);
+      const status = earlier ? { ...s.status, ...addCounts(earlier, s.status) } : s.status;
+      streams.push(stats ? { ...status, stats } : status);
     }
     return streams.sort((a, b) => a.db - b.db || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
@@ -359,7 +369,8 @@ export class StreamTable {
       // again, at the next lease tick if its bucket is free; `run --once` leaves it to an
       // instance that holds it (`leftToOthers`).
       this.#outcomes.delete(ref.id);
-      if (!this.#waiting.some((r) => r.id === ref.id)) this.#waiting = [...this.#waiting, ref];
+      if (!this.#waiting.has(ref.id)) this.#waiting.set(ref.id, ref);
+      this.#earlier.set(ref.id, addCounts(this.#earlier.get(ref.id), stream.status));
     } else this.#outcomes.set(ref.id, outcome);
     if (outcome === "released") {
       // Another instance copies it now: it leaves status and metrics here.

@@ -143,14 +143,18 @@ return out
 
 /**
  * Renews leases. KEYS: lease keys. ARGV: TTL in ms, then the value each key
- * must hold. Per key: 1 renewed, 0 not ours any more (lost).
+ * must hold. Per key: 1 renewed; else not ours any more: 0 when the key is
+ * gone (expired, or deleted), or the value another acquisition put there.
  */
 export const RENEW = `
 local out = {}
 for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1 + i] then
+  local v = redis.call('GET', KEYS[i])
+  if v == ARGV[1 + i] then
     redis.call('PEXPIRE', KEYS[i], ARGV[1])
     out[i] = 1
+  elseif v then
+    out[i] = v
   else
     out[i] = 0
   end

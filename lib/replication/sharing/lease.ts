@@ -65,6 +65,18 @@ export interface AcquireResult {
   values: Map<StreamRef, string>;
 }
 
+/** The outcome of {@linkcode LeaseKeeper.renew}. */
+export interface RenewResult {
+  /** Streams of the buckets found held by another acquisition. */
+  lost: StreamRef[];
+  /** Streams of the buckets whose lease key was gone (expired, or deleted). */
+  expired: StreamRef[];
+  /** How many buckets those are. */
+  expiredBuckets: number;
+  /** The renewal failed in part (the buckets it did not reach stay held). */
+  failure?: unknown;
+}
+
 /** A held bucket: the value of this acquisition, and the streams of it that run here. */
 export interface HeldBucket {
   /** The bucket. */
@@ -224,14 +236,16 @@ export class LeaseKeeper {
   }
 
   /**
-   * Renews every bucket held; returns the streams of those found taken or
-   * expired (no longer held: their replication must stop), also when a part
-   * of the renewal failed (connection lost): that failure comes beside
-   * them, and the buckets it could not renew stay held until the next
-   * renewal tells.
+   * Renews every bucket held; returns the streams of those found no longer
+   * held (their replication must stop): `lost`, taken by another
+   * acquisition, and `expired`, whose key is gone (this instance did not
+   * renew it within the TTL: paused, cut off; or someone deleted it). Also
+   * when a part of the renewal failed (connection lost): that failure comes
+   * beside them, and the buckets it could not renew stay held until the
+   * next renewal tells.
    */
-  async renew(): Promise<{ lost: StreamRef[]; failure?: unknown }> {
-    const lost: StreamRef[] = [];
+  async renew(): Promise<RenewResult> {
+    const out: RenewResult = { lost: [], expired: [], expiredBuckets: 0 };
     const held = [...this.#held.values()];
     return await this.#perCall(held.map((h) => ({ bucket: h.bucket, held: h })), {
       script: RENEW,
@@ -242,8 +256,10 @@ export class LeaseKeeper {
       if (reply === 1 || this.#held.get(bucket.id) !== h) return;
       this.#held.delete(bucket.id);
       this.#leaving.delete(bucket.id);
-      lost.push(...h.members.values());
-    }).then(() => ({ lost }), (failure) => ({ lost, failure }));
+      if (reply === 0) out.expiredBuckets++;
+      const list = reply === 0 ? out.expired : out.lost;
+      for (const ref of h.members.values()) list.push(ref);
+    }).then(() => out, (failure) => ({ ...out, failure }));
   }
 
   /**

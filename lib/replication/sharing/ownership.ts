@@ -26,8 +26,15 @@ const log = getLog("leases");
 
 /** What one {@linkcode Ownership.tick} found. */
 export interface OwnershipTick {
-  /** Streams whose lease was found taken or expired: stop them now. */
+  /** Streams whose bucket's lease was found taken by another acquisition: stop them now. */
   lost: StreamRef[];
+  /**
+   * Streams whose bucket's lease had expired (not renewed in time: this
+   * instance was paused or cut off): stop them now; they are taken again.
+   */
+  expired: StreamRef[];
+  /** How many buckets had expired, and how long before this renewal the last one was (ms). */
+  expiredBuckets?: { count: number; sinceRenewalMs: number };
   /** Streams acquired now: start them. */
   acquired: StreamRef[];
   /** Buckets held whose preferred instance is another live one: hand them over. */
@@ -42,6 +49,11 @@ export interface LeaseChanges {
   takenOver: number;
   /** Found taken by another instance. */
   lost: number;
+  /**
+   * Found expired (this instance did not renew them in time).
+   * @default {0}
+   */
+  expired?: number;
   /** Given to the instance that should hold them. */
   handedOver: number;
 }
@@ -82,6 +94,8 @@ export class Ownership {
   /** No bucket is taken before this time (ms since epoch): instances of an older version ran. */
   #olderUntil = 0;
   #olderSaid = "";
+  /** When the last renewal that reached every held bucket began (ms since epoch). */
+  #renewedAt = Date.now();
   /** `run --once`: since when each stream has been waited for (ms since epoch). */
   readonly #waitingSince = new Map<string, number>();
 
@@ -288,12 +302,17 @@ export class Ownership {
     const leases = this.leases;
     // Leases first (not to expire for a registry not written); what a part that answered
     // found lost is stopped even when another part failed.
+    const started = Date.now();
     const renewal = await leases.renew();
-    const lost = renewal.lost;
+    const { lost, expired } = renewal;
+    const expiredBuckets = renewal.expiredBuckets > 0
+      ? { count: renewal.expiredBuckets, sinceRenewalMs: started - this.#renewedAt }
+      : undefined;
     if (renewal.failure !== undefined) {
       log.debug("Renewing leases failed: {error}", { error: errorMessage(renewal.failure) });
-      return { lost, acquired: [], surplus: [] };
+      return { lost, expired, expiredBuckets, acquired: [], surplus: [] };
     }
+    this.#renewedAt = started;
     let live = this.#lastLive;
     try {
       live = await this.#registry.heartbeat();
@@ -308,7 +327,7 @@ export class Ownership {
       const held = leases.held;
       await leases.releaseAll();
       this.#mayTake();
-      return { lost: [...lost, ...held], acquired: [], surplus: [] };
+      return { lost: [...lost, ...held], expired, expiredBuckets, acquired: [], surplus: [] };
     }
     // One look for instances that are gone (no connection): in take(), as on a discovery pass.
     const acquired = await this.take(candidates);
@@ -327,7 +346,7 @@ export class Ownership {
         !this.#unclaimed.has(h.bucket.id) && !leases.isLeaving(h.bucket.id) &&
         preferredOwner(h.bucket.id, live) !== me
       );
-    return { lost, acquired, surplus };
+    return { lost, expired, expiredBuckets, acquired, surplus };
   }
 
   /**

@@ -1,0 +1,80 @@
+/**
+ * A lone instance whose bucket leases expire under it (the process paused
+ * longer than STREAM_LEASE_TTL, as a VM freeze or a stop-the-world pause
+ * does): it says so at WARNING (not "lost to other instances": there are
+ * none), takes its buckets again, and `run --once` ends with an exact copy
+ * and a Done line that counts every entry it copied, those of the streams'
+ * runs before the expiry included.
+ */
+import assert from "node:assert/strict";
+import { leaseKey } from "../lib/replication/sharing/lease_key.ts";
+import { spawnCli } from "../testing/cli.ts";
+import { connect, RedisServer } from "../testing/redis.ts";
+import { delay, entriesDifference, replicationEnv, waitFor } from "./_replication.ts";
+
+const GROUP = "redis-sync-group";
+const STREAMS = 200;
+const ENTRIES = 500;
+
+Deno.test("run --once paused past its lease TTL mid-copy says its leases expired, takes them again, and ends with an exact copy and every entry counted", async () => {
+  await using source = await RedisServer.start();
+  await using target = await RedisServer.start();
+  await using src = await connect(source);
+  await using dst = await connect(target);
+  // 200 streams of 500 entries (100,000), each entry with its own bytes, made in one script.
+  await src.send([
+    "EVAL",
+    `for s = 0, tonumber(ARGV[1]) - 1 do
+       for i = 1, tonumber(ARGV[2]) do
+         redis.call('XADD', 'exp-' .. s .. '-stream', i .. '-' .. (s % 3), 'n', i, 'b', string.char(i % 256, s % 256))
+       end
+     end`,
+    "0",
+    String(STREAMS),
+    String(ENTRIES),
+  ]);
+  const keys = Array.from({ length: STREAMS }, (_, i) => `exp-${i}-stream`);
+  const env = replicationEnv(source, target, {
+    STREAM_LEASE_TTL: "2",
+    LOG_LEVEL: "INFO",
+    REDIS_DB_SEARCH_RANGE: "0",
+    // Small reads: the copy takes long enough to be paused in the middle of it.
+    STREAM_BATCH_SIZE: "5",
+  });
+  await using once = spawnCli(["run", "--once"], { env, timeoutMs: 180_000 });
+  const output = () => once.stdout() + once.stderr();
+  await waitFor(async () => Number(await dst.send(["DBSIZE"])) > 0, {
+    timeoutMs: 30_000,
+    intervalMs: 20,
+    message: "the copy began",
+  });
+  once.signal("SIGSTOP");
+  let copiedAtPause = 0;
+  try {
+    for (const key of keys) copiedAtPause += Number(await dst.send(["XLEN", key]));
+    // Three TTLs: every bucket lease expires while it sleeps.
+    await delay(6000);
+    for (const key of keys) {
+      const lease = leaseKey(new TextEncoder().encode(key), { group: GROUP });
+      assert.equal(await src.send(["EXISTS", lease]), 0, `the lease of ${key} expired`);
+    }
+  } finally {
+    once.signal("SIGCONT");
+  }
+  assert.ok(copiedAtPause < STREAMS * ENTRIES, `paused before the end (${copiedAtPause} copied)`);
+  const result = await once.wait();
+  assert.equal(result.code, 0, output());
+  assert.match(output(), /expired before this instance renewed them/, output());
+  assert.doesNotMatch(output(), /[1-9]\d* lost to other instances/, output());
+  const done = output().match(/Done: (\d+) streams, (\d+) entries copied/);
+  assert.ok(done, `a Done line\n${output()}`);
+  assert.equal(Number(done[1]), STREAMS, output());
+  // Each entry is written once (a second write of an ID is refused and counted as already there).
+  assert.equal(Number(done[2]), STREAMS * ENTRIES, `every entry counted\n${output()}`);
+  for (const key of keys) {
+    const difference = entriesDifference(await dst.xrangeAll(key), await src.xrangeAll(key));
+    assert.equal(difference, undefined, `${key} differs on the target: ${difference}`);
+    const pending = await src.send(["XPENDING", key, GROUP]) as unknown[];
+    assert.equal(Number(pending[0]), 0, `${key}: entries still pending`);
+  }
+});
