@@ -102,11 +102,16 @@ export async function runService(config: Config, options: ServiceOptions): Promi
     }
     if (once) {
       const copied = result.streams.reduce((n, s) => n + s.copied, 0);
-      log.info("Done: {streamCount}, {copiedCount} copied", {
+      const skipped = result.streams.reduce((n, s) => n + s.skipped, 0);
+      // Entries read again and found on the target (written by an earlier run, or by a write
+      // whose reply was lost): said beside, so that what was copied adds up.
+      const also = skipped > 0 ? ", {skipped} already on the target" : "";
+      log.info(`Done: {streamCount}, {copiedCount} copied${also}`, {
         streamCount: counted(result.streams.length, "stream"),
         copiedCount: counted(copied, "entry", "entries"),
         streams: result.streams.length,
         copied,
+        skipped,
       });
       for (const failure of result.failures) {
         log.error("Not up to date: {stream}: {reason}", failure);

@@ -23,9 +23,9 @@ const COUNTERS = [
 /** The counters of a stream's status. */
 export type Counts = Pick<StreamStatus, typeof COUNTERS[number]>;
 
-/** `a` (if any) and `b`'s counters added. */
-export function addCounts(a: Counts | undefined, b: Counts): Counts {
+/** The counters of `all` added up. */
+export function sumCounts(all: readonly Counts[]): Counts {
   const out = {} as Counts;
-  for (const k of COUNTERS) out[k] = (a?.[k] ?? 0) + b[k];
+  for (const k of COUNTERS) out[k] = all.reduce((n, c) => n + c[k], 0);
   return out;
 }

@@ -27,7 +27,7 @@ import type { StatsKeeper } from "./stats_keeper.ts";
 import type { ReplicatedStream, StreamOutcome, StreamStatus } from "../stream/stream.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
 import { GoneStreams } from "./_gone_log.ts";
-import { addCounts, type Counts } from "./_stream_counts.ts";
+import { type Counts, sumCounts } from "./_stream_counts.ts";
 import type { TargetOwners } from "../write/target_owners.ts";
 
 const log = getLog("orchestrator");
@@ -73,10 +73,12 @@ export class StreamTable {
    */
   #waiting = new Map<string, StreamRef>();
   /**
-   * With leases: what the earlier runs here of the streams whose lease was
-   * lost or expired did (counted on when one starts here again), by id.
+   * With leases: the statuses of the earlier runs here of the streams whose
+   * lease was lost or expired (counted on when one starts here again), by
+   * id. Their objects, not copies: a write in flight when a stream ended is
+   * counted when its reply comes.
    */
-  readonly #earlier = new Map<string, Counts>();
+  readonly #earlier = new Map<string, Counts[]>();
   /** With leases: streams being handed over to another instance now (writes finishing, then the lease), by id. */
   readonly #handing = new Set<string>();
   readonly #warned = new Map<string, string>();
@@ -308,7 +310,7 @@ export class StreamTable {
     for (const s of this.shownStreams()) {
       const stats = this.#o.stats.stats.get(s.ref.id);
       const earlier = this.#earlier.get(s.ref.id);
-      const status = earlier ? { ...s.status, ...addCounts(earlier, s.status) } : s.status;
+      const status = earlier ? { ...s.status, ...sumCounts([...earlier, s.status]) } : s.status;
       streams.push(stats ? { ...status, stats } : status);
     }
     return streams.sort((a, b) => a.db - b.db || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -370,7 +372,7 @@ export class StreamTable {
       // instance that holds it (`leftToOthers`).
       this.#outcomes.delete(ref.id);
       if (!this.#waiting.has(ref.id)) this.#waiting.set(ref.id, ref);
-      this.#earlier.set(ref.id, addCounts(this.#earlier.get(ref.id), stream.status));
+      this.#earlier.set(ref.id, [...this.#earlier.get(ref.id) ?? [], stream.status]);
     } else this.#outcomes.set(ref.id, outcome);
     if (outcome === "released") {
       // Another instance copies it now: it leaves status and metrics here.
