@@ -4,13 +4,16 @@
  * the burst is over: an idle replicator would sit on hundreds of MB it no
  * longer uses. A periodic look at the heap runs a full garbage collection
  * when much of it is free and nothing is being copied (a collection pauses
- * the process), which returns the pages to the system.
+ * the process), which returns the pages to the system; then glibc's
+ * `malloc_trim` gives back the free pages of the C heap (`_malloc_trim.ts`),
+ * also on the idle schedule when the JavaScript heap has little free.
  *
  * @module
  */
 import v8 from "node:v8";
 import vm from "node:vm";
 import { getLog } from "../log.ts";
+import { mallocTrim } from "./_malloc_trim.ts";
 
 const log = getLog("memory");
 
@@ -79,6 +82,12 @@ export interface MemoryTrimOptions {
    * @default {60000}
    */
   backoffMs?: number;
+  /**
+   * Whether glibc's free pages are given back too (`malloc_trim`, where the
+   * `--allow-ffi` permission for the C library is granted: `_malloc_trim.ts`).
+   * @default {true}
+   */
+  mallocTrim?: boolean;
 }
 
 /**
@@ -91,31 +100,59 @@ export interface MemoryTrimOptions {
 export function startMemoryTrim(signal: AbortSignal, options: MemoryTrimOptions = {}): void {
   const gc = fullCollection();
   if (!gc || signal.aborted) return;
+  const cHeap = options.mallocTrim === false ? null : mallocTrim();
   const { quiet = () => true, lastActivity } = options;
+  const firstWait = options.idleIntervalMs ?? IDLE_FIRST_MS;
   let notBefore = 0;
   let collectedAt = -Infinity;
-  let idleWait = options.idleIntervalMs ?? IDLE_FIRST_MS;
+  let idleWait = firstWait;
+  // The C heap's own schedule: given back once nothing was copied (nor given back) for
+  // `cWait`, which doubles each time and starts again after work (a few ms, no collection).
+  let cTrimmedAt = Date.now();
+  let cWait = firstWait;
+  const trimC = (): void => {
+    cHeap?.();
+    cTrimmedAt = Date.now();
+    cWait = Math.min(IDLE_MAX_MS, cWait * 2);
+  };
   const timer = setInterval(() => {
-    if (Date.now() < notBefore || !quiet()) return;
+    if (!quiet()) return;
+    const last = lastActivity?.() ?? 0;
+    if (last > cTrimmedAt) cWait = firstWait;
+    if (Date.now() < notBefore) return void trimCWhenDue();
     // Nothing copied since the last one: only after a while, longer each time.
-    const idle = lastActivity !== undefined && lastActivity() <= collectedAt;
-    if (!idle) idleWait = options.idleIntervalMs ?? IDLE_FIRST_MS;
-    if (idle && Date.now() - collectedAt < idleWait) return;
+    const idle = lastActivity !== undefined && last <= collectedAt;
+    if (!idle) idleWait = firstWait;
+    if (idle && Date.now() - collectedAt < idleWait) return void trimCWhenDue();
     const before = Deno.memoryUsage();
-    if (before.heapTotal - before.heapUsed < FREE_HEAP_BYTES) return;
+    if (before.heapTotal - before.heapUsed < FREE_HEAP_BYTES) return void trimCWhenDue();
     if (idle) idleWait = Math.min(IDLE_MAX_MS, idleWait * 2);
     const started = performance.now();
     collectedAt = Date.now();
     gc();
+    trimC(); // after the collection: the buffers' memory it freed goes back too
+    say("", before, started);
+  }, options.intervalMs ?? CHECK_INTERVAL_MS);
+  function trimCWhenDue(): void {
+    if (!cHeap || Date.now() - Math.max(lastActivity?.() ?? 0, cTrimmedAt) < cWait) return;
+    const before = Deno.memoryUsage();
+    const started = performance.now();
+    trimC();
+    say("; C heap only", before, started);
+  }
+  function say(how: string, before: Deno.MemoryUsage, started: number): void {
     const after = Deno.memoryUsage();
     const freed = before.rss - after.rss;
-    if (freed < FREE_HEAP_BYTES / 2) notBefore = Date.now() + (options.backoffMs ?? BACKOFF_MS);
-    log.debug("Gave back {freed} MiB of memory in {ms} ms (RSS {rss} MiB)", {
+    if (how === "" && freed < FREE_HEAP_BYTES / 2) {
+      notBefore = Date.now() + (options.backoffMs ?? BACKOFF_MS);
+    }
+    log.debug("Gave back {freed} MiB of memory in {ms} ms (RSS {rss} MiB{how})", {
+      how,
       freed: Math.round(freed / 2 ** 20),
       ms: Math.round(performance.now() - started),
       rss: Math.round(after.rss / 2 ** 20),
     });
-  }, options.intervalMs ?? CHECK_INTERVAL_MS);
+  }
   Deno.unrefTimer(timer);
   signal.addEventListener("abort", () => clearInterval(timer), { once: true });
 }
