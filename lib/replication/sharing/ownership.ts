@@ -18,6 +18,7 @@ import type { RedisClient } from "../../redis/mod.ts";
 import { groupBy } from "../_group_by.ts";
 import { type InstanceIdentity, InstanceRegistry, type InstanceStatus } from "./instances.ts";
 import { ConnectedInstances } from "./_connected_instances.ts";
+import { OlderVersionGate } from "./_older_versions.ts";
 import { type HeldBucket, LeaseKeeper, preferredOwner } from "./lease.ts";
 import type { Scheduler } from "../scheduler.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
@@ -91,9 +92,8 @@ export class Ownership {
   readonly #connected: ConnectedInstances;
   /** Buckets taken because nobody preferred took them (not handed back), by id. */
   readonly #unclaimed = new Set<string>();
-  /** No bucket is taken before this time (ms since epoch): instances of an older version ran. */
-  #olderUntil = 0;
-  #olderSaid = "";
+  /** Not while instances of an older version run, nor for a TTL after. */
+  readonly #older: OlderVersionGate;
   /** When the last renewal that reached every held bucket began (ms since epoch). */
   #renewedAt = Date.now();
   /** `run --once`: since when each stream has been waited for (ms since epoch). */
@@ -104,6 +104,7 @@ export class Ownership {
     this.#o = options;
     const { settings } = options;
     this.#connected = new ConnectedInstances(conn);
+    this.#older = new OlderVersionGate(settings.group, settings.ttlMs);
     this.#registry = new InstanceRegistry(conn, {
       group: settings.group,
       db: settings.db,
@@ -237,7 +238,7 @@ export class Ownership {
    */
   async take(candidates: readonly StreamRef[]): Promise<StreamRef[]> {
     const leases = this.leases;
-    if (!this.#mayTake()) return [];
+    if (!this.#older.mayTake(this.#registry.older)) return [];
     const me = this.#registry.identity.id;
     // Instances gone (no connection) drop out at once, not when their entry expires.
     if (!this.#o.once) this.#lastLive = await this.#connected.withoutGone(this.#lastLive, me);
@@ -326,7 +327,7 @@ export class Ownership {
       // Their per-stream leases do not exclude this instance's buckets: every stream here stops.
       const held = leases.held;
       await leases.releaseAll();
-      this.#mayTake();
+      this.#older.mayTake(this.#registry.older);
       return { lost: [...lost, ...held], expired, expiredBuckets, acquired: [], surplus: [] };
     }
     // One look for instances that are gone (no connection): in take(), as on a discovery pass.
@@ -371,32 +372,6 @@ export class Ownership {
     if (!this.#leases) return;
     await this.#leases.releaseAll();
     await this.#registry.unregister();
-  }
-
-  /**
-   * Whether buckets may be taken now: not while instances of an older
-   * version (one lease per stream) are live, nor for a TTL after the last of
-   * them (their leases outlive them by up to that). Says so at WARNING
-   * when the list changes.
-   */
-  #mayTake(): boolean {
-    const older = this.#registry.older;
-    const said = older.join(", ");
-    if (said !== this.#olderSaid) {
-      this.#olderSaid = said;
-      if (older.length > 0) {
-        log.warning(
-          "Instances of an older version of redis-stream-sync (one lease per stream) run in group {group}: {older}. This instance copies no stream until they stop (their leases and this version's do not exclude each other); finish the upgrade by stopping them",
-          { group: this.#o.settings.group, older: said },
-        );
-      } else {
-        log.warning(
-          "The instances of the older version are gone; streams are taken after STREAM_LEASE_TTL",
-        );
-      }
-    }
-    if (older.length > 0) this.#olderUntil = Date.now() + this.#o.settings.ttlMs;
-    return Date.now() >= this.#olderUntil;
   }
 
   /** Notes, for the buckets of streams this instance would not take yet, since when they are free. */
