@@ -101,6 +101,11 @@ export function startMemoryTrim(signal: AbortSignal, options: MemoryTrimOptions 
   const gc = fullCollection();
   if (!gc || signal.aborted) return;
   const cHeap = options.mallocTrim === false ? null : mallocTrim();
+  if (options.mallocTrim !== false && !cHeap) {
+    log.debug(
+      "glibc's malloc_trim cannot be called (no --allow-ffi for the C library, or not glibc): memory freed outside the JavaScript heap stays with the process",
+    );
+  }
   const { quiet = () => true, lastActivity } = options;
   const firstWait = options.idleIntervalMs ?? IDLE_FIRST_MS;
   let notBefore = 0;
