@@ -105,14 +105,19 @@ export async function runService(config: Config, options: ServiceOptions): Promi
       const skipped = result.streams.reduce((n, s) => n + s.skipped, 0);
       // Entries read again and found on the target (written by an earlier run, or by a write
       // whose reply was lost): said beside, so that what was copied adds up.
-      const also = skipped > 0 ? ", {skipped} already on the target" : "";
-      log.info(`Done: {streamCount}, {copiedCount} copied${also}`, {
+      const fields = {
         streamCount: counted(result.streams.length, "stream"),
         copiedCount: counted(copied, "entry", "entries"),
         streams: result.streams.length,
         copied,
         skipped,
-      });
+      };
+      if (skipped > 0) {
+        log.info(
+          "Done: {streamCount}, {copiedCount} copied, {skipped} already on the target",
+          fields,
+        );
+      } else log.info("Done: {streamCount}, {copiedCount} copied", fields);
       for (const failure of result.failures) {
         log.error("Not up to date: {stream}: {reason}", failure);
       }
