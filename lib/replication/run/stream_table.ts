@@ -372,7 +372,10 @@ export class StreamTable {
       // instance that holds it (`leftToOthers`).
       this.#outcomes.delete(ref.id);
       if (!this.#waiting.has(ref.id)) this.#waiting.set(ref.id, ref);
-      this.#earlier.set(ref.id, [...this.#earlier.get(ref.id) ?? [], stream.status]);
+      // Two at most: the runs before the last summed (their writes long answered), the last
+      // by reference (a write of it may still be answered).
+      const before = this.#earlier.get(ref.id);
+      this.#earlier.set(ref.id, before ? [sumCounts(before), stream.status] : [stream.status]);
     } else this.#outcomes.set(ref.id, outcome);
     if (outcome === "released") {
       // Another instance copies it now: it leaves status and metrics here.
