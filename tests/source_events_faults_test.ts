@@ -27,7 +27,7 @@ const STREAMS = 3000;
 const KEYS = Array.from({ length: STREAMS }, (_, i) => `device:${i}:stream`);
 
 /**
- * `keys` (3,000 streams) of one entry each, copied live by one reader whose look has begun;
+ * `keys` (3,000 streams) of one entry each, copied live by one reader, its subscriber subscribed;
  * `settings` added to the replicator's.
  */
 async function oneReaderLive(leases: boolean, keys = KEYS, settings: Settings = {}) {
@@ -55,7 +55,14 @@ async function oneReaderLive(leases: boolean, keys = KEYS, settings: Settings = 
       const lengths = await Promise.all(keys.map((key) => dst.send(["XLEN", key])));
       return lengths.every((n) => Number(n) >= 1);
     }, { timeoutMs: 60_000, message: "every stream's first entry on the target" });
-    await delay(3000);
+    // The subscriber subscribed (psub=1): from now on each new entry is notified.
+    await waitFor(
+      async () =>
+        (await src.clientList()).some((c) =>
+          (c.name ?? "").startsWith("redis-stream-sync-events") && c.psub === "1"
+        ),
+      { message: "the notifications' subscriber subscribed" },
+    );
     const moved = stack.move();
     return { source, src, dst, [Symbol.asyncDispose]: () => moved.disposeAsync() };
   } catch (error) {
