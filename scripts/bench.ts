@@ -24,7 +24,7 @@
  * failed).
  *
  * How it measures. The replicator is a separate process, spawned as users
- * run it: `deno run <the start task's permission flags> main.ts run --once`
+ * run it: `deno run <the start task's runtime flags> main.ts run --once`
  * (backfills) or `main.ts run` (live rows), via testing/cli.ts spawnCli
  * (clean environment, empty working directory so no env.conf is read),
  * configured by SOURCE_/TARGET_REDIS_HOST/PORT, STREAM_DISCOVERY_PATTERNS=

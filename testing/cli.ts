@@ -1,6 +1,6 @@
 /**
  * Runs the real command-line program (`main.ts`) in a subprocess, with the
- * permission flags of the `start` task and a clean environment, plus small
+ * runtime flags of the `start` task (permissions, V8 heap settings) and a clean environment, plus small
  * helpers for end-to-end tests.
  *
  * @example
@@ -24,22 +24,20 @@ const MAIN_PATH = fileURLToPath(new URL("../main.ts", import.meta.url));
 const DEFAULT_TIMEOUT_MS = 60_000;
 
 /**
- * The permission flags of the `start` task in deno.json (every word of it
- * that starts with `--allow-` or `--deny-`), so that tests run main.ts with
- * exactly the permissions users give it.
+ * The runtime flags of the `start` task in deno.json (every word of it that
+ * starts with `--allow-`, `--deny-` or `--v8-flags=`), so that tests run
+ * main.ts with exactly the permissions and the heap settings users give it.
  */
-export const PERMISSION_FLAGS: string[] = permissionFlags();
+export const START_FLAGS: string[] = startFlags();
 
-function permissionFlags(): string[] {
+function startFlags(): string[] {
   const config = JSON.parse(Deno.readTextFileSync(CONFIG_PATH)) as {
     tasks?: Record<string, string | { command?: string }>;
   };
   const task = config.tasks?.start;
   const command = typeof task === "string" ? task : task?.command;
   if (!command) throw new Error(`${CONFIG_PATH} has no "start" task`);
-  return command.split(/\s+/).filter((word) =>
-    word.startsWith("--allow-") || word.startsWith("--deny-")
-  );
+  return command.split(/\s+/).filter((word) => /^--(allow-|deny-|v8-flags=)/.test(word));
 }
 
 /** Options for {@linkcode runCli} and {@linkcode spawnCli}. */
@@ -95,7 +93,7 @@ export interface CliResult {
 }
 
 /**
- * Runs `deno run <PERMISSION_FLAGS> main.ts ...args` with a clean
+ * Runs `deno run <START_FLAGS> main.ts ...args` with a clean
  * environment (PATH, HOME, and `options.env`), and waits for it to exit.
  *
  * @throws {Error} if the program has not exited after `options.timeoutMs`:
@@ -270,14 +268,14 @@ export class CliProcess implements AsyncDisposable {
 }
 
 /**
- * Starts `deno run <PERMISSION_FLAGS> main.ts ...args` (clean environment,
+ * Starts `deno run <START_FLAGS> main.ts ...args` (clean environment,
  * like {@linkcode runCli}) without waiting for it: for long-running `run`
  * tests. Both output streams are read continuously.
  */
 export function spawnCli(args: string[], options: RunCliOptions = {}): CliProcess {
   const script = options.script ?? MAIN_PATH;
   const command = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--config", CONFIG_PATH, ...PERMISSION_FLAGS, script, ...args],
+    args: ["run", "--config", CONFIG_PATH, ...START_FLAGS, script, ...args],
     cwd: options.cwd,
     clearEnv: true,
     env: childEnv(options),

@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { type CliResult, PERMISSION_FLAGS, runCli, spawnCli, waitFor } from "../testing/cli.ts";
+import { type CliResult, runCli, spawnCli, START_FLAGS, waitFor } from "../testing/cli.ts";
 import { connect, freePort, RedisServer, type TestClient } from "../testing/redis.ts";
 import { replicationEnv, type Settings } from "./_replication.ts";
 
@@ -778,21 +778,19 @@ Deno.test("without MIRROR_SOURCE_TRIM the target keeps entries trimmed on the so
 // ---------------------------------------------------------------------------
 // Permissions of the compiled binary
 
-/** The `--allow-*` / `--deny-*` flags of a deno.json task. */
-function taskPermissionFlags(task: string): string[] {
+/** The `--allow-*`, `--deny-*` and `--v8-flags=` flags of a deno.json task. */
+function taskStartFlags(task: string): string[] {
   const config = JSON.parse(Deno.readTextFileSync(DENO_JSON)) as { tasks: Record<string, string> };
   const command = config.tasks[task];
   assert.equal(typeof command, "string", `deno.json has no "${task}" task`);
   // The compile task runs scripts/compile_failed.ts after `||`: only the first command counts.
-  return command.split("||")[0].split(/\s+/).filter((w) =>
-    w.startsWith("--allow-") || w.startsWith("--deny-")
-  );
+  return command.split("||")[0].split(/\s+/).filter((w) => /^--(allow-|deny-|v8-flags=)/.test(w));
 }
 
-Deno.test("the compile task has the start task's permission flags, and they are enough to replicate", async () => {
-  const flags = taskPermissionFlags("compile");
+Deno.test("the compile task has the start task's permission and V8 flags, and they are enough to replicate", async () => {
+  const flags = taskStartFlags("compile");
   assert.ok(flags.length > 0, "the compile task has no permission flags");
-  assert.deepEqual(flags, PERMISSION_FLAGS);
+  assert.deepEqual(flags, START_FLAGS);
   assert.ok(!flags.includes("--allow-all") && !flags.includes("-A"), flags.join(" "));
 
   await using source = await RedisServer.start();

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { TcpProxy } from "../testing/proxy.ts";
 import { connect, freePort, RedisServer } from "../testing/redis.ts";
-import { PERMISSION_FLAGS, runCli, spawnCli, waitFor, writeConfig } from "../testing/cli.ts";
+import { runCli, spawnCli, START_FLAGS, waitFor, writeConfig } from "../testing/cli.ts";
 
 const CONFIG_PATH = fileURLToPath(new URL("../deno.json", import.meta.url));
 const REDIS_MODULE = new URL("../testing/redis.ts", import.meta.url).href;
@@ -237,15 +237,15 @@ try {
   );
 });
 
-Deno.test("PERMISSION_FLAGS are the start task's permission flags", async () => {
+Deno.test("START_FLAGS are the start task's permission and V8 flags", async () => {
   const config = JSON.parse(await Deno.readTextFile(CONFIG_PATH));
   const words: string[] = config.tasks.start.split(/\s+/);
-  assert.ok(PERMISSION_FLAGS.length > 0);
+  assert.ok(START_FLAGS.length > 0);
   assert.deepEqual(
-    PERMISSION_FLAGS,
-    words.filter((word) => /^--(allow|deny)-/.test(word)),
+    START_FLAGS,
+    words.filter((word) => /^--(allow-|deny-|v8-flags=)/.test(word)),
   );
-  assert.ok(!PERMISSION_FLAGS.includes("--allow-all"));
+  assert.ok(!START_FLAGS.includes("--allow-all"));
 });
 
 Deno.test("runCli: passes arguments, stdin, cwd and only PATH, HOME, METRICS_PORT=0 and the given env", async () => {
