@@ -13,13 +13,14 @@ import type { ReplicatedStream } from "../lib/replication/stream/stream.ts";
 interface Fake {
   hot: boolean;
   history: string | undefined;
+  readsInFlight: number;
   name: string;
 }
 
 function fakes(n: number, prefix = "s"): ReplicatedStream[] {
   return Array.from(
     { length: n },
-    (_, i) => ({ hot: false, history: undefined, name: `${prefix}${i}` }) as Fake,
+    (_, i) => ({ hot: false, history: undefined, readsInFlight: 0, name: `${prefix}${i}` }) as Fake,
   ) as unknown as ReplicatedStream[];
 }
 
@@ -77,6 +78,25 @@ Deno.test("a stream a wait saw an entry of is read once; one whose last read cam
   woken.delete(streams[3]); // its read came back full: more is there
   await next.next()!.send();
   assert.equal(sent.at(-1)!.repeat, true);
+});
+
+Deno.test("a stream a wait saw an entry of is read once, without a look at the others (the wait after it covers them), and not again while its read is out; one whose read came back full brings the look", async () => {
+  const streams = fakes(5);
+  const woken0 = streams[0] as unknown as Fake;
+  woken0.hot = true;
+  const { next, sent, woken } = setup(streams);
+  woken.add(streams[0]);
+  await next.next()!.send();
+  assert.deepEqual(sent.map((p) => [p.kind, p.streams.length]), [["read", 1]]);
+  // Its read is out (still woken and hot until the reply): neither read again nor a look.
+  woken0.readsInFlight = 1;
+  assert.equal(next.next(true), undefined);
+  assert.deepEqual(sent.map((p) => p.kind), ["read"]);
+  // The reply came back full: a backlog, and the others are looked at.
+  woken.delete(streams[0]);
+  woken0.readsInFlight = 0;
+  await next.next()!.send();
+  assert.deepEqual([sent.at(-1)!.kind, sent.at(-1)!.streams.length], ["look", 4]);
 });
 
 Deno.test("while streams have a backlog, the others are looked at up to 2,000 at once, and the next look waits its turn (200 keys a millisecond)", async () => {

@@ -66,8 +66,9 @@ export interface NextPassContext {
   /** The streams to read next even without a backlog (a cluster's notifications). */
   notified: ReadonlySet<ReplicatedStream>;
   /**
-   * The streams a fenced wait or look saw entries of (marked hot): how many is not known, so
-   * their read is not sent several times over in one round trip unless others have a backlog.
+   * The streams a fenced wait or look saw entries of (marked hot), until the reply of their
+   * read: how many is not known, so their read is sent once, not several times over in one
+   * round trip unless others have a backlog, and not again while it is out.
    */
   woken: ReadonlySet<ReplicatedStream>;
   /** `run --once`: never wait. */
@@ -117,9 +118,17 @@ export class NextPass {
       if (streams.length === 0) return undefined;
       return this.#pass(streams, this.#window, () => c.readNow(streams, streams.some(hot)));
     }
-    const backlog = this.#window.take(READ_WINDOW, (s) => hot(s) && wants(s));
+    // Not a woken stream whose read is out: its reply says whether more is there (read once).
+    const backlog = this.#window.take(
+      READ_WINDOW,
+      (s) => hot(s) && wants(s) && !(s.readsInFlight > 0 && c.woken.has(s)),
+    );
+    // More to read than a wait said (a full batch came back, or history): a backlog, and while
+    // there is one the others are looked at now and then. Not streams only woken: the wait that
+    // follows their read covers the others.
+    const more = backlog.some((s) => s.history !== undefined || (s.hot && !c.woken.has(s)));
     if (backlog.some((s) => s.hot || s.history !== undefined)) {
-      if (Date.now() - this.#lookedAt >= this.#lookEveryMs) {
+      if (more && Date.now() - this.#lookedAt >= this.#lookEveryMs) {
         const others = this.#others.take(c.lookSize(), (s) => !hot(s) && wants(s));
         if (others.length > 0) {
           this.#lookedAt = Date.now();
@@ -133,8 +142,7 @@ export class NextPass {
       // Streams with a backlog: several reads in one round trip. Streams only woken (most
       // often one new entry each): one read; several, at thousands of woken streams a second,
       // were most of what the source did (each an EVAL of the fence).
-      const repeat = backlog.some((s) => s.history !== undefined || (s.hot && !c.woken.has(s)));
-      return this.#pass(backlog, this.#window, () => c.readNow(backlog, repeat));
+      return this.#pass(backlog, this.#window, () => c.readNow(backlog, more));
     }
     if (backlog.length > 0) {
       // Only notified (one server's or a cluster's notifications): read once, without waiting,

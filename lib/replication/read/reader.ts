@@ -329,10 +329,7 @@ export abstract class StreamReader {
   ): Promise<RespValue[]> {
     const { group, consumer, batchSize } = this.options;
     for (const c of commands) {
-      for (const s of c.streams) {
-        s.readsInFlight++;
-        this.woken.delete(s);
-      }
+      for (const s of c.streams) s.readsInFlight++;
     }
     // Per read, the notified streams it reads with ">": their notification is used up by it
     // (one from now on is for entries after it), unless it fails; a re-read of pending entries
@@ -366,7 +363,10 @@ export abstract class StreamReader {
       throw error;
     } finally {
       for (const c of commands) {
-        for (const s of c.streams) if (--s.readsInFlight === 0) this.hooks.idle(s);
+        for (const s of c.streams) {
+          this.woken.delete(s); // its read's reply (or failure) tells what comes next
+          if (--s.readsInFlight === 0) this.hooks.idle(s);
+        }
       }
     }
   }
