@@ -79,6 +79,51 @@ Deno.test("a stream that ends with a read of it in flight drains: it is not star
   assert.deepEqual(t.admit([a]), [a]);
 });
 
+Deno.test("a stream that ends with a write or acks in flight drains until they are answered, also when its reads are over first", async () => {
+  await quietLogs();
+  const { table: t } = table();
+  const a = ref("a");
+  const stream = new ReplicatedStream(a);
+  t.made([stream]);
+  t.started([stream]);
+  let answered = () => {};
+  const writes = new Promise<void>((resolve) => answered = resolve);
+  stream.end("released");
+  t.endedNow(stream, writes);
+  await settle();
+  assert.ok(t.isDraining(a.id));
+  t.readsOver(stream); // no read in flight: the write still is
+  assert.ok(t.isDraining(a.id));
+  assert.deepEqual(t.beginStart([a]), [], "started again with its write in flight");
+  answered();
+  await settle();
+  assert.ok(!t.isDraining(a.id));
+  assert.deepEqual(t.beginStart([a]), [a]);
+});
+
+Deno.test("the count of a stream's runs lost here ends when the stream is gone: one made again under its name counts anew", async () => {
+  await quietLogs();
+  const { table: t } = table();
+  const a = ref("a");
+  const first = new ReplicatedStream(a);
+  t.made([first]);
+  t.started([first]);
+  first.recordWrite({ ids: new Array(100), written: 100, skipped: 0, deleted: 0 });
+  first.end("released"); // its lease lost
+  await settle();
+  const second = new ReplicatedStream(a);
+  t.made([second]);
+  t.started([second]);
+  assert.equal(t.statuses()[0].copied, 100, "the lost run's entries counted on");
+  second.end("gone"); // deleted from the source
+  await settle();
+  const third = new ReplicatedStream(a);
+  t.made([third]);
+  t.started([third]);
+  third.recordWrite({ ids: new Array(5), written: 5, skipped: 0, deleted: 0 });
+  assert.equal(t.statuses()[0].copied, 5);
+});
+
 Deno.test("how a stream ended decides what the table keeps: gone is remembered and hidden, released is forgotten, a lost lease's stream waits to be taken again, others stay shown", async () => {
   await quietLogs();
   const { table: t, leaseEnds } = table();

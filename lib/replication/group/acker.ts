@@ -61,6 +61,11 @@ export class Acknowledger {
     return this.#inflight + this.#queue.size;
   }
 
+  /** Whether acks of `stream` are queued or in flight. */
+  busy(stream: ReplicatedStream): boolean {
+    return this.#perStream.has(stream);
+  }
+
   /** Queues the acks of `ids` (of `stream`), sent at the end of the tick. */
   ack(stream: ReplicatedStream, ids: ReadonlyArray<string | RawEntry>): void {
     if (ids.length === 0) return;

@@ -29,3 +29,32 @@ export function sumCounts(all: readonly Counts[]): Counts {
   for (const k of COUNTERS) out[k] = all.reduce((n, c) => n + c[k], 0);
   return out;
 }
+
+/**
+ * With leases: the counters of the earlier runs here of the streams whose
+ * lease was lost or expired, by stream id, counted on when one starts here
+ * again. Two at most a stream: the runs before the last summed, the last by
+ * reference (a write of it may still be answered). Those before are settled:
+ * a stream is started again only once the write and acks of its last run
+ * were answered (the stream table's draining).
+ */
+export class EarlierRuns {
+  readonly #runs = new Map<string, Counts[]>();
+
+  /** A run of stream `id` ended with its lease lost: its counts are kept. */
+  lost(id: string, status: Counts): void {
+    const before = this.#runs.get(id);
+    this.#runs.set(id, before ? [sumCounts(before), status] : [status]);
+  }
+
+  /** Stream `id` is gone: one made again under its name counts anew. */
+  forget(id: string): void {
+    this.#runs.delete(id);
+  }
+
+  /** `status` of stream `id`, with its earlier runs' counts added (itself when none). */
+  withEarlier<T extends Counts>(id: string, status: T): T {
+    const earlier = this.#runs.get(id);
+    return earlier ? { ...status, ...sumCounts([...earlier, status]) } : status;
+  }
+}

@@ -39,6 +39,8 @@ export class ReplicationEngine {
   readonly #settings: ReplicationSettings;
   readonly #o: EngineOptions;
   readonly #writer: TargetWriter;
+  /** Who waits for the write in flight of an ended stream to be answered. */
+  readonly #writeEnds = new Map<ReplicatedStream, () => void>();
   readonly #acker: Acknowledger;
   readonly #placement: Placement;
   readonly #recovery: Recovery;
@@ -278,6 +280,7 @@ export class ReplicationEngine {
         this.#recovery.wake(stream);
       },
       released: (stream) => {
+        this.#writeEnds.get(stream)?.();
         this.#recovery.wake(stream);
         this.#afterWrite(stream);
       },
@@ -373,6 +376,15 @@ export class ReplicationEngine {
     return stream.readsInFlight === 0 && !stream.writing;
   }
 
+  /** Once the write in flight of `stream` (ended) and then its acks are answered. */
+  async #settled(stream: ReplicatedStream): Promise<void> {
+    while (stream.writing) {
+      await new Promise<void>((resolve) => this.#writeEnds.set(stream, resolve));
+      this.#writeEnds.delete(stream);
+    }
+    await this.#acker.whenStreamIdle(stream); // those of its last write too (queued with it)
+  }
+
   /** After recovery: read on. */
   #resume(stream: ReplicatedStream): void {
     this.#placement.readerOf(stream)?.poke(stream);
@@ -385,8 +397,10 @@ export class ReplicationEngine {
     stream.end(outcome, error);
     // A read of it still in flight may yet deliver entries (they stay pending): the table
     // keeps it draining, not started again until that read is over, or its entries would
-    // be passed by.
-    this.#table.endedNow(stream);
+    // be passed by; and until its write in flight and its acks are answered (a new run's
+    // write beside it, and its count of the same entries).
+    const busy = stream.writing || this.#acker.busy(stream);
+    this.#table.endedNow(stream, busy ? this.#settled(stream) : undefined);
     this.#warnedDeleted.delete(stream);
     this.#placement.release(stream);
     this.#readAhead.wakeIfRoom(); // its buffer was freed: a reader refused room may read now

@@ -72,17 +72,26 @@ export async function keepOwnership(
       const taken = new Set(tick.acquired);
       table.notTaken(candidates.filter((ref) => !taken.has(ref)));
       if (tick.expiredBuckets) {
-        log.warning(
-          "The leases of {bucketCount} ({streamCount}) expired before this instance renewed them: it did not renew for {seconds} s (paused, or cut off from the source), longer than STREAM_LEASE_TTL ({ttl} s). Their streams stop and are taken again; what they read and did not write stays pending and is copied on",
-          {
-            bucketCount: counted(tick.expiredBuckets.count, "bucket"),
-            streamCount: counted(tick.expired.length, "stream"),
-            seconds: (tick.expiredBuckets.sinceRenewalMs / 1000).toFixed(1),
-            ttl: ttlMs / 1000,
-            buckets: tick.expiredBuckets.count,
-            streams: tick.expired.length,
-          },
-        );
+        const fields = {
+          bucketCount: counted(tick.expiredBuckets.count, "bucket"),
+          streamCount: counted(tick.expired.length, "stream"),
+          seconds: (tick.expiredBuckets.sinceRenewalMs / 1000).toFixed(1),
+          ttl: ttlMs / 1000,
+          buckets: tick.expiredBuckets.count,
+          streams: tick.expired.length,
+        };
+        if (tick.expiredBuckets.sinceRenewalMs < ttlMs) {
+          // Renewed within the TTL, and gone: not a pause. Someone else removed the keys.
+          log.warning(
+            "The leases of {bucketCount} ({streamCount}) were gone before their TTL ran out: renewed {seconds} s before, STREAM_LEASE_TTL is {ttl} s, so something else removed them on the source (DEL, FLUSHALL, or an eviction: its maxmemory-policy should be noeviction). Their streams stop and are taken again; what they read and did not write stays pending and is copied on",
+            fields,
+          );
+        } else {
+          log.warning(
+            "The leases of {bucketCount} ({streamCount}) expired before this instance renewed them: it did not renew for {seconds} s (paused, or cut off from the source), longer than STREAM_LEASE_TTL ({ttl} s). Their streams stop and are taken again; what they read and did not write stays pending and is copied on",
+            fields,
+          );
+        }
       }
       for (const list of [tick.lost, tick.expired]) {
         for (const ref of list) {

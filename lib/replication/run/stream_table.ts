@@ -8,7 +8,7 @@
  *  found ─(lease another's)─▶ waiting
  *  found, waiting ─beginStart─▶ starting (leases: taking) ─notTaken─▶ waiting
  *  found ─beginStart─▶ starting ─made─▶ live ─started─▶ running ─end─▶ ended (outcome)
- *                                         running ─end with a read in flight─▶ draining ─readsOver─▶ (free)
+ *                                         running ─end with a read, write or ack in flight─▶ draining ─all answered─▶ (free)
  *  running ─beginHandOver─▶ running, handing over ─handedOver─▶ (its lease given back)
  * ```
  *
@@ -27,7 +27,8 @@ import type { StatsKeeper } from "./stats_keeper.ts";
 import type { ReplicatedStream, StreamOutcome, StreamStatus } from "../stream/stream.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
 import { GoneStreams } from "./_gone_log.ts";
-import { type Counts, sumCounts } from "./_stream_counts.ts";
+import { EarlierRuns } from "./_stream_counts.ts";
+import { Draining } from "./_draining.ts";
 import type { TargetOwners } from "../write/target_owners.ts";
 
 const log = getLog("orchestrator");
@@ -64,21 +65,16 @@ export class StreamTable {
   readonly #starting = new Set<string>();
   /** Streams made by the engine that have not ended (those starting included). */
   readonly #live = new Set<ReplicatedStream>();
-  /** Streams that ended while a read of theirs was in flight, by id: not started again until it is over. */
-  readonly #draining = new Map<string, ReplicatedStream>();
+  /** Streams that ended with a read, write or ack of theirs out: not started again yet. */
+  readonly #draining = new Draining();
   /**
    * With leases: streams found by the last pass whose lease is another
    * instance's, or was lost, by id (a map: a lease tick that lost the buckets
    * of 100,000 streams adds each in constant time).
    */
   #waiting = new Map<string, StreamRef>();
-  /**
-   * With leases: the statuses of the earlier runs here of the streams whose
-   * lease was lost or expired (counted on when one starts here again), by
-   * id. Their objects, not copies: a write in flight when a stream ended is
-   * counted when its reply comes.
-   */
-  readonly #earlier = new Map<string, Counts[]>();
+  /** With leases: the counts of the streams' earlier runs here (lease lost or expired). */
+  readonly #earlier = new EarlierRuns();
   /** With leases: streams being handed over to another instance now (writes finishing, then the lease), by id. */
   readonly #handing = new Set<string>();
   readonly #warned = new Map<string, string>();
@@ -234,17 +230,17 @@ export class StreamTable {
 
   /**
    * `stream` ended (told at once by the engine, before its `done` settles):
-   * while a read of it is in flight it is draining.
+   * while a read of it is in flight, or until `writes` (its write in flight
+   * and its acks answered) settles, it is draining.
    */
-  endedNow(stream: ReplicatedStream): void {
+  endedNow(stream: ReplicatedStream, writes?: Promise<void>): void {
     this.#live.delete(stream);
-    if (stream.readsInFlight > 0) this.#draining.set(stream.ref.id, stream);
+    this.#draining.ended(stream, writes);
   }
 
   /** No read of `stream` is in flight any more. */
   readsOver(stream: ReplicatedStream): void {
-    if (this.#draining.size === 0) return; // after every wait, for each of its streams
-    if (this.#draining.get(stream.ref.id) === stream) this.#draining.delete(stream.ref.id);
+    this.#draining.readsOver(stream);
   }
 
   /** `streams` replicate now: they wait no more. */
@@ -309,8 +305,7 @@ export class StreamTable {
     const streams: StreamStatus[] = [];
     for (const s of this.shownStreams()) {
       const stats = this.#o.stats.stats.get(s.ref.id);
-      const earlier = this.#earlier.get(s.ref.id);
-      const status = earlier ? { ...s.status, ...sumCounts([...earlier, s.status]) } : s.status;
+      const status = this.#earlier.withEarlier(s.ref.id, s.status);
       streams.push(stats ? { ...status, stats } : status);
     }
     return streams.sort((a, b) => a.db - b.db || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -372,10 +367,7 @@ export class StreamTable {
       // instance that holds it (`leftToOthers`).
       this.#outcomes.delete(ref.id);
       if (!this.#waiting.has(ref.id)) this.#waiting.set(ref.id, ref);
-      // Two at most: the runs before the last summed (their writes long answered), the last
-      // by reference (a write of it may still be answered).
-      const before = this.#earlier.get(ref.id);
-      this.#earlier.set(ref.id, before ? [sumCounts(before), stream.status] : [stream.status]);
+      this.#earlier.lost(ref.id, stream.status);
     } else this.#outcomes.set(ref.id, outcome);
     if (outcome === "released") {
       // Another instance copies it now: it leaves status and metrics here.
@@ -386,6 +378,7 @@ export class StreamTable {
     // A stream that is gone disappears from status and metrics; others stay visible.
     if (outcome === "gone") {
       this.#o.stats.stats.delete(ref.id);
+      this.#earlier.forget(ref.id);
       this.#goneBefore.add(ref.id);
     } else this.#ended.set(ref.id, stream);
     const status = stream.status;

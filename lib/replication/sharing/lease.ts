@@ -85,6 +85,12 @@ export interface HeldBucket {
   value: string;
   /** Its streams this instance copies (or starts), by id. */
   members: Map<string, StreamRef>;
+  /**
+   * Its streams that stopped here without a call ({@linkcode LeaseKeeper.forget}: a
+   * read found the lease gone first), by id: counted with the bucket's when its renewal
+   * finds it lost or expired.
+   */
+  forgotten?: Map<string, StreamRef>;
 }
 
 /** The buckets this instance holds, and the calls that take, renew and give them back. */
@@ -165,7 +171,10 @@ export class LeaseKeeper {
       const held = this.#held.get(bucket.id);
       if (held) {
         if (this.#leaving.has(bucket.id)) continue;
-        for (const r of list) held.members.set(r.id, r);
+        for (const r of list) {
+          held.members.set(r.id, r);
+          held.forgotten?.delete(r.id);
+        }
         result.acquired.push(...list);
       } else if (!this.#busy.has(bucket.id)) ask.push({ bucket, refs: list });
     }
@@ -259,6 +268,7 @@ export class LeaseKeeper {
       if (reply === 0) out.expiredBuckets++;
       const list = reply === 0 ? out.expired : out.lost;
       for (const ref of h.members.values()) list.push(ref);
+      for (const ref of h.forgotten?.values() ?? []) list.push(ref); // stopped already
     }).then(() => out, (failure) => ({ ...out, failure }));
   }
 
@@ -297,7 +307,8 @@ export class LeaseKeeper {
 
   /** The stream `ref` ended here without a call (its bucket was lost or is being handed over). */
   forget(ref: StreamRef): void {
-    this.#held.get(this.bucketOf(ref).id)?.members.delete(ref.id);
+    const h = this.#held.get(this.bucketOf(ref).id);
+    if (h?.members.delete(ref.id)) (h.forgotten ??= new Map()).set(ref.id, ref);
   }
 
   /** Every bucket back (at shutdown). */
