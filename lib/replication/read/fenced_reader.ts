@@ -67,11 +67,7 @@ export class FencedReader extends StreamReader {
       Math.min(MAX_WAIT_MS, this.load * WAIT_MS_PER_STREAM),
     );
     if (Date.now() - this.#lastSweep >= period) {
-      // After the first, each reader's sweeps come at a phase of its own: readers started
-      // together do not sweep together (each sweep lists its streams and sends its wait
-      // again; ten at once held the handling of a new entry 150 ms at 100,000 streams).
-      const first = this.#lastSweep === 0;
-      this.#lastSweep = Date.now() - (first ? Math.floor(Math.random() * period) : 0);
+      this.#lastSweep = Date.now();
       const most = this.#sweepShare(period);
       return this.readNow(wanting(), false, { turn: "fenced sweep", most });
     }
