@@ -108,6 +108,29 @@ Deno.test("settings that can lose what was copied are said: allkeys eviction, no
   assert.deepEqual(quiet, [], "min-replicas-to-write matters behind sentinels only");
 });
 
+Deno.test("with leases, a source whose maxmemory-policy may evict the leases' keys is said; noeviction, or no leases, is not", () => {
+  const target = facts("b", { maxmemoryPolicy: "noeviction", persistent: true });
+  for (const policy of ["volatile-lru", "volatile-ttl", "allkeys-lru"]) {
+    const warnings = judgeGuarantees(config(""), {
+      source: facts("a", { maxmemoryPolicy: policy }),
+      target,
+    });
+    assert.equal(warnings.length, 1, warnings.join("\n"));
+    assert.match(
+      warnings[0],
+      new RegExp(`source .* has maxmemory-policy ${policy}: .*leases' keys`),
+    );
+  }
+  const quiet = [
+    judgeGuarantees(config(""), { source: facts("a", { maxmemoryPolicy: "noeviction" }), target }),
+    judgeGuarantees(config("STREAM_LEASES=false\n"), {
+      source: facts("a", { maxmemoryPolicy: "volatile-lru" }),
+      target,
+    }),
+  ];
+  assert.deepEqual(quiet, [[], []]);
+});
+
 Deno.test("TARGET_EPHEMERAL=true says a target without persistence is intended: no warning about it, the others stay", () => {
   const target = facts("b", { maxmemoryPolicy: "allkeys-lru", persistent: false });
   const warnings = judgeGuarantees(config("TARGET_EPHEMERAL=true\n"), {
@@ -136,7 +159,7 @@ Deno.test("check against one server as both source and target exits 78 and names
   assert.equal(self.code, 78, self.stderr + self.stdout);
   assert.match(self.stderr + self.stdout, /discovery pattern "\*" also matches the copies/);
 
-  await using source = await RedisServer.start();
+  await using source = await RedisServer.start({ args: ["--maxmemory-policy", "volatile-lru"] });
   await using target = await RedisServer.start({
     args: ["--maxmemory-policy", "allkeys-lru", "--save", "", "--appendonly", "no"],
   });
@@ -148,4 +171,5 @@ Deno.test("check against one server as both source and target exits 78 and names
   const out = warned.stderr + warned.stdout;
   assert.match(out, /maxmemory-policy allkeys-lru/);
   assert.match(out, /keeps nothing on disk/);
+  assert.match(out, /source .* has maxmemory-policy volatile-lru: .*leases' keys/);
 });

@@ -4,7 +4,7 @@
  * discovery patterns match again) is refused; settings that can lose what
  * was copied are said at WARNING (a target that may evict stream keys, a
  * target that keeps nothing on disk, a source behind sentinels that accepts
- * writes without replicas). Internal to the ops folder.
+ * writes without replicas), and a source that may evict the leases' keys. Internal to the ops folder.
  *
  * @module
  */
@@ -71,6 +71,14 @@ export function judgeGuarantees(
   if (target.maxmemoryPolicy?.startsWith("allkeys-")) {
     warnings.push(
       `The target "${address}" has maxmemory-policy ${target.maxmemoryPolicy}: when it is full it may evict whole streams that were copied (they are copied again while the source still holds their entries); use noeviction (a full target refuses writes, which are retried)`,
+    );
+  }
+  const policy = source.maxmemoryPolicy;
+  if (config.leases && policy !== undefined && policy !== "noeviction") {
+    warnings.push(
+      `The source "${
+        serverAddress(config.source)
+      }" has maxmemory-policy ${policy}: when it is full it may evict the leases' keys (each has a TTL, which volatile-* policies evict first), and each stream whose lease goes stops and is taken again (fencing keeps the copy exact); use noeviction`,
     );
   }
   if (target.persistent === false && !config.targetEphemeral) {
