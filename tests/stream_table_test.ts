@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { RedisConnection } from "../lib/redis/connection.ts";
 import { StatsKeeper } from "../lib/replication/run/stats_keeper.ts";
 import { ReplicatedStream } from "../lib/replication/stream/stream.ts";
+import { EndedStream } from "../lib/replication/stream/ended_stream.ts";
 import { makeStreamRef, type StreamRef } from "../lib/replication/stream/stream_ref.ts";
 import { StreamTable } from "../lib/replication/run/stream_table.ts";
 import { TargetOwners } from "../lib/replication/write/target_owners.ts";
@@ -143,7 +144,14 @@ Deno.test("how a stream ended decides what the table keeps: gone is remembered a
   assert.ok(t.wasGone(gone.id));
   assert.ok(!t.wasGone(caughtUp.id));
   assert.deepEqual(t.shownStreams().map((s) => s.ref.id), [caughtUp.id]);
-  assert.equal(t.endedStream(caughtUp.id), streams[3]);
+  // What is kept of it: its name, status and state machine, not the stream with its buffers.
+  const ended = t.endedStream(caughtUp.id);
+  assert.ok(ended instanceof EndedStream);
+  assert.equal(ended.ref, caughtUp);
+  assert.equal(ended.status, streams[3].status);
+  assert.equal(ended.life, streams[3].life);
+  assert.equal(ended.life.state, "caught-up");
+  assert.ok(!ended.active);
   assert.equal(t.endedStream(lost.id), undefined);
   for (const r of [gone, handed, caughtUp]) assert.ok(t.isDone(r.id), r.id);
   // Not done: taken again at a next lease tick (or left to the instance that holds it).

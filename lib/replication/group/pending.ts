@@ -8,6 +8,7 @@
 import { compareIds, type RedisClient, text } from "../../redis/mod.ts";
 import { chunksBy } from "../_group_by.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
+import type { StreamRef } from "../stream/stream_ref.ts";
 import { goneOr } from "./group.ts";
 
 /** Streams per pipeline. */
@@ -18,12 +19,12 @@ const CHUNK = 1000;
  * per DB and chunk; with `consumer`, those pending for that consumer only
  * (a name, or the consumers a test accepts).
  */
-export async function pendingCounts(
+export async function pendingCounts<T extends { readonly ref: StreamRef }>(
   conn: RedisClient,
-  streams: readonly ReplicatedStream[],
+  streams: readonly T[],
   options: { group: string; consumer?: string | ((name: string) => boolean) },
-): Promise<Map<ReplicatedStream, number | Error>> {
-  const out = new Map<ReplicatedStream, number | Error>();
+): Promise<Map<T, number | Error>> {
+  const out = new Map<T, number | Error>();
   for (const [db, chunk] of chunksBy(streams, (s) => s.ref.db, CHUNK)) {
     const replies = await conn.pipeline(
       db,

@@ -12,7 +12,8 @@ import type { InstanceStatus } from "../sharing/instances.ts";
 import type { MirroredGroupStatus } from "../mirror/group_mirror.ts";
 import type { RedisClient, ServerHealth, ServerHealthStatus } from "../../redis/mod.ts";
 import { pendingCounts } from "../group/pending.ts";
-import type { ReplicatedStream, StreamOutcome, StreamStatus } from "../stream/stream.ts";
+import type { StreamOutcome, StreamStatus } from "../stream/stream.ts";
+import type { ShownStream } from "../stream/ended_stream.ts";
 
 /** Options for {@linkcode Orchestrator.run}. */
 export interface RunOptions {
@@ -62,13 +63,13 @@ export interface OrchestratorStatus {
  * Of `streams` (caught up), those with entries still pending in the group,
  * or whose pending count could not be read: their status says why.
  */
-export async function stillPending(
+export async function stillPending<T extends ShownStream>(
   control: RedisClient,
-  streams: readonly ReplicatedStream[],
+  streams: readonly T[],
   options: { group: string; consumer?: string | ((name: string) => boolean) },
-): Promise<ReplicatedStream[]> {
+): Promise<T[]> {
   if (streams.length === 0) return [];
-  let counts: Map<ReplicatedStream, number | Error>;
+  let counts: Map<T, number | Error>;
   try {
     counts = await pendingCounts(control, streams, options);
   } catch (error) {
@@ -77,7 +78,7 @@ export async function stillPending(
     }
     return [...streams];
   }
-  const out: ReplicatedStream[] = [];
+  const out: T[] = [];
   for (const [s, count] of counts) {
     if (count instanceof Error) {
       s.status.lastError = `Could not check pending entries: ${errorMessage(count)}`;
@@ -102,9 +103,9 @@ export async function stillPending(
 /** Options for {@linkcode runFailures}. */
 export interface RunFailuresOptions {
   /** The streams that ended, by id. */
-  ended: ReadonlyMap<string, ReplicatedStream>;
+  ended: ReadonlyMap<string, ShownStream>;
   /** The streams still running (once mode: interrupted). */
-  active: Iterable<ReplicatedStream>;
+  active: Iterable<ShownStream>;
   /** `run --once`: a stream stopped before it caught up is a failure. */
   once: boolean;
   /** The consumer group, for messages. */

@@ -11,6 +11,15 @@ import { getLog } from "../../log.ts";
 import { compareIds, type RedisClient, type ServerPool } from "../../redis/mod.ts";
 import { readStreamStats, type StreamStats } from "../stream/stats.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
+import { EndedStream } from "../stream/ended_stream.ts";
+
+/** A stream whose stats are kept: running here, or ended (what is kept of it). */
+type Shown = ReplicatedStream | EndedStream;
+
+/** Whether `stream` runs here (not ended). */
+function running(stream: Shown): stream is ReplicatedStream {
+  return !(stream instanceof EndedStream) && !stream.ended;
+}
 import type { StreamRef } from "../stream/stream_ref.ts";
 import { lookBeyondCopies } from "./cover_check.ts";
 import { StallWatch, type StallWatchOptions } from "./stall_watch.ts";
@@ -81,7 +90,7 @@ export interface StatsKeeperOptions {
  * passes), a quiet stream's are then about two strings, not five (~100
  * bytes a stream). The same values, only not copies.
  */
-function shareIds(stats: StreamStats, stream: ReplicatedStream): void {
+function shareIds(stats: StreamStats, stream: Shown): void {
   const top = stream.targetTop;
   const copied = stream.status.lastCopiedId;
   stats.lastCopiedId = same(stats.lastCopiedId, top, copied);
@@ -108,7 +117,7 @@ export class StatsKeeper {
   /** Entries removed from each target stream by something else, last known, by stream id. */
   readonly #removed = new Map<string, number>();
   /** What each stream's copy had done at its last stats refresh. */
-  readonly #marks = new WeakMap<ReplicatedStream, { mark: number; state: string }>();
+  readonly #marks = new WeakMap<Shown, { mark: number; state: string }>();
   #turn = 0;
   #coverFrom = 0;
   readonly #stalls: StallWatch | undefined;
@@ -120,7 +129,7 @@ export class StatsKeeper {
 
   /** Reads the stats of the streams of `all` whose turn it is. */
   async refresh(
-    all: readonly ReplicatedStream[],
+    all: readonly Shown[],
     connections: { source: RedisClient; target: ServerPool },
   ): Promise<void> {
     if (all.length === 0) {
@@ -149,27 +158,29 @@ export class StatsKeeper {
     }
     for (const [stream, top] of confirmed) {
       const st = fresh.get(stream.ref.id);
-      if (!st || st.targetWrongType || top === "0-0" || stream.ended) continue;
+      if (!st || st.targetWrongType || top === "0-0" || !running(stream)) continue;
       if (st.lastCopiedId === "" || compareIds(st.lastCopiedId, top) < 0) {
         this.#options.onTargetBehind?.(stream);
       }
     }
     for (const [stream, top] of confirmed) {
       const st = fresh.get(stream.ref.id);
-      if (!st?.groupExists || st.pending !== 0 || stream.ended) continue;
+      if (!st?.groupExists || st.pending !== 0 || !running(stream)) continue;
       if (compareIds(st.lastDeliveredId, top) > 0) {
         this.#options.onGroupAhead?.(stream, st.lastDeliveredId);
       }
     }
     for (const stream of confirmed.keys()) {
       const st = fresh.get(stream.ref.id);
-      if (st && !stream.ended) {
+      if (st && running(stream)) {
         this.#stalls?.observe(stream, st.lastSourceId);
       }
     }
     if (this.#stalls && refresh.length < all.length) {
       // The others, whose stats wait their turn: one XREAD per 1,000 of them.
-      const others = this.#coverTurn(all.filter((s) => !confirmed.has(s) && s.active));
+      const others = this.#coverTurn(
+        all.filter((s): s is ReplicatedStream => !confirmed.has(s) && running(s) && s.active),
+      );
       const now = Date.now();
       const { behind, caughtUp } = await lookBeyondCopies(connections.source, others);
       for (const s of behind) if (!s.ended) this.#stalls.judge(s, true, now);
@@ -198,11 +209,11 @@ export class StatsKeeper {
    * streams / 1,000 passes, and ten thousand streams that all moved at once
    * (a backfill) are refreshed over ten passes, not in one.
    */
-  #due(all: readonly ReplicatedStream[]): ReplicatedStream[] {
+  #due(all: readonly Shown[]): Shown[] {
     if (all.length <= STATS_PER_PASS) return [...all];
     const cap = STATS_PER_PASS;
-    const due: ReplicatedStream[] = [];
-    const quiet: ReplicatedStream[] = [];
+    const due: Shown[] = [];
+    const quiet: Shown[] = [];
     for (const s of all) {
       const st = s.status;
       // The counters only grow: their sum moves whenever one does.
@@ -259,7 +270,7 @@ export class StatsKeeper {
    * written again below its last entry: one WARNING per stream and pass in
    * which more are found, with how many and up to which ID, and the metric.
    */
-  #reportRemoved(stats: Map<string, StreamStats>, streams: readonly ReplicatedStream[]): void {
+  #reportRemoved(stats: Map<string, StreamStats>, streams: readonly Shown[]): void {
     for (const stream of streams) {
       const st = stats.get(stream.ref.id);
       if (!st) continue;

@@ -26,6 +26,7 @@ import { runFailures, type RunResult, stillPending } from "./run_result.ts";
 import type { StatsKeeper } from "./stats_keeper.ts";
 import type { ReplicatedStream, StreamOutcome, StreamStatus } from "../stream/stream.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
+import { EndedStream } from "../stream/ended_stream.ts";
 import { GoneStreams } from "./_gone_log.ts";
 import { EarlierRuns } from "./_stream_counts.ts";
 import { Draining } from "./_draining.ts";
@@ -53,8 +54,8 @@ export interface StreamTableOptions {
 export class StreamTable {
   /** Streams replicating now, by id. */
   readonly #running = new Map<string, ReplicatedStream>();
-  /** Streams that ended (but gone and released ones), for status and the result. */
-  readonly #ended = new Map<string, ReplicatedStream>();
+  /** Streams that ended (but gone and released ones), for status and the result: what is kept of them. */
+  readonly #ended = new Map<string, EndedStream>();
   /** How each stream that ended, ended. */
   readonly #outcomes = new Map<string, StreamOutcome>();
   /** Streams that were gone once (copied whole if they come back). */
@@ -79,6 +80,8 @@ export class StreamTable {
   readonly #handing = new Set<string>();
   readonly #warned = new Map<string, string>();
   readonly #o: StreamTableOptions;
+  /** Resolves the wait of {@linkcode allEnded} when no stream runs any more. */
+  #noneRunning: (() => void) | undefined;
   /** Every stream's end listener (one function, not a closure per stream). */
   readonly #endListener = (outcome: StreamOutcome, s: ReplicatedStream) => this.#onEnd(s, outcome);
 
@@ -105,7 +108,7 @@ export class StreamTable {
   }
 
   /** The streams that ended caught up in this run (`run --once`). */
-  caughtUp(): ReplicatedStream[] {
+  caughtUp(): EndedStream[] {
     return [...this.#outcomes].filter(([, o]) => o === "caught-up")
       .map(([id]) => this.#ended.get(id)).filter((s) => s !== undefined);
   }
@@ -116,12 +119,12 @@ export class StreamTable {
   }
 
   /** The stream `id` if it ran in this run and ended (not gone, not released). */
-  endedStream(id: string): ReplicatedStream | undefined {
+  endedStream(id: string): EndedStream | undefined {
     return this.#ended.get(id);
   }
 
   /** Every stream seen in this run and still shown: ended ones first, then those running. */
-  shownStreams(): ReplicatedStream[] {
+  shownStreams(): Array<ReplicatedStream | EndedStream> {
     return [...this.#ended.values(), ...this.#running.values()];
   }
 
@@ -292,11 +295,16 @@ export class StreamTable {
       const waits: Promise<unknown>[] = [aborted];
       // None running (all of them lost their lease, say): only the recheck, never an empty
       // Promise.all, which resolves at once and would spin this loop.
+      // One promise for all of them, not one a stream (~300 bytes each at 100,000).
       if (this.#running.size > 0) {
-        waits.push(Promise.all([...this.#running.values()].map((s) => s.done)));
+        waits.push(new Promise<void>((resolve) => (this.#noneRunning = resolve)));
       }
       if (options.waiting()) waits.push(options.recheck());
-      await Promise.race(waits);
+      try {
+        await Promise.race(waits);
+      } finally {
+        this.#noneRunning = undefined;
+      }
     }
   }
 
@@ -358,6 +366,7 @@ export class StreamTable {
   #onEnd(stream: ReplicatedStream, outcome: StreamOutcome): void {
     const ref = stream.ref;
     if (this.#running.get(ref.id) === stream) this.#running.delete(ref.id);
+    if (this.#running.size === 0) this.#noneRunning?.();
     this.#o.owners.release(ref);
     this.#o.onLeaseEnd?.(stream, outcome === "released");
     if (outcome === "released" && !this.#handing.has(ref.id)) {
@@ -380,7 +389,7 @@ export class StreamTable {
       this.#o.stats.stats.delete(ref.id);
       this.#earlier.forget(ref.id);
       this.#goneBefore.add(ref.id);
-    } else this.#ended.set(ref.id, stream);
+    } else this.#ended.set(ref.id, new EndedStream(stream));
     const status = stream.status;
     if (outcome === "error") {
       this.warnOnce(

@@ -222,6 +222,7 @@ export class StreamLife {
     this.#listener = this.#subject = undefined;
     if (listener) queueMicrotask(() => listener(outcome, subject));
     this.#resolve?.(outcome);
+    this.#resolve = undefined;
     return true;
   }
 
