@@ -10,9 +10,11 @@ import {
   EXPOSITION_CONTENT_TYPE,
   Gauge,
   Histogram,
+  KeyedCounter,
   Registry,
 } from "../lib/ops/prometheus.ts";
 import { Metrics } from "../lib/ops/metrics.ts";
+import { makeStreamRef } from "../lib/replication/mod.ts";
 
 Deno.test("counters expose HELP, TYPE and one line per label set, summed, in label order", () => {
   const registry = new Registry();
@@ -35,6 +37,37 @@ Deno.test("counters expose HELP, TYPE and one line per label set, summed, in lab
     "# HELP copied_total Entries copied\n# TYPE copied_total counter\n" +
       'copied_total{db="1",stream="payments"} 2\n',
   );
+});
+
+Deno.test("a keyed counter counts by the caller's key and renders labels (escaped) only when exposed; removing a key drops its series", () => {
+  const registry = new Registry();
+  let rendered = 0;
+  const copied = new KeyedCounter<{ id: string; db: number; key: string }>(registry, {
+    name: "copied_total",
+    help: "Entries copied",
+    labelNames: ["db", "stream"],
+    keyOf: (s) => s.id,
+    labelsOf: (s) => {
+      rendered++;
+      return { db: String(s.db), stream: s.key };
+    },
+  });
+  const orders = { id: "0:orders", db: 0, key: 'or"ders' };
+  copied.inc(orders, 3);
+  copied.inc({ ...orders }); // another object for the same stream: one series
+  copied.inc({ id: "1:payments", db: 1, key: "payments" }, 2);
+  assert.equal(rendered, 0);
+  const text = "# HELP copied_total Entries copied\n# TYPE copied_total counter\n" +
+    'copied_total{db="0",stream="or\\"ders"} 4\ncopied_total{db="1",stream="payments"} 2\n';
+  assert.equal(registry.metrics(), text);
+  assert.equal(registry.metrics(), text); // exposing twice counts nothing twice
+  copied.remove(orders);
+  assert.equal(
+    registry.metrics(),
+    "# HELP copied_total Entries copied\n# TYPE copied_total counter\n" +
+      'copied_total{db="1",stream="payments"} 2\n',
+  );
+  assert.throws(() => copied.inc(orders, -1), /cannot go down/);
 });
 
 Deno.test("label values with backslashes, quotes and newlines are escaped, HELP text too", () => {
@@ -147,4 +180,26 @@ Deno.test("a histogram counts a run of equal values at once: the same buckets, s
   assert.equal(once.metrics(), oneByOne.metrics());
   assert.match(once.metrics(), /^delay_seconds_bucket\{le="0\.01"\} 100$/m);
   assert.match(once.metrics(), /^delay_seconds_count 100$/m);
+});
+
+Deno.test("a stream's entry counters are dropped when it is gone and kept when it ends otherwise", () => {
+  const metrics = new Metrics("test");
+  const hooks = metrics.hooks();
+  const orders = makeStreamRef(0, "orders");
+  const payments = makeStreamRef(0, "payments");
+  const batch = { written: 2, skipped: 1, ms: 1, ids: [], deleted: 0 };
+  hooks.onBatch?.(orders, batch);
+  hooks.onBatch?.(payments, batch);
+  hooks.onBatch?.(makeStreamRef(0, "orders"), batch); // the same stream, another ref object
+  const line = (name: string, key: string, n: number) =>
+    `redis_stream_sync_${name}{db="0",stream="${key}"} ${n}\n`;
+  let text = metrics.text();
+  assert.ok(text.includes(line("entries_replicated_total", "orders", 4)), text);
+  assert.ok(text.includes(line("entries_skipped_total", "orders", 2)), text);
+  hooks.onStreamEnd?.(orders, "gone");
+  hooks.onStreamEnd?.(payments, "caught-up");
+  text = metrics.text();
+  assert.ok(!text.includes('stream="orders"'), text);
+  assert.ok(text.includes(line("entries_replicated_total", "payments", 2)), text);
+  assert.ok(text.includes(line("entries_skipped_total", "payments", 1)), text);
 });

@@ -6,7 +6,14 @@
  * @module
  */
 import process from "node:process";
-import { Counter, EXPOSITION_CONTENT_TYPE, Gauge, Histogram, Registry } from "./prometheus.ts";
+import {
+  Counter,
+  EXPOSITION_CONTENT_TYPE,
+  Gauge,
+  Histogram,
+  KeyedCounter,
+  Registry,
+} from "./prometheus.ts";
 import { ReplicationDelay } from "./delay.ts";
 import type {
   InstanceStatus,
@@ -25,8 +32,8 @@ export class Metrics {
   /** The registry served on /metrics. */
   readonly registry: Registry;
   #status: () => OrchestratorStatus | undefined = () => undefined;
-  #replicated: Counter;
-  #skipped: Counter;
+  #replicated: KeyedCounter<StreamRef>;
+  #skipped: KeyedCounter<StreamRef>;
   #writeErrors: Counter;
   #readErrors: Counter;
   #trimmed: Counter;
@@ -48,15 +55,20 @@ export class Metrics {
       labelNames: ["version", "deno", "v8"],
       collect: (g) => g.set({ version, deno: Deno.version.deno, v8: Deno.version.v8 }, 1),
     });
-    this.#replicated = new Counter(registry, {
+    // Counted at every write: kept by stream id, labelled when exposed.
+    this.#replicated = new KeyedCounter(registry, {
       name: `${PREFIX}entries_replicated_total`,
       help: "Entries written to the target (and acknowledged on the source)",
       labelNames: STREAM_LABELS,
+      keyOf: (ref) => ref.id,
+      labelsOf: streamLabels,
     });
-    this.#skipped = new Counter(registry, {
+    this.#skipped = new KeyedCounter(registry, {
       name: `${PREFIX}entries_skipped_total`,
       help: "Entries found already on the target (re-deliveries) and only acknowledged",
       labelNames: STREAM_LABELS,
+      keyOf: (ref) => ref.id,
+      labelsOf: streamLabels,
     });
     this.#writeErrors = new Counter(registry, {
       name: `${PREFIX}write_errors_total`,
@@ -254,9 +266,8 @@ export class Metrics {
     return {
       onBatch: (stream, batch) => {
         const { written, skipped, ms } = batch;
-        const labels = streamLabels(stream);
-        if (written > 0) this.#replicated.inc(labels, written);
-        if (skipped > 0) this.#skipped.inc(labels, skipped);
+        if (written > 0) this.#replicated.inc(stream, written);
+        if (skipped > 0) this.#skipped.inc(stream, skipped);
         this.#batchSeconds.observe(ms / 1000);
         this.#delay.observe(batch);
       },
@@ -282,8 +293,8 @@ export class Metrics {
       onStreamEnd: (stream, outcome) => {
         if (outcome !== "gone") return;
         const labels = streamLabels(stream);
-        this.#replicated.remove(labels);
-        this.#skipped.remove(labels);
+        this.#replicated.remove(stream);
+        this.#skipped.remove(stream);
         for (const kind of this.#errorKinds.get(stream.id) ?? []) {
           this.#writeErrors.remove({ ...labels, kind });
         }
