@@ -47,6 +47,8 @@ const STALE_READ_WINDOW_MS = 15 * 60_000;
 export const WAIT_MS_PER_STREAM = 5;
 /** A wait over many streams blocks this long at most (ms). */
 export const MAX_WAIT_MS = 30_000;
+/** Streams read after a wake-up that a reader keeps track of until its next wait, at most. */
+const MAX_READ_WOKEN = 64;
 
 /** One read of a round trip: its streams, and (a blocking read) the encoded `STREAMS ...` part. */
 export interface ReaderCommand {
@@ -71,6 +73,8 @@ export abstract class StreamReader {
   protected readonly notified = new Set<ReplicatedStream>();
   /** Streams a wait that takes nothing saw entries of (see `NextPassContext.woken`). */
   protected readonly woken = new Set<ReplicatedStream>();
+  /** Streams read because a wait saw entries of them, since the reader last asked (`takeReadWoken`). */
+  #readWoken: ReplicatedStream[] = [];
   readonly #command: ReadCommand;
   readonly #streams = new Set<ReplicatedStream>();
   readonly #backoff: Backoff;
@@ -364,11 +368,21 @@ export abstract class StreamReader {
     } finally {
       for (const c of commands) {
         for (const s of c.streams) {
-          this.woken.delete(s); // its read's reply (or failure) tells what comes next
+          // Its read's reply (or failure) tells what comes next.
+          if (this.woken.delete(s) && this.#readWoken.length < MAX_READ_WOKEN) {
+            this.#readWoken.push(s);
+          }
           if (--s.readsInFlight === 0) this.hooks.idle(s);
         }
       }
     }
+  }
+
+  /** The streams read because a wait saw entries of them, since the last call. */
+  protected takeReadWoken(): ReplicatedStream[] {
+    const out = this.#readWoken;
+    this.#readWoken = [];
+    return out;
   }
 
   /** Hands the reply of a blocking read of DB `db` to the few streams it names. */
