@@ -5,6 +5,7 @@ import {
   flatEntriesAt,
   PARSE_BYTE_STRINGS,
   PARSE_SKIP_BULKS,
+  PARSE_TEXT,
   PARSE_VALUES,
   type ParseMode,
   rawArraysAt,
@@ -894,6 +895,7 @@ Deno.test("parse modes are named: rawArraysAt, entriesAt and flatEntriesAt take 
     PARSE_VALUES,
     PARSE_SKIP_BULKS,
     PARSE_BYTE_STRINGS,
+    PARSE_TEXT,
     rawArraysAt(0),
     rawArraysAt(3),
     entriesAt(0),
@@ -1084,6 +1086,45 @@ Deno.test("PARSE_BYTE_STRINGS gives every bulk string as one character per byte,
     got.forEach((s, i) => {
       assert.equal(typeof s, "string");
       assert.deepEqual(latin1(s), keys[i], `key ${i} of ${keys[i].length} bytes`);
+    });
+  }
+});
+
+Deno.test("PARSE_TEXT gives every bulk string as TextDecoder's UTF-8 text of its bytes (ASCII, multi-byte, malformed, long), nested, however the reply is split", () => {
+  const random = prng(11);
+  const samples: Uint8Array[] = [
+    UTF8.encode(""),
+    UTF8.encode("last-delivered-id"),
+    UTF8.encode("1796500642485-1"),
+    UTF8.encode("größe ✓ 数据"),
+    new Uint8Array([0x61, 0xff, 0x62, 0xc3]), // malformed: replaced as TextDecoder does
+    new Uint8Array([0x7f, 0x80, 0x00]),
+    UTF8.encode("x".repeat(64)),
+    UTF8.encode("y".repeat(65)),
+    UTF8.encode("é".repeat(40)),
+    ...Array.from({ length: 60 }, (_, n) => randomBytes(random, n * 3)),
+  ];
+  const bytes = encode(array(bulk("0"), array(...samples.map((s) => array(bulk(s), int(1))))));
+  const decoder = new TextDecoder();
+  for (const chunk of [() => bytes.length, () => 1, () => 1 + Math.floor(random() * 100)]) {
+    const replies: RespValue[] = [];
+    const parser = new RespParser();
+    let offset = 0;
+    while (offset < bytes.length) {
+      const room = parser.writable();
+      const n = Math.min(room.length, Math.max(1, chunk()), bytes.length - offset);
+      room.set(bytes.subarray(offset, offset + n));
+      offset += n;
+      parser.commit(n);
+      parser.parse(() => PARSE_TEXT, (value) => replies.push(value));
+    }
+    assert.equal(replies.length, 1);
+    const [cursor, got] = replies[0] as [string, Array<[string, number]>];
+    assert.equal(cursor, "0");
+    assert.equal(got.length, samples.length);
+    got.forEach(([s, one], i) => {
+      assert.equal(s, decoder.decode(samples[i]), `sample ${i} of ${samples[i].length} bytes`);
+      assert.equal(one, 1);
     });
   }
 });

@@ -16,7 +16,7 @@ import {
 } from "../errors.ts";
 import type { EndpointTls } from "./endpoint.ts";
 import { type ByteConn, connectTls } from "./_tls_conn.ts";
-import { PARSE_VALUES, type ParseMode } from "./parse_mode.ts";
+import { PARSE_TEXT, PARSE_VALUES, type ParseMode } from "./parse_mode.ts";
 import { RawArray, RespParser, type RespValue } from "./resp_parser.ts";
 import { RespWriter } from "./resp_writer.ts";
 
@@ -207,7 +207,12 @@ export class Socket {
 
   async #readLoop(): Promise<void> {
     const parser = this.#parser;
-    const mode = () => this.#queue[this.#head]?.parse ?? PARSE_VALUES;
+    // A reply asked for as text is decoded as it is parsed, not made views first.
+    const mode = () => {
+      const entry = this.#queue[this.#head];
+      if (entry === undefined) return PARSE_VALUES;
+      return entry.parse === PARSE_VALUES && !entry.buffers ? PARSE_TEXT : entry.parse;
+    };
     const onReply = (value: RespValue) => this.#onReply(value);
     try {
       while (!this.#dead) {

@@ -18,10 +18,11 @@ import {
   FLAT_ENTRIES_BASE,
   PARSE_BYTE_STRINGS,
   PARSE_SKIP_BULKS,
+  PARSE_TEXT,
   type ParseMode,
 } from "./parse_mode.ts";
 import { errorReply, status } from "./_reply_lines.ts";
-import { byteString, RawArray, RawEntry } from "./resp_values.ts";
+import { byteString, RawArray, RawEntry, utf8String } from "./resp_values.ts";
 
 export { RawArray, RawEntry };
 
@@ -129,6 +130,7 @@ export class RespParser {
   #flatDepth = -1;
   #skip = false;
   #byteStrings = false;
+  #text = false;
   #inReply = false;
 
   /** Bytes received and not parsed yet. */
@@ -169,6 +171,7 @@ export class RespParser {
         this.#rawDepth = m >= ENTRIES_BASE ? -1 : m;
         this.#skip = m === PARSE_SKIP_BULKS;
         this.#byteStrings = m === PARSE_BYTE_STRINGS;
+        this.#text = m === PARSE_TEXT;
         this.#inReply = true;
       }
       const top = this.#stack.length > 0 ? this.#stack[this.#stack.length - 1] : undefined;
@@ -196,6 +199,7 @@ export class RespParser {
           top!.idEnd = start + n;
           top!.next = AT_COUNT;
         } else if (this.#byteStrings) this.#emit(byteString(buf, start, n), onReply);
+        else if (this.#text) this.#emit(utf8String(buf, start, n), onReply);
         else this.#emit(this.#skip ? SKIPPED : buf.subarray(start, start + n), onReply);
         continue;
       }

@@ -120,11 +120,37 @@ const CODES: number[] = [];
 
 /** `n` bytes of `buf` from `start` as a string of one character per byte. */
 export function byteString(buf: Uint8Array, start: number, n: number): string {
+  return n <= 64 ? shortByteString(buf, start, n) : longByteString(buf, start, n);
+}
+
+const UTF8 = new TextDecoder();
+
+/**
+ * The bytes `buf[start, start + n)` decoded as UTF-8 (malformed sequences
+ * replaced, as `TextDecoder` does): short ASCII ones without the decoder
+ * (the same text).
+ */
+export function utf8String(buf: Uint8Array, start: number, n: number): string {
   if (n <= 64) {
-    CODES.length = n;
-    for (let i = 0; i < n; i++) CODES[i] = buf[start + i];
-    return String.fromCharCode.apply(null, CODES);
+    let ascii = true;
+    for (let i = start; i < start + n; i++) {
+      if (buf[i] > 0x7f) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return shortByteString(buf, start, n);
   }
+  return UTF8.decode(buf.subarray(start, start + n));
+}
+
+function shortByteString(buf: Uint8Array, start: number, n: number): string {
+  CODES.length = n;
+  for (let i = 0; i < n; i++) CODES[i] = buf[start + i];
+  return String.fromCharCode.apply(null, CODES);
+}
+
+function longByteString(buf: Uint8Array, start: number, n: number): string {
   let out = "";
   for (let i = start; i < start + n; i += 4096) {
     const part = buf.subarray(i, Math.min(start + n, i + 4096));
