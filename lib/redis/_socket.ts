@@ -207,11 +207,14 @@ export class Socket {
 
   async #readLoop(): Promise<void> {
     const parser = this.#parser;
-    // A reply asked for as text is decoded as it is parsed, not made views first.
+    // A reply asked for as text is decoded as it is parsed, not made views first. Not on a
+    // subscriber's connection: a pub/sub message may come before the reply awaited (a PING),
+    // and is told apart, and its key kept, as bytes.
+    const push = this.#options.onPush !== undefined;
     const mode = () => {
       const entry = this.#queue[this.#head];
       if (entry === undefined) return PARSE_VALUES;
-      return entry.parse === PARSE_VALUES && !entry.buffers ? PARSE_TEXT : entry.parse;
+      return entry.parse === PARSE_VALUES && !entry.buffers && !push ? PARSE_TEXT : entry.parse;
     };
     const onReply = (value: RespValue) => this.#onReply(value);
     try {

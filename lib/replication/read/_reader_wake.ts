@@ -105,6 +105,21 @@ export class ReaderWake {
     if (ending) this.poke(ending);
   }
 
+  /** Keeps a poke for the blocking read about to start (see `blockStarted`). */
+  #keep(ctx: UnblockContext): void {
+    // Many pokes (thousands of streams) are one that always ends the read.
+    if (this.#missed.length < MISSED_POKES) this.#missed.push(ctx);
+    else {
+      this.#missed = [{
+        mustEnd: () => true,
+        get clientId() {
+          return ctx.clientId;
+        },
+        unblock: ctx.unblock,
+      }];
+    }
+  }
+
   /** The blocking read ended. */
   blockEnded(): void {
     this.#blocking = false;
@@ -114,21 +129,13 @@ export class ReaderWake {
 
   /** Wakes the wait, or unblocks the blocking read when `ctx.mustEnd()` (once per read). */
   poke(ctx: UnblockContext): void {
-    if (this.wakeUp()) return;
-    if (!this.#blocking) {
-      // Many pokes (thousands of streams) are one that always ends the read.
-      if (this.#missed.length < MISSED_POKES) this.#missed.push(ctx);
-      else {
-        this.#missed = [{
-          mustEnd: () => true,
-          get clientId() {
-            return ctx.clientId;
-          },
-          unblock: ctx.unblock,
-        }];
-      }
+    if (this.wakeUp()) {
+      // A sleep before a blocking read listed already (a fenced reader letting writes go
+      // first) is followed by that read, not by a new look: the poke is kept for it.
+      this.#keep(ctx);
       return;
     }
+    if (!this.#blocking) return this.#keep(ctx);
     if (this.#unblockSent || !ctx.mustEnd()) return;
     const clientId = ctx.clientId;
     if (clientId === undefined) return; // still connecting: its read starts after this
