@@ -24,6 +24,7 @@ import { TargetOwners } from "../write/target_owners.ts";
 import { StreamTable } from "./stream_table.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
 import { sayStarted } from "./_start_log.ts";
+import { startInWaves, type StartSummary } from "./_start_waves.ts";
 import { mirrorTrims } from "../write/trim.ts";
 import { Ownership } from "../sharing/ownership.ts";
 import { keepOwnership } from "./ownership_loop.ts";
@@ -325,7 +326,10 @@ export class Orchestrator {
       ttlMs: this.#settings.sharing!.ttlMs,
       engine: this.#engine!,
       table: this.#table,
-      start: (refs) => this.#startBegun(refs, () => true),
+      start: async (refs) => {
+        const said = await this.#startBegun(refs);
+        if (refs.length > 0) sayStarted(said.started, () => true, said.created);
+      },
       onChange: this.#hooks.onLeases,
     }).catch((error) => this.#conflict.abort(error));
   }
@@ -377,18 +381,28 @@ export class Orchestrator {
       : begun;
     const mine = new Set(taken); // only the streams that run here own their target stream here
     this.#table.notTaken(begun.filter((ref) => !mine.has(ref) || signal.aborted));
-    if (!signal.aborted) await this.#startBegun(taken, (ref) => held.has(ref));
+    await startInWaves(taken, {
+      signal,
+      start: (wave, said) => this.#startBegun(wave, said),
+      moved: (ref) => held.has(ref),
+      table: this.#table,
+    });
   }
 
-  /** Starts `refs` (begun with `beginStart`); `moved`: their lease was another instance's. */
-  async #startBegun(fresh: StreamRef[], moved = (_: StreamRef) => false): Promise<void> {
-    if (fresh.length === 0) return;
+  /** Starts `refs` (begun with `beginStart`), adding what started to `said`. */
+  async #startBegun(
+    fresh: StreamRef[],
+    said: StartSummary = { started: [], created: 0 },
+  ): Promise<StartSummary> {
+    if (fresh.length === 0) return said;
     try {
       const { created, streams } = await this.#engine!.start(fresh, {
         startId: (ref) => this.#startId(ref),
       });
       this.#table.started(streams);
-      sayStarted(streams.filter((s) => !s.ended).map((s) => s.ref), moved, created);
+      for (const s of streams) if (!s.ended) said.started.push(s.ref);
+      said.created += created;
+      return said;
     } finally {
       this.#table.endStart(fresh);
     }
