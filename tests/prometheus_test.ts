@@ -203,3 +203,18 @@ Deno.test("a stream's entry counters are dropped when it is gone and kept when i
   assert.ok(text.includes(line("entries_replicated_total", "payments", 2)), text);
   assert.ok(text.includes(line("entries_skipped_total", "payments", 1)), text);
 });
+
+Deno.test("one exposition asks for the service's status once, whatever the number of gauges that read it, and the next asks again", () => {
+  const metrics = new Metrics("test");
+  let asked = 0;
+  metrics.setStatusSource(() => {
+    asked++; // at 100,000 streams, making it took ~0.35 s
+    return undefined;
+  });
+  metrics.text();
+  assert.equal(asked, 1);
+  metrics.text();
+  assert.equal(asked, 2);
+  metrics.registry.metrics(); // outside an exposition of `text`: asked each time, never stale
+  assert.ok(asked > 2);
+});

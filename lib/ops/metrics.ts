@@ -32,6 +32,9 @@ export class Metrics {
   /** The registry served on /metrics. */
   readonly registry: Registry;
   #status: () => OrchestratorStatus | undefined = () => undefined;
+  /** The status of the exposition being made (`text`): read once, by every gauge. */
+  #scrape: { status: OrchestratorStatus | undefined } | undefined;
+  #inScrape = false;
   #replicated: KeyedCounter<StreamRef>;
   #skipped: KeyedCounter<StreamRef>;
   #writeErrors: Counter;
@@ -111,7 +114,12 @@ export class Metrics {
         "Time to write one write of a stream (one MULTI/EXEC, up to 25,000 entries) to the target",
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     });
-    const status = () => this.#status();
+    // One status per exposition: made for every gauge, it took 2.3-4.5 s a scrape at 100,000
+    // streams (their statuses made and sorted seven times), all of it on the main thread.
+    const status = () => {
+      if (!this.#inScrape) return this.#status();
+      return (this.#scrape ??= { status: this.#status() }).status;
+    };
     this.#delay = new ReplicationDelay(registry, { prefix: PREFIX, status });
     const perServer = (name: string, help: string, value: (h: ServerHealthStatus) => number) =>
       new Gauge(registry, {
@@ -305,7 +313,13 @@ export class Metrics {
 
   /** The Prometheus text exposition. */
   text(): string {
-    return this.registry.metrics();
+    this.#inScrape = true;
+    try {
+      return this.registry.metrics();
+    } finally {
+      this.#inScrape = false;
+      this.#scrape = undefined;
+    }
   }
 
   /** The content type of {@linkcode Metrics.text}. */
