@@ -19,7 +19,7 @@ import { groupBy } from "../_group_by.ts";
 import { type InstanceIdentity, InstanceRegistry, type InstanceStatus } from "./instances.ts";
 import { ConnectedInstances } from "./_connected_instances.ts";
 import { OlderVersionGate } from "./_older_versions.ts";
-import { type HeldBucket, LeaseKeeper, preferredOwner } from "./lease.ts";
+import { type HeldBucket, LeaseKeeper, NOTHING_GIVEN_BACK, preferredOwner } from "./lease.ts";
 import type { Scheduler } from "../scheduler.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
 
@@ -359,12 +359,17 @@ export class Ownership {
   ended(ref: StreamRef, released: boolean): void {
     if (!this.#leases) return;
     if (released) this.#leases.forget(ref);
-    else this.release([ref]).catch(() => {});
+    else {
+      const giving = this.#leases.release([ref]);
+      // A failed give-back is no loss (the lease expires after STREAM_LEASE_TTL); no handler
+      // made for the streams whose bucket stays held (most of them).
+      if (giving !== NOTHING_GIVEN_BACK) giving.catch(() => {});
+    }
   }
 
   /** The streams of `refs` stopped here: their buckets are given back when nothing of them runs here. */
-  async release(refs: readonly StreamRef[]): Promise<void> {
-    if (refs.length > 0) await this.leases.release(refs);
+  release(refs: readonly StreamRef[]): Promise<void> {
+    return refs.length > 0 ? this.leases.release(refs) : NOTHING_GIVEN_BACK;
   }
 
   /** At shutdown: every lease back, this instance out of the registry. */
