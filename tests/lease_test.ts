@@ -25,6 +25,7 @@ import {
 } from "../lib/replication/sharing/_lease_scripts.ts";
 import { InstanceRegistry } from "../lib/replication/sharing/instances.ts";
 import { LeaseKeeper } from "../lib/replication/sharing/lease.ts";
+import { bucketOf } from "../lib/replication/sharing/lease_key.ts";
 import { makeStreamRef } from "../lib/replication/stream/stream_ref.ts";
 import { connect, RedisServer } from "../testing/redis.ts";
 
@@ -318,4 +319,28 @@ Deno.test("a fenced claim gives the entries XAUTOCLAIM gives, bytes and all, wit
   }
   assert.deepEqual(steps, ["9/1", "10/0", "5/0"]);
   await assert.rejects(fenced("0-0", "box/other"), /LEASELOST/);
+});
+
+Deno.test("a stream's bucket is its key's slot (modulo 256 on one server), one object per DB and bucket, hash tags and cluster mode included", () => {
+  const conn = new RedisConnection({ role: "source", host: "127.0.0.1", port: 1 });
+  const standalone = new LeaseKeeper(conn, { group: GROUP, value: "v", ttlMs: 10_000 });
+  const cluster = new LeaseKeeper(conn, { group: GROUP, value: "v", ttlMs: 10_000, cluster: true });
+  const keys = ["a", "device:7:stream", "{user1}:orders", "x{user1}y", "{}plain", "\u00ff\u0000"];
+  for (let i = 0; i < 2000; i++) keys.push(`device:${i}:stream`);
+  for (const db of [0, 3]) {
+    for (const key of keys) {
+      const bytes = new TextEncoder().encode(key);
+      const ref = makeStreamRef(db, key);
+      const b = standalone.bucketOf(ref);
+      assert.deepEqual([b.db, b.n, b.id], [db, bucketOf(bytes), `db${db}:${bucketOf(bytes)}`]);
+      assert.equal(standalone.bucketOf(makeStreamRef(db, key)), b, "the same object each time");
+      assert.equal(cluster.bucketOf(ref).n, bucketOf(bytes, { cluster: true }));
+    }
+  }
+  assert.notEqual(
+    standalone.bucketOf(makeStreamRef(0, "a")),
+    standalone.bucketOf(makeStreamRef(3, "a")),
+    "a bucket per DB",
+  );
+  conn.close();
 });

@@ -447,3 +447,21 @@ Deno.test("reset() after a take() only drops what was encoded since, not the vie
   assertBytes(writer.take(), expectedCommand(["GET", "z"]));
   assertBytes(taken, copy);
 });
+
+Deno.test("a writer lets go of a buffer grown for a big pipeline once it is taken, and the bytes it handed out stay right until the next take", () => {
+  const w = new RespWriter();
+  const small = w.keptBytes;
+  const big = new Uint8Array(2 * 1024 * 1024).fill(7);
+  w.command(["SET", "k", big]);
+  const out = w.take();
+  assert.equal(out.length > big.length, true);
+  assert.ok(w.keptBytes <= 2 * small, `kept ${w.keptBytes} bytes after the big take`);
+  w.command(["PING"]);
+  assert.equal(out[out.length - 3], 7, "the big view still holds its bytes");
+  assert.deepEqual(w.take(), latin1("*1\r\n$4\r\nPING\r\n"));
+  for (let i = 0; i < 4; i++) {
+    w.command(["SET", "k", new Uint8Array(40 * 1024)]);
+    w.take();
+  }
+  assert.ok(w.keptBytes <= 128 * 1024, `kept ${w.keptBytes} bytes after pipelines of 40 kB`);
+});

@@ -6,7 +6,7 @@
  * it saves is measured by the bench's row q, in docs/performance.md R24).
  */
 import assert from "node:assert/strict";
-import { START_WAVE, startInWaves } from "../lib/replication/run/_start_waves.ts";
+import { notTakenOf, START_WAVE, startInWaves } from "../lib/replication/run/_start_waves.ts";
 import { makeStreamRef, type StreamRef } from "../lib/replication/stream/stream_ref.ts";
 import { captureLogs } from "./_replication.ts";
 
@@ -82,4 +82,16 @@ Deno.test("a stop between waves leaves the later waves' streams not taken; a fai
   );
   assert.deepEqual(f.endStart, all.slice(2 * START_WAVE)); // the failed wave's own: by its start
   assert.deepEqual(f.notTaken, []);
+});
+
+Deno.test("the streams begun but not taken are those whose lease another instance holds, or all of them once stopped", () => {
+  const [a, b, c] = ["a", "b", "c"].map((k) => makeStreamRef(0, k));
+  const running = new AbortController();
+  assert.deepEqual(notTakenOf([a, b, c], [a, c], running.signal), [b]);
+  assert.deepEqual(notTakenOf([a, b, c], [], running.signal), [a, b, c]);
+  const all = [a, b, c];
+  assert.deepEqual(notTakenOf(all, all, running.signal), []);
+  const stopped = new AbortController();
+  stopped.abort();
+  assert.deepEqual(notTakenOf([a, b, c], [a, c], stopped.signal), [a, b, c]);
 });

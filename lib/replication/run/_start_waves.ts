@@ -66,3 +66,18 @@ export async function startInWaves(
     }
   }
 }
+
+/**
+ * Of `begun`, those not `taken` (all of them once `signal` aborted). Its set
+ * of 100,000 is let go on return, not kept while the streams start.
+ */
+export function notTakenOf(
+  begun: readonly StreamRef[],
+  taken: readonly StreamRef[],
+  signal: AbortSignal,
+): StreamRef[] {
+  if (signal.aborted) return [...begun];
+  if (taken === begun) return [];
+  const mine = new Set(taken);
+  return begun.filter((ref) => !mine.has(ref));
+}

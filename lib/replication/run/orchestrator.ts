@@ -24,7 +24,7 @@ import { TargetOwners } from "../write/target_owners.ts";
 import { StreamTable } from "./stream_table.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
 import { sayStarted } from "./_start_log.ts";
-import { startInWaves, type StartSummary } from "./_start_waves.ts";
+import { notTakenOf, startInWaves, type StartSummary } from "./_start_waves.ts";
 import { mirrorTrims } from "../write/trim.ts";
 import { Ownership } from "../sharing/ownership.ts";
 import { keepOwnership } from "./ownership_loop.ts";
@@ -379,8 +379,8 @@ export class Orchestrator {
         throw error;
       })
       : begun;
-    const mine = new Set(taken); // only the streams that run here own their target stream here
-    this.#table.notTaken(begun.filter((ref) => !mine.has(ref) || signal.aborted));
+    // Only the streams that run here own their target stream here.
+    this.#table.notTaken(notTakenOf(begun, taken, signal));
     await startInWaves(taken, {
       signal,
       start: (wave, said) => this.#startBegun(wave, said),

@@ -18,7 +18,7 @@
 import type { RedisClient } from "../../redis/mod.ts";
 import { ACQUIRE, RELEASE, RENEW, TAKE_OVER } from "./_lease_scripts.ts";
 import { groupBy } from "../_group_by.ts";
-import { bucketLeaseKey, bucketOf } from "./lease_key.ts";
+import { bucketLeaseKey, clusterSlot, STANDALONE_BUCKETS } from "./lease_key.ts";
 
 export { preferredOwner } from "./_rendezvous.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
@@ -101,9 +101,13 @@ export class LeaseKeeper {
   readonly #o: LeaseKeeperOptions;
   /** Held buckets by id. */
   readonly #held = new Map<string, HeldBucket>();
-  readonly #buckets = new WeakMap<StreamRef, Bucket>();
-  /** Each bucket once, by id, shared by its streams (an object and an id each: ~70 bytes a stream). */
-  readonly #bucketsById = new Map<string, Bucket>();
+  /**
+   * Each bucket once, by DB and number, shared by its streams. A stream's
+   * bucket number is computed again at each ask (a CRC16 of its key, tens
+   * of nanoseconds), not kept per stream: a WeakMap of 100,000 streams took
+   * 4.2 MB, and every full collection had to walk it as ephemerons.
+   */
+  readonly #bucketsByDb = new Map<number, Bucket[]>();
   readonly #keys = new Map<string, Uint8Array>();
   /** Buckets whose lease is being taken or given back now, by id. */
   readonly #busy = new Set<string>();
@@ -116,17 +120,14 @@ export class LeaseKeeper {
     this.#o = options;
   }
 
-  /** The bucket of `ref` (cached). */
+  /** The bucket of `ref`. */
   bucketOf(ref: StreamRef): Bucket {
-    let bucket = this.#buckets.get(ref);
-    if (!bucket) {
-      const n = bucketOf(ref.key, { cluster: this.#o.cluster });
-      const id = `db${ref.db}:${n}`;
-      bucket = this.#bucketsById.get(id);
-      if (!bucket) this.#bucketsById.set(id, bucket = { id, db: ref.db, n });
-      this.#buckets.set(ref, bucket);
-    }
-    return bucket;
+    const db = ref.db;
+    const slot = clusterSlot(ref.key);
+    const n = this.#o.cluster ? slot : slot % STANDALONE_BUCKETS; // bucketOf, no options made
+    let buckets = this.#bucketsByDb.get(db);
+    if (!buckets) this.#bucketsByDb.set(db, buckets = []);
+    return buckets[n] ??= { id: `db${db}:${n}`, db, n };
   }
 
   /** The value the lease of `ref`'s bucket holds for this instance ("" when it holds none). */
