@@ -103,3 +103,12 @@ Deno.test("stream ids are unique for every byte sequence, short and long keys al
   add(0, new Uint8Array(0));
   assert.equal(streamId(3, new TextEncoder().encode("device:1:stream")), "3:device:1:stream");
 });
+
+Deno.test("a stream's slot is its key's cluster slot: the hash tag's where there is one, the whole key's else", () => {
+  assert.equal(makeStreamRef(0, "foo").slot, 12182); // CLUSTER KEYSLOT foo
+  assert.equal(makeStreamRef(3, "{user1000}.following").slot, 3443);
+  assert.equal(makeStreamRef(0, "{user1000}.followers").slot, 3443);
+  assert.equal(makeStreamRef(0, "foo{}{bar}").slot, 8363); // an empty tag: the whole key
+  const bytes = new Uint8Array([0xff, 0x00, 0x7b, 0x61, 0x7d]); // \xff\x00{a}: tag "a"
+  assert.equal(makeStreamRef(0, bytes).slot, makeStreamRef(0, "a").slot);
+});

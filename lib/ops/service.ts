@@ -64,7 +64,9 @@ export async function runService(config: Config, options: ServiceOptions): Promi
         { ready: false, reason: "waiting for the source and target to answer" });
   const trim = new AbortController();
   let lastWrite = Date.now();
-  const metricsHooks = metrics.hooks();
+  // Counted only where someone can read them: `run --once` and METRICS_PORT=0 serve no
+  // metrics (at 100,000 streams, a series each and a count a batch, for nobody).
+  const metricsHooks: ReturnType<Metrics["hooks"]> = http ? metrics.hooks() : {};
   const hooks = {
     ...metricsHooks,
     onBatch: (...args: Parameters<NonNullable<typeof metricsHooks.onBatch>>) => {

@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { clusterSlot } from "../../redis/mod.ts";
 import type { ReplicatedStream } from "../stream/stream.ts";
 import { fencedRead, GROUP_READ, type ReadCommand } from "./_read_command.ts";
 import { StreamReader } from "./reader.ts";
@@ -34,7 +33,7 @@ export class ClusterReader extends StreamReader {
   }
 
   protected override slotOf(stream: ReplicatedStream): number {
-    return clusterSlot(stream.ref.key);
+    return stream.ref.slot;
   }
 
   /** Every stream every `blockMs` (the notified ones are read at once, not here). */

@@ -18,7 +18,7 @@
 import type { RedisClient } from "../../redis/mod.ts";
 import { ACQUIRE, RELEASE, RENEW, TAKE_OVER } from "./_lease_scripts.ts";
 import { groupBy } from "../_group_by.ts";
-import { bucketLeaseKey, clusterSlot, STANDALONE_BUCKETS } from "./lease_key.ts";
+import { bucketLeaseKey, STANDALONE_BUCKETS } from "./lease_key.ts";
 
 export { preferredOwner } from "./_rendezvous.ts";
 import type { StreamRef } from "../stream/stream_ref.ts";
@@ -103,9 +103,9 @@ export class LeaseKeeper {
   readonly #held = new Map<string, HeldBucket>();
   /**
    * Each bucket once, by DB and number, shared by its streams. A stream's
-   * bucket number is computed again at each ask (a CRC16 of its key, tens
-   * of nanoseconds), not kept per stream: a WeakMap of 100,000 streams took
-   * 4.2 MB, and every full collection had to walk it as ephemerons.
+   * bucket number comes from its slot (computed once, with its name), not
+   * from a map of streams: a WeakMap of 100,000 streams took 4.2 MB, and
+   * every full collection had to walk it as ephemerons.
    */
   readonly #bucketsByDb = new Map<number, Bucket[]>();
   readonly #keys = new Map<string, Uint8Array>();
@@ -123,7 +123,7 @@ export class LeaseKeeper {
   /** The bucket of `ref`. */
   bucketOf(ref: StreamRef): Bucket {
     const db = ref.db;
-    const slot = clusterSlot(ref.key);
+    const slot = ref.slot;
     const n = this.#o.cluster ? slot : slot % STANDALONE_BUCKETS; // bucketOf, no options made
     let buckets = this.#bucketsByDb.get(db);
     if (!buckets) this.#bucketsByDb.set(db, buckets = []);

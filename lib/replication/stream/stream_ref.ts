@@ -6,6 +6,7 @@
  * @module
  */
 import { escapeBytes } from "../../log.ts";
+import { clusterSlot } from "../../redis/mod.ts";
 
 const ENCODER = new TextEncoder();
 const LATIN1 = new TextDecoder("latin1");
@@ -34,6 +35,12 @@ export interface StreamRef {
   readonly targetKeyLabel: string;
   /** Whether the stream was named in REDIS_STREAMS. */
   readonly manual: boolean;
+  /**
+   * The source key's cluster slot (CRC16 of its hash tag, or of the whole
+   * key, modulo 16384), computed once: where it lives in a Redis Cluster,
+   * and its lease bucket (asked at every fenced read).
+   */
+  readonly slot: number;
 }
 
 /** Options for {@linkcode makeStreamRef}. */
@@ -84,6 +91,7 @@ export function makeStreamRef(
     keyLabel,
     targetKeyLabel,
     manual,
+    slot: clusterSlot(keyBytes),
   };
 }
 
