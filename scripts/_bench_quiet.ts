@@ -10,8 +10,9 @@
  * commands' own `usec`), the tool's CPU and RSS. Then the steady idle:
  * the tool's CPU and RSS over 30 s from 60 s after the first reads (the
  * goals are checked there: the start's last work, its heap's first
- * collections and trims, falls in the first window). Then 20 single entries
- * into random streams, 250 ms apart: the wake-up latency (added on the
+ * collections and trims, falls in the first window). Then 200 single
+ * entries into random streams, 100 ms apart (20 s; with 20, p99 was the
+ * slowest one): the wake-up latency (added on the
  * source to seen on the target, the target polled every 2 ms; p50, p99,
  * max, how many never arrived within 5 s). See scripts/bench.ts.
  *
@@ -45,7 +46,9 @@ const STEADY_FROM_S = 60;
 /** ...for this many seconds. */
 const STEADY_S = 30;
 /** Single entries into random quiet streams per size. */
-const WAKE_ENTRIES = 20;
+const WAKE_ENTRIES = 200;
+/** Milliseconds between two of them. */
+const WAKE_GAP_MS = 100;
 
 /** Reads a second below which the replicator's start counts as settled. */
 const SETTLED_READS = 20;
@@ -217,7 +220,7 @@ async function measureSize(streams: number, events: boolean): Promise<SizeResult
       await sleep(2);
     }
     if (!seen) missed++;
-    await sleep(250);
+    await sleep(WAKE_GAP_MS);
   }
   await rep.stop();
   return {

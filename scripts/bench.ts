@@ -109,7 +109,7 @@
  *   time and peak RSS; `run` idle: commands/s to each server and the
  *   source CPU they cost (INFO commandstats over 20 s), the tool's CPU and
  *   RSS then and steady (30 s from 60 s after the first reads; the goals are
- *   checked there); wake-up latency of 20 single entries into random streams; each
+ *   checked there); wake-up latency of 200 single entries into random streams; each
  *   size without and with the source's `xadd` notifications
  *   (`notify-keyspace-events Et`: readers wait in the tool, not blocked on
  *   the source). Not in the default rows (about 20 minutes): `--only q`.
