@@ -109,8 +109,14 @@ export class StreamTable {
 
   /** The streams that ended caught up in this run (`run --once`). */
   caughtUp(): EndedStream[] {
-    return [...this.#outcomes].filter(([, o]) => o === "caught-up")
-      .map(([id]) => this.#ended.get(id)).filter((s) => s !== undefined);
+    // Walked, not spread (a pair a stream, at the end of run --once: the heap at its largest).
+    const out: EndedStream[] = [];
+    for (const [id, outcome] of this.#outcomes) {
+      if (outcome !== "caught-up") continue;
+      const s = this.#ended.get(id);
+      if (s !== undefined) out.push(s);
+    }
+    return out;
   }
 
   /** How many streams replicate here now. */
