@@ -18,12 +18,14 @@
 import assert from "node:assert/strict";
 import { keyEventOf } from "../lib/redis/mod.ts";
 import { connect, RedisServer, type TestClient } from "../testing/redis.ts";
+import { monitor } from "./_monitor.ts";
 import { MASTER_NAME, startSentinelSetup } from "./_sentinel.ts";
 import {
   assertSameEntries,
   captureLogs,
   delay,
   type LogCapture,
+  quietLogs,
   replicationConfig,
   startReplicator,
   waitFor,
@@ -265,3 +267,51 @@ Deno.test("a source behind sentinels whose new master sends no notifications: af
   assert.deepEqual(await addAndAwait(src, dst, someKeys(10), 2000), [], "entries not copied");
   assert.deepEqual(stalls(logs), []);
 });
+
+for (const leases of [true, false]) {
+  Deno.test(`with notifications, each single entry is read once (one read of its stream per entry, not two), and copied (STREAM_LEASES=${leases})`, async () => {
+    await quietLogs();
+    await using source = await RedisServer.start();
+    await using target = await RedisServer.start();
+    await using src = await connect(source);
+    await using dst = await connect(target);
+    const key = "solo:stream";
+    await src.send(["CONFIG", "SET", "notify-keyspace-events", "Et"]);
+    await src.send(["XADD", key, "*", "n", "0"]);
+    await using _live = startReplicator(
+      replicationConfig(source, target, {
+        STREAM_LEASES: leases,
+        STREAM_DISCOVERY_PATTERNS: "solo:*",
+      }),
+    );
+    const copied = async (id: string) => {
+      await waitFor(async () => {
+        const top = await dst.send(["XREVRANGE", key, "+", "-", "COUNT", "1"]) as unknown[][];
+        return top[0]?.[0] === id;
+      }, { timeoutMs: 5000, intervalMs: 2, message: `${id} on the target` });
+    };
+    // Warm: the stream runs, and a notification woke a read of it.
+    await copied(String(await src.send(["XADD", key, "*", "n", "warm"])));
+    let stop = false;
+    const seen = await monitor(source.port, () => stop);
+    await seen.ready;
+    const entries = 20;
+    for (let k = 1; k <= entries; k++) {
+      await copied(String(await src.send(["XADD", key, "*", "n", String(k)])));
+      await delay(30);
+    }
+    stop = true;
+    await src.send(["PING"]); // a line more: the monitor sees `stop`
+    const quoted = `"${key}"`;
+    // Fenced reads show their XREADGROUP as run by the script (`lua`), plain ones as sent.
+    const reads = (await seen.lines).filter((l) =>
+      l.includes('"XREADGROUP"') && l.includes(quoted)
+    );
+    // A sweep or a look at every stream (every second or few) may read it too, once or twice.
+    assert.ok(
+      reads.length >= entries && reads.length <= entries + 5,
+      `${reads.length} reads of ${key} for ${entries} entries:\n${reads.join("\n")}`,
+    );
+    assertSameEntries(await dst.xrangeAll(key), await src.xrangeAll(key), key);
+  });
+}

@@ -9,47 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { connect, RedisServer } from "../testing/redis.ts";
+import { monitor, served } from "./_monitor.ts";
 import { quietLogs, replicationConfig, startReplicator, waitFor } from "./_replication.ts";
-
-/** The commands `port` serves from now on, one line each, until `done` says so (or 20 s). */
-async function monitor(
-  port: number,
-  done: (lines: string[]) => boolean,
-): Promise<{ ready: Promise<void>; lines: Promise<string[]> }> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  await conn.write(new TextEncoder().encode("MONITOR\r\n"));
-  let ready!: () => void;
-  const readyP = new Promise<void>((resolve) => (ready = resolve));
-  const lines = (async () => {
-    const decoder = new TextDecoder();
-    const out: string[] = [];
-    let rest = "";
-    const buf = new Uint8Array(1 << 16);
-    const until = Date.now() + 20_000;
-    try {
-      while (Date.now() < until) {
-        const n = await conn.read(buf);
-        if (n === null) break;
-        const parts = (rest + decoder.decode(buf.subarray(0, n), { stream: true })).split("\r\n");
-        rest = parts.pop()!;
-        for (const line of parts) {
-          if (line === "+OK") ready();
-          else out.push(line);
-        }
-        if (done(out)) break;
-      }
-    } finally {
-      conn.close();
-    }
-    return out;
-  })();
-  return { ready: readyP, lines };
-}
-
-/** The server time (s) of a MONITOR line. */
-function served(line: string): number {
-  return Number(line.slice(1, line.indexOf(" ")));
-}
 
 Deno.test("after a wake-up among 1,200 quiet streams, the wait over every stream is sent again after the woken stream's write, or 50 ms after its read when the write takes longer (the target held it 300 ms)", async () => {
   await quietLogs();

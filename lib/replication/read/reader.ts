@@ -336,21 +336,26 @@ export abstract class StreamReader {
       for (const s of c.streams) s.readsInFlight++;
     }
     // Per read, the notified streams it reads with ">": their notification is used up by it
-    // (one from now on is for entries after it), unless it fails; a re-read of pending entries
-    // ("0", history) does not read new ones, so their streams stay notified.
-    const used: ReplicatedStream[][] = commands.map(() => []);
+    // (one from now on is for entries after it: the read runs later and sees them), unless it
+    // fails; a re-read of pending entries ("0", history) does not read new ones, so their
+    // streams stay notified. Taken now, not when the read is encoded (after the connection is
+    // ready, a microtask later): the loop's next pass, picked meanwhile, read them again.
+    const used: ReplicatedStream[][] = commands.map(({ streams }) => {
+      const taken: ReplicatedStream[] = [];
+      for (const s of streams) {
+        if (s.history === undefined && this.notified.delete(s)) taken.push(s);
+      }
+      return taken;
+    });
     const renotify = (streams: ReplicatedStream[]) => {
       for (const s of streams) if (this.#streams.has(s)) this.notified.add(s);
     };
     try {
       const command = this.#command;
       const replies = await this.conn.batch(db, commands.length, (w) => {
-        commands.forEach(({ streams, tail, count }, i) => {
-          for (const s of streams) {
-            if (s.history === undefined && this.notified.delete(s)) used[i].push(s);
-          }
+        for (const { streams, tail, count } of commands) {
           command.encode(w, streams, { group, consumer, count: count ?? batchSize, blockMs, tail });
-        });
+        }
       }, { buffers: true, blockMs, parse: command.parse, name: "XREADGROUP" });
       // A refused read read nothing: its streams are read again (after the reader's backoff).
       replies.forEach((r, i) => r instanceof RedisReplyError && renotify(used[i]));
