@@ -34,7 +34,8 @@ import { streamId } from "../stream/stream_ref.ts";
 import { groupBy } from "../_group_by.ts";
 import { fencedRead, type ReadCommand } from "./_read_command.ts";
 import { RefusedRead } from "./_read_replies.ts";
-import { MAX_WAIT_MS, StreamReader, WAIT_MS_PER_STREAM } from "./reader.ts";
+import { StreamReader } from "./reader.ts";
+import { MAX_WAIT_MS, WAIT_MS_PER_STREAM } from "./_wait_plan.ts";
 import { LOOK_KEYS_PER_READ } from "./_next_pass.ts";
 
 /** A fenced reader sweeps (reads streams without waiting) this often, at least. */

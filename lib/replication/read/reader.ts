@@ -33,20 +33,11 @@ import {
 import { ReaderWake } from "./_reader_wake.ts";
 import { Turns } from "./_turns.ts";
 import { LOOK_STREAMS, NextPass } from "./_next_pass.ts";
+import { planWait } from "./_wait_plan.ts";
 import type { ReaderHooks, ReadNowOptions, StreamReaderOptions } from "./read_hooks.ts";
 
 /** A failed read may still reach the server this long after (kernel retransmits; tcp_orphan_retries). */
 const STALE_READ_WINDOW_MS = 15 * 60_000;
-/**
- * A wait over many streams blocks this long per stream (ms) when that is
- * more than `blockMs`: the source spends a few microseconds on each key of
- * a blocking read each time it is sent, so thousands of quiet streams must
- * not be sent again every second. It wakes for any new entry, and is
- * unblocked (CLIENT UNBLOCK) when the streams it covers change.
- */
-export const WAIT_MS_PER_STREAM = 5;
-/** A wait over many streams blocks this long at most (ms). */
-export const MAX_WAIT_MS = 30_000;
 /** Streams read after a wake-up that a reader keeps track of until its next wait, at most. */
 const MAX_READ_WOKEN = 64;
 
@@ -306,23 +297,12 @@ export abstract class StreamReader {
     }
   }
 
-  /**
-   * The streams of one DB of `wanting` (rotating when several DBs share
-   * this reader) and how long a wait on them may block.
-   */
+  /** The streams of one DB of `wanting` (in turns) and how long a wait on them may block. */
   protected nextDb(
     wanting: ReplicatedStream[],
   ): { db: number; streams: ReplicatedStream[]; blockMs: number } {
-    const dbs = groupBy(wanting, (s) => s.ref.db);
-    const keys = [...dbs.keys()];
-    const db = keys[this.#rotation++ % keys.length];
-    const streams = dbs.get(db)!;
-    // Several DBs: one wait covers one DB, so they take turns within `blockMs`.
-    if (keys.length > 1) {
-      return { db, streams, blockMs: Math.max(50, Math.floor(this.options.blockMs / keys.length)) };
-    }
-    const long = this.options.canUnblock?.() ? streams.length * WAIT_MS_PER_STREAM : 0;
-    return { db, streams, blockMs: Math.max(this.options.blockMs, Math.min(MAX_WAIT_MS, long)) };
+    const canUnblock = this.options.canUnblock?.() ?? false;
+    return planWait(wanting, { turn: this.#rotation++, blockMs: this.options.blockMs, canUnblock });
   }
 
   /** Sends one read per command, in one round trip; error replies are returned in their place. */
