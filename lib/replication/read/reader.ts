@@ -333,9 +333,12 @@ export abstract class StreamReader {
     try {
       const command = this.#command;
       const replies = await this.conn.batch(db, commands.length, (w) => {
-        for (const { streams, tail, count } of commands) {
+        commands.forEach(({ streams, tail, count }, i) => {
+          // A re-read of pending entries decided since (another read of it failed) reads no
+          // new entry: the notification stays.
+          for (const s of used[i]) if (s.history !== undefined) this.notified.add(s);
           command.encode(w, streams, { group, consumer, count: count ?? batchSize, blockMs, tail });
-        }
+        });
       }, { buffers: true, blockMs, parse: command.parse, name: "XREADGROUP" });
       // A refused read read nothing: its streams are read again (after the reader's backoff).
       replies.forEach((r, i) => r instanceof RedisReplyError && renotify(used[i]));
